@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one command that installs everything the test suite needs and runs the whole suite.
+# Each scripts/install/*.sh installs one group of prerequisites (Debian packages, images) and is
+# idempotent; under CI=true a failing install fails the run instead of letting tests skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+python3 -m pip install -q -e '.[dev]'
+for f in scripts/install/*.sh; do
+    [ -e "$f" ] || continue
+    echo "== $f"
+    bash "$f"
+done
+python3 -m pytest -q -p no:cacheprovider "$@"
