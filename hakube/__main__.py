@@ -1,0 +1,3 @@
+from hakube.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""API errors and their gRPC status codes: the one place where the mapping lives.
+
+    ApiError (code, message)
+    ├── Invalid            INVALID_ARGUMENT   message names the object and the field path
+    ├── NotFound           NOT_FOUND
+    ├── AlreadyExists      ALREADY_EXISTS
+    ├── Conflict           ABORTED            stale resourceVersion / failed precondition
+    ├── Gone               OUT_OF_RANGE       watch or continue from a compacted revision: relist
+    ├── TooLarge           RESOURCE_EXHAUSTED object over the size limit
+    ├── Unavailable        UNAVAILABLE        no quorum / no leader; nothing was written
+    ├── Unknown outcome    UNAVAILABLE        with "outcome unknown": retry with the same request id
+    └── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from hakube.store import errors as store_errors
+
+
+class ApiError(Exception):
+    code = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(ApiError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(ApiError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(ApiError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Conflict(ApiError):
+    code = grpc.StatusCode.ABORTED
+
+
+class Gone(ApiError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class TooLarge(ApiError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ApiError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Forbidden(ApiError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+def from_store(exc: store_errors.StoreError) -> ApiError:
+    """Translate a store failure, keeping its words."""
+    if isinstance(exc, store_errors.OutcomeUnknown):
+        return Unavailable(f"{exc} (outcome unknown: retry with the same request id)")
+    return Unavailable(str(exc))

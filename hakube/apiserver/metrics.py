@@ -1,0 +1,74 @@
+"""Prometheus metrics of one master. Gauges about Raft and the store are read at scrape time
+by a collector, so the hot paths only touch counters and histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class MasterMetrics:
+    """Every metric one master exports, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("hakube_api_requests", "API requests by method, kind and code.",
+                                ["method", "kind", "code"], registry=r)
+        self.latency = Histogram("hakube_api_request_duration_seconds", "API request latency.",
+                                 ["method", "kind"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.proposal_latency = Histogram(
+            "hakube_raft_proposal_duration_seconds",
+            "Time from proposing a batch to its being applied locally.",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("hakube_raft_batch_operations",
+                                    "Operations per group-committed Raft command.",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+                                    registry=r)
+        self.watch_streams = Gauge("hakube_watch_streams", "Open watch streams.", registry=r)
+        self.watch_events = Counter("hakube_watch_events_sent", "Watch events sent.", ["kind"],
+                                    registry=r)
+
+    def observe_batch(self, seconds: float, ops: int) -> None:
+        self.proposal_latency.observe(seconds)
+        self.batch_size.observe(ops)
+
+    def add_state_collector(self, read: Callable[[], dict[str, Any]]) -> None:
+        """Register gauges computed at scrape time from ``read()``."""
+        self.registry.register(_StateCollector(read))
+
+
+class _StateCollector(Collector):
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        s = self._read()
+        simple = {
+            "hakube_raft_term": ("Current Raft term.", s["term"]),
+            "hakube_raft_is_leader": ("1 if this master is the Raft leader.", s["leader"]),
+            "hakube_raft_commit_index": ("Raft commit index.", s["commit_index"]),
+            "hakube_raft_applied_index": ("Raft last applied index.", s["applied_index"]),
+            "hakube_raft_log_entries": ("Entries in the Raft log.", s["log_entries"]),
+            "hakube_raft_leader_changes": ("Raft role changes seen by this master.",
+                                           s["leader_changes"]),
+            "hakube_raft_ready": ("1 while this master is in a quorum with a leader.",
+                                  s["ready"]),
+            "hakube_store_revision": ("Store revision.", s["revision"]),
+            "hakube_store_size_bytes": ("Bytes of stored object data.", s["size_bytes"]),
+        }
+        for name, (doc, value) in simple.items():
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], float(value))
+            yield g
+        objs = GaugeMetricFamily("hakube_store_objects", "Stored objects by kind.",
+                                 labels=["kind"])
+        for kind, n in sorted(s["objects"].items()):
+            objs.add_metric([kind], float(n))
+        yield objs

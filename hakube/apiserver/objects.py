@@ -1,0 +1,517 @@
+"""The object service: Create, Get, Update, UpdateStatus, Delete, List, Bind.
+
+Writes are computed here (uid, timestamps, generation, defaults) and proposed to the store as
+compare-and-swap operations against the revision that was read, so the replicated apply path stays
+deterministic and a concurrent writer can never be overwritten silently. Updates without a
+resourceVersion precondition retry on conflict (after a read barrier), as Kubernetes'
+GuaranteedUpdate does; with a precondition they fail with ABORTED.
+
+Reads are linearizable by default: a barrier operation goes through the Raft log (riding in the
+same group-committed batches as writes), and the local replica is read once it has applied it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from hakube.api import kinds as kinds_mod
+from hakube.api.kinds import Kind
+from hakube.api.v1 import api_pb2
+from hakube.apiserver import errors as api_errors
+from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
+from hakube.apiserver.selector import (
+    Matcher,
+    SelectorError,
+    matcher,
+    parse_fields,
+    parse_labels,
+)
+from hakube.apiserver.validation import default_and_validate
+from hakube.apiserver.wire import list_response_bytes, object_bytes
+from hakube.store import fsm as store
+from hakube.store.errors import StoreError
+from hakube.store.fsm import OutOfRange, Record, StoreFSM
+from hakube.store.proposer import Proposer
+
+MAX_OBJECT_BYTES = 1536 * 1024
+"""Objects larger than this (serialized) are refused with RESOURCE_EXHAUSTED, as etcd's 1.5 MiB."""
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def kind_for(word: str) -> Kind:
+    kind = kinds_mod.lookup(word)
+    if kind is None:
+        raise Invalid(f'unknown kind "{word}"')
+    return kind
+
+
+def _parse(kind: Kind, rec: Record) -> Any:
+    msg = kind.message()
+    msg.ParseFromString(rec.value)
+    msg.metadata.resource_version = str(rec.mod_rev)
+    return msg
+
+
+class ObjectAPI:
+    """Implements the object service on top of one master's store replica."""
+
+    def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
+                 clock: Callable[[], float], new_uid: Callable[[], str] | None = None) -> None:
+        self.fsm = fsm
+        self.proposer = proposer
+        self.clock = clock
+        self.new_uid = new_uid or (lambda: str(uuid.uuid4()))
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def propose(self, op: store.Op) -> store.Result:
+        try:
+            return await asyncio.wrap_future(self.proposer.submit(op))
+        except StoreError as exc:
+            raise api_errors.from_store(exc) from exc
+
+    async def barrier(self) -> int:
+        """Wait until this replica has applied everything committed before now."""
+        return (await self.propose(("b",)))[1]
+
+    def _response(self, kind: Kind, ns: str, name: str, built: Message, rev: int) -> bytes:
+        rec = self.fsm.get(kind.name, ns, name)
+        if rec is not None and rec.mod_rev == rev:
+            return object_bytes(kind, rec.value, rec.mod_rev)
+        return object_bytes(kind, built.SerializeToString(), rev)
+
+    @staticmethod
+    def _encode(kind: Kind, msg: Any) -> bytes:
+        msg.metadata.resource_version = ""
+        value: bytes = msg.SerializeToString(deterministic=True)
+        if len(value) > MAX_OBJECT_BYTES:
+            raise api_errors.TooLarge(
+                f'{kind.name} "{msg.metadata.name}" is too large: {len(value)} bytes, the limit '
+                f"is {MAX_OBJECT_BYTES} bytes")
+        return value
+
+    def _index(self, kind: Kind, msg: Any) -> tuple[dict[str, str], dict[str, str]]:
+        return dict(msg.metadata.labels), kinds_mod.selectable_fields(kind, msg)
+
+    async def _check_namespace(self, kind: Kind, ns: str) -> None:
+        if not kind.namespaced:
+            return
+        rec = self.fsm.get("Namespace", "", ns)
+        if rec is None:
+            await self.barrier()
+            rec = self.fsm.get("Namespace", "", ns)
+        if rec is None:
+            raise NotFound(f'namespaces "{ns}" not found')
+        nsobj = _parse(kinds_mod.BY_NAME["Namespace"], rec)
+        if nsobj.metadata.deletion_timestamp:
+            raise Forbidden(f'{kind.name} cannot be created in namespace "{ns}" because it is '
+                            "being terminated")
+
+    # -- create -------------------------------------------------------------------------------
+
+    async def create(self, req: api_pb2.CreateRequest) -> bytes:
+        kind, msg = _unwrap(req.object)
+        meta = msg.metadata
+        if kind.namespaced and not meta.namespace:
+            meta.namespace = "default"
+        if not meta.name and meta.generate_name:
+            meta.name = meta.generate_name + "".join(random.choices(_NAME_CHARS, k=5))
+        for f in ("uid", "resource_version", "creation_timestamp", "deletion_timestamp"):
+            meta.ClearField(f)
+        meta.ClearField("deletion_grace_period_seconds")
+        meta.generation = 1
+        msg.kind = kind.name
+        msg.api_version = kind.api_version
+        uid = self.new_uid()
+        if kind.name == "Job":
+            _job_selector(msg, uid)
+        default_and_validate(kind, msg)
+        await self._check_namespace(kind, meta.namespace)
+        meta.uid = uid
+        meta.creation_timestamp = now_rfc3339(self.clock())
+        value = self._encode(kind, msg)
+        if req.dry_run:
+            return object_bytes(kind, value, 0)
+        labels, fields = self._index(kind, msg)
+        code, rev, _ = await self.propose(("c", req.request_id, kind.name, meta.namespace,
+                                           meta.name, value, labels, fields, 0))
+        if code == store.EXISTS:
+            raise AlreadyExists(f'{kind.plural} "{meta.name}" already exists')
+        return self._response(kind, meta.namespace, meta.name, msg, rev)
+
+    # -- get / list ---------------------------------------------------------------------------
+
+    async def get(self, req: api_pb2.GetRequest) -> bytes:
+        kind = kind_for(req.kind)
+        ns = _namespace(kind, req.namespace)
+        if not req.serializable:
+            await self.barrier()
+        rec = self.fsm.get(kind.name, ns, req.name)
+        if rec is None:
+            raise NotFound(f'{kind.plural} "{req.name}" not found')
+        return object_bytes(kind, rec.value, rec.mod_rev)
+
+    async def list(self, req: api_pb2.ListRequest) -> bytes:
+        kind = kind_for(req.kind)
+        ns = req.namespace if kind.namespaced and req.namespace else None
+        label_match, field_match = compile_selectors(kind, req.label_selector,
+                                                     req.field_selector)
+        if req.limit < 0:
+            raise Invalid("limit must not be negative")
+        at_rev, after = 0, None
+        token = getattr(req, "continue")
+        if token:
+            at_rev, after = _decode_continue(token, kind, ns, req.label_selector,
+                                             req.field_selector)
+        elif not req.serializable:
+            await self.barrier()
+        try:
+            rev, items = self.fsm.snapshot(kind.name, ns, at_rev)
+        except OutOfRange as exc:
+            raise Gone(f"the continue token is too old ({exc}); list again from the start") \
+                from exc
+        out: list[bytes] = []
+        cont, remaining = "", None
+        last: store.ObjKey | None = None
+        for i, (key, rec) in enumerate(items):
+            if after is not None and key <= after:
+                continue
+            if not _matches(rec, label_match, field_match):
+                continue
+            if req.limit and len(out) >= req.limit:
+                remaining = sum(1 for _, r in items[i:] if _matches(r, label_match, field_match))
+                assert last is not None
+                cont = _encode_continue(rev, kind, ns, req.label_selector, req.field_selector,
+                                        last)
+                break
+            out.append(object_bytes(kind, rec.value, rec.mod_rev))
+            last = key
+        return list_response_bytes(out, rev, cont, remaining)
+
+    # -- update -------------------------------------------------------------------------------
+
+    async def update(self, req: api_pb2.UpdateRequest, *, status: bool) -> bytes:
+        kind, msg = _unwrap(req.object)
+        ns = _namespace(kind, msg.metadata.namespace)
+        msg.metadata.namespace = ns
+        if status and not kind.has_status:
+            raise Invalid(f"{kind.name} has no status")
+
+        def mutate(old: Any) -> Any:
+            return _merge_update(kind, old, msg, status=status)
+
+        return await self.read_modify_write(kind, ns, msg.metadata.name, mutate,
+                                            rv=msg.metadata.resource_version,
+                                            request_id=req.request_id, dry_run=req.dry_run)
+
+    async def read_modify_write(self, kind: Kind, ns: str, name: str,
+                                mutate: Callable[[Any], Any], *, rv: str = "", uid: str = "",
+                                request_id: str = "", dry_run: bool = False) -> bytes:
+        """Read the current object, apply ``mutate`` (returns the new object, or None for no
+        change), and write it back with CAS; retry on conflict unless ``rv`` pins a version."""
+        for attempt in range(10):
+            if attempt:
+                await self.barrier()
+            rec = self.fsm.get(kind.name, ns, name)
+            if rec is None:
+                if attempt == 0:
+                    continue
+                raise NotFound(f'{kind.plural} "{name}" not found')
+            if rv and rv != str(rec.mod_rev):
+                if attempt == 0:
+                    continue  # this replica may be behind the version the client saw
+                raise _stale(kind, name)
+            old = _parse(kind, rec)
+            if uid and old.metadata.uid != uid:
+                raise Conflict(f'{kind.plural} "{name}": precondition failed: uid {uid} does '
+                               f"not match the object's uid {old.metadata.uid}")
+            new = mutate(old)
+            if new is None:
+                return object_bytes(kind, rec.value, rec.mod_rev)
+            default_and_validate(kind, new)
+            value = self._encode(kind, new)
+            if value == rec.value:
+                return object_bytes(kind, rec.value, rec.mod_rev)
+            if dry_run:
+                return object_bytes(kind, value, rec.mod_rev)
+            rid = f"{request_id}/{attempt}" if request_id else ""
+            finalize = bool(new.metadata.deletion_timestamp) and not new.metadata.finalizers \
+                and not (kind.name == "Pod" and new.metadata.deletion_grace_period_seconds)
+            if finalize:
+                op: store.Op = ("d", rid, kind.name, ns, name, rec.mod_rev)
+            else:
+                labels, fields = self._index(kind, new)
+                op = ("u", rid, kind.name, ns, name, value, labels, fields, rec.mod_rev)
+            code, rev, _ = await self.propose(op)
+            if code == store.OK:
+                if finalize:
+                    return object_bytes(kind, value, rev)
+                return self._response(kind, ns, name, new, rev)
+            if code == store.NOT_FOUND:
+                raise NotFound(f'{kind.plural} "{name}" not found')
+            if rv:
+                raise _stale(kind, name)
+        raise Conflict(f'{kind.plural} "{name}": too many concurrent changes; try again')
+
+    # -- delete -------------------------------------------------------------------------------
+
+    async def delete(self, req: api_pb2.DeleteRequest) -> api_pb2.DeleteResponse:
+        kind = kind_for(req.kind)
+        ns = _namespace(kind, req.namespace)
+        if kind.name == "Namespace" and req.name in PROTECTED_NAMESPACES:
+            raise Forbidden(f'namespace "{req.name}" may not be deleted')
+        pre = req.preconditions
+        grace = req.grace_period_seconds if req.HasField("grace_period_seconds") else None
+        for attempt in range(10):
+            if attempt:
+                await self.barrier()
+            rec = self.fsm.get(kind.name, ns, req.name)
+            if rec is None:
+                if attempt == 0:
+                    continue
+                raise NotFound(f'{kind.plural} "{req.name}" not found')
+            if pre.resource_version and pre.resource_version != str(rec.mod_rev):
+                if attempt == 0:
+                    continue
+                raise _stale(kind, req.name)
+            obj = _parse(kind, rec)
+            if pre.uid and pre.uid != obj.metadata.uid:
+                raise Conflict(f'{kind.plural} "{req.name}": precondition failed: uid '
+                               f"{pre.uid} does not match the object's uid {obj.metadata.uid}")
+            marked = self._mark_for_deletion(kind, obj, grace, req.propagation_policy)
+            rid = f"{req.request_id}/{attempt}" if req.request_id else ""
+            if marked is None:
+                if req.dry_run:
+                    return api_pb2.DeleteResponse(object=_wrap_bytes(kind, rec), deleted=True)
+                code, rev, _ = await self.propose(("d", rid, kind.name, ns, req.name,
+                                                   rec.mod_rev))
+                if code == store.OK:
+                    obj.metadata.resource_version = str(rev)
+                    return api_pb2.DeleteResponse(object=kinds_mod.wrap(obj), deleted=True)
+            else:
+                if req.dry_run:
+                    return api_pb2.DeleteResponse(object=kinds_mod.wrap(marked), deleted=False)
+                value = self._encode(kind, marked)
+                labels, fields = self._index(kind, marked)
+                code, rev, _ = await self.propose(("u", rid, kind.name, ns, req.name, value,
+                                                   labels, fields, rec.mod_rev))
+                if code == store.OK:
+                    marked.metadata.resource_version = str(rev)
+                    return api_pb2.DeleteResponse(object=kinds_mod.wrap(marked), deleted=False)
+            if code == store.NOT_FOUND:
+                raise NotFound(f'{kind.plural} "{req.name}" not found')
+            if pre.resource_version:
+                raise _stale(kind, req.name)
+        raise Conflict(f'{kind.plural} "{req.name}": too many concurrent changes; try again')
+
+    def _mark_for_deletion(self, kind: Kind, obj: Any, grace: int | None,
+                           policy: str) -> Any | None:
+        """The object with deletionTimestamp set when it cannot go at once (finalizers, a
+        graceful pod, a non-empty namespace), or None to delete it now."""
+        meta = obj.metadata
+        finalizers = list(meta.finalizers)
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        elif policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        elif policy not in ("", "Background", "Foreground", "Orphan"):
+            raise Invalid(f'propagationPolicy "{policy}" must be Background, Foreground or Orphan')
+        graceful = False
+        if kind.name == "Pod":
+            if grace is None:
+                grace = obj.spec.termination_grace_period_seconds
+            graceful = bool(obj.spec.node_name) and grace > 0 and \
+                obj.status.phase not in ("Succeeded", "Failed")
+        if kind.name == "Namespace" and self._namespace_has_objects(meta.name):
+            if "kubernetes" not in finalizers:
+                finalizers.append("kubernetes")
+            obj.status.phase = "Terminating"
+        if not finalizers and not graceful:
+            return None
+        if meta.deletion_timestamp and not graceful and finalizers == list(meta.finalizers):
+            return obj  # already being deleted; nothing changes
+        if not meta.deletion_timestamp:
+            meta.deletion_timestamp = now_rfc3339(self.clock())
+        if graceful:
+            cur = meta.deletion_grace_period_seconds if meta.HasField(
+                "deletion_grace_period_seconds") else None
+            meta.deletion_grace_period_seconds = grace if cur is None else min(cur, grace or 0)
+        elif kind.name == "Pod" and grace == 0:
+            meta.deletion_grace_period_seconds = 0
+        del meta.finalizers[:]
+        meta.finalizers.extend(finalizers)
+        return obj
+
+    def _namespace_has_objects(self, ns: str) -> bool:
+        with self.fsm.lock:
+            for kind in kinds_mod.KINDS:
+                if kind.namespaced and any(k[0] == ns for k in
+                                           self.fsm.objects.get(kind.name, {})):
+                    return True
+        return False
+
+    # -- bind ---------------------------------------------------------------------------------
+
+    async def bind(self, req: api_pb2.BindRequest) -> bytes:
+        kind = kinds_mod.BY_NAME["Pod"]
+        ns = req.namespace or "default"
+        if not req.node_name:
+            raise Invalid(f'Binding "{req.name}" is invalid: target.name: required value')
+        now = now_rfc3339(self.clock())
+
+        def mutate(pod: Any) -> Any:
+            if pod.metadata.deletion_timestamp:
+                raise Conflict(f'pod "{req.name}" is being deleted, cannot be assigned')
+            if pod.spec.node_name:
+                if pod.spec.node_name == req.node_name:
+                    return None
+                raise Conflict(f'pod "{req.name}" is already assigned to node '
+                               f'"{pod.spec.node_name}"')
+            pod.spec.node_name = req.node_name
+            for c in pod.status.conditions:
+                if c.type == "PodScheduled":
+                    c.status, c.reason, c.message = "True", "", ""
+                    c.last_transition_time = now
+                    break
+            else:
+                pod.status.conditions.add(type="PodScheduled", status="True",
+                                          last_transition_time=now)
+            return pod
+
+        return await self.read_modify_write(kind, ns, req.name, mutate, rv=req.resource_version,
+                                            uid=req.uid)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _unwrap(obj: api_pb2.Object) -> tuple[Kind, Any]:
+    try:
+        kind, msg = kinds_mod.unwrap(obj)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+    copy = kind.message()
+    copy.CopyFrom(msg)
+    return kind, copy
+
+
+def _namespace(kind: Kind, ns: str) -> str:
+    if not kind.namespaced:
+        return ""
+    return ns or "default"
+
+
+def _stale(kind: Kind, name: str) -> Conflict:
+    return Conflict(f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has '
+                    "been modified; please apply your changes to the latest version and try "
+                    "again")
+
+
+def _wrap_bytes(kind: Kind, rec: Record) -> api_pb2.Object:
+    obj = api_pb2.Object()
+    try:
+        obj.ParseFromString(object_bytes(kind, rec.value, rec.mod_rev))
+    except DecodeError as exc:  # pragma: no cover - stored bytes are ours
+        raise Invalid(str(exc)) from exc
+    return obj
+
+
+def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
+    """The object to store for an Update (spec/metadata from ``new``, status kept) or an
+    UpdateStatus (status from ``new``, everything else kept)."""
+    if new.metadata.uid and new.metadata.uid != old.metadata.uid:
+        raise Conflict(f'{kind.plural} "{old.metadata.name}": uid in the request does not match')
+    if status:
+        out = kind.message()
+        out.CopyFrom(old)
+        out.status.CopyFrom(new.status)
+        return out
+    out = kind.message()
+    out.CopyFrom(new)
+    out.kind, out.api_version = kind.name, kind.api_version
+    m, o = out.metadata, old.metadata
+    m.uid, m.creation_timestamp = o.uid, o.creation_timestamp
+    m.deletion_timestamp = o.deletion_timestamp
+    if o.HasField("deletion_grace_period_seconds"):
+        m.deletion_grace_period_seconds = o.deletion_grace_period_seconds
+    else:
+        m.ClearField("deletion_grace_period_seconds")
+    if o.deletion_timestamp:
+        added = set(m.finalizers) - set(o.finalizers)
+        if added:
+            raise Forbidden(f'{kind.plural} "{m.name}": no new finalizers can be added while '
+                            "the object is being deleted")
+    if kind.has_status:
+        out.status.CopyFrom(old.status)
+    if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
+        raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
+    m.generation = o.generation
+    if hasattr(out, "spec") and out.spec.SerializeToString(deterministic=True) != \
+            old.spec.SerializeToString(deterministic=True):
+        m.generation = o.generation + 1
+    return out
+
+
+def _job_selector(job: Any, uid: str) -> None:
+    """Jobs without a manual selector select their pods by the job's uid, as in Kubernetes."""
+    if job.spec.manual_selector or job.spec.selector.match_labels or \
+            job.spec.selector.match_expressions:
+        return
+    for key in ("batch.kubernetes.io/controller-uid", "controller-uid"):
+        job.spec.template.metadata.labels[key] = uid
+    job.spec.template.metadata.labels["job-name"] = job.metadata.name or "job"
+    job.spec.selector.match_labels["batch.kubernetes.io/controller-uid"] = uid
+
+
+def compile_selectors(kind: Kind, label_selector: str,
+                      field_selector: str) -> tuple[Matcher | None, Matcher | None]:
+    """Parse both selectors; Invalid names the bad part or the unsupported field."""
+    try:
+        label_reqs = parse_labels(label_selector)
+        field_reqs = parse_fields(field_selector)
+    except SelectorError as exc:
+        raise Invalid(str(exc)) from exc
+    supported = set(kinds_mod.selectable_fields(kind, kind.message()))
+    for r in field_reqs:
+        if r.key not in supported:
+            raise Invalid(f'field label not supported for {kind.plural}: "{r.key}" (supported: '
+                          f"{', '.join(sorted(supported))})")
+    return matcher(label_reqs), matcher(field_reqs)
+
+
+def _matches(rec: Record, lm: Matcher | None, fm: Matcher | None) -> bool:
+    return (lm is None or lm(rec.labels)) and (fm is None or fm(rec.fields))
+
+
+def _encode_continue(rev: int, kind: Kind, ns: str | None, ls: str, fs: str,
+                     last: store.ObjKey) -> str:
+    raw = json.dumps({"v": 1, "rev": rev, "kind": kind.name, "ns": ns, "ls": ls, "fs": fs,
+                      "last": list(last)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_continue(token: str, kind: Kind, ns: str | None, ls: str,
+                     fs: str) -> tuple[int, store.ObjKey]:
+    try:
+        d = json.loads(base64.urlsafe_b64decode(token.encode()))
+        rev, last = int(d["rev"]), (str(d["last"][0]), str(d["last"][1]))
+        same = (d["kind"], d["ns"], d["ls"], d["fs"]) == (kind.name, ns, ls, fs)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise Invalid("continue: malformed continue token") from exc
+    if not same:
+        raise Invalid("continue: the token belongs to a different list request")
+    return rev, last

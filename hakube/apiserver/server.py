@@ -1,0 +1,154 @@
+"""The gRPC server of one master: object service, cluster service, health and reflection.
+
+Handlers are registered generically (not through the generated servicer base) so that read
+paths can return pre-encoded bytes (see wire.py); every handler goes through ``_call``, which
+turns ApiError into the right status and records metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from hakube.api.v1 import api_pb2
+from hakube.apiserver.errors import ApiError, Invalid
+from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
+from hakube.apiserver.watch import WatchHub
+
+OBJECT_SERVICE = "hakube.api.v1.ObjectService"
+CLUSTER_SERVICE = "hakube.api.v1.ClusterService"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _serialize(x: Any) -> bytes:
+    return x if isinstance(x, bytes) else x.SerializeToString()
+
+
+def _kind_of_request(req: Any) -> str:
+    if hasattr(req, "kind") and isinstance(req.kind, str):
+        return req.kind
+    obj = getattr(req, "object", None)
+    if obj is not None:
+        which = obj.WhichOneof("kind")
+        return which or ""
+    return "Pod" if isinstance(req, api_pb2.BindRequest) else ""
+
+
+class ApiServer:
+    """Builds and runs the grpc.aio server around an ObjectAPI."""
+
+    def __init__(self, api: ObjectAPI, hub: WatchHub, metrics: MasterMetrics,
+                 cluster_status: Callable[[], api_pb2.ClusterStatusResponse]) -> None:
+        self.api = api
+        self.hub = hub
+        self.metrics = metrics
+        self.cluster_status = cluster_status
+        self.health = HealthServicer()
+        self.server: grpc.aio.Server | None = None
+
+    async def _call(self, method: str, req: Any, ctx: grpc.aio.ServicerContext,
+                    fn: Callable[[], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        kind = _kind_of_request(req)
+        code = grpc.StatusCode.OK
+        try:
+            return await fn()
+        except ApiError as exc:
+            code = exc.code
+            await ctx.abort(exc.code, exc.message)
+        finally:
+            self.metrics.requests.labels(method, kind, code.name).inc()
+            self.metrics.latency.labels(method, kind).observe(time.perf_counter() - start)
+
+    def _unary(self, method: str, fn: Callable[[Any], Awaitable[Any]],
+               req_type: type) -> grpc.RpcMethodHandler:
+        async def handler(req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+            return await self._call(method, req, ctx, lambda: fn(req))
+
+        return grpc.unary_unary_rpc_method_handler(
+            handler, request_deserializer=req_type.FromString, response_serializer=_serialize)
+
+    async def _watch(self, req: api_pb2.WatchRequest,
+                     ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        code = grpc.StatusCode.OK
+        try:
+            kind = kind_for(req.kind)
+            ns = req.namespace if kind.namespaced and req.namespace else None
+            lm, fm = compile_selectors(kind, req.label_selector, req.field_selector)
+            try:
+                from_rev = int(req.resource_version or "0")
+            except ValueError as exc:
+                raise Invalid(f'resourceVersion "{req.resource_version}" is not a number') \
+                    from exc
+            watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
+            interval = float(req.bookmark_interval_seconds or 10)
+            async for data in self.hub.stream(watcher, bookmarks=req.allow_bookmarks,
+                                              interval=interval):
+                yield data
+        except ApiError as exc:
+            code = exc.code
+            await ctx.abort(exc.code, exc.message)
+        finally:
+            self.metrics.requests.labels("Watch", req.kind, code.name).inc()
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        api = self.api
+        objects = {
+            "Create": self._unary("Create", api.create, api_pb2.CreateRequest),
+            "Get": self._unary("Get", api.get, api_pb2.GetRequest),
+            "Update": self._unary("Update", lambda r: api.update(r, status=False),
+                                  api_pb2.UpdateRequest),
+            "UpdateStatus": self._unary("UpdateStatus", lambda r: api.update(r, status=True),
+                                        api_pb2.UpdateRequest),
+            "Delete": self._unary("Delete", api.delete, api_pb2.DeleteRequest),
+            "List": self._unary("List", api.list, api_pb2.ListRequest),
+            "Bind": self._unary("Bind", api.bind, api_pb2.BindRequest),
+            "Watch": grpc.unary_stream_rpc_method_handler(
+                self._watch, request_deserializer=api_pb2.WatchRequest.FromString,
+                response_serializer=_serialize),
+        }
+
+        async def status(req: Any) -> Any:
+            return self.cluster_status()
+
+        cluster = {"Status": self._unary("Status", status, api_pb2.ClusterStatusRequest)}
+        return [grpc.method_handlers_generic_handler(OBJECT_SERVICE, objects),
+                grpc.method_handlers_generic_handler(CLUSTER_SERVICE, cluster)]
+
+    async def start(self, listen: str) -> int:
+        """Bind and start serving; returns the bound port."""
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ])
+        server.add_generic_rpc_handlers(self.handlers())
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [OBJECT_SERVICE, CLUSTER_SERVICE, health_pb2.DESCRIPTOR.services_by_name[
+                "Health"].full_name, reflection.SERVICE_NAME], server)
+        port = server.add_insecure_port(listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {listen} for the API")
+        await server.start()
+        self.server = server
+        return port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", OBJECT_SERVICE, CLUSTER_SERVICE):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self.server is not None:
+            self.hub.close_all()
+            await self.server.stop(grace)
+            self.server = None

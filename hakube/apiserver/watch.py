@@ -1,0 +1,196 @@
+"""Watch fan-out: store events to every matching watch stream, in revision order.
+
+The store calls ``publish`` on the Raft thread after each applied batch; the events are handed to
+the asyncio loop, which filters them per watcher and queues pre-encoded ``WatchEvent`` bytes
+(encoded once per event, shared by all watchers). Registration happens on the loop thread under
+the store lock, so a watcher sees history up to revision R and live events strictly after R,
+never a gap or a duplicate.
+
+A watcher that falls more than ``max_queue`` events behind is closed with RESOURCE_EXHAUSTED;
+the client resumes from the last revision it saw (the history usually still has it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from hakube.api.kinds import Kind
+from hakube.apiserver.errors import ApiError, Gone, Unavailable
+from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.selector import Matcher
+from hakube.apiserver.wire import object_bytes, watch_event_bytes
+from hakube.store import fsm as store
+from hakube.store.fsm import Event, OutOfRange, Record, StoreFSM
+
+
+class TooSlow(ApiError):
+    """The watcher could not keep up; it must watch again from its last revision."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Watcher:
+    __slots__ = ("kind", "namespace", "label_match", "field_match", "queue", "last_rev",
+                 "closed_with")
+
+    def __init__(self, kind: Kind, namespace: str | None, label_match: Matcher | None,
+                 field_match: Matcher | None) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        self.label_match = label_match
+        self.field_match = field_match
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.last_rev = 0
+        self.closed_with: ApiError | None = None
+
+    def matches(self, rec: Record | None) -> bool:
+        if rec is None:
+            return False
+        if self.label_match is not None and not self.label_match(rec.labels):
+            return False
+        return self.field_match is None or self.field_match(rec.fields)
+
+    def translate(self, ev: Event) -> str | None:
+        """The event type this watcher sees for a store event, or None to skip it."""
+        if self.namespace is not None and ev.namespace != self.namespace:
+            return None
+        if ev.type == store.ADDED:
+            return store.ADDED if self.matches(ev.new) else None
+        if ev.type == store.DELETED:
+            return store.DELETED if self.matches(ev.prev) else None
+        was, now = self.matches(ev.prev), self.matches(ev.new)
+        if was and now:
+            return store.MODIFIED
+        if now:
+            return store.ADDED
+        if was:
+            return store.DELETED
+        return None
+
+
+def encode_event(kind: Kind, type_: str, ev: Event) -> bytes:
+    rec = ev.new if ev.new is not None else ev.prev
+    assert rec is not None
+    return watch_event_bytes(type_, object_bytes(kind, rec.value, ev.rev), ev.rev)
+
+
+class WatchHub:
+    """Owns the watchers of one master. All methods except ``publish`` run on the loop."""
+
+    def __init__(self, fsm: StoreFSM, metrics: MasterMetrics, *, max_queue: int = 50000) -> None:
+        self.fsm = fsm
+        self.metrics = metrics
+        self.max_queue = max_queue
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._by_kind: dict[str, set[Watcher]] = {}
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.fsm.listener = self.publish
+
+    def publish(self, events: list[Event], revision: int) -> None:
+        """Store listener (Raft thread): hand the batch to the loop."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._dispatch, events, revision)
+            except RuntimeError:
+                pass  # loop shutting down
+
+    def _dispatch(self, events: list[Event], revision: int) -> None:
+        encoded: dict[tuple[int, str], bytes] = {}
+        for ev in events:
+            watchers = self._by_kind.get(ev.kind)
+            if not watchers:
+                continue
+            for w in list(watchers):
+                if ev.rev <= w.last_rev or w.closed_with is not None:
+                    continue
+                type_ = w.translate(ev)
+                if type_ is None:
+                    continue
+                data = encoded.get((ev.rev, type_))
+                if data is None:
+                    data = encoded[(ev.rev, type_)] = encode_event(w.kind, type_, ev)
+                self._put(w, data)
+        for watchers in self._by_kind.values():
+            for w in watchers:
+                if w.last_rev < revision:
+                    w.last_rev = revision
+
+    def _put(self, w: Watcher, data: bytes) -> None:
+        if w.queue.qsize() >= self.max_queue:
+            w.closed_with = TooSlow(
+                f"watch fell more than {self.max_queue} events behind at revision {w.last_rev}; "
+                "watch again from the last resourceVersion you received")
+            w.queue.put_nowait(None)
+            return
+        w.queue.put_nowait(data)
+
+    def subscribe(self, kind: Kind, namespace: str | None, label_match: Matcher | None,
+                  field_match: Matcher | None, from_rev: int) -> Watcher:
+        """Register a watcher and queue what it must see first: the current objects as ADDED
+        (from_rev 0) or the history after from_rev (Gone if that is compacted)."""
+        w = Watcher(kind, namespace, label_match, field_match)
+        with self.fsm.lock:
+            if from_rev == 0:
+                rev, items = self.fsm.snapshot(kind.name, namespace)
+                for _key, rec in items:
+                    if w.matches(rec):
+                        w.queue.put_nowait(watch_event_bytes(
+                            store.ADDED, object_bytes(kind, rec.value, rec.mod_rev), rec.mod_rev))
+            else:
+                rev = self.fsm.revision
+                try:
+                    for ev in self.fsm.events_since(from_rev, (kind.name,)):
+                        type_ = w.translate(ev)
+                        if type_ is not None:
+                            w.queue.put_nowait(encode_event(kind, type_, ev))
+                except OutOfRange as exc:
+                    raise Gone(f"too old resource version: {from_rev} (oldest kept: "
+                               f"{exc.compacted}); list again and watch from its "
+                               "resourceVersion") from exc
+            w.last_rev = rev
+        self._by_kind.setdefault(kind.name, set()).add(w)
+        self.metrics.watch_streams.inc()
+        return w
+
+    def unsubscribe(self, w: Watcher) -> None:
+        watchers = self._by_kind.get(w.kind.name)
+        if watchers is not None and w in watchers:
+            watchers.discard(w)
+            self.metrics.watch_streams.dec()
+
+    async def stream(self, w: Watcher, *, bookmarks: bool,
+                     interval: float) -> AsyncIterator[bytes]:
+        """Yield the watcher's encoded events (and BOOKMARKs when idle)."""
+        sent = self.metrics.watch_events.labels(w.kind.name)
+        try:
+            while True:
+                if bookmarks:
+                    try:
+                        data = await asyncio.wait_for(w.queue.get(), timeout=interval)
+                    except TimeoutError:
+                        yield watch_event_bytes(
+                            "BOOKMARK", object_bytes(w.kind, b"", w.last_rev), w.last_rev)
+                        continue
+                else:
+                    data = await w.queue.get()
+                if data is None:
+                    assert w.closed_with is not None
+                    raise w.closed_with
+                sent.inc()
+                yield data
+        finally:
+            self.unsubscribe(w)
+
+    def close_all(self) -> None:
+        for watchers in self._by_kind.values():
+            for w in watchers:
+                w.queue.put_nowait(None)
+                if w.closed_with is None:
+                    w.closed_with = Unavailable("master is shutting down; watch another one")
+

@@ -1,0 +1,71 @@
+"""``hakube master``: flags and their checks; the master itself lives in hakube.master."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from hakube.master import MasterSettings, serve
+from hakube.store.raft import RaftSettings
+
+
+def parse_peers(text: str) -> dict[str, str]:
+    """``n2=127.0.0.1:7002,n3=127.0.0.1:7003`` -> {"n2": "127.0.0.1:7002", ...}."""
+    peers: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, addr = part.partition("=")
+        if not sep or not name or not addr:
+            raise argparse.ArgumentTypeError(f'peer "{part}" is not NAME=HOST:PORT')
+        if name in peers:
+            raise argparse.ArgumentTypeError(f'peer "{name}" is listed twice')
+        peers[name] = addr
+    return peers
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    p = sub.add_parser("master", help="run one master (store + API server)")
+    p.add_argument("--name", help="this master's name, unique in the cluster")
+    p.add_argument("--data-dir", help="directory for the Raft journal and dumps")
+    p.add_argument("--api-listen", default="127.0.0.1:6443", help="HOST:PORT for the gRPC API")
+    p.add_argument("--raft-listen", help="HOST:PORT for Raft traffic between masters")
+    p.add_argument("--peers", type=parse_peers, default={},
+                   help="the other masters: NAME=HOST:PORT,... (their Raft addresses)")
+    p.add_argument("--metrics-listen", default="",
+                   help="HOST:PORT for /metrics, /healthz and /readyz (empty: off)")
+    p.add_argument("--history-size", type=int, default=20000,
+                   help="watch history kept, in events")
+    p.add_argument("--election-timeout-min", type=float, default=0.4)
+    p.add_argument("--election-timeout-max", type=float, default=1.4)
+    p.add_argument("--sync-journal", action="store_true",
+                   help="msync the Raft journal every tick (power-loss durability)")
+    return {"master": run}
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [f"--{n.replace('_', '-')}" for n in ("name", "data_dir", "raft_listen")
+               if not getattr(args, n)]
+    if missing:
+        print(f"hakube master: missing required setting {', '.join(missing)}", file=sys.stderr)
+        return 2
+    raft = {"election_timeout_min": args.election_timeout_min,
+            "election_timeout_max": args.election_timeout_max,
+            "sync_journal": args.sync_journal}
+    try:
+        RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
+                     data_dir=args.data_dir, **raft).validate()
+    except ValueError as exc:
+        print(f"hakube master: {exc}", file=sys.stderr)
+        return 2
+    settings = MasterSettings(name=args.name, data_dir=args.data_dir, api_listen=args.api_listen,
+                              raft_listen=args.raft_listen, peers=args.peers,
+                              metrics_listen=args.metrics_listen, history_size=args.history_size,
+                              raft=raft)
+    try:
+        serve(settings)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 1
+        raise
+    return 0

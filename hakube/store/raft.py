@@ -1,0 +1,171 @@
+"""One master's Raft member: pysyncobj configured the way these machines need it.
+
+Why these settings (see docs/design/store.md for the measurements behind them):
+
+* ``journalFile`` and ``fullDumpFile`` always. Without a dump file, log compaction pickles the
+  whole state on the Raft thread, and a journal-only restart after compaction can come back empty.
+  With it, pysyncobj forks and the child writes the dump, so compaction never stalls elections.
+* ``appendEntriesUseBatch=False``: each command is sent at once (~1-2 ms commit). Throughput comes
+  from the proposer's group commit above the library, which keeps few commands in flight.
+* Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
+  survive a process crash, not a power loss. ``sync_journal`` (off by default) msyncs the journal
+  on every tick on every member, bounding loss on power failure to about one tick.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pysyncobj import SyncObj, SyncObjConf
+
+from hakube.store.fsm import StoreFSM
+from hakube.store.proposer import Proposer
+
+
+@dataclass
+class RaftSettings:
+    """Settings of one Raft member."""
+
+    name: str
+    """This master's name, unique in the cluster."""
+    raft_address: str
+    """HOST:PORT this member listens on for Raft traffic."""
+    peers: dict[str, str]
+    """Other members: name -> HOST:PORT."""
+    data_dir: str
+    """Directory for the journal and the dump; must be writable."""
+    election_timeout_min: float = 0.4
+    """Seconds; pysyncobj's default. Failover after kill -9 of the leader is ~1.5-2 s."""
+    election_timeout_max: float = 1.4
+    """Seconds; must exceed the minimum so that candidates rarely collide."""
+    compaction_min_entries: int = 50000
+    """Compact the log after this many entries (the fork makes compaction cheap for the leader)."""
+    compaction_min_seconds: float = 600.0
+    """...or after this many seconds."""
+    sync_journal: bool = False
+    """msync the journal every tick (power-loss durability, at a throughput cost)."""
+    batch_timeout: float = 5.0
+    """Seconds to wait for a proposal's answer before reporting an unknown outcome."""
+    max_inflight: int = 2
+    """Raft commands the proposer keeps in flight per master."""
+    extra: dict[str, object] = field(default_factory=dict)
+    """Further SyncObjConf keyword arguments (tests)."""
+
+    def validate(self) -> None:
+        """Raise ValueError with a message that states the broken rule."""
+        if not self.name:
+            raise ValueError("name must not be empty")
+        _check_hostport("raft address", self.raft_address)
+        for peer, addr in self.peers.items():
+            _check_hostport(f"peer {peer}", addr)
+            if peer == self.name:
+                raise ValueError(f"peer {peer!r} has this master's own name")
+            if addr == self.raft_address:
+                raise ValueError(f"peer {peer} uses this master's raft address {addr}")
+        if len(set(self.peers.values())) != len(self.peers):
+            raise ValueError("two peers share one raft address")
+        if self.election_timeout_max <= self.election_timeout_min:
+            raise ValueError(
+                f"election timeout max ({self.election_timeout_max}s) must be greater than the "
+                f"minimum ({self.election_timeout_min}s)"
+            )
+
+
+def _check_hostport(what: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{what}: {value!r} is not HOST:PORT")
+
+
+class RaftNode:
+    """A running Raft member holding a StoreFSM, with a group-commit proposer in front."""
+
+    def __init__(self, settings: RaftSettings, fsm: StoreFSM,
+                 on_latency: Callable[[float, int], None] | None = None) -> None:
+        settings.validate()
+        os.makedirs(settings.data_dir, exist_ok=True)
+        self.settings = settings
+        self.fsm = fsm
+        self.leader_changes = 0
+        self._state_lock = threading.Lock()
+        self._on_leader_callbacks: list[Callable[[bool], None]] = []
+        self.addr_to_name = {addr: name for name, addr in settings.peers.items()}
+        self.addr_to_name[settings.raft_address] = settings.name
+        conf = SyncObjConf(
+            journalFile=os.path.join(settings.data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(settings.data_dir, "raft.dump"),
+            appendEntriesUseBatch=False,
+            raftMinTimeout=settings.election_timeout_min,
+            raftMaxTimeout=settings.election_timeout_max,
+            logCompactionMinEntries=settings.compaction_min_entries,
+            logCompactionMinTime=settings.compaction_min_seconds,
+            onStateChanged=self._state_changed,
+            **settings.extra,
+        )
+        self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
+                               consumers=[fsm])
+        self.proposer = Proposer(
+            fsm.apply_batch,
+            can_propose=self.has_quorum,
+            max_inflight=settings.max_inflight,
+            timeout=settings.batch_timeout,
+            on_latency=on_latency,
+        )
+        self._last_tick = 0.0
+        self.syncobj.addOnTickCallback(self._tick)
+
+    # pysyncobj calls this on its thread on every tick (every 50 ms or on network events).
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_tick < 0.05:
+            return
+        self._last_tick = now
+        self.proposer.tick()
+        if self.settings.sync_journal:
+            self._msync_journal()
+
+    def _msync_journal(self) -> None:
+        # The journal object is private to SyncObj; FileJournal.flush() msyncs its mmap.
+        journal = getattr(self.syncobj, "_SyncObj__raftLog", None)
+        flush = getattr(journal, "flush", None)
+        if flush is not None:
+            flush()
+
+    def _state_changed(self, old: int, new: int) -> None:
+        self.leader_changes += 1
+        leader = new == 2  # pysyncobj _RAFT_STATE.LEADER
+        for cb in list(self._on_leader_callbacks):
+            cb(leader)
+
+    def on_leadership(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(is_leader)`` on the Raft thread whenever this member's role changes."""
+        self._on_leader_callbacks.append(callback)
+
+    # -- status -------------------------------------------------------------------------------
+
+    def has_quorum(self) -> bool:
+        """Connected to a majority and a leader is known (a cheap, local check)."""
+        return bool(self.syncobj.hasQuorum) and self.syncobj._getLeader() is not None
+
+    def is_leader(self) -> bool:
+        return bool(self.syncobj._isLeader())
+
+    def leader_name(self) -> str:
+        leader = self.syncobj._getLeader()
+        if leader is None:
+            return ""
+        return self.addr_to_name.get(leader.id, leader.id)
+
+    def status(self) -> dict[str, object]:
+        return dict(self.syncobj.getStatus())
+
+    def stop(self) -> None:
+        """Stop the Raft thread and close the journal (idempotent)."""
+        try:
+            self.syncobj.destroy()
+        except Exception:
+            pass
