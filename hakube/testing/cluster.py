@@ -1,0 +1,179 @@
+"""A cluster of real ``hakube master`` processes on 127.0.0.1.
+
+Used by the integration tests, the benchmarks and ``hakube up``. Each master is its own process
+(so kill -9 means what it says), with its own data dir under ``base_dir``. Methods wait on
+conditions with deadlines; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import grpc
+
+from hakube.api.v1 import api_pb2, api_pb2_grpc
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (bound and released together)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class MasterProc:
+    name: str
+    api: str
+    raft: str
+    metrics: str
+    data_dir: str
+    log_path: str
+    proc: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class LocalCluster:
+    """Start, kill, restart and inspect N masters. Use as a context manager."""
+
+    def __init__(self, base_dir: str, n: int = 3, *, extra_args: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.base_dir = base_dir
+        ports = free_ports(3 * n)
+        self.masters: list[MasterProc] = []
+        for i in range(n):
+            name = f"m{i + 1}"
+            self.masters.append(MasterProc(
+                name=name, api=f"127.0.0.1:{ports[3 * i]}", raft=f"127.0.0.1:{ports[3 * i + 1]}",
+                metrics=f"127.0.0.1:{ports[3 * i + 2]}",
+                data_dir=os.path.join(base_dir, name),
+                log_path=os.path.join(base_dir, f"{name}.log"),
+                extra_args=list(extra_args or [])))
+        self.env = dict(os.environ, **(env or {}))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def command(self, m: MasterProc) -> list[str]:
+        peers = ",".join(f"{o.name}={o.raft}" for o in self.masters if o is not m)
+        return [sys.executable, "-m", "hakube", "master", "--name", m.name, "--data-dir",
+                m.data_dir, "--api-listen", m.api, "--raft-listen", m.raft, "--peers", peers,
+                "--metrics-listen", m.metrics, *m.extra_args]
+
+    def start(self, m: MasterProc) -> None:
+        os.makedirs(self.base_dir, exist_ok=True)
+        log = open(m.log_path, "ab")  # noqa: SIM115 - handed to the child
+        m.proc = subprocess.Popen(self.command(m), stdout=log, stderr=subprocess.STDOUT,
+                                  env=self.env, start_new_session=True)
+        log.close()
+
+    def start_all(self, wait: float = 30.0) -> LocalCluster:
+        for m in self.masters:
+            if not m.alive:
+                self.start(m)
+        self.wait_ready(timeout=wait)
+        return self
+
+    def kill(self, m: MasterProc) -> None:
+        """SIGKILL one master (only the process we started) and reap it."""
+        if m.proc is not None and m.proc.poll() is None:
+            m.proc.send_signal(signal.SIGKILL)
+            m.proc.wait(10)
+
+    def terminate(self, m: MasterProc, timeout: float = 10.0) -> None:
+        if m.proc is not None and m.proc.poll() is None:
+            m.proc.terminate()
+            try:
+                m.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(m)
+
+    def stop_all(self) -> None:
+        for m in self.masters:
+            self.terminate(m, timeout=5)
+
+    def __enter__(self) -> LocalCluster:
+        return self.start_all()
+
+    def __exit__(self, *exc: object) -> None:
+        for m in self.masters:
+            self.kill(m)
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def endpoints(self) -> list[str]:
+        return [m.api for m in self.masters]
+
+    def is_ready(self, m: MasterProc) -> bool:
+        if not m.alive:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://{m.metrics}/readyz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def wait_ready(self, masters: list[MasterProc] | None = None, timeout: float = 30.0) -> None:
+        """Wait until every given live master (default: all live ones) reports ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            targets = [m for m in (masters or self.masters) if m.alive]
+            if targets and all(self.is_ready(m) for m in targets):
+                return
+            for m in self.masters:
+                if m.proc is not None and m.proc.poll() not in (None, -9) and m in targets:
+                    raise RuntimeError(f"master {m.name} exited with {m.proc.returncode}; see "
+                                       f"{m.log_path}:\n{self.tail(m)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"masters not ready within {timeout}s: " + ", ".join(
+                    m.name for m in targets if not self.is_ready(m)))
+            time.sleep(0.05)
+
+    def status(self, m: MasterProc, timeout: float = 2.0) -> api_pb2.ClusterStatusResponse:
+        with grpc.insecure_channel(m.api) as ch:
+            return api_pb2_grpc.ClusterServiceStub(ch).Status(api_pb2.ClusterStatusRequest(),
+                                                               timeout=timeout)
+
+    def leader(self, timeout: float = 15.0) -> MasterProc:
+        """The master that every live master agrees leads (waits for agreement)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            names = set()
+            for m in self.masters:
+                if m.alive:
+                    try:
+                        names.add(self.status(m).leader)
+                    except grpc.RpcError:
+                        names.add("")
+            if len(names) == 1 and "" not in names:
+                name = names.pop()
+                for m in self.masters:
+                    if m.name == name and m.alive:
+                        return m
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no agreed leader within {timeout}s (saw {names})")
+            time.sleep(0.05)
+
+    def tail(self, m: MasterProc, lines: int = 20) -> str:
+        try:
+            with open(m.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
