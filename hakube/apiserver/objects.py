@@ -406,6 +406,12 @@ def _unwrap(obj: api_pb2.Object) -> tuple[Kind, Any]:
         raise Invalid(str(exc)) from exc
     copy = kind.message()
     copy.CopyFrom(msg)
+    size = copy.ByteSize()
+    copy.DiscardUnknownFields()
+    if copy.ByteSize() != size:
+        name = copy.metadata.name or copy.metadata.generate_name or "<unnamed>"
+        raise Invalid(f'{kind.name} "{name}" is invalid: it carries fields unknown to this '
+                      "server (a newer client or a corrupt message)")
     return kind, copy
 
 

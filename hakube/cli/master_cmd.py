@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="watch history kept, in events")
     p.add_argument("--election-timeout-min", type=float, default=0.4)
     p.add_argument("--election-timeout-max", type=float, default=1.4)
+    p.add_argument("--compaction-min-entries", type=int, default=50000,
+                   help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
     return {"master": run}
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     raft = {"election_timeout_min": args.election_timeout_min,
             "election_timeout_max": args.election_timeout_max,
-            "sync_journal": args.sync_journal}
+            "sync_journal": args.sync_journal,
+            "compaction_min_entries": args.compaction_min_entries}
     try:
         RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
                      data_dir=args.data_dir, **raft).validate()

@@ -51,6 +51,7 @@ class Proposer:
         can_propose: Callable[[], bool],
         max_inflight: int = 2,
         max_batch: int = 2048,
+        max_batch_bytes: int = 8 * 1024 * 1024,
         timeout: float = 5.0,
         on_latency: Callable[[float, int], None] | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class Proposer:
         self._can_propose = can_propose
         self._max_inflight = max_inflight
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._timeout = timeout
         self._on_latency = on_latency
         self._lock = threading.Lock()
@@ -82,8 +84,14 @@ class Proposer:
     def _take_locked(self) -> _Batch | None:
         if not self._pending or len(self._inflight) >= self._max_inflight:
             return None
-        chunk = self._pending[: self._max_batch]
-        del self._pending[: self._max_batch]
+        count, size = 0, 0
+        for op, _ in self._pending[: self._max_batch]:
+            size += _op_bytes(op)
+            if count and size > self._max_batch_bytes:
+                break
+            count += 1
+        chunk = self._pending[:count]
+        del self._pending[:count]
         batch = _Batch([op for op, _ in chunk], [f for _, f in chunk],
                        time.monotonic() + self._timeout)
         self._inflight.append(batch)
@@ -146,6 +154,12 @@ class Proposer:
             pending, self._pending = self._pending, []
         for _, fut in pending:
             _fail(fut, exc)
+
+
+def _op_bytes(op: Op) -> int:
+    # Creates and updates carry the object bytes at position 5; the rest are small.
+    value = op[5] if len(op) > 5 and isinstance(op[5], bytes) else b""
+    return len(value) + 64
 
 
 def _resolve(fut: concurrent.futures.Future[Result], res: Result) -> None:

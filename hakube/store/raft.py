@@ -7,6 +7,16 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   With it, pysyncobj forks and the child writes the dump, so compaction never stalls elections.
 * ``appendEntriesUseBatch=False``: each command is sent at once (~1-2 ms commit). Throughput comes
   from the proposer's group commit above the library, which keeps few commands in flight.
+* Stale append-entries guard: pysyncobj pipelines append-entries and may resend entries a
+  follower already has; its follower code then truncates everything after ``prevLogIdx`` --
+  including entries it had acknowledged and applied -- before re-adding what the message carries.
+  When a message is shorter than what was truncated, a committed entry can exist on fewer members
+  than the leader counted. ``_guard_append_entries`` rewrites such messages (only when the
+  follower's last entry is from the sender's term, so its whole log is a prefix of the leader's)
+  to start after what the follower already holds, so nothing is truncated. Raft requires exactly
+  this: delete entries only on a conflict.
+* Entries are never sent in pysyncobj's chunked "transmission" mode (which the guard cannot
+  inspect): ``appendEntriesBatchSizeBytes`` is set above the proposer's batch size limit.
 * Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
   survive a process crash, not a power loss. ``sync_journal`` (off by default) msyncs the journal
   on every tick on every member, bounding loss on power failure to about one tick.
@@ -19,11 +29,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf
 
 from hakube.store.fsm import StoreFSM
 from hakube.store.proposer import Proposer
+
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+"""Payload bytes in one group-committed command (objects are at most 1.5 MiB each)."""
+APPEND_ENTRIES_BYTES = 4 * MAX_BATCH_BYTES
+"""Above any single entry, so pysyncobj never switches to chunked transmission."""
 
 
 @dataclass
@@ -75,6 +91,32 @@ class RaftSettings:
             )
 
 
+def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
+    """Rewrite an append-entries message so it starts after the entries this follower already
+    holds from the same leader (see the module docstring). Runs on the Raft thread."""
+    if not len(raft_log):
+        return
+    _, last_idx, last_term = raft_log[-1]
+    prev_idx = message["prevLogIdx"]
+    if last_term != message["term"] or prev_idx >= last_idx:
+        return
+    first_idx = raft_log[0][1]
+    if prev_idx < first_idx:
+        return  # below our compacted prefix: leave it to pysyncobj
+    entries = message.get("entries") or []
+    # Our entries up to last_idx are the leader's (log matching); keep only newer ones.
+    newer = [e for e in entries if e[1] > last_idx]
+    if entries and entries[0][1] <= last_idx:
+        mine = raft_log[entries[0][1] - first_idx]
+        if mine[1] != entries[0][1] or mine[2] != entries[0][2]:
+            return  # unexpected: do not second-guess pysyncobj
+    if newer and newer[0][1] != last_idx + 1:
+        return  # a gap: let pysyncobj reject it normally
+    message["prevLogIdx"] = last_idx
+    message["prevLogTerm"] = last_term
+    message["entries"] = newer
+
+
 def _check_hostport(what: str, value: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -99,6 +141,7 @@ class RaftNode:
             journalFile=os.path.join(settings.data_dir, "raft.journal"),
             fullDumpFile=os.path.join(settings.data_dir, "raft.dump"),
             appendEntriesUseBatch=False,
+            appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES,
             raftMinTimeout=settings.election_timeout_min,
             raftMaxTimeout=settings.election_timeout_max,
             logCompactionMinEntries=settings.compaction_min_entries,
@@ -108,8 +151,10 @@ class RaftNode:
         )
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
                                consumers=[fsm])
+        self._install_append_entries_guard()
         self.proposer = Proposer(
             fsm.apply_batch,
+            max_batch_bytes=MAX_BATCH_BYTES,
             can_propose=self.has_quorum,
             max_inflight=settings.max_inflight,
             timeout=settings.batch_timeout,
@@ -117,6 +162,20 @@ class RaftNode:
         )
         self._last_tick = 0.0
         self.syncobj.addOnTickCallback(self._tick)
+
+    def _install_append_entries_guard(self) -> None:
+        so = self.syncobj
+        transport = so._SyncObj__transport  # type: ignore[attr-defined]
+        original = so._SyncObj__onMessageReceived  # type: ignore[attr-defined]
+        raft_log = so._SyncObj__raftLog  # type: ignore[attr-defined]
+
+        def on_message(node: object, message: dict[str, object]) -> None:
+            if message.get("type") == "append_entries" and "prevLogIdx" in message \
+                    and "transmission" not in message:
+                _trim_known_entries(message, raft_log)
+            original(node, message)
+
+        transport.setOnMessageReceivedCallback(on_message)
 
     # pysyncobj calls this on its thread on every tick (every 50 ms or on network events).
     def _tick(self) -> None:

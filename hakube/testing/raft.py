@@ -1,0 +1,38 @@
+"""Raft members in one process, each with its own pysyncobj thread, on loopback: the store's
+test harness (the multi-process one is hakube.testing.cluster)."""
+
+from __future__ import annotations
+
+from hakube.store.fsm import StoreFSM
+from hakube.store.raft import RaftNode, RaftSettings
+from hakube.testing.cluster import free_ports
+from hakube.testing.wait import wait_for
+
+
+class InProcessCluster:
+    """Raft members in this process (each with its own pysyncobj thread) on loopback."""
+
+    def __init__(self, base: str, n: int, **settings: object) -> None:
+        ports = free_ports(n)
+        self.addrs = {f"r{i}": f"127.0.0.1:{p}" for i, p in enumerate(ports)}
+        self.base = base
+        self.settings = settings
+        self.nodes: dict[str, RaftNode] = {}
+
+    def start(self, name: str) -> RaftNode:
+        peers = {k: v for k, v in self.addrs.items() if k != name}
+        node = RaftNode(RaftSettings(name=name, raft_address=self.addrs[name], peers=peers,
+                                     data_dir=f"{self.base}/{name}", **self.settings),  # type: ignore[arg-type]
+                        StoreFSM())
+        self.nodes[name] = node
+        return node
+
+    def stop(self, name: str) -> None:
+        node = self.nodes.pop(name)
+        node.stop()
+        wait_for(lambda: not node.syncobj.tick_thread_alive(), 10, f"{name} to stop")
+
+    def leader(self, timeout: float = 15) -> RaftNode:
+        wait_for(lambda: any(n.is_leader() for n in self.nodes.values()) and all(
+            n.has_quorum() for n in self.nodes.values()), timeout, "a leader")
+        return next(n for n in self.nodes.values() if n.is_leader())
