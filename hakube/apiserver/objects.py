@@ -444,7 +444,7 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
     if status:
         out = kind.message()
         out.CopyFrom(old)
-        out.status.CopyFrom(new.status)
+        _copy_field(out, new, "status")
         return out
     out = kind.message()
     out.CopyFrom(new)
@@ -462,7 +462,7 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
             raise Forbidden(f'{kind.plural} "{m.name}": no new finalizers can be added while '
                             "the object is being deleted")
     if kind.has_status:
-        out.status.CopyFrom(old.status)
+        _copy_field(out, old, "status")
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
     m.generation = o.generation
@@ -470,6 +470,14 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
             old.spec.SerializeToString(deterministic=True):
         m.generation = o.generation + 1
     return out
+
+
+def _copy_field(dst: Any, src: Any, name: str) -> None:
+    """Copy a message field, keeping 'unset' unset (an empty message still costs bytes)."""
+    if src.HasField(name):
+        getattr(dst, name).CopyFrom(getattr(src, name))
+    else:
+        dst.ClearField(name)
 
 
 def _job_selector(job: Any, uid: str) -> None:

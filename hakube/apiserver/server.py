@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -39,6 +40,14 @@ def _kind_of_request(req: Any) -> str:
         which = obj.WhichOneof("kind")
         return which or ""
     return "Pod" if isinstance(req, api_pb2.BindRequest) else ""
+
+
+async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
+    try:
+        return req_type.FromString(raw)
+    except DecodeError as exc:
+        await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"malformed {req_type.DESCRIPTOR.name}: {exc}")
 
 
 class ApiServer:
@@ -69,14 +78,16 @@ class ApiServer:
 
     def _unary(self, method: str, fn: Callable[[Any], Awaitable[Any]],
                req_type: type) -> grpc.RpcMethodHandler:
-        async def handler(req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+        async def handler(raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
+            req = await _decode(req_type, raw, ctx)
             return await self._call(method, req, ctx, lambda: fn(req))
 
-        return grpc.unary_unary_rpc_method_handler(
-            handler, request_deserializer=req_type.FromString, response_serializer=_serialize)
+        # Requests arrive as bytes and are decoded in _decode, so that a corrupt message is
+        # INVALID_ARGUMENT with a message instead of grpc's generic UNKNOWN.
+        return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
 
-    async def _watch(self, req: api_pb2.WatchRequest,
-                     ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def _watch(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        req = await _decode(api_pb2.WatchRequest, raw, ctx)
         code = grpc.StatusCode.OK
         try:
             kind = kind_for(req.kind)
@@ -111,8 +122,7 @@ class ApiServer:
             "List": self._unary("List", api.list, api_pb2.ListRequest),
             "Bind": self._unary("Bind", api.bind, api_pb2.BindRequest),
             "Watch": grpc.unary_stream_rpc_method_handler(
-                self._watch, request_deserializer=api_pb2.WatchRequest.FromString,
-                response_serializer=_serialize),
+                self._watch, response_serializer=_serialize),
         }
 
         async def status(req: Any) -> Any:
