@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
-from hakube.apiserver.errors import ApiError
+from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.server import ApiServer
@@ -65,7 +65,11 @@ class Master:
         self.metrics = MasterMetrics()
         self.fsm = StoreFSM(history_size=settings.history_size)
         self.leases = LeaseKeeper(self.fsm)
+        self.quorum_ok = False
+        """A barrier committed recently: in a quorum with a leader."""
+        self.bootstrapped = False
         self.ready = False
+        """What /readyz and gRPC health report: quorum_ok and the default namespaces exist."""
         self._stopping: asyncio.Event | None = None
         self._lock_fd: int | None = None
         self.raft: RaftNode | None = None
@@ -177,6 +181,8 @@ class Master:
                 ready = True
             except (ApiError, TimeoutError):
                 ready = False
+            self.quorum_ok = ready
+            ready = ready and self.bootstrapped
             if ready != self.ready:
                 log.info("master %s is %s", s.name, "ready" if ready else "NOT ready")
                 self.ready = ready
@@ -196,17 +202,25 @@ class Master:
     async def _bootstrap(self, api: ObjectAPI) -> None:
         """Create the standard namespaces once; fixed request ids make every master's attempt
         the same write, deduplicated by the store."""
-        while not self.ready:
-            await asyncio.sleep(0.1)
-        for ns in BOOTSTRAP_NAMESPACES:
-            if self.fsm.get("Namespace", "", ns) is not None:
-                continue
-            obj = kinds.wrap(core_pb2.Namespace(metadata={"name": ns}))
+        while True:
+            while not self.quorum_ok:
+                await asyncio.sleep(0.05)
             try:
-                await api.create(api_pb2.CreateRequest(object=obj,
-                                                       request_id=f"bootstrap/namespace/{ns}"))
-            except ApiError:
-                pass
+                for ns in BOOTSTRAP_NAMESPACES:
+                    if self.fsm.get("Namespace", "", ns) is not None:
+                        continue
+                    obj = kinds.wrap(core_pb2.Namespace(metadata={"name": ns}))
+                    try:
+                        await api.create(api_pb2.CreateRequest(
+                            object=obj, request_id=f"bootstrap/namespace/{ns}"))
+                    except AlreadyExists:
+                        pass
+            except ApiError as exc:
+                log.info("bootstrap of namespaces deferred: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
+            self.bootstrapped = True
+            return
 
     # -- run ----------------------------------------------------------------------------------
 

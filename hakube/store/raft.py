@@ -36,8 +36,9 @@ from pysyncobj import SyncObj, SyncObjConf
 from hakube.store.fsm import StoreFSM
 from hakube.store.proposer import Proposer
 
-MAX_BATCH_BYTES = 8 * 1024 * 1024
-"""Payload bytes in one group-committed command (objects are at most 1.5 MiB each)."""
+MAX_BATCH_BYTES = 1024 * 1024
+"""Payload bytes in one group-committed command; a single larger object (up to 1.5 MiB) goes
+alone. Small entries keep every member's Raft thread responsive (no multi-second unpickling)."""
 APPEND_ENTRIES_BYTES = 4 * MAX_BATCH_BYTES
 """Above any single entry, so pysyncobj never switches to chunked transmission."""
 

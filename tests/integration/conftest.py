@@ -22,7 +22,8 @@ class Api:
 
     def __init__(self, endpoints: list[str]) -> None:
         self.endpoints = endpoints
-        self.channels = [grpc.insecure_channel(e) for e in endpoints]
+        opts = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        self.channels = [grpc.insecure_channel(e, options=opts) for e in endpoints]
         self.stubs = [api_pb2_grpc.ObjectServiceStub(c) for c in self.channels]
         self.i = 0
 
@@ -46,13 +47,19 @@ class Api:
         return self.call("Create", api_pb2.CreateRequest(object=kinds.wrap(cm),
                                                          request_id=str(uuid.uuid4())))
 
-    def names(self, kind: str = "ConfigMap", ns: str = "default", via: int | None = None) -> set[str]:
-        req = api_pb2.ListRequest(kind=kind, namespace=ns)
-        if via is not None:
-            resp = self.stubs[via].List(req, timeout=10)
-        else:
-            resp = self.call("List", req)
-        return {kinds.unwrap(o)[1].metadata.name for o in resp.items}  # type: ignore[attr-defined]
+    def names(self, kind: str = "ConfigMap", ns: str = "default",
+              via: int | None = None) -> set[str]:
+        """Every object name, paging 50 at a time (objects may be large)."""
+        out: set[str] = set()
+        token = ""
+        while True:
+            req = api_pb2.ListRequest(kind=kind, namespace=ns, limit=50, **{"continue": token})
+            resp = self.stubs[via].List(req, timeout=10) if via is not None else \
+                self.call("List", req)
+            out |= {kinds.unwrap(o)[1].metadata.name for o in resp.items}  # type: ignore[attr-defined]
+            token = getattr(resp, "continue")
+            if not token:
+                return out
 
     def close(self) -> None:
         for c in self.channels:
