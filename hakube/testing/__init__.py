@@ -1,0 +1,1 @@
+"""Harnesses for tests, benchmarks and `hakube up`: real processes, real sockets, on loopback."""
