@@ -164,13 +164,14 @@ class CriClient:
                           timeout=timeout, subject=f"sandbox {sandbox_id}")
 
     def list_pod_sandboxes(
-        self, *, labels: Mapping[str, str] | None = None, state: int | None = None,
+        self, *, labels: Mapping[str, str] | None = None,
+        state: pb.PodSandboxState | None = None,
         sandbox_id: str = "", timeout: float | None = None,
     ) -> list[pb.PodSandbox]:
         """Sandboxes whose labels include all of ``labels`` (and, if given, in ``state``)."""
         f = pb.PodSandboxFilter(id=sandbox_id, label_selector=dict(labels or {}))
         if state is not None:
-            f.state.state = state  # type: ignore[assignment]
+            f.state.state = state
         resp = self._call(self.runtime.ListPodSandbox, "ListPodSandbox",
                           pb.ListPodSandboxRequest(filter=f), timeout=timeout)
         return list(resp.items)
@@ -213,14 +214,15 @@ class CriClient:
 
     def list_containers(
         self, *, labels: Mapping[str, str] | None = None, sandbox_id: str = "",
-        state: int | None = None, container_id: str = "", timeout: float | None = None,
+        state: pb.ContainerState | None = None, container_id: str = "",
+        timeout: float | None = None,
     ) -> list[pb.Container]:
         """Containers whose labels include all of ``labels``, optionally of one sandbox or in
         one state."""
         f = pb.ContainerFilter(id=container_id, pod_sandbox_id=sandbox_id,
                                label_selector=dict(labels or {}))
         if state is not None:
-            f.state.state = state  # type: ignore[assignment]
+            f.state.state = state
         resp = self._call(self.runtime.ListContainers, "ListContainers",
                           pb.ListContainersRequest(filter=f), timeout=timeout)
         return list(resp.containers)
