@@ -8,6 +8,7 @@ decided once, at create time, from what the pod declared:
 * ``sh -c "echo hi; sleep 2; exit 3"`` a tiny subset of sh: ``echo``, ``sleep``, ``exit``,
                                        ``true``, ``false``, separated by ``;``, ``&&`` or
                                        newlines; other commands count as instant successes
+                                       and ``while true``/``while :`` loops forever
 * anything else (``nginx``, no command) runs until stopped
 
 Annotations override the command (so a controller test can say "this pod fails after 2 s"
@@ -118,6 +119,8 @@ def _run_shell(script: str) -> ScriptResult:
         words = _split(raw)
         if not words:
             continue
+        if words[0] == "while" and words[1:2] in (["true"], [":"]):
+            return ScriptResult(math.inf, 0, tuple(out), forever=False)  # an endless loop
         step = _run_simple(words[0], words[1:], top_level=False)
         seconds += step.seconds
         out.extend(step.output)

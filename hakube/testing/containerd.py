@@ -274,6 +274,7 @@ disabled_plugins = [{disabled}]
 [{cri}]
   sandbox_image = "{self.settings.sandbox_image}"
   restrict_oom_score_adj = true
+  stats_collect_period = 1
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [{cri}.containerd]
