@@ -2,633 +2,172 @@
 
 Why: scheduler and controller tests, and scale tests with hundreds of nodes in one process,
 need node agents talking CRI to something that behaves like containerd, starts in
-milliseconds and costs next to nothing. It complements real containerd; tests of real container
-behaviour (logs, exec, cgroups, images) run against real containerd (hakube.testing.containerd).
+milliseconds and costs next to nothing. It complements real containerd and never replaces it:
+tests of real container behaviour (logs, exec, cgroups, images) run against real containerd
+(``hakube.testing.containerd``). What it simulates, and how, is in ``hakube.cri.simstate`` and
+``hakube.cri.behaviour``.
 
-How it stays light: nothing runs. A container's behaviour (``hakube.cri.behaviour``) is decided
-at create time, and its state is computed from the clock whenever it is read: a container that
-"sleeps 2 s" is RUNNING until 2 s after its start, then EXITED with its declared code. No thread
-or timer per container; one lock per node. A fake clock may be injected to make time jump.
+Two ways to serve it:
 
-Where it mirrors containerd 1.6 (checked against it): error codes (NOT_FOUND for unknown ids,
-UNKNOWN for wrong states and reserved names; RemovePodSandbox / RemoveContainer of an unknown id
-succeed, StopPodSandbox of one does not), a host-network sandbox with a hostname fails, stopping
-a sandbox kills its containers (exit 137, reason Error), exited containers report Completed /
-Error / OOMKilled, logs are written in the CRI format under the sandbox's log directory, and
-image names are normalised (``busybox`` is ``docker.io/library/busybox:latest``). Images
-"exist" once preloaded or pulled; a pull succeeds only for names in the simulated registry and
-otherwise fails NOT_FOUND as a registry miss does. Unlike containerd without CNI, pod-network
-sandboxes work and get an address from ``pod_cidr``.
+* ``SimulatedCri``: one node, one gRPC server on its own socket, exactly what an agent pointed
+  at ``unix:///...`` expects. Each server costs one gRPC polling thread; share one ``executor``
+  among many to bound the handler threads.
+* ``SimulatedFleet``: many nodes behind one gRPC server (one polling thread in all), told apart
+  by the ``hakube-sim-node`` request metadata that ``fleet.client(node)`` adds to every call.
+  For a thousand nodes in one process.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import math
-import os
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
-import hakube
-from hakube.cri.behaviour import Behaviour, behaviour_of, run_script
-from hakube.cri.v1 import api_pb2 as pb
+from hakube.cri.client import CriClient, Timeouts
+from hakube.cri.simstate import SimFailure, SimulatedRuntime, image_id_of, normalize_image
 from hakube.cri.v1 import api_pb2_grpc as pb_grpc
 
-RUNTIME_NAME = "hakube-simulated"
+NODE_METADATA_KEY = "hakube-sim-node"
+"""Request metadata naming the simulated node a call is for (SimulatedFleet only)."""
 
+Resolver = Callable[[grpc.ServicerContext], SimulatedRuntime]
 
-class SimFailure(Exception):
-    """A CRI call the simulated runtime refuses, with the gRPC code containerd would use."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def normalize_image(name: str) -> str:
-    """containerd's normalisation: add docker.io[/library] and :latest where missing."""
-    if name.startswith("sha256:"):
-        return name
-    first, _, rest = name.partition("/")
-    if not rest or ("." not in first and ":" not in first and first != "localhost"):
-        name = ("docker.io/library/" if not rest else "docker.io/") + name
-    last = name.rsplit("/", 1)[-1]
-    if "@" not in last and ":" not in last:
-        name += ":latest"
-    return name
-
-
-def image_id_of(name: str) -> str:
-    """A stable fake image id (config digest) for a normalised image name."""
-    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-
-
-@dataclass
-class _Image:
-    id: str
-    tags: list[str]
-    size: int
-
-
-@dataclass
-class _Sandbox:
-    id: str
-    config: pb.PodSandboxConfig
-    created_ns: int
-    runtime_handler: str
-    ip: str
-    ready: bool = True
-
-    @property
-    def reserved_name(self) -> str:
-        m = self.config.metadata
-        return f"{m.name}_{m.namespace}_{m.uid}_{m.attempt}"
-
-
-@dataclass
-class _Container:
-    id: str
-    sandbox_id: str
-    config: pb.ContainerConfig
-    image_id: str
-    behaviour: Behaviour
-    created_ns: int
-    log_path: str
-    state: pb.ContainerState = pb.CONTAINER_CREATED
-    started_ns: int = 0
-    finished_ns: int = 0
-    exit_code: int = 0
-    reason: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def reserved_name(self) -> str:
-        return f"{self.config.metadata.name}_{self.config.metadata.attempt}_{self.sandbox_id}"
-
-
-def _labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _u64(v: float) -> pb.UInt64Value:
-    return pb.UInt64Value(value=max(0, int(v)))
-
-
-class SimulatedRuntime:
-    """The state of one simulated node. Thread-safe; owns no threads."""
-
-    def __init__(
-        self,
-        *,
-        node_name: str = "sim",
-        registry: Iterable[str] = (),
-        preloaded: Iterable[str] = (),
-        pod_cidr: str = "10.244.0.0/24",
-        image_size: int = 4 * 1024 * 1024,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """``registry``: image names PullImage can fetch; ``preloaded``: images present from
-        the start; ``clock``: seconds since the epoch (inject a fake one to jump time)."""
-        self.node_name = node_name
-        self.registry = {normalize_image(n) for n in registry}
-        self.image_size = image_size
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._images: dict[str, _Image] = {}
-        self._sandboxes: dict[str, _Sandbox] = {}
-        self._containers: dict[str, _Container] = {}
-        self._seq = 0
-        self._pod_ips = ipaddress.ip_network(pod_cidr).hosts()
-        for name in preloaded:
-            self._store_image(normalize_image(name))
-
-    # -- helpers --------------------------------------------------------------------------------
-
-    def _now_ns(self) -> int:
-        return int(self.clock() * 1e9)
-
-    def _new_id(self, kind: str) -> str:
-        self._seq += 1
-        return hashlib.sha256(f"{self.node_name}/{kind}/{self._seq}".encode()).hexdigest()
-
-    def _store_image(self, name: str) -> _Image:
-        iid = image_id_of(name)
-        img = self._images.get(iid)
-        if img is None:
-            img = self._images[iid] = _Image(id=iid, tags=[], size=self.image_size)
-        if name not in img.tags and not name.startswith("sha256:"):
-            img.tags.append(name)
-        return img
-
-    def _find_image(self, ref: str) -> _Image | None:
-        if ref.startswith("sha256:"):
-            return self._images.get(ref)
-        name = normalize_image(ref)
-        return next((i for i in self._images.values() if name in i.tags), None)
-
-    def _sandbox(self, sandbox_id: str, what: str) -> _Sandbox:
-        sb = self._sandboxes.get(sandbox_id)
-        if sb is None:
-            raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                             f"an error occurred when try to find sandbox {sandbox_id!r} "
-                             f"({what}): not found")
-        return sb
-
-    def _container(self, container_id: str) -> _Container:
-        c = self._containers.get(container_id)
-        if c is None:
-            raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                             f"an error occurred when try to find container {container_id!r}: "
-                             "not found")
-        self._settle(c, self._now_ns())
-        return c
-
-    def _settle(self, c: _Container, now: int) -> None:
-        """Bring a running container's state up to ``now``: it may have finished by itself."""
-        b = c.behaviour
-        if c.state == pb.CONTAINER_RUNNING and b.finishes:
-            end = c.started_ns + int(b.run_seconds * 1e9)
-            if now >= end:
-                self._finish(c, end, b.exit_code, "OOMKilled" if b.oom else "")
-
-    @staticmethod
-    def _finish(c: _Container, at_ns: int, exit_code: int, reason: str = "") -> None:
-        c.state = pb.CONTAINER_EXITED
-        c.finished_ns = at_ns
-        c.exit_code = exit_code
-        c.reason = reason or ("Completed" if exit_code == 0 else "Error")
-
-    def _write_log(self, c: _Container, at_ns: int) -> None:
-        if not c.log_path:
-            return
-        path = Path(c.log_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromtimestamp(at_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with open(path, "a") as f:
-            for stream, line in c.behaviour.output:
-                f.write(f"{stamp} {stream} F {line}\n")
-
-    # -- runtime --------------------------------------------------------------------------------
-
-    def version(self, req: pb.VersionRequest) -> pb.VersionResponse:
-        return pb.VersionResponse(version="0.1.0", runtime_name=RUNTIME_NAME,
-                                  runtime_version=hakube.__version__, runtime_api_version="v1")
-
-    def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
-        return pb.StatusResponse(status=pb.RuntimeStatus(conditions=[
-            pb.RuntimeCondition(type="RuntimeReady", status=True),
-            pb.RuntimeCondition(type="NetworkReady", status=True),
-        ]))
-
-    # -- sandboxes ------------------------------------------------------------------------------
-
-    def run_pod_sandbox(self, req: pb.RunPodSandboxRequest) -> pb.RunPodSandboxResponse:
-        cfg = req.config
-        host_net = cfg.linux.security_context.namespace_options.network == pb.NODE
-        if host_net and cfg.hostname:
-            raise SimFailure(grpc.StatusCode.UNKNOWN,
-                             "failed to create containerd task: unable to set hostname without "
-                             "a private UTS namespace")
-        with self._lock:
-            sb = _Sandbox(id=self._new_id("sandbox"), config=cfg, created_ns=self._now_ns(),
-                          runtime_handler=req.runtime_handler, ip="")
-            for other in self._sandboxes.values():
-                if other.reserved_name == sb.reserved_name:
-                    raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                     f"failed to reserve sandbox name {sb.reserved_name!r}: name "
-                                     f"is reserved for {other.id!r}")
-            if not host_net:
-                sb.ip = str(next(self._pod_ips, "")) or _exhausted(self.node_name)
-            self._sandboxes[sb.id] = sb
-            return pb.RunPodSandboxResponse(pod_sandbox_id=sb.id)
-
-    def stop_pod_sandbox(self, req: pb.StopPodSandboxRequest) -> pb.StopPodSandboxResponse:
-        with self._lock:
-            sb = self._sandbox(req.pod_sandbox_id, "stop")
-            now = self._now_ns()
-            for c in self._containers.values():
-                if c.sandbox_id == sb.id:
-                    self._settle(c, now)
-                    if c.state == pb.CONTAINER_RUNNING:
-                        self._finish(c, now, 137)
-            sb.ready = False
-        return pb.StopPodSandboxResponse()
-
-    def remove_pod_sandbox(self, req: pb.RemovePodSandboxRequest) -> pb.RemovePodSandboxResponse:
-        with self._lock:
-            if self._sandboxes.pop(req.pod_sandbox_id, None) is not None:
-                for cid in [c.id for c in self._containers.values()
-                            if c.sandbox_id == req.pod_sandbox_id]:
-                    del self._containers[cid]
-        return pb.RemovePodSandboxResponse()
-
-    def _sandbox_status(self, sb: _Sandbox) -> pb.PodSandboxStatus:
-        return pb.PodSandboxStatus(
-            id=sb.id, metadata=sb.config.metadata,
-            state=pb.SANDBOX_READY if sb.ready else pb.SANDBOX_NOTREADY,
-            created_at=sb.created_ns, network=pb.PodSandboxNetworkStatus(ip=sb.ip),
-            linux=pb.LinuxPodSandboxStatus(namespaces=pb.Namespace(
-                options=sb.config.linux.security_context.namespace_options)),
-            labels=sb.config.labels, annotations=sb.config.annotations,
-            runtime_handler=sb.runtime_handler,
-        )
-
-    def pod_sandbox_status(self, req: pb.PodSandboxStatusRequest) -> pb.PodSandboxStatusResponse:
-        with self._lock:
-            sb = self._sandbox(req.pod_sandbox_id, "status")
-            return pb.PodSandboxStatusResponse(status=self._sandbox_status(sb),
-                                               timestamp=self._now_ns())
-
-    def list_pod_sandbox(self, req: pb.ListPodSandboxRequest) -> pb.ListPodSandboxResponse:
-        f = req.filter
-        with self._lock:
-            items = []
-            for sb in self._sandboxes.values():
-                st = self._sandbox_status(sb)
-                if f.id and not sb.id.startswith(f.id):
-                    continue
-                if f.HasField("state") and st.state != f.state.state:
-                    continue
-                if not _labels_match(sb.config.labels, f.label_selector):
-                    continue
-                items.append(pb.PodSandbox(
-                    id=sb.id, metadata=st.metadata, state=st.state, created_at=st.created_at,
-                    labels=st.labels, annotations=st.annotations,
-                    runtime_handler=st.runtime_handler))
-        return pb.ListPodSandboxResponse(items=items)
-
-    # -- containers -----------------------------------------------------------------------------
-
-    def create_container(self, req: pb.CreateContainerRequest) -> pb.CreateContainerResponse:
-        cfg = req.config
-        with self._lock:
-            sb = self._sandbox(req.pod_sandbox_id, "create container")
-            if not sb.ready:
-                raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                                 f"failed to get sandbox container task: no running task found: "
-                                 f"task {sb.id} not found: not found")
-            img = self._find_image(cfg.image.image)
-            if img is None:
-                raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                                 f"failed to resolve image {cfg.image.image!r}: not found")
-            env = {kv.key: kv.value for kv in cfg.envs}
-            log_path = ""
-            if sb.config.log_directory and cfg.log_path:
-                log_path = os.path.join(sb.config.log_directory, cfg.log_path)
-            c = _Container(id=self._new_id("container"), sandbox_id=sb.id, config=cfg,
-                           image_id=img.id, created_ns=self._now_ns(), log_path=log_path,
-                           behaviour=behaviour_of([*cfg.command, *cfg.args], cfg.annotations, env),
-                           env=env)
-            for other in self._containers.values():
-                if other.reserved_name == c.reserved_name:
-                    raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                     f"failed to reserve container name {cfg.metadata.name!r}: "
-                                     f"name is reserved for {other.id!r}")
-            self._containers[c.id] = c
-            return pb.CreateContainerResponse(container_id=c.id)
-
-    def start_container(self, req: pb.StartContainerRequest) -> pb.StartContainerResponse:
-        with self._lock:
-            c = self._container(req.container_id)
-            if c.state != pb.CONTAINER_CREATED:
-                raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                 f"failed to set starting state for container {c.id!r}: "
-                                 f"container is in {pb.ContainerState.Name(c.state)} state")
-            c.state = pb.CONTAINER_RUNNING
-            c.started_ns = self._now_ns()
-            self._write_log(c, c.started_ns)
-            self._settle(c, c.started_ns)
-        return pb.StartContainerResponse()
-
-    def stop_container(self, req: pb.StopContainerRequest) -> pb.StopContainerResponse:
-        with self._lock:
-            c = self._container(req.container_id)
-            if c.state == pb.CONTAINER_RUNNING:
-                self._finish(c, self._now_ns(), 137 if c.behaviour.ignore_sigterm else 143)
-        return pb.StopContainerResponse()
-
-    def remove_container(self, req: pb.RemoveContainerRequest) -> pb.RemoveContainerResponse:
-        with self._lock:
-            self._containers.pop(req.container_id, None)
-        return pb.RemoveContainerResponse()
-
-    def list_containers(self, req: pb.ListContainersRequest) -> pb.ListContainersResponse:
-        f = req.filter
-        now = self._now_ns()
-        out = []
-        with self._lock:
-            for c in self._containers.values():
-                self._settle(c, now)
-                if f.id and not c.id.startswith(f.id):
-                    continue
-                if f.pod_sandbox_id and c.sandbox_id != f.pod_sandbox_id:
-                    continue
-                if f.HasField("state") and c.state != f.state.state:
-                    continue
-                if not _labels_match(c.config.labels, f.label_selector):
-                    continue
-                out.append(pb.Container(
-                    id=c.id, pod_sandbox_id=c.sandbox_id, metadata=c.config.metadata,
-                    image=c.config.image, image_ref=c.image_id, state=c.state,
-                    created_at=c.created_ns, labels=c.config.labels,
-                    annotations=c.config.annotations, image_id=c.image_id))
-        return pb.ListContainersResponse(containers=out)
-
-    def container_status(self, req: pb.ContainerStatusRequest) -> pb.ContainerStatusResponse:
-        with self._lock:
-            c = self._container(req.container_id)
-            return pb.ContainerStatusResponse(status=pb.ContainerStatus(
-                id=c.id, metadata=c.config.metadata, state=c.state,
-                created_at=c.created_ns, started_at=c.started_ns, finished_at=c.finished_ns,
-                exit_code=c.exit_code, image=c.config.image, image_ref=c.image_id,
-                reason=c.reason, labels=c.config.labels, annotations=c.config.annotations,
-                mounts=c.config.mounts, log_path=c.log_path,
-                resources=pb.ContainerResources(linux=c.config.linux.resources),
-                image_id=c.image_id))
-
-    def exec_sync(self, req: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
-        with self._lock:
-            c = self._container(req.container_id)
-            if c.state != pb.CONTAINER_RUNNING:
-                raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                 "failed to exec in container: container is in "
-                                 f"{pb.ContainerState.Name(c.state)} state")
-            env = dict(c.env)
-        result = run_script(list(req.cmd), env)
-        if req.timeout and (result.seconds > req.timeout or math.isinf(result.seconds)):
-            raise SimFailure(grpc.StatusCode.DEADLINE_EXCEEDED,
-                             f"failed to exec in container: timeout {req.timeout}s exceeded: "
-                             "context deadline exceeded")
-        out = "".join(line + "\n" for stream, line in result.output if stream == "stdout")
-        err = "".join(line + "\n" for stream, line in result.output if stream == "stderr")
-        return pb.ExecSyncResponse(stdout=out.encode(), stderr=err.encode(),
-                                   exit_code=result.exit_code)
-
-    # -- stats ----------------------------------------------------------------------------------
-
-    def _stats(self, c: _Container, now: int) -> pb.ContainerStats:
-        self._settle(c, now)
-        running = c.state == pb.CONTAINER_RUNNING
-        ran_ns = ((now if running else c.finished_ns) - c.started_ns) if c.started_ns else 0
-        b = c.behaviour
-        return pb.ContainerStats(
-            attributes=pb.ContainerAttributes(id=c.id, metadata=c.config.metadata,
-                                              labels=c.config.labels,
-                                              annotations=c.config.annotations),
-            cpu=pb.CpuUsage(timestamp=now,
-                            usage_core_nano_seconds=_u64(ran_ns * b.cpu_millis / 1000),
-                            usage_nano_cores=_u64(b.cpu_millis * 1e6 if running else 0)),
-            memory=pb.MemoryUsage(timestamp=now,
-                                  working_set_bytes=_u64(b.memory_bytes if running else 0),
-                                  usage_bytes=_u64(b.memory_bytes if running else 0),
-                                  rss_bytes=_u64(b.memory_bytes // 2 if running else 0)),
-            writable_layer=pb.FilesystemUsage(timestamp=now, used_bytes=_u64(0),
-                                              inodes_used=_u64(0)),
-        )
-
-    def container_stats(self, req: pb.ContainerStatsRequest) -> pb.ContainerStatsResponse:
-        with self._lock:
-            c = self._container(req.container_id)
-            return pb.ContainerStatsResponse(stats=self._stats(c, self._now_ns()))
-
-    def list_container_stats(self, req: pb.ListContainerStatsRequest
-                             ) -> pb.ListContainerStatsResponse:
-        f, now = req.filter, self._now_ns()
-        with self._lock:
-            stats = [self._stats(c, now) for c in self._containers.values()
-                     if (not f.id or c.id.startswith(f.id))
-                     and (not f.pod_sandbox_id or c.sandbox_id == f.pod_sandbox_id)
-                     and _labels_match(c.config.labels, f.label_selector)]
-        return pb.ListContainerStatsResponse(stats=stats)
-
-    def _sandbox_stats(self, sb: _Sandbox, now: int) -> pb.PodSandboxStats:
-        cs = [self._stats(c, now) for c in self._containers.values() if c.sandbox_id == sb.id]
-        return pb.PodSandboxStats(
-            attributes=pb.PodSandboxAttributes(id=sb.id, metadata=sb.config.metadata,
-                                               labels=sb.config.labels,
-                                               annotations=sb.config.annotations),
-            linux=pb.LinuxPodSandboxStats(
-                cpu=pb.CpuUsage(
-                    timestamp=now,
-                    usage_core_nano_seconds=_u64(sum(s.cpu.usage_core_nano_seconds.value
-                                                     for s in cs)),
-                    usage_nano_cores=_u64(sum(s.cpu.usage_nano_cores.value for s in cs))),
-                memory=pb.MemoryUsage(
-                    timestamp=now,
-                    working_set_bytes=_u64(sum(s.memory.working_set_bytes.value for s in cs))),
-                process=pb.ProcessUsage(timestamp=now, process_count=_u64(
-                    sum(1 for s in cs if s.memory.working_set_bytes.value))),
-                containers=cs,
-            ),
-        )
-
-    def pod_sandbox_stats(self, req: pb.PodSandboxStatsRequest) -> pb.PodSandboxStatsResponse:
-        with self._lock:
-            sb = self._sandbox(req.pod_sandbox_id, "stats")
-            return pb.PodSandboxStatsResponse(stats=self._sandbox_stats(sb, self._now_ns()))
-
-    def list_pod_sandbox_stats(self, req: pb.ListPodSandboxStatsRequest
-                               ) -> pb.ListPodSandboxStatsResponse:
-        f, now = req.filter, self._now_ns()
-        with self._lock:
-            stats = [self._sandbox_stats(sb, now) for sb in self._sandboxes.values()
-                     if (not f.id or sb.id.startswith(f.id))
-                     and _labels_match(sb.config.labels, f.label_selector)]
-        return pb.ListPodSandboxStatsResponse(stats=stats)
-
-    # -- images ---------------------------------------------------------------------------------
-
-    def _image_msg(self, img: _Image) -> pb.Image:
-        return pb.Image(id=img.id, repo_tags=img.tags, size=img.size,
-                        spec=pb.ImageSpec(image=img.id))
-
-    def list_images(self, req: pb.ListImagesRequest) -> pb.ListImagesResponse:
-        with self._lock:
-            return pb.ListImagesResponse(images=[self._image_msg(i) for i in self._images.values()])
-
-    def image_status(self, req: pb.ImageStatusRequest) -> pb.ImageStatusResponse:
-        with self._lock:
-            img = self._find_image(req.image.image)
-            return pb.ImageStatusResponse(image=self._image_msg(img) if img else None)
-
-    def pull_image(self, req: pb.PullImageRequest) -> pb.PullImageResponse:
-        ref = req.image.image
-        name = normalize_image(ref)
-        with self._lock:
-            if name not in self.registry:
-                raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                                 f"failed to pull and unpack image {name!r}: failed to resolve "
-                                 f"reference {name!r}: {name}: not found")
-            return pb.PullImageResponse(image_ref=self._store_image(name).id)
-
-    def remove_image(self, req: pb.RemoveImageRequest) -> pb.RemoveImageResponse:
-        with self._lock:
-            img = self._find_image(req.image.image)
-            if img is not None:
-                del self._images[img.id]
-        return pb.RemoveImageResponse()
-
-    def image_fs_info(self, req: pb.ImageFsInfoRequest) -> pb.ImageFsInfoResponse:
-        with self._lock:
-            used = sum(i.size for i in self._images.values())
-            return pb.ImageFsInfoResponse(image_filesystems=[pb.FilesystemUsage(
-                timestamp=self._now_ns(),
-                fs_id=pb.FilesystemIdentifier(mountpoint=f"/simulated/{self.node_name}/images"),
-                used_bytes=_u64(used), inodes_used=_u64(len(self._images)))])
-
-
-def _exhausted(node: str) -> str:
-    raise SimFailure(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                     f"node {node}: no pod address left in its pod CIDR")
-
-
-# -- gRPC servicers ------------------------------------------------------------------------------
-
-
-def _call(fn: Callable[[Any], Any], request: Any, context: grpc.ServicerContext) -> Any:
+def _serve(resolve: Resolver, method: str, request: Any, context: grpc.ServicerContext) -> Any:
     try:
-        return fn(request)
+        return getattr(resolve(context), method)(request)
     except SimFailure as e:
         context.abort(e.code, e.message)
 
 
 class _RuntimeServicer(pb_grpc.RuntimeServiceServicer):
-    def __init__(self, rt: SimulatedRuntime) -> None:
-        self.rt = rt
+    def __init__(self, resolve: Resolver) -> None:
+        self.resolve = resolve
 
     def Version(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.version, r, c)
+        return _serve(self.resolve, "version", r, c)
 
     def Status(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.status, r, c)
+        return _serve(self.resolve, "status", r, c)
 
     def RunPodSandbox(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.run_pod_sandbox, r, c)
+        return _serve(self.resolve, "run_pod_sandbox", r, c)
 
     def StopPodSandbox(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.stop_pod_sandbox, r, c)
+        return _serve(self.resolve, "stop_pod_sandbox", r, c)
 
     def RemovePodSandbox(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.remove_pod_sandbox, r, c)
+        return _serve(self.resolve, "remove_pod_sandbox", r, c)
 
     def PodSandboxStatus(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.pod_sandbox_status, r, c)
+        return _serve(self.resolve, "pod_sandbox_status", r, c)
 
     def ListPodSandbox(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.list_pod_sandbox, r, c)
+        return _serve(self.resolve, "list_pod_sandbox", r, c)
 
     def CreateContainer(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.create_container, r, c)
+        return _serve(self.resolve, "create_container", r, c)
 
     def StartContainer(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.start_container, r, c)
+        return _serve(self.resolve, "start_container", r, c)
 
     def StopContainer(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.stop_container, r, c)
+        return _serve(self.resolve, "stop_container", r, c)
 
     def RemoveContainer(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.remove_container, r, c)
+        return _serve(self.resolve, "remove_container", r, c)
 
     def ListContainers(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.list_containers, r, c)
+        return _serve(self.resolve, "list_containers", r, c)
 
     def ContainerStatus(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.container_status, r, c)
+        return _serve(self.resolve, "container_status", r, c)
 
     def ExecSync(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.exec_sync, r, c)
+        return _serve(self.resolve, "exec_sync", r, c)
 
     def ContainerStats(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.container_stats, r, c)
+        return _serve(self.resolve, "container_stats", r, c)
 
     def ListContainerStats(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.list_container_stats, r, c)
+        return _serve(self.resolve, "list_container_stats", r, c)
 
     def PodSandboxStats(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.pod_sandbox_stats, r, c)
+        return _serve(self.resolve, "pod_sandbox_stats", r, c)
 
     def ListPodSandboxStats(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.list_pod_sandbox_stats, r, c)
+        return _serve(self.resolve, "list_pod_sandbox_stats", r, c)
 
 
 class _ImageServicer(pb_grpc.ImageServiceServicer):
-    def __init__(self, rt: SimulatedRuntime) -> None:
-        self.rt = rt
+    def __init__(self, resolve: Resolver) -> None:
+        self.resolve = resolve
 
     def ListImages(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.list_images, r, c)
+        return _serve(self.resolve, "list_images", r, c)
 
     def ImageStatus(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.image_status, r, c)
+        return _serve(self.resolve, "image_status", r, c)
 
     def PullImage(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.pull_image, r, c)
+        return _serve(self.resolve, "pull_image", r, c)
 
     def RemoveImage(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.remove_image, r, c)
+        return _serve(self.resolve, "remove_image", r, c)
 
     def ImageFsInfo(self, r: Any, c: grpc.ServicerContext) -> Any:
-        return _call(self.rt.image_fs_info, r, c)
+        return _serve(self.resolve, "image_fs_info", r, c)
+
+
+class _Server:
+    """A gRPC server with both CRI services, on a unix socket (default) or a TCP address."""
+
+    def __init__(self, resolve: Resolver, *, address: str | None,
+                 executor: futures.ThreadPoolExecutor | None, max_workers: int, name: str) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if address is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="hakube-simcri-")
+            address = f"unix://{self._tmp.name}/cri.sock"
+        self._address = address
+        self._resolve = resolve
+        self._executor = executor or futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=f"simcri-{name}")
+        self._own_executor = executor is None
+        self._server: grpc.Server | None = None
+        self.endpoint = ""
+
+    def start(self) -> None:
+        server = grpc.server(self._executor)
+        pb_grpc.add_RuntimeServiceServicer_to_server(_RuntimeServicer(self._resolve), server)
+        pb_grpc.add_ImageServiceServicer_to_server(_ImageServicer(self._resolve), server)
+        port = server.add_insecure_port(self._address)
+        if self._address.startswith("unix:"):
+            self.endpoint = self._address
+        else:
+            self.endpoint = f"{self._address.rsplit(':', 1)[0]}:{port}"
+        server.start()
+        self._server = server
+
+    def stop(self, grace: float | None) -> None:
+        if self._server is not None:
+            self._server.stop(grace).wait()
+            self._server = None
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 class SimulatedCri:
-    """A SimulatedRuntime served over gRPC, like containerd's CRI socket.
+    """One simulated node served over gRPC, like containerd's CRI socket.
 
     ``address``: ``unix:///path`` or ``127.0.0.1:0`` (port picked at start); by default a unix
-    socket in a fresh temp dir, so hundreds of nodes need no ports. Pass one shared
-    ``executor`` to many servers to bound the handler threads of a whole simulated cluster
-    (each server still has one polling thread of gRPC's own).
+    socket in a fresh temp dir, so hundreds of nodes need no ports.
     """
 
     def __init__(
@@ -640,43 +179,118 @@ class SimulatedCri:
         max_workers: int = 4,
     ) -> None:
         self.runtime = runtime or SimulatedRuntime()
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if address is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="hakube-simcri-")
-            address = f"unix://{self._tmp.name}/cri.sock"
-        self._address = address
-        self._executor = executor or futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix=f"simcri-{self.runtime.node_name}")
-        self._own_executor = executor is None
-        self._server: grpc.Server | None = None
-        self.endpoint = ""
+        rt = self.runtime
+        self._server = _Server(lambda _ctx: rt, address=address, executor=executor,
+                               max_workers=max_workers, name=rt.node_name)
+
+    @property
+    def endpoint(self) -> str:
+        """Where to point a CriClient (``unix:///...`` or ``127.0.0.1:PORT``); set by start()."""
+        return self._server.endpoint
 
     def start(self) -> SimulatedCri:
-        server = grpc.server(self._executor)
-        pb_grpc.add_RuntimeServiceServicer_to_server(_RuntimeServicer(self.runtime), server)
-        pb_grpc.add_ImageServiceServicer_to_server(_ImageServicer(self.runtime), server)
-        port = server.add_insecure_port(self._address)
-        if self._address.startswith("unix:"):
-            self.endpoint = self._address
-        else:
-            self.endpoint = f"{self._address.rsplit(':', 1)[0]}:{port}"
-        server.start()
-        self._server = server
+        self._server.start()
         return self
 
     def stop(self, grace: float | None = 0.5) -> None:
         """Stop serving; idempotent."""
-        if self._server is not None:
-            self._server.stop(grace).wait()
-            self._server = None
-        if self._own_executor:
-            self._executor.shutdown(wait=False)
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self._server.stop(grace)
 
     def __enter__(self) -> SimulatedCri:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
+
+
+class _NodeHeader(grpc.UnaryUnaryClientInterceptor):
+    """Adds ``hakube-sim-node: <node>`` to every call of a channel."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), (NODE_METADATA_KEY, self.node)]
+        return continuation(_CallDetails(details.method, details.timeout, metadata,
+                                         details.credentials, details.wait_for_ready,
+                                         details.compression), request)
+
+
+class SimulatedFleet:
+    """Many simulated nodes behind one gRPC server; ``client(node)`` talks to one of them.
+
+    A call naming no node, or a node not added, fails UNAVAILABLE, as a runtime that is not
+    there would.
+    """
+
+    def __init__(self, *, address: str | None = None, max_workers: int = 8) -> None:
+        self._nodes: dict[str, SimulatedRuntime] = {}
+        self._lock = threading.Lock()
+        self._server = _Server(self._resolve, address=address, executor=None,
+                               max_workers=max_workers, name="fleet")
+
+    def _resolve(self, context: grpc.ServicerContext) -> SimulatedRuntime:
+        node = dict(context.invocation_metadata()).get(NODE_METADATA_KEY, "")
+        with self._lock:
+            rt = self._nodes.get(str(node))
+        if rt is None:
+            raise SimFailure(grpc.StatusCode.UNAVAILABLE,
+                             f"no simulated node {node!r} behind this endpoint "
+                             f"(set the {NODE_METADATA_KEY} metadata; see SimulatedFleet)")
+        return rt
+
+    @property
+    def endpoint(self) -> str:
+        return self._server.endpoint
+
+    def add_node(self, runtime: SimulatedRuntime) -> SimulatedRuntime:
+        """Serve ``runtime`` under its node_name; returns it."""
+        with self._lock:
+            if runtime.node_name in self._nodes:
+                raise ValueError(f"simulated node {runtime.node_name!r} already added")
+            self._nodes[runtime.node_name] = runtime
+        return runtime
+
+    def remove_node(self, node_name: str) -> None:
+        with self._lock:
+            self._nodes.pop(node_name, None)
+
+    def node(self, node_name: str) -> SimulatedRuntime:
+        with self._lock:
+            return self._nodes[node_name]
+
+    def channel(self, node_name: str) -> grpc.Channel:
+        """A channel whose calls go to ``node_name``."""
+        return grpc.intercept_channel(grpc.insecure_channel(self.endpoint),
+                                      _NodeHeader(node_name))
+
+    def client(self, node_name: str, *, timeouts: Timeouts | None = None) -> CriClient:
+        """A CriClient bound to one node of the fleet (the caller closes it)."""
+        return CriClient(self.endpoint, timeouts=timeouts or Timeouts(),
+                         channel=self.channel(node_name))
+
+    def start(self) -> SimulatedFleet:
+        self._server.start()
+        return self
+
+    def stop(self, grace: float | None = 0.5) -> None:
+        self._server.stop(grace)
+
+    def __enter__(self) -> SimulatedFleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["NODE_METADATA_KEY", "SimFailure", "SimulatedCri", "SimulatedFleet",
+           "SimulatedRuntime", "image_id_of", "normalize_image"]
