@@ -42,12 +42,15 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def containerd() -> Iterator[Containerd]:
     ctd = Containerd()
+    problem = ""
     try:
         ctd.start()
         ctd.load_test_images()
-    except (ContainerdUnavailable, RuntimeError) as e:
+    except (ContainerdUnavailable, RuntimeError, OSError) as e:  # image import raises these
+        problem = str(e)
         ctd.stop()
-        _unavailable(f"real containerd is unavailable: {e}")
+    if problem:
+        _unavailable(f"real containerd is unavailable: {problem}")
     yield ctd
     ctd.stop()
 
@@ -55,10 +58,13 @@ def containerd() -> Iterator[Containerd]:
 @pytest.fixture(scope="session")
 def registry() -> Iterator[LocalRegistry]:
     reg = LocalRegistry()
+    problem = ""
     try:
         reg.start()
-    except RegistryUnavailable as e:
-        _unavailable(f"the local registry is unavailable: {e}")
+    except (RegistryUnavailable, OSError) as e:
+        problem = str(e)
+    if problem:
+        _unavailable(f"the local registry is unavailable: {problem}")
     yield reg
     reg.stop()
 
@@ -171,5 +177,5 @@ def node(request: pytest.FixtureRequest) -> Node:
     """The same behavioural test against real containerd and against the simulated runtime."""
     if request.param == "containerd":
         request.applymarker(pytest.mark.containerd)
-        return request.getfixturevalue("real_node")  # type: ignore[no-any-return]
-    return request.getfixturevalue("sim_node")  # type: ignore[no-any-return]
+        return request.getfixturevalue("real_node")
+    return request.getfixturevalue("sim_node")

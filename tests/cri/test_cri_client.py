@@ -28,7 +28,7 @@ def test_endpoints_accept_unix_urls_bare_paths_and_tcp():
         normalize_endpoint("unix://relative.sock")
 
 
-class _Err(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class _Err(grpc.RpcError, grpc.Call):
     def __init__(self, code, details):
         self._code, self._details = code, details
 
