@@ -133,6 +133,15 @@ class Containerd:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Containerd:
+        """Start containerd and wait until CRI answers; on any failure clean up and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         missing = missing_prerequisites()
         if missing:
             raise ContainerdUnavailable(
@@ -151,12 +160,7 @@ class Containerd:
             start_new_session=True, cwd=self.base,
         )
         self._client = CriClient(self.endpoint, timeouts=Timeouts(default=5.0))
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout

@@ -172,10 +172,9 @@ def sim_node(simulated_cri: SimulatedCri, tmp_path: Path) -> Iterator[Node]:
         node.cleanup()
 
 
-@pytest.fixture(params=["containerd", "simulated"])
+@pytest.fixture(params=[pytest.param("containerd", marks=pytest.mark.containerd), "simulated"])
 def node(request: pytest.FixtureRequest) -> Node:
     """The same behavioural test against real containerd and against the simulated runtime."""
     if request.param == "containerd":
-        request.applymarker(pytest.mark.containerd)
         return request.getfixturevalue("real_node")
     return request.getfixturevalue("sim_node")

@@ -86,3 +86,28 @@ def test_cri_log_lines_are_parsed_and_partial_lines_joined():
     ]
     got = [(x.stream, x.text) for x in logs.parse(raw)]
     assert got == [("stderr", "oops"), ("stdout", "hello world"), ("stdout", "")]
+
+
+def test_the_public_namespace_is_deliberate():
+    import hakube.cri
+
+    assert sorted(hakube.cri.__all__) == [
+        "CRI_VERSION", "CallTimeout", "CriClient", "CriError", "DEFAULT_ENDPOINT",
+        "ExecResult", "ImagePullFailed", "NotFound", "RuntimeUnavailable", "Timeouts",
+    ]
+    for name in hakube.cri.__all__:
+        assert getattr(hakube.cri, name) is not None
+
+
+def test_the_proto_speaks_runtime_v1_with_the_published_method_paths():
+    services = pb.DESCRIPTOR.services_by_name
+    assert sorted(services) == ["ImageService", "RuntimeService"]
+    assert services["RuntimeService"].full_name == "runtime.v1.RuntimeService"
+    methods = {m.name for m in services["RuntimeService"].methods}
+    assert {"Version", "RunPodSandbox", "CreateContainer", "StartContainer", "ExecSync",
+            "ContainerStats", "PodSandboxStats", "Status"} <= methods
+    # a few field numbers that are easy to get wrong (checked against k8s.io/cri-api)
+    fields = pb.LinuxContainerSecurityContext.DESCRIPTOR.fields_by_name
+    assert (fields["run_as_user"].number, fields["run_as_group"].number) == (5, 12)
+    assert pb.ImageSpec.DESCRIPTOR.fields_by_name["user_specified_image"].number == 18
+    assert pb.LinuxSandboxSecurityContext.DESCRIPTOR.fields_by_name["run_as_group"].number == 8
