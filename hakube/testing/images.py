@@ -15,9 +15,10 @@ import gzip
 import hashlib
 import io
 import json
+import platform
 import tarfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
@@ -60,7 +61,6 @@ class OciImage:
     manifest: bytes
     config: bytes
     layers: tuple[bytes, ...]
-    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def manifest_digest(self) -> str:
@@ -112,8 +112,6 @@ class OciImage:
 
 
 def _goarch() -> str:
-    import platform
-
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
