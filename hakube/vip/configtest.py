@@ -29,8 +29,13 @@ class ConfigTestError(RuntimeError):
 _SCRIPT_USER = re.compile(r"^(\s*script_user\s+)\S+", re.MULTILINE)
 
 
-def config_test(conf_path: str | os.PathLike[str], *, netns: str | None = None,
-                keepalived: str = "keepalived", timeout: float = 30.0) -> None:
+def config_test(
+    conf_path: str | os.PathLike[str],
+    *,
+    netns: str | None = None,
+    keepalived: str = "keepalived",
+    timeout: float = 30.0,
+) -> None:
     """Raise ConfigTestError with keepalived's messages unless it accepts ``conf_path``.
 
     ``netns`` runs the test inside that network namespace (``ip netns exec``), which is where the
@@ -38,8 +43,9 @@ def config_test(conf_path: str | os.PathLike[str], *, netns: str | None = None,
     """
     path = os.path.abspath(conf_path)
     if shutil.which(keepalived) is None:
-        raise ConfigTestError(f"{keepalived} not found; install Debian's keepalived "
-                              "(scripts/install/keepalived.sh)")
+        raise ConfigTestError(
+            f"{keepalived} not found; install Debian's keepalived (scripts/install/keepalived.sh)"
+        )
     rc, messages = _run(path, netns, keepalived, timeout)
     if rc == -signal.SIGTERM and not messages:
         with open(path) as f:
@@ -51,8 +57,9 @@ def config_test(conf_path: str | os.PathLike[str], *, netns: str | None = None,
         raise ConfigTestError(f"keepalived --config-test rejected {path}: {detail}")
 
 
-def _retest_as_root(text: str, path: str, netns: str | None, keepalived: str,
-                    timeout: float) -> tuple[int, list[str]]:
+def _retest_as_root(
+    text: str, path: str, netns: str | None, keepalived: str, timeout: float
+) -> tuple[int, list[str]]:
     """The 2.2.7 workaround: the same file with the script user swapped for root."""
     patched = _SCRIPT_USER.sub(r"\1root", text)
     fd, tmp = tempfile.mkstemp(prefix="hakube-configtest-", suffix=".conf")
@@ -66,14 +73,19 @@ def _retest_as_root(text: str, path: str, netns: str | None, keepalived: str,
     return rc, [m.replace(tmp, path) for m in messages]
 
 
-def _run(path: str, netns: str | None, keepalived: str,
-         timeout: float) -> tuple[int, list[str]]:
+def _run(path: str, netns: str | None, keepalived: str, timeout: float) -> tuple[int, list[str]]:
     argv = [keepalived, "--config-test", "-f", path]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise ConfigTestError(f"keepalived --config-test did not finish in {timeout} s") from exc
     except OSError as exc:

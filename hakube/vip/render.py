@@ -43,8 +43,10 @@ def render(settings: VipSettings, *, script_path: str) -> Rendered:
     """Validate ``settings`` and render both files. Raises SettingsError naming the field."""
     settings.validate()
     if not os.path.isabs(script_path):
-        raise ValueError(f"script_path {script_path!r} must be absolute: keepalived runs it "
-                         "from / and vets every directory on its path")
+        raise ValueError(
+            f"script_path {script_path!r} must be absolute: keepalived runs it "
+            "from / and vets every directory on its path"
+        )
     context = {
         "s": settings,
         "script_path": script_path,

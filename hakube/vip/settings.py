@@ -74,7 +74,6 @@ class VipSettings:
     """Prefix length the VIP is added with; None means the prefix of ``interface_address``, so the
     VIP becomes a secondary address of the existing subnet and adds no route."""
 
-
     vrrp_version: int = 3
     """2 or 3. Version 3 (RFC 5798) allows sub-second adverts but has no authentication."""
 
@@ -132,33 +131,44 @@ class VipSettings:
         if self.vip_prefix is not None and not 1 <= self.vip_prefix <= 32:
             raise SettingsError("vip_prefix", f"{self.vip_prefix} is not within 1..32")
         if vip not in iface.network:
-            raise SettingsError("vip", f"{vip} is not inside {iface.network}, the subnet of "
-                                       f"interface_address {iface}")
+            raise SettingsError(
+                "vip",
+                f"{vip} is not inside {iface.network}, the subnet of interface_address {iface}",
+            )
         if vip in (iface.network.network_address, iface.network.broadcast_address):
-            raise SettingsError("vip", f"{vip} is the network or broadcast address of "
-                                       f"{iface.network}")
+            raise SettingsError(
+                "vip", f"{vip} is the network or broadcast address of {iface.network}"
+            )
         if vip == iface.ip:
-            raise SettingsError("vip", f"{vip} is this master's own address; the VIP must be "
-                                       "an address no host owns")
+            raise SettingsError(
+                "vip",
+                f"{vip} is this master's own address; the VIP must be an address no host owns",
+            )
         if not self.peers:
-            raise SettingsError("peers", "none given; list the other masters' addresses "
-                                         "(a single master needs no VIP)")
+            raise SettingsError(
+                "peers",
+                "none given; list the other masters' addresses (a single master needs no VIP)",
+            )
         seen: set[ipaddress.IPv4Address] = set()
         for text in self.peers:
             peer = _ipv4("peers", text)
             if peer in seen:
                 raise SettingsError("peers", f"{peer} is listed twice")
             if peer == iface.ip:
-                raise SettingsError("peers", f"{peer} is this master's own address "
-                                             "(interface_address); list only the others")
+                raise SettingsError(
+                    "peers",
+                    f"{peer} is this master's own address "
+                    "(interface_address); list only the others",
+                )
             if peer == vip:
                 raise SettingsError("peers", f"{peer} is the VIP, not a master")
             seen.add(peer)
 
     def _check_vrrp(self) -> None:
         if not 1 <= self.virtual_router_id <= 255:
-            raise SettingsError("virtual_router_id",
-                                f"{self.virtual_router_id} is not within 1..255")
+            raise SettingsError(
+                "virtual_router_id", f"{self.virtual_router_id} is not within 1..255"
+            )
         if not 1 <= self.priority <= 254:
             raise SettingsError("priority", f"{self.priority} is not within 1..254")
         if self.vrrp_version not in (2, 3):
@@ -168,57 +178,77 @@ class VipSettings:
             raise SettingsError("advert_int", f"{adv} is not a positive number of seconds")
         if self.vrrp_version == 2:
             if adv != int(adv) or not 1 <= adv <= 255:
-                raise SettingsError("advert_int", f"{adv} is not whole seconds 1..255, which "
-                                                  "VRRPv2 requires; use vrrp_version 3 for "
-                                                  "sub-second adverts")
+                raise SettingsError(
+                    "advert_int",
+                    f"{adv} is not whole seconds 1..255, which "
+                    "VRRPv2 requires; use vrrp_version 3 for "
+                    "sub-second adverts",
+                )
         elif abs(adv * 100 - round(adv * 100)) > 1e-6 or not 0.01 <= adv <= 40.95:
-            raise SettingsError("advert_int", f"{adv} is not 0.01..40.95 s in steps of 0.01 "
-                                              "(VRRPv3 counts centiseconds)")
+            raise SettingsError(
+                "advert_int",
+                f"{adv} is not 0.01..40.95 s in steps of 0.01 (VRRPv3 counts centiseconds)",
+            )
         if self.auth_pass is not None:
             if self.vrrp_version == 3:
-                raise SettingsError("auth_pass", "VRRPv3 has no authentication (RFC 5798 "
-                                                 "dropped it) and keepalived would silently "
-                                                 "ignore it; drop auth_pass or use vrrp_version 2")
+                raise SettingsError(
+                    "auth_pass",
+                    "VRRPv3 has no authentication (RFC 5798 "
+                    "dropped it) and keepalived would silently "
+                    "ignore it; drop auth_pass or use vrrp_version 2",
+                )
             if not _AUTH_PASS.match(self.auth_pass) or set(self.auth_pass) & set("!#\"'"):
-                raise SettingsError("auth_pass", "must be 1..8 printable characters without "
-                                                 "blanks, quotes, ! or # (keepalived would cut "
-                                                 "it short)")
+                raise SettingsError(
+                    "auth_pass",
+                    "must be 1..8 printable characters without "
+                    "blanks, quotes, ! or # (keepalived would cut "
+                    "it short)",
+                )
         if not _INSTANCE.match(self.instance_name):
-            raise SettingsError("instance_name", f"{self.instance_name!r} must be 1..32 of "
-                                                 "A-Z a-z 0-9 _ -")
+            raise SettingsError(
+                "instance_name", f"{self.instance_name!r} must be 1..32 of A-Z a-z 0-9 _ -"
+            )
 
     def _check_health_check(self) -> None:
         url = urlsplit(self.readyz_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise SettingsError("readyz_url", f"{self.readyz_url!r} is not an http(s) URL")
         if not 1 <= self.check_interval <= 3600:
-            raise SettingsError("check_interval", f"{self.check_interval} is not whole "
-                                                  "seconds 1..3600")
+            raise SettingsError(
+                "check_interval", f"{self.check_interval} is not whole seconds 1..3600"
+            )
         if not 0 < self.check_timeout <= self.check_interval:
-            raise SettingsError("check_timeout", f"{self.check_timeout} must be > 0 and at "
-                                                 f"most check_interval ({self.check_interval} s)"
-                                                 " so that checks do not pile up")
+            raise SettingsError(
+                "check_timeout",
+                f"{self.check_timeout} must be > 0 and at "
+                f"most check_interval ({self.check_interval} s)"
+                " so that checks do not pile up",
+            )
         for name in ("check_fall", "check_rise"):
             if not 1 <= getattr(self, name) <= 100:
                 raise SettingsError(name, f"{getattr(self, name)} is not within 1..100")
         if not _USER.match(self.script_user):
             raise SettingsError("script_user", f"{self.script_user!r} is not a user name")
         if not self.python.startswith("/") or any(c.isspace() for c in self.python):
-            raise SettingsError("python", f"{self.python!r} must be an absolute path "
-                                          "without blanks")
+            raise SettingsError(
+                "python", f"{self.python!r} must be an absolute path without blanks"
+            )
 
     # -- derived values the template uses --------------------------------------------------------
 
     def own_interface(self) -> ipaddress.IPv4Interface:
         """``interface_address`` parsed; it must carry a prefix, or the subnet is unknown."""
         if "/" not in self.interface_address:
-            raise SettingsError("interface_address", f"{self.interface_address!r} needs a "
-                                                     "prefix, e.g. 192.0.2.11/24")
+            raise SettingsError(
+                "interface_address",
+                f"{self.interface_address!r} needs a prefix, e.g. 192.0.2.11/24",
+            )
         try:
             iface = ipaddress.ip_interface(self.interface_address)
         except ValueError as exc:
-            raise SettingsError("interface_address", f"{self.interface_address!r} is not an "
-                                                     "address/prefix") from exc
+            raise SettingsError(
+                "interface_address", f"{self.interface_address!r} is not an address/prefix"
+            ) from exc
         if not isinstance(iface, ipaddress.IPv4Interface):
             raise SettingsError("interface_address", "IPv6 is not supported yet; use IPv4")
         return iface
