@@ -133,7 +133,7 @@ class VipSettings:
         if vip not in iface.network:
             raise SettingsError(
                 "vip",
-                f"{vip} is not inside {iface.network}, the subnet of interface_address {iface}",
+                f"{vip} is not inside {iface.network}, the subnet of this master's address {iface}",
             )
         if vip in (iface.network.network_address, iface.network.broadcast_address):
             raise SettingsError(
@@ -157,8 +157,7 @@ class VipSettings:
             if peer == iface.ip:
                 raise SettingsError(
                     "peers",
-                    f"{peer} is this master's own address "
-                    "(interface_address); list only the others",
+                    f"{peer} is this master's own address; list only the other masters",
                 )
             if peer == vip:
                 raise SettingsError("peers", f"{peer} is the VIP, not a master")
@@ -180,9 +179,8 @@ class VipSettings:
             if adv != int(adv) or not 1 <= adv <= 255:
                 raise SettingsError(
                     "advert_int",
-                    f"{adv} is not whole seconds 1..255, which "
-                    "VRRPv2 requires; use vrrp_version 3 for "
-                    "sub-second adverts",
+                    f"{adv} is not whole seconds 1..255, which VRRPv2 requires; "
+                    "use VRRP version 3 for sub-second adverts",
                 )
         elif abs(adv * 100 - round(adv * 100)) > 1e-6 or not 0.01 <= adv <= 40.95:
             raise SettingsError(
@@ -193,9 +191,8 @@ class VipSettings:
             if self.vrrp_version == 3:
                 raise SettingsError(
                     "auth_pass",
-                    "VRRPv3 has no authentication (RFC 5798 "
-                    "dropped it) and keepalived would silently "
-                    "ignore it; drop auth_pass or use vrrp_version 2",
+                    "VRRPv3 has no authentication (RFC 5798 dropped it) and keepalived would "
+                    "silently ignore the password; drop it or use VRRP version 2",
                 )
             if not _AUTH_PASS.match(self.auth_pass) or set(self.auth_pass) & set("!#\"'"):
                 raise SettingsError(
@@ -221,8 +218,7 @@ class VipSettings:
             raise SettingsError(
                 "check_timeout",
                 f"{self.check_timeout} must be > 0 and at "
-                f"most check_interval ({self.check_interval} s)"
-                " so that checks do not pile up",
+                f"most the check interval ({self.check_interval} s) so checks do not pile up",
             )
         for name in ("check_fall", "check_rise"):
             if not 1 <= getattr(self, name) <= 100:
