@@ -99,7 +99,14 @@ class VipCluster:
     def start(self, name: str | None = None) -> None:
         """Start keepalived on one host, or on all."""
         for member in self._select(name):
+            running = [p for p in member.host.pids() if _comm(p) == "keepalived" and _live(p)]
+            if running:
+                raise RuntimeError(f"keepalived already runs on {member.host.name}: {running}")
             run = member.conf.parent
+            # keepalived refuses to start while a pid file names a process that exists, and a
+            # killed keepalived may linger as a zombie until init reaps it.
+            for pidfile in ("keepalived.pid", "vrrp.pid"):
+                (run / pidfile).unlink(missing_ok=True)
             argv = ["keepalived", "--dont-fork", "--log-console", "--log-detail", "--no-syslog"]
             argv += ["--vrrp", "-f", str(member.conf)]
             argv += ["-p", str(run / "keepalived.pid"), "-r", str(run / "vrrp.pid")]
@@ -148,6 +155,15 @@ class VipCluster:
 
     def _select(self, name: str | None) -> list[Member]:
         return [self.members[name]] if name else list(self.members.values())
+
+
+def _live(pid: int) -> bool:
+    """True unless ``pid`` is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _comm(pid: int) -> str:
