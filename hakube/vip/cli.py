@@ -66,7 +66,7 @@ def add_parser(
     p.add_argument(
         "--readyz-url", help="the local master's readiness URL, http://127.0.0.1:PORT/readyz"
     )
-    p.add_argument("--advert-int", default="1", help="seconds between VRRP adverts (1)")
+    p.add_argument("--advert-int", default="0.5", help="seconds between VRRP adverts (0.5)")
     p.add_argument("--vrrp-version", default="3", help="2 or 3 (3)")
     p.add_argument("--auth-pass", help="VRRPv2 PASS authentication, up to 8 characters")
     p.add_argument("--script-user", default="nobody", help="user the check runs as (nobody)")

@@ -42,12 +42,12 @@ def test_add_parser_registers_keepalived_with_run() -> None:
 
 
 def test_render_writes_config_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = render_argv(tmp_path, router_id="7", priority="90", advert_int="0.5")
+    argv = render_argv(tmp_path, router_id="7", priority="90", advert_int="0.75")
     assert hakube(argv) == 0
     conf = (tmp_path / "keepalived.conf").read_text()
     assert "virtual_router_id 7" in conf
     assert "priority 90" in conf
-    assert "advert_int 0.5" in conf
+    assert "advert_int 0.75" in conf
     assert "http://127.0.0.1:9100/readyz" in (tmp_path / "hakube-readyz-check").read_text()
     assert str(tmp_path / "keepalived.conf") in capsys.readouterr().out
 
@@ -58,7 +58,7 @@ def test_vip_may_carry_its_own_prefix(tmp_path: Path) -> None:
 
 
 def test_vrrp2_with_password(tmp_path: Path) -> None:
-    assert hakube(render_argv(tmp_path, vrrp_version="2", auth_pass="hakube1")) == 0
+    assert hakube(render_argv(tmp_path, vrrp_version="2", advert_int="1", auth_pass="hakube1")) == 0
     assert "auth_pass hakube1" in (tmp_path / "keepalived.conf").read_text()
 
 

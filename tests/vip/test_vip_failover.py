@@ -104,7 +104,9 @@ def test_a_failing_readyz_moves_the_vip_and_it_does_not_come_back(
     assert rig.vc.holders() == [new]
 
 
-@pytest.mark.parametrize("advert", [1.0, 0.25], ids=["advert-1s", "advert-250ms"])
+@pytest.mark.parametrize(
+    "advert", [1.0, 0.5, 0.25], ids=["advert-1s", "advert-500ms", "advert-250ms"]
+)
 def test_sigkill_of_the_holders_keepalived_moves_the_vip(
     make_rig: Callable[..., Rig], advert: float
 ) -> None:

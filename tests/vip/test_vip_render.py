@@ -67,7 +67,7 @@ def test_vrrp3_adverts_may_be_sub_second(settings: VipSettings, advert: float, t
 
 
 def test_vrrp2_carries_the_password(settings: VipSettings) -> None:
-    got = lines(conf_of(replace(settings, vrrp_version=2, auth_pass="hakube1")))
+    got = lines(conf_of(replace(settings, vrrp_version=2, advert_int=1, auth_pass="hakube1")))
     assert {"version 2", "auth_type PASS", "auth_pass hakube1"} <= set(got)
 
 

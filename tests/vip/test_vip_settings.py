@@ -44,8 +44,8 @@ BAD = [
     ("advert_int", {"vrrp_version": 2, "advert_int": 0.5}, "whole seconds"),
     ("advert_int", {"vrrp_version": 2, "advert_int": 256}, "whole seconds"),
     ("auth_pass", {"auth_pass": "secret"}, "VRRPv3 has no authentication"),
-    ("auth_pass", {"vrrp_version": 2, "auth_pass": "much-too-long"}, "1..8"),
-    ("auth_pass", {"vrrp_version": 2, "auth_pass": "a#b"}, "1..8"),
+    ("auth_pass", {"vrrp_version": 2, "advert_int": 1, "auth_pass": "much-too-long"}, "1..8"),
+    ("auth_pass", {"vrrp_version": 2, "advert_int": 1, "auth_pass": "a#b"}, "1..8"),
     ("readyz_url", {"readyz_url": "127.0.0.1:9100/readyz"}, "not an http(s) URL"),
     ("check_interval", {"check_interval": 0}, "whole seconds"),
     ("check_timeout", {"check_timeout": 2.0}, "at most the check interval"),
@@ -70,7 +70,7 @@ def test_bad_settings_are_refused_with_one_line_naming_the_field(
 
 
 def test_vrrp2_accepts_a_password(settings: VipSettings) -> None:
-    replace(settings, vrrp_version=2, auth_pass="hakube1").validate()
+    replace(settings, vrrp_version=2, advert_int=1, auth_pass="hakube1").validate()
 
 
 def test_vrrp3_accepts_sub_second_adverts(settings: VipSettings) -> None:
