@@ -166,7 +166,12 @@ class Host:
         return ["ip", "netns", "exec", self.netns, *argv]
 
     def run(
-        self, argv: list[str], *, timeout: float = 30.0, check: bool = True
+        self,
+        argv: list[str],
+        *,
+        timeout: float = 30.0,
+        check: bool = True,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the host to completion and return its result."""
         proc = subprocess.run(
@@ -175,6 +180,7 @@ class Host:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            env=env,
             check=False,
         )
         if check and proc.returncode != 0:
