@@ -51,14 +51,19 @@ class Rig:
 
 @pytest.fixture
 def make_rig(net: Network, keepalived_available: None) -> Iterator[Callable[..., Rig]]:
-    def make(**knobs: object) -> Rig:
+    def make(advert_int: float = 0.5) -> Rig:
         masters = [net.add_host(f"m{i}", f"192.0.2.{10 + i}/24") for i in (1, 2, 3)]
         client = net.add_host("client", "192.0.2.50/24")
         for host in masters:
             start_readyz_stub(host, port=PORT, unready_file=net.workdir / f"unready-{host.name}")
         base = VipSettings(
-            vip=VIP, interface="eth0", interface_address="", peers=(), readyz_url="", **knobs
-        )  # type: ignore[arg-type]
+            vip=VIP,
+            interface="eth0",
+            interface_address="",
+            peers=(),
+            readyz_url="",
+            advert_int=advert_int,
+        )
         vc = VipCluster(
             net, masters, vip=VIP, readyz_url=lambda h: f"http://127.0.0.1:{PORT}/readyz", base=base
         )
