@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import signal
 import statistics
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -78,9 +79,10 @@ def keepalived_runs(net: Network, vc: VipCluster, runs: int) -> dict[str, list[f
         for _ in range(runs):
             settled(vc, holder)
             old = holder
+            at = time.monotonic()
             fail(old)
             others = [n for n in vc.members if n != old]
-            holder, took = vc.wait_for_single_holder(30, among=others)
+            holder, took = vc.wait_for_single_holder(30, among=others, since=at)
             results.setdefault(name, []).append(took)
             restore(old)
             measure_until(only(vc, holder), 30, "stale VIP gone")
@@ -106,16 +108,23 @@ def master_runs(
     for _ in range(runs):
         old = vc.holders()[0]
         settled(vc, old)
+        at = time.monotonic()
         by_name[old].kill_all()
         by_name[old].cut("drop")
         others = [n for n in vc.members if n != old]
-        new, took = vc.wait_for_single_holder(30, among=others)
+        new, took = vc.wait_for_single_holder(30, among=others, since=at)
+
+        last: list[netmasters.Status | None] = [None]
 
         def ok(new: str = new) -> bool:
-            st = netmasters.status_via(client, VIP, timeout=1.0)
+            st = last[0] = netmasters.status_via(client, VIP, timeout=1.0)
             return st is not None and st.name == new and st.ready
 
-        served_after = measure_until(ok, 30, "a ready master through the VIP")
+        try:
+            served_after = measure_until(ok, 30, f"a ready {new} through the VIP")
+        except TimeoutError as exc:
+            ready = {h.name: netmasters.is_ready(h) for h in hosts if h.name != old}
+            raise TimeoutError(f"{exc}; last answer {last[0]}; /readyz {ready}") from exc
         moved.append(took)
         served.append(took + served_after)
         by_name[old].heal()

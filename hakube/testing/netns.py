@@ -74,11 +74,18 @@ def netns_pids(netns: str) -> list[int]:
 
 
 def kill_namespace(netns: str, sig: int = signal.SIGKILL, timeout: float = 5.0) -> list[int]:
-    """Send ``sig`` to every process in ``netns`` until none is left (SIGKILL) or once."""
+    """Send ``sig`` to every process in ``netns`` until none is left (SIGKILL) or once.
+
+    For SIGKILL every process is stopped first: a daemon's child that is told of its parent's
+    death (keepalived's VRRP process gets SIGTERM then) would otherwise shut down cleanly in
+    the gap, and a crash would look like a clean stop.
+    """
     killed: list[int] = []
     deadline = time.monotonic() + timeout
     while True:
         pids = netns_pids(netns)
+        if sig == signal.SIGKILL:
+            signal_all(pids, signal.SIGSTOP)
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -88,6 +95,15 @@ def kill_namespace(netns: str, sig: int = signal.SIGKILL, timeout: float = 5.0) 
         if sig != signal.SIGKILL or not pids or time.monotonic() > deadline:
             return killed
         time.sleep(0.01)
+
+
+def signal_all(pids: list[int], sig: int) -> None:
+    """Send ``sig`` to each of ``pids`` that still exists."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def cleanup_stale() -> list[str]:
