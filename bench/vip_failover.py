@@ -116,7 +116,7 @@ def master_runs(
 
         last: list[netmasters.Status | None] = [None]
 
-        def ok(new: str = new) -> bool:
+        def ok(new: str = new, last: list[netmasters.Status | None] = last) -> bool:
             st = last[0] = netmasters.status_via(client, VIP, timeout=1.0)
             return st is not None and st.name == new and st.ready
 
