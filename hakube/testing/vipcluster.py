@@ -56,6 +56,7 @@ class Member:
     conf: Path
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    stopping: bool = False
 
 
 class VipCluster:
@@ -98,6 +99,8 @@ class VipCluster:
     def start(self, name: str | None = None) -> None:
         """Start keepalived on one host, or on all."""
         for member in self._select(name):
+            if member.proc is not None and member.stopping:
+                member.proc.wait(timeout=15)  # a stop this cluster asked for must be over
             running = [p for p in member.host.pids() if _comm(p) == "keepalived" and _live(p)]
             if running:
                 raise RuntimeError(f"keepalived already runs on {member.host.name}: {running}")
@@ -110,6 +113,7 @@ class VipCluster:
             argv += ["--vrrp", "-f", str(member.conf)]
             argv += ["-p", str(run / "keepalived.pid"), "-r", str(run / "vrrp.pid")]
             member.proc = member.host.spawn(argv, log=member.log)
+            member.stopping = False
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> float:
         """Signal keepalived (parent and VRRP child) on ``name``; returns the monotonic time.
@@ -124,8 +128,9 @@ class VipCluster:
             signal_all(pids, signal.SIGSTOP)
         at = time.monotonic()
         signal_all(pids, sig)
-        if member.proc is not None and sig in (signal.SIGKILL, signal.SIGTERM):
-            member.proc.wait(timeout=10)
+        member.stopping = sig in (signal.SIGKILL, signal.SIGTERM)
+        # No waiting for the exit here: a clean stop takes keepalived about a second, and the
+        # VIP moves during it. start() waits.
         return at
 
     def holders(self) -> list[str]:
