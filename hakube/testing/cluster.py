@@ -54,34 +54,66 @@ class MasterProc:
 class LocalCluster:
     """Start, kill, restart and inspect N masters. Use as a context manager."""
 
-    def __init__(self, base_dir: str, n: int = 3, *, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: str,
+        n: int = 3,
+        *,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.base_dir = base_dir
         ports = free_ports(3 * n)
         self.masters: list[MasterProc] = []
         for i in range(n):
             name = f"m{i + 1}"
-            self.masters.append(MasterProc(
-                name=name, api=f"127.0.0.1:{ports[3 * i]}", raft=f"127.0.0.1:{ports[3 * i + 1]}",
-                metrics=f"127.0.0.1:{ports[3 * i + 2]}",
-                data_dir=os.path.join(base_dir, name),
-                log_path=os.path.join(base_dir, f"{name}.log"),
-                extra_args=list(extra_args or [])))
+            self.masters.append(
+                MasterProc(
+                    name=name,
+                    api=f"127.0.0.1:{ports[3 * i]}",
+                    raft=f"127.0.0.1:{ports[3 * i + 1]}",
+                    metrics=f"127.0.0.1:{ports[3 * i + 2]}",
+                    data_dir=os.path.join(base_dir, name),
+                    log_path=os.path.join(base_dir, f"{name}.log"),
+                    extra_args=list(extra_args or []),
+                )
+            )
         self.env = dict(os.environ, **(env or {}))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def command(self, m: MasterProc) -> list[str]:
         peers = ",".join(f"{o.name}={o.raft}" for o in self.masters if o is not m)
-        return [sys.executable, "-m", "hakube", "master", "--name", m.name, "--data-dir",
-                m.data_dir, "--api-listen", m.api, "--raft-listen", m.raft, "--peers", peers,
-                "--metrics-listen", m.metrics, *m.extra_args]
+        return [
+            sys.executable,
+            "-m",
+            "hakube",
+            "master",
+            "--name",
+            m.name,
+            "--data-dir",
+            m.data_dir,
+            "--api-listen",
+            m.api,
+            "--raft-listen",
+            m.raft,
+            "--peers",
+            peers,
+            "--metrics-listen",
+            m.metrics,
+            *m.extra_args,
+        ]
 
     def start(self, m: MasterProc) -> None:
         os.makedirs(self.base_dir, exist_ok=True)
         log = open(m.log_path, "ab")  # noqa: SIM115 - handed to the child
-        m.proc = subprocess.Popen(self.command(m), stdout=log, stderr=subprocess.STDOUT,
-                                  env=self.env, start_new_session=True)
+        m.proc = subprocess.Popen(
+            self.command(m),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
         log.close()
 
     def start_all(self, wait: float = 30.0) -> LocalCluster:
@@ -139,17 +171,22 @@ class LocalCluster:
                 return
             for m in self.masters:
                 if m.proc is not None and m.proc.poll() not in (None, -9) and m in targets:
-                    raise RuntimeError(f"master {m.name} exited with {m.proc.returncode}; see "
-                                       f"{m.log_path}:\n{self.tail(m)}")
+                    raise RuntimeError(
+                        f"master {m.name} exited with {m.proc.returncode}; see "
+                        f"{m.log_path}:\n{self.tail(m)}"
+                    )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"masters not ready within {timeout}s: " + ", ".join(
-                    m.name for m in targets if not self.is_ready(m)))
+                raise TimeoutError(
+                    f"masters not ready within {timeout}s: "
+                    + ", ".join(m.name for m in targets if not self.is_ready(m))
+                )
             time.sleep(0.05)
 
     def status(self, m: MasterProc, timeout: float = 2.0) -> api_pb2.ClusterStatusResponse:
         with grpc.insecure_channel(m.api) as ch:
-            return api_pb2_grpc.ClusterServiceStub(ch).Status(api_pb2.ClusterStatusRequest(),
-                                                               timeout=timeout)
+            return api_pb2_grpc.ClusterServiceStub(ch).Status(
+                api_pb2.ClusterStatusRequest(), timeout=timeout
+            )
 
     def leader(self, timeout: float = 15.0) -> MasterProc:
         """The master that every live master agrees leads (waits for agreement)."""

@@ -1,0 +1,112 @@
+"""The VIP in front of three real masters, each with keepalived, in netns hosts.
+
+keepalived's check asks the local master's /readyz, which is 200 only while that master is in a
+quorum with a leader. A client in a fourth namespace talks gRPC to the VIP. Times are printed
+(``pytest -s``); the bounds asserted are loose.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from hakube.testing import netmasters
+from hakube.testing.netns import Host, Network
+from hakube.testing.vipcluster import VipCluster, measure_until
+from hakube.vip import VipSettings
+
+pytestmark = pytest.mark.netns
+
+VIP = "192.0.2.100"
+
+
+@dataclass
+class Rig:
+    net: Network
+    hosts: dict[str, Host]
+    client: Host
+    vc: VipCluster
+    holder: str
+
+    def served_by(self) -> netmasters.Status | None:
+        return netmasters.status_via(self.client, VIP, timeout=1.0)
+
+    def wait_served_ready(self, by: str, timeout: float) -> float:
+        """Seconds until the client, through the VIP, reaches ``by``'s master and it is ready."""
+
+        def ok() -> bool:
+            st = self.served_by()
+            return st is not None and st.name == by and st.ready
+
+        return measure_until(ok, timeout, f"the client to reach a ready {by} through the VIP")
+
+
+@pytest.fixture
+def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
+    hosts = {f"m{i}": net.add_host(f"m{i}", f"192.0.2.{10 + i}/24") for i in (1, 2, 3)}
+    client = net.add_host("client", "192.0.2.50/24")
+    for host in hosts.values():
+        netmasters.start_master(host, list(hosts.values()))
+    measure_until(
+        lambda: all(netmasters.is_ready(h) for h in hosts.values()), 60, "three ready masters"
+    )
+    base = VipSettings(vip=VIP, interface="eth0", interface_address="", peers=(), readyz_url="")
+    vc = VipCluster(
+        net, hosts.values(), vip=VIP, readyz_url=lambda h: netmasters.READYZ_URL, base=base
+    )
+    vc.start()
+    holder, took = vc.wait_for_single_holder(30)
+    print(f"VIP timing (masters): first holder {holder} after {took:.2f} s")
+    r = Rig(net, hosts, client, vc, holder)
+    r.wait_served_ready(holder, 15)
+    yield r
+
+
+def test_sigkill_of_everything_on_the_holder_moves_the_vip_to_one_other_master(rig: Rig) -> None:
+    old = rig.holder
+    others = [n for n in rig.hosts if n != old]
+    before = rig.served_by()
+    leader = "the Raft leader" if before and before.leader == old else "a follower"
+    host = rig.hosts[old]
+    at = time.monotonic()
+    host.kill_all()  # master and keepalived, as in a crash of the machine...
+    host.cut("drop")  # ...whose address then answers nobody
+    new, took = rig.vc.wait_for_single_holder(15, among=others, since=at)
+    served = rig.wait_served_ready(new, 15)
+    print(
+        f"VIP timing (masters): SIGKILL of holder {old} ({leader}): {new} holds after "
+        f"{took:.2f} s, "
+        f"client served by a ready master after {took + served:.2f} s"
+    )
+    assert took < 5
+
+
+def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None:
+    old = rig.holder
+    others = [n for n in rig.hosts if n != old]
+    at = time.monotonic()
+    rig.hosts[old].cut("drop")  # the holder still runs, but hears nobody
+    new, took = rig.vc.wait_for_single_holder(15, among=others, since=at)
+    released = measure_until(
+        lambda: not rig.hosts[old].has_address(VIP), 20, f"{old}, without quorum, to drop the VIP"
+    )
+    assert "Entering FAULT STATE" in rig.vc.log_text(old)
+    served = rig.wait_served_ready(new, 15)
+    print(
+        f"VIP timing (masters): partition of holder {old}: {new} holds after {took:.2f} s, "
+        f"{old} released it after {released + took:.2f} s, client served after "
+        f"{took + served:.2f} s"
+    )
+
+    # Healed, the old holder's master rejoins the quorum; with nopreempt the VIP stays put.
+    rig.hosts[old].heal()
+    measure_until(lambda: netmasters.is_ready(rig.hosts[old]), 30, f"{old} ready again")
+    measure_until(
+        lambda: "Entering BACKUP STATE" in rig.vc.log_text(old).split("Entering FAULT STATE")[-1],
+        15,
+        f"{old} back to BACKUP",
+    )
+    assert rig.vc.holders() == [new]
