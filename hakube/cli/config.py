@@ -61,12 +61,13 @@ def parse_with_env(parser: argparse.ArgumentParser, argv: list[str] | None) -> a
 
 
 def _actions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.Action]:
+    """Options of the parser and of every subcommand chosen in ``args``, at any depth."""
     actions = [a for a in parser._actions if a.option_strings]
     for a in parser._actions:
         if isinstance(a, argparse._SubParsersAction):
             sub = a.choices.get(getattr(args, a.dest, None) or "")
             if sub is not None:
-                actions += [x for x in sub._actions if x.option_strings]
+                actions += _actions(sub, args)
     return actions
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from hakube.cli import master_cmd
 from hakube.cli.config import ConfigError, parse_with_env
+from hakube.vip import cli as vip_cli
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -25,7 +26,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
-    for module in (master_cmd,):
+    for module in (master_cmd, vip_cli):
         runners.update(module.add_parser(sub))
     return parser, runners
 
