@@ -69,8 +69,8 @@ def _explain(text: str, cls: type[Message]) -> str:
     m = _NO_FIELD.search(text)
     if m:
         field, where = m.group(1), m.group(2)
-        path = where.split(".", 1)[1] if "." in where else ""
-        full = f"{path}.{field}" if path else field
+        prefix = where.split(".", 1)[1] if "." in where else ""
+        full = f"{prefix}.{field}" if prefix else field
         return f'unknown field "{full}"'
     # Nested "Failed to parse X field: Failed to parse Y field: reason" -> path X.Y: reason.
     path: list[str] = []
@@ -100,6 +100,7 @@ def _fix(msg: Message, out: dict[str, Any]) -> None:
         if key not in out:
             continue
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            assert fd.message_type is not None
             if fd.message_type.full_name == "google.protobuf.Value":
                 out[key] = [_num(v) for v in out[key]] if _is_repeated(fd) else _num(out[key])
             elif fd.message_type.GetOptions().map_entry:

@@ -60,7 +60,7 @@ def kind_for(word: str) -> Kind:
 
 
 def _parse(kind: Kind, rec: Record) -> Any:
-    msg = kind.message()
+    msg: Any = kind.message()
     msg.ParseFromString(rec.value)
     msg.metadata.resource_version = str(rec.mod_rev)
     return msg
@@ -404,7 +404,7 @@ def _unwrap(obj: api_pb2.Object) -> tuple[Kind, Any]:
         kind, msg = kinds_mod.unwrap(obj)
     except ValueError as exc:
         raise Invalid(str(exc)) from exc
-    copy = kind.message()
+    copy: Any = kind.message()
     copy.CopyFrom(msg)
     size = copy.ByteSize()
     copy.DiscardUnknownFields()
@@ -442,11 +442,11 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
     if new.metadata.uid and new.metadata.uid != old.metadata.uid:
         raise Conflict(f'{kind.plural} "{old.metadata.name}": uid in the request does not match')
     if status:
-        out = kind.message()
-        out.CopyFrom(old)
-        _copy_field(out, new, "status")
-        return out
-    out = kind.message()
+        copied: Any = kind.message()
+        copied.CopyFrom(old)
+        _copy_field(copied, new, "status")
+        return copied
+    out: Any = kind.message()
     out.CopyFrom(new)
     out.kind, out.api_version = kind.name, kind.api_version
     m, o = out.metadata, old.metadata

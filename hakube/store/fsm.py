@@ -197,7 +197,7 @@ class StoreFSM(SyncObjConsumer):
         elif code == "u":
             result = self._update(*op[2:], events=events)
         elif code == "d":
-            result = self._delete(*op[2:], events=events)
+            result = self._delete(op[2], op[3], op[4], op[5], events)
         elif code == "lg":
             lease_id, ttl = op[2], op[3]
             if lease_id in self.leases:

@@ -220,7 +220,7 @@ class RaftNode:
             return ""
         return self.addr_to_name.get(leader.id, leader.id)
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> dict[str, Any]:
         return dict(self.syncobj.getStatus())
 
     def stop(self) -> None:
