@@ -11,8 +11,8 @@ Accounting rules (tested in tests/bench/test_loadgen.py):
 
 - every index ``0 <= i < started`` is passed to ``op`` exactly once, in increasing order of start;
 - an operation that returns counts as done and its latency is recorded; one that raises (or
-  overruns ``op_timeout_s``) counts as an error, by exception type (and gRPC status code), and its latency is not
-  recorded, so percentiles describe successful requests only;
+  overruns ``op_timeout_s``) counts as an error, by exception type and gRPC status code, and its
+  latency is not recorded, so percentiles describe successful requests only;
 - throughput is successful operations per second of wall time;
 - percentiles use the nearest-rank method, so p50 and p99 are always latencies that were
   actually observed (no interpolation).

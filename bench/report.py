@@ -43,8 +43,8 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or math.isnan(a) or math.isnan(b) or b == 0:
+def _ratio(a: float, b: float) -> float | None:
+    if math.isnan(a) or math.isnan(b) or b == 0:
         return None
     return a / b
 
@@ -64,13 +64,18 @@ def format_load_table(results: LoadRows, systems: Sequence[str], baseline: str) 
         row = [scenario]
         for s in systems:
             r = by_system.get(s)
-            row += [_num(r.ops_per_s, 0), _num(r.p50_ms, 2), _num(r.p99_ms, 2), str(r.errors)]\
-                if r else [DASH] * 4
+            if r is None:
+                row += [DASH] * 4
+            else:
+                row += [_num(r.ops_per_s, 0), _num(r.p50_ms, 2), _num(r.p99_ms, 2), str(r.errors)]
         base = by_system.get(baseline)
         for s in others:
             r = by_system.get(s)
-            row += [_num(_ratio(r and r.ops_per_s, base and base.ops_per_s), 2),
-                    _num(_ratio(r and r.p50_ms, base and base.p50_ms), 2)]
+            if r is None or base is None:
+                row += [DASH] * 2
+            else:
+                row += [_num(_ratio(r.ops_per_s, base.ops_per_s), 2),
+                        _num(_ratio(r.p50_ms, base.p50_ms), 2)]
         rows.append(row)
     return _markdown(header, rows)
 
@@ -85,7 +90,9 @@ def format_failover_table(results: FailoverRows, systems: Sequence[str]) -> str:
         row = [scenario]
         for s in systems:
             gaps = by_system.get(s)
-            row += [_num(statistics.median(gaps), 2), _num(max(gaps), 2), str(len(gaps))]\
-                if gaps else [DASH] * 3
+            if not gaps:
+                row += [DASH] * 3
+            else:
+                row += [_num(statistics.median(gaps), 2), _num(max(gaps), 2), str(len(gaps))]
         rows.append(row)
     return _markdown(header, rows)
