@@ -84,8 +84,10 @@ def log(message: str) -> None:
 
 def describe(result: LoadResult) -> str:
     errors = f", errors {result.error_kinds}" if result.errors else ""
+    cpu = result.client_cpu_s / result.elapsed_s if result.elapsed_s else 0.0
     return (f"{result.ops_per_s:,.0f} ops/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.2f} ms{errors}")
+            f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.2f} ms, "
+            f"client CPU {cpu:.0%} of a core{errors}")
 
 
 def puts(target: Target, prefix: str, value: bytes) -> Op:

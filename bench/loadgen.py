@@ -49,6 +49,9 @@ class LoadResult:
     max_ms: float
     error_kinds: dict[str, int] = field(default_factory=dict)
     """Errors counted by exception type name, to tell timeouts from refusals at a glance."""
+    client_cpu_s: float = 0.0
+    """CPU seconds this process used during the run (all threads, so gRPC's too). Close to
+    ``elapsed_s`` means the client, not the system under test, set the pace."""
 
     @property
     def ops_per_s(self) -> float:
@@ -99,6 +102,7 @@ async def run_load(
     latencies: list[float] = []
     error_kinds: Counter[str] = Counter()
     next_index = 0
+    cpu_start = time.process_time()
     start = clock()
     deadline = start + duration_s if duration_s is not None else math.inf
     end = start
@@ -137,4 +141,5 @@ async def run_load(
         p99_ms=percentile(latencies, 99),
         max_ms=latencies[-1] if latencies else math.nan,
         error_kinds=dict(error_kinds),
+        client_cpu_s=time.process_time() - cpu_start,
     )
