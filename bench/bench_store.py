@@ -6,7 +6,9 @@ go to stdout as Markdown, ready for docs/benchmarks.md.
 Scenarios, per system and per durability setting the system supports:
 
 - puts of distinct keys with 1 (sequential latency), 16, 64 and 256 requests in flight from one
-  asyncio client process, for a fixed duration each, after a short warm-up;
+  asyncio client process, for a fixed duration each, after a short warm-up, in several rounds of
+  which the report keeps the median (3 members and the client share 2 cores here, so single
+  runs vary by ±30%);
 - failover: a client on a follower writes continuously, the leader is SIGKILLed, and we time the
   gap until its next acknowledged write (see bench.failover), several times.
 
@@ -55,7 +57,10 @@ class Settings:
     fsync_modes: Sequence[bool] = (True, False)
     """Durability settings to run (True = fsync before acknowledging)."""
     duration_s: float = 5.0
-    """Seconds of measured load per scenario."""
+    """Seconds of measured load per round."""
+    rounds: int = 3
+    """Measured rounds per scenario; the report keeps the round with the median throughput
+    (whole, so its latencies stay consistent with its throughput)."""
     max_ops: int = 200_000
     """Upper bound on operations per scenario, whatever the duration."""
     warmup_s: float = 1.0
@@ -67,6 +72,17 @@ class Settings:
     """Member the load client talks to: "leader" (best case) or "follower" (pays forwarding)."""
     failover_repeats: int = 5
     """Leader kills per durability setting; 0 skips the failover scenario."""
+
+    def __post_init__(self) -> None:
+        if not self.concurrency or min(self.concurrency) < 1:
+            raise ValueError(f"concurrency {self.concurrency} needs levels of at least 1")
+        if self.rounds < 1:
+            raise ValueError(f"rounds={self.rounds} must be at least 1 to measure anything")
+        if self.duration_s <= 0 or self.warmup_s < 0:
+            raise ValueError(f"duration {self.duration_s}s must be > 0 and warm-up "
+                             f"{self.warmup_s}s ≥ 0")
+        if self.via not in ("leader", "follower"):
+            raise ValueError(f"via={self.via!r} must be 'leader' or 'follower'")
 
 
 def scenario(concurrency: int, fsync: bool) -> str:
@@ -88,6 +104,12 @@ def describe(result: LoadResult) -> str:
     return (f"{result.ops_per_s:,.0f} ops/s, p50 {result.p50_ms:.2f} ms, "
             f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.2f} ms, "
             f"client CPU {cpu:.0%} of a core{errors}")
+
+
+def median_round(rounds: Sequence[LoadResult]) -> LoadResult:
+    """The round with the median throughput (the lower middle one for an even count)."""
+    ranked = sorted(rounds, key=lambda r: r.ops_per_s)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def puts(target: Target, prefix: str, value: bytes) -> Op:
@@ -123,12 +145,16 @@ async def run_system(system: System, settings: Settings,
                                           max_errors=1000)
                     if warm.errors:
                         log(f"{system.name}: warm-up errors {warm.error_kinds}")
-                    result = await run_load(puts(target, f"/bench/{mode}/{k}/", value),
-                                            concurrency=k, duration_s=settings.duration_s,
-                                            count=settings.max_ops, max_errors=1000)
-                    load_rows[scenario(k, fsync)][system.name] = result
-                    log(f"{system.name}: {scenario(k, fsync)} via {settings.via} {member}: "
-                        f"{describe(result)}")
+                    rounds = []
+                    for n in range(settings.rounds):
+                        result = await run_load(
+                            puts(target, f"/bench/{mode}/{k}/{n}/", value), concurrency=k,
+                            duration_s=settings.duration_s, count=settings.max_ops,
+                            max_errors=1000)
+                        rounds.append(result)
+                        log(f"{system.name}: {scenario(k, fsync)} via {settings.via} {member}, "
+                            f"round {n + 1}: {describe(result)}")
+                    load_rows[scenario(k, fsync)][system.name] = median_round(rounds)
             finally:
                 await target.close()
             if settings.failover_repeats:
@@ -162,7 +188,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)")
     p.add_argument("--concurrency", default="1,16,64,256", help="requests in flight, per run")
     p.add_argument("--modes", default="fsync,nofsync", help="durability settings to run")
-    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per round")
+    p.add_argument("--rounds", type=int, default=3, help="measured rounds per scenario (median)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each")
     p.add_argument("--value-size", type=int, default=128, help="bytes per value")
     p.add_argument("--via", choices=("leader", "follower"), default="leader",
@@ -182,7 +209,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--modes: unknown mode {e}; use fsync, nofsync or both") from e
     return Settings(
         concurrency=tuple(int(k) for k in args.concurrency.split(",")),
-        fsync_modes=fsync_modes, duration_s=args.duration, warmup_s=args.warmup,
+        fsync_modes=fsync_modes, duration_s=args.duration, rounds=args.rounds,
+        warmup_s=args.warmup,
         value_size=args.value_size, via=args.via, failover_repeats=args.failover_repeats)
 
 
