@@ -1,18 +1,10 @@
 """Store benchmark: hakube's replicated store against a 3-member etcd, side by side.
 
-Run: ``python -m bench.bench_store`` (``--help`` for knobs). Progress goes to stderr; the tables
-go to stdout as Markdown, ready for docs/benchmarks.md.
+Run: ``python -m bench.bench_store`` (``--help`` for knobs). Progress goes to stderr; the report
+goes to stdout as Markdown (machine, versions, settings, then the tables), ready to paste into
+docs/benchmarks.md. The scenarios are described in ``bench.store_scenarios``.
 
-Scenarios, per system and per durability setting the system supports:
-
-- puts of distinct keys with 1 (sequential latency), 16, 64 and 256 requests in flight from one
-  asyncio client process, for a fixed duration each, after a short warm-up, in several rounds of
-  which the report keeps the median (3 members and the client share 2 cores here, so single
-  runs vary by ±30%);
-- failover: a client on a follower writes continuously, the leader is SIGKILLed, and we time the
-  gap until its next acknowledged write (see bench.failover), several times.
-
-"fsync" means the system makes a write durable on disk before acknowledging it (etcd's default);
+"fsync" means a system makes a write durable on disk before acknowledging it (etcd's default);
 "no fsync" is etcd with --unsafe-no-fsync, which is the durability pysyncobj offers (an mmap
 journal never fsynced: writes survive a process crash, not a power loss). The fair comparison
 for hakube is the "no fsync" rows; both are reported.
@@ -27,15 +19,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import datetime
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from bench import machine
 from bench.etcd_cluster import EtcdSystem
-from bench.failover import FailoverSettings, measure_failover
-from bench.loadgen import LoadResult, Op, run_load
 from bench.report import format_failover_table, format_load_table
-from bench.target import System, Target
+from bench.store_scenarios import (
+    FailoverRows,
+    LoadRows,
+    Settings,
+    failover_scenario,
+    log,
+    run_system,
+    scenario,
+)
+from bench.target import System
 
 SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
     "etcd": lambda args: EtcdSystem(data_root=args.data_root),
@@ -50,132 +49,29 @@ BASELINE = "etcd"
 """The peer every other system is expressed as a multiple of."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    concurrency: Sequence[int] = (1, 16, 64, 256)
-    """Requests in flight, one scenario each."""
-    fsync_modes: Sequence[bool] = (True, False)
-    """Durability settings to run (True = fsync before acknowledging)."""
-    duration_s: float = 5.0
-    """Seconds of measured load per round."""
-    rounds: int = 3
-    """Measured rounds per scenario; the report keeps the round with the median throughput
-    (whole, so its latencies stay consistent with its throughput)."""
-    max_ops: int = 200_000
-    """Upper bound on operations per scenario, whatever the duration."""
-    warmup_s: float = 1.0
-    """Seconds of unmeasured load before each scenario (connections, caches, JIT-less Python
-    still has allocator and gRPC warm-up)."""
-    value_size: int = 128
-    """Bytes per value: a small object; keys are ~30 bytes."""
-    via: str = "leader"
-    """Member the load client talks to: "leader" (best case) or "follower" (pays forwarding)."""
-    failover_repeats: int = 5
-    """Leader kills per durability setting; 0 skips the failover scenario."""
-
-    def __post_init__(self) -> None:
-        if not self.concurrency or min(self.concurrency) < 1:
-            raise ValueError(f"concurrency {self.concurrency} needs levels of at least 1")
-        if self.rounds < 1:
-            raise ValueError(f"rounds={self.rounds} must be at least 1 to measure anything")
-        if self.duration_s <= 0 or self.warmup_s < 0:
-            raise ValueError(f"duration {self.duration_s}s must be > 0 and warm-up "
-                             f"{self.warmup_s}s ≥ 0")
-        if self.via not in ("leader", "follower"):
-            raise ValueError(f"via={self.via!r} must be 'leader' or 'follower'")
-
-
-def scenario(concurrency: int, fsync: bool) -> str:
-    flight = "sequential" if concurrency == 1 else f"{concurrency} in flight"
-    return f"put, {flight}, {'fsync' if fsync else 'no fsync'}"
-
-
-def failover_scenario(fsync: bool) -> str:
-    return f"SIGKILL leader, client on follower, {'fsync' if fsync else 'no fsync'}"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def describe(result: LoadResult) -> str:
-    errors = f", errors {result.error_kinds}" if result.errors else ""
-    cpu = result.client_cpu_s / result.elapsed_s if result.elapsed_s else 0.0
-    return (f"{result.ops_per_s:,.0f} ops/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.2f} ms, "
-            f"client CPU {cpu:.0%} of a core{errors}")
-
-
-def median_round(rounds: Sequence[LoadResult]) -> LoadResult:
-    """The round with the median throughput (the lower middle one for an even count)."""
-    ranked = sorted(rounds, key=lambda r: r.ops_per_s)
-    return ranked[(len(ranked) - 1) // 2]
-
-
-def puts(target: Target, prefix: str, value: bytes) -> Op:
-    """An operation writing ``value`` under a distinct key per index: no key is written twice,
-    so every put is a create of a new key (what an API server mostly does)."""
-
-    async def put(i: int) -> None:
-        await target.put(f"{prefix}{i:09d}", value)
-
-    return put
-
-
-async def run_system(system: System, settings: Settings,
-                     load_rows: dict[str, dict[str, LoadResult]],
-                     failover_rows: dict[str, dict[str, list[float]]]) -> None:
-    """Fill this system's cells of the report; one fresh cluster per durability setting."""
-    value = b"v" * settings.value_size
-    for fsync in settings.fsync_modes:
-        if fsync not in system.fsync_modes:
-            log(f"{system.name}: cannot run with fsync={fsync}; leaving those rows empty")
-            continue
-        mode = "fsync" if fsync else "nofsync"
-        async with system.cluster(fsync=fsync) as cluster:
-            leader = await cluster.leader()
-            member = leader if settings.via == "leader" else next(
-                m for m in cluster.members if m != leader)
-            target = cluster.target(member)
-            await target.setup()
-            try:
-                for k in settings.concurrency:
-                    warm = await run_load(puts(target, f"/bench/{mode}/{k}/warmup/", value),
-                                          concurrency=k, duration_s=settings.warmup_s,
-                                          max_errors=1000)
-                    if warm.errors:
-                        log(f"{system.name}: warm-up errors {warm.error_kinds}")
-                    rounds = []
-                    for n in range(settings.rounds):
-                        result = await run_load(
-                            puts(target, f"/bench/{mode}/{k}/{n}/", value), concurrency=k,
-                            duration_s=settings.duration_s, count=settings.max_ops,
-                            max_errors=1000)
-                        rounds.append(result)
-                        log(f"{system.name}: {scenario(k, fsync)} via {settings.via} {member}, "
-                            f"round {n + 1}: {describe(result)}")
-                    load_rows[scenario(k, fsync)][system.name] = median_round(rounds)
-            finally:
-                await target.close()
-            if settings.failover_repeats:
-                gaps = await measure_failover(
-                    cluster, repeats=settings.failover_repeats,
-                    key_prefix=f"/bench/{mode}/failover/", settings=FailoverSettings(value=value))
-                failover_rows[failover_scenario(fsync)][system.name] = gaps
-                log(f"{system.name}: {failover_scenario(fsync)}: "
-                    + ", ".join(f"{g:.2f}s" for g in gaps))
+def preamble(systems: Sequence[System], settings: Settings) -> str:
+    """Where and how the figures were measured, as a Markdown list."""
+    facts = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    facts.update(machine.describe())
+    facts.update({s.name: s.version for s in systems})
+    facts["settings"] = (
+        f"{settings.rounds} rounds of {settings.duration_s:g} s per scenario (median kept), "
+        f"{settings.warmup_s:g} s warm-up, {settings.value_size}-byte values, client talks to "
+        f"the {settings.via}, rounds with > {settings.max_foreign_cpu:g} foreign cores "
+        f"discarded")
+    return "\n".join(f"- {k}: {v}" for k, v in facts.items())
 
 
 async def run(systems: Sequence[System], settings: Settings) -> str:
     """Run every system through every scenario; return the report."""
-    load_rows: dict[str, dict[str, LoadResult]] = {
+    load_rows: LoadRows = {
         scenario(k, f): {} for f in settings.fsync_modes for k in settings.concurrency}
-    failover_rows: dict[str, dict[str, list[float]]] = {}
+    failover_rows: FailoverRows = {}
     if settings.failover_repeats:
         failover_rows = {failover_scenario(f): {} for f in settings.fsync_modes}
     for system in systems:
         await run_system(system, settings, load_rows, failover_rows)
-    parts = [format_load_table(load_rows, REPORT_SYSTEMS, BASELINE)]
+    parts = [preamble(systems, settings), format_load_table(load_rows, REPORT_SYSTEMS, BASELINE)]
     if failover_rows:
         parts.append(format_failover_table(failover_rows, REPORT_SYSTEMS))
     return "\n\n".join(parts)
@@ -195,6 +91,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--via", choices=("leader", "follower"), default="leader",
                    help="member the load client talks to")
     p.add_argument("--failover-repeats", type=int, default=5, help="leader kills; 0 to skip")
+    p.add_argument("--max-foreign-cpu", type=float, default=0.25,
+                   help="cores other processes may use during a round before it is redone")
+    p.add_argument("--quiet-wait", type=float, default=60.0,
+                   help="seconds to wait for a quiet machine before each round")
     p.add_argument("--data-root", default=None,
                    help="where data dirs go (default: the system temp dir); fsync cost depends "
                         "on this disk")
@@ -210,8 +110,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         concurrency=tuple(int(k) for k in args.concurrency.split(",")),
         fsync_modes=fsync_modes, duration_s=args.duration, rounds=args.rounds,
-        warmup_s=args.warmup,
-        value_size=args.value_size, via=args.via, failover_repeats=args.failover_repeats)
+        warmup_s=args.warmup, value_size=args.value_size, via=args.via,
+        failover_repeats=args.failover_repeats, max_foreign_cpu=args.max_foreign_cpu,
+        quiet_wait_s=args.quiet_wait)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -222,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"--systems: unknown {unknown}; available: {list(SYSTEMS)}")
     systems = [SYSTEMS[n](args) for n in names]
     for s in systems:
-        if isinstance(s, EtcdSystem):
-            log(f"etcd {s.version}, fsync modes {s.fsync_modes}")
+        log(f"{s.name} {s.version}, fsync modes {tuple(s.fsync_modes)}")
     print(asyncio.run(run(systems, settings_from(args))))
 
 

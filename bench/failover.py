@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.target import Cluster
@@ -99,9 +100,18 @@ async def measure_failover_once(cluster: Cluster, *, key_prefix: str,
 
 
 async def measure_failover(cluster: Cluster, *, repeats: int, key_prefix: str,
-                           settings: FailoverSettings | None = None) -> list[float]:
-    """``repeats`` independent failovers; seconds each (infinity when writes never came back)."""
+                           settings: FailoverSettings | None = None,
+                           before_each: Callable[[], Awaitable[object]] | None = None,
+                           ) -> list[float]:
+    """``repeats`` independent failovers; seconds each (infinity when writes never came back).
+
+    ``before_each`` is awaited before every repetition, e.g. to wait for a quiet machine.
+    """
     settings = settings or FailoverSettings()
-    return [await measure_failover_once(cluster, key_prefix=f"{key_prefix}{n}/",
-                                        settings=settings)
-            for n in range(repeats)]
+    gaps = []
+    for n in range(repeats):
+        if before_each is not None:
+            await before_each()
+        gaps.append(await measure_failover_once(cluster, key_prefix=f"{key_prefix}{n}/",
+                                                settings=settings))
+    return gaps

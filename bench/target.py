@@ -81,6 +81,9 @@ class System(Protocol):
     name: str
     """Report column, e.g. ``"etcd"``."""
 
+    version: str
+    """Version recorded with the figures, e.g. ``"3.4.23"``."""
+
     fsync_modes: Sequence[bool]
     """Durability settings this system can run with: True = fsync before acknowledging.
 

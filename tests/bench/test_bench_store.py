@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench_store import Settings, median_round, parse_args, settings_from
+from bench.bench_store import parse_args, settings_from
 from bench.loadgen import LoadResult
+from bench.store_scenarios import Settings, median_round
 
 
 def result(ops: int) -> LoadResult:
