@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import signal
 from collections.abc import Callable, Sequence
 
 from bench import machine
@@ -124,7 +125,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     systems = [SYSTEMS[n](args) for n in names]
     for s in systems:
         log(f"{s.name} {s.version}, fsync modes {tuple(s.fsync_modes)}")
-    print(asyncio.run(run(systems, settings_from(args))))
+    try:
+        print(asyncio.run(_run_stoppable(systems, settings_from(args))))
+    except asyncio.CancelledError:
+        raise SystemExit("stopped by SIGTERM; clusters torn down") from None
+
+
+async def _run_stoppable(systems: Sequence[System], settings: Settings) -> str:
+    """``run``, cancelled cleanly by SIGTERM as by Ctrl-C, so clusters are always torn down."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run(systems, settings)
 
 
 if __name__ == "__main__":

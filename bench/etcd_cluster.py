@@ -35,6 +35,11 @@ ETCD = "etcd"
 """Binary name; Debian's etcd-server package installs /usr/bin/etcd."""
 
 
+PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+"""Prefix that makes the kernel SIGKILL a member when the thread that started it dies, so a
+benchmark killed with -9 leaves no etcd behind. setpriv (util-linux) execs etcd: same pid."""
+
+
 def free_ports(n: int) -> list[int]:
     """n distinct TCP ports on 127.0.0.1 that were free a moment ago (bound, then released)."""
     socks = []
@@ -180,7 +185,7 @@ class EtcdCluster:
         """The etcd command line; flags of an existing data dir's cluster are ignored by etcd."""
         cluster = ",".join(f"{o.name}={o.peer_url}" for o in self._members.values())
         cmd = [
-            self.binary, "--name", m.name, "--data-dir", m.data_dir,
+            *PDEATHSIG, self.binary, "--name", m.name, "--data-dir", m.data_dir,
             "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
             "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
             "--initial-cluster", cluster, "--initial-cluster-state", "new",

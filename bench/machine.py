@@ -6,8 +6,8 @@ something else burned a core is off by ±50%, so every round records the CPU tha
 outside this benchmark used ("foreign" CPU), and the runner can wait for a quiet machine first.
 
 "Ours" is this process and all its descendants (the cluster members it started), so any system
-that runs its members as child processes is accounted for without telling us its pids. Linux
-only: everything comes from /proc.
+that runs its members as child processes is accounted for without telling us its pids; "foreign"
+is every other user-space process. Linux only: everything comes from /proc.
 """
 
 from __future__ import annotations
@@ -18,14 +18,8 @@ import time
 from dataclasses import dataclass
 
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all processes have been busy since boot, summed over cores (/proc/stat)."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / _TICK
+KTHREADD = 2
+"""Parent of every kernel thread on Linux."""
 
 
 def _stat(pid: str) -> tuple[int, float] | None:
@@ -40,19 +34,21 @@ def _stat(pid: str) -> tuple[int, float] | None:
     return int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK
 
 
-def our_cpu_s() -> float:
-    """CPU seconds used so far by this process and every live descendant of it."""
-    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(p))}
+def _processes() -> dict[int, tuple[int, float]]:
+    return {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(p))}
+
+
+def _ours(processes: dict[int, tuple[int, float]]) -> set[int]:
+    """This process and its live descendants."""
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in stats.items():
+    for pid, (ppid, _) in processes.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [os.getpid()]
+    ours, todo = set(), [os.getpid()]
     while todo:
         pid = todo.pop()
-        if pid in stats:
-            total += stats[pid][1]
+        ours.add(pid)
         todo.extend(children.get(pid, ()))
-    return total
+    return ours
 
 
 @dataclass(frozen=True)
@@ -60,27 +56,38 @@ class CpuSample:
     """CPU use over one interval, in cores (CPU seconds per wall second)."""
 
     ours: float
+    """This process and its descendants (the client and the members it started)."""
     foreign: float
+    """Every other user-space process. Kernel threads are left out: most of their work here
+    (loopback softirqs, journal commits of our fsyncs) is done on our behalf."""
 
 
 class CpuMeter:
-    """Measures our and foreign CPU between ``start()`` and ``stop()``.
+    """Measures our and foreign CPU between ``start()`` and ``stop()``, from per-process times.
 
-    Foreign CPU is the machine's busy time less ours; a descendant that exits during the interval
-    takes its CPU time with it and shows up as foreign, so meter only intervals without kills.
+    A process that exits during the interval takes its CPU time with it, so short-lived foreign
+    processes are missed and a member killed mid-interval is undercounted: meter only intervals
+    without kills.
     """
 
     def __init__(self) -> None:
-        self._t0 = self._machine0 = self._ours0 = 0.0
+        self._t0 = 0.0
+        self._cpu0: dict[int, float] = {}
 
     def start(self) -> None:
-        self._t0, self._machine0, self._ours0 = time.monotonic(), machine_busy_s(), our_cpu_s()
+        self._t0 = time.monotonic()
+        self._cpu0 = {pid: cpu for pid, (_, cpu) in _processes().items()}
 
     def stop(self) -> CpuSample:
         wall = max(time.monotonic() - self._t0, 1e-9)
-        ours = our_cpu_s() - self._ours0
-        foreign = max(machine_busy_s() - self._machine0 - ours, 0.0)
-        return CpuSample(ours=ours / wall, foreign=foreign / wall)
+        processes = _processes()
+        ours = _ours(processes)
+        used = {pid: cpu - self._cpu0.get(pid, 0.0) for pid, (_, cpu) in processes.items()}
+        kernel = {pid for pid, (ppid, _) in processes.items() if pid == KTHREADD or
+                  ppid == KTHREADD}
+        ours_s = sum(used[p] for p in ours)
+        foreign_s = sum(c for p, c in used.items() if p not in ours and p not in kernel)
+        return CpuSample(ours=ours_s / wall, foreign=foreign_s / wall)
 
 
 def foreign_cpu(interval_s: float = 1.0) -> float:
