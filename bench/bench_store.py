@@ -94,7 +94,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--failover-repeats", type=int, default=5, help="leader kills; 0 to skip")
     p.add_argument("--max-foreign-cpu", type=float, default=0.25,
                    help="cores other processes may use during a round before it is redone")
-    p.add_argument("--quiet-wait", type=float, default=60.0,
+    p.add_argument("--quiet-wait", type=float, default=30.0,
                    help="seconds to wait for a quiet machine before each round")
     p.add_argument("--data-root", default=None,
                    help="where data dirs go (default: the system temp dir); fsync cost depends "

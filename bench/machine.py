@@ -51,6 +51,14 @@ def _ours(processes: dict[int, tuple[int, float]]) -> set[int]:
     return ours
 
 
+def _task_busy_s() -> float:
+    """CPU seconds all tasks have run since boot (user + nice + system in /proc/stat), which
+    unlike per-process times still counts processes that have exited."""
+    with open("/proc/stat") as f:
+        user, nice, system = (int(x) for x in f.readline().split()[1:4])
+    return (user + nice + system) / _TICK
+
+
 @dataclass(frozen=True)
 class CpuSample:
     """CPU use over one interval, in cores (CPU seconds per wall second)."""
@@ -58,36 +66,40 @@ class CpuSample:
     ours: float
     """This process and its descendants (the client and the members it started)."""
     foreign: float
-    """Every other user-space process. Kernel threads are left out: most of their work here
-    (loopback softirqs, journal commits of our fsyncs) is done on our behalf."""
+    """Everything else that ran as a task, short-lived processes included. Kernel threads and
+    interrupt time are left out: most of that work here (loopback softirqs, journal commits of
+    our fsyncs) is done on our behalf."""
 
 
 class CpuMeter:
-    """Measures our and foreign CPU between ``start()`` and ``stop()``, from per-process times.
+    """Measures our and foreign CPU between ``start()`` and ``stop()``.
 
-    A process that exits during the interval takes its CPU time with it, so short-lived foreign
-    processes are missed and a member killed mid-interval is undercounted: meter only intervals
+    Foreign = all task time (/proc/stat) − ours − kernel threads'. A member killed during the
+    interval takes its CPU time with it, which would then look foreign: meter only intervals
     without kills.
     """
 
     def __init__(self) -> None:
-        self._t0 = 0.0
+        self._t0 = self._busy0 = 0.0
         self._cpu0: dict[int, float] = {}
 
     def start(self) -> None:
-        self._t0 = time.monotonic()
+        self._t0, self._busy0 = time.monotonic(), _task_busy_s()
         self._cpu0 = {pid: cpu for pid, (_, cpu) in _processes().items()}
 
     def stop(self) -> CpuSample:
+        busy = _task_busy_s() - self._busy0
         wall = max(time.monotonic() - self._t0, 1e-9)
         processes = _processes()
         ours = _ours(processes)
-        used = {pid: cpu - self._cpu0.get(pid, 0.0) for pid, (_, cpu) in processes.items()}
-        kernel = {pid for pid, (ppid, _) in processes.items() if pid == KTHREADD or
-                  ppid == KTHREADD}
-        ours_s = sum(used[p] for p in ours)
-        foreign_s = sum(c for p, c in used.items() if p not in ours and p not in kernel)
-        return CpuSample(ours=ours_s / wall, foreign=foreign_s / wall)
+
+        def used(pid: int) -> float:
+            return processes[pid][1] - self._cpu0.get(pid, 0.0)
+
+        ours_s = sum(used(p) for p in ours)
+        kernel_s = sum(used(p) for p, (ppid, _) in processes.items()
+                       if KTHREADD in (p, ppid))
+        return CpuSample(ours=ours_s / wall, foreign=max(busy - ours_s - kernel_s, 0.0) / wall)
 
 
 def foreign_cpu(interval_s: float = 1.0) -> float:

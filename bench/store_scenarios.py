@@ -54,7 +54,7 @@ class Settings:
     max_foreign_cpu: float = 0.25
     """Cores other processes may use during a round before it is discarded: a quarter of one
     of the 2 cores already moves the figures by more than round-to-round noise."""
-    quiet_wait_s: float = 60.0
+    quiet_wait_s: float = 30.0
     """Seconds to wait for a quiet machine before a round; then measure anyway and say so."""
 
     def __post_init__(self) -> None:
