@@ -50,9 +50,13 @@ BASELINE = "etcd"
 """The peer every other system is expressed as a multiple of."""
 
 
-def preamble(systems: Sequence[System], settings: Settings) -> str:
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def preamble(systems: Sequence[System], settings: Settings, started: str) -> str:
     """Where and how the figures were measured, as a Markdown list."""
-    facts = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    facts = {"date": f"{started} to {_utc_now()}"}
     facts.update(machine.describe())
     facts.update({s.name: s.version for s in systems})
     facts["settings"] = (
@@ -65,6 +69,7 @@ def preamble(systems: Sequence[System], settings: Settings) -> str:
 
 async def run(systems: Sequence[System], settings: Settings) -> str:
     """Run every system through every scenario; return the report."""
+    started = _utc_now()
     load_rows: LoadRows = {
         scenario(k, f): {} for f in settings.fsync_modes for k in settings.concurrency}
     failover_rows: FailoverRows = {}
@@ -72,7 +77,8 @@ async def run(systems: Sequence[System], settings: Settings) -> str:
         failover_rows = {failover_scenario(f): {} for f in settings.fsync_modes}
     for system in systems:
         await run_system(system, settings, load_rows, failover_rows)
-    parts = [preamble(systems, settings), format_load_table(load_rows, REPORT_SYSTEMS, BASELINE)]
+    parts = [preamble(systems, settings, started),
+             format_load_table(load_rows, REPORT_SYSTEMS, BASELINE)]
     if failover_rows:
         parts.append(format_failover_table(failover_rows, REPORT_SYSTEMS))
     return "\n\n".join(parts)
