@@ -110,7 +110,11 @@ class EtcdTarget:
 
     async def setup(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.endpoint)
-        await asyncio.wait_for(self._channel.channel_ready(), self.rpc_timeout_s)
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), self.rpc_timeout_s)
+        except BaseException:
+            await self.close()
+            raise
         self._kv = rpc_pb2_grpc.KVStub(self._channel)
 
     async def put(self, key: str, value: bytes) -> None:

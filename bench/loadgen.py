@@ -71,8 +71,10 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
 
 def error_kind(e: BaseException) -> str:
     """The exception's type name, plus its status code when it has one (gRPC errors do)."""
-    code = getattr(e, "code", None)
-    name = getattr(code(), "name", None) if callable(code) else None
+    try:
+        name = e.code().name  # type: ignore[attr-defined]
+    except Exception:  # no code(), or not a status code: the type name is all we have
+        name = None
     return f"{type(e).__name__}({name})" if isinstance(name, str) else type(e).__name__
 
 
