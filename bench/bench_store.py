@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from bench import machine
 from bench.etcd_cluster import EtcdSystem
+from bench.hakube_system import HakubeSystem
 from bench.report import format_failover_table, format_load_table
 from bench.store_scenarios import (
     FailoverRows,
@@ -39,7 +40,7 @@ from bench.target import System
 
 SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
     "etcd": lambda args: EtcdSystem(data_root=args.data_root),
-    # "hakube": lambda args: HakubeSystem(...),  -- 3 local masters behind hakube's gRPC API
+    "hakube": lambda args: HakubeSystem(),
 }
 """Systems the benchmark can run, by report name; each factory gets the parsed arguments."""
 

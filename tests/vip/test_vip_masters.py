@@ -101,7 +101,10 @@ def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None
         f"{took + served:.2f} s"
     )
 
-    # Healed, the old holder's master rejoins the quorum; with nopreempt the VIP stays put.
+    # Healed, the old holder's master rejoins the quorum. nopreempt keeps the VIP put unless the
+    # rejoin disturbs readiness: pysyncobj has no pre-vote, so the returning member's higher term
+    # can force an election and briefly fail the new holder's check. What must hold is that
+    # exactly one host has the VIP once things settle.
     rig.hosts[old].heal()
     measure_until(lambda: netmasters.is_ready(rig.hosts[old]), 30, f"{old} ready again")
     measure_until(
@@ -109,4 +112,4 @@ def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None
         15,
         f"{old} back to BACKUP",
     )
-    assert rig.vc.holders() == [new]
+    rig.vc.wait_for_single_holder(15, among=list(rig.hosts), since=time.monotonic())
