@@ -17,8 +17,8 @@ The stream is tied to one master; masters die, restart and fall behind. ``Watch`
 
 Threading: iterate a Watch on one thread; ``stop()`` may be called from any thread and makes the
 iteration end promptly. A watch without ``resource_version`` starts from the current revision
-(it lists with limit 1 to learn it); it does not replay existing objects - list first, or use an
-informer, for that.
+when ``Client.watch`` is called (it lists with limit 1 to learn it); it does not replay
+existing objects - list first, or use an informer, for that.
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ class Watch:
         self.bookmarks = bookmarks
         rv = str(resource_version) if resource_version is not None else ""
         self._rv: int | None = int(rv) if rv not in ("", "0") else None
+        if self._rv is None:
+            # "From now" means from this call, not from the first next(): learn the revision
+            # here (Unavailable if no master answers within the client's deadline).
+            self._rv = int(client.list(kind, namespace=namespace or None, limit=1)
+                           .resource_version)
         self._pending: collections.deque[WatchEvent] = collections.deque()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -148,10 +153,6 @@ class Watch:
     # -- internals ----------------------------------------------------------------------------
 
     def _open(self) -> None:
-        if self._rv is None:
-            self._rv = self._current_revision()
-            if self._rv is None:
-                return  # stopped while waiting for a master
         transport = self.client.transport
         ep = transport.current()
         req = api_pb2.WatchRequest(kind=self.kind.name, namespace=self.namespace,
@@ -234,23 +235,19 @@ class Watch:
             self._idle_fired = True
         call.cancel()
 
-    def _list_until_stopped(self, limit: int) -> Any:
+    def _list_until_stopped(self) -> Any:
         while not self._stopped.is_set():
             try:
                 return self.client.list(self.kind, namespace=self.namespace or None,
                                         label_selector=self.label_selector,
-                                        field_selector=self.field_selector, limit=limit)
+                                        field_selector=self.field_selector)
             except errors.Unavailable as exc:
                 log.warning("watch %s: cannot list (%s); still trying", self.kind.plural, exc)
                 self._stopped.wait(self.client.settings.policy.backoff_cap)
         return None
 
-    def _current_revision(self) -> int | None:
-        lst = self._list_until_stopped(limit=1)
-        return None if lst is None else int(lst.resource_version)
-
     def _relist(self) -> None:
-        lst = self._list_until_stopped(limit=0)
+        lst = self._list_until_stopped()
         if lst is None:
             return
         self.relists += 1
