@@ -456,7 +456,10 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
             raise Forbidden(f'{kind.plural} "{m.name}": no new finalizers can be added while '
                             "the object is being deleted")
     if kind.has_status:
-        out.status.CopyFrom(old.status)
+        if old.HasField("status"):
+            out.status.CopyFrom(old.status)
+        else:
+            out.ClearField("status")  # an empty status must not become a present one
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
     m.generation = o.generation

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hakube.api import kinds
+from hakube.api import convert, kinds
 from hakube.api.v1 import api_pb2, pod_pb2
 from hakube.apiserver.errors import ApiError, Conflict, NotFound
 from hakube.apiserver.metrics import MasterMetrics
@@ -81,6 +81,19 @@ def test_an_update_that_only_omits_defaults_changes_nothing() -> None:
     out = parse(run(api.update(api_pb2.UpdateRequest(object=kinds.wrap(same)), status=False)))
     assert out.metadata.resource_version == created.metadata.resource_version
     assert out.metadata.generation == 1
+
+
+def test_an_unchanged_update_of_an_object_without_status_changes_nothing() -> None:
+    api, _ = make_api()
+    dep = convert.from_dict({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}},
+                              "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    created = parse(run(api.create(api_pb2.CreateRequest(object=kinds.wrap(dep)))))
+    out = parse(run(api.update(api_pb2.UpdateRequest(object=kinds.wrap(created)), status=False)))
+    assert out.metadata.resource_version == created.metadata.resource_version
 
 
 def test_a_create_retried_after_a_lost_answer_returns_the_first_result() -> None:
