@@ -151,8 +151,7 @@ def apply(client: Client, obj: Message | dict[str, Any], *,
             _annotations(probe)[LAST_APPLIED] = old_annotation
         try:
             would = client.update(convert.from_dict(probe), dry_run=True, timeout=timeout)
-            if would.SerializeToString(deterministic=True) == \
-                    live.SerializeToString(deterministic=True):
+            if convert.to_dict(would) == convert.to_dict(live):  # same content, not bytes
                 return ApplyResult(live, UNCHANGED, kind)
             _annotations(merged)[LAST_APPLIED] = annotation
             updated = client.update(convert.from_dict(merged), timeout=timeout)
