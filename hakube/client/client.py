@@ -23,6 +23,7 @@ watches and informers are iterated or run on threads the caller owns (see watch.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -119,9 +120,8 @@ class Client(TypedResources):
         one VIP). ``timeout`` overrides the policy's per-call deadline."""
         policy = policy or RetryPolicy()
         if timeout is not None:
-            policy = RetryPolicy(timeout=timeout, attempt_timeout=min(policy.attempt_timeout,
-                                                                      timeout),
-                                 backoff_base=policy.backoff_base, backoff_cap=policy.backoff_cap)
+            policy = dataclasses.replace(policy, timeout=timeout,
+                                         attempt_timeout=min(policy.attempt_timeout, timeout))
         self.settings = ClientSettings(namespace=namespace, policy=policy,
                                        watch_idle_timeout=watch_idle_timeout)
         self.transport = Transport(endpoints, policy=policy)

@@ -62,12 +62,19 @@ class RetryPolicy:
     """First retry pause bound, in seconds; it doubles per retry."""
     backoff_cap: float = 1.0
     """Largest retry pause bound, in seconds."""
+    unreachable_timeout: float = 10.0
+    """Give up early when no endpoint has accepted a connection for this long: a cluster that
+    is down (or a wrong address) fails in seconds, while a failover, where the survivors keep
+    accepting connections, still gets the whole ``timeout``."""
 
     def validate(self) -> None:
         if self.timeout <= 0:
             raise ValueError(f"timeout ({self.timeout}) must be > 0 seconds")
         if self.attempt_timeout <= 0:
             raise ValueError(f"attempt timeout ({self.attempt_timeout}) must be > 0 seconds")
+        if self.unreachable_timeout <= 0:
+            raise ValueError(f"unreachable timeout ({self.unreachable_timeout}) must be > 0 "
+                             "seconds")
         if not 0 <= self.backoff_base <= self.backoff_cap:
             raise ValueError(f"backoff base ({self.backoff_base}) must be between 0 and the cap "
                              f"({self.backoff_cap})")
@@ -117,6 +124,12 @@ def _connect_failure(details: str) -> bool:
     d = details.lower()
     return any(m in d for m in ("failed to connect", "connection refused", "not in a quorum",
                                 "write not applied"))
+
+
+def _unreachable(details: str) -> bool:
+    """Whether the endpoint did not even accept a connection."""
+    d = details.lower()
+    return "failed to connect" in d or "connection refused" in d
 
 
 def short_reason(details: str) -> str:
@@ -177,13 +190,15 @@ class Transport:
         policy = self.policy
         deadline = time.monotonic() + (timeout if timeout is not None else policy.timeout)
         tried: list[str] = []
+        reached = time.monotonic()  # when an endpoint last accepted a connection
         maybe_applied = False
         last: grpc.RpcError | None = None
         retry = 0
         while True:
             ep = endpoint or self.current()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0 or now - reached > policy.unreachable_timeout:
                 raise self._give_up(what, tried, last, request_id if maybe_applied else "")
             try:
                 result = fn(self.stubs(ep), min(remaining, policy.attempt_timeout))
@@ -196,8 +211,11 @@ class Transport:
                 last = exc
                 if ep not in tried:
                     tried.append(ep)
+                details = exc.details() or ""
+                if not _unreachable(details):
+                    reached = time.monotonic()
                 if request_id and not (code == grpc.StatusCode.UNAVAILABLE
-                                       and _connect_failure(exc.details() or "")):
+                                       and _connect_failure(details)):
                     maybe_applied = True
                 if endpoint is None:
                     self.advance(ep)
