@@ -224,7 +224,7 @@ def cluster_report(ctx: Ctx) -> dict[str, Any]:
     """Ask every configured endpoint for its view; summarize leader, term and health."""
     client = ctx.client()
     eps = client.servers
-    timeout = min(ctx.args.timeout or 3.0, 3.0)
+    timeout = min(ctx.args.timeout or 2.0, 2.0)
 
     def ask(ep: str) -> Any:
         return client.cluster_status(endpoint=ep, timeout=timeout)
@@ -267,6 +267,12 @@ def cluster_report(ctx: Ctx) -> dict[str, Any]:
                 masters.append({"name": m.name, "endpoint": m.api_address, "reachable": None,
                                 "state": "connected" if m.connected else "disconnected",
                                 "raftAddress": m.raft_address})
+    down = [m for m in masters if m["reachable"] is False]
+    unseen = [m for m in masters if m["reachable"] is None]
+    if len(down) == 1 and len(unseen) == 1:
+        # The one configured endpoint that did not answer is the one member nobody reached.
+        down[0]["name"] = unseen[0]["name"]
+        masters.remove(unseen[0])
     total = max(len(eps), max(len(v.members) for v in answers.values()))
     ready = sum(1 for v in answers.values() if v.ready)
     quorum = total // 2 + 1
