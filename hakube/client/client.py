@@ -24,6 +24,7 @@ watches and informers are iterated or run on threads the caller owns (see watch.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from hakube.client import errors
 from hakube.client.resources import TypedResources
 from hakube.client.transport import RetryPolicy, Stubs, Transport
 
+log = logging.getLogger("hakube.client")
 M = TypeVar("M", bound=Message)
 KindLike = Kind | str | type[Message]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -291,6 +293,7 @@ class Client(TypedResources):
             current = self._already_applied(kind, msg, stub, timeout)
             if current is None:
                 raise
+            log.info("%s: an earlier attempt applied it (its answer was lost)", what)
             return current  # type: ignore[no-any-return]
         return self._typed(out)  # type: ignore[no-any-return]
 
@@ -333,7 +336,9 @@ class Client(TypedResources):
                                        request_id=rid)
         except errors.NotFound as exc:
             if exc.retried:
-                return DeleteResult(None, True)  # our own lost attempt removed it
+                log.info("delete %s: an earlier attempt removed it (its answer was lost)",
+                         describe(k, name, ns))
+                return DeleteResult(None, True)
             raise
         obj = self._typed(resp.object) if resp.HasField("object") else None
         return DeleteResult(obj, resp.deleted)

@@ -22,6 +22,7 @@ may skip an endpoint, which costs one attempt).
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -35,6 +36,7 @@ from hakube.api.v1 import api_pb2_grpc
 from hakube.client import errors
 
 T = TypeVar("T")
+log = logging.getLogger("hakube.client.transport")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
@@ -217,6 +219,7 @@ class Transport:
                 if request_id and not (code == grpc.StatusCode.UNAVAILABLE
                                        and _connect_failure(details)):
                     maybe_applied = True
+                log.debug("%s on %s: %s (%s); retrying", what, ep, code.name, details)
                 if endpoint is None:
                     self.advance(ep)
                 pause = min(policy.pause(retry), max(0.0, deadline - time.monotonic()))
