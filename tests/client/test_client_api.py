@@ -42,6 +42,11 @@ def pod(name: str, **labels: str) -> pod_pb2.Pod:
                        spec={"containers": [{"name": "c", "image": "busybox"}]})
 
 
+def name(ev: WatchEvent) -> str:
+    assert ev.object is not None
+    return str(ev.object.metadata.name)
+
+
 def collect(w: Any, into: list[WatchEvent]) -> threading.Thread:
     t = threading.Thread(target=lambda: into.extend(w), daemon=True)
     t.start()
@@ -61,7 +66,7 @@ def test_objects_round_trip_through_typed_helpers(client: Client) -> None:
         ["rt-web"]
     assert client.get("po", "rt-web").metadata.labels["tier"] == "fe"
     res = client.pods.delete("rt-web")
-    assert res.deleted and res.object.metadata.name == "rt-web"
+    assert res.deleted and res.object is not None and res.object.metadata.name == "rt-web"
     with pytest.raises(NotFound, match='pods "rt-web" not found'):
         client.pods.get("rt-web")
 
@@ -115,7 +120,7 @@ def test_watch_delivers_every_change_in_order_from_a_revision(client: Client) ->
         t = collect(w, events)
         wait_for(lambda: len(events) >= 3, 10, "three events")
     t.join(5)
-    assert [(e.type, e.object.metadata.name) for e in events] == [
+    assert [(e.type, name(e)) for e in events] == [
         (ADDED, "w-a"), (MODIFIED, "w-a"), (DELETED, "w-a")]
     revs = [e.resource_version for e in events]
     assert revs == sorted(revs) and len(set(revs)) == 3
@@ -138,7 +143,7 @@ def test_a_watch_from_a_compacted_revision_relists_once_and_carries_on(client: C
     t.join(5)
     assert events[0].type == RELIST and events[0].object is None
     assert "old-1" in {o.metadata.name for o in events[0].items}
-    assert (events[1].type, events[1].object.metadata.name) == (ADDED, "after-relist")
+    assert (events[1].type, name(events[1])) == (ADDED, "after-relist")
     assert w.relists == 1
 
 

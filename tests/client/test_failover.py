@@ -59,7 +59,8 @@ def test_a_watch_whose_master_is_killed_resumes_elsewhere_without_loss_or_repeat
         time.sleep(0.3)  # room for a (wrong) duplicate to arrive
         w.stop()
         reader.join(5)
-    assert [(e.type, e.object.metadata.name) for e in events] == [(ADDED, x) for x in written]
+    assert [(e.type, e.object and e.object.metadata.name) for e in events] == \
+        [(ADDED, x) for x in written]
     revs = [e.resource_version for e in events]
     assert revs == sorted(set(revs))
     assert w.reconnects >= 1 and w.endpoint == ""
