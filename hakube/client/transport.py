@@ -141,7 +141,7 @@ def short_reason(details: str) -> str:
                    "Deadline Exceeded", "No route to host", "Name or service not known"):
         if marker.lower() in d.lower():
             return marker.lower()
-    return d.split("\n")[0][:200]
+    return d.split("\n")[0][:200] or "unavailable"
 
 
 class Transport:
@@ -191,7 +191,7 @@ class Transport:
         OutcomeUnknown; ``endpoint`` pins the call to one master (no failover)."""
         policy = self.policy
         deadline = time.monotonic() + (timeout if timeout is not None else policy.timeout)
-        tried: list[str] = []
+        tried: dict[str, str] = {}  # endpoint -> its last failure
         reached = time.monotonic()  # when an endpoint last accepted a connection
         maybe_applied = False
         last: grpc.RpcError | None = None
@@ -211,9 +211,9 @@ class Transport:
                     err.retried = maybe_applied
                     raise err from exc
                 last = exc
-                if ep not in tried:
-                    tried.append(ep)
                 details = exc.details() or ""
+                tried[ep] = short_reason(details) if code == grpc.StatusCode.UNAVAILABLE \
+                    else "no answer in time"
                 if not _unreachable(details):
                     reached = time.monotonic()
                 if request_id and not (code == grpc.StatusCode.UNAVAILABLE
@@ -228,11 +228,17 @@ class Transport:
                 continue
             return result
 
-    def _give_up(self, what: str, tried: list[str], last: grpc.RpcError | None,
+    def _give_up(self, what: str, tried: dict[str, str], last: grpc.RpcError | None,
                  request_id: str) -> errors.Unavailable:
         eps = tuple(tried or self.endpoints)
-        reason = short_reason(last.details() or "") if last is not None else "deadline passed"
-        msg = f"{what}: no master answered (tried {', '.join(eps)}): {reason}"
+        reasons = set(tried.values())
+        if len(reasons) == 1:
+            msg = f"{what}: no master answered (tried {', '.join(eps)}): {reasons.pop()}"
+        elif reasons:
+            msg = f"{what}: no master answered (" + "; ".join(
+                f"{ep}: {why}" for ep, why in tried.items()) + ")"
+        else:
+            msg = f"{what}: no master answered before the deadline"
         if request_id:
             exc: errors.Unavailable = errors.OutcomeUnknown(
                 msg + f"; the write may have been applied (request id {request_id})",

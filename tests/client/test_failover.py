@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hakube.api.v1 import core_pb2
-from hakube.client import ADDED, Client, WatchEvent
+from hakube.client import ADDED, Client, Unavailable, WatchEvent
 from hakube.testing.cluster import LocalCluster, MasterProc
 from tests.client.conftest import wait_for
 
@@ -134,3 +134,20 @@ def test_writes_to_a_killed_leader_complete_once_each(healed: LocalCluster) -> N
     for cl in clients:
         cl.close()
     assert time.monotonic() - killed_at < 60
+
+
+def test_without_a_quorum_calls_fail_by_the_deadline_naming_each_masters_trouble(
+        healed: LocalCluster) -> None:
+    c = healed
+    survivor, *others = c.masters
+    for m in others:
+        c.kill(m)
+    with Client(c.endpoints(), timeout=3) as client:
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable) as exc:
+            client.configmaps.get("anything")
+        assert time.monotonic() - t0 < 6
+    text = str(exc.value)
+    assert f"{survivor.api}: this master is not in a quorum with a leader" in text
+    assert all(f"{m.api}: connection refused" in text for m in others)
+    assert set(exc.value.endpoints) == set(c.endpoints())
