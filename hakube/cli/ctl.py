@@ -156,6 +156,11 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
                    "masters included (30s, 2m; default: the config's, else 30s)", **d)
 
 
+ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "cluster",
+         "api-resources")
+"""The commands, in the order ``--help`` lists them."""
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     from hakube.cli import ctl_read, ctl_write
 
@@ -165,13 +170,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
                "also take KIND/NAME.")
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS}
+    assert set(table) == set(ORDER), "every command must be listed in ORDER"
     commands: dict[str, Command] = {}
-    for module in (ctl_write, ctl_read):
-        for name, (help_text, add_args, run) in module.COMMANDS.items():
-            p = sub.add_parser(name, help=help_text, description=help_text)
-            _common(p, sub=True)
-            add_args(p)
-            commands[name] = run
+    for name in ORDER:
+        help_text, add_args, run = table[name]
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, sub=True)
+        add_args(p)
+        commands[name] = run
     return parser, commands
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from hakube.client.config import ClientConfig, write_client_config
+from hakube.client.config import ClientConfig, config_path, write_client_config
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
@@ -52,8 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})")
     p.add_argument("--runtime", choices=["simulated", "containerd"], default="simulated",
                    help="container runtime for the node agents")
-    p.add_argument("--client-config", default=DEFAULT_CLIENT_CONFIG,
-                   help=f"client config to write for hakubectl (default {DEFAULT_CLIENT_CONFIG})")
+    p.add_argument("--client-config", default="",
+                   help="client config to write for hakubectl (default: where hakubectl "
+                   f"looks, $HAKUBE_CONFIG or {DEFAULT_CLIENT_CONFIG})")
     p.add_argument("--base-port", type=int, default=0,
                    help="first of the ports to use on a new data dir (API ports, then Raft, "
                    "then metrics, N each); 0: any free ports")
@@ -192,6 +193,7 @@ class Up:
                        data_dir=os.path.join(data_dir, m["name"]),
                        log_path=os.path.join(data_dir, f"{m['name']}.log"))
             for m in masters]
+        self.client_config = config_path(args.client_config or None)
         self.stopping = threading.Event()
         self.restart_at: dict[str, float] = {}
         self.failures: dict[str, int] = {}
@@ -252,7 +254,7 @@ class Up:
         note = (f"hakube client config, written by `hakube up` for {self.data_dir}\n"
                 "See docs/client-config.md.")
         write_client_config(os.path.join(self.data_dir, "client-config"), cfg, comment=note)
-        write_client_config(self.args.client_config, cfg, comment=note)
+        write_client_config(self.client_config, cfg, comment=note)
 
     def _report(self) -> None:
         c = self.cluster
@@ -265,7 +267,7 @@ class Up:
             pid = m.proc.pid if m.proc else "-"
             print(f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
                   f"  pid {pid}  log {m.log_path}", flush=True)
-        print(f"client config: {os.path.expanduser(self.args.client_config)} - try "
+        print(f"client config: {self.client_config} - try "
               "`hakubectl cluster status`", flush=True)
         if self.args.runtime == "containerd":
             print("note: --runtime containerd takes effect once node agents exist (--nodes "

@@ -160,8 +160,12 @@ class Informer(Generic[M]):
                 # Unavailable past the client deadline, or a bad selector; keep trying - an
                 # operator may fix the cluster - but say so.
                 log.warning("informer %s: %s; retrying", self.kind.plural, exc)
-                self._stopped.wait(self.client.settings.policy.pause(retry) + 0.5)
-                retry += 1
+            except Exception:  # a bug must not silently end the cache everyone reads
+                log.exception("informer %s failed; restarting it", self.kind.plural)
+            else:
+                continue
+            self._stopped.wait(self.client.settings.policy.pause(retry) + 0.5)
+            retry += 1
 
     def _list_and_watch(self) -> None:
         lst = self.client.list(self.kind, namespace=self.namespace,
