@@ -30,7 +30,9 @@ from typing import Any
 
 import yaml
 
+from hakube.client import Client, HakubeError
 from hakube.client.config import ClientConfig, config_path, write_client_config
+from hakube.master import BOOTSTRAP_NAMESPACES
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
@@ -180,6 +182,15 @@ def run(args: argparse.Namespace) -> int:
         os.close(lock_fd)
 
 
+def bootstrapped(endpoints: list[str]) -> bool:
+    """Whether the masters have created the standard namespaces yet."""
+    try:
+        with Client(endpoints, timeout=2) as c:
+            return all(c.namespaces.get(ns).metadata.name == ns for ns in BOOTSTRAP_NAMESPACES)
+    except HakubeError:
+        return False
+
+
 class Up:
     """The supervisor: start, report, restart the dead, stop on a signal."""
 
@@ -239,15 +250,19 @@ class Up:
         return 0
 
     def _wait_ready(self) -> None:
+        """Until every master is ready and the standard namespaces exist (the masters create
+        them just after becoming ready; a first `hakubectl apply` must not beat them)."""
         deadline = time.monotonic() + 60
         while not self.stopping.is_set():
             try:
                 self.cluster.wait_ready(timeout=0.5)
-                return
+                if bootstrapped(self.cluster.endpoints()):
+                    return
             except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("masters not ready within 60s; see the logs in "
-                                       f"{self.data_dir}") from None
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("masters not ready within 60s; see the logs in "
+                                   f"{self.data_dir}")
 
     def _write_client_config(self) -> None:
         cfg = ClientConfig(servers=self.cluster.endpoints())

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client
 from hakube.testing.cluster import LocalCluster
 
@@ -30,6 +31,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     # A short watch history so that tests can outrun it and see a relist.
     with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3,
                       extra_args=["--history-size", "200"]) as c:
+        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
         yield c
 
 
