@@ -4,11 +4,13 @@
 # idempotent; under CI=true a failing install fails the run instead of letting tests skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-python3 -m pip install -q -e '.[dev]'
+# PY: a Python that may pip-install (a .venv on a fresh Debian, whose python3 refuses).
+. scripts/lib/python.sh
+hakube_python "$PWD"
+"$PY" -m pip install -q -e '.[dev]'
 for f in scripts/install/*.sh; do
     [ -e "$f" ] || continue
     echo "== $f"
     bash "$f"
 done
-python3 -m pytest -q -p no:cacheprovider "$@"
+"$PY" -m pytest -q -p no:cacheprovider "$@"

@@ -466,6 +466,9 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
     m.generation = o.generation
+    # Compare specs as they will be stored: a request that leaves out defaulted fields is not
+    # a spec change (and must not bump generation or write a new revision).
+    default_and_validate(kind, out)
     if hasattr(out, "spec") and out.spec.SerializeToString(deterministic=True) != \
             old.spec.SerializeToString(deterministic=True):
         m.generation = o.generation + 1

@@ -43,6 +43,9 @@ def parse_with_env(parser: argparse.ArgumentParser, argv: list[str] | None) -> a
     config_path = getattr(args, "config", None) or os.environ.get("HAKUBE_CONFIG")
     if config_path:
         file_values = load_config_file(config_path)
+        if file_values.get("kind") == "ClientConfig" and not getattr(args, "config", None):
+            # HAKUBE_CONFIG also names hakubectl's client config, which holds no flags.
+            file_values = {}
     known = {a.dest: a for a in _actions(parser, args)}
     for key in file_values:
         if key not in known and key != "config":

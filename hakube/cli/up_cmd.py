@@ -1,0 +1,334 @@
+"""``hakube up``: a whole HA control plane on this machine, in the foreground.
+
+It runs N masters as separate processes on 127.0.0.1 (so killing one is a real failure), writes
+the client config so ``hakubectl`` works at once, prints where everything listens, supervises
+the masters (a master that dies is started again after a pause, like systemd's
+``Restart=on-failure``, unless ``--no-restart``) and stops them all on Ctrl-C or SIGTERM.
+
+Everything lives in the data dir, and the ports are chosen once and written to
+``cluster.yaml`` there: starting ``hakube up`` again on the same data dir brings back the same
+cluster, on the same ports, with its state. Node agents, the scheduler and the controllers join
+here as they land; until then ``--nodes`` must be 0.
+
+Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
+``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid``,
+``client-config`` (a copy of the client config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from hakube.client import Client, HakubeError
+from hakube.client.config import ClientConfig, config_path, write_client_config
+from hakube.master import BOOTSTRAP_NAMESPACES
+from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
+
+DEFAULT_DATA_DIR = "~/.hakube/cluster"
+DEFAULT_CLIENT_CONFIG = "~/.hakube/config"
+STATE_FILE = "cluster.yaml"
+
+
+class UpError(Exception):
+    """Why the cluster cannot be started; printed as one line."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    p = sub.add_parser("up", help="run a local HA cluster in the foreground",
+                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--masters", type=int, default=3, help="number of masters (1, 3, 5 or 7)")
+    p.add_argument("--nodes", type=int, default=0,
+                   help="number of node agents (must be 0 until the node agent lands)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                   help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})")
+    p.add_argument("--runtime", choices=["simulated", "containerd"], default="simulated",
+                   help="container runtime for the node agents")
+    p.add_argument("--client-config", default="",
+                   help="client config to write for hakubectl (default: where hakubectl "
+                   f"looks, $HAKUBE_CONFIG or {DEFAULT_CLIENT_CONFIG})")
+    p.add_argument("--base-port", type=int, default=0,
+                   help="first of the ports to use on a new data dir (API ports, then Raft, "
+                   "then metrics, N each); 0: any free ports")
+    p.add_argument("--no-restart", action="store_true",
+                   help="leave a master that dies down instead of starting it again")
+    p.add_argument("--restart-delay", type=float, default=5.0,
+                   help="seconds before a dead master is started again")
+    return {"up": run}
+
+
+# -- ports and state ---------------------------------------------------------------------------
+
+
+def _choose_ports(n: int, base: int) -> list[dict[str, str]]:
+    ports = list(range(base, base + 3 * n)) if base else free_ports(3 * n)
+    return [{"name": f"m{i + 1}", "api": f"127.0.0.1:{ports[i]}",
+             "raft": f"127.0.0.1:{ports[n + i]}", "metrics": f"127.0.0.1:{ports[2 * n + i]}"}
+            for i in range(n)]
+
+
+def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[dict[str, str]]:
+    """The masters' ports: as recorded in the data dir, or chosen now and recorded."""
+    path = os.path.join(data_dir, STATE_FILE)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                state = yaml.safe_load(f) or {}
+            recorded = [{k: str(m[k]) for k in ("name", "api", "raft", "metrics")}
+                        for m in state["masters"]]
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            raise UpError(f"{path} is damaged ({exc}); move the data dir away to start "
+                          "afresh") from exc
+        if len(recorded) != masters:
+            raise UpError(f"{data_dir} holds a {len(recorded)}-master cluster; run with "
+                          f"--masters {len(recorded)}, or use another --data-dir")
+        return recorded
+    chosen = _choose_ports(masters, base_port)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# Ports of this cluster, chosen on its first start; hakube up reuses them.\n")
+        yaml.safe_dump({"masters": chosen}, f, sort_keys=False)
+    os.replace(tmp, path)
+    return chosen
+
+
+def _port_free(addr: str) -> bool:
+    host, _, port = addr.rpartition(":")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
+    """Masters of an earlier ``hakube up`` on this dir that outlived it (it was SIGKILLed):
+    stop them, after checking by their command line that they are ours."""
+    for m in masters:
+        pid_file = os.path.join(data_dir, f"{m['name']}.pid")
+        try:
+            with open(pid_file) as pf:
+                pid = int(pf.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if "hakube" in cmdline and os.path.join(data_dir, m["name"]) in cmdline:
+            print(f"stopping leftover master {m['name']} (pid {pid}) of an earlier hakube up",
+                  flush=True)
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.nodes != 0:
+        raise UpError(f"--nodes {args.nodes}: node agents are not available yet (they come "
+                      "with the node-agent issue); run with --nodes 0 for a control plane only")
+    if args.masters not in (1, 3, 5, 7):
+        raise UpError(f"--masters {args.masters}: use 1, 3, 5 or 7 (an odd number: an even "
+                      "one tolerates no more failures than the odd number below it)")
+    if args.base_port and not 1024 <= args.base_port <= 65535 - 3 * args.masters:
+        raise UpError(f"--base-port {args.base_port}: must leave room for {3 * args.masters} "
+                      "ports below 65536 and be at least 1024")
+
+
+def _lock(data_dir: str) -> int:
+    fd = os.open(os.path.join(data_dir, "up.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise UpError(f"another hakube up is running on {data_dir}") from exc
+    return fd
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _check_args(args)
+        data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
+        os.makedirs(data_dir, exist_ok=True)
+        lock_fd = _lock(data_dir)
+        masters = load_or_create_state(data_dir, args.masters, args.base_port)
+        _stop_leftovers(data_dir, masters)
+        busy = [f"{addr} ({m['name']} {what})" for m in masters
+                for what, addr in (("API", m["api"]), ("Raft", m["raft"]),
+                                   ("metrics", m["metrics"])) if not _port_free(addr)]
+        if busy:
+            raise UpError(f"port in use: {', '.join(busy)}; stop what holds it, or use "
+                          "another --data-dir")
+    except (UpError, OSError) as exc:
+        print(f"hakube up: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return Up(args, data_dir, masters).run()
+    finally:
+        os.close(lock_fd)
+
+
+def bootstrapped(endpoints: list[str]) -> bool:
+    """Whether the masters have created the standard namespaces yet."""
+    try:
+        with Client(endpoints, timeout=2) as c:
+            return all(c.namespaces.get(ns).metadata.name == ns for ns in BOOTSTRAP_NAMESPACES)
+    except HakubeError:
+        return False
+
+
+class Up:
+    """The supervisor: start, report, restart the dead, stop on a signal."""
+
+    def __init__(self, args: argparse.Namespace, data_dir: str,
+                 masters: list[dict[str, str]]) -> None:
+        self.args = args
+        self.data_dir = data_dir
+        self.cluster = LocalCluster(data_dir, 0)
+        self.cluster.masters = [
+            MasterProc(name=m["name"], api=m["api"], raft=m["raft"], metrics=m["metrics"],
+                       data_dir=os.path.join(data_dir, m["name"]),
+                       log_path=os.path.join(data_dir, f"{m['name']}.log"))
+            for m in masters]
+        self.client_config = config_path(args.client_config or None)
+        self.stopping = threading.Event()
+        self.restart_at: dict[str, float] = {}
+        self.failures: dict[str, int] = {}
+        self.started_at: dict[str, float] = {}
+
+    def _signal(self, signum: int, frame: Any) -> None:
+        self.stopping.set()
+
+    def _pid_file(self, m: MasterProc) -> str:
+        return os.path.join(self.data_dir, f"{m.name}.pid")
+
+    def _start(self, m: MasterProc) -> None:
+        self.cluster.start(m)
+        self.started_at[m.name] = time.monotonic()
+        assert m.proc is not None
+        with open(self._pid_file(m), "w") as f:
+            f.write(f"{m.proc.pid}\n")
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._signal)
+        with open(os.path.join(self.data_dir, "up.pid"), "w") as f:
+            f.write(f"{os.getpid()}\n")
+        c = self.cluster
+        print(f"hakube up: starting {len(c.masters)} masters (data in {self.data_dir})",
+              flush=True)
+        for m in c.masters:
+            self._start(m)
+        try:
+            self._wait_ready()
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"hakube up: {exc}", file=sys.stderr, flush=True)
+            self._stop()
+            return 1
+        if self.stopping.is_set():
+            self._stop()
+            return 0
+        self._write_client_config()
+        self._report()
+        while not self.stopping.wait(0.25):
+            self._supervise()
+        self._stop()
+        return 0
+
+    def _wait_ready(self) -> None:
+        """Until every master is ready and the standard namespaces exist (the masters create
+        them just after becoming ready; a first `hakubectl apply` must not beat them)."""
+        deadline = time.monotonic() + 60
+        while not self.stopping.is_set():
+            try:
+                self.cluster.wait_ready(timeout=0.5)
+                if bootstrapped(self.cluster.endpoints()):
+                    return
+            except TimeoutError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("masters not ready within 60s; see the logs in "
+                                   f"{self.data_dir}")
+
+    def _write_client_config(self) -> None:
+        cfg = ClientConfig(servers=self.cluster.endpoints())
+        note = (f"hakube client config, written by `hakube up` for {self.data_dir}\n"
+                "See docs/client-config.md.")
+        write_client_config(os.path.join(self.data_dir, "client-config"), cfg, comment=note)
+        write_client_config(self.client_config, cfg, comment=note)
+
+    def _report(self) -> None:
+        c = self.cluster
+        try:
+            leader = c.leader(timeout=10).name
+        except TimeoutError:
+            leader = "<electing>"
+        print(f"hakube up: {len(c.masters)} masters ready, leader {leader}", flush=True)
+        for m in c.masters:
+            pid = m.proc.pid if m.proc else "-"
+            print(f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
+                  f"  pid {pid}  log {m.log_path}", flush=True)
+        print(f"client config: {self.client_config} - try "
+              "`hakubectl cluster status`", flush=True)
+        if self.args.runtime == "containerd":
+            print("note: --runtime containerd takes effect once node agents exist (--nodes "
+                  "is 0)", flush=True)
+        print("Ctrl-C stops the cluster; `hakube up` on the same --data-dir resumes it.",
+              flush=True)
+
+    def _supervise(self) -> None:
+        now = time.monotonic()
+        for m in self.cluster.masters:
+            if m.proc is None or m.proc.poll() is None:
+                continue
+            if m.name not in self.restart_at:
+                code = m.proc.returncode
+                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                if self.args.no_restart:
+                    print(f"hakube up: master {m.name} stopped ({how}); not restarting "
+                          "(--no-restart)", flush=True)
+                    self.restart_at[m.name] = float("inf")
+                    continue
+                if now - self.started_at.get(m.name, now) > 60:
+                    self.failures[m.name] = 0  # it had been running well: no penalty
+                n = self.failures[m.name] = self.failures.get(m.name, 0) + 1
+                delay = min(60.0, self.args.restart_delay * 2 ** min(n - 1, 4))
+                print(f"hakube up: master {m.name} stopped ({how}); restarting in "
+                      f"{delay:g}s - see {m.log_path}", flush=True)
+                self.restart_at[m.name] = now + delay
+            elif now >= self.restart_at[m.name]:
+                del self.restart_at[m.name]
+                self._start(m)
+                print(f"hakube up: master {m.name} started again (pid "
+                      f"{m.proc.pid if m.proc else '?'})", flush=True)
+
+    def _stop(self) -> None:
+        print("hakube up: stopping masters", flush=True)
+        for m in self.cluster.masters:
+            if m.alive and m.proc is not None:
+                m.proc.terminate()
+        for m in self.cluster.masters:
+            self.cluster.terminate(m, timeout=10)
+            try:
+                os.unlink(self._pid_file(m))
+            except OSError:
+                pass
+        try:
+            os.unlink(os.path.join(self.data_dir, "up.pid"))
+        except OSError:
+            pass
+        print("hakube up: stopped", flush=True)

@@ -1,0 +1,143 @@
+"""The client's exceptions: one small tree, each wrapping the gRPC error that caused it.
+
+    HakubeError                 .message, .code (grpc.StatusCode or None)
+    ├── NotFound                NOT_FOUND
+    ├── AlreadyExists           ALREADY_EXISTS
+    ├── Conflict                ABORTED: stale resourceVersion or failed precondition
+    ├── Invalid                 INVALID_ARGUMENT; .field is the first field path, .causes all
+    ├── Gone                    OUT_OF_RANGE: a revision the masters no longer keep; relist
+    ├── TooLarge                RESOURCE_EXHAUSTED: the object is over the size limit
+    ├── Forbidden               PERMISSION_DENIED / UNAUTHENTICATED
+    ├── Unavailable             no master answered within the deadline; .endpoints were tried
+    │   └── OutcomeUnknown      ... and a write may have been applied; .request_id lets the
+    │                           caller retry it safely later (the store deduplicates by it)
+    └── ServerError             any other status (INTERNAL, UNIMPLEMENTED, ...)
+
+Callers catch the hakube class and never need ``grpc``; the gRPC error stays reachable as
+``__cause__`` (the client raises ``... from rpc_error``) for debugging.
+
+``retried`` is set when the error came back on a retry that followed a possibly-applied
+attempt. The client uses it to recognise its own earlier write (a Delete retried after a lost
+answer finds nothing to delete) instead of reporting a confusing failure.
+"""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+
+
+class HakubeError(Exception):
+    """Base of every error the client raises."""
+
+    code: grpc.StatusCode | None = None
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.retried = False
+
+
+class NotFound(HakubeError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(HakubeError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Conflict(HakubeError):
+    code = grpc.StatusCode.ABORTED
+
+
+class Invalid(HakubeError):
+    """The server refused the object; ``field`` is the first offending field path, if named."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message, code=code)
+        self.causes: list[tuple[str, str]] = parse_causes(message)
+        self.field: str | None = self.causes[0][0] if self.causes else None
+
+
+class Gone(HakubeError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class TooLarge(HakubeError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Forbidden(HakubeError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unavailable(HakubeError):
+    """No master could serve the call before the deadline."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None,
+                 endpoints: tuple[str, ...] = ()) -> None:
+        super().__init__(message, code=code)
+        self.endpoints = endpoints
+
+
+class OutcomeUnknown(Unavailable):
+    """A write was sent but never confirmed: it may or may not have been applied.
+
+    Retrying with the same ``request_id`` (every write method takes one) is safe: the store
+    answers a repeated id with the first result.
+    """
+
+    def __init__(self, message: str, *, request_id: str, endpoints: tuple[str, ...] = ()) -> None:
+        super().__init__(message, endpoints=endpoints)
+        self.request_id = request_id
+
+
+class ServerError(HakubeError):
+    """A status the API does not use for ordinary failures (a server bug or a wrong address)."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[HakubeError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.ABORTED: Conflict,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
+    grpc.StatusCode.INVALID_ARGUMENT: Invalid,
+    grpc.StatusCode.OUT_OF_RANGE: Gone,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooLarge,
+    grpc.StatusCode.PERMISSION_DENIED: Forbidden,
+    grpc.StatusCode.UNAUTHENTICATED: Forbidden,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+}
+
+
+def from_rpc_error(exc: grpc.RpcError) -> HakubeError:
+    """The hakube exception for a gRPC error (the caller raises it ``from exc``)."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if hasattr(exc, "details") else None) or str(code)
+    cls = _BY_CODE.get(code, ServerError)
+    return cls(details, code=code)
+
+
+_INVALID = re.compile(r"is invalid: (.*)$")
+_CAUSE = re.compile(r"^\s*([A-Za-z][\w.\[\]/-]*): (.+)$")
+
+
+def parse_causes(message: str) -> list[tuple[str, str]]:
+    """``Pod "web" is invalid: spec.x: bad; metadata.name: required`` -> [(path, problem)...]."""
+    m = _INVALID.search(message)
+    if not m:
+        return []
+    text = re.sub(r" \(and \d+ more\)$", "", m.group(1))
+    out = []
+    for part in text.split("; "):
+        c = _CAUSE.match(part)
+        if c:
+            out.append((c.group(1), c.group(2)))
+    return out

@@ -1,0 +1,106 @@
+"""``hakube up``: one command to a working HA cluster, which survives a killed master and comes
+back with its state and ports when started again on the same data dir."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.cli.conftest import REPO, ctl_command, ctl_env, pump
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Up:
+    """A running ``hakube up`` with its output readable line by line."""
+
+    def __init__(self, home: str, *args: str) -> None:
+        self.env = ctl_env(home)
+        self.proc = subprocess.Popen([sys.executable, "-m", "hakube", "up", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=self.env, cwd=REPO)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        pump(self.proc.stdout, self.lines)
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r}; saw {self.seen}") from None
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(30)
+
+
+def hakubectl(home: str, config: str, *args: str, stdin: str | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(ctl_command(*args), input=stdin, capture_output=True, text=True,
+                          env=ctl_env(home, HAKUBE_CONFIG=config), timeout=60, cwd=REPO)
+
+
+def pid_alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()
+
+
+def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_path: object
+                                                                         ) -> None:
+    home = str(tmp_path)
+    data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
+    up = Up(home, "--data-dir", data, "--client-config", cfg, "--restart-delay", "0.5")
+    try:
+        up.expect("3 masters ready")
+        servers = yaml.safe_load(open(cfg))["servers"]
+        assert len(servers) == 3
+        r = hakubectl(home, cfg, "apply", "-f", "-",
+                      stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\n")
+        assert r.stdout.strip() == "configmap/kept created", r.stderr
+        second = subprocess.run([sys.executable, "-m", "hakube", "up", "--data-dir", data,
+                                 "--client-config", cfg], capture_output=True, text=True,
+                                env=up.env, timeout=30, cwd=REPO)
+        assert second.returncode == 1 and "another hakube up is running" in second.stderr
+        victim = int(open(os.path.join(data, "m1.pid")).read())
+        os.kill(victim, signal.SIGKILL)
+        assert hakubectl(home, cfg, "get", "cm", "kept").returncode == 0
+        up.expect("master m1 stopped (killed by signal 9)")
+        up.expect("master m1 started again")
+        pids = [int(open(os.path.join(data, f"m{i}.pid")).read()) for i in (1, 2, 3)]
+        assert up.stop() == 0
+        up.expect("stopped")
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+    assert not any(pid_alive(p) for p in pids)
+    again = Up(home, "--data-dir", data, "--client-config", cfg)
+    try:
+        again.expect("3 masters ready")
+        assert yaml.safe_load(open(cfg))["servers"] == servers
+        got = hakubectl(home, cfg, "get", "cm", "kept", "-o", "name")
+        assert got.stdout.strip() == "configmap/kept", got.stderr
+        assert again.stop(signal.SIGTERM) == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--nodes", "2"], "node agents are not available yet"),
+    (["--masters", "2"], "use 1, 3, 5 or 7"),
+])
+def test_up_refuses_what_it_cannot_do_yet(tmp_path: object, args: list[str],
+                                          message: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "hakube", "up", "--data-dir", str(tmp_path),
+                        *args], capture_output=True, text=True, env=ctl_env(str(tmp_path)),
+                       timeout=30, cwd=REPO)
+    assert r.returncode == 1 and message in r.stderr
