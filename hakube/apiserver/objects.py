@@ -121,6 +121,16 @@ class ObjectAPI:
             raise Forbidden(f'{kind.name} cannot be created in namespace "{ns}" because it is '
                             "being terminated")
 
+    def _already_applied(self, request_id: str) -> bool:
+        """Whether an attempt of this request id was applied (after a lost answer)."""
+        if not request_id:
+            return False
+        for attempt in range(10):
+            seen = self.fsm.requests.get(f"{request_id}/{attempt}")
+            if seen is not None and seen[0] == store.OK:
+                return True
+        return False
+
     # -- create -------------------------------------------------------------------------------
 
     async def create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -129,7 +139,10 @@ class ObjectAPI:
         if kind.namespaced and not meta.namespace:
             meta.namespace = "default"
         if not meta.name and meta.generate_name:
-            meta.name = meta.generate_name + "".join(random.choices(_NAME_CHARS, k=5))
+            # With a request id the suffix derives from it, so a retried create names the same
+            # object (and the store's dedupe answers for it) instead of inventing a new one.
+            rnd = random.Random(req.request_id) if req.request_id else random
+            meta.name = meta.generate_name + "".join(rnd.choices(_NAME_CHARS, k=5))
         for f in ("uid", "resource_version", "creation_timestamp", "deletion_timestamp"):
             meta.ClearField(f)
         meta.ClearField("deletion_grace_period_seconds")
@@ -234,6 +247,9 @@ class ObjectAPI:
             if rv and rv != str(rec.mod_rev):
                 if attempt == 0:
                     continue  # this replica may be behind the version the client saw
+                if self._already_applied(request_id):
+                    # A retry of a write that was applied before its answer was lost.
+                    return object_bytes(kind, rec.value, rec.mod_rev)
                 raise _stale(kind, name)
             old = _parse(kind, rec)
             if uid and old.metadata.uid != uid:
@@ -283,6 +299,9 @@ class ObjectAPI:
             if rec is None:
                 if attempt == 0:
                     continue
+                if self._already_applied(req.request_id):
+                    # A retried delete whose first attempt removed the object.
+                    return api_pb2.DeleteResponse(deleted=True)
                 raise NotFound(f'{kind.plural} "{req.name}" not found')
             if pre.resource_version and pre.resource_version != str(rec.mod_rev):
                 if attempt == 0:

@@ -153,7 +153,9 @@ class WatchHub:
                     raise Gone(f"too old resource version: {from_rev} (oldest kept: "
                                f"{exc.compacted}); list again and watch from its "
                                "resourceVersion") from exc
-            w.last_rev = rev
+            # A client resuming on a replica that has not yet applied from_rev has already seen
+            # everything up to it: never send those events again.
+            w.last_rev = max(rev, from_rev)
         self._by_kind.setdefault(kind.name, set()).add(w)
         self.metrics.watch_streams.inc()
         return w

@@ -2,9 +2,9 @@
 
 The ObjectAPI runs on a real StoreFSM with a proposer that applies each operation at once and
 can be told to "lose the answer" of one proposal (apply it, then report OutcomeUnknown), which is
-what a client sees when its master dies right after committing. Tests marked xfail(strict)
-describe a server behaviour the client currently works around; when the server is fixed they
-start passing, fail as XPASS, and the marker (and the client workaround) can go.
+what a client sees when its master dies right after committing. Each test pins a behaviour the
+client once had to work around: a retried write with the same request id answers as the first
+attempt would have.
 """
 
 from __future__ import annotations
@@ -106,9 +106,6 @@ def test_a_create_retried_after_a_lost_answer_returns_the_first_result() -> None
     assert out.metadata.name == "web" and out.metadata.uid == "uid-1"
 
 
-@pytest.mark.xfail(strict=True, reason="create picks a new generateName suffix on every "
-                   "attempt; the deduplicated retry answers with a name that does not exist "
-                   "(client.py chooses generated names itself to avoid this)")
 def test_a_generate_name_create_retried_after_a_lost_answer_names_the_stored_object() -> None:
     api, proposer = make_api()
     proposer.lose_next = True
@@ -121,9 +118,6 @@ def test_a_generate_name_create_retried_after_a_lost_answer_names_the_stored_obj
     assert stored == [out.metadata.name]
 
 
-@pytest.mark.xfail(strict=True, reason="the resourceVersion precondition is checked before the "
-                   "request id is looked up, so the retry of an applied CAS update is a "
-                   "Conflict (client.py re-checks with a dry run)")
 def test_a_cas_update_retried_after_a_lost_answer_succeeds() -> None:
     api, proposer = make_api()
     created = parse(run(api.create(api_pb2.CreateRequest(object=kinds.wrap(pod())))))
@@ -138,8 +132,6 @@ def test_a_cas_update_retried_after_a_lost_answer_succeeds() -> None:
         pytest.fail(f"retry of an applied update failed: {exc}")
 
 
-@pytest.mark.xfail(strict=True, reason="a Delete retried after its applied first attempt finds "
-                   "nothing and says NotFound (client.py treats that as success)")
 def test_a_delete_retried_after_a_lost_answer_reports_the_deletion() -> None:
     api, proposer = make_api()
     run(api.create(api_pb2.CreateRequest(object=kinds.wrap(pod()))))
@@ -153,9 +145,6 @@ def test_a_delete_retried_after_a_lost_answer_reports_the_deletion() -> None:
         pytest.fail(f"retry of an applied delete failed: {exc}")
 
 
-@pytest.mark.xfail(strict=True, reason="WatchHub.subscribe on a replica that has not applied "
-                   "from_rev yet sets last_rev to its own (lower) revision, so events up to "
-                   "from_rev are sent again (client watch.py drops them)")
 def test_a_watch_from_a_revision_ahead_of_this_replica_skips_what_the_client_saw() -> None:
     async def scenario() -> list[int]:
         fsm = StoreFSM()
