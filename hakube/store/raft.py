@@ -208,8 +208,10 @@ class RaftNode:
     # -- status -------------------------------------------------------------------------------
 
     def has_quorum(self) -> bool:
-        """Connected to a majority and a leader is known (a cheap, local check)."""
-        return bool(self.syncobj.hasQuorum) and self.syncobj._getLeader() is not None
+        """Connected to a majority (a cheap, local check). During an election a leader may be
+        unknown for a moment: proposals then wait in pysyncobj's queue for the new leader (or
+        expire as outcome-unknown) instead of failing a write that could have succeeded."""
+        return bool(self.syncobj.hasQuorum)
 
     def is_leader(self) -> bool:
         return bool(self.syncobj._isLeader())

@@ -9,12 +9,12 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Api
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from hakube.api import convert, kinds
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.timeout(120)

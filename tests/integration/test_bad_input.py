@@ -8,10 +8,10 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Api
 
 from hakube.api import convert, kinds
 from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2, pod_pb2
+from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.timeout(120)

@@ -9,10 +9,10 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import Api
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
+from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Api
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
@@ -113,7 +113,10 @@ def test_a_minority_down_keeps_serving_and_a_majority_down_fails_fast(
     m1, m2, m3 = cluster3.masters
     cluster3.kill(m1)
     cluster3.wait_ready([m2, m3])
-    api3.stubs[1].Create(api_pb2.CreateRequest(object=kinds.wrap(_cm("with-two"))), timeout=10)
+    Api([m2.api]).create_configmap("with-two")  # retried through the failover, on m2 only
+    # A linearizable read through m3 makes sure m3 has applied it (for the stale read below).
+    api3.stubs[2].Get(api_pb2.GetRequest(kind="ConfigMap", namespace="default",
+                                         name="with-two"), timeout=10)
     cluster3.kill(m2)
     wait_for(lambda: not cluster3.is_ready(m3), 10, "the lone master to report not ready")
     start = time.monotonic()
