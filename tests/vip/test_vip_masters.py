@@ -34,14 +34,32 @@ class Rig:
     def served_by(self) -> netmasters.Status | None:
         return netmasters.status_via(self.client, VIP, timeout=1.0)
 
-    def wait_served_ready(self, by: str, timeout: float) -> float:
-        """Seconds until the client, through the VIP, reaches ``by``'s master and it is ready."""
+    def wait_served_ready(self, among: list[str], timeout: float) -> tuple[str, float]:
+        """(name, seconds) once the client, through the VIP, reaches a ready master of ``among``
+        that is the only one of them holding the VIP.
+
+        Which one is not fixed: when the lost holder was also the Raft leader, the election that
+        follows briefly fails every survivor's check, and the VIP may settle on a different
+        survivor than the one that took it first.
+        """
+        seen: list[str] = []
+        last: list[object] = [None]
 
         def ok() -> bool:
             st = self.served_by()
-            return st is not None and st.name == by and st.ready
+            # A SIGKILLed holder keeps the address on its (cut-off) interface: not counted.
+            holders = [h for h in self.vc.holders() if h in among]
+            last[0] = (st, holders)
+            if st is None or not st.ready or st.name not in among:
+                return False
+            seen[:] = [st.name]
+            return holders == [st.name]
 
-        return measure_until(ok, timeout, f"the client to reach a ready {by} through the VIP")
+        try:
+            took = measure_until(ok, timeout, f"a ready one of {among} to serve via the VIP")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; last status and VIP holders: {last[0]}") from None
+        return seen[0], took
 
 
 @pytest.fixture
@@ -61,7 +79,7 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
     holder, took = vc.wait_for_single_holder(30)
     print(f"VIP timing (masters): first holder {holder} after {took:.2f} s")
     r = Rig(net, hosts, client, vc, holder)
-    r.wait_served_ready(holder, 15)
+    r.wait_served_ready([holder], 15)
     yield r
 
 
@@ -75,11 +93,11 @@ def test_sigkill_of_everything_on_the_holder_moves_the_vip_to_one_other_master(r
     host.kill_all()  # master and keepalived, as in a crash of the machine...
     host.cut("drop")  # ...whose address then answers nobody
     new, took = rig.vc.wait_for_single_holder(15, among=others, since=at)
-    served = rig.wait_served_ready(new, 15)
+    by, served = rig.wait_served_ready(others, 15)
     print(
         f"VIP timing (masters): SIGKILL of holder {old} ({leader}): {new} holds after "
         f"{took:.2f} s, "
-        f"client served by a ready master after {took + served:.2f} s"
+        f"client served by ready {by} after {took + served:.2f} s"
     )
     assert took < 5
 
@@ -94,11 +112,11 @@ def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None
         lambda: not rig.hosts[old].has_address(VIP), 20, f"{old}, without quorum, to drop the VIP"
     )
     assert "Entering FAULT STATE" in rig.vc.log_text(old)
-    served = rig.wait_served_ready(new, 15)
+    by, served = rig.wait_served_ready(others, 15)
     print(
         f"VIP timing (masters): partition of holder {old}: {new} holds after {took:.2f} s, "
-        f"{old} released it after {released + took:.2f} s, client served after "
-        f"{took + served:.2f} s"
+        f"{old} released it after {released + took:.2f} s, client served by {by} after "
+        f"{took + released + served:.2f} s"
     )
 
     # Healed, the old holder's master rejoins the quorum. nopreempt keeps the VIP put unless the
