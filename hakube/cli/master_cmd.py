@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
+    p.add_argument("--force-new-cluster", action="store_true",
+                   help="quorum-loss recovery: make this master a cluster of itself alone, "
+                   "keeping all its data (refused if it already ran on this data dir)")
     return {"master": run}
 
 
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     settings = MasterSettings(name=args.name, data_dir=args.data_dir, api_listen=args.api_listen,
                               raft_listen=args.raft_listen, peers=args.peers,
                               metrics_listen=args.metrics_listen, history_size=args.history_size,
-                              raft=raft)
+                              raft=raft, force_new_cluster=args.force_new_cluster)
     try:
         serve(settings)
     except SystemExit as exc:

@@ -1,0 +1,72 @@
+"""Helpers for membership, snapshot and recovery tests on a LocalCluster: run the ``hakube`` CLI,
+add a master process, restart masters with stale ``--peers``, and a writer that records which
+writes were acknowledged (to prove none is lost)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import grpc
+
+from hakube.testing.api import Api
+from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
+
+
+def hakube(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``hakube ARGS`` (this checkout) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "hakube", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def new_master(cluster: LocalCluster, name: str) -> MasterProc:
+    """A master with fresh ports and data dir, listed in the cluster but not started."""
+    api, raft, metrics = (f"127.0.0.1:{p}" for p in free_ports(3))
+    m = MasterProc(
+        name=name,
+        api=api,
+        raft=raft,
+        metrics=metrics,
+        data_dir=os.path.join(cluster.base_dir, name),
+        log_path=os.path.join(cluster.base_dir, f"{name}.log"),
+    )
+    cluster.masters.append(m)
+    return m
+
+
+def with_stale_peers(m: MasterProc, peers: dict[str, str]) -> None:
+    """Make the next start of ``m`` pass ``--peers`` naming ``peers`` (argparse keeps the last
+    occurrence), to prove that restarts follow the data dir's membership, not the flags."""
+    m.extra_args = [a for a in m.extra_args if a != "--peers"]
+    stale = ",".join(f"{n}={a}" for n, a in peers.items() if n != m.name)
+    m.extra_args += ["--peers", stale]
+
+
+class Writer(threading.Thread):
+    """Creates ConfigMaps back to back and records which ones were acknowledged."""
+
+    def __init__(self, api: Api, prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.api, self.prefix = api, prefix
+        self.acked: list[str] = []
+        self.failed: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            name = f"{self.prefix}-{i}"
+            try:
+                self.api.create_configmap(name)
+                self.acked.append(name)
+            except grpc.RpcError as exc:
+                self.failed.append(f"{name}: {exc.code()} {exc.details()}")
+            i += 1
+
+    def finish(self) -> None:
+        """Stop writing and wait for the write in progress."""
+        self.stop.set()
+        self.join(60)
