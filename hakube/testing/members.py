@@ -40,9 +40,12 @@ def new_master(cluster: LocalCluster, name: str) -> MasterProc:
 def with_stale_peers(m: MasterProc, peers: dict[str, str]) -> None:
     """Make the next start of ``m`` pass ``--peers`` naming ``peers`` (argparse keeps the last
     occurrence), to prove that restarts follow the data dir's membership, not the flags."""
-    m.extra_args = [a for a in m.extra_args if a != "--peers"]
     stale = ",".join(f"{n}={a}" for n, a in peers.items() if n != m.name)
-    m.extra_args += ["--peers", stale]
+    if "--peers" in m.extra_args:
+        i = m.extra_args.index("--peers")
+        m.extra_args[i + 1] = stale
+    else:
+        m.extra_args += ["--peers", stale]
 
 
 class Writer(threading.Thread):
