@@ -74,6 +74,10 @@ class RaftSettings:
     """Seconds to wait for a proposal's answer before reporting an unknown outcome."""
     max_inflight: int = 2
     """Raft commands the proposer keeps in flight per master."""
+    connect_retry: float = 1.0
+    """Seconds between connection attempts to a peer that is down. pysyncobj's default of 5 s
+    delays a restarted or newly added master's return by up to 5 s; an attempt is one
+    non-blocking connect, so trying every second costs nothing measurable."""
     extra: dict[str, object] = field(default_factory=dict)
     """Further SyncObjConf keyword arguments (tests)."""
 
@@ -158,6 +162,7 @@ class RaftNode:
             logCompactionMinTime=settings.compaction_min_seconds,
             onStateChanged=self._state_changed,
             dynamicMembershipChange=True,
+            connectionRetryTime=settings.connect_retry,
             **settings.extra,
         )
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
