@@ -38,6 +38,17 @@ def quorum(n: int) -> int:
     return n // 2 + 1
 
 
+async def _listening(address: str) -> bool:
+    """Whether something accepts TCP connections at HOST:PORT (within a second)."""
+    host, _, port = address.rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
 class OpsServicer:
     """Handlers of OpsService for one master."""
 
@@ -207,12 +218,23 @@ class OpsServicer:
                     )
             if raft_addr in voters and current is not None:
                 return self._answer(f'member "{name}" is already a voter', start)
+            # etcd's rule: counting the new member as started, the connected voters must
+            # still make a quorum of the grown cluster.
             n, alive = self._connected_voters()
-            if alive < quorum(n + 1):
+            if alive + 1 < quorum(n + 1):
                 raise FailedPrecondition(
                     f'adding "{name}" would make {n + 1} voters needing {quorum(n + 1)} for a '
                     f"quorum, but only {alive} of the current {n} are connected: repair or "
                     "remove the missing members first"
+                )
+            if alive < quorum(n + 1) and not await _listening(raft_addr):
+                # pysyncobj applies a configuration entry when it is appended, so this entry
+                # must be acknowledged by a quorum of the grown cluster, which needs the new
+                # member: without it running, the cluster would stall.
+                raise FailedPrecondition(
+                    f'start "{name}" first: with {alive} of {n} voters connected, the grown '
+                    f"cluster needs it to reach a quorum of {quorum(n + 1)}, but nothing "
+                    f"listens on {raft_addr}"
                 )
             res = await self._propose_member(("ma", name, raft_addr, api_addr))
             if res[0] != store.OK:
@@ -225,8 +247,9 @@ class OpsServicer:
             if m.voter and m.name != name
         )
         return self._answer(
-            f'added "{name}" ({raft_addr}); start it now on an empty data dir with '
-            f"--name {name} --raft-listen {raft_addr} --api-listen {api_addr} --peers {peers} "
+            f'added "{name}" ({raft_addr}); if it is not running yet, start it now on an empty '
+            f"data dir with --name {name} --raft-listen {raft_addr} --api-listen {api_addr} "
+            f"--peers {peers} "
             "(until it has caught up the cluster tolerates one failure less)",
             start,
         )

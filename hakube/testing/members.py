@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 import subprocess
 import threading
 
@@ -14,6 +15,7 @@ import grpc
 
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
+from hakube.testing.wait import wait_for
 
 
 def hakube(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +47,20 @@ def new_master(cluster: LocalCluster, name: str) -> MasterProc:
     )
     cluster.masters.append(m)
     return m
+
+
+def wait_listening(address: str, timeout: float = 30.0) -> None:
+    """Wait until something accepts TCP connections at HOST:PORT (a master's Raft port)."""
+    host, _, port = address.rpartition(":")
+
+    def up() -> bool:
+        try:
+            socket.create_connection((host, int(port)), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(up, timeout, f"{address} to listen")
 
 
 def restart_all(
