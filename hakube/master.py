@@ -39,6 +39,8 @@ from hakube.store import datadir
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
 from hakube.store.raft import RaftNode, RaftSettings
+from hakube.store.snapshot import SnapshotError, read_meta
+from hakube.store.snapshot import write_bytes as write_snapshot
 
 log = logging.getLogger("hakube.master")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -63,6 +65,12 @@ class MasterSettings:
     """A barrier slower than this marks the master not ready."""
     raft: dict[str, Any] = field(default_factory=dict)
     """Extra RaftSettings fields (election timeouts, sync_journal, ...)."""
+    snapshot_dir: str = ""
+    """Directory for scheduled snapshots of the store (empty: none)."""
+    snapshot_interval: float = 3600.0
+    """Seconds between scheduled snapshots."""
+    snapshot_retain: int = 24
+    """Scheduled snapshots kept; older ones of this master are deleted."""
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
@@ -108,6 +116,15 @@ class Master:
                 from exc
         self._lock_fd = fd
 
+    @property
+    def api_advertise(self) -> str:
+        """The API address other masters and clients should use: the listen address, or, when
+        it is a wildcard (0.0.0.0 / ::), this master's Raft host with the API port."""
+        host, _, port = self.settings.api_listen.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            host = self.settings.raft_listen.rpartition(":")[0]
+        return f"{host}:{port}"
+
     def _prepare_membership(self) -> dict[str, str]:
         """Decide the Raft peers: members.json when the data dir has one (the flags only seed a
         new data dir), after --force-new-cluster has rewritten it if asked."""
@@ -115,7 +132,7 @@ class Master:
         try:
             if s.force_new_cluster:
                 log.warning("%s", datadir.force_new_cluster(
-                    s.data_dir, name=s.name, raft=s.raft_listen, api=s.api_listen))
+                    s.data_dir, name=s.name, raft=s.raft_listen, api=self.api_advertise))
             m = datadir.read_members(s.data_dir)
             if m is None:
                 m = datadir.Membership(name=s.name, raft=s.raft_listen, peers=dict(s.peers))
@@ -158,7 +175,11 @@ class Master:
         s = self.settings
         while True:
             await asyncio.sleep(0.3)
-            self._sync_membership()
+            try:
+                self._sync_membership()
+            except (OSError, RuntimeError) as exc:  # e.g. a full disk: retried next round
+                log.warning("could not record the membership: %s", exc)
+                continue
             if s.name in self.fsm.removed:
                 self.exit_reason = (f"hakube master: {s.name} was removed from the cluster; its "
                                     f"data dir {s.data_dir} is stale. Wipe it and join as a new "
@@ -169,13 +190,34 @@ class Master:
             if not self.quorum_ok:
                 continue
             try:
-                if self.fsm.members.get(s.name) != (s.raft_listen, s.api_listen):
-                    await api.propose(("ms", s.name, s.raft_listen, s.api_listen))
+                if self.fsm.members.get(s.name) != (s.raft_listen, self.api_advertise):
+                    await api.propose(("ms", s.name, s.raft_listen, self.api_advertise))
                 if not self.fsm.cluster_id:
                     assert self.membership is not None
                     await api.propose(("mc", self.membership.cluster_id or uuid.uuid4().hex[:16]))
             except ApiError as exc:
                 log.info("member registration deferred: %s", exc)
+
+    async def _snapshot_loop(self, ops: OpsServicer) -> None:
+        """Scheduled snapshots: every master keeps its own, so a backup survives the loss of
+        any one host. A failure (e.g. no quorum for the read barrier) is logged and retried at
+        the next interval; it never affects serving."""
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.snapshot_interval)
+            try:
+                data = await ops.snapshot_bytes()
+                rev = read_meta(data)[0]["revision"]
+                path = os.path.join(s.snapshot_dir, time.strftime(
+                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev}.snap", time.gmtime()))
+                await asyncio.to_thread(write_snapshot, path, data)
+                kept = sorted(f for f in os.listdir(s.snapshot_dir)
+                              if f.startswith(f"hakube-{s.name}-") and f.endswith(".snap"))
+                for old in kept[:-s.snapshot_retain]:
+                    os.unlink(os.path.join(s.snapshot_dir, old))
+                log.info("scheduled snapshot %s (%d bytes)", path, len(data))
+            except (ApiError, OSError, SnapshotError) as exc:
+                log.warning("scheduled snapshot failed: %s", exc)
 
     def _start_http(self) -> None:
         if not self.settings.metrics_listen:
@@ -324,7 +366,7 @@ class Master:
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
         server = ApiServer(api, hub, self.metrics, self.cluster_status)
-        ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=s.api_listen,
+        ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
                           fsm=self.fsm, raft=self.raft, api=api)
         server.extra_services[OPS_SERVICE] = ops.handlers(server._unary)
         try:
@@ -341,6 +383,9 @@ class Master:
                  asyncio.create_task(self._lease_loop(api)),
                  asyncio.create_task(self._bootstrap(api)),
                  asyncio.create_task(self._membership_loop(api))]
+        if s.snapshot_dir:
+            os.makedirs(s.snapshot_dir, exist_ok=True)
+            tasks.append(asyncio.create_task(self._snapshot_loop(ops)))
         try:
             await self._stopping.wait()
         finally:

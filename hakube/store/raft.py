@@ -243,7 +243,13 @@ class RaftNode:
     # -- membership -----------------------------------------------------------------------------
 
     def raft_peers(self) -> set[str]:
-        """Raft addresses of the other voters in this member's current configuration."""
+        """Raft addresses of the other voters in this member's current configuration. The set
+        is pysyncobj's, changed on the Raft thread: a copy racing a change is retried."""
+        for _ in range(10):
+            try:
+                return {n.address for n in self.syncobj.otherNodes}
+            except RuntimeError:  # set changed size during the copy
+                continue
         return {n.address for n in self.syncobj.otherNodes}
 
     def is_connected(self, address: str) -> bool:

@@ -224,3 +224,8 @@ def write_atomic(path: str, chunks: Iterator[bytes]) -> int:
             pass
         raise
     return size
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """write_atomic for bytes already in memory."""
+    write_atomic(path, iter([data]))

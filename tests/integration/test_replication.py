@@ -68,7 +68,13 @@ def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
     cluster3.start(leader)
     cluster3.wait_ready()
     idx = cluster3.masters.index(leader)
-    wait_for(lambda: set(acked) <= api3.names(via=idx), 30, "the restarted master to catch up")
+    def caught_up() -> bool:
+        try:
+            return set(acked) <= api3.names(via=idx)
+        except grpc.RpcError:  # the channel may still be in reconnect backoff
+            return False
+
+    wait_for(caught_up, 30, "the restarted master to catch up")
 
 
 def test_kill_9_of_every_master_then_restart_keeps_every_acknowledged_write(

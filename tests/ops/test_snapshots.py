@@ -13,6 +13,7 @@ from hakube.api.v1 import api_pb2
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.members import hakube
+from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -128,3 +129,20 @@ def test_save_without_a_reachable_master_says_so(tmp_path: Path) -> None:
     r = hakube("snapshot", "save", str(tmp_path / "s"), "-s", "127.0.0.1:1")
     assert r.returncode == 1 and "no master answered" in r.stderr
     assert not os.path.exists(tmp_path / "s")
+
+
+def test_scheduled_snapshots_are_written_and_only_the_newest_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "snaps"
+    args = ["--snapshot-dir", str(out), "--snapshot-interval", "0.3", "--snapshot-retain", "2"]
+    with LocalCluster(str(tmp_path / "c"), 1, extra_args=args) as c:
+        Api(c.endpoints()).create_configmap("x")
+        log = c.masters[0].log_path
+        wait_for(
+            lambda: Path(log).read_text().count(f"scheduled snapshot {out}") >= 4,
+            30,
+            "four scheduled snapshots",
+        )
+    files = sorted(os.listdir(out))
+    assert len(files) == 2 and all(f.startswith("hakube-m1-") for f in files)
+    r = hakube("snapshot", "inspect", str(out / files[-1]), "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["objects"]["ConfigMap"] == 1
