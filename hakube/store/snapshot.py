@@ -11,8 +11,9 @@ pickling, so a snapshot can be inspected (and trusted) without executing anythin
 The payload is a sequence of frames, each a 4-byte big-endian length and that many bytes: first a
 JSON frame with the revision, leases and member registry, then two frames per object, a JSON
 header ``[kind, namespace, name, create_rev, mod_rev, labels, fields, lease]`` and the object's
-stored bytes. The metadata holds the payload's length and sha256, so truncation and corruption
-are found before anything is restored. Watch history and request dedupe records are not kept: a
+stored bytes. The metadata holds the payload's length and sha256, and a second sha256 covers the
+metadata and the payload together, so truncation and corruption anywhere are found before
+anything is restored. Watch history and request dedupe records are not kept: a
 restored store starts its history at the snapshot's revision (older watches relist).
 """
 
@@ -107,7 +108,15 @@ def encode(
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
+    meta["sha256"] = _whole_digest(meta, payload)
     return MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n" + payload
+
+
+def _whole_digest(meta: dict[str, Any], payload: bytes) -> str:
+    """sha256 over the metadata (all but this field, canonical JSON) and the payload, so a
+    changed byte anywhere in the file is found, not only in the payload."""
+    rest = {k: v for k, v in meta.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode() + payload).hexdigest()
 
 
 def _frame(buf: BinaryIO, data: bytes) -> None:
@@ -145,6 +154,8 @@ def read_meta(data: bytes, what: str = "snapshot") -> tuple[dict[str, Any], byte
             f"{what} is corrupt: payload sha256 {actual[:16]}... does not match "
             f"the recorded {digest[:16]}..."
         )
+    if meta.get("sha256") != _whole_digest(meta, payload):
+        raise SnapshotError(f"{what} is corrupt: the metadata does not match its sha256")
     return meta, payload
 
 
