@@ -162,7 +162,8 @@ class OpsServicer:
         """(voters, connected voters that answered recently) excluding ``exclude``."""
         peers = self.raft.raft_peers() - {exclude}
         progress = self.raft.progress()
-        timeout = self.raft.settings.election_timeout_max
+        # Answers arrive every ~0.1 s; allow for a loaded machine before calling one dead.
+        timeout = max(3.0, 2 * self.raft.settings.election_timeout_max)
         alive = sum(
             1
             for a in peers

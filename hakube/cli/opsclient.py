@@ -39,9 +39,13 @@ def first(
     """Call ``fn`` on the first master that answers; (its address, the answer)."""
     errors = []
     for server in servers:
-        with grpc.insecure_channel(
-            server, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        ) as ch:
+        # A private subchannel pool: in a long-lived process gRPC would otherwise share the
+        # reconnect backoff of an address that was down a moment ago.
+        options = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        with grpc.insecure_channel(server, options=options) as ch:
             try:
                 return server, fn(ops_pb2_grpc.OpsServiceStub(ch))
             except grpc.RpcError as exc:

@@ -28,6 +28,7 @@ Why these settings (see docs/design/store.md for the measurements behind them):
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 import threading
@@ -105,6 +106,15 @@ class MembershipError(Exception):
     """pysyncobj refused or failed a membership change; the message is its reason."""
 
 
+def _copy_outcome(src: concurrent.futures.Future[None], dst: concurrent.futures.Future[None]
+                  ) -> None:
+    exc = src.exception()
+    if exc is not None:
+        dst.set_exception(exc)
+    else:
+        dst.set_result(None)
+
+
 def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
     """Rewrite an append-entries message so it starts after the entries this follower already
     holds from the same leader (see the module docstring). Runs on the Raft thread."""
@@ -177,6 +187,8 @@ class RaftNode:
             on_latency=on_latency,
         )
         self._last_tick = 0.0
+        self._on_raft_thread: collections.deque[Callable[[], None]] = collections.deque()
+        """Calls to make on the Raft thread at its next tick (pysyncobj is not thread-safe)."""
         self.syncobj.addOnTickCallback(self._tick)
 
     def _install_append_entries_guard(self) -> None:
@@ -195,6 +207,8 @@ class RaftNode:
 
     # pysyncobj calls this on its thread on every tick (every 50 ms or on network events).
     def _tick(self) -> None:
+        while self._on_raft_thread:
+            self._on_raft_thread.popleft()()
         now = time.monotonic()
         if now - self._last_tick < 0.05:
             return
@@ -306,8 +320,16 @@ class RaftNode:
 
     def transfer_leadership(self, address: str | None) -> concurrent.futures.Future[None]:
         """Ask the leader to hand over to ``address`` (None: the most caught-up peer) with
-        Raft's TimeoutNow. Resolves when the request was sent; poll leader_name() to confirm."""
-        return self._membership_call(self.syncobj.transferLeadership, address)
+        Raft's TimeoutNow. Resolves when the request was sent; poll leader_name() to confirm.
+        Runs on the Raft thread: it reads Raft state and sends on pysyncobj's transport."""
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def call() -> None:
+            inner = self._membership_call(self.syncobj.transferLeadership, address)
+            inner.add_done_callback(lambda f: _copy_outcome(f, fut))
+
+        self._on_raft_thread.append(call)
+        return fut
 
     def stop(self) -> None:
         """Stop the Raft thread and close the journal (idempotent)."""
