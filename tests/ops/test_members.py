@@ -120,3 +120,35 @@ def test_transfer_leader_moves_leadership_to_the_named_member(tmp_path: Path) ->
         assert time.monotonic() - start < 15
         bad = hakube("members", "transfer-leader", "nosuch", "--server", leader.api)
         assert bad.returncode == 1 and "nosuch" in bad.stderr
+
+
+def test_a_member_added_after_log_compaction_gets_the_dump_and_keeps_its_membership(
+    tmp_path: Path,
+) -> None:
+    args = ["--compaction-min-entries", "30"]
+    c = LocalCluster(str(tmp_path / "c"), 3, extra_args=args)
+    with c:
+        api = Api(c.endpoints())
+        names = {f"cm-{i}" for i in range(80)}
+        for n in sorted(names):
+            api.create_configmap(n)
+        dumps = [Path(m.data_dir, "raft.dump") for m in c.masters]
+        wait_for(lambda: all(d.exists() for d in dumps), 60, "every master to compact its log")
+        m4 = new_master(c, "m4")
+        m4.extra_args = list(args)
+        added = hakube(
+            "members", "add", "m4", "--raft", m4.raft, "--api", m4.api,
+            "--server", c.masters[0].api,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        c.start(m4)
+        c.wait_ready([m4], timeout=60)
+        api.close()
+        api = Api([m4.api])
+        assert names <= api.names(via=0)
+        api.close()
+        # The dump it installed named the old members; its own configuration still lists all.
+        restart_all(c)
+        assert voters(c) == ["m1", "m2", "m3", "m4"]
+        listed = json.loads(Path(m4.data_dir, "members.json").read_text())
+        assert sorted(listed["peers"]) == ["m1", "m2", "m3"]
