@@ -125,6 +125,7 @@ class LeaderElector:
         self._observed_key: tuple[str, str, int] | None = None
         self._observed_at = 0.0
         self._leader = ""
+        self._work_failed = False
 
     # -- state readable from any thread -------------------------------------------------------
 
@@ -151,19 +152,49 @@ class LeaderElector:
             )
             self._set_leading(True)
             worker.start()
+            fence = threading.Thread(
+                target=self._fence, args=(leading,), name=f"{cfg.name}-fence", daemon=True
+            )
+            fence.start()
             self._renew_until_lost(stop, leading)
             leading.set()
+            fence.join()
             self._set_leading(False)
             if self.on_stopped_leading:
                 self.on_stopped_leading()
             worker.join()
-            if stop.is_set():
+            if stop.is_set() or self._work_failed:
                 self._release()
+            if self._work_failed:
+                # Let another candidate try; if the failure is ours (not the cluster's), it
+                # will lead instead of us. Either way, no hot loop of failing terms.
+                self._work_failed = False
+                stop.wait(self.config.lease_duration)
+
+    def _fence(self, leading: threading.Event) -> None:
+        """End the term the moment the renew deadline passes, even while a renewal call is
+        still blocked on an unreachable master: the deadline is a promise to the candidates,
+        and only time, not the progress of our own calls, may decide when it is kept."""
+        while True:
+            with self._lock:
+                left = self._valid_until - time.monotonic()
+            if left <= 0:
+                if not leading.is_set():
+                    log.warning(
+                        "%s: no renewal within %.1f s; stepping down",
+                        self.config.name,
+                        self.config.renew_deadline,
+                    )
+                leading.set()
+                return
+            if leading.wait(left):
+                return
 
     def _run_work(self, leading: threading.Event) -> None:
         try:
             self.work(leading)
         except Exception:
+            self._work_failed = True
             log.exception("%s: leader work failed; giving up the lease", self.config.name)
         finally:
             leading.set()
@@ -193,13 +224,8 @@ class LeaderElector:
             if stop.wait(cfg.retry_period) or leading.is_set():
                 return
             while not self._try_acquire_or_renew():
-                if not self.is_leader():
-                    log.warning(
-                        "%s: no renewal within %.1f s; stepping down", cfg.name, cfg.renew_deadline
-                    )
-                    return
                 if stop.wait(cfg.retry_period) or leading.is_set():
-                    return
+                    return  # the fence ended the term, or we are told to stop
 
     # -- one attempt ------------------------------------------------------------------------------
 

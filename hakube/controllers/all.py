@@ -1,0 +1,6 @@
+"""Imports every controller module so that each registers with the manager.
+
+Add a line here for a new controller; the order does not matter.
+"""
+
+from hakube.controllers import namespace  # noqa: F401

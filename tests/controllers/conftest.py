@@ -1,0 +1,37 @@
+"""A real three-master cluster per module, and controller-manager processes against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hakube.cli.up_cmd import bootstrapped
+from hakube.client import Client
+from hakube.testing.cluster import LocalCluster
+from hakube.testing.components import ComponentProcs
+from hakube.testing.wait import wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
+        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
+        yield c
+
+
+@pytest.fixture
+def client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster.endpoints(), timeout=20) as c:
+        yield c
+
+
+@pytest.fixture
+def managers(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComponentProcs]:
+    """Controller-manager processes; the test starts as many as it wants."""
+    with ComponentProcs(
+        "controller-manager", cluster.endpoints(), str(tmp_path_factory.mktemp("cm"))
+    ) as procs:
+        yield procs
