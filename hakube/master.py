@@ -13,13 +13,10 @@ import fcntl
 import logging
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
@@ -28,6 +25,7 @@ from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
+from hakube.httpendpoint import serve_http
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
 from hakube.store.raft import RaftNode, RaftSettings
@@ -97,40 +95,10 @@ class Master:
     def _start_http(self) -> None:
         if not self.settings.metrics_listen:
             return
-        master = self
-        registry = self.metrics.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path == "/metrics":
-                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
-                elif self.path == "/healthz":
-                    body, ctype, code = b"ok\n", "text/plain", 200
-                elif self.path == "/readyz":
-                    ok = master.ready
-                    body = b"ok\n" if ok else b"not ready: no quorum with a leader\n"
-                    ctype, code = "text/plain", 200 if ok else 503
-                else:
-                    body, ctype, code = b"not found\n", "text/plain", 404
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        host, _, port = self.settings.metrics_listen.rpartition(":")
-        try:
-            self._http = ThreadingHTTPServer((host, int(port)), Handler)
-        except OSError as exc:
-            raise SystemExit(f"hakube master: cannot listen on {self.settings.metrics_listen} "
-                             f"for metrics: {exc.strerror}") from exc
-        self._http.daemon_threads = True
+        self._http = serve_http(self.settings.metrics_listen, self.metrics.registry,
+                                "hakube master", ready=lambda: self.ready,
+                                not_ready=b"not ready: no quorum with a leader\n")
         self.metrics_port = self._http.server_address[1]
-        threading.Thread(target=self._http.serve_forever, name="metrics-http",
-                         daemon=True).start()
 
     def _state(self) -> dict[str, Any]:
         raft = self.raft
