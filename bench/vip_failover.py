@@ -138,7 +138,11 @@ def master_runs(
                 if scenario == "host crash":
                     netmasters.start_master(by_name[old], hosts)
                     vc.start(old)
-                measure_until(partial(netmasters.is_ready, by_name[old]), 60, f"{old} ready")
+                try:
+                    measure_until(partial(netmasters.is_ready, by_name[old]), 60, f"{old} ready")
+                except TimeoutError as exc:
+                    statuses = {h.name: netmasters.status_via(client, h.ip) for h in hosts}
+                    raise TimeoutError(f"{exc} after {scenario}; status: {statuses}") from exc
                 vc.wait_for_single_holder(30)
         lost = probe.lost()
         print(f"{len(probe.acked())} writes acknowledged through the VIP, {len(lost)} lost")

@@ -51,6 +51,9 @@ class MasterSettings:
     """Seconds between readiness barriers."""
     ready_timeout: float = 1.5
     """A barrier slower than this marks the master not ready."""
+    watch_quorum_grace: float = 3.0
+    """Seconds without quorum after which watch streams end with UNAVAILABLE (and new ones are
+    refused) so that watchers move to a master that still sees changes."""
     raft: dict[str, Any] = field(default_factory=dict)
     """Extra RaftSettings fields (election timeouts, sync_journal, ...)."""
 
@@ -141,8 +144,9 @@ class Master:
 
     # -- loops --------------------------------------------------------------------------------
 
-    async def _readiness_loop(self, api: ObjectAPI, server: ApiServer) -> None:
+    async def _readiness_loop(self, api: ObjectAPI, server: ApiServer, hub: WatchHub) -> None:
         s = self.settings
+        lost_since: float | None = None
         while True:
             try:
                 await asyncio.wait_for(api.barrier(), timeout=s.ready_timeout)
@@ -150,6 +154,19 @@ class Master:
             except (ApiError, TimeoutError):
                 ready = False
             self.quorum_ok = ready
+            now = time.monotonic()
+            if ready:
+                if lost_since is not None and hub.refusing is not None:
+                    log.info("master %s: quorum regained; serving watches again", s.name)
+                lost_since = None
+                hub.refuse(None)
+            else:
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since >= s.watch_quorum_grace and hub.refusing is None:
+                    log.warning("master %s: no quorum for %.1f s; ending watch streams", s.name,
+                                now - lost_since)
+                    hub.refuse(f"master {s.name} is cut off from the majority; watch another "
+                               "master")
             ready = ready and self.bootstrapped
             if ready != self.ready:
                 log.info("master %s is %s", s.name, "ready" if ready else "NOT ready")
@@ -216,7 +233,7 @@ class Master:
         self._start_http()
         log.info("master %s: api %s, raft %s, metrics %s, peers %s", s.name, s.api_listen,
                  s.raft_listen, s.metrics_listen or "off", s.peers)
-        tasks = [asyncio.create_task(self._readiness_loop(api, server)),
+        tasks = [asyncio.create_task(self._readiness_loop(api, server, hub)),
                  asyncio.create_task(self._lease_loop(api)),
                  asyncio.create_task(self._bootstrap(api))]
         try:
