@@ -170,14 +170,15 @@ def test_a_crashing_container_restarts_with_back_off_and_growing_restart_count(
     cs = p.status.container_statuses[0]
     last = cs.last_state.terminated if cs.last_state.HasField("terminated") else cs.state.terminated
     assert last.exit_code == 3 and last.reason == "Error"
-    assert p.status.phase == "Running" and condition(p, "Ready") == "False"
-    wait_pod(
+    assert p.status.phase == "Running"
+    p = wait_pod(
         client,
         "crash",
         lambda p: first(p).state.waiting.reason == "CrashLoopBackOff",
         20,
         "CrashLoopBackOff",
     )
+    assert condition(p, "Ready") == "False" and first(p).last_state.terminated.exit_code == 3
     code, out, _ = ctl(cluster, "logs", "crash", "--previous")
     assert code == 0 and out.startswith("run at ")
     reasons = {
