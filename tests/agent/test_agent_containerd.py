@@ -289,3 +289,75 @@ def test_a_missing_image_reports_err_image_pull_then_image_pull_back_off(
     assert p.status.phase == "Pending"
     msg = p.status.container_statuses[0].state.waiting.message
     assert "127.0.0.1:1/hakube/missing:v1" in msg
+
+
+def test_a_failing_liveness_probe_restarts_the_container(
+    client: Client, start_agent: StartAgent
+) -> None:
+    agent = start_agent()
+    probe = {
+        "exec": {"command": ["test", "-f", "/tmp/alive"]},
+        "periodSeconds": 1,
+        "failureThreshold": 2,
+    }
+    client.pods.create(
+        make_pod(
+            "live",
+            agent.node,
+            [
+                {
+                    "name": "c",
+                    "image": BUSYBOX_IMAGE,
+                    "command": [
+                        "sh",
+                        "-c",
+                        "touch /tmp/alive; sleep 2; rm /tmp/alive; exec sleep 3600",
+                    ],
+                    "livenessProbe": probe,
+                }
+            ],
+            terminationGracePeriodSeconds=1,
+        )
+    )
+    p = wait_pod(
+        client, "live", lambda p: first(p).restart_count >= 1, 30, "restarted by its liveness probe"
+    )
+    assert first(p).last_state.terminated.reason in ("Error", "Completed")
+    reasons = {
+        e.reason
+        for e in client.events.list(namespace="default").items
+        if e.involved_object.name == "live"
+    }
+    assert {"Unhealthy", "Killing"} <= reasons
+
+
+def test_a_readiness_probe_flips_the_ready_condition(
+    cluster: LocalCluster, client: Client, start_agent: StartAgent
+) -> None:
+    agent = start_agent()
+    probe = {
+        "exec": {"command": ["test", "-f", "/tmp/ready"]},
+        "periodSeconds": 1,
+        "failureThreshold": 1,
+    }
+    client.pods.create(
+        make_pod(
+            "ready",
+            agent.node,
+            [
+                {
+                    "name": "c",
+                    "image": BUSYBOX_IMAGE,
+                    "command": ["sleep", "3600"],
+                    "readinessProbe": probe,
+                }
+            ],
+        )
+    )
+    p = wait_pod(client, "ready", lambda p: p.status.phase == "Running", 30, "Running")
+    assert condition(p, "Ready") == "False" and not first(p).ready
+    assert ctl(cluster, "exec", "ready", "--", "touch", "/tmp/ready")[0] == 0
+    wait_pod(client, "ready", lambda p: condition(p, "Ready") == "True", 10, "Ready")
+    assert ctl(cluster, "exec", "ready", "--", "rm", "/tmp/ready")[0] == 0
+    p = wait_pod(client, "ready", lambda p: condition(p, "Ready") == "False", 10, "not Ready")
+    assert first(p).restart_count == 0 and first(p).state.HasField("running")
