@@ -8,6 +8,7 @@ skipped with the reason (the tests/cri pattern).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -189,8 +190,8 @@ def start_agent(
         with ctd.client() as cri:
             for node in {p.node for p in started}:
                 wait_for(
-                    lambda n=node: _remove_sandboxes(cri, n),
-                    20,  # type: ignore[misc]
+                    functools.partial(_remove_sandboxes, cri, node),
+                    20,
                     f"sandboxes of node {node} removed",
                 )
 
@@ -251,7 +252,8 @@ def make_pod(name: str, node: str, containers: list[dict[str, Any]], **spec: Any
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"nodeName": node, "containers": containers, **spec},
     }
-    return convert.from_dict(body)  # type: ignore[no-any-return]
+    pod: pod_pb2.Pod = convert.from_dict(body)  # type: ignore[assignment]
+    return pod
 
 
 def first(p: pod_pb2.Pod) -> pod_pb2.ContainerStatus:

@@ -216,7 +216,8 @@ def test_deleting_a_pod_stops_it_with_its_grace_period_then_removes_it(
         wait_pod(client, name, running_ready, 30, "Running")
     t0 = time.monotonic()
     res = client.pods.delete("polite", namespace="default")
-    assert not res.deleted and res.object.metadata.deletion_timestamp  # marked, not removed
+    assert res.object is not None and not res.deleted  # marked, not removed
+    assert res.object.metadata.deletion_timestamp
     wait_for(lambda: get_pod(client, "polite") is None, 15, "polite pod removed")
     polite_took = time.monotonic() - t0
     t0 = time.monotonic()
