@@ -30,6 +30,8 @@ from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import Containerd, ContainerdUnavailable
+from hakube.testing.images import busybox_image
+from hakube.testing.registry import LocalRegistry, RegistryUnavailable
 from hakube.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +93,23 @@ def containerd() -> Iterator[Containerd]:
         pytest.skip(f"real containerd is unavailable: {problem}")
     yield ctd
     ctd.stop()
+
+
+@pytest.fixture(scope="session")
+def pushed_image() -> Iterator[str]:
+    """An image that exists only in a local registry (Debian docker-registry on loopback), so
+    the agent's PullImage really transfers it."""
+    reg = LocalRegistry()
+    try:
+        reg.start()
+    except (RegistryUnavailable, OSError) as e:
+        reg.stop()
+        if IN_CI:
+            pytest.fail(f"CI=true but the local registry is unavailable: {e}", pytrace=False)
+        pytest.skip(f"the local registry is unavailable: {e}")
+    image = busybox_image("agent-pulled", cmd=("sh", "-c", "echo pulled; exec sleep 3600"))
+    yield reg.push(image, "hakube/agent-pulled", "v1")
+    reg.stop()
 
 
 class AgentProc:

@@ -362,3 +362,42 @@ def test_a_readiness_probe_flips_the_ready_condition(
     assert ctl(cluster, "exec", "ready", "--", "rm", "/tmp/ready")[0] == 0
     p = wait_pod(client, "ready", lambda p: condition(p, "Ready") == "False", 10, "not Ready")
     assert first(p).restart_count == 0 and first(p).state.HasField("running")
+
+
+def test_an_image_only_in_a_registry_is_pulled_and_its_logs_can_be_followed(
+    cluster: LocalCluster, client: Client, start_agent: StartAgent, pushed_image: str
+) -> None:
+    agent = start_agent()
+    client.pods.create(
+        make_pod(
+            "pulled",
+            agent.node,
+            [{"name": "c", "image": pushed_image, "imagePullPolicy": "Always"}],
+        )
+    )
+    wait_pod(client, "pulled", running_ready, 60, "Running")
+    reasons = [
+        e.reason
+        for e in client.events.list(namespace="default").items
+        if e.involved_object.name == "pulled"
+    ]
+    assert "Pulling" in reasons and "Pulled" in reasons
+    assert ctl(cluster, "logs", "pulled")[1] == "pulled\n"
+    # --follow streams what is printed later, and ends when the container does.
+    client.pods.create(
+        make_pod(
+            "talker",
+            agent.node,
+            [
+                {
+                    "name": "c",
+                    "image": BUSYBOX_IMAGE,
+                    "command": ["sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.7; done"],
+                }
+            ],
+            restartPolicy="Never",
+        )
+    )
+    wait_pod(client, "talker", lambda p: p.status.phase in ("Running", "Succeeded"), 30, "started")
+    code, out, err = ctl(cluster, "logs", "talker", "-f")
+    assert (code, out) == (0, "line1\nline2\nline3\n"), err
