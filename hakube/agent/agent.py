@@ -40,6 +40,8 @@ from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
 
 log = logging.getLogger("hakube.agent")
 
+SLOW_SYNC = 2.0
+"""A reconcile slower than this (seconds) is logged: the runtime or the API is struggling."""
 SIM_UNPULLABLE = ("*missing*", "*nonexistent*", "*does-not-exist*")
 """Image names the simulated runtime's registry does not have (to exercise ErrImagePull)."""
 
@@ -197,14 +199,8 @@ class Agent:
         self.queue.add(pod.metadata.uid)
 
     def _on_pod_update(self, old: pod_pb2.Pod, new: pod_pb2.Pod) -> None:
-        # Our own status writes come back here; they need no reconcile.
-        if (
-            old.spec == new.spec
-            and old.metadata.deletion_timestamp == new.metadata.deletion_timestamp
-            and old.metadata.uid == new.metadata.uid
-            and old.status.phase == new.status.phase
-            and old is not new
-        ):
+        # Status-only changes are our own writes coming back; they need no reconcile.
+        if old is not new and old.spec == new.spec and _meta(old) == _meta(new):
             return
         self._on_pod(new)
 
@@ -223,8 +219,11 @@ class Agent:
             if uid is None:
                 return
             assert self.syncer is not None
+            t0 = time.monotonic()
             try:
                 again = self.syncer.sync(uid)
+                if time.monotonic() - t0 > SLOW_SYNC:
+                    log.info("pod %s: reconcile took %.1fs", self._name(uid), time.monotonic() - t0)
                 failures.pop(uid, None)
                 if again is not None:
                     self.queue.add_after(uid, again)
@@ -284,6 +283,18 @@ class Agent:
                     self.reporter.update_status()
             except HakubeError as e:
                 log.warning("node heartbeat: %s", e)
+
+
+def _meta(pod: pod_pb2.Pod) -> tuple[object, ...]:
+    """What of a pod's metadata a reconcile depends on."""
+    m = pod.metadata
+    return (
+        m.uid,
+        m.deletion_timestamp,
+        m.deletion_grace_period_seconds,
+        sorted(m.labels.items()),
+        sorted(m.annotations.items()),
+    )
 
 
 def _sim_pullable(name: str) -> bool:
