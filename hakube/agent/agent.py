@@ -229,7 +229,7 @@ class Agent:
                     self.queue.add_after(uid, again)
             except (HakubeError, CriError) as e:
                 n = failures[uid] = failures.get(uid, 0) + 1
-                delay = min(30.0, 0.5 * 2 ** min(n, 6))
+                delay = min(10.0, 0.5 * 2 ** min(n, 5))
                 log.warning("pod %s: %s; retrying in %.1fs", self._name(uid), e, delay)
                 self.queue.add_after(uid, delay)
             except Exception:

@@ -8,6 +8,7 @@ skipped with the reason (the tests/cri pattern).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -169,6 +170,7 @@ def start_agent(
     def start(
         *,
         runtime: str = "containerd",
+        containerd: Containerd | None = None,
         extra: list[str] | None = None,
         node: str = "",
         root: Path | None = None,
@@ -189,9 +191,10 @@ def start_agent(
             *(extra or []),
         ]
         if runtime == "containerd":
-            ctd: Containerd = request.getfixturevalue("containerd")
+            ctd: Containerd = containerd or request.getfixturevalue("containerd")
             args += ["--cri-endpoint", ctd.endpoint]
-            runtimes[:] = [ctd]
+            if containerd is None and ctd not in runtimes:
+                runtimes.append(ctd)  # a test's own containerd is the test's to clean
         else:
             args += ["--runtime", "simulated"]
         proc = AgentProc(name, args, tmp_path / f"agent-{name}-{len(started)}.log").start()
@@ -235,14 +238,14 @@ def node_ready(client: Client, name: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
 
 
-@pytest.fixture
-def sim_agent(cluster: LocalCluster, client: Client, tmp_path: Path) -> Iterator[Agent]:
+@contextlib.contextmanager
+def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
     """An in-process agent with the simulated runtime (no processes, starts in ~0.1 s)."""
     name = f"sim-{uuid.uuid4().hex[:6]}"
     settings = AgentSettings(
         node_name=name,
-        servers=tuple(cluster.endpoints()),
-        root_dir=str(tmp_path / name),
+        servers=tuple(servers),
+        root_dir=str(root / name),
         runtime="simulated",
         listen="127.0.0.1:0",
         node_ip="127.0.0.1",
@@ -258,10 +261,18 @@ def sim_agent(cluster: LocalCluster, client: Client, tmp_path: Path) -> Iterator
     agent = Agent(settings)
     t = threading.Thread(target=agent.run, daemon=True)
     t.start()
-    assert agent.ready.wait(30), "simulated agent did not become ready"
-    yield agent
-    agent.stop()
-    t.join(15)
+    try:
+        assert agent.ready.wait(30), "simulated agent did not become ready"
+        yield agent
+    finally:
+        agent.stop()
+        t.join(15)
+
+
+@pytest.fixture
+def sim_agent(cluster: LocalCluster, client: Client, tmp_path: Path) -> Iterator[Agent]:
+    with running_sim_agent(cluster.endpoints(), tmp_path) as agent:
+        yield agent
 
 
 def make_pod(name: str, node: str, containers: list[dict[str, Any]], **spec: Any) -> pod_pb2.Pod:

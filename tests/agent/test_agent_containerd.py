@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import pytest
 
 from hakube.api.v1 import pod_pb2
 from hakube.cli.ctl import main as hakubectl
 from hakube.client import Client
+from hakube.cri.v1 import api_pb2 as cri_pb
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import BUSYBOX_IMAGE, Containerd
 from hakube.testing.wait import wait_for
@@ -401,3 +403,38 @@ def test_an_image_only_in_a_registry_is_pulled_and_its_logs_can_be_followed(
     wait_pod(client, "talker", lambda p: p.status.phase in ("Running", "Succeeded"), 30, "started")
     code, out, err = ctl(cluster, "logs", "talker", "-f")
     assert (code, out) == (0, "line1\nline2\nline3\n"), err
+
+
+def test_pods_survive_a_containerd_restart_and_the_agent_carries_on(
+    client: Client, start_agent: StartAgent, tmp_path: Path
+) -> None:
+    ctd = Containerd()  # its own, so the shared one is never restarted under other tests
+    try:
+        ctd.start()
+        ctd.load_test_images()
+        agent = start_agent(containerd=ctd)
+        client.pods.create(
+            make_pod(
+                "survivor",
+                agent.node,
+                [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
+            )
+        )
+        before = first(wait_pod(client, "survivor", running_ready, 30, "Running"))
+        ctd.restart()
+        client.pods.create(
+            make_pod(
+                "newcomer",
+                agent.node,
+                [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
+            )
+        )
+        wait_pod(client, "newcomer", running_ready, 30, "Running after the restart")
+        p = wait_pod(client, "survivor", running_ready, 10, "still Running")
+        assert first(p).container_id == before.container_id
+        assert first(p).restart_count == 0
+        with ctd.client() as cri:
+            cid = before.container_id.split("://")[1]
+            assert cri.container_status(cid).state == cri_pb.CONTAINER_RUNNING
+    finally:
+        ctd.stop()  # removes the sandboxes; the fixture kills the agent
