@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=50)
     ap.add_argument("--fill", type=int, default=100)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--runtime", choices=["containerd", "simulated"], default="containerd",
+                    help="simulated: the same path without containerd's own work")
     args = ap.parse_args()
     base = tempfile.mkdtemp(prefix="hakube-bench-agent-")
     meter = CpuMeter()
@@ -203,7 +205,7 @@ def main() -> None:
     print(
         f"machine: {m['cpus']} cpus, {m['cpu model']}, {m['memory']}, kernel {m['kernel']}, "
         f"python {m['python']}; containerd {version} ({ctd.snapshotter}); "
-        f"agent --workers {args.workers}; foreign CPU during the runs "
+        f"agent --runtime {args.runtime} --workers {args.workers}; foreign CPU during the runs "
         f"{busy.foreign:.2f} cores"
     )
     print("| scenario | pods | p50 ms | p99 ms | max ms |")
