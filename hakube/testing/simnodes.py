@@ -3,8 +3,9 @@
 A ``SimNodes`` registers Node objects (Ready, with allocatable and labels), renews their
 kube-node-lease Leases from one thread, and, when asked to ``run_pods``, plays the kubelet for
 them: bound pods are marked Running and pods being deleted gracefully are finalised (deleted
-with grace 0), so evictions, preemption and drains complete. ``stop_node`` stops one node's
-lease renewals (a dead node); ``resume_node`` starts them again.
+with grace 0) once their grace period has passed, so evictions, preemption and drains complete
+the way they would with a kubelet whose containers stop only when killed. ``stop_node`` stops
+one node's lease renewals (a dead node); ``resume_node`` starts them again.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class SimNodes:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, name="simnodes", daemon=True)
         self._pods: Informer[pod_pb2.Pod] | None = None
+        self._finalizing: dict[tuple[str, str], threading.Timer] = {}
 
     def add(self, name: str, **kw: Any) -> core_pb2.Node:
         """Register a node (create it, with its lease) and keep it alive."""
@@ -93,6 +95,10 @@ class SimNodes:
         self._stop.set()
         if self._pods is not None:
             self._pods.stop()
+        with self._lock:
+            timers = list(self._finalizing.values())
+        for t in timers:
+            t.cancel()
         if self._thread.is_alive():
             self._thread.join(10)
 
@@ -135,12 +141,17 @@ class SimNodes:
         if not ours:
             return
         ns, name = pod.metadata.namespace, pod.metadata.name
+        if pod.metadata.deletion_timestamp:
+            with self._lock:
+                if (ns, name) not in self._finalizing:
+                    grace = min(30, max(0, pod.metadata.deletion_grace_period_seconds))
+                    t = threading.Timer(grace, self._finalize, (ns, name, pod.metadata.uid))
+                    t.daemon = True
+                    self._finalizing[(ns, name)] = t
+                    t.start()
+            return
         try:
-            if pod.metadata.deletion_timestamp:
-                self.client.delete(
-                    pod_pb2.Pod, name, namespace=ns, grace_period_seconds=0, uid=pod.metadata.uid
-                )
-            elif pod.status.phase in ("", "Pending"):
+            if pod.status.phase in ("", "Pending"):
                 fresh = pod_pb2.Pod()
                 fresh.CopyFrom(pod)
                 fresh.status.phase = "Running"
@@ -151,3 +162,13 @@ class SimNodes:
             pass
         except errors.HakubeError as exc:
             log.info("pod %s/%s on %s: %s", ns, name, node, exc)
+
+    def _finalize(self, ns: str, name: str, uid: str) -> None:
+        """The grace period is over: the "containers" are gone, so is the pod."""
+        try:
+            self.client.delete(pod_pb2.Pod, name, namespace=ns, grace_period_seconds=0, uid=uid)
+        except errors.HakubeError as exc:
+            log.info("finalise %s/%s: %s", ns, name, exc)
+        finally:
+            with self._lock:
+                self._finalizing.pop((ns, name), None)

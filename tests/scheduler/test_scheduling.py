@@ -77,11 +77,12 @@ def test_pods_spread_fit_and_avoid_a_tainted_node(
             )
         )
     placed: dict[str, str] = {}
-    wait_for(
-        lambda: placed.update(bound(client, names)) or bound(client, names),
-        30,
-        "six web pods to be bound",
-    )
+
+    def all_bound() -> bool:
+        placed.update(bound(client, names))
+        return bool(placed)
+
+    wait_for(all_bound, 30, "six web pods to be bound")
     per_node = Counter(placed[n] for n in names)
     assert "tainted" not in per_node
     zones = Counter("z2" if placed[n] == "n2" else "z1" for n in names)
@@ -188,6 +189,7 @@ def test_the_standby_takes_over_and_no_pod_is_bound_twice(
         created.append(f"a-{i}")
         client.pods.create(make_pod(created[-1], "10m"))
     wait_for(lambda: bound(client, created), 30, "the first batch to be bound")
+    wait_for(lambda: "campaigning" in schedulers.log("s2"), 30, "the standby to be up")
     schedulers.kill("s1")
     killed = time.monotonic()
     first = f"b-{0}"
