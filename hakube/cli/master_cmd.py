@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from hakube.cli.in_process import start_in_process, stop_all
 from hakube.master import MasterSettings, serve
 from hakube.store.raft import RaftSettings
 
@@ -41,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
+    p.add_argument("--with-controllers", action="store_true",
+                   help="also run the scheduler and the controllers in this process "
+                   "(leader-elected: one master's copy is active)")
     return {"master": run}
 
 
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                               raft_listen=args.raft_listen, peers=args.peers,
                               metrics_listen=args.metrics_listen, history_size=args.history_size,
                               raft=raft)
+    comps = start_in_process(args.name, args.api_listen) if args.with_controllers else []
     try:
         serve(settings)
     except SystemExit as exc:
@@ -71,4 +76,6 @@ def run(args: argparse.Namespace) -> int:
             print(exc.code, file=sys.stderr)
             return 1
         raise
+    finally:
+        stop_all(comps)
     return 0
