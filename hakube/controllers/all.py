@@ -3,4 +3,7 @@
 Add a line here for a new controller; the order does not matter.
 """
 
-from hakube.controllers import namespace  # noqa: F401
+from hakube.controllers import (
+    namespace,  # noqa: F401
+    nodelifecycle,  # noqa: F401
+)
