@@ -37,6 +37,7 @@ class SharedInformers:
         self.client = client
         self.resync_period = resync_period
         self._informers: dict[str, Informer[Any]] = {}
+        self._indexes: dict[str, NamespaceIndex] = {}
         self._lock = threading.Lock()
 
     def get(self, kind: KindLike) -> Informer[Any]:
@@ -47,6 +48,16 @@ class SharedInformers:
                 inf = self.client.informer(k, resync_period=self.resync_period)
                 self._informers[k.name] = inf
             return inf
+
+    def by_namespace(self, kind: KindLike) -> NamespaceIndex:
+        """A shared per-namespace index of ``kind``'s informer (call from ``setup``, before the
+        informers start, so the index sees every object before later handlers do)."""
+        inf = self.get(kind)
+        with self._lock:
+            idx = self._indexes.get(inf.kind.name)
+            if idx is None:
+                idx = self._indexes[inf.kind.name] = NamespaceIndex(inf)
+            return idx
 
     def start(self) -> None:
         with self._lock:
@@ -64,6 +75,34 @@ class SharedInformers:
             informers = list(self._informers.values())
         for inf in informers:
             inf.stop()
+
+
+class NamespaceIndex:
+    """The objects of one informer grouped by namespace, kept current by its handlers, so a
+    controller looking for "pods in namespace X" does not scan every pod in the cluster."""
+
+    def __init__(self, informer: Informer[Any]) -> None:
+        self._by_ns: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        informer.add_handlers(
+            on_add=self._put, on_update=lambda old, new: self._put(new), on_delete=self._drop
+        )
+
+    def _put(self, obj: Any) -> None:
+        with self._lock:
+            self._by_ns.setdefault(obj.metadata.namespace, {})[obj.metadata.name] = obj
+
+    def _drop(self, obj: Any) -> None:
+        with self._lock:
+            objs = self._by_ns.get(obj.metadata.namespace)
+            if objs is not None:
+                objs.pop(obj.metadata.name, None)
+                if not objs:
+                    del self._by_ns[obj.metadata.namespace]
+
+    def list(self, namespace: str) -> list[Any]:
+        with self._lock:
+            return list(self._by_ns.get(namespace, {}).values())
 
 
 class ControllerMetrics:
@@ -109,7 +148,8 @@ class Controller:
     """Base class; subclasses set ``name`` and implement ``setup`` and ``sync``."""
 
     name: ClassVar[str] = ""
-    workers: ClassVar[int] = 1
+    workers: int = 1
+    """Worker threads; a controller may set it per instance from a setting."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
