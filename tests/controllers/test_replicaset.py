@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client
 from hakube.controllers.podutil import controller_ref
-from hakube.testing.components import ComponentProcs
 from hakube.testing.standin_kubelet import StandInKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     active_owned,
     cm,  # noqa: F401 - fixture
-    namespace,
     pods,
     replicaset,
+    standin_kubelet,
     template,
     wait_settled,
 )
@@ -25,13 +22,7 @@ from tests.controllers.workloads import (
 pytestmark = pytest.mark.timeout(120)
 NS = "rs-test"
 
-
-@pytest.fixture(scope="module")
-def kubelet(cluster, cm: ComponentProcs) -> Iterator[StandInKubelet]:  # noqa: F811
-    with Client(cluster.endpoints(), timeout=20) as c:
-        namespace(c, NS)
-        with StandInKubelet(c, {NS}) as k:
-            yield k
+kubelet = standin_kubelet(NS)
 
 
 def test_a_replicaset_replaces_a_deleted_pod(client: Client, kubelet: StandInKubelet) -> None:

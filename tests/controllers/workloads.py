@@ -12,9 +12,10 @@ from hakube.client import Client, errors
 from hakube.controllers.podutil import controller_ref, is_active, is_ready
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
+from hakube.testing.standin_kubelet import StandInKubelet
 from hakube.testing.wait import wait_for
 
-CONTROLLERS = "replicaset"
+CONTROLLERS = "replicaset,garbagecollector"
 FLAGS: list[str] = []
 
 
@@ -105,3 +106,17 @@ def wait_settled(client: Client, rs: workloads_pb2.ReplicaSet, n: int, timeout: 
         f"replicaset {rs.metadata.name} to settle at {n} ready pods",
         interval=0.1,
     )
+
+
+def standin_kubelet(ns: str, **kw: Any) -> Any:
+    """A module fixture: namespace ``ns`` with a stand-in kubelet running its pods (and the
+    module's controller-manager started first)."""
+
+    @pytest.fixture(scope="module")
+    def kubelet(cluster: LocalCluster, cm: ComponentProcs) -> Iterator[StandInKubelet]:
+        with Client(cluster.endpoints(), timeout=20) as c:
+            namespace(c, ns)
+            with StandInKubelet(c, {ns}, **kw) as k:
+                yield k
+
+    return kubelet
