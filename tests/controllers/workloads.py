@@ -15,7 +15,7 @@ from hakube.testing.components import ComponentProcs
 from hakube.testing.standin_kubelet import StandInKubelet
 from hakube.testing.wait import wait_for
 
-CONTROLLERS = "replicaset,garbagecollector"
+CONTROLLERS = "replicaset,garbagecollector,deployment"
 FLAGS: list[str] = []
 
 
@@ -120,3 +120,61 @@ def standin_kubelet(ns: str, **kw: Any) -> Any:
                 yield k
 
     return kubelet
+
+
+class PodBounds:
+    """Checks, after every pod event in ``ns`` for pods labelled ``app``, that at most
+    ``max_pods`` are active and at least ``min_available`` of those are ready."""
+
+    def __init__(self, client: Client, ns: str, app: str, *, max_pods: int,
+                 min_available: int) -> None:
+        self.ns, self.app = ns, app
+        self.max_pods, self.min_available = max_pods, min_available
+        self.violations: list[str] = []
+        self.most = 0
+        self.fewest_ready = 1 << 30
+        self.events = 0
+        self.informer = client.informer(pod_pb2.Pod, namespace=ns, label_selector=f"app={app}")
+        self.informer.add_handlers(on_add=self._check,
+                                   on_update=lambda old, new: self._check(new),
+                                   on_delete=self._check)
+
+    def _check(self, _: Any) -> None:
+        if not self.informer.has_synced:
+            return
+        active = [p for p in self.informer.list() if is_active(p)]
+        ready = sum(1 for p in active if is_ready(p))
+        self.events += 1
+        self.most = max(self.most, len(active))
+        self.fewest_ready = min(self.fewest_ready, ready)
+        if len(active) > self.max_pods:
+            self.violations.append(f"{len(active)} active pods > {self.max_pods}")
+        if ready < self.min_available:
+            self.violations.append(f"{ready} ready pods < {self.min_available}")
+
+    def __enter__(self) -> PodBounds:
+        self.informer.start()
+        self.informer.wait_for_sync(20)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.informer.stop()
+
+
+def rolled_out(client: Client, ns: str, name: str) -> bool:
+    d = client.deployments.get(name, namespace=ns)
+    s, n = d.status, d.spec.replicas
+    progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
+    return (s.observed_generation >= d.metadata.generation and s.updated_replicas == n
+            and s.replicas == n and s.available_replicas == n and progressing is not None
+            and progressing.reason == "NewReplicaSetAvailable")
+
+
+def wait_rolled_out(client: Client, ns: str, name: str, timeout: float = 40) -> None:
+    wait_for(lambda: rolled_out(client, ns, name), timeout,
+             f"deployment {name} to finish rolling out", interval=0.1)
+
+
+def images(client: Client, ns: str, app: str) -> list[str]:
+    return sorted(p.spec.containers[0].image for p in pods(client, ns)
+                  if p.metadata.labels.get("app") == app and is_active(p))
