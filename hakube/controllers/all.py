@@ -5,5 +5,6 @@ Add a line here for a new controller; the order does not matter.
 
 import hakube.controllers.deployment  # noqa: F401
 import hakube.controllers.garbagecollector  # noqa: F401
+import hakube.controllers.podgc  # noqa: F401
 import hakube.controllers.replicaset  # noqa: F401
 from hakube.controllers import namespace  # noqa: F401
