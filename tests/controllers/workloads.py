@@ -134,6 +134,8 @@ class PodBounds:
         self.most = 0
         self.fewest_ready = 1 << 30
         self.events = 0
+        self.created: dict[str, str] = {}
+        """Every pod seen, by name: its first container's image."""
         self.informer = client.informer(pod_pb2.Pod, namespace=ns, label_selector=f"app={app}")
         self.informer.add_handlers(on_add=self._check,
                                    on_update=lambda old, new: self._check(new),
@@ -142,7 +144,10 @@ class PodBounds:
     def _check(self, _: Any) -> None:
         if not self.informer.has_synced:
             return
-        active = [p for p in self.informer.list() if is_active(p)]
+        pods = self.informer.list()
+        for p in pods:
+            self.created.setdefault(p.metadata.name, p.spec.containers[0].image)
+        active = [p for p in pods if is_active(p)]
         ready = sum(1 for p in active if is_ready(p))
         self.events += 1
         self.most = max(self.most, len(active))
