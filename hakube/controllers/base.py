@@ -121,6 +121,19 @@ class ControllerMetrics:
             registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
         )
+        self.retries = Counter(
+            "hakube_controller_retries",
+            "Keys put back on the queue after a failed reconcile.",
+            ["controller"],
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "hakube_controller_queue_wait_seconds",
+            "Time a key waited in the work queue before a worker took it.",
+            ["controller"],
+            registry=r,
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+        )
         self.depth = Gauge(
             "hakube_controller_queue_depth", "Keys waiting.", ["controller"], registry=r
         )
@@ -156,6 +169,8 @@ class Controller:
         self.client = ctx.client
         self.events = ctx.events
         self.queue: WorkQueue[Any] = WorkQueue()
+        if ctx.metrics is not None:
+            self.queue.on_wait = ctx.metrics.queue_seconds.labels(self.name).observe
 
     @classmethod
     def add_flags(cls, parser: argparse.ArgumentParser) -> None:
@@ -207,6 +222,8 @@ class Controller:
             except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
                 result = "error"
                 delay = self.queue.retry(key)
+                if m is not None:
+                    m.retries.labels(self.name).inc()
                 level = logging.INFO if self.queue.failures(key) <= 3 else logging.WARNING
                 log.log(
                     level,

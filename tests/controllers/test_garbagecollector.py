@@ -15,9 +15,11 @@ from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     active_owned,
     cm,  # noqa: F401 - fixture
+    deployment,
     pods,
     replicaset,
     standin_kubelet,
+    wait_rolled_out,
     wait_settled,
 )
 
@@ -119,3 +121,24 @@ def test_orphan_deletion_keeps_the_pods_without_owner(
     adopted = {p.metadata.name for p in active_owned(client, NS, again.metadata.uid)}
     assert adopted == names
     assert all(controller_ref(client.pods.get(n, namespace=NS).metadata) for n in names)
+
+
+def test_a_deployment_deleted_in_the_foreground_goes_after_its_replicasets_and_pods(
+        client: Client, kubelet: StandInKubelet) -> None:
+    client.deployments.create(deployment("fgd", NS, 2, {"app": "fgd"}))
+    wait_rolled_out(client, NS, "fgd")
+    d = client.deployments.get("fgd", namespace=NS)
+    rs_names = [rs.metadata.name for rs in client.replicasets.list(namespace=NS).items
+                if any(r.uid == d.metadata.uid for r in rs.metadata.owner_references)]
+    assert len(rs_names) == 1
+    client.deployments.delete("fgd", namespace=NS, propagation_policy="Foreground")
+
+    def done() -> bool:
+        owner_there = exists(client, "Deployment", "fgd")
+        rs_there = exists(client, "ReplicaSet", rs_names[0])
+        left = [p for p in pods(client, NS) if p.metadata.labels.get("app") == "fgd"]
+        assert owner_there or not (rs_there or left), "the deployment went before its dependents"
+        assert rs_there or not left, "the replicaset went before its pods"
+        return not owner_there
+
+    wait_for(done, 30, "deployment fgd to be deleted in the foreground", interval=0.05)
