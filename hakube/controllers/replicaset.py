@@ -92,7 +92,7 @@ class ReplicaSetController(Controller):
         self.workers = int(ctx.setting("concurrent_replicaset_syncs", 5))
         self.burst = int(ctx.setting("replicaset_burst", 500))
         self.expectations = Expectations()
-        self.pool = ThreadPoolExecutor(16, thread_name_prefix="replicaset-write")
+        self.pool = ThreadPoolExecutor(64, thread_name_prefix="replicaset-write")
 
     @classmethod
     def add_flags(cls, parser: argparse.ArgumentParser) -> None:
