@@ -432,4 +432,40 @@ class DeploymentController(Controller):
                 self.client.deployments.update_status(out)
             except (errors.NotFound, errors.Conflict):
                 pass
+        if (
+            new is not None
+            and d.metadata.annotations.get(du.AUTO_ROLLBACK) == "true"
+            and dstatus.timed_out_on(st, new.metadata.name)
+            and new.metadata.annotations.get(du.PROGRESS_FAILED) != "true"
+        ):
+            self._auto_rollback(d, [rs for rs in rss if rs is not new], new)
         return st
+
+    def _auto_rollback(
+        self, d: du.Deployment, old: list[workloads_pb2.ReplicaSet], new: workloads_pb2.ReplicaSet
+    ) -> None:
+        """Going beyond Kubernetes (opt-in): put the last good revision's template back."""
+        target = du.rollback_target(old, new)
+        if target is None:
+            self.events.warning(d, "RollbackNotPossible", "no earlier revision to roll back to")
+            return
+        fresh = workloads_pb2.Deployment()
+        fresh.CopyFrom(d)
+        fresh.spec.template.CopyFrom(du.without_hash(target.spec.template))
+        self.client.deployments.update(fresh)  # CAS: a user's newer change wins
+        for _ in range(5):  # mark the failed revision (status writes race with us)
+            failed = self.client.replicasets.get(
+                new.metadata.name, namespace=new.metadata.namespace
+            )
+            failed.metadata.annotations[du.PROGRESS_FAILED] = "true"
+            try:
+                self._remember(self.client.replicasets.update(failed))
+                break
+            except errors.Conflict:
+                continue
+        self.events.normal(
+            d,
+            "DeploymentRollback",
+            f'Rolled back deployment "{d.metadata.name}" to revision {du.revision(target)} '
+            f"after revision {du.revision(new)} exceeded its progress deadline",
+        )

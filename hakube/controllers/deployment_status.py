@@ -89,6 +89,12 @@ def timed_out(d: Deployment, st: workloads_pb2.DeploymentStatus, now: float) -> 
     return since is not None and since + d.spec.progress_deadline_seconds < now
 
 
+def timed_out_on(st: workloads_pb2.DeploymentStatus, rs_name: str) -> bool:
+    """Whether the recorded timeout is about ``rs_name`` (not an earlier new ReplicaSet)."""
+    cond = get_condition(st, PROGRESSING)
+    return cond is not None and cond.reason == TIMED_OUT and f'"{rs_name}"' in cond.message
+
+
 def compute(
     d: Deployment, all_rss: list[RS], new_rs: RS | None, now: float, *, created: bool = False
 ) -> workloads_pb2.DeploymentStatus:

@@ -24,6 +24,10 @@ DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+AUTO_ROLLBACK = "hakube.io/auto-rollback"
+"""Opt-in (``"true"``): roll back by itself when a rollout exceeds its progress deadline."""
+PROGRESS_FAILED = "hakube.io/progress-failed"
+"""Set on a ReplicaSet whose rollout exceeded the deadline: never an auto-rollback target."""
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 RS = workloads_pb2.ReplicaSet
@@ -180,3 +184,14 @@ def proportions(d: Deployment, active: list[RS], new_rs: RS | None) -> dict[str,
     if left and pick is not None:
         out[pick.metadata.name] = max(0, out[pick.metadata.name] + left)
     return out
+
+
+def rollback_target(old_rss: list[RS], new_rs: RS) -> RS | None:
+    """The newest earlier revision that did not itself fail to progress."""
+    rev = revision(new_rs)
+    good = [
+        rs
+        for rs in old_rss
+        if revision(rs) < rev and rs.metadata.annotations.get(PROGRESS_FAILED) != "true"
+    ]
+    return max(good, key=revision, default=None)

@@ -18,6 +18,7 @@ from tests.controllers.workloads import (
     cm,  # noqa: F401 - fixture
     deployment,
     images,
+    set_image,
     standin_kubelet,
     wait_rolled_out,
 )
@@ -33,12 +34,6 @@ def hakubectl(client: Client, *argv: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     code = ctl.main(["-s", ",".join(client.servers), "-n", NS, *argv], out=out, err=err)
     return code, out.getvalue() + err.getvalue()
-
-
-def set_image(client: Client, name: str, image: str) -> None:
-    d = client.deployments.get(name, namespace=NS)
-    d.spec.template.spec.containers[0].image = image
-    client.deployments.update(d)
 
 
 def replicasets(client: Client, name: str) -> dict[int, object]:
@@ -60,7 +55,7 @@ def test_a_rolling_update_stays_within_max_surge_and_max_unavailable(
                                          strategy=strategy))
     wait_rolled_out(client, NS, "web")
     with PodBounds(client, NS, "web", max_pods=5, min_available=3) as bounds:
-        set_image(client, "web", "app:2")
+        set_image(client, NS, "web", "app:2")
         wait_rolled_out(client, NS, "web")
     assert bounds.violations == []
     assert bounds.events > 8 and bounds.most == 5, "the surge was used"
@@ -84,7 +79,7 @@ def test_undo_rolls_back_to_the_previous_and_to_a_chosen_revision(
         client: Client, kubelet: StandInKubelet) -> None:
     client.deployments.create(deployment("back", NS, 2, {"app": "back"}, "app:1"))
     wait_rolled_out(client, NS, "back")
-    set_image(client, "back", "app:2")
+    set_image(client, NS, "back", "app:2")
     code, out = hakubectl(client, "rollout", "status", "deploy/back", "--timeout", "40s")
     assert code == 0 and 'deployment "back" successfully rolled out' in out, out
     code, out = hakubectl(client, "rollout", "undo", "deployment/back")
@@ -109,7 +104,7 @@ def test_recreate_never_runs_old_and_new_pods_together(client: Client,
                                          strategy={"type": "Recreate"}))
     wait_rolled_out(client, NS, "recr")
     with PodBounds(client, NS, "recr", max_pods=3, min_available=0) as bounds:
-        set_image(client, "recr", "app:2")
+        set_image(client, NS, "recr", "app:2")
         mixed: list[list[str]] = []
 
         def no_mix() -> bool:
@@ -128,7 +123,7 @@ def test_a_stuck_rollout_exceeds_its_progress_deadline(client: Client,
     client.deployments.create(deployment("stuck", NS, 2, {"app": "stuck"}, "app:1",
                                          progress_deadline_seconds=2))
     wait_rolled_out(client, NS, "stuck")
-    set_image(client, "stuck", "broken:1")
+    set_image(client, NS, "stuck", "broken:1")
 
     def timed_out() -> bool:
         d = client.deployments.get("stuck", namespace=NS)
@@ -148,7 +143,7 @@ def test_pause_scale_resume_restart_and_history_limit(client: Client,
     wait_rolled_out(client, NS, "pz")
     code, out = hakubectl(client, "rollout", "pause", "deploy/pz")
     assert code == 0 and "paused" in out
-    set_image(client, "pz", "app:2")
+    set_image(client, NS, "pz", "app:2")
     code, out = hakubectl(client, "scale", "deploy/pz", "--replicas", "3")
     assert code == 0, out
     wait_for(lambda: images(client, NS, "pz") == ["app:1"] * 3, 30,
@@ -165,3 +160,23 @@ def test_pause_scale_resume_restart_and_history_limit(client: Client,
              "history beyond revisionHistoryLimit=1 to be pruned", interval=0.1)
     code, out = hakubectl(client, "rollout", "status", "deploy/nonexistent")
     assert code == 1 and "not found" in out
+
+
+def test_an_opted_in_deployment_rolls_itself_back_when_stuck(client: Client,
+                                                              kubelet: StandInKubelet) -> None:
+    d = deployment("auto", NS, 2, {"app": "auto"}, "app:1", progress_deadline_seconds=2)
+    d.metadata.annotations[du.AUTO_ROLLBACK] = "true"
+    client.deployments.create(d)
+    wait_rolled_out(client, NS, "auto")
+    set_image(client, NS, "auto", "broken:1")
+    wait_for(lambda: client.deployments.get("auto", namespace=NS)
+             .spec.template.spec.containers[0].image == "app:1", 30,
+             "the deployment to roll itself back", interval=0.2)
+    wait_rolled_out(client, NS, "auto")
+    assert images(client, NS, "auto") == ["app:1", "app:1"]
+    rss = replicasets(client, "auto")
+    assert sorted(rss) == [2, 3]
+    assert rss[2].metadata.annotations.get(du.PROGRESS_FAILED) == "true"
+    reasons = {e.reason for e in client.events.list(namespace=NS).items
+               if e.involved_object.name == "auto"}
+    assert {"ProgressDeadlineExceeded", "DeploymentRollback"} <= reasons

@@ -19,6 +19,7 @@ from tests.controllers.workloads import (
     deployment,
     images,
     namespace,
+    set_image,
     wait_rolled_out,
 )
 
@@ -57,13 +58,11 @@ def test_the_standby_finishes_a_rollout_after_the_leader_is_killed(
                                              strategy=strategy))
         wait_rolled_out(client, NS, "ha", timeout=60)
         with PodBounds(client, NS, "ha", max_pods=8, min_available=5) as bounds:
-            d = client.deployments.get("ha", namespace=NS)
-            d.spec.template.spec.containers[0].image = "app:2"
-            client.deployments.update(d)
+            generation = set_image(client, NS, "ha", "app:2")
 
             def midway() -> bool:
                 st = client.deployments.get("ha", namespace=NS).status
-                return st.observed_generation == d.metadata.generation + 1 and \
+                return st.observed_generation == generation and \
                     2 <= st.updated_replicas < 6
 
             wait_for(midway, 30, "the rollout to be under way", interval=0.05)

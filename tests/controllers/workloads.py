@@ -183,3 +183,16 @@ def wait_rolled_out(client: Client, ns: str, name: str, timeout: float = 40) -> 
 def images(client: Client, ns: str, app: str) -> list[str]:
     return sorted(p.spec.containers[0].image for p in pods(client, ns)
                   if p.metadata.labels.get("app") == app and is_active(p))
+
+
+def set_image(client: Client, ns: str, name: str, image: str) -> int:
+    """Read-modify-write as a user would, retrying when the controller wrote in between;
+    returns the new generation."""
+    for _ in range(10):
+        d = client.deployments.get(name, namespace=ns)
+        d.spec.template.spec.containers[0].image = image
+        try:
+            return client.deployments.update(d).metadata.generation
+        except errors.Conflict:
+            continue
+    raise AssertionError(f"could not update deployment {name}")
