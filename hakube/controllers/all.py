@@ -3,7 +3,9 @@
 Add a line here for a new controller; the order does not matter.
 """
 
-from hakube.controllers import (
-    namespace,  # noqa: F401
-    nodelifecycle,  # noqa: F401
-)
+import hakube.controllers.deployment  # noqa: F401
+import hakube.controllers.garbagecollector  # noqa: F401
+import hakube.controllers.namespace  # noqa: F401
+import hakube.controllers.nodelifecycle  # noqa: F401
+import hakube.controllers.podgc  # noqa: F401
+import hakube.controllers.replicaset  # noqa: F401
