@@ -1,0 +1,142 @@
+"""Small shared pieces of the batch and per-node controllers: ownership, pod state, times.
+
+Controllers find "their" pods through the controller ownerReference (uid), never by labels
+alone, so a pod someone else made with the same labels is never counted or deleted. Times in
+objects are RFC 3339 strings in UTC, as Kubernetes writes them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from hakube.api.v1 import meta_pb2, pod_pb2
+from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
+from hakube.client.client import resolve_kind
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+def rfc3339(t: float | None = None) -> str:
+    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``."""
+    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(ts: str) -> float | None:
+    """RFC 3339 -> epoch seconds; None for "" or garbage."""
+    if not ts:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def owner_reference(owner: Any) -> meta_pb2.OwnerReference:
+    """A controller ownerReference to ``owner`` that blocks its foreground deletion."""
+    kind = resolve_kind(type(owner))
+    return meta_pb2.OwnerReference(
+        api_version=kind.api_version,
+        kind=kind.name,
+        name=owner.metadata.name,
+        uid=owner.metadata.uid,
+        controller=True,
+        block_owner_deletion=True,
+    )
+
+
+def controller_uid(obj: Any) -> str:
+    """The uid of the object's controlling owner, or ""."""
+    for ref in obj.metadata.owner_references:
+        if ref.controller:
+            return str(ref.uid)
+    return ""
+
+
+def owned_by(objects: Iterable[Any], owner: Any) -> list[Any]:
+    """Those of ``objects`` (same namespace) whose controller is ``owner``."""
+    uid, ns = owner.metadata.uid, owner.metadata.namespace
+    return [o for o in objects if o.metadata.namespace == ns and controller_uid(o) == uid]
+
+
+def selects(selector: meta_pb2.LabelSelector, labels: Any) -> bool:
+    """Whether a LabelSelector matches ``labels``; an empty or broken selector matches none."""
+    if not selector.match_labels and not selector.match_expressions:
+        return False
+    try:
+        m = matcher(from_label_selector(selector))
+    except SelectorError:
+        return False
+    return m is None or m(dict(labels))
+
+
+def pod_ready(pod: pod_pb2.Pod) -> bool:
+    """Running with condition Ready=True (what Services and rollouts count)."""
+    if pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+def pod_active(pod: pod_pb2.Pod) -> bool:
+    """Neither finished nor being deleted: it still counts towards a workload's pods."""
+    return pod.status.phase not in TERMINAL and not pod.metadata.deletion_timestamp
+
+
+def pod_from_template(
+    template: pod_pb2.PodTemplateSpec, owner: Any, *, name: str = "", generate_name: str = ""
+) -> pod_pb2.Pod:
+    """A new pod from a workload's template, controlled by ``owner``."""
+    pod = pod_pb2.Pod()
+    pod.metadata.CopyFrom(template.metadata)
+    for f in ("name", "generate_name", "resource_version", "uid", "namespace"):
+        pod.metadata.ClearField(f)
+    pod.metadata.namespace = owner.metadata.namespace
+    if name:
+        pod.metadata.name = name
+    else:
+        pod.metadata.generate_name = generate_name or f"{owner.metadata.name}-"
+    pod.metadata.owner_references.append(owner_reference(owner))
+    pod.spec.CopyFrom(template.spec)
+    return pod
+
+
+def template_hash(template: Any, collision_count: int = 0) -> str:
+    """A short stable hash of a pod template: the revision name suffix of a rollout."""
+    h = hashlib.sha256(template.SerializeToString(deterministic=True))
+    if collision_count:
+        h.update(str(collision_count).encode())
+    return h.hexdigest()[:10]
+
+
+def set_condition(conditions: Any, type_: str, status: str, reason: str, message: str) -> bool:
+    """Set one condition in a repeated Condition field; True if anything changed."""
+    now = rfc3339()
+    for c in conditions:
+        if c.type == type_:
+            if (c.status, c.reason, c.message) == (status, reason, message):
+                return False
+            if c.status != status:
+                c.last_transition_time = now
+            c.status, c.reason, c.message = status, reason, message
+            c.last_probe_time = now
+            return True
+    conditions.add(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=now,
+        last_probe_time=now,
+    )
+    return True
+
+
+def has_condition(conditions: Any, type_: str) -> bool:
+    return any(c.type == type_ and c.status == "True" for c in conditions)
