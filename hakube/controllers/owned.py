@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -140,3 +141,43 @@ def set_condition(conditions: Any, type_: str, status: str, reason: str, message
 
 def has_condition(conditions: Any, type_: str) -> bool:
     return any(c.type == type_ and c.status == "True" for c in conditions)
+
+
+class Expectations:
+    """Pods a controller has just created or deleted but its cache may not show yet.
+
+    Without this, a sync that runs before the informer delivers a fresh create would count too
+    few pods and create more (Kubernetes' "controller expectations"). A key's expectations are
+    met when every created name is in the cache and every deleted one is gone or terminating;
+    they lapse after ``ttl`` seconds in case a watch event was lost (a relist fixes the cache).
+    """
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._pending: dict[Any, tuple[set[str], set[str], float]] = {}
+
+    def expect(self, key: Any, *, created: Iterable[str] = (), deleted: Iterable[str] = ()) -> None:
+        with self._lock:
+            c, d, _ = self._pending.get(key, (set(), set(), 0.0))
+            self._pending[key] = (c | set(created), d | set(deleted), time.monotonic() + self.ttl)
+
+    def met(self, key: Any, pods: Iterable[Any]) -> bool:
+        """Whether ``pods`` (the controller's pods in the cache) reflect its own writes."""
+        with self._lock:
+            entry = self._pending.get(key)
+            if entry is None:
+                return True
+            created, deleted, deadline = entry
+            live = {p.metadata.name: p for p in pods}
+            created = {n for n in created if n not in live}
+            deleted = {n for n in deleted if n in live and not live[n].metadata.deletion_timestamp}
+            if (not created and not deleted) or time.monotonic() > deadline:
+                del self._pending[key]
+                return True
+            self._pending[key] = (created, deleted, deadline)
+            return False
+
+    def forget(self, key: Any) -> None:
+        with self._lock:
+            self._pending.pop(key, None)

@@ -12,6 +12,7 @@ import itertools
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client
 from hakube.controllers.owned import rfc3339
+from hakube.leaderelection.elector import micro_time
 from hakube.testing.wait import wait_for
 
 _ips = itertools.count(2)
@@ -57,7 +58,6 @@ def set_finished(
 ) -> pod_pb2.Pod:
     """Phase Succeeded (exit code 0) or Failed, with terminated container states."""
     pod = client.pods.get(name, namespace=namespace)
-    now = rfc3339()
     pod.status.phase = "Succeeded" if exit_code == 0 else "Failed"
     for c in pod.status.conditions:
         if c.type == "Ready":
@@ -67,7 +67,7 @@ def set_finished(
         st = pod.status.container_statuses.add(name=spec.name, image=spec.image)
         st.state.terminated.exit_code = exit_code
         st.state.terminated.reason = "Completed" if exit_code == 0 else "Error"
-        st.state.terminated.finished_at = now
+        st.state.terminated.finished_at = micro_time()  # fractions: back-off is measured
     return _write(client, pod)
 
 
