@@ -200,16 +200,7 @@ class CronJobController(Controller):
             return active  # comes back when the active Job changes
         if policy == "Replace":
             for j in active:
-                try:
-                    self.client.jobs.delete(
-                        j.metadata.name,
-                        namespace=j.metadata.namespace,
-                        uid=j.metadata.uid,
-                        propagation_policy="Background",
-                    )
-                except (errors.NotFound, errors.Conflict):
-                    pass
-                self.events.normal(cj, "SuccessfulDelete", f"Deleted job {j.metadata.name}")
+                self._delete_job(cj, j, "SuccessfulDelete", "Deleted job")
             active = []
         job = self._new_job(cj, t)
         try:
@@ -247,13 +238,17 @@ class CronJobController(Controller):
                 key=lambda j: (j.metadata.annotations.get(SCHEDULED_AT, ""), j.metadata.name)
             )
             for j in these[: max(0, len(these) - limit)]:
-                try:
-                    self.client.jobs.delete(
-                        j.metadata.name,
-                        namespace=j.metadata.namespace,
-                        uid=j.metadata.uid,
-                        propagation_policy="Background",
-                    )
-                except (errors.NotFound, errors.Conflict):
-                    continue
-                self.events.normal(cj, "SawCompletedJob", f"Deleted finished job {j.metadata.name}")
+                self._delete_job(cj, j, "SawCompletedJob", "Deleted finished job")
+
+    def _delete_job(self, cj: workloads_pb2.CronJob, job: Any, reason: str, what: str) -> None:
+        """Delete one of the CronJob's Jobs (its pods follow through garbage collection)."""
+        try:
+            self.client.jobs.delete(
+                job.metadata.name,
+                namespace=job.metadata.namespace,
+                uid=job.metadata.uid,
+                propagation_policy="Background",
+            )
+        except (errors.NotFound, errors.Conflict):
+            return
+        self.events.normal(cj, reason, f"{what} {job.metadata.name}")
