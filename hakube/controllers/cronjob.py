@@ -36,7 +36,9 @@ from hakube.controllers.job import finished
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
     has_condition,
+    on_any_change,
     owned_by,
+    owner_key,
     owner_reference,
     parse_rfc3339,
     rfc3339,
@@ -109,11 +111,7 @@ class CronJobController(Controller):
         self.cronjobs.add_handlers(
             on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new)
         )
-        self.jobs.add_handlers(
-            on_add=self._job_changed,
-            on_update=lambda old, new: self._job_changed(new),
-            on_delete=self._job_changed,
-        )
+        on_any_change(self.jobs, self._job_changed)
 
     def run(self) -> list[threading.Thread]:
         threads = super().run()
@@ -131,9 +129,9 @@ class CronJobController(Controller):
                     self.enqueue(cj)
 
     def _job_changed(self, job: workloads_pb2.Job) -> None:
-        for ref in job.metadata.owner_references:
-            if ref.controller and ref.kind == "CronJob":
-                self.queue.add((job.metadata.namespace, ref.name))
+        key = owner_key(job, "CronJob")
+        if key is not None:
+            self.queue.add(key)
 
     # -- the reconcile ------------------------------------------------------------------------
 

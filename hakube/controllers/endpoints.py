@@ -17,7 +17,7 @@ from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
-from hakube.controllers.owned import pod_ready
+from hakube.controllers.owned import on_any_change, pod_ready
 
 PortsKey = tuple[tuple[str, int, str], ...]
 
@@ -108,11 +108,7 @@ class EndpointsController(Controller):
         self.services = self.ctx.informers.get(core_pb2.Service)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
         self.endpoints = self.ctx.informers.get(core_pb2.Endpoints)
-        self.services.add_handlers(
-            on_add=self.enqueue,
-            on_update=lambda old, new: self.enqueue(new),
-            on_delete=self.enqueue,
-        )
+        on_any_change(self.services, self.enqueue)
         self.pods.add_handlers(
             on_add=self._pod_changed,
             on_update=lambda old, new: self._pod_changed(new, old),

@@ -29,8 +29,11 @@ from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
     Expectations,
+    PodControl,
     has_condition,
+    on_any_change,
     owned_by,
+    owner_key,
     parse_rfc3339,
     pod_active,
     pod_from_template,
@@ -92,6 +95,7 @@ class JobController(Controller):
         self.backoff_base = float(self.ctx.setting("job_backoff_base", 10.0))
         self.backoff_max = float(self.ctx.setting("job_backoff_max", 360.0))
         self.expectations = Expectations()
+        self.control = PodControl(self.client, self.events, self.expectations)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
         self.jobs.add_handlers(
@@ -101,16 +105,12 @@ class JobController(Controller):
                 (job.metadata.namespace, job.metadata.name)
             ),
         )
-        self.pods.add_handlers(
-            on_add=self._pod_changed,
-            on_update=lambda old, new: self._pod_changed(new),
-            on_delete=self._pod_changed,
-        )
+        on_any_change(self.pods, self._pod_changed)
 
     def _pod_changed(self, pod: pod_pb2.Pod) -> None:
-        for ref in pod.metadata.owner_references:
-            if ref.controller and ref.kind == "Job":
-                self.queue.add((pod.metadata.namespace, ref.name))
+        key = owner_key(pod, "Job")
+        if key is not None:
+            self.queue.add(key)
 
     # -- the reconcile ------------------------------------------------------------------------
 
@@ -227,30 +227,12 @@ class JobController(Controller):
                 return active
         created = []
         for _ in range(want - len(active)):
-            pod = pod_from_template(job.spec.template, job)
-            try:
-                made = self.client.pods.create(pod)
-            except errors.HakubeError as exc:
-                self.events.warning(job, "FailedCreate", f"Error creating: {exc}")
-                raise
-            self.expectations.expect(key, created=[made.metadata.name])
-            self.events.normal(job, "SuccessfulCreate", f"Created pod: {made.metadata.name}")
-            created.append(made)
+            created.append(self.control.create(job, pod_from_template(job.spec.template, job)))
         return active + created
 
     def _delete_pods(self, job: workloads_pb2.Job, pods: list[pod_pb2.Pod]) -> None:
-        key = (job.metadata.namespace, job.metadata.name)
         for p in pods:
-            if p.metadata.deletion_timestamp:
-                continue
-            try:
-                self.client.pods.delete(
-                    p.metadata.name, namespace=p.metadata.namespace, uid=p.metadata.uid
-                )
-            except (errors.NotFound, errors.Conflict):
-                continue
-            self.expectations.expect(key, deleted=[p.metadata.name])
-            self.events.normal(job, "SuccessfulDelete", f"Deleted pod: {p.metadata.name}")
+            self.control.delete(job, p)
 
     def _maybe_expire(self, job: workloads_pb2.Job, now: float) -> None:
         """Delete a finished Job ``ttlSecondsAfterFinished`` after it finished."""

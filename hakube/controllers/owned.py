@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hakube.api.v1 import meta_pb2, pod_pb2
 from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
+from hakube.client import errors
 from hakube.client.client import resolve_kind
 
 TERMINAL = ("Succeeded", "Failed")
@@ -181,3 +183,71 @@ class Expectations:
     def forget(self, key: Any) -> None:
         with self._lock:
             self._pending.pop(key, None)
+
+
+def scaled_value(value: Any, total: int, *, round_up: bool) -> int:
+    """An int-or-percent ``google.protobuf.Value`` (``1``, ``"25%"``) scaled against ``total``."""
+    which = value.WhichOneof("kind")
+    if which == "number_value":
+        return int(value.number_value)
+    if which == "string_value" and value.string_value.endswith("%"):
+        pct = int(value.string_value[:-1] or 0)
+        exact = pct * total / 100
+        return int(math.ceil(exact) if round_up else math.floor(exact))
+    if which == "string_value" and value.string_value.isdigit():
+        return int(value.string_value)
+    return 0
+
+
+def owner_key(obj: Any, kind: str) -> tuple[str, str] | None:
+    """The queue key of the ``kind`` object controlling ``obj``, or None."""
+    for ref in obj.metadata.owner_references:
+        if ref.controller and ref.kind == kind:
+            return (obj.metadata.namespace, ref.name)
+    return None
+
+
+def on_any_change(informer: Any, fn: Callable[[Any], None]) -> None:
+    """Call ``fn(obj)`` when an object of ``informer`` is added, changed (new state) or deleted."""
+    informer.add_handlers(on_add=fn, on_update=lambda old, new: fn(new), on_delete=fn)
+
+
+class PodControl:
+    """Creates and deletes a workload's pods: records expectations and the usual events."""
+
+    def __init__(self, client: Any, events: Any, expectations: Expectations) -> None:
+        self.client = client
+        self.events = events
+        self.expectations = expectations
+
+    def create(self, owner: Any, pod: pod_pb2.Pod) -> pod_pb2.Pod:
+        """Create ``pod`` for ``owner``; a failure is recorded as FailedCreate and raised."""
+        try:
+            made: pod_pb2.Pod = self.client.pods.create(pod)
+        except errors.HakubeError as exc:
+            self.events.warning(owner, "FailedCreate", f"Error creating: {exc}")
+            raise
+        self.expectations.expect(_key(owner), created=[made.metadata.name])
+        self.events.normal(owner, "SuccessfulCreate", f"Created pod: {made.metadata.name}")
+        return made
+
+    def delete(self, owner: Any, pod: pod_pb2.Pod, *, force: bool = False) -> bool:
+        """Delete ``pod`` (no grace when ``force``); False if it was already gone or replaced."""
+        if pod.metadata.deletion_timestamp and not force:
+            return False
+        try:
+            self.client.pods.delete(
+                pod.metadata.name,
+                namespace=pod.metadata.namespace,
+                uid=pod.metadata.uid,
+                grace_period_seconds=0 if force else None,
+            )
+        except (errors.NotFound, errors.Conflict):
+            return False
+        self.expectations.expect(_key(owner), deleted=[pod.metadata.name])
+        self.events.normal(owner, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
+        return True
+
+
+def _key(obj: Any) -> tuple[str, str]:
+    return (obj.metadata.namespace, obj.metadata.name)

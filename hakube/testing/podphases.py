@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 
 from hakube.api.v1 import pod_pb2
-from hakube.client import Client
+from hakube.client import Client, errors
 from hakube.controllers.owned import rfc3339
 from hakube.leaderelection.elector import micro_time
 from hakube.testing.wait import wait_for
@@ -95,3 +95,18 @@ def wait_pods(
 
     wait_for(have, timeout, f"{n} pods owned by {owner_uid}", interval=0.05)
     return found
+
+
+def finish_terminating(client: Client, pods: list[pod_pb2.Pod]) -> int:
+    """Remove pods that are terminating (as an agent does once containers stopped); count."""
+    n = 0
+    for p in pods:
+        if p.metadata.deletion_timestamp:
+            try:
+                client.pods.delete(
+                    p.metadata.name, namespace=p.metadata.namespace, grace_period_seconds=0
+                )
+                n += 1
+            except errors.NotFound:
+                pass
+    return n
