@@ -9,7 +9,7 @@ import pytest
 from hakube.api.v1 import workloads_pb2
 from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import owned_pods, set_running
+from hakube.testing.podphases import finish_terminating, owned_pods, set_running
 from hakube.testing.wait import wait_for
 from tests.controllers.objs import manifest, template
 
@@ -39,6 +39,14 @@ def live(client: Client, sts: workloads_pb2.StatefulSet) -> dict[str, Any]:
     }
 
 
+def terminating(client: Client, sts: workloads_pb2.StatefulSet) -> list[str]:
+    return [
+        p.metadata.name
+        for p in owned_pods(client, sts.metadata.uid)
+        if p.metadata.deletion_timestamp
+    ]
+
+
 def run_all(client: Client, sts: workloads_pb2.StatefulSet) -> None:
     for name, p in live(client, sts).items():
         if p.status.phase == "Pending":
@@ -56,7 +64,7 @@ def test_ordered_ready_creates_and_removes_one_at_a_time(
     client: Client, managers: ComponentProcs
 ) -> None:
     managers.start("cm-a", "--controllers", "statefulset")
-    sts = make_set(client, "db", 3)
+    sts = make_set(client, "db", 3, template=template({"sts": "db"}, nodeName="n1"))
     seen: list[list[str]] = []
     for i in range(3):
         wait_for(lambda i=i: f"db-{i}" in live(client, sts), 20, f"db-{i}")
@@ -72,9 +80,17 @@ def test_ordered_ready_creates_and_removes_one_at_a_time(
     sts = client.statefulsets.get("db")
     sts.spec.replicas = 1
     client.statefulsets.update(sts)
-    wait_for(lambda: "db-2" not in live(client, sts), 20, "db-2 removed first")
-    assert "db-1" in live(client, sts)
-    wait_for(lambda: sorted(live(client, sts)) == ["db-0"], 20, "then db-1")
+    # pods are bound to a node, so they terminate gracefully until the test finishes them
+    wait_for(lambda: terminating(client, sts) == ["db-2"], 20, "db-2 terminating first")
+    assert sorted(live(client, sts)) == ["db-0", "db-1"]
+    finish_terminating(client, owned_pods(client, sts.metadata.uid))
+    wait_for(lambda: terminating(client, sts) == ["db-1"], 20, "then db-1")
+    finish_terminating(client, owned_pods(client, sts.metadata.uid))
+    wait_for(
+        lambda: [p.metadata.name for p in owned_pods(client, sts.metadata.uid)] == ["db-0"],
+        20,
+        "only db-0 left",
+    )
     assert all(claim_uid(client, f"data-db-{i}") for i in range(3))  # claims are kept
 
 
@@ -107,11 +123,11 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
         return p.spec.containers[0].image if p else ""
 
     def step() -> bool:
+        run_all(client, sts)
         for name in ("web-2", "web-1", "web-0"):
             if image(name) == "img:2" and name not in order:
                 order.append(name)
-        run_all(client, sts)
-        return image("web-2") == image("web-1") == "img:2"
+        return "web-1" in order
 
     wait_for(step, 30, "web-2 and web-1 updated", interval=0.05)
     assert order == ["web-2", "web-1"]
@@ -125,8 +141,13 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
     sts.spec.update_strategy.rolling_update.partition = 0
     client.statefulsets.update(sts)
     wait_for(lambda: step() and image("web-0") == "img:2", 30, "web-0 updated", interval=0.05)
+
+    def finished() -> bool:
+        run_all(client, sts)  # the new web-0 too
+        return client.statefulsets.get("web").status.current_revision == st.update_revision
+
     wait_for(
-        lambda: client.statefulsets.get("web").status.current_revision == st.update_revision,
+        finished,
         20,
         "currentRevision to become the update revision",
     )
