@@ -157,12 +157,12 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
 
 
 ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "cluster",
-         "api-resources")
+         "api-resources", "autoscale")
 """The commands, in the order ``--help`` lists them."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
-    from hakube.cli import ctl_read, ctl_write
+    from hakube.cli import ctl_autoscale, ctl_read, ctl_write
 
     parser = argparse.ArgumentParser(
         prog="hakubectl", description="Control a hakube cluster (kubectl's commands).",
@@ -170,7 +170,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
                "also take KIND/NAME.")
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS}
+    table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS, **ctl_autoscale.COMMANDS}
     assert set(table) == set(ORDER), "every command must be listed in ORDER"
     commands: dict[str, Command] = {}
     for name in ORDER:

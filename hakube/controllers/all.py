@@ -7,6 +7,7 @@ import hakube.controllers.clusterip  # noqa: F401
 import hakube.controllers.cronjob  # noqa: F401
 import hakube.controllers.daemonset  # noqa: F401
 import hakube.controllers.endpoints  # noqa: F401
+import hakube.controllers.hpa  # noqa: F401
 import hakube.controllers.job  # noqa: F401
 import hakube.controllers.statefulset  # noqa: F401
 from hakube.controllers import namespace  # noqa: F401
