@@ -109,12 +109,10 @@ class HPAController(Controller):
         self.queue.add_after(key, self.period)
         ref = hpa.spec.scale_target_ref
         if ref.kind not in TARGET_KINDS:
-            self._status(
+            self._problem(
                 hpa,
                 None,
-                0,
                 "AbleToScale",
-                "False",
                 "FailedGetScale",
                 f"unsupported scaleTargetRef kind {ref.kind}",
             )
@@ -122,14 +120,8 @@ class HPAController(Controller):
         try:
             target = self.client.get(ref.kind, ref.name, namespace=hpa.metadata.namespace)
         except errors.NotFound:
-            self._status(
-                hpa,
-                None,
-                0,
-                "AbleToScale",
-                "False",
-                "FailedGetScale",
-                f'{ref.kind} "{ref.name}" not found',
+            self._problem(
+                hpa, None, "AbleToScale", "FailedGetScale", f'{ref.kind} "{ref.name}" not found'
             )
             return
         current = target.spec.replicas
@@ -152,12 +144,10 @@ class HPAController(Controller):
             if used is not None and p.status.phase == "Running":
                 usage[p.metadata.name] = used
         if metric is None or not metric.resource.target.average_utilization:
-            self._status(
+            self._problem(
                 hpa,
                 target,
-                0,
                 "ScalingActive",
-                "False",
                 "InvalidMetricSourceType",
                 "only a CPU utilization target is supported",
             )
@@ -165,12 +155,10 @@ class HPAController(Controller):
         if current == 0:
             return  # scaled to zero by hand: autoscaling is off, as in Kubernetes
         if any(r == 0 for r in requests.values()):
-            self._status(
+            self._problem(
                 hpa,
                 target,
-                0,
                 "ScalingActive",
-                "False",
                 "FailedGetResourceMetric",
                 "missing request for cpu on some pods",
             )
@@ -218,6 +206,10 @@ class HPAController(Controller):
         if raw >= current:
             return raw
         return min(current, max(r for _, r in recs))
+
+    def _problem(self, hpa: Any, target: Any, ctype: str, reason: str, message: str) -> None:
+        """Record why the HPA cannot act (condition ``ctype`` False)."""
+        self._status(hpa, target, 0, ctype, "False", reason, message)
 
     def _status(
         self,
