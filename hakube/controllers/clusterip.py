@@ -33,6 +33,16 @@ RECORD_NAME = "hakube-service-cluster-ips"
 _RECORD_KEY = ("", "\0record")  # a queue key no Service can have
 
 
+def _cidr(text: str) -> str:
+    try:
+        net = ipaddress.ip_network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a CIDR: {exc}") from None
+    if net.num_addresses < 4:
+        raise argparse.ArgumentTypeError(f"{text} is too small for Services")
+    return str(net)
+
+
 def wants_ip(svc: core_pb2.Service) -> bool:
     return svc.spec.type != "ExternalName" and svc.spec.cluster_ip != "None"
 
@@ -55,6 +65,7 @@ class ClusterIPController(Controller):
         parser.add_argument(
             "--service-cluster-ip-range",
             default=None,
+            type=_cidr,
             help="CIDR Service clusterIPs come from (default 10.96.0.0/12)",
         )
 
