@@ -180,6 +180,16 @@ def test_times_missed_during_a_failover_run_once(
     assert names(client, cj) == want
 
 
+def test_a_seconds_schedule_runs_on_the_real_clock(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "cronjob")
+    cj = make_cronjob(client, "tick", schedule="* * * * * */2")  # croniter: seconds come last
+    wait_for(lambda: len(names(client, cj)) >= 2, 20, "two runs two seconds apart")
+    times = [int(n.rsplit("-", 1)[1]) for n in names(client, cj)[:2]]
+    assert times[1] - times[0] == 2 and times[0] % 2 == 0
+
+
 def test_schedules_follow_the_time_zone() -> None:
     tokyo = datetime.timezone(datetime.timedelta(hours=9))  # no DST: same as Asia/Tokyo
     now = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC).timestamp()

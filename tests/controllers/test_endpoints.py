@@ -82,6 +82,21 @@ def test_endpoints_follow_pod_readiness_and_named_ports(
     wait_for(lambda: endpoints_of(client, "web") is None, 20, "endpoints deleted with service")
 
 
+def test_pods_of_a_headless_service_are_listed_with_their_hostnames(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "endpoints,clusterip")
+    p = pod("db-0", {"app": "db0"}, 5432)
+    p.spec.hostname, p.spec.subdomain = "db-0", "db"
+    client.pods.create(p)
+    client.services.create(service("db", {"app": "db0"}, clusterIP="None"))
+    set_running(client, "db-0")
+    wait_for(lambda: addresses(endpoints_of(client, "db"))[0], 20, "db's endpoints")
+    ep = endpoints_of(client, "db")
+    assert ep is not None and ep.subsets[0].addresses[0].hostname == "db-0"
+    assert client.services.get("db").spec.cluster_ip == "None"
+
+
 def test_services_without_selector_keep_their_own_endpoints(
     client: Client, managers: ComponentProcs
 ) -> None:
