@@ -18,14 +18,11 @@ import fcntl
 import logging
 import os
 import signal
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
@@ -35,6 +32,7 @@ from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
+from hakube.httpendpoint import serve_http
 from hakube.store import datadir
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
@@ -63,6 +61,9 @@ class MasterSettings:
     """Seconds between readiness barriers."""
     ready_timeout: float = 1.5
     """A barrier slower than this marks the master not ready."""
+    watch_quorum_grace: float = 3.0
+    """Seconds without quorum after which watch streams end with UNAVAILABLE (and new ones are
+    refused) so that watchers move to a master that still sees changes."""
     raft: dict[str, Any] = field(default_factory=dict)
     """Extra RaftSettings fields (election timeouts, sync_journal, ...)."""
     snapshot_dir: str = ""
@@ -222,40 +223,10 @@ class Master:
     def _start_http(self) -> None:
         if not self.settings.metrics_listen:
             return
-        master = self
-        registry = self.metrics.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path == "/metrics":
-                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
-                elif self.path == "/healthz":
-                    body, ctype, code = b"ok\n", "text/plain", 200
-                elif self.path == "/readyz":
-                    ok = master.ready
-                    body = b"ok\n" if ok else b"not ready: no quorum with a leader\n"
-                    ctype, code = "text/plain", 200 if ok else 503
-                else:
-                    body, ctype, code = b"not found\n", "text/plain", 404
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        host, _, port = self.settings.metrics_listen.rpartition(":")
-        try:
-            self._http = ThreadingHTTPServer((host, int(port)), Handler)
-        except OSError as exc:
-            raise SystemExit(f"hakube master: cannot listen on {self.settings.metrics_listen} "
-                             f"for metrics: {exc.strerror}") from exc
-        self._http.daemon_threads = True
+        self._http = serve_http(self.settings.metrics_listen, self.metrics.registry,
+                                "hakube master", ready=lambda: self.ready,
+                                not_ready=b"not ready: no quorum with a leader\n")
         self.metrics_port = self._http.server_address[1]
-        threading.Thread(target=self._http.serve_forever, name="metrics-http",
-                         daemon=True).start()
 
     def _state(self) -> dict[str, Any]:
         raft = self.raft
@@ -300,8 +271,9 @@ class Master:
 
     # -- loops --------------------------------------------------------------------------------
 
-    async def _readiness_loop(self, api: ObjectAPI, server: ApiServer) -> None:
+    async def _readiness_loop(self, api: ObjectAPI, server: ApiServer, hub: WatchHub) -> None:
         s = self.settings
+        lost_since: float | None = None
         while True:
             try:
                 await asyncio.wait_for(api.barrier(), timeout=s.ready_timeout)
@@ -309,6 +281,19 @@ class Master:
             except (ApiError, TimeoutError):
                 ready = False
             self.quorum_ok = ready
+            now = time.monotonic()
+            if ready:
+                if lost_since is not None and hub.refusing is not None:
+                    log.info("master %s: quorum regained; serving watches again", s.name)
+                lost_since = None
+                hub.refuse(None)
+            else:
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since >= s.watch_quorum_grace and hub.refusing is None:
+                    log.warning("master %s: no quorum for %.1f s; ending watch streams", s.name,
+                                now - lost_since)
+                    hub.refuse(f"master {s.name} is cut off from the majority; watch another "
+                               "master")
             ready = ready and self.bootstrapped
             if ready != self.ready:
                 log.info("master %s is %s", s.name, "ready" if ready else "NOT ready")
@@ -379,7 +364,7 @@ class Master:
         self._start_http()
         log.info("master %s: api %s, raft %s, metrics %s, peers %s", s.name, s.api_listen,
                  s.raft_listen, s.metrics_listen or "off", peers)
-        tasks = [asyncio.create_task(self._readiness_loop(api, server)),
+        tasks = [asyncio.create_task(self._readiness_loop(api, server, hub)),
                  asyncio.create_task(self._lease_loop(api)),
                  asyncio.create_task(self._bootstrap(api)),
                  asyncio.create_task(self._membership_loop(api))]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from hakube.cli.in_process import start_in_process, stop_all
 from hakube.master import MasterSettings, serve
 from hakube.store.raft import RaftSettings
 
@@ -50,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--force-new-cluster", action="store_true",
                    help="quorum-loss recovery: make this master a cluster of itself alone, "
                    "keeping all its data (refused if it already ran on this data dir)")
+    p.add_argument("--with-controllers", action="store_true",
+                   help="also run the scheduler and the controllers in this process "
+                   "(leader-elected: one master's copy is active)")
     return {"master": run}
 
 
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_dir=args.snapshot_dir,
                               snapshot_interval=args.snapshot_interval,
                               snapshot_retain=args.snapshot_retain)
+    comps = start_in_process(args.name, args.api_listen) if args.with_controllers else []
     try:
         serve(settings)
     except SystemExit as exc:
@@ -87,4 +92,6 @@ def run(args: argparse.Namespace) -> int:
             print(exc.code, file=sys.stderr)
             return 1
         raise
+    finally:
+        stop_all(comps)
     return 0

@@ -52,6 +52,19 @@ def start_master(
     return host.spawn(argv, log=workdir / f"master-{host.name}.log", env=env())
 
 
+def master_pids(host: Host) -> list[int]:
+    """Pids of the ``hakube master`` processes running on ``host``."""
+    found = []
+    for pid in host.pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"hakube" in argv and b"master" in argv:
+            found.append(pid)
+    return found
+
+
 def is_ready(host: Host) -> bool:
     """The host's master answers /readyz with 200."""
     return host.fetch(READYZ_URL, timeout=1.0)[0] == 200
