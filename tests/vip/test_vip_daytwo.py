@@ -44,7 +44,7 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
                     base=base)  # fmt: skip
     vc.start()
     holder, _ = vc.wait_for_single_holder(60)
-    r = Rig(net, hosts, client, vc, holder)
+    r = Rig(net, hosts, client, vc, holder, probe=None)  # type: ignore[arg-type]  # own writer
     r.wait_served_ready([holder], 30)
     yield r
 
