@@ -56,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
     except (OpsError, snapshot.SnapshotError, datadir.DataDirError) as exc:
         print(f"hakube snapshot {args.snapshot_command}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. the target directory does not exist or is not writable
+        print(
+            f"hakube snapshot {args.snapshot_command}: {exc.filename or args.file}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _save(args: argparse.Namespace) -> int:
