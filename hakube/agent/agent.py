@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import threading
 import time
 from typing import Any
 
+from hakube.agent import network
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.events import EventRecorder
@@ -110,8 +112,9 @@ class Agent:
         )
         while not self._stop.is_set():
             try:
-                self.reporter.register()
+                node = self.reporter.register()
                 self.reporter.renew_lease()
+                self._setup_network(node.spec.pod_cidr)
                 break
             except HakubeError as e:
                 log.warning("cannot register node %s yet: %s", self.s.node_name, e)
@@ -148,13 +151,40 @@ class Agent:
             port,
         )
 
+    def _setup_network(self, node_cidr: str) -> None:
+        """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
+        to report NetworkReady; pods that start before it use the host network."""
+        cidr = self.s.pod_cidr or node_cidr
+        if not cidr or self._sim is not None or self.s.pod_network != "auto":
+            return
+        path = network.write_config(
+            self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
+        )
+        log.info("pod network %s on bridge %s (CNI config %s)", cidr, self.s.cni_bridge, path)
+        deadline = time.monotonic() + 10
+        while not self._check_network() and time.monotonic() < deadline:
+            if self._stop.wait(0.2):
+                return
+        if not self._network_ready:
+            log.warning(
+                "the runtime does not report NetworkReady after the CNI config was "
+                "written; pods use the host network until it does"
+            )
+
+    def _check_network(self) -> bool:
+        """Whether pods get their own network (re-read from the runtime)."""
+        try:
+            ready = self.cri.conditions(timeout=5).get("NetworkReady", False)
+        except CriError:
+            return self._network_ready
+        self._network_ready = self.s.pod_network == "auto" and ready
+        return self._network_ready
+
     def _wait_runtime(self) -> Any:
         while True:
             try:
                 version = self.cri.version(timeout=5)
-                self._network_ready = self.s.pod_network == "auto" and self.cri.conditions(
-                    timeout=5
-                ).get("NetworkReady", False)
+                self._check_network()
                 return version
             except CriError as e:
                 log.warning("container runtime at %s not answering: %s", self.cri.endpoint, e)
@@ -281,6 +311,7 @@ class Agent:
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.s.status_interval
                     self.reporter.update_status()
+                    self._check_network()
             except HakubeError as e:
                 log.warning("node heartbeat: %s", e)
 

@@ -144,6 +144,9 @@ class NodeReporter:
         node = core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=name, labels=labels))
         for t in self.s.taints:
             node.spec.taints.add(key=t.key, value=t.value, effect=t.effect)
+        if self.s.pod_cidr:
+            node.spec.pod_cidr = self.s.pod_cidr
+            node.spec.pod_cidrs.append(self.s.pod_cidr)
         return node
 
     def _status(self, old: core_pb2.NodeStatus) -> core_pb2.NodeStatus:
