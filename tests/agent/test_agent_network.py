@@ -79,7 +79,7 @@ def test_pods_get_their_own_addresses_on_a_bridge_from_the_node_pod_cidr(
         # Ready only once the agent, on the node, has fetched the page from the pod's address.
         client.pods.create(
             make_pod(
-                "web",
+                "net-web",
                 agent.node,
                 [
                     {
@@ -96,32 +96,32 @@ def test_pods_get_their_own_addresses_on_a_bridge_from_the_node_pod_cidr(
         )
         client.pods.create(
             make_pod(
-                "peer",
+                "net-peer",
                 agent.node,
                 [{"name": "c", "image": WEB_IMAGE, "command": ["sleep", "3600"]}],
             )
         )
         client.pods.create(
             make_pod(
-                "hostnet",
+                "net-host",
                 agent.node,
                 [{"name": "c", "image": WEB_IMAGE, "command": ["sleep", "3600"]}],
                 hostNetwork=True,
             )
         )
-        web = wait_pod(client, "web", lambda p: condition(p, "Ready") == "True", 40, "Ready")
-        peer = wait_pod(client, "peer", lambda p: p.status.phase == "Running", 30, "Running")
-        hostnet = wait_pod(client, "hostnet", lambda p: p.status.phase == "Running", 30, "Running")
+        web = wait_pod(client, "net-web", lambda p: condition(p, "Ready") == "True", 40, "Ready")
+        peer = wait_pod(client, "net-peer", lambda p: p.status.phase == "Running", 30, "Running")
+        hostnet = wait_pod(client, "net-host", lambda p: p.status.phase == "Running", 30, "Running")
         net = ipaddress.ip_network(cidr)
         assert ipaddress.ip_address(web.status.pod_ip) in net
         assert ipaddress.ip_address(peer.status.pod_ip) in net
         assert web.status.pod_ip != peer.status.pod_ip
         assert web.status.host_ip == "127.0.0.1" and hostnet.status.pod_ip == "127.0.0.1"
-        assert ctl_endpoints(client, "exec", "web", "--", "hostname")[1] == "web\n"
+        assert ctl_endpoints(client, "exec", "net-web", "--", "hostname")[1] == "net-web\n"
         code, out, err = ctl_endpoints(
             client,
             "exec",
-            "peer",
+            "net-peer",
             "--",
             "wget",
             "-qO-",
