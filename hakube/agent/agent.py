@@ -49,21 +49,31 @@ SIM_UNPULLABLE = ("*missing*", "*nonexistent*", "*does-not-exist*")
 
 
 class Agent:
+    """See the module docstring. ``cri``: a runtime client to use instead of the one the
+    settings describe -- e.g. ``SimulatedFleet.client(node)``, so that hundreds of simulated
+    agents in one process share one CRI server."""
+
     def __init__(
-        self, settings: AgentSettings, *, capacity_cpu: str = "", capacity_memory: str = ""
+        self,
+        settings: AgentSettings,
+        *,
+        capacity_cpu: str = "",
+        capacity_memory: str = "",
+        cri: CriClient | None = None,
     ) -> None:
         settings.validate()
         self.s = settings
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sim: SimulatedCri | None = None
-        if settings.runtime == "simulated":
-            rt = SimulatedRuntime(node_name=settings.node_name, pullable=_sim_pullable)
+        if cri is not None:
+            self.cri = cri
+        elif settings.runtime == "simulated":
+            rt = SimulatedRuntime(node_name=settings.node_name, pullable=sim_pullable)
             self._sim = SimulatedCri(rt).start()
-            endpoint = self._sim.endpoint
+            self.cri = CriClient(self._sim.endpoint)
         else:
-            endpoint = settings.cri_endpoint
-        self.cri = CriClient(endpoint)
+            self.cri = CriClient(settings.cri_endpoint)
         self.client = Client(list(settings.servers))
         self.view = RuntimeView(self.cri, settings.node_name)
         self.host_ip = nodemod.node_ip(settings.node_ip)
@@ -108,7 +118,7 @@ class Agent:
             agent_port=port,
             cap=self.capacity,
             runtime_version=f"{version.runtime_name}://{version.runtime_version}",
-            simulated=self._sim is not None,
+            simulated=self._sim is not None or self.s.runtime == "simulated",
         )
         while not self._stop.is_set():
             try:
@@ -155,7 +165,7 @@ class Agent:
         """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
         to report NetworkReady; pods that start before it use the host network."""
         cidr = self.s.pod_cidr or node_cidr
-        if not cidr or self._sim is not None or self.s.pod_network != "auto":
+        if not cidr or self.s.runtime == "simulated" or self.s.pod_network != "auto":
             return
         path = network.write_config(
             self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
@@ -328,5 +338,6 @@ def _meta(pod: pod_pb2.Pod) -> tuple[object, ...]:
     )
 
 
-def _sim_pullable(name: str) -> bool:
+def sim_pullable(name: str) -> bool:
+    """The simulated registry has every image but those matching ``SIM_UNPULLABLE``."""
     return not any(fnmatch.fnmatch(name, p) for p in SIM_UNPULLABLE)
