@@ -81,7 +81,9 @@ class Agent:
         self.queue = WorkQueue()
         self.events = EventRecorder(self.client, settings.node_name)
         self.probes = ProbeManager(self.cri, self._probe_changed)
-        self.server = AgentServer(self.view, settings.listen)
+        self.server = AgentServer(
+            self.view, settings.listen, simulated=settings.runtime == "simulated"
+        )
         self.pods: Any = self.client.pods.informer(
             field_selector=f"spec.nodeName={settings.node_name}"
         )

@@ -48,7 +48,7 @@ def micro_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
-def _meminfo() -> dict[str, int]:
+def meminfo() -> dict[str, int]:
     out = {}
     try:
         with open("/proc/meminfo") as f:
@@ -99,7 +99,7 @@ class Capacity:
 def capacity(settings: AgentSettings, cpu: str = "", memory: str = "") -> Capacity:
     """This machine's CPUs and memory, unless overridden (simulated nodes)."""
     cpu_m = quantity.cpu_millis(cpu) if cpu else (os.cpu_count() or 1) * 1000
-    mem = quantity.memory_bytes(memory) if memory else _meminfo().get("MemTotal", 0)
+    mem = quantity.memory_bytes(memory) if memory else meminfo().get("MemTotal", 0)
     return Capacity(cpu_m, mem, settings.max_pods)
 
 
@@ -193,7 +193,7 @@ class NodeReporter:
             ready, why = False, f"container runtime is down: {e}"
         mem_low = disk_low = pid_low = False
         if not self.simulated:
-            mem_low = _meminfo().get("MemAvailable", 1 << 40) < 100 * 2**20
+            mem_low = meminfo().get("MemAvailable", 1 << 40) < 100 * 2**20
             try:
                 du = shutil.disk_usage(self.s.root_dir)
                 disk_low = du.free < du.total * 0.10

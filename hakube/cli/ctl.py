@@ -157,7 +157,7 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
 
 
 ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "logs", "exec",
-         "cluster", "api-resources")
+         "top", "cluster", "api-resources")
 """The commands, in the order ``--help`` lists them."""
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.api.v1 import pod_pb2
+from hakube.cli.ctl_node import agent_address
 from hakube.client import Client
 from hakube.cri.v1 import api_pb2 as cri_pb
 from hakube.testing.cluster import LocalCluster
@@ -143,6 +146,17 @@ def test_a_pod_runs_with_env_configmap_secret_and_volumes_visible_inside(
         if e.involved_object.name == "web"
     }
     assert {"Created", "Started"} <= reasons
+    # usage, as `hakubectl top` shows it, comes from containerd's cgroup stats
+    with grpc.insecure_channel(agent_address(client.nodes.get(agent.node))) as ch:
+        stats = agent_pb2_grpc.NodeAgentStub(ch).Stats(
+            agent_pb2.StatsRequest(namespace="default"), timeout=15
+        )
+    web = {p.name: p for p in stats.pods}["web"]
+    assert 0 < web.memory_working_set_bytes <= 64 * 2**20
+    assert stats.node_memory_working_set_bytes > web.memory_working_set_bytes
+    assert stats.node_cpu_nano_cores > 0
+    code, out, _ = ctl(cluster, "top", "pods", "web")
+    assert code == 0 and out.split("\n")[1].split()[0] == "web"
 
 
 def test_a_crashing_container_restarts_with_back_off_and_growing_restart_count(

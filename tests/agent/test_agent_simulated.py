@@ -19,6 +19,7 @@ from hakube.testing.wait import wait_for
 from tests.agent.conftest import (
     StartAgent,
     condition,
+    ctl_endpoints,
     first,
     get_pod,
     make_pod,
@@ -292,3 +293,20 @@ def test_many_simulated_agents_in_one_process_share_one_cri_server(
                 agent.stop()
             for _, t in agents:
                 t.join(15)
+
+
+def test_top_shows_what_pods_and_the_node_use(client: Client, sim_agent: Agent) -> None:
+    pod = make_pod(
+        "busy", sim_agent.s.node_name, [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}]
+    )
+    pod.metadata.annotations.update(
+        {"sim.hakube.io/cpu-millis": "250", "sim.hakube.io/memory-bytes": str(64 * 2**20)}
+    )
+    client.pods.create(pod)
+    wait_pod(client, "busy", lambda p: p.status.phase == "Running", 20, "Running")
+    code, out, err = ctl_endpoints(client, "top", "pods", "busy")
+    assert code == 0, err
+    assert out.split("\n")[1].split() == ["busy", "250m", "64Mi"]
+    code, out, err = ctl_endpoints(client, "top", "nodes", sim_agent.s.node_name)
+    assert code == 0, err
+    assert out.split("\n")[1].split()[:2] == [sim_agent.s.node_name, "250m"]
