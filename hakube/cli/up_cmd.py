@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from hakube.agent.local import LocalAgents
+from hakube.cli.up_components import UpComponents
 from hakube.client import Client, HakubeError
 from hakube.client.config import ClientConfig, config_path, write_client_config
 from hakube.master import BOOTSTRAP_NAMESPACES
@@ -65,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="leave a master that dies down instead of starting it again")
     p.add_argument("--restart-delay", type=float, default=5.0,
                    help="seconds before a dead master is started again")
+    p.add_argument("--no-components", action="store_true",
+                   help="do not start the scheduler and the controller-manager")
     return {"up": run}
 
 
@@ -210,6 +213,9 @@ class Up:
         self.failures: dict[str, int] = {}
         self.started_at: dict[str, float] = {}
         self.agents = LocalAgents(data_dir, [])
+        self.components = UpComponents(data_dir, self.cluster.endpoints(),
+                                       restart_delay=args.restart_delay,
+                                       restart=not args.no_restart)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -247,9 +253,13 @@ class Up:
         self.agents = LocalAgents(self.data_dir, self.cluster.endpoints(),
                                   runtime=self.args.runtime)
         self.agents.start(self.args.nodes)
+        if not self.args.no_components:
+            self.components.start()
         self._report()
         while not self.stopping.wait(0.25):
             self._supervise()
+            for line in self.components.supervise():
+                print(line, flush=True)
         self._stop()
         return 0
 
@@ -286,6 +296,8 @@ class Up:
             pid = m.proc.pid if m.proc else "-"
             print(f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
                   f"  pid {pid}  log {m.log_path}", flush=True)
+        for line in self.components.report():
+            print(line, flush=True)
         print(f"client config: {self.client_config} - try "
               "`hakubectl cluster status`", flush=True)
         for a in self.agents.agents:
@@ -324,6 +336,7 @@ class Up:
         if self.agents.agents:
             print("hakube up: stopping node agents", flush=True)
             self.agents.stop()
+        self.components.stop()
         print("hakube up: stopping masters", flush=True)
         for m in self.cluster.masters:
             if m.alive and m.proc is not None:
