@@ -33,6 +33,7 @@ from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
 from hakube.agent.runtime import RuntimeView
 from hakube.agent.server import AgentServer
+from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
 from hakube.agent.worker import PodSyncer
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, HakubeError
@@ -155,6 +156,8 @@ class Agent:
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")
         self._spawn(self._heartbeat, "heartbeat")
+        if self.s.usage_interval > 0:
+            self._spawn(self._publish_usage, "usage")
         self.ready.set()
         log.info(
             "agent for node %s running (runtime %s, API port %d)",
@@ -310,6 +313,28 @@ class Agent:
             for uid in (changed | orphans) - {""}:
                 self.queue.add(uid)
 
+    def _publish_usage(self) -> None:
+        """Every ``usage_interval``: write each running pod's CPU usage into its
+        ``metrics.hakube.io/cpu-usage`` annotation (for the autoscaler)."""
+        while not self._stop.wait(self.s.usage_interval):
+            try:
+                stats = self.server.usage.collect()
+            except CriError as e:
+                log.warning("usage: %s", e)
+                continue
+            for u in stats.pods:
+                pod = self.pods.get(u.name, u.namespace)
+                value = None if pod is None else usage_to_publish(pod, u.cpu_nano_cores)
+                if pod is None or value is None:
+                    continue
+                out = pod_pb2.Pod()
+                out.CopyFrom(pod)
+                out.metadata.annotations[USAGE_ANNOTATION] = value
+                try:
+                    self.client.pods.update(out)
+                except HakubeError as e:  # changed meanwhile, gone, or masters away
+                    log.debug("usage of %s/%s not written: %s", u.namespace, u.name, e)
+
     def _heartbeat(self) -> None:
         assert self.reporter is not None
         next_status = time.monotonic() + self.s.status_interval
@@ -336,7 +361,7 @@ def _meta(pod: pod_pb2.Pod) -> tuple[object, ...]:
         m.deletion_timestamp,
         m.deletion_grace_period_seconds,
         sorted(m.labels.items()),
-        sorted(m.annotations.items()),
+        sorted((k, v) for k, v in m.annotations.items() if k != USAGE_ANNOTATION),
     )
 
 

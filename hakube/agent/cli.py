@@ -137,6 +137,13 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "--cni-conf-dir", default="/etc/cni/net.d", help="the runtime's CNI config directory"
     )
     p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
+    p.add_argument(
+        "--usage-interval",
+        type=float,
+        default=15.0,
+        help="seconds between writes of pods' CPU usage (annotation "
+        "metrics.hakube.io/cpu-usage, read by the autoscaler); 0: off",
+    )
     return {"agent": run}
 
 
@@ -172,6 +179,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         pod_cidr=args.pod_cidr,
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
+        usage_interval=args.usage_interval,
     )
 
 

@@ -77,6 +77,9 @@ class AgentSettings:
     cni_bridge: str = "hakube0"
     """Name of the node's pod bridge."""
 
+    usage_interval: float = 15.0
+    """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
+
     def validate(self) -> None:
         """ValueError naming the setting and the rule it breaks."""
         if not self.node_name:

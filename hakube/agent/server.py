@@ -173,9 +173,8 @@ class AgentServer:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-api")
         )
-        agent_pb2_grpc.add_NodeAgentServicer_to_server(
-            _Servicer(view, UsageSampler(view.cri, view.node, simulated=simulated)), self._server
-        )
+        self.usage = UsageSampler(view.cri, view.node, simulated=simulated)
+        agent_pb2_grpc.add_NodeAgentServicer_to_server(_Servicer(view, self.usage), self._server)
 
     def start(self) -> int:
         self.port = self._server.add_insecure_port(self.listen)

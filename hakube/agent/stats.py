@@ -6,6 +6,9 @@ computed here from two readings of the cumulative ``usage_core_nano_seconds`` (t
 call's, or a second reading 0.25 s after the first). Node figures come from the kernel
 (``/proc/stat``, ``/proc/meminfo``: everything on the machine, as the kubelet's node usage), or,
 on a simulated node, are the sum of its pods.
+
+The agent also publishes each running pod's CPU usage as the ``metrics.hakube.io/cpu-usage``
+annotation, the metrics source of the HorizontalPodAutoscaler controller.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import os
 import threading
 import time
 
+from hakube.agent import quantity
 from hakube.agent.node import meminfo
 from hakube.agent.runtime import LABEL_CONTAINER, LABEL_NODE, LABEL_POD_NAME, LABEL_POD_NAMESPACE
 from hakube.agent.v1 import agent_pb2
+from hakube.api.v1 import pod_pb2
 from hakube.cri.client import CriClient
 from hakube.cri.v1 import api_pb2 as pb
 
@@ -118,3 +123,31 @@ class UsageSampler:
         if total <= prev[1]:
             return 0
         return int((busy - prev[0]) / (total - prev[1]) * (os.cpu_count() or 1) * 1e9)
+
+
+USAGE_ANNOTATION = "metrics.hakube.io/cpu-usage"
+"""Where the HorizontalPodAutoscaler controller reads a pod's CPU usage (hakube.controllers.hpa;
+a test keeps the two names equal)."""
+
+
+def usage_to_publish(pod: pod_pb2.Pod, cpu_nano_cores: int) -> str | None:
+    """The annotation value to write for ``pod`` now, or None to leave it: only running pods
+    that request CPU (the autoscaler divides usage by requests), and only when the value moved
+    by at least 5m and 10 %, so small jitter costs no API writes."""
+    if pod.metadata.deletion_timestamp or pod.status.phase != "Running":
+        return None
+    if not any(
+        c.resources.requests.get("cpu") or c.resources.limits.get("cpu")
+        for c in pod.spec.containers
+    ):
+        return None
+    millis = round(cpu_nano_cores / 1e6)
+    old = pod.metadata.annotations.get(USAGE_ANNOTATION, "")
+    if old:
+        try:
+            prev = quantity.cpu_millis(old)
+        except ValueError:
+            prev = -1
+        if prev >= 0 and abs(millis - prev) < max(5, prev // 10):
+            return None
+    return f"{millis}m"

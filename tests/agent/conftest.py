@@ -259,6 +259,7 @@ def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
         resync_interval=2,
         backoff_base=0.5,
         backoff_max=2,
+        usage_interval=0.5,
     )
     agent = Agent(settings)
     t = threading.Thread(target=agent.run, daemon=True)

@@ -11,6 +11,7 @@ import pytest
 
 from hakube.agent.agent import Agent, sim_pullable
 from hakube.agent.config import AgentSettings
+from hakube.agent.stats import USAGE_ANNOTATION
 from hakube.client import Client
 from hakube.cri.simulated import SimulatedFleet, SimulatedRuntime
 from hakube.cri.v1 import api_pb2 as pb
@@ -310,3 +311,31 @@ def test_top_shows_what_pods_and_the_node_use(client: Client, sim_agent: Agent) 
     code, out, err = ctl_endpoints(client, "top", "nodes", sim_agent.s.node_name)
     assert code == 0, err
     assert out.split("\n")[1].split()[:2] == [sim_agent.s.node_name, "250m"]
+
+
+def test_cpu_usage_of_pods_that_request_cpu_is_published_for_the_autoscaler(
+    client: Client, sim_agent: Agent
+) -> None:
+    pod = make_pod(
+        "scaled",
+        sim_agent.s.node_name,
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "command": ["sleep", "3600"],
+                "resources": {"requests": {"cpu": "500m"}},
+            }
+        ],
+    )
+    pod.metadata.annotations["sim.hakube.io/cpu-millis"] = "300"
+    client.pods.create(pod)
+    p = wait_pod(
+        client,
+        "scaled",
+        lambda p: USAGE_ANNOTATION in p.metadata.annotations,
+        20,
+        "usage annotation",
+    )
+    assert p.metadata.annotations[USAGE_ANNOTATION] == "300m"
+    assert first(p).restart_count == 0  # writing the annotation did not disturb the pod

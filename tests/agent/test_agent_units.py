@@ -230,3 +230,20 @@ def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(
     assert main(["agent", "--backoff-max", "1", "--root-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["hakube agent: --backoff-max (1.0) must be >= --backoff-base (10.0)"]
+
+
+def test_usage_is_published_under_the_name_the_autoscaler_reads_and_only_on_real_change() -> None:
+    from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
+    from hakube.controllers import hpa
+
+    assert USAGE_ANNOTATION == hpa.USAGE_ANNOTATION
+    pod = make_pod("p", "n", [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}])
+    assert usage_to_publish(pod, 200_000_000) is None  # not running yet
+    pod.status.phase = "Running"
+    assert usage_to_publish(pod, 200_000_000) == "200m"
+    pod.metadata.annotations[USAGE_ANNOTATION] = "200m"
+    assert usage_to_publish(pod, 215_000_000) is None  # jitter: < 10 %
+    assert usage_to_publish(pod, 260_000_000) == "260m"
+    no_request = make_pod("q", "n", [{"name": "c", "image": "i"}])
+    no_request.status.phase = "Running"
+    assert usage_to_publish(no_request, 10**9) is None
