@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,7 +38,7 @@ from bench.machine import CpuMeter, describe
 from hakube.api.v1 import pod_pb2
 from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client, errors
-from hakube.testing.cluster import LocalCluster
+from hakube.testing.cluster import LocalCluster, free_ports
 from hakube.testing.components import ComponentProcs
 from hakube.testing.simnodes import SimNodes
 from hakube.testing.wait import wait_for
@@ -78,6 +79,27 @@ def lease(client: Client, name: str) -> tuple[str, int]:
     except errors.NotFound:
         return "", 0
     return spec.holder_identity, spec.lease_transitions
+
+
+def scrape(addr: str) -> dict[str, float]:
+    """The active scheduler's own view: mean decision time, mean queue -> bound time."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    vals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("hakube_scheduler_") and " " in line and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            vals[name] = float(value)
+    out = {}
+    for h, key in (("algorithm_duration_seconds", "sched_decision_mean_ms"),
+                   ("pod_scheduling_duration_seconds", "sched_queue_to_bound_mean_ms")):
+        n = vals.get(f"hakube_scheduler_{h}_count", 0.0)
+        if n:
+            out[key] = vals[f"hakube_scheduler_{h}_sum"] / n * 1000
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -121,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cms.extra_args += DEFAULT_ELECTION
             meter = CpuMeter()
             meter.start()
-            sched.start("sched-a")
+            sched.start("sched-a", "--metrics-listen", f"127.0.0.1:{args.metrics_port}")
             cms.start("cm-a")
             wait_for(lambda: lease(client, "hakube-scheduler")[0], 60, "a scheduler to lead")
             sched.start("sched-b")
@@ -152,6 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["stream_p99_ms"] = pct(lat, 0.99) * 1000
             out["stream_mean_ms"] = statistics.fmean(lat) * 1000
             cpu = meter.stop()
+            out.update(scrape(f"127.0.0.1:{args.metrics_port}"))
             out["cpu_ours"], out["cpu_foreign"] = cpu.ours, cpu.foreign
             leases1 = {n: lease(client, n) for n in leases0}
             out["leases"] = {n: {"holder_before": leases0[n][0], "holder_after": leases1[n][0],
@@ -183,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--writers", type=int, default=16, help="client threads creating pods")
     p.add_argument("--lease-renew", type=float, default=10.0,
                    help="seconds between node lease renewals (agents: 10)")
-    p.add_argument("--bind-workers", type=int, default=16)
+    p.add_argument("--bind-workers", type=int, default=64)
+    p.add_argument("--metrics-port", type=int, default=0, help="0: any free port")
     p.add_argument("--no-events", action="store_true", help="scheduler records no events")
     args = p.parse_args(argv)
+    args.metrics_port = args.metrics_port or free_ports(1)[0]
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = run(args)
     print(f"started: {started}")
