@@ -34,7 +34,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.machine import CpuMeter, describe
+from bench.machine import CpuMeter, describe, foreign_cpu
 from hakube.api.v1 import pod_pb2
 from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client, errors
@@ -207,9 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lease-renew", type=float, default=10.0,
                    help="seconds between node lease renewals (agents: 10)")
     p.add_argument("--bind-workers", type=int, default=64)
+    p.add_argument("--quiet", type=float, default=0.5,
+                   help="start once other processes use fewer cores than this")
+    p.add_argument("--quiet-wait", type=float, default=300, help="but wait at most this long")
     p.add_argument("--metrics-port", type=int, default=0, help="0: any free port")
     p.add_argument("--no-events", action="store_true", help="scheduler records no events")
     args = p.parse_args(argv)
+    deadline = time.monotonic() + args.quiet_wait
+    while (busy := foreign_cpu(2.0)) > args.quiet and time.monotonic() < deadline:
+        print(f"waiting for a quiet machine: others use {busy:.1f} cores", file=sys.stderr)
     args.metrics_port = args.metrics_port or free_ports(1)[0]
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = run(args)
