@@ -94,8 +94,10 @@ def scrape(addr: str) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             vals[name] = float(value)
     out = {}
-    for h, key in (("algorithm_duration_seconds", "sched_decision_mean_ms"),
-                   ("pod_scheduling_duration_seconds", "sched_queue_to_bound_mean_ms")):
+    for h, key in (
+        ("algorithm_duration_seconds", "sched_decision_mean_ms"),
+        ("pod_scheduling_duration_seconds", "sched_queue_to_bound_mean_ms"),
+    ):
         n = vals.get(f"hakube_scheduler_{h}_count", 0.0)
         if n:
             out[key] = vals[f"hakube_scheduler_{h}_sum"] / n * 1000
@@ -110,8 +112,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods,
-                           "stream_pods": args.stream_pods}
+    out: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods, "stream_pods": args.stream_pods}
     base = tempfile.mkdtemp(prefix="schedbench-")
     with LocalCluster(base, 3) as cluster, Client(cluster.endpoints(), timeout=30) as client:
         wait_for(lambda: bootstrapped(cluster.endpoints()), 60, "the standard namespaces")
@@ -119,26 +120,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sim = SimNodes(client, renew_interval=args.lease_renew)
         t0 = time.monotonic()
         with ThreadPoolExecutor(args.writers) as pool:
-            list(pool.map(lambda i: sim.add(f"node-{i:04d}", cpu="32", memory="64Gi",
-                                            pods=110, labels={
-                                                "topology.kubernetes.io/zone":
-                                                ZONES[i % len(ZONES)]}), range(args.nodes)))
+            list(
+                pool.map(
+                    lambda i: sim.add(
+                        f"node-{i:04d}",
+                        cpu="32",
+                        memory="64Gi",
+                        pods=110,
+                        labels={"topology.kubernetes.io/zone": ZONES[i % len(ZONES)]},
+                    ),
+                    range(args.nodes),
+                )
+            )
         out["node_registration_s"] = time.monotonic() - t0
         sim.start()
         binds = Bindings(client)
         t0 = time.monotonic()
         with ThreadPoolExecutor(args.writers) as pool:
-            list(pool.map(lambda i: client.pods.create(pod(f"backlog-{i:05d}")),
-                          range(args.pods)))
+            list(pool.map(lambda i: client.pods.create(pod(f"backlog-{i:05d}")), range(args.pods)))
         out["backlog_create_per_s"] = args.pods / (time.monotonic() - t0)
         logs = os.path.join(base, "components")
         os.makedirs(logs)
         sched_args = ["--bind-workers", str(args.bind_workers)]
         sched_args += ["--no-events"] if args.no_events else []
-        with ComponentProcs("scheduler", cluster.endpoints(), logs, extra_args=sched_args,
-                            log_level="info") as sched, \
-                ComponentProcs("controller-manager", cluster.endpoints(), logs,
-                               log_level="info") as cms:
+        with (
+            ComponentProcs(
+                "scheduler", cluster.endpoints(), logs, extra_args=sched_args, log_level="info"
+            ) as sched,
+            ComponentProcs(
+                "controller-manager", cluster.endpoints(), logs, log_level="info"
+            ) as cms,
+        ):
             sched.extra_args += DEFAULT_ELECTION
             cms.extra_args += DEFAULT_ELECTION
             meter = CpuMeter()
@@ -151,10 +163,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait_for(lambda: len(binds.at) >= args.pods, 600, "the backlog to be bound")
             firsts = sorted(binds.at.values())
             out["backlog_pods_per_s"] = args.pods / max(firsts[-1] - firsts[0], 1e-9)
-            wait_for(lambda: lease(client, "hakube-controller-manager")[0], 60,
-                     "a controller-manager to lead")
-            leases0 = {n: lease(client, n) for n in ("hakube-scheduler",
-                                                       "hakube-controller-manager")}
+            wait_for(
+                lambda: lease(client, "hakube-controller-manager")[0],
+                60,
+                "a controller-manager to lead",
+            )
+            leases0 = {
+                n: lease(client, n) for n in ("hakube-scheduler", "hakube-controller-manager")
+            }
             created: dict[str, float] = {}
 
             def create(i: int) -> None:
@@ -177,11 +193,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out.update(scrape(f"127.0.0.1:{args.metrics_port}"))
             out["cpu_ours"], out["cpu_foreign"] = cpu.ours, cpu.foreign
             leases1 = {n: lease(client, n) for n in leases0}
-            out["leases"] = {n: {"holder_before": leases0[n][0], "holder_after": leases1[n][0],
-                                 "transitions_during_load": leases1[n][1] - leases0[n][1]}
-                             for n in leases0}
-            out["scheduler_terms"] = sum(sched.log(i).count("started leading")
-                                         for i in ("sched-a", "sched-b"))
+            out["leases"] = {
+                n: {
+                    "holder_before": leases0[n][0],
+                    "holder_after": leases1[n][0],
+                    "transitions_during_load": leases1[n][1] - leases0[n][1],
+                }
+                for n in leases0
+            }
+            out["scheduler_terms"] = sum(
+                sched.log(i).count("started leading") for i in ("sched-a", "sched-b")
+            )
             binds.stop()
         sim.stop()
         per_node: dict[str, int] = {}
@@ -204,11 +226,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pods", type=int, default=1000, help="backlog pods")
     p.add_argument("--stream-pods", type=int, default=1000)
     p.add_argument("--writers", type=int, default=16, help="client threads creating pods")
-    p.add_argument("--lease-renew", type=float, default=10.0,
-                   help="seconds between node lease renewals (agents: 10)")
+    p.add_argument(
+        "--lease-renew",
+        type=float,
+        default=10.0,
+        help="seconds between node lease renewals (agents: 10)",
+    )
     p.add_argument("--bind-workers", type=int, default=64)
-    p.add_argument("--quiet", type=float, default=0.5,
-                   help="start once other processes use fewer cores than this")
+    p.add_argument(
+        "--quiet",
+        type=float,
+        default=0.5,
+        help="start once other processes use fewer cores than this",
+    )
     p.add_argument("--quiet-wait", type=float, default=300, help="but wait at most this long")
     p.add_argument("--metrics-port", type=int, default=0, help="0: any free port")
     p.add_argument("--no-events", action="store_true", help="scheduler records no events")
@@ -224,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k}: {v}")
     for k, v in out.items():
         print(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}")
-    print("reference: Kubernetes CI gate >= 100 pods/s (clusterloader2); scheduler_perf "
-          "680-810 pods/s on large machines; hakube target >= 300 pods/s on 2 cores")
+    print(
+        "reference: Kubernetes CI gate >= 100 pods/s (clusterloader2); scheduler_perf "
+        "680-810 pods/s on large machines; hakube target >= 300 pods/s on 2 cores"
+    )
     return 0
 
 
