@@ -91,6 +91,12 @@ def taints(a: Attempt, ni: NodeInfo) -> Reasons:
 
 def resources(a: Attempt, ni: NodeInfo) -> Reasons:
     want, used, cap = a.pi.requests, ni.requested, ni.allocatable
+    if (
+        used.pods < cap.pods
+        and used.milli_cpu + want.milli_cpu <= cap.milli_cpu
+        and used.memory + want.memory <= cap.memory
+    ):
+        return OK  # the common case, without building a list
     out = []
     if used.pods + 1 > cap.pods:
         out.append("Too many pods")
@@ -186,7 +192,6 @@ def applicable(a: Attempt) -> tuple[tuple[str, Filter], ...]:
 def check(a: Attempt, ni: NodeInfo) -> tuple[str, Reasons]:
     """("", ()) when the pod fits; else the failing filter's name and its reasons."""
     for name, fn in a.filters or FILTERS:
-        reasons = fn(a, ni)
-        if reasons:
+        if reasons := fn(a, ni):
             return name, reasons
     return "", OK
