@@ -13,8 +13,9 @@ Two phases, every binding persisted through Raft (the Bind call returns after th
   seen on a watch (so it includes the queue, the decision, the Bind and the watch delivery);
   throughput = pods / (last binding - first create).
 
-Leader stability: the Lease objects' ``leaseTransitions`` and holders before and after the load
-(a flapping leader would show transitions > 0).
+Leader stability: the Lease objects' ``leaseTransitions`` and holders from the first leader's
+start to the end of both phases (a flapping leader would show transitions > 0), and the terms
+the schedulers logged. The components' logs are kept in $TMPDIR/schedbench-last-logs.
 
 Run: ``python -m bench.scheduler_bench --nodes 100 --pods 1000``.
 """
@@ -158,11 +159,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sched.start("sched-a", "--metrics-listen", f"127.0.0.1:{args.metrics_port}")
             cms.start("cm-a")
             wait_for(lambda: lease(client, "hakube-scheduler")[0], 60, "a scheduler to lead")
-            sched.start("sched-b")
-            cms.start("cm-b")
-            wait_for(lambda: len(binds.at) >= args.pods, 600, "the backlog to be bound")
-            firsts = sorted(binds.at.values())
-            out["backlog_pods_per_s"] = args.pods / max(firsts[-1] - firsts[0], 1e-9)
             wait_for(
                 lambda: lease(client, "hakube-controller-manager")[0],
                 60,
@@ -171,6 +167,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             leases0 = {
                 n: lease(client, n) for n in ("hakube-scheduler", "hakube-controller-manager")
             }
+            sched.start("sched-b")
+            cms.start("cm-b")
+            wait_for(lambda: len(binds.at) >= args.pods, 600, "the backlog to be bound")
+            firsts = sorted(binds.at.values())
+            out["backlog_pods_per_s"] = args.pods / max(firsts[-1] - firsts[0], 1e-9)
             created: dict[str, float] = {}
 
             def create(i: int) -> None:
@@ -210,6 +211,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for p in client.pods.list(namespace="bench").items:
             per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
         out["pods_per_node_min_max"] = (min(per_node.values()), max(per_node.values()))
+    keep = os.path.join(tempfile.gettempdir(), "schedbench-last-logs")
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(os.path.join(base, "components"), keep)
     shutil.rmtree(base, ignore_errors=True)
     return out
 
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="seconds between node lease renewals (agents: 10)",
     )
-    p.add_argument("--bind-workers", type=int, default=64)
+    p.add_argument("--bind-workers", type=int, default=16)
     p.add_argument(
         "--quiet",
         type=float,

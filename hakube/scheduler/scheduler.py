@@ -46,7 +46,7 @@ class SchedulerConfig:
 
     name: str = "default-scheduler"
     """Pods whose spec.schedulerName is this are ours."""
-    bind_workers: int = 64
+    bind_workers: int = 16
     """Concurrent writes (Bind, status, evictions); binds are I/O-bound Raft round trips."""
     initial_backoff: float = 1.0
     """Seconds before the first retry of a pod that did not fit; doubles per attempt."""
