@@ -79,7 +79,9 @@ class Term:
     def __init__(self, sched: Scheduler, client: Client, leading: threading.Event) -> None:
         self.s = sched
         self.cfg = sched.config
-        self.client = client
+        # A client of its own: a burst of binds must not queue the elector's lease renewals
+        # behind it on one channel (a renewal that waits too long is a lost leadership).
+        self.client = Client(client.servers, timeout=client.settings.policy.timeout)
         self.leading = leading
         self.classes: Informer[core_pb2.PriorityClass] = client.informer(core_pb2.PriorityClass)
         self.nodes: Informer[core_pb2.Node] = client.informer(core_pb2.Node)
@@ -183,6 +185,7 @@ class Term:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.events is not None:
             self.events.close()
+        self.client.close()
 
     # -- the loop -----------------------------------------------------------------------------
 
