@@ -90,18 +90,22 @@ def test_orphans_are_adopted_and_strays_released(client: Client, kubelet: StandI
     stray = client.pods.get("orphan", namespace=NS)
     stray.metadata.labels["app"] = "elsewhere"
     client.pods.update(stray)
-    wait_for(lambda: not client.pods.get("orphan", namespace=NS).metadata.owner_references, 20,
-             "the pod that stopped matching to be released", interval=0.1)
+    wait_for(
+        lambda: not client.pods.get("orphan", namespace=NS).metadata.owner_references,
+        20,
+        "the pod that stopped matching to be released",
+        interval=0.1,
+    )
     wait_settled(client, rs, 2)
     assert "orphan" not in {p.metadata.name for p in active_owned(client, NS, rs.metadata.uid)}
     names = {p.metadata.name for p in pods(client, NS)}
     assert "orphan" in names
 
 
-def test_pods_count_as_available_only_after_min_ready_seconds(client: Client,
-                                                              kubelet: StandInKubelet) -> None:
-    rs = client.replicasets.create(replicaset("slow", NS, 2, {"app": "slow"},
-                                              min_ready_seconds=3))
+def test_pods_count_as_available_only_after_min_ready_seconds(
+    client: Client, kubelet: StandInKubelet
+) -> None:
+    rs = client.replicasets.create(replicaset("slow", NS, 2, {"app": "slow"}, min_ready_seconds=3))
 
     def status() -> tuple[int, int, int]:
         s = client.replicasets.get("slow", namespace=NS).status
@@ -116,8 +120,9 @@ def test_pods_count_as_available_only_after_min_ready_seconds(client: Client,
     wait_settled(client, rs, 2)
 
 
-def test_refused_creates_are_reported_on_the_replicaset(client: Client,
-                                                        kubelet: StandInKubelet) -> None:
+def test_refused_creates_are_reported_on_the_replicaset(
+    client: Client, kubelet: StandInKubelet
+) -> None:
     ns = namespace(client, "rs-refused")
     rs = client.replicasets.create(replicaset("refused", ns, 0, {"app": "refused"}))
     client.delete("Namespace", ns)  # not empty: stays Terminating (no namespace controller here)
@@ -128,8 +133,10 @@ def test_refused_creates_are_reported_on_the_replicaset(client: Client,
 
     def failure() -> bool:
         cur = client.replicasets.get("refused", namespace=ns)
-        return any(c.type == "ReplicaFailure" and c.status == "True" and
-                   c.reason == "FailedCreate" for c in cur.status.conditions)
+        return any(
+            c.type == "ReplicaFailure" and c.status == "True" and c.reason == "FailedCreate"
+            for c in cur.status.conditions
+        )
 
     wait_for(failure, 20, "a ReplicaFailure condition", interval=0.1)
     cur = client.replicasets.get("refused", namespace=ns)
