@@ -1,0 +1,152 @@
+"""Services get Endpoints of their ready pods and a unique clusterIP, also across a failover."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from hakube.api.convert import from_dict
+from hakube.api.v1 import core_pb2, pod_pb2
+from hakube.client import Client, errors
+from hakube.controllers.clusterip import RECORD_NAME, RECORD_NS
+from hakube.testing.components import ComponentProcs
+from hakube.testing.podphases import set_finished, set_running
+from hakube.testing.wait import wait_for
+from tests.controllers.objs import container, manifest
+
+pytestmark = pytest.mark.timeout(150)
+
+
+def pod(name: str, labels: dict[str, str], port: int) -> pod_pb2.Pod:
+    ports = [{"name": "http", "containerPort": port}]
+    p: pod_pb2.Pod = manifest("Pod", name, {"containers": [container(ports=ports)]}, labels=labels)
+    return p
+
+
+def service(name: str, selector: dict[str, str] | None, **spec: Any) -> core_pb2.Service:
+    body = {"ports": [{"name": "web", "port": 80, "targetPort": "http"}], **spec}
+    if selector:
+        body["selector"] = selector
+    svc: core_pb2.Service = manifest("Service", name, body)
+    return svc
+
+
+def endpoints_of(client: Client, name: str) -> core_pb2.Endpoints | None:
+    try:
+        return client.endpoints.get(name)
+    except errors.NotFound:
+        return None
+
+
+def addresses(ep: core_pb2.Endpoints | None) -> tuple[set[tuple[str, int]], set[str]]:
+    """({(ready ip, port)}, {not-ready ip})."""
+    if ep is None:
+        return set(), set()
+    ready = {(a.ip, p.port) for s in ep.subsets for a in s.addresses for p in s.ports}
+    return ready, {a.ip for s in ep.subsets for a in s.not_ready_addresses}
+
+
+def test_endpoints_follow_pod_readiness_and_named_ports(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "endpoints,clusterip")
+    client.pods.create(pod("web-a", {"app": "web"}, 8080))
+    client.pods.create(pod("web-b", {"app": "web"}, 9090))
+    client.pods.create(pod("other", {"app": "db"}, 8080))
+    client.services.create(service("web", {"app": "web"}))
+    set_running(client, "web-a", ip="10.244.9.1")
+    set_running(client, "web-b", ip="10.244.9.2", ready=False)
+    set_running(client, "other", ip="10.244.9.3")
+
+    want = ({("10.244.9.1", 8080)}, {"10.244.9.2"})
+    wait_for(lambda: addresses(endpoints_of(client, "web")) == want, 20, "endpoints of web")
+    ep = endpoints_of(client, "web")
+    assert ep is not None
+    a = ep.subsets[0].addresses[0]
+    assert (a.target_ref.kind, a.target_ref.name) == ("Pod", "web-a")
+    assert ep.subsets[0].ports[0].name == "web"
+
+    set_running(client, "web-b", ready=True)  # becomes ready: named port resolves to 9090
+    want = ({("10.244.9.1", 8080), ("10.244.9.2", 9090)}, set())
+    wait_for(lambda: addresses(endpoints_of(client, "web")) == want, 20, "web-b ready")
+    ep = endpoints_of(client, "web")
+    assert ep is not None and len(ep.subsets) == 2  # different port numbers, two subsets
+
+    set_finished(client, "web-a", exit_code=1)
+    want = ({("10.244.9.2", 9090)}, set())
+    wait_for(lambda: addresses(endpoints_of(client, "web")) == want, 20, "web-a gone")
+
+    client.services.delete("web")
+    wait_for(lambda: endpoints_of(client, "web") is None, 20, "endpoints deleted with service")
+
+
+def test_pods_of_a_headless_service_are_listed_with_their_hostnames(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "endpoints,clusterip")
+    p = pod("db-0", {"app": "db0"}, 5432)
+    p.spec.hostname, p.spec.subdomain = "db-0", "db"
+    client.pods.create(p)
+    client.services.create(service("db", {"app": "db0"}, clusterIP="None"))
+    set_running(client, "db-0")
+    wait_for(lambda: addresses(endpoints_of(client, "db"))[0], 20, "db's endpoints")
+    ep = endpoints_of(client, "db")
+    assert ep is not None and ep.subsets[0].addresses[0].hostname == "db-0"
+    assert client.services.get("db").spec.cluster_ip == "None"
+
+
+def test_services_without_selector_keep_their_own_endpoints(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "endpoints,clusterip")
+    client.services.create(service("manual", None))
+    client.endpoints.create(
+        from_dict(
+            {
+                "kind": "Endpoints",
+                "metadata": {"name": "manual"},
+                "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}],
+            }
+        )
+    )
+    wait_for(lambda: client.services.get("manual").spec.cluster_ip, 20, "manual's clusterIP")
+    ep = endpoints_of(client, "manual")
+    assert ep is not None and ep.subsets[0].addresses[0].ip == "192.0.2.1"
+
+
+def cluster_ips(client: Client, names: list[str]) -> dict[str, str]:
+    return {n: client.services.get(n).spec.cluster_ip for n in names}
+
+
+def test_cluster_ips_are_unique_and_survive_a_failover(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "clusterip")
+    managers.start("cm-b", "--controllers", "clusterip")
+    names = [f"ip{i}" for i in range(6)]
+    for n in names[:3]:
+        client.services.create(service(n, {"app": n}))
+    client.services.create(service("headless", {"app": "h"}, clusterIP="None"))
+    wait_for(lambda: all(cluster_ips(client, names[:3]).values()), 20, "first clusterIPs")
+    lease = client.leases.get("hakube-controller-manager", namespace="kube-system")
+    managers.kill(lease.spec.holder_identity)
+    for n in names[3:]:
+        client.services.create(service(n, {"app": n}))
+    wait_for(lambda: all(cluster_ips(client, names).values()), 30, "clusterIPs after failover")
+
+    ips = list(cluster_ips(client, names).values())
+    assert len(set(ips)) == len(ips)
+    net = ipaddress.ip_network("10.96.0.0/12")
+    assert all(ipaddress.ip_address(ip) in net for ip in ips)
+    assert client.services.get("headless").spec.cluster_ip == "None"
+
+    client.services.delete("ip0")  # its address goes back to the pool
+    record = client.configmaps.get(RECORD_NAME, namespace=RECORD_NS)
+    wait_for(
+        lambda: ips[0] not in client.configmaps.get(RECORD_NAME, namespace=RECORD_NS).data,
+        20,
+        "ip0's address released",
+    )
+    assert len(record.data) >= len(ips)
