@@ -8,29 +8,15 @@ condition's ``lastTransitionTime``.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
 
 from hakube.api.v1 import meta_pb2, pod_pb2
 from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
+from hakube.controllers.owned import TERMINAL, parse_rfc3339
+from hakube.controllers.owned import rfc3339 as rfc3339  # re-exported: one time format for all
 
-TERMINAL = ("Succeeded", "Failed")
-
-
-def parse_time(text: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp (with or without fraction); None if
-    empty or malformed."""
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+parse_time = parse_rfc3339
 
 
 def selector_matcher(sel: meta_pb2.LabelSelector) -> Callable[[dict[str, str]], bool]:
