@@ -150,3 +150,25 @@ def test_cluster_ips_are_unique_and_survive_a_failover(
         "ip0's address released",
     )
     assert len(record.data) >= len(ips)
+
+
+def test_a_chosen_cluster_ip_is_reserved_and_a_clash_is_reported(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "clusterip")
+    first = client.services.create(service("fixed", {"app": "f"}, clusterIP="10.96.200.1"))
+
+    def holder() -> str:
+        return client.configmaps.get(RECORD_NAME, namespace=RECORD_NS).data.get("10.96.200.1", "")
+
+    wait_for(lambda: holder().endswith(first.metadata.uid), 20, "the chosen address recorded")
+    client.services.create(service("clash", {"app": "c"}, clusterIP="10.96.200.1"))
+
+    def warned() -> bool:
+        return any(
+            e.reason == "ClusterIPAlreadyAllocated" and e.involved_object.name == "clash"
+            for e in client.events.list().items
+        )
+
+    wait_for(warned, 20, "a ClusterIPAlreadyAllocated warning on clash")
+    assert holder().endswith(first.metadata.uid)
