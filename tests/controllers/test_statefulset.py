@@ -135,6 +135,9 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
     st = client.statefulsets.get("web").status
     assert st.current_revision == old_rev != st.update_revision
     assert image("web-0") == "img:1"  # below the partition
+    client.pods.delete("web-0")  # recreated at the current revision, not the update one
+    wait_for(lambda: (run_all(client, sts), image("web-0"))[1] == "img:1", 20, "web-0 back")
+    assert live(client, sts)["web-0"].metadata.labels["controller-revision-hash"] == old_rev
     assert claim_uid(client, "data-web-2") == claim  # the new web-2 has the old claim
 
     sts = client.statefulsets.get("web")
@@ -151,3 +154,9 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
         20,
         "currentRevision to become the update revision",
     )
+
+    def records() -> list[str]:
+        sel = "statefulset.hakube.io/revision-of=web"
+        return [c.metadata.name for c in client.configmaps.list(label_selector=sel).items]
+
+    wait_for(lambda: records() == [st.update_revision], 20, "the old revision's record pruned")
