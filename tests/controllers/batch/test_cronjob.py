@@ -18,7 +18,7 @@ from hakube.controllers.cronjob import latest_time
 from hakube.controllers.owned import rfc3339
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import leader, manifest, template
+from tests.controllers.batch.objs import leader, manifest, template
 
 pytestmark = pytest.mark.timeout(150)
 Clock = Callable[[float], None]

@@ -14,7 +14,7 @@ from hakube.controllers.clusterip import RECORD_NAME, RECORD_NS
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import set_finished, set_running
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import container, manifest
+from tests.controllers.batch.objs import container, manifest
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -12,7 +12,7 @@ from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import owned_pods, set_finished, set_running, wait_pods
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import condition, leader, manifest, template
+from tests.controllers.batch.objs import condition, leader, manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
 FAST = ["--controllers", "job", "--job-backoff-base", "0.5", "--job-backoff-max", "4"]
@@ -151,6 +151,6 @@ def test_a_suspended_job_runs_nothing_until_resumed(
     assert owned_pods(client, job.metadata.uid) == []
     job = client.jobs.get("later")
     job.spec.suspend = False
-    client.jobs.update(job)
+    update_spec(client.jobs, job)
     wait_pods(client, job.metadata.uid, 2)
     wait_for(lambda: not condition(client.jobs.get("later"), "Suspended"), 20, "resumed")

@@ -11,7 +11,7 @@ from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import finish_terminating, owned_pods, set_running
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import manifest, template
+from tests.controllers.batch.objs import manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -79,7 +79,7 @@ def test_ordered_ready_creates_and_removes_one_at_a_time(
 
     sts = client.statefulsets.get("db")
     sts.spec.replicas = 1
-    client.statefulsets.update(sts)
+    update_spec(client.statefulsets, sts)
     # pods are bound to a node, so they terminate gracefully until the test finishes them
     wait_for(lambda: terminating(client, sts) == ["db-2"], 20, "db-2 terminating first")
     assert sorted(live(client, sts)) == ["db-0", "db-1"]
@@ -115,7 +115,7 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
     sts = client.statefulsets.get("web")
     sts.spec.template.spec.containers[0].image = "img:2"
     sts.spec.update_strategy.rolling_update.partition = 1
-    client.statefulsets.update(sts)
+    update_spec(client.statefulsets, sts)
     order: list[str] = []
 
     def image(name: str) -> str:
@@ -142,7 +142,7 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
 
     sts = client.statefulsets.get("web")
     sts.spec.update_strategy.rolling_update.partition = 0
-    client.statefulsets.update(sts)
+    update_spec(client.statefulsets, sts)
     wait_for(lambda: step() and image("web-0") == "img:2", 30, "web-0 updated", interval=0.05)
 
     def finished() -> bool:
