@@ -86,15 +86,15 @@ def test_pods_of_a_headless_service_are_listed_with_their_hostnames(
     client: Client, managers: ComponentProcs
 ) -> None:
     managers.start("cm-a", "--controllers", "endpoints,clusterip")
-    p = pod("db-0", {"app": "db0"}, 5432)
-    p.spec.hostname, p.spec.subdomain = "db-0", "db"
+    p = pod("hl-0", {"app": "hl0"}, 5432)
+    p.spec.hostname, p.spec.subdomain = "hl-0", "hl"
     client.pods.create(p)
-    client.services.create(service("db", {"app": "db0"}, clusterIP="None"))
-    set_running(client, "db-0")
-    wait_for(lambda: addresses(endpoints_of(client, "db"))[0], 20, "db's endpoints")
-    ep = endpoints_of(client, "db")
-    assert ep is not None and ep.subsets[0].addresses[0].hostname == "db-0"
-    assert client.services.get("db").spec.cluster_ip == "None"
+    client.services.create(service("hl", {"app": "hl0"}, clusterIP="None"))
+    set_running(client, "hl-0")
+    wait_for(lambda: addresses(endpoints_of(client, "hl"))[0], 20, "hl's endpoints")
+    ep = endpoints_of(client, "hl")
+    assert ep is not None and ep.subsets[0].addresses[0].hostname == "hl-0"
+    assert client.services.get("hl").spec.cluster_ip == "None"
 
 
 def test_services_without_selector_keep_their_own_endpoints(
