@@ -145,6 +145,82 @@ class KV:
             _registered_method=True)
 
 
+class WatchStub:
+    """Change notifications; the watch benchmark opens one stream per watcher, each watching a prefix.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Watch = channel.stream_stream(
+                '/etcdserverpb.Watch/Watch',
+                request_serializer=bench_dot_etcdpb_dot_rpc__pb2.WatchRequest.SerializeToString,
+                response_deserializer=bench_dot_etcdpb_dot_rpc__pb2.WatchResponse.FromString,
+                _registered_method=True)
+
+
+class WatchServicer:
+    """Change notifications; the watch benchmark opens one stream per watcher, each watching a prefix.
+    """
+
+    def Watch(self, request_iterator, context):
+        """Requests on the stream create (or cancel) watches; answers carry their events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WatchServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Watch': grpc.stream_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=bench_dot_etcdpb_dot_rpc__pb2.WatchRequest.FromString,
+                    response_serializer=bench_dot_etcdpb_dot_rpc__pb2.WatchResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'etcdserverpb.Watch', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('etcdserverpb.Watch', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Watch:
+    """Change notifications; the watch benchmark opens one stream per watcher, each watching a prefix.
+    """
+
+    @staticmethod
+    def Watch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/etcdserverpb.Watch/Watch',
+            bench_dot_etcdpb_dot_rpc__pb2.WatchRequest.SerializeToString,
+            bench_dot_etcdpb_dot_rpc__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class MaintenanceStub:
     """Member administration; the benchmark only asks each member for its view of the cluster.
     """

@@ -35,6 +35,23 @@ class MasterMetrics:
         self.watch_events = Counter("hakube_watch_events_sent", "Watch events sent.", ["kind"],
                                     registry=r)
 
+        self._request_children: dict[tuple[str, str, str], Any] = {}
+        self._latency_children: dict[tuple[str, str], Any] = {}
+
+    def observe_request(self, method: str, kind: str, code: str, seconds: float) -> None:
+        """Count one API request and its latency. ``labels()`` validates and locks on every
+        call; the children are cached here, so a request costs two dict lookups."""
+        key = (method, kind)
+        hist = self._latency_children.get(key)
+        if hist is None:
+            hist = self._latency_children[key] = self.latency.labels(method, kind)
+        hist.observe(seconds)
+        ckey = (method, kind, code)
+        counter = self._request_children.get(ckey)
+        if counter is None:
+            counter = self._request_children[ckey] = self.requests.labels(method, kind, code)
+        counter.inc()
+
     def observe_batch(self, seconds: float, ops: int) -> None:
         self.proposal_latency.observe(seconds)
         self.batch_size.observe(ops)

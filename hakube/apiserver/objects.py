@@ -18,7 +18,7 @@ import datetime
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
@@ -48,8 +48,17 @@ PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 at one-second resolution; formatted once per second (every create asks)."""
+    global _last_stamp
+    sec = int(t)
+    if _last_stamp[0] != sec:
+        stamp = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _last_stamp = (sec, stamp)
+    return _last_stamp[1]
 
 
 def kind_for(word: str) -> Kind:
@@ -75,12 +84,19 @@ class ObjectAPI:
         self.proposer = proposer
         self.clock = clock
         self.new_uid = new_uid or (lambda: str(uuid.uuid4()))
+        # The real proposer settles asyncio futures in one loop callback per batch; a proposer
+        # with only ``submit`` (tests) is wrapped per operation.
+        self._submit_async: Callable[[store.Op], Awaitable[store.Result]] = getattr(
+            proposer, "submit_async", None) or (lambda op: asyncio.wrap_future(
+                proposer.submit(op)))
+
+        self._ns_terminating: dict[int, tuple[Record, bool]] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
     async def propose(self, op: store.Op) -> store.Result:
         try:
-            return await asyncio.wrap_future(self.proposer.submit(op))
+            return await self._submit_async(op)
         except StoreError as exc:
             raise api_errors.from_store(exc) from exc
 
@@ -116,10 +132,23 @@ class ObjectAPI:
             rec = self.fsm.get("Namespace", "", ns)
         if rec is None:
             raise NotFound(f'namespaces "{ns}" not found')
-        nsobj = _parse(kinds_mod.BY_NAME["Namespace"], rec)
-        if nsobj.metadata.deletion_timestamp:
+        if self._terminating(rec):
             raise Forbidden(f'{kind.name} cannot be created in namespace "{ns}" because it is '
                             "being terminated")
+
+    def _terminating(self, rec: Record) -> bool:
+        """Whether a stored Namespace is being deleted. Records are immutable, so the answer is
+        kept for the record object last seen per namespace (every create asks)."""
+        key = id(rec)
+        cached = self._ns_terminating.get(key)
+        if cached is not None and cached[0] is rec:
+            return cached[1]
+        terminating = bool(_parse(kinds_mod.BY_NAME["Namespace"], rec).metadata
+                           .deletion_timestamp)
+        if len(self._ns_terminating) > 1024:
+            self._ns_terminating.clear()
+        self._ns_terminating[key] = (rec, terminating)
+        return terminating
 
     def _already_applied(self, request_id: str) -> bool:
         """Whether an attempt of this request id was applied (after a lost answer)."""

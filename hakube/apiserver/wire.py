@@ -16,7 +16,7 @@ _META_FIELD = 3  # every kind message has `ObjectMeta metadata = 3`
 _RV_FIELD = 5  # ObjectMeta.resource_version
 
 
-def _varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -28,26 +28,53 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+# Every response goes through these helpers, so the common small varints are precomputed.
+_SMALL = [_varint_slow(n) for n in range(16384)]
+
+
+def _varint(n: int) -> bytes:
+    return _SMALL[n] if n < 16384 else _varint_slow(n)
+
+
 def _len_field(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
+def _rv_meta(rev: int) -> bytes:
+    """``metadata { resource_version: "rev" }`` as field 3, ready to append."""
+    digits = str(rev).encode()
+    meta = _RV_TAG + _SMALL[len(digits)] + digits
+    return _META_TAG + _SMALL[len(meta)] + meta
+
+
+_RV_TAG = _varint_slow((_RV_FIELD << 3) | 2)
+_META_TAG = _varint_slow((_META_FIELD << 3) | 2)
+_OBJECT_TAGS: dict[str, bytes] = {}
+
+
 def with_revision(value: bytes, rev: int) -> bytes:
     """Stored object bytes with metadata.resourceVersion set to ``rev``."""
-    meta = _len_field(_RV_FIELD, str(rev).encode())
-    return value + _len_field(_META_FIELD, meta)
+    return value + _rv_meta(rev)
 
 
 def object_bytes(kind: Kind, value: bytes, rev: int) -> bytes:
     """A serialized ``Object`` envelope holding the stored object at revision ``rev``."""
-    return _len_field(kind.field_number, with_revision(value, rev))
+    tag = _OBJECT_TAGS.get(kind.oneof)
+    if tag is None:
+        tag = _OBJECT_TAGS[kind.oneof] = _varint_slow((kind.field_number << 3) | 2)
+    body = value + _rv_meta(rev)
+    return tag + _varint(len(body)) + body
+
+
+_EVENT_TYPES: dict[str, bytes] = {}
 
 
 def watch_event_bytes(type_: str, obj: bytes, rev: int) -> bytes:
     """A serialized ``WatchEvent`` (type=1, object=2, resource_version=3)."""
-    return (
-        _len_field(1, type_.encode()) + _len_field(2, obj) + _len_field(3, str(rev).encode())
-    )
+    head = _EVENT_TYPES.get(type_)
+    if head is None:
+        head = _EVENT_TYPES[type_] = _len_field(1, type_.encode())
+    return head + _len_field(2, obj) + _len_field(3, str(rev).encode())
 
 
 def list_response_bytes(items: list[bytes], rev: int, cont: str,

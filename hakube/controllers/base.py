@@ -37,6 +37,7 @@ class SharedInformers:
         self.client = client
         self.resync_period = resync_period
         self._informers: dict[str, Informer[Any]] = {}
+        self._indexes: dict[str, NamespaceIndex] = {}
         self._lock = threading.Lock()
 
     def get(self, kind: KindLike) -> Informer[Any]:
@@ -47,6 +48,16 @@ class SharedInformers:
                 inf = self.client.informer(k, resync_period=self.resync_period)
                 self._informers[k.name] = inf
             return inf
+
+    def by_namespace(self, kind: KindLike) -> NamespaceIndex:
+        """A shared per-namespace index of ``kind``'s informer (call from ``setup``, before the
+        informers start, so the index sees every object before later handlers do)."""
+        inf = self.get(kind)
+        with self._lock:
+            idx = self._indexes.get(inf.kind.name)
+            if idx is None:
+                idx = self._indexes[inf.kind.name] = NamespaceIndex(inf)
+            return idx
 
     def start(self) -> None:
         with self._lock:
@@ -66,6 +77,34 @@ class SharedInformers:
             inf.stop()
 
 
+class NamespaceIndex:
+    """The objects of one informer grouped by namespace, kept current by its handlers, so a
+    controller looking for "pods in namespace X" does not scan every pod in the cluster."""
+
+    def __init__(self, informer: Informer[Any]) -> None:
+        self._by_ns: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        informer.add_handlers(
+            on_add=self._put, on_update=lambda old, new: self._put(new), on_delete=self._drop
+        )
+
+    def _put(self, obj: Any) -> None:
+        with self._lock:
+            self._by_ns.setdefault(obj.metadata.namespace, {})[obj.metadata.name] = obj
+
+    def _drop(self, obj: Any) -> None:
+        with self._lock:
+            objs = self._by_ns.get(obj.metadata.namespace)
+            if objs is not None:
+                objs.pop(obj.metadata.name, None)
+                if not objs:
+                    del self._by_ns[obj.metadata.namespace]
+
+    def list(self, namespace: str) -> list[Any]:
+        with self._lock:
+            return list(self._by_ns.get(namespace, {}).values())
+
+
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
@@ -81,6 +120,19 @@ class ControllerMetrics:
             ["controller"],
             registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+        )
+        self.retries = Counter(
+            "hakube_controller_retries",
+            "Keys put back on the queue after a failed reconcile.",
+            ["controller"],
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "hakube_controller_queue_wait_seconds",
+            "Time a key waited in the work queue before a worker took it.",
+            ["controller"],
+            registry=r,
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
         )
         self.depth = Gauge(
             "hakube_controller_queue_depth", "Keys waiting.", ["controller"], registry=r
@@ -109,13 +161,16 @@ class Controller:
     """Base class; subclasses set ``name`` and implement ``setup`` and ``sync``."""
 
     name: ClassVar[str] = ""
-    workers: ClassVar[int] = 1
+    workers: int = 1
+    """Worker threads; a controller may set it per instance from a setting."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.client = ctx.client
         self.events = ctx.events
         self.queue: WorkQueue[Any] = WorkQueue()
+        if ctx.metrics is not None:
+            self.queue.on_wait = ctx.metrics.queue_seconds.labels(self.name).observe
 
     @classmethod
     def add_flags(cls, parser: argparse.ArgumentParser) -> None:
@@ -167,6 +222,8 @@ class Controller:
             except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
                 result = "error"
                 delay = self.queue.retry(key)
+                if m is not None:
+                    m.retries.labels(self.name).inc()
                 level = logging.INFO if self.queue.failures(key) <= 3 else logging.WARNING
                 log.log(
                     level,

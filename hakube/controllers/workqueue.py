@@ -17,7 +17,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -31,6 +31,9 @@ class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.on_wait: Callable[[float], None] | None = None
+        """Called with the seconds a key waited in the queue before a worker took it (metrics)."""
+        self._since: dict[K, float] = {}
         self._cond = threading.Condition()
         self._queue: deque[K] = deque()
         self._queued: set[K] = set()
@@ -58,6 +61,7 @@ class WorkQueue(Generic[K]):
         if key not in self._queued:
             self._queued.add(key)
             self._queue.append(key)
+            self._since[key] = time.monotonic()
             self._cond.notify()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -100,6 +104,9 @@ class WorkQueue(Generic[K]):
                     key = self._queue.popleft()
                     self._queued.discard(key)
                     self._processing.add(key)
+                    since = self._since.pop(key, now)
+                    if self.on_wait is not None:
+                        self.on_wait(now - since)
                     return key
                 wait = None if deadline is None else deadline - now
                 if self._delayed:

@@ -17,12 +17,11 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from hakube.client.client import Client
+from hakube.httpendpoint import serve_http
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
 
 log = logging.getLogger("hakube.component")
@@ -116,36 +115,6 @@ class Component:
     def wait(self) -> None:
         while self._thread.is_alive():
             self._thread.join(0.5)
-
-
-def serve_http(listen: str, registry: CollectorRegistry, what: str) -> ThreadingHTTPServer:
-    """/metrics from ``registry`` and /healthz on ``listen``, on a daemon thread."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path == "/metrics":
-                body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
-            elif self.path == "/healthz":
-                body, ctype, code = b"ok\n", "text/plain", 200
-            else:
-                body, ctype, code = b"not found\n", "text/plain", 404
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    host, _, port = listen.rpartition(":")
-    try:
-        server = ThreadingHTTPServer((host, int(port)), Handler)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"{what}: cannot listen on {listen} for metrics: {exc}") from exc
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-    return server
 
 
 def run_component(

@@ -201,6 +201,20 @@ class Containerd:
         if self._own_dir and self.base.exists():
             shutil.rmtree(self.base, ignore_errors=False)
 
+    def restart(self) -> None:
+        """Stop the containerd process (SIGTERM) and start it again on the same state, as a
+        service restart does: sandboxes and containers keep running under their shims."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._proc is not None:
+            _terminate(self._proc, self.settings.stop_timeout)
+            self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self.start()
+
     def __enter__(self) -> Containerd:
         return self.start()
 

@@ -95,7 +95,7 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--nodes", "2"], "node agents are not available yet"),
+    (["--nodes", "-1"], "must be 0 or more"),
     (["--masters", "2"], "use 1, 3, 5 or 7"),
 ])
 def test_up_refuses_what_it_cannot_do_yet(tmp_path: object, args: list[str],

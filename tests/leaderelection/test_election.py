@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client
 from hakube.leaderelection import Component, ElectionConfig
 from hakube.testing.cluster import LocalCluster
@@ -31,10 +30,8 @@ RETRY = 0.2
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
-        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
-        yield c
+def cluster(masters3: LocalCluster) -> LocalCluster:
+    return masters3
 
 
 @pytest.fixture
