@@ -19,14 +19,9 @@ from hakube.client import errors
 from hakube.client.client import resolve_kind
 from hakube.controllers import podutil
 
-
-def rfc3339(t: float | None = None) -> str:
-    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``."""
-    return podutil.rfc3339(time.time() if t is None else t)
-
-
+rfc3339 = podutil.rfc3339
 parse_rfc3339 = podutil.parse_time
-"""RFC 3339 -> epoch seconds; None for "" or garbage."""
+TERMINAL = podutil.TERMINAL
 
 
 def owner_reference(owner: Any) -> meta_pb2.OwnerReference:

@@ -8,15 +8,34 @@ condition's ``lastTransitionTime``.
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections.abc import Callable
 from typing import Any
 
 from hakube.api.v1 import meta_pb2, pod_pb2
 from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
-from hakube.controllers.owned import TERMINAL, parse_rfc3339
-from hakube.controllers.owned import rfc3339 as rfc3339  # re-exported: one time format for all
 
-parse_time = parse_rfc3339
+TERMINAL = ("Succeeded", "Failed")
+
+
+def rfc3339(t: float | None = None) -> str:
+    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``: one time format for all."""
+    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(ts: str) -> float | None:
+    """RFC 3339 -> epoch seconds; None for "" or garbage."""
+    if not ts:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
 
 
 def selector_matcher(sel: meta_pb2.LabelSelector) -> Callable[[dict[str, str]], bool]:

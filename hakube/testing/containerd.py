@@ -9,7 +9,8 @@ when an overlay mount works here, else native.
 
 Cleanup kills only what this harness caused to run, by pid: the containerd it spawned, then any
 shim whose command line names this harness's own socket, with the processes under it (normally
-none: sandboxes are removed through CRI first). It unmounts what lies under its directory, removes the cgroups under
+none: sandboxes are removed through CRI first). It unmounts what lies under its directory,
+removes the cgroups under
 its own cgroup root, and deletes the directory.
 
 Requires root, ``containerd``, ``ctr`` and ``runc`` (scripts/install/containerd.sh). Anything
