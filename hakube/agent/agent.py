@@ -10,7 +10,7 @@
   kubelet's PLEG) and queues pods whose containers changed state, plus orphans; every
   ``resync_interval`` queues every pod.
 * ``heartbeat``: renews the node Lease, refreshes node conditions.
-* ``probes`` (+ a small pool), ``agent-events``, and the agent API server's pool.
+* ``probes`` (+ a small pool), ``events-hakube-agent``, and the agent API server's pool.
 
 Pods keep running when the masters are unreachable: nothing here stops a container because the
 API is away; status writes fail and are retried until the masters answer again.
@@ -28,7 +28,6 @@ from typing import Any
 from hakube.agent import network
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
-from hakube.agent.events import EventRecorder
 from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
 from hakube.agent.runtime import RuntimeView
@@ -40,6 +39,7 @@ from hakube.client import Client, HakubeError
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
+from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.agent")
 
@@ -80,7 +80,7 @@ class Agent:
         self.host_ip = nodemod.node_ip(settings.node_ip)
         self.capacity = nodemod.capacity(settings, capacity_cpu, capacity_memory)
         self.queue = WorkQueue()
-        self.events = EventRecorder(self.client, settings.node_name)
+        self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
         self.probes = ProbeManager(self.cri, self._probe_changed)
         self.server = AgentServer(
             self.view, settings.listen, simulated=settings.runtime == "simulated"
@@ -144,7 +144,6 @@ class Agent:
             pod_lookup=self._pod,
             node_capacity=(self.capacity.cpu_millis, self.capacity.memory_bytes),
         )
-        self.events.start()
         self.probes.start()
         self.pods.add_handlers(
             on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod
@@ -219,7 +218,7 @@ class Agent:
         for t in self._threads:
             t.join(5)
         self.probes.stop()
-        self.events.stop()
+        self.events.close()
         self.server.stop()
         if self.syncer is not None:
             self.syncer.close()
