@@ -70,7 +70,8 @@ class Agent:
         if cri is not None:
             self.cri = cri
         elif settings.runtime == "simulated":
-            rt = SimulatedRuntime(node_name=settings.node_name, pullable=sim_pullable)
+            rt = SimulatedRuntime(node_name=settings.node_name, pullable=sim_pullable,
+                                  pod_cidr=settings.pod_cidr or "10.244.0.0/24")
             self._sim = SimulatedCri(rt).start()
             self.cri = CriClient(self._sim.endpoint)
         else:
