@@ -10,7 +10,7 @@
   kubelet's PLEG) and queues pods whose containers changed state, plus orphans; every
   ``resync_interval`` queues every pod.
 * ``heartbeat``: renews the node Lease, refreshes node conditions.
-* ``probes`` (+ a small pool), ``agent-events``, and the agent API server's pool.
+* ``probes`` (+ a small pool), ``events-hakube-agent``, and the agent API server's pool.
 
 Pods keep running when the masters are unreachable: nothing here stops a container because the
 API is away; status writes fail and are retried until the masters answer again.
@@ -20,23 +20,26 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import threading
 import time
 from typing import Any
 
+from hakube.agent import network
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
-from hakube.agent.events import EventRecorder
 from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
 from hakube.agent.runtime import RuntimeView
 from hakube.agent.server import AgentServer
+from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
 from hakube.agent.worker import PodSyncer
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, HakubeError
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
+from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.agent")
 
@@ -47,29 +50,42 @@ SIM_UNPULLABLE = ("*missing*", "*nonexistent*", "*does-not-exist*")
 
 
 class Agent:
+    """See the module docstring. ``cri``: a runtime client to use instead of the one the
+    settings describe -- e.g. ``SimulatedFleet.client(node)``, so that hundreds of simulated
+    agents in one process share one CRI server."""
+
     def __init__(
-        self, settings: AgentSettings, *, capacity_cpu: str = "", capacity_memory: str = ""
+        self,
+        settings: AgentSettings,
+        *,
+        capacity_cpu: str = "",
+        capacity_memory: str = "",
+        cri: CriClient | None = None,
     ) -> None:
         settings.validate()
         self.s = settings
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sim: SimulatedCri | None = None
-        if settings.runtime == "simulated":
-            rt = SimulatedRuntime(node_name=settings.node_name, pullable=_sim_pullable)
+        if cri is not None:
+            self.cri = cri
+        elif settings.runtime == "simulated":
+            rt = SimulatedRuntime(node_name=settings.node_name, pullable=sim_pullable,
+                                  pod_cidr=settings.pod_cidr or "10.244.0.0/24")
             self._sim = SimulatedCri(rt).start()
-            endpoint = self._sim.endpoint
+            self.cri = CriClient(self._sim.endpoint)
         else:
-            endpoint = settings.cri_endpoint
-        self.cri = CriClient(endpoint)
+            self.cri = CriClient(settings.cri_endpoint)
         self.client = Client(list(settings.servers))
         self.view = RuntimeView(self.cri, settings.node_name)
         self.host_ip = nodemod.node_ip(settings.node_ip)
         self.capacity = nodemod.capacity(settings, capacity_cpu, capacity_memory)
         self.queue = WorkQueue()
-        self.events = EventRecorder(self.client, settings.node_name)
+        self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
         self.probes = ProbeManager(self.cri, self._probe_changed)
-        self.server = AgentServer(self.view, settings.listen)
+        self.server = AgentServer(
+            self.view, settings.listen, simulated=settings.runtime == "simulated"
+        )
         self.pods: Any = self.client.pods.informer(
             field_selector=f"spec.nodeName={settings.node_name}"
         )
@@ -106,12 +122,13 @@ class Agent:
             agent_port=port,
             cap=self.capacity,
             runtime_version=f"{version.runtime_name}://{version.runtime_version}",
-            simulated=self._sim is not None,
+            simulated=self._sim is not None or self.s.runtime == "simulated",
         )
         while not self._stop.is_set():
             try:
-                self.reporter.register()
+                node = self.reporter.register()
                 self.reporter.renew_lease()
+                self._setup_network(node.spec.pod_cidr)
                 break
             except HakubeError as e:
                 log.warning("cannot register node %s yet: %s", self.s.node_name, e)
@@ -128,7 +145,6 @@ class Agent:
             pod_lookup=self._pod,
             node_capacity=(self.capacity.cpu_millis, self.capacity.memory_bytes),
         )
-        self.events.start()
         self.probes.start()
         self.pods.add_handlers(
             on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod
@@ -140,6 +156,8 @@ class Agent:
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")
         self._spawn(self._heartbeat, "heartbeat")
+        if self.s.usage_interval > 0:
+            self._spawn(self._publish_usage, "usage")
         self.ready.set()
         log.info(
             "agent for node %s running (runtime %s, API port %d)",
@@ -148,13 +166,40 @@ class Agent:
             port,
         )
 
+    def _setup_network(self, node_cidr: str) -> None:
+        """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
+        to report NetworkReady; pods that start before it use the host network."""
+        cidr = self.s.pod_cidr or node_cidr
+        if not cidr or self.s.runtime == "simulated" or self.s.pod_network != "auto":
+            return
+        path = network.write_config(
+            self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
+        )
+        log.info("pod network %s on bridge %s (CNI config %s)", cidr, self.s.cni_bridge, path)
+        deadline = time.monotonic() + 10
+        while not self._check_network() and time.monotonic() < deadline:
+            if self._stop.wait(0.2):
+                return
+        if not self._network_ready:
+            log.warning(
+                "the runtime does not report NetworkReady after the CNI config was "
+                "written; pods use the host network until it does"
+            )
+
+    def _check_network(self) -> bool:
+        """Whether pods get their own network (re-read from the runtime)."""
+        try:
+            ready = self.cri.conditions(timeout=5).get("NetworkReady", False)
+        except CriError:
+            return self._network_ready
+        self._network_ready = self.s.pod_network == "auto" and ready
+        return self._network_ready
+
     def _wait_runtime(self) -> Any:
         while True:
             try:
                 version = self.cri.version(timeout=5)
-                self._network_ready = self.s.pod_network == "auto" and self.cri.conditions(
-                    timeout=5
-                ).get("NetworkReady", False)
+                self._check_network()
                 return version
             except CriError as e:
                 log.warning("container runtime at %s not answering: %s", self.cri.endpoint, e)
@@ -174,7 +219,7 @@ class Agent:
         for t in self._threads:
             t.join(5)
         self.probes.stop()
-        self.events.stop()
+        self.events.close()
         self.server.stop()
         if self.syncer is not None:
             self.syncer.close()
@@ -268,6 +313,28 @@ class Agent:
             for uid in (changed | orphans) - {""}:
                 self.queue.add(uid)
 
+    def _publish_usage(self) -> None:
+        """Every ``usage_interval``: write each running pod's CPU usage into its
+        ``metrics.hakube.io/cpu-usage`` annotation (for the autoscaler)."""
+        while not self._stop.wait(self.s.usage_interval):
+            try:
+                stats = self.server.usage.collect()
+            except CriError as e:
+                log.warning("usage: %s", e)
+                continue
+            for u in stats.pods:
+                pod = self.pods.get(u.name, u.namespace)
+                value = None if pod is None else usage_to_publish(pod, u.cpu_nano_cores)
+                if pod is None or value is None:
+                    continue
+                out = pod_pb2.Pod()
+                out.CopyFrom(pod)
+                out.metadata.annotations[USAGE_ANNOTATION] = value
+                try:
+                    self.client.pods.update(out)
+                except HakubeError as e:  # changed meanwhile, gone, or masters away
+                    log.debug("usage of %s/%s not written: %s", u.namespace, u.name, e)
+
     def _heartbeat(self) -> None:
         assert self.reporter is not None
         next_status = time.monotonic() + self.s.status_interval
@@ -281,6 +348,7 @@ class Agent:
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.s.status_interval
                     self.reporter.update_status()
+                    self._check_network()
             except HakubeError as e:
                 log.warning("node heartbeat: %s", e)
 
@@ -293,9 +361,10 @@ def _meta(pod: pod_pb2.Pod) -> tuple[object, ...]:
         m.deletion_timestamp,
         m.deletion_grace_period_seconds,
         sorted(m.labels.items()),
-        sorted(m.annotations.items()),
+        sorted((k, v) for k, v in m.annotations.items() if k != USAGE_ANNOTATION),
     )
 
 
-def _sim_pullable(name: str) -> bool:
+def sim_pullable(name: str) -> bool:
+    """The simulated registry has every image but those matching ``SIM_UNPULLABLE``."""
     return not any(fnmatch.fnmatch(name, p) for p in SIM_UNPULLABLE)

@@ -126,6 +126,24 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         help="auto: pods get their own network when the runtime has CNI, else the "
         "host's; host: always the host's",
     )
+    p.add_argument(
+        "--pod-cidr",
+        default="",
+        help="pod addresses of this node (e.g. "
+        "10.244.1.0/24): the agent configures a CNI bridge for the runtime; default: "
+        "the Node's spec.podCIDR, else pods use the host network",
+    )
+    p.add_argument(
+        "--cni-conf-dir", default="/etc/cni/net.d", help="the runtime's CNI config directory"
+    )
+    p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
+    p.add_argument(
+        "--usage-interval",
+        type=float,
+        default=15.0,
+        help="seconds between writes of pods' CPU usage (annotation "
+        "metrics.hakube.io/cpu-usage, read by the autoscaler); 0: off",
+    )
     return {"agent": run}
 
 
@@ -158,6 +176,10 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         backoff_max=args.backoff_max,
         workers=args.workers,
         pod_network=args.pod_network,
+        pod_cidr=args.pod_cidr,
+        cni_conf_dir=args.cni_conf_dir,
+        cni_bridge=args.cni_bridge,
+        usage_interval=args.usage_interval,
     )
 
 

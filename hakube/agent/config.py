@@ -8,6 +8,7 @@ operators expect; tests shorten them through the same flags.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from hakube.cri.client import DEFAULT_ENDPOINT
@@ -68,6 +69,17 @@ class AgentSettings:
     """"auto": pods that ask for their own network get one when the runtime reports
     NetworkReady (CNI configured), else they share the host's; "host": always the host's."""
 
+    pod_cidr: str = ""
+    """Pod addresses of this node (e.g. 10.244.1.0/24); with it the agent writes a CNI bridge
+    config for the runtime (``hakube.agent.network``). Empty: the Node's spec.podCIDR, if any."""
+    cni_conf_dir: str = "/etc/cni/net.d"
+    """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
+    cni_bridge: str = "hakube0"
+    """Name of the node's pod bridge."""
+
+    usage_interval: float = 15.0
+    """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
+
     def validate(self) -> None:
         """ValueError naming the setting and the rule it breaks."""
         if not self.node_name:
@@ -99,6 +111,13 @@ class AgentSettings:
                 f"--node-lease-duration ({self.lease_duration}) must be longer than "
                 f"--node-lease-interval ({self.lease_interval})"
             )
+        if self.pod_cidr:
+            try:
+                ipaddress.ip_network(self.pod_cidr)
+            except ValueError as e:
+                raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
+        if not 0 < len(self.cni_bridge) <= 15:
+            raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
         if self.workers < 1 or self.max_pods < 1:
             raise ValueError("--workers and --max-pods must be at least 1")
 

@@ -37,7 +37,7 @@ class LocalAgents:
         self.cri_endpoint = cri_endpoint
         self.agents: list[LocalAgent] = []
 
-    def command(self, name: str) -> list[str]:
+    def command(self, name: str, index: int = 1) -> list[str]:
         cmd = [
             sys.executable,
             "-m",
@@ -58,6 +58,9 @@ class LocalAgents:
         ]
         if self.runtime == "containerd":
             cmd += ["--cri-endpoint", self.cri_endpoint]
+        else:
+            # Simulated pods get addresses from their own node's range, as on a real cluster.
+            cmd += ["--pod-cidr", f"10.244.{index}.0/24"]
         return cmd
 
     def start(self, n: int) -> list[LocalAgent]:
@@ -66,7 +69,10 @@ class LocalAgents:
             log_path = os.path.join(self.data_dir, f"{name}.log")
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
-                    self.command(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    self.command(name, i),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             self.agents.append(LocalAgent(name, log_path, proc))
         return self.agents

@@ -48,7 +48,7 @@ def micro_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
-def _meminfo() -> dict[str, int]:
+def meminfo() -> dict[str, int]:
     out = {}
     try:
         with open("/proc/meminfo") as f:
@@ -99,7 +99,7 @@ class Capacity:
 def capacity(settings: AgentSettings, cpu: str = "", memory: str = "") -> Capacity:
     """This machine's CPUs and memory, unless overridden (simulated nodes)."""
     cpu_m = quantity.cpu_millis(cpu) if cpu else (os.cpu_count() or 1) * 1000
-    mem = quantity.memory_bytes(memory) if memory else _meminfo().get("MemTotal", 0)
+    mem = quantity.memory_bytes(memory) if memory else meminfo().get("MemTotal", 0)
     return Capacity(cpu_m, mem, settings.max_pods)
 
 
@@ -144,6 +144,9 @@ class NodeReporter:
         node = core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=name, labels=labels))
         for t in self.s.taints:
             node.spec.taints.add(key=t.key, value=t.value, effect=t.effect)
+        if self.s.pod_cidr:
+            node.spec.pod_cidr = self.s.pod_cidr
+            node.spec.pod_cidrs.append(self.s.pod_cidr)
         return node
 
     def _status(self, old: core_pb2.NodeStatus) -> core_pb2.NodeStatus:
@@ -190,7 +193,7 @@ class NodeReporter:
             ready, why = False, f"container runtime is down: {e}"
         mem_low = disk_low = pid_low = False
         if not self.simulated:
-            mem_low = _meminfo().get("MemAvailable", 1 << 40) < 100 * 2**20
+            mem_low = meminfo().get("MemAvailable", 1 << 40) < 100 * 2**20
             try:
                 du = shutil.disk_usage(self.s.root_dir)
                 disk_low = du.free < du.total * 0.10

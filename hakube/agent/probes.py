@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hakube.api.v1 import pod_pb2
 from hakube.cri.client import CriClient
@@ -47,7 +47,6 @@ class _Worker:
     failures: int = 0
     stopped: bool = False
     last_message: str = ""
-    busy: bool = field(default=False)
 
 
 class ProbeManager:
@@ -72,11 +71,6 @@ class ProbeManager:
         with self._cond:
             w = self._workers.get((cid, kind))
             return None if w is None else w.result
-
-    def message(self, cid: str, kind: str) -> str:
-        with self._cond:
-            w = self._workers.get((cid, kind))
-            return "" if w is None else w.last_message
 
     def ready(self) -> dict[str, bool]:
         with self._cond:

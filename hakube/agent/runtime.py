@@ -99,10 +99,6 @@ class RuntimeView:
             out["sandbox/" + s.id] = (s.labels.get(LABEL_POD_UID, ""), int(s.state))
         return out
 
-    def pod_uids(self) -> set[str]:
-        """Every pod uid that has a sandbox or a container on this node."""
-        return {uid for uid, _ in self.states().values() if uid}
-
 
 def sandbox_config(
     view: RuntimeView, pod: pod_pb2.Pod, *, attempt: int, host_network: bool, log_directory: str

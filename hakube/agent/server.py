@@ -1,4 +1,4 @@
-"""The agent's own gRPC API (``hakube.agent.v1.NodeAgent``): container logs and exec.
+"""The agent's own gRPC API (``hakube.agent.v1.NodeAgent``): container logs, exec, usage.
 
 Why a server on the node rather than a stream through the masters: logs and exec are between a
 user and one container; sending them through Raft-replicated masters would load the masters
@@ -29,6 +29,7 @@ from hakube.agent.runtime import (
     LABEL_POD_UID,
     RuntimeView,
 )
+from hakube.agent.stats import UsageSampler
 from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.cri.errors import CriError, NotFound
 from hakube.cri.logs import parse
@@ -40,9 +41,16 @@ FOLLOW_POLL = 0.1
 
 
 class _Servicer(agent_pb2_grpc.NodeAgentServicer):
-    def __init__(self, view: RuntimeView) -> None:
+    def __init__(self, view: RuntimeView, usage: UsageSampler) -> None:
         self.view = view
         self.cri = view.cri
+        self.usage = usage
+
+    def Stats(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return self.usage.collect(request.namespace)
+        except CriError as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"stats: {e}")
 
     def _find(
         self, ns: str, pod: str, container: str, previous: bool, context: grpc.ServicerContext
@@ -157,13 +165,16 @@ def _chunk(lines: list[Any], timestamps: bool) -> Any:
 class AgentServer:
     """The NodeAgent gRPC server; ``port`` is known after ``start()``."""
 
-    def __init__(self, view: RuntimeView, listen: str, *, workers: int = 8) -> None:
+    def __init__(
+        self, view: RuntimeView, listen: str, *, simulated: bool = False, workers: int = 8
+    ) -> None:
         self.listen = listen
         self.port = 0
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-api")
         )
-        agent_pb2_grpc.add_NodeAgentServicer_to_server(_Servicer(view), self._server)
+        self.usage = UsageSampler(view.cri, view.node, simulated=simulated)
+        agent_pb2_grpc.add_NodeAgentServicer_to_server(_Servicer(view, self.usage), self._server)
 
     def start(self) -> int:
         self.port = self._server.add_insecure_port(self.listen)

@@ -36,7 +36,6 @@ from hakube.agent import env as envmod
 from hakube.agent import quantity, status, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
-from hakube.agent.events import EventRecorder
 from hakube.agent.probes import ProbeManager
 from hakube.agent.runtime import (
     ANNOTATION_GRACE,
@@ -54,6 +53,7 @@ from hakube.cri import specs
 from hakube.cri.errors import CriError, ImagePullFailed
 from hakube.cri.errors import NotFound as CriNotFound
 from hakube.cri.v1 import api_pb2 as pb
+from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.agent.worker")
 

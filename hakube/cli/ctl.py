@@ -157,8 +157,8 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
 
 
 ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "rollout",
-         "autoscale", "logs", "exec", "cluster", "api-resources", "taint", "cordon", "uncordon",
-         "drain")
+         "autoscale", "logs", "exec", "top", "cluster", "api-resources", "taint", "cordon",
+         "uncordon", "drain")
 """The commands, in the order ``--help`` lists them."""
 
 

@@ -66,7 +66,7 @@ def _name(ctx: Ctx) -> str:
     words = ctx.args.resource
     if len(words) == 1 and "/" in words[0]:
         word, _, name = words[0].partition("/")
-    elif len(words) == 2:
+    elif len(words) == 2 and "/" not in words[0] + words[1]:
         word, name = words
     else:
         raise UsageError("name one deployment: deployment/NAME or deployment NAME")

@@ -23,11 +23,22 @@ def start_in_process(name: str, api: str) -> list[Component]:
     client = Client([api], timeout=10)
     suffix = uuid.uuid4().hex[:8]
     comps = [
-        Component(client, ElectionConfig(name="hakube-scheduler", namespace="kube-system",
-                                         identity=f"{name}_{suffix}"), Scheduler()),
-        Component(client, ElectionConfig(name="hakube-controller-manager",
-                                         namespace="kube-system", identity=f"{name}_{suffix}"),
-                  ControllerManager(select("*"), argparse.Namespace())),
+        Component(
+            client,
+            ElectionConfig(
+                name="hakube-scheduler", namespace="kube-system", identity=f"{name}_{suffix}"
+            ),
+            Scheduler(),
+        ),
+        Component(
+            client,
+            ElectionConfig(
+                name="hakube-controller-manager",
+                namespace="kube-system",
+                identity=f"{name}_{suffix}",
+            ),
+            ControllerManager(select("*"), argparse.Namespace()),
+        ),
     ]
     for c in comps:
         c.start()

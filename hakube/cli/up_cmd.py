@@ -50,8 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p = sub.add_parser("up", help="run a local HA cluster in the foreground",
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--masters", type=int, default=3, help="number of masters (1, 3, 5 or 7)")
-    p.add_argument("--nodes", type=int, default=0,
-                   help="number of node agents (hakube agent processes node-1..node-N)")
+    p.add_argument("--nodes", type=int, default=2,
+                   help="number of node agents (hakube agent processes node-1..node-N; "
+                   "default 2)")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                    help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})")
     p.add_argument("--runtime", choices=["simulated", "containerd"], default="simulated",

@@ -17,8 +17,14 @@ COMPONENTS = ("scheduler", "controller-manager")
 
 
 class UpComponents:
-    def __init__(self, data_dir: str, endpoints: list[str], *, restart_delay: float = 5.0,
-                 restart: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        endpoints: list[str],
+        *,
+        restart_delay: float = 5.0,
+        restart: bool = True,
+    ) -> None:
         self.data_dir = data_dir
         self.endpoints = endpoints
         self.restart_delay = restart_delay
@@ -30,19 +36,29 @@ class UpComponents:
         return os.path.join(self.data_dir, f"{name}.log")
 
     def _start(self, name: str) -> None:
-        argv = [sys.executable, "-m", "hakube", name, "--servers", ",".join(self.endpoints),
-                "--identity", f"up-{os.getpid()}-{name}"]
+        argv = [
+            sys.executable,
+            "-m",
+            "hakube",
+            name,
+            "--servers",
+            ",".join(self.endpoints),
+            "--identity",
+            f"up-{os.getpid()}-{name}",
+        ]
         with open(self.log_path(name), "ab") as log:
-            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def start(self) -> None:
         for name in COMPONENTS:
             self._start(name)
 
     def report(self) -> list[str]:
-        return [f"  {name}  pid {p.pid}  log {self.log_path(name)}"
-                for name, p in self.procs.items()]
+        return [
+            f"  {name}  pid {p.pid}  log {self.log_path(name)}" for name, p in self.procs.items()
+        ]
 
     def supervise(self) -> list[str]:
         """Restart components that died (after a pause); lines to print."""
@@ -55,8 +71,10 @@ class UpComponents:
                 if not self.restart:
                     continue
                 self._restart_at[name] = now + self.restart_delay
-                out.append(f"hakube up: {name} stopped (exit status {p.returncode}); "
-                           f"restarting in {self.restart_delay:g}s - see {self.log_path(name)}")
+                out.append(
+                    f"hakube up: {name} stopped (exit status {p.returncode}); "
+                    f"restarting in {self.restart_delay:g}s - see {self.log_path(name)}"
+                )
             elif now >= self._restart_at[name]:
                 del self._restart_at[name]
                 self._start(name)

@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hakube.client.client import Client, KindLike, resolve_kind
 from hakube.client.informer import Informer, Key
-from hakube.controllers.events import EventRecorder
 from hakube.controllers.workqueue import ShutDown, WorkQueue
+from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.controllers")
 

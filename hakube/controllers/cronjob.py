@@ -195,6 +195,12 @@ class CronJobController(Controller):
             return active
         policy = cj.spec.concurrency_policy or "Allow"
         if policy == "Forbid" and active:
+            self.events.normal(
+                cj,
+                "JobAlreadyActive",
+                "Not starting job because prior execution is running and concurrency policy is "
+                "Forbid",
+            )
             return active  # comes back when the active Job changes
         if policy == "Replace":
             for j in active:

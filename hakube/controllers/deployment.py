@@ -268,9 +268,28 @@ class DeploymentController(Controller):
         for k, v in d.metadata.annotations.items():
             if k not in _NOT_COPIED:
                 out.metadata.annotations[k] = v
-        made = self.client.replicasets.update(out)
-        self._remember(made)
-        return made
+        return self._write_rs(rs, out)
+
+    def _write_rs(
+        self, cached: workloads_pb2.ReplicaSet, out: workloads_pb2.ReplicaSet
+    ) -> workloads_pb2.ReplicaSet:
+        """Update with compare-and-swap on the version the decision was made from. A Conflict
+        caused only by status writes (the ReplicaSet controller reports constantly during a
+        rollout) is retried on the fresh version: the decision read spec and metadata only, so
+        it still holds. Anything else changed: Conflict, and the sync starts over."""
+        for _ in range(5):
+            try:
+                made = self.client.replicasets.update(out)
+                self._remember(made)
+                return made
+            except errors.Conflict:
+                fresh = self.client.replicasets.get(
+                    cached.metadata.name, namespace=cached.metadata.namespace
+                )
+                if not _same_but_status(cached, fresh):
+                    raise
+                out.metadata.resource_version = fresh.metadata.resource_version
+        raise errors.Conflict(f'replicasets "{cached.metadata.name}": status kept changing')
 
     def _remember(self, rs: workloads_pb2.ReplicaSet) -> None:
         with self._written_lock:
@@ -291,8 +310,7 @@ class DeploymentController(Controller):
         out.CopyFrom(rs)
         out.spec.replicas = n
         out.metadata.annotations.update(ann)
-        made = self.client.replicasets.update(out)  # CAS on the cached resourceVersion
-        self._remember(made)
+        made = self._write_rs(rs, out)
         if n != rs.spec.replicas:
             verb = "up" if n > rs.spec.replicas else "down"
             self.events.normal(
@@ -469,3 +487,11 @@ class DeploymentController(Controller):
             f'Rolled back deployment "{d.metadata.name}" to revision {du.revision(target)} '
             f"after revision {du.revision(new)} exceeded its progress deadline",
         )
+
+
+def _same_but_status(a: workloads_pb2.ReplicaSet, b: workloads_pb2.ReplicaSet) -> bool:
+    ma, mb = type(a.metadata)(), type(b.metadata)()
+    ma.CopyFrom(a.metadata)
+    mb.CopyFrom(b.metadata)
+    ma.resource_version = mb.resource_version = ""
+    return ma == mb and a.spec == b.spec

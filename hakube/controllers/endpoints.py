@@ -132,8 +132,8 @@ class EndpointsController(Controller):
                 except (errors.NotFound, errors.Conflict):
                     pass
             return
-        if not svc.spec.selector:
-            return
+        if not svc.spec.selector or svc.spec.type == "ExternalName":
+            return  # someone else's Endpoints, or a DNS alias that has none
         pods = [p for p in self.pods.list() if _selected(svc, p)]
         subsets = desired_subsets(svc, pods)
         if current is None:

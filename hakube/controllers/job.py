@@ -138,34 +138,37 @@ class JobController(Controller):
         if not st.start_time and not job.spec.suspend:
             st.start_time = rfc3339(now)
 
+        # Pods to stop are deleted only after the status that counts them is written: a
+        # pod's restarts must not vanish with it if the write loses a race and is retried.
+        doomed: list[pod_pb2.Pod] = []
         if failed > job.spec.backoff_limit:
-            self._fail(
+            doomed = self._fail(
                 job, active, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
             )
         elif self._past_deadline(job, now):
-            self._fail(
+            doomed = self._fail(
                 job, active, "DeadlineExceeded", "Job was active longer than specified deadline"
             )
         elif self._complete(job, succeeded, active):
-            self._delete_pods(job, active)
             set_condition(st.conditions, "Complete", "True", "", "")
             st.completion_time = rfc3339(now)
             self.events.normal(job, "Completed", "Job completed")
-            active = []
+            doomed = active
         elif job.spec.suspend:
-            self._delete_pods(job, active)
             set_condition(st.conditions, "Suspended", "True", "JobSuspended", "Job suspended")
-            active = []
+            doomed = active
         else:
             if has_condition(st.conditions, "Suspended"):
                 set_condition(st.conditions, "Suspended", "False", "JobResumed", "Job resumed")
-            active = self._scale(job, key, active, succeeded, failed, failed_pods, now)
+            active, doomed = self._scale(job, key, active, succeeded, failed, failed_pods, now)
+        active = [p for p in active if p not in doomed]
         st.active = len(active)
         st.succeeded = succeeded
         st.failed = failed
         st.ready = sum(pod_ready(p) for p in active)
         if st != cached.status:
             self.client.jobs.update_status(job)  # CAS on the cached version
+        self._delete_pods(job, doomed)
         if finished(job) and job.spec.HasField("ttl_seconds_after_finished"):
             self.queue.add_after(key, job.spec.ttl_seconds_after_finished + 0.1)
 
@@ -191,11 +194,11 @@ class JobController(Controller):
 
     def _fail(
         self, job: workloads_pb2.Job, active: list[pod_pb2.Pod], reason: str, msg: str
-    ) -> None:
-        self._delete_pods(job, active)
-        active.clear()
+    ) -> list[pod_pb2.Pod]:
+        """Mark the Job Failed; returns the pods to stop."""
         set_condition(job.status.conditions, "Failed", "True", reason, msg)
         self.events.warning(job, reason, msg)
+        return active
 
     def _scale(
         self,
@@ -206,29 +209,27 @@ class JobController(Controller):
         failed: int,
         failed_pods: list[pod_pb2.Pod],
         now: float,
-    ) -> list[pod_pb2.Pod]:
-        """Create or delete pods towards the wanted number of active ones."""
+    ) -> tuple[list[pod_pb2.Pod], list[pod_pb2.Pod]]:
+        """Create pods towards the wanted number of active ones: (active, pods to delete)."""
         want = job.spec.parallelism
         if job.spec.HasField("completions"):
             want = min(want, job.spec.completions - succeeded)
         elif succeeded:
             want = 0
         if len(active) > want:
-            extra = deletion_order(active)[: len(active) - want]
-            self._delete_pods(job, extra)
-            return [p for p in active if p not in extra]
+            return active, deletion_order(active)[: len(active) - want]
         if len(active) == want:
-            return active
+            return active, []
         if failed and failed_pods:
             delay = min(self.backoff_max, self.backoff_base * 2 ** (failed - 1))
             last = max(_failed_at(p) for p in failed_pods)
             if now < last + delay:
                 self.queue.add_after(key, last + delay - now + 0.05)
-                return active
+                return active, []
         created = []
         for _ in range(want - len(active)):
             created.append(self.control.create(job, pod_from_template(job.spec.template, job)))
-        return active + created
+        return active + created, []
 
     def _delete_pods(self, job: workloads_pb2.Job, pods: list[pod_pb2.Pod]) -> None:
         for p in pods:

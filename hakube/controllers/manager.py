@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube.client.client import Client
 from hakube.controllers.base import Context, Controller, ControllerMetrics, SharedInformers
-from hakube.controllers.events import EventRecorder
+from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.controllers.manager")
 

@@ -1,8 +1,9 @@
 """Node lifecycle: notice dead nodes, taint them, evict their pods; heal nodes that return.
 
 A node agent proves it is alive by renewing its Lease in ``kube-node-lease`` (named after the
-node). This controller notes, on its own monotonic clock, when it last saw each lease change;
-a node whose lease has not changed for ``--node-monitor-grace-period`` seconds is unreachable:
+node), or by posting a new Ready heartbeat in its status. This controller notes, on its own
+monotonic clock, when it last saw either change; a node with neither for
+``--node-monitor-grace-period`` seconds is unreachable:
 its Ready condition becomes Unknown and it gets the ``node.kubernetes.io/unreachable:NoExecute``
 taint. A node that reports Ready=False itself gets ``node.kubernetes.io/not-ready:NoExecute``.
 When the lease is renewed again (or Ready turns True), the taints go and Ready is restored.
@@ -99,6 +100,10 @@ def _tolerates(tol: pod_pb2.Toleration, taint: core_pb2.Taint) -> bool:
     return tol.value == taint.value
 
 
+def _heartbeat(node: core_pb2.Node) -> str:
+    return next((c.last_heartbeat_time for c in node.status.conditions if c.type == "Ready"), "")
+
+
 @register
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
@@ -154,8 +159,18 @@ class NodeLifecycleController(Controller):
         self.nodes = self.ctx.informers.get(core_pb2.Node)
         self.leases = self.ctx.informers.get(core_pb2.Lease)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
-        self.nodes.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
+        self.nodes.add_handlers(on_add=self.enqueue, on_update=self._node_updated)
         self.leases.add_handlers(on_add=self._lease, on_update=lambda o, n: self._lease(n))
+
+    def _node_updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
+        """A new Ready heartbeat in the node's status counts as a renewal too (as in
+        Kubernetes, which accepts either)."""
+        if _heartbeat(new) and _heartbeat(new) != _heartbeat(old):
+            name = new.metadata.name
+            with self._seen_lock:
+                renewed = self._seen.get(name, ("", 0.0))[0]
+                self._seen[name] = (renewed, time.monotonic())
+        self.enqueue(new)
 
     def _lease(self, lease: core_pb2.Lease) -> None:
         if lease.metadata.namespace != LEASE_NS:

@@ -7,7 +7,6 @@ objects are RFC 3339 strings in UTC, as Kubernetes writes them.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import math
 import threading
@@ -16,51 +15,25 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from hakube.api.v1 import meta_pb2, pod_pb2
-from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
 from hakube.client import errors
 from hakube.client.client import resolve_kind
+from hakube.controllers import podutil
 
-TERMINAL = ("Succeeded", "Failed")
-
-
-def rfc3339(t: float | None = None) -> str:
-    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``."""
-    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(ts: str) -> float | None:
-    """RFC 3339 -> epoch seconds; None for "" or garbage."""
-    if not ts:
-        return None
-    try:
-        when = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.timestamp()
+rfc3339 = podutil.rfc3339
+parse_rfc3339 = podutil.parse_time
+TERMINAL = podutil.TERMINAL
 
 
 def owner_reference(owner: Any) -> meta_pb2.OwnerReference:
     """A controller ownerReference to ``owner`` that blocks its foreground deletion."""
     kind = resolve_kind(type(owner))
-    return meta_pb2.OwnerReference(
-        api_version=kind.api_version,
-        kind=kind.name,
-        name=owner.metadata.name,
-        uid=owner.metadata.uid,
-        controller=True,
-        block_owner_deletion=True,
-    )
+    return podutil.owner_ref_to(owner, kind.name, kind.api_version)
 
 
 def controller_uid(obj: Any) -> str:
     """The uid of the object's controlling owner, or ""."""
-    for ref in obj.metadata.owner_references:
-        if ref.controller:
-            return str(ref.uid)
-    return ""
+    ref = podutil.controller_ref(obj.metadata)
+    return "" if ref is None else str(ref.uid)
 
 
 def owned_by(objects: Iterable[Any], owner: Any) -> list[Any]:
@@ -71,25 +44,17 @@ def owned_by(objects: Iterable[Any], owner: Any) -> list[Any]:
 
 def selects(selector: meta_pb2.LabelSelector, labels: Any) -> bool:
     """Whether a LabelSelector matches ``labels``; an empty or broken selector matches none."""
-    if not selector.match_labels and not selector.match_expressions:
-        return False
-    try:
-        m = matcher(from_label_selector(selector))
-    except SelectorError:
-        return False
-    return m is None or m(dict(labels))
+    return podutil.selector_matcher(selector)(dict(labels))
 
 
 def pod_ready(pod: pod_pb2.Pod) -> bool:
     """Running with condition Ready=True (what Services and rollouts count)."""
-    if pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+    running = pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+    return running and podutil.is_ready(pod)
 
 
-def pod_active(pod: pod_pb2.Pod) -> bool:
-    """Neither finished nor being deleted: it still counts towards a workload's pods."""
-    return pod.status.phase not in TERMINAL and not pod.metadata.deletion_timestamp
+pod_active = podutil.is_active
+"""Neither finished nor being deleted: it still counts towards a workload's pods."""
 
 
 def pod_from_template(

@@ -9,6 +9,7 @@ condition's ``lastTransitionTime``.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,19 +19,23 @@ from hakube.apiserver.selector import SelectorError, from_label_selector, matche
 TERMINAL = ("Succeeded", "Failed")
 
 
-def parse_time(text: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp (with or without fraction); None if
-    empty or malformed."""
-    if not text:
+def rfc3339(t: float | None = None) -> str:
+    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``: one time format for all."""
+    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(ts: str) -> float | None:
+    """RFC 3339 -> epoch seconds; None for "" or garbage."""
+    if not ts:
         return None
     try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        when = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-def rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
 
 
 def selector_matcher(sel: meta_pb2.LabelSelector) -> Callable[[dict[str, str]], bool]:

@@ -13,8 +13,9 @@ Rolling update: the revision of a template is ``<set>-<hash>`` (label
 ``controller-revision-hash`` on each pod). Once every pod exists and is ready, the highest
 ordinal ``>= partition`` that is not at the update revision is deleted and recreated from the
 new template; the next waits until it is ready again. Pods below the partition stay at the
-current revision -- if one must be recreated, it is made from a sibling still at that revision
-(there are no ControllerRevision objects here). ``currentRevision`` becomes the update revision
+current revision -- if one must be recreated, it is made from that revision's template, kept
+in ConfigMap ``<set>-<hash>`` (owned by the set; a stand-in for ControllerRevision objects,
+pruned to the current and update revisions). ``currentRevision`` becomes the update revision
 when every pod runs it. ``OnDelete`` replaces only pods someone deleted.
 """
 
@@ -30,9 +31,11 @@ from hakube.controllers.manager import register
 from hakube.controllers.owned import (
     Expectations,
     PodControl,
+    controller_uid,
     on_any_change,
     owned_by,
     owner_key,
+    owner_reference,
     pod_from_template,
     pod_ready,
     template_hash,
@@ -40,6 +43,7 @@ from hakube.controllers.owned import (
 
 HASH_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+REVISION_OF = "statefulset.hakube.io/revision-of"
 
 
 def ordinal(sts: workloads_pb2.StatefulSet, pod: pod_pb2.Pod) -> int:
@@ -63,6 +67,8 @@ class StatefulSetController(Controller):
 
     def setup(self) -> None:
         self.expectations = Expectations()
+        self._saved: set[str] = set()
+        self._kept: dict[str, set[str]] = {}
         self.control = PodControl(self.client, self.events, self.expectations)
         self.sets = self.ctx.informers.get(workloads_pb2.StatefulSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
@@ -87,6 +93,7 @@ class StatefulSetController(Controller):
         update_rev = f"{sts.metadata.name}-{template_hash(sts.spec.template)}"
         current_rev = sts.status.current_revision or update_rev
         pods = {ordinal(sts, p): p for p in owned if ordinal(sts, p) >= 0}
+        self._save_revision(sts, update_rev, keep={current_rev, update_rev})
         self._reconcile(sts, pods, current_rev, update_rev)
         self._update_status(sts, pods, current_rev, update_rev)
 
@@ -142,13 +149,11 @@ class StatefulSetController(Controller):
     ) -> None:
         template = sts.spec.template
         if rev != update_rev:
-            sibling = next((p for p in pods.values() if revision_of(p) == rev), None)
-            if sibling is None:
-                rev = update_rev  # nothing left of the old revision to copy
+            old = self._revision_template(sts, rev)
+            if old is None:
+                rev = update_rev  # the old revision's record is gone: use the new one
             else:
-                template = pod_pb2.PodTemplateSpec(spec=sibling.spec)
-                template.metadata.labels.update(sibling.metadata.labels)
-                template.spec.ClearField("node_name")
+                template = old
         name = f"{sts.metadata.name}-{i}"
         pod = pod_from_template(template, sts, name=name)
         pod.metadata.labels[HASH_LABEL] = rev
@@ -165,6 +170,51 @@ class StatefulSetController(Controller):
             self.control.create(sts, pod)
         except errors.AlreadyExists:
             raise RuntimeError(f'pod "{name}" exists but is not controlled by this set') from None
+
+    # -- revisions: the templates pods below the partition are made from ----------------------
+
+    def _save_revision(self, sts: workloads_pb2.StatefulSet, rev: str, keep: set[str]) -> None:
+        """Record the template of ``rev`` as ConfigMap ``rev`` (owned by the set), and drop
+        records of revisions no longer in ``keep`` -- a stand-in for ControllerRevisions."""
+        ns = sts.metadata.namespace
+        if rev not in self._saved:
+            cm = core_pb2.ConfigMap(
+                metadata=meta_pb2.ObjectMeta(
+                    name=rev, namespace=ns, labels={REVISION_OF: sts.metadata.name}
+                ),
+                binary_data={"template": sts.spec.template.SerializeToString(deterministic=True)},
+            )
+            cm.metadata.owner_references.append(owner_reference(sts))
+            try:
+                self.client.configmaps.create(cm)
+            except errors.AlreadyExists:
+                pass
+            self._saved.add(rev)
+        if self._kept.get(sts.metadata.uid) == keep:
+            return  # pruned for this pair already
+        self._kept[sts.metadata.uid] = set(keep)
+        for cm in self.client.configmaps.list(
+            namespace=ns, label_selector=f"{REVISION_OF}={sts.metadata.name}"
+        ).items:
+            if cm.metadata.name not in keep and controller_uid(cm) == sts.metadata.uid:
+                try:
+                    self.client.configmaps.delete(cm.metadata.name, namespace=ns)
+                except errors.NotFound:
+                    pass
+                self._saved.discard(cm.metadata.name)
+
+    def _revision_template(
+        self, sts: workloads_pb2.StatefulSet, rev: str
+    ) -> pod_pb2.PodTemplateSpec | None:
+        try:
+            cm = self.client.configmaps.get(rev, namespace=sts.metadata.namespace)
+        except errors.NotFound:
+            return None
+        if controller_uid(cm) != sts.metadata.uid or "template" not in cm.binary_data:
+            return None
+        template = pod_pb2.PodTemplateSpec()
+        template.ParseFromString(cm.binary_data["template"])
+        return template
 
     def _ensure_claim(
         self, sts: workloads_pb2.StatefulSet, tpl: core_pb2.PersistentVolumeClaim, i: int

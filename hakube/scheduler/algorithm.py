@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hakube.scheduler.cache import Cache, NodeInfo, owner_uid
-from hakube.scheduler.filters import Attempt, Reasons, check
+from hakube.scheduler.filters import Attempt, Reasons, applicable, check
 from hakube.scheduler.podinfo import PodInfo
 from hakube.scheduler.scores import ZONE_LABEL, Spread, score
 from hakube.scheduler.topology import affinity_facts, has_pod_affinity, spread_facts
@@ -48,6 +48,7 @@ def attempt_for(pi: PodInfo, cache: Cache) -> Attempt:
         a.affinity = affinity_facts(pi, cache.anti_affinity_pods())
     if pi.pod.spec.topology_spread_constraints:
         a.spread = spread_facts(pi, cache.nodes.values(), cache.all_pods())
+    a.filters = applicable(a)
     return a
 
 

@@ -36,6 +36,10 @@ SPREAD = "node(s) didn't match pod topology spread constraints"
 SPREAD_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
 
 
+Reasons = tuple[str, ...]
+Filter = Callable[["Attempt", NodeInfo], Reasons]
+
+
 @dataclass
 class Attempt:
     """One pod's scheduling attempt: the pod and facts shared by every node's check."""
@@ -44,30 +48,25 @@ class Attempt:
     affinity: AffinityFacts | None = None
     spread: SpreadFacts | None = None
     tolerations: Sequence[pod_pb2.Toleration] = field(default_factory=tuple)
+    filters: tuple[tuple[str, Filter], ...] = ()
+    """The filters that apply to this pod (see ``applicable``); empty: all of them."""
 
     @property
     def pod(self) -> pod_pb2.Pod:
         return self.pi.pod
 
 
-Reasons = tuple[str, ...]
-Filter = Callable[[Attempt, NodeInfo], Reasons]
 OK: Reasons = ()
 
 
 def node_ready(a: Attempt, ni: NodeInfo) -> Reasons:
-    for c in ni.node.status.conditions:
-        if c.type == "Ready":
-            if c.status == "True":
-                return OK
-            break
-    if find_toleration(a.tolerations, NOT_READY_TAINT, "", "NoExecute"):
+    if ni.ready or find_toleration(a.tolerations, NOT_READY_TAINT, "", "NoExecute"):
         return OK
     return (NOT_READY,)
 
 
 def node_unschedulable(a: Attempt, ni: NodeInfo) -> Reasons:
-    if ni.node.spec.unschedulable and not find_toleration(
+    if ni.unschedulable and not find_toleration(
         a.tolerations, UNSCHEDULABLE_TAINT, "", "NoSchedule"
     ):
         return (CORDONED,)
@@ -84,16 +83,20 @@ def node_affinity(a: Attempt, ni: NodeInfo) -> Reasons:
 
 
 def taints(a: Attempt, ni: NodeInfo) -> Reasons:
-    for t in ni.node.spec.taints:
-        if t.effect in ("NoSchedule", "NoExecute") and not find_toleration(
-            a.tolerations, t.key, t.value, t.effect
-        ):
-            return (f"node(s) had untolerated taint {{{t.key}: {t.value}}}",)
+    for key, value, effect in ni.hard_taints:
+        if not find_toleration(a.tolerations, key, value, effect):
+            return (f"node(s) had untolerated taint {{{key}: {value}}}",)
     return OK
 
 
 def resources(a: Attempt, ni: NodeInfo) -> Reasons:
     want, used, cap = a.pi.requests, ni.requested, ni.allocatable
+    if (
+        used.pods < cap.pods
+        and used.milli_cpu + want.milli_cpu <= cap.milli_cpu
+        and used.memory + want.memory <= cap.memory
+    ):
+        return OK  # the common case, without building a list
     out = []
     if used.pods + 1 > cap.pods:
         out.append("Too many pods")
@@ -167,10 +170,28 @@ RESOLVABLE_BY_PREEMPTION = frozenset({"NodeResourcesFit", "NodePorts"})
 """Filters that removing pods from a node can make pass."""
 
 
+def applicable(a: Attempt) -> tuple[tuple[str, Filter], ...]:
+    """The filters that can reject anything for this pod (the rest would all say yes)."""
+    spec = a.pod.spec
+    skip = set()
+    if not spec.node_name:
+        skip.add("NodeName")
+    if not spec.node_selector and not spec.affinity.node_affinity.HasField(
+        "required_during_scheduling_ignored_during_execution"
+    ):
+        skip.add("NodeAffinity")
+    if not a.pi.host_ports:
+        skip.add("NodePorts")
+    if a.affinity is None:
+        skip.add("InterPodAffinity")
+    if a.spread is None:
+        skip.add("PodTopologySpread")
+    return tuple(f for f in FILTERS if f[0] not in skip)
+
+
 def check(a: Attempt, ni: NodeInfo) -> tuple[str, Reasons]:
     """("", ()) when the pod fits; else the failing filter's name and its reasons."""
-    for name, fn in FILTERS:
-        reasons = fn(a, ni)
-        if reasons:
+    for name, fn in a.filters or FILTERS:
+        if reasons := fn(a, ni):
             return name, reasons
     return "", OK

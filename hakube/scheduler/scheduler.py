@@ -27,7 +27,7 @@ from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import errors
 from hakube.client.client import Client
 from hakube.client.informer import Informer
-from hakube.controllers.events import EventRecorder
+from hakube.events import EventRecorder
 from hakube.scheduler import preemption
 from hakube.scheduler.algorithm import decide
 from hakube.scheduler.cache import Cache, occupies_node
@@ -79,7 +79,9 @@ class Term:
     def __init__(self, sched: Scheduler, client: Client, leading: threading.Event) -> None:
         self.s = sched
         self.cfg = sched.config
-        self.client = client
+        # A client of its own: a burst of binds must not queue the elector's lease renewals
+        # behind it on one channel (a renewal that waits too long is a lost leadership).
+        self.client = Client(client.servers, timeout=client.settings.policy.timeout)
         self.leading = leading
         self.classes: Informer[core_pb2.PriorityClass] = client.informer(core_pb2.PriorityClass)
         self.nodes: Informer[core_pb2.Node] = client.informer(core_pb2.Node)
@@ -183,6 +185,7 @@ class Term:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.events is not None:
             self.events.close()
+        self.client.close()
 
     # -- the loop -----------------------------------------------------------------------------
 

@@ -81,9 +81,7 @@ def affinity_facts(pi: PodInfo, placed: Iterable[tuple[PodInfo, NodeInfo]]) -> A
         (-w.weight, w.pod_affinity_term)
         for w in anti.preferred_during_scheduling_ignored_during_execution
     ]
-    facts = AffinityFacts(
-        affinity=[set() for _ in req_aff], anti=[set() for _ in req_anti]
-    )
+    facts = AffinityFacts(affinity=[set() for _ in req_aff], anti=[set() for _ in req_anti])
     matched = [False] * len(req_aff)
     for other, ni in placed:
         if other.key == pi.key:

@@ -23,6 +23,7 @@ class ComponentProcs:
     servers: list[str]
     log_dir: str
     extra_args: list[str] = field(default_factory=list)
+    log_level: str = "debug"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, identity: str, *args: str) -> subprocess.Popen[bytes]:
@@ -31,7 +32,7 @@ class ComponentProcs:
             "-m",
             "hakube",
             "--log-level",
-            "debug",
+            self.log_level,
             self.command,
             "--servers",
             ",".join(self.servers),

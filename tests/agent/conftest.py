@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
 from hakube.api import convert
 from hakube.api.v1 import core_pb2, pod_pb2
+from hakube.cli.ctl import main as hakubectl
 from hakube.client import Client, NotFound
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
@@ -257,6 +259,7 @@ def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
         resync_interval=2,
         backoff_base=0.5,
         backoff_max=2,
+        usage_interval=0.5,
     )
     agent = Agent(settings)
     t = threading.Thread(target=agent.run, daemon=True)
@@ -284,6 +287,19 @@ def make_pod(name: str, node: str, containers: list[dict[str, Any]], **spec: Any
     }
     pod: pod_pb2.Pod = convert.from_dict(body)  # type: ignore[assignment]
     return pod
+
+
+def ctl(cluster: LocalCluster, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = hakubectl(["-s", ",".join(cluster.endpoints()), *args], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def ctl_endpoints(client: Client, *args: str) -> tuple[int, str, str]:
+    """hakubectl against the masters ``client`` talks to."""
+    out, err = io.StringIO(), io.StringIO()
+    code = hakubectl(["-s", ",".join(client.servers), *args], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
 
 
 def first(p: pod_pb2.Pod) -> pod_pb2.ContainerStatus:

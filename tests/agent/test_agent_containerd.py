@@ -3,23 +3,26 @@ report status, are deleted gracefully, and survive an agent restart; logs and ex
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.api.v1 import pod_pb2
-from hakube.cli.ctl import main as hakubectl
+from hakube.cli.ctl_node import agent_address
 from hakube.client import Client
 from hakube.cri.v1 import api_pb2 as cri_pb
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import BUSYBOX_IMAGE, Containerd
 from hakube.testing.wait import wait_for
 from tests.agent.conftest import (
+    AgentProc,
     StartAgent,
     condition,
     configmap,
+    ctl,
     first,
     get_pod,
     make_pod,
@@ -28,12 +31,6 @@ from tests.agent.conftest import (
 )
 
 pytestmark = [pytest.mark.containerd, pytest.mark.timeout(120)]
-
-
-def ctl(cluster: LocalCluster, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = hakubectl(["-s", ",".join(cluster.endpoints()), *args], out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def running_ready(p: pod_pb2.Pod) -> bool:
@@ -149,6 +146,17 @@ def test_a_pod_runs_with_env_configmap_secret_and_volumes_visible_inside(
         if e.involved_object.name == "web"
     }
     assert {"Created", "Started"} <= reasons
+    # usage, as `hakubectl top` shows it, comes from containerd's cgroup stats
+    with grpc.insecure_channel(agent_address(client.nodes.get(agent.node))) as ch:
+        stats = agent_pb2_grpc.NodeAgentStub(ch).Stats(
+            agent_pb2.StatsRequest(namespace="default"), timeout=15
+        )
+    web = {p.name: p for p in stats.pods}["web"]
+    assert 0 < web.memory_working_set_bytes <= 64 * 2**20
+    assert stats.node_memory_working_set_bytes > web.memory_working_set_bytes
+    assert stats.node_cpu_nano_cores > 0
+    code, out, _ = ctl(cluster, "top", "pods", "web")
+    assert code == 0 and out.split("\n")[1].split()[0] == "web"
 
 
 def test_a_crashing_container_restarts_with_back_off_and_growing_restart_count(
@@ -409,6 +417,7 @@ def test_pods_survive_a_containerd_restart_and_the_agent_carries_on(
     client: Client, start_agent: StartAgent, tmp_path: Path
 ) -> None:
     ctd = Containerd()  # its own, so the shared one is never restarted under other tests
+    agent: AgentProc | None = None
     try:
         ctd.start()
         ctd.load_test_images()
@@ -437,4 +446,6 @@ def test_pods_survive_a_containerd_restart_and_the_agent_carries_on(
             cid = before.container_id.split("://")[1]
             assert cri.container_status(cid).state == cri_pb.CONTAINER_RUNNING
     finally:
-        ctd.stop()  # removes the sandboxes; the fixture kills the agent
+        if agent is not None:
+            agent.kill()  # before containerd stops, so no sandbox is made while it does
+        ctd.stop()

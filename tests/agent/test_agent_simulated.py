@@ -3,14 +3,24 @@ lease, init containers, restart policies, config errors. Fast (no containers, in
 
 from __future__ import annotations
 
+import threading
+import uuid
+from pathlib import Path
+
 import pytest
 
-from hakube.agent.agent import Agent
+from hakube.agent.agent import Agent, sim_pullable
+from hakube.agent.config import AgentSettings
+from hakube.agent.stats import USAGE_ANNOTATION
 from hakube.client import Client
+from hakube.cri.simulated import SimulatedFleet, SimulatedRuntime
+from hakube.cri.v1 import api_pb2 as pb
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 from tests.agent.conftest import (
     StartAgent,
     condition,
+    ctl_endpoints,
     first,
     get_pod,
     make_pod,
@@ -233,3 +243,99 @@ def test_a_deleted_pod_is_stopped_and_removed(client: Client, sim_agent: Agent) 
         10,
         "sandbox removed",
     )
+
+
+def test_many_simulated_agents_in_one_process_share_one_cri_server(
+    cluster: LocalCluster, client: Client, tmp_path: Path
+) -> None:
+    names = [f"fleet-{i}-{uuid.uuid4().hex[:4]}" for i in range(10)]
+    agents: list[tuple[Agent, threading.Thread]] = []
+    with SimulatedFleet() as fleet:
+        try:
+            for name in names:
+                fleet.add_node(SimulatedRuntime(node_name=name, pullable=sim_pullable))
+                agent = Agent(
+                    AgentSettings(
+                        node_name=name,
+                        servers=tuple(cluster.endpoints()),
+                        root_dir=str(tmp_path / name),
+                        runtime="simulated",
+                        listen="127.0.0.1:0",
+                        node_ip="127.0.0.1",
+                        workers=1,
+                        relist_interval=0.5,
+                    ),
+                    cri=fleet.client(name),
+                )
+                t = threading.Thread(target=agent.run, daemon=True)
+                t.start()
+                agents.append((agent, t))
+            for agent, _ in agents:
+                assert agent.ready.wait(30)
+            for name in names:
+                client.pods.create(
+                    make_pod(
+                        f"on-{name}",
+                        name,
+                        [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}],
+                    )
+                )
+            for name in names:
+                p = wait_pod(
+                    client, f"on-{name}", lambda p: p.status.phase == "Running", 30, "Running"
+                )
+                assert p.status.container_statuses[0].container_id.startswith("hakube-simulated://")
+                assert (
+                    len(fleet.node(name).list_containers(pb.ListContainersRequest()).containers)
+                    == 1
+                )
+        finally:
+            for agent, _ in agents:
+                agent.stop()
+            for _, t in agents:
+                t.join(15)
+
+
+def test_top_shows_what_pods_and_the_node_use(client: Client, sim_agent: Agent) -> None:
+    pod = make_pod(
+        "busy", sim_agent.s.node_name, [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}]
+    )
+    pod.metadata.annotations.update(
+        {"sim.hakube.io/cpu-millis": "250", "sim.hakube.io/memory-bytes": str(64 * 2**20)}
+    )
+    client.pods.create(pod)
+    wait_pod(client, "busy", lambda p: p.status.phase == "Running", 20, "Running")
+    code, out, err = ctl_endpoints(client, "top", "pods", "busy")
+    assert code == 0, err
+    assert out.split("\n")[1].split() == ["busy", "250m", "64Mi"]
+    code, out, err = ctl_endpoints(client, "top", "nodes", sim_agent.s.node_name)
+    assert code == 0, err
+    assert out.split("\n")[1].split()[:2] == [sim_agent.s.node_name, "250m"]
+
+
+def test_cpu_usage_of_pods_that_request_cpu_is_published_for_the_autoscaler(
+    client: Client, sim_agent: Agent
+) -> None:
+    pod = make_pod(
+        "scaled",
+        sim_agent.s.node_name,
+        [
+            {
+                "name": "c",
+                "image": IMAGE,
+                "command": ["sleep", "3600"],
+                "resources": {"requests": {"cpu": "500m"}},
+            }
+        ],
+    )
+    pod.metadata.annotations["sim.hakube.io/cpu-millis"] = "300"
+    client.pods.create(pod)
+    p = wait_pod(
+        client,
+        "scaled",
+        lambda p: USAGE_ANNOTATION in p.metadata.annotations,
+        20,
+        "usage annotation",
+    )
+    assert p.metadata.annotations[USAGE_ANNOTATION] == "300m"
+    assert first(p).restart_count == 0  # writing the annotation did not disturb the pod

@@ -205,3 +205,45 @@ def test_config_and_secret_volumes_are_written_as_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in sec.iterdir()) == ["other"]
     volumes.remove(str(tmp_path), "uid1")
     assert not (tmp_path / "pods" / "uid1").exists()
+
+
+def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from hakube.agent.cli import settings_from
+    from hakube.cli.config import parse_with_env
+    from hakube.cli.main import build_parser, main
+
+    monkeypatch.setenv("HAKUBE_NODE_NAME", "from-env")
+    monkeypatch.setenv("HAKUBE_SERVERS", "10.0.0.1:6443,10.0.0.2:6443")
+    monkeypatch.setenv("HAKUBE_BACKOFF_BASE", "2")
+    config = tmp_path / "agent.yaml"
+    config.write_text("register-with-taints: gpu=yes:NoSchedule\nlabels: a=b\n")
+    args = parse_with_env(
+        build_parser()[0], ["--config", str(config), "agent", "--backoff-max", "8"]
+    )
+    s = settings_from(args)
+    assert (s.node_name, s.servers) == ("from-env", ("10.0.0.1:6443", "10.0.0.2:6443"))
+    assert (s.backoff_base, s.backoff_max, s.labels) == (2.0, 8.0, {"a": "b"})
+    assert [(t.key, t.value, t.effect) for t in s.taints] == [("gpu", "yes", "NoSchedule")]
+    monkeypatch.delenv("HAKUBE_BACKOFF_BASE")
+    assert main(["agent", "--backoff-max", "1", "--root-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["hakube agent: --backoff-max (1.0) must be >= --backoff-base (10.0)"]
+
+
+def test_usage_is_published_under_the_name_the_autoscaler_reads_and_only_on_real_change() -> None:
+    from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
+    from hakube.controllers import hpa
+
+    assert USAGE_ANNOTATION == hpa.USAGE_ANNOTATION
+    pod = make_pod("p", "n", [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}])
+    assert usage_to_publish(pod, 200_000_000) is None  # not running yet
+    pod.status.phase = "Running"
+    assert usage_to_publish(pod, 200_000_000) == "200m"
+    pod.metadata.annotations[USAGE_ANNOTATION] = "200m"
+    assert usage_to_publish(pod, 215_000_000) is None  # jitter: < 10 %
+    assert usage_to_publish(pod, 260_000_000) == "260m"
+    no_request = make_pod("q", "n", [{"name": "c", "image": "i"}])
+    no_request.status.phase = "Running"
+    assert usage_to_publish(no_request, 10**9) is None

@@ -41,6 +41,42 @@ def test_up_with_nodes_runs_agents_that_run_pods_and_stop_with_the_cluster(
                 )
             )
             wait_pod(c, "up-pod", lambda p: p.status.phase == "Running", 30, "Running")
+            # With the scheduler and controllers hakube up also runs, a Deployment's pods get
+            # placed on the agents' nodes and run there.
+            c.apply(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "up-web", "namespace": "default"},
+                    "spec": {
+                        "replicas": 3,
+                        "selector": {"matchLabels": {"app": "up-web"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "up-web"}},
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "c",
+                                        "image": "busybox:1",
+                                        "command": ["sleep", "3600"],
+                                    }
+                                ]
+                            },
+                        },
+                    },
+                }
+            )
+
+            def deployed() -> bool:
+                pods = c.pods.list(namespace="default", label_selector="app=up-web").items
+                return len(pods) == 3 and all(p.status.phase == "Running" for p in pods)
+
+            wait_for(deployed, 60, "3 pods of the Deployment Running")
+            nodes = {
+                p.spec.node_name
+                for p in c.pods.list(namespace="default", label_selector="app=up-web").items
+            }
+            assert nodes <= {"node-1", "node-2"}
         assert up.stop(signal.SIGINT) == 0
         assert (
             not os.path.exists(f"/proc/{pid}")

@@ -124,12 +124,16 @@ def test_orphan_deletion_keeps_the_pods_without_owner(
 
 
 def test_a_deployment_deleted_in_the_foreground_goes_after_its_replicasets_and_pods(
-        client: Client, kubelet: StandInKubelet) -> None:
+    client: Client, kubelet: StandInKubelet
+) -> None:
     client.deployments.create(deployment("fgd", NS, 2, {"app": "fgd"}))
     wait_rolled_out(client, NS, "fgd")
     d = client.deployments.get("fgd", namespace=NS)
-    rs_names = [rs.metadata.name for rs in client.replicasets.list(namespace=NS).items
-                if any(r.uid == d.metadata.uid for r in rs.metadata.owner_references)]
+    rs_names = [
+        rs.metadata.name
+        for rs in client.replicasets.list(namespace=NS).items
+        if any(r.uid == d.metadata.uid for r in rs.metadata.owner_references)
+    ]
     assert len(rs_names) == 1
     client.deployments.delete("fgd", namespace=NS, propagation_policy="Foreground")
 

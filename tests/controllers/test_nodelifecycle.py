@@ -166,3 +166,33 @@ def test_a_new_leader_gives_every_node_a_fresh_grace_period(
     wait_for(lambda: taints(client, "quiet") == {UNREACHABLE}, 20, "the unreachable taint")
     # The lease was stale long before the term began, but a term judges only what it watched.
     assert time.monotonic() - started >= 2.0
+
+
+def test_eviction_time_follows_tolerations() -> None:
+    from hakube.api.v1 import core_pb2 as c
+    from hakube.controllers.nodelifecycle import eviction_time, rfc3339
+
+    now = 1_000_000.0
+    taint = c.Taint(key=UNREACHABLE, effect="NoExecute", time_added=rfc3339(now - 10))
+    defaults = {UNREACHABLE: 300.0, NOT_READY: 300.0}
+
+    def pod(tolerations: list[dict[str, object]]) -> pod_pb2.Pod:
+        return from_dict(
+            {  # type: ignore[return-value]
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "spec": {"tolerations": tolerations, "containers": [{"name": "c", "image": "x"}]},
+            }
+        )
+
+    assert eviction_time(pod([]), [taint], defaults, now) == now - 10 + 300
+    forever = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}
+    assert eviction_time(pod([forever]), [taint], defaults, now) is None
+    assert (
+        eviction_time(pod([{**forever, "tolerationSeconds": 5}]), [taint], defaults, now)
+        == now - 10 + 5
+    )
+    other = {"key": "other", "operator": "Exists", "effect": "NoExecute"}
+    assert eviction_time(pod([other]), [taint], defaults, now) == now - 10 + 300
+    assert eviction_time(pod([{"operator": "Exists"}]), [taint], defaults, now) is None

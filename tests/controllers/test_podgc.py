@@ -18,12 +18,23 @@ NS = "podgc-test"
 
 
 @pytest.fixture(scope="module")
-def podgc(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[ComponentProcs]:
-    with ComponentProcs("controller-manager", cluster.endpoints(),
-                        str(tmp_path_factory.mktemp("cm"))) as procs:
-        procs.start("cm-a", "--controllers", "podgc", "--pod-gc-period", "0.3",
-                    "--pod-gc-orphan-delay", "1", "--terminated-pod-gc-threshold", "3")
+def podgc(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComponentProcs]:
+    with ComponentProcs(
+        "controller-manager", cluster.endpoints(), str(tmp_path_factory.mktemp("cm"))
+    ) as procs:
+        procs.start(
+            "cm-a",
+            "--controllers",
+            "podgc",
+            "--pod-gc-period",
+            "0.3",
+            "--pod-gc-orphan-delay",
+            "1",
+            "--terminated-pod-gc-threshold",
+            "3",
+        )
         yield procs
 
 
@@ -45,17 +56,26 @@ def test_pods_on_a_deleted_node_are_removed(client: Client, podgc: ComponentProc
     client.pods.create(pod("on-here", "here"))
     client.pods.create(pod("on-leaving", "leaving"))
     client.pods.create(pod("never-had-one", "nowhere"))
-    wait_for(lambda: "never-had-one" not in names(client), 20,
-             "the pod bound to a node that never existed to go", interval=0.1)
+    wait_for(
+        lambda: "never-had-one" not in names(client),
+        20,
+        "the pod bound to a node that never existed to go",
+        interval=0.1,
+    )
     assert {"on-here", "on-leaving"} <= names(client)
     client.nodes.delete("leaving")
-    wait_for(lambda: "on-leaving" not in names(client), 20,
-             "the pod of the deleted node to go", interval=0.1)
+    wait_for(
+        lambda: "on-leaving" not in names(client),
+        20,
+        "the pod of the deleted node to go",
+        interval=0.1,
+    )
     assert "on-here" in names(client)
 
 
-def test_terminated_pods_beyond_the_threshold_are_removed(client: Client,
-                                                          podgc: ComponentProcs) -> None:
+def test_terminated_pods_beyond_the_threshold_are_removed(
+    client: Client, podgc: ComponentProcs
+) -> None:
     namespace(client, NS)
     for i in range(5):
         p = client.pods.create(pod(f"done-{i}"))
@@ -64,10 +84,10 @@ def test_terminated_pods_beyond_the_threshold_are_removed(client: Client,
     client.pods.create(pod("still-running"))
 
     def terminated() -> set[str]:
-        return {p.metadata.name for p in pods(client, NS) if p.status.phase in
-                ("Succeeded", "Failed")}
+        return {
+            p.metadata.name for p in pods(client, NS) if p.status.phase in ("Succeeded", "Failed")
+        }
 
-    wait_for(lambda: len(terminated()) == 3, 20, "terminated pods to be cut to 3",
-             interval=0.1)
+    wait_for(lambda: len(terminated()) == 3, 20, "terminated pods to be cut to 3", interval=0.1)
     assert "still-running" in names(client)
     assert "done-4" in terminated(), "the newest are kept"

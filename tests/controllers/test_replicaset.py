@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hakube.api.v1 import pod_pb2
@@ -12,6 +14,7 @@ from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     active_owned,
     cm,  # noqa: F401 - fixture
+    namespace,
     pods,
     replicaset,
     standin_kubelet,
@@ -87,9 +90,55 @@ def test_orphans_are_adopted_and_strays_released(client: Client, kubelet: StandI
     stray = client.pods.get("orphan", namespace=NS)
     stray.metadata.labels["app"] = "elsewhere"
     client.pods.update(stray)
+    wait_for(
+        lambda: not client.pods.get("orphan", namespace=NS).metadata.owner_references,
+        20,
+        "the pod that stopped matching to be released",
+        interval=0.1,
+    )
     wait_settled(client, rs, 2)
-    released = client.pods.get("orphan", namespace=NS)
-    assert controller_ref(released.metadata) is None, "a pod that stops matching is released"
-    assert released.metadata.owner_references == []
+    assert "orphan" not in {p.metadata.name for p in active_owned(client, NS, rs.metadata.uid)}
     names = {p.metadata.name for p in pods(client, NS)}
     assert "orphan" in names
+
+
+def test_pods_count_as_available_only_after_min_ready_seconds(
+    client: Client, kubelet: StandInKubelet
+) -> None:
+    rs = client.replicasets.create(replicaset("slow", NS, 2, {"app": "slow"}, min_ready_seconds=3))
+
+    def status() -> tuple[int, int, int]:
+        s = client.replicasets.get("slow", namespace=NS).status
+        return s.ready_replicas, s.available_replicas, s.fully_labeled_replicas
+
+    wait_for(lambda: status()[0] == 2, 20, "both pods to be ready", interval=0.1)
+    ready_at = time.monotonic()
+    assert status()[1] == 0, "ready pods are not available before minReadySeconds"
+    wait_for(lambda: status()[1] == 2, 20, "both pods to become available", interval=0.1)
+    assert time.monotonic() - ready_at >= 1.0
+    assert status()[2] == 2
+    wait_settled(client, rs, 2)
+
+
+def test_refused_creates_are_reported_on_the_replicaset(
+    client: Client, kubelet: StandInKubelet
+) -> None:
+    ns = namespace(client, "rs-refused")
+    rs = client.replicasets.create(replicaset("refused", ns, 0, {"app": "refused"}))
+    client.delete("Namespace", ns)  # not empty: stays Terminating (no namespace controller here)
+    assert client.namespaces.get(ns).status.phase == "Terminating"
+    rs = client.replicasets.get("refused", namespace=ns)
+    rs.spec.replicas = 5
+    client.replicasets.update(rs)
+
+    def failure() -> bool:
+        cur = client.replicasets.get("refused", namespace=ns)
+        return any(
+            c.type == "ReplicaFailure" and c.status == "True" and c.reason == "FailedCreate"
+            for c in cur.status.conditions
+        )
+
+    wait_for(failure, 20, "a ReplicaFailure condition", interval=0.1)
+    cur = client.replicasets.get("refused", namespace=ns)
+    assert "being terminated" in cur.status.conditions[0].message
+    assert pods(client, ns) == []

@@ -27,8 +27,9 @@ def deploy(replicas: int, surge: Any = "25%", unavailable: Any = "25%") -> du.De
     return d
 
 
-def rs(name: str, spec: int, status: int | None = None, available: int | None = None,
-       rev: int = 1) -> workloads_pb2.ReplicaSet:
+def rs(
+    name: str, spec: int, status: int | None = None, available: int | None = None, rev: int = 1
+) -> workloads_pb2.ReplicaSet:
     status = spec if status is None else status
     out = workloads_pb2.ReplicaSet(metadata={"name": name}, spec={"replicas": spec})
     out.status.replicas = status
@@ -37,15 +38,19 @@ def rs(name: str, spec: int, status: int | None = None, available: int | None = 
     return out
 
 
-@pytest.mark.parametrize("replicas,surge,unavail,want", [
-    (10, "25%", "25%", (3, 2)),   # surge rounds up, unavailable down
-    (4, "25%", "25%", (1, 1)),
-    (3, 0, 0, (0, 1)),            # both zero: one may be unavailable
-    (5, 2, "0%", (2, 0)),
-    (1, "25%", "25%", (1, 0)),
-])
-def test_fenceposts_round_like_kubernetes(replicas: int, surge: Any, unavail: Any,
-                                          want: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    "replicas,surge,unavail,want",
+    [
+        (10, "25%", "25%", (3, 2)),  # surge rounds up, unavailable down
+        (4, "25%", "25%", (1, 1)),
+        (3, 0, 0, (0, 1)),  # both zero: one may be unavailable
+        (5, 2, "0%", (2, 0)),
+        (1, "25%", "25%", (1, 0)),
+    ],
+)
+def test_fenceposts_round_like_kubernetes(
+    replicas: int, surge: Any, unavail: Any, want: tuple[int, int]
+) -> None:
     assert du.fenceposts(deploy(replicas, surge, unavail)) == want
 
 
@@ -81,8 +86,9 @@ def test_scaling_mid_rollout_keeps_proportions() -> None:
 
 
 def test_the_template_hash_ignores_its_own_label_and_changes_with_the_template() -> None:
-    t = pod_pb2.PodTemplateSpec(metadata={"labels": {"app": "a"}},
-                                spec={"containers": [{"name": "c", "image": "i:1"}]})
+    t = pod_pb2.PodTemplateSpec(
+        metadata={"labels": {"app": "a"}}, spec={"containers": [{"name": "c", "image": "i:1"}]}
+    )
     h = du.template_hash(t)
     labelled = pod_pb2.PodTemplateSpec()
     labelled.CopyFrom(t)
@@ -96,17 +102,21 @@ def test_the_template_hash_ignores_its_own_label_and_changes_with_the_template()
 
 def test_scale_down_picks_unscheduled_then_not_ready_then_newest() -> None:
     def pod(name: str, node: str, ready: bool, created: str) -> pod_pb2.Pod:
-        p = pod_pb2.Pod(metadata={"name": name, "creation_timestamp": created},
-                        spec={"node_name": node})
+        p = pod_pb2.Pod(
+            metadata={"name": name, "creation_timestamp": created}, spec={"node_name": node}
+        )
         p.status.phase = "Running" if node else "Pending"
-        p.status.conditions.add(type="Ready", status="True" if ready else "False",
-                                last_transition_time=created)
+        p.status.conditions.add(
+            type="Ready", status="True" if ready else "False", last_transition_time=created
+        )
         return p
 
-    pods = [pod("old-ready", "n1", True, "2026-01-01T00:00:00Z"),
-            pod("new-ready", "n1", True, "2026-01-01T00:05:00Z"),
-            pod("not-ready", "n1", False, "2026-01-01T00:00:00Z"),
-            pod("unscheduled", "", False, "2026-01-01T00:00:00Z")]
+    pods = [
+        pod("old-ready", "n1", True, "2026-01-01T00:00:00Z"),
+        pod("new-ready", "n1", True, "2026-01-01T00:05:00Z"),
+        pod("not-ready", "n1", False, "2026-01-01T00:00:00Z"),
+        pod("unscheduled", "", False, "2026-01-01T00:00:00Z"),
+    ]
     order = [p.metadata.name for p in sorted(pods, key=deletion_rank)]
     assert order == ["unscheduled", "not-ready", "new-ready", "old-ready"]
 

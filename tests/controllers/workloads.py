@@ -126,8 +126,9 @@ class PodBounds:
     """Checks, after every pod event in ``ns`` for pods labelled ``app``, that at most
     ``max_pods`` are active and at least ``min_available`` of those are ready."""
 
-    def __init__(self, client: Client, ns: str, app: str, *, max_pods: int,
-                 min_available: int) -> None:
+    def __init__(
+        self, client: Client, ns: str, app: str, *, max_pods: int, min_available: int
+    ) -> None:
         self.ns, self.app = ns, app
         self.max_pods, self.min_available = max_pods, min_available
         self.violations: list[str] = []
@@ -137,9 +138,9 @@ class PodBounds:
         self.created: dict[str, str] = {}
         """Every pod seen, by name: its first container's image."""
         self.informer = client.informer(pod_pb2.Pod, namespace=ns, label_selector=f"app={app}")
-        self.informer.add_handlers(on_add=self._check,
-                                   on_update=lambda old, new: self._check(new),
-                                   on_delete=self._check)
+        self.informer.add_handlers(
+            on_add=self._check, on_update=lambda old, new: self._check(new), on_delete=self._check
+        )
 
     def _check(self, _: Any) -> None:
         if not self.informer.has_synced:
@@ -170,19 +171,31 @@ def rolled_out(client: Client, ns: str, name: str) -> bool:
     d = client.deployments.get(name, namespace=ns)
     s, n = d.status, d.spec.replicas
     progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
-    return (s.observed_generation >= d.metadata.generation and s.updated_replicas == n
-            and s.replicas == n and s.available_replicas == n and progressing is not None
-            and progressing.reason == "NewReplicaSetAvailable")
+    return (
+        s.observed_generation >= d.metadata.generation
+        and s.updated_replicas == n
+        and s.replicas == n
+        and s.available_replicas == n
+        and progressing is not None
+        and progressing.reason == "NewReplicaSetAvailable"
+    )
 
 
 def wait_rolled_out(client: Client, ns: str, name: str, timeout: float = 40) -> None:
-    wait_for(lambda: rolled_out(client, ns, name), timeout,
-             f"deployment {name} to finish rolling out", interval=0.1)
+    wait_for(
+        lambda: rolled_out(client, ns, name),
+        timeout,
+        f"deployment {name} to finish rolling out",
+        interval=0.1,
+    )
 
 
 def images(client: Client, ns: str, app: str) -> list[str]:
-    return sorted(p.spec.containers[0].image for p in pods(client, ns)
-                  if p.metadata.labels.get("app") == app and is_active(p))
+    return sorted(
+        p.spec.containers[0].image
+        for p in pods(client, ns)
+        if p.metadata.labels.get("app") == app and is_active(p)
+    )
 
 
 def set_image(client: Client, ns: str, name: str, image: str) -> int:

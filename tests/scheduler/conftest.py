@@ -1,4 +1,5 @@
 """A real three-master cluster per module, scheduler processes, simulated nodes."""
+# ruff: noqa: F401, F811 - the cluster fixture is shared with the controller tests
 
 from __future__ import annotations
 
@@ -7,19 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.simnodes import SimNodes
-from hakube.testing.wait import wait_for
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
-        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
-        yield c
+from tests.controllers.conftest import cluster
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from hakube.scheduler.algorithm import Decision, decide
 from hakube.scheduler.cache import Cache
 from hakube.scheduler.explain import fit_error
 from hakube.scheduler.podinfo import pod_info
+from hakube.testing.simnodes import node_object
 
 
 def node(
@@ -23,17 +24,10 @@ def node(
     ready: bool = True,
     unschedulable: bool = False,
 ) -> core_pb2.Node:
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "spec": {"unschedulable": unschedulable, "taints": taints or []},
-        "status": {
-            "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
-    return from_dict(doc)  # type: ignore[return-value]
+    n = node_object(name, cpu=cpu, memory=memory, pods=pods, labels=labels, taints=taints)
+    n.spec.unschedulable = unschedulable
+    n.status.conditions[0].status = "True" if ready else "False"
+    return n
 
 
 def pod(

@@ -27,7 +27,7 @@ def holder(client: Client, lease: str) -> str:
 def test_up_schedules_pods_and_stops_its_components(tmp_path: object) -> None:
     home = str(tmp_path)
     data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
-    up = Up(home, "--data-dir", data, "--client-config", cfg)
+    up = Up(home, "--data-dir", data, "--client-config", cfg, "--nodes", "0")
     pids: list[int] = []
     try:
         up.expect("3 masters ready")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhakube/agent/v1/agent.proto\x12\x0fhakube.agent.v1\"\x8a\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x12\n\ntail_lines\x18\x05 \x01(\x03\x12\x10\n\x08previous\x18\x06 \x01(\x08\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"j\n\x0b\x45xecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\"A\n\x0c\x45xecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\x32\x93\x01\n\tNodeAgent\x12\x41\n\x04Logs\x12\x1c.hakube.agent.v1.LogsRequest\x1a\x19.hakube.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1c.hakube.agent.v1.ExecRequest\x1a\x1d.hakube.agent.v1.ExecResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhakube/agent/v1/agent.proto\x12\x0fhakube.agent.v1\"\x8a\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x12\n\ntail_lines\x18\x05 \x01(\x03\x12\x10\n\x08previous\x18\x06 \x01(\x08\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"j\n\x0b\x45xecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\"A\n\x0c\x45xecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\"!\n\x0cStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"X\n\x0e\x43ontainerUsage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63pu_nano_cores\x18\x02 \x01(\x04\x12 \n\x18memory_working_set_bytes\x18\x03 \x01(\x04\"\x9a\x01\n\x08PodUsage\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x63pu_nano_cores\x18\x03 \x01(\x04\x12 \n\x18memory_working_set_bytes\x18\x04 \x01(\x04\x12\x33\n\ncontainers\x18\x05 \x03(\x0b\x32\x1f.hakube.agent.v1.ContainerUsage\"|\n\rStatsResponse\x12\x1b\n\x13node_cpu_nano_cores\x18\x01 \x01(\x04\x12%\n\x1dnode_memory_working_set_bytes\x18\x02 \x01(\x04\x12\'\n\x04pods\x18\x03 \x03(\x0b\x32\x19.hakube.agent.v1.PodUsage2\xdb\x01\n\tNodeAgent\x12\x41\n\x04Logs\x12\x1c.hakube.agent.v1.LogsRequest\x1a\x19.hakube.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1c.hakube.agent.v1.ExecRequest\x1a\x1d.hakube.agent.v1.ExecResponse\x12\x46\n\x05Stats\x12\x1d.hakube.agent.v1.StatsRequest\x1a\x1e.hakube.agent.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECREQUEST']._serialized_end=321
   _globals['_EXECRESPONSE']._serialized_start=323
   _globals['_EXECRESPONSE']._serialized_end=388
-  _globals['_NODEAGENT']._serialized_start=391
-  _globals['_NODEAGENT']._serialized_end=538
+  _globals['_STATSREQUEST']._serialized_start=390
+  _globals['_STATSREQUEST']._serialized_end=423
+  _globals['_CONTAINERUSAGE']._serialized_start=425
+  _globals['_CONTAINERUSAGE']._serialized_end=513
+  _globals['_PODUSAGE']._serialized_start=516
+  _globals['_PODUSAGE']._serialized_end=670
+  _globals['_STATSRESPONSE']._serialized_start=672
+  _globals['_STATSRESPONSE']._serialized_end=796
+  _globals['_NODEAGENT']._serialized_start=799
+  _globals['_NODEAGENT']._serialized_end=1018
 # @@protoc_insertion_point(module_scope)

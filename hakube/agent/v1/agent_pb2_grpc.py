@@ -44,6 +44,11 @@ class NodeAgentStub:
                 request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
                 response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/hakube.agent.v1.NodeAgent/Stats',
+                request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
+                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -61,6 +66,14 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """CPU and memory in use, per pod and for the node (CRI stats); for `hakubectl top` and
+        autoscaling.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +86,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
                     response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.FromString,
+                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +147,33 @@ class NodeAgent:
             '/hakube.agent.v1.NodeAgent/Exec',
             hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
             hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hakube.agent.v1.NodeAgent/Stats',
+            hakube_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
+            hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,8 @@
 """Events: what a component did to an object and why, as Kubernetes ``Event`` objects.
 
+One recorder for every component (agent, scheduler, controllers), so they all write Events the
+same way and ``hakubectl describe`` shows one consistent story.
+
 Recording must never slow down or fail the work that records: ``record`` only enqueues, and a
 background thread writes. Repeats of the same (object, type, reason, message) within ten minutes
 update one Event's ``count`` and ``lastTimestamp`` instead of creating another, as Kubernetes'
@@ -59,11 +62,16 @@ class EventRecorder:
         self._thread.start()
 
     def record(self, obj: Any, type_: str, reason: str, message: str) -> None:
+        """Queue an event about ``obj`` (a typed object or an ObjectReference); never blocks."""
         ref = obj if isinstance(obj, meta_pb2.ObjectReference) else reference(obj)
+        log.info("%s %s %s/%s: %s %s", type_, ref.kind, ref.namespace, ref.name, reason, message)
         try:
             self._pending.put_nowait((ref, type_, reason, message))
         except queue.Full:
             self.dropped += 1
+
+    def emit(self, obj: Any, reason: str, message: str, *, warning: bool = False) -> None:
+        self.record(obj, WARNING if warning else NORMAL, reason, message)
 
     def normal(self, obj: Any, reason: str, message: str) -> None:
         self.record(obj, NORMAL, reason, message)
@@ -124,6 +132,7 @@ class EventRecorder:
             last_timestamp=stamp,
             event_time=stamp,
             reporting_component=self.component,
+            reporting_instance=self.host,
         )
         self._seen[key] = (self.client.events.create(ev), now)
         if len(self._seen) > 4096:

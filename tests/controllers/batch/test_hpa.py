@@ -15,7 +15,7 @@ from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import set_running
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import container, manifest, template
+from tests.controllers.batch.objs import container, manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
 REQUEST = {"resources": {"requests": {"cpu": "100m"}}}
@@ -35,7 +35,7 @@ def test_the_formula_tolerance_and_missing_metrics() -> None:
 def set_usage(client: Client, name: str, cpu: str) -> None:
     pod = client.pods.get(name)
     pod.metadata.annotations[USAGE_ANNOTATION] = cpu
-    client.pods.update(pod)
+    update_spec(client.pods, pod)
 
 
 def replicas(client: Client) -> int:

@@ -18,7 +18,7 @@ from hakube.controllers.cronjob import latest_time
 from hakube.controllers.owned import rfc3339
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import leader, manifest, template
+from tests.controllers.batch.objs import leader, manifest, template
 
 pytestmark = pytest.mark.timeout(150)
 Clock = Callable[[float], None]
@@ -109,8 +109,14 @@ def test_forbid_waits_for_the_active_job_then_runs(
     set_clock(t0)
     wait_for(lambda: names(client, cj) == [run_name(cj, t0)], 20, "the first run")
     set_clock(t0 + 60)
-    set_clock(t0 + 61)
-    wait_for(lambda: client.cronjobs.get("forbid").status.active, 20, "status.active")
+
+    def held_back() -> bool:
+        return any(
+            e.reason == "JobAlreadyActive" and e.involved_object.name == "forbid"
+            for e in client.events.list().items
+        )
+
+    wait_for(held_back, 20, "the run held back (event JobAlreadyActive)")
     assert names(client, cj) == [run_name(cj, t0)]  # skipped while the first is active
     complete(client, run_name(cj, t0))
     want = [run_name(cj, t0), run_name(cj, t0 + 60)]

@@ -14,7 +14,7 @@ from hakube.controllers.clusterip import RECORD_NAME, RECORD_NS
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import set_finished, set_running
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import container, manifest
+from tests.controllers.batch.objs import container, manifest
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -86,15 +86,15 @@ def test_pods_of_a_headless_service_are_listed_with_their_hostnames(
     client: Client, managers: ComponentProcs
 ) -> None:
     managers.start("cm-a", "--controllers", "endpoints,clusterip")
-    p = pod("db-0", {"app": "db0"}, 5432)
-    p.spec.hostname, p.spec.subdomain = "db-0", "db"
+    p = pod("hl-0", {"app": "hl0"}, 5432)
+    p.spec.hostname, p.spec.subdomain = "hl-0", "hl"
     client.pods.create(p)
-    client.services.create(service("db", {"app": "db0"}, clusterIP="None"))
-    set_running(client, "db-0")
-    wait_for(lambda: addresses(endpoints_of(client, "db"))[0], 20, "db's endpoints")
-    ep = endpoints_of(client, "db")
-    assert ep is not None and ep.subsets[0].addresses[0].hostname == "db-0"
-    assert client.services.get("db").spec.cluster_ip == "None"
+    client.services.create(service("hl", {"app": "hl0"}, clusterIP="None"))
+    set_running(client, "hl-0")
+    wait_for(lambda: addresses(endpoints_of(client, "hl"))[0], 20, "hl's endpoints")
+    ep = endpoints_of(client, "hl")
+    assert ep is not None and ep.subsets[0].addresses[0].hostname == "hl-0"
+    assert client.services.get("hl").spec.cluster_ip == "None"
 
 
 def test_services_without_selector_keep_their_own_endpoints(
@@ -150,3 +150,25 @@ def test_cluster_ips_are_unique_and_survive_a_failover(
         "ip0's address released",
     )
     assert len(record.data) >= len(ips)
+
+
+def test_a_chosen_cluster_ip_is_reserved_and_a_clash_is_reported(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", "--controllers", "clusterip")
+    first = client.services.create(service("fixed", {"app": "f"}, clusterIP="10.96.200.1"))
+
+    def holder() -> str:
+        return client.configmaps.get(RECORD_NAME, namespace=RECORD_NS).data.get("10.96.200.1", "")
+
+    wait_for(lambda: holder().endswith(first.metadata.uid), 20, "the chosen address recorded")
+    client.services.create(service("clash", {"app": "c"}, clusterIP="10.96.200.1"))
+
+    def warned() -> bool:
+        return any(
+            e.reason == "ClusterIPAlreadyAllocated" and e.involved_object.name == "clash"
+            for e in client.events.list().items
+        )
+
+    wait_for(warned, 20, "a ClusterIPAlreadyAllocated warning on clash")
+    assert holder().endswith(first.metadata.uid)

@@ -12,7 +12,7 @@ from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import owned_pods, set_finished, set_running, wait_pods
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import condition, leader, manifest, template
+from tests.controllers.batch.objs import condition, leader, manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
 FAST = ["--controllers", "job", "--job-backoff-base", "0.5", "--job-backoff-max", "4"]
@@ -124,3 +124,33 @@ def test_a_job_completes_exactly_once_across_a_controller_failover(
     st = client.jobs.get("failover").status
     assert (st.succeeded, st.failed, st.active) == (6, 0, 0)
     assert len(owned_pods(client, uid)) == 6  # no pod ran twice
+
+
+def test_container_restarts_count_as_failures_with_on_failure(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", *FAST)
+    job = make_job(client, "restarts", restart="OnFailure", backoffLimit=1)
+    (pod,) = wait_pods(client, job.metadata.uid, 1)
+    set_running(client, pod.metadata.name)
+    pod = client.pods.get(pod.metadata.name)
+    pod.status.container_statuses[0].restart_count = 2  # what the agent reports after restarts
+    pod.metadata.resource_version = ""
+    client.pods.update_status(pod)
+    wait_for(lambda: condition(client.jobs.get("restarts"), "Failed"), 20, "Failed")
+    assert client.jobs.get("restarts").status.failed == 2
+    wait_pods(client, job.metadata.uid, 0)  # the running pod is stopped
+
+
+def test_a_suspended_job_runs_nothing_until_resumed(
+    client: Client, managers: ComponentProcs
+) -> None:
+    managers.start("cm-a", *FAST)
+    job = make_job(client, "later", suspend=True, parallelism=2, completions=2)
+    wait_for(lambda: condition(client.jobs.get("later"), "Suspended"), 20, "Suspended")
+    assert owned_pods(client, job.metadata.uid) == []
+    job = client.jobs.get("later")
+    job.spec.suspend = False
+    update_spec(client.jobs, job)
+    wait_pods(client, job.metadata.uid, 2)
+    wait_for(lambda: not condition(client.jobs.get("later"), "Suspended"), 20, "resumed")

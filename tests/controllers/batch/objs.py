@@ -37,3 +37,10 @@ def leader(client: Client) -> str:
 def condition(obj: Any, type_: str) -> Any:
     """The condition ``type_`` with status True, or None."""
     return next((c for c in obj.status.conditions if c.type == type_ and c.status == "True"), None)
+
+
+def update_spec(resource: Any, obj: Any) -> Any:
+    """Write ``obj``'s spec/metadata without a resourceVersion precondition: a controller
+    writing the status meanwhile must not make the test's update fail."""
+    obj.metadata.resource_version = ""
+    return resource.update(obj)

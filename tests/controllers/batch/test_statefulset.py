@@ -11,7 +11,7 @@ from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
 from hakube.testing.podphases import finish_terminating, owned_pods, set_running
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import manifest, template
+from tests.controllers.batch.objs import manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -79,7 +79,7 @@ def test_ordered_ready_creates_and_removes_one_at_a_time(
 
     sts = client.statefulsets.get("db")
     sts.spec.replicas = 1
-    client.statefulsets.update(sts)
+    update_spec(client.statefulsets, sts)
     # pods are bound to a node, so they terminate gracefully until the test finishes them
     wait_for(lambda: terminating(client, sts) == ["db-2"], 20, "db-2 terminating first")
     assert sorted(live(client, sts)) == ["db-0", "db-1"]
@@ -115,7 +115,7 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
     sts = client.statefulsets.get("web")
     sts.spec.template.spec.containers[0].image = "img:2"
     sts.spec.update_strategy.rolling_update.partition = 1
-    client.statefulsets.update(sts)
+    update_spec(client.statefulsets, sts)
     order: list[str] = []
 
     def image(name: str) -> str:
@@ -135,11 +135,14 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
     st = client.statefulsets.get("web").status
     assert st.current_revision == old_rev != st.update_revision
     assert image("web-0") == "img:1"  # below the partition
+    client.pods.delete("web-0")  # recreated at the current revision, not the update one
+    wait_for(lambda: (run_all(client, sts), image("web-0"))[1] == "img:1", 20, "web-0 back")
+    assert live(client, sts)["web-0"].metadata.labels["controller-revision-hash"] == old_rev
     assert claim_uid(client, "data-web-2") == claim  # the new web-2 has the old claim
 
     sts = client.statefulsets.get("web")
     sts.spec.update_strategy.rolling_update.partition = 0
-    client.statefulsets.update(sts)
+    update_spec(client.statefulsets, sts)
     wait_for(lambda: step() and image("web-0") == "img:2", 30, "web-0 updated", interval=0.05)
 
     def finished() -> bool:
@@ -151,3 +154,9 @@ def test_rolling_update_goes_down_from_the_top_and_honours_the_partition(
         20,
         "currentRevision to become the update revision",
     )
+
+    def records() -> list[str]:
+        sel = "statefulset.hakube.io/revision-of=web"
+        return [c.metadata.name for c in client.configmaps.list(label_selector=sel).items]
+
+    wait_for(lambda: records() == [st.update_revision], 20, "the old revision's record pruned")

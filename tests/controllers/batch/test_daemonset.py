@@ -9,9 +9,9 @@ import pytest
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.client import Client
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import finish_terminating, owned_pods, set_running
+from hakube.testing.podphases import finish_terminating, owned_pods, set_finished, set_running
 from hakube.testing.wait import wait_for
-from tests.controllers.objs import manifest, template
+from tests.controllers.batch.objs import manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -61,6 +61,29 @@ def test_one_pod_per_eligible_node_as_nodes_join_and_leave(
     wait_for(lambda: placed(client, ds) == {"w1": 1, "w2": 1, "w3": 1}, 20, "a pod on the new w3")
     client.nodes.delete("w2")
     wait_for(lambda: placed(client, ds) == {"w1": 1, "w3": 1}, 20, "w2's pod removed")
+    w3 = client.nodes.get("w3")
+    w3.metadata.labels["pool"] = "c"  # no longer selected
+    update_spec(client.nodes, w3)
+    wait_for(lambda: placed(client, ds) == {"w1": 1}, 20, "w3's pod removed")
+    finish_terminating(client, owned_pods(client, ds.metadata.uid))
+    w3 = client.nodes.get("w3")
+    w3.metadata.labels["pool"] = "a"
+    update_spec(client.nodes, w3)
+    wait_for(lambda: placed(client, ds) == {"w1": 1, "w3": 1}, 20, "a pod on w3 again")
+    failed = next(p for p in owned_pods(client, ds.metadata.uid) if p.spec.node_name == "w1")
+    set_finished(client, failed.metadata.name, exit_code=1)
+    wait_for(
+        lambda: (
+            [
+                p.metadata.uid
+                for p in owned_pods(client, ds.metadata.uid)
+                if p.spec.node_name == "w1"
+            ]
+            not in ([], [failed.metadata.uid])
+        ),
+        20,
+        "the failed pod on w1 replaced",
+    )
 
     for p in owned_pods(client, ds.metadata.uid):
         set_running(client, p.metadata.name)
@@ -119,7 +142,7 @@ def test_a_rolling_update_keeps_max_unavailable(client: Client, managers: Compon
 
     ds = client.daemonsets.get("roller")
     ds.spec.template.spec.containers[0].image = "img:2"
-    client.daemonsets.update(ds)
+    update_spec(client.daemonsets, ds)
     worst = 0
 
     def step() -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.controllers.nodematch import fits
-from tests.controllers.objs import manifest
+from tests.controllers.batch.objs import manifest
 
 
 def node(labels: dict[str, str], taints: Any = (), name: str = "n1") -> core_pb2.Node:
