@@ -51,14 +51,8 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
 
 def kill_master(host: Host) -> None:
     """SIGKILL the master process(es) on ``host``, leaving keepalived running."""
-    for pid in host.pids():
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        if comm.startswith("python"):
-            os.kill(pid, signal.SIGKILL)
+    for pid in netmasters.master_pids(host):
+        os.kill(pid, signal.SIGKILL)
     host.network._reap()
 
 
