@@ -23,6 +23,7 @@ import math
 import time
 from typing import Any
 
+from hakube.api import quantity
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
@@ -35,12 +36,9 @@ TARGET_KINDS = ("Deployment", "ReplicaSet", "StatefulSet")
 
 
 def cpu_millis(text: str) -> int | None:
-    """``250m`` -> 250, ``0.5``/``1`` -> 500/1000; None when not a CPU quantity."""
-    text = text.strip()
+    """``250m`` -> 250, ``0.5``/``1`` -> 500/1000; None when not a CPU quantity (or empty)."""
     try:
-        if text.endswith("m"):
-            return int(float(text[:-1]))
-        return int(float(text) * 1000)
+        return quantity.cpu_millis(text) if text.strip() else None
     except ValueError:
         return None
 

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hakube.api import quantity
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.scheduler import quantity
 from hakube.scheduler.podinfo import PodInfo, PodKey, Resources, pod_info
 
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakube.api import quantity
 from hakube.api.v1 import meta_pb2, pod_pb2
 from hakube.apiserver.selector import SelectorError, from_label_selector
-from hakube.scheduler import quantity
 
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
