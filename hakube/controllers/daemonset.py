@@ -1,12 +1,13 @@
 """DaemonSet: one pod on every eligible node.
 
 A node is eligible when it is not being deleted and the pod template fits it (nodeSelector,
-required node affinity, taints vs tolerations -- see nodematch; daemon pods also tolerate the
-node-condition taints, as in Kubernetes). The controller binds each pod to its node at
-creation (``spec.nodeName``, plus a required node affinity on ``metadata.name`` saying so), so
-nodes that join get a pod at once and no scheduler is involved. Pods on nodes that are no
-longer eligible are deleted (immediately, with no grace, when the node is gone: no agent will
-ever finish them); failed daemon pods are deleted so that a fresh one replaces them.
+required node affinity, taints vs tolerations -- the scheduler's own predicates, see nodematch;
+daemon pods also tolerate the node-condition taints, as in Kubernetes). The controller binds
+each pod to its node at creation (``spec.nodeName``, plus a required node affinity on
+``metadata.name`` saying so), so nodes that join get a pod at once and no scheduler is
+involved. Pods on nodes that are no longer eligible are deleted (immediately, with no grace,
+when the node is gone: no agent will ever finish them); failed daemon pods are deleted so that
+a fresh one replaces them.
 
 Rolling update: each pod carries the ``controller-revision-hash`` of the template it was made
 from. With ``RollingUpdate``, old pods are deleted while the number of unavailable nodes (no
