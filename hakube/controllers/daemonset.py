@@ -22,18 +22,17 @@ from typing import Any
 
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.controllers.base import Controller
+from hakube.controllers.deployutil import scaled, template_hash
+from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.nodematch import fits
 from hakube.controllers.owned import (
-    Expectations,
     PodControl,
     on_any_change,
     owned_by,
     owner_key,
     pod_from_template,
     pod_ready,
-    scaled_value,
-    template_hash,
 )
 
 HASH_LABEL = "controller-revision-hash"
@@ -76,7 +75,7 @@ class DaemonSetController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        self.expectations = Expectations()
+        self.expectations = PodNameExpectations()
         self.control = PodControl(self.client, self.events, self.expectations)
         self.daemonsets = self.ctx.informers.get(workloads_pb2.DaemonSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
@@ -146,9 +145,7 @@ class DaemonSetController(Controller):
         desired = len(eligible)
         budget = max(
             1,
-            scaled_value(
-                ds.spec.update_strategy.rolling_update.max_unavailable, desired, round_up=True
-            ),
+            scaled(ds.spec.update_strategy.rolling_update.max_unavailable, desired, round_up=True),
         )
         unavailable = 0
         old_ready: list[pod_pb2.Pod] = []

@@ -26,9 +26,9 @@ from typing import Any
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
+from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
-    Expectations,
     PodControl,
     has_condition,
     on_any_change,
@@ -94,7 +94,7 @@ class JobController(Controller):
     def setup(self) -> None:
         self.backoff_base = float(self.ctx.setting("job_backoff_base", 10.0))
         self.backoff_max = float(self.ctx.setting("job_backoff_max", 360.0))
-        self.expectations = Expectations()
+        self.expectations = PodNameExpectations()
         self.control = PodControl(self.client, self.events, self.expectations)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)

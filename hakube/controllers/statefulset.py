@@ -27,9 +27,10 @@ from typing import Any
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
+from hakube.controllers.deployutil import template_hash
+from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
-    Expectations,
     PodControl,
     controller_uid,
     on_any_change,
@@ -38,7 +39,6 @@ from hakube.controllers.owned import (
     owner_reference,
     pod_from_template,
     pod_ready,
-    template_hash,
 )
 
 HASH_LABEL = "controller-revision-hash"
@@ -66,7 +66,7 @@ class StatefulSetController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        self.expectations = Expectations()
+        self.expectations = PodNameExpectations()
         self._saved: set[str] = set()
         self._kept: dict[str, set[str]] = {}
         self.control = PodControl(self.client, self.events, self.expectations)
