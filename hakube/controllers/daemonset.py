@@ -26,14 +26,8 @@ from hakube.controllers.deployutil import scaled, template_hash
 from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.nodematch import fits
-from hakube.controllers.owned import (
-    PodControl,
-    on_any_change,
-    owned_by,
-    owner_key,
-    pod_from_template,
-    pod_ready,
-)
+from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
+from hakube.controllers.podutil import owned_by, pod_ready
 
 HASH_LABEL = "controller-revision-hash"
 DAEMON_TOLERATIONS = [

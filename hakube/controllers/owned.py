@@ -1,57 +1,19 @@
-"""Small shared pieces of the batch and per-node controllers: ownership, pod state, times.
+"""Making and removing a workload's pods, and the conditions on its status.
 
-Controllers find "their" pods through the controller ownerReference (uid), never by labels
-alone, so a pod someone else made with the same labels is never counted or deleted. Times in
-objects are RFC 3339 strings in UTC, as Kubernetes writes them.
+Shared by the Job, DaemonSet and StatefulSet controllers (and CronJob, Endpoints, HPA for the
+small helpers). The pod, owner and selector facts they rely on live in ``podutil``, shared
+with the ReplicaSet and Deployment controllers; expectations live in ``expectations``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from hakube.api.v1 import meta_pb2, pod_pb2
+from hakube.api.v1 import pod_pb2
 from hakube.client import errors
-from hakube.client.client import resolve_kind
 from hakube.controllers import podutil
 from hakube.controllers.expectations import PodNameExpectations
-
-rfc3339 = podutil.rfc3339
-parse_rfc3339 = podutil.parse_time
-TERMINAL = podutil.TERMINAL
-
-
-def owner_reference(owner: Any) -> meta_pb2.OwnerReference:
-    """A controller ownerReference to ``owner`` that blocks its foreground deletion."""
-    kind = resolve_kind(type(owner))
-    return podutil.owner_ref_to(owner, kind.name, kind.api_version)
-
-
-def controller_uid(obj: Any) -> str:
-    """The uid of the object's controlling owner, or ""."""
-    ref = podutil.controller_ref(obj.metadata)
-    return "" if ref is None else str(ref.uid)
-
-
-def owned_by(objects: Iterable[Any], owner: Any) -> list[Any]:
-    """Those of ``objects`` (same namespace) whose controller is ``owner``."""
-    uid, ns = owner.metadata.uid, owner.metadata.namespace
-    return [o for o in objects if o.metadata.namespace == ns and controller_uid(o) == uid]
-
-
-def selects(selector: meta_pb2.LabelSelector, labels: Any) -> bool:
-    """Whether a LabelSelector matches ``labels``; an empty or broken selector matches none."""
-    return podutil.selector_matcher(selector)(dict(labels))
-
-
-def pod_ready(pod: pod_pb2.Pod) -> bool:
-    """Running with condition Ready=True (what Services and rollouts count)."""
-    running = pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
-    return running and podutil.is_ready(pod)
-
-
-pod_active = podutil.is_active
-"""Neither finished nor being deleted: it still counts towards a workload's pods."""
 
 
 def pod_from_template(
@@ -68,14 +30,14 @@ def pod_from_template(
         pod.metadata.name = name
     else:
         pod.metadata.generate_name = generate_name or f"{owner.metadata.name}-"
-    pod.metadata.owner_references.append(owner_reference(owner))
+    pod.metadata.owner_references.append(podutil.owner_reference(owner))
     pod.spec.CopyFrom(template.spec)
     return pod
 
 
 def set_condition(conditions: Any, type_: str, status: str, reason: str, message: str) -> bool:
     """Set one condition in a repeated Condition field; True if anything changed."""
-    now = rfc3339()
+    now = podutil.rfc3339()
     for c in conditions:
         if c.type == type_:
             if (c.status, c.reason, c.message) == (status, reason, message):

@@ -30,16 +30,8 @@ from hakube.controllers.base import Controller
 from hakube.controllers.deployutil import template_hash
 from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
-from hakube.controllers.owned import (
-    PodControl,
-    controller_uid,
-    on_any_change,
-    owned_by,
-    owner_key,
-    owner_reference,
-    pod_from_template,
-    pod_ready,
-)
+from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
+from hakube.controllers.podutil import controller_uid, owned_by, owner_reference, pod_ready
 
 HASH_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
