@@ -22,6 +22,7 @@ from typing import Any
 
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.controllers.base import Controller
+from hakube.controllers.deployutil import REVISION_HASH_LABEL as HASH_LABEL
 from hakube.controllers.deployutil import scaled, template_hash
 from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
@@ -29,7 +30,6 @@ from hakube.controllers.nodematch import fits
 from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
 from hakube.controllers.podutil import owned_by, pod_ready
 
-HASH_LABEL = "controller-revision-hash"
 DAEMON_TOLERATIONS = [
     ("node.kubernetes.io/not-ready", "NoExecute"),
     ("node.kubernetes.io/unreachable", "NoExecute"),

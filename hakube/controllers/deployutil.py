@@ -20,6 +20,8 @@ from google.protobuf import struct_pb2
 from hakube.api.v1 import pod_pb2, workloads_pb2
 
 HASH_LABEL = "pod-template-hash"
+REVISION_HASH_LABEL = "controller-revision-hash"
+"""The DaemonSet's and StatefulSet's pod label naming the template revision."""
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
