@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hakube.agent import quantity
+from hakube.api import quantity
 from hakube.api.v1 import pod_pb2
 
 Lookup = Callable[[str, str, str], Any]
@@ -98,10 +98,10 @@ def resource_value(
         raise ConfigError(f'unsupported resourceFieldRef resource "{ref.resource}"')
     text = dict(getattr(c.resources, which)).get(res, "")
     if res == "cpu":
-        value = quantity.parse(text) if text else facts.node_cpu_millis / 1000
+        value = float(quantity.parse(text)) if text else facts.node_cpu_millis / 1000
     else:
-        value = quantity.parse(text) if text else float(facts.node_memory_bytes)
-    divisor = quantity.parse(ref.divisor) if ref.divisor else 1.0
+        value = float(quantity.parse(text)) if text else float(facts.node_memory_bytes)
+    divisor = float(quantity.parse(ref.divisor)) if ref.divisor else 1.0
     return str(max(1, math.ceil(value / divisor - 1e-9)) if value else 0)
 
 

@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 
 import hakube
-from hakube.agent import quantity
 from hakube.agent.config import AgentSettings
 from hakube.agent.status import rfc3339
+from hakube.api import quantity
 from hakube.api.v1 import core_pb2, meta_pb2
 from hakube.client import AlreadyExists, Client, Conflict, NotFound
 from hakube.cri.client import CriClient

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hakube.agent import env as envmod
-from hakube.agent import quantity, status, volumes
+from hakube.agent import status, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
@@ -47,6 +47,7 @@ from hakube.agent.runtime import (
     run_as_user,
     sandbox_config,
 )
+from hakube.api import quantity
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, Conflict, NotFound
 from hakube.cri import specs

@@ -12,8 +12,8 @@ import sys
 
 import grpc
 
-from hakube.agent import quantity
 from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
+from hakube.api import quantity
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.cli.ctl import CommandError, Ctx, UsageError
 

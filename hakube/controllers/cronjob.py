@@ -34,15 +34,8 @@ from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.job import finished
 from hakube.controllers.manager import register
-from hakube.controllers.owned import (
-    has_condition,
-    on_any_change,
-    owned_by,
-    owner_key,
-    owner_reference,
-    parse_rfc3339,
-    rfc3339,
-)
+from hakube.controllers.owned import has_condition, on_any_change, owner_key
+from hakube.controllers.podutil import owned_by, owner_reference, parse_time, rfc3339
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
@@ -175,8 +168,8 @@ class CronJobController(Controller):
         if self.file_clock is None:
             self.queue.add_after(key, max(0.05, next_time(cj.spec.schedule, tz, now) - now + 0.01))
         earliest = (
-            parse_rfc3339(cj.status.last_schedule_time)
-            or parse_rfc3339(cj.metadata.creation_timestamp)
+            parse_time(cj.status.last_schedule_time)
+            or parse_time(cj.metadata.creation_timestamp)
             or now
         )
         t = latest_time(cj.spec.schedule, tz, now)

@@ -1,12 +1,13 @@
 """DaemonSet: one pod on every eligible node.
 
 A node is eligible when it is not being deleted and the pod template fits it (nodeSelector,
-required node affinity, taints vs tolerations -- see nodematch; daemon pods also tolerate the
-node-condition taints, as in Kubernetes). The controller binds each pod to its node at
-creation (``spec.nodeName``, plus a required node affinity on ``metadata.name`` saying so), so
-nodes that join get a pod at once and no scheduler is involved. Pods on nodes that are no
-longer eligible are deleted (immediately, with no grace, when the node is gone: no agent will
-ever finish them); failed daemon pods are deleted so that a fresh one replaces them.
+required node affinity, taints vs tolerations -- the scheduler's own predicates, see nodematch;
+daemon pods also tolerate the node-condition taints, as in Kubernetes). The controller binds
+each pod to its node at creation (``spec.nodeName``, plus a required node affinity on
+``metadata.name`` saying so), so nodes that join get a pod at once and no scheduler is
+involved. Pods on nodes that are no longer eligible are deleted (immediately, with no grace,
+when the node is gone: no agent will ever finish them); failed daemon pods are deleted so that
+a fresh one replaces them.
 
 Rolling update: each pod carries the ``controller-revision-hash`` of the template it was made
 from. With ``RollingUpdate``, old pods are deleted while the number of unavailable nodes (no
@@ -21,21 +22,14 @@ from typing import Any
 
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.controllers.base import Controller
+from hakube.controllers.deployutil import REVISION_HASH_LABEL as HASH_LABEL
+from hakube.controllers.deployutil import scaled, template_hash
+from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.nodematch import fits
-from hakube.controllers.owned import (
-    Expectations,
-    PodControl,
-    on_any_change,
-    owned_by,
-    owner_key,
-    pod_from_template,
-    pod_ready,
-    scaled_value,
-    template_hash,
-)
+from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
+from hakube.controllers.podutil import owned_by, pod_ready
 
-HASH_LABEL = "controller-revision-hash"
 DAEMON_TOLERATIONS = [
     ("node.kubernetes.io/not-ready", "NoExecute"),
     ("node.kubernetes.io/unreachable", "NoExecute"),
@@ -75,7 +69,7 @@ class DaemonSetController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        self.expectations = Expectations()
+        self.expectations = PodNameExpectations()
         self.control = PodControl(self.client, self.events, self.expectations)
         self.daemonsets = self.ctx.informers.get(workloads_pb2.DaemonSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
@@ -145,9 +139,7 @@ class DaemonSetController(Controller):
         desired = len(eligible)
         budget = max(
             1,
-            scaled_value(
-                ds.spec.update_strategy.rolling_update.max_unavailable, desired, round_up=True
-            ),
+            scaled(ds.spec.update_strategy.rolling_update.max_unavailable, desired, round_up=True),
         )
         unavailable = 0
         old_ready: list[pod_pb2.Pod] = []

@@ -1,5 +1,7 @@
 """Pure Deployment arithmetic: template hashes, revisions, surge/unavailable fenceposts, and
 how many pods each ReplicaSet should have. No I/O here, so all of it is unit-tested directly.
+``template_hash`` and ``scaled`` are also the DaemonSet's and StatefulSet's (revision hashes,
+maxUnavailable): one hash and one int-or-percent rule for every workload kind.
 
 Counting is deliberately conservative, so the bounds hold for the pods that really exist and
 not only for the numbers written in specs: a ReplicaSet is taken to have
@@ -18,6 +20,8 @@ from google.protobuf import struct_pb2
 from hakube.api.v1 import pod_pb2, workloads_pb2
 
 HASH_LABEL = "pod-template-hash"
+REVISION_HASH_LABEL = "controller-revision-hash"
+"""The DaemonSet's and StatefulSet's pod label naming the template revision."""
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
@@ -71,15 +75,19 @@ def revision(obj: Any) -> int:
         return 0
 
 
-def scaled(v: struct_pb2.Value, total: int, round_up: bool) -> int:
-    """An int-or-percent (``3`` or ``"25%"``) against ``total``."""
+def scaled(v: struct_pb2.Value, total: int, *, round_up: bool) -> int:
+    """An int-or-percent (``3``, ``"3"`` or ``"25%"``) against ``total``; 0 when it is neither
+    (the API server validates these; a controller must not crash-loop on one it missed)."""
     if v.WhichOneof("kind") == "number_value":
         return int(v.number_value)
     text = v.string_value.strip()
     if text.endswith("%"):
-        exact = total * int(text[:-1]) / 100
+        pct = text[:-1]
+        if not pct.isdigit():
+            return 0
+        exact = total * int(pct) / 100
         return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text or 0)
+    return int(text) if text.isdigit() else 0
 
 
 def fenceposts(d: Deployment) -> tuple[int, int]:

@@ -17,7 +17,8 @@ from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
-from hakube.controllers.owned import on_any_change, pod_ready
+from hakube.controllers.owned import on_any_change
+from hakube.controllers.podutil import pod_ready
 
 PortsKey = tuple[tuple[str, int, str], ...]
 

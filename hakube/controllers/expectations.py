@@ -1,5 +1,12 @@
 """Expectations: what a controller has asked for but not yet seen in its informer cache.
 
+Two flavours, for two ways of counting. ``Expectations`` (ReplicaSet) counts creations and is
+ticked off by the controller's informer handlers: it suits a controller that creates a burst of
+``generateName`` pods and must stop counting the moment the events arrive. ``PodNameExpectations``
+(Job, DaemonSet, StatefulSet, through ``owned.PodControl``) remembers the names it created or
+deleted and is checked against the owner's pods in the cache at sync time, so those controllers
+need no extra handler wiring. Both lapse after a TTL; both are empty in a new leadership term.
+
 A controller that creates three pods and syncs again before its pod informer shows them would
 count too few pods and create three more. So before acting it records, per owner key, how many
 creations it expects to observe and which pods it expects to see deleted; informer handlers tick
@@ -15,8 +22,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_TTL = 300.0
 
@@ -75,3 +83,43 @@ class Expectations:
     def forget(self, owner: Hashable) -> None:
         with self._lock:
             self._by_owner.pop(owner, None)
+
+
+class PodNameExpectations:
+    """Pods a controller has just created or deleted but its cache may not show yet.
+
+    Without this, a sync that runs before the informer delivers a fresh create would count too
+    few pods and create more (Kubernetes' "controller expectations"). A key's expectations are
+    met when every created name is in the cache and every deleted one is gone or terminating;
+    they lapse after ``ttl`` seconds in case a watch event was lost (a relist fixes the cache).
+    """
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._pending: dict[Any, tuple[set[str], set[str], float]] = {}
+
+    def expect(self, key: Any, *, created: Iterable[str] = (), deleted: Iterable[str] = ()) -> None:
+        with self._lock:
+            c, d, _ = self._pending.get(key, (set(), set(), 0.0))
+            self._pending[key] = (c | set(created), d | set(deleted), time.monotonic() + self.ttl)
+
+    def met(self, key: Any, pods: Iterable[Any]) -> bool:
+        """Whether ``pods`` (the controller's pods in the cache) reflect its own writes."""
+        with self._lock:
+            entry = self._pending.get(key)
+            if entry is None:
+                return True
+            created, deleted, deadline = entry
+            live = {p.metadata.name: p for p in pods}
+            created = {n for n in created if n not in live}
+            deleted = {n for n in deleted if n in live and not live[n].metadata.deletion_timestamp}
+            if (not created and not deleted) or time.monotonic() > deadline:
+                del self._pending[key]
+                return True
+            self._pending[key] = (created, deleted, deadline)
+            return False
+
+    def forget(self, key: Any) -> None:
+        with self._lock:
+            self._pending.pop(key, None)

@@ -23,11 +23,13 @@ import math
 import time
 from typing import Any
 
+from hakube.api import quantity
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
-from hakube.controllers.owned import rfc3339, selects, set_condition
+from hakube.controllers.owned import set_condition
+from hakube.controllers.podutil import is_active, rfc3339, selects
 
 USAGE_ANNOTATION = "metrics.hakube.io/cpu-usage"
 TOLERANCE = 0.1
@@ -35,12 +37,9 @@ TARGET_KINDS = ("Deployment", "ReplicaSet", "StatefulSet")
 
 
 def cpu_millis(text: str) -> int | None:
-    """``250m`` -> 250, ``0.5``/``1`` -> 500/1000; None when not a CPU quantity."""
-    text = text.strip()
+    """``250m`` -> 250, ``0.5``/``1`` -> 500/1000; None when not a CPU quantity (or empty)."""
     try:
-        if text.endswith("m"):
-            return int(float(text[:-1]))
-        return int(float(text) * 1000)
+        return quantity.cpu_millis(text) if text.strip() else None
     except ValueError:
         return None
 
@@ -133,8 +132,7 @@ class HPAController(Controller):
             p
             for p in self.pods.list()
             if p.metadata.namespace == hpa.metadata.namespace
-            and not p.metadata.deletion_timestamp
-            and p.status.phase not in ("Succeeded", "Failed")
+            and is_active(p)
             and selects(target.spec.selector, p.metadata.labels)
         ]
         requests = {p.metadata.name: pod_request(p) for p in pods}

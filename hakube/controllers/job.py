@@ -26,21 +26,17 @@ from typing import Any
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
+from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
-    Expectations,
     PodControl,
     has_condition,
     on_any_change,
-    owned_by,
     owner_key,
-    parse_rfc3339,
-    pod_active,
     pod_from_template,
-    pod_ready,
-    rfc3339,
     set_condition,
 )
+from hakube.controllers.podutil import is_active, owned_by, parse_time, pod_ready, rfc3339
 
 
 def finished(job: workloads_pb2.Job) -> bool:
@@ -56,13 +52,13 @@ def _restarts(pod: pod_pb2.Pod) -> int:
 def _failed_at(pod: pod_pb2.Pod) -> float:
     """When the pod (or, for OnFailure, its last container run) last failed."""
     times = [
-        parse_rfc3339(s.state.terminated.finished_at or s.last_state.terminated.finished_at)
+        parse_time(s.state.terminated.finished_at or s.last_state.terminated.finished_at)
         for s in pod.status.container_statuses
     ]
     known = [t for t in times if t is not None]
     if known:
         return max(known)
-    return parse_rfc3339(pod.metadata.creation_timestamp) or 0.0
+    return parse_time(pod.metadata.creation_timestamp) or 0.0
 
 
 def deletion_order(pods: list[pod_pb2.Pod]) -> list[pod_pb2.Pod]:
@@ -94,7 +90,7 @@ class JobController(Controller):
     def setup(self) -> None:
         self.backoff_base = float(self.ctx.setting("job_backoff_base", 10.0))
         self.backoff_max = float(self.ctx.setting("job_backoff_max", 360.0))
-        self.expectations = Expectations()
+        self.expectations = PodNameExpectations()
         self.control = PodControl(self.client, self.events, self.expectations)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
@@ -126,10 +122,10 @@ class JobController(Controller):
             return
         now = time.time()
         if finished(job):
-            self._delete_pods(job, [p for p in pods if pod_active(p)])
+            self._delete_pods(job, [p for p in pods if is_active(p)])
             self._maybe_expire(job, now)
             return
-        active = [p for p in pods if pod_active(p)]
+        active = [p for p in pods if is_active(p)]
         succeeded = max(job.status.succeeded, sum(p.status.phase == "Succeeded" for p in pods))
         failed_pods = [p for p in pods if p.status.phase == "Failed"]
         restarts = sum(_restarts(p) for p in pods) if self._on_failure(job) else 0
@@ -185,7 +181,7 @@ class JobController(Controller):
     def _past_deadline(self, job: workloads_pb2.Job, now: float) -> bool:
         if not job.spec.HasField("active_deadline_seconds") or job.spec.suspend:
             return False
-        started = parse_rfc3339(job.status.start_time) or now
+        started = parse_time(job.status.start_time) or now
         left = started + job.spec.active_deadline_seconds - now
         if left > 0:
             self.queue.add_after((job.metadata.namespace, job.metadata.name), left + 0.05)
@@ -239,11 +235,11 @@ class JobController(Controller):
         """Delete a finished Job ``ttlSecondsAfterFinished`` after it finished."""
         if not job.spec.HasField("ttl_seconds_after_finished"):
             return
-        done = parse_rfc3339(job.status.completion_time)
+        done = parse_time(job.status.completion_time)
         if done is None:
             done = max(
                 (
-                    parse_rfc3339(c.last_transition_time) or now
+                    parse_time(c.last_transition_time) or now
                     for c in job.status.conditions
                     if c.type in ("Complete", "Failed") and c.status == "True"
                 ),

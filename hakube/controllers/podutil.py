@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hakube.api.v1 import meta_pb2, pod_pb2
 from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
+from hakube.client.client import resolve_kind
 
 TERMINAL = ("Succeeded", "Failed")
 
@@ -102,6 +103,35 @@ def owner_ref_to(obj: Any, kind: str, api_version: str) -> meta_pb2.OwnerReferen
         controller=True,
         block_owner_deletion=True,
     )
+
+
+def owner_reference(owner: Any) -> meta_pb2.OwnerReference:
+    """A controller ownerReference to ``owner`` that blocks its foreground deletion."""
+    kind = resolve_kind(type(owner))
+    return owner_ref_to(owner, kind.name, kind.api_version)
+
+
+def controller_uid(obj: Any) -> str:
+    """The uid of the object's controlling owner, or ""."""
+    ref = controller_ref(obj.metadata)
+    return "" if ref is None else str(ref.uid)
+
+
+def owned_by(objects: Iterable[Any], owner: Any) -> list[Any]:
+    """Those of ``objects`` (same namespace) whose controller is ``owner``."""
+    uid, ns = owner.metadata.uid, owner.metadata.namespace
+    return [o for o in objects if o.metadata.namespace == ns and controller_uid(o) == uid]
+
+
+def selects(selector: meta_pb2.LabelSelector, labels: Any) -> bool:
+    """Whether a LabelSelector matches ``labels``; an empty or broken selector matches none."""
+    return selector_matcher(selector)(dict(labels))
+
+
+def pod_ready(pod: pod_pb2.Pod) -> bool:
+    """Running with condition Ready=True (what Services and rollouts count)."""
+    running = pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+    return running and is_ready(pod)
 
 
 def _restarts(pod: pod_pb2.Pod) -> int:

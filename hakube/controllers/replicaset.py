@@ -26,13 +26,13 @@ from hakube.controllers.base import Context, Controller, key_of
 from hakube.controllers.claim import Claimer
 from hakube.controllers.expectations import Expectations
 from hakube.controllers.manager import register
+from hakube.controllers.owned import pod_from_template
 from hakube.controllers.podutil import (
     controller_ref,
     deletion_rank,
     is_active,
     is_available,
     is_ready,
-    owner_ref_to,
     rfc3339,
     selector_matcher,
 )
@@ -67,20 +67,6 @@ def slow_start(
             return done, first
         batch *= 2
     return done, None
-
-
-def pod_from_template(owner: Any, kind: str, api_version: str) -> pod_pb2.Pod:
-    """A new pod for ``owner`` (a ReplicaSet, or anything with ``spec.template``)."""
-    t = owner.spec.template
-    pod = pod_pb2.Pod()
-    pod.metadata.CopyFrom(t.metadata)
-    pod.metadata.ClearField("name")
-    pod.metadata.generate_name = f"{owner.metadata.name}-"
-    pod.metadata.namespace = owner.metadata.namespace
-    del pod.metadata.owner_references[:]
-    pod.metadata.owner_references.append(owner_ref_to(owner, kind, api_version))
-    pod.spec.CopyFrom(t.spec)
-    return pod
 
 
 @register
@@ -238,7 +224,7 @@ class ReplicaSetController(Controller):
     def _create(self, rs: workloads_pb2.ReplicaSet) -> None:
         if self.ctx.leading.is_set():
             raise SyncError("no longer leading")
-        pod = self.client.pods.create(pod_from_template(rs, KIND, API_VERSION))
+        pod = self.client.pods.create(pod_from_template(rs.spec.template, rs))
         self.events.normal(rs, "SuccessfulCreate", f"Created pod: {pod.metadata.name}")
 
     def _delete(self, rs: workloads_pb2.ReplicaSet, pod: pod_pb2.Pod) -> Exception | None:

@@ -27,21 +27,13 @@ from typing import Any
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
+from hakube.controllers.deployutil import REVISION_HASH_LABEL as HASH_LABEL
+from hakube.controllers.deployutil import template_hash
+from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
-from hakube.controllers.owned import (
-    Expectations,
-    PodControl,
-    controller_uid,
-    on_any_change,
-    owned_by,
-    owner_key,
-    owner_reference,
-    pod_from_template,
-    pod_ready,
-    template_hash,
-)
+from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
+from hakube.controllers.podutil import controller_uid, owned_by, owner_reference, pod_ready
 
-HASH_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 REVISION_OF = "statefulset.hakube.io/revision-of"
 
@@ -66,7 +58,7 @@ class StatefulSetController(Controller):
     workers = 2
 
     def setup(self) -> None:
-        self.expectations = Expectations()
+        self.expectations = PodNameExpectations()
         self._saved: set[str] = set()
         self._kept: dict[str, set[str]] = {}
         self.control = PodControl(self.client, self.events, self.expectations)

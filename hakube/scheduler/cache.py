@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hakube.api import quantity
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.scheduler import quantity
-from hakube.scheduler.podinfo import PodInfo, PodKey, Resources, pod_info
+from hakube.scheduler.podinfo import HARD_EFFECTS, PodInfo, PodKey, Resources, Taint, pod_info
 
 
 def allocatable(node: core_pb2.Node) -> Resources:
@@ -28,10 +28,6 @@ def allocatable(node: core_pb2.Node) -> Resources:
         quantity.value(src["memory"]) if "memory" in src else 0,
         quantity.value(src["pods"]) if "pods" in src else 110,
     )
-
-
-Taint = tuple[str, str, str]
-"""(key, value, effect)"""
 
 
 @dataclass
@@ -65,7 +61,7 @@ class NodeInfo:
         self.ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
         self.unschedulable = node.spec.unschedulable
         taints = [(t.key, t.value, t.effect) for t in node.spec.taints]
-        self.hard_taints = tuple(t for t in taints if t[2] in ("NoSchedule", "NoExecute"))
+        self.hard_taints = tuple(t for t in taints if t[2] in HARD_EFFECTS)
         self.soft_taints = tuple(t for t in taints if t[2] == "PreferNoSchedule")
 
     def add(self, pi: PodInfo) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from hakube.api.v1 import pod_pb2
 from hakube.scheduler.cache import NodeInfo
-from hakube.scheduler.podinfo import PodInfo, find_toleration, ports_conflict
+from hakube.scheduler.podinfo import PodInfo, find_toleration, ports_conflict, untolerated_taint
 from hakube.scheduler.topology import (
     AffinityFacts,
     SpreadFacts,
@@ -83,10 +83,8 @@ def node_affinity(a: Attempt, ni: NodeInfo) -> Reasons:
 
 
 def taints(a: Attempt, ni: NodeInfo) -> Reasons:
-    for key, value, effect in ni.hard_taints:
-        if not find_toleration(a.tolerations, key, value, effect):
-            return (f"node(s) had untolerated taint {{{key}: {value}}}",)
-    return OK
+    bad = untolerated_taint(a.tolerations, ni.hard_taints)
+    return OK if bad is None else (f"node(s) had untolerated taint {{{bad[0]}: {bad[1]}}}",)
 
 
 def resources(a: Attempt, ni: NodeInfo) -> Reasons:

@@ -8,19 +8,23 @@ Kubernetes' scorer uses so that request-less pods still spread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakube.api import quantity
 from hakube.api.v1 import meta_pb2, pod_pb2
 from hakube.apiserver.selector import SelectorError, from_label_selector
-from hakube.scheduler import quantity
 
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
 OTHER_FIELDS = ("cpu", "memory", "pods")
 
 PodKey = tuple[str, str]
+Taint = tuple[str, str, str]
+"""(key, value, effect)"""
+HARD_EFFECTS = ("NoSchedule", "NoExecute")
+"""Taint effects a pod must tolerate to be placed on the node."""
 
 
 @dataclass
@@ -150,6 +154,22 @@ def node_term_matches(term: pod_pb2.NodeSelectorTerm, labels: Any, name: str) ->
     return True
 
 
+def node_affinity_matches(spec: pod_pb2.PodSpec, labels: Mapping[str, str], name: str) -> bool:
+    """nodeSelector and required node affinity against a node's labels and name.
+
+    The scheduler's NodeAffinity filter and the DaemonSet controller (which places daemon
+    pods itself) both call this, so they can never disagree about where a pod may run.
+    """
+    for k, v in spec.node_selector.items():
+        if labels.get(k) != v:
+            return False
+    na = spec.affinity.node_affinity
+    if na.HasField("required_during_scheduling_ignored_during_execution"):
+        terms = na.required_during_scheduling_ignored_during_execution.node_selector_terms
+        return any(node_term_matches(t, labels, name) for t in terms)
+    return True
+
+
 def tolerates(tol: pod_pb2.Toleration, key: str, value: str, effect: str) -> bool:
     """Whether one toleration covers a taint (Kubernetes' ToleratesTaint)."""
     if tol.effect and tol.effect != effect:
@@ -169,4 +189,17 @@ def find_toleration(
     for t in tolerations:
         if tolerates(t, key, value, effect):
             return t
+    return None
+
+
+def untolerated_taint(
+    tolerations: Iterable[pod_pb2.Toleration], taints: Iterable[Taint]
+) -> Taint | None:
+    """The first NoSchedule/NoExecute taint that no toleration covers, or None.
+
+    The scheduler's TaintToleration filter and the DaemonSet controller both call this.
+    """
+    for key, value, effect in taints:
+        if effect in HARD_EFFECTS and not find_toleration(tolerations, key, value, effect):
+            return (key, value, effect)
     return None

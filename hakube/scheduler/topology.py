@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 
 from hakube.api.v1 import pod_pb2
 from hakube.scheduler.cache import NodeInfo
-from hakube.scheduler.podinfo import PodInfo, node_term_matches, selector_matches
+from hakube.scheduler.podinfo import (
+    PodInfo,
+    node_affinity_matches,
+    selector_matches,
+)
 
 Domain = tuple[str, str]
 
@@ -39,16 +43,7 @@ def term_matches(term: pod_pb2.PodAffinityTerm, own_ns: str, other: pod_pb2.Pod)
 
 def passes_node_affinity(pod: pod_pb2.Pod, ni: NodeInfo) -> bool:
     """nodeSelector and required node affinity (the NodeAffinity filter)."""
-    labels = ni.labels
-    for k, v in pod.spec.node_selector.items():
-        if labels.get(k) != v:
-            return False
-    na = pod.spec.affinity.node_affinity
-    if na.HasField("required_during_scheduling_ignored_during_execution"):
-        terms = na.required_during_scheduling_ignored_during_execution.node_selector_terms
-        if not any(node_term_matches(t, labels, ni.name) for t in terms):
-            return False
-    return True
+    return node_affinity_matches(pod.spec, ni.labels, ni.name)
 
 
 @dataclass

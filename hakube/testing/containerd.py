@@ -194,17 +194,21 @@ class Containerd:
                 self._remove_all_sandboxes(self._client)
             self._client.close()
             self._client = None
+        self._stop_process()
+        self._kill_leftover_processes()
+        self._unmount_all()
+        self._remove_cgroups()
+        if self._own_dir and self.base.exists():
+            shutil.rmtree(self.base, ignore_errors=False)
+
+    def _stop_process(self) -> None:
+        """Terminate the containerd process and close its log (sandboxes stay as they are)."""
         if self._proc is not None:
             _terminate(self._proc, self.settings.stop_timeout)
             self._proc = None
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-        self._kill_leftover_processes()
-        self._unmount_all()
-        self._remove_cgroups()
-        if self._own_dir and self.base.exists():
-            shutil.rmtree(self.base, ignore_errors=False)
 
     def restart(self) -> None:
         """Stop the containerd process (SIGTERM) and start it again on the same state, as a
@@ -212,12 +216,7 @@ class Containerd:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self._proc is not None:
-            _terminate(self._proc, self.settings.stop_timeout)
-            self._proc = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        self._stop_process()
         self.start()
 
     def __enter__(self) -> Containerd:

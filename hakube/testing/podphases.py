@@ -11,7 +11,7 @@ import itertools
 
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, errors
-from hakube.controllers.owned import rfc3339
+from hakube.controllers.podutil import rfc3339
 from hakube.leaderelection.elector import micro_time
 from hakube.testing.wait import wait_for
 

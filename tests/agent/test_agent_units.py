@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hakube.agent import quantity, status, volumes
+from hakube.agent import status, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings, parse_labels, parse_taints
 from hakube.agent.env import ConfigError, PodFacts, container_env, expand
 from hakube.agent.queue import WorkQueue
 from hakube.agent.runtime import PodRecord
+from hakube.api import quantity
 from hakube.api.v1 import core_pb2
 from hakube.cri.v1 import api_pb2 as pb
 from tests.agent.conftest import make_pod

@@ -15,7 +15,7 @@ import pytest
 from hakube.api.v1 import workloads_pb2
 from hakube.client import Client
 from hakube.controllers.cronjob import latest_time
-from hakube.controllers.owned import rfc3339
+from hakube.controllers.podutil import rfc3339
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
 from tests.controllers.batch.objs import leader, manifest, template
