@@ -110,6 +110,7 @@ class Event:
 #   ("lk", lease_id)                                                        lease keepalive
 #   ("lr", lease_id)                                                        lease revoke
 #   ("lx", (lease_id, ...))                                                 lease expiry (leader)
+#     (both answer with the number of objects deleted with the leases as the detail)
 # Results are tuples (code, revision, detail): revision is the object's mod_rev for writes (the
 # current one on CONFLICT), the store revision for barriers.
 Op = tuple[Any, ...]
@@ -178,15 +179,15 @@ class StoreFSM(SyncObjConsumer):
             return (OK, self.revision, lease[0])
         if code in ("lr", "lx"):
             ids = (op[1],) if code == "lr" else op[1]
-            found = False
+            found, deleted = False, 0
             for lease_id in ids:
                 lease = self.leases.pop(lease_id, None)
                 if lease is None:
                     continue
                 found = True
                 for kind, ns, name in sorted(lease[1]):
-                    self._delete(kind, ns, name, 0, events)
-            return (OK if found else LEASE_NOT_FOUND, self.revision, None)
+                    deleted += self._delete(kind, ns, name, 0, events)[0] == OK
+            return (OK if found else LEASE_NOT_FOUND, self.revision, deleted)
         request_id = op[1]
         if request_id:
             seen = self.requests.get(request_id)
