@@ -143,6 +143,7 @@ class Master:
             "applied_index": st.get("last_applied", 0),
             "log_entries": st.get("log_len", 0),
             "leader_changes": raft.leader_changes if raft else 0,
+            "journal_syncs": raft.durable.syncs if raft and raft.durable else 0,
             "ready": 1 if self.ready else 0,
             "revision": self.fsm.revision,
             "size_bytes": self.fsm.size_bytes,

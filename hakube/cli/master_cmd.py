@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
+    p.add_argument("--fsync", action="store_true",
+                   help="sync the Raft journal to disk before acknowledging writes")
     return {"master": run}
 
 
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     raft = {"election_timeout_min": args.election_timeout_min,
             "election_timeout_max": args.election_timeout_max,
             "sync_journal": args.sync_journal,
+            "fsync": args.fsync,
             "compaction_min_entries": args.compaction_min_entries}
     try:
         RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
