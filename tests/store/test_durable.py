@@ -76,11 +76,4 @@ def test_fsync_members_restart_with_every_acknowledged_write(
         acked += sum(r[0] == store.OK for r in submit_all(leader, ops))
     assert acked == 200
     assert all(n.durable is not None and n.durable.syncs > 0 for n in c.nodes.values())
-    for name in list(c.nodes):
-        c.stop(name)
-    for name in c.addrs:
-        c.start(name)
-    c.leader()
-    for node in c.nodes.values():
-        wait_for(lambda n=node: n.fsm.revision >= 200, 20, "state to come back")
-        assert node.fsm.count("Pod") == 200
+    c.restart_all_and_expect("Pod", 200)
