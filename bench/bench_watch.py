@@ -121,11 +121,17 @@ class HakubeAdapter(Adapter):
     async def watch(self, member: int, shard: int) -> AsyncIterator[list[int]]:
         stub = api_pb2_grpc.ObjectServiceStub(self.channels[member])
         # Start from the current revision so that nothing written before is replayed.
-        listed = await stub.List(api_pb2.ListRequest(kind="ConfigMap", namespace="default",
-                                                     limit=1), timeout=30)
-        call = stub.Watch(api_pb2.WatchRequest(kind="ConfigMap", namespace="default",
-                                               label_selector=f"shard={shard}",
-                                               resource_version=listed.resource_version))
+        listed = await stub.List(
+            api_pb2.ListRequest(kind="ConfigMap", namespace="default", limit=1), timeout=30
+        )
+        call = stub.Watch(
+            api_pb2.WatchRequest(
+                kind="ConfigMap",
+                namespace="default",
+                label_selector=f"shard={shard}",
+                resource_version=listed.resource_version,
+            )
+        )
         yield []
         cut = len(self.prefix) + 1
         async for ev in call:
@@ -149,14 +155,16 @@ class EtcdAdapter(Adapter):
         return (base if i < 0 else f"{base}{i:09d}").encode()
 
     async def write(self, i: int, shard: int) -> None:
-        await self.kv.Put(rpc_pb2.PutRequest(key=self._key(shard, i), value=b"x" * 64),
-                          timeout=30)
+        await self.kv.Put(rpc_pb2.PutRequest(key=self._key(shard, i), value=b"x" * 64), timeout=30)
 
     async def watch(self, member: int, shard: int) -> AsyncIterator[list[int]]:
         stub = rpc_pb2_grpc.WatchStub(self.channels[member])
         key = self._key(shard)
-        create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
-            key=key, range_end=key[:-1] + bytes([key[-1] + 1])))
+        create = rpc_pb2.WatchRequest(
+            create_request=rpc_pb2.WatchCreateRequest(
+                key=key, range_end=key[:-1] + bytes([key[-1] + 1])
+            )
+        )
         stop = asyncio.Event()
 
         async def requests() -> AsyncIterator[rpc_pb2.WatchRequest]:
@@ -168,8 +176,7 @@ class EtcdAdapter(Adapter):
         async for resp in call:
             if resp.created:
                 yield []
-            out = [int(ev.kv.key[cut:]) for ev in resp.events
-                   if ev.type == kv_pb2.Event.PUT]
+            out = [int(ev.kv.key[cut:]) for ev in resp.events if ev.type == kv_pb2.Event.PUT]
             if out:
                 yield out
 
@@ -245,8 +252,7 @@ async def measure(where: Where, settings: Settings) -> WatchRun:
     run = WatchRun(where.system)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_watch_process, args=(where, settings.watchers, child),
-                       daemon=True)
+    proc = ctx.Process(target=_watch_process, args=(where, settings.watchers, child), daemon=True)
     proc.start()
     adapter = where.adapter()
     try:
@@ -330,27 +336,29 @@ async def cluster_for(name: str, data_root: str | None) -> AsyncIterator[Where]:
         async with HakubeSystem().cluster(fsync=False) as hc:
             leader = await hc.leader()
             names = list(hc.members)
-            yield Where(name, [hc.target(m).endpoint for m in names], names.index(leader),
-                        prefix)
+            yield Where(name, [hc.target(m).endpoint for m in names], names.index(leader), prefix)
     else:
         async with EtcdSystem(data_root=data_root).cluster(fsync=False) as ec:
             leader = await ec.leader()
             names = list(ec.members)
-            yield Where(name, [ec.target(m).endpoint for m in names], names.index(leader),
-                        prefix)
+            yield Where(name, [ec.target(m).endpoint for m in names], names.index(leader), prefix)
 
 
 def report(runs: list[WatchRun], settings: Settings, started: str) -> str:
     facts = {"date": f"{started} to {_utc_now()}"}
     facts.update(machine.describe())
-    facts["settings"] = (f"{settings.watchers} watchers (one shard each, spread over 3 "
-                         f"members), {settings.rate:g} writes/s open-loop to the leader for "
-                         f"{settings.duration_s:g} s after {settings.warmup_s:g} s warm-up")
+    facts["settings"] = (
+        f"{settings.watchers} watchers (one shard each, spread over 3 "
+        f"members), {settings.rate:g} writes/s open-loop to the leader for "
+        f"{settings.duration_s:g} s after {settings.warmup_s:g} s warm-up"
+    )
     lines = [f"- {k}: {v}" for k, v in facts.items()]
     lines.append("")
-    lines.append("| system | writes/s | write p50 ms | write p99 ms | ack→delivery p50 ms | "
-                 "ack→delivery p99 ms | ack→delivery max ms | send→delivery p50 ms | "
-                 "send→delivery p99 ms | undelivered | unanswered | write errors |")
+    lines.append(
+        "| system | writes/s | write p50 ms | write p99 ms | ack→delivery p50 ms | "
+        "ack→delivery p99 ms | ack→delivery max ms | send→delivery p50 ms | "
+        "send→delivery p99 ms | undelivered | unanswered | write errors |"
+    )
     lines.append("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in runs:
         s = r.summary()
@@ -358,7 +366,8 @@ def report(runs: list[WatchRun], settings: Settings, started: str) -> str:
             f"| {r.system} | {s['rate']:,.0f} | {s['ack_p50']:.2f} | {s['ack_p99']:.2f} | "
             f"{s['a2d_p50']:.2f} | {s['a2d_p99']:.2f} | {s['a2d_max']:.2f} | "
             f"{s['s2d_p50']:.2f} | {s['s2d_p99']:.2f} | {r.undelivered} | {r.unanswered} | "
-            f"{r.write_errors} |")
+            f"{r.write_errors} |"
+        )
     return "\n".join(lines)
 
 
@@ -367,8 +376,9 @@ def _utc_now() -> str:
 
 
 async def main_async(args: argparse.Namespace) -> str:
-    settings = Settings(watchers=args.watchers, rate=args.rate, duration_s=args.duration,
-                        warmup_s=args.warmup)
+    settings = Settings(
+        watchers=args.watchers, rate=args.rate, duration_s=args.duration, warmup_s=args.warmup
+    )
     started = _utc_now()
     runs = []
     for name in args.systems.split(","):
@@ -376,17 +386,21 @@ async def main_async(args: argparse.Namespace) -> str:
         async with cluster_for(name, args.data_root) as where:
             run = await measure(where, settings)
         s = run.summary()
-        log(f"{name}: {s['rate']:,.0f} writes/s, ack→delivery p50 {s['a2d_p50']:.2f} ms "
+        log(
+            f"{name}: {s['rate']:,.0f} writes/s, ack→delivery p50 {s['a2d_p50']:.2f} ms "
             f"p99 {s['a2d_p99']:.2f} ms, undelivered {run.undelivered}, unanswered "
             f"{run.unanswered}, "
-            f"write errors {run.write_errors} {run.error_kinds or ''}")
+            f"write errors {run.write_errors} {run.error_kinds or ''}"
+        )
         runs.append(run)
     return report(runs, settings, started)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.bench_watch",
-                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.bench_watch",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     p.add_argument("--systems", default="hakube,etcd", help="comma-separated: hakube, etcd")
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--rate", type=float, default=1000.0, help="writes per second")
@@ -400,4 +414,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -35,8 +35,14 @@ def serve(port: int) -> None:
 
     async def main() -> None:
         server = grpc.aio.server()
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            "hakube.api.v1.ObjectService", {"Create": grpc.unary_unary_rpc_method_handler(echo)})])
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "hakube.api.v1.ObjectService",
+                    {"Create": grpc.unary_unary_rpc_method_handler(echo)},
+                )
+            ]
+        )
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
@@ -58,12 +64,15 @@ async def measure(port: int, server_pid: int, duration: float) -> list[str]:
     rows = []
     for conc in (1, 256):
         cpu0, t0 = process_cpu(server_pid), time.perf_counter()
-        r = await run_load(puts(target, f"c{conc}/", b"v" * 128), concurrency=conc,
-                           duration_s=duration)
+        r = await run_load(
+            puts(target, f"c{conc}/", b"v" * 128), concurrency=conc, duration_s=duration
+        )
         server = (process_cpu(server_pid) - cpu0) / (time.perf_counter() - t0)
-        rows.append(f"| do-nothing gRPC server, {conc} in flight | {r.ops_per_s:,.0f} | "
-                    f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.client_cpu_s / r.elapsed_s:.2f} | "
-                    f"{server:.2f} |")
+        rows.append(
+            f"| do-nothing gRPC server, {conc} in flight | {r.ops_per_s:,.0f} | "
+            f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.client_cpu_s / r.elapsed_s:.2f} | "
+            f"{server:.2f} |"
+        )
     await target.close()
     return rows
 

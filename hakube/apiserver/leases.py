@@ -41,20 +41,20 @@ class LeaseAPI:
 
     async def grant(self, req: api_pb2.LeaseGrantRequest) -> api_pb2.LeaseGrantResponse:
         if not 1 <= req.ttl_seconds <= MAX_TTL_SECONDS:
-            raise Invalid(f"lease: ttlSeconds {req.ttl_seconds} must be between 1 and "
-                          f"{MAX_TTL_SECONDS}")
+            raise Invalid(
+                f"lease: ttlSeconds {req.ttl_seconds} must be between 1 and {MAX_TTL_SECONDS}"
+            )
         if req.id < 0:
-            raise Invalid(f"lease: id {req.id} must be positive (or 0 to let the server "
-                          "choose)")
+            raise Invalid(f"lease: id {req.id} must be positive (or 0 to let the server choose)")
         lease_id = req.id or lease_id_for(req.request_id)
-        code, _, ttl = await self.objects.propose(("lg", req.request_id, lease_id,
-                                                   req.ttl_seconds))
+        code, _, ttl = await self.objects.propose(("lg", req.request_id, lease_id, req.ttl_seconds))
         if code == store.EXISTS:
             raise AlreadyExists(f"lease {lease_id} already exists")
         return api_pb2.LeaseGrantResponse(id=lease_id, ttl_seconds=ttl)
 
-    async def keep_alive(self, req: api_pb2.LeaseKeepAliveRequest
-                         ) -> api_pb2.LeaseKeepAliveResponse:
+    async def keep_alive(
+        self, req: api_pb2.LeaseKeepAliveRequest
+    ) -> api_pb2.LeaseKeepAliveResponse:
         code, _, ttl = await self.objects.propose(("lk", req.id))
         if code == store.LEASE_NOT_FOUND:
             raise NotFound(f"lease {req.id} not found (expired or revoked)")

@@ -59,11 +59,14 @@ def test_indexed_watchers_get_exactly_their_events_in_order() -> None:
 
         def put(code: str, name: str, labels: dict[str, str], rev: int = 0) -> None:
             if code == "c":
-                write(fsm, ("c", "", "ConfigMap", "default", name, value(name, labels), labels,
-                            {}, 0))
+                write(
+                    fsm, ("c", "", "ConfigMap", "default", name, value(name, labels), labels, {}, 0)
+                )
             else:
-                write(fsm, ("u", "", "ConfigMap", "default", name, value(name, labels), labels,
-                            {}, rev))
+                write(
+                    fsm,
+                    ("u", "", "ConfigMap", "default", name, value(name, labels), labels, {}, rev),
+                )
 
         put("c", "x", {"shard": "a"})
         put("c", "y", {"shard": "b", "tier": "db"})  # b's selector excludes it
@@ -76,9 +79,18 @@ def test_indexed_watchers_get_exactly_their_events_in_order() -> None:
         assert drain(a) == [("ADDED", "x", {"shard": "a"}), ("DELETED", "x", {"shard": "b"})]
         assert drain(b) == [("ADDED", "x", {"shard": "b"}), ("DELETED", "x", {"shard": "b"})]
         assert [(t, n) for t, n, _ in drain(everyone)] == [
-            ("ADDED", "x"), ("ADDED", "y"), ("MODIFIED", "x"), ("ADDED", "z"), ("DELETED", "x")]
+            ("ADDED", "x"),
+            ("ADDED", "y"),
+            ("MODIFIED", "x"),
+            ("ADDED", "z"),
+            ("DELETED", "x"),
+        ]
         assert [(t, n) for t, n, _ in drain(either)] == [
-            ("ADDED", "x"), ("ADDED", "y"), ("MODIFIED", "x"), ("DELETED", "x")]
+            ("ADDED", "x"),
+            ("ADDED", "y"),
+            ("MODIFIED", "x"),
+            ("DELETED", "x"),
+        ]
 
         hub.unsubscribe(a)
         put("c", "w", {"shard": "a"})

@@ -37,8 +37,10 @@ def test_fsync_masters_keep_every_acknowledged_write_across_kill_of_all(tmp_path
             for i in range(40):
                 name = f"fs-{t}-{i}"
                 cm = core_pb2.ConfigMap(metadata={"name": name, "namespace": "default"})
-                api.call("Create", api_pb2.CreateRequest(object=kinds.wrap(cm),
-                                                         request_id=str(uuid.uuid4())))
+                api.call(
+                    "Create",
+                    api_pb2.CreateRequest(object=kinds.wrap(cm), request_id=str(uuid.uuid4())),
+                )
                 with lock:
                     acked.append(name)
 

@@ -37,8 +37,9 @@ def api(cluster: LocalCluster) -> Iterator[Api]:
     a.close()
 
 
-def lease_call(api: Api, method: str, req: Any, via: int | None = None,
-               deadline: float = 20.0) -> Any:
+def lease_call(
+    api: Api, method: str, req: Any, via: int | None = None, deadline: float = 20.0
+) -> Any:
     """Call LeaseService on master ``via``, or on any master, moving on while UNAVAILABLE."""
     end = time.monotonic() + deadline
     i = via if via is not None else 0
@@ -55,8 +56,10 @@ def lease_call(api: Api, method: str, req: Any, via: int | None = None,
 
 def create_with_lease(api: Api, name: str, lease: int) -> Any:
     cm = core_pb2.ConfigMap(metadata={"name": name, "namespace": "default"}, data={"k": "v"})
-    return api.call("Create", api_pb2.CreateRequest(object=kinds.wrap(cm), lease=lease,
-                                                    request_id=str(uuid.uuid4())))
+    return api.call(
+        "Create",
+        api_pb2.CreateRequest(object=kinds.wrap(cm), lease=lease, request_id=str(uuid.uuid4())),
+    )
 
 
 def exists(api: Api, name: str) -> bool:
@@ -80,14 +83,14 @@ def test_renewed_lease_keeps_objects_and_expiry_deletes_them(api: Api) -> None:
     assert granted.id > 0 and granted.ttl_seconds == 2
     create_with_lease(api, "leased-a", granted.id)
     rv = api.call("List", api_pb2.ListRequest(kind="ConfigMap")).resource_version
-    watch = api.stubs[2].Watch(api_pb2.WatchRequest(kind="ConfigMap", namespace="default",
-                                                    resource_version=rv), timeout=60)
+    watch = api.stubs[2].Watch(
+        api_pb2.WatchRequest(kind="ConfigMap", namespace="default", resource_version=rv), timeout=60
+    )
     # Renew through different masters for well past the TTL: the object stays.
     renew_until = time.monotonic() + 4.0
     i = 0
     while time.monotonic() < renew_until:
-        resp = lease_call(api, "KeepAlive", api_pb2.LeaseKeepAliveRequest(id=granted.id),
-                          via=i)
+        resp = lease_call(api, "KeepAlive", api_pb2.LeaseKeepAliveRequest(id=granted.id), via=i)
         assert resp.ttl_seconds == 2
         i += 1
         time.sleep(0.4)
@@ -100,11 +103,11 @@ def test_renewed_lease_keeps_objects_and_expiry_deletes_them(api: Api) -> None:
         if ev.type == "DELETED" and ev.object.config_map.metadata.name == "leased-a":
             break
     watch.cancel()
-    assert code_of(lambda: lease_call(api, "KeepAlive",
-                                      api_pb2.LeaseKeepAliveRequest(id=granted.id))) \
+    assert (
+        code_of(lambda: lease_call(api, "KeepAlive", api_pb2.LeaseKeepAliveRequest(id=granted.id)))
         == grpc.StatusCode.NOT_FOUND
-    assert code_of(lambda: create_with_lease(api, "late", granted.id)) \
-        == grpc.StatusCode.NOT_FOUND
+    )
+    assert code_of(lambda: create_with_lease(api, "late", granted.id)) == grpc.StatusCode.NOT_FOUND
     assert not exists(api, "late")
 
 
@@ -116,28 +119,35 @@ def test_revoke_deletes_every_attached_object(api: Api) -> None:
     resp = lease_call(api, "Revoke", api_pb2.LeaseRevokeRequest(id=granted.id), via=2)
     assert resp.deleted == 2
     assert not exists(api, "rv-1") and not exists(api, "rv-2") and exists(api, "rv-free")
-    assert code_of(lambda: lease_call(api, "Revoke",
-                                      api_pb2.LeaseRevokeRequest(id=granted.id))) \
+    assert (
+        code_of(lambda: lease_call(api, "Revoke", api_pb2.LeaseRevokeRequest(id=granted.id)))
         == grpc.StatusCode.NOT_FOUND
+    )
 
 
 def test_bad_grants_and_retried_grants(api: Api) -> None:
-    for bad in (api_pb2.LeaseGrantRequest(ttl_seconds=0),
-                api_pb2.LeaseGrantRequest(ttl_seconds=-5),
-                api_pb2.LeaseGrantRequest(ttl_seconds=5, id=-1)):
-        assert code_of(lambda b=bad: lease_call(api, "Grant", b)) \
-            == grpc.StatusCode.INVALID_ARGUMENT
+    for bad in (
+        api_pb2.LeaseGrantRequest(ttl_seconds=0),
+        api_pb2.LeaseGrantRequest(ttl_seconds=-5),
+        api_pb2.LeaseGrantRequest(ttl_seconds=5, id=-1),
+    ):
+        assert (
+            code_of(lambda b=bad: lease_call(api, "Grant", b)) == grpc.StatusCode.INVALID_ARGUMENT
+        )
     first = lease_call(api, "Grant", api_pb2.LeaseGrantRequest(ttl_seconds=30, id=4242))
     assert first.id == 4242
-    assert code_of(lambda: lease_call(api, "Grant", api_pb2.LeaseGrantRequest(
-        ttl_seconds=30, id=4242))) == grpc.StatusCode.ALREADY_EXISTS
+    assert (
+        code_of(
+            lambda: lease_call(api, "Grant", api_pb2.LeaseGrantRequest(ttl_seconds=30, id=4242))
+        )
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
     # A retried grant (same request id, any master) answers with the same lease.
     req = api_pb2.LeaseGrantRequest(ttl_seconds=30, request_id="grant-once")
     a = lease_call(api, "Grant", req, via=0)
     b = lease_call(api, "Grant", req, via=2)
     assert a.id == b.id and a.ttl_seconds == b.ttl_seconds == 30
-    assert code_of(lambda: create_with_lease(api, "neg", -3)) \
-        == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: create_with_lease(api, "neg", -3)) == grpc.StatusCode.INVALID_ARGUMENT
     assert not exists(api, "neg")
 
 
@@ -150,8 +160,13 @@ def test_lease_survives_leader_kill_while_renewed(cluster: LocalCluster, api: Ap
     # Keep renewing through the survivors across the failover, for longer than the TTL.
     until = time.monotonic() + 6.0
     while time.monotonic() < until:
-        lease_call(api, "KeepAlive", api_pb2.LeaseKeepAliveRequest(id=granted.id),
-                   via=survivors[0], deadline=10)
+        lease_call(
+            api,
+            "KeepAlive",
+            api_pb2.LeaseKeepAliveRequest(id=granted.id),
+            via=survivors[0],
+            deadline=10,
+        )
         time.sleep(0.5)
     assert exists(api, "survivor")
     lease_call(api, "Revoke", api_pb2.LeaseRevokeRequest(id=granted.id), via=survivors[1])

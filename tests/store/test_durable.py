@@ -28,7 +28,8 @@ def submit_all(node: Any, ops: list[store.Op], timeout: float = 20) -> list[stor
 
 
 def test_no_message_leaves_a_member_before_its_journal_is_synced(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = raft_cluster(3)
     durables: dict[str, DurableJournal] = {}
     violations: list[str] = []
@@ -39,8 +40,13 @@ def test_no_message_leaves_a_member_before_its_journal_is_synced(
         real_send = transport.send
         durable = DurableJournal(node.syncobj, os.path.join(node.settings.data_dir, "raft.dump"))
 
-        def checked(peer: Any, message: Any, name: str = name, real: Any = real_send,
-                    d: DurableJournal = durable) -> Any:
+        def checked(
+            peer: Any,
+            message: Any,
+            name: str = name,
+            real: Any = real_send,
+            d: DurableJournal = durable,
+        ) -> Any:
             if d.dirty:
                 violations.append(f"{name} sent {message.get('type')} with an unsynced journal")
             sent[name] = sent.get(name, 0) + 1
@@ -51,8 +57,9 @@ def test_no_message_leaves_a_member_before_its_journal_is_synced(
         durables[name] = durable
     leader = c.leader()
     for round_ in range(5):
-        ops = [("c", "", "Pod", "default", f"p{round_}-{i}", b"x" * 200, {}, {}, 0)
-               for i in range(200)]
+        ops = [
+            ("c", "", "Pod", "default", f"p{round_}-{i}", b"x" * 200, {}, {}, 0) for i in range(200)
+        ]
         assert all(r[0] == store.OK for r in submit_all(leader, ops))
     for node in c.nodes.values():
         wait_for(lambda n=node: n.fsm.revision == 1000, 10, "replicas to apply")
@@ -65,7 +72,8 @@ def test_no_message_leaves_a_member_before_its_journal_is_synced(
 
 
 def test_fsync_members_restart_with_every_acknowledged_write(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = raft_cluster(3, fsync=True, compaction_min_entries=20)
     for name in c.addrs:
         c.start(name)
