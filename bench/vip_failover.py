@@ -4,9 +4,11 @@
 
 Without ``--masters`` each host's check asks a stand-in /readyz, so only keepalived is timed:
 a clean stop (SIGTERM), SIGKILL of the holder's keepalived, and the holder's /readyz turning
-503. With ``--masters`` three real ``hakube master`` processes back the VIP and each run
-SIGKILLs everything on the holder's host and cuts its link, timing both the VIP move and the
-moment a client in a fourth namespace is served by a ready master through the VIP.
+503. With ``--masters`` three real ``hakube master`` processes back the VIP, a client in a fourth
+namespace writes through the VIP all along (hakube.testing.netprobe), and each run either
+SIGKILLs everything on the holder's host and cuts its link, or only cuts the link; it times the
+survivors' new leader, the VIP move, and the first acknowledged write through the VIP, and at
+the end checks that no acknowledged write was lost.
 
 Needs root and keepalived; all traffic stays inside the namespaces it creates.
 """
@@ -22,6 +24,7 @@ from functools import partial
 
 from hakube.testing import netmasters
 from hakube.testing.netns import Host, Network
+from hakube.testing.netprobe import Probe
 from hakube.testing.vipcluster import VipCluster, measure_until, start_readyz_stub
 from hakube.vip import VipSettings
 
@@ -102,37 +105,52 @@ def keepalived_runs(net: Network, vc: VipCluster, runs: int) -> dict[str, list[f
 def master_runs(
     vc: VipCluster, hosts: list[Host], client: Host, runs: int
 ) -> dict[str, list[float]]:
+    """Scenarios 1 (host crash) and 2 (holder cut off), each ``runs`` times, with a probe
+    writing through the VIP all along: (a) a survivor reports a leader among the survivors,
+    (b) one survivor holds the VIP, (c) the first write sent after the failure is acknowledged.
+    Every acknowledged write is checked to be present at the end."""
     by_name = {h.name: h for h in hosts}
-    moved: list[float] = []
-    served: list[float] = []
-    for _ in range(runs):
-        old = vc.holders()[0]
-        settled(vc, old)
-        at = time.monotonic()
-        by_name[old].kill_all()
-        by_name[old].cut("drop")
-        others = [n for n in vc.members if n != old]
-        new, took = vc.wait_for_single_holder(30, among=others, since=at)
-
-        last: list[netmasters.Status | None] = [None]
-
-        def ok(new: str = new, last: list[netmasters.Status | None] = last) -> bool:
-            st = last[0] = netmasters.status_via(client, VIP, timeout=1.0)
-            return st is not None and st.name == new and st.ready
-
-        try:
-            served_after = measure_until(ok, 30, f"a ready {new} through the VIP")
-        except TimeoutError as exc:
-            ready = {h.name: netmasters.is_ready(h) for h in hosts if h.name != old}
-            raise TimeoutError(f"{exc}; last answer {last[0]}; /readyz {ready}") from exc
-        moved.append(took)
-        served.append(took + served_after)
-        by_name[old].heal()
-        netmasters.start_master(by_name[old], hosts)
-        measure_until(partial(netmasters.is_ready, by_name[old]), 60, f"{old} ready again")
-        vc.start(old)
-        measure_until(only(vc, new), 30, "stale VIP gone")
-    return {"host crash: VIP moved": moved, "host crash: client served, ready": served}
+    results: dict[str, list[float]] = {}
+    probe = Probe(client, VIP, {h.name: h.ip for h in hosts}, interval=0.02)
+    try:
+        measure_until(lambda: probe.first_write_after(0) is not None, 30, "a probe write")
+        for scenario in ("host crash", "holder cut off"):
+            for _ in range(runs):
+                old = vc.holders()[0]
+                settled(vc, old)
+                others = [n for n in vc.members if n != old]
+                at = time.monotonic()
+                if scenario == "host crash":
+                    by_name[old].kill_all()
+                by_name[old].cut("drop")
+                down = time.monotonic()
+                new, took = vc.wait_for_single_holder(30, among=others, since=at)
+                measure_until(partial(probe.first_write_after, down), 30,
+                              "a write through the VIP")
+                wrote = probe.first_write_after(down)
+                elected = probe.leader_elected_after(at, others)
+                assert wrote is not None
+                results.setdefault(f"{scenario}: (b) VIP moved", []).append(took)
+                results.setdefault(f"{scenario}: (c) write via VIP", []).append(wrote - at)
+                if elected is not None:
+                    results.setdefault(f"{scenario}: (a) leader seen", []).append(elected - at)
+                by_name[old].heal()
+                if scenario == "host crash":
+                    netmasters.start_master(by_name[old], hosts)
+                    vc.start(old)
+                try:
+                    measure_until(partial(netmasters.is_ready, by_name[old]), 60, f"{old} ready")
+                except TimeoutError as exc:
+                    statuses = {h.name: netmasters.status_via(client, h.ip) for h in hosts}
+                    raise TimeoutError(f"{exc} after {scenario}; status: {statuses}") from exc
+                vc.wait_for_single_holder(30)
+        lost = probe.lost()
+        print(f"{len(probe.acked())} writes acknowledged through the VIP, {len(lost)} lost")
+        if lost:
+            raise SystemExit(f"acknowledged writes lost: {lost[:10]}")
+    finally:
+        probe.stop()
+    return dict(sorted(results.items()))
 
 
 def main() -> None:
@@ -141,7 +159,7 @@ def main() -> None:
     ap.add_argument("--advert-int", type=float, nargs="+", default=[0.5, 1.0])
     ap.add_argument("--masters", action="store_true", help="real masters behind the VIP")
     args = ap.parse_args()
-    print(f"{'scenario':38} {'advert':>7} {'median':>8} {'max':>8}  reference")
+    print(f"{'scenario':38} {'advert':>7} {'runs':>4} {'median':>8} {'max':>8}  reference")
     for advert in args.advert_int:
         with Network() as net:
             vc, hosts, client = build(net, advert, args.masters)
@@ -152,7 +170,7 @@ def main() -> None:
         for name, times in results.items():
             ref = REFERENCE.get(name, "")
             print(
-                f"{name:38} {advert:6.2f}s {statistics.median(times):7.2f}s "
+                f"{name:38} {advert:6.2f}s {len(times):4} {statistics.median(times):7.2f}s "
                 f"{max(times):7.2f}s  {ref}"
             )
 

@@ -4,6 +4,11 @@ It wires the pieces together: the Raft member with its store, the gRPC API, the 
 HTTP endpoint, a readiness probe that proves quorum by committing a barrier through the log (so a
 master cut off from the majority reports not-ready even if its TCP connections linger), the
 leader's lease-expiry loop, and the bootstrap of the default namespaces.
+
+Membership is owned here, not by flags: the data dir's members.json (hakube.store.datadir) names
+the peers once it exists, and the membership loop keeps it equal to the Raft configuration,
+registers this master's addresses in the replicated member registry, and stops the master if the
+registry says it was removed (so a removed member never serves stale data).
 """
 
 from __future__ import annotations
@@ -14,24 +19,27 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI
+from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
+from hakube.httpendpoint import serve_http
+from hakube.store import datadir
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
 from hakube.store.raft import RaftNode, RaftSettings
+from hakube.store.snapshot import SnapshotError, read_meta
+from hakube.store.snapshot import write_bytes as write_snapshot
 
 log = logging.getLogger("hakube.master")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -54,8 +62,20 @@ class MasterSettings:
     """Seconds between readiness barriers."""
     ready_timeout: float = 1.5
     """A barrier slower than this marks the master not ready."""
+    watch_quorum_grace: float = 3.0
+    """Seconds without quorum after which watch streams end with UNAVAILABLE (and new ones are
+    refused) so that watchers move to a master that still sees changes."""
     raft: dict[str, Any] = field(default_factory=dict)
     """Extra RaftSettings fields (election timeouts, sync_journal, ...)."""
+    snapshot_dir: str = ""
+    """Directory for scheduled snapshots of the store (empty: none)."""
+    snapshot_interval: float = 3600.0
+    """Seconds between scheduled snapshots."""
+    snapshot_retain: int = 24
+    """Scheduled snapshots kept; older ones of this master are deleted."""
+    force_new_cluster: bool = False
+    """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
+    loss recovery); refused if it already ran on this data dir (flag file)."""
 
 
 class Master:
@@ -77,6 +97,9 @@ class Master:
         self.api_port = 0
         self.metrics_port = 0
         self._http: ThreadingHTTPServer | None = None
+        self.membership: datadir.Membership | None = None
+        self.exit_reason = ""
+        """Set when the master stops itself (e.g. it was removed from the cluster)."""
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -95,43 +118,116 @@ class Master:
                 from exc
         self._lock_fd = fd
 
+    @property
+    def api_advertise(self) -> str:
+        """The API address other masters and clients should use: the listen address, or, when
+        it is a wildcard (0.0.0.0 / ::), this master's Raft host with the API port."""
+        host, _, port = self.settings.api_listen.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            host = self.settings.raft_listen.rpartition(":")[0]
+        return f"{host}:{port}"
+
+    def _prepare_membership(self) -> dict[str, str]:
+        """Decide the Raft peers: members.json when the data dir has one (the flags only seed a
+        new data dir), after --force-new-cluster has rewritten it if asked."""
+        s = self.settings
+        try:
+            if s.force_new_cluster:
+                log.warning("%s", datadir.force_new_cluster(
+                    s.data_dir, name=s.name, raft=s.raft_listen, api=self.api_advertise))
+            m = datadir.read_members(s.data_dir)
+            if m is None:
+                m = datadir.Membership(name=s.name, raft=s.raft_listen, peers=dict(s.peers))
+                datadir.write_members(s.data_dir, m)
+        except (datadir.DataDirError, OSError) as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+        if m.name != s.name:
+            raise SystemExit(f"hakube master: data dir {s.data_dir} belongs to master {m.name!r}, "
+                             f"not {s.name!r}; a new member needs an empty data dir")
+        if m.raft != s.raft_listen:
+            raise SystemExit(f"hakube master: data dir {s.data_dir} was created for raft address "
+                             f"{m.raft}, not {s.raft_listen}; a member's raft address cannot "
+                             "change: remove it and add a new member instead")
+        if s.peers and s.peers != m.peers:
+            log.warning("ignoring --peers %s: this data dir's membership is %s (members.json)",
+                        s.peers, m.peers)
+        self.membership = m
+        return dict(m.peers)
+
+    def _sync_membership(self) -> None:
+        """Keep members.json and the address->name map equal to the Raft configuration."""
+        raft, m = self.raft, self.membership
+        assert raft is not None and m is not None
+        with self.fsm.lock:
+            registry = dict(self.fsm.members)
+            cluster_id = self.fsm.cluster_id
+        names = {addr: name for name, addr in m.peers.items()}
+        names.update({addr: name for name, (addr, _) in registry.items()})
+        names[m.raft] = m.name
+        raft.addr_to_name = names
+        peers = {names.get(a, a): a for a in raft.raft_peers()}
+        cluster_id = cluster_id or m.cluster_id
+        if peers != m.peers or cluster_id != m.cluster_id:
+            log.info("membership of %s is now %s", m.name, peers)
+            self.membership = datadir.Membership(name=m.name, raft=m.raft, peers=peers,
+                                                 cluster_id=cluster_id)
+            datadir.write_members(self.settings.data_dir, self.membership)
+
+    async def _membership_loop(self, api: ObjectAPI) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(0.3)
+            try:
+                self._sync_membership()
+            except (OSError, RuntimeError) as exc:  # e.g. a full disk: retried next round
+                log.warning("could not record the membership: %s", exc)
+                continue
+            if s.name in self.fsm.removed:
+                self.exit_reason = (f"hakube master: {s.name} was removed from the cluster; its "
+                                    f"data dir {s.data_dir} is stale. Wipe it and join as a new "
+                                    "member under a new name")
+                log.error("%s", self.exit_reason)
+                self.stop()
+                return
+            if not self.quorum_ok:
+                continue
+            try:
+                if self.fsm.members.get(s.name) != (s.raft_listen, self.api_advertise):
+                    await api.propose(("ms", s.name, s.raft_listen, self.api_advertise))
+                if not self.fsm.cluster_id:
+                    assert self.membership is not None
+                    await api.propose(("mc", self.membership.cluster_id or uuid.uuid4().hex[:16]))
+            except ApiError as exc:
+                log.info("member registration deferred: %s", exc)
+
+    async def _snapshot_loop(self, ops: OpsServicer) -> None:
+        """Scheduled snapshots: every master keeps its own, so a backup survives the loss of
+        any one host. A failure (e.g. no quorum for the read barrier) is logged and retried at
+        the next interval; it never affects serving."""
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.snapshot_interval)
+            try:
+                data = await ops.snapshot_bytes()
+                rev = read_meta(data)[0]["revision"]
+                path = os.path.join(s.snapshot_dir, time.strftime(
+                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev}.snap", time.gmtime()))
+                await asyncio.to_thread(write_snapshot, path, data)
+                kept = sorted(f for f in os.listdir(s.snapshot_dir)
+                              if f.startswith(f"hakube-{s.name}-") and f.endswith(".snap"))
+                for old in kept[:-s.snapshot_retain]:
+                    os.unlink(os.path.join(s.snapshot_dir, old))
+                log.info("scheduled snapshot %s (%d bytes)", path, len(data))
+            except (ApiError, OSError, SnapshotError) as exc:
+                log.warning("scheduled snapshot failed: %s", exc)
+
     def _start_http(self) -> None:
         if not self.settings.metrics_listen:
             return
-        master = self
-        registry = self.metrics.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path == "/metrics":
-                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
-                elif self.path == "/healthz":
-                    body, ctype, code = b"ok\n", "text/plain", 200
-                elif self.path == "/readyz":
-                    ok = master.ready
-                    body = b"ok\n" if ok else b"not ready: no quorum with a leader\n"
-                    ctype, code = "text/plain", 200 if ok else 503
-                else:
-                    body, ctype, code = b"not found\n", "text/plain", 404
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        host, _, port = self.settings.metrics_listen.rpartition(":")
-        try:
-            self._http = ThreadingHTTPServer((host, int(port)), Handler)
-        except OSError as exc:
-            raise SystemExit(f"hakube master: cannot listen on {self.settings.metrics_listen} "
-                             f"for metrics: {exc.strerror}") from exc
-        self._http.daemon_threads = True
+        self._http = serve_http(self.settings.metrics_listen, self.metrics.registry,
+                                "hakube master", ready=lambda: self.ready,
+                                not_ready=b"not ready: no quorum with a leader\n")
         self.metrics_port = self._http.server_address[1]
-        threading.Thread(target=self._http.serve_forever, name="metrics-http",
-                         daemon=True).start()
 
     def _state(self) -> dict[str, Any]:
         raft = self.raft
@@ -167,16 +263,19 @@ class Master:
                          api_address=self.settings.api_listen, leader=leader ==
                          self.settings.name, connected=True, voter=True,
                          match_index=st.get("last_applied", 0))
-        for name, addr in sorted(self.settings.peers.items()):
+        peers = {raft.addr_to_name.get(a, a): a for a in raft.raft_peers()}
+        for name, addr in sorted(peers.items()):
             resp.members.add(name=name, raft_address=addr, leader=leader == name, voter=True,
+                             api_address=self.fsm.members.get(name, ("", ""))[1],
                              connected=st.get(f"partner_node_status_server_{addr}", 0) == 2,
                              match_index=st.get(f"match_idx_server_{addr}", 0))
         return resp
 
     # -- loops --------------------------------------------------------------------------------
 
-    async def _readiness_loop(self, api: ObjectAPI, server: ApiServer) -> None:
+    async def _readiness_loop(self, api: ObjectAPI, server: ApiServer, hub: WatchHub) -> None:
         s = self.settings
+        lost_since: float | None = None
         while True:
             try:
                 await asyncio.wait_for(api.barrier(), timeout=s.ready_timeout)
@@ -184,6 +283,19 @@ class Master:
             except (ApiError, TimeoutError):
                 ready = False
             self.quorum_ok = ready
+            now = time.monotonic()
+            if ready:
+                if lost_since is not None and hub.refusing is not None:
+                    log.info("master %s: quorum regained; serving watches again", s.name)
+                lost_since = None
+                hub.refuse(None)
+            else:
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since >= s.watch_quorum_grace and hub.refusing is None:
+                    log.warning("master %s: no quorum for %.1f s; ending watch streams", s.name,
+                                now - lost_since)
+                    hub.refuse(f"master {s.name} is cut off from the majority; watch another "
+                               "master")
             ready = ready and self.bootstrapped
             if ready != self.ready:
                 log.info("master %s is %s", s.name, "ready" if ready else "NOT ready")
@@ -233,13 +345,17 @@ class Master:
         loop = asyncio.get_running_loop()
         hub = WatchHub(self.fsm, self.metrics)
         hub.attach(loop)
-        raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=s.peers,
+        peers = self._prepare_membership()
+        raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=peers,
                                      data_dir=s.data_dir, **s.raft)
         self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch)
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
         server = ApiServer(api, hub, self.metrics, self.cluster_status)
+        ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
+                          fsm=self.fsm, raft=self.raft, api=api)
+        server.extra_services[OPS_SERVICE] = ops.handlers(server._unary)
         try:
             self.api_port = await server.start(s.api_listen)
         except (OSError, RuntimeError) as exc:
@@ -249,10 +365,14 @@ class Master:
         await server.set_serving(False)
         self._start_http()
         log.info("master %s: api %s, raft %s, metrics %s, peers %s", s.name, s.api_listen,
-                 s.raft_listen, s.metrics_listen or "off", s.peers)
-        tasks = [asyncio.create_task(self._readiness_loop(api, server)),
+                 s.raft_listen, s.metrics_listen or "off", peers)
+        tasks = [asyncio.create_task(self._readiness_loop(api, server, hub)),
                  asyncio.create_task(self._lease_loop(api)),
-                 asyncio.create_task(self._bootstrap(api))]
+                 asyncio.create_task(self._bootstrap(api)),
+                 asyncio.create_task(self._membership_loop(api))]
+        if s.snapshot_dir:
+            os.makedirs(s.snapshot_dir, exist_ok=True)
+            tasks.append(asyncio.create_task(self._snapshot_loop(ops)))
         try:
             await self._stopping.wait()
         finally:
@@ -287,3 +407,5 @@ def serve(settings: MasterSettings) -> None:
         await master.run()
 
     asyncio.run(main())
+    if master.exit_reason:
+        raise SystemExit(master.exit_reason)

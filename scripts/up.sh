@@ -54,6 +54,10 @@ until [ -f "$HAKUBE_CONFIG" ] && "$PY" -m hakube.cli.ctl cluster status --timeou
 done
 
 "$PY" -m hakube.cli.ctl apply -f examples/hello.yaml
+# The scheduler, the controllers and two node agents (simulated runtime) run the sample.
+"$PY" -m hakube.cli.ctl rollout status deployment/web -n demo --timeout 120s
+echo
+"$PY" -m hakube.cli.ctl get pods -n demo -o wide
 echo
 "$PY" -m hakube.cli.ctl cluster status
 echo

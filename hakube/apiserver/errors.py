@@ -9,7 +9,9 @@
     ├── TooLarge           RESOURCE_EXHAUSTED object over the size limit
     ├── Unavailable        UNAVAILABLE        no quorum / no leader; nothing was written
     ├── Unknown outcome    UNAVAILABLE        with "outcome unknown": retry with the same request id
-    └── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
+    ├── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
+    └── FailedPrecondition FAILED_PRECONDITION the cluster is not in a state that allows it
+                                              (e.g. a member removal that would lose quorum)
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class Unavailable(ApiError):
 
 class Forbidden(ApiError):
     code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class FailedPrecondition(ApiError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def from_store(exc: store_errors.StoreError) -> ApiError:

@@ -77,6 +77,8 @@ class ApiServer:
         self.cluster_status = cluster_status
         self.health = HealthServicer()
         self.server: grpc.aio.Server | None = None
+        self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
+        """Further services (name -> handlers) registered by the master, e.g. OpsService."""
 
     def _unary(self, method: str, fn: Callable[[Any], Awaitable[Any]],
                req_type: Any) -> grpc.RpcMethodHandler:
@@ -169,10 +171,13 @@ class ApiServer:
             ("grpc.so_reuseport", 0),
         ])
         server.add_generic_rpc_handlers(self.handlers())
+        for handlers in self.extra_services.values():
+            server.add_generic_rpc_handlers(handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            [OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE, health_pb2.DESCRIPTOR.services_by_name[
-                "Health"].full_name, reflection.SERVICE_NAME], server)
+            [OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE, *self.extra_services,
+             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME], server)
         port = server.add_insecure_port(listen)
         if port == 0:
             raise OSError(f"cannot listen on {listen} for the API")

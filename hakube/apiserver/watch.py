@@ -100,6 +100,8 @@ class WatchHub:
         """Per kind: watchers whose label selector requires this key=value pair."""
         self._unindexed: dict[str, set[Watcher]] = {}
         """Per kind: watchers that must be tested against every event."""
+        self.refusing: str | None = None
+        """Set while watches are refused (see ``refuse``)."""
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -164,6 +166,8 @@ class WatchHub:
                   field_match: Matcher | None, from_rev: int) -> Watcher:
         """Register a watcher and queue what it must see first: the current objects as ADDED
         (from_rev 0) or the history after from_rev (Gone if that is compacted)."""
+        if self.refusing is not None:
+            raise Unavailable(self.refusing)
         w = Watcher(kind, namespace, label_match, field_match)
         with self.fsm.lock:
             if from_rev == 0:
@@ -234,10 +238,21 @@ class WatchHub:
         finally:
             self.unsubscribe(w)
 
-    def close_all(self) -> None:
+    def close_all(self, reason: str = "master is shutting down; watch another one") -> None:
         for watchers in self._by_kind.values():
             for w in watchers:
                 w.queue.put_nowait(None)
                 if w.closed_with is None:
-                    w.closed_with = Unavailable("master is shutting down; watch another one")
+                    w.closed_with = Unavailable(reason)
+
+    def refuse(self, reason: str | None) -> None:
+        """While ``reason`` is set, end every stream and refuse new ones with UNAVAILABLE.
+
+        A master cut off from the majority would otherwise keep its streams open and silent
+        (bookmarks included), and its watchers would never learn to move to a master that
+        still sees changes.
+        """
+        if reason is not None and self.refusing is None:
+            self.close_all(reason)
+        self.refusing = reason
 

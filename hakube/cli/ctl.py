@@ -156,13 +156,14 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
                    "masters included (30s, 2m; default: the config's, else 30s)", **d)
 
 
-ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "cluster",
-         "api-resources")
+ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "rollout",
+         "autoscale", "logs", "exec", "top", "cluster", "api-resources", "taint", "cordon",
+         "uncordon", "drain")
 """The commands, in the order ``--help`` lists them."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
-    from hakube.cli import ctl_read, ctl_write
+    from hakube.cli import ctl_autoscale, ctl_node, ctl_nodes, ctl_read, ctl_rollout, ctl_write
 
     parser = argparse.ArgumentParser(
         prog="hakubectl", description="Control a hakube cluster (kubectl's commands).",
@@ -170,7 +171,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
                "also take KIND/NAME.")
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS}
+    table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS, **ctl_rollout.COMMANDS,
+             **ctl_autoscale.COMMANDS, **ctl_node.COMMANDS, **ctl_nodes.COMMANDS}
     assert set(table) == set(ORDER), "every command must be listed in ORDER"
     commands: dict[str, Command] = {}
     for name in ORDER:

@@ -11,7 +11,15 @@ import logging
 import sys
 from collections.abc import Callable
 
-from hakube.cli import master_cmd, up_cmd
+from hakube.agent import cli as agent_cli
+from hakube.cli import (
+    controller_manager_cmd,
+    master_cmd,
+    members_cmd,
+    scheduler_cmd,
+    snapshot_cmd,
+    up_cmd,
+)
 from hakube.cli.config import ConfigError, parse_with_env
 from hakube.vip import cli as vip_cli
 
@@ -26,7 +34,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
-    for module in (master_cmd, up_cmd, vip_cli):
+    for module in (master_cmd, up_cmd, vip_cli, agent_cli, scheduler_cmd,
+                   controller_manager_cmd, snapshot_cmd, members_cmd):
         runners.update(module.add_parser(sub))
     return parser, runners
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from hakube.cli.in_process import start_in_process, stop_all
 from hakube.master import MasterSettings, serve
 from hakube.store.raft import RaftSettings
 
@@ -43,6 +44,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="msync the Raft journal every tick (power-loss durability)")
     p.add_argument("--fsync", action="store_true",
                    help="sync the Raft journal to disk before acknowledging writes")
+    p.add_argument("--snapshot-dir", default="",
+                   help="directory for scheduled snapshots of the store (empty: none)")
+    p.add_argument("--snapshot-interval", type=float, default=3600.0,
+                   help="seconds between scheduled snapshots (3600)")
+    p.add_argument("--snapshot-retain", type=int, default=24,
+                   help="scheduled snapshots kept, oldest deleted first (24)")
+    p.add_argument("--force-new-cluster", action="store_true",
+                   help="quorum-loss recovery: make this master a cluster of itself alone, "
+                   "keeping all its data (refused if it already ran on this data dir)")
+    p.add_argument("--with-controllers", action="store_true",
+                   help="also run the scheduler and the controllers in this process "
+                   "(leader-elected: one master's copy is active)")
     return {"master": run}
 
 
@@ -57,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             "sync_journal": args.sync_journal,
             "fsync": args.fsync,
             "compaction_min_entries": args.compaction_min_entries}
+    if args.snapshot_interval <= 0 or args.snapshot_retain < 1:
+        print("hakube master: --snapshot-interval must be > 0 and --snapshot-retain >= 1",
+              file=sys.stderr)
+        return 2
     try:
         RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
                      data_dir=args.data_dir, **raft).validate()
@@ -66,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     settings = MasterSettings(name=args.name, data_dir=args.data_dir, api_listen=args.api_listen,
                               raft_listen=args.raft_listen, peers=args.peers,
                               metrics_listen=args.metrics_listen, history_size=args.history_size,
-                              raft=raft)
+                              raft=raft, force_new_cluster=args.force_new_cluster,
+                              snapshot_dir=args.snapshot_dir,
+                              snapshot_interval=args.snapshot_interval,
+                              snapshot_retain=args.snapshot_retain)
+    comps = start_in_process(args.name, args.api_listen) if args.with_controllers else []
     try:
         serve(settings)
     except SystemExit as exc:
@@ -74,4 +95,6 @@ def run(args: argparse.Namespace) -> int:
             print(exc.code, file=sys.stderr)
             return 1
         raise
+    finally:
+        stop_all(comps)
     return 0

@@ -7,8 +7,8 @@ the masters (a master that dies is started again after a pause, like systemd's
 
 Everything lives in the data dir, and the ports are chosen once and written to
 ``cluster.yaml`` there: starting ``hakube up`` again on the same data dir brings back the same
-cluster, on the same ports, with its state. Node agents, the scheduler and the controllers join
-here as they land; until then ``--nodes`` must be 0.
+cluster, on the same ports, with its state. ``--nodes M`` also runs M node agents
+(``hakube.agent.local``), with the simulated runtime unless ``--runtime containerd``.
 
 Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
 ``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid``,
@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from hakube.agent.local import LocalAgents
+from hakube.cli.up_components import UpComponents
 from hakube.client import Client, HakubeError
 from hakube.client.config import ClientConfig, config_path, write_client_config
 from hakube.master import BOOTSTRAP_NAMESPACES
@@ -48,8 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p = sub.add_parser("up", help="run a local HA cluster in the foreground",
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--masters", type=int, default=3, help="number of masters (1, 3, 5 or 7)")
-    p.add_argument("--nodes", type=int, default=0,
-                   help="number of node agents (must be 0 until the node agent lands)")
+    p.add_argument("--nodes", type=int, default=2,
+                   help="number of node agents (hakube agent processes node-1..node-N; "
+                   "default 2)")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                    help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})")
     p.add_argument("--runtime", choices=["simulated", "containerd"], default="simulated",
@@ -64,6 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="leave a master that dies down instead of starting it again")
     p.add_argument("--restart-delay", type=float, default=5.0,
                    help="seconds before a dead master is started again")
+    p.add_argument("--no-components", action="store_true",
+                   help="do not start the scheduler and the controller-manager")
     return {"up": run}
 
 
@@ -138,9 +143,8 @@ def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.nodes != 0:
-        raise UpError(f"--nodes {args.nodes}: node agents are not available yet (they come "
-                      "with the node-agent issue); run with --nodes 0 for a control plane only")
+    if args.nodes < 0:
+        raise UpError(f"--nodes {args.nodes}: must be 0 or more")
     if args.masters not in (1, 3, 5, 7):
         raise UpError(f"--masters {args.masters}: use 1, 3, 5 or 7 (an odd number: an even "
                       "one tolerates no more failures than the odd number below it)")
@@ -209,6 +213,10 @@ class Up:
         self.restart_at: dict[str, float] = {}
         self.failures: dict[str, int] = {}
         self.started_at: dict[str, float] = {}
+        self.agents = LocalAgents(data_dir, [])
+        self.components = UpComponents(data_dir, self.cluster.endpoints(),
+                                       restart_delay=args.restart_delay,
+                                       restart=not args.no_restart)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -243,9 +251,16 @@ class Up:
             self._stop()
             return 0
         self._write_client_config()
+        self.agents = LocalAgents(self.data_dir, self.cluster.endpoints(),
+                                  runtime=self.args.runtime)
+        self.agents.start(self.args.nodes)
+        if not self.args.no_components:
+            self.components.start()
         self._report()
         while not self.stopping.wait(0.25):
             self._supervise()
+            for line in self.components.supervise():
+                print(line, flush=True)
         self._stop()
         return 0
 
@@ -282,11 +297,13 @@ class Up:
             pid = m.proc.pid if m.proc else "-"
             print(f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
                   f"  pid {pid}  log {m.log_path}", flush=True)
+        for line in self.components.report():
+            print(line, flush=True)
         print(f"client config: {self.client_config} - try "
               "`hakubectl cluster status`", flush=True)
-        if self.args.runtime == "containerd":
-            print("note: --runtime containerd takes effect once node agents exist (--nodes "
-                  "is 0)", flush=True)
+        for a in self.agents.agents:
+            print(f"  {a.name}  agent ({self.args.runtime})  pid {a.proc.pid}  log {a.log_path}",
+                  flush=True)
         print("Ctrl-C stops the cluster; `hakube up` on the same --data-dir resumes it.",
               flush=True)
 
@@ -317,6 +334,10 @@ class Up:
                       f"{m.proc.pid if m.proc else '?'})", flush=True)
 
     def _stop(self) -> None:
+        if self.agents.agents:
+            print("hakube up: stopping node agents", flush=True)
+            self.agents.stop()
+        self.components.stop()
         print("hakube up: stopping masters", flush=True)
         for m in self.cluster.masters:
             if m.alive and m.proc is not None:

@@ -131,11 +131,15 @@ class SimulatedRuntime:
         pod_cidr: str = "10.244.0.0/24",
         image_size: int = 4 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
+        pullable: Callable[[str], bool] | None = None,
     ) -> None:
-        """``registry``: image names PullImage can fetch; ``preloaded``: images present from
-        the start; ``clock``: seconds since the epoch (inject a fake one to jump time)."""
+        """``registry``: image names PullImage can fetch; ``pullable``: instead of a list, a
+        predicate on the normalised name (a registry that has everything but a few);
+        ``preloaded``: images present from the start; ``clock``: seconds since the epoch
+        (inject a fake one to jump time)."""
         self.node_name = node_name
         self.registry = {normalize_image(n) for n in registry}
+        self.pullable = pullable
         self.image_size = image_size
         self.clock = clock
         self._lock = threading.Lock()
@@ -500,7 +504,7 @@ class SimulatedRuntime:
         ref = req.image.image
         name = normalize_image(ref)
         with self._lock:
-            if name not in self.registry:
+            if name not in self.registry and not (self.pullable and self.pullable(name)):
                 raise SimFailure(grpc.StatusCode.NOT_FOUND,
                                  f"failed to pull and unpack image {name!r}: failed to resolve "
                                  f"reference {name!r}: {name}: not found")

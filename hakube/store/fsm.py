@@ -37,6 +37,7 @@ NOT_FOUND = "not_found"
 EXISTS = "exists"
 CONFLICT = "conflict"
 LEASE_NOT_FOUND = "lease_not_found"
+REMOVED = "removed"
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -110,7 +111,11 @@ class Event:
 #   ("lk", lease_id)                                                        lease keepalive
 #   ("lr", lease_id)                                                        lease revoke
 #   ("lx", (lease_id, ...))                                                 lease expiry (leader)
-#     (both answer with the number of objects deleted with the leases as the detail)
+#     (lr and lx answer with the number of objects deleted with the leases as the detail)
+#   ("ms", name, raft_address, api_address)     a master registers or updates its own addresses
+#   ("ma", name, raft_address, api_address)     members add: a new name (never a removed one)
+#   ("mr", name, raft_address)                  members remove: the name becomes a tombstone
+#   ("mc", cluster_id)                          set the cluster id (the first proposal wins)
 # Results are tuples (code, revision, detail): revision is the object's mod_rev for writes (the
 # current one on CONFLICT), the store revision for barriers.
 Op = tuple[Any, ...]
@@ -138,10 +143,16 @@ class StoreFSM(SyncObjConsumer):
         self.requests: collections.OrderedDict[str, Result] = collections.OrderedDict()
         self.leases: dict[int, tuple[int, set[tuple[str, str, str]]]] = {}
         self.size_bytes = 0
+        # The member registry (names and API addresses beside pysyncobj's address-only Raft
+        # configuration) and tombstones of removed names, which may never be used again.
+        self.members: dict[str, tuple[str, str]] = {}
+        self.removed: dict[str, str] = {}
+        self.cluster_id = ""
 
     # -- persistence (pysyncobj dump) ---------------------------------------------------------
 
-    _STATE = ("revision", "objects", "history", "compacted_rev", "requests", "leases", "size_bytes")
+    _STATE = ("revision", "objects", "history", "compacted_rev", "requests", "leases", "size_bytes",
+              "members", "removed", "cluster_id")
 
     def _serialize(self) -> dict[str, Any]:
         # Called on the Raft thread; pysyncobj forks and pickles the returned references in the
@@ -150,8 +161,10 @@ class StoreFSM(SyncObjConsumer):
 
     def _deserialize(self, data: dict[str, Any]) -> None:
         with self.lock:
+            self._reset()  # fields missing from dumps of older versions keep their defaults
             for k in self._STATE:
-                setattr(self, k, data[k])
+                if k in data:
+                    setattr(self, k, data[k])
 
     # -- the one replicated entry point -----------------------------------------------------------
 
@@ -188,6 +201,8 @@ class StoreFSM(SyncObjConsumer):
                 for kind, ns, name in sorted(lease[1]):
                     deleted += self._delete(kind, ns, name, 0, events)[0] == OK
             return (OK if found else LEASE_NOT_FOUND, self.revision, deleted)
+        if code[0] == "m":
+            return self._member_op(op)
         request_id = op[1]
         if request_id:
             seen = self.requests.get(request_id)
@@ -285,11 +300,65 @@ class StoreFSM(SyncObjConsumer):
         events.append(Event(self.revision, DELETED, kind, ns, name, None, current))
         return (OK, self.revision, current.create_rev)
 
+    def _member_op(self, op: Op) -> Result:
+        code = op[0]
+        if code == "mc":
+            if not self.cluster_id:
+                self.cluster_id = op[1]
+            return (OK, self.revision, self.cluster_id)
+        name = op[1]
+        if name in self.removed:
+            return (REMOVED, self.revision, self.removed[name])
+        if code == "mr":
+            entry = self.members.pop(name, None)
+            self.removed[name] = entry[0] if entry is not None else op[2]
+            return (OK, self.revision, self.removed[name])
+        raft, api = op[2], op[3]
+        for other, (other_raft, _) in self.members.items():
+            if other != name and other_raft == raft:
+                return (EXISTS, self.revision, other)
+        current = self.members.get(name)
+        if code == "ma" and current is not None and current[0] != raft:
+            return (EXISTS, self.revision, name)
+        if code == "ms" and current is not None and not api:
+            api = current[1]
+        self.members[name] = (raft, api)
+        return (OK, self.revision, None)
+
     def _record(self, events: list[Event]) -> None:
         history = self.history
         history.extend(events)
         while len(history) > self._history_size:
             self.compacted_rev = history.popleft().rev
+
+    # -- snapshots (any thread) ----------------------------------------------------------------
+
+    def capture(self) -> dict[str, Any]:
+        """The durable state at the current revision, for a snapshot. Records are immutable, so
+        copying the containers under the lock is enough; the caller serializes outside it."""
+        with self.lock:
+            return {
+                "revision": self.revision,
+                "objects": {kind: dict(bucket) for kind, bucket in self.objects.items()},
+                "leases": {lid: (ttl, set(keys)) for lid, (ttl, keys) in self.leases.items()},
+                "members": dict(self.members),
+                "removed": dict(self.removed),
+                "cluster_id": self.cluster_id,
+            }
+
+    def load_captured(self, state: dict[str, Any]) -> None:
+        """Replace everything with a captured state (restore). Watch history starts empty at
+        the snapshot's revision, so watchers resuming from older revisions relist."""
+        with self.lock:
+            self._reset()
+            self.revision = state["revision"]
+            self.compacted_rev = state["revision"]
+            self.objects = {kind: dict(bucket) for kind, bucket in state["objects"].items()}
+            self.leases = {lid: (ttl, set(keys)) for lid, (ttl, keys) in state["leases"].items()}
+            self.members = dict(state["members"])
+            self.removed = dict(state["removed"])
+            self.cluster_id = state["cluster_id"]
+            self.size_bytes = sum(len(r.value) for b in self.objects.values() for r in b.values())
 
     # -- reads (any thread) ---------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   this: delete entries only on a conflict.
 * Entries are never sent in pysyncobj's chunked "transmission" mode (which the guard cannot
   inspect): ``appendEntriesBatchSizeBytes`` is set above the proposer's batch size limit.
+* ``dynamicMembershipChange``: members are added and removed one at a time through the log
+  (``add_member``/``remove_member``). pysyncobj applies a change when the entry is appended and
+  lets its dump override the configured peers; the master therefore persists the resulting
+  configuration itself (hakube.store.datadir) instead of trusting flags on restart.
 * Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
   survive a process crash, not a power loss. ``fsync`` (off by default) makes every member sync its
   journal before any message leaves it, so a write is on a majority's disks before it is
@@ -26,6 +30,7 @@ Why these settings (see docs/design/store.md for the measurements behind them):
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -33,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pysyncobj import SyncObj, SyncObjConf
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
 from hakube.store.durable import DurableJournal
 from hakube.store.fsm import StoreFSM
@@ -75,6 +80,10 @@ class RaftSettings:
     """Seconds to wait for a proposal's answer before reporting an unknown outcome."""
     max_inflight: int = 2
     """Raft commands the proposer keeps in flight per master."""
+    connect_retry: float = 1.0
+    """Seconds between connection attempts to a peer that is down. pysyncobj's default of 5 s
+    delays a restarted or newly added master's return by up to 5 s; an attempt is one
+    non-blocking connect, so trying every second costs nothing measurable."""
     extra: dict[str, object] = field(default_factory=dict)
     """Further SyncObjConf keyword arguments (tests)."""
 
@@ -96,6 +105,10 @@ class RaftSettings:
                 f"election timeout max ({self.election_timeout_max}s) must be greater than the "
                 f"minimum ({self.election_timeout_min}s)"
             )
+
+
+class MembershipError(Exception):
+    """pysyncobj refused or failed a membership change; the message is its reason."""
 
 
 def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
@@ -154,6 +167,8 @@ class RaftNode:
             logCompactionMinEntries=settings.compaction_min_entries,
             logCompactionMinTime=settings.compaction_min_seconds,
             onStateChanged=self._state_changed,
+            dynamicMembershipChange=True,
+            connectionRetryTime=settings.connect_retry,
             **settings.extra,
         )
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
@@ -234,6 +249,75 @@ class RaftNode:
 
     def status(self) -> dict[str, Any]:
         return dict(self.syncobj.getStatus())
+
+    # -- membership -----------------------------------------------------------------------------
+
+    def raft_peers(self) -> set[str]:
+        """Raft addresses of the other voters in this member's current configuration. The set
+        is pysyncobj's, changed on the Raft thread: a copy racing a change is retried."""
+        for _ in range(10):
+            try:
+                return {n.address for n in self.syncobj.otherNodes}
+            except RuntimeError:  # set changed size during the copy
+                continue
+        return {n.address for n in self.syncobj.otherNodes}
+
+    def is_connected(self, address: str) -> bool:
+        return any(n.address == address and self.syncobj.isNodeConnected(n)
+                   for n in self.syncobj.otherNodes)
+
+    def progress(self) -> dict[str, tuple[int, float]]:
+        """Leader's view of each peer: address -> (match index, seconds since its last answer).
+        Empty on a follower. Reads pysyncobj's private maps; copies tolerate a concurrent tick."""
+        if not self.is_leader():
+            return {}
+        so = self.syncobj
+        now = time.monotonic()
+        for _ in range(3):
+            try:
+                match = dict(so._SyncObj__raftMatchIndex)  # type: ignore[attr-defined]
+                seen = dict(so._SyncObj__lastResponseTime)  # type: ignore[attr-defined]
+                break
+            except RuntimeError:  # dict changed size during the copy
+                continue
+        else:
+            return {}
+        return {n.address: (match.get(n, 0), now - seen[n] if n in seen else -1.0)
+                for n in so.otherNodes}
+
+    def last_log_index(self) -> int:
+        raft_log = self.syncobj._SyncObj__raftLog  # type: ignore[attr-defined]
+        return int(raft_log[-1][1]) if len(raft_log) else 0
+
+    def _membership_call(self, fn: Callable[..., None],
+                         *args: Any) -> concurrent.futures.Future[None]:
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def done(_res: Any, err: int) -> None:
+            if fut.done():
+                return
+            if err == FAIL_REASON.SUCCESS:
+                fut.set_result(None)
+            else:
+                names = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+                fut.set_exception(MembershipError(names.get(err, str(err)).lower()))
+
+        fn(*args, callback=done)
+        return fut
+
+    def add_member(self, address: str) -> concurrent.futures.Future[None]:
+        """Propose adding a voter; resolves once the change is committed. pysyncobj forwards
+        it to the leader, which refuses (request denied) while another change is uncommitted."""
+        return self._membership_call(self.syncobj.addNodeToCluster, address)
+
+    def remove_member(self, address: str) -> concurrent.futures.Future[None]:
+        """Propose removing a voter (not the leader itself: transfer leadership first)."""
+        return self._membership_call(self.syncobj.removeNodeFromCluster, address)
+
+    def transfer_leadership(self, address: str | None) -> concurrent.futures.Future[None]:
+        """Ask the leader to hand over to ``address`` (None: the most caught-up peer) with
+        Raft's TimeoutNow. Resolves when the request was sent; poll leader_name() to confirm."""
+        return self._membership_call(self.syncobj.transferLeadership, address)
 
     def stop(self) -> None:
         """Stop the Raft thread and close the journal (idempotent)."""

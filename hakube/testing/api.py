@@ -48,17 +48,30 @@ class Api:
 
     def names(self, kind: str = "ConfigMap", ns: str = "default",
               via: int | None = None) -> set[str]:
-        """Every object name, paging 50 at a time (objects may be large)."""
+        """Every object name, paging 50 at a time (objects may be large).
+
+        ``via`` asks that one master only, on a fresh channel: a channel that saw the master
+        die stays in gRPC's reconnect back-off (and fails calls at once) long after the master
+        is back."""
         out: set[str] = set()
         token = ""
-        while True:
-            req = api_pb2.ListRequest(kind=kind, namespace=ns, limit=50, **{"continue": token})
-            resp = self.stubs[via].List(req, timeout=10) if via is not None else \
-                self.call("List", req)
-            out |= {kinds.unwrap(o)[1].metadata.name for o in resp.items}  # type: ignore[attr-defined]
-            token = getattr(resp, "continue")
-            if not token:
-                return out
+        fresh = grpc.insecure_channel(self.endpoints[via]) if via is not None else None
+        try:
+            while True:
+                req = api_pb2.ListRequest(kind=kind, namespace=ns, limit=50)
+                setattr(req, "continue", token)
+                if fresh is not None:
+                    resp = api_pb2_grpc.ObjectServiceStub(fresh).List(req, timeout=10)
+                else:
+                    resp = self.call("List", req)
+                out |= {kinds.unwrap(o)[1].metadata.name  # type: ignore[attr-defined]
+                        for o in resp.items}
+                token = getattr(resp, "continue")
+                if not token:
+                    return out
+        finally:
+            if fresh is not None:
+                fresh.close()
 
     def close(self) -> None:
         for c in self.channels:

@@ -8,8 +8,9 @@ locally built sandbox image, since no registry is reachable), and the snapshotte
 when an overlay mount works here, else native.
 
 Cleanup kills only what this harness caused to run, by pid: the containerd it spawned, then any
-shim or container process whose pid file lies in its own state dir (normally none: sandboxes are
-removed through CRI first). It unmounts what lies under its directory, removes the cgroups under
+shim whose command line names this harness's own socket, with the processes under it (normally
+none: sandboxes are removed through CRI first). It unmounts what lies under its directory,
+removes the cgroups under
 its own cgroup root, and deletes the directory.
 
 Requires root, ``containerd``, ``ctr`` and ``runc`` (scripts/install/containerd.sh). Anything
@@ -40,6 +41,9 @@ SANDBOX_IMAGE = "hakube.test/pause:1"
 """The sandbox ("pause") image every pod of the private containerd runs first."""
 BUSYBOX_IMAGE = "hakube.test/busybox:1"
 """The general test image: busybox-static with sh and common applets."""
+
+CNI_PLUGINS = Path("/usr/lib/cni")
+"""Where Debian's containernetworking-plugins puts the CNI plugin binaries."""
 
 CRI_NAMESPACE = "k8s.io"
 """containerd namespace the CRI plugin keeps its images and containers in."""
@@ -149,6 +153,7 @@ class Containerd:
         for d in (self.root, self.state, self.logs, self.base / "cni-bin", self.base / "cni-conf",
                   self.base / "certs.d", self.base / "opt", self.base / "runc"):
             d.mkdir(parents=True, exist_ok=True)
+        self._link_cni_plugins()
         if not self.snapshotter:
             self.snapshotter = "overlayfs" if overlay_works(self.base / "probe") else "native"
         self.config_path.write_text(self._config())
@@ -200,6 +205,20 @@ class Containerd:
         self._remove_cgroups()
         if self._own_dir and self.base.exists():
             shutil.rmtree(self.base, ignore_errors=False)
+
+    def restart(self) -> None:
+        """Stop the containerd process (SIGTERM) and start it again on the same state, as a
+        service restart does: sandboxes and containers keep running under their shims."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._proc is not None:
+            _terminate(self._proc, self.settings.stop_timeout)
+            self._proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self.start()
 
     def __enter__(self) -> Containerd:
         return self.start()
@@ -295,6 +314,23 @@ disabled_plugins = [{disabled}]
     config_path = "{b / 'certs.d'}"
 """
 
+    @property
+    def cni_conf_dir(self) -> Path:
+        """Where this containerd reads CNI network configs. Empty at start, so the runtime
+        reports NetworkReady=false and pods can only use the host network until someone (the
+        node agent with --pod-cidr) writes a config here."""
+        return self.base / "cni-conf"
+
+    def _link_cni_plugins(self) -> None:
+        """Make Debian's CNI plugins (containernetworking-plugins, /usr/lib/cni) available to
+        this containerd, if installed (scripts/install/cni.sh)."""
+        bin_dir = self.base / "cni-bin"
+        if CNI_PLUGINS.is_dir():
+            for plugin in CNI_PLUGINS.iterdir():
+                link = bin_dir / plugin.name
+                if not link.exists():
+                    link.symlink_to(plugin)
+
     def _remove_all_sandboxes(self, client: CriClient) -> None:
         try:
             sandboxes = client.list_pod_sandboxes(timeout=10)
@@ -308,22 +344,20 @@ disabled_plugins = [{disabled}]
             except CriError as e:
                 log.warning("containerd harness: cannot remove sandbox %s: %s", sb.id, e)
 
-    def _pid_files(self, name: str) -> list[Path]:
-        tasks = self.state / "io.containerd.runtime.v2.task"
-        return sorted(tasks.glob(f"*/*/{name}")) if tasks.exists() else []
-
     def _kill_leftover_processes(self) -> None:
-        """Containers first (their shim would otherwise restart nothing, but they would
-        outlive it), then shims. Each pid comes from our own state dir and is checked to still
-        be what we started before it is killed."""
-        for f in self._pid_files("init.pid"):
-            pid = _read_pid(f)
-            if pid and _proc_root(pid).startswith(str(self.base)):
+        """Kill what our containerd left running: its shims -- found by the ``-address
+        <our socket>`` on their command line, which no other containerd's shim has -- and every
+        process under them (containers, and ``runc init`` processes of containers caught
+        half-started), deepest first. containerd 1.6 writes no shim.pid file and a container's
+        /proc/PID/root does not show the host path, so neither identifies them."""
+        marker = f"-address {self.socket}"
+        parents = _parents()
+        shims = [pid for pid in parents
+                 if "containerd-shim" in _cmdline(pid) and marker in _cmdline(pid)]
+        for shim in shims:
+            for pid in sorted(_descendants(shim, parents), key=lambda p: -_depth(p, parents)):
                 _kill(pid)
-        for f in self._pid_files("shim.pid"):
-            pid = _read_pid(f)
-            if pid and "containerd-shim" in _cmdline(pid) and str(self.socket) in _cmdline(pid):
-                _kill(pid)
+            _kill(shim)
 
     def _unmount_all(self) -> None:
         prefix = str(self.base) + "/"
@@ -356,23 +390,41 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
             proc.wait(timeout=timeout)
 
 
-def _read_pid(path: Path) -> int:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                out[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def _descendants(pid: int, parents: dict[int, int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _depth(pid: int, parents: dict[int, int]) -> int:
+    depth = 0
+    while pid in parents and depth < 64:
+        pid, depth = parents[pid], depth + 1
+    return depth
 
 
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _proc_root(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/root")
     except OSError:
         return ""
 

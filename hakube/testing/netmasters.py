@@ -38,15 +38,31 @@ def env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=f"{root}:{extra}" if extra else root)
 
 
-def start_master(host: Host, peers: list[Host]) -> subprocess.Popen[bytes]:
-    """Start the master named after ``host``, with the other ``peers`` as Raft partners."""
+def start_master(
+    host: Host, peers: list[Host], extra: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the master named after ``host``, with the other ``peers`` as Raft partners and
+    ``extra`` flags (e.g. ``--force-new-cluster``)."""
     workdir = host.network.workdir
     argv = [sys.executable, "-m", "hakube", "master", "--name", host.name]
     argv += ["--data-dir", str(workdir / f"data-{host.name}")]
     argv += ["--api-listen", f"0.0.0.0:{API_PORT}", "--raft-listen", f"{host.ip}:{RAFT_PORT}"]
     argv += ["--peers", ",".join(f"{p.name}={p.ip}:{RAFT_PORT}" for p in peers if p is not host)]
-    argv += ["--metrics-listen", f"127.0.0.1:{METRICS_PORT}"]
+    argv += ["--metrics-listen", f"127.0.0.1:{METRICS_PORT}", *(extra or [])]
     return host.spawn(argv, log=workdir / f"master-{host.name}.log", env=env())
+
+
+def master_pids(host: Host) -> list[int]:
+    """Pids of the ``hakube master`` processes running on ``host``."""
+    found = []
+    for pid in host.pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"hakube" in argv and b"master" in argv:
+            found.append(pid)
+    return found
 
 
 def is_ready(host: Host) -> bool:

@@ -58,7 +58,8 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
                                                                          ) -> None:
     home = str(tmp_path)
     data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
-    up = Up(home, "--data-dir", data, "--client-config", cfg, "--restart-delay", "0.5")
+    up = Up(home, "--data-dir", data, "--client-config", cfg, "--restart-delay", "0.5",
+            "--nodes", "0")
     try:
         up.expect("3 masters ready")
         servers = yaml.safe_load(open(cfg))["servers"]
@@ -82,7 +83,7 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
         if up.proc.poll() is None:
             up.proc.kill()
     assert not any(pid_alive(p) for p in pids)
-    again = Up(home, "--data-dir", data, "--client-config", cfg)
+    again = Up(home, "--data-dir", data, "--client-config", cfg, "--nodes", "0")
     try:
         again.expect("3 masters ready")
         assert yaml.safe_load(open(cfg))["servers"] == servers
@@ -95,7 +96,7 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--nodes", "2"], "node agents are not available yet"),
+    (["--nodes", "-1"], "must be 0 or more"),
     (["--masters", "2"], "use 1, 3, 5 or 7"),
 ])
 def test_up_refuses_what_it_cannot_do_yet(tmp_path: object, args: list[str],

@@ -15,6 +15,7 @@ from hakube.api import kinds
 from hakube.api.v1 import api_pb2, api_pb2_grpc
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
+from hakube.testing.members import Writer
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -38,28 +39,6 @@ def _cm(name: str) -> Any:
 
     return convert.from_dict({"apiVersion": "v1", "kind": "ConfigMap",
                               "metadata": {"name": name}, "data": {"k": name}})
-
-
-class Writer(threading.Thread):
-    """Writes ConfigMaps back to back and records which ones were acknowledged."""
-
-    def __init__(self, api: Api, prefix: str) -> None:
-        super().__init__(daemon=True)
-        self.api, self.prefix = api, prefix
-        self.acked: list[str] = []
-        self.failed: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            name = f"{self.prefix}-{i}"
-            try:
-                self.api.create_configmap(name)
-                self.acked.append(name)
-            except grpc.RpcError as exc:
-                self.failed.append(f"{name}: {exc.code()} {exc.details()}")
-            i += 1
 
 
 def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
@@ -89,7 +68,13 @@ def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
     cluster3.start(leader)
     cluster3.wait_ready()
     idx = cluster3.masters.index(leader)
-    wait_for(lambda: set(acked) <= api3.names(via=idx), 30, "the restarted master to catch up")
+    def caught_up() -> bool:
+        try:
+            return set(acked) <= api3.names(via=idx)
+        except grpc.RpcError:  # the channel may still be in reconnect backoff
+            return False
+
+    wait_for(caught_up, 30, "the restarted master to catch up")
 
 
 def test_kill_9_of_every_master_then_restart_keeps_every_acknowledged_write(

@@ -7,6 +7,8 @@ quorum with a leader. A client in a fourth namespace talks gRPC to the VIP. Time
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import pytest
 
 from hakube.testing import netmasters
 from hakube.testing.netns import Host, Network
+from hakube.testing.netprobe import Probe
 from hakube.testing.vipcluster import VipCluster, measure_until
 from hakube.vip import VipSettings
 
@@ -30,6 +33,7 @@ class Rig:
     client: Host
     vc: VipCluster
     holder: str
+    probe: Probe
 
     def served_by(self) -> netmasters.Status | None:
         return netmasters.status_via(self.client, VIP, timeout=1.0)
@@ -78,9 +82,31 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
     vc.start()
     holder, took = vc.wait_for_single_holder(30)
     print(f"VIP timing (masters): first holder {holder} after {took:.2f} s")
-    r = Rig(net, hosts, client, vc, holder)
-    r.wait_served_ready([holder], 15)
-    yield r
+    probe = Probe(client, VIP, {n: h.ip for n, h in hosts.items()})
+    r = Rig(net, hosts, client, vc, holder, probe)
+    try:
+        r.wait_served_ready([holder], 15)
+        measure_until(lambda: probe.first_write_after(0) is not None, 15, "a probe write")
+        yield r
+    finally:
+        probe.stop()
+
+
+def wait_write_after(rig: Rig, at: float, timeout: float) -> float:
+    """Seconds from ``at`` to the first acknowledged write through the VIP sent after it."""
+    measure_until(lambda: rig.probe.first_write_after(at) is not None, timeout,
+                  "a write through the VIP")
+    t = rig.probe.first_write_after(at)
+    assert t is not None
+    return t - at
+
+
+def assert_nothing_lost(rig: Rig) -> None:
+    acked = len(rig.probe.acked())
+    lost = rig.probe.lost()
+    print(f"VIP: {acked} writes acknowledged through the VIP, {len(lost)} lost")
+    assert acked > 0
+    assert lost == []
 
 
 def test_sigkill_of_everything_on_the_holder_moves_the_vip_to_one_other_master(rig: Rig) -> None:
@@ -92,14 +118,19 @@ def test_sigkill_of_everything_on_the_holder_moves_the_vip_to_one_other_master(r
     at = time.monotonic()
     host.kill_all()  # master and keepalived, as in a crash of the machine...
     host.cut("drop")  # ...whose address then answers nobody
+    down = time.monotonic()  # writes sent from here on cannot have reached the old holder
     new, took = rig.vc.wait_for_single_holder(15, among=others, since=at)
     by, served = rig.wait_served_ready(others, 15)
+    wrote = wait_write_after(rig, down, 15) + (down - at)
+    elected = rig.probe.leader_elected_after(at, others)
     print(
         f"VIP timing (masters): SIGKILL of holder {old} ({leader}): {new} holds after "
-        f"{took:.2f} s, "
-        f"client served by ready {by} after {took + served:.2f} s"
+        f"{took:.2f} s, client served by ready {by} after {took + served:.2f} s, "
+        f"first write through the VIP after {wrote:.2f} s"
+        + (f" (a survivor reported a leader after {elected - at:.2f} s)" if elected else "")
     )
     assert took < 5
+    assert_nothing_lost(rig)
 
 
 def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None:
@@ -131,3 +162,23 @@ def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None
         f"{old} back to BACKUP",
     )
     rig.vc.wait_for_single_holder(15, among=list(rig.hosts), since=time.monotonic())
+    wait_write_after(rig, time.monotonic(), 15)
+    assert_nothing_lost(rig)
+
+
+def test_all_three_masters_killed_at_once_come_back_with_every_write(rig: Rig) -> None:
+    """Scenario 3: every master SIGKILLed together (keepalived keeps running), then restarted."""
+    at = time.monotonic()
+    for host in rig.hosts.values():
+        for pid in netmasters.master_pids(host):
+            os.kill(pid, signal.SIGKILL)
+    measure_until(lambda: not any(netmasters.is_ready(h) for h in rig.hosts.values()), 15,
+                  "every master to be down")
+    hosts = list(rig.hosts.values())
+    for host in hosts:
+        netmasters.start_master(host, hosts)
+    wrote = wait_write_after(rig, time.monotonic(), 60)
+    _, took = rig.vc.wait_for_single_holder(30, since=at)
+    print(f"VIP timing (masters): all three restarted: first write through the VIP "
+          f"{wrote:.2f} s after the restart began")
+    assert_nothing_lost(rig)

@@ -1,0 +1,370 @@
+"""The node agent: composition root and threads.
+
+``Agent(settings).run()`` blocks until ``stop()`` (idempotent, any thread). Threads it owns:
+
+* ``informer-pods``: list+watch of the pods with ``spec.nodeName=<node>``; handlers only put
+  pod uids on the work queue.
+* ``pod-worker-N`` (``settings.workers``): take a uid, ``PodSyncer.sync`` it, requeue it when it
+  asks (back-off expiry) or failed (the API or the runtime away: retried with back-off).
+* ``relist``: every ``relist_interval`` lists the runtime's containers and sandboxes (the
+  kubelet's PLEG) and queues pods whose containers changed state, plus orphans; every
+  ``resync_interval`` queues every pod.
+* ``heartbeat``: renews the node Lease, refreshes node conditions.
+* ``probes`` (+ a small pool), ``events-hakube-agent``, and the agent API server's pool.
+
+Pods keep running when the masters are unreachable: nothing here stops a container because the
+API is away; status writes fail and are retried until the masters answer again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from hakube.agent import network
+from hakube.agent import node as nodemod
+from hakube.agent.config import AgentSettings
+from hakube.agent.probes import ProbeManager
+from hakube.agent.queue import WorkQueue
+from hakube.agent.runtime import RuntimeView
+from hakube.agent.server import AgentServer
+from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
+from hakube.agent.worker import PodSyncer
+from hakube.api.v1 import pod_pb2
+from hakube.client import Client, HakubeError
+from hakube.cri.client import CriClient
+from hakube.cri.errors import CriError
+from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
+from hakube.events import EventRecorder
+
+log = logging.getLogger("hakube.agent")
+
+SLOW_SYNC = 2.0
+"""A reconcile slower than this (seconds) is logged: the runtime or the API is struggling."""
+SIM_UNPULLABLE = ("*missing*", "*nonexistent*", "*does-not-exist*")
+"""Image names the simulated runtime's registry does not have (to exercise ErrImagePull)."""
+
+
+class Agent:
+    """See the module docstring. ``cri``: a runtime client to use instead of the one the
+    settings describe -- e.g. ``SimulatedFleet.client(node)``, so that hundreds of simulated
+    agents in one process share one CRI server."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        capacity_cpu: str = "",
+        capacity_memory: str = "",
+        cri: CriClient | None = None,
+    ) -> None:
+        settings.validate()
+        self.s = settings
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sim: SimulatedCri | None = None
+        if cri is not None:
+            self.cri = cri
+        elif settings.runtime == "simulated":
+            rt = SimulatedRuntime(node_name=settings.node_name, pullable=sim_pullable,
+                                  pod_cidr=settings.pod_cidr or "10.244.0.0/24")
+            self._sim = SimulatedCri(rt).start()
+            self.cri = CriClient(self._sim.endpoint)
+        else:
+            self.cri = CriClient(settings.cri_endpoint)
+        self.client = Client(list(settings.servers))
+        self.view = RuntimeView(self.cri, settings.node_name)
+        self.host_ip = nodemod.node_ip(settings.node_ip)
+        self.capacity = nodemod.capacity(settings, capacity_cpu, capacity_memory)
+        self.queue = WorkQueue()
+        self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
+        self.probes = ProbeManager(self.cri, self._probe_changed)
+        self.server = AgentServer(
+            self.view, settings.listen, simulated=settings.runtime == "simulated"
+        )
+        self.pods: Any = self.client.pods.informer(
+            field_selector=f"spec.nodeName={settings.node_name}"
+        )
+        self._uids: dict[str, tuple[str, str]] = {}
+        self._uids_lock = threading.Lock()
+        self._network_ready = False
+        self.runtime_name = "containerd"
+        self.syncer: PodSyncer | None = None
+        self.reporter: nodemod.NodeReporter | None = None
+        self.ready = threading.Event()
+        """Set once the node is registered and the pod cache synced."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._start()
+            self._stop.wait()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start(self) -> None:
+        version = self._wait_runtime()
+        self.runtime_name = version.runtime_name
+        port = self.server.start()
+        self.reporter = nodemod.NodeReporter(
+            self.client,
+            self.s,
+            self.cri,
+            host_ip=self.host_ip,
+            agent_port=port,
+            cap=self.capacity,
+            runtime_version=f"{version.runtime_name}://{version.runtime_version}",
+            simulated=self._sim is not None or self.s.runtime == "simulated",
+        )
+        while not self._stop.is_set():
+            try:
+                node = self.reporter.register()
+                self.reporter.renew_lease()
+                self._setup_network(node.spec.pod_cidr)
+                break
+            except HakubeError as e:
+                log.warning("cannot register node %s yet: %s", self.s.node_name, e)
+                self._stop.wait(2)
+        self.syncer = PodSyncer(
+            settings=self.s,
+            client=self.client,
+            view=self.view,
+            recorder=self.events,
+            probes=self.probes,
+            host_ip=self.host_ip,
+            runtime_name=self.runtime_name,
+            pod_network=lambda: self._network_ready,
+            pod_lookup=self._pod,
+            node_capacity=(self.capacity.cpu_millis, self.capacity.memory_bytes),
+        )
+        self.probes.start()
+        self.pods.add_handlers(
+            on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod
+        )
+        self.pods.start()
+        while not self._stop.is_set() and not self.pods.wait_for_sync(1):
+            pass
+        for i in range(self.s.workers):
+            self._spawn(self._work, f"pod-worker-{i}")
+        self._spawn(self._relist, "relist")
+        self._spawn(self._heartbeat, "heartbeat")
+        if self.s.usage_interval > 0:
+            self._spawn(self._publish_usage, "usage")
+        self.ready.set()
+        log.info(
+            "agent for node %s running (runtime %s, API port %d)",
+            self.s.node_name,
+            self.runtime_name,
+            port,
+        )
+
+    def _setup_network(self, node_cidr: str) -> None:
+        """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
+        to report NetworkReady; pods that start before it use the host network."""
+        cidr = self.s.pod_cidr or node_cidr
+        if not cidr or self.s.runtime == "simulated" or self.s.pod_network != "auto":
+            return
+        path = network.write_config(
+            self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
+        )
+        log.info("pod network %s on bridge %s (CNI config %s)", cidr, self.s.cni_bridge, path)
+        deadline = time.monotonic() + 10
+        while not self._check_network() and time.monotonic() < deadline:
+            if self._stop.wait(0.2):
+                return
+        if not self._network_ready:
+            log.warning(
+                "the runtime does not report NetworkReady after the CNI config was "
+                "written; pods use the host network until it does"
+            )
+
+    def _check_network(self) -> bool:
+        """Whether pods get their own network (re-read from the runtime)."""
+        try:
+            ready = self.cri.conditions(timeout=5).get("NetworkReady", False)
+        except CriError:
+            return self._network_ready
+        self._network_ready = self.s.pod_network == "auto" and ready
+        return self._network_ready
+
+    def _wait_runtime(self) -> Any:
+        while True:
+            try:
+                version = self.cri.version(timeout=5)
+                self._check_network()
+                return version
+            except CriError as e:
+                log.warning("container runtime at %s not answering: %s", self.cri.endpoint, e)
+                if self._stop.wait(2):
+                    raise SystemExit("stopped while waiting for the runtime") from e
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _shutdown(self) -> None:
+        """Stop our threads; containers keep running (a restarted agent adopts them)."""
+        self._stop.set()
+        self.queue.close()
+        self.pods.stop()
+        for t in self._threads:
+            t.join(5)
+        self.probes.stop()
+        self.events.close()
+        self.server.stop()
+        if self.syncer is not None:
+            self.syncer.close()
+        self.client.close()
+        self.cri.close()
+        if self._sim is not None:
+            self._sim.stop()
+
+    # -- pods -----------------------------------------------------------------------------------
+
+    def _pod(self, uid: str) -> pod_pb2.Pod | None:
+        with self._uids_lock:
+            key = self._uids.get(uid)
+        if key is None:
+            return None
+        pod = self.pods.get(key[1], key[0])
+        return pod if pod is not None and pod.metadata.uid == uid else None
+
+    def _on_pod(self, pod: pod_pb2.Pod) -> None:
+        with self._uids_lock:
+            self._uids[pod.metadata.uid] = (pod.metadata.namespace, pod.metadata.name)
+        self.queue.add(pod.metadata.uid)
+
+    def _on_pod_update(self, old: pod_pb2.Pod, new: pod_pb2.Pod) -> None:
+        # Status-only changes are our own writes coming back; they need no reconcile.
+        if old is not new and old.spec == new.spec and _meta(old) == _meta(new):
+            return
+        self._on_pod(new)
+
+    def _probe_changed(self, uid: str, cid: str, kind: str, message: str) -> None:
+        pod = self._pod(uid)
+        if pod is not None and message:
+            self.events.emit(
+                pod, "Unhealthy", f"{kind.capitalize()} probe failed: {message}", warning=True
+            )
+        self.queue.add(uid)
+
+    def _work(self) -> None:
+        failures: dict[str, int] = {}
+        while True:
+            uid = self.queue.get()
+            if uid is None:
+                return
+            assert self.syncer is not None
+            t0 = time.monotonic()
+            try:
+                again = self.syncer.sync(uid)
+                if time.monotonic() - t0 > SLOW_SYNC:
+                    log.info("pod %s: reconcile took %.1fs", self._name(uid), time.monotonic() - t0)
+                failures.pop(uid, None)
+                if again is not None:
+                    self.queue.add_after(uid, again)
+            except (HakubeError, CriError) as e:
+                n = failures[uid] = failures.get(uid, 0) + 1
+                delay = min(10.0, 0.5 * 2 ** min(n, 5))
+                log.warning("pod %s: %s; retrying in %.1fs", self._name(uid), e, delay)
+                self.queue.add_after(uid, delay)
+            except Exception:
+                log.exception("pod %s: reconcile failed; retrying in 5s", self._name(uid))
+                self.queue.add_after(uid, 5.0)
+            finally:
+                self.queue.done(uid)
+
+    def _name(self, uid: str) -> str:
+        with self._uids_lock:
+            key = self._uids.get(uid)
+        return f"{key[0]}/{key[1]}" if key else uid
+
+    def _relist(self) -> None:
+        last: dict[str, tuple[str, int]] = {}
+        next_resync = time.monotonic() + self.s.resync_interval
+        while not self._stop.wait(self.s.relist_interval):
+            try:
+                now = self.view.states()
+            except CriError as e:
+                log.warning("relist: %s", e)
+                continue
+            changed = {uid for key, (uid, state) in now.items() if last.get(key) != (uid, state)}
+            changed |= {uid for key, (uid, _) in last.items() if key not in now}
+            last = now
+            with self._uids_lock:
+                known = set(self._uids)
+            live = {p.metadata.uid for p in self.pods.list()}
+            orphans = {uid for uid, _ in now.values() if uid and uid not in live}
+            if time.monotonic() >= next_resync:
+                next_resync = time.monotonic() + self.s.resync_interval
+                changed |= live
+                with self._uids_lock:  # forget uids of pods that are gone and cleaned up
+                    for uid in known - live - orphans:
+                        self._uids.pop(uid, None)
+            for uid in (changed | orphans) - {""}:
+                self.queue.add(uid)
+
+    def _publish_usage(self) -> None:
+        """Every ``usage_interval``: write each running pod's CPU usage into its
+        ``metrics.hakube.io/cpu-usage`` annotation (for the autoscaler)."""
+        while not self._stop.wait(self.s.usage_interval):
+            try:
+                stats = self.server.usage.collect()
+            except CriError as e:
+                log.warning("usage: %s", e)
+                continue
+            for u in stats.pods:
+                pod = self.pods.get(u.name, u.namespace)
+                value = None if pod is None else usage_to_publish(pod, u.cpu_nano_cores)
+                if pod is None or value is None:
+                    continue
+                out = pod_pb2.Pod()
+                out.CopyFrom(pod)
+                out.metadata.annotations[USAGE_ANNOTATION] = value
+                try:
+                    self.client.pods.update(out)
+                except HakubeError as e:  # changed meanwhile, gone, or masters away
+                    log.debug("usage of %s/%s not written: %s", u.namespace, u.name, e)
+
+    def _heartbeat(self) -> None:
+        assert self.reporter is not None
+        next_status = time.monotonic() + self.s.status_interval
+        while not self._stop.wait(
+            self.s.lease_interval
+            if self.s.lease_interval < self.s.status_interval
+            else self.s.status_interval
+        ):
+            try:
+                self.reporter.renew_lease()
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + self.s.status_interval
+                    self.reporter.update_status()
+                    self._check_network()
+            except HakubeError as e:
+                log.warning("node heartbeat: %s", e)
+
+
+def _meta(pod: pod_pb2.Pod) -> tuple[object, ...]:
+    """What of a pod's metadata a reconcile depends on."""
+    m = pod.metadata
+    return (
+        m.uid,
+        m.deletion_timestamp,
+        m.deletion_grace_period_seconds,
+        sorted(m.labels.items()),
+        sorted((k, v) for k, v in m.annotations.items() if k != USAGE_ANNOTATION),
+    )
+
+
+def sim_pullable(name: str) -> bool:
+    """The simulated registry has every image but those matching ``SIM_UNPULLABLE``."""
+    return not any(fnmatch.fnmatch(name, p) for p in SIM_UNPULLABLE)

@@ -1,0 +1,207 @@
+"""``hakube agent``: flags, their checks, and signal handling around ``Agent.run()``.
+
+Every flag is also a ``HAKUBE_<FLAG>`` environment variable or a key of the ``--config`` file
+(``hakube.cli.config``); ``--servers`` falls back to the client config's masters, so on a
+machine where ``hakube up`` ran, ``hakube agent --node-name n1 --runtime simulated`` is enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from hakube.agent.config import AgentSettings, parse_labels, parse_taints
+from hakube.cri.client import DEFAULT_ENDPOINT
+
+DEFAULT_ROOT = "/var/lib/hakube-agent"
+
+
+def _typed(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return fn(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+
+    convert.__name__ = fn.__name__
+    return convert
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    p = sub.add_parser(
+        "agent",
+        help="run the node agent (runs this node's pods via CRI)",
+        description=__doc__.split("\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--node-name", default="", help="name of this node's Node object")
+    p.add_argument(
+        "--servers",
+        default="",
+        help="master API endpoints HOST:PORT,... (default: the client config's)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["containerd", "simulated"],
+        default="containerd",
+        help="containerd through --cri-endpoint, or an in-process simulated runtime",
+    )
+    p.add_argument("--cri-endpoint", default=DEFAULT_ENDPOINT, help="CRI socket of containerd")
+    p.add_argument(
+        "--root-dir",
+        default=DEFAULT_ROOT,
+        help=f"pod volumes and container logs (default {DEFAULT_ROOT})",
+    )
+    p.add_argument(
+        "--node-ip",
+        default="",
+        help="InternalIP of the node (default: the address of this host's name)",
+    )
+    p.add_argument(
+        "--listen",
+        default="0.0.0.0:10250",
+        help="HOST:PORT of the agent API for logs/exec (port 0: any free port)",
+    )
+    p.add_argument(
+        "--labels", type=_typed(parse_labels), default={}, help="extra node labels KEY=VALUE,..."
+    )
+    p.add_argument(
+        "--register-with-taints",
+        type=_typed(parse_taints),
+        default=(),
+        help="taints for the node KEY[=VALUE]:EFFECT,...",
+    )
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument(
+        "--capacity-cpu",
+        default="",
+        help="report this CPU capacity instead of the machine's (simulated nodes)",
+    )
+    p.add_argument(
+        "--capacity-memory",
+        default="",
+        help="report this memory capacity instead of the machine's (simulated nodes)",
+    )
+    p.add_argument(
+        "--node-lease-interval",
+        type=float,
+        default=10.0,
+        help="seconds between renewals of the node Lease",
+    )
+    p.add_argument(
+        "--node-lease-duration", type=int, default=40, help="leaseDurationSeconds of the node Lease"
+    )
+    p.add_argument(
+        "--node-status-interval",
+        type=float,
+        default=10.0,
+        help="seconds between node condition checks",
+    )
+    p.add_argument(
+        "--relist-interval",
+        type=float,
+        default=1.0,
+        help="seconds between runtime relists that notice exited containers",
+    )
+    p.add_argument(
+        "--resync-interval",
+        type=float,
+        default=10.0,
+        help="every pod is reconciled at least this often (seconds)",
+    )
+    p.add_argument(
+        "--backoff-base",
+        type=float,
+        default=10.0,
+        help="first restart/pull back-off in seconds (doubles each time)",
+    )
+    p.add_argument("--backoff-max", type=float, default=300.0, help="back-off cap in seconds")
+    p.add_argument("--workers", type=int, default=4, help="pods reconciled in parallel")
+    p.add_argument(
+        "--pod-network",
+        choices=["auto", "host"],
+        default="auto",
+        help="auto: pods get their own network when the runtime has CNI, else the "
+        "host's; host: always the host's",
+    )
+    p.add_argument(
+        "--pod-cidr",
+        default="",
+        help="pod addresses of this node (e.g. "
+        "10.244.1.0/24): the agent configures a CNI bridge for the runtime; default: "
+        "the Node's spec.podCIDR, else pods use the host network",
+    )
+    p.add_argument(
+        "--cni-conf-dir", default="/etc/cni/net.d", help="the runtime's CNI config directory"
+    )
+    p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
+    p.add_argument(
+        "--usage-interval",
+        type=float,
+        default=15.0,
+        help="seconds between writes of pods' CPU usage (annotation "
+        "metrics.hakube.io/cpu-usage, read by the autoscaler); 0: off",
+    )
+    return {"agent": run}
+
+
+def settings_from(args: argparse.Namespace) -> AgentSettings:
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not servers:
+        from hakube.client.config import ConfigError, load_client_config
+
+        try:
+            servers = list(load_client_config(None).servers)
+        except ConfigError:
+            servers = []
+    return AgentSettings(
+        node_name=args.node_name,
+        servers=tuple(servers),
+        root_dir=args.root_dir,
+        runtime=args.runtime,
+        cri_endpoint=args.cri_endpoint,
+        node_ip=args.node_ip,
+        listen=args.listen,
+        labels=dict(args.labels),
+        taints=tuple(args.register_with_taints),
+        max_pods=args.max_pods,
+        lease_interval=args.node_lease_interval,
+        lease_duration=args.node_lease_duration,
+        status_interval=args.node_status_interval,
+        relist_interval=args.relist_interval,
+        resync_interval=args.resync_interval,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
+        workers=args.workers,
+        pod_network=args.pod_network,
+        pod_cidr=args.pod_cidr,
+        cni_conf_dir=args.cni_conf_dir,
+        cni_bridge=args.cni_bridge,
+        usage_interval=args.usage_interval,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from hakube.agent.agent import Agent
+
+    settings = settings_from(args)
+    try:
+        settings.validate()
+    except ValueError as e:
+        print(f"hakube agent: {e}", file=sys.stderr)
+        return 2
+    agent = Agent(settings, capacity_cpu=args.capacity_cpu, capacity_memory=args.capacity_memory)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        agent.run()
+    except OSError as e:
+        print(f"hakube agent: {e}", file=sys.stderr)
+        return 1
+    return 0

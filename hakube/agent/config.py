@@ -1,0 +1,150 @@
+"""The agent's settings: one dataclass, documented defaults, one validator.
+
+Every field is also a ``hakube agent`` flag (see ``hakube.agent.cli``), settable through a
+``HAKUBE_*`` environment variable or the ``--config`` YAML file like every hakube component.
+Durations are seconds. Defaults are Kubernetes' where Kubernetes has one, so manifests behave as
+operators expect; tests shorten them through the same flags.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from hakube.cri.client import DEFAULT_ENDPOINT
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """How one node agent runs."""
+
+    node_name: str
+    """The Node object this agent registers and the pods it runs (spec.nodeName)."""
+    servers: tuple[str, ...]
+    """Master API endpoints (HOST:PORT); the client fails over between them."""
+    root_dir: str
+    """Pod volumes (``pods/<uid>/volumes``) and container logs (``logs/``) live here."""
+    runtime: str = "containerd"
+    """"containerd": drive the CRI at ``cri_endpoint``; "simulated": start an in-process
+    simulated CRI runtime (no real containers; for scale and control-plane tests)."""
+    cri_endpoint: str = DEFAULT_ENDPOINT
+    node_ip: str = ""
+    """The node's InternalIP (host IP of its pods); empty: the address of this host's name, or
+    127.0.0.1 when that does not resolve."""
+    listen: str = "0.0.0.0:10250"
+    """Where the agent API (logs, exec) listens; port 0 picks a free one. The port is
+    published in the Node's status.daemonEndpoints."""
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    max_pods: int = 110
+    """The node's ``pods`` capacity (Kubernetes' default)."""
+    lease_interval: float = 10.0
+    """How often the node Lease in kube-node-lease is renewed (kubelet: 10 s)."""
+    lease_duration: int = 40
+    """leaseDurationSeconds written into the Lease (kubelet: 40 s)."""
+    status_interval: float = 10.0
+    """How often node conditions are recomputed (written when they change, or every minute)."""
+    relist_interval: float = 1.0
+    """How often the runtime is relisted to notice containers that exited (kubelet's PLEG)."""
+    resync_interval: float = 10.0
+    """Every pod is reconciled at least this often, even when nothing was noticed."""
+    backoff_base: float = 10.0
+    """First delay before restarting a crashed container or re-pulling a missing image."""
+    backoff_max: float = 300.0
+    """The back-off doubles up to this (kubelet: 5 min)."""
+    backoff_reset: float = 600.0
+    """A container that ran this long without crashing restarts without delay (10 min)."""
+    workers: int = 4
+    """Pods reconciled in parallel."""
+    pod_network: str = "auto"
+    """"auto": pods that ask for their own network get one when the runtime reports
+    NetworkReady (CNI configured), else they share the host's; "host": always the host's."""
+
+    pod_cidr: str = ""
+    """Pod addresses of this node (e.g. 10.244.1.0/24); with it the agent writes a CNI bridge
+    config for the runtime (``hakube.agent.network``). Empty: the Node's spec.podCIDR, if any."""
+    cni_conf_dir: str = "/etc/cni/net.d"
+    """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
+    cni_bridge: str = "hakube0"
+    """Name of the node's pod bridge."""
+
+    usage_interval: float = 15.0
+    """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
+
+    def validate(self) -> None:
+        """ValueError naming the setting and the rule it breaks."""
+        if not self.node_name:
+            raise ValueError("--node-name is required (the name of this node's Node object)")
+        if not self.servers:
+            raise ValueError("--servers is required (master API endpoints HOST:PORT,...)")
+        if not self.root_dir:
+            raise ValueError("--root-dir is required")
+        if self.runtime not in ("containerd", "simulated"):
+            raise ValueError(f"--runtime {self.runtime!r}: use containerd or simulated")
+        if self.pod_network not in ("auto", "host"):
+            raise ValueError(f"--pod-network {self.pod_network!r}: use auto or host")
+        for name in (
+            "lease_interval",
+            "status_interval",
+            "relist_interval",
+            "resync_interval",
+            "backoff_base",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} ({getattr(self, name)}) must be > 0")
+        if self.backoff_max < self.backoff_base:
+            raise ValueError(
+                f"--backoff-max ({self.backoff_max}) must be >= --backoff-base "
+                f"({self.backoff_base})"
+            )
+        if self.lease_duration <= self.lease_interval:
+            raise ValueError(
+                f"--node-lease-duration ({self.lease_duration}) must be longer than "
+                f"--node-lease-interval ({self.lease_interval})"
+            )
+        if self.pod_cidr:
+            try:
+                ipaddress.ip_network(self.pod_cidr)
+            except ValueError as e:
+                raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
+        if not 0 < len(self.cni_bridge) <= 15:
+            raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
+        if self.workers < 1 or self.max_pods < 1:
+            raise ValueError("--workers and --max-pods must be at least 1")
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``a=b,c=d`` -> {"a": "b", "c": "d"}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f'label "{part}" is not KEY=VALUE')
+        out[key] = value
+    return out
+
+
+def parse_taints(text: str) -> tuple[Taint, ...]:
+    """``key=value:NoSchedule,key2:NoExecute`` -> taints (kubelet's --register-with-taints)."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kv, sep, effect = part.rpartition(":")
+        if not sep or effect not in TAINT_EFFECTS:
+            raise ValueError(
+                f'taint "{part}" is not KEY[=VALUE]:EFFECT with EFFECT one of '
+                f"{', '.join(TAINT_EFFECTS)}"
+            )
+        key, _, value = kv.partition("=")
+        if not key:
+            raise ValueError(f'taint "{part}" has no key')
+        out.append(Taint(key, value, effect))
+    return tuple(out)

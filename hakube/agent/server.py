@@ -1,0 +1,187 @@
+"""The agent's own gRPC API (``hakube.agent.v1.NodeAgent``): container logs, exec, usage.
+
+Why a server on the node rather than a stream through the masters: logs and exec are between a
+user and one container; sending them through Raft-replicated masters would load the masters
+with data nobody else needs. Like the kubelet's port 10250, each agent serves this API and
+publishes where: the Node's InternalIP address and ``status.daemonEndpoints.kubeletEndpoint``
+port. ``hakubectl logs``/``exec`` read the pod's node from the API and connect there.
+
+Containers are found through the runtime's labels (``hakube.agent.runtime``), so logs of a pod
+that the API no longer knows, or of an instance before a restart (``previous``), still work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from typing import IO, Any
+
+import grpc
+
+from hakube.agent.runtime import (
+    LABEL_CONTAINER,
+    LABEL_KIND,
+    LABEL_NODE,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    RuntimeView,
+)
+from hakube.agent.stats import UsageSampler
+from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
+from hakube.cri.errors import CriError, NotFound
+from hakube.cri.logs import parse
+from hakube.cri.v1 import api_pb2 as pb
+
+log = logging.getLogger("hakube.agent.server")
+FOLLOW_POLL = 0.1
+"""Seconds between looks at a followed log file that has no new data."""
+
+
+class _Servicer(agent_pb2_grpc.NodeAgentServicer):
+    def __init__(self, view: RuntimeView, usage: UsageSampler) -> None:
+        self.view = view
+        self.cri = view.cri
+        self.usage = usage
+
+    def Stats(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return self.usage.collect(request.namespace)
+        except CriError as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"stats: {e}")
+
+    def _find(
+        self, ns: str, pod: str, container: str, previous: bool, context: grpc.ServicerContext
+    ) -> pb.ContainerStatus:
+        where = f'pod "{pod}" in namespace "{ns}"'
+        found = self.cri.list_containers(
+            labels={LABEL_NODE: self.view.node, LABEL_POD_NAME: pod, LABEL_POD_NAMESPACE: ns}
+        )
+        if not found:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND, f"{where} has no containers on node {self.view.node}"
+            )
+        newest_uid = max(found, key=lambda c: c.created_at).labels.get(LABEL_POD_UID)
+        found = [c for c in found if c.labels.get(LABEL_POD_UID) == newest_uid]
+        names = sorted(
+            {c.labels.get(LABEL_CONTAINER, "") for c in found if c.labels.get(LABEL_KIND) == "app"}
+        )
+        if not container:
+            if len(names) != 1:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"a container name must be specified for {where}, choose one "
+                    f"of: [{' '.join(names)}]",
+                )
+            container = names[0]
+        mine = sorted(
+            (c for c in found if c.labels.get(LABEL_CONTAINER) == container),
+            key=lambda c: c.metadata.attempt,
+            reverse=True,
+        )
+        if not mine:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND, f'container "{container}" is not valid for {where}'
+            )
+        index = 1 if previous else 0
+        if len(mine) <= index:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f'previous terminated container "{container}" in {where} not found',
+            )
+        return self.cri.container_status(mine[index].id)
+
+    def Logs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        st = self._find(
+            request.namespace, request.pod, request.container, request.previous, context
+        )
+        if not st.log_path:
+            context.abort(grpc.StatusCode.NOT_FOUND, "the container has no log file")
+        try:
+            f = open(st.log_path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        except FileNotFoundError:
+            return  # started but printed nothing yet
+        with f:
+            lines, pending = _read_lines(f, "")
+            if request.tail_lines >= 0:
+                lines = lines[len(lines) - request.tail_lines :] if request.tail_lines else []
+            yield _chunk(lines, request.timestamps)
+            if not request.follow or request.previous:
+                return
+            while context.is_active():
+                lines, pending = _read_lines(f, pending)
+                if lines:
+                    yield _chunk(lines, request.timestamps)
+                    continue
+                if not self._running(st.id):
+                    lines, pending = _read_lines(f, pending)
+                    if lines:
+                        yield _chunk(lines, request.timestamps)
+                    return
+                time.sleep(FOLLOW_POLL)
+
+    def _running(self, cid: str) -> bool:
+        try:
+            return self.cri.container_status(cid).state == pb.CONTAINER_RUNNING
+        except NotFound:
+            return False
+
+    def Exec(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if not request.command:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "exec: a command is required")
+        st = self._find(request.namespace, request.pod, request.container, False, context)
+        if st.state != pb.CONTAINER_RUNNING:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'container "{st.metadata.name}" of pod "{request.pod}" is not '
+                "running; exec needs a running container",
+            )
+        try:
+            r = self.cri.exec_sync(
+                st.id, list(request.command), timeout_seconds=request.timeout_seconds
+            )
+        except CriError as e:
+            context.abort(grpc.StatusCode.UNKNOWN, f"exec in {request.pod}: {e}")
+        return agent_pb2.ExecResponse(stdout=r.stdout, stderr=r.stderr, exit_code=r.exit_code)
+
+
+def _read_lines(f: IO[str], pending: str) -> tuple[list[Any], str]:
+    """Complete CRI log lines available now; an unfinished last line is kept for later."""
+    data = pending + f.read()
+    if not data:
+        return [], ""
+    raw = data.split("\n")
+    rest = raw.pop()  # "" when data ends with a newline
+    return list(parse(line + "\n" for line in raw)), rest
+
+
+def _chunk(lines: list[Any], timestamps: bool) -> Any:
+    text = "".join((f"{ln.time} " if timestamps else "") + ln.text + "\n" for ln in lines)
+    return agent_pb2.LogChunk(data=text.encode())
+
+
+class AgentServer:
+    """The NodeAgent gRPC server; ``port`` is known after ``start()``."""
+
+    def __init__(
+        self, view: RuntimeView, listen: str, *, simulated: bool = False, workers: int = 8
+    ) -> None:
+        self.listen = listen
+        self.port = 0
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-api")
+        )
+        self.usage = UsageSampler(view.cri, view.node, simulated=simulated)
+        agent_pb2_grpc.add_NodeAgentServicer_to_server(_Servicer(view, self.usage), self._server)
+
+    def start(self) -> int:
+        self.port = self._server.add_insecure_port(self.listen)
+        if not self.port:
+            raise OSError(f"agent API: cannot listen on {self.listen}")
+        self._server.start()
+        return self.port
+
+    def stop(self) -> None:
+        self._server.stop(1).wait(5)

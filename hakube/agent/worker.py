@@ -1,0 +1,542 @@
+"""The pod reconciler: make the runtime match each pod bound to this node, then report it.
+
+``PodSyncer.sync(uid)`` is level-triggered and idempotent: it reads the pod (informer cache)
+and what the runtime holds for it (``RuntimeView``), does the next steps, and writes the status
+when it changed. It is called from a few worker threads through ``WorkQueue`` (never twice
+concurrently for one pod) whenever the pod changes, the runtime relist notices a container
+change, a probe result flips, a back-off expires, or the periodic resync comes round. Anything
+that fails is retried by the next call; nothing here sleeps.
+
+The steps, in the kubelet's order:
+
+1. Pod gone from the API (force-deleted) or orphaned container: stop and remove everything.
+2. ``deletionTimestamp`` set: stop containers with the grace period (SIGTERM, SIGKILL after
+   ``deletionGracePeriodSeconds``, through StopContainer's timeout), remove the sandbox, delete
+   the pod object for good (grace 0, uid precondition).
+3. Terminal phase (Succeeded/Failed): make sure nothing runs; keep the exited containers for
+   ``logs``.
+4. No ready sandbox: run one (host network, or the pod's own when the runtime has CNI).
+5. Volumes; then init containers one at a time in order; once all succeeded, the app
+   containers: pull (imagePullPolicy), create, start; restart exited ones per restartPolicy
+   with back-off; kill those whose liveness or startup probe failed.
+6. Compute the status (``hakube.agent.status``) and write it if it differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hakube.agent import env as envmod
+from hakube.agent import quantity, status, volumes
+from hakube.agent.backoff import BackOff
+from hakube.agent.config import AgentSettings
+from hakube.agent.probes import ProbeManager
+from hakube.agent.runtime import (
+    ANNOTATION_GRACE,
+    LABEL_CONTAINER,
+    LABEL_KIND,
+    PodRecord,
+    RuntimeView,
+    grace_seconds,
+    run_as_user,
+    sandbox_config,
+)
+from hakube.api.v1 import core_pb2, pod_pb2
+from hakube.client import Client, Conflict, NotFound
+from hakube.cri import specs
+from hakube.cri.errors import CriError, ImagePullFailed
+from hakube.cri.errors import NotFound as CriNotFound
+from hakube.cri.v1 import api_pb2 as pb
+from hakube.events import EventRecorder
+
+log = logging.getLogger("hakube.agent.worker")
+
+
+class Waiting(Exception):
+    """A container cannot be started now; ``reason`` goes into its waiting state."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class _PodMemory:
+    """What the agent remembers about one pod between reconciles (lost on restart)."""
+
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    backoff_reported: set[str] = field(default_factory=set)
+
+
+class PodSyncer:
+    def __init__(
+        self,
+        *,
+        settings: AgentSettings,
+        client: Client,
+        view: RuntimeView,
+        recorder: EventRecorder,
+        probes: ProbeManager,
+        host_ip: str,
+        runtime_name: str,
+        pod_network: Callable[[], bool],
+        pod_lookup: Callable[[str], pod_pb2.Pod | None],
+        node_capacity: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.s = settings
+        self.client = client
+        self.view = view
+        self.cri = view.cri
+        self.events = recorder
+        self.probes = probes
+        self.host_ip = host_ip
+        self.runtime_name = runtime_name
+        self.pod_network = pod_network
+        self.pod_lookup = pod_lookup
+        self.node_capacity = node_capacity
+        self.backoff = BackOff(
+            settings.backoff_base, settings.backoff_max, reset=settings.backoff_reset
+        )
+        self._memory: dict[str, _PodMemory] = {}
+        self._lock = threading.Lock()
+        self._stopper = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
+
+    def close(self) -> None:
+        self._stopper.shutdown(wait=False, cancel_futures=True)
+
+    def _mem(self, uid: str) -> _PodMemory:
+        with self._lock:
+            return self._memory.setdefault(uid, _PodMemory())
+
+    # -- entry point ----------------------------------------------------------------------------
+
+    def sync(self, uid: str) -> float | None:
+        """Reconcile one pod; returns seconds after which it wants another look (or None)."""
+        pod = self.pod_lookup(uid)
+        rec = self.view.pod(uid)
+        if pod is None:
+            if rec.sandboxes or rec.containers:
+                self._teardown(rec, None)
+            self._forget(uid)
+            return None
+        if pod.metadata.deletion_timestamp:
+            self._teardown(rec, pod)
+            self._finalize(pod)
+            self._forget(uid)
+            return None
+        if pod.status.phase in ("Succeeded", "Failed"):
+            self._quiesce(rec)
+            return None
+        return self._run(pod, rec)
+
+    def _forget(self, uid: str) -> None:
+        with self._lock:
+            self._memory.pop(uid, None)
+        self.probes.retain(uid, set())
+        self.backoff.forget(uid + "/")
+        volumes.remove(self.s.root_dir, uid)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _run(self, pod: pod_pb2.Pod, rec: PodRecord) -> float | None:
+        uid = pod.metadata.uid
+        mem = self._mem(uid)
+        mem.waiting.clear()
+        wake: list[float] = []
+        sandbox = rec.ready_sandbox()
+        if sandbox is None and self._finished(pod, rec):
+            self._write_status(pod, rec, "", mem)
+            return None
+        if sandbox is None:
+            try:
+                self._run_sandbox(pod, rec)
+            except CriError as e:
+                self.events.emit(
+                    pod,
+                    "FailedCreatePodSandBox",
+                    f"Failed to create pod sandbox: {e}",
+                    warning=True,
+                )
+                self._write_status(pod, rec, "", mem)
+                return self.s.backoff_base
+            rec = self.view.pod(uid)
+            sandbox = rec.ready_sandbox()
+            if sandbox is None:
+                return self.s.backoff_base
+        sb_status = self.cri.pod_sandbox_status(sandbox.id).status
+        host_net = sb_status.linux.namespaces.options.network == pb.NODE
+        pod_ip = self.host_ip if host_net else (sb_status.network.ip or self.host_ip)
+        sb_cfg = sandbox_config(
+            self.view,
+            pod,
+            attempt=sandbox.metadata.attempt,
+            host_network=host_net,
+            log_directory=self._log_dir(pod),
+        )
+        facts = envmod.PodFacts(
+            pod_ip=pod_ip,
+            host_ip=self.host_ip,
+            node_cpu_millis=self.node_capacity[0],
+            node_memory_bytes=self.node_capacity[1],
+        )
+        ctx = _StartContext(pod, sandbox.id, sb_cfg, host_net, facts)
+        try:
+            ctx.volumes = volumes.prepare(pod, self.s.root_dir, self._lookup, facts)
+        except envmod.ConfigError as e:
+            ctx.config_error = str(e)
+        if not status.init_done(pod, rec):
+            self._run_init(ctx, rec, mem, wake)
+        else:
+            for c in pod.spec.containers:
+                self._run_app(ctx, c, rec, mem, wake)
+        rec = self.view.pod(uid)
+        self._write_status(pod, rec, pod_ip, mem)
+        self._probe(pod, rec, pod_ip)
+        self._collect_garbage(rec)
+        return min(wake) if wake else None
+
+    def _finished(self, pod: pod_pb2.Pod, rec: PodRecord) -> bool:
+        """Every container has run and ended, and none will be restarted: no new sandbox."""
+        if not rec.containers:
+            return False
+        if status.init_failed(pod, rec):
+            return True
+        for c in pod.spec.containers:
+            st = rec.latest(c.name)
+            if (
+                st is None
+                or st.state != pb.CONTAINER_EXITED
+                or status.restarts_allowed(pod.spec.restart_policy, st.exit_code)
+            ):
+                return False
+        return True
+
+    def _run_sandbox(self, pod: pod_pb2.Pod, rec: PodRecord) -> None:
+        for old in rec.sandboxes:  # a dead sandbox's containers cannot be restarted in it
+            self.cri.stop_pod_sandbox(old.id)
+        attempt = max((s.metadata.attempt + 1 for s in rec.sandboxes), default=0)
+        host_net = pod.spec.host_network or not self.pod_network()
+        cfg = sandbox_config(
+            self.view, pod, attempt=attempt, host_network=host_net, log_directory=self._log_dir(pod)
+        )
+        self.cri.run_pod_sandbox(cfg)
+
+    def _log_dir(self, pod: pod_pb2.Pod) -> str:
+        m = pod.metadata
+        return f"{self.s.root_dir}/logs/{m.namespace}_{m.name}_{m.uid}"
+
+    def _run_init(
+        self, ctx: _StartContext, rec: PodRecord, mem: _PodMemory, wake: list[float]
+    ) -> None:
+        for c in ctx.pod.spec.init_containers:
+            st = rec.latest(c.name)
+            if status.succeeded(st):
+                continue
+            if st is None:
+                self._start(ctx, c, 0, mem, init=True)
+            elif st.state == pb.CONTAINER_CREATED:
+                self._start_created(ctx.pod, c, st, mem)
+            elif st.state == pb.CONTAINER_EXITED and ctx.pod.spec.restart_policy != "Never":
+                self._restart(ctx, c, st, mem, wake, init=True)
+            return  # one init container at a time
+
+    def _run_app(
+        self,
+        ctx: _StartContext,
+        c: pod_pb2.Container,
+        rec: PodRecord,
+        mem: _PodMemory,
+        wake: list[float],
+    ) -> None:
+        st = rec.latest(c.name)
+        if st is None:
+            self._start(ctx, c, 0, mem, init=False)
+            return
+        if st.state == pb.CONTAINER_CREATED:
+            self._start_created(ctx.pod, c, st, mem)
+            return
+        if st.state == pb.CONTAINER_RUNNING:
+            why = ""
+            if self.probes.startup_failed(st.id):
+                why = "failed startup probe"
+            elif self.probes.liveness_failed(st.id):
+                why = "failed liveness probe"
+            if not why:
+                return
+            self.events.emit(ctx.pod, "Killing", f"Container {c.name} {why}, will be restarted")
+            self._stop_containers([st], self._probe_grace(ctx.pod, c))
+            st = self.cri.container_status(st.id)
+        if st.state == pb.CONTAINER_EXITED and status.restarts_allowed(
+            ctx.pod.spec.restart_policy, st.exit_code
+        ):
+            self._restart(ctx, c, st, mem, wake, init=False)
+
+    @staticmethod
+    def _probe_grace(pod: pod_pb2.Pod, c: pod_pb2.Container) -> int:
+        for p in (c.liveness_probe, c.startup_probe):
+            if p.HasField("termination_grace_period_seconds"):
+                return int(p.termination_grace_period_seconds)
+        return grace_seconds(pod)
+
+    def _restart(
+        self,
+        ctx: _StartContext,
+        c: pod_pb2.Container,
+        st: pb.ContainerStatus,
+        mem: _PodMemory,
+        wake: list[float],
+        *,
+        init: bool,
+    ) -> None:
+        key = f"{ctx.pod.metadata.uid}/{c.name}"
+        finished_mono = time.monotonic() - max(0.0, time.time() - st.finished_at / 1e9)
+        left = self.backoff.remaining(key, finished_mono)
+        if left > 0:
+            msg = (
+                f"back-off restarting failed container {c.name} in pod "
+                f"{ctx.pod.metadata.name}_{ctx.pod.metadata.namespace}"
+            )
+            mem.waiting[c.name] = ("CrashLoopBackOff", msg)
+            if st.id not in mem.backoff_reported:
+                mem.backoff_reported.add(st.id)
+                self.events.emit(
+                    ctx.pod, "BackOff", "Back-off restarting failed container", warning=True
+                )
+            wake.append(left + 0.05)
+            return
+        self.backoff.next(key)
+        self._start(ctx, c, st.metadata.attempt + 1, mem, init=init)
+
+    # -- starting -------------------------------------------------------------------------------
+
+    def _start(
+        self, ctx: _StartContext, c: pod_pb2.Container, attempt: int, mem: _PodMemory, *, init: bool
+    ) -> None:
+        pod = ctx.pod
+        try:
+            if ctx.config_error:
+                raise Waiting("CreateContainerConfigError", ctx.config_error)
+            image = self._ensure_image(pod, c)
+            cfg = self._container_config(ctx, c, attempt, image, init=init)
+        except Waiting as w:
+            mem.waiting[c.name] = (w.reason, w.message)
+            return
+        except envmod.ConfigError as e:
+            mem.waiting[c.name] = ("CreateContainerConfigError", str(e))
+            self.events.emit(pod, "Failed", f"Error: {e}", warning=True)
+            return
+        try:
+            cid = self.cri.create_container(ctx.sandbox_id, cfg, ctx.sandbox_config)
+        except CriError as e:
+            mem.waiting[c.name] = ("CreateContainerError", str(e))
+            self.events.emit(pod, "Failed", f"Error: {e}", warning=True)
+            return
+        self.events.emit(pod, "Created", f"Created container {c.name}")
+        try:
+            self.cri.start_container(cid)
+        except CriError as e:
+            mem.waiting[c.name] = ("RunContainerError", str(e))
+            self.events.emit(pod, "Failed", f"Error: {e}", warning=True)
+            return
+        self.events.emit(pod, "Started", f"Started container {c.name}")
+
+    def _start_created(
+        self, pod: pod_pb2.Pod, c: pod_pb2.Container, st: pb.ContainerStatus, mem: _PodMemory
+    ) -> None:
+        """A container created but never started (the agent stopped in between)."""
+        try:
+            self.cri.start_container(st.id)
+            self.events.emit(pod, "Started", f"Started container {c.name}")
+        except CriError as e:
+            mem.waiting[c.name] = ("RunContainerError", str(e))
+
+    def _ensure_image(self, pod: pod_pb2.Pod, c: pod_pb2.Container) -> str:
+        image, policy = c.image, c.image_pull_policy or "IfNotPresent"
+        if policy != "Always" and self.cri.image_status(image) is not None:
+            return image
+        if policy == "Never":
+            raise Waiting(
+                "ErrImageNeverPull",
+                f'Container image "{image}" is not present with pull policy of Never',
+            )
+        key = f"{pod.metadata.uid}/pull/{c.name}"
+        if self.backoff.remaining(key) > 0:
+            raise Waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
+        self.events.emit(pod, "Pulling", f'Pulling image "{image}"')
+        t0 = time.monotonic()
+        try:
+            self.cri.pull_image(image)
+        except ImagePullFailed as e:
+            self.backoff.next(key)
+            self.events.emit(pod, "Failed", f'Failed to pull image "{image}": {e}', warning=True)
+            raise Waiting("ErrImagePull", f'failed to pull image "{image}": {e}') from e
+        self.events.emit(
+            pod, "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s'
+        )
+        return image
+
+    def _container_config(
+        self, ctx: _StartContext, c: pod_pb2.Container, attempt: int, image: str, *, init: bool
+    ) -> pb.ContainerConfig:
+        pod = ctx.pod
+        env = envmod.container_env(pod, c, self._lookup, ctx.facts)
+        command, args = envmod.command_line(c, env)
+        lim, req = dict(c.resources.limits), dict(c.resources.requests)
+        resources = specs.linux_resources(
+            cpu_request_millis=quantity.cpu_millis(req.get("cpu", lim.get("cpu", ""))),
+            cpu_limit_millis=quantity.cpu_millis(lim.get("cpu", "")),
+            memory_limit_bytes=quantity.memory_bytes(lim.get("memory", "")),
+        )
+        labels = dict(self.view.pod_labels(pod))
+        labels[LABEL_CONTAINER] = c.name
+        labels[LABEL_KIND] = "init" if init else "app"
+        return specs.container_config(
+            name=c.name,
+            image=image,
+            command=command,
+            args=args,
+            env=env,
+            working_dir=c.working_dir,
+            attempt=attempt,
+            labels=labels,
+            annotations={ANNOTATION_GRACE: str(grace_seconds(pod)), **pod.metadata.annotations},
+            log_path=f"{c.name}/{attempt}.log",
+            host_network=ctx.host_network,
+            privileged=c.security_context.privileged,
+            run_as_user=run_as_user(pod, c),
+            resources=resources,
+            mounts=volumes.mounts(c, ctx.volumes),
+        )
+
+    def _lookup(self, kind: str, ns: str, name: str) -> Any:
+        try:
+            if kind == "Secret":
+                return self.client.get(core_pb2.Secret, name, namespace=ns)
+            return self.client.get(core_pb2.ConfigMap, name, namespace=ns)
+        except NotFound:
+            return None
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def _stop_containers(self, running: list[pb.ContainerStatus], grace: int) -> None:
+        """StopContainer on all of them at once (SIGTERM, SIGKILL after ``grace``)."""
+        futures = [
+            self._stopper.submit(self.cri.stop_container, st.id, grace_seconds=grace)
+            for st in running
+        ]
+        for f in futures:
+            try:
+                f.result()
+            except CriNotFound:
+                pass
+
+    def _teardown(self, rec: PodRecord, pod: pod_pb2.Pod | None) -> None:
+        running = [
+            st
+            for st in rec.all_containers()
+            if st.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)
+        ]
+        if pod is not None:
+            grace = grace_seconds(pod)
+            for st in running:
+                self.events.emit(pod, "Killing", f"Stopping container {st.metadata.name}")
+        else:  # the pod is gone from the API: the grace it had when the container started
+            grace = min(
+                (int(st.annotations.get(ANNOTATION_GRACE, "30") or 30) for st in running), default=0
+            )
+        self._stop_containers(running, grace)
+        for sb in rec.sandboxes:
+            self.cri.stop_pod_sandbox(sb.id)
+            self.cri.remove_pod_sandbox(sb.id)
+
+    def _finalize(self, pod: pod_pb2.Pod) -> None:
+        """Delete the pod object for good now that nothing of it runs."""
+        try:
+            self.client.pods.delete(
+                pod.metadata.name,
+                namespace=pod.metadata.namespace,
+                grace_period_seconds=0,
+                uid=pod.metadata.uid,
+            )
+        except (NotFound, Conflict):
+            pass  # already gone, or a new pod of the same name
+
+    def _quiesce(self, rec: PodRecord) -> None:
+        """A terminal pod: nothing may run; containers stay for their logs."""
+        running = [st for st in rec.all_containers() if st.state == pb.CONTAINER_RUNNING]
+        if running:
+            self._stop_containers(running, 0)
+        for sb in rec.sandboxes:
+            if sb.state == pb.SANDBOX_READY:
+                self.cri.stop_pod_sandbox(sb.id)
+        self.probes.retain(rec.uid, set())
+
+    def _collect_garbage(self, rec: PodRecord) -> None:
+        """Keep the current and the previous instance of each container."""
+        for cs in rec.containers.values():
+            for st in cs[2:]:
+                if st.state == pb.CONTAINER_EXITED:
+                    try:
+                        self.cri.remove_container(st.id)
+                    except CriError as e:
+                        log.debug("cannot remove old container %s: %s", st.id, e)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def _probe(self, pod: pod_pb2.Pod, rec: PodRecord, pod_ip: str) -> None:
+        running = set()
+        for c in pod.spec.containers:
+            st = rec.latest(c.name)
+            if st is not None and st.state == pb.CONTAINER_RUNNING:
+                running.add(st.id)
+                self.probes.ensure(
+                    pod.metadata.uid, pod.metadata.name, c, st.id, st.started_at / 1e9, pod_ip
+                )
+        self.probes.retain(pod.metadata.uid, running)
+
+    def _write_status(self, pod: pod_pb2.Pod, rec: PodRecord, pod_ip: str, mem: _PodMemory) -> None:
+        obs = status.Observed(
+            waiting=dict(mem.waiting),
+            ready=self.probes.ready(),
+            started=self.probes.started(),
+            pod_ip=pod_ip,
+            host_ip=self.host_ip,
+            runtime=self.runtime_name,
+            now=time.time(),
+        )
+        for attempt in range(3):
+            new_status = status.compute(pod, rec, obs)
+            if status.same(new_status, pod.status):
+                return
+            out = pod_pb2.Pod()
+            out.CopyFrom(pod)
+            out.status.CopyFrom(new_status)
+            try:
+                self.client.pods.update_status(out)
+                return
+            except Conflict:
+                if attempt == 2:
+                    raise
+                pod = self.client.pods.get(pod.metadata.name, namespace=pod.metadata.namespace)
+            except NotFound:
+                return
+
+
+@dataclass
+class _StartContext:
+    """What every container start of one reconcile shares."""
+
+    pod: pod_pb2.Pod
+    sandbox_id: str
+    sandbox_config: pb.PodSandboxConfig
+    host_network: bool
+    facts: envmod.PodFacts
+    volumes: dict[str, volumes.HostVolume] = field(default_factory=dict)
+    config_error: str = ""

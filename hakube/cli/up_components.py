@@ -1,0 +1,94 @@
+"""The leader-elected components ``hakube up`` runs next to its masters.
+
+One ``hakube scheduler`` and one ``hakube controller-manager``, each its own process (so they
+fail, and are restarted, on their own), pointed at every master and logging to
+``scheduler.log`` / ``controller-manager.log`` in the data dir. Being leader-elected, a second
+``hakube up`` or a hand-started component on the same cluster simply stands by.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+COMPONENTS = ("scheduler", "controller-manager")
+
+
+class UpComponents:
+    def __init__(
+        self,
+        data_dir: str,
+        endpoints: list[str],
+        *,
+        restart_delay: float = 5.0,
+        restart: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.endpoints = endpoints
+        self.restart_delay = restart_delay
+        self.restart = restart
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._restart_at: dict[str, float] = {}
+
+    def log_path(self, name: str) -> str:
+        return os.path.join(self.data_dir, f"{name}.log")
+
+    def _start(self, name: str) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "hakube",
+            name,
+            "--servers",
+            ",".join(self.endpoints),
+            "--identity",
+            f"up-{os.getpid()}-{name}",
+        ]
+        with open(self.log_path(name), "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def start(self) -> None:
+        for name in COMPONENTS:
+            self._start(name)
+
+    def report(self) -> list[str]:
+        return [
+            f"  {name}  pid {p.pid}  log {self.log_path(name)}" for name, p in self.procs.items()
+        ]
+
+    def supervise(self) -> list[str]:
+        """Restart components that died (after a pause); lines to print."""
+        out = []
+        now = time.monotonic()
+        for name, p in list(self.procs.items()):
+            if p.poll() is None:
+                continue
+            if name not in self._restart_at:
+                if not self.restart:
+                    continue
+                self._restart_at[name] = now + self.restart_delay
+                out.append(
+                    f"hakube up: {name} stopped (exit status {p.returncode}); "
+                    f"restarting in {self.restart_delay:g}s - see {self.log_path(name)}"
+                )
+            elif now >= self._restart_at[name]:
+                del self._restart_at[name]
+                self._start(name)
+                out.append(f"hakube up: {name} started again (pid {self.procs[name].pid})")
+        return out
+
+    def stop(self) -> None:
+        """SIGTERM (they release their leases), then wait; kill what does not stop."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)

@@ -1,0 +1,1 @@
+"""Leader-elected, level-triggered controllers and the controller-manager that runs them."""

@@ -1,0 +1,258 @@
+"""CronJob: create a Job at each time of a cron schedule.
+
+Each sync looks at the latest scheduled time ``t`` at or before now (in ``spec.timeZone``,
+default UTC) and runs it if it is newer than ``status.lastScheduleTime`` (or the CronJob's
+creation) and not older than ``startingDeadlineSeconds``. Only the *latest* missed time is run,
+so schedules missed while no controller-manager was leading run once, not once each.
+
+The Job for ``t`` has a name derived from ``t`` (``<cronjob>-<minutes since the epoch>``, or
+seconds for six-field schedules), so a second attempt for the same time -- by a new leader
+after a failover, or after a lost answer -- meets AlreadyExists instead of running twice;
+``lastScheduleTime`` is written after the Job exists. Concurrency: Allow runs regardless,
+Forbid skips a time while a Job is active (it runs once the active Job ends, if still within
+the starting deadline), Replace deletes the active Jobs first. Finished Jobs beyond
+``successfulJobsHistoryLimit``/``failedJobsHistoryLimit`` are deleted, oldest first.
+
+Time is injectable for tests: ``--cronjob-clock-file PATH`` makes the controller read "now"
+(epoch seconds) from that file and re-check every CronJob when it changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import threading
+import time
+import zoneinfo
+from typing import Any
+
+from croniter import croniter
+
+from hakube.api.v1 import meta_pb2, workloads_pb2
+from hakube.client import errors
+from hakube.controllers.base import Controller
+from hakube.controllers.job import finished
+from hakube.controllers.manager import register
+from hakube.controllers.owned import (
+    has_condition,
+    on_any_change,
+    owned_by,
+    owner_key,
+    owner_reference,
+    parse_rfc3339,
+    rfc3339,
+)
+
+SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+
+
+class FileClock:
+    """'now' read from a file (epoch seconds), for tests that move time at will."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._seen: tuple[float, str] = (0.0, "")
+
+    def __call__(self) -> float:
+        with open(self.path) as f:
+            return float(f.read().strip())
+
+    def changed(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            with open(self.path) as f:
+                text = f.read()
+        except OSError:
+            return False
+        seen = (st.st_mtime, text)
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        return True
+
+
+def latest_time(schedule: str, tz: datetime.tzinfo, now: float) -> float:
+    """The latest scheduled time at or before ``now``."""
+    base = datetime.datetime.fromtimestamp(now + 0.001, tz)
+    prev: datetime.datetime = croniter(schedule, base).get_prev(datetime.datetime)
+    return prev.timestamp()
+
+
+def next_time(schedule: str, tz: datetime.tzinfo, now: float) -> float:
+    base = datetime.datetime.fromtimestamp(now, tz)
+    nxt: datetime.datetime = croniter(schedule, base).get_next(datetime.datetime)
+    return nxt.timestamp()
+
+
+def job_name(cj: workloads_pb2.CronJob, t: float) -> str:
+    seconds = len(cj.spec.schedule.split()) > 5
+    return f"{cj.metadata.name}-{int(t) if seconds else int(t) // 60}"
+
+
+@register
+class CronJobController(Controller):
+    name = "cronjob"
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--cronjob-clock-file",
+            default=None,
+            help="testing: read the CronJob controller's clock (epoch seconds) from this file",
+        )
+
+    def setup(self) -> None:
+        path = self.ctx.setting("cronjob_clock_file", "")
+        self.file_clock = FileClock(path) if path else None
+        self.clock = self.file_clock or time.time
+        self.cronjobs = self.ctx.informers.get(workloads_pb2.CronJob)
+        self.jobs = self.ctx.informers.get(workloads_pb2.Job)
+        self.cronjobs.add_handlers(
+            on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new)
+        )
+        on_any_change(self.jobs, self._job_changed)
+
+    def run(self) -> list[threading.Thread]:
+        threads = super().run()
+        if self.file_clock is not None:
+            t = threading.Thread(target=self._watch_clock, name="cronjob-clock", daemon=True)
+            t.start()
+            threads.append(t)
+        return threads
+
+    def _watch_clock(self) -> None:
+        assert self.file_clock is not None
+        while not self.ctx.leading.wait(0.05):
+            if self.file_clock.changed():
+                for cj in self.cronjobs.list():
+                    self.enqueue(cj)
+
+    def _job_changed(self, job: workloads_pb2.Job) -> None:
+        key = owner_key(job, "CronJob")
+        if key is not None:
+            self.queue.add(key)
+
+    # -- the reconcile ------------------------------------------------------------------------
+
+    def sync(self, key: Any) -> None:
+        cached = self.cronjobs.get(key[1], key[0])
+        if cached is None or cached.metadata.deletion_timestamp:
+            return
+        cj = workloads_pb2.CronJob()
+        cj.CopyFrom(cached)
+        jobs = [j for j in owned_by(self.jobs.list(), cj) if not j.metadata.deletion_timestamp]
+        active = [j for j in jobs if not finished(j)]
+        self._trim_history(cj, [j for j in jobs if finished(j)])
+        now = self.clock()
+        if not cj.spec.suspend:
+            active = self._schedule(cj, key, active, now)
+        st = cj.status
+        del st.active[:]
+        for j in sorted(active, key=lambda j: j.metadata.name):
+            st.active.add(
+                kind="Job",
+                namespace=j.metadata.namespace,
+                name=j.metadata.name,
+                uid=j.metadata.uid,
+                api_version="batch/v1",
+            )
+        done = [
+            j.status.completion_time for j in jobs if has_condition(j.status.conditions, "Complete")
+        ]
+        if done and max(done) > st.last_successful_time:
+            st.last_successful_time = max(done)
+        if st != cached.status:
+            self.client.cronjobs.update_status(cj)  # CAS on the cached version
+
+    def _schedule(
+        self, cj: workloads_pb2.CronJob, key: Any, active: list[Any], now: float
+    ) -> list[Any]:
+        """Run the due time if any; requeue for the next one. Returns the active Jobs."""
+        tz: datetime.tzinfo = (
+            zoneinfo.ZoneInfo(cj.spec.time_zone) if cj.spec.time_zone else datetime.UTC
+        )
+        if self.file_clock is None:
+            self.queue.add_after(key, max(0.05, next_time(cj.spec.schedule, tz, now) - now + 0.01))
+        earliest = (
+            parse_rfc3339(cj.status.last_schedule_time)
+            or parse_rfc3339(cj.metadata.creation_timestamp)
+            or now
+        )
+        t = latest_time(cj.spec.schedule, tz, now)
+        if t <= earliest:
+            return active
+        if (
+            cj.spec.HasField("starting_deadline_seconds")
+            and now - t > cj.spec.starting_deadline_seconds
+        ):
+            self.events.warning(
+                cj,
+                "MissedSchedule",
+                f"missed scheduled time {rfc3339(t)}: past the starting deadline",
+            )
+            cj.status.last_schedule_time = rfc3339(t)
+            return active
+        policy = cj.spec.concurrency_policy or "Allow"
+        if policy == "Forbid" and active:
+            self.events.normal(
+                cj,
+                "JobAlreadyActive",
+                "Not starting job because prior execution is running and concurrency policy is "
+                "Forbid",
+            )
+            return active  # comes back when the active Job changes
+        if policy == "Replace":
+            for j in active:
+                self._delete_job(cj, j, "SuccessfulDelete", "Deleted job")
+            active = []
+        job = self._new_job(cj, t)
+        try:
+            made = self.client.jobs.create(job)
+            self.events.normal(cj, "SuccessfulCreate", f"Created job {made.metadata.name}")
+        except errors.AlreadyExists:
+            made = self.client.jobs.get(job.metadata.name, namespace=job.metadata.namespace)
+            if not any(r.uid == cj.metadata.uid for r in made.metadata.owner_references):
+                raise RuntimeError(f'job "{job.metadata.name}" exists and is not ours') from None
+        cj.status.last_schedule_time = rfc3339(t)
+        return [*active, made]
+
+    @staticmethod
+    def _new_job(cj: workloads_pb2.CronJob, t: float) -> workloads_pb2.Job:
+        tpl = cj.spec.job_template
+        job = workloads_pb2.Job(
+            metadata=meta_pb2.ObjectMeta(
+                name=job_name(cj, t),
+                namespace=cj.metadata.namespace,
+                labels=dict(tpl.metadata.labels),
+                annotations={**tpl.metadata.annotations, SCHEDULED_AT: rfc3339(t)},
+            ),
+        )
+        job.metadata.owner_references.append(owner_reference(cj))
+        job.spec.CopyFrom(tpl.spec)
+        return job
+
+    def _trim_history(self, cj: workloads_pb2.CronJob, done: list[Any]) -> None:
+        for ok, limit in (
+            (True, cj.spec.successful_jobs_history_limit),
+            (False, cj.spec.failed_jobs_history_limit),
+        ):
+            these = [j for j in done if has_condition(j.status.conditions, "Complete") == ok]
+            these.sort(
+                key=lambda j: (j.metadata.annotations.get(SCHEDULED_AT, ""), j.metadata.name)
+            )
+            for j in these[: max(0, len(these) - limit)]:
+                self._delete_job(cj, j, "SawCompletedJob", "Deleted finished job")
+
+    def _delete_job(self, cj: workloads_pb2.CronJob, job: Any, reason: str, what: str) -> None:
+        """Delete one of the CronJob's Jobs (its pods follow through garbage collection)."""
+        try:
+            self.client.jobs.delete(
+                job.metadata.name,
+                namespace=job.metadata.namespace,
+                uid=job.metadata.uid,
+                propagation_policy="Background",
+            )
+        except (errors.NotFound, errors.Conflict):
+            return
+        self.events.normal(cj, reason, f"{what} {job.metadata.name}")

@@ -1,0 +1,269 @@
+"""Job: run pods until ``completions`` of them succeed, at most ``parallelism`` at a time.
+
+Counting: the Job's pods are those it controls (ownerReference uid). ``succeeded``/``failed``
+count finished pods (with ``restartPolicy: OnFailure`` a container restart counts as a failure,
+as in Kubernetes); the status never counts down, so a finished pod removed by pod GC is not
+run again. A Job without ``completions`` (work-queue style) is complete once a pod has
+succeeded and none is still active.
+
+Failure: more failures than ``backoffLimit`` (reason BackoffLimitExceeded), or running longer
+than ``activeDeadlineSeconds`` since ``startTime`` (DeadlineExceeded) makes the Job Failed and
+its active pods are deleted. After a failure, the next pod waits ``base * 2^(failures-1)``
+seconds (``--job-backoff-base`` 10 s, capped at ``--job-backoff-max`` 6 min) from the last
+failure. A finished Job with ``ttlSecondsAfterFinished`` is deleted (with its pods) that long
+after it finished. ``suspend: true`` deletes the active pods and holds.
+
+No duplicate runs: pods the controller created are *expected* until its cache shows them, so a
+sync never counts too few and creates extras; a new leader starts from a fresh list of pods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from hakube.api.v1 import pod_pb2, workloads_pb2
+from hakube.client import errors
+from hakube.controllers.base import Controller
+from hakube.controllers.manager import register
+from hakube.controllers.owned import (
+    Expectations,
+    PodControl,
+    has_condition,
+    on_any_change,
+    owned_by,
+    owner_key,
+    parse_rfc3339,
+    pod_active,
+    pod_from_template,
+    pod_ready,
+    rfc3339,
+    set_condition,
+)
+
+
+def finished(job: workloads_pb2.Job) -> bool:
+    return has_condition(job.status.conditions, "Complete") or has_condition(
+        job.status.conditions, "Failed"
+    )
+
+
+def _restarts(pod: pod_pb2.Pod) -> int:
+    return sum(c.restart_count for c in pod.status.container_statuses)
+
+
+def _failed_at(pod: pod_pb2.Pod) -> float:
+    """When the pod (or, for OnFailure, its last container run) last failed."""
+    times = [
+        parse_rfc3339(s.state.terminated.finished_at or s.last_state.terminated.finished_at)
+        for s in pod.status.container_statuses
+    ]
+    known = [t for t in times if t is not None]
+    if known:
+        return max(known)
+    return parse_rfc3339(pod.metadata.creation_timestamp) or 0.0
+
+
+def deletion_order(pods: list[pod_pb2.Pod]) -> list[pod_pb2.Pod]:
+    """Which pods to delete first: not-ready before ready, newest before oldest."""
+    newest = sorted(pods, key=lambda p: p.metadata.creation_timestamp, reverse=True)
+    return sorted(newest, key=pod_ready)
+
+
+@register
+class JobController(Controller):
+    name = "job"
+    workers = 2
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--job-backoff-base",
+            type=float,
+            default=None,
+            help="seconds before re-creating a failed Job pod, doubling per failure (default 10)",
+        )
+        parser.add_argument(
+            "--job-backoff-max",
+            type=float,
+            default=None,
+            help="cap of the Job pod re-creation back-off in seconds (default 360)",
+        )
+
+    def setup(self) -> None:
+        self.backoff_base = float(self.ctx.setting("job_backoff_base", 10.0))
+        self.backoff_max = float(self.ctx.setting("job_backoff_max", 360.0))
+        self.expectations = Expectations()
+        self.control = PodControl(self.client, self.events, self.expectations)
+        self.jobs = self.ctx.informers.get(workloads_pb2.Job)
+        self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.jobs.add_handlers(
+            on_add=self.enqueue,
+            on_update=lambda old, new: self.enqueue(new),
+            on_delete=lambda job: self.expectations.forget(
+                (job.metadata.namespace, job.metadata.name)
+            ),
+        )
+        on_any_change(self.pods, self._pod_changed)
+
+    def _pod_changed(self, pod: pod_pb2.Pod) -> None:
+        key = owner_key(pod, "Job")
+        if key is not None:
+            self.queue.add(key)
+
+    # -- the reconcile ------------------------------------------------------------------------
+
+    def sync(self, key: Any) -> None:
+        cached = self.jobs.get(key[1], key[0])
+        if cached is None or cached.metadata.deletion_timestamp:
+            return
+        job = workloads_pb2.Job()
+        job.CopyFrom(cached)
+        pods = owned_by(self.pods.list(), job)
+        if not self.expectations.met(key, pods):
+            self.queue.add_after(key, 0.2)
+            return
+        now = time.time()
+        if finished(job):
+            self._delete_pods(job, [p for p in pods if pod_active(p)])
+            self._maybe_expire(job, now)
+            return
+        active = [p for p in pods if pod_active(p)]
+        succeeded = max(job.status.succeeded, sum(p.status.phase == "Succeeded" for p in pods))
+        failed_pods = [p for p in pods if p.status.phase == "Failed"]
+        restarts = sum(_restarts(p) for p in pods) if self._on_failure(job) else 0
+        failed = max(job.status.failed, len(failed_pods) + restarts)
+        st = job.status
+        if not st.start_time and not job.spec.suspend:
+            st.start_time = rfc3339(now)
+
+        # Pods to stop are deleted only after the status that counts them is written: a
+        # pod's restarts must not vanish with it if the write loses a race and is retried.
+        doomed: list[pod_pb2.Pod] = []
+        if failed > job.spec.backoff_limit:
+            doomed = self._fail(
+                job, active, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+            )
+        elif self._past_deadline(job, now):
+            doomed = self._fail(
+                job, active, "DeadlineExceeded", "Job was active longer than specified deadline"
+            )
+        elif self._complete(job, succeeded, active):
+            set_condition(st.conditions, "Complete", "True", "", "")
+            st.completion_time = rfc3339(now)
+            self.events.normal(job, "Completed", "Job completed")
+            doomed = active
+        elif job.spec.suspend:
+            set_condition(st.conditions, "Suspended", "True", "JobSuspended", "Job suspended")
+            doomed = active
+        else:
+            if has_condition(st.conditions, "Suspended"):
+                set_condition(st.conditions, "Suspended", "False", "JobResumed", "Job resumed")
+            active, doomed = self._scale(job, key, active, succeeded, failed, failed_pods, now)
+        active = [p for p in active if p not in doomed]
+        st.active = len(active)
+        st.succeeded = succeeded
+        st.failed = failed
+        st.ready = sum(pod_ready(p) for p in active)
+        if st != cached.status:
+            self.client.jobs.update_status(job)  # CAS on the cached version
+        self._delete_pods(job, doomed)
+        if finished(job) and job.spec.HasField("ttl_seconds_after_finished"):
+            self.queue.add_after(key, job.spec.ttl_seconds_after_finished + 0.1)
+
+    @staticmethod
+    def _on_failure(job: workloads_pb2.Job) -> bool:
+        return job.spec.template.spec.restart_policy == "OnFailure"
+
+    @staticmethod
+    def _complete(job: workloads_pb2.Job, succeeded: int, active: list[pod_pb2.Pod]) -> bool:
+        if job.spec.HasField("completions"):
+            return succeeded >= job.spec.completions
+        return succeeded > 0 and not active
+
+    def _past_deadline(self, job: workloads_pb2.Job, now: float) -> bool:
+        if not job.spec.HasField("active_deadline_seconds") or job.spec.suspend:
+            return False
+        started = parse_rfc3339(job.status.start_time) or now
+        left = started + job.spec.active_deadline_seconds - now
+        if left > 0:
+            self.queue.add_after((job.metadata.namespace, job.metadata.name), left + 0.05)
+            return False
+        return True
+
+    def _fail(
+        self, job: workloads_pb2.Job, active: list[pod_pb2.Pod], reason: str, msg: str
+    ) -> list[pod_pb2.Pod]:
+        """Mark the Job Failed; returns the pods to stop."""
+        set_condition(job.status.conditions, "Failed", "True", reason, msg)
+        self.events.warning(job, reason, msg)
+        return active
+
+    def _scale(
+        self,
+        job: workloads_pb2.Job,
+        key: Any,
+        active: list[pod_pb2.Pod],
+        succeeded: int,
+        failed: int,
+        failed_pods: list[pod_pb2.Pod],
+        now: float,
+    ) -> tuple[list[pod_pb2.Pod], list[pod_pb2.Pod]]:
+        """Create pods towards the wanted number of active ones: (active, pods to delete)."""
+        want = job.spec.parallelism
+        if job.spec.HasField("completions"):
+            want = min(want, job.spec.completions - succeeded)
+        elif succeeded:
+            want = 0
+        if len(active) > want:
+            return active, deletion_order(active)[: len(active) - want]
+        if len(active) == want:
+            return active, []
+        if failed and failed_pods:
+            delay = min(self.backoff_max, self.backoff_base * 2 ** (failed - 1))
+            last = max(_failed_at(p) for p in failed_pods)
+            if now < last + delay:
+                self.queue.add_after(key, last + delay - now + 0.05)
+                return active, []
+        created = []
+        for _ in range(want - len(active)):
+            created.append(self.control.create(job, pod_from_template(job.spec.template, job)))
+        return active + created, []
+
+    def _delete_pods(self, job: workloads_pb2.Job, pods: list[pod_pb2.Pod]) -> None:
+        for p in pods:
+            self.control.delete(job, p)
+
+    def _maybe_expire(self, job: workloads_pb2.Job, now: float) -> None:
+        """Delete a finished Job ``ttlSecondsAfterFinished`` after it finished."""
+        if not job.spec.HasField("ttl_seconds_after_finished"):
+            return
+        done = parse_rfc3339(job.status.completion_time)
+        if done is None:
+            done = max(
+                (
+                    parse_rfc3339(c.last_transition_time) or now
+                    for c in job.status.conditions
+                    if c.type in ("Complete", "Failed") and c.status == "True"
+                ),
+                default=now,
+            )
+        left = done + job.spec.ttl_seconds_after_finished - now
+        if left > 0:
+            self.queue.add_after((job.metadata.namespace, job.metadata.name), left + 0.05)
+            return
+        for p in owned_by(self.pods.list(), job):
+            try:
+                self.client.pods.delete(p.metadata.name, namespace=p.metadata.namespace)
+            except errors.NotFound:
+                pass
+        try:
+            self.client.jobs.delete(
+                job.metadata.name,
+                namespace=job.metadata.namespace,
+                uid=job.metadata.uid,
+                propagation_policy="Background",
+            )
+        except (errors.NotFound, errors.Conflict):
+            return

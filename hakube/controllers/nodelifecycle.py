@@ -1,0 +1,310 @@
+"""Node lifecycle: notice dead nodes, taint them, evict their pods; heal nodes that return.
+
+A node agent proves it is alive by renewing its Lease in ``kube-node-lease`` (named after the
+node), or by posting a new Ready heartbeat in its status. This controller notes, on its own
+monotonic clock, when it last saw either change; a node with neither for
+``--node-monitor-grace-period`` seconds is unreachable:
+its Ready condition becomes Unknown and it gets the ``node.kubernetes.io/unreachable:NoExecute``
+taint. A node that reports Ready=False itself gets ``node.kubernetes.io/not-ready:NoExecute``.
+When the lease is renewed again (or Ready turns True), the taints go and Ready is restored.
+
+NoExecute taints evict the node's pods (graceful deletion), each after its toleration allows:
+a pod with a matching toleration without ``tolerationSeconds`` stays; with it, it goes that many
+seconds after the taint was added; a pod with no matching toleration gets the defaults
+(``--default-unreachable-toleration-seconds`` / ``--default-not-ready-toleration-seconds``,
+300 s, as Kubernetes' DefaultTolerationSeconds admission gives every pod). Evictions across the
+cluster are rate-limited (``--node-eviction-rate`` pods per second) so that a partition that
+makes many nodes look dead at once does not empty the cluster in one go.
+
+Observation times are per term and start at the term's beginning: after a control-plane
+failover, the new leader gives every node a fresh grace period instead of judging leases it
+never watched being renewed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import threading
+import time
+from typing import Any
+
+from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
+from hakube.client import errors
+from hakube.controllers.base import Controller
+from hakube.controllers.manager import register
+from hakube.leaderelection.elector import micro_time
+
+LEASE_NS = "kube-node-lease"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+NOT_READY = "node.kubernetes.io/not-ready"
+UNKNOWN_REASON = "NodeStatusUnknown"
+
+
+def rfc3339(t: float) -> str:
+    return micro_time(t)[:19] + "Z"
+
+
+def parse_time(text: str) -> float | None:
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; thread-safe."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, max(1.0, burst)
+        self._tokens, self._at = self.burst, time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+def eviction_time(
+    pod: pod_pb2.Pod, taints: list[core_pb2.Taint], defaults: dict[str, float], now: float
+) -> float | None:
+    """Wall-clock time at which NoExecute ``taints`` evict ``pod``; None: it may stay."""
+    due: float | None = None
+    for t in taints:
+        added = parse_time(t.time_added) or now
+        tol = next((x for x in pod.spec.tolerations if _tolerates(x, t)), None)
+        if tol is None:
+            seconds = defaults.get(t.key, 0.0)
+        elif tol.HasField("toleration_seconds"):
+            seconds = max(0.0, float(tol.toleration_seconds))
+        else:
+            continue
+        at = added + seconds
+        due = at if due is None else min(due, at)
+    return due
+
+
+def _tolerates(tol: pod_pb2.Toleration, taint: core_pb2.Taint) -> bool:
+    if tol.effect and tol.effect != taint.effect:
+        return False
+    if tol.key and tol.key != taint.key:
+        return False
+    if tol.operator == "Exists":
+        return True
+    return tol.value == taint.value
+
+
+def _heartbeat(node: core_pb2.Node) -> str:
+    return next((c.last_heartbeat_time for c in node.status.conditions if c.type == "Ready"), "")
+
+
+@register
+class NodeLifecycleController(Controller):
+    name = "nodelifecycle"
+    workers = 2
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--node-monitor-grace-period",
+            type=float,
+            default=None,
+            help="seconds without a lease renewal before a node is unreachable (default 40)",
+        )
+        parser.add_argument(
+            "--node-monitor-period",
+            type=float,
+            default=None,
+            help="seconds between checks of every node (default 1)",
+        )
+        parser.add_argument(
+            "--default-unreachable-toleration-seconds",
+            type=float,
+            default=None,
+            help="how long pods without a matching toleration "
+            "stay on an unreachable node (default 300)",
+        )
+        parser.add_argument(
+            "--default-not-ready-toleration-seconds",
+            type=float,
+            default=None,
+            help="how long pods without a matching toleration stay on a "
+            "not-ready node (default 300)",
+        )
+        parser.add_argument(
+            "--node-eviction-rate",
+            type=float,
+            default=None,
+            help="pods evicted per second across the cluster (default 10)",
+        )
+
+    def setup(self) -> None:
+        self.grace = float(self.ctx.setting("node_monitor_grace_period", 40.0))
+        self.period = float(self.ctx.setting("node_monitor_period", 1.0))
+        self.defaults = {
+            UNREACHABLE: float(self.ctx.setting("default_unreachable_toleration_seconds", 300.0)),
+            NOT_READY: float(self.ctx.setting("default_not_ready_toleration_seconds", 300.0)),
+        }
+        rate = float(self.ctx.setting("node_eviction_rate", 10.0))
+        self.bucket = TokenBucket(rate, rate)
+        self._seen: dict[str, tuple[str, float]] = {}
+        """Node -> (lease renewTime last seen, monotonic time we saw it change)."""
+        self._seen_lock = threading.Lock()
+        self.nodes = self.ctx.informers.get(core_pb2.Node)
+        self.leases = self.ctx.informers.get(core_pb2.Lease)
+        self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.nodes.add_handlers(on_add=self.enqueue, on_update=self._node_updated)
+        self.leases.add_handlers(on_add=self._lease, on_update=lambda o, n: self._lease(n))
+
+    def _node_updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
+        """A new Ready heartbeat in the node's status counts as a renewal too (as in
+        Kubernetes, which accepts either)."""
+        if _heartbeat(new) and _heartbeat(new) != _heartbeat(old):
+            name = new.metadata.name
+            with self._seen_lock:
+                renewed = self._seen.get(name, ("", 0.0))[0]
+                self._seen[name] = (renewed, time.monotonic())
+        self.enqueue(new)
+
+    def _lease(self, lease: core_pb2.Lease) -> None:
+        if lease.metadata.namespace != LEASE_NS:
+            return
+        name, renewed = lease.metadata.name, lease.spec.renew_time
+        with self._seen_lock:
+            last = self._seen.get(name)
+            changed = last is None or last[0] != renewed
+            if changed:
+                self._seen[name] = (renewed, time.monotonic())
+        if changed and last is not None:
+            self.queue.add(("", name))
+
+    def run(self) -> list[threading.Thread]:
+        threads = super().run()
+        monitor = threading.Thread(target=self._monitor, name=f"{self.name}-monitor", daemon=True)
+        monitor.start()
+        return [*threads, monitor]
+
+    def _monitor(self) -> None:
+        """Every period, check every node (leases that stop changing raise no event)."""
+        while not self.ctx.leading.wait(self.period):
+            for key in self.nodes.keys():
+                self.queue.add(key)
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def _lease_fresh(self, name: str) -> bool:
+        now = time.monotonic()
+        with self._seen_lock:
+            seen = self._seen.setdefault(name, ("", now))  # fresh grace for a node new to us
+        return now - seen[1] <= self.grace
+
+    def sync(self, key: Any) -> None:
+        node = self.nodes.get(key[1])
+        if node is None:
+            return
+        name = node.metadata.name
+        fresh = self._lease_fresh(name)
+        ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
+        if not fresh:
+            want = UNREACHABLE
+        elif ready is not None and ready.status == "False":
+            want = NOT_READY
+        else:
+            want = ""
+        node = self._set_status(node, fresh, ready)
+        node = self._set_taints(node, want)
+        taints = [
+            t
+            for t in node.spec.taints
+            if t.effect == "NoExecute" and t.key in (UNREACHABLE, NOT_READY)
+        ]
+        if taints:
+            self._evict(node, taints)
+
+    def _set_status(
+        self, node: core_pb2.Node, fresh: bool, ready: meta_pb2.Condition | None
+    ) -> core_pb2.Node:
+        now = rfc3339(time.time())
+        if not fresh and (ready is None or ready.status != "Unknown"):
+            status, reason, message = (
+                "Unknown",
+                UNKNOWN_REASON,
+                "Kubelet stopped posting node status (no lease renewal within the grace period).",
+            )
+        elif (
+            fresh
+            and ready is not None
+            and ready.status == "Unknown"
+            and ready.reason == UNKNOWN_REASON
+        ):
+            status, reason, message = "True", "KubeletReady", "node lease renewed"
+        else:
+            return node
+        fresh_node = self.client.nodes.get(node.metadata.name)
+        for c in fresh_node.status.conditions:
+            if c.type == "Ready":
+                c.status, c.reason, c.message = status, reason, message
+                c.last_transition_time = now
+                break
+        else:
+            fresh_node.status.conditions.add(
+                type="Ready",
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+            )
+        out = self.client.nodes.update_status(fresh_node)
+        if status == "Unknown":
+            self.events.warning(
+                out, "NodeNotReady", f"Node {node.metadata.name} status is now: NodeStatusUnknown"
+            )
+        else:
+            self.events.normal(
+                out, "NodeReady", f"Node {node.metadata.name} status is now: NodeReady"
+            )
+        return out
+
+    def _set_taints(self, node: core_pb2.Node, want: str) -> core_pb2.Node:
+        have = {t.key for t in node.spec.taints if t.effect == "NoExecute"} & {
+            UNREACHABLE,
+            NOT_READY,
+        }
+        if have == ({want} if want else set()):
+            return node
+        fresh = self.client.nodes.get(node.metadata.name)
+        kept = [
+            t
+            for t in fresh.spec.taints
+            if not (t.effect == "NoExecute" and t.key in (UNREACHABLE, NOT_READY))
+        ]
+        del fresh.spec.taints[:]
+        fresh.spec.taints.extend(kept)
+        if want:
+            fresh.spec.taints.add(key=want, effect="NoExecute", time_added=rfc3339(time.time()))
+        return self.client.nodes.update(fresh)
+
+    def _evict(self, node: core_pb2.Node, taints: list[core_pb2.Taint]) -> None:
+        now = time.time()
+        for pod in self.pods.list():
+            if pod.spec.node_name != node.metadata.name or pod.metadata.deletion_timestamp:
+                continue
+            if pod.status.phase in ("Succeeded", "Failed"):
+                continue
+            due = eviction_time(pod, taints, self.defaults, now)
+            if due is None or due > now:
+                continue
+            if not self.bucket.take():
+                return  # rate limit: the next check continues
+            ns, name = pod.metadata.namespace, pod.metadata.name
+            try:
+                self.client.delete(pod_pb2.Pod, name, namespace=ns, uid=pod.metadata.uid)
+            except (errors.NotFound, errors.Conflict):
+                continue
+            self.events.normal(pod, "TaintManagerEviction", f"Marking for deletion Pod {ns}/{name}")

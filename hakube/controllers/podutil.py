@@ -1,0 +1,130 @@
+"""Pod and selector facts the workload controllers agree on: active, ready, available, ranked.
+
+Kept in one place so the ReplicaSet controller (which counts), the Deployment controller (which
+reads those counts back from ReplicaSet status) and ``hakubectl rollout status`` all mean the same
+thing by "available": Ready for at least ``minReadySeconds``, measured from the Ready
+condition's ``lastTransitionTime``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hakube.api.v1 import meta_pb2, pod_pb2
+from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+def rfc3339(t: float | None = None) -> str:
+    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``: one time format for all."""
+    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(ts: str) -> float | None:
+    """RFC 3339 -> epoch seconds; None for "" or garbage."""
+    if not ts:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def selector_matcher(sel: meta_pb2.LabelSelector) -> Callable[[dict[str, str]], bool]:
+    """A predicate on labels. An empty selector matches nothing (as for workload kinds, where
+    the API requires one), and so does a malformed one: never adopt on a misparse."""
+    if not (sel.match_labels or sel.match_expressions):
+        return lambda labels: False
+    try:
+        m = matcher(from_label_selector(sel))
+    except SelectorError:
+        return lambda labels: False
+    return m if m is not None else (lambda labels: True)
+
+
+def is_active(pod: pod_pb2.Pod) -> bool:
+    """Counts toward replicas: not finished and not being deleted."""
+    return pod.status.phase not in TERMINAL and not pod.metadata.deletion_timestamp
+
+
+def ready_condition(pod: pod_pb2.Pod) -> Any | None:
+    for c in pod.status.conditions:
+        if c.type == "Ready":
+            return c
+    return None
+
+
+def is_ready(pod: pod_pb2.Pod) -> bool:
+    c = ready_condition(pod)
+    return c is not None and c.status == "True"
+
+
+def ready_since(pod: pod_pb2.Pod) -> float | None:
+    """When the pod became Ready (None when not ready, or the time is unknown)."""
+    c = ready_condition(pod)
+    if c is None or c.status != "True":
+        return None
+    return parse_time(c.last_transition_time)
+
+
+def is_available(pod: pod_pb2.Pod, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least ``min_ready_seconds``."""
+    if not is_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = ready_since(pod)
+    return since is not None and since + min_ready_seconds <= now
+
+
+def controller_ref(meta: meta_pb2.ObjectMeta) -> meta_pb2.OwnerReference | None:
+    for ref in meta.owner_references:
+        if ref.controller:
+            return ref
+    return None
+
+
+def owner_ref_to(obj: Any, kind: str, api_version: str) -> meta_pb2.OwnerReference:
+    """The controller reference a controller puts on what it creates or adopts."""
+    return meta_pb2.OwnerReference(
+        api_version=api_version,
+        kind=kind,
+        name=obj.metadata.name,
+        uid=obj.metadata.uid,
+        controller=True,
+        block_owner_deletion=True,
+    )
+
+
+def _restarts(pod: pod_pb2.Pod) -> int:
+    return max((c.restart_count for c in pod.status.container_statuses), default=0)
+
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def deletion_rank(pod: pod_pb2.Pod) -> tuple[Any, ...]:
+    """Sort key: the pods to delete first come first (Kubernetes' ActivePods order).
+
+    Unscheduled before scheduled, Pending before Unknown before Running, not ready before ready,
+    ready for less time before ready for longer, more restarts before fewer, newer before older.
+    """
+    since = ready_since(pod) or 0.0
+    created = parse_time(pod.metadata.creation_timestamp) or 0.0
+    return (
+        1 if pod.spec.node_name else 0,
+        _PHASE_RANK.get(pod.status.phase, 0),
+        1 if is_ready(pod) else 0,
+        -since,
+        -_restarts(pod),
+        -created,
+        pod.metadata.name,
+    )

@@ -1,0 +1,55 @@
+"""The small HTTP endpoint every hakube process serves: /metrics, /healthz, and /readyz.
+
+Prometheus scrapes /metrics; supervisors and keepalived's check ask /healthz and /readyz. Only
+the master has a meaningful readiness (in a quorum with a leader); components without one
+answer /readyz like /healthz.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+def serve_http(listen: str, registry: CollectorRegistry, what: str, *,
+               ready: Callable[[], bool] | None = None,
+               not_ready: bytes = b"not ready\n") -> ThreadingHTTPServer:
+    """Serve on ``listen`` (HOST:PORT; port 0 picks one) from a daemon thread.
+
+    SystemExit with a one-line message naming ``what`` if the address cannot be used.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            ctype = "text/plain"
+            if self.path == "/metrics":
+                body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+            elif self.path == "/healthz":
+                body, code = b"ok\n", 200
+            elif self.path == "/readyz":
+                ok = ready() if ready is not None else True
+                body, code = (b"ok\n", 200) if ok else (not_ready, 503)
+            else:
+                body, code = b"not found\n", 404
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    host, _, port = listen.rpartition(":")
+    try:
+        server = ThreadingHTTPServer((host, int(port)), Handler)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SystemExit(f"{what}: cannot listen on {listen} for metrics: {reason}") from exc
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

@@ -1,0 +1,76 @@
+"""Leader-elected components (``hakube controller-manager``, ``hakube scheduler``) as processes.
+
+Short election timings by default so that failover tests are quick; each process logs to its own
+file, and ``stop_all`` ends exactly the processes started here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+FAST_ELECTION = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
+
+
+@dataclass
+class ComponentProcs:
+    """Processes of one component, e.g. two controller-managers competing for one lease."""
+
+    command: str
+    servers: list[str]
+    log_dir: str
+    extra_args: list[str] = field(default_factory=list)
+    log_level: str = "debug"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, identity: str, *args: str) -> subprocess.Popen[bytes]:
+        argv = [
+            sys.executable,
+            "-m",
+            "hakube",
+            "--log-level",
+            self.log_level,
+            self.command,
+            "--servers",
+            ",".join(self.servers),
+            "--identity",
+            identity,
+            *FAST_ELECTION,
+            *self.extra_args,
+            *args,
+        ]
+        log = open(os.path.join(self.log_dir, f"{self.command}-{identity}.log"), "ab")  # noqa: SIM115
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.procs[identity] = proc
+        return proc
+
+    def kill(self, identity: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[identity]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(15)
+
+    def log(self, identity: str) -> str:
+        with open(os.path.join(self.log_dir, f"{self.command}-{identity}.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def __enter__(self) -> ComponentProcs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()

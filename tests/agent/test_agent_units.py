@@ -1,0 +1,249 @@
+"""The agent's pure parts: quantities, env expansion, back-off, the work queue, settings,
+status rules, volume files."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from hakube.agent import quantity, status, volumes
+from hakube.agent.backoff import BackOff
+from hakube.agent.config import AgentSettings, parse_labels, parse_taints
+from hakube.agent.env import ConfigError, PodFacts, container_env, expand
+from hakube.agent.queue import WorkQueue
+from hakube.agent.runtime import PodRecord
+from hakube.api.v1 import core_pb2
+from hakube.cri.v1 import api_pb2 as pb
+from tests.agent.conftest import make_pod
+
+
+def test_quantities_convert_to_millicores_and_bytes() -> None:
+    assert quantity.cpu_millis("100m") == 100
+    assert quantity.cpu_millis("0.5") == 500
+    assert quantity.cpu_millis("2") == 2000
+    assert quantity.memory_bytes("64Mi") == 64 * 2**20
+    assert quantity.memory_bytes("1G") == 10**9
+    assert quantity.memory_bytes("1e3") == 1000
+    with pytest.raises(ValueError, match="not a quantity"):
+        quantity.parse("lots")
+
+
+def test_env_expands_earlier_variables_and_keeps_unknown_references() -> None:
+    env = {"A": "x"}
+    assert expand("$(A)-$(B)-$$(A)", env) == "x-$(B)-$(A)"
+
+
+def test_env_reads_configmaps_secrets_and_fields_in_kubernetes_order() -> None:
+    pod = make_pod(
+        "p",
+        "n",
+        [
+            {
+                "name": "c",
+                "image": "i",
+                "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}],
+                "env": [
+                    {"name": "S", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "k"}}},
+                    {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {
+                        "name": "OPT",
+                        "valueFrom": {
+                            "configMapKeyRef": {"name": "none", "key": "k", "optional": True}
+                        },
+                    },
+                    {"name": "MIX", "value": "$(S)@$(IP)"},
+                ],
+            }
+        ],
+    )
+    objs = {"cm": core_pb2.ConfigMap(data={"a": "1"}), "sec": core_pb2.Secret(data={"k": b"v"})}
+    env = container_env(
+        pod,
+        pod.spec.containers[0],
+        lambda kind, ns, n: objs.get(n),
+        PodFacts(pod_ip="10.0.0.5", host_ip="192.0.2.1"),
+    )
+    assert env == {"CM_a": "1", "S": "v", "IP": "10.0.0.5", "MIX": "v@10.0.0.5"}
+    objs.pop("sec")
+    with pytest.raises(ConfigError, match='secret "sec" not found'):
+        container_env(
+            pod,
+            pod.spec.containers[0],
+            lambda kind, ns, n: objs.get(n),
+            PodFacts(pod_ip="", host_ip=""),
+        )
+
+
+def test_back_off_starts_at_once_then_doubles_to_its_cap_and_resets() -> None:
+    now = [100.0]
+    b = BackOff(10, 40, reset=600, clock=lambda: now[0])
+    assert b.remaining("k", since=now[0]) == 0  # first failure: restart at once
+    assert [b.next("k") for _ in range(4)] == [10, 20, 40, 40]
+    assert b.remaining("k", since=now[0]) == 40
+    now[0] += 39
+    assert b.remaining("k", since=100.0) == pytest.approx(1)
+    now[0] += 700  # ran long enough: forgiven
+    assert b.remaining("k", since=now[0]) == 0 and b.next("k") == 10
+
+
+def test_work_queue_never_hands_one_key_to_two_workers_and_keeps_late_adds() -> None:
+    q = WorkQueue()
+    q.add("a")
+    q.add("a")
+    assert len(q) == 1
+    assert q.get() == "a"
+    q.add("a")  # changed while being worked on
+    assert len(q) == 0
+    q.done("a")
+    assert q.get() == "a"
+    q.done("a")
+    q.add_after("b", 0.05)
+    got: list[str | None] = []
+    t = threading.Thread(target=lambda: got.append(q.get()))
+    t.start()
+    t.join(5)
+    assert got == ["b"]
+    q.close()
+    assert q.get() is None
+
+
+def test_settings_are_validated_with_messages_naming_the_flag() -> None:
+    ok = AgentSettings(node_name="n", servers=("a:1",), root_dir="/tmp/x")
+    ok.validate()
+    with pytest.raises(ValueError, match="--node-name"):
+        AgentSettings(node_name="", servers=("a:1",), root_dir="/x").validate()
+    with pytest.raises(ValueError, match="--backoff-max"):
+        AgentSettings(
+            node_name="n", servers=("a:1",), root_dir="/x", backoff_base=10, backoff_max=5
+        ).validate()
+    assert parse_labels("a=b,c=") == {"a": "b", "c": ""}
+    assert [(t.key, t.value, t.effect) for t in parse_taints("k=v:NoExecute,x:NoSchedule")] == [
+        ("k", "v", "NoExecute"),
+        ("x", "", "NoSchedule"),
+    ]
+    with pytest.raises(ValueError, match="EFFECT"):
+        parse_taints("k=v:Sometimes")
+
+
+def _exited(name: str, code: int, attempt: int = 0) -> pb.ContainerStatus:
+    return pb.ContainerStatus(
+        id=f"{name}{attempt}",
+        state=pb.CONTAINER_EXITED,
+        exit_code=code,
+        metadata=pb.ContainerMetadata(name=name, attempt=attempt),
+        started_at=10**18,
+        finished_at=2 * 10**18,
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "codes", "phase"),
+    [
+        ("Always", [0], "Running"),
+        ("Never", [0, 0], "Succeeded"),
+        ("Never", [0, 1], "Failed"),
+        ("OnFailure", [0, 1], "Running"),
+        ("OnFailure", [0, 0], "Succeeded"),
+    ],
+)
+def test_phase_follows_the_restart_policy(policy: str, codes: list[int], phase: str) -> None:
+    names = [f"c{i}" for i in range(len(codes))]
+    pod = make_pod("p", "n", [{"name": n, "image": "i"} for n in names], restartPolicy=policy)
+    rec = PodRecord("u", containers={n: [_exited(n, c)] for n, c in zip(names, codes, strict=True)})
+    st = status.compute(pod, rec, status.Observed(now=1.0))
+    assert st.phase == phase
+    assert all(
+        s.state.terminated.reason == ("Completed" if c == 0 else "Error")
+        for s, c in zip(st.container_statuses, codes, strict=True)
+    )
+
+
+def test_a_waiting_container_shows_its_last_termination() -> None:
+    pod = make_pod("p", "n", [{"name": "c", "image": "i"}])
+    rec = PodRecord("u", containers={"c": [_exited("c", 137, attempt=3)]})
+    st = status.compute(
+        pod, rec, status.Observed(waiting={"c": ("CrashLoopBackOff", "back-off")}, now=1.0)
+    )
+    cs = st.container_statuses[0]
+    assert cs.state.waiting.reason == "CrashLoopBackOff" and cs.restart_count == 3
+    assert cs.last_state.terminated.exit_code == 137
+    assert {c.type: c.status for c in st.conditions}["Ready"] == "False"
+
+
+def test_config_and_secret_volumes_are_written_as_files(tmp_path: Path) -> None:
+    pod = make_pod(
+        "p",
+        "n",
+        [{"name": "c", "image": "i"}],
+        volumes=[
+            {
+                "name": "cfg",
+                "configMap": {"name": "cm", "items": [{"key": "a", "path": "d/a.txt"}]},
+            },
+            {"name": "sec", "secret": {"secretName": "s", "defaultMode": 0o400}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    )
+    pod.metadata.uid = "uid1"
+    objs = {
+        "cm": core_pb2.ConfigMap(data={"a": "A", "b": "B"}),
+        "s": core_pb2.Secret(data={"k": b"V"}),
+    }
+    vols = volumes.prepare(
+        pod, str(tmp_path), lambda kind, ns, n: objs.get(n), PodFacts(pod_ip="", host_ip="")
+    )
+    cfg, sec = Path(vols["cfg"].path), Path(vols["sec"].path)
+    assert (cfg / "d" / "a.txt").read_text() == "A" and not (cfg / "b").exists()
+    assert (sec / "k").read_bytes() == b"V" and (sec / "k").stat().st_mode & 0o777 == 0o400
+    assert vols["cfg"].read_only and not vols["tmp"].read_only
+    objs["s"] = core_pb2.Secret(data={"other": b"W"})
+    volumes.prepare(
+        pod, str(tmp_path), lambda kind, ns, n: objs.get(n), PodFacts(pod_ip="", host_ip="")
+    )
+    assert sorted(p.name for p in sec.iterdir()) == ["other"]
+    volumes.remove(str(tmp_path), "uid1")
+    assert not (tmp_path / "pods" / "uid1").exists()
+
+
+def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from hakube.agent.cli import settings_from
+    from hakube.cli.config import parse_with_env
+    from hakube.cli.main import build_parser, main
+
+    monkeypatch.setenv("HAKUBE_NODE_NAME", "from-env")
+    monkeypatch.setenv("HAKUBE_SERVERS", "10.0.0.1:6443,10.0.0.2:6443")
+    monkeypatch.setenv("HAKUBE_BACKOFF_BASE", "2")
+    config = tmp_path / "agent.yaml"
+    config.write_text("register-with-taints: gpu=yes:NoSchedule\nlabels: a=b\n")
+    args = parse_with_env(
+        build_parser()[0], ["--config", str(config), "agent", "--backoff-max", "8"]
+    )
+    s = settings_from(args)
+    assert (s.node_name, s.servers) == ("from-env", ("10.0.0.1:6443", "10.0.0.2:6443"))
+    assert (s.backoff_base, s.backoff_max, s.labels) == (2.0, 8.0, {"a": "b"})
+    assert [(t.key, t.value, t.effect) for t in s.taints] == [("gpu", "yes", "NoSchedule")]
+    monkeypatch.delenv("HAKUBE_BACKOFF_BASE")
+    assert main(["agent", "--backoff-max", "1", "--root-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["hakube agent: --backoff-max (1.0) must be >= --backoff-base (10.0)"]
+
+
+def test_usage_is_published_under_the_name_the_autoscaler_reads_and_only_on_real_change() -> None:
+    from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
+    from hakube.controllers import hpa
+
+    assert USAGE_ANNOTATION == hpa.USAGE_ANNOTATION
+    pod = make_pod("p", "n", [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}])
+    assert usage_to_publish(pod, 200_000_000) is None  # not running yet
+    pod.status.phase = "Running"
+    assert usage_to_publish(pod, 200_000_000) == "200m"
+    pod.metadata.annotations[USAGE_ANNOTATION] = "200m"
+    assert usage_to_publish(pod, 215_000_000) is None  # jitter: < 10 %
+    assert usage_to_publish(pod, 260_000_000) == "260m"
+    no_request = make_pod("q", "n", [{"name": "c", "image": "i"}])
+    no_request.status.phase = "Running"
+    assert usage_to_publish(no_request, 10**9) is None

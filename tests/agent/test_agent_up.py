@@ -1,0 +1,87 @@
+"""``hakube up --nodes 2``: a cluster with two (simulated) node agents that run pods, and that
+stop with it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hakube.client import Client
+from hakube.testing.wait import wait_for
+from tests.agent.conftest import make_pod, node_ready, wait_pod
+from tests.cli.test_up import Up
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_up_with_nodes_runs_agents_that_run_pods_and_stop_with_the_cluster(
+    tmp_path: Path,
+) -> None:
+    home = str(tmp_path)
+    data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
+    up = Up(home, "--masters", "1", "--nodes", "2", "--data-dir", data, "--client-config", cfg)
+    try:
+        up.expect("1 masters ready")
+        line = up.expect("node-2  agent (simulated)")
+        pid = int(line.split("pid ")[1].split()[0])
+        servers = yaml.safe_load(open(cfg))["servers"]
+        with Client(servers, timeout=20) as c:
+            for n in ("node-1", "node-2"):
+                wait_for(functools.partial(node_ready, c, n), 30, f"{n} Ready")
+            c.pods.create(
+                make_pod(
+                    "up-pod",
+                    "node-2",
+                    [{"name": "c", "image": "busybox:1", "command": ["sleep", "3600"]}],
+                )
+            )
+            wait_pod(c, "up-pod", lambda p: p.status.phase == "Running", 30, "Running")
+            # With the scheduler and controllers hakube up also runs, a Deployment's pods get
+            # placed on the agents' nodes and run there.
+            c.apply(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "up-web", "namespace": "default"},
+                    "spec": {
+                        "replicas": 3,
+                        "selector": {"matchLabels": {"app": "up-web"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "up-web"}},
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "c",
+                                        "image": "busybox:1",
+                                        "command": ["sleep", "3600"],
+                                    }
+                                ]
+                            },
+                        },
+                    },
+                }
+            )
+
+            def deployed() -> bool:
+                pods = c.pods.list(namespace="default", label_selector="app=up-web").items
+                return len(pods) == 3 and all(p.status.phase == "Running" for p in pods)
+
+            wait_for(deployed, 60, "3 pods of the Deployment Running")
+            nodes = {
+                p.spec.node_name
+                for p in c.pods.list(namespace="default", label_selector="app=up-web").items
+            }
+            assert nodes <= {"node-1", "node-2"}
+        assert up.stop(signal.SIGINT) == 0
+        assert (
+            not os.path.exists(f"/proc/{pid}")
+            or "zombie" in open(f"/proc/{pid}/status").read().lower()
+        )
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
