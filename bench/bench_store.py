@@ -40,7 +40,7 @@ from bench.target import System
 
 SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
     "etcd": lambda args: EtcdSystem(data_root=args.data_root),
-    "hakube": lambda args: HakubeSystem(),
+    "hakube": lambda args: HakubeSystem(data_root=args.data_root),
 }
 """Systems the benchmark can run, by report name; each factory gets the parsed arguments."""
 

@@ -3,8 +3,10 @@ driven through the gRPC API with grpc.aio from the benchmark's own process.
 
 A put is a Create of a ConfigMap whose name is derived from the key and whose binaryData holds
 the value: the full API path (validation, uid, CAS, group commit, Raft) that every hakube write
-takes. ``fsync=True`` is not offered: pysyncobj never fsyncs its journal, so hakube runs only at
-the "no fsync" durability (compare with etcd --unsafe-no-fsync; both rows are reported).
+takes. ``fsync=True`` starts the masters with ``--fsync`` (every member syncs its Raft journal
+before any message leaves it, so an acknowledged write is on a majority's disks: etcd's default
+durability); ``fsync=False`` is pysyncobj's plain mmap journal (compare with etcd
+--unsafe-no-fsync).
 """
 
 from __future__ import annotations
@@ -84,14 +86,15 @@ class HakubeCluster:
 class HakubeSystem:
     name = "hakube"
     version = hakube.__version__
-    fsync_modes: Sequence[bool] = (False,)
+    fsync_modes: Sequence[bool] = (True, False)
+
+    def __init__(self, data_root: str | None = None) -> None:
+        self.data_root = data_root
 
     @asynccontextmanager
     async def cluster(self, *, fsync: bool) -> AsyncIterator[HakubeCluster]:
-        if fsync:
-            raise ValueError("hakube (pysyncobj) cannot fsync before acknowledging")
-        with tempfile.TemporaryDirectory(prefix="hakube-bench-") as d:
-            local = LocalCluster(d, 3)
+        with tempfile.TemporaryDirectory(prefix="hakube-bench-", dir=self.data_root) as d:
+            local = LocalCluster(d, 3, extra_args=["--fsync"] if fsync else [])
             await asyncio.to_thread(local.start_all, 60.0)
             try:
                 yield HakubeCluster(local)

@@ -75,6 +75,8 @@ class _StateCollector(Collector):
             "hakube_raft_log_entries": ("Entries in the Raft log.", s["log_entries"]),
             "hakube_raft_leader_changes": ("Raft role changes seen by this master.",
                                            s["leader_changes"]),
+            "hakube_raft_journal_syncs": ("Journal syncs before sending (--fsync; 0 without).",
+                                          s.get("journal_syncs", 0)),
             "hakube_raft_ready": ("1 while this master is in a quorum with a leader.",
                                   s["ready"]),
             "hakube_store_revision": ("Store revision.", s["revision"]),

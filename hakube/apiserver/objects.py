@@ -189,10 +189,15 @@ class ObjectAPI:
         if req.dry_run:
             return object_bytes(kind, value, 0)
         labels, fields = self._index(kind, msg)
+        if req.lease < 0:
+            raise Invalid(f"lease: id {req.lease} must be positive (or 0 for none)")
         code, rev, _ = await self.propose(("c", req.request_id, kind.name, meta.namespace,
-                                           meta.name, value, labels, fields, 0))
+                                           meta.name, value, labels, fields, req.lease))
         if code == store.EXISTS:
             raise AlreadyExists(f'{kind.plural} "{meta.name}" already exists')
+        if code == store.LEASE_NOT_FOUND:
+            raise NotFound(f'{kind.plural} "{meta.name}": lease {req.lease} not found (expired '
+                           "or revoked)")
         return self._response(kind, meta.namespace, meta.name, msg, rev)
 
     # -- get / list ---------------------------------------------------------------------------

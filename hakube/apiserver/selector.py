@@ -90,11 +90,32 @@ def parse_fields(text: str) -> list[Requirement]:
     return reqs
 
 
-def matcher(reqs: list[Requirement]) -> Matcher | None:
+class Match:
+    """A compiled selector: call it with labels (or fields). ``equal`` is one ``key=value``
+    pair every match must carry (None when the selector has no equality), which lets watch
+    fan-out index watchers instead of testing each one against each event."""
+
+    __slots__ = ("reqs", "equal", "_key", "_value")
+
+    def __init__(self, reqs: list[Requirement]) -> None:
+        self.reqs = tuple(reqs)
+        eq = next((r for r in reqs if r.op == "="), None)
+        self.equal = (eq.key, eq.values[0]) if eq is not None else None
+        # The common case, a single key=value, skips the generic loop.
+        single = len(reqs) == 1 and eq is not None
+        self._key, self._value = (eq.key, eq.values[0]) if single and eq else ("", "")
+
+    def __call__(self, labels: dict[str, str]) -> bool:
+        if self._key:
+            return labels.get(self._key) == self._value
+        return all(r.matches(labels) for r in self.reqs)
+
+
+def matcher(reqs: list[Requirement]) -> Match | None:
     """A predicate for the requirements, or None when there are none (everything matches)."""
     if not reqs:
         return None
-    return lambda labels: all(r.matches(labels) for r in reqs)
+    return Match(reqs)
 
 
 def from_label_selector(sel: meta_pb2.LabelSelector) -> list[Requirement]:

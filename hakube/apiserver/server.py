@@ -19,12 +19,14 @@ from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
 from hakube.apiserver.errors import ApiError, Invalid
+from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
 from hakube.apiserver.watch import WatchHub
 
 OBJECT_SERVICE = "hakube.api.v1.ObjectService"
 CLUSTER_SERVICE = "hakube.api.v1.ClusterService"
+LEASE_SERVICE = "hakube.api.v1.LeaseService"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -150,8 +152,16 @@ class ApiServer:
             return self.cluster_status()
 
         cluster = {"Status": self._unary("Status", status, api_pb2.ClusterStatusRequest)}
+        leases = LeaseAPI(api)
+        lease = {
+            "Grant": self._unary("LeaseGrant", leases.grant, api_pb2.LeaseGrantRequest),
+            "KeepAlive": self._unary("LeaseKeepAlive", leases.keep_alive,
+                                     api_pb2.LeaseKeepAliveRequest),
+            "Revoke": self._unary("LeaseRevoke", leases.revoke, api_pb2.LeaseRevokeRequest),
+        }
         return [grpc.method_handlers_generic_handler(OBJECT_SERVICE, objects),
-                grpc.method_handlers_generic_handler(CLUSTER_SERVICE, cluster)]
+                grpc.method_handlers_generic_handler(CLUSTER_SERVICE, cluster),
+                grpc.method_handlers_generic_handler(LEASE_SERVICE, lease)]
 
     async def start(self, listen: str) -> int:
         """Bind and start serving; returns the bound port."""
@@ -165,7 +175,7 @@ class ApiServer:
             server.add_generic_rpc_handlers(handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            [OBJECT_SERVICE, CLUSTER_SERVICE, *self.extra_services,
+            [OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE, *self.extra_services,
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME], server)
         port = server.add_insecure_port(listen)
@@ -178,7 +188,7 @@ class ApiServer:
     async def set_serving(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for name in ("", OBJECT_SERVICE, CLUSTER_SERVICE):
+        for name in ("", OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE):
             await self.health.set(name, status)
 
     async def stop(self, grace: float = 1.0) -> None:

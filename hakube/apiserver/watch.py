@@ -6,6 +6,11 @@ the asyncio loop, which filters them per watcher and queues pre-encoded ``WatchE
 the store lock, so a watcher sees history up to revision R and live events strictly after R,
 never a gap or a duplicate.
 
+Watchers whose label selector requires some ``key=value`` are indexed by that pair, so an event is
+tested only against the watchers that could match it (its old and new labels' pairs) and those
+without such a requirement: a hundred node agents each watching its own pods cost one lookup per
+event, not a hundred selector evaluations.
+
 A watcher that falls more than ``max_queue`` events behind is closed with RESOURCE_EXHAUSTED;
 the client resumes from the last revision it saw (the history usually still has it).
 """
@@ -71,6 +76,11 @@ class Watcher:
         return None
 
 
+def _index_pair(w: Watcher) -> tuple[str, str] | None:
+    pair = getattr(w.label_match, "equal", None)
+    return pair if isinstance(pair, tuple) else None
+
+
 def encode_event(kind: Kind, type_: str, ev: Event) -> bytes:
     rec = ev.new if ev.new is not None else ev.prev
     assert rec is not None
@@ -86,6 +96,10 @@ class WatchHub:
         self.max_queue = max_queue
         self.loop: asyncio.AbstractEventLoop | None = None
         self._by_kind: dict[str, set[Watcher]] = {}
+        self._by_label: dict[str, dict[tuple[str, str], set[Watcher]]] = {}
+        """Per kind: watchers whose label selector requires this key=value pair."""
+        self._unindexed: dict[str, set[Watcher]] = {}
+        """Per kind: watchers that must be tested against every event."""
         self.refusing: str | None = None
         """Set while watches are refused (see ``refuse``)."""
 
@@ -102,13 +116,29 @@ class WatchHub:
             except RuntimeError:
                 pass  # loop shutting down
 
+    def _candidates(self, ev: Event) -> list[Watcher]:
+        """Watchers that may see ``ev``: unindexed ones, and indexed ones whose key=value pair
+        the old or new labels carry."""
+        out = list(self._unindexed.get(ev.kind, ()))
+        index = self._by_label.get(ev.kind)
+        if index:
+            for rec in (ev.prev, ev.new):
+                if rec is None:
+                    continue
+                for pair in rec.labels.items():
+                    found = index.get(pair)
+                    if found:
+                        out.extend(found)
+            if ev.prev is not None and ev.new is not None:
+                out = list(set(out))  # a watcher may be listed under old and new labels
+        return out
+
     def _dispatch(self, events: list[Event], revision: int) -> None:
         encoded: dict[tuple[int, str], bytes] = {}
         for ev in events:
-            watchers = self._by_kind.get(ev.kind)
-            if not watchers:
+            if not self._by_kind.get(ev.kind):
                 continue
-            for w in list(watchers):
+            for w in self._candidates(ev):
                 if ev.rev <= w.last_rev or w.closed_with is not None:
                     continue
                 type_ = w.translate(ev)
@@ -161,6 +191,11 @@ class WatchHub:
             # everything up to it: never send those events again.
             w.last_rev = max(rev, from_rev)
         self._by_kind.setdefault(kind.name, set()).add(w)
+        pair = _index_pair(w)
+        if pair is None:
+            self._unindexed.setdefault(kind.name, set()).add(w)
+        else:
+            self._by_label.setdefault(kind.name, {}).setdefault(pair, set()).add(w)
         self.metrics.watch_streams.inc()
         return w
 
@@ -168,6 +203,16 @@ class WatchHub:
         watchers = self._by_kind.get(w.kind.name)
         if watchers is not None and w in watchers:
             watchers.discard(w)
+            pair = _index_pair(w)
+            if pair is None:
+                self._unindexed.get(w.kind.name, set()).discard(w)
+            else:
+                index = self._by_label.get(w.kind.name, {})
+                group = index.get(pair)
+                if group is not None:
+                    group.discard(w)
+                    if not group:
+                        del index[pair]
             self.metrics.watch_streams.dec()
 
     async def stream(self, w: Watcher, *, bookmarks: bool,

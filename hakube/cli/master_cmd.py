@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
+    p.add_argument("--fsync", action="store_true",
+                   help="sync the Raft journal to disk before acknowledging writes")
     p.add_argument("--snapshot-dir", default="",
                    help="directory for scheduled snapshots of the store (empty: none)")
     p.add_argument("--snapshot-interval", type=float, default=3600.0,
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     raft = {"election_timeout_min": args.election_timeout_min,
             "election_timeout_max": args.election_timeout_max,
             "sync_journal": args.sync_journal,
+            "fsync": args.fsync,
             "compaction_min_entries": args.compaction_min_entries}
     if args.snapshot_interval <= 0 or args.snapshot_retain < 1:
         print("hakube master: --snapshot-interval must be > 0 and --snapshot-retain >= 1",

@@ -111,6 +111,7 @@ class Event:
 #   ("lk", lease_id)                                                        lease keepalive
 #   ("lr", lease_id)                                                        lease revoke
 #   ("lx", (lease_id, ...))                                                 lease expiry (leader)
+#     (lr and lx answer with the number of objects deleted with the leases as the detail)
 #   ("ms", name, raft_address, api_address)     a master registers or updates its own addresses
 #   ("ma", name, raft_address, api_address)     members add: a new name (never a removed one)
 #   ("mr", name, raft_address)                  members remove: the name becomes a tombstone
@@ -191,15 +192,15 @@ class StoreFSM(SyncObjConsumer):
             return (OK, self.revision, lease[0])
         if code in ("lr", "lx"):
             ids = (op[1],) if code == "lr" else op[1]
-            found = False
+            found, deleted = False, 0
             for lease_id in ids:
                 lease = self.leases.pop(lease_id, None)
                 if lease is None:
                     continue
                 found = True
                 for kind, ns, name in sorted(lease[1]):
-                    self._delete(kind, ns, name, 0, events)
-            return (OK if found else LEASE_NOT_FOUND, self.revision, None)
+                    deleted += self._delete(kind, ns, name, 0, events)[0] == OK
+            return (OK if found else LEASE_NOT_FOUND, self.revision, deleted)
         if code[0] == "m":
             return self._member_op(op)
         request_id = op[1]

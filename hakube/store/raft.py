@@ -22,8 +22,10 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   lets its dump override the configured peers; the master therefore persists the resulting
   configuration itself (hakube.store.datadir) instead of trusting flags on restart.
 * Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
-  survive a process crash, not a power loss. ``sync_journal`` (off by default) msyncs the journal
-  on every tick on every member, bounding loss on power failure to about one tick.
+  survive a process crash, not a power loss. ``fsync`` (off by default) makes every member sync its
+  journal before any message leaves it, so a write is on a majority's disks before it is
+  acknowledged (see durable.py). ``sync_journal`` (older, weaker) msyncs the journal on every tick,
+  bounding loss on power failure to about one tick.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
+from hakube.store.durable import DurableJournal
 from hakube.store.fsm import StoreFSM
 from hakube.store.proposer import Proposer
 
@@ -70,7 +73,10 @@ class RaftSettings:
     compaction_min_seconds: float = 600.0
     """...or after this many seconds."""
     sync_journal: bool = False
-    """msync the journal every tick (power-loss durability, at a throughput cost)."""
+    """msync the journal every tick (bounds power-loss to ~one tick; not before acknowledging)."""
+    fsync: bool = False
+    """Sync the journal before any message leaves this member: acknowledged writes are on a
+    majority's disks (power-loss durability, as etcd's default)."""
     batch_timeout: float = 5.0
     """Seconds to wait for a proposal's answer before reporting an unknown outcome."""
     max_inflight: int = 2
@@ -178,6 +184,10 @@ class RaftNode:
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
                                consumers=[fsm])
         self._install_append_entries_guard()
+        self.durable: DurableJournal | None = None
+        if settings.fsync:
+            self.durable = DurableJournal(self.syncobj, conf.fullDumpFile)
+            self.durable.install()
         self.proposer = Proposer(
             fsm.apply_batch,
             max_batch_bytes=MAX_BATCH_BYTES,

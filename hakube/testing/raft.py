@@ -36,3 +36,15 @@ class InProcessCluster:
         wait_for(lambda: any(n.is_leader() for n in self.nodes.values()) and all(
             n.has_quorum() for n in self.nodes.values()), timeout, "a leader")
         return next(n for n in self.nodes.values() if n.is_leader())
+
+    def restart_all_and_expect(self, kind: str, count: int, timeout: float = 20) -> None:
+        """Stop every member, start them all again, and wait until each replica holds
+        ``count`` objects of ``kind`` (at a revision of at least ``count``)."""
+        for name in list(self.nodes):
+            self.stop(name)
+        for name in self.addrs:
+            self.start(name)
+        self.leader()
+        for node in self.nodes.values():
+            wait_for(lambda n=node: n.fsm.revision >= count, timeout, "state to come back")  # type: ignore[misc]
+            assert node.fsm.count(kind) == count

@@ -112,11 +112,15 @@ def test_revoking_or_expiring_a_lease_deletes_attached_objects() -> None:
     assert apply(f, create("orphan", lease=99))[0][0] == store.LEASE_NOT_FOUND
     assert apply(f, ("lk", 7))[0][0] == store.OK
     assert touched == [7, 7]
-    assert apply(f, ("lx", (7,)))[0][0] == store.OK
+    code, _, deleted = apply(f, ("lx", (7,)))[0]
+    assert (code, deleted) == (store.OK, 1)  # the answer counts the objects deleted
     assert f.get("Pod", "default", "held") is None
     assert f.get("Pod", "default", "free") is not None
     assert apply(f, ("lk", 7))[0][0] == store.LEASE_NOT_FOUND
     assert [e.type for e in f.history][-1] == store.DELETED
+    apply(f, ("lg", "g2", 8, 10), create("a", lease=8), create("b", lease=8))
+    assert apply(f, ("lr", 8))[0] == (store.OK, f.revision, 2)
+    assert apply(f, ("lr", 8))[0][0] == store.LEASE_NOT_FOUND
 
 
 def test_listener_sees_each_batch_once_with_its_revision() -> None:

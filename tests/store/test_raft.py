@@ -111,14 +111,7 @@ def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
         node.syncobj.forceLogCompaction()
     wait_for(lambda: all(n.status()["log_len"] < 100 for n in c.nodes.values()), 30,
              "log compaction on every member")
-    for name in list(c.nodes):
-        c.stop(name)
-    for name in c.addrs:
-        c.start(name)
-    c.leader()
-    for node in c.nodes.values():
-        wait_for(lambda n=node: n.fsm.revision >= 300, 20, "state to come back")
-        assert node.fsm.count("Pod") == 300
+    c.restart_all_and_expect("Pod", 300)
 
 
 def test_proposer_rejects_everything_when_it_cannot_propose() -> None:

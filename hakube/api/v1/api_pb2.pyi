@@ -50,14 +50,16 @@ class Object(_message.Message):
     def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., pod: _Optional[_Union[_pod_pb2.Pod, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., lease: _Optional[_Union[_core_pb2.Lease, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_workloads_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_workloads_pb2.Deployment, _Mapping]] = ..., stateful_set: _Optional[_Union[_workloads_pb2.StatefulSet, _Mapping]] = ..., daemon_set: _Optional[_Union[_workloads_pb2.DaemonSet, _Mapping]] = ..., job: _Optional[_Union[_workloads_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_workloads_pb2.CronJob, _Mapping]] = ..., horizontal_pod_autoscaler: _Optional[_Union[_workloads_pb2.HorizontalPodAutoscaler, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., priority_class: _Optional[_Union[_core_pb2.PriorityClass, _Mapping]] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
-    __slots__ = ("object", "request_id", "dry_run")
+    __slots__ = ("object", "request_id", "dry_run", "lease")
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     object: Object
     request_id: str
     dry_run: bool
-    def __init__(self, object: _Optional[_Union[Object, _Mapping]] = ..., request_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    lease: int
+    def __init__(self, object: _Optional[_Union[Object, _Mapping]] = ..., request_id: _Optional[str] = ..., dry_run: _Optional[bool] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("kind", "namespace", "name", "serializable")
@@ -236,3 +238,47 @@ class ClusterStatusResponse(_message.Message):
     store_bytes: int
     objects: int
     def __init__(self, name: _Optional[str] = ..., leader: _Optional[str] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., revision: _Optional[int] = ..., ready: _Optional[bool] = ..., raft_state: _Optional[str] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., log_entries: _Optional[int] = ..., store_bytes: _Optional[int] = ..., objects: _Optional[int] = ...) -> None: ...
+
+class LeaseGrantRequest(_message.Message):
+    __slots__ = ("ttl_seconds", "id", "request_id")
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ttl_seconds: int
+    id: int
+    request_id: str
+    def __init__(self, ttl_seconds: _Optional[int] = ..., id: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class LeaseGrantResponse(_message.Message):
+    __slots__ = ("id", "ttl_seconds")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl_seconds: int
+    def __init__(self, id: _Optional[int] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class LeaseKeepAliveRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class LeaseKeepAliveResponse(_message.Message):
+    __slots__ = ("id", "ttl_seconds")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl_seconds: int
+    def __init__(self, id: _Optional[int] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class LeaseRevokeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class LeaseRevokeResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...

@@ -468,3 +468,173 @@ class ClusterService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class LeaseServiceStub:
+    """TTL leases, as etcd has them: objects created with a lease are deleted, with ordinary DELETED
+    watch events, when the lease expires (no KeepAlive within its TTL) or is revoked. Expiry is
+    decided by the Raft leader; a leader change restarts every lease's clock, so a failover never
+    expires a lease whose holder kept renewing.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Grant = channel.unary_unary(
+                '/hakube.api.v1.LeaseService/Grant',
+                request_serializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseGrantRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseGrantResponse.FromString,
+                _registered_method=True)
+        self.KeepAlive = channel.unary_unary(
+                '/hakube.api.v1.LeaseService/KeepAlive',
+                request_serializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseKeepAliveRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseKeepAliveResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/hakube.api.v1.LeaseService/Revoke',
+                request_serializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseRevokeRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseRevokeResponse.FromString,
+                _registered_method=True)
+
+
+class LeaseServiceServicer:
+    """TTL leases, as etcd has them: objects created with a lease are deleted, with ordinary DELETED
+    watch events, when the lease expires (no KeepAlive within its TTL) or is revoked. Expiry is
+    decided by the Raft leader; a leader change restarts every lease's clock, so a failover never
+    expires a lease whose holder kept renewing.
+    """
+
+    def Grant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeepAlive(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LeaseServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseGrantRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseGrantResponse.SerializeToString,
+            ),
+            'KeepAlive': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeepAlive,
+                    request_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseKeepAliveRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseKeepAliveResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseRevokeRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_v1_dot_api__pb2.LeaseRevokeResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'hakube.api.v1.LeaseService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('hakube.api.v1.LeaseService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LeaseService:
+    """TTL leases, as etcd has them: objects created with a lease are deleted, with ordinary DELETED
+    watch events, when the lease expires (no KeepAlive within its TTL) or is revoked. Expiry is
+    decided by the Raft leader; a leader change restarts every lease's clock, so a failover never
+    expires a lease whose holder kept renewing.
+    """
+
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hakube.api.v1.LeaseService/Grant',
+            hakube_dot_api_dot_v1_dot_api__pb2.LeaseGrantRequest.SerializeToString,
+            hakube_dot_api_dot_v1_dot_api__pb2.LeaseGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeepAlive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hakube.api.v1.LeaseService/KeepAlive',
+            hakube_dot_api_dot_v1_dot_api__pb2.LeaseKeepAliveRequest.SerializeToString,
+            hakube_dot_api_dot_v1_dot_api__pb2.LeaseKeepAliveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hakube.api.v1.LeaseService/Revoke',
+            hakube_dot_api_dot_v1_dot_api__pb2.LeaseRevokeRequest.SerializeToString,
+            hakube_dot_api_dot_v1_dot_api__pb2.LeaseRevokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
