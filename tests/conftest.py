@@ -6,14 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from hakube.cli.up_cmd import bootstrapped
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.wait import wait_for
 
 
 @pytest.fixture(scope="module")
 def masters3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Three real masters for a whole test module, with the standard namespaces created."""
     with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
-        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
         yield c

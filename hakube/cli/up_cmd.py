@@ -32,9 +32,7 @@ import yaml
 
 from hakube.agent.local import LocalAgents
 from hakube.cli.up_components import UpComponents
-from hakube.client import Client, HakubeError
 from hakube.client.config import ClientConfig, config_path, write_client_config
-from hakube.master import BOOTSTRAP_NAMESPACES
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
@@ -186,15 +184,6 @@ def run(args: argparse.Namespace) -> int:
         os.close(lock_fd)
 
 
-def bootstrapped(endpoints: list[str]) -> bool:
-    """Whether the masters have created the standard namespaces yet."""
-    try:
-        with Client(endpoints, timeout=2) as c:
-            return all(c.namespaces.get(ns).metadata.name == ns for ns in BOOTSTRAP_NAMESPACES)
-    except HakubeError:
-        return False
-
-
 class Up:
     """The supervisor: start, report, restart the dead, stop on a signal."""
 
@@ -271,7 +260,7 @@ class Up:
         while not self.stopping.is_set():
             try:
                 self.cluster.wait_ready(timeout=0.5)
-                if bootstrapped(self.cluster.endpoints()):
+                if self.cluster.bootstrapped():
                     return
             except TimeoutError:
                 pass

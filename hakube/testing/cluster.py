@@ -142,7 +142,15 @@ class LocalCluster:
             self.terminate(m, timeout=5)
 
     def __enter__(self) -> LocalCluster:
-        return self.start_all()
+        """All masters running and ready, and the standard namespaces created (the masters
+        create them just after becoming ready; a test's first write must not beat them)."""
+        self.start_all()
+        deadline = time.monotonic() + 30
+        while not self.bootstrapped():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the standard namespaces were not created within 30s")
+            time.sleep(0.05)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         for m in self.masters:
@@ -152,6 +160,18 @@ class LocalCluster:
 
     def endpoints(self) -> list[str]:
         return [m.api for m in self.masters]
+
+    def bootstrapped(self) -> bool:
+        """Whether the masters have created the standard namespaces yet."""
+        from hakube.client import Client, HakubeError
+        from hakube.master import BOOTSTRAP_NAMESPACES
+
+        try:
+            with Client(self.endpoints(), timeout=2) as c:
+                return all(c.namespaces.get(ns).metadata.name == ns
+                           for ns in BOOTSTRAP_NAMESPACES)
+        except HakubeError:
+            return False
 
     def is_ready(self, m: MasterProc) -> bool:
         if not m.alive:

@@ -68,16 +68,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="session")
 def client(cluster: LocalCluster) -> Iterator[Client]:
     with Client(cluster.endpoints(), timeout=20) as c:
-        wait_for(lambda: _has_namespace(c, "kube-node-lease"), 30, "bootstrap namespaces")
         yield c
-
-
-def _has_namespace(c: Client, ns: str) -> bool:
-    try:
-        c.namespaces.get(ns)
-        return True
-    except NotFound:
-        return False
 
 
 @pytest.fixture(scope="session")

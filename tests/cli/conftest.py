@@ -9,14 +9,12 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
 import pytest
 
-from hakube.cli.up_cmd import bootstrapped
 from hakube.testing.cluster import LocalCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,10 +61,6 @@ def ctl_command(*args: str) -> list[str]:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
-        deadline = time.monotonic() + 30
-        while not bootstrapped(c.endpoints()):  # ready masters create them a moment later
-            assert time.monotonic() < deadline, "the standard namespaces never appeared"
-            time.sleep(0.05)
         yield c
 
 

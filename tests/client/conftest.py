@@ -6,24 +6,12 @@ masters use ``healed`` so that the next test finds all three running again.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client
 from hakube.testing.cluster import LocalCluster
-
-
-def wait_for(cond: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.02) -> None:
-    """Poll ``cond`` until truthy; TimeoutError naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +19,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     # A short watch history so that tests can outrun it and see a relist.
     with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3,
                       extra_args=["--history-size", "200"]) as c:
-        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
         yield c
 
 

@@ -27,7 +27,7 @@ from hakube.client import (
 )
 from hakube.client.transport import Stubs
 from hakube.testing.cluster import LocalCluster
-from tests.client.conftest import wait_for
+from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,7 @@ import pytest
 from hakube.api.v1 import core_pb2
 from hakube.client import ADDED, Client, Unavailable, WatchEvent
 from hakube.testing.cluster import LocalCluster, MasterProc
-from tests.client.conftest import wait_for
+from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

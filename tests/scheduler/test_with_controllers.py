@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from hakube.api.convert import from_dict
-from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.simnodes import SimNodes
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.timeout(150)
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     d = str(tmp_path_factory.mktemp("masters"))
     with LocalCluster(d, 3, extra_args=["--with-controllers"]) as c:
-        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
         yield c
 
 

@@ -8,13 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from hakube.cli.up_cmd import bootstrapped
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.wait import wait_for
 
 
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
-        wait_for(lambda: bootstrapped(c.endpoints()), 30, "the standard namespaces")
         yield c
