@@ -29,6 +29,10 @@ SECOND_READING = 0.25
 """Seconds between two readings when there is no earlier one to compute a rate from."""
 
 
+_MIN_NODE_WINDOW = 20
+"""Machine jiffies (summed over CPUs) a node CPU rate must span: 0.1 s on 2 CPUs."""
+
+
 def _cpu_jiffies() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine."""
     with open("/proc/stat") as f:
@@ -47,6 +51,7 @@ class UsageSampler:
         self._lock = threading.Lock()
         self._prev: dict[str, tuple[int, int]] = {}
         self._prev_node: tuple[int, int] | None = None
+        self._node_rate = 0
 
     def _read(self) -> list[pb.ContainerStats]:
         return self.cri.list_container_stats(labels={LABEL_NODE: self.node})
@@ -118,11 +123,16 @@ class UsageSampler:
 
     def _node_cpu(self) -> int:
         busy, total = _cpu_jiffies()
-        prev = self._prev_node or (busy, total)
+        if self._prev_node is None:
+            self._prev_node = (busy, total)
+        prev = self._prev_node
+        if total - prev[1] < _MIN_NODE_WINDOW:
+            # Jiffies tick at 100 Hz: two reads a moment apart (the usage sampler's and a
+            # Stats call's) measure nothing. Keep the older baseline and the last rate.
+            return self._node_rate
         self._prev_node = (busy, total)
-        if total <= prev[1]:
-            return 0
-        return int((busy - prev[0]) / (total - prev[1]) * (os.cpu_count() or 1) * 1e9)
+        self._node_rate = int((busy - prev[0]) / (total - prev[1]) * (os.cpu_count() or 1) * 1e9)
+        return self._node_rate
 
 
 USAGE_ANNOTATION = "metrics.hakube.io/cpu-usage"
