@@ -33,6 +33,7 @@ from pysyncobj import pickle as ps_pickle
 from pysyncobj.journal import FileJournal
 from pysyncobj.node import TCPNode
 
+from hakube.store import encoding
 from hakube.store.fsm import StoreFSM
 
 MEMBERS_FILE = "members.json"
@@ -141,8 +142,7 @@ def seed(
     )
     tmp = os.path.join(data_dir, DUMP + ".seed")
     with open(tmp, "wb") as f:
-        with gzip.GzipFile(fileobj=f, mode="wb") as g:
-            ps_pickle.dump(dump, g)
+        encoding.write_dump(dump, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(data_dir, DUMP))

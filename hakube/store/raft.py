@@ -41,9 +41,12 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
+from hakube.store import encoding
 from hakube.store.durable import DurableJournal
 from hakube.store.fsm import StoreFSM
 from hakube.store.proposer import Proposer
+
+encoding.install()
 
 MAX_BATCH_BYTES = 1024 * 1024
 """Payload bytes in one group-committed command; a single larger object (up to 1.5 MiB) goes
@@ -207,10 +210,24 @@ class RaftNode:
         original = so._SyncObj__onMessageReceived  # type: ignore[attr-defined]
         raft_log = so._SyncObj__raftLog  # type: ignore[attr-defined]
 
+        next_index: dict[object, int] = so._SyncObj__raftNextIndex  # type: ignore[attr-defined]
+
         def on_message(node: object, message: dict[str, object]) -> None:
-            if message.get("type") == "append_entries" and "prevLogIdx" in message \
+            kind = message.get("type")
+            if kind == "append_entries" and "prevLogIdx" in message \
                     and "transmission" not in message:
                 _trim_known_entries(message, raft_log)
+            if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
+                # A follower's acknowledgement names the entry after the last one it has; the
+                # leader has usually sent more since (one message per proposal). pysyncobj moves
+                # nextIndex back to the acknowledged point, so everything in flight is sent
+                # again (measured: 2.5x the bytes with 256 KiB writes). Keep the pipeline: a
+                # real gap is answered by the follower with reset=True, which still rewinds.
+                sent = next_index.get(node)
+                original(node, message)
+                if sent is not None and next_index.get(node, sent) < sent:
+                    next_index[node] = sent
+                return
             original(node, message)
 
         transport.setOnMessageReceivedCallback(on_message)
