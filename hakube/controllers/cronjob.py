@@ -34,7 +34,7 @@ from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.job import finished
 from hakube.controllers.manager import register
-from hakube.controllers.owned import has_condition, on_any_change, owner_key
+from hakube.controllers.owned import has_condition, live_copy, on_any_change, owner_enqueuer
 from hakube.controllers.podutil import owned_by, owner_reference, parse_time, rfc3339
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -104,7 +104,7 @@ class CronJobController(Controller):
         self.cronjobs.add_handlers(
             on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new)
         )
-        on_any_change(self.jobs, self._job_changed)
+        on_any_change(self.jobs, owner_enqueuer(self.queue, "CronJob"))
 
     def run(self) -> list[threading.Thread]:
         threads = super().run()
@@ -121,19 +121,13 @@ class CronJobController(Controller):
                 for cj in self.cronjobs.list():
                     self.enqueue(cj)
 
-    def _job_changed(self, job: workloads_pb2.Job) -> None:
-        key = owner_key(job, "CronJob")
-        if key is not None:
-            self.queue.add(key)
-
     # -- the reconcile ------------------------------------------------------------------------
 
     def sync(self, key: Any) -> None:
-        cached = self.cronjobs.get(key[1], key[0])
-        if cached is None or cached.metadata.deletion_timestamp:
+        found = live_copy(self.cronjobs, key)
+        if found is None:
             return
-        cj = workloads_pb2.CronJob()
-        cj.CopyFrom(cached)
+        cached, cj = found
         jobs = [j for j in owned_by(self.jobs.list(), cj) if not j.metadata.deletion_timestamp]
         active = [j for j in jobs if not finished(j)]
         self._trim_history(cj, [j for j in jobs if finished(j)])

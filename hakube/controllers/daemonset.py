@@ -27,7 +27,12 @@ from hakube.controllers.deployutil import scaled, template_hash
 from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.nodematch import fits
-from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
+from hakube.controllers.owned import (
+    PodControl,
+    on_any_change,
+    owner_enqueuer,
+    pod_from_template,
+)
 from hakube.controllers.podutil import owned_by, pod_ready
 
 DAEMON_TOLERATIONS = [
@@ -75,13 +80,8 @@ class DaemonSetController(Controller):
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
         self.nodes = self.ctx.informers.get(core_pb2.Node)
         self.daemonsets.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
-        on_any_change(self.pods, self._pod_changed)
+        on_any_change(self.pods, owner_enqueuer(self.queue, "DaemonSet"))
         on_any_change(self.nodes, self._node_changed)
-
-    def _pod_changed(self, pod: pod_pb2.Pod) -> None:
-        key = owner_key(pod, "DaemonSet")
-        if key is not None:
-            self.queue.add(key)
 
     def _node_changed(self, node: core_pb2.Node) -> None:
         for ds in self.daemonsets.list():

@@ -31,8 +31,9 @@ from hakube.controllers.manager import register
 from hakube.controllers.owned import (
     PodControl,
     has_condition,
+    live_copy,
     on_any_change,
-    owner_key,
+    owner_enqueuer,
     pod_from_template,
     set_condition,
 )
@@ -101,21 +102,15 @@ class JobController(Controller):
                 (job.metadata.namespace, job.metadata.name)
             ),
         )
-        on_any_change(self.pods, self._pod_changed)
-
-    def _pod_changed(self, pod: pod_pb2.Pod) -> None:
-        key = owner_key(pod, "Job")
-        if key is not None:
-            self.queue.add(key)
+        on_any_change(self.pods, owner_enqueuer(self.queue, "Job"))
 
     # -- the reconcile ------------------------------------------------------------------------
 
     def sync(self, key: Any) -> None:
-        cached = self.jobs.get(key[1], key[0])
-        if cached is None or cached.metadata.deletion_timestamp:
+        found = live_copy(self.jobs, key)
+        if found is None:
             return
-        job = workloads_pb2.Job()
-        job.CopyFrom(cached)
+        cached, job = found
         pods = owned_by(self.pods.list(), job)
         if not self.expectations.met(key, pods):
             self.queue.add_after(key, 0.2)

@@ -70,6 +70,29 @@ def owner_key(obj: Any, kind: str) -> tuple[str, str] | None:
     return None
 
 
+def owner_enqueuer(queue: Any, kind: str) -> Callable[[Any], None]:
+    """A handler that queues the ``kind`` object controlling whatever object it is given."""
+
+    def enqueue(obj: Any) -> None:
+        key = owner_key(obj, kind)
+        if key is not None:
+            queue.add(key)
+
+    return enqueue
+
+
+def live_copy(informer: Any, key: tuple[str, str]) -> tuple[Any, Any] | None:
+    """The cached object at ``key`` (namespace, name) and a private copy of it, or None when it
+    is gone or being deleted. Syncs edit the copy (the cache is shared by every worker) and
+    compare it with the cached one to see whether there is anything to write."""
+    cached = informer.get(key[1], key[0])
+    if cached is None or cached.metadata.deletion_timestamp:
+        return None
+    obj = type(cached)()
+    obj.CopyFrom(cached)
+    return cached, obj
+
+
 def on_any_change(informer: Any, fn: Callable[[Any], None]) -> None:
     """Call ``fn(obj)`` when an object of ``informer`` is added, changed (new state) or deleted."""
     informer.add_handlers(on_add=fn, on_update=lambda old, new: fn(new), on_delete=fn)
