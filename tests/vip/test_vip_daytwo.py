@@ -5,10 +5,12 @@ acknowledged write is lost and that exactly one master holds the VIP afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -147,3 +149,104 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
         f"writes, none lost; VIP on {holder}\n{listed.stdout}"
     )
     assert "m4" in listed.stdout and "m5" in listed.stdout
+
+
+def members_via(rig: Rig, servers: str) -> dict[str, Any]:
+    """``hakube members list -o json``, run in the client namespace."""
+    listed = hakube_in(rig.client, "members", "list", "-o", "json", "--server", servers)
+    assert listed.returncode == 0, listed.stderr
+    return dict(json.loads(listed.stdout))
+
+
+def voters_via(rig: Rig, servers: str) -> list[str]:
+    return sorted(m["name"] for m in members_via(rig, servers)["members"] if m["voter"])
+
+
+def wait_more_writes(writer: VipWriter, more: int, what: str) -> None:
+    n = len(writer.acked())
+    measure_until(lambda: len(writer.acked()) >= n + more, 60, what, POLL)
+
+
+def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vip(
+    rig: Rig,
+) -> None:
+    """Scenario 4. Each new master gets its own host, is started with the current members as
+    peers, added with ``hakube members add`` through the VIP, and joins the VRRP group once
+    ready (the others' keepalived re-rendered and reloaded first). Then the VIP holder is
+    removed in one step -- its master drops out of the quorum, its check fails and the VIP
+    moves -- and then whichever master leads (the CLI moves leadership away first)."""
+    writer = VipWriter(rig.client, VIP, "s4")
+    measure_until(lambda: len(writer.acked()) > 30, 60, "writes through the VIP")
+    servers = f"{VIP}:{netmasters.API_PORT}"
+    hosts = dict(rig.hosts)
+    at = time.monotonic()
+    for i in (4, 5):
+        host = rig.net.add_host(f"m{i}", f"192.0.2.{10 + i}/24")
+        netmasters.start_master(host, [*hosts.values(), host])
+        added = hakube_in(
+            rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
+            "--api", f"{host.ip}:{netmasters.API_PORT}", "--server", servers,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        measure_until(lambda h=host: netmasters.is_ready(h), 60, f"{host.name} ready", POLL)  # type: ignore[misc]
+        hosts[host.name] = host
+        rig.vc.join(host)
+        wait_more_writes(writer, 10, f"writes through the VIP with {host.name} added")
+    grown = time.monotonic() - at
+    assert voters_via(rig, servers) == sorted(hosts)
+    holder, _ = rig.vc.wait_for_single_holder(30)
+
+    at = time.monotonic()
+    removed = []
+    for step in ("holder", "leader"):
+        listed = members_via(rig, servers)
+        gone = holder if step == "holder" else listed["leader"]
+        if step == "leader" and holder not in rig.hosts and gone not in rig.hosts:
+            gone = next(n for n in rig.hosts if n in hosts)  # shrink must drop an original
+        out = hakube_in(rig.client, "members", "remove", gone, "--server", servers)
+        assert out.returncode == 0, out.stderr
+        removed.append(gone)
+        left = [n for n in hosts if n not in removed]
+        # A removed holder's master drops out of the quorum: its check fails, the VIP moves.
+        rig.vc.wait_for_single_holder(30, among=left)
+        rig.vc.leave(gone)
+        kill_master(hosts[gone])
+        wait_more_writes(writer, 10, f"writes through the VIP after removing {gone}")
+    shrunk = time.monotonic() - at
+    left = [n for n in hosts if n not in removed]
+    assert voters_via(rig, servers) == sorted(left)
+    assert any(n in rig.hosts for n in removed), f"no original master among {removed}"
+
+    # A removed master cannot come back: its name is refused, and restarted on its old data
+    # dir (flags naming all five) it is kept out.
+    again = hakube_in(
+        rig.client, "members", "add", removed[0], "--raft", f"{hosts[removed[0]].ip}:7000",
+        "--api", f"{hosts[removed[0]].ip}:{netmasters.API_PORT}", "--server", servers,
+    )  # fmt: skip
+    assert again.returncode == 1 and "never reused" in again.stderr, again.stderr
+    stale = hosts[removed[1]]
+    netmasters.start_master(stale, list(hosts.values()))
+
+    # Membership survives a restart: a remaining master that does not hold the VIP, started
+    # with flags naming all five, comes back as one of three.
+    holder, _ = rig.vc.wait_for_single_holder(30, among=left)
+    other = hosts[next(n for n in left if n != holder)]
+    kill_master(other)
+    netmasters.start_master(other, list(hosts.values()))
+    measure_until(lambda: netmasters.is_ready(other), 60, f"{other.name} ready again", POLL)
+    wait_more_writes(writer, 10, "writes through the VIP after the restart")
+
+    acked = writer.finish()
+    lost = set(acked) - names_via(rig.client, VIP)
+    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {sorted(lost)[:5]}"
+    listed = members_via(rig, servers)
+    assert sorted(m["name"] for m in listed["members"] if m["voter"]) == sorted(left)
+    assert sorted(listed["removed"]) == sorted(removed)
+    assert not netmasters.is_ready(stale), f"removed {stale.name} is ready again"
+    holder, _ = rig.vc.wait_for_single_holder(30, among=left)
+    assert [n for n, h in hosts.items() if h.has_address(VIP)] == [holder]
+    print(
+        f"grow 3 -> 5 in {grown:.1f} s, shrink 5 -> 3 (removed {', '.join(removed)}) in "
+        f"{shrunk:.1f} s; {len(acked)} acknowledged writes through the VIP, none lost; "
+        f"VIP on {holder}"
+    )
