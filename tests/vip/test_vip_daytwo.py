@@ -16,7 +16,8 @@ import pytest
 
 from hakube.testing import netmasters
 from hakube.testing.netns import Host, Network
-from hakube.testing.netops import VipWriter, hakube_in, names_via
+from hakube.testing.netops import hakube_in
+from hakube.testing.netprobe import Probe
 from hakube.testing.vipcluster import VipCluster, measure_until
 from hakube.vip import VipSettings
 from tests.vip.test_vip_masters import VIP, Rig
@@ -46,9 +47,13 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
                     base=base)  # fmt: skip
     vc.start()
     holder, _ = vc.wait_for_single_holder(60)
-    r = Rig(net, hosts, client, vc, holder, probe=None)  # type: ignore[arg-type]  # own writer
-    r.wait_served_ready([holder], 30)
-    yield r
+    r = Rig(net, hosts, client, vc, holder, Probe(client, VIP))
+    try:
+        r.wait_served_ready([holder], 30)
+        measure_until(lambda: len(r.probe.acked()) > 30, 60, "writes through the VIP", POLL)
+        yield r
+    finally:
+        r.probe.stop()
 
 
 def kill_master(host: Host) -> None:
@@ -69,16 +74,25 @@ def voters_via(rig: Rig, servers: str) -> list[str]:
     return sorted(m["name"] for m in members_via(rig, servers)["members"] if m["voter"])
 
 
-def wait_more_writes(writer: VipWriter, more: int, what: str) -> None:
-    n = len(writer.acked())
-    measure_until(lambda: len(writer.acked()) >= n + more, 60, what, POLL)
+def wait_more_writes(rig: Rig, more: int, what: str) -> None:
+    n = len(rig.probe.acked())
+    measure_until(lambda: len(rig.probe.acked()) >= n + more, 60, what, POLL)
+
+
+def assert_none_lost(rig: Rig, *via: str) -> list[str]:
+    """Stop writing; assert every acknowledged write is listed through each of ``via`` (default
+    the VIP); returns the acknowledged names."""
+    acked = rig.probe.finish()
+    assert len(acked) > 30
+    for address in via or (VIP,):
+        lost = rig.probe.lost(via=address)
+        assert not lost, f"{len(lost)} acknowledged writes missing via {address}: {lost[:5]}"
+    return acked
 
 
 def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
     rig: Rig,
 ) -> None:
-    writer = VipWriter(rig.client, VIP, "s3")
-    measure_until(lambda: len(writer.acked()) > 30, 60, "writes through the VIP")
     hosts = list(rig.hosts.values())
     at = time.monotonic()
     for host in hosts:
@@ -90,12 +104,8 @@ def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
     )
     ready = time.monotonic() - at
     by, served = rig.wait_served_ready(list(rig.hosts), 30)
-    n = len(writer.acked())
-    measure_until(lambda: len(writer.acked()) > n + 20, 60, "writes to resume")
-    acked = writer.finish()
-    stored = names_via(rig.client, VIP)
-    lost = set(acked) - stored
-    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {sorted(lost)[:5]}"
+    wait_more_writes(rig, 20, "writes to resume")
+    acked = assert_none_lost(rig)
     holder, _ = rig.vc.wait_for_single_holder(30)
     print(
         f"restart of all three masters: all ready {ready:.2f} s after the kill, a ready master "
@@ -107,8 +117,6 @@ def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
 def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_write(
     rig: Rig,
 ) -> None:
-    writer = VipWriter(rig.client, VIP, "s5")
-    measure_until(lambda: len(writer.acked()) > 30, 60, "writes through the VIP")
     survivor = rig.hosts[rig.holder]
     for host in rig.hosts.values():
         if host is not survivor:  # gone for good: crashed and unreachable
@@ -118,7 +126,6 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
         lambda: not netmasters.is_ready(survivor), 30, "the survivor to lose quorum", POLL
     )
     measure_until(lambda: not rig.vc.holders(), 30, "the VIP to be released", POLL)
-    acked = set(writer.acked())  # nothing can be acknowledged from here until recovery
 
     at = time.monotonic()
     kill_master(survivor)
@@ -153,17 +160,12 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
         if name != survivor.name:
             rig.vc.leave(name)  # gone for good: out of the VRRP peers as well
 
-    n = len(writer.acked())
-    measure_until(lambda: len(writer.acked()) > n + 20, 60, "writes through the VIP again")
+    wait_more_writes(rig, 20, "writes through the VIP again")
     # The VIP can move to a fresh master: stop keepalived on the survivor (as for maintenance).
     rig.vc.kill(survivor.name, signal.SIGTERM)
     holder, _ = rig.vc.wait_for_single_holder(30, among=[h.name for h in fresh])
-    wait_more_writes(writer, 20, f"writes through the VIP on {holder}")
-    all_acked = writer.finish()
-    for address in (VIP, *(h.ip for h in fresh)):
-        stored = names_via(rig.client, address)
-        lost = (acked | set(all_acked)) - stored
-        assert not lost, f"{len(lost)} acknowledged writes missing on {address}"
+    wait_more_writes(rig, 20, f"writes through the VIP on {holder}")
+    all_acked = assert_none_lost(rig, VIP, *(h.ip for h in fresh))
     assert [n for n, h in rig.net.hosts.items() if h.has_address(VIP)] == [holder]
     listed = hakube_in(rig.client, "members", "list", "--server", operator_servers)
     print(
@@ -182,8 +184,6 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
     ready (the others' keepalived re-rendered and reloaded first). Then the VIP holder is
     removed in one step -- its master drops out of the quorum, its check fails and the VIP
     moves -- and then whichever master leads (the CLI moves leadership away first)."""
-    writer = VipWriter(rig.client, VIP, "s4")
-    measure_until(lambda: len(writer.acked()) > 30, 60, "writes through the VIP")
     servers = f"{VIP}:{netmasters.API_PORT}"
     hosts = dict(rig.hosts)
     at = time.monotonic()
@@ -198,8 +198,9 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
         measure_until(lambda h=host: netmasters.is_ready(h), 60, f"{host.name} ready", POLL)  # type: ignore[misc]
         hosts[host.name] = host
         rig.vc.join(host)
-        wait_more_writes(writer, 10, f"writes through the VIP with {host.name} added")
+        wait_more_writes(rig, 10, f"writes through the VIP with {host.name} added")
     grown = time.monotonic() - at
+    grow_pause = rig.probe.longest_pause(since=at)
     assert voters_via(rig, servers) == sorted(hosts)
     holder, _ = rig.vc.wait_for_single_holder(30)
 
@@ -218,8 +219,9 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
         rig.vc.wait_for_single_holder(30, among=left)
         rig.vc.leave(gone)
         kill_master(hosts[gone])
-        wait_more_writes(writer, 10, f"writes through the VIP after removing {gone}")
+        wait_more_writes(rig, 10, f"writes through the VIP after removing {gone}")
     shrunk = time.monotonic() - at
+    shrink_pause = rig.probe.longest_pause(since=at)
     left = [n for n in hosts if n not in removed]
     assert voters_via(rig, servers) == sorted(left)
     assert any(n in rig.hosts for n in removed), f"no original master among {removed}"
@@ -241,11 +243,9 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
     kill_master(other)
     netmasters.start_master(other, list(hosts.values()))
     measure_until(lambda: netmasters.is_ready(other), 60, f"{other.name} ready again", POLL)
-    wait_more_writes(writer, 10, "writes through the VIP after the restart")
+    wait_more_writes(rig, 10, "writes through the VIP after the restart")
 
-    acked = writer.finish()
-    lost = set(acked) - names_via(rig.client, VIP)
-    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {sorted(lost)[:5]}"
+    acked = assert_none_lost(rig)
     listed = members_via(rig, servers)
     assert sorted(m["name"] for m in listed["members"] if m["voter"]) == sorted(left)
     assert sorted(listed["removed"]) == sorted(removed)
@@ -253,7 +253,8 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
     holder, _ = rig.vc.wait_for_single_holder(30, among=left)
     assert [n for n, h in hosts.items() if h.has_address(VIP)] == [holder]
     print(
-        f"grow 3 -> 5 in {grown:.1f} s, shrink 5 -> 3 (removed {', '.join(removed)}) in "
-        f"{shrunk:.1f} s; {len(acked)} acknowledged writes through the VIP, none lost; "
-        f"VIP on {holder}"
+        f"grow 3 -> 5 in {grown:.1f} s (longest pause between acknowledged writes "
+        f"{grow_pause:.2f} s), shrink 5 -> 3 removing {', '.join(removed)} in {shrunk:.1f} s "
+        f"(longest pause {shrink_pause:.2f} s); {len(acked)} acknowledged writes through the "
+        f"VIP, none lost; VIP on {holder}"
     )
