@@ -203,6 +203,11 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
     grow_pause = rig.probe.longest_pause(since=at)
     assert voters_via(rig, servers) == sorted(hosts)
     holder, _ = rig.vc.wait_for_single_holder(30)
+    # Joined in the right order, a newcomer hears the holder from its first moment and never
+    # takes the VIP (started before the others listed it, it would within ~2 s: two holders).
+    for name in ("m4", "m5"):
+        assert "Entering BACKUP STATE" in rig.vc.log_text(name)
+        assert "Entering MASTER STATE" not in rig.vc.log_text(name), f"{name} took the VIP"
 
     at = time.monotonic()
     removed = []
