@@ -1,7 +1,9 @@
 """Day-2 scenarios behind the VIP, in network namespaces, with a client that writes only through
-the VIP: restarting all three masters at once (scenario 3), and quorum loss followed by
-force-new-cluster on the survivor and two fresh masters (scenario 5). Each checks that no
-acknowledged write is lost and that exactly one master holds the VIP afterwards."""
+the VIP: restarting all three masters at once (scenario 3), growing to five masters and
+shrinking back (scenario 4), and quorum loss followed by force-new-cluster on the survivor and
+two fresh masters (scenario 5). Each checks that no acknowledged write is lost and that exactly
+one master holds the VIP afterwards. keepalived follows every membership change as the runbook
+says (docs/operations.md, "The VIP when members change")."""
 
 from __future__ import annotations
 
