@@ -18,7 +18,6 @@ import pytest
 
 from hakube.testing import netmasters
 from hakube.testing.netns import Host, Network
-from hakube.testing.netops import hakube_in
 from hakube.testing.netprobe import Probe
 from hakube.testing.vipcluster import VipCluster, measure_until
 from hakube.vip import VipSettings
@@ -67,7 +66,7 @@ def kill_master(host: Host) -> None:
 
 def members_via(rig: Rig, servers: str) -> dict[str, Any]:
     """``hakube members list -o json``, run in the client namespace."""
-    listed = hakube_in(rig.client, "members", "list", "-o", "json", "--server", servers)
+    listed = netmasters.hakube_in(rig.client, "members", "list", "-o", "json", "--server", servers)
     assert listed.returncode == 0, listed.stderr
     return dict(json.loads(listed.stdout))
 
@@ -150,7 +149,7 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
             f"{host.name} to listen",
             POLL,
         )
-        added = hakube_in(
+        added = netmasters.hakube_in(
             rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
             "--api", f"{host.ip}:6443", "--server", operator_servers,
         )  # fmt: skip
@@ -169,7 +168,7 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
     wait_more_writes(rig, 20, f"writes through the VIP on {holder}")
     all_acked = assert_none_lost(rig, VIP, *(h.ip for h in fresh))
     assert [n for n, h in rig.net.hosts.items() if h.has_address(VIP)] == [holder]
-    listed = hakube_in(rig.client, "members", "list", "--server", operator_servers)
+    listed = netmasters.hakube_in(rig.client, "members", "list", "--server", operator_servers)
     print(
         f"quorum loss: force-new-cluster on {survivor.name} served writes via the VIP after "
         f"{recovered:.2f} s (by {by}); then m4 and m5 added; {len(all_acked)} acknowledged "
@@ -192,7 +191,7 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
     for i in (4, 5):
         host = rig.net.add_host(f"m{i}", f"192.0.2.{10 + i}/24")
         netmasters.start_master(host, [*hosts.values(), host])
-        added = hakube_in(
+        added = netmasters.hakube_in(
             rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
             "--api", f"{host.ip}:{netmasters.API_PORT}", "--server", servers,
         )  # fmt: skip
@@ -218,7 +217,7 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
         gone = holder if step == "holder" else listed["leader"]
         if step == "leader" and holder not in rig.hosts and gone not in rig.hosts:
             gone = next(n for n in rig.hosts if n in hosts)  # shrink must drop an original
-        out = hakube_in(rig.client, "members", "remove", gone, "--server", servers)
+        out = netmasters.hakube_in(rig.client, "members", "remove", gone, "--server", servers)
         assert out.returncode == 0, out.stderr
         removed.append(gone)
         left = [n for n in hosts if n not in removed]
@@ -235,7 +234,7 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
 
     # A removed master cannot come back: its name is refused, and restarted on its old data
     # dir (flags naming all five) it is kept out.
-    again = hakube_in(
+    again = netmasters.hakube_in(
         rig.client, "members", "add", removed[0], "--raft", f"{hosts[removed[0]].ip}:7000",
         "--api", f"{hosts[removed[0]].ip}:{netmasters.API_PORT}", "--server", servers,
     )  # fmt: skip
