@@ -85,3 +85,11 @@ def status_via(client: Host, address: str, *, timeout: float = 2.0) -> Status | 
         return None
     name, ready, *leader = res.stdout.split()
     return Status(name, ready == "1", leader[0] if leader else "")
+
+
+def hakube_in(host: Host, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run the ``hakube`` CLI inside ``host`` (e.g. ``members add`` from the client, through
+    the VIP), with this source tree's hakube."""
+    return host.run(
+        [sys.executable, "-m", "hakube", *args], timeout=timeout, check=False, env=env()
+    )

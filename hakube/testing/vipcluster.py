@@ -23,6 +23,11 @@ from hakube.testing import readyz_stub
 from hakube.testing.netns import IFNAME, Host, Network, signal_all
 from hakube.vip import VipSettings, config_test, write_files
 
+RELOADED = "Reload complete"
+"""What keepalived (2.2) logs once a SIGHUP reload is done. A reload keeps each instance's
+state and the check's last result ("considered successful on reload"): the holder keeps the
+VIP."""
+
 
 def measure_until(
     cond: Callable[[], object], timeout: float, what: str, interval: float = 0.01
@@ -76,25 +81,81 @@ class VipCluster:
         deterministic)."""
         self.net = net
         self.vip = vip
+        self._readyz_url = readyz_url
+        self._base = base or VipSettings(
+            vip=vip, interface=IFNAME, interface_address="", peers=(), readyz_url=""
+        )
         self.members: dict[str, Member] = {}
         hosts = list(hosts)
         for i, host in enumerate(hosts):
-            template = base or VipSettings(
-                vip=vip, interface=IFNAME, interface_address="", peers=(), readyz_url=""
+            peers = [h.ip for h in hosts if h is not host]
+            self.members[host.name] = self._configure(host, peers, 100 - i)
+
+    def _configure(self, host: Host, peers: list[str], priority: int) -> Member:
+        """Render and vet ``host``'s keepalived.conf (rewriting it if it exists)."""
+        settings = replace(
+            self._base,
+            vip=self.vip,
+            interface=IFNAME,
+            interface_address=str(host.address),
+            peers=tuple(peers),
+            readyz_url=self._readyz_url(host),
+            priority=priority,
+        )
+        conf, _ = write_files(settings, self.net.workdir / f"keepalived-{host.name}")
+        config_test(conf, netns=host.netns)
+        log = self.net.workdir / f"keepalived-{host.name}.log"
+        return Member(host, settings, conf, log)
+
+    def join(self, host: Host, timeout: float = 15.0) -> None:
+        """Add ``host`` to the VRRP group the way the runbook does (docs/operations.md).
+
+        Each member's config lists its unicast peers and, with ``check_unicast_src``, drops
+        adverts from anyone else. So first every current member is re-rendered with the
+        newcomer as a peer and reloaded (SIGHUP), and only then is keepalived started on the
+        newcomer: started earlier, it would hear no advert from the holder, count it dead and
+        take the VIP as well.
+        """
+        if host.name in self.members:
+            raise ValueError(f"{host.name} is in the VRRP group already")
+        priority = min((m.settings.priority for m in self.members.values()), default=101) - 1
+        peers = [m.host.ip for m in self.members.values()]
+        self.reload(extra={host.name: host}, timeout=timeout)
+        self.members[host.name] = self._configure(host, peers, priority)
+        self.start(host.name)
+
+    def leave(self, name: str, timeout: float = 15.0) -> None:
+        """Take ``name`` out of the VRRP group: stop its keepalived (SIGTERM: if it holds the
+        VIP, its priority-0 goodbye hands it over at once), then re-render the others without
+        it and reload them."""
+        member = self.members[name]
+        if member.proc is not None and member.proc.poll() is None:
+            self.kill(name, signal.SIGTERM)
+            member.proc.wait(timeout)
+        del self.members[name]
+        self.reload(timeout=timeout)
+
+    def reload(self, *, extra: dict[str, Host] | None = None, timeout: float = 15.0) -> None:
+        """Re-render every member's config with the current group (plus ``extra`` hosts as
+        peers) and SIGHUP the running keepalived on each; returns once each has logged that
+        the reload is done."""
+        group = [m.host for m in self.members.values()] + list((extra or {}).values())
+        waiting = []
+        for name, m in list(self.members.items()):
+            peers = [h.ip for h in group if h is not m.host]
+            fresh = self._configure(m.host, peers, m.settings.priority)
+            fresh.proc, fresh.stopping = m.proc, m.stopping
+            self.members[name] = fresh
+            if m.proc is not None and m.proc.poll() is None:
+                before = self.log_text(name).count(RELOADED)
+                signal_all([m.proc.pid], signal.SIGHUP)
+                waiting.append((name, before))
+        for name, before in waiting:
+            measure_until(
+                lambda n=name, b=before: self.log_text(n).count(RELOADED) > b,  # type: ignore[misc]
+                timeout,
+                f"keepalived on {name} to reload",
             )
-            settings = replace(
-                template,
-                vip=vip,
-                interface=IFNAME,
-                interface_address=str(host.address),
-                peers=tuple(h.ip for h in hosts if h is not host),
-                readyz_url=readyz_url(host),
-                priority=100 - i,
-            )
-            conf, _ = write_files(settings, net.workdir / f"keepalived-{host.name}")
-            config_test(conf, netns=host.netns)
-            log = net.workdir / f"keepalived-{host.name}.log"
-            self.members[host.name] = Member(host, settings, conf, log)
 
     def start(self, name: str | None = None) -> None:
         """Start keepalived on one host, or on all."""

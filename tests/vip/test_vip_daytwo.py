@@ -1,20 +1,24 @@
 """Day-2 scenarios behind the VIP, in network namespaces, with a client that writes only through
-the VIP: restarting all three masters at once (scenario 3), and quorum loss followed by
-force-new-cluster on the survivor and two fresh masters (scenario 5). Each checks that no
-acknowledged write is lost and that exactly one master holds the VIP afterwards."""
+the VIP: restarting all three masters at once (scenario 3), growing to five masters and
+shrinking back (scenario 4), and quorum loss followed by force-new-cluster on the survivor and
+two fresh masters (scenario 5). Each checks that no acknowledged write is lost and that exactly
+one master holds the VIP afterwards. keepalived follows every membership change as the runbook
+says (docs/operations.md, "The VIP when members change")."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from hakube.testing import netmasters
 from hakube.testing.netns import Host, Network
-from hakube.testing.netops import VipWriter, hakube_in, names_via
+from hakube.testing.netprobe import Probe
 from hakube.testing.vipcluster import VipCluster, measure_until
 from hakube.vip import VipSettings
 from tests.vip.test_vip_masters import VIP, Rig
@@ -44,9 +48,13 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
                     base=base)  # fmt: skip
     vc.start()
     holder, _ = vc.wait_for_single_holder(60)
-    r = Rig(net, hosts, client, vc, holder, probe=None)  # type: ignore[arg-type]  # own writer
-    r.wait_served_ready([holder], 30)
-    yield r
+    r = Rig(net, hosts, client, vc, holder, Probe(client, VIP))
+    try:
+        r.wait_served_ready([holder], 30)
+        measure_until(lambda: len(r.probe.acked()) > 30, 60, "writes through the VIP", POLL)
+        yield r
+    finally:
+        r.probe.stop()
 
 
 def kill_master(host: Host) -> None:
@@ -56,11 +64,36 @@ def kill_master(host: Host) -> None:
     host.network._reap()
 
 
+def members_via(rig: Rig, servers: str) -> dict[str, Any]:
+    """``hakube members list -o json``, run in the client namespace."""
+    listed = netmasters.hakube_in(rig.client, "members", "list", "-o", "json", "--server", servers)
+    assert listed.returncode == 0, listed.stderr
+    return dict(json.loads(listed.stdout))
+
+
+def voters_via(rig: Rig, servers: str) -> list[str]:
+    return sorted(m["name"] for m in members_via(rig, servers)["members"] if m["voter"])
+
+
+def wait_more_writes(rig: Rig, more: int, what: str) -> None:
+    n = len(rig.probe.acked())
+    measure_until(lambda: len(rig.probe.acked()) >= n + more, 60, what, POLL)
+
+
+def assert_none_lost(rig: Rig, *via: str) -> list[str]:
+    """Stop writing; assert every acknowledged write is listed through each of ``via`` (default
+    the VIP); returns the acknowledged names."""
+    acked = rig.probe.finish()
+    assert len(acked) > 30
+    for address in via or (VIP,):
+        lost = rig.probe.lost(via=address)
+        assert not lost, f"{len(lost)} acknowledged writes missing via {address}: {lost[:5]}"
+    return acked
+
+
 def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
     rig: Rig,
 ) -> None:
-    writer = VipWriter(rig.client, VIP, "s3")
-    measure_until(lambda: len(writer.acked()) > 30, 60, "writes through the VIP")
     hosts = list(rig.hosts.values())
     at = time.monotonic()
     for host in hosts:
@@ -72,12 +105,8 @@ def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
     )
     ready = time.monotonic() - at
     by, served = rig.wait_served_ready(list(rig.hosts), 30)
-    n = len(writer.acked())
-    measure_until(lambda: len(writer.acked()) > n + 20, 60, "writes to resume")
-    acked = writer.finish()
-    stored = names_via(rig.client, VIP)
-    lost = set(acked) - stored
-    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {sorted(lost)[:5]}"
+    wait_more_writes(rig, 20, "writes to resume")
+    acked = assert_none_lost(rig)
     holder, _ = rig.vc.wait_for_single_holder(30)
     print(
         f"restart of all three masters: all ready {ready:.2f} s after the kill, a ready master "
@@ -89,8 +118,6 @@ def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
 def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_write(
     rig: Rig,
 ) -> None:
-    writer = VipWriter(rig.client, VIP, "s5")
-    measure_until(lambda: len(writer.acked()) > 30, 60, "writes through the VIP")
     survivor = rig.hosts[rig.holder]
     for host in rig.hosts.values():
         if host is not survivor:  # gone for good: crashed and unreachable
@@ -100,7 +127,6 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
         lambda: not netmasters.is_ready(survivor), 30, "the survivor to lose quorum", POLL
     )
     measure_until(lambda: not rig.vc.holders(), 30, "the VIP to be released", POLL)
-    acked = set(writer.acked())  # nothing can be acknowledged from here until recovery
 
     at = time.monotonic()
     kill_master(survivor)
@@ -123,27 +149,118 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
             f"{host.name} to listen",
             POLL,
         )
-        added = hakube_in(
+        added = netmasters.hakube_in(
             rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
             "--api", f"{host.ip}:6443", "--server", operator_servers,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
         measure_until(lambda h=host: netmasters.is_ready(h), 60, f"{host.name} ready", POLL)  # type: ignore[misc]
         fresh.append(host)
+        rig.vc.join(host)  # keepalived too, so that the VIP can move to it
+    for name in rig.hosts:
+        if name != survivor.name:
+            rig.vc.leave(name)  # gone for good: out of the VRRP peers as well
 
-    n = len(writer.acked())
-    measure_until(lambda: len(writer.acked()) > n + 20, 60, "writes through the VIP again")
-    all_acked = writer.finish()
-    for address in (VIP, *(h.ip for h in fresh)):
-        stored = names_via(rig.client, address)
-        lost = (acked | set(all_acked)) - stored
-        assert not lost, f"{len(lost)} acknowledged writes missing on {address}"
-    holder, _ = rig.vc.wait_for_single_holder(30)
-    assert holder == survivor.name
-    listed = hakube_in(rig.client, "members", "list", "--server", operator_servers)
+    wait_more_writes(rig, 20, "writes through the VIP again")
+    # The VIP can move to a fresh master: stop keepalived on the survivor (as for maintenance).
+    rig.vc.kill(survivor.name, signal.SIGTERM)
+    holder, _ = rig.vc.wait_for_single_holder(30, among=[h.name for h in fresh])
+    wait_more_writes(rig, 20, f"writes through the VIP on {holder}")
+    all_acked = assert_none_lost(rig, VIP, *(h.ip for h in fresh))
+    assert [n for n, h in rig.net.hosts.items() if h.has_address(VIP)] == [holder]
+    listed = netmasters.hakube_in(rig.client, "members", "list", "--server", operator_servers)
     print(
         f"quorum loss: force-new-cluster on {survivor.name} served writes via the VIP after "
         f"{recovered:.2f} s (by {by}); then m4 and m5 added; {len(all_acked)} acknowledged "
         f"writes, none lost; VIP on {holder}\n{listed.stdout}"
     )
     assert "m4" in listed.stdout and "m5" in listed.stdout
+
+
+def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vip(
+    rig: Rig,
+) -> None:
+    """Scenario 4. Each new master gets its own host, is started with the current members as
+    peers, added with ``hakube members add`` through the VIP, and joins the VRRP group once
+    ready (the others' keepalived re-rendered and reloaded first). Then the VIP holder is
+    removed in one step -- its master drops out of the quorum, its check fails and the VIP
+    moves -- and then whichever master leads (the CLI moves leadership away first)."""
+    servers = f"{VIP}:{netmasters.API_PORT}"
+    hosts = dict(rig.hosts)
+    at = time.monotonic()
+    for i in (4, 5):
+        host = rig.net.add_host(f"m{i}", f"192.0.2.{10 + i}/24")
+        netmasters.start_master(host, [*hosts.values(), host])
+        added = netmasters.hakube_in(
+            rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
+            "--api", f"{host.ip}:{netmasters.API_PORT}", "--server", servers,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        measure_until(lambda h=host: netmasters.is_ready(h), 60, f"{host.name} ready", POLL)  # type: ignore[misc]
+        hosts[host.name] = host
+        rig.vc.join(host)
+        wait_more_writes(rig, 10, f"writes through the VIP with {host.name} added")
+    grown = time.monotonic() - at
+    grow_pause = rig.probe.longest_pause(since=at)
+    assert voters_via(rig, servers) == sorted(hosts)
+    holder, _ = rig.vc.wait_for_single_holder(30)
+    # Joined in the right order, a newcomer hears the holder from its first moment and never
+    # takes the VIP (started before the others listed it, it would within ~2 s: two holders).
+    for name in ("m4", "m5"):
+        assert "Entering BACKUP STATE" in rig.vc.log_text(name)
+        assert "Entering MASTER STATE" not in rig.vc.log_text(name), f"{name} took the VIP"
+
+    at = time.monotonic()
+    removed = []
+    for step in ("holder", "leader"):
+        listed = members_via(rig, servers)
+        gone = holder if step == "holder" else listed["leader"]
+        if step == "leader" and holder not in rig.hosts and gone not in rig.hosts:
+            gone = next(n for n in rig.hosts if n in hosts)  # shrink must drop an original
+        out = netmasters.hakube_in(rig.client, "members", "remove", gone, "--server", servers)
+        assert out.returncode == 0, out.stderr
+        removed.append(gone)
+        left = [n for n in hosts if n not in removed]
+        # A removed holder's master drops out of the quorum: its check fails, the VIP moves.
+        rig.vc.wait_for_single_holder(30, among=left)
+        rig.vc.leave(gone)
+        kill_master(hosts[gone])
+        wait_more_writes(rig, 10, f"writes through the VIP after removing {gone}")
+    shrunk = time.monotonic() - at
+    shrink_pause = rig.probe.longest_pause(since=at)
+    left = [n for n in hosts if n not in removed]
+    assert voters_via(rig, servers) == sorted(left)
+    assert any(n in rig.hosts for n in removed), f"no original master among {removed}"
+
+    # A removed master cannot come back: its name is refused, and restarted on its old data
+    # dir (flags naming all five) it is kept out.
+    again = netmasters.hakube_in(
+        rig.client, "members", "add", removed[0], "--raft", f"{hosts[removed[0]].ip}:7000",
+        "--api", f"{hosts[removed[0]].ip}:{netmasters.API_PORT}", "--server", servers,
+    )  # fmt: skip
+    assert again.returncode == 1 and "never reused" in again.stderr, again.stderr
+    stale = hosts[removed[1]]
+    netmasters.start_master(stale, list(hosts.values()))
+
+    # Membership survives a restart: a remaining master that does not hold the VIP, started
+    # with flags naming all five, comes back as one of three.
+    holder, _ = rig.vc.wait_for_single_holder(30, among=left)
+    other = hosts[next(n for n in left if n != holder)]
+    kill_master(other)
+    netmasters.start_master(other, list(hosts.values()))
+    measure_until(lambda: netmasters.is_ready(other), 60, f"{other.name} ready again", POLL)
+    wait_more_writes(rig, 10, "writes through the VIP after the restart")
+
+    acked = assert_none_lost(rig)
+    listed = members_via(rig, servers)
+    assert sorted(m["name"] for m in listed["members"] if m["voter"]) == sorted(left)
+    assert sorted(listed["removed"]) == sorted(removed)
+    assert not netmasters.is_ready(stale), f"removed {stale.name} is ready again"
+    holder, _ = rig.vc.wait_for_single_holder(30, among=left)
+    assert [n for n, h in hosts.items() if h.has_address(VIP)] == [holder]
+    print(
+        f"grow 3 -> 5 in {grown:.1f} s (longest pause between acknowledged writes "
+        f"{grow_pause:.2f} s), shrink 5 -> 3 removing {', '.join(removed)} in {shrunk:.1f} s "
+        f"(longest pause {shrink_pause:.2f} s); {len(acked)} acknowledged writes through the "
+        f"VIP, none lost; VIP on {holder}"
+    )
