@@ -26,16 +26,22 @@ Clock = Callable[[float], None]
 
 @pytest.fixture
 def clock(tmp_path: Any) -> Iterator[tuple[str, Clock, float]]:
-    """(clock file, set(t), T0): T0 is a whole minute after the CronJobs' creation."""
+    """(clock file, set(t), T0): T0 is a whole minute after the CronJobs' creation.
+
+    The clock starts at the real time, which is at or before any CronJob's creation, so no
+    scheduled time lies between the creation and the clock until a test moves it. (Starting it
+    at T0 - 30 s put the minute before T0 in that gap whenever the CronJob was created in the
+    same real minute, and a controller that synced before the test moved the clock ran it.)"""
     path = str(tmp_path / "now")
-    t0 = float(math.ceil(time.time() / 60) * 60 + 60)
+    now = time.time()
+    t0 = float(math.ceil(now / 60) * 60 + 60)
 
     def set_clock(t: float) -> None:
         with open(path + ".tmp", "w") as f:
             f.write(repr(t))
         os.replace(path + ".tmp", path)
 
-    set_clock(t0 - 30)
+    set_clock(now)
     yield path, set_clock, t0
 
 
