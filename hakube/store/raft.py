@@ -44,6 +44,8 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from hakube.store import encoding
 from hakube.store.durable import DurableJournal
 from hakube.store.fsm import StoreFSM
+from hakube.store.prevote import TYPES as PREVOTE_TYPES
+from hakube.store.prevote import PreVote
 from hakube.store.proposer import Proposer
 
 encoding.install()
@@ -88,6 +90,9 @@ class RaftSettings:
     """Seconds between connection attempts to a peer that is down. pysyncobj's default of 5 s
     delays a restarted or newly added master's return by up to 5 s; an attempt is one
     non-blocking connect, so trying every second costs nothing measurable."""
+    pre_vote: bool = True
+    """Ask the others before starting an election (hakube.store.prevote): a member cut off from
+    a healthy leader then never raises its term and rejoins without forcing an election."""
     extra: dict[str, object] = field(default_factory=dict)
     """Further SyncObjConf keyword arguments (tests)."""
 
@@ -186,6 +191,11 @@ class RaftNode:
         )
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
                                consumers=[fsm])
+        self.prevote: PreVote | None = None
+        if settings.pre_vote:
+            period = conf.appendEntriesPeriod
+            quiet = max(2 * period, settings.election_timeout_min - period)
+            self.prevote = PreVote(self.syncobj, quiet)
         self._install_append_entries_guard()
         self.durable: DurableJournal | None = None
         if settings.fsync:
@@ -212,8 +222,16 @@ class RaftNode:
 
         next_index: dict[object, int] = so._SyncObj__raftNextIndex  # type: ignore[attr-defined]
 
+        prevote = self.prevote
+
         def on_message(node: object, message: dict[str, object]) -> None:
             kind = message.get("type")
+            if prevote is not None:
+                if kind in PREVOTE_TYPES:
+                    prevote.receive(node, message)
+                    return
+                if kind == "append_entries" and message["term"] >= so.raftCurrentTerm:  # type: ignore[operator]
+                    prevote.heard_leader()
             if kind == "append_entries" and "prevLogIdx" in message \
                     and "transmission" not in message:
                 _trim_known_entries(message, raft_log)
@@ -236,6 +254,8 @@ class RaftNode:
     def _tick(self) -> None:
         while self._on_raft_thread:
             self._on_raft_thread.popleft()()
+        if self.prevote is not None:
+            self.prevote.tick()
         now = time.monotonic()
         if now - self._last_tick < 0.05:
             return

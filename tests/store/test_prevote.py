@@ -1,0 +1,106 @@
+"""Pre-vote: a member that cannot hear a healthy leader must not raise its term, so that it
+rejoins without forcing an election; elections after a real leader loss still happen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hakube.store import fsm as store
+from hakube.store.raft import RaftNode
+from hakube.testing.raft import InProcessCluster
+from hakube.testing.wait import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Cut:
+    """Drop every Raft message to and from one member while its TCP connections stay up (as
+    when packets are dropped on the way): pysyncobj goes on believing it is connected."""
+
+    def __init__(self, c: InProcessCluster, victim: str) -> None:
+        self.saved: dict[str, Any] = {}
+        addr = c.addrs[victim]
+        for name, node in c.nodes.items():
+            transport = node.syncobj._SyncObj__transport  # type: ignore[attr-defined]
+            original = transport.send
+            self.saved[name] = (transport, original)
+
+            def send(
+                n: Any, msg: Any, original: Any = original, alone: bool = name == victim
+            ) -> bool:
+                if alone or n.address == addr:
+                    return True  # "sent", never delivered
+                return bool(original(n, msg))
+
+            transport.send = send
+
+    def heal(self) -> None:
+        for transport, original in self.saved.values():
+            transport.send = original
+
+
+def term(node: RaftNode) -> int:
+    return int(node.syncobj.raftCurrentTerm)
+
+
+def start3(raft_cluster: Callable[..., InProcessCluster], **settings: object) -> InProcessCluster:
+    c = raft_cluster(3, **settings)
+    for name in c.addrs:
+        c.start(name)
+    return c
+
+
+def cut_follower_for_a_while(c: InProcessCluster) -> tuple[RaftNode, str, int]:
+    """Cut a follower off for about four election timeouts; returns (leader, victim, term)."""
+    leader = c.leader()
+    before = term(leader)
+    victim = next(n for n, node in c.nodes.items() if node is not leader)
+    cut = Cut(c, victim)
+    node = c.nodes[victim]
+    # The victim's election timer runs out again and again (0.4-1.4 s each).
+    wait_for(lambda: (node.prevote.rounds_started if node.prevote else term(node) - before) >= 3,
+             20, f"{victim} to try several elections")  # fmt: skip
+    cut.heal()
+    return leader, victim, before
+
+
+def test_a_member_cut_off_from_a_healthy_leader_rejoins_without_an_election(
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
+    c = start3(raft_cluster)
+    leader, victim, before = cut_follower_for_a_while(c)
+    node = c.nodes[victim]
+    assert term(node) == before, "the cut-off member raised its term"
+    assert node.prevote is not None and node.prevote.elections_allowed == 0
+    wait_for(lambda: node.leader_name() == leader.settings.name, 10, f"{victim} to follow again")
+    res = leader.proposer.submit(("c", "", "Pod", "default", "after", b"v", {}, {}, 0)).result(10)
+    assert res[0] == store.OK
+    wait_for(lambda: node.fsm.get("Pod", "default", "after") is not None, 10, "catch-up")
+    assert leader.is_leader() and {term(n) for n in c.nodes.values()} == {before}
+
+
+def test_without_pre_vote_the_returning_member_forces_an_election(
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
+    """The control: what pysyncobj does alone (shows the test above can fail)."""
+    c = start3(raft_cluster, pre_vote=False)
+    leader, victim, before = cut_follower_for_a_while(c)
+    assert term(c.nodes[victim]) > before
+    wait_for(lambda: term(leader) > before, 10, "the leader to see the higher term")
+
+
+def test_members_still_elect_a_leader_when_the_leader_dies(
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
+    c = start3(raft_cluster)
+    leader = c.leader()
+    old = next(n for n, node in c.nodes.items() if node is leader)
+    c.stop(old)
+    new = c.leader(10)
+    assert new is not leader
+    assert new.prevote is not None and new.prevote.elections_allowed >= 1
+    res = new.proposer.submit(("c", "", "Pod", "default", "x", b"v", {}, {}, 0)).result(10)
+    assert res[0] == store.OK
