@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 
+from hakube import procs
 from hakube.cri.client import DEFAULT_ENDPOINT
 
 
@@ -38,10 +38,7 @@ class LocalAgents:
         self.agents: list[LocalAgent] = []
 
     def command(self, name: str, index: int = 1) -> list[str]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "hakube",
+        cmd = procs.hakube_argv(
             "agent",
             "--node-name",
             name,
@@ -55,7 +52,7 @@ class LocalAgents:
             "127.0.0.1",
             "--runtime",
             self.runtime,
-        ]
+        )
         if self.runtime == "containerd":
             cmd += ["--cri-endpoint", self.cri_endpoint]
         else:
@@ -67,13 +64,7 @@ class LocalAgents:
         for i in range(1, n + 1):
             name = f"node-{i}"
             log_path = os.path.join(self.data_dir, f"{name}.log")
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    self.command(name, i),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            proc = procs.spawn(self.command(name, i), log_path)
             self.agents.append(LocalAgent(name, log_path, proc))
         return self.agents
 
@@ -82,12 +73,4 @@ class LocalAgents:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM every agent (containers keep running; a restarted agent adopts them)."""
-        for a in self.agents:
-            if a.proc.poll() is None:
-                a.proc.terminate()
-        for a in self.agents:
-            try:
-                a.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                a.proc.kill()
-                a.proc.wait(5)
+        procs.stop([a.proc for a in self.agents], timeout)

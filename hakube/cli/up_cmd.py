@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from hakube import procs
 from hakube.agent.local import LocalAgents
 from hakube.cli.up_components import UpComponents
 from hakube.client.config import ClientConfig, config_path, write_client_config
@@ -328,11 +329,8 @@ class Up:
             self.agents.stop()
         self.components.stop()
         print("hakube up: stopping masters", flush=True)
+        procs.stop([m.proc for m in self.cluster.masters if m.proc is not None], timeout=10)
         for m in self.cluster.masters:
-            if m.alive and m.proc is not None:
-                m.proc.terminate()
-        for m in self.cluster.masters:
-            self.cluster.terminate(m, timeout=10)
             try:
                 os.unlink(self._pid_file(m))
             except OSError:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
+
+from hakube import procs
 
 COMPONENTS = ("scheduler", "controller-manager")
 
@@ -36,20 +37,10 @@ class UpComponents:
         return os.path.join(self.data_dir, f"{name}.log")
 
     def _start(self, name: str) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "hakube",
-            name,
-            "--servers",
-            ",".join(self.endpoints),
-            "--identity",
-            f"up-{os.getpid()}-{name}",
-        ]
-        with open(self.log_path(name), "ab") as log:
-            self.procs[name] = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        argv = procs.hakube_argv(
+            name, "--servers", ",".join(self.endpoints), "--identity", f"up-{os.getpid()}-{name}"
+        )
+        self.procs[name] = procs.spawn(argv, self.log_path(name))
 
     def start(self) -> None:
         for name in COMPONENTS:
@@ -83,12 +74,4 @@ class UpComponents:
 
     def stop(self) -> None:
         """SIGTERM (they release their leases), then wait; kill what does not stop."""
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        procs.stop(self.procs.values())

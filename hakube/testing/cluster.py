@@ -11,13 +11,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 
 import grpc
 
+from hakube import procs
 from hakube.api.v1 import api_pb2, api_pb2_grpc
 
 
@@ -84,10 +84,7 @@ class LocalCluster:
 
     def command(self, m: MasterProc) -> list[str]:
         peers = ",".join(f"{o.name}={o.raft}" for o in self.masters if o is not m)
-        return [
-            sys.executable,
-            "-m",
-            "hakube",
+        return procs.hakube_argv(
             "master",
             "--name",
             m.name,
@@ -102,19 +99,11 @@ class LocalCluster:
             "--metrics-listen",
             m.metrics,
             *m.extra_args,
-        ]
+        )
 
     def start(self, m: MasterProc) -> None:
         os.makedirs(self.base_dir, exist_ok=True)
-        log = open(m.log_path, "ab")  # noqa: SIM115 - handed to the child
-        m.proc = subprocess.Popen(
-            self.command(m),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-        )
-        log.close()
+        m.proc = procs.spawn(self.command(m), m.log_path, env=self.env)
 
     def start_all(self, wait: float = 30.0) -> LocalCluster:
         for m in self.masters:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
+
+from hakube import procs
 
 FAST_ELECTION = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
 
@@ -27,10 +28,7 @@ class ComponentProcs:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, identity: str, *args: str) -> subprocess.Popen[bytes]:
-        argv = [
-            sys.executable,
-            "-m",
-            "hakube",
+        argv = procs.hakube_argv(
             "--log-level",
             self.log_level,
             self.command,
@@ -41,10 +39,8 @@ class ComponentProcs:
             *FAST_ELECTION,
             *self.extra_args,
             *args,
-        ]
-        log = open(os.path.join(self.log_dir, f"{self.command}-{identity}.log"), "ab")  # noqa: SIM115
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        )
+        proc = procs.spawn(argv, os.path.join(self.log_dir, f"{self.command}-{identity}.log"))
         self.procs[identity] = proc
         return proc
 
@@ -59,15 +55,7 @@ class ComponentProcs:
             return f.read().decode(errors="replace")
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        procs.stop(self.procs.values())
 
     def __enter__(self) -> ComponentProcs:
         return self

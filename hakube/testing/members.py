@@ -13,6 +13,7 @@ import threading
 
 import grpc
 
+from hakube import procs
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
 from hakube.testing.wait import wait_for
@@ -68,12 +69,7 @@ def restart_all(
 ) -> None:
     """Stop every master at once (SIGTERM to all, then wait), then start them all, with flags
     naming ``peers`` (if given) as the peers, and wait until they are ready."""
-    live = [m for m in cluster.masters if m.alive]
-    for m in live:
-        assert m.proc is not None
-        m.proc.terminate()
-    for m in live:
-        cluster.terminate(m)
+    procs.stop([m.proc for m in cluster.masters if m.proc is not None and m.alive], timeout=10)
     for m in cluster.masters:
         if peers is not None:
             with_stale_peers(m, peers)
