@@ -33,24 +33,33 @@ def set_running(
     client: Client, name: str, namespace: str = "default", *, ip: str = "", ready: bool = True
 ) -> pod_pb2.Pod:
     """Phase Running with ``ip`` (a fresh one by default) and condition Ready=ready."""
-    pod = client.pods.get(name, namespace=namespace)
+    return _write(client, running(client.pods.get(name, namespace=namespace), ip=ip, ready=ready))
+
+
+def running(pod: pod_pb2.Pod, *, ip: str = "", ready: bool = True) -> pod_pb2.Pod:
+    """A copy of ``pod`` with the status an agent reports once its containers run: phase
+    Running, a pod IP (``ip``, the pod's own, or a fresh one), running container states, and
+    conditions ContainersReady and Ready set to ``ready``."""
+    out = pod_pb2.Pod()
+    out.CopyFrom(pod)
+    pod = out
     now = rfc3339()
     pod.status.phase = "Running"
     pod.status.pod_ip = ip or pod.status.pod_ip or next_ip()
     del pod.status.pod_ips[:]
     pod.status.pod_ips.add(ip=pod.status.pod_ip)
     pod.status.start_time = pod.status.start_time or now
-    kept = [c for c in pod.status.conditions if c.type != "Ready"]
+    kept = [c for c in pod.status.conditions if c.type not in ("Ready", "ContainersReady")]
     del pod.status.conditions[:]
     pod.status.conditions.extend(kept)
-    pod.status.conditions.add(
-        type="Ready", status="True" if ready else "False", last_transition_time=now
-    )
+    for type_ in ("ContainersReady", "Ready"):
+        status = "True" if ready else "False"
+        pod.status.conditions.add(type=type_, status=status, last_transition_time=now)
     del pod.status.container_statuses[:]
     for spec in pod.spec.containers:
         st = pod.status.container_statuses.add(name=spec.name, image=spec.image, ready=ready)
         st.state.running.started_at = now
-    return _write(client, pod)
+    return pod
 
 
 def set_finished(

@@ -1,24 +1,24 @@
 """TEST STAND-IN for the node agent: makes pods "run" without containers. Tests only.
 
-Until the real agent (issue 4) lands, controller tests need pods that get scheduled, become
-Running/Ready and honour graceful deletion. ``StandInKubelet`` registers one Node, binds every
+Controller tests need pods that get scheduled, become Running/Ready on cue and honour graceful
+deletion, in-process and in milliseconds. ``StandInKubelet`` registers one Node, binds every
 pending pod of its namespaces to it, marks bound pods Running and Ready (after ``ready_delay``
-seconds, unless ``never_ready(pod)`` says the pod's "containers" do not come up), and removes
-pods marked for deletion with grace 0, as a kubelet does once containers have stopped. It does
-nothing else: no containers, no probes, no node lease. Replace its uses with the agent's
-simulated nodes once those exist.
+seconds, unless ``never_ready(pod)`` says the pod's "containers" do not come up; the status is
+the one ``hakube.testing.podphases.running`` builds), and removes pods marked for deletion with
+grace 0, as a kubelet does once containers have stopped. It does nothing else: no containers, no
+probes, no node lease. Tests of the real path run ``hakube agent`` (tests/agent, and simulated
+agents in ``hakube up``); this stand-in exists for the timing control those cannot give.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
-from hakube.controllers.podutil import rfc3339
 from hakube.controllers.workqueue import ShutDown, WorkQueue
+from hakube.testing.podphases import running
 
 
 class StandInKubelet:
@@ -106,21 +106,3 @@ class StandInKubelet:
                 self.client.pods.update_status(running(pod))
         except (errors.NotFound, errors.Conflict):
             pass  # gone or changed; a newer event brings it back
-
-
-def running(pod: pod_pb2.Pod, now: float | None = None) -> pod_pb2.Pod:
-    """``pod`` with the status a kubelet reports once all containers are up and ready."""
-    import time
-
-    stamp = rfc3339(time.time() if now is None else now)
-    out = pod_pb2.Pod()
-    out.CopyFrom(pod)
-    st: Any = out.status
-    st.phase = "Running"
-    st.start_time = st.start_time or stamp
-    kept = [c for c in st.conditions if c.type not in ("Ready", "ContainersReady")]
-    del st.conditions[:]
-    st.conditions.extend(kept)
-    for t in ("ContainersReady", "Ready"):
-        st.conditions.add(type=t, status="True", last_transition_time=stamp)
-    return out

@@ -213,10 +213,14 @@ def test_an_opted_in_deployment_rolls_itself_back_when_stuck(
     rss = replicasets(client, "auto")
     assert sorted(rss) == [2, 3]
     assert rss[2].metadata.annotations.get(du.PROGRESS_FAILED) == "true"
-    reasons = {
-        e.reason for e in client.events.list(namespace=NS).items if e.involved_object.name == "auto"
-    }
-    assert {"ProgressDeadlineExceeded", "DeploymentRollback"} <= reasons
+
+    def reasons() -> set[str]:  # the recorder sends events in the background
+        events = client.events.list(namespace=NS).items
+        return {e.reason for e in events if e.involved_object.name == "auto"}
+
+    wait_for(
+        lambda: {"ProgressDeadlineExceeded", "DeploymentRollback"} <= reasons(), 10, "the events"
+    )
 
 
 def test_scaling_a_stuck_rollout_shares_the_new_pods_proportionally(
