@@ -19,7 +19,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import grpc
 
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
+from hakube.testing.cluster import free_ports
 
 ETCD = "etcd"
 """Binary name; Debian's etcd-server package installs /usr/bin/etcd."""
@@ -38,20 +38,6 @@ ETCD = "etcd"
 PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 """Prefix that makes the kernel SIGKILL a member when the thread that started it dies, so a
 benchmark killed with -9 leaves no etcd behind. setpriv (util-linux) execs etcd: same pid."""
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct TCP ports on 127.0.0.1 that were free a moment ago (bound, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def etcd_version(binary: str = ETCD) -> str:
