@@ -37,7 +37,6 @@ from typing import Any
 
 from bench.machine import CpuMeter, describe, foreign_cpu
 from hakube.api.v1 import pod_pb2
-from hakube.cli.up_cmd import bootstrapped
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster, free_ports
 from hakube.testing.components import ComponentProcs
@@ -116,7 +115,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods, "stream_pods": args.stream_pods}
     base = tempfile.mkdtemp(prefix="schedbench-")
     with LocalCluster(base, 3) as cluster, Client(cluster.endpoints(), timeout=30) as client:
-        wait_for(lambda: bootstrapped(cluster.endpoints()), 60, "the standard namespaces")
         client.namespaces.create(_ns("bench"))
         sim = SimNodes(client, renew_interval=args.lease_renew)
         t0 = time.monotonic()
