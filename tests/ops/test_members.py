@@ -13,7 +13,7 @@ import pytest
 
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.members import Writer, hakube, new_master, restart_all
+from hakube.testing.members import Writer, hakube, new_master, restart_all, wait_listening
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -152,3 +152,43 @@ def test_a_member_added_after_log_compaction_gets_the_dump_and_keeps_its_members
         assert voters(c) == ["m1", "m2", "m3", "m4"]
         listed = json.loads(Path(m4.data_dir, "members.json").read_text())
         assert sorted(listed["peers"]) == ["m1", "m2", "m3"]
+
+
+def test_a_dead_master_is_replaced_by_a_fresh_one_while_writes_go_on(tmp_path: Path) -> None:
+    """The day-2 routine after losing a machine: remove the dead member, add a new one on a
+    fresh data dir, never losing the quorum (and so never stopping writes)."""
+    c = LocalCluster(str(tmp_path / "c"), 3)
+    with c:
+        dead = c.leader()  # the worst case: it led
+        c.kill(dead)
+        live = [m for m in c.masters if m is not dead]
+        writer = Writer(Api([m.api for m in live]), "r")
+        writer.start()
+        wait_for(lambda: len(writer.acked) > 20, 30, "writes on the two survivors")
+
+        removed = hakube("members", "remove", dead.name, "--server", live[0].api)
+        assert removed.returncode == 0, removed.stderr
+        c.masters.remove(dead)
+        m4 = new_master(c, "m4")
+        added = hakube(
+            "members", "add", "m4", "--raft", m4.raft, "--api", m4.api, "--server", live[0].api
+        )
+        assert added.returncode == 0, added.stderr
+        c.start(m4)
+        c.wait_ready([m4], timeout=60)
+        assert voters(c) == sorted(m.name for m in c.masters)
+        acked = len(writer.acked)
+        wait_for(lambda: len(writer.acked) > acked + 20, 30, "writes after the replacement")
+        writer.finish()
+        assert not writer.failed, f"writes failed during the replacement: {writer.failed[:3]}"
+
+        # The dead machine comes back on its old disk: it is no member and stays out.
+        c.start(dead)
+        wait_listening(dead.api)
+        watch_until = time.monotonic() + 5  # long enough for several election timeouts
+        while time.monotonic() < watch_until:
+            assert not c.is_ready(dead), "the removed master became ready again"
+        assert voters(c) == sorted(m.name for m in c.masters)
+        stored = Api([m4.api]).names(via=0)
+        lost = set(writer.acked) - stored
+        assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {sorted(lost)[:5]}"
