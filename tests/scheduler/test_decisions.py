@@ -26,6 +26,13 @@ def sel(**labels: str) -> dict[str, object]:
     return {"matchLabels": labels}
 
 
+def node_affinity(*exprs: dict[str, object]) -> dict[str, object]:
+    """Required node affinity: one node selector term holding ``exprs``."""
+    term = {"matchExpressions": list(exprs)}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [term]}}}  # fmt: skip
+
+
 CASES = [
     Case(
         "the only node with room wins",
@@ -99,19 +106,7 @@ CASES = [
         lambda: cluster([node("a", labels={ZONE: "z1"}), node("b", labels={ZONE: "z2"})]),
         lambda: pod(
             "p",
-            affinity={
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchExpressions": [
-                                    {"key": ZONE, "operator": "In", "values": ["z2"]}
-                                ]
-                            }
-                        ]
-                    }
-                }
-            },
+            affinity=node_affinity({"key": ZONE, "operator": "In", "values": ["z2"]}),
         ),
         node="b",
     ),
@@ -126,20 +121,10 @@ CASES = [
         ),
         lambda: pod(
             "p",
-            affinity={
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchExpressions": [
-                                    {"key": ZONE, "operator": "NotIn", "values": ["z1"]},
-                                    {"key": "gpu", "operator": "DoesNotExist"},
-                                ]
-                            }
-                        ]
-                    }
-                }
-            },
+            affinity=node_affinity(
+                {"key": ZONE, "operator": "NotIn", "values": ["z1"]},
+                {"key": "gpu", "operator": "DoesNotExist"},
+            ),
         ),
         node="b",
     ),
@@ -148,20 +133,10 @@ CASES = [
         lambda: cluster([node("a", labels={"cores": "4"}), node("b", labels={"cores": "64"})]),
         lambda: pod(
             "p",
-            affinity={
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchExpressions": [
-                                    {"key": "cores", "operator": "Gt", "values": ["8"]},
-                                    {"key": "cores", "operator": "Exists"},
-                                ]
-                            }
-                        ]
-                    }
-                }
-            },
+            affinity=node_affinity(
+                {"key": "cores", "operator": "Gt", "values": ["8"]},
+                {"key": "cores", "operator": "Exists"},
+            ),
         ),
         node="b",
     ),
@@ -170,19 +145,7 @@ CASES = [
         lambda: cluster([node("a", labels={"cores": "4"}), node("b", labels={"cores": "64"})]),
         lambda: pod(
             "p",
-            affinity={
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchExpressions": [
-                                    {"key": "cores", "operator": "Lt", "values": ["8"]}
-                                ]
-                            }
-                        ]
-                    }
-                }
-            },
+            affinity=node_affinity({"key": "cores", "operator": "Lt", "values": ["8"]}),
         ),
         node="a",
     ),
