@@ -11,6 +11,7 @@ from hakube.scheduler.cache import Cache
 from tests.scheduler.state import cluster, node, pod, schedule
 
 ZONE = "topology.kubernetes.io/zone"
+HOST = "kubernetes.io/hostname"
 
 
 @dataclass
@@ -31,6 +32,17 @@ def node_affinity(*exprs: dict[str, object]) -> dict[str, object]:
     term = {"matchExpressions": list(exprs)}
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [term]}}}  # fmt: skip
+
+
+def pod_affinity(
+    kind: str, app: str, topology: str = HOST, *, preferred: bool = False
+) -> dict[str, object]:
+    """``kind`` (podAffinity or podAntiAffinity) towards pods labelled app=``app``."""
+    term = {"labelSelector": sel(app=app), "topologyKey": topology}
+    if preferred:
+        return {kind: {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}  # fmt: skip
+    return {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
 
 
 CASES = [
@@ -257,13 +269,7 @@ CASES = [
         ),
         lambda: pod(
             "p",
-            affinity={
-                "podAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": sel(app="db"), "topologyKey": ZONE}
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAffinity", "db", ZONE),
         ),
         node="c",
     ),
@@ -272,13 +278,7 @@ CASES = [
         lambda: cluster([node("a", labels={ZONE: "z1"})]),
         lambda: pod(
             "p",
-            affinity={
-                "podAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": sel(app="db"), "topologyKey": ZONE}
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAffinity", "db", ZONE),
         ),
         message="0/1 nodes are available: 1 node(s) didn't match pod affinity rules.",
     ),
@@ -288,13 +288,7 @@ CASES = [
         lambda: pod(
             "p",
             labels={"app": "web"},
-            affinity={
-                "podAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": sel(app="web"), "topologyKey": ZONE}
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAffinity", "web", ZONE),
         ),
         node="a",
     ),
@@ -306,13 +300,7 @@ CASES = [
         lambda: pod(
             "p",
             labels={"app": "web"},
-            affinity={
-                "podAntiAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": sel(app="web"), "topologyKey": "kubernetes.io/hostname"}
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAntiAffinity", "web"),
         ),
         node="b",
     ),
@@ -322,13 +310,7 @@ CASES = [
         lambda: pod(
             "p",
             labels={"app": "web"},
-            affinity={
-                "podAntiAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": sel(app="web"), "topologyKey": "kubernetes.io/hostname"}
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAntiAffinity", "web"),
         ),
         message="0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules.",
     ),
@@ -340,16 +322,7 @@ CASES = [
                 pod(
                     "loner",
                     node_name="a",
-                    affinity={
-                        "podAntiAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": [
-                                {
-                                    "labelSelector": sel(app="web"),
-                                    "topologyKey": "kubernetes.io/hostname",
-                                }
-                            ]
-                        }
-                    },
+                    affinity=pod_affinity("podAntiAffinity", "web"),
                 )
             ],
         ),
@@ -364,13 +337,7 @@ CASES = [
         ),
         lambda: pod(
             "p",
-            affinity={
-                "podAntiAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": sel(app="web"), "topologyKey": "kubernetes.io/hostname"}
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAntiAffinity", "web"),
         ),
         node="a",
     ),
@@ -382,19 +349,7 @@ CASES = [
         ),
         lambda: pod(
             "p",
-            affinity={
-                "podAffinity": {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [
-                        {
-                            "weight": 100,
-                            "podAffinityTerm": {
-                                "labelSelector": sel(app="cache"),
-                                "topologyKey": "kubernetes.io/hostname",
-                            },
-                        }
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAffinity", "cache", preferred=True),
         ),
         node="b",
     ),
@@ -405,19 +360,7 @@ CASES = [
         ),
         lambda: pod(
             "p",
-            affinity={
-                "podAntiAffinity": {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [
-                        {
-                            "weight": 100,
-                            "podAffinityTerm": {
-                                "labelSelector": sel(app="web"),
-                                "topologyKey": "kubernetes.io/hostname",
-                            },
-                        }
-                    ]
-                }
-            },
+            affinity=pod_affinity("podAntiAffinity", "web", preferred=True),
         ),
         node="b",
     ),
