@@ -58,13 +58,7 @@ class Deployment:
 
     def play(self) -> subprocess.CompletedProcess[str]:
         """Run the playbook; fails the test with its output if it fails."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HAKUBE_", "ANSIBLE_"))}
-        env.update(
-            ANSIBLE_CONFIG=str(PLAYBOOK_DIR / "ansible.cfg"),
-            ANSIBLE_HOME=str(self.root / "ansible-home"),
-            ANSIBLE_LOCAL_TEMP=str(self.root / "ansible-tmp"),
-            ANSIBLE_NOCOLOR="1",
-        )
+        env = ansible_env(self.root)
         proc = subprocess.run(
             ["ansible-playbook", "-i", str(self.inventory), str(PLAYBOOK_DIR / "site.yml")],
             cwd=PLAYBOOK_DIR,
@@ -106,6 +100,20 @@ class Deployment:
 
     def vip_holders(self) -> list[str]:
         return [n for n in MASTERS if self.hosts[n].has_address(VIP)]
+
+
+def ansible_env(workdir: Path) -> dict[str, str]:
+    """Ansible's environment for a test: this tree's ansible.cfg, its state kept in
+    ``workdir``, nothing inherited that would change what hakube or Ansible do."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HAKUBE_", "ANSIBLE_"))}
+    env.update(
+        ANSIBLE_CONFIG=str(PLAYBOOK_DIR / "ansible.cfg"),
+        ANSIBLE_HOME=str(workdir / "ansible-home"),
+        ANSIBLE_LOCAL_TEMP=str(workdir / "ansible-tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="false",
+    )
+    return env
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
