@@ -12,12 +12,13 @@ import shutil
 import pytest
 
 from hakube.testing.netns import unavailable_reason
+from tests.ansible.tools import ansible_tool
 from tests.conftest import require
 
 
 @pytest.fixture(scope="session")
 def deploy_prerequisites() -> None:
-    if shutil.which("ansible-playbook") is None:
+    if ansible_tool("ansible-playbook") is None:
         require("ansible-playbook is not installed (pip install -e '.[dev]')")
     if shutil.which("keepalived") is None:
         require("keepalived is not installed (scripts/install/keepalived.sh)")

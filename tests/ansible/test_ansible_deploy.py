@@ -32,6 +32,7 @@ import yaml
 
 from hakube.testing.netns import Host, Network
 from hakube.testing.wait import wait_for
+from tests.ansible.tools import ansible_tool
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(420)]
 
@@ -64,7 +65,8 @@ class Deployment:
 
     def try_play(self, *args: str, **extra_vars: object) -> subprocess.CompletedProcess[str]:
         env = ansible_env(self.root)
-        argv = ["ansible-playbook", "-i", str(self.inventory), str(PLAYBOOK_DIR / "site.yml")]
+        playbook = ansible_tool("ansible-playbook") or "ansible-playbook"
+        argv = [playbook, "-i", str(self.inventory), str(PLAYBOOK_DIR / "site.yml")]
         argv += args
         proc = subprocess.run(
             argv + (["-e", json.dumps(extra_vars)] if extra_vars else []),

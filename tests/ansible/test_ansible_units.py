@@ -13,14 +13,17 @@ import sys
 from pathlib import Path
 
 from tests.ansible.test_ansible_deploy import PLAYBOOK_DIR, ansible_env
+from tests.ansible.tools import ansible_tool
 from tests.conftest import require
 
 TEMPLATE = PLAYBOOK_DIR / "roles/hakube_install/templates/service.unit.j2"
 
 
 def test_the_master_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    if shutil.which("ansible") is None or shutil.which("systemd-analyze") is None:
+    ansible = ansible_tool("ansible")
+    if ansible is None or shutil.which("systemd-analyze") is None:
         require("ansible (pip install -e '.[dev]') or systemd-analyze (systemd) is missing")
+        return
     unit = tmp_path / "hakube-master.service"
     hakube = Path(sys.prefix) / "bin/hakube"  # any executable: verify checks that it exists
     extra = {
@@ -29,7 +32,7 @@ def test_the_master_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         "svc_argv": [str(hakube), "--config", "/etc/hakube/master.yaml", "master"],
         "hakube_stop_timeout": 30,
     }
-    argv = ["ansible", "localhost", "-c", "local", "-m", "ansible.builtin.template"]
+    argv = [str(ansible), "localhost", "-c", "local", "-m", "ansible.builtin.template"]
     argv += ["-a", f"src={TEMPLATE} dest={unit}", "-e", json.dumps(extra)]
     done = subprocess.run(argv, env=ansible_env(tmp_path), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
