@@ -243,6 +243,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
 
     def healthy() -> bool:
         out = dep.ctl("cluster", "status", "-o", "json", check=False)
+        report.clear()
         report.update(json.loads(out) if out else {})
         return bool(report.get("healthy"))
 
