@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,3 +15,13 @@ def masters3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]
     """Three real masters for a whole test module, with the standard namespaces created."""
     with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3) as c:
         yield c
+
+
+def require(reason: str | None) -> None:
+    """Skip for ``reason`` -- or fail, under CI=true, where a missing prerequisite is a broken
+    install (scripts/test.sh), not a reason to report green. None: nothing is missing."""
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)

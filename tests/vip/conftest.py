@@ -7,7 +7,6 @@ them, and FAIL under CI=true: there, a missing prerequisite is a broken install
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,15 +15,7 @@ import pytest
 
 from hakube.testing.netns import Network, unavailable_reason
 from hakube.vip import VipSettings
-
-
-def require(reason: str | None) -> None:
-    """Skip for ``reason`` -- or fail, under CI=true."""
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+from tests.conftest import require
 
 
 @pytest.fixture(scope="session")
