@@ -246,35 +246,39 @@ def cluster_report(ctx: Ctx) -> dict[str, Any]:
     leader = max(set(leaders), key=leaders.count) if leaders else ""
     term = max(v.term for v in answers.values())
     masters: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
     for ep, v in views.items():
         if isinstance(v, Exception):
             masters.append({"name": "", "endpoint": ep, "reachable": False,
                             "error": short_reason(getattr(v, "message", str(v)))})
             continue
-        seen.add(v.name)
+        if v.name in seen:  # a second address of one master (a VIP, another name): one row
+            seen[v.name].setdefault("alsoVia", []).append(ep)
+            continue
         masters.append({"name": v.name, "endpoint": ep, "reachable": True,
                         "state": v.raft_state, "leader": v.leader, "term": v.term,
                         "commitIndex": v.commit_index, "appliedIndex": v.applied_index,
                         "lag": max(0, top_commit - v.applied_index), "ready": v.ready,
                         "revision": v.revision, "objects": v.objects,
                         "storeBytes": v.store_bytes})
+        seen[v.name] = masters[-1]
     # Members known to the answering masters but not configured here (e.g. behind a VIP).
     for v in answers.values():
         for m in v.members:
             if m.name not in seen:
-                seen.add(m.name)
                 masters.append({"name": m.name, "endpoint": m.api_address, "reachable": None,
                                 "state": "connected" if m.connected else "disconnected",
                                 "raftAddress": m.raft_address})
+                seen[m.name] = masters[-1]
     down = [m for m in masters if m["reachable"] is False]
     unseen = [m for m in masters if m["reachable"] is None]
     if len(down) == 1 and len(unseen) == 1:
         # The one configured endpoint that did not answer is the one member nobody reached.
         down[0]["name"] = unseen[0]["name"]
         masters.remove(unseen[0])
-    total = max(len(eps), max(len(v.members) for v in answers.values()))
-    ready = sum(1 for v in answers.values() if v.ready)
+    # Count masters, not addresses: a config may name a VIP beside the masters behind it.
+    total = max(len(masters), max(len(v.members) for v in answers.values()))
+    ready = sum(1 for m in masters if m["reachable"] and m["ready"])
     quorum = total // 2 + 1
     healthy = bool(leader) and ready >= quorum
     return {"leader": leader, "term": term, "commitIndex": top_commit, "masters": masters,

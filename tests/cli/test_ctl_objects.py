@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from hakube.testing.cluster import LocalCluster
 from tests.cli.conftest import EXAMPLES, REPO, Ctl, ctl_command, ctl_env, pump
 
 pytestmark = pytest.mark.timeout(90)
@@ -159,6 +160,18 @@ def test_cluster_status_shows_every_master(ctl: Ctl) -> None:
     assert report["healthy"] and report["leader"] in ("m1", "m2", "m3")
     states = sorted(m["state"] for m in report["masters"])
     assert states == ["follower", "follower", "leader"]
+
+
+def test_cluster_status_counts_a_master_reached_by_two_addresses_once(
+    ctl: Ctl, cluster: LocalCluster
+) -> None:
+    """As with a config naming the VIP beside the masters: the VIP answers as one of them."""
+    alias = "localhost:" + cluster.masters[0].api.rsplit(":", 1)[1]
+    servers = ",".join([alias, *cluster.endpoints()])
+    report = json.loads(ctl("cluster", "status", "-o", "json", env={"HAKUBE_SERVER": servers}).out)
+    assert sorted(m["name"] for m in report["masters"]) == ["m1", "m2", "m3"]
+    assert (report["ready"], report["total"], report["quorum"]) == (3, 3, 2)
+    assert next(m for m in report["masters"] if m["name"] == "m1")["alsoVia"]
 
 
 def test_kinds_answer_to_short_names_plurals_and_groups(ctl: Ctl) -> None:
