@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,6 +155,17 @@ def host_vars(root: Path, host: Host, name: str) -> dict[str, object]:
     }
 
 
+def make_venv_seeing_our_packages(venv: Path) -> None:
+    """The venv the role would make (``--system-site-packages`` from ``hakube_python``), made
+    first so that it also sees the packages of the Python running the tests: when that Python
+    is itself a venv (a fresh Debian's .venv, see scripts/lib/python.sh), its packages are not
+    the system's, and pip would fetch hakube's dependencies from the network instead."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    ours = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    for site in venv.glob("lib/python*/site-packages"):
+        (site / "_hakube_test_outer.pth").write_text("\n".join(sorted(ours)) + "\n")
+
+
 def write_inventory(root: Path, hosts: dict[str, Host], build_dir: Path) -> Path:
     common = {
         "hakube_service_mode": "process",  # no systemd in the test machine's containers
@@ -201,6 +213,8 @@ def deployment(deploy_prerequisites: None, tmp_path: Path) -> Iterator[Deploymen
         # The network's workdir is world-traversable: keepalived's check runs as nobody.
         root = net.workdir
         build_dir = tmp_path / "build"
+        for name in MASTERS:
+            make_venv_seeing_our_packages(root / name / "venv")
         dep = Deployment(
             net, hosts, client, root, write_inventory(root, hosts, build_dir), build_dir
         )
