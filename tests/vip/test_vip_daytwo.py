@@ -91,6 +91,18 @@ def assert_none_lost(rig: Rig, *via: str) -> list[str]:
     return acked
 
 
+def add_member(rig: Rig, host: Host, servers: str) -> None:
+    """``hakube members add`` for the master on ``host`` (already started), run from the client
+    namespace through ``servers``; then wait until that master is ready."""
+    added = netmasters.hakube_in(
+        rig.client, "members", "add", host.name,
+        "--raft", f"{host.ip}:{netmasters.RAFT_PORT}", "--api", f"{host.ip}:{netmasters.API_PORT}",
+        "--server", servers,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    measure_until(lambda: netmasters.is_ready(host), 60, f"{host.name} ready", POLL)
+
+
 def test_restarting_all_three_masters_at_once_loses_no_acknowledged_write(
     rig: Rig,
 ) -> None:
@@ -149,12 +161,7 @@ def test_quorum_loss_then_force_new_cluster_then_two_fresh_masters_keeps_every_w
             f"{host.name} to listen",
             POLL,
         )
-        added = netmasters.hakube_in(
-            rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
-            "--api", f"{host.ip}:6443", "--server", operator_servers,
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
-        measure_until(lambda h=host: netmasters.is_ready(h), 60, f"{host.name} ready", POLL)  # type: ignore[misc]
+        add_member(rig, host, operator_servers)
         fresh.append(host)
         rig.vc.join(host)  # keepalived too, so that the VIP can move to it
     for name in rig.hosts:
@@ -191,12 +198,7 @@ def test_growing_to_five_masters_and_shrinking_back_while_writing_through_the_vi
     for i in (4, 5):
         host = rig.net.add_host(f"m{i}", f"192.0.2.{10 + i}/24")
         netmasters.start_master(host, [*hosts.values(), host])
-        added = netmasters.hakube_in(
-            rig.client, "members", "add", host.name, "--raft", f"{host.ip}:7000",
-            "--api", f"{host.ip}:{netmasters.API_PORT}", "--server", servers,
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
-        measure_until(lambda h=host: netmasters.is_ready(h), 60, f"{host.name} ready", POLL)  # type: ignore[misc]
+        add_member(rig, host, servers)
         hosts[host.name] = host
         rig.vc.join(host)
         wait_more_writes(rig, 10, f"writes through the VIP with {host.name} added")
