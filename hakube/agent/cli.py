@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from hakube import gctune
 from hakube.agent.config import AgentSettings, parse_labels, parse_taints
 from hakube.cri.client import DEFAULT_ENDPOINT
 
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 2
     agent = Agent(settings, capacity_cpu=args.capacity_cpu, capacity_memory=args.capacity_memory)
+    gctune.install()
 
     def on_signal(signum: int, frame: Any) -> None:
         agent.stop()

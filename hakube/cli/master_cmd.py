@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from hakube import gctune
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.master import MasterSettings, serve
 from hakube.store.raft import RaftSettings
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_interval=args.snapshot_interval,
                               snapshot_retain=args.snapshot_retain)
     comps = start_in_process(args.name, args.api_listen) if args.with_controllers else []
+    gctune.install()
     try:
         serve(settings)
     except SystemExit as exc:

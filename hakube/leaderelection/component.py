@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
+from hakube import gctune
 from hakube.client.client import Client
 from hakube.httpendpoint import serve_http
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
@@ -131,6 +132,7 @@ def run_component(
         print(f"{what}: {exc}", file=sys.stderr)
         return 2
     registry = registry if registry is not None else CollectorRegistry()
+    gctune.install()
     try:
         if args.metrics_listen:
             serve_http(args.metrics_listen, registry, what)
