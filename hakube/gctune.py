@@ -7,7 +7,7 @@ measured on masters under the watch benchmark, against a minimum election timeou
 
 After each full collection, whatever survived it is frozen (``gc.freeze``): later collections
 walk only what was created since. Measured on a leader taking 40,000 writes: full collections
-took 43 ms in all instead of 346 ms, the longest 14 ms instead of 62 ms.
+took 51 ms in all instead of 346 ms, the longest 20 ms instead of 62 ms.
 
 Freezing changes nothing for memory that reference counting frees, which is nearly all of it (a
 deleted object's records hold no cycles). Only a reference cycle among frozen objects would wait:
