@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from hakube.vip.configtest import ConfigTestError, config_test
 from hakube.vip.render import write_files
+from hakube.vip.scriptaccess import script_problem
 from hakube.vip.settings import SettingsError, VipSettings
 
 PROG = "hakube keepalived render"
@@ -99,6 +100,15 @@ def run(args: argparse.Namespace) -> int:
         conf, script = write_files(settings, args.out_dir)
     except OSError as exc:
         return _fail(f"--out-dir: cannot write {exc.filename}: {exc.strerror}")
+    problem = script_problem(script, settings.script_user)
+    if problem is not None:
+        print(
+            f"{PROG}: --script-user: {problem}; keepalived would report the check as passed "
+            f"without running it (render into a directory {settings.script_user} can reach, "
+            "e.g. /etc/keepalived)",
+            file=sys.stderr,
+        )
+        return 1
     if args.config_test:
         try:
             config_test(conf)

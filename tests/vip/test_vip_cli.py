@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ def render_argv(out: Path, **flags: str) -> list[str]:
         "--peers": "192.0.2.12,192.0.2.13",
         "--readyz-url": "http://127.0.0.1:9100/readyz",
         "--out-dir": str(out),
+        "--script-user": "root",  # pytest's tmp dirs are 0700: nobody could not run the check
     }
     given.update({f"--{k.replace('_', '-')}": v for k, v in flags.items()})
     argv = ["keepalived", "render"]
@@ -92,3 +95,20 @@ def test_bad_flags_print_one_line_and_exit_2(
     assert err.count("\n") == 1
     assert err.startswith(f"hakube keepalived render: {message}")
     assert not out.exists(), "nothing may be written when a flag is bad"
+
+
+def test_a_check_its_user_cannot_run_is_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # keepalived would report such a check as passed without running it (VIP kept when dead).
+    assert hakube(render_argv(tmp_path, script_user="nobody")) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--script-user" in err and "cannot be searched" in err
+    searchable = Path(tempfile.mkdtemp(prefix="hakube-render-"))
+    try:
+        searchable.chmod(0o755)
+        assert hakube(render_argv(searchable, script_user="nobody")) == 0
+        assert hakube(render_argv(searchable, script_user="no-such-user-x")) == 1
+        assert "does not exist" in capsys.readouterr().err
+    finally:
+        shutil.rmtree(searchable)
