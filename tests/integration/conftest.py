@@ -11,6 +11,20 @@ from hakube.testing.cluster import LocalCluster
 __all__ = ["Api"]
 
 
+@pytest.fixture(scope="module")
+def cluster(masters3: LocalCluster) -> LocalCluster:
+    """The module's three masters (tests/conftest.py)."""
+    return masters3
+
+
+@pytest.fixture(scope="module")
+def api(cluster: LocalCluster) -> Iterator[Api]:
+    """A raw gRPC client of the module's masters."""
+    a = Api(cluster.endpoints())
+    yield a
+    a.close()
+
+
 @pytest.fixture
 def cluster3(tmp_path: Any) -> Iterator[LocalCluster]:
     with LocalCluster(str(tmp_path / "c3"), 3) as c:

@@ -4,7 +4,6 @@ pod deletion, bind, pagination over one revision, selectors, watch filters and b
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -18,19 +17,6 @@ from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: Any) -> Iterator[LocalCluster]:
-    with LocalCluster(str(tmp_path_factory.mktemp("api")), 3) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[Api]:
-    a = Api(cluster.endpoints())
-    yield a
-    a.close()
 
 
 def create(api: Api, doc: dict[str, Any]) -> Any:

@@ -18,12 +18,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: Any) -> Iterator[Api]:
-    with LocalCluster(str(tmp_path_factory.mktemp("bad")), 3) as c:
-        a = Api(c.endpoints())
-        a.create_configmap("existing")
-        yield a
-        a.close()
+def api(cluster: LocalCluster) -> Iterator[Api]:
+    a = Api(cluster.endpoints())
+    a.create_configmap("existing")
+    yield a
+    a.close()
 
 
 def revision(api: Api) -> int:

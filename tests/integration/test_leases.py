@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -22,19 +21,6 @@ from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: Any) -> Iterator[LocalCluster]:
-    with LocalCluster(str(tmp_path_factory.mktemp("leases")), 3) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def api(cluster: LocalCluster) -> Iterator[Api]:
-    a = Api(cluster.endpoints())
-    yield a
-    a.close()
 
 
 def lease_call(
