@@ -48,14 +48,15 @@ class _WireZlib:
 
 
 class _DumpGzip:
-    """Stands in for the ``gzip`` module inside pysyncobj's dump serializer."""
+    """Stands in for the ``gzip`` module inside pysyncobj's dump serializer: any level asked
+    for becomes ``DUMP_GZIP_LEVEL``."""
 
     @staticmethod
     def GzipFile(  # noqa: N802 - the name pysyncobj calls
-        filename: str | None = None, mode: str = "rb", compresslevel: int = DUMP_GZIP_LEVEL,
+        filename: str | None = None, mode: str = "rb", compresslevel: int = -1,
         fileobj: IO[bytes] | None = None, mtime: float | None = None,
     ) -> gzip.GzipFile:  # fmt: skip
-        return gzip.GzipFile(filename, mode, min(compresslevel, DUMP_GZIP_LEVEL), fileobj, mtime)
+        return gzip.GzipFile(filename, mode, DUMP_GZIP_LEVEL, fileobj, mtime)
 
 
 def install() -> None:

@@ -12,14 +12,14 @@ cluster whose leader died grants at once) and the asker's log is at least as up 
 own. Only with a majority of grants does pysyncobj start the real election. A member cut off
 from a healthy leader therefore never raises its term and rejoins without disturbing anyone.
 
-How it sits on pysyncobj (whose election timer is private): at the end of every Raft tick
-``tick`` takes the election deadline pysyncobj has set over and pushes pysyncobj's own far into
-the future, so that only a granted pre-vote (which sets it to 0) lets pysyncobj's check fire.
-pysyncobj resets its deadline whenever it hears from a leader or grants a vote; ``tick`` notices
-a deadline it did not set and adopts it. A leadership transfer (TimeoutNow sets the deadline to
-0 between ticks) and a single-member cluster are left alone. If the Raft thread stalls longer
-than the time ``tick`` keeps pysyncobj's deadline away, nothing breaks: pysyncobj simply starts
-an election the way it did before.
+How it sits on pysyncobj (whose election timer is private): at the end of a Raft tick (at
+most every 50 ms) ``tick`` takes the election deadline pysyncobj has set over and pushes
+pysyncobj's own far into the future, so that only a granted pre-vote (which sets it to 0) lets
+pysyncobj's check fire. pysyncobj resets its deadline whenever it hears from a leader or grants
+a vote; ``tick`` notices a deadline it did not set and adopts it. A leadership transfer
+(TimeoutNow sets the deadline to 0 between ticks) and a single-member cluster are left alone.
+If the Raft thread stalls longer than the time ``tick`` keeps pysyncobj's deadline away,
+nothing breaks: pysyncobj simply starts an election the way it did before.
 
 The messages are of types pysyncobj does not know (a member without this code ignores them, so
 during a rolling upgrade upgraded members can only win elections once they are a majority).
@@ -61,8 +61,9 @@ class PreVote:
     def _set_deadline(self, value: float) -> None:
         self._so._SyncObj__raftElectionDeadline = value
 
-    def tick(self) -> None:
-        now = time.monotonic()
+    def tick(self, now: float) -> None:
+        """Every 50 ms at most (pysyncobj's own deadlines are never less than the minimum
+        election timeout, 0.4 s, away when set, so none runs out before it is adopted)."""
         deadline = self._get("raftElectionDeadline")
         others = self._get("otherNodes")
         if (

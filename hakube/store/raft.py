@@ -254,13 +254,13 @@ class RaftNode:
     def _tick(self) -> None:
         while self._on_raft_thread:
             self._on_raft_thread.popleft()()
-        if self.prevote is not None:
-            self.prevote.tick()
         now = time.monotonic()
         if now - self._last_tick < 0.05:
             return
         self._last_tick = now
         self.proposer.tick()
+        if self.prevote is not None:
+            self.prevote.tick(now)
         if self.settings.sync_journal:
             self._msync_journal()
 

@@ -10,7 +10,6 @@ may keep the VIP. ``--config-test`` does not notice either.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import stat
@@ -35,7 +34,7 @@ def script_problem(script: Path, user: str) -> str | None:
         pw = pwd.getpwnam(user)
     except KeyError:
         return f"user {user!r} does not exist on this host"
-    groups = {pw.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
+    groups = set(os.getgrouplist(user, pw.pw_gid))
     script = script.resolve()
     for directory in reversed(script.parents):
         st = directory.stat()
