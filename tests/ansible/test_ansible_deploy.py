@@ -296,7 +296,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     masters_before = {n: dep.pid(n) for n in MASTERS}
     keepalived_before = {n: dep.pid(n, "hakube-keepalived") for n in MASTERS}
     started = time.monotonic()
-    changes = {"hakube_master_settings": {"history-size": 30000}, "hakube_vip_advert_int": 0.5}
+    changes = {"hakube_master_settings": {"history-size": 30000}, "hakube_vip_advert_int": 0.2}
     # The wheel the second run rebuilt is the same; no need to build it a third time.
     wheel = str(next(dep.build_dir.glob("hakube-*.whl")))
     third = dep.play("--limit", "masters", **changes, hakube_package=wheel)
@@ -307,7 +307,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     assert {n: dep.pid(n, "hakube-keepalived") for n in MASTERS} == keepalived_before
     for name in MASTERS:
         assert "history-size: 30000" in (dep.dirs(name) / "etc/master.yaml").read_text()
-        assert "advert_int 0.5" in (dep.dirs(name) / "keepalived/keepalived.conf").read_text()
+        assert "advert_int 0.2" in (dep.dirs(name) / "keepalived/keepalived.conf").read_text()
     wait_for(healthy, 60, "a healthy cluster after the rolling restart", interval=0.5)
     wait_for(lambda: len(dep.vip_holders()) == 1, 30, "one VIP holder", interval=0.1)
 
