@@ -29,16 +29,45 @@ SECOND_READING = 0.25
 """Seconds between two readings when there is no earlier one to compute a rate from."""
 
 
-_MIN_NODE_WINDOW = 20
-"""Machine jiffies (summed over CPUs) a node CPU rate must span: 0.1 s on 2 CPUs."""
+_MIN_NODE_WINDOW_NS = 100_000_000
+"""Wall time a node CPU rate must span (0.1 s): two reads a moment apart measure nothing."""
+
+_CGROUP_USAGE = (
+    ("/sys/fs/cgroup/cpu.stat", 1000),  # cgroup v2 root: "usage_usec N"
+    ("/sys/fs/cgroup/cpuacct/cpuacct.usage", 1),  # cgroup v1 root: nanoseconds
+    ("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", 1),
+)
 
 
-def _cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
+def _cpu_busy_ns() -> int:
+    """CPU time used on the whole machine so far, in nanoseconds.
+
+    The root cgroup counts it in nanoseconds (microseconds on cgroup v2), as cAdvisor reads it
+    for a kubelet. /proc/stat is the fallback, but it counts in 10 ms jiffies sampled at the
+    timer tick: a short burst between two ticks counts as nothing, so a lightly loaded node could
+    read as exactly idle over a short window (it did, in a test)."""
+    for path, scale in _CGROUP_USAGE:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if path.endswith("cpu.stat"):
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) * scale
+            continue
+        return int(text) * scale
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
+    return (sum(fields) - idle) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _node_reading() -> tuple[int, int]:
+    """(machine CPU ns used, monotonic ns now)."""
+    return _cpu_busy_ns(), time.monotonic_ns()
 
 
 class UsageSampler:
@@ -119,19 +148,17 @@ class UsageSampler:
             s.attributes.id: (s.cpu.timestamp, s.cpu.usage_core_nano_seconds.value) for s in stats
         }
         if not self.simulated and self._prev_node is None:
-            self._prev_node = _cpu_jiffies()
+            self._prev_node = _node_reading()
 
     def _node_cpu(self) -> int:
-        busy, total = _cpu_jiffies()
+        busy, now = _node_reading()
         if self._prev_node is None:
-            self._prev_node = (busy, total)
+            self._prev_node = (busy, now)
         prev = self._prev_node
-        if total - prev[1] < _MIN_NODE_WINDOW:
-            # Jiffies tick at 100 Hz: two reads a moment apart (the usage sampler's and a
-            # Stats call's) measure nothing. Keep the older baseline and the last rate.
-            return self._node_rate
-        self._prev_node = (busy, total)
-        self._node_rate = int((busy - prev[0]) / (total - prev[1]) * (os.cpu_count() or 1) * 1e9)
+        if now - prev[1] < _MIN_NODE_WINDOW_NS:
+            return self._node_rate  # keep the older baseline and the last rate
+        self._prev_node = (busy, now)
+        self._node_rate = max(0, (busy - prev[0]) * 1_000_000_000 // (now - prev[1]))
         return self._node_rate
 
 
