@@ -1,0 +1,148 @@
+"""Where the cluster's key material lives, and making it.
+
+One PKI directory (``hakube certs init``, ``hakube up``, the Ansible playbook) holds::
+
+    ca.crt  ca.key                      the cluster CA (every master has both: it signs joins)
+    masters/<name>.crt  <name>.key      each master: API server, Raft peer, client of agents
+    users/<user>.crt  <user>.key        admin, scheduler, controller-manager (client only)
+
+All directories are 0700 and all keys 0600 (hakube.pki.files). A master reads
+``ca.crt``, ``ca.key`` and its own ``masters/<name>.*``; on a host with one master the directory
+may hold only that master's files (Ansible copies just those).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from hakube.pki import certs, files, names
+
+USERS = {
+    "admin": certs.Identity(names.ADMIN_USER, (names.ADMINS_GROUP,)),
+    "scheduler": certs.Identity(names.SCHEDULER_USER),
+    "controller-manager": certs.Identity(names.CONTROLLER_MANAGER_USER),
+}
+"""The client identities `hakube certs init` issues, by file name."""
+RENEW_BEFORE = datetime.timedelta(days=30)
+"""`hakube certs renew` (without --force) and agents renew certificates this close to expiry."""
+
+
+class PkiError(Exception):
+    """The PKI directory cannot be used as asked; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Paths inside one PKI directory."""
+
+    root: str
+
+    @property
+    def ca_cert(self) -> str:
+        return os.path.join(self.root, "ca.crt")
+
+    @property
+    def ca_key(self) -> str:
+        return os.path.join(self.root, "ca.key")
+
+    def master_cert(self, name: str) -> str:
+        return os.path.join(self.root, "masters", f"{name}.crt")
+
+    def master_key(self, name: str) -> str:
+        return os.path.join(self.root, "masters", f"{name}.key")
+
+    def user_cert(self, user: str) -> str:
+        return os.path.join(self.root, "users", f"{user}.crt")
+
+    def user_key(self, user: str) -> str:
+        return os.path.join(self.root, "users", f"{user}.key")
+
+    def has_ca(self) -> bool:
+        return os.path.exists(self.ca_cert)
+
+    def load_ca(self, *, with_key: bool = True) -> certs.CA:
+        try:
+            cert = files.read(self.ca_cert)
+            key = files.read(self.ca_key) if with_key else None
+        except OSError as exc:
+            raise PkiError(f"cluster CA: {exc.filename}: {exc.strerror}") from exc
+        try:
+            return certs.CA.load(cert, key)
+        except certs.CertError as exc:
+            raise PkiError(f"cluster CA in {self.root}: {exc}") from exc
+
+    def init_ca(self) -> certs.CA:
+        """Create the CA unless it exists; return it."""
+        files.ensure_private_dir(self.root)
+        if not self.has_ca():
+            cert, key = certs.create_ca()
+            files.write_atomic(self.ca_key, key)
+            files.write_atomic(self.ca_cert, cert, mode=files.PUBLIC_FILE_MODE)
+        return self.load_ca()
+
+    def write_pair(self, cert_path: str, key_path: str, pair: tuple[bytes, bytes]) -> None:
+        """Key first: a reader that sees the new certificate finds its key."""
+        files.ensure_private_dir(os.path.dirname(cert_path))
+        files.write_atomic(key_path, pair[1])
+        files.write_atomic(cert_path, pair[0], mode=files.PUBLIC_FILE_MODE)
+
+    def issue_master(self, ca: certs.CA, name: str, hosts: list[str]) -> None:
+        """(Re)issue master ``name``'s certificate for ``hosts`` plus localhost."""
+        all_hosts = tuple(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
+        pair = ca.issue_pair(certs.Identity(names.master_user(name), (names.MASTERS_GROUP,)),
+                             server=True, client=True, hosts=all_hosts)
+        self.write_pair(self.master_cert(name), self.master_key(name), pair)
+
+    def issue_user(self, ca: certs.CA, user: str) -> None:
+        pair = ca.issue_pair(USERS[user])
+        self.write_pair(self.user_cert(user), self.user_key(user), pair)
+
+    def ensure_master(self, name: str, hosts: list[str]) -> None:
+        """Issue master ``name``'s certificate if it is missing or does not cover ``hosts``."""
+        path = self.master_cert(name)
+        if os.path.exists(path) and os.path.exists(self.master_key(name)):
+            have = set(certs.hosts_of(certs.load_cert(files.read(path))))
+            if {normalize_host(h) for h in hosts} <= have:
+                return
+        self.issue_master(self.load_ca(), name, hosts)
+
+    def init(self, masters: dict[str, list[str]]) -> list[str]:
+        """Create the CA, each master's certificate and the users' certificates, keeping every
+        file that exists. Returns the paths written."""
+        written = []
+        if not self.has_ca():
+            written.append(self.ca_cert)
+        ca = self.init_ca()
+        for name, hosts in masters.items():
+            if not os.path.exists(self.master_cert(name)):
+                self.issue_master(ca, name, hosts)
+                written.append(self.master_cert(name))
+        for user in USERS:
+            if not os.path.exists(self.user_cert(user)):
+                self.issue_user(ca, user)
+                written.append(self.user_cert(user))
+        return written
+
+
+def normalize_host(host: str) -> str:
+    """A host as a certificate lists it (IPv6 without brackets, compressed)."""
+    host = host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def listen_hosts(*addresses: str) -> list[str]:
+    """The hosts of HOST:PORT listen addresses, without wildcards."""
+    out = []
+    for a in addresses:
+        if not a:
+            continue
+        host = normalize_host(a.rpartition(":")[0])
+        if host and host not in ("0.0.0.0", "::"):
+            out.append(host)
+    return out
