@@ -7,6 +7,7 @@ answer /readyz like /healthz.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,19 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
+def is_loopback(host: str) -> bool:
+    """Only this host can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve_http(listen: str, registry: CollectorRegistry, what: str, *,
+               remote_ok: bool = False,
                ready: Callable[[], bool] | None = None,
                not_ready: bytes = b"not ready\n") -> ThreadingHTTPServer:
     """Serve on ``listen`` (HOST:PORT; port 0 picks one) from a daemon thread.
@@ -45,6 +58,10 @@ def serve_http(listen: str, registry: CollectorRegistry, what: str, *,
             pass
 
     host, _, port = listen.rpartition(":")
+    if not remote_ok and not is_loopback(host):
+        raise SystemExit(f"{what}: --metrics-listen {listen} is not a loopback address: metrics "
+                         "and health are plain HTTP without authentication; pass "
+                         "--allow-unauthenticated-metrics to serve them there anyway")
     try:
         server = ThreadingHTTPServer((host, int(port)), Handler)
     except (OSError, ValueError) as exc:

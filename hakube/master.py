@@ -21,12 +21,14 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
+from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI
@@ -34,6 +36,9 @@ from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
 from hakube.httpendpoint import serve_http
+from hakube.pki import certs as pki_certs
+from hakube.pki.layout import Pki, PkiError, listen_hosts
+from hakube.pki.tls import TlsFiles
 from hakube.store import datadir
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
@@ -73,6 +78,14 @@ class MasterSettings:
     """Seconds between scheduled snapshots."""
     snapshot_retain: int = 24
     """Scheduled snapshots kept; older ones of this master are deleted."""
+    pki_dir: str = ""
+    """The cluster's PKI directory (hakube.pki.layout): ca.crt, ca.key and this master's
+    masters/<name>.crt/.key. Empty: <data-dir>/pki."""
+    cert_sans: list[str] = field(default_factory=list)
+    """Extra names and addresses for this master's certificate (e.g. the VIP), beside its
+    listen addresses and localhost."""
+    metrics_remote_ok: bool = False
+    """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
@@ -81,8 +94,12 @@ class MasterSettings:
 class Master:
     """A running master; ``run()`` blocks until ``stop()``."""
 
-    def __init__(self, settings: MasterSettings) -> None:
+    def __init__(self, settings: MasterSettings,
+                 on_serving: Callable[[Pki], None] | None = None) -> None:
+        """``on_serving`` is called on the loop once the API serves (with the PKI in place),
+        e.g. to start in-process components."""
         self.settings = settings
+        self.on_serving = on_serving
         self.metrics = MasterMetrics()
         self.fsm = StoreFSM(history_size=settings.history_size)
         self.leases = LeaseKeeper(self.fsm)
@@ -99,6 +116,7 @@ class Master:
         self._http: ThreadingHTTPServer | None = None
         self.membership: datadir.Membership | None = None
         self.exit_reason = ""
+        self.pki: Pki | None = None
         """Set when the master stops itself (e.g. it was removed from the cluster)."""
 
     # -- setup --------------------------------------------------------------------------------
@@ -153,6 +171,29 @@ class Master:
                         s.peers, m.peers)
         self.membership = m
         return dict(m.peers)
+
+    def _prepare_pki(self, peers: dict[str, str]) -> TlsFiles:
+        """This master's TLS material: the CA (made here only for a new cluster of one) and its
+        own certificate, issued or re-issued when it does not cover the listen addresses."""
+        s = self.settings
+        pki = Pki(s.pki_dir or os.path.join(s.data_dir, "pki"))
+        try:
+            if not pki.has_ca():
+                if peers:
+                    raise SystemExit(
+                        f"hakube master: no cluster CA in {pki.root}: copy ca.crt and ca.key "
+                        "from the first master there, or run `hakube certs init`")
+                pki.init_ca()
+                log.info("created a new cluster CA in %s", pki.root)
+            hosts = listen_hosts(s.api_listen, s.raft_listen, self.api_advertise) + \
+                list(s.cert_sans)
+            pki.ensure_master(s.name, hosts)
+            files = TlsFiles(pki.ca_cert, pki.master_cert(s.name), pki.master_key(s.name))
+            files.check()
+        except (PkiError, pki_certs.CertError, OSError) as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+        self.pki = pki
+        return files
 
     def _sync_membership(self) -> None:
         """Keep members.json and the address->name map equal to the Raft configuration."""
@@ -226,6 +267,7 @@ class Master:
             return
         self._http = serve_http(self.settings.metrics_listen, self.metrics.registry,
                                 "hakube master", ready=lambda: self.ready,
+                                remote_ok=self.settings.metrics_remote_ok,
                                 not_ready=b"not ready: no quorum with a leader\n")
         self.metrics_port = self._http.server_address[1]
 
@@ -346,24 +388,30 @@ class Master:
         hub = WatchHub(self.fsm, self.metrics)
         hub.attach(loop)
         peers = self._prepare_membership()
+        tls = self._prepare_pki(peers)
+        ca_name = pki_certs.identity_of(pki_certs.load_cert(open(tls.ca, "rb").read())).user
         raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=peers,
                                      data_dir=s.data_dir, **s.raft)
         self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch)
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
-        server = ApiServer(api, hub, self.metrics, self.cluster_status)
+        server = ApiServer(api, hub, self.metrics, self.cluster_status,
+                           authenticator=Authenticator(ca_name))
         ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
                           fsm=self.fsm, raft=self.raft, api=api)
-        server.extra_services[OPS_SERVICE] = ops.handlers(server._unary)
+        server.extra_services[OPS_SERVICE] = ops.handlers(server.unary, server.authenticate)
         try:
-            self.api_port = await server.start(s.api_listen)
+            self.api_port = await server.start(s.api_listen, tls)
         except (OSError, RuntimeError) as exc:
             self.raft.stop()
             raise SystemExit(f"hakube master: cannot listen on {s.api_listen} for the API: "
                              f"{exc}") from exc
         await server.set_serving(False)
         self._start_http()
+        if self.on_serving is not None:
+            assert self.pki is not None
+            self.on_serving(self.pki)
         log.info("master %s: api %s, raft %s, metrics %s, peers %s", s.name, s.api_listen,
                  s.raft_listen, s.metrics_listen or "off", peers)
         tasks = [asyncio.create_task(self._readiness_loop(api, server, hub)),
@@ -391,14 +439,14 @@ class Master:
             self._stopping.set()
 
 
-def serve(settings: MasterSettings) -> None:
+def serve(settings: MasterSettings, on_serving: Callable[[Pki], None] | None = None) -> None:
     """Run a master until SIGTERM or SIGINT."""
     # The Raft thread and the API's event loop share the GIL. With the default 5 ms switch
     # interval, a Raft message that arrives while the loop is busy waits up to 5 ms before it is
     # even read, which stretches every commit round trip under load (and so the latency of every
     # write). Switching more often costs little next to that.
     sys.setswitchinterval(float(os.environ.get("HAKUBE_SWITCH_INTERVAL", "0.0005")))
-    master = Master(settings)
+    master = Master(settings, on_serving)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -7,7 +7,25 @@ from collections.abc import Iterator
 
 import pytest
 
+from hakube.testing import pki as testpki
 from hakube.testing.cluster import LocalCluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every cluster a test starts uses this process's test CA (hakube.testing.pki), so one
+    client config with the admin's credentials -- $HAKUBE_CONFIG, inherited by the processes
+    tests start -- reaches any of them; each test names the servers itself."""
+    path = str(tmp_path_factory.mktemp("client") / "config")
+    pki = testpki.shared()
+    testpki.write_config(path, pki, [])
+    old = os.environ.get("HAKUBE_CONFIG")
+    os.environ["HAKUBE_CONFIG"] = path
+    yield path
+    if old is None:
+        os.environ.pop("HAKUBE_CONFIG", None)
+    else:
+        os.environ["HAKUBE_CONFIG"] = old
 
 
 @pytest.fixture(scope="module")

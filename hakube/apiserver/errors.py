@@ -10,6 +10,7 @@
     ├── Unavailable        UNAVAILABLE        no quorum / no leader; nothing was written
     ├── Unknown outcome    UNAVAILABLE        with "outcome unknown": retry with the same request id
     ├── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
+    ├── Unauthenticated    UNAUTHENTICATED    no client certificate from the cluster CA
     └── FailedPrecondition FAILED_PRECONDITION the cluster is not in a state that allows it
                                               (e.g. a member removal that would lose quorum)
 """
@@ -31,6 +32,10 @@ class ApiError(Exception):
 
 class Invalid(ApiError):
     code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Unauthenticated(ApiError):
+    code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class NotFound(ApiError):

@@ -69,6 +69,7 @@ class OpsServicer:
         self.raft = raft
         self.api = api
         self._change_lock = asyncio.Lock()
+        self.authenticate: Callable[[str, grpc.aio.ServicerContext], object] | None = None
 
     # -- snapshot -----------------------------------------------------------------------------
 
@@ -94,6 +95,8 @@ class OpsServicer:
         self, raw: bytes, ctx: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         try:
+            if self.authenticate is not None:
+                self.authenticate("SaveSnapshot", ctx)
             data = await self.snapshot_bytes()
         except ApiError as exc:
             await ctx.abort(exc.code, f"snapshot not taken: {exc.message}")
@@ -336,9 +339,12 @@ class OpsServicer:
     # -- wiring ---------------------------------------------------------------------------------
 
     def handlers(
-        self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler]
+        self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler],
+        authenticate: Callable[[str, grpc.aio.ServicerContext], object],
     ) -> list[grpc.GenericRpcHandler]:
-        """``unary`` is ApiServer._unary (decoding, error mapping and metrics)."""
+        """``unary`` is ApiServer.unary (authentication, decoding, error mapping, metrics);
+        ``authenticate`` is ApiServer.authenticate, for the streaming snapshot."""
+        self.authenticate = authenticate
 
         async def list_members(_req: Any) -> Any:
             return self.members()

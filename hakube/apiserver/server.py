@@ -3,6 +3,12 @@
 Handlers are registered generically (not through the generated servicer base) so that read
 paths can return pre-encoded bytes (see wire.py); every handler goes through ``_call``, which
 turns ApiError into the right status and records metrics.
+
+Every request is authenticated first (hakube.apiserver.authn): the server listens with TLS only
+and requires a client certificate; the handler maps it to an identity, kept in
+``authn.current`` for the rest of the request. Health and reflection need no identity (they
+still run behind TLS). Callers with only a bootstrap identity may call nothing but the methods
+``bootstrap_methods`` lists (the join service).
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
-from hakube.apiserver.errors import ApiError, Invalid
+from hakube.apiserver import authn
+from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
 from hakube.apiserver.watch import WatchHub
+from hakube.pki.certs import Identity
+from hakube.pki.tls import TlsFiles, server_credentials
 
 OBJECT_SERVICE = "hakube.api.v1.ObjectService"
 CLUSTER_SERVICE = "hakube.api.v1.ClusterService"
@@ -70,8 +79,12 @@ class ApiServer:
     """Builds and runs the grpc.aio server around an ObjectAPI."""
 
     def __init__(self, api: ObjectAPI, hub: WatchHub, metrics: MasterMetrics,
-                 cluster_status: Callable[[], api_pb2.ClusterStatusResponse]) -> None:
+                 cluster_status: Callable[[], api_pb2.ClusterStatusResponse], *,
+                 authenticator: authn.Authenticator) -> None:
         self.api = api
+        self.authenticator = authenticator
+        self.bootstrap_methods: set[str] = set()
+        """Methods a bootstrap identity may call (registered by the join service)."""
         self.hub = hub
         self.metrics = metrics
         self.cluster_status = cluster_status
@@ -80,7 +93,16 @@ class ApiServer:
         self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
         """Further services (name -> handlers) registered by the master, e.g. OpsService."""
 
-    def _unary(self, method: str, fn: Callable[[Any], Awaitable[Any]],
+    def authenticate(self, method: str, ctx: grpc.aio.ServicerContext) -> Identity:
+        """The caller of ``method``; Unauthenticated or Forbidden (an ApiError) if it may not
+        call it at all. Sets ``authn.current`` for the rest of the request."""
+        identity = self.authenticator.identify(ctx)
+        if authn.is_bootstrap(identity) and method not in self.bootstrap_methods:
+            raise Forbidden(f'"{identity.user}" is a bootstrap token: it may only join a node')
+        authn.current.set(identity)
+        return identity
+
+    def unary(self, method: str, fn: Callable[[Any], Awaitable[Any]],
                req_type: Any) -> grpc.RpcMethodHandler:
         # One coroutine per request (decode, call, metrics): every extra await layer is
         # measurable at thousands of requests per second.
@@ -100,6 +122,7 @@ class ApiServer:
             start = clock()
             code = "OK"
             try:
+                self.authenticate(method, ctx)
                 return await fn(req)
             except ApiError as exc:
                 code = exc.code.name
@@ -113,6 +136,7 @@ class ApiServer:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
         code = grpc.StatusCode.OK
         try:
+            self.authenticate("Watch", ctx)
             kind = kind_for(req.kind)
             ns = req.namespace if kind.namespaced and req.namespace else None
             lm, fm = compile_selectors(kind, req.label_selector, req.field_selector)
@@ -135,15 +159,15 @@ class ApiServer:
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api
         objects = {
-            "Create": self._unary("Create", api.create, api_pb2.CreateRequest),
-            "Get": self._unary("Get", api.get, api_pb2.GetRequest),
-            "Update": self._unary("Update", lambda r: api.update(r, status=False),
+            "Create": self.unary("Create", api.create, api_pb2.CreateRequest),
+            "Get": self.unary("Get", api.get, api_pb2.GetRequest),
+            "Update": self.unary("Update", lambda r: api.update(r, status=False),
                                   api_pb2.UpdateRequest),
-            "UpdateStatus": self._unary("UpdateStatus", lambda r: api.update(r, status=True),
+            "UpdateStatus": self.unary("UpdateStatus", lambda r: api.update(r, status=True),
                                         api_pb2.UpdateRequest),
-            "Delete": self._unary("Delete", api.delete, api_pb2.DeleteRequest),
-            "List": self._unary("List", api.list, api_pb2.ListRequest),
-            "Bind": self._unary("Bind", api.bind, api_pb2.BindRequest),
+            "Delete": self.unary("Delete", api.delete, api_pb2.DeleteRequest),
+            "List": self.unary("List", api.list, api_pb2.ListRequest),
+            "Bind": self.unary("Bind", api.bind, api_pb2.BindRequest),
             "Watch": grpc.unary_stream_rpc_method_handler(
                 self._watch, response_serializer=_serialize),
         }
@@ -151,20 +175,22 @@ class ApiServer:
         async def status(req: Any) -> Any:
             return self.cluster_status()
 
-        cluster = {"Status": self._unary("Status", status, api_pb2.ClusterStatusRequest)}
+        cluster = {"Status": self.unary("Status", status, api_pb2.ClusterStatusRequest)}
         leases = LeaseAPI(api)
         lease = {
-            "Grant": self._unary("LeaseGrant", leases.grant, api_pb2.LeaseGrantRequest),
-            "KeepAlive": self._unary("LeaseKeepAlive", leases.keep_alive,
+            "Grant": self.unary("LeaseGrant", leases.grant, api_pb2.LeaseGrantRequest),
+            "KeepAlive": self.unary("LeaseKeepAlive", leases.keep_alive,
                                      api_pb2.LeaseKeepAliveRequest),
-            "Revoke": self._unary("LeaseRevoke", leases.revoke, api_pb2.LeaseRevokeRequest),
+            "Revoke": self.unary("LeaseRevoke", leases.revoke, api_pb2.LeaseRevokeRequest),
         }
         return [grpc.method_handlers_generic_handler(OBJECT_SERVICE, objects),
                 grpc.method_handlers_generic_handler(CLUSTER_SERVICE, cluster),
                 grpc.method_handlers_generic_handler(LEASE_SERVICE, lease)]
 
-    async def start(self, listen: str) -> int:
-        """Bind and start serving; returns the bound port."""
+    async def start(self, listen: str, tls: TlsFiles,
+                    extra_roots: Callable[[], bytes] | None = None) -> int:
+        """Bind with TLS (client certificates required) and start serving; returns the bound
+        port. ``extra_roots``: further trusted client issuers (bootstrap tokens)."""
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -178,7 +204,7 @@ class ApiServer:
             [OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE, *self.extra_services,
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME], server)
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(listen, server_credentials(tls, extra_roots))
         if port == 0:
             raise OSError(f"cannot listen on {listen} for the API")
         await server.start()

@@ -9,37 +9,38 @@ leases, stop acting (fencing), and a master that still has a quorum takes over.
 from __future__ import annotations
 
 import argparse
+import os
 import uuid
 
 from hakube.client.client import Client
 from hakube.controllers import all as _all  # noqa: F401 - registers the controllers
 from hakube.controllers.manager import ControllerManager, select
 from hakube.leaderelection import Component, ElectionConfig
+from hakube.pki import files
+from hakube.pki.layout import Pki
+from hakube.pki.tls import Credentials
 from hakube.scheduler import Scheduler
 
 
-def start_in_process(name: str, api: str) -> list[Component]:
-    """Start both components against ``api``; stop them with ``stop_all``."""
-    client = Client([api], timeout=10)
+def start_in_process(name: str, api: str, pki: Pki) -> list[Component]:
+    """Start both components against ``api``, each with its own identity from ``pki``
+    (issued from the CA there if missing); stop them with ``stop_all``."""
+    host, _, port = api.rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        api = f"127.0.0.1:{port}"
     suffix = uuid.uuid4().hex[:8]
-    comps = [
-        Component(
-            client,
-            ElectionConfig(
-                name="hakube-scheduler", namespace="kube-system", identity=f"{name}_{suffix}"
-            ),
-            Scheduler(),
-        ),
-        Component(
-            client,
-            ElectionConfig(
-                name="hakube-controller-manager",
-                namespace="kube-system",
-                identity=f"{name}_{suffix}",
-            ),
-            ControllerManager(select("*"), argparse.Namespace()),
-        ),
-    ]
+    comps = []
+    for user, work, lease in (("scheduler", Scheduler(), "hakube-scheduler"),
+                              ("controller-manager",
+                               ControllerManager(select("*"), argparse.Namespace()),
+                               "hakube-controller-manager")):
+        if not os.path.exists(pki.user_cert(user)):
+            pki.issue_user(pki.load_ca(), user)
+        creds = Credentials(ca=files.read(pki.ca_cert), cert=files.read(pki.user_cert(user)),
+                            key=files.read(pki.user_key(user)))
+        client = Client([api], credentials=creds, timeout=10)
+        comps.append(Component(client, ElectionConfig(
+            name=lease, namespace="kube-system", identity=f"{name}_{suffix}"), work))
     for c in comps:
         c.start()
     return comps
@@ -48,5 +49,4 @@ def start_in_process(name: str, api: str) -> list[Component]:
 def stop_all(comps: list[Component]) -> None:
     for c in comps:
         c.stop()
-    if comps:
-        comps[0].client.close()
+        c.client.close()

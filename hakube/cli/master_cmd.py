@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 from hakube import gctune
 from hakube.cli.in_process import start_in_process, stop_all
+from hakube.leaderelection import Component
 from hakube.master import MasterSettings, serve
+from hakube.pki.layout import Pki
 from hakube.store.raft import RaftSettings
 
 
@@ -51,6 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="seconds between scheduled snapshots (3600)")
     p.add_argument("--snapshot-retain", type=int, default=24,
                    help="scheduled snapshots kept, oldest deleted first (24)")
+    p.add_argument("--pki-dir", default="",
+                   help="the cluster's PKI directory: ca.crt, ca.key, masters/NAME.crt/.key "
+                   "(default DATA_DIR/pki; a new single master creates its CA there)")
+    p.add_argument("--cert-sans", type=lambda v: [h.strip() for h in v.split(",") if h.strip()],
+                   default=[], help="extra names/addresses for this master's certificate, "
+                   "e.g. the VIP: HOST[,HOST...]")
+    p.add_argument("--allow-unauthenticated-metrics", action="store_true",
+                   help="serve /metrics, /healthz, /readyz on a non-loopback --metrics-listen "
+                   "(plain HTTP, no authentication)")
     p.add_argument("--force-new-cluster", action="store_true",
                    help="quorum-loss recovery: make this master a cluster of itself alone, "
                    "keeping all its data (refused if it already ran on this data dir)")
@@ -87,11 +98,18 @@ def run(args: argparse.Namespace) -> int:
                               raft=raft, force_new_cluster=args.force_new_cluster,
                               snapshot_dir=args.snapshot_dir,
                               snapshot_interval=args.snapshot_interval,
-                              snapshot_retain=args.snapshot_retain)
-    comps = start_in_process(args.name, args.api_listen) if args.with_controllers else []
+                              snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
+                              cert_sans=args.cert_sans,
+                              metrics_remote_ok=args.allow_unauthenticated_metrics)
+    comps: list[Component] = []
+
+    def components(pki: Pki) -> None:
+        # Started once the master has its PKI (it may have just created the CA).
+        comps.extend(start_in_process(args.name, args.api_listen, pki))
+
     gctune.install()
     try:
-        serve(settings)
+        serve(settings, on_serving=components if args.with_controllers else None)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)

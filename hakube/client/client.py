@@ -39,6 +39,7 @@ from hakube.api.v1 import api_pb2, pod_pb2
 from hakube.client import errors
 from hakube.client.resources import TypedResources
 from hakube.client.transport import RetryPolicy, Stubs, Transport
+from hakube.pki.tls import Credentials
 
 log = logging.getLogger("hakube.client")
 M = TypeVar("M", bound=Message)
@@ -115,18 +116,26 @@ class ClientSettings:
 class Client(TypedResources):
     """A connection to a hakube cluster. See the module docstring."""
 
-    def __init__(self, endpoints: str | Sequence[str], *, namespace: str = "default",
+    def __init__(self, endpoints: str | Sequence[str], *,
+                 credentials: Credentials | None = None, namespace: str = "default",
                  timeout: float | None = None, policy: RetryPolicy | None = None,
                  watch_idle_timeout: float = 20.0) -> None:
         """``endpoints``: master addresses ``HOST:PORT`` (a list, a comma-separated string, or
-        one VIP). ``timeout`` overrides the policy's per-call deadline."""
+        one VIP). ``credentials``: the cluster CA and this client's certificate and key; when
+        omitted they come from the client config file ($HAKUBE_CONFIG or ~/.hakube/config).
+        ``timeout`` overrides the policy's per-call deadline."""
+        if credentials is None:
+            from hakube.client.config import load_client_config
+
+            credentials = load_client_config(None, server=",".join(
+                [endpoints] if isinstance(endpoints, str) else endpoints)).credentials()
         policy = policy or RetryPolicy()
         if timeout is not None:
             policy = dataclasses.replace(policy, timeout=timeout,
                                          attempt_timeout=min(policy.attempt_timeout, timeout))
         self.settings = ClientSettings(namespace=namespace, policy=policy,
                                        watch_idle_timeout=watch_idle_timeout)
-        self.transport = Transport(endpoints, policy=policy)
+        self.transport = Transport(endpoints, credentials=credentials, policy=policy)
 
     @classmethod
     def from_config(cls, path: str | None = None, *, server: str | None = None,
@@ -135,7 +144,8 @@ class Client(TypedResources):
         from hakube.client.config import load_client_config
 
         cfg = load_client_config(path, server=server, namespace=namespace, timeout=timeout)
-        return cls(cfg.servers, namespace=cfg.namespace, timeout=cfg.timeout)
+        return cls(cfg.servers, credentials=cfg.credentials(), namespace=cfg.namespace,
+                   timeout=cfg.timeout)
 
     @property
     def servers(self) -> list[str]:

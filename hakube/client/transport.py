@@ -34,6 +34,7 @@ import grpc
 
 from hakube.api.v1 import api_pb2_grpc
 from hakube.client import errors
+from hakube.pki import tls
 
 T = TypeVar("T")
 log = logging.getLogger("hakube.client.transport")
@@ -147,9 +148,13 @@ def short_reason(details: str) -> str:
 class Transport:
     """A list of master endpoints, one lazily opened channel each, and the retry loop."""
 
-    def __init__(self, endpoints: str | Sequence[str], *,
+    def __init__(self, endpoints: str | Sequence[str], *, credentials: tls.Credentials,
                  policy: RetryPolicy | None = None) -> None:
+        """``credentials``: the CA every master is verified against, and the certificate and
+        key this client presents (there is no plaintext mode)."""
         self.endpoints = parse_endpoints(endpoints)
+        self.credentials = credentials
+        self._channel_credentials = tls.channel_credentials(credentials)
         self.policy = policy or RetryPolicy()
         self.policy.validate()
         self._stubs: dict[str, Stubs] = {}
@@ -164,7 +169,8 @@ class Transport:
                 raise errors.HakubeError("client is closed")
             s = self._stubs.get(endpoint)
             if s is None:
-                ch = grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+                ch = grpc.secure_channel(endpoint, self._channel_credentials,
+                                         options=CHANNEL_OPTIONS)
                 s = self._stubs[endpoint] = Stubs(endpoint, ch)
             return s
 

@@ -10,6 +10,7 @@ import grpc
 
 from hakube.api import convert, kinds
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.testing import pki as testpki
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -22,7 +23,7 @@ class Api:
     def __init__(self, endpoints: list[str]) -> None:
         self.endpoints = endpoints
         opts = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        self.channels = [grpc.insecure_channel(e, options=opts) for e in endpoints]
+        self.channels = [testpki.channel(e, options=opts) for e in endpoints]
         self.stubs = [api_pb2_grpc.ObjectServiceStub(c) for c in self.channels]
         self.i = 0
 
@@ -55,7 +56,7 @@ class Api:
         is back."""
         out: set[str] = set()
         token = ""
-        fresh = grpc.insecure_channel(self.endpoints[via]) if via is not None else None
+        fresh = testpki.channel(self.endpoints[via]) if via is not None else None
         try:
             while True:
                 req = api_pb2.ListRequest(kind=kind, namespace=ns, limit=50)

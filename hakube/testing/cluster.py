@@ -3,6 +3,10 @@
 Used by the integration tests, the benchmarks and ``hakube up``. Each master is its own process
 (so kill -9 means what it says), with its own data dir under ``base_dir``. Methods wait on
 conditions with deadlines; nothing sleeps for a fixed time.
+
+Clusters run with TLS as any other: ``base_dir/pki`` holds the CA (by default this process's
+shared test CA, hakube.testing.pki) and each master's certificate; ``admin_config`` is a client
+config for the cluster, and ``credentials`` the admin's.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from hakube import procs
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.pki.layout import Pki
+from hakube.pki.tls import Credentials, channel_credentials
+from hakube.testing import pki as testpki
 
 
 def free_ports(n: int) -> list[int]:
@@ -61,8 +69,12 @@ class LocalCluster:
         *,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        ca: Pki | None = None,
     ) -> None:
+        """``ca``: the PKI whose CA and user certificates the cluster uses (default: the
+        shared test CA)."""
         self.base_dir = base_dir
+        self._ca = ca
         ports = free_ports(3 * n)
         self.masters: list[MasterProc] = []
         for i in range(n):
@@ -79,6 +91,34 @@ class LocalCluster:
                 )
             )
         self.env = dict(os.environ, **(env or {}))
+        self.pki = Pki(os.path.join(base_dir, "pki"))
+        self.admin_config = os.path.join(base_dir, "admin.conf")
+        self._credentials: Credentials | None = None
+
+    def prepare_pki(self) -> Pki:
+        """The cluster's PKI directory and admin config (idempotent; masters added later get
+        their certificates here too)."""
+        testpki.cluster_pki(self.pki.root, {m.name: ["127.0.0.1"] for m in self.masters},
+                            self._ca)
+        testpki.write_config(self.admin_config, self.pki, self.endpoints())
+        return self.pki
+
+    @property
+    def credentials(self) -> Credentials:
+        """The admin's credentials for this cluster."""
+        if self._credentials is None:
+            self._credentials = testpki.credentials(self.prepare_pki())
+        return self._credentials
+
+    def client(self, **kwargs: Any) -> Any:
+        """A Client of this cluster as its admin (close it, or use it as a context manager)."""
+        from hakube.client import Client
+
+        return Client(self.endpoints(), credentials=self.credentials, **kwargs)
+
+    def channel(self, endpoint: str) -> grpc.Channel:
+        """A raw gRPC channel to one master, with the admin's credentials."""
+        return grpc.secure_channel(endpoint, channel_credentials(self.credentials))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -98,11 +138,14 @@ class LocalCluster:
             peers,
             "--metrics-listen",
             m.metrics,
+            "--pki-dir",
+            self.pki.root,
             *m.extra_args,
         )
 
     def start(self, m: MasterProc) -> None:
         os.makedirs(self.base_dir, exist_ok=True)
+        self.prepare_pki()
         m.proc = procs.spawn(self.command(m), m.log_path, env=self.env)
 
     def start_all(self, wait: float = 30.0) -> LocalCluster:
@@ -152,11 +195,11 @@ class LocalCluster:
 
     def bootstrapped(self) -> bool:
         """Whether the masters have created the standard namespaces yet."""
-        from hakube.client import Client, HakubeError
+        from hakube.client import HakubeError
         from hakube.master import BOOTSTRAP_NAMESPACES
 
         try:
-            with Client(self.endpoints(), timeout=2) as c:
+            with self.client(timeout=2) as c:
                 return all(c.namespaces.get(ns).metadata.name == ns
                            for ns in BOOTSTRAP_NAMESPACES)
         except HakubeError:
@@ -192,7 +235,7 @@ class LocalCluster:
             time.sleep(0.05)
 
     def status(self, m: MasterProc, timeout: float = 2.0) -> api_pb2.ClusterStatusResponse:
-        with grpc.insecure_channel(m.api) as ch:
+        with self.channel(m.api) as ch:
             return api_pb2_grpc.ClusterServiceStub(ch).Status(
                 api_pb2.ClusterStatusRequest(), timeout=timeout
             )

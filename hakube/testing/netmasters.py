@@ -22,9 +22,10 @@ METRICS_PORT = 9100
 READYZ_URL = f"http://127.0.0.1:{METRICS_PORT}/readyz"
 
 _STATUS = """
-import sys, grpc
+import sys
 from hakube.api.v1 import api_pb2, api_pb2_grpc
-with grpc.insecure_channel(sys.argv[1]) as ch:
+from hakube.testing.pki import channel
+with channel(sys.argv[1]) as ch:
     stub = api_pb2_grpc.ClusterServiceStub(ch)
     r = stub.Status(api_pb2.ClusterStatusRequest(), timeout=float(sys.argv[2]))
 print(r.name, int(r.ready), r.leader)

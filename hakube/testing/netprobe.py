@@ -51,8 +51,9 @@ def _writer(
     import grpc
 
     from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2
+    from hakube.testing import pki as testpki
 
-    channel = grpc.insecure_channel(f"{vip}:{PORT}")
+    channel = testpki.channel(f"{vip}:{PORT}")
     stub = api_pb2_grpc.ObjectServiceStub(channel)
     n = 0
     while not stop.is_set():
@@ -83,9 +84,10 @@ def _watcher(
     import grpc
 
     from hakube.api.v1 import api_pb2, api_pb2_grpc
+    from hakube.testing import pki as testpki
 
     stubs = {
-        n: api_pb2_grpc.ClusterServiceStub(grpc.insecure_channel(f"{ip}:{PORT}"))
+        n: api_pb2_grpc.ClusterServiceStub(testpki.channel(f"{ip}:{PORT}"))
         for n, ip in masters.items()
     }
     last: dict[str, tuple[str, bool] | None] = dict.fromkeys(masters)
@@ -124,12 +126,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    import grpc
 
     from hakube.api.v1 import api_pb2, api_pb2_grpc
+    from hakube.testing import pki as testpki
 
     wanted = set(Path(args.acked).read_text().split())
-    stub = api_pb2_grpc.ObjectServiceStub(grpc.insecure_channel(f"{args.vip}:{PORT}"))
+    stub = api_pb2_grpc.ObjectServiceStub(testpki.channel(f"{args.vip}:{PORT}"))
     present: set[str] = set()
     token = ""
     while True:

@@ -13,6 +13,7 @@ import pytest
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.testing import pki as testpki
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.members import Writer
@@ -127,7 +128,7 @@ def test_watch_sees_every_event_in_order_across_a_leader_change(
     leader = cluster3.leader()
     follower = next(m for m in cluster3.masters if m is not leader)
     events: list[tuple[str, str, int]] = []
-    channel = grpc.insecure_channel(follower.api)
+    channel = testpki.channel(follower.api)
     stream = api_pb2_grpc.ObjectServiceStub(channel).Watch(
         api_pb2.WatchRequest(kind="ConfigMap", namespace="default", resource_version="1"))
 

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.testing import pki as testpki
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
@@ -19,7 +20,7 @@ def test_watches_end_with_unavailable_without_quorum_and_resume_with_it(
 ) -> None:
     cluster = masters3
     lone, *others = cluster.masters
-    channel = grpc.insecure_channel(lone.api)
+    channel = testpki.channel(lone.api)
     stub = api_pb2_grpc.ObjectServiceStub(channel)
     req = api_pb2.WatchRequest(kind="ConfigMap", allow_bookmarks=True,
                                bookmark_interval_seconds=1)

@@ -1,0 +1,89 @@
+"""Key material for test clusters: one CA per test process, shared by its clusters.
+
+Every cluster a test starts runs with TLS like a real one; sharing the CA (and the admin,
+scheduler and controller-manager certificates) across the clusters of one process lets one
+client config (``$HAKUBE_CONFIG``, set by the test suite's conftest) reach any of them, the way
+one kubeconfig user works against several clusters signed by one CA. Tests about the PKI itself
+make their own CAs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+import threading
+from typing import Any
+
+import grpc
+
+from hakube.client.config import ENV_CONFIG, ClientConfig, read_config_file, write_client_config
+from hakube.pki import files
+from hakube.pki.layout import Pki
+from hakube.pki.tls import Credentials, channel_credentials
+
+_lock = threading.Lock()
+_shared: Pki | None = None
+
+
+def shared() -> Pki:
+    """This process's test PKI (CA and user certificates), made on first use."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            root = tempfile.mkdtemp(prefix="hakube-test-pki-")
+            atexit.register(shutil.rmtree, root, True)
+            pki = Pki(os.path.join(root, "pki"))
+            pki.init({})
+            _shared = pki
+        return _shared
+
+
+def cluster_pki(path: str, masters: dict[str, list[str]], ca: Pki | None = None) -> Pki:
+    """A cluster's PKI directory at ``path``: the CA of ``ca`` (default: the shared one)
+    copied in, and each master's certificate issued for its hosts (kept if it exists)."""
+    src = ca or shared()
+    pki = Pki(path)
+    files.ensure_private_dir(path)
+    if not pki.has_ca():
+        for name in ("ca.crt", "ca.key"):
+            shutil.copy2(os.path.join(src.root, name), os.path.join(path, name))
+        os.makedirs(os.path.join(path, "users"), mode=0o700, exist_ok=True)
+        for user in os.listdir(os.path.join(src.root, "users")):
+            shutil.copy2(os.path.join(src.root, "users", user),
+                         os.path.join(path, "users", user))
+    pki.init(masters)
+    return pki
+
+
+def credentials(pki: Pki | None = None, user: str = "admin") -> Credentials:
+    pki = pki or shared()
+    return Credentials(ca=files.read(pki.ca_cert), cert=files.read(pki.user_cert(user)),
+                       key=files.read(pki.user_key(user)))
+
+
+def write_config(path: str, pki: Pki, servers: list[str], user: str = "admin") -> str:
+    """A client config naming ``servers`` and ``user``'s credentials in ``pki``."""
+    write_client_config(path, ClientConfig(servers=servers, tls={
+        "certificate-authority": pki.ca_cert,
+        "client-certificate": pki.user_cert(user),
+        "client-key": pki.user_key(user),
+    }))
+    return path
+
+
+def channel(endpoint: str, *, options: list[tuple[str, Any]] | None = None,
+            credentials: Credentials | None = None) -> grpc.Channel:
+    """A gRPC channel to a master of a test cluster, as the admin of the shared test CA."""
+    return grpc.secure_channel(endpoint, channel_credentials(credentials or _admin()),
+                               options=options or [])
+
+
+@functools.lru_cache(maxsize=1)
+def _admin() -> Credentials:
+    # A process started by a test finds the suite's credentials through $HAKUBE_CONFIG.
+    if os.environ.get(ENV_CONFIG):
+        return read_config_file(os.environ[ENV_CONFIG]).credentials()
+    return credentials()
