@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 
 from hakube.pki import certs, files, names
+from hakube.pki.tls import TlsFiles
 
 USERS = {
     "admin": certs.Identity(names.ADMIN_USER, (names.ADMINS_GROUP,)),
@@ -125,6 +126,51 @@ class Pki:
                 self.issue_user(ca, user)
                 written.append(self.user_cert(user))
         return written
+
+
+@dataclass(frozen=True)
+class NodePki:
+    """A node agent's key material, under its root dir (``<root-dir>/pki``, 0700)::
+
+        ca.crt            the cluster CA (from the join, checked against --ca-cert-hash)
+        node.crt node.key system:node:<name> in system:nodes: the agent's client certificate
+                          towards the API and its serving certificate for its own API
+    """
+
+    root: str
+
+    @property
+    def ca_cert(self) -> str:
+        return os.path.join(self.root, "ca.crt")
+
+    @property
+    def cert(self) -> str:
+        return os.path.join(self.root, "node.crt")
+
+    @property
+    def key(self) -> str:
+        return os.path.join(self.root, "node.key")
+
+    def exists(self) -> bool:
+        return all(os.path.exists(p) for p in (self.ca_cert, self.cert, self.key))
+
+    def tls_files(self) -> TlsFiles:
+        return TlsFiles(self.ca_cert, self.cert, self.key)
+
+    def provision(self, ca: certs.CA, name: str, hosts: list[str]) -> None:
+        """Write a node certificate issued directly by ``ca`` (pre-provisioned nodes, and
+        the masters' answer to a join)."""
+        files.ensure_private_dir(self.root)
+        pair = ca.issue_pair(node_identity(name), server=True, client=True,
+                             hosts=tuple(dict.fromkeys([*hosts, name, "localhost",
+                                                        "127.0.0.1"])))
+        files.write_atomic(self.ca_cert, ca.pem, mode=files.PUBLIC_FILE_MODE)
+        files.write_atomic(self.key, pair[1])
+        files.write_atomic(self.cert, pair[0], mode=files.PUBLIC_FILE_MODE)
+
+
+def node_identity(name: str) -> certs.Identity:
+    return certs.Identity(names.node_user(name), (names.NODES_GROUP,))
 
 
 def normalize_host(host: str) -> str:
