@@ -5,6 +5,8 @@ Errors come out as one line (``OpsError``) naming what failed and where, never a
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -12,6 +14,8 @@ from typing import TypeVar
 import grpc
 
 from hakube.api.v1 import ops_pb2, ops_pb2_grpc
+from hakube.client.config import ENV_SERVER, ConfigError, config_path, read_config_file
+from hakube.pki.tls import channel_credentials
 
 T = TypeVar("T")
 
@@ -21,10 +25,27 @@ class OpsError(Exception):
 
 
 def split_servers(text: str) -> list[str]:
-    servers = [s.strip() for s in (text or "").split(",") if s.strip()]
+    """The masters to ask: ``--server`` (or $HAKUBE_SERVER), else the client config's."""
+    servers = [s.strip() for s in (text or os.environ.get(ENV_SERVER, "")).split(",")
+               if s.strip()]
+    if not servers:
+        try:
+            servers = list(read_config_file(config_path()).servers)
+        except ConfigError:
+            servers = []
     if not servers:
         raise OpsError("no master given: use --server HOST:PORT[,HOST:PORT...] (env HAKUBE_SERVER)")
     return servers
+
+
+@functools.lru_cache(maxsize=1)
+def _channel_credentials() -> grpc.ChannelCredentials:
+    """The client config's CA and certificate: the OpsService requires them like the rest
+    of the API."""
+    try:
+        return channel_credentials(read_config_file(config_path()).credentials())
+    except ConfigError as exc:
+        raise OpsError(str(exc)) from exc
 
 
 def _describe(exc: grpc.RpcError) -> str:
@@ -45,7 +66,7 @@ def first(
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.use_local_subchannel_pool", 1),
         ]
-        with grpc.insecure_channel(server, options=options) as ch:
+        with grpc.secure_channel(server, _channel_credentials(), options=options) as ch:
             try:
                 return server, fn(ops_pb2_grpc.OpsServiceStub(ch))
             except grpc.RpcError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hakube
+from hakube.testing import pki as testpki
 from hakube.testing.netns import Host
 
 API_PORT = 6443
@@ -39,17 +40,26 @@ def env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=f"{root}:{extra}" if extra else root)
 
 
+TEST_VIP = "192.0.2.100"
+"""The VIP the netns tests use; every master's certificate names it, so that clients which
+reach the API through the VIP can verify whichever master holds it."""
+
+
 def start_master(
-    host: Host, peers: list[Host], extra: list[str] | None = None
+    host: Host, peers: list[Host], extra: list[str] | None = None,
+    cert_sans: tuple[str, ...] = (TEST_VIP,),
 ) -> subprocess.Popen[bytes]:
     """Start the master named after ``host``, with the other ``peers`` as Raft partners and
-    ``extra`` flags (e.g. ``--force-new-cluster``)."""
+    ``extra`` flags (e.g. ``--force-new-cluster``). Its certificate (in the network's shared
+    PKI directory, from the suite's test CA) names its address and ``cert_sans``."""
     workdir = host.network.workdir
+    pki = testpki.cluster_pki(str(workdir / "pki"), {host.name: [host.ip, *cert_sans]})
     argv = [sys.executable, "-m", "hakube", "master", "--name", host.name]
     argv += ["--data-dir", str(workdir / f"data-{host.name}")]
     argv += ["--api-listen", f"0.0.0.0:{API_PORT}", "--raft-listen", f"{host.ip}:{RAFT_PORT}"]
     argv += ["--peers", ",".join(f"{p.name}={p.ip}:{RAFT_PORT}" for p in peers if p is not host)]
-    argv += ["--metrics-listen", f"127.0.0.1:{METRICS_PORT}", *(extra or [])]
+    argv += ["--metrics-listen", f"127.0.0.1:{METRICS_PORT}", "--pki-dir", pki.root]
+    argv += ["--cert-sans", ",".join(cert_sans), *(extra or [])]
     return host.spawn(argv, log=workdir / f"master-{host.name}.log", env=env())
 
 

@@ -95,19 +95,27 @@ def test_unreachable_endpoints_are_named(ctl: Ctl) -> None:
 def test_config_file_default_path_flag_and_environment(ctl: Ctl, cluster: LocalCluster,
                                                        tmp_path: object) -> None:
     home = str(tmp_path)
-    env = {"HOME": home, "HAKUBE_SERVER": ""}
+    env = {"HOME": home, "HAKUBE_SERVER": "", "HAKUBE_CONFIG": ""}
     r = ctl("get", "ns", env=env)
     assert r.rc == 1 and "no masters configured" in r.err and "--server" in r.err
     os.makedirs(os.path.join(home, ".hakube"))
     with open(os.path.join(home, ".hakube", "config"), "w") as f:
         f.write("servers:\n" + "".join(f"- {ep}\n" for ep in cluster.endpoints()) +
                 "namespace: kube-system\n")
+    r = ctl("get", "ns", env=env)
+    assert r.rc == 1 and one_line(r.err).startswith("error: config file ") and \
+        "no certificate-authority" in r.err
+    pki = cluster.pki
+    creds = (f"certificate-authority: {pki.ca_cert}\nclient-certificate: "
+             f"{pki.user_cert('admin')}\nclient-key: {pki.user_key('admin')}\n")
+    with open(os.path.join(home, ".hakube", "config"), "a") as f:
+        f.write(creds)
     assert ctl("get", "ns", "default", "-o", "name", env=env).lines == ["namespace/default"]
     assert ctl("apply", "-f", "-", stdin=GOOD.replace("err-good", "in-ks"), env=env).rc == 0
     assert ctl("get", "cm", "in-ks", "-n", "kube-system", env=env).rc == 0  # config's namespace
     other = os.path.join(home, "other")
     with open(other, "w") as f:
-        f.write("servers: [127.0.0.1:1]\n")
+        f.write("servers: [127.0.0.1:1]\n" + creds)
     r = ctl("get", "ns", "--config", other, "--timeout", "1s", env=env)
     assert r.rc == 1 and "127.0.0.1:1" in r.err
     r = ctl("get", "ns", "--timeout", "1s", env={**env, "HAKUBE_CONFIG": other})
