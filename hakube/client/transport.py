@@ -34,7 +34,7 @@ import grpc
 
 from hakube.api.v1 import api_pb2_grpc
 from hakube.client import errors
-from hakube.pki import tls
+from hakube.pki import certs, tls
 
 T = TypeVar("T")
 log = logging.getLogger("hakube.client.transport")
@@ -138,6 +138,14 @@ def _unreachable(details: str) -> bool:
 def short_reason(details: str) -> str:
     """gRPC's verbose connection errors cut down to the part a person needs."""
     d = details or ""
+    low = d.lower()
+    if "certificate_verify_failed" in low:
+        return ("TLS: the master's certificate is not signed by the CA in the client config "
+                "(an impostor, or the wrong CA file)")
+    if "not in peer certificate" in low:
+        return "TLS: the master's certificate does not name the address that was dialled"
+    if "handshake" in low or "ssl_error" in low:
+        return "TLS handshake failed: " + d.split("\n")[0][-160:]
     for marker in ("Connection refused", "Connection reset", "Socket closed",
                    "Deadline Exceeded", "No route to host", "Name or service not known"):
         if marker.lower() in d.lower():
@@ -153,6 +161,10 @@ class Transport:
         """``credentials``: the CA every master is verified against, and the certificate and
         key this client presents (there is no plaintext mode)."""
         self.endpoints = parse_endpoints(endpoints)
+        try:
+            tls.check_client(credentials)
+        except certs.CertError as exc:
+            raise errors.Forbidden(str(exc), code=grpc.StatusCode.UNAUTHENTICATED) from exc
         self.credentials = credentials
         self._channel_credentials = tls.channel_credentials(credentials)
         self.policy = policy or RetryPolicy()

@@ -11,6 +11,7 @@ clients require the server's. Who the peer *is* comes from its certificate
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import ssl
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from hakube.pki import certs, files
 
@@ -91,6 +93,31 @@ class Reloading:
                     except (certs.CertError, ssl.SSLError, ValueError):
                         pass  # a half-written renewal: keep the old material, retry next time
         return self.value
+
+
+def check_client(creds: Credentials, *, now: datetime.datetime | None = None) -> None:
+    """What a client can find wrong with its own credentials before any connection, each as a
+    CertError with one line: a certificate that expired or is not yet valid, one that the CA
+    it trusts did not issue (the masters would close the connection without a reason), a key
+    that is not the certificate's."""
+    cert = certs.load_cert(creds.cert)
+    ca = certs.load_cert(creds.ca)
+    user = certs.identity_of(cert).user
+    now = now or datetime.datetime.now(datetime.UTC)
+    if now > cert.not_valid_after_utc:
+        raise certs.CertError(f'client certificate of "{user}" expired at '
+                              f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}Z: renew it "
+                              "(hakube certs renew)")
+    if now < cert.not_valid_before_utc:
+        raise certs.CertError(f'client certificate of "{user}" is not valid before '
+                              f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z (check the clock)")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise certs.CertError(f'client certificate of "{user}" was not issued by the cluster '
+                              "CA named in the client config") from exc
+    if cert.public_key() != certs.load_key(creds.key).public_key():
+        raise certs.CertError(f'the client key is not the key of "{user}"\'s certificate')
 
 
 def _context(creds: Credentials, purpose: ssl.Purpose) -> ssl.SSLContext:
