@@ -66,6 +66,10 @@ def add_component_flags(p: argparse.ArgumentParser, *, lease: str) -> None:
     p.add_argument(
         "--metrics-listen", default="", help="HOST:PORT for /metrics and /healthz (empty: off)"
     )
+    p.add_argument(
+        "--allow-unauthenticated-metrics", action="store_true",
+        help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
+    )
 
 
 def election_config(args: argparse.Namespace) -> ElectionConfig:
@@ -135,7 +139,8 @@ def run_component(
     gctune.install()
     try:
         if args.metrics_listen:
-            serve_http(args.metrics_listen, registry, what)
+            serve_http(args.metrics_listen, registry, what,
+                       remote_ok=args.allow_unauthenticated_metrics)
     except SystemExit as exc:
         print(exc.code, file=sys.stderr)
         return 1
