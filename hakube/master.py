@@ -389,7 +389,7 @@ class Master:
         hub.attach(loop)
         peers = self._prepare_membership()
         tls = self._prepare_pki(peers)
-        ca_name = pki_certs.identity_of(pki_certs.load_cert(open(tls.ca, "rb").read())).user
+        ca_name = pki_certs.identity_of(tls.load_ca_cert()).user
         raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=peers,
                                      data_dir=s.data_dir, **s.raft)
         self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch)

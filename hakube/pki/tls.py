@@ -49,6 +49,12 @@ class TlsFiles:
         except OSError as exc:
             raise certs.CertError(f"{exc.filename}: {exc.strerror}") from exc
 
+    def load_ca_cert(self) -> x509.Certificate:
+        try:
+            return certs.load_cert(files.read(self.ca))
+        except OSError as exc:
+            raise certs.CertError(f"{exc.filename}: {exc.strerror}") from exc
+
     def stamp(self) -> tuple[tuple[int, int], ...]:
         """Changes whenever one of the files does."""
         out = []
