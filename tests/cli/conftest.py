@@ -75,7 +75,8 @@ def ctl(cluster: LocalCluster, home: str) -> Ctl:
 
     def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
             timeout: float = 30) -> Result:
-        e = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()))
+        e = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()),
+                    HAKUBE_CONFIG=cluster.admin_config)
         e.update(env or {})
         p = subprocess.run(ctl_command(*args), input=stdin, capture_output=True, text=True,
                            env=e, timeout=timeout, cwd=REPO)
