@@ -95,19 +95,23 @@ def test_unreachable_endpoints_are_named(ctl: Ctl) -> None:
 def test_config_file_default_path_flag_and_environment(ctl: Ctl, cluster: LocalCluster,
                                                        tmp_path: object) -> None:
     home = str(tmp_path)
-    env = {"HOME": home, "HAKUBE_SERVER": ""}
+    env = {"HOME": home, "HAKUBE_SERVER": "", "HAKUBE_CONFIG": ""}
     r = ctl("get", "ns", env=env)
     assert r.rc == 1 and "no masters configured" in r.err and "--server" in r.err
     os.makedirs(os.path.join(home, ".hakube"))
+    pki = cluster.pki
+    credentials = (f"certificate-authority: {pki.ca_cert}\n"
+                   f"client-certificate: {pki.user_cert('admin')}\n"
+                   f"client-key: {pki.user_key('admin')}\n")
     with open(os.path.join(home, ".hakube", "config"), "w") as f:
         f.write("servers:\n" + "".join(f"- {ep}\n" for ep in cluster.endpoints()) +
-                "namespace: kube-system\n")
+                "namespace: kube-system\n" + credentials)
     assert ctl("get", "ns", "default", "-o", "name", env=env).lines == ["namespace/default"]
     assert ctl("apply", "-f", "-", stdin=GOOD.replace("err-good", "in-ks"), env=env).rc == 0
     assert ctl("get", "cm", "in-ks", "-n", "kube-system", env=env).rc == 0  # config's namespace
     other = os.path.join(home, "other")
     with open(other, "w") as f:
-        f.write("servers: [127.0.0.1:1]\n")
+        f.write("servers: [127.0.0.1:1]\n" + credentials)
     r = ctl("get", "ns", "--config", other, "--timeout", "1s", env=env)
     assert r.rc == 1 and "127.0.0.1:1" in r.err
     r = ctl("get", "ns", "--timeout", "1s", env={**env, "HAKUBE_CONFIG": other})

@@ -123,7 +123,8 @@ def test_scale_label_and_describe(ctl: Ctl, tmp_path: object) -> None:
 
 
 def test_get_watch_prints_each_change(ctl: Ctl, cluster: object, home: str) -> None:
-    env = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()))  # type: ignore[attr-defined]
+    env = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()),  # type: ignore[attr-defined]
+                  HAKUBE_CONFIG=cluster.admin_config)  # type: ignore[attr-defined]
     proc = subprocess.Popen(ctl_command("get", "pods", "-l", "app=watched", "--watch",
                                         "--output-watch-events"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
