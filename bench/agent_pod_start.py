@@ -33,6 +33,7 @@ from hakube.api.v1 import pod_pb2
 from hakube.client import Client
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import BUSYBOX_IMAGE, Containerd
+from hakube.testing.join import agent_args
 from hakube.testing.wait import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,6 +135,7 @@ def main() -> None:
                 NODE,
                 "--servers",
                 ",".join(cluster.endpoints()),
+                *agent_args(cluster.endpoints()),
                 "--cri-endpoint",
                 ctd.endpoint,
                 "--root-dir",

@@ -30,6 +30,7 @@ from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import AlreadyExists, ApiError
+from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
@@ -396,13 +397,17 @@ class Master:
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
+        tokens = BootstrapTokens(self.fsm)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
-                           authenticator=Authenticator(ca_name))
+                           authenticator=Authenticator(ca_name, bootstrap=tokens.identity))
         ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
                           fsm=self.fsm, raft=self.raft, api=api)
         server.extra_services[OPS_SERVICE] = ops.handlers(server.unary, server.authenticate)
+        assert self.pki is not None
+        server.extra_services[JOIN_SERVICE] = JoinServicer(self.pki).handlers(server.unary)
+        server.bootstrap_methods.update(BOOTSTRAP_METHODS)
         try:
-            self.api_port = await server.start(s.api_listen, tls)
+            self.api_port = await server.start(s.api_listen, tls, extra_roots=tokens.roots)
         except (OSError, RuntimeError) as exc:
             self.raft.stop()
             raise SystemExit(f"hakube master: cannot listen on {s.api_listen} for the API: "

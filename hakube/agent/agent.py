@@ -18,6 +18,7 @@ API is away; status writes fail and are retried until the masters answer again.
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import logging
 import os
@@ -25,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from hakube.agent import network
+from hakube.agent import join, network
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
@@ -67,6 +68,17 @@ class Agent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sim: SimulatedCri | None = None
+        self.host_ip = nodemod.node_ip(settings.node_ip)
+        # The node's certificate first (joining with the token if it has none): a failed join
+        # must leave nothing started.
+        credentials = join.node_credentials(
+            list(settings.servers),
+            settings.root_dir,
+            settings.node_name,
+            [self.host_ip],
+            token=settings.token,
+            ca_hash=settings.ca_cert_hash,
+        )
         if cri is not None:
             self.cri = cri
         elif settings.runtime == "simulated":
@@ -76,9 +88,16 @@ class Agent:
             self.cri = CriClient(self._sim.endpoint)
         else:
             self.cri = CriClient(settings.cri_endpoint)
-        self.client = Client(list(settings.servers))
+        self.client = Client(list(settings.servers), credentials=credentials)
+        self.renewer = join.CertRenewer(
+            join.node_pki(settings.root_dir),
+            settings.node_name,
+            [self.host_ip],
+            join.renew_through(self.client, settings.node_name),
+            self.client.transport.set_credentials,
+            renew_before=datetime.timedelta(seconds=settings.cert_renew_before),
+        )
         self.view = RuntimeView(self.cri, settings.node_name)
-        self.host_ip = nodemod.node_ip(settings.node_ip)
         self.capacity = nodemod.capacity(settings, capacity_cpu, capacity_memory)
         self.queue = WorkQueue()
         self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
@@ -156,6 +175,9 @@ class Agent:
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")
         self._spawn(self._heartbeat, "heartbeat")
+        self._spawn(
+            lambda: self.renewer.run(self._stop, self.s.cert_check_interval), "cert-renewal"
+        )
         if self.s.usage_interval > 0:
             self._spawn(self._publish_usage, "usage")
         self.ready.set()

@@ -40,8 +40,33 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--node-name", default="", help="name of this node's Node object")
     p.add_argument(
         "--servers",
+        "--server",
+        dest="servers",
         default="",
-        help="master API endpoints HOST:PORT,... (default: the client config's)",
+        help="master API endpoints HOST:PORT,... or one VIP (default: the client config's)",
+    )
+    p.add_argument(
+        "--token",
+        default="",
+        help="bootstrap token to join with when the node has no certificate yet "
+        "(`hakube token create` on a master prints it)",
+    )
+    p.add_argument(
+        "--ca-cert-hash",
+        default="",
+        help="sha256:<hex> of the cluster CA's public key; the join trusts only that CA",
+    )
+    p.add_argument(
+        "--cert-renew-before",
+        type=float,
+        default=30 * 86400.0,
+        help="seconds before expiry at which the node certificate is renewed",
+    )
+    p.add_argument(
+        "--cert-check-interval",
+        type=float,
+        default=3600.0,
+        help="seconds between checks of the node certificate's expiry",
     )
     p.add_argument(
         "--runtime",
@@ -181,6 +206,10 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
         usage_interval=args.usage_interval,
+        token=args.token,
+        ca_cert_hash=args.ca_cert_hash,
+        cert_renew_before=args.cert_renew_before,
+        cert_check_interval=args.cert_check_interval,
     )
 
 
@@ -193,7 +222,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 2
-    agent = Agent(settings, capacity_cpu=args.capacity_cpu, capacity_memory=args.capacity_memory)
+    from hakube.agent.join import JoinError
+
+    try:
+        agent = Agent(
+            settings, capacity_cpu=args.capacity_cpu, capacity_memory=args.capacity_memory
+        )
+    except JoinError as e:
+        print(f"hakube agent: {e}", file=sys.stderr)
+        return 1
     gctune.install()
 
     def on_signal(signum: int, frame: Any) -> None:

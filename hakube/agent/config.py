@@ -80,6 +80,16 @@ class AgentSettings:
     usage_interval: float = 15.0
     """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
 
+    token: str = ""
+    """A bootstrap token (``hakube token create``) to join with when ``<root-dir>/pki`` has no
+    node certificate yet (hakube.agent.join); unused once the node has one."""
+    ca_cert_hash: str = ""
+    """``sha256:<hex>`` of the cluster CA's public key; the join trusts only that CA."""
+    cert_renew_before: float = 30 * 86400.0
+    """The node certificate is renewed this many seconds before it expires."""
+    cert_check_interval: float = 3600.0
+    """Seconds between checks whether the node certificate is due for renewal."""
+
     def validate(self) -> None:
         """ValueError naming the setting and the rule it breaks."""
         if not self.node_name:
@@ -118,6 +128,12 @@ class AgentSettings:
                 raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
         if not 0 < len(self.cni_bridge) <= 15:
             raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
+        if bool(self.token) != bool(self.ca_cert_hash):
+            raise ValueError(
+                "--token and --ca-cert-hash go together (`hakube token create` prints both)"
+            )
+        if self.cert_check_interval <= 0:
+            raise ValueError(f"--cert-check-interval ({self.cert_check_interval}) must be > 0")
         if self.workers < 1 or self.max_pods < 1:
             raise ValueError("--workers and --max-pods must be at least 1")
 

@@ -2,7 +2,8 @@
 
 Each agent is its own ``hakube agent`` process (node ``node-1`` ... ``node-M``) with its root
 dir and log under the cluster's data dir, its API on a free loopback port, and the runtime
-``hakube up`` was given (simulated by default; containerd at the default CRI socket).
+``hakube up`` was given (simulated by default; containerd at the default CRI socket). Each
+joins the cluster with the bootstrap token it is given, on its first start.
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ class LocalAgents:
         *,
         runtime: str = "simulated",
         cri_endpoint: str = DEFAULT_ENDPOINT,
+        token: str = "",
+        ca_hash: str = "",
     ) -> None:
+        """``token``/``ca_hash``: what a node without a certificate joins with."""
         self.data_dir = data_dir
         self.servers = servers
+        self.token = token
+        self.ca_hash = ca_hash
         self.runtime = runtime
         self.cri_endpoint = cri_endpoint
         self.agents: list[LocalAgent] = []
@@ -53,6 +59,8 @@ class LocalAgents:
             "--runtime",
             self.runtime,
         )
+        if self.token:
+            cmd += ["--token", self.token, "--ca-cert-hash", self.ca_hash]
         if self.runtime == "containerd":
             cmd += ["--cri-endpoint", self.cri_endpoint]
         else:

@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 from hakube.agent import cli as agent_cli
 from hakube.cli import (
+    certs_cmd,
     controller_manager_cmd,
     master_cmd,
     members_cmd,
     scheduler_cmd,
     snapshot_cmd,
+    token_cmd,
     up_cmd,
 )
 from hakube.cli.config import ConfigError, parse_with_env
@@ -35,7 +37,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
     for module in (master_cmd, up_cmd, vip_cli, agent_cli, scheduler_cmd,
-                   controller_manager_cmd, snapshot_cmd, members_cmd):
+                   controller_manager_cmd, snapshot_cmd, members_cmd, certs_cmd, token_cmd):
         runners.update(module.add_parser(sub))
     return parser, runners
 

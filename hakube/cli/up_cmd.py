@@ -12,12 +12,15 @@ cluster, on the same ports, with its state. ``--nodes M`` also runs M node agent
 
 Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
 ``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid``,
-``client-config`` (a copy of the client config).
+``client-config`` (a copy of the client config), ``pki/`` (the cluster's own CA, the masters'
+and the users' certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's
+certificate, from joining with a bootstrap token that ``hakube up`` creates at each start).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import fcntl
 import os
 import signal
@@ -32,8 +35,12 @@ import yaml
 
 from hakube import procs
 from hakube.agent.local import LocalAgents
+from hakube.cli.token_cmd import create_token
 from hakube.cli.up_components import UpComponents
-from hakube.client.config import ClientConfig, config_path, write_client_config
+from hakube.client import HakubeError
+from hakube.client.config import ENV_CONFIG, ClientConfig, config_path, write_client_config
+from hakube.pki import certs, files
+from hakube.pki.layout import Pki, PkiError
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
@@ -170,13 +177,14 @@ def run(args: argparse.Namespace) -> int:
         lock_fd = _lock(data_dir)
         masters = load_or_create_state(data_dir, args.masters, args.base_port)
         _stop_leftovers(data_dir, masters)
+        Pki(os.path.join(data_dir, "pki")).init({})  # this cluster's own CA, kept across runs
         busy = [f"{addr} ({m['name']} {what})" for m in masters
                 for what, addr in (("API", m["api"]), ("Raft", m["raft"]),
                                    ("metrics", m["metrics"])) if not _port_free(addr)]
         if busy:
             raise UpError(f"port in use: {', '.join(busy)}; stop what holds it, or use "
                           "another --data-dir")
-    except (UpError, OSError) as exc:
+    except (UpError, OSError, PkiError) as exc:
         print(f"hakube up: {exc}", file=sys.stderr)
         return 1
     try:
@@ -192,7 +200,7 @@ class Up:
                  masters: list[dict[str, str]]) -> None:
         self.args = args
         self.data_dir = data_dir
-        self.cluster = LocalCluster(data_dir, 0)
+        self.cluster = LocalCluster(data_dir, 0, ca=Pki(os.path.join(data_dir, "pki")))
         self.cluster.masters = [
             MasterProc(name=m["name"], api=m["api"], raft=m["raft"], metrics=m["metrics"],
                        data_dir=os.path.join(data_dir, m["name"]),
@@ -241,8 +249,15 @@ class Up:
             self._stop()
             return 0
         self._write_client_config()
+        try:
+            token, ca_hash = self._join_token() if self.args.nodes else ("", "")
+        except HakubeError as exc:
+            print(f"hakube up: cannot create a token for the nodes: {exc}", file=sys.stderr,
+                  flush=True)
+            self._stop()
+            return 1
         self.agents = LocalAgents(self.data_dir, self.cluster.endpoints(),
-                                  runtime=self.args.runtime)
+                                  runtime=self.args.runtime, token=token, ca_hash=ca_hash)
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.start()
@@ -270,11 +285,28 @@ class Up:
                                    f"{self.data_dir}")
 
     def _write_client_config(self) -> None:
-        cfg = ClientConfig(servers=self.cluster.endpoints())
+        pki = self.cluster.pki
+        cfg = ClientConfig(servers=self.cluster.endpoints(), tls={
+            "certificate-authority": pki.ca_cert,
+            "client-certificate": pki.user_cert("admin"),
+            "client-key": pki.user_key("admin"),
+        })
         note = (f"hakube client config, written by `hakube up` for {self.data_dir}\n"
-                "See docs/client-config.md.")
-        write_client_config(os.path.join(self.data_dir, "client-config"), cfg, comment=note)
+                "The cluster's admin (users/admin in its PKI dir). See docs/client-config.md.")
+        copy = os.path.join(self.data_dir, "client-config")
+        write_client_config(copy, cfg, comment=note)
         write_client_config(self.client_config, cfg, comment=note)
+        # The scheduler and controller-manager started below find their credentials here,
+        # whichever --client-config the user chose.
+        os.environ[ENV_CONFIG] = copy
+
+    def _join_token(self) -> tuple[str, str]:
+        """A bootstrap token for this run's node agents (nodes that joined before keep their
+        certificates and ignore it), and the CA hash to check."""
+        with self.cluster.client(timeout=30) as client:
+            token, _ = create_token(client, datetime.timedelta(hours=1),
+                                    "hakube up: node agents")
+        return str(token), certs.ca_hash(files.read(self.cluster.pki.ca_cert))
 
     def _report(self) -> None:
         c = self.cluster

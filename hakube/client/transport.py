@@ -170,6 +170,7 @@ class Transport:
         self.policy = policy or RetryPolicy()
         self.policy.validate()
         self._stubs: dict[str, Stubs] = {}
+        self._retired: list[Stubs] = []
         self._lock = threading.Lock()
         # Start at a random master so many clients spread their load.
         self._current = random.randrange(len(self.endpoints))
@@ -186,6 +187,15 @@ class Transport:
                 s = self._stubs[endpoint] = Stubs(endpoint, ch)
             return s
 
+    def set_credentials(self, credentials: tls.Credentials) -> None:
+        """Use renewed credentials for new channels. Open channels (and the watches on them)
+        keep the certificate they were made with until they are closed with the client."""
+        with self._lock:
+            self.credentials = credentials
+            self._channel_credentials = tls.channel_credentials(credentials)
+            self._retired.extend(self._stubs.values())
+            self._stubs = {}
+
     def current(self) -> str:
         return self.endpoints[self._current % len(self.endpoints)]
 
@@ -197,8 +207,9 @@ class Transport:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            stubs, self._stubs = self._stubs, {}
-        for s in stubs.values():
+            stubs = [*self._stubs.values(), *self._retired]
+            self._stubs, self._retired = {}, []
+        for s in stubs:
             s.channel.close()
 
     def call(self, fn: Callable[[Stubs, float], T], *, what: str, timeout: float | None = None,

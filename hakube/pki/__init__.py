@@ -3,5 +3,5 @@
 Identities follow Kubernetes: a certificate's subject CN is the user name and its O entries are
 the groups. The names hakube issues are in ``names``; the on-disk layout (modes, atomic writes)
 in ``files``; issuing and reading certificates in ``certs``; TLS contexts for Raft and gRPC in
-``tls``; node bootstrap tokens in ``tokens``.
+``tls``; node bootstrap tokens in ``bootstrap``.
 """

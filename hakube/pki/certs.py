@@ -195,11 +195,15 @@ class CA:
                                    days=days))
 
 
-def make_request(identity: Identity) -> tuple[bytes, bytes]:
-    """A new key and a signing request for it: (request PEM, key PEM)."""
+def make_request(identity: Identity, hosts: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """A new key and a signing request for it, asking for ``hosts`` as subject alternative
+    names: (request PEM, key PEM)."""
     key = new_key()
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(_name(identity))
-           .sign(key, hashes.SHA256()))
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(identity))
+    if hosts:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [_general_name(h) for h in dict.fromkeys(hosts)]), critical=False)
+    csr = builder.sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
 

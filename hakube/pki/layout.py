@@ -18,6 +18,9 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from hakube.pki import certs, files, names
 from hakube.pki.tls import TlsFiles
 
@@ -109,6 +112,37 @@ class Pki:
             if {normalize_host(h) for h in hosts} <= have:
                 return
         self.issue_master(self.load_ca(), name, hosts)
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        """Every issued certificate in the directory: (name, cert path, key path), named
+        ``masters/<name>`` and ``users/<user>``."""
+        out = []
+        for sub in ("masters", "users"):
+            d = os.path.join(self.root, sub)
+            for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                if f.endswith(".crt"):
+                    out.append((f"{sub}/{f[:-4]}", os.path.join(d, f),
+                                os.path.join(d, f[:-4] + ".key")))
+        return out
+
+    def renew(self, ca: certs.CA, cert_path: str, key_path: str) -> x509.Certificate:
+        """Re-issue a certificate with the same identity, names, usages and key. Only the
+        certificate file changes (atomically): a reader never sees a key that does not match."""
+        try:
+            old = certs.load_cert(files.read(cert_path))
+            key = certs.load_key(files.read(key_path))
+        except OSError as exc:
+            raise PkiError(f"{exc.filename}: {exc.strerror}") from exc
+        try:
+            usages = old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            usages = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+        cert = ca.issue(certs.identity_of(old), key.public_key(),
+                        server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
+                        client=ExtendedKeyUsageOID.CLIENT_AUTH in usages,
+                        hosts=tuple(certs.hosts_of(old)))
+        files.write_atomic(cert_path, certs.cert_pem(cert), mode=files.PUBLIC_FILE_MODE)
+        return cert
 
     def init(self, masters: dict[str, list[str]]) -> list[str]:
         """Create the CA, each master's certificate and the users' certificates, keeping every

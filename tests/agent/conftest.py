@@ -1,6 +1,7 @@
 """Fixtures for the node agent tests: one real 3-master cluster for the whole session, a
 private real containerd (hakube.testing.containerd), and agents started as processes (so that
-killing one is real) or in-process with the simulated runtime (fast).
+killing one is real) or in-process with the simulated runtime (fast). Every agent joins the
+cluster with a bootstrap token (hakube.testing.join), as a real node does.
 
 Under CI=true a containerd that cannot start fails the tests that need it; elsewhere they are
 skipped with the reason (the tests/cri pattern).
@@ -34,6 +35,7 @@ from hakube.cri.errors import CriError
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import Containerd, ContainerdUnavailable
 from hakube.testing.images import busybox_image
+from hakube.testing.join import agent_args, token_for
 from hakube.testing.registry import LocalRegistry, RegistryUnavailable
 from hakube.testing.wait import wait_for
 
@@ -180,6 +182,7 @@ def start_agent(
             "127.0.0.1:0",
             "--node-ip",
             "127.0.0.1",
+            *agent_args(cluster.endpoints()),
             *FAST,
             *(extra or []),
         ]
@@ -235,7 +238,10 @@ def node_ready(client: Client, name: str) -> bool:
 def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
     """An in-process agent with the simulated runtime (no processes, starts in ~0.1 s)."""
     name = f"sim-{uuid.uuid4().hex[:6]}"
+    token, ca_hash = token_for(servers)
     settings = AgentSettings(
+        token=token,
+        ca_cert_hash=ca_hash,
         node_name=name,
         servers=tuple(servers),
         root_dir=str(root / name),

@@ -16,6 +16,7 @@ from hakube.client import Client
 from hakube.cri.simulated import SimulatedFleet, SimulatedRuntime
 from hakube.cri.v1 import api_pb2 as pb
 from hakube.testing.cluster import LocalCluster
+from hakube.testing.join import token_for
 from hakube.testing.wait import wait_for
 from tests.agent.conftest import (
     StartAgent,
@@ -249,6 +250,7 @@ def test_many_simulated_agents_in_one_process_share_one_cri_server(
     cluster: LocalCluster, client: Client, tmp_path: Path
 ) -> None:
     names = [f"fleet-{i}-{uuid.uuid4().hex[:4]}" for i in range(10)]
+    token, ca_hash = token_for(cluster.endpoints())
     agents: list[tuple[Agent, threading.Thread]] = []
     with SimulatedFleet() as fleet:
         try:
@@ -264,6 +266,8 @@ def test_many_simulated_agents_in_one_process_share_one_cri_server(
                         node_ip="127.0.0.1",
                         workers=1,
                         relist_interval=0.5,
+                        token=token,
+                        ca_cert_hash=ca_hash,
                     ),
                     cri=fleet.client(name),
                 )

@@ -29,8 +29,8 @@ def test_up_with_nodes_runs_agents_that_run_pods_and_stop_with_the_cluster(
         up.expect("1 masters ready")
         line = up.expect("node-2  agent (simulated)")
         pid = int(line.split("pid ")[1].split()[0])
-        servers = yaml.safe_load(open(cfg))["servers"]
-        with Client(servers, timeout=20) as c:
+        assert len(yaml.safe_load(open(cfg))["servers"]) == 1
+        with Client.from_config(cfg, timeout=20) as c:
             for n in ("node-1", "node-2"):
                 wait_for(functools.partial(node_ready, c, n), 30, f"{n} Ready")
             c.pods.create(

@@ -21,6 +21,7 @@ from hakube.client import Client
 from hakube.controllers.nodelifecycle import UNREACHABLE
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
+from hakube.testing.join import token_for
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -33,7 +34,8 @@ def agents(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     d = str(tmp_path_factory.mktemp("agents"))
-    local = LocalAgents(d, cluster.endpoints())
+    token, ca_hash = token_for(cluster.endpoints())
+    local = LocalAgents(d, cluster.endpoints(), token=token, ca_hash=ca_hash)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for i in range(1, 4):
         name = f"node-{i}"
