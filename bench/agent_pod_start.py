@@ -33,6 +33,7 @@ from hakube.api.v1 import pod_pb2
 from hakube.client import Client
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import BUSYBOX_IMAGE, Containerd
+from hakube.testing.nodepki import provision_node
 from hakube.testing.wait import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,6 +124,7 @@ def main() -> None:
         Client(cluster.endpoints(), timeout=30) as client,
     ):
         ctd.load_test_images()
+        provision_node(cluster, os.path.join(base, "agent"), NODE, ["127.0.0.1"])
         log = open(os.path.join(base, "agent.log"), "ab")  # noqa: SIM115
         agent = subprocess.Popen(
             [

@@ -40,6 +40,7 @@ from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
 from hakube.events import EventRecorder
+from hakube.pki.layout import NodePki
 
 log = logging.getLogger("hakube.agent")
 
@@ -84,7 +85,11 @@ class Agent:
         self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
         self.probes = ProbeManager(self.cri, self._probe_changed)
         self.server = AgentServer(
-            self.view, settings.listen, simulated=settings.runtime == "simulated"
+            self.view,
+            settings.listen_address(self.host_ip),
+            pki=NodePki(settings.node_pki_dir()),
+            address=self.host_ip,
+            simulated=settings.runtime == "simulated",
         )
         self.pods: Any = self.client.pods.informer(
             field_selector=f"spec.nodeName={settings.node_name}"

@@ -2,7 +2,9 @@
 
 Each agent is its own ``hakube agent`` process (node ``node-1`` ... ``node-M``) with its root
 dir and log under the cluster's data dir, its API on a free loopback port, and the runtime
-``hakube up`` was given (simulated by default; containerd at the default CRI socket).
+``hakube up`` was given (simulated by default; containerd at the default CRI socket). With the
+cluster's PKI, each node's certificate is issued from its CA before the agent starts
+(hakube.testing.nodepki), so that the masters can reach the agents' API.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 from hakube import procs
 from hakube.cri.client import DEFAULT_ENDPOINT
+from hakube.pki.layout import Pki
+from hakube.testing.nodepki import provision_node
 
 
 @dataclass
@@ -30,8 +34,10 @@ class LocalAgents:
         *,
         runtime: str = "simulated",
         cri_endpoint: str = DEFAULT_ENDPOINT,
+        pki: Pki | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.pki = pki
         self.servers = servers
         self.runtime = runtime
         self.cri_endpoint = cri_endpoint
@@ -64,6 +70,8 @@ class LocalAgents:
         for i in range(1, n + 1):
             name = f"node-{i}"
             log_path = os.path.join(self.data_dir, f"{name}.log")
+            if self.pki is not None:
+                provision_node(self.pki, os.path.join(self.data_dir, name), name, ["127.0.0.1"])
             proc = procs.spawn(self.command(name, i), log_path)
             self.agents.append(LocalAgent(name, log_path, proc))
         return self.agents

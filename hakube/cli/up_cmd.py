@@ -242,7 +242,7 @@ class Up:
             return 0
         self._write_client_config()
         self.agents = LocalAgents(self.data_dir, self.cluster.endpoints(),
-                                  runtime=self.args.runtime)
+                                  runtime=self.args.runtime, pki=self.cluster.pki)
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.start()

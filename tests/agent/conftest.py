@@ -34,6 +34,7 @@ from hakube.cri.errors import CriError
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import Containerd, ContainerdUnavailable
 from hakube.testing.images import busybox_image
+from hakube.testing.nodepki import provision_node
 from hakube.testing.registry import LocalRegistry, RegistryUnavailable
 from hakube.testing.wait import wait_for
 
@@ -167,19 +168,23 @@ def start_agent(
         extra: list[str] | None = None,
         node: str = "",
         root: Path | None = None,
+        listen: str | None = "127.0.0.1:0",
+        node_ip: str = "127.0.0.1",
     ) -> AgentProc:
+        """``listen`` None: the agent's default (the node IP, port 10250)."""
         name = node or f"n-{uuid.uuid4().hex[:6]}"
+        root_dir = str(root or tmp_path / name)
+        provision_node(cluster, root_dir, name, [node_ip])
         args = [
             "--node-name",
             name,
             "--servers",
             ",".join(cluster.endpoints()),
             "--root-dir",
-            str(root or tmp_path / name),
-            "--listen",
-            "127.0.0.1:0",
+            root_dir,
+            *(["--listen", listen] if listen is not None else []),
             "--node-ip",
-            "127.0.0.1",
+            node_ip,
             *FAST,
             *(extra or []),
         ]
@@ -232,9 +237,14 @@ def node_ready(client: Client, name: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
-    """An in-process agent with the simulated runtime (no processes, starts in ~0.1 s)."""
+def running_sim_agent(
+    servers: list[str], root: Path, cluster: LocalCluster | None = None
+) -> Iterator[Agent]:
+    """An in-process agent with the simulated runtime (no processes, starts in ~0.1 s); with
+    ``cluster``, it has a node certificate from that cluster's CA and serves its API."""
     name = f"sim-{uuid.uuid4().hex[:6]}"
+    if cluster is not None:
+        provision_node(cluster, str(root / name), name, ["127.0.0.1"])
     settings = AgentSettings(
         node_name=name,
         servers=tuple(servers),
@@ -265,7 +275,7 @@ def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
 
 @pytest.fixture
 def sim_agent(cluster: LocalCluster, client: Client, tmp_path: Path) -> Iterator[Agent]:
-    with running_sim_agent(cluster.endpoints(), tmp_path) as agent:
+    with running_sim_agent(cluster.endpoints(), tmp_path, cluster) as agent:
         yield agent
 
 
