@@ -31,6 +31,7 @@ from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.nodeproxy import NODE_PROXY_SERVICE, NodeProxyServicer
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
@@ -401,6 +402,9 @@ class Master:
         ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
                           fsm=self.fsm, raft=self.raft, api=api)
         server.extra_services[OPS_SERVICE] = ops.handlers(server.unary, server.authenticate)
+        proxy = NodeProxyServicer(self.fsm, tls)
+        server.extra_services[NODE_PROXY_SERVICE] = proxy.handlers(server.unary,
+                                                                   server.authenticate)
         try:
             self.api_port = await server.start(s.api_listen, tls)
         except (OSError, RuntimeError) as exc:
