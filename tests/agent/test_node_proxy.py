@@ -4,6 +4,7 @@ it means; callers are authenticated like any request, and nodes may not use the 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import grpc
@@ -25,6 +26,10 @@ pytestmark = pytest.mark.timeout(60)
 IMAGE = "hakube.test/busybox:1"
 
 
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
 def _running_pod(client: Client, agent: Agent, name: str, script: str) -> None:
     client.pods.create(
         make_pod(name, agent.s.node_name, [{"name": "c", "image": IMAGE,
@@ -34,10 +39,11 @@ def _running_pod(client: Client, agent: Agent, name: str, script: str) -> None:
 
 
 def test_logs_exec_and_top_go_through_a_master(client: Client, sim_agent: Agent) -> None:
-    _running_pod(client, sim_agent, "proxied", "echo hello from the pod; sleep 3600")
-    wait_for(lambda: "hello from the pod" in ctl_endpoints(client, "logs", "proxied")[1], 15,
+    pod = _name("proxied")
+    _running_pod(client, sim_agent, pod, "echo hello from the pod; sleep 3600")
+    wait_for(lambda: "hello from the pod" in ctl_endpoints(client, "logs", pod)[1], 15,
              "the pod's output through the master")
-    code, out, err = ctl_endpoints(client, "exec", "proxied", "--", "sh", "-c",
+    code, out, err = ctl_endpoints(client, "exec", pod, "--", "sh", "-c",
                                    "echo out; echo err >&2; exit 3")
     assert (code, out, err) == (3, "out\n", "err\n")
     code, out, _ = ctl_endpoints(client, "top", "nodes", sim_agent.s.node_name)
@@ -49,10 +55,11 @@ def test_a_followed_log_stays_open_until_the_caller_goes_away(
 ) -> None:
     # (The simulated runtime prints at start only; new lines arriving while followed are
     # covered with real containerd in test_agent_containerd.py.)
-    _running_pod(client, sim_agent, "talker", "echo one; echo two; sleep 3600")
-    wait_for(lambda: ctl_endpoints(client, "logs", "talker")[1] == "one\ntwo\n", 15, "output")
+    pod = _name("following")
+    _running_pod(client, sim_agent, pod, "echo one; echo two; sleep 3600")
+    wait_for(lambda: ctl_endpoints(client, "logs", pod)[1] == "one\ntwo\n", 15, "output")
     stub = client.transport.stubs(client.servers[0]).node_proxy
-    call = stub.Logs(agent_pb2.LogsRequest(namespace="default", pod="talker", follow=True,
+    call = stub.Logs(agent_pb2.LogsRequest(namespace="default", pod=pod, follow=True,
                                           tail_lines=-1),
                      timeout=30)
     got = ""
@@ -65,7 +72,7 @@ def test_a_followed_log_stays_open_until_the_caller_goes_away(
     call.cancel()
     assert call.code() == grpc.StatusCode.CANCELLED
     # the master is not left holding anything: a fresh call still gets a slot and an answer
-    assert ctl_endpoints(client, "logs", "talker", "--tail", "1")[1] == "two\n"
+    assert ctl_endpoints(client, "logs", pod, "--tail", "1")[1] == "two\n"
 
 
 def test_errors_name_the_pod_or_node(client: Client) -> None:
