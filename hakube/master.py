@@ -32,6 +32,7 @@ from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
 from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.nodeproxy import NODE_PROXY_SERVICE, NodeProxyServicer
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
@@ -406,6 +407,9 @@ class Master:
         assert self.pki is not None
         server.extra_services[JOIN_SERVICE] = JoinServicer(self.pki).handlers(server.unary)
         server.bootstrap_methods.update(BOOTSTRAP_METHODS)
+        proxy = NodeProxyServicer(self.fsm, tls)
+        server.extra_services[NODE_PROXY_SERVICE] = proxy.handlers(server.unary,
+                                                                   server.authenticate)
         try:
             self.api_port = await server.start(s.api_listen, tls, extra_roots=tokens.roots)
         except (OSError, RuntimeError) as exc:

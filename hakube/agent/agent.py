@@ -41,6 +41,7 @@ from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
 from hakube.events import EventRecorder
+from hakube.pki.layout import NodePki
 
 log = logging.getLogger("hakube.agent")
 
@@ -71,9 +72,10 @@ class Agent:
         self.host_ip = nodemod.node_ip(settings.node_ip)
         # The node's certificate first (joining with the token if it has none): a failed join
         # must leave nothing started.
+        node_pki = NodePki(settings.node_pki_dir())
         credentials = join.node_credentials(
             list(settings.servers),
-            settings.root_dir,
+            node_pki,
             settings.node_name,
             [self.host_ip],
             token=settings.token,
@@ -90,7 +92,7 @@ class Agent:
             self.cri = CriClient(settings.cri_endpoint)
         self.client = Client(list(settings.servers), credentials=credentials)
         self.renewer = join.CertRenewer(
-            join.node_pki(settings.root_dir),
+            node_pki,
             settings.node_name,
             [self.host_ip],
             join.renew_through(self.client, settings.node_name),
@@ -103,7 +105,11 @@ class Agent:
         self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
         self.probes = ProbeManager(self.cri, self._probe_changed)
         self.server = AgentServer(
-            self.view, settings.listen, simulated=settings.runtime == "simulated"
+            self.view,
+            settings.listen_address(self.host_ip),
+            pki=node_pki,
+            address=self.host_ip,
+            simulated=settings.runtime == "simulated",
         )
         self.pods: Any = self.client.pods.informer(
             field_selector=f"spec.nodeName={settings.node_name}"

@@ -87,8 +87,14 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument(
         "--listen",
-        default="0.0.0.0:10250",
-        help="HOST:PORT of the agent API for logs/exec (port 0: any free port)",
+        default="",
+        help="HOST:PORT of the agent API for logs/exec/stats (default: the node IP, port "
+        "10250; port 0: any free port)",
+    )
+    p.add_argument(
+        "--pki-dir",
+        default="",
+        help="the node's ca.crt, node.crt and node.key (default: ROOT-DIR/pki)",
     )
     p.add_argument(
         "--labels", type=_typed(parse_labels), default={}, help="extra node labels KEY=VALUE,..."
@@ -190,6 +196,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cri_endpoint=args.cri_endpoint,
         node_ip=args.node_ip,
         listen=args.listen,
+        pki_dir=args.pki_dir,
         labels=dict(args.labels),
         taints=tuple(args.register_with_taints),
         max_pods=args.max_pods,

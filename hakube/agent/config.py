@@ -9,10 +9,13 @@ operators expect; tests shorten them through the same flags.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 
 from hakube.cri.client import DEFAULT_ENDPOINT
 
+AGENT_PORT = 10250
+"""The agent API's port when --listen is not given (the kubelet's)."""
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
@@ -40,9 +43,13 @@ class AgentSettings:
     node_ip: str = ""
     """The node's InternalIP (host IP of its pods); empty: the address of this host's name, or
     127.0.0.1 when that does not resolve."""
-    listen: str = "0.0.0.0:10250"
-    """Where the agent API (logs, exec) listens; port 0 picks a free one. The port is
-    published in the Node's status.daemonEndpoints."""
+    listen: str = ""
+    """Where the agent API (logs, exec, stats) listens; empty: the node's InternalIP (see
+    ``node_ip``) on the kubelet's port 10250, never every interface by default. Port 0 picks a
+    free one. The port is published in the Node's status.daemonEndpoints."""
+    pki_dir: str = ""
+    """The node's key material (hakube.pki.layout.NodePki: ca.crt, node.crt, node.key); empty:
+    ``<root_dir>/pki``. The agent API serves TLS with node.crt and only to the masters."""
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
     max_pods: int = 110
@@ -89,6 +96,15 @@ class AgentSettings:
     """The node certificate is renewed this many seconds before it expires."""
     cert_check_interval: float = 3600.0
     """Seconds between checks whether the node certificate is due for renewal."""
+
+    def node_pki_dir(self) -> str:
+        return self.pki_dir or os.path.join(self.root_dir, "pki")
+
+    def listen_address(self, host_ip: str) -> str:
+        """``listen``, or ``host_ip`` on the kubelet's port when it is empty."""
+        if self.listen:
+            return self.listen
+        return f"[{host_ip}]:{AGENT_PORT}" if ":" in host_ip else f"{host_ip}:{AGENT_PORT}"
 
     def validate(self) -> None:
         """ValueError naming the setting and the rule it breaks."""

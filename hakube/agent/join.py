@@ -45,10 +45,6 @@ class JoinError(Exception):
     """The node cannot get its certificate; the message is one line for the operator."""
 
 
-def node_pki(root_dir: str) -> NodePki:
-    return NodePki(os.path.join(root_dir, "pki"))
-
-
 def signing_request(node: str, hosts: list[str]) -> tuple[bytes, bytes]:
     """A new node key and a request for ``system:node:<node>`` naming ``hosts``:
     (request PEM, key PEM)."""
@@ -153,11 +149,10 @@ def write(pki: NodePki, ca: bytes, cert: bytes, key: bytes) -> None:
     files.write_atomic(pki.cert, cert, mode=files.PUBLIC_FILE_MODE)
 
 
-def node_credentials(servers: list[str], root_dir: str, node: str, hosts: list[str], *,
+def node_credentials(servers: list[str], pki: NodePki, node: str, hosts: list[str], *,
                      token: str = "", ca_hash: str = "") -> Credentials:
-    """The node's credentials: from ``<root-dir>/pki``, after joining with ``token`` if
-    there is no certificate yet."""
-    pki = node_pki(root_dir)
+    """The node's credentials: from ``pki`` (``<root-dir>/pki`` unless --pki-dir says
+    otherwise), after joining with ``token`` if there is no certificate yet."""
     if not pki.exists():
         if not token or not ca_hash:
             raise JoinError(f"no node certificate in {pki.root} and no --token/--ca-cert-hash: "

@@ -1,10 +1,14 @@
 """The agent's own gRPC API (``hakube.agent.v1.NodeAgent``): container logs, exec, usage.
 
-Why a server on the node rather than a stream through the masters: logs and exec are between a
-user and one container; sending them through Raft-replicated masters would load the masters
-with data nobody else needs. Like the kubelet's port 10250, each agent serves this API and
-publishes where: the Node's InternalIP address and ``status.daemonEndpoints.kubeletEndpoint``
-port. ``hakubectl logs``/``exec`` read the pod's node from the API and connect there.
+Like the kubelet's port 10250, each agent serves this API and publishes where: the Node's
+InternalIP address and ``status.daemonEndpoints.kubeletEndpoint`` port. Exec runs commands as
+root in any container of the node, so the API is for the masters only: it serves TLS with the
+node's certificate (``hakube.pki.layout.NodePki``), the handshake requires a client certificate
+from the cluster CA, and every call must come from a master's identity
+(``system:hakube-master:<name>`` in ``system:hakube-masters``). Users reach it through the
+masters' NodeProxy service (``hakube.apiserver.nodeproxy``), which authenticates them like any
+API request. Without a node certificate the agent serves no API at all rather than an open one.
+See docs/security-agent.md.
 
 Containers are found through the runtime's labels (``hakube.agent.runtime``), so logs of a pod
 that the API no longer knows, or of an instance before a restart (``previous``), still work.
@@ -34,10 +38,28 @@ from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.cri.errors import CriError, NotFound
 from hakube.cri.logs import parse
 from hakube.cri.v1 import api_pb2 as pb
+from hakube.pki import certs, files, names
+from hakube.pki.layout import NodePki, normalize_host
+from hakube.pki.tls import TlsFiles, identity_of_pem, server_credentials
 
 log = logging.getLogger("hakube.agent.server")
 FOLLOW_POLL = 0.1
 """Seconds between looks at a followed log file that has no new data."""
+
+
+def caller_refusal(auth: dict[str, list[bytes]], node: str) -> tuple[grpc.StatusCode, str] | None:
+    """Why the TLS peer ``auth`` (a gRPC auth context) may not call this agent, or None for a
+    master. The handshake already verified the certificate against the cluster CA."""
+    pem = auth.get("x509_pem_cert")
+    if not pem:
+        return (grpc.StatusCode.UNAUTHENTICATED,
+                f"agent API of node {node}: no client certificate; only the masters may call it")
+    identity, _ = identity_of_pem(pem[0])
+    if names.master_name(identity.user) is None or names.MASTERS_GROUP not in identity.groups:
+        return (grpc.StatusCode.PERMISSION_DENIED,
+                f'agent API of node {node}: "{identity.user}" is not a master; use '
+                "hakubectl logs/exec/top, which go through the masters")
+    return None
 
 
 class _Servicer(agent_pb2_grpc.NodeAgentServicer):
@@ -46,7 +68,13 @@ class _Servicer(agent_pb2_grpc.NodeAgentServicer):
         self.cri = view.cri
         self.usage = usage
 
+    def _authorize(self, context: grpc.ServicerContext) -> None:
+        refused = caller_refusal(context.auth_context(), self.view.node)  # type: ignore[arg-type]
+        if refused is not None:
+            context.abort(*refused)
+
     def Stats(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._authorize(context)
         try:
             return self.usage.collect(request.namespace)
         except CriError as e:
@@ -94,6 +122,7 @@ class _Servicer(agent_pb2_grpc.NodeAgentServicer):
         return self.cri.container_status(mine[index].id)
 
     def Logs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        self._authorize(context)
         st = self._find(
             request.namespace, request.pod, request.container, request.previous, context
         )
@@ -129,6 +158,7 @@ class _Servicer(agent_pb2_grpc.NodeAgentServicer):
             return False
 
     def Exec(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._authorize(context)
         if not request.command:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "exec: a command is required")
         st = self._find(request.namespace, request.pod, request.container, False, context)
@@ -162,22 +192,62 @@ def _chunk(lines: list[Any], timestamps: bool) -> Any:
     return agent_pb2.LogChunk(data=text.encode())
 
 
+def serving_files(pki: NodePki, node: str, address: str) -> TlsFiles | None:
+    """The node's TLS files for the agent API; None (logged) when the node has none yet.
+    OSError naming the file when they are unusable or name another node. ``address`` is the
+    InternalIP the masters dial: their hostname check needs it among the certificate's hosts."""
+    if not pki.exists():
+        log.warning(
+            "no node certificate in %s (ca.crt, node.crt, node.key): the agent API (logs, "
+            "exec, stats) stays off until the node has one", pki.root)
+        return None
+    tls = pki.tls_files()
+    try:
+        tls.check()
+        cert = certs.load_cert(files.read(tls.cert))
+    except (certs.CertError, OSError) as e:
+        raise OSError(f"agent API: {e}") from e
+    user = certs.identity_of(cert).user
+    if user != names.node_user(node):
+        raise OSError(f'agent API: {tls.cert} names "{user}", not "{names.node_user(node)}"')
+    if normalize_host(address) not in certs.hosts_of(cert):
+        log.warning(
+            "%s does not list the node address %s: the masters will refuse to dial this "
+            "agent until the certificate is reissued", tls.cert, address)
+    return tls
+
+
 class AgentServer:
-    """The NodeAgent gRPC server; ``port`` is known after ``start()``."""
+    """The NodeAgent gRPC server; ``port`` is known after ``start()``. It serves TLS with the
+    node's certificate from ``pki``, and nothing while there is none (``start()`` returns 0).
+    ``address``: the node address the masters dial (for the certificate check)."""
 
     def __init__(
-        self, view: RuntimeView, listen: str, *, simulated: bool = False, workers: int = 8
+        self,
+        view: RuntimeView,
+        listen: str,
+        *,
+        pki: NodePki,
+        address: str,
+        simulated: bool = False,
+        workers: int = 8,
     ) -> None:
         self.listen = listen
+        self.pki = pki
+        self.address = address
         self.port = 0
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-api")
         )
+        self.view = view
         self.usage = UsageSampler(view.cri, view.node, simulated=simulated)
         agent_pb2_grpc.add_NodeAgentServicer_to_server(_Servicer(view, self.usage), self._server)
 
     def start(self) -> int:
-        self.port = self._server.add_insecure_port(self.listen)
+        tls = serving_files(self.pki, self.view.node, self.address)
+        if tls is None:
+            return 0
+        self.port = self._server.add_secure_port(self.listen, server_credentials(tls))
         if not self.port:
             raise OSError(f"agent API: cannot listen on {self.listen}")
         self._server.start()

@@ -1,50 +1,56 @@
-"""``hakubectl logs``, ``exec`` and ``top``: talk to the agent on the pod's node.
+"""``hakubectl logs``, ``exec`` and ``top``: through the masters to the agent on the node.
 
-The masters do not carry logs or exec traffic. The pod's ``spec.nodeName`` names its node; the
-Node's status publishes the agent API (InternalIP address, ``daemonEndpoints.kubeletEndpoint``
-port); hakubectl connects there directly (``hakube.agent.v1.NodeAgent``). See docs/agent.md.
+As ``kubectl logs`` goes through the API server: the masters' NodeProxy service authenticates
+the caller like every request, finds the pod's node and dials its agent with the master's own
+certificate (node agents serve nobody else; docs/security-agent.md). hakubectl therefore needs
+only its usual connection to the masters: their failover and its credentials come with it.
+
+Failover: a call moves to the next master only when the current one could not be reached at
+all, so an exec is never run twice; a node whose agent does not answer is an error naming it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 
-from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
+from hakube.agent.v1 import agent_pb2
 from hakube.api import quantity
-from hakube.api.v1 import core_pb2, pod_pb2
+from hakube.api.v1 import nodeproxy_pb2
 from hakube.cli.ctl import CommandError, Ctx, UsageError
+from hakube.client import Client
+from hakube.client.transport import Stubs, short_reason
+
+T = TypeVar("T")
 
 
-def agent_address(node: core_pb2.Node) -> str:
-    """HOST:PORT of a node's agent API, from its status."""
-    port = node.status.daemon_endpoints.kubelet_endpoint.port
-    addrs = {a.type: a.address for a in node.status.addresses}
-    host = addrs.get("InternalIP") or addrs.get("ExternalIP") or addrs.get("Hostname")
-    if not port or not host:
-        raise CommandError(
-            f'node "{node.metadata.name}" publishes no agent address (is its agent running?)'
-        )
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _through_masters(client: Client, fn: Callable[[Stubs], T], what: str) -> T:
+    """``fn`` on the masters in turn until one is reached (never retried once one was)."""
+    transport = client.transport
+    tried = []
+    for _ in range(len(transport.endpoints)):
+        ep = transport.current()
+        try:
+            return fn(transport.stubs(ep))
+        except grpc.RpcError as e:
+            details = e.details() if isinstance(e, grpc.Call) else str(e)
+            code = e.code() if isinstance(e, grpc.Call) else None
+            d = (details or "").lower()
+            if code != grpc.StatusCode.UNAVAILABLE or not (
+                "failed to connect" in d or "connection refused" in d
+            ):
+                raise CommandError(f"{what}: {details}") from None
+            tried.append(f"{ep}: {short_reason(details or '')}")
+            transport.advance(ep)
+    raise CommandError(f"{what}: no master answered ({'; '.join(tried)})")
 
 
-def _channel(ctx: Ctx, name: str) -> tuple[grpc.Channel, pod_pb2.Pod]:
-    client = ctx.client()
-    pod = client.pods.get(name, namespace=ctx.namespace)
-    if not pod.spec.node_name:
-        raise CommandError(f'pod "{name}" is not scheduled to a node yet')
-    node = client.nodes.get(pod.spec.node_name)
-    return grpc.insecure_channel(agent_address(node)), pod
-
-
-def _fail(exc: grpc.RpcError, where: str) -> CommandError:
-    code = exc.code() if isinstance(exc, grpc.Call) else None
-    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return CommandError(f"cannot reach the agent of {where}: {details}")
-    return CommandError(f"{details}")
+def _pod_name(text: str) -> str:
+    return text.split("/", 1)[1] if text.startswith(("pod/", "pods/", "po/")) else text
 
 
 def add_logs(p: argparse.ArgumentParser) -> None:
@@ -65,10 +71,9 @@ def add_logs(p: argparse.ArgumentParser) -> None:
 
 def run_logs(ctx: Ctx) -> int:
     a = ctx.args
-    name = a.pod.split("/", 1)[1] if a.pod.startswith(("pod/", "pods/", "po/")) else a.pod
-    ch, pod = _channel(ctx, name)
+    name = _pod_name(a.pod)
     req = agent_pb2.LogsRequest(
-        namespace=pod.metadata.namespace,
+        namespace=ctx.namespace,
         pod=name,
         container=a.container,
         follow=a.follow,
@@ -76,16 +81,18 @@ def run_logs(ctx: Ctx) -> int:
         previous=a.previous,
         timestamps=a.timestamps,
     )
-    with ch:
+
+    def stream(stubs: Stubs) -> int:
+        call = stubs.node_proxy.Logs(req, timeout=None if a.follow else 60)
         try:
-            for chunk in agent_pb2_grpc.NodeAgentStub(ch).Logs(
-                req, timeout=None if a.follow else 60
-            ):
+            for chunk in call:
                 ctx.out.write(chunk.data.decode("utf-8", "replace"))
                 ctx.out.flush()
-        except grpc.RpcError as e:
-            raise _fail(e, f"node {pod.spec.node_name}") from None
-    return 0
+        finally:
+            call.cancel()  # e.g. ^C or a closed pipe while following: end the agent's side
+        return 0
+
+    return _through_masters(ctx.client(), stream, f"logs of pod {name}")
 
 
 def add_exec(p: argparse.ArgumentParser) -> None:
@@ -102,20 +109,17 @@ def run_exec(ctx: Ctx) -> int:
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else list(a.cmd)
     if not cmd:
         raise UsageError("give the command after --, e.g. hakubectl exec web -- ls /")
-    name = a.pod.split("/", 1)[1] if a.pod.startswith(("pod/", "pods/", "po/")) else a.pod
-    ch, pod = _channel(ctx, name)
+    name = _pod_name(a.pod)
     req = agent_pb2.ExecRequest(
-        namespace=pod.metadata.namespace,
+        namespace=ctx.namespace,
         pod=name,
         container=a.container,
         command=cmd,
         timeout_seconds=a.exec_timeout,
     )
-    with ch:
-        try:
-            resp = agent_pb2_grpc.NodeAgentStub(ch).Exec(req)
-        except grpc.RpcError as e:
-            raise _fail(e, f"node {pod.spec.node_name}") from None
+    resp: agent_pb2.ExecResponse = _through_masters(
+        ctx.client(), lambda s: s.node_proxy.Exec(req), f"exec in pod {name}"
+    )
     ctx.out.write(resp.stdout.decode("utf-8", "replace"))
     ctx.out.flush()
     err = ctx.err if ctx.err is not None else sys.stderr
@@ -137,14 +141,14 @@ def _rows(rows: list[list[str]]) -> list[str]:
     return ["   ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
 
 
-def _stats(ctx: Ctx, node: core_pb2.Node, namespace: str) -> agent_pb2.StatsResponse:
-    with grpc.insecure_channel(agent_address(node)) as ch:
-        try:
-            return agent_pb2_grpc.NodeAgentStub(ch).Stats(
-                agent_pb2.StatsRequest(namespace=namespace), timeout=15
-            )
-        except grpc.RpcError as e:
-            raise _fail(e, f"node {node.metadata.name}") from None
+def _stats(client: Client, node: str, namespace: str) -> agent_pb2.StatsResponse:
+    req = nodeproxy_pb2.NodeStatsRequest(
+        node=node, request=agent_pb2.StatsRequest(namespace=namespace)
+    )
+    resp: agent_pb2.StatsResponse = _through_masters(
+        client, lambda s: s.node_proxy.Stats(req, timeout=30), f"stats of node {node}"
+    )
+    return resp
 
 
 def add_top(p: argparse.ArgumentParser) -> None:
@@ -163,7 +167,7 @@ def run_top(ctx: Ctx) -> int:
         rows = [["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]]
         for n in nodes:
             try:
-                st = _stats(ctx, n, "")
+                st = _stats(client, n.metadata.name, "")
             except CommandError as e:
                 ctx.error(f"error: {e}")
                 rows.append([n.metadata.name, "<unknown>", "<unknown>", "<unknown>", "<unknown>"])
@@ -190,7 +194,7 @@ def run_top(ctx: Ctx) -> int:
     usage: dict[tuple[str, str], agent_pb2.PodUsage] = {}
     for node_name in sorted({p.spec.node_name for p in pods if p.spec.node_name}):
         try:
-            st = _stats(ctx, client.nodes.get(node_name), ns or "")
+            st = _stats(client, node_name, ns or "")
         except CommandError as e:  # one node away: report it, show the others
             ctx.error(f"error: {e}")
             continue

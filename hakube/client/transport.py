@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import grpc
 
-from hakube.api.v1 import api_pb2_grpc
+from hakube.api.v1 import api_pb2_grpc, nodeproxy_pb2_grpc
 from hakube.client import errors
 from hakube.pki import certs, tls
 
@@ -116,6 +116,8 @@ class Stubs:
         self.channel = channel
         self.objects = api_pb2_grpc.ObjectServiceStub(channel)
         self.cluster = api_pb2_grpc.ClusterServiceStub(channel)
+        self.node_proxy = nodeproxy_pb2_grpc.NodeProxyStub(channel)
+        """Node agents' logs, exec and stats, through the master."""
 
 
 def is_retryable(code: grpc.StatusCode) -> bool:

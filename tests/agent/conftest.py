@@ -169,19 +169,22 @@ def start_agent(
         extra: list[str] | None = None,
         node: str = "",
         root: Path | None = None,
+        listen: str | None = "127.0.0.1:0",
+        node_ip: str = "127.0.0.1",
     ) -> AgentProc:
+        """``listen`` None: the agent's default (the node IP, port 10250)."""
         name = node or f"n-{uuid.uuid4().hex[:6]}"
+        root_dir = str(root or tmp_path / name)
         args = [
             "--node-name",
             name,
             "--servers",
             ",".join(cluster.endpoints()),
             "--root-dir",
-            str(root or tmp_path / name),
-            "--listen",
-            "127.0.0.1:0",
+            root_dir,
+            *(["--listen", listen] if listen is not None else []),
             "--node-ip",
-            "127.0.0.1",
+            node_ip,
             *agent_args(cluster.endpoints()),
             *FAST,
             *(extra or []),
@@ -235,8 +238,11 @@ def node_ready(client: Client, name: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_sim_agent(servers: list[str], root: Path) -> Iterator[Agent]:
-    """An in-process agent with the simulated runtime (no processes, starts in ~0.1 s)."""
+def running_sim_agent(
+    servers: list[str], root: Path, cluster: LocalCluster | None = None
+) -> Iterator[Agent]:
+    """An in-process agent with the simulated runtime (no processes, starts in ~0.1 s); with
+    ``cluster``, it has a node certificate from that cluster's CA and serves its API."""
     name = f"sim-{uuid.uuid4().hex[:6]}"
     token, ca_hash = token_for(servers)
     settings = AgentSettings(

@@ -6,12 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
-from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
-from hakube.api.v1 import pod_pb2
-from hakube.cli.ctl_node import agent_address
+from hakube.agent.v1 import agent_pb2
+from hakube.api.v1 import nodeproxy_pb2, pod_pb2
 from hakube.client import Client
 from hakube.cri.v1 import api_pb2 as cri_pb
 from hakube.testing.cluster import LocalCluster
@@ -147,10 +145,12 @@ def test_a_pod_runs_with_env_configmap_secret_and_volumes_visible_inside(
     }
     assert {"Created", "Started"} <= reasons
     # usage, as `hakubectl top` shows it, comes from containerd's cgroup stats
-    with grpc.insecure_channel(agent_address(client.nodes.get(agent.node))) as ch:
-        stats = agent_pb2_grpc.NodeAgentStub(ch).Stats(
-            agent_pb2.StatsRequest(namespace="default"), timeout=15
-        )
+    stats = client.transport.stubs(client.servers[0]).node_proxy.Stats(
+        nodeproxy_pb2.NodeStatsRequest(
+            node=agent.node, request=agent_pb2.StatsRequest(namespace="default")
+        ),
+        timeout=15,
+    )
     web = {p.name: p for p in stats.pods}["web"]
     assert 0 < web.memory_working_set_bytes <= 64 * 2**20
     assert stats.node_memory_working_set_bytes > web.memory_working_set_bytes

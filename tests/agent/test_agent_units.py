@@ -128,6 +128,16 @@ def test_settings_are_validated_with_messages_naming_the_flag() -> None:
         parse_taints("k=v:Sometimes")
 
 
+def test_the_agent_api_listens_on_the_node_ip_and_reads_the_root_dirs_pki_by_default() -> None:
+    s = AgentSettings(node_name="n", servers=("a:1",), root_dir="/var/lib/a")
+    assert s.listen_address("10.0.0.7") == "10.0.0.7:10250"
+    assert s.listen_address("fd00::7") == "[fd00::7]:10250"
+    assert s.node_pki_dir() == "/var/lib/a/pki"
+    s = AgentSettings(node_name="n", servers=("a:1",), root_dir="/x", listen="0.0.0.0:9",
+                      pki_dir="/etc/hakube/node")
+    assert (s.listen_address("10.0.0.7"), s.node_pki_dir()) == ("0.0.0.0:9", "/etc/hakube/node")
+
+
 def _exited(name: str, code: int, attempt: int = 0) -> pb.ContainerStatus:
     return pb.ContainerStatus(
         id=f"{name}{attempt}",
@@ -227,6 +237,9 @@ def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(
     assert (s.node_name, s.servers) == ("from-env", ("10.0.0.1:6443", "10.0.0.2:6443"))
     assert (s.backoff_base, s.backoff_max, s.labels) == (2.0, 8.0, {"a": "b"})
     assert [(t.key, t.value, t.effect) for t in s.taints] == [("gpu", "yes", "NoSchedule")]
+    assert (s.listen, s.pki_dir) == ("", "")
+    s = settings_from(parse_with_env(build_parser()[0], ["agent", "--pki-dir", "/p"]))
+    assert s.pki_dir == "/p"
     monkeypatch.delenv("HAKUBE_BACKOFF_BASE")
     assert main(["agent", "--backoff-max", "1", "--root-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
