@@ -74,10 +74,13 @@ class BootstrapTokens:
 
     def identity(self, issuer: str) -> certs.Identity | None:
         """The Authenticator's check: the bootstrap identity of a live token's issuer."""
-        token_id = bootstrap.token_id_of_issuer(issuer)
-        if token_id is None or self.live(token_id) is None:
+        named = bootstrap.parse_issuer(issuer)
+        if named is None:
             return None
-        return bootstrap.bootstrap_identity(token_id)
+        stored = self.live(named[0])
+        if stored is None or bootstrap.issuer_cn(stored.token) != issuer:
+            return None  # unknown, expired, or re-created with another secret
+        return bootstrap.bootstrap_identity(named[0])
 
     def roots(self) -> bytes:
         """Issuer certificates (PEM) of the live tokens, for the TLS handshake. Each is made

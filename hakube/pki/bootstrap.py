@@ -15,12 +15,14 @@ expiration, usage-bootstrap-authentication, description).
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
@@ -70,15 +72,21 @@ def parse(text: str) -> Token:
     return Token(m.group(1), m.group(2))
 
 
-def issuer_cn(token_id: str) -> str:
-    return ISSUER_PREFIX + token_id
+@functools.lru_cache(maxsize=256)
+def issuer_cn(token: Token) -> str:
+    """``hakube-bootstrap-token:<id>.<key fingerprint>``: the fingerprint (of the derived
+    public key) makes a token deleted and re-created under the same id with a new secret a
+    different issuer, so certificates made with the old secret stop authenticating."""
+    spki = derive_key(token).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"{ISSUER_PREFIX}{token.id}.{hashlib.sha256(spki).hexdigest()[:16]}"
 
 
-def token_id_of_issuer(cn: str) -> str | None:
-    """The token id an issuer CN names, or None if it is not a bootstrap issuer."""
-    if cn.startswith(ISSUER_PREFIX) and re.fullmatch(r"[a-z0-9]{6}", cn[len(ISSUER_PREFIX):]):
-        return cn[len(ISSUER_PREFIX):]
-    return None
+def parse_issuer(cn: str) -> tuple[str, str] | None:
+    """(token id, key fingerprint) an issuer CN names, or None if it is not a bootstrap
+    issuer."""
+    m = re.fullmatch(re.escape(ISSUER_PREFIX) + r"([a-z0-9]{6})\.([0-9a-f]{16})", cn)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def bootstrap_identity(token_id: str) -> certs.Identity:
@@ -99,7 +107,7 @@ def issuer_cert(token: Token, *, not_after: datetime.datetime | None = None,
     Masters make one per live token (valid until its expiration); a joiner makes its own."""
     key = derive_key(token)
     now = now or datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn(token.id))])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn(token))])
     return (x509.CertificateBuilder()
             .subject_name(name).issuer_name(name)
             .public_key(key.public_key())

@@ -71,3 +71,27 @@ def test_ttls_read_like_kubeadms() -> None:
     assert bootstrap.parse_ttl("0") is None
     with pytest.raises(bootstrap.TokenError):
         bootstrap.parse_ttl("tomorrow")
+
+
+def test_a_token_recreated_with_the_same_id_and_a_new_secret_is_another_issuer() -> None:
+    """Certificates made with a deleted token's secret stop authenticating even when a new
+    token reuses its id: the issuer name carries the derived key's fingerprint."""
+    import datetime
+
+    from hakube.apiserver.join import BootstrapTokens
+
+    old, new = bootstrap.Token("abcdef", "0123456789abcdef"), bootstrap.Token("abcdef",
+                                                                              "fedcba9876543210")
+    assert bootstrap.issuer_cn(old) != bootstrap.issuer_cn(new)
+    assert bootstrap.parse_issuer(bootstrap.issuer_cn(new)) == (
+        "abcdef", bootstrap.issuer_cn(new).rsplit(".", 1)[1])
+    assert bootstrap.parse_issuer("hakube-bootstrap-token:abcdef") is None
+
+    class Live(BootstrapTokens):
+        def tokens(self) -> dict[str, bootstrap.StoredToken]:
+            later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+            return {"abcdef": bootstrap.StoredToken(new, later, "")}
+
+    tokens = Live(None)  # type: ignore[arg-type]
+    assert tokens.identity(bootstrap.issuer_cn(new)) is not None
+    assert tokens.identity(bootstrap.issuer_cn(old)) is None
