@@ -35,8 +35,9 @@ from dataclasses import dataclass
 import grpc
 
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
+from bench.target import aio_channel
 from hakube.pki import certs, files
-from hakube.pki.tls import Credentials, channel_credentials
+from hakube.pki.tls import Credentials
 from hakube.testing.cluster import free_ports
 
 ETCD = "etcd"
@@ -163,13 +164,6 @@ class EtcdTarget:
         if self._channel is not None:
             channel, self._channel, self._kv = self._channel, None, None
             await channel.close()
-
-
-def aio_channel(endpoint: str, credentials: Credentials | None) -> grpc.aio.Channel:
-    """A grpc.aio channel: TLS presenting ``credentials`` if given, else plaintext."""
-    if credentials is None:
-        return grpc.aio.insecure_channel(endpoint)
-    return grpc.aio.secure_channel(endpoint, channel_credentials(credentials))
 
 
 class EtcdCluster:
