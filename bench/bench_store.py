@@ -4,23 +4,22 @@ Run: ``python -m bench.bench_store`` (``--help`` for knobs). Progress goes to st
 goes to stdout as Markdown (machine, versions, settings, then the tables), ready to paste into
 docs/benchmarks.md. The scenarios are described in ``bench.store_scenarios``.
 
-Four systems, in one run with the same client: "hakube" (this checkout, mutual TLS on API and
-Raft), "hakube-plain" (the last release without TLS, see ``bench.hakube_system``), "etcd-tls"
-(etcd with mutual TLS on client and peer URLs) and "etcd" (plaintext). The load table compares
-each hakube with the etcd of the same transport security; the cost-of-TLS table shows each
-product's TLS/plain ratios and checks the target: TLS costs hakube no more than it costs etcd in
-relative terms (hakube TLS/plain ops/s ≥ etcd's − 0.1), and hakube's failover with TLS stays
-within 2 s.
+Four systems, in one run with the same client: "hakube" (this checkout, with the mutual TLS
+its masters run with: the API, and Raft too where the checkout has it), "hakube-plain" (the
+last release without TLS, see ``bench.hakube_system``), "etcd-tls" (etcd with mutual TLS on
+client and peer URLs) and "etcd" (plaintext). The load table compares each hakube with the etcd
+of the same transport security; the cost-of-TLS table shows each product's TLS/plain ratios and
+checks the target: TLS costs hakube no more than it costs etcd in relative terms (hakube's
+TLS/plain ops/s ≥ etcd's − 0.1), and hakube's failover with TLS stays within 2 s.
 
 "fsync" means a system makes a write durable on disk before acknowledging it (etcd's default);
 "no fsync" is etcd with --unsafe-no-fsync, which is the durability pysyncobj offers (an mmap
 journal never fsynced: writes survive a process crash, not a power loss). The fair comparison
 for hakube is the "no fsync" rows; both are reported.
 
-Extension point: a system is anything implementing ``bench.target.System``. hakube joins by
-adding an entry to ``SYSTEMS`` below that starts its three local masters and returns targets
-speaking its gRPC API; the report already has a hakube column and hakube/etcd ratios, shown as
-"—" until then.
+Extension point: a system is anything implementing ``bench.target.System``, registered in
+``SYSTEMS`` below. A system left out with ``--systems`` shows "—" in its columns and in every
+ratio that involves it: the report's shape never depends on which systems ran.
 """
 
 from __future__ import annotations

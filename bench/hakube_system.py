@@ -10,8 +10,9 @@ durability); ``fsync=False`` is pysyncobj's plain mmap journal (compare with etc
 
 Two systems:
 
-- "hakube" (``HakubeSystem``): this checkout's masters, with TLS as they always run now; the
-  client presents the cluster's admin certificate (``LocalCluster.credentials``).
+- "hakube" (``HakubeSystem``): this checkout's masters, with the TLS they always run with now
+  (mutual TLS on the API; on Raft too where the checkout has it); the client presents the
+  cluster's admin certificate (``LocalCluster.credentials``).
 - "hakube-plain" (``HakubePlainSystem``): the last release without TLS (commit ``PLAIN_REV``),
   to measure what TLS costs. Its masters run from a checkout of that commit (a temporary git
   worktree of this repository, or ``--plain-tree``) as processes with that tree on PYTHONPATH
@@ -133,7 +134,7 @@ class HakubeCluster:
 
 
 class HakubeSystem:
-    """This checkout's masters, API and Raft over TLS; the client is the cluster's admin."""
+    """This checkout's masters with their TLS; the client is the cluster's admin."""
 
     name = "hakube"
     version = hakube.__version__
