@@ -4,15 +4,22 @@ Run: ``python -m bench.bench_store`` (``--help`` for knobs). Progress goes to st
 goes to stdout as Markdown (machine, versions, settings, then the tables), ready to paste into
 docs/benchmarks.md. The scenarios are described in ``bench.store_scenarios``.
 
+Four systems, in one run with the same client: "hakube" (this checkout, with the mutual TLS
+its masters run with: the API, and Raft too where the checkout has it), "hakube-plain" (the
+last release without TLS, see ``bench.hakube_system``), "etcd-tls" (etcd with mutual TLS on
+client and peer URLs) and "etcd" (plaintext). The load table compares each hakube with the etcd
+of the same transport security; the cost-of-TLS table shows each product's TLS/plain ratios and
+checks the target: TLS costs hakube no more than it costs etcd in relative terms (hakube's
+TLS/plain ops/s ≥ etcd's − 0.1), and hakube's failover with TLS stays within 2 s.
+
 "fsync" means a system makes a write durable on disk before acknowledging it (etcd's default);
 "no fsync" is etcd with --unsafe-no-fsync, which is the durability pysyncobj offers (an mmap
 journal never fsynced: writes survive a process crash, not a power loss). The fair comparison
 for hakube is the "no fsync" rows; both are reported.
 
-Extension point: a system is anything implementing ``bench.target.System``. hakube joins by
-adding an entry to ``SYSTEMS`` below that starts its three local masters and returns targets
-speaking its gRPC API; the report already has a hakube column and hakube/etcd ratios, shown as
-"—" until then.
+Extension point: a system is anything implementing ``bench.target.System``, registered in
+``SYSTEMS`` below. A system left out with ``--systems`` shows "—" in its columns and in every
+ratio that involves it: the report's shape never depends on which systems ran.
 """
 
 from __future__ import annotations
@@ -25,8 +32,14 @@ from collections.abc import Callable, Sequence
 
 from bench import machine
 from bench.etcd_cluster import EtcdSystem
-from bench.hakube_system import HakubeSystem
-from bench.report import format_failover_table, format_load_table
+from bench.hakube_system import PLAIN_REV, HakubePlainSystem, HakubeSystem
+from bench.report import (
+    TlsPair,
+    format_failover_table,
+    format_load_table,
+    format_tls_cost_table,
+    format_tls_failover_table,
+)
 from bench.store_scenarios import (
     FailoverRows,
     LoadRows,
@@ -39,16 +52,30 @@ from bench.store_scenarios import (
 from bench.target import System
 
 SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
-    "etcd": lambda args: EtcdSystem(data_root=args.data_root),
     "hakube": lambda args: HakubeSystem(data_root=args.data_root),
+    "hakube-plain": lambda args: HakubePlainSystem(data_root=args.data_root,
+                                                   tree=args.plain_tree, rev=args.plain_rev),
+    "etcd-tls": lambda args: EtcdSystem(data_root=args.data_root, tls=True),
+    "etcd": lambda args: EtcdSystem(data_root=args.data_root),
 }
-"""Systems the benchmark can run, by report name; each factory gets the parsed arguments."""
+"""Systems the benchmark can run, by report name; each factory gets the parsed arguments.
+A system with a ``close()`` method has it called once the run is over, however it ends."""
 
-REPORT_SYSTEMS = ("hakube", "etcd")
+REPORT_SYSTEMS = ("hakube", "hakube-plain", "etcd-tls", "etcd")
 """Columns of the report, whether or not each system ran."""
 
 BASELINE = "etcd"
 """The peer every other system is expressed as a multiple of."""
+
+RATIOS = (("hakube", "etcd-tls"), ("hakube-plain", "etcd"))
+"""The load table's ratios: each hakube against the etcd with the same transport security."""
+
+TLS_PAIRS = (TlsPair("hakube", tls="hakube", plain="hakube-plain"),
+             TlsPair("etcd", tls="etcd-tls", plain="etcd"))
+"""(subject, peer) of the cost-of-TLS table."""
+
+FAILOVER_LIMIT_S = 2.0
+"""Target: hakube's median recovery from a leader kill, with TLS."""
 
 
 def _utc_now() -> str:
@@ -78,10 +105,24 @@ async def run(systems: Sequence[System], settings: Settings) -> str:
         failover_rows = {failover_scenario(f): {} for f in settings.fsync_modes}
     for system in systems:
         await run_system(system, settings, load_rows, failover_rows)
+    return report(systems, settings, started, load_rows, failover_rows)
+
+
+def report(systems: Sequence[System], settings: Settings, started: str, load_rows: LoadRows,
+           failover_rows: FailoverRows) -> str:
+    """The Markdown report of one run's figures."""
+    subject, peer = TLS_PAIRS
     parts = [preamble(systems, settings, started),
-             format_load_table(load_rows, REPORT_SYSTEMS, BASELINE)]
+             format_load_table(load_rows, REPORT_SYSTEMS, BASELINE, RATIOS)]
     if failover_rows:
         parts.append(format_failover_table(failover_rows, REPORT_SYSTEMS))
+    parts.append(f"Cost of TLS: {subject.label} and {peer.label}, each with TLS against "
+                 f"itself without; target: {subject.label}'s TLS/plain ops/s at least "
+                 f"{peer.label}'s − 0.1")
+    parts.append(format_tls_cost_table(load_rows, subject, peer))
+    if failover_rows:
+        parts.append(format_tls_failover_table(failover_rows, subject.tls, peer.tls,
+                                               FAILOVER_LIMIT_S))
     return "\n\n".join(parts)
 
 
@@ -103,6 +144,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="cores other processes may use during a round before it is redone")
     p.add_argument("--quiet-wait", type=float, default=30.0,
                    help="seconds to wait for a quiet machine before each round")
+    p.add_argument("--plain-tree", default=None,
+                   help="an existing checkout of the release without TLS for hakube-plain "
+                        "(default: a temporary git worktree of --plain-rev, removed at the end)")
+    p.add_argument("--plain-rev", default=PLAIN_REV,
+                   help=f"commit of the release without TLS (default: {PLAIN_REV})")
     p.add_argument("--data-root", default=None,
                    help="where data dirs go (default: the system temp dir); fsync cost depends "
                         "on this disk")
@@ -129,13 +175,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
         raise SystemExit(f"--systems: unknown {unknown}; available: {list(SYSTEMS)}")
-    systems = [SYSTEMS[n](args) for n in names]
-    for s in systems:
-        log(f"{s.name} {s.version}, fsync modes {tuple(s.fsync_modes)}")
+    settings = settings_from(args)
+    systems: list[System] = []
     try:
-        print(asyncio.run(_run_stoppable(systems, settings_from(args))))
+        for n in names:
+            systems.append(SYSTEMS[n](args))
+        for s in systems:
+            log(f"{s.name} {s.version}, fsync modes {tuple(s.fsync_modes)}")
+        print(asyncio.run(_run_stoppable(systems, settings)))
     except asyncio.CancelledError:
         raise SystemExit("stopped by SIGTERM; clusters torn down") from None
+    finally:
+        for s in systems:
+            close = getattr(s, "close", None)
+            if close is not None:
+                close()
 
 
 async def _run_stoppable(systems: Sequence[System], settings: Settings) -> str:

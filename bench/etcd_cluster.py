@@ -4,6 +4,12 @@ etcd is the peer hakube's store must beat (docs/benchmarks.md), so the benchmark
 beside hakube on the same machine: Debian's ``etcd-server`` (etcd 3.4), members as child
 processes of this one, data dirs in a temporary directory, ports picked free on loopback.
 
+With ``tls=True`` ("etcd-tls") etcd runs as a secured production etcd does: https on client and
+peer URLs, and both sides require a certificate from the cluster's CA (``--client-cert-auth``,
+``--peer-client-cert-auth``). The CA is a throwaway one made with ``hakube.pki`` in the data
+directory, each member has its own server+client certificate for 127.0.0.1/localhost, and the
+benchmark's client presents a client certificate over the same grpc.aio channel type as hakube's.
+
 Invariants:
 
 - Only processes this module started are ever signalled, by pid, never by name.
@@ -29,6 +35,9 @@ from dataclasses import dataclass
 import grpc
 
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
+from bench.target import aio_channel
+from hakube.pki import certs, files
+from hakube.pki.tls import Credentials
 from hakube.testing.cluster import free_ports
 
 ETCD = "etcd"
@@ -53,6 +62,46 @@ def supports_unsafe_no_fsync(binary: str = ETCD) -> bool:
     return probe.returncode == 0
 
 
+@dataclass(frozen=True)
+class EtcdTls:
+    """Files of a TLS etcd cluster: one CA, a certificate per member, one client's credentials."""
+
+    ca_file: str
+    member_files: dict[str, tuple[str, str]]
+    """member name -> (certificate file, key file), used for both client and peer traffic."""
+    client: Credentials
+    """What the benchmark's client presents (and the CA it verifies members against)."""
+
+    @classmethod
+    def create(cls, directory: str, members: Sequence[str]) -> EtcdTls:
+        """A new throwaway CA in ``directory`` and certificates issued by it."""
+        files.ensure_private_dir(directory)
+        ca_pem, ca_key = certs.create_ca("hakube-bench-etcd-ca")
+        ca = certs.CA.load(ca_pem, ca_key)
+        ca_file = os.path.join(directory, "ca.crt")
+        files.write_atomic(ca_file, ca_pem)
+        member_files = {}
+        for name in members:
+            cert, key = ca.issue_pair(certs.Identity(f"etcd-{name}"), server=True, client=True,
+                                      hosts=("127.0.0.1", "localhost"))
+            paths = (os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key"))
+            files.write_atomic(paths[1], key)
+            files.write_atomic(paths[0], cert)
+            member_files[name] = paths
+        cert, key = ca.issue_pair(certs.Identity("bench-client"), client=True)
+        return cls(ca_file, member_files, Credentials(ca=ca_pem, cert=cert, key=key))
+
+    def flags(self, member: str) -> list[str]:
+        """etcd's flags for mutual TLS on the client and the peer URLs."""
+        cert, key = self.member_files[member]
+        return [
+            "--cert-file", cert, "--key-file", key,
+            "--client-cert-auth", "--trusted-ca-file", self.ca_file,
+            "--peer-cert-file", cert, "--peer-key-file", key,
+            "--peer-client-cert-auth", "--peer-trusted-ca-file", self.ca_file,
+        ]
+
+
 @dataclass
 class EtcdMember:
     name: str
@@ -69,7 +118,7 @@ class EtcdMember:
     @property
     def endpoint(self) -> str:
         """host:port for gRPC."""
-        return self.client_url.removeprefix("http://")
+        return self.client_url.split("://", 1)[-1]
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -86,16 +135,18 @@ class EtcdTarget:
     spread over members, so a put to a follower pays etcd's forwarding to the leader.
     """
 
-    name = "etcd"
-
-    def __init__(self, endpoint: str, *, rpc_timeout_s: float = 10.0) -> None:
+    def __init__(self, endpoint: str, *, rpc_timeout_s: float = 10.0,
+                 credentials: Credentials | None = None, name: str = "etcd") -> None:
+        """``credentials``: TLS with this client certificate; None for plaintext."""
+        self.name = name
         self.endpoint = endpoint
         self.rpc_timeout_s = rpc_timeout_s
+        self.credentials = credentials
         self._channel: grpc.aio.Channel | None = None
         self._kv: rpc_pb2_grpc.KVStub | None = None
 
     async def setup(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.endpoint)
+        self._channel = aio_channel(self.endpoint, self.credentials)
         try:
             await asyncio.wait_for(self._channel.channel_ready(), self.rpc_timeout_s)
         except BaseException:
@@ -116,19 +167,26 @@ class EtcdTarget:
 
 
 class EtcdCluster:
-    """Three (or n) etcd members on loopback; implements ``bench.target.Cluster``."""
+    """Three (or n) etcd members on loopback; implements ``bench.target.Cluster``.
+
+    ``tls``: run with mutual TLS on client and peer URLs (https); False for plain http.
+    """
 
     def __init__(self, base_dir: str, *, n: int = 3, fsync: bool = True,
-                 binary: str = ETCD) -> None:
+                 binary: str = ETCD, tls: bool = False, name: str = "etcd") -> None:
         self.base_dir = base_dir
         self.fsync = fsync
         self.binary = binary
+        self.name = name
         ports = free_ports(2 * n)
+        scheme = "https" if tls else "http"
+        names = [f"e{i + 1}" for i in range(n)]
+        self.tls = EtcdTls.create(os.path.join(base_dir, "pki"), names) if tls else None
         self._members = {
             f"e{i + 1}": EtcdMember(
                 name=f"e{i + 1}",
-                client_url=f"http://127.0.0.1:{ports[2 * i]}",
-                peer_url=f"http://127.0.0.1:{ports[2 * i + 1]}",
+                client_url=f"{scheme}://127.0.0.1:{ports[2 * i]}",
+                peer_url=f"{scheme}://127.0.0.1:{ports[2 * i + 1]}",
                 data_dir=os.path.join(base_dir, f"e{i + 1}.etcd"),
                 log_path=os.path.join(base_dir, f"e{i + 1}.log"),
             )
@@ -143,8 +201,13 @@ class EtcdCluster:
     def members(self) -> Sequence[str]:
         return list(self._members)
 
+    @property
+    def client_credentials(self) -> Credentials | None:
+        return self.tls.client if self.tls is not None else None
+
     def target(self, member: str) -> EtcdTarget:
-        return EtcdTarget(self._members[member].endpoint)
+        return EtcdTarget(self._members[member].endpoint, credentials=self.client_credentials,
+                          name=self.name)
 
     async def leader(self, timeout_s: float = 30.0) -> str:
         """Wait until every live member answers and names the same live leader; return it."""
@@ -182,6 +245,8 @@ class EtcdCluster:
             "--initial-cluster-token", self._token,
             "--logger", "zap", "--log-outputs", "stderr",
         ]
+        if self.tls is not None:
+            cmd += self.tls.flags(m.name)
         if not self.fsync:
             cmd.append("--unsafe-no-fsync")
         return cmd
@@ -211,7 +276,8 @@ class EtcdCluster:
 
     async def status(self, member: str, timeout_s: float = 1.0) -> rpc_pb2.StatusResponse:
         """One member's Status, on a fresh channel so a restarted member is seen at once."""
-        async with grpc.aio.insecure_channel(self._members[member].endpoint) as channel:
+        endpoint = self._members[member].endpoint
+        async with aio_channel(endpoint, self.client_credentials) as channel:
             stub = rpc_pb2_grpc.MaintenanceStub(channel)
             response: rpc_pb2.StatusResponse = await stub.Status(
                 rpc_pb2.StatusRequest(), timeout=timeout_s, wait_for_ready=True)
@@ -239,11 +305,13 @@ class EtcdCluster:
 
 
 class EtcdSystem:
-    """etcd as a ``bench.target.System``: Debian's etcd 3.4, members on loopback."""
+    """etcd as a ``bench.target.System``: Debian's etcd 3.4, members on loopback; named
+    "etcd-tls" with mutual TLS on client and peer traffic, "etcd" without."""
 
-    name = "etcd"
-
-    def __init__(self, *, binary: str = ETCD, data_root: str | None = None) -> None:
+    def __init__(self, *, binary: str = ETCD, data_root: str | None = None,
+                 tls: bool = False) -> None:
+        self.name = "etcd-tls" if tls else "etcd"
+        self.tls = tls
         self.binary = binary
         self.data_root = data_root
         self.version = etcd_version(binary)
@@ -255,7 +323,12 @@ class EtcdSystem:
         if not fsync and False not in self.fsync_modes:
             raise ValueError(f"etcd {self.version} has no --unsafe-no-fsync")
         base = tempfile.mkdtemp(prefix="hakube-etcdbench-", dir=self.data_root)
-        cluster = EtcdCluster(base, fsync=fsync, binary=self.binary)
+        try:
+            cluster = EtcdCluster(base, fsync=fsync, binary=self.binary, tls=self.tls,
+                                  name=self.name)
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
         try:
             await cluster.start()
             yield cluster

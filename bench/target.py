@@ -23,6 +23,10 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+import grpc
+
+from hakube.pki.tls import Credentials, channel_credentials
+
 
 class Target(Protocol):
     """One client of one system, driven by the load generator from a single event loop.
@@ -94,3 +98,12 @@ class System(Protocol):
     def cluster(self, *, fsync: bool) -> AbstractAsyncContextManager[Cluster]:
         """Start three members and wait until they elect a leader; stop them all on exit."""
         ...
+
+
+def aio_channel(endpoint: str, credentials: Credentials | None) -> grpc.aio.Channel:
+    """The channel every gRPC target opens: TLS that verifies the server against
+    ``credentials.ca`` and presents ``credentials``' client certificate, or plaintext for None.
+    One helper, so the systems compared differ only in their servers, not in their clients."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(endpoint)
+    return grpc.aio.secure_channel(endpoint, channel_credentials(credentials))
