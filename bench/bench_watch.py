@@ -49,7 +49,9 @@ from bench.etcd_cluster import EtcdSystem
 from bench.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from bench.hakube_system import HakubeSystem
 from bench.loadgen import error_kind, percentile
+from bench.target import aio_channel
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.testing import pki as testpki
 
 
 def log(message: str) -> None:
@@ -105,7 +107,9 @@ class Adapter:
 
 class HakubeAdapter(Adapter):
     def __init__(self, endpoints: list[str], leader: int, prefix: str) -> None:
-        self.channels = [grpc.aio.insecure_channel(ep) for ep in endpoints]
+        # The masters of hakube.testing.cluster.LocalCluster use this process's test CA.
+        creds = testpki.credentials()
+        self.channels = [aio_channel(ep, creds) for ep in endpoints]
         self.writer = api_pb2_grpc.ObjectServiceStub(self.channels[leader])
         self.prefix = prefix
 
