@@ -214,7 +214,7 @@ class Up:
         self.agents = LocalAgents(data_dir, [])
         self.components = UpComponents(data_dir, self.cluster.endpoints(),
                                        restart_delay=args.restart_delay,
-                                       restart=not args.no_restart)
+                                       restart=not args.no_restart, pki=self.cluster.pki)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()

@@ -3,7 +3,9 @@
 One ``hakube scheduler`` and one ``hakube controller-manager``, each its own process (so they
 fail, and are restarted, on their own), pointed at every master and logging to
 ``scheduler.log`` / ``controller-manager.log`` in the data dir. Being leader-elected, a second
-``hakube up`` or a hand-started component on the same cluster simply stands by.
+``hakube up`` or a hand-started component on the same cluster simply stands by. Each runs as
+its own identity (``system:kube-scheduler``, ``system:kube-controller-manager``), not as the
+admin: ``<name>.conf`` in the data dir names its certificate from the cluster's PKI.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import subprocess
 import time
 
 from hakube import procs
+from hakube.client.config import ENV_CONFIG, ClientConfig, write_client_config
+from hakube.pki.layout import Pki
 
 COMPONENTS = ("scheduler", "controller-manager")
 
@@ -25,8 +29,12 @@ class UpComponents:
         *,
         restart_delay: float = 5.0,
         restart: bool = True,
+        pki: Pki | None = None,
     ) -> None:
+        """``pki``: the cluster's PKI directory, for each component's own client config
+        (without it the components use the caller's $HAKUBE_CONFIG)."""
         self.data_dir = data_dir
+        self.pki = pki
         self.endpoints = endpoints
         self.restart_delay = restart_delay
         self.restart = restart
@@ -40,7 +48,16 @@ class UpComponents:
         argv = procs.hakube_argv(
             name, "--servers", ",".join(self.endpoints), "--identity", f"up-{os.getpid()}-{name}"
         )
-        self.procs[name] = procs.spawn(argv, self.log_path(name))
+        env = None
+        if self.pki is not None:
+            conf = os.path.join(self.data_dir, f"{name}.conf")
+            write_client_config(conf, ClientConfig(servers=list(self.endpoints), tls={
+                "certificate-authority": self.pki.ca_cert,
+                "client-certificate": self.pki.user_cert(name),
+                "client-key": self.pki.user_key(name),
+            }))
+            env = dict(os.environ, **{ENV_CONFIG: conf})
+        self.procs[name] = procs.spawn(argv, self.log_path(name), env=env)
 
     def start(self) -> None:
         for name in COMPONENTS:

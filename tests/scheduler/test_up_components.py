@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-import yaml
 
 from hakube.api.convert import from_dict
 from hakube.client import Client, errors
@@ -34,7 +33,7 @@ def test_up_schedules_pods_and_stops_its_components(tmp_path: object) -> None:
         for name in ("scheduler", "controller-manager"):
             line = up.expect(f"{name}  pid")
             pids.append(int(re.search(r"pid (\d+)", line).group(1)))  # type: ignore[union-attr]
-        with Client(yaml.safe_load(open(cfg))["servers"], timeout=20) as client:
+        with Client.from_config(cfg, timeout=20) as client:
             wait_for(lambda: holder(client, "hakube-scheduler"), 30, "a scheduler to lead")
             wait_for(
                 lambda: holder(client, "hakube-controller-manager"),
