@@ -34,12 +34,16 @@ from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
 from hakube.httpendpoint import serve_http
+from hakube.pki.certs import CertError
+from hakube.pki.layout import Pki, PkiError, listen_hosts
+from hakube.pki.tls import TlsFiles
 from hakube.store import datadir
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
 from hakube.store.raft import RaftNode, RaftSettings
 from hakube.store.snapshot import SnapshotError, read_meta
 from hakube.store.snapshot import write_bytes as write_snapshot
+from hakube.store.transport import REFUSAL_REASONS
 
 log = logging.getLogger("hakube.master")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -76,6 +80,13 @@ class MasterSettings:
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
+    pki_dir: str = ""
+    """The cluster's PKI directory (hakube.pki.layout; empty: ``<data_dir>/pki``). This master
+    uses ca.crt and masters/<name>.crt/.key from it (Raft is mutual TLS) and (re)issues its own
+    certificate with ca.key when it is missing or does not cover the listen hosts and
+    ``cert_sans``."""
+    cert_sans: list[str] = field(default_factory=list)
+    """Extra names/IPs for this master's certificate (e.g. a VIP)."""
 
 
 class Master:
@@ -153,6 +164,30 @@ class Master:
                         s.peers, m.peers)
         self.membership = m
         return dict(m.peers)
+
+    def pki_dir(self) -> str:
+        return self.settings.pki_dir or os.path.join(self.settings.data_dir, "pki")
+
+    def _prepare_pki(self, peers: dict[str, str]) -> TlsFiles:
+        """This master's TLS files, its certificate (re)issued if needed. A new single-member
+        cluster creates its CA; any other master needs the cluster's CA copied in."""
+        s = self.settings
+        pki = Pki(self.pki_dir())
+        try:
+            if not pki.has_ca():
+                if peers:
+                    raise SystemExit(
+                        f"hakube master: no cluster CA in {pki.root}: copy ca.crt and ca.key "
+                        "from the first master there, or run `hakube certs init`")
+                log.info("master %s: creating the cluster CA in %s", s.name, pki.root)
+                pki.init_ca()
+            pki.ensure_master(s.name, listen_hosts(s.api_listen, s.raft_listen) +
+                              list(s.cert_sans))
+            tls = TlsFiles(pki.ca_cert, pki.master_cert(s.name), pki.master_key(s.name))
+            tls.check()
+        except (PkiError, CertError, OSError) as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+        return tls
 
     def _sync_membership(self) -> None:
         """Keep members.json and the address->name map equal to the Raft configuration."""
@@ -346,9 +381,13 @@ class Master:
         hub = WatchHub(self.fsm, self.metrics)
         hub.attach(loop)
         peers = self._prepare_membership()
+        tls = self._prepare_pki(peers)
         raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=peers,
-                                     data_dir=s.data_dir, **s.raft)
-        self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch)
+                                     data_dir=s.data_dir, tls=tls, **s.raft)
+        for reason in REFUSAL_REASONS:
+            self.metrics.raft_refused.labels(reason)
+        self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch,
+                             on_refused=self.metrics.raft_refused_connection)
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
 from hakube import gctune
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.master import MasterSettings, serve
+from hakube.pki.layout import Pki
+from hakube.pki.tls import TlsFiles
 from hakube.store.raft import RaftSettings
 
 
@@ -54,6 +57,14 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--force-new-cluster", action="store_true",
                    help="quorum-loss recovery: make this master a cluster of itself alone, "
                    "keeping all its data (refused if it already ran on this data dir)")
+    p.add_argument("--pki-dir", default="",
+                   help="the cluster's PKI directory: ca.crt, ca.key, masters/NAME.crt/.key "
+                   "(default: DATA_DIR/pki). Raft between masters is mutual TLS with this CA; a "
+                   "new single master creates the CA, others need ca.crt/ca.key copied from "
+                   "the first master (or `hakube certs init`)")
+    p.add_argument("--cert-sans", type=lambda t: [h.strip() for h in t.split(",") if h.strip()],
+                   default=[], help="extra names/IPs for this master's certificate, "
+                   "comma-separated (e.g. a VIP); the listen hosts are always included")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -75,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
         print("hakube master: --snapshot-interval must be > 0 and --snapshot-retain >= 1",
               file=sys.stderr)
         return 2
+    pki = Pki(args.pki_dir or os.path.join(args.data_dir, "pki"))
+    tls = TlsFiles(pki.ca_cert, pki.master_cert(args.name), pki.master_key(args.name))
     try:
         RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
-                     data_dir=args.data_dir, **raft).validate()
+                     data_dir=args.data_dir, tls=tls, **raft).validate()
     except ValueError as exc:
         print(f"hakube master: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                               raft=raft, force_new_cluster=args.force_new_cluster,
                               snapshot_dir=args.snapshot_dir,
                               snapshot_interval=args.snapshot_interval,
-                              snapshot_retain=args.snapshot_retain)
+                              snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
+                              cert_sans=args.cert_sans)
     comps = start_in_process(args.name, args.api_listen) if args.with_controllers else []
     gctune.install()
     try:

@@ -106,7 +106,7 @@ def decode_payload(data: bytes) -> Any:
         raise WireError(f"{type(exc).__name__}: {exc}") from exc
 
 
-# -- the command fence ------------------------------------------------------------------------------
+# -- the command fence -----------------------------------------------------------------------------
 
 _COMMAND_GLOBALS = frozenset({
     ("pysyncobj.node", "TCPNode"),
@@ -149,7 +149,7 @@ def install_command_fence() -> None:
     ps_syncobj.pickle = _CommandPickle  # type: ignore[assignment]
 
 
-# -- connections ------------------------------------------------------------------------------------
+# -- connections -----------------------------------------------------------------------------------
 
 class TlsConnection:
     """One TLS connection on pysyncobj's poller, with ``TcpConnection``'s interface.
@@ -456,7 +456,8 @@ class TlsConnection:
                     break
                 # Coalesce small frames into one TLS write; a started write is retried with
                 # the same bytes, as OpenSSL requires.
-                parts, size = [], 0
+                parts: list[bytes] = []
+                size = 0
                 while self._wqueue and (not parts or size + len(self._wqueue[0]) <= SEND_CHUNK):
                     p = self._wqueue.popleft()
                     parts.append(p)

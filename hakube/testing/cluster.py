@@ -19,6 +19,7 @@ import grpc
 
 from hakube import procs
 from hakube.api.v1 import api_pb2, api_pb2_grpc
+from hakube.pki.layout import Pki
 
 
 def free_ports(n: int) -> list[int]:
@@ -79,6 +80,8 @@ class LocalCluster:
                 )
             )
         self.env = dict(os.environ, **(env or {}))
+        self.pki = Pki(os.path.join(base_dir, "pki"))
+        """One PKI for all masters (made before each start; existing files are kept)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -98,11 +101,14 @@ class LocalCluster:
             peers,
             "--metrics-listen",
             m.metrics,
+            "--pki-dir",
+            self.pki.root,
             *m.extra_args,
         )
 
     def start(self, m: MasterProc) -> None:
         os.makedirs(self.base_dir, exist_ok=True)
+        self.pki.init({o.name: ["127.0.0.1"] for o in self.masters})
         m.proc = procs.spawn(self.command(m), m.log_path, env=self.env)
 
     def start_all(self, wait: float = 30.0) -> LocalCluster:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hakube
+from hakube.pki.layout import Pki
 from hakube.testing.netns import Host
 
 API_PORT = 6443
@@ -44,7 +45,10 @@ def start_master(
     """Start the master named after ``host``, with the other ``peers`` as Raft partners and
     ``extra`` flags (e.g. ``--force-new-cluster``)."""
     workdir = host.network.workdir
+    pki = Pki(str(workdir / "pki"))
+    pki.init({h.name: [h.ip] for h in [*peers, host]})
     argv = [sys.executable, "-m", "hakube", "master", "--name", host.name]
+    argv += ["--pki-dir", pki.root]
     argv += ["--data-dir", str(workdir / f"data-{host.name}")]
     argv += ["--api-listen", f"0.0.0.0:{API_PORT}", "--raft-listen", f"{host.ip}:{RAFT_PORT}"]
     argv += ["--peers", ",".join(f"{p.name}={p.ip}:{RAFT_PORT}" for p in peers if p is not host)]
