@@ -193,6 +193,12 @@ class TlsConnection:
         self._wqueued = 0
         self._wcur = b""
         self._last_read = time.monotonic()
+        self._accepted_sock = sock
+
+    def start(self) -> None:
+        """Start the handshake on the accepted socket given to the constructor; call after
+        setting the callbacks (the handshake may complete, and frames arrive, right away)."""
+        sock, self._accepted_sock = self._accepted_sock, None
         if sock is not None:
             self._start_tls(sock)
 
@@ -229,6 +235,7 @@ class TlsConnection:
         self._reset_buffers()
         self.started = self._last_read = time.monotonic()
         self.peer = f"{host}:{port}"
+        self._server_side = False
         try:
             sock.connect((host, port))
         except OSError as exc:
@@ -617,12 +624,11 @@ class TlsTransport(TCPTransport):
                              timeout=conf.connectionTimeout, sock=sock, peer=peer,
                              on_handshake=self._authenticate_incoming,
                              on_refused=self._refused_by_conn, keepalive=conf.tcp_keepalive)
-        if conn.state == CONNECTION_STATE.DISCONNECTED:
-            return
         conn.setOnMessageReceivedCallback(functools.partial(self._onIncomingMessageReceived,
                                                             conn))
         conn.setOnDisconnectedCallback(functools.partial(self._onDisconnected, conn))
         self._handshaking.add(conn)
+        conn.start()
 
     def _server_ctx_get(self) -> ssl.SSLContext:
         return self._server_ctx.get()  # type: ignore[return-value]
@@ -674,7 +680,16 @@ class TlsTransport(TCPTransport):
             self._refuse(conn, "not_member", f"{conn.peer_name} ({conn.peer_address}) is not "
                          "in the Raft configuration")
             return
+        if self._shouldConnect(node):
+            # pysyncobj's rule: the member with the greater address dials. An honest peer never
+            # dials the other way; accepting it would replace our own outgoing connection.
+            self._refuse(conn, "spoofed", f"{conn.peer_name} dialled in, but this member "
+                         "dials it")
+            return
         self._unknownConnections.discard(conn)
+        old = self._connections.get(node)
+        if old is not None and old is not conn:
+            old.disconnect()  # a reconnect replaces the old connection instead of orphaning it
         self._connections[node] = conn
         conn.setOnMessageReceivedCallback(functools.partial(self._onMessageReceived, node))
         self._onNodeConnected(node)
