@@ -28,6 +28,12 @@ def parse_peers(text: str) -> dict[str, str]:
     return peers
 
 
+def parse_list(value: str | list[object]) -> list[str]:
+    """``a,b`` (a flag or variable) or a YAML list (config file) -> ["a", "b"]."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(h).strip() for h in items if str(h).strip()]
+
+
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     p = sub.add_parser("master", help="run one master (store + API server)")
     p.add_argument("--name", help="this master's name, unique in the cluster")
@@ -62,9 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    "(default: DATA_DIR/pki). Raft between masters is mutual TLS with this CA; a "
                    "new single master creates the CA, others need ca.crt/ca.key copied from "
                    "the first master (or `hakube certs init`)")
-    p.add_argument("--cert-sans", type=lambda t: [h.strip() for h in t.split(",") if h.strip()],
-                   default=[], help="extra names/IPs for this master's certificate, "
-                   "comma-separated (e.g. a VIP); the listen hosts are always included")
+    p.add_argument("--cert-sans", type=parse_list, default=[],
+                   help="extra names/IPs for this master's certificate, comma-separated (e.g. "
+                   "a VIP); the listen hosts are always included")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")

@@ -92,11 +92,11 @@ def encode_frame(message: Any) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
-def decode_payload(data: bytes) -> Any:
+def decode_payload(data: bytes, max_decoded: int = MAX_DECODED) -> Any:
     """The message in one frame's payload (without the length); WireError if it is not one."""
     try:
         d = zlib.decompressobj()
-        raw = d.decompress(data, MAX_DECODED)
+        raw = d.decompress(data, max_decoded)
         if d.unconsumed_tail or not d.eof:
             raise WireError("frame does not decompress to a complete message within the cap")
         return WireUnpickler(io.BytesIO(raw)).load()
@@ -187,6 +187,9 @@ class TlsConnection:
         self._fileno: int | None = None
         self._state = CONNECTION_STATE.DISCONNECTED
         self._phase = ""  # "tcp", "handshake", "open"
+        self._gen = 0
+        """Changes whenever the socket goes: code that ran a callback (which may disconnect and
+        even reconnect this object) checks it before touching the connection again."""
         self._mask = 0
         self._rbuf = bytearray()
         self._wqueue: collections.deque[bytes] = collections.deque()
@@ -275,10 +278,12 @@ class TlsConnection:
         now = time.monotonic()
         if self._phase == "open":
             if now - self._last_read > self._timeout:
+                log.debug("raft: nothing from %s for %.1f s: closing", self.peer,
+                          now - self._last_read)
                 self.disconnect()
         elif now - self.started > self._timeout:
             if self._phase == "handshake":
-                self._refuse("handshake", "handshake timed out")
+                self._handshake_failed("handshake timed out", False)
             else:
                 self.disconnect()
 
@@ -300,6 +305,7 @@ class TlsConnection:
         self._wcur = b""
 
     def _close_socket(self) -> None:
+        self._gen += 1
         if self._fileno is not None:
             self._poller.unsubscribe(self._fileno)
             self._fileno = None
@@ -320,6 +326,15 @@ class TlsConnection:
         if self._on_refused is not None:
             self._on_refused(self, reason, detail)
         self.disconnect()
+
+    def _handshake_failed(self, detail: str, tls_error: bool) -> None:
+        """Accepting side: every failure is a refusal. Dialling side: only a TLS error (e.g. a
+        certificate we do not trust) is; a peer that dies or restarts meanwhile is not."""
+        if self._server_side or tls_error:
+            self._refuse("handshake", detail)
+        else:
+            log.debug("raft: handshake with %s failed: %s", self.peer, detail)
+            self.disconnect()
 
     def _start_tls(self, sock: socket.socket) -> None:
         """Wrap a connected socket and start the handshake."""
@@ -350,25 +365,29 @@ class TlsConnection:
             self._subscribe(POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.WRITE | POLL_EVENT_TYPE.ERROR)
             return
         except (ssl.SSLError, OSError, ValueError) as exc:
-            self._refuse("handshake", str(exc) or type(exc).__name__)
+            self._handshake_failed(str(exc) or type(exc).__name__,
+                                   isinstance(exc, ssl.SSLError) and not isinstance(
+                                       exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)))
             return
+        gen = self._gen
         der = self._sock.getpeercert(True)
         if not der or self._on_handshake is None or not self._on_handshake(self, der):
-            self.disconnect()  # the transport has counted and logged why
+            if self._gen == gen:
+                self.disconnect()  # the transport has counted and logged why
             return
-        if self._state == CONNECTION_STATE.DISCONNECTED:
+        if self._gen != gen:
             return
         self._phase = "open"
         self._state = CONNECTION_STATE.CONNECTED
         self._last_read = time.monotonic()
         if not self._server_side and self._on_connected is not None:
             self._on_connected()
-            if self._state == CONNECTION_STATE.DISCONNECTED:
+            if self._gen != gen:
                 return
         # Application data may already sit decrypted inside the SSL object (not in the socket,
         # so the poller would not report it): read it now.
         self._read()
-        if self._state != CONNECTION_STATE.DISCONNECTED:
+        if self._gen == gen:
             self._flush()
 
     def _on_event(self, descr: int, event: int) -> None:
@@ -377,12 +396,13 @@ class TlsConnection:
             return
         if event & POLL_EVENT_TYPE.ERROR:
             if self._phase == "handshake":
-                self._refuse("handshake", "connection error during the handshake")
+                self._handshake_failed("connection error during the handshake", False)
             else:
                 self.disconnect()
             return
+        gen = self._gen
         self.check_timeout()
-        if self._state == CONNECTION_STATE.DISCONNECTED:
+        if self._gen != gen:
             return
         if self._phase == "tcp":
             err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -399,7 +419,7 @@ class TlsConnection:
             return
         if event & POLL_EVENT_TYPE.READ:
             self._read()
-            if self._state == CONNECTION_STATE.DISCONNECTED:
+            if self._gen != gen:
                 return
         self._flush()
 
@@ -429,6 +449,7 @@ class TlsConnection:
 
     def _deliver(self) -> None:
         buf = self._rbuf
+        gen = self._gen
         pos = 0
         try:
             while len(buf) - pos >= _HEADER.size:
@@ -447,17 +468,18 @@ class TlsConnection:
                 pos = end
                 if self._on_message is not None:
                     self._on_message(message)
-                if self._state == CONNECTION_STATE.DISCONNECTED or self._rbuf is not buf:
+                if self._gen != gen:
                     return
         finally:
-            if pos and self._rbuf is buf:
+            if pos and self._gen == gen:
                 del buf[:pos]
 
     def _flush(self) -> None:
         if self._phase != "open":
             return
+        gen = self._gen
         self.check_timeout()
-        while self._state != CONNECTION_STATE.DISCONNECTED:
+        while self._gen == gen:
             if not self._wcur:
                 if not self._wqueue:
                     break
@@ -482,8 +504,8 @@ class TlsConnection:
             if sent <= 0:
                 break
             self._wcur = self._wcur[sent:]
-        if self._state == CONNECTION_STATE.DISCONNECTED:
-            return
+        if self._gen != gen:
+            return  # closed (and perhaps already reconnecting): leave the new socket alone
         mask = POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.ERROR
         if self._wcur or self._wqueue:
             mask |= POLL_EVENT_TYPE.WRITE
