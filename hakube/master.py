@@ -47,6 +47,7 @@ from hakube.store.leases import LeaseKeeper
 from hakube.store.raft import RaftNode, RaftSettings
 from hakube.store.snapshot import SnapshotError, read_meta
 from hakube.store.snapshot import write_bytes as write_snapshot
+from hakube.store.transport import REFUSAL_REASONS
 
 log = logging.getLogger("hakube.master")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -393,8 +394,11 @@ class Master:
         tls = self._prepare_pki(peers)
         ca_name = pki_certs.identity_of(tls.load_ca_cert()).user
         raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=peers,
-                                     data_dir=s.data_dir, **s.raft)
-        self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch)
+                                     data_dir=s.data_dir, tls=tls, **s.raft)
+        for reason in REFUSAL_REASONS:
+            self.metrics.raft_refused.labels(reason)
+        self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch,
+                             on_refused=self.metrics.raft_refused_connection)
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)

@@ -34,6 +34,14 @@ class MasterMetrics:
         self.watch_streams = Gauge("hakube_watch_streams", "Open watch streams.", registry=r)
         self.watch_events = Counter("hakube_watch_events_sent", "Watch events sent.", ["kind"],
                                     registry=r)
+        self.raft_refused = Counter(
+            "hakube_raft_refused_connections",
+            "Connections to the Raft port refused, by reason (handshake: TLS failed or timed out; "
+            "not_member: the certificate names no current member; spoofed: a member introduced "
+            "itself as another, or a dialled member presented another's certificate; utility, "
+            "readonly: pysyncobj admin commands or read-only peers; bad_frame: a frame too large "
+            "or not a plain Raft message; too_many: too many connections being set up).",
+            ["reason"], registry=r)
 
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._latency_children: dict[tuple[str, str], Any] = {}
@@ -55,6 +63,9 @@ class MasterMetrics:
     def observe_batch(self, seconds: float, ops: int) -> None:
         self.proposal_latency.observe(seconds)
         self.batch_size.observe(ops)
+
+    def raft_refused_connection(self, reason: str) -> None:
+        self.raft_refused.labels(reason).inc()
 
     def add_state_collector(self, read: Callable[[], dict[str, Any]]) -> None:
         """Register gauges computed at scrape time from ``read()``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
 from hakube.master import MasterSettings, serve
 from hakube.pki.layout import Pki
+from hakube.pki.tls import TlsFiles
 from hakube.store.raft import RaftSettings
 
 
@@ -25,6 +27,12 @@ def parse_peers(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f'peer "{name}" is listed twice')
         peers[name] = addr
     return peers
+
+
+def parse_list(value: str | list[object]) -> list[str]:
+    """``a,b`` (a flag or variable) or a YAML list (config file) -> ["a", "b"]."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(h).strip() for h in items if str(h).strip()]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -53,18 +61,20 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="seconds between scheduled snapshots (3600)")
     p.add_argument("--snapshot-retain", type=int, default=24,
                    help="scheduled snapshots kept, oldest deleted first (24)")
-    p.add_argument("--pki-dir", default="",
-                   help="the cluster's PKI directory: ca.crt, ca.key, masters/NAME.crt/.key "
-                   "(default DATA_DIR/pki; a new single master creates its CA there)")
-    p.add_argument("--cert-sans", type=lambda v: [h.strip() for h in v.split(",") if h.strip()],
-                   default=[], help="extra names/addresses for this master's certificate, "
-                   "e.g. the VIP: HOST[,HOST...]")
     p.add_argument("--allow-unauthenticated-metrics", action="store_true",
                    help="serve /metrics, /healthz, /readyz on a non-loopback --metrics-listen "
                    "(plain HTTP, no authentication)")
     p.add_argument("--force-new-cluster", action="store_true",
                    help="quorum-loss recovery: make this master a cluster of itself alone, "
                    "keeping all its data (refused if it already ran on this data dir)")
+    p.add_argument("--pki-dir", default="",
+                   help="the cluster's PKI directory: ca.crt, ca.key, masters/NAME.crt/.key "
+                   "(default: DATA_DIR/pki). Raft between masters is mutual TLS with this CA; a "
+                   "new single master creates the CA, others need ca.crt/ca.key copied from "
+                   "the first master (or `hakube certs init`)")
+    p.add_argument("--cert-sans", type=parse_list, default=[],
+                   help="extra names/IPs for this master's certificate, comma-separated (e.g. "
+                   "a VIP); the listen hosts are always included")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -86,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
         print("hakube master: --snapshot-interval must be > 0 and --snapshot-retain >= 1",
               file=sys.stderr)
         return 2
+    pki = Pki(args.pki_dir or os.path.join(args.data_dir, "pki"))
+    tls = TlsFiles(pki.ca_cert, pki.master_cert(args.name), pki.master_key(args.name))
     try:
         RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
-                     data_dir=args.data_dir, **raft).validate()
+                     data_dir=args.data_dir, tls=tls, **raft).validate()
     except ValueError as exc:
         print(f"hakube master: {exc}", file=sys.stderr)
         return 2

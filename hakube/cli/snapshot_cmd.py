@@ -18,6 +18,7 @@ from typing import Any
 
 from hakube.cli.master_cmd import parse_peers
 from hakube.cli.opsclient import OpsError, first, split_servers, stream
+from hakube.pki.tls import TlsFiles
 from hakube.store import datadir, snapshot
 from hakube.store.raft import RaftSettings
 
@@ -113,8 +114,10 @@ def _restore(args: argparse.Namespace) -> int:
     if missing:
         raise OpsError(f"missing required setting {', '.join(missing)}")
     try:
+        # Only the names and addresses are checked here; no TLS material is read.
         RaftSettings(
-            name=args.name, raft_address=args.raft_listen, peers=args.peers, data_dir=args.data_dir
+            name=args.name, raft_address=args.raft_listen, peers=args.peers,
+            data_dir=args.data_dir, tls=TlsFiles("", "", ""),
         ).validate()
     except ValueError as exc:
         raise OpsError(str(exc)) from exc

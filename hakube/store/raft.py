@@ -26,6 +26,11 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   journal before any message leaves it, so a write is on a majority's disks before it is
   acknowledged (see durable.py). ``sync_journal`` (older, weaker) msyncs the journal on every tick,
   bounding loss on power failure to about one tick.
+* Transport: always mutual TLS with the cluster CA (hakube.store.transport). A peer is accepted
+  only if its certificate names a current member (``addr_to_name``), and is tied to that member's
+  address; pysyncobj's read-only peers and network utility commands are refused, frames are
+  decoded without ever calling a global, and the server binds the Raft address's host only.
+  Refused connections are counted by reason in ``refused``.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
-from hakube.store import encoding
+from hakube.pki.tls import TlsFiles
+from hakube.store import encoding, transport
 from hakube.store.durable import DurableJournal
 from hakube.store.fsm import StoreFSM
 from hakube.store.prevote import TYPES as PREVOTE_TYPES
@@ -49,6 +55,7 @@ from hakube.store.prevote import PreVote
 from hakube.store.proposer import Proposer
 
 encoding.install()
+transport.install_command_fence()
 
 MAX_BATCH_BYTES = 1024 * 1024
 """Payload bytes in one group-committed command; a single larger object (up to 1.5 MiB) goes
@@ -69,6 +76,10 @@ class RaftSettings:
     """Other members: name -> HOST:PORT."""
     data_dir: str
     """Directory for the journal and the dump; must be writable."""
+    tls: TlsFiles
+    """The cluster CA and this member's certificate and key (CN ``system:hakube-master:<name>``)
+    for the Raft transport, which is always mutual TLS. The files are re-read when they change,
+    so a renewed certificate applies to new connections."""
     election_timeout_min: float = 0.4
     """Seconds; pysyncobj's default. Failover after kill -9 of the leader is ~1.5-2 s."""
     election_timeout_max: float = 1.4
@@ -100,6 +111,8 @@ class RaftSettings:
         """Raise ValueError with a message that states the broken rule."""
         if not self.name:
             raise ValueError("name must not be empty")
+        if not isinstance(self.tls, TlsFiles):
+            raise ValueError("tls must name the CA, certificate and key files (TlsFiles)")
         _check_hostport("raft address", self.raft_address)
         for peer, addr in self.peers.items():
             _check_hostport(f"peer {peer}", addr)
@@ -165,8 +178,11 @@ class RaftNode:
     """A running Raft member holding a StoreFSM, with a group-commit proposer in front."""
 
     def __init__(self, settings: RaftSettings, fsm: StoreFSM,
-                 on_latency: Callable[[float, int], None] | None = None) -> None:
+                 on_latency: Callable[[float, int], None] | None = None,
+                 on_refused: Callable[[str], None] | None = None) -> None:
+        """``on_refused(reason)`` is called (on the Raft thread) for every refused connection."""
         settings.validate()
+        settings.tls.check()
         os.makedirs(settings.data_dir, exist_ok=True)
         self.settings = settings
         self.fsm = fsm
@@ -175,6 +191,7 @@ class RaftNode:
         self._on_leader_callbacks: list[Callable[[bool], None]] = []
         self.addr_to_name = {addr: name for name, addr in settings.peers.items()}
         self.addr_to_name[settings.raft_address] = settings.name
+        self.refusals = transport.RefusalLog(on_refused)
         conf = SyncObjConf(
             journalFile=os.path.join(settings.data_dir, "raft.journal"),
             fullDumpFile=os.path.join(settings.data_dir, "raft.dump"),
@@ -190,7 +207,9 @@ class RaftNode:
             **settings.extra,
         )
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
-                               consumers=[fsm])
+                               consumers=[fsm], transportClass=transport.transport_class(
+                                   settings.tls, self.member_address, self.member_name,
+                                   self.refusals))
         self.prevote: PreVote | None = None
         if settings.pre_vote:
             period = conf.appendEntriesPeriod
@@ -280,6 +299,23 @@ class RaftNode:
     def on_leadership(self, callback: Callable[[bool], None]) -> None:
         """Call ``callback(is_leader)`` on the Raft thread whenever this member's role changes."""
         self._on_leader_callbacks.append(callback)
+
+    # -- who is a member (asked by the transport when a connection is set up) ------------------
+
+    def member_address(self, name: str) -> str | None:
+        """Raft address of the current member ``name``, or None."""
+        for addr, n in list(self.addr_to_name.items()):
+            if n == name:
+                return addr
+        return None
+
+    def member_name(self, address: str) -> str | None:
+        return self.addr_to_name.get(address)
+
+    @property
+    def refused(self) -> dict[str, int]:
+        """Refused Raft connections by reason (transport.REFUSAL_REASONS), since start."""
+        return dict(self.refusals.counts)
 
     # -- status -------------------------------------------------------------------------------
 

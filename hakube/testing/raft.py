@@ -3,10 +3,22 @@ test harness (the multi-process one is hakube.testing.cluster)."""
 
 from __future__ import annotations
 
+import os
+
+from hakube.pki.layout import Pki
+from hakube.pki.tls import TlsFiles
 from hakube.store.fsm import StoreFSM
 from hakube.store.raft import RaftNode, RaftSettings
 from hakube.testing.cluster import free_ports
 from hakube.testing.wait import wait_for
+
+
+def member_tls(pki_dir: str, name: str) -> TlsFiles:
+    """TLS files for master ``name`` from the PKI in ``pki_dir`` (made on first use)."""
+    pki = Pki(pki_dir)
+    if not os.path.exists(pki.master_cert(name)):
+        pki.init({name: ["127.0.0.1"]})
+    return TlsFiles(pki.ca_cert, pki.master_cert(name), pki.master_key(name))
 
 
 class InProcessCluster:
@@ -17,15 +29,24 @@ class InProcessCluster:
         self.addrs = {f"r{i}": f"127.0.0.1:{p}" for i, p in enumerate(ports)}
         self.base = base
         self.settings = settings
+        self.pki = Pki(os.path.join(base, "pki"))
+        self.pki.init({name: ["127.0.0.1"] for name in self.addrs})
         self.nodes: dict[str, RaftNode] = {}
 
     def start(self, name: str) -> RaftNode:
         peers = {k: v for k, v in self.addrs.items() if k != name}
         node = RaftNode(RaftSettings(name=name, raft_address=self.addrs[name], peers=peers,
-                                     data_dir=f"{self.base}/{name}", **self.settings),  # type: ignore[arg-type]
+                                     data_dir=f"{self.base}/{name}", tls=self.tls(name),
+                                     **self.settings),  # type: ignore[arg-type]
                         StoreFSM())
         self.nodes[name] = node
         return node
+
+    def tls(self, name: str) -> TlsFiles:
+        """Member ``name``'s TLS files (issued on first use, so tests can add members)."""
+        if not os.path.exists(self.pki.master_cert(name)):
+            self.pki.issue_master(self.pki.load_ca(), name, ["127.0.0.1"])
+        return TlsFiles(self.pki.ca_cert, self.pki.master_cert(name), self.pki.master_key(name))
 
     def stop(self, name: str) -> None:
         node = self.nodes.pop(name)

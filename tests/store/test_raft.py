@@ -80,10 +80,12 @@ def test_a_proposal_that_never_commits_expires_as_outcome_unknown(tmp_path: obje
     from hakube.store.fsm import StoreFSM
     from hakube.store.raft import RaftNode, RaftSettings
     from hakube.testing.cluster import free_ports
+    from hakube.testing.raft import member_tls
 
     a, b = free_ports(2)
     node = RaftNode(RaftSettings(name="solo", raft_address=f"127.0.0.1:{a}",
                                  peers={"ghost": f"127.0.0.1:{b}"}, data_dir=str(tmp_path),
+                                 tls=member_tls(f"{tmp_path}/pki", "solo"),
                                  batch_timeout=0.5), StoreFSM())
     try:
         node.proposer._can_propose = lambda: True
