@@ -25,7 +25,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.x509.oid import NameOID
 
 from hakube.pki import certs, names
 
@@ -105,24 +104,10 @@ def issuer_cert(token: Token, *, not_after: datetime.datetime | None = None,
                 now: datetime.datetime | None = None) -> x509.Certificate:
     """A self-signed issuer certificate for the token's derived key (CN names the token).
     Masters make one per live token (valid until its expiration); a joiner makes its own."""
-    key = derive_key(token)
     now = now or datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn(token))])
-    return (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - certs.CLOCK_SKEW)
-            .not_valid_after(not_after or now + datetime.timedelta(days=certs.CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
-                                         crl_sign=False, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    return certs.self_signed_ca(
+        derive_key(token), issuer_cn(token), now=now,
+        not_after=not_after or now + datetime.timedelta(days=certs.CA_DAYS))
 
 
 def client_pair(token: Token, *, now: datetime.datetime | None = None) -> tuple[bytes, bytes]:

@@ -86,27 +86,36 @@ def identity_of(cert: x509.Certificate) -> Identity:
     return Identity(user=str(cns[0].value), groups=groups)
 
 
-def create_ca(common_name: str = "hakube-ca", *, days: int = CA_DAYS,
-              now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
-    """A new self-signed CA: (certificate PEM, key PEM)."""
-    key = new_key()
+def self_signed_ca(key: ec.EllipticCurvePrivateKey, common_name: str, *,
+                   not_after: datetime.datetime, now: datetime.datetime | None = None,
+                   ) -> x509.Certificate:
+    """A self-signed CA certificate for ``key`` (the cluster CA, a bootstrap token's issuer)."""
     now = now or datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (x509.CertificateBuilder()
+    return (x509.CertificateBuilder()
             .subject_name(name).issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(now + datetime.timedelta(days=days))
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
                                          crl_sign=True, content_commitment=False,
                                          key_encipherment=False, data_encipherment=False,
                                          key_agreement=False, encipher_only=False,
                                          decipher_only=False), critical=True)
-            .add_extension(ski, critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
             .sign(key, hashes.SHA256()))
+
+
+def create_ca(common_name: str = "hakube-ca", *, days: int = CA_DAYS,
+              now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
+    """A new self-signed CA: (certificate PEM, key PEM)."""
+    key = new_key()
+    now = now or datetime.datetime.now(datetime.UTC)
+    cert = self_signed_ca(key, common_name, now=now,
+                          not_after=now + datetime.timedelta(days=days))
     return cert_pem(cert), key_pem(key)
 
 
