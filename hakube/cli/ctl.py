@@ -107,7 +107,8 @@ class Ctx:
             cfg = load_client_config(a.config, server=a.server, namespace=a.namespace,
                                      timeout=a.timeout)
             self._namespace = cfg.namespace
-            self._client = Client(cfg.servers, namespace=cfg.namespace, timeout=cfg.timeout)
+            self._client = Client(cfg.servers, credentials=cfg.credentials(),
+                                  namespace=cfg.namespace, timeout=cfg.timeout)
         return self._client
 
     @property
