@@ -3,7 +3,8 @@
 A token is a Secret ``bootstrap-token-<id>`` in kube-system (hakube.pki.bootstrap), so these
 commands are plain API calls with the admin's client config; the masters trust a token as soon
 as its Secret exists and stop as soon as it is deleted or expires. ``create`` prints the token,
-the CA's hash and the ``hakube agent`` line that joins a node with them.
+the CA's hash and the ``hakube agent`` line that joins a node with them (``-o json``: the same
+as one JSON object, for scripts).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--ttl", default="24h",
                    help="how long the token may be used: 24h, 90m, 2h30m; 0: forever (24h)")
     p.add_argument("--description", default="", help="what the token is for")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text",
+                   help="json: one object with token, caCertHash, expires, joinCommand "
+                   "(for scripts and the Ansible playbook)")
     p = actions.add_parser("list", help="the bootstrap tokens and when they expire")
     common(p)
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -83,10 +87,17 @@ def run(args: argparse.Namespace) -> int:
             if args.token_command == "create":
                 ttl = bootstrap.parse_ttl(args.ttl)
                 token, expiration = create_token(client, ttl, args.description)
-                print(token)
-                print(f"ca-cert-hash: {certs.ca_hash(ca)}")
-                print(f"expires: {bootstrap.format_time(expiration) if expiration else 'never'}")
-                print(f"join a node: {join_command(cfg.servers, token, ca)}")
+                expires = bootstrap.format_time(expiration) if expiration else None
+                if args.output == "json":
+                    print(json.dumps({"token": str(token), "caCertHash": certs.ca_hash(ca),
+                                      "expires": expires,
+                                      "joinCommand": join_command(cfg.servers, token, ca)},
+                                     indent=2))
+                else:
+                    print(token)
+                    print(f"ca-cert-hash: {certs.ca_hash(ca)}")
+                    print(f"expires: {expires or 'never'}")
+                    print(f"join a node: {join_command(cfg.servers, token, ca)}")
             elif args.token_command == "list":
                 _print_list(list_tokens(client), args.output)
             else:

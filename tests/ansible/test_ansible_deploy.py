@@ -6,10 +6,14 @@ the playbook's process mode runs its services inside a network namespace of the 
 keepalived guarding 192.0.2.100, and a node agent (simulated runtime) on 192.0.2.21. A client in
 a fifth namespace talks only to what the playbook wrote: the VIP, or one master at a time.
 
-What it proves: the playbook installs hakube from a wheel it builds from this tree, the masters
-form one cluster with a leader, keepalived accepted the rendered configuration and exactly one
-master holds the VIP, a write through one master is read from another, a second run changes
-nothing, and after kill -9 of the master holding the VIP, writes through the VIP succeed again.
+What it proves: the playbook installs hakube from a wheel it builds from this tree, creates the
+cluster PKI on the first master and gives each master only the CA and its own certificate (which
+names the VIP), keys 0600 in 0700 directories, and the client the admin's credentials; the
+masters form one cluster with a leader that hakubectl reaches over TLS, keepalived accepted the
+rendered configuration and exactly one master holds the VIP, a write through one master is read
+from another, the node joined with a bootstrap token and is Ready, a second run changes nothing
+(no certificate or token made again), and after kill -9 of the master holding the VIP, writes
+through the VIP succeed again. A non-loopback metrics address is refused unless asked for.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hakube.pki import certs
 from hakube.testing.netns import Host, Network
 from hakube.testing.wait import wait_for
 from tests.ansible.tools import ansible_tool
@@ -57,6 +62,14 @@ class Deployment:
     root: Path
     inventory: Path
     build_dir: Path
+    last_ctl: str = ""
+
+    def wait(self, cond: Callable[[], object], timeout: float, what: str) -> None:
+        """wait_for ``cond``; a timeout also tells what the last hakubectl said."""
+        try:
+            wait_for(cond, timeout, what, interval=0.5)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} (last: {self.last_ctl})") from None
 
     def dirs(self, name: str) -> Path:
         return self.root / name
@@ -87,11 +100,14 @@ class Deployment:
 
     def ctl(self, *args: str, server: str = "", check: bool = True) -> str:
         """hakubectl as the playbook installed it, run from the client namespace, with the
-        client config the playbook wrote (the VIP and every master) unless ``server`` is given.
-        Returns its output; "" when it failed and ``check`` is off."""
-        target = ["--server", server] if server else ["--config", str(self.root / "client-config")]
+        client config the playbook wrote on the controller (the VIP and every master, the
+        admin's credentials); ``server`` instead of its servers if given. Returns its output;
+        "" when it failed and ``check`` is off."""
+        target = ["--config", str(self.root / "client-config")]
+        target += ["--server", server] if server else []
         argv = [str(self.dirs("m1") / "venv/bin/hakubectl"), *target, *args]
         res = self.client.run(argv, timeout=60, check=False)
+        self.last_ctl = f"hakubectl {' '.join(args)}: exit {res.returncode}: {res.stderr.strip()}"
         if check:
             assert res.returncode == 0, f"hakubectl {' '.join(args)}: {res.stderr}"
         return res.stdout if res.returncode == 0 else ""
@@ -205,6 +221,68 @@ def write_inventory(root: Path, hosts: dict[str, Host], build_dir: Path) -> Path
     return path
 
 
+def snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file below ``directory``: its mtime (ns) and content."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_private(directory: Path) -> None:
+    """``directory`` and every directory below it 0700, every key 0600, nothing else writable
+    by others."""
+    for path in [directory, *directory.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        if path.is_dir():
+            assert mode == 0o700, f"{path}: {mode:o}"
+        elif path.suffix == ".key":
+            assert mode == 0o600, f"{path}: {mode:o}"
+        else:
+            assert mode & 0o022 == 0, f"{path}: {mode:o}"
+
+
+def check_pki(dep: Deployment) -> None:
+    """What the playbook made of the cluster PKI: the first master's staging directory holds
+    all of it; each master only the CA and its own certificate and key, which names the VIP;
+    the clients the admin's credentials; the node its own certificate, and no token."""
+    staging = dep.dirs("m1") / "etc/cluster-pki"
+    assert_private(staging)
+    assert {p.name for p in (staging / "masters").iterdir()} == {
+        f"{n}.{ext}" for n in MASTERS for ext in ("crt", "key")
+    }
+    for name, address in MASTERS.items():
+        pki = dep.dirs(name) / "etc/pki"
+        assert_private(pki)
+        assert {p.name for p in (pki / "masters").iterdir()} == {f"{name}.crt", f"{name}.key"}
+        for f in ("ca.crt", "ca.key", f"masters/{name}.crt", f"masters/{name}.key"):
+            assert (pki / f).read_bytes() == (staging / f).read_bytes(), f
+        cert = certs.load_cert((pki / f"masters/{name}.crt").read_bytes())
+        assert {VIP, address} <= set(certs.hosts_of(cert)), certs.hosts_of(cert)
+        master_yaml = yaml.safe_load((dep.dirs(name) / "etc/master.yaml").read_text())
+        assert master_yaml["pki-dir"] == str(pki) and master_yaml["cert-sans"] == VIP
+        assert master_yaml["metrics-listen"].startswith("127.0.0.1:")
+        assert "allow-unauthenticated-metrics" not in master_yaml
+    for client_pki in [dep.root / "pki", *(dep.dirs(n) / "client/pki" for n in MASTERS)]:
+        assert_private(client_pki)
+        assert {p.name: p.stat().st_mode & 0o777 for p in client_pki.iterdir()} == {
+            "ca.crt": 0o600, "admin.crt": 0o600, "admin.key": 0o600
+        }
+        assert (client_pki / "admin.key").read_bytes() == (staging / "users/admin.key").read_bytes()
+    config = yaml.safe_load((dep.root / "client-config").read_text())
+    creds = [config[k] for k in ("certificate-authority", "client-certificate", "client-key")]
+    assert creds == ["pki/ca.crt", "pki/admin.crt", "pki/admin.key"]
+    node_pki = dep.dirs(NODE[0]) / "data/agent/pki"
+    assert_private(node_pki)
+    assert (node_pki / "node.crt").exists()
+    agent_yaml = dep.dirs(NODE[0]) / "etc/agent.yaml"
+    assert agent_yaml.stat().st_mode & 0o777 == 0o600
+    agent = yaml.safe_load(agent_yaml.read_text())
+    assert "token" not in agent and "ca-cert-hash" not in agent
+    assert agent["servers"] == VIP_API
+
+
 @pytest.fixture
 def deployment(deploy_prerequisites: None, tmp_path: Path) -> Iterator[Deployment]:
     with Network() as net:
@@ -242,9 +320,20 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     assert not (dep.dirs("m1") / "etc/master.yaml").exists()
     assert not (dep.dirs("m1") / "run/hakube-master.pid").exists()
 
+    # Metrics are plain HTTP: a non-loopback metrics host without the variable that accepts
+    # that is refused before anything of the master is written. (This run installs hakube on
+    # the other masters, which the next run would do anyway.)
+    wheel = str(next(dep.build_dir.glob("hakube-*.whl")))
+    exposed = dep.try_play(hakube_metrics_host="0.0.0.0", hakube_package=wheel)
+    assert exposed.returncode != 0, exposed.stdout[-3000:]
+    assert "Set hakube_metrics_allow_unauthenticated: true" in " ".join(exposed.stdout.split())
+    assert not any((dep.dirs(n) / "etc/master.yaml").exists() for n in MASTERS)
+
     started = time.monotonic()
     dep.play()
     first_run = time.monotonic() - started
+    check_pki(dep)
+    pki_files = snapshot(dep.dirs("m1") / "etc/cluster-pki")
 
     # hakubectl's config names the VIP and every master; through it, all three are one healthy
     # cluster with a leader.
@@ -261,13 +350,16 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
         report.update(json.loads(out) if out else {})
         return bool(report.get("healthy"))
 
-    wait_for(healthy, 60, "a healthy cluster", interval=0.5)
+    dep.wait(healthy, 60, "a healthy cluster")
     assert report["leader"] in MASTERS
     answered = {m["name"] for m in report["masters"] if m["reachable"] and m["ready"]}
     assert answered == set(MASTERS)  # the VIP's answer is one of them again
 
     # keepalived took the configuration the playbook rendered: one master holds the VIP.
     wait_for(lambda: len(dep.vip_holders()) == 1, 30, "one VIP holder", interval=0.1)
+
+    # The client config's credentials work through the VIP.
+    dep.ctl("apply", "-f", str(dep.manifest("written-via-vip")), server=VIP_API)
 
     # A write through one master is read from another.
     dep.ctl("apply", "-f", str(dep.manifest("written-via-m1")), server=f"{MASTERS['m1']}:{API}")
@@ -282,7 +374,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
         conds = json.loads(out).get("status", {}).get("conditions", []) if out else []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
-    wait_for(node_ready, 60, f"node {NODE[0]} Ready", interval=0.5)
+    dep.wait(node_ready, 60, f"node {NODE[0]} Ready")
 
     # Idempotent: a second run finds everything as it should be.
     started = time.monotonic()
@@ -290,6 +382,10 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     second_run = time.monotonic() - started
     changed = {host: counts["changed"] for host, counts in recap(second.stdout).items()}
     assert changed == {name: 0 for name in [*MASTERS, NODE[0]]}, second.stdout[-3000:]
+    # ... the PKI included: no certificate issued or copied again, and no token made for the
+    # node that has joined (that task runs for n1, so it would count there).
+    assert "TASK [hakube_master : Create the cluster CA" in second.stdout
+    assert snapshot(dep.dirs("m1") / "etc/cluster-pki") == pki_files
 
     # A changed setting restarts the masters one at a time (each ready before the next goes);
     # a changed keepalived.conf is reloaded, not restarted. Only the masters' play runs.
@@ -308,7 +404,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     for name in MASTERS:
         assert "history-size: 30000" in (dep.dirs(name) / "etc/master.yaml").read_text()
         assert "advert_int 0.2" in (dep.dirs(name) / "keepalived/keepalived.conf").read_text()
-    wait_for(healthy, 60, "a healthy cluster after the rolling restart", interval=0.5)
+    dep.wait(healthy, 60, "a healthy cluster after the rolling restart")
     wait_for(lambda: len(dep.vip_holders()) == 1, 30, "one VIP holder", interval=0.1)
 
     # kill -9 the master that holds the VIP: its keepalived gives the VIP up, another master
