@@ -83,5 +83,4 @@ def test_up_with_nodes_runs_agents_that_run_pods_and_stop_with_the_cluster(
             or "zombie" in open(f"/proc/{pid}/status").read().lower()
         )
     finally:
-        if up.proc.poll() is None:
-            up.proc.kill()
+        up.close(data)

@@ -58,7 +58,6 @@ def test_up_schedules_pods_and_stops_its_components(tmp_path: object) -> None:
                     "the pod to be scheduled",
                 )
         assert up.stop() == 0
+        assert pids and not any(pid_alive(p) for p in pids)  # before close() ends leftovers
     finally:
-        if up.proc.poll() is None:
-            up.proc.kill()
-    assert pids and not any(pid_alive(p) for p in pids)
+        up.close(data)
