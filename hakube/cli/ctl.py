@@ -189,12 +189,19 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None, *, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+def cli() -> int:
+    """The ``hakubectl`` program: die quietly when piped into ``head``, let SIGTERM end a watch
+    like Ctrl-C, then ``main``. Only the program changes signal handling: ``main`` called as a
+    function (tests, embedding programs) must not make the caller's process die of SIGPIPE on
+    its next write to a closed socket."""
     if threading.current_thread() is threading.main_thread():
-        # Die quietly when piped into `head`, and let SIGTERM end a watch like Ctrl-C.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, _interrupt)
+    return main()
+
+
+def main(argv: list[str] | None = None, *, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     ctx = Ctx(args, out=out or sys.stdout, err=err or sys.stderr)
@@ -218,4 +225,4 @@ if __name__ == "__main__":
     # exception classes of hakube.cli.ctl, which main must be the one to catch.
     from hakube.cli import ctl as _ctl
 
-    sys.exit(_ctl.main())
+    sys.exit(_ctl.cli())

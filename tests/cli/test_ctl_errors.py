@@ -125,3 +125,18 @@ def test_config_file_default_path_flag_and_environment(ctl: Ctl, cluster: LocalC
     assert ok.rc == 0, ok.err
     r = ctl("get", "ns", "--config", os.path.join(home, "nope"), env=env)
     assert r.rc == 1 and "does not exist" in one_line(r.err)
+
+
+def test_calling_hakubectl_as_a_function_leaves_the_callers_signals_alone() -> None:
+    """Only the hakubectl program dies quietly of SIGPIPE; a process that calls ``main`` (a
+    test run, an embedding program) keeps Python's SIGPIPE handling, or its next write to a
+    closed socket would kill it."""
+    import io
+    import signal
+
+    from hakube.cli import ctl
+
+    before = signal.getsignal(signal.SIGPIPE), signal.getsignal(signal.SIGTERM)
+    err = io.StringIO()
+    assert ctl.main(["-s", "127.0.0.1:1", "get", "pods", "--timeout", "0.2s"], err=err) == 1
+    assert (signal.getsignal(signal.SIGPIPE), signal.getsignal(signal.SIGTERM)) == before
