@@ -15,6 +15,7 @@ from hakube.agent import cli as agent_cli
 from hakube.cli import (
     certs_cmd,
     controller_manager_cmd,
+    logfmt,
     master_cmd,
     members_cmd,
     scheduler_cmd,
@@ -43,12 +44,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
 
 
 def setup_logging(level: str, fmt: str) -> None:
-    if fmt == "json":
-        pattern = ('{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-                   '"message":"%(message)s"}')
-    else:
-        pattern = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=pattern, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logfmt.formatter(fmt))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
 
 
