@@ -1,7 +1,7 @@
 """Python client for hakube: verbs that fail over between masters, watches, informers.
 
 Everything a program needs is importable from here; ``tests/client/test_public_api.py`` keeps
-this list and the documentation from drifting apart.
+``__all__`` and what the module exports from drifting apart.
 
     from hakube.client import Client, NotFound
     with Client.from_config() as c:           # ~/.hakube/config, as written by `hakube up`
