@@ -16,3 +16,4 @@ import hakube.controllers.nodelifecycle  # noqa: F401
 import hakube.controllers.podgc  # noqa: F401
 import hakube.controllers.replicaset  # noqa: F401
 import hakube.controllers.statefulset  # noqa: F401
+import hakube.controllers.tokencleaner  # noqa: F401
