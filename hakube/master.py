@@ -191,7 +191,7 @@ class Master:
             hosts = listen_hosts(s.api_listen, s.raft_listen, self.api_advertise) + \
                 list(s.cert_sans)
             pki.ensure_master(s.name, hosts)
-            files = TlsFiles(pki.ca_cert, pki.master_cert(s.name), pki.master_key(s.name))
+            files = pki.master_tls(s.name)
             files.check()
         except (PkiError, pki_certs.CertError, OSError) as exc:
             raise SystemExit(f"hakube master: {exc}") from exc

@@ -7,7 +7,7 @@ node's certificate (``hakube.pki.layout.NodePki``), the handshake requires a cli
 from the cluster CA, and every call must come from a master's identity
 (``system:hakube-master:<name>`` in ``system:hakube-masters``). Users reach it through the
 masters' NodeProxy service (``hakube.apiserver.nodeproxy``), which authenticates them like any
-API request. Without a node certificate the agent serves no API at all rather than an open one.
+API request. There is no plaintext mode: an agent without a node certificate does not start.
 See docs/security-agent.md.
 
 Containers are found through the runtime's labels (``hakube.agent.runtime``), so logs of a pod
@@ -192,15 +192,11 @@ def _chunk(lines: list[Any], timestamps: bool) -> Any:
     return agent_pb2.LogChunk(data=text.encode())
 
 
-def serving_files(pki: NodePki, node: str, address: str) -> TlsFiles | None:
-    """The node's TLS files for the agent API; None (logged) when the node has none yet.
-    OSError naming the file when they are unusable or name another node. ``address`` is the
-    InternalIP the masters dial: their hostname check needs it among the certificate's hosts."""
-    if not pki.exists():
-        log.warning(
-            "no node certificate in %s (ca.crt, node.crt, node.key): the agent API (logs, "
-            "exec, stats) stays off until the node has one", pki.root)
-        return None
+def serving_files(pki: NodePki, node: str, address: str) -> TlsFiles:
+    """The node's TLS files for the agent API (the agent has them before it starts: it joins
+    first). OSError naming the file when they are missing, unusable or name another node.
+    ``address`` is the InternalIP the masters dial: their hostname check needs it among the
+    certificate's hosts."""
     tls = pki.tls_files()
     try:
         tls.check()
@@ -219,8 +215,8 @@ def serving_files(pki: NodePki, node: str, address: str) -> TlsFiles | None:
 
 class AgentServer:
     """The NodeAgent gRPC server; ``port`` is known after ``start()``. It serves TLS with the
-    node's certificate from ``pki``, and nothing while there is none (``start()`` returns 0).
-    ``address``: the node address the masters dial (for the certificate check)."""
+    node's certificate from ``pki``. ``address``: the node address the masters dial (for the
+    certificate check)."""
 
     def __init__(
         self,
@@ -245,8 +241,6 @@ class AgentServer:
 
     def start(self) -> int:
         tls = serving_files(self.pki, self.view.node, self.address)
-        if tls is None:
-            return 0
         self.port = self._server.add_secure_port(self.listen, server_credentials(tls))
         if not self.port:
             raise OSError(f"agent API: cannot listen on {self.listen}")

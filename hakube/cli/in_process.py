@@ -16,9 +16,7 @@ from hakube.client.client import Client
 from hakube.controllers import all as _all  # noqa: F401 - registers the controllers
 from hakube.controllers.manager import ControllerManager, select
 from hakube.leaderelection import Component, ElectionConfig
-from hakube.pki import files
 from hakube.pki.layout import Pki
-from hakube.pki.tls import Credentials
 from hakube.scheduler import Scheduler
 
 
@@ -36,9 +34,7 @@ def start_in_process(name: str, api: str, pki: Pki) -> list[Component]:
                                "hakube-controller-manager")):
         if not os.path.exists(pki.user_cert(user)):
             pki.issue_user(pki.load_ca(), user)
-        creds = Credentials(ca=files.read(pki.ca_cert), cert=files.read(pki.user_cert(user)),
-                            key=files.read(pki.user_key(user)))
-        client = Client([api], credentials=creds, timeout=10)
+        client = Client([api], credentials=pki.user_tls(user).load(), timeout=10)
         comps.append(Component(client, ElectionConfig(
             name=lease, namespace="kube-system", identity=f"{name}_{suffix}"), work))
     for c in comps:

@@ -12,7 +12,6 @@ from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
 from hakube.master import MasterSettings, serve
 from hakube.pki.layout import Pki
-from hakube.pki.tls import TlsFiles
 from hakube.store.raft import RaftSettings
 
 
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     pki = Pki(args.pki_dir or os.path.join(args.data_dir, "pki"))
-    tls = TlsFiles(pki.ca_cert, pki.master_cert(args.name), pki.master_key(args.name))
+    tls = pki.master_tls(args.name)
     try:
         RaftSettings(name=args.name, raft_address=args.raft_listen, peers=args.peers,
                      data_dir=args.data_dir, tls=tls, **raft).validate()

@@ -38,7 +38,13 @@ from hakube.agent.local import LocalAgents
 from hakube.cli.token_cmd import create_token
 from hakube.cli.up_components import UpComponents
 from hakube.client import HakubeError
-from hakube.client.config import ENV_CONFIG, ClientConfig, config_path, write_client_config
+from hakube.client.config import (
+    ENV_CONFIG,
+    ClientConfig,
+    config_path,
+    tls_settings,
+    write_client_config,
+)
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
 from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
@@ -286,11 +292,8 @@ class Up:
 
     def _write_client_config(self) -> None:
         pki = self.cluster.pki
-        cfg = ClientConfig(servers=self.cluster.endpoints(), tls={
-            "certificate-authority": pki.ca_cert,
-            "client-certificate": pki.user_cert("admin"),
-            "client-key": pki.user_key("admin"),
-        })
+        cfg = ClientConfig(servers=self.cluster.endpoints(),
+                           tls=tls_settings(pki.user_tls("admin")))
         note = (f"hakube client config, written by `hakube up` for {self.data_dir}\n"
                 "The cluster's admin (users/admin in its PKI dir). See docs/client-config.md.")
         copy = os.path.join(self.data_dir, "client-config")

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from hakube import procs
-from hakube.client.config import ENV_CONFIG, ClientConfig, write_client_config
+from hakube.client.config import ENV_CONFIG, ClientConfig, tls_settings, write_client_config
 from hakube.pki.layout import Pki
 
 COMPONENTS = ("scheduler", "controller-manager")
@@ -51,11 +51,8 @@ class UpComponents:
         env = None
         if self.pki is not None:
             conf = os.path.join(self.data_dir, f"{name}.conf")
-            write_client_config(conf, ClientConfig(servers=list(self.endpoints), tls={
-                "certificate-authority": self.pki.ca_cert,
-                "client-certificate": self.pki.user_cert(name),
-                "client-key": self.pki.user_key(name),
-            }))
+            write_client_config(conf, ClientConfig(servers=list(self.endpoints),
+                                                   tls=tls_settings(self.pki.user_tls(name))))
             env = dict(os.environ, **{ENV_CONFIG: conf})
         self.procs[name] = procs.spawn(argv, self.log_path(name), env=env)
 

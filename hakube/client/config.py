@@ -33,7 +33,7 @@ import yaml
 
 from hakube.client.transport import parse_endpoints
 from hakube.pki import files
-from hakube.pki.tls import Credentials
+from hakube.pki.tls import Credentials, TlsFiles
 
 DEFAULT_PATH = "~/.hakube/config"
 ENV_CONFIG = "HAKUBE_CONFIG"
@@ -81,6 +81,12 @@ class ClientConfig:
                 raise ConfigError(f"{where}: no {key} (the API requires TLS credentials; "
                                   "hakube up writes them to ~/.hakube/config)")
         return Credentials(ca=out[0], cert=out[1], key=out[2])
+
+
+def tls_settings(files: TlsFiles) -> dict[str, str]:
+    """The credential settings of a config that names ``files``."""
+    return {"certificate-authority": files.ca, "client-certificate": files.cert,
+            "client-key": files.key}
 
 
 def _inline_pem(where: str, key: str, value: str) -> bytes:

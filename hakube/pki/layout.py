@@ -64,6 +64,14 @@ class Pki:
     def user_key(self, user: str) -> str:
         return os.path.join(self.root, "users", f"{user}.key")
 
+    def master_tls(self, name: str) -> TlsFiles:
+        """Master ``name``'s TLS files: the CA, its certificate and key."""
+        return TlsFiles(self.ca_cert, self.master_cert(name), self.master_key(name))
+
+    def user_tls(self, user: str) -> TlsFiles:
+        """A user's (admin, scheduler, controller-manager) TLS files."""
+        return TlsFiles(self.ca_cert, self.user_cert(user), self.user_key(user))
+
     def has_ca(self) -> bool:
         return os.path.exists(self.ca_cert)
 

@@ -171,23 +171,26 @@ def server_credentials(source: TlsFiles,
     """gRPC server credentials requiring a client certificate. The files (and the extra
     trusted client roots, e.g. bootstrap-token issuers) are looked at again for every new
     connection and reloaded when they changed."""
-    state: dict[str, object] = {}
+    # What the current configuration was built from: the files' stamps (stat only) and the
+    # extra roots. A new connection rebuilds it only when one of them changed, so the common
+    # case reads no file.
+    built: list[object] = [None]
 
-    def config() -> object:
+    def config(key: tuple[object, bytes]) -> object:
         c = source.load()
-        roots = c.ca + (extra_roots() if extra_roots else b"")
-        state["key"] = (source.stamp(), roots)
-        return grpc.ssl_server_certificate_configuration([(c.key, c.cert)],
-                                                         root_certificates=roots)
+        built[0] = key
+        return grpc.ssl_server_certificate_configuration(
+            [(c.key, c.cert)], root_certificates=c.ca + key[1])
 
-    initial = config()
+    def current() -> tuple[object, bytes]:
+        return source.stamp(), extra_roots() if extra_roots else b""
+
+    initial = config(current())
 
     def fetch() -> object | None:
         try:
-            roots = source.load().ca + (extra_roots() if extra_roots else b"")
-            if state.get("key") == (source.stamp(), roots):
-                return None
-            return config()
+            key = current()
+            return None if key == built[0] else config(key)
         except Exception:  # noqa: BLE001 - never break new handshakes; keep the old config
             return None
 

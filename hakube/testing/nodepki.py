@@ -1,9 +1,8 @@
-"""Node certificates for agents that test harnesses and ``hakube up`` start.
+"""Node certificates issued straight from a cluster's CA, for tests.
 
-A node agent serves its API only with a node certificate (``<root-dir>/pki``, see
-hakube.pki.layout.NodePki). Until nodes join with bootstrap tokens, whatever starts an agent
-issues that certificate directly from the cluster's CA here, before the agent starts; this one
-helper is what the token join replaces.
+Agents get theirs by joining with a bootstrap token (hakube.agent.join). Tests that need a
+node's identity without an agent -- a caller posing as another node, say -- issue one here, as
+a pre-provisioned node would have it (``<root-dir>/pki``, hakube.pki.layout.NodePki).
 """
 
 from __future__ import annotations

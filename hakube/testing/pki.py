@@ -19,7 +19,13 @@ from typing import Any
 
 import grpc
 
-from hakube.client.config import ENV_CONFIG, ClientConfig, read_config_file, write_client_config
+from hakube.client.config import (
+    ENV_CONFIG,
+    ClientConfig,
+    read_config_file,
+    tls_settings,
+    write_client_config,
+)
 from hakube.pki import files
 from hakube.pki.layout import Pki
 from hakube.pki.tls import Credentials, channel_credentials
@@ -60,17 +66,13 @@ def cluster_pki(path: str, masters: dict[str, list[str]], ca: Pki | None = None)
 
 def credentials(pki: Pki | None = None, user: str = "admin") -> Credentials:
     pki = pki or shared()
-    return Credentials(ca=files.read(pki.ca_cert), cert=files.read(pki.user_cert(user)),
-                       key=files.read(pki.user_key(user)))
+    return pki.user_tls(user).load()
 
 
 def write_config(path: str, pki: Pki, servers: list[str], user: str = "admin") -> str:
     """A client config naming ``servers`` and ``user``'s credentials in ``pki``."""
-    write_client_config(path, ClientConfig(servers=servers, tls={
-        "certificate-authority": pki.ca_cert,
-        "client-certificate": pki.user_cert(user),
-        "client-key": pki.user_key(user),
-    }))
+    write_client_config(path, ClientConfig(servers=servers,
+                                           tls=tls_settings(pki.user_tls(user))))
     return path
 
 

@@ -18,7 +18,7 @@ def member_tls(pki_dir: str, name: str) -> TlsFiles:
     pki = Pki(pki_dir)
     if not os.path.exists(pki.master_cert(name)):
         pki.init({name: ["127.0.0.1"]})
-    return TlsFiles(pki.ca_cert, pki.master_cert(name), pki.master_key(name))
+    return pki.master_tls(name)
 
 
 class InProcessCluster:
@@ -46,7 +46,7 @@ class InProcessCluster:
         """Member ``name``'s TLS files (issued on first use, so tests can add members)."""
         if not os.path.exists(self.pki.master_cert(name)):
             self.pki.issue_master(self.pki.load_ca(), name, ["127.0.0.1"])
-        return TlsFiles(self.pki.ca_cert, self.pki.master_cert(name), self.pki.master_key(name))
+        return self.pki.master_tls(name)
 
     def stop(self, name: str) -> None:
         node = self.nodes.pop(name)

@@ -21,7 +21,7 @@ from hakube.apiserver.authn import Authenticator
 from hakube.client import Client, Forbidden, Unavailable
 from hakube.pki import certs
 from hakube.pki.layout import Pki
-from hakube.pki.tls import Credentials, TlsFiles, channel_credentials, server_credentials
+from hakube.pki.tls import Credentials, channel_credentials, server_credentials
 from hakube.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.timeout(120)
@@ -100,7 +100,7 @@ def test_a_master_impostor_is_not_trusted_by_the_client(cluster: LocalCluster,
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
             "hakube.api.v1.ObjectService",
             {"List": grpc.unary_unary_rpc_method_handler(list_)})])
-        files = TlsFiles(evil.ca_cert, evil.master_cert("m1"), evil.master_key("m1"))
+        files = evil.master_tls("m1")
         port = server.add_secure_port("127.0.0.1:0", server_credentials(files))
         await server.start()
         try:
