@@ -28,7 +28,7 @@ import grpc
 
 from hakube.pki import names
 from hakube.pki.certs import CertError, Identity
-from hakube.pki.tls import Credentials, Reloading, TlsFiles, client_context, identity_of_der
+from hakube.pki.tls import Reloading, TlsFiles, client_context, identity_of_der
 
 CHUNK = 64 * 1024
 """Bytes moved per read between gRPC and the agent's TLS connection."""
@@ -42,8 +42,8 @@ class AgentDialError(Exception):
     """The agent could not be reached or is not the node it should be; one line."""
 
 
-def _agent_context(creds: Credentials) -> ssl.SSLContext:
-    ctx = client_context(creds)
+def _agent_context(files: TlsFiles) -> ssl.SSLContext:
+    ctx = client_context(files)
     ctx.check_hostname = True  # the address dialled must be in the certificate, besides its name
     ctx.set_alpn_protocols(["h2"])
     return ctx

@@ -78,15 +78,15 @@ class TlsFiles:
 
 
 class Reloading:
-    """A value built from TlsFiles, rebuilt when the files change (checked at most every
-    ``interval`` seconds of use)."""
+    """A value built from TlsFiles (e.g. an ``ssl`` context), rebuilt on use when the files
+    changed (a stat of each, no read)."""
 
-    def __init__(self, source: TlsFiles, build: Callable[[Credentials], object]) -> None:
+    def __init__(self, source: TlsFiles, build: Callable[[TlsFiles], object]) -> None:
         self.source = source
         self._build = build
         self._lock = threading.Lock()
         self._stamp = source.stamp()
-        self.value = build(source.load())
+        self.value = build(source)
 
     def get(self) -> object:
         stamp = self.source.stamp()
@@ -94,9 +94,9 @@ class Reloading:
             with self._lock:
                 if stamp != self._stamp:
                     try:
-                        self.value = self._build(self.source.load())
+                        self.value = self._build(self.source)
                         self._stamp = stamp
-                    except (certs.CertError, ssl.SSLError, ValueError):
+                    except (certs.CertError, OSError, ValueError):  # ssl.SSLError is an OSError
                         pass  # a half-written renewal: keep the old material, retry next time
         return self.value
 
@@ -126,7 +126,7 @@ def check_client(creds: Credentials, *, now: datetime.datetime | None = None) ->
         raise certs.CertError(f'the client key is not the key of "{user}"\'s certificate')
 
 
-def _context(creds: Credentials, purpose: ssl.Purpose) -> ssl.SSLContext:
+def _context(files: TlsFiles, purpose: ssl.Purpose) -> ssl.SSLContext:
     server = purpose is ssl.Purpose.CLIENT_AUTH
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -134,30 +134,20 @@ def _context(creds: Credentials, purpose: ssl.Purpose) -> ssl.SSLContext:
     # Members are named by their certificates, not by the address that was dialled (addresses
     # may be IPs shared by a VIP): the caller checks the peer's identity after the handshake.
     ctx.check_hostname = False
-    ctx.load_verify_locations(cadata=creds.ca.decode())
-    _load_chain(ctx, creds)
+    # Straight from the files (0600 in 0700 dirs): the key is never copied anywhere else.
+    ctx.load_verify_locations(cafile=files.ca)
+    ctx.load_cert_chain(files.cert, files.key)
     return ctx
 
 
-def _load_chain(ctx: ssl.SSLContext, creds: Credentials) -> None:
-    # ssl only loads key material from files: use a private temporary directory.
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        cert, key = os.path.join(d, "c"), os.path.join(d, "k")
-        files.write_atomic(cert, creds.cert)
-        files.write_atomic(key, creds.key)
-        ctx.load_cert_chain(cert, key)
-
-
-def server_context(creds: Credentials) -> ssl.SSLContext:
+def server_context(files: TlsFiles) -> ssl.SSLContext:
     """Accepting side: presents our certificate, requires a client certificate from the CA."""
-    return _context(creds, ssl.Purpose.CLIENT_AUTH)
+    return _context(files, ssl.Purpose.CLIENT_AUTH)
 
 
-def client_context(creds: Credentials) -> ssl.SSLContext:
+def client_context(files: TlsFiles) -> ssl.SSLContext:
     """Dialling side: presents our certificate, requires the server's from the CA."""
-    return _context(creds, ssl.Purpose.SERVER_AUTH)
+    return _context(files, ssl.Purpose.SERVER_AUTH)
 
 
 def channel_credentials(creds: Credentials) -> grpc.ChannelCredentials:
