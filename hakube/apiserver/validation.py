@@ -111,7 +111,10 @@ def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
 
 
 def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
-                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never")) -> None:
+                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never"),
+                      claim_volumes: tuple[str, ...] = ()) -> None:
+    """``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
+    containers mount by name without listing them among the pod's volumes."""
     if not spec.containers:
         probs.add(f"{path}.containers", "required value: at least one container")
     if spec.restart_policy not in allowed_restart:
@@ -147,7 +150,7 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
                 if not _ENV_NAME.match(env.name):
                     probs.add(f"{cp}.env[{j}].name", f'invalid environment variable "{env.name}"')
             for j, m in enumerate(c.volume_mounts):
-                if m.name not in volumes:
+                if m.name not in volumes and m.name not in claim_volumes:
                     probs.add(f"{cp}.volumeMounts[{j}].name", f'volume "{m.name}" not found')
                 if not m.mount_path.startswith("/"):
                     probs.add(f"{cp}.volumeMounts[{j}].mountPath", "must be an absolute path")
@@ -170,7 +173,8 @@ def _is_quantity(text: str) -> bool:
 
 
 def check_template(spec: Any, path: str, probs: Problems, selector_required: bool = True,
-                   allowed_restart: tuple[str, ...] = ("Always",)) -> None:
+                   allowed_restart: tuple[str, ...] = ("Always",),
+                   claim_volumes: tuple[str, ...] = ()) -> None:
     """Selector present, template labels matching it, and a valid pod spec."""
     template = spec.template
     default_pod_spec(template.spec)
@@ -188,7 +192,8 @@ def check_template(spec: Any, path: str, probs: Problems, selector_required: boo
                           "`labels`)")
         except SelectorError as exc:
             probs.add(f"{path}.selector", str(exc))
-    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart)
+    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart,
+                      claim_volumes)
 
 
 # -- per kind ------------------------------------------------------------------------------------
@@ -265,7 +270,8 @@ def _stateful_set(m: workloads_pb2.StatefulSet, probs: Problems) -> None:
         m.spec.revision_history_limit = 10
     for i, t in enumerate(m.spec.volume_claim_templates):
         check_name(t.metadata.name, f"spec.volumeClaimTemplates[{i}].metadata.name", probs)
-    check_template(m.spec, "spec", probs)
+    claims = tuple(t.metadata.name for t in m.spec.volume_claim_templates)
+    check_template(m.spec, "spec", probs, claim_volumes=claims)
 
 
 def _daemon_set(m: workloads_pb2.DaemonSet, probs: Problems) -> None:
