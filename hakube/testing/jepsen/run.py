@@ -40,6 +40,8 @@ class RunConfig:
     """Fault kinds to draw from (empty: all of Nemesis.kinds)."""
     master_flags: list[str] = field(default_factory=list)
     keys: int = 5
+    serializable_reads: bool = False
+    """Read registers without the quorum barrier: a run that should find stale reads."""
     out: Path | None = None
     """Where to copy the report, history and master logs."""
 
@@ -94,7 +96,8 @@ def _run(cfg: RunConfig, net: Network) -> RunResult:
     argv = [sys.executable, "-m", "hakube.testing.jepsen.workload", "--dir", str(jdir),
             "--endpoints", ",".join(f"{h.name}={h.ip}:{netmasters.API_PORT}"
                                     for h in masters),
-            "--seconds", str(cfg.seconds), "--seed", str(cfg.seed), "--keys", str(cfg.keys)]
+            "--seconds", str(cfg.seconds), "--seed", str(cfg.seed), "--keys", str(cfg.keys),
+            *(["--serializable-reads"] if cfg.serializable_reads else [])]
     workload = client.spawn(argv, log=net.workdir / "workload.log", env=env)
     try:
         _wait(lambda: (jdir / "ready").exists() or workload.poll() is not None, 120,

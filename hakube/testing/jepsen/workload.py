@@ -71,14 +71,15 @@ def _outcome(exc: Exception) -> str:
 
 
 def register_worker(client: Client, rec: Recorder, process: int, keys: int, stop: float,
-                    rng: random.Random, values: itertools.count[int]) -> None:
+                    rng: random.Random, values: itertools.count[int],
+                    serializable: bool = False) -> None:
     while rec.now() < stop:
         key = f"reg-{rng.randrange(keys)}"
         f = rng.choice(("read", "read", "write", "cas"))
         t0 = rec.now()
         if f == "read":
             try:
-                got = client.configmaps.get(key, namespace=NAMESPACE)
+                got = client.configmaps.get(key, namespace=NAMESPACE, serializable=serializable)
                 rec.add(Op(process, "read", key, None, t0, rec.now(), "ok", got.data["v"]))
             except Exception:  # noqa: BLE001 - an unanswered read tells nothing
                 pass
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set-workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--op-timeout", type=float, default=5.0)
+    p.add_argument("--serializable-reads", action="store_true",
+                   help="read registers from the answering master's replica (may be stale: "
+                        "shows that the checker catches stale reads)")
     a = p.parse_args(argv)
     masters = dict(item.split("=", 1) for item in a.endpoints.split(","))
     policy = RetryPolicy(timeout=a.op_timeout, attempt_timeout=min(2.0, a.op_timeout),
@@ -202,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(a.register_workers):
         c = Client(every, policy=policy)
         threads.append(threading.Thread(target=register_worker, args=(
-            c, rec, i, a.keys, stop, random.Random(a.seed * 1000 + i), values)))
+            c, rec, i, a.keys, stop, random.Random(a.seed * 1000 + i), values,
+            a.serializable_reads)))
     for i in range(a.set_workers):
         c = Client(every, policy=policy)
         threads.append(threading.Thread(target=set_worker, args=(
