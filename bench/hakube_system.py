@@ -146,7 +146,7 @@ class HakubeSystem:
     @asynccontextmanager
     async def cluster(self, *, fsync: bool) -> AsyncIterator[HakubeCluster]:
         with tempfile.TemporaryDirectory(prefix="hakube-bench-", dir=self.data_root) as d:
-            local = LocalCluster(d, 3, extra_args=["--fsync"] if fsync else [])
+            local = LocalCluster(d, 3, extra_args=["--fsync"] if fsync else ["--no-fsync"])
             try:
                 await asyncio.to_thread(local.start_all, 60.0)
                 cluster = HakubeCluster(local, credentials=local.credentials, name=self.name)

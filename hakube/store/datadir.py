@@ -34,6 +34,7 @@ from pysyncobj.journal import FileJournal
 from pysyncobj.node import TCPNode
 
 from hakube.store import encoding
+from hakube.store.durable import durable_replace
 from hakube.store.fsm import StoreFSM
 
 MEMBERS_FILE = "members.json"
@@ -98,7 +99,7 @@ def write_members(data_dir: str, m: Membership) -> None:
         f.write(body + "\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 def has_raft_data(data_dir: str) -> bool:
@@ -145,7 +146,7 @@ def seed(
         encoding.write_dump(dump, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(data_dir, DUMP))
+    durable_replace(tmp, os.path.join(data_dir, DUMP))
     write_members(
         data_dir, Membership(name=name, raft=raft, peers=dict(peers), cluster_id=cluster_id)
     )

@@ -22,7 +22,7 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   lets its dump override the configured peers; the master therefore persists the resulting
   configuration itself (hakube.store.datadir) instead of trusting flags on restart.
 * Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
-  survive a process crash, not a power loss. ``fsync`` (off by default) makes every member sync its
+  survive a process crash, not a power loss. ``fsync`` (on by default) makes every member sync its
   journal before any message leaves it, so a write is on a majority's disks before it is
   acknowledged (see durable.py). ``sync_journal`` (older, weaker) msyncs the journal on every tick,
   bounding loss on power failure to about one tick.
@@ -48,7 +48,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
 from hakube.pki.tls import TlsFiles
 from hakube.store import encoding, transport
-from hakube.store.durable import DurableJournal
+from hakube.store.durable import DurableJournal, DurableMeta, install_file_hooks
 from hakube.store.fsm import StoreFSM
 from hakube.store.prevote import TYPES as PREVOTE_TYPES
 from hakube.store.prevote import PreVote
@@ -90,9 +90,10 @@ class RaftSettings:
     """...or after this many seconds."""
     sync_journal: bool = False
     """msync the journal every tick (bounds power-loss to ~one tick; not before acknowledging)."""
-    fsync: bool = False
+    fsync: bool = True
     """Sync the journal before any message leaves this member: acknowledged writes are on a
-    majority's disks (power-loss durability, as etcd's default)."""
+    majority's disks (power-loss durability, as etcd's default). Off: writes survive a crash of
+    any or all masters, not a power loss of a majority."""
     batch_timeout: float = 5.0
     """Seconds to wait for a proposal's answer before reporting an unknown outcome."""
     max_inflight: int = 2
@@ -216,9 +217,11 @@ class RaftNode:
             quiet = max(2 * period, settings.election_timeout_min - period)
             self.prevote = PreVote(self.syncobj, quiet)
         self._install_append_entries_guard()
+        install_file_hooks()
+        DurableMeta(self.syncobj).install()
         self.durable: DurableJournal | None = None
         if settings.fsync:
-            self.durable = DurableJournal(self.syncobj, conf.fullDumpFile)
+            self.durable = DurableJournal(self.syncobj)
             self.durable.install()
         self.proposer = Proposer(
             fsm.apply_batch,

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from hakube.store.durable import durable_replace
 from hakube.store.fsm import Record
 
 MAGIC = b"HAKUBE-SNAPSHOT 1\n"
@@ -227,7 +228,7 @@ def write_atomic(path: str, chunks: Iterator[bytes]) -> int:
                 size += len(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
