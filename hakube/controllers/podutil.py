@@ -15,7 +15,7 @@ from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.owners import controller_ref
 from hakube.api.timestamps import parse_time
 from hakube.api.v1 import meta_pb2, pod_pb2
-from hakube.client.client import resolve_kind
+from hakube.client.base import resolve_kind
 
 TERMINAL = ("Succeeded", "Failed")
 

@@ -22,8 +22,14 @@ from hakube.api.owners import controller_ref
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import workloads_pb2
 from hakube.cli import printers
-from hakube.cli.ctl import CommandError, Ctx, UsageError, _common, lookup_kind
-from hakube.cli.ctl_write import _modify
+from hakube.cli.ctl.common import (
+    CommandError,
+    Ctx,
+    UsageError,
+    add_common_options,
+    lookup_kind,
+    modify,
+)
 
 DEPLOYMENT = kinds.BY_NAME["Deployment"]
 LABEL = printers.type_name(DEPLOYMENT)
@@ -41,7 +47,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     }
     for name, text in helps.items():
         sp = sub.add_parser(name, help=text, description=text)
-        _common(sp, sub=True)
+        add_common_options(sp, sub=True)
         sp.add_argument("resource", nargs="+", metavar="deployment/NAME | deployment NAME")
         if name == "status":
             sp.add_argument(
@@ -180,7 +186,7 @@ def run_undo(ctx: Ctx, name: str) -> int:
             obj.metadata.annotations[rollout.CHANGE_CAUSE] = cause
         return True
 
-    _modify(ctx, DEPLOYMENT, name, change)
+    modify(ctx, DEPLOYMENT, name, change)
     ctx.print(f"{LABEL}/{name} rolled back")
     return 0
 
@@ -196,7 +202,7 @@ def _set_paused(ctx: Ctx, name: str, paused: bool) -> int:
         obj.spec.paused = paused
         return True
 
-    _modify(ctx, DEPLOYMENT, name, change)
+    modify(ctx, DEPLOYMENT, name, change)
     ctx.print(f"{LABEL}/{name} {word}")
     return 0
 
@@ -208,7 +214,7 @@ def run_restart(ctx: Ctx, name: str) -> int:
         obj.spec.template.metadata.annotations[rollout.RESTARTED_AT] = rfc3339(time.time())
         return True
 
-    _modify(ctx, DEPLOYMENT, name, change)
+    modify(ctx, DEPLOYMENT, name, change)
     ctx.print(f"{LABEL}/{name} restarted")
     return 0
 
