@@ -2,7 +2,6 @@
 client), kind and target parsing, the options every command takes, the one-line error policy
 and the get-change-update loop. The command modules build on this and never on each other."""
 
-
 from __future__ import annotations
 
 import argparse
