@@ -14,9 +14,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from hakube.api.kinds import Kind
+from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.apiserver.errors import Invalid
-from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -33,6 +33,7 @@ from pysyncobj import pickle as ps_pickle
 from pysyncobj.journal import FileJournal
 from pysyncobj.node import TCPNode
 
+from hakube.api.timestamps import rfc3339
 from hakube.store import encoding
 from hakube.store.durable import durable_replace
 from hakube.store.fsm import StoreFSM
@@ -90,7 +91,7 @@ def write_members(data_dir: str, m: Membership) -> None:
             "raft": m.raft,
             "peers": dict(sorted(m.peers.items())),
             "cluster_id": m.cluster_id,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "updated": rfc3339(),
         },
         indent=1,
     )
@@ -261,5 +262,5 @@ def force_new_cluster(data_dir: str, *, name: str, raft: str, api: str) -> str:
         f"recorded commit index kept); removed {sorted(removed)}; old files in {backup}"
     )
     with open(flag, "w") as f:
-        f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n" + summary + "\n")
+        f.write(rfc3339() + "\n" + summary + "\n")
     return summary

@@ -115,9 +115,9 @@ class RaftSettings:
             raise ValueError("name must not be empty")
         if not isinstance(self.tls, TlsFiles):
             raise ValueError("tls must name the CA, certificate and key files (TlsFiles)")
-        _check_hostport("raft address", self.raft_address)
+        check_hostport("raft address", self.raft_address)
         for peer, addr in self.peers.items():
-            _check_hostport(f"peer {peer}", addr)
+            check_hostport(f"peer {peer}", addr)
             if peer == self.name:
                 raise ValueError(f"peer {peer!r} has this master's own name")
             if addr == self.raft_address:
@@ -170,7 +170,7 @@ def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
     message["entries"] = newer
 
 
-def _check_hostport(what: str, value: str) -> None:
+def check_hostport(what: str, value: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{what}: {value!r} is not HOST:PORT")
@@ -240,11 +240,11 @@ class RaftNode:
 
     def _install_append_entries_guard(self) -> None:
         so = self.syncobj
-        transport = so._SyncObj__transport  # type: ignore[attr-defined]
-        original = so._SyncObj__onMessageReceived  # type: ignore[attr-defined]
-        raft_log = so._SyncObj__raftLog  # type: ignore[attr-defined]
+        transport = so._SyncObj__transport
+        original = so._SyncObj__onMessageReceived
+        raft_log = so._SyncObj__raftLog
 
-        next_index: dict[object, int] = so._SyncObj__raftNextIndex  # type: ignore[attr-defined]
+        next_index: dict[object, int] = so._SyncObj__raftNextIndex
 
         prevote = self.prevote
 
@@ -254,7 +254,7 @@ class RaftNode:
                 if kind in PREVOTE_TYPES:
                     prevote.receive(node, message)
                     return
-                if kind == "append_entries" and message["term"] >= so.raftCurrentTerm:  # type: ignore[operator]
+                if kind == "append_entries" and message["term"] >= so.raftCurrentTerm:
                     prevote.heard_leader()
             if kind == "append_entries" and "prevLogIdx" in message \
                     and "transmission" not in message:
@@ -337,7 +337,7 @@ class RaftNode:
         leader = self.syncobj._getLeader()
         if leader is None:
             return ""
-        return self.addr_to_name.get(leader.id, leader.id)
+        return str(self.addr_to_name.get(leader.id, leader.id))
 
     def status(self) -> dict[str, Any]:
         return dict(self.syncobj.getStatus())
@@ -367,8 +367,8 @@ class RaftNode:
         now = time.monotonic()
         for _ in range(3):
             try:
-                match = dict(so._SyncObj__raftMatchIndex)  # type: ignore[attr-defined]
-                seen = dict(so._SyncObj__lastResponseTime)  # type: ignore[attr-defined]
+                match = dict(so._SyncObj__raftMatchIndex)
+                seen = dict(so._SyncObj__lastResponseTime)
                 break
             except RuntimeError:  # dict changed size during the copy
                 continue
@@ -378,7 +378,7 @@ class RaftNode:
                 for n in so.otherNodes}
 
     def last_log_index(self) -> int:
-        raft_log = self.syncobj._SyncObj__raftLog  # type: ignore[attr-defined]
+        raft_log = self.syncobj._SyncObj__raftLog
         return int(raft_log[-1][1]) if len(raft_log) else 0
 
     def _membership_call(self, fn: Callable[..., None],

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from hakube.api.timestamps import rfc3339
 from hakube.store.durable import durable_replace
 from hakube.store.fsm import Record
 
@@ -104,7 +105,7 @@ def encode(
         else [{"name": n, "raft": r, "api": a} for n, (r, a) in sorted(state["members"].items())],
         "objects": counts,
         "objects_total": sum(counts.values()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+        "created": rfc3339(when),
         "created_by": created_by,
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hakube.testing.cluster import LocalCluster, free_ports
+from hakube.local.cluster import free_ports
+from hakube.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.timeout(60)
 

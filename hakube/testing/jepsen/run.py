@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hakube.local.cluster import write_config
 from hakube.pki.layout import Pki
 from hakube.testing import netmasters
-from hakube.testing import pki as testpki
 from hakube.testing.jepsen import checks, linear
 from hakube.testing.jepsen.history import Op
 from hakube.testing.jepsen.nemesis import Fault, Nemesis
@@ -90,8 +90,8 @@ def _run(cfg: RunConfig, net: Network) -> RunResult:
     jdir = net.workdir / "jepsen"
     jdir.mkdir()
     servers = [f"{h.ip}:{netmasters.API_PORT}" for h in masters]
-    config = testpki.write_config(str(net.workdir / "client.conf"),
-                                  Pki(str(net.workdir / "pki")), servers)
+    config = write_config(str(net.workdir / "client.conf"), Pki(str(net.workdir / "pki")),
+                          servers)
     env = dict(netmasters.env(), HAKUBE_CONFIG=config)
     argv = [sys.executable, "-m", "hakube.testing.jepsen.workload", "--dir", str(jdir),
             "--endpoints", ",".join(f"{h.name}={h.ip}:{netmasters.API_PORT}"
