@@ -37,7 +37,7 @@ _ENTRIES, _FILE, _OFFSET = ("_FileJournal__journal", "_FileJournal__journalFile"
 """FileJournal's private attributes: its entries, its mmap'd file, the end of its records."""
 
 
-class SafeFileJournal(ps_journal.FileJournal):
+class SafeFileJournal(ps_journal.FileJournal):  # type: ignore[misc]  # untyped library
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self._path = path
@@ -116,4 +116,4 @@ def _create_journal(path: str | None) -> Any:
 
 def install() -> None:
     """Make every SyncObj created from now on use SafeFileJournal (idempotent)."""
-    ps_syncobj.createJournal = _create_journal  # type: ignore[attr-defined]
+    ps_syncobj.createJournal = _create_journal
