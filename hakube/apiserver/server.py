@@ -27,7 +27,7 @@ from hakube.api.v1 import api_pb2
 from hakube.apiserver import authn
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
-from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.metrics import MasterMetrics, kind_label
 from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
 from hakube.apiserver.watch import WatchHub
 from hakube.pki.certs import Identity
@@ -147,6 +147,9 @@ class ApiServer:
                     from exc
             watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
             interval = float(req.bookmark_interval_seconds or 10)
+            if not 1 <= interval <= 3600:
+                raise Invalid(f"watch {req.kind}: bookmarkIntervalSeconds "
+                              f"{req.bookmark_interval_seconds} must be between 1 and 3600")
             async for data in self.hub.stream(watcher, bookmarks=req.allow_bookmarks,
                                               interval=interval):
                 yield data
@@ -154,7 +157,7 @@ class ApiServer:
             code = exc.code
             await ctx.abort(exc.code, exc.message)
         finally:
-            self.metrics.requests.labels("Watch", req.kind, code.name).inc()
+            self.metrics.requests.labels("Watch", kind_label(req.kind), code.name).inc()
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api
