@@ -37,6 +37,10 @@ OBJECT_SERVICE = "hakube.api.v1.ObjectService"
 CLUSTER_SERVICE = "hakube.api.v1.ClusterService"
 LEASE_SERVICE = "hakube.api.v1.LeaseService"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest response (snapshots stream out in bigger messages than any request)."""
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+"""Largest request: twice the largest object (1.5 MiB), as etcd caps requests; a bigger one is
+refused by gRPC before it is read into memory (RESOURCE_EXHAUSTED)."""
 
 
 def _serialize(x: Any) -> bytes:
@@ -195,7 +199,7 @@ class ApiServer:
         """Bind with TLS (client certificates required) and start serving; returns the bound
         port. ``extra_roots``: further trusted client issuers (bootstrap tokens)."""
         server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ])

@@ -88,3 +88,11 @@ def test_a_negative_grace_period_is_refused(api: Api) -> None:
                             timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "gracePeriodSeconds -5 must not be negative" in (err.value.details() or "")
+
+
+def test_a_request_over_3_mib_is_refused_before_it_is_read(api: Api) -> None:
+    huge = api_pb2.ListRequest(kind="pods", label_selector="a" * (4 * 1024 * 1024))
+    with pytest.raises(grpc.RpcError) as err:
+        api.stubs[0].List(huge, timeout=10)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    api.stubs[0].List(api_pb2.ListRequest(kind="Namespace"), timeout=5)  # and still serving
