@@ -92,6 +92,8 @@ class MasterSettings:
     listen addresses and localhost."""
     metrics_remote_ok: bool = False
     """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
+    quota_bytes: int = 2 * 1024 ** 3
+    """Store size limit; over it the store only shrinks (ObjectAPI._check_quota). 0: none."""
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
@@ -120,6 +122,7 @@ class Master:
         self._stopping: asyncio.Event | None = None
         self._lock_fd: int | None = None
         self.raft: RaftNode | None = None
+        self.objects: ObjectAPI | None = None
         self.api_port = 0
         self.metrics_port = 0
         self._http: ThreadingHTTPServer | None = None
@@ -307,6 +310,8 @@ class Master:
             "ready": 1 if self.ready else 0,
             "revision": self.fsm.revision,
             "size_bytes": self.fsm.size_bytes,
+            "quota_bytes": self.settings.quota_bytes,
+            "quota_alarm": self.objects is not None and self.objects.quota_alarm,
             "objects": {k: self.fsm.count(k) for k in self.fsm.kinds()},
         }
 
@@ -422,7 +427,9 @@ class Master:
         self.heartbeats.beat("raft thread")
         self.raft.syncobj.addOnTickCallback(lambda: self.heartbeats.beat("raft thread"))
         self.metrics.add_state_collector(self._state)
-        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
+        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time,
+                        quota_bytes=s.quota_bytes)
+        self.objects = api
         tokens = BootstrapTokens(self.fsm)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
                            authenticator=Authenticator(ca_name, bootstrap=tokens.identity))

@@ -111,6 +111,12 @@ class _StateCollector(Collector):
                                   s["ready"]),
             "hakube_store_revision": ("Store revision.", s["revision"]),
             "hakube_store_size_bytes": ("Bytes of stored object data.", s["size_bytes"]),
+            "hakube_store_quota_bytes": ("The store's size limit (--quota-bytes; 0: none).",
+                                         s.get("quota_bytes", 0)),
+            "hakube_store_quota_exceeded": (
+                "1 while writes are refused for the store's quota: only deletes, shrinking "
+                "updates and Lease renewals are accepted (the alarm to act on).",
+                1 if s.get("quota_alarm") else 0),
         }
         for name, (doc, value) in simple.items():
             g = GaugeMetricFamily(name, doc)

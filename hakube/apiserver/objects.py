@@ -79,8 +79,13 @@ class ObjectAPI:
     """Implements the object service on top of one master's store replica."""
 
     def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
-                 clock: Callable[[], float], new_uid: Callable[[], str] | None = None) -> None:
+                 clock: Callable[[], float], new_uid: Callable[[], str] | None = None,
+                 quota_bytes: int = 0) -> None:
+        """``quota_bytes``: the store's size limit (0: none), see ``_check_quota``."""
         self.fsm = fsm
+        self.quota_bytes = quota_bytes
+        self._quota_refused = 0
+        """The growth of the last write refused for the quota (0: none since one fitted)."""
         self.proposer = proposer
         self.clock = clock
         self.new_uid = new_uid or (lambda: str(uuid.uuid4()))
@@ -119,6 +124,28 @@ class ObjectAPI:
                 f'{kind.name} "{msg.metadata.name}" is too large: {len(value)} bytes, the limit '
                 f"is {MAX_OBJECT_BYTES} bytes")
         return value
+
+    def _check_quota(self, kind: Kind, name: str, growth: int) -> None:
+        """Over the quota the store only shrinks, as etcd's space alarm: creates and growing
+        updates fail with RESOURCE_EXHAUSTED; deletes, shrinking updates (finalizers removed)
+        and Lease renewals (leader election, node heartbeats) still go through, so the cluster
+        keeps its leaders while someone deletes."""
+        if not self.quota_bytes or growth <= 0 or kind.name == "Lease":
+            return
+        fits = self.fsm.size_bytes + growth <= self.quota_bytes
+        self._quota_refused = 0 if fits else growth
+        if not fits:
+            raise api_errors.TooLarge(
+                f'{kind.plural} "{name}": the store is over its quota ({self.fsm.size_bytes} of '
+                f"{self.quota_bytes} bytes); delete objects to free space (--quota-bytes)")
+
+    @property
+    def quota_alarm(self) -> bool:
+        """Raised by a write refused for the quota; cleared by the next write that fits, or once
+        deletes have made room for the refused one."""
+        if self._quota_refused and self.fsm.size_bytes + self._quota_refused <= self.quota_bytes:
+            self._quota_refused = 0
+        return self._quota_refused > 0
 
     def _index(self, kind: Kind, msg: Any) -> tuple[dict[str, str], dict[str, str]]:
         return dict(msg.metadata.labels), kinds_mod.selectable_fields(kind, msg)
@@ -186,6 +213,7 @@ class ObjectAPI:
         meta.uid = uid
         meta.creation_timestamp = now_rfc3339(self.clock())
         value = self._encode(kind, msg)
+        self._check_quota(kind, meta.name, len(value))
         if req.dry_run:
             return object_bytes(kind, value, 0)
         labels, fields = self._index(kind, msg)
@@ -301,6 +329,7 @@ class ObjectAPI:
             value = self._encode(kind, new)
             if value == rec.value:
                 return object_bytes(kind, rec.value, rec.mod_rev)
+            self._check_quota(kind, name, len(value) - len(rec.value))
             if dry_run:
                 return object_bytes(kind, value, rec.mod_rev)
             rid = f"{request_id}/{attempt}" if request_id else ""

@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="the other masters: NAME=HOST:PORT,... (their Raft addresses)")
     p.add_argument("--metrics-listen", default="",
                    help="HOST:PORT for /metrics, /healthz and /readyz (empty: off)")
+    p.add_argument("--quota-bytes", type=int, default=2 * 1024 ** 3,
+                   help="store size limit in bytes (default 2 GiB, as etcd); over it only "
+                   "deletes, shrinking updates and Lease renewals are accepted (0: no limit)")
     p.add_argument("--history-size", type=int, default=20000,
                    help="watch history kept, in events")
     p.add_argument("--election-timeout-min", type=float, default=0.4)
@@ -113,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_interval=args.snapshot_interval,
                               snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
                               cert_sans=args.cert_sans,
-                              metrics_remote_ok=args.allow_unauthenticated_metrics)
+                              metrics_remote_ok=args.allow_unauthenticated_metrics,
+                              quota_bytes=args.quota_bytes)
     comps: list[Component] = []
 
     def components(pki: Pki) -> None:

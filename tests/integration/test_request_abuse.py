@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import threading
 import urllib.request
+from typing import Any
 
 import grpc
 import pytest
 
 from hakube.api.v1 import api_pb2
+from hakube.client import TooLarge
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster
 
@@ -96,3 +98,34 @@ def test_a_request_over_3_mib_is_refused_before_it_is_read(api: Api) -> None:
         api.stubs[0].List(huge, timeout=10)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     api.stubs[0].List(api_pb2.ListRequest(kind="Namespace"), timeout=5)  # and still serving
+
+
+def test_over_the_quota_the_store_only_shrinks_until_deletes_free_it(tmp_path: Any) -> None:
+    from hakube.api.v1 import core_pb2, meta_pb2
+
+    with LocalCluster(str(tmp_path), 1, extra_args=["--quota-bytes", "300000"]) as c, \
+            c.client() as cl:
+        def cm(name: str, size: int) -> Any:
+            return core_pb2.ConfigMap(metadata=meta_pb2.ObjectMeta(name=name,
+                                                                   namespace="default"),
+                                      data={"blob": "x" * size})
+
+        def alarm() -> bool:
+            with urllib.request.urlopen(f"http://{c.masters[0].metrics}/metrics") as r:
+                return "hakube_store_quota_exceeded 1.0" in r.read().decode()
+
+        made = []
+        with pytest.raises(TooLarge, match="over its quota"):
+            for i in range(100):
+                cl.create(cm(f"big-{i}", 50_000))
+                made.append(f"big-{i}")
+        assert made and alarm()
+        lease = core_pb2.Lease(metadata=meta_pb2.ObjectMeta(name="still", namespace="default"))
+        cl.create(lease)  # leader election and heartbeats keep working
+        small = cl.configmaps.get(made[0], namespace="default")
+        small.data["blob"] = "y"
+        cl.update(small)  # a shrinking update is accepted
+        for name in made:
+            cl.delete("configmaps", name, namespace="default")
+        cl.create(cm("after", 10))  # room again
+        assert not alarm()
