@@ -548,6 +548,12 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
         _copy_field(out, old, "status")
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
+    if kind.name == "Pod":
+        added = ({g.name for g in out.spec.scheduling_gates}
+                 - {g.name for g in old.spec.scheduling_gates})
+        if added:
+            raise Invalid(f'Pod "{m.name}" is invalid: spec.schedulingGates: only deletion is '
+                          f"allowed, but found new scheduling gate \"{sorted(added)[0]}\"")
     m.generation = o.generation
     # Compare specs as they will be stored: a request that leaves out defaulted fields is not
     # a spec change (and must not bump generation or write a new revision).

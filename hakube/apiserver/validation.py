@@ -56,14 +56,19 @@ def check_name(value: str, path: str, probs: Problems, label: bool = False) -> N
                         f'{"" if label else ", ."}; at most {limit} characters)')
 
 
+def check_qualified_name(key: str, path: str, probs: Problems, what: str = "label key") -> None:
+    """``[prefix/]name``: a DNS-1123 subdomain prefix and a 63-character name (label keys,
+    scheduling gates, finalizers)."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        probs.add(path, f'prefix "{prefix}" is not a DNS-1123 subdomain')
+    if not name or len(name) > 63 or not _QUALIFIED.match(name):
+        probs.add(path, f"invalid {what} (alphanumerics, '-', '_', '.'; at most 63 characters)")
+
+
 def check_labels(labels: Any, path: str, probs: Problems) -> None:
     for key, value in labels.items():
-        prefix, _, name = key.rpartition("/")
-        if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-            probs.add(f"{path}[{key}]", f'prefix "{prefix}" is not a DNS-1123 subdomain')
-        if not name or len(name) > 63 or not _QUALIFIED.match(name):
-            probs.add(f"{path}[{key}]", "invalid label key (alphanumerics, '-', '_', '.'; "
-                                         "at most 63 characters)")
+        check_qualified_name(key, f"{path}[{key}]", probs)
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             probs.add(f"{path}[{key}]", f'invalid label value "{value}"')
 
@@ -202,8 +207,28 @@ def check_template(spec: Any, path: str, probs: Problems, selector_required: boo
 def _pod(m: pod_pb2.Pod, probs: Problems) -> None:
     default_pod_spec(m.spec)
     validate_pod_spec(m.spec, "spec", probs)
+    _scheduling_gates(m, probs)
     if not m.status.phase:
         m.status.phase = "Pending"
+
+
+def _scheduling_gates(m: pod_pb2.Pod, probs: Problems) -> None:
+    """Gates keep a pod out of scheduling until removed (the scheduler skips gated pods); a
+    gated pod says so in its PodScheduled condition, as Kubernetes' API server does."""
+    seen: set[str] = set()
+    for i, g in enumerate(m.spec.scheduling_gates):
+        check_qualified_name(g.name, f"spec.schedulingGates[{i}].name", probs, "gate name")
+        if g.name in seen:
+            probs.add(f"spec.schedulingGates[{i}].name", f'duplicate gate "{g.name}"')
+        seen.add(g.name)
+    if not seen:
+        return
+    if m.spec.node_name:
+        probs.add("spec.nodeName", "cannot be set until all schedulingGates have been removed")
+    if not any(c.type == "PodScheduled" for c in m.status.conditions):
+        m.status.conditions.add(type="PodScheduled", status="False", reason="SchedulingGated",
+                                message="Scheduling is blocked due to non-empty scheduling "
+                                        "gates")
 
 
 def _replicas(spec: Any, path: str, probs: Problems) -> None:

@@ -66,6 +66,7 @@ def is_pending(pod: pod_pb2.Pod, scheduler_name: str) -> bool:
         and (pod.spec.scheduler_name or "default-scheduler") == scheduler_name
         and not pod.metadata.deletion_timestamp
         and pod.status.phase not in ("Succeeded", "Failed")
+        and not pod.spec.scheduling_gates  # waits until every gate is removed
     )
 
 
