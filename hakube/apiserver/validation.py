@@ -120,6 +120,7 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
                       claim_volumes: tuple[str, ...] = ()) -> None:
     """``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
     containers mount by name without listing them among the pod's volumes."""
+    _not_enabled(spec, path, probs)
     if not spec.containers:
         probs.add(f"{path}.containers", "required value: at least one container")
     if spec.restart_policy not in allowed_restart:
@@ -168,6 +169,27 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
             probs.add(f"{path}.tolerations[{i}].operator", f'unsupported value "{t.operator}"')
         if t.effect not in ("", "NoSchedule", "PreferNoSchedule", "NoExecute"):
             probs.add(f"{path}.tolerations[{i}].effect", f'unsupported value "{t.effect}"')
+
+
+def _not_enabled(spec: pod_pb2.PodSpec, path: str, probs: Problems) -> None:
+    """Fields Kubernetes has that this cluster does not offer: refused by name and reason (as
+    Kubernetes answers for a feature a cluster does not enable), instead of "unknown field"."""
+    linux = "not supported on this cluster: its nodes run Linux only"
+    if spec.security_context.HasField("windows_options"):
+        probs.add(f"{path}.securityContext.windowsOptions", linux)
+    for field, containers in (("initContainers", spec.init_containers),
+                              ("containers", spec.containers)):
+        for i, c in enumerate(containers):
+            cp = f"{path}.{field}[{i}]"
+            if c.resources.claims:
+                probs.add(f"{cp}.resources.claims", "not supported on this cluster: dynamic "
+                                                    "resource allocation is not enabled")
+            if c.security_context.HasField("windows_options"):
+                probs.add(f"{cp}.securityContext.windowsOptions", linux)
+    for i, v in enumerate(spec.volumes):
+        if v.HasField("image"):
+            probs.add(f"{path}.volumes[{i}].image", "not supported on this cluster: image "
+                                                    "volumes are not enabled")
 
 
 _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
@@ -381,6 +403,32 @@ def _service(m: core_pb2.Service, probs: Problems) -> None:
             probs.add(f"spec.ports[{i}].name", f'duplicate port name "{p.name}"')
         seen.add(p.name)
     check_labels(s.selector, "spec.selector", probs)
+    _ip_families(s, probs)
+
+
+def _ip_families(s: core_pb2.ServiceSpec, probs: Problems) -> None:
+    """Single-stack IPv4, as this cluster's Service range: defaults filled in as Kubernetes
+    does; PreferDualStack gets the one family there is; anything needing IPv6 is refused."""
+    if s.type == "ExternalName":
+        return
+    if not s.HasField("ip_family_policy"):
+        s.ip_family_policy = "SingleStack"
+    if s.ip_family_policy not in ("SingleStack", "PreferDualStack", "RequireDualStack"):
+        probs.add("spec.ipFamilyPolicy", f'unsupported value "{s.ip_family_policy}": one of '
+                                         "SingleStack, PreferDualStack, RequireDualStack")
+    elif s.ip_family_policy == "RequireDualStack":
+        probs.add("spec.ipFamilyPolicy", "RequireDualStack: this cluster is not configured for "
+                                         "dual-stack Services (IPv4 only)")
+    for i, fam in enumerate(s.ip_families):
+        if fam not in ("IPv4", "IPv6"):
+            probs.add(f"spec.ipFamilies[{i}]", f'unsupported value "{fam}": IPv4 or IPv6')
+        elif fam == "IPv6":
+            probs.add(f"spec.ipFamilies[{i}]", "IPv6: this cluster's Service range is IPv4 "
+                                               "only")
+    if len(s.ip_families) > 1 and s.ip_family_policy == "SingleStack":
+        probs.add("spec.ipFamilies", "at most one family with ipFamilyPolicy SingleStack")
+    if not s.ip_families:
+        s.ip_families.append("IPv4")
 
 
 def _config_map(m: core_pb2.ConfigMap, probs: Problems) -> None:

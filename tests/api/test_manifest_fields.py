@@ -103,3 +103,41 @@ def test_a_manifest_file_without_api_version_is_refused(tmp_path: Path) -> None:
         manifests.load([str(f)])
     f.write_text("apiVersion: v1\n" + f.read_text())
     assert [m.kind.name for m in manifests.load([str(f)])] == ["Pod"]
+
+
+def _service(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], **spec}}
+
+
+def test_services_are_single_stack_ipv4() -> None:
+    svc = _validated(_service())
+    assert (svc.spec.ip_family_policy, list(svc.spec.ip_families)) == ("SingleStack", ["IPv4"])
+    prefer = _validated(_service(ipFamilyPolicy="PreferDualStack"))
+    assert list(prefer.spec.ip_families) == ["IPv4"]  # the one family there is
+    with pytest.raises(Invalid, match="spec.ipFamilyPolicy: RequireDualStack: this cluster is "
+                                      "not configured for dual-stack"):
+        _validated(_service(ipFamilyPolicy="RequireDualStack"))
+    with pytest.raises(Invalid, match=r"spec.ipFamilies\[0\]: IPv6: .*IPv4 only"):
+        _validated(_service(ipFamilies=["IPv6"]))
+    assert convert.to_dict(_validated(_service(ipFamilies=["IPv4"])))["spec"]["ipFamilies"] == \
+        ["IPv4"]
+
+
+@pytest.mark.parametrize(("patch", "field", "reason"), [
+    ({"containers": [{"name": "c", "image": "i", "resources": {"claims": [{"name": "gpu"}]}}]},
+     r"spec.containers\[0\].resources.claims", "dynamic resource allocation is not enabled"),
+    ({"volumes": [{"name": "tools", "image": {"reference": "quay.io/tools:1"}}]},
+     r"spec.volumes\[0\].image", "image volumes are not enabled"),
+    ({"securityContext": {"windowsOptions": {"runAsUserName": "ContainerUser"}}},
+     "spec.securityContext.windowsOptions", "Linux only"),
+    ({"containers": [{"name": "c", "image": "i",
+                      "securityContext": {"windowsOptions": {"hostProcess": True}}}]},
+     r"spec.containers\[0\].securityContext.windowsOptions", "Linux only"),
+])
+def test_features_this_cluster_lacks_are_refused_by_name(patch: dict[str, Any], field: str,
+                                                         reason: str) -> None:
+    doc = _pod({})
+    doc["spec"].update(patch)
+    with pytest.raises(Invalid, match=f"{field}: not supported on this cluster: .*{reason}"):
+        _validated(doc)

@@ -161,7 +161,7 @@ class ServicePort(_message.Message):
     def __init__(self, name: _Optional[str] = ..., protocol: _Optional[str] = ..., port: _Optional[int] = ..., target_port: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., node_port: _Optional[int] = ..., app_protocol: _Optional[str] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("type", "selector", "ports", "cluster_ip", "cluster_ips", "session_affinity", "publish_not_ready_addresses", "external_traffic_policy", "internal_traffic_policy", "external_ips", "external_name")
+    __slots__ = ("type", "selector", "ports", "cluster_ip", "cluster_ips", "session_affinity", "publish_not_ready_addresses", "external_traffic_policy", "internal_traffic_policy", "external_ips", "external_name", "ip_family_policy", "ip_families")
     class SelectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +180,8 @@ class ServiceSpec(_message.Message):
     INTERNAL_TRAFFIC_POLICY_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_IPS_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_NAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FAMILY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    IP_FAMILIES_FIELD_NUMBER: _ClassVar[int]
     type: str
     selector: _containers.ScalarMap[str, str]
     ports: _containers.RepeatedCompositeFieldContainer[ServicePort]
@@ -191,7 +193,9 @@ class ServiceSpec(_message.Message):
     internal_traffic_policy: str
     external_ips: _containers.RepeatedScalarFieldContainer[str]
     external_name: str
-    def __init__(self, type: _Optional[str] = ..., selector: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[ServicePort, _Mapping]]] = ..., cluster_ip: _Optional[str] = ..., cluster_ips: _Optional[_Iterable[str]] = ..., session_affinity: _Optional[str] = ..., publish_not_ready_addresses: _Optional[bool] = ..., external_traffic_policy: _Optional[str] = ..., internal_traffic_policy: _Optional[str] = ..., external_ips: _Optional[_Iterable[str]] = ..., external_name: _Optional[str] = ...) -> None: ...
+    ip_family_policy: str
+    ip_families: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., selector: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[ServicePort, _Mapping]]] = ..., cluster_ip: _Optional[str] = ..., cluster_ips: _Optional[_Iterable[str]] = ..., session_affinity: _Optional[str] = ..., publish_not_ready_addresses: _Optional[bool] = ..., external_traffic_policy: _Optional[str] = ..., internal_traffic_policy: _Optional[str] = ..., external_ips: _Optional[_Iterable[str]] = ..., external_name: _Optional[str] = ..., ip_family_policy: _Optional[str] = ..., ip_families: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ServiceStatus(_message.Message):
     __slots__ = ("conditions",)

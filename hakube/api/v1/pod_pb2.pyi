@@ -91,7 +91,7 @@ class EnvFromSource(_message.Message):
     def __init__(self, prefix: _Optional[str] = ..., config_map_ref: _Optional[_Union[EnvFromRef, _Mapping]] = ..., secret_ref: _Optional[_Union[EnvFromRef, _Mapping]] = ...) -> None: ...
 
 class ResourceRequirements(_message.Message):
-    __slots__ = ("limits", "requests")
+    __slots__ = ("limits", "requests", "claims")
     class LimitsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -108,9 +108,39 @@ class ResourceRequirements(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
     limits: _containers.ScalarMap[str, str]
     requests: _containers.ScalarMap[str, str]
-    def __init__(self, limits: _Optional[_Mapping[str, str]] = ..., requests: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    claims: _containers.RepeatedCompositeFieldContainer[ResourceClaim]
+    def __init__(self, limits: _Optional[_Mapping[str, str]] = ..., requests: _Optional[_Mapping[str, str]] = ..., claims: _Optional[_Iterable[_Union[ResourceClaim, _Mapping]]] = ...) -> None: ...
+
+class ResourceClaim(_message.Message):
+    __slots__ = ("name", "request")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    request: str
+    def __init__(self, name: _Optional[str] = ..., request: _Optional[str] = ...) -> None: ...
+
+class WindowsSecurityContextOptions(_message.Message):
+    __slots__ = ("gmsa_credential_spec_name", "gmsa_credential_spec", "run_as_user_name", "host_process")
+    GMSA_CREDENTIAL_SPEC_NAME_FIELD_NUMBER: _ClassVar[int]
+    GMSA_CREDENTIAL_SPEC_FIELD_NUMBER: _ClassVar[int]
+    RUN_AS_USER_NAME_FIELD_NUMBER: _ClassVar[int]
+    HOST_PROCESS_FIELD_NUMBER: _ClassVar[int]
+    gmsa_credential_spec_name: str
+    gmsa_credential_spec: str
+    run_as_user_name: str
+    host_process: bool
+    def __init__(self, gmsa_credential_spec_name: _Optional[str] = ..., gmsa_credential_spec: _Optional[str] = ..., run_as_user_name: _Optional[str] = ..., host_process: _Optional[bool] = ...) -> None: ...
+
+class ImageVolumeSource(_message.Message):
+    __slots__ = ("reference", "pull_policy")
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PULL_POLICY_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    pull_policy: str
+    def __init__(self, reference: _Optional[str] = ..., pull_policy: _Optional[str] = ...) -> None: ...
 
 class VolumeMount(_message.Message):
     __slots__ = ("name", "read_only", "mount_path", "sub_path")
@@ -191,7 +221,7 @@ class Capabilities(_message.Message):
     def __init__(self, add: _Optional[_Iterable[str]] = ..., drop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SecurityContext(_message.Message):
-    __slots__ = ("run_as_user", "run_as_group", "run_as_non_root", "privileged", "read_only_root_filesystem", "allow_privilege_escalation", "capabilities")
+    __slots__ = ("run_as_user", "run_as_group", "run_as_non_root", "privileged", "read_only_root_filesystem", "allow_privilege_escalation", "capabilities", "windows_options")
     RUN_AS_USER_FIELD_NUMBER: _ClassVar[int]
     RUN_AS_GROUP_FIELD_NUMBER: _ClassVar[int]
     RUN_AS_NON_ROOT_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +229,7 @@ class SecurityContext(_message.Message):
     READ_ONLY_ROOT_FILESYSTEM_FIELD_NUMBER: _ClassVar[int]
     ALLOW_PRIVILEGE_ESCALATION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     run_as_user: int
     run_as_group: int
     run_as_non_root: bool
@@ -206,7 +237,8 @@ class SecurityContext(_message.Message):
     read_only_root_filesystem: bool
     allow_privilege_escalation: bool
     capabilities: Capabilities
-    def __init__(self, run_as_user: _Optional[int] = ..., run_as_group: _Optional[int] = ..., run_as_non_root: _Optional[bool] = ..., privileged: _Optional[bool] = ..., read_only_root_filesystem: _Optional[bool] = ..., allow_privilege_escalation: _Optional[bool] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ...) -> None: ...
+    windows_options: WindowsSecurityContextOptions
+    def __init__(self, run_as_user: _Optional[int] = ..., run_as_group: _Optional[int] = ..., run_as_non_root: _Optional[bool] = ..., privileged: _Optional[bool] = ..., read_only_root_filesystem: _Optional[bool] = ..., allow_privilege_escalation: _Optional[bool] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., windows_options: _Optional[_Union[WindowsSecurityContextOptions, _Mapping]] = ...) -> None: ...
 
 class Container(_message.Message):
     __slots__ = ("name", "image", "command", "args", "working_dir", "ports", "env", "env_from", "resources", "volume_mounts", "liveness_probe", "readiness_probe", "startup_probe", "image_pull_policy", "security_context", "termination_message_path", "termination_message_policy", "stdin", "tty")
@@ -365,7 +397,7 @@ class PersistentVolumeClaimVolumeSource(_message.Message):
     def __init__(self, claim_name: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class Volume(_message.Message):
-    __slots__ = ("name", "empty_dir", "host_path", "config_map", "secret", "projected", "persistent_volume_claim", "downward_api")
+    __slots__ = ("name", "empty_dir", "host_path", "config_map", "secret", "projected", "persistent_volume_claim", "downward_api", "image")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMPTY_DIR_FIELD_NUMBER: _ClassVar[int]
     HOST_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +406,7 @@ class Volume(_message.Message):
     PROJECTED_FIELD_NUMBER: _ClassVar[int]
     PERSISTENT_VOLUME_CLAIM_FIELD_NUMBER: _ClassVar[int]
     DOWNWARD_API_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     empty_dir: EmptyDirVolumeSource
     host_path: HostPathVolumeSource
@@ -382,7 +415,8 @@ class Volume(_message.Message):
     projected: ProjectedVolumeSource
     persistent_volume_claim: PersistentVolumeClaimVolumeSource
     downward_api: DownwardAPIProjection
-    def __init__(self, name: _Optional[str] = ..., empty_dir: _Optional[_Union[EmptyDirVolumeSource, _Mapping]] = ..., host_path: _Optional[_Union[HostPathVolumeSource, _Mapping]] = ..., config_map: _Optional[_Union[ConfigMapVolumeSource, _Mapping]] = ..., secret: _Optional[_Union[SecretVolumeSource, _Mapping]] = ..., projected: _Optional[_Union[ProjectedVolumeSource, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[PersistentVolumeClaimVolumeSource, _Mapping]] = ..., downward_api: _Optional[_Union[DownwardAPIProjection, _Mapping]] = ...) -> None: ...
+    image: ImageVolumeSource
+    def __init__(self, name: _Optional[str] = ..., empty_dir: _Optional[_Union[EmptyDirVolumeSource, _Mapping]] = ..., host_path: _Optional[_Union[HostPathVolumeSource, _Mapping]] = ..., config_map: _Optional[_Union[ConfigMapVolumeSource, _Mapping]] = ..., secret: _Optional[_Union[SecretVolumeSource, _Mapping]] = ..., projected: _Optional[_Union[ProjectedVolumeSource, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[PersistentVolumeClaimVolumeSource, _Mapping]] = ..., downward_api: _Optional[_Union[DownwardAPIProjection, _Mapping]] = ..., image: _Optional[_Union[ImageVolumeSource, _Mapping]] = ...) -> None: ...
 
 class NodeSelectorRequirement(_message.Message):
     __slots__ = ("key", "operator", "values")
@@ -491,18 +525,20 @@ class TopologySpreadConstraint(_message.Message):
     def __init__(self, max_skew: _Optional[int] = ..., topology_key: _Optional[str] = ..., when_unsatisfiable: _Optional[str] = ..., label_selector: _Optional[_Union[_meta_pb2.LabelSelector, _Mapping]] = ..., min_domains: _Optional[int] = ...) -> None: ...
 
 class PodSecurityContext(_message.Message):
-    __slots__ = ("run_as_user", "run_as_group", "run_as_non_root", "fs_group", "supplemental_groups")
+    __slots__ = ("run_as_user", "run_as_group", "run_as_non_root", "fs_group", "supplemental_groups", "windows_options")
     RUN_AS_USER_FIELD_NUMBER: _ClassVar[int]
     RUN_AS_GROUP_FIELD_NUMBER: _ClassVar[int]
     RUN_AS_NON_ROOT_FIELD_NUMBER: _ClassVar[int]
     FS_GROUP_FIELD_NUMBER: _ClassVar[int]
     SUPPLEMENTAL_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     run_as_user: int
     run_as_group: int
     run_as_non_root: bool
     fs_group: int
     supplemental_groups: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, run_as_user: _Optional[int] = ..., run_as_group: _Optional[int] = ..., run_as_non_root: _Optional[bool] = ..., fs_group: _Optional[int] = ..., supplemental_groups: _Optional[_Iterable[int]] = ...) -> None: ...
+    windows_options: WindowsSecurityContextOptions
+    def __init__(self, run_as_user: _Optional[int] = ..., run_as_group: _Optional[int] = ..., run_as_non_root: _Optional[bool] = ..., fs_group: _Optional[int] = ..., supplemental_groups: _Optional[_Iterable[int]] = ..., windows_options: _Optional[_Union[WindowsSecurityContextOptions, _Mapping]] = ...) -> None: ...
 
 class PodSpec(_message.Message):
     __slots__ = ("containers", "init_containers", "restart_policy", "termination_grace_period_seconds", "active_deadline_seconds", "dns_policy", "node_selector", "service_account_name", "node_name", "host_network", "security_context", "hostname", "subdomain", "affinity", "scheduler_name", "tolerations", "priority_class_name", "priority", "topology_spread_constraints", "volumes", "image_pull_secrets", "preemption_policy", "scheduling_gates")
