@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from tests.controllers.conftest import cluster
 
 
@@ -38,8 +39,8 @@ def clean(c: Client) -> None:
 
 
 @pytest.fixture
-def nodes(client: Client) -> Iterator[SimNodes]:
-    with SimNodes(client, run_pods=True) as sim:
+def nodes(client: Client) -> Iterator[FakeKubelet]:
+    with FakeKubelet(client, stop_delay=math.inf) as sim:
         yield sim
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from hakube.api.convert import from_dict
 from hakube.client import Client, errors
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 from tests.cli.test_up import Up, pid_alive
 
@@ -40,8 +40,8 @@ def test_up_schedules_pods_and_stops_its_components(tmp_path: object) -> None:
                 30,
                 "a controller-manager to lead",
             )
-            with SimNodes(client) as sim:
-                sim.add("n1")
+            with FakeKubelet(client, run_pods=False) as sim:
+                sim.add_node("n1")
                 client.pods.create(
                     from_dict(
                         {  # type: ignore[arg-type]
