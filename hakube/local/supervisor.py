@@ -162,7 +162,14 @@ class Supervisor:
                 child.restart_at = now + delay
                 out.append(f"{what} stopped ({how}); restarting in {delay:g}s{see}")
             elif now >= child.restart_at:
-                self.start(child.name)
+                try:
+                    self.start(child.name)
+                except OSError as exc:  # e.g. out of processes: try again after a longer pause
+                    child.failures += 1
+                    delay = self.policy.pause(child.failures)
+                    child.restart_at = now + delay
+                    out.append(f"{what} could not be started ({exc}); retrying in {delay:g}s")
+                    continue
                 out.append(f"{what} started again (pid {child.pid})")
         return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -94,3 +95,30 @@ def test_without_restarts_a_dead_child_stays_down_and_stop_goes_kind_by_kind(
         sup.stop()
     with pytest.raises(ValueError, match="supervised already"):
         sup.add("a", "agent", lambda: procs.spawn(SLEEPER, str(tmp_path / "a.log")))
+
+
+
+def test_a_child_that_cannot_be_started_again_is_retried_with_back_off(tmp_path: Path) -> None:
+    clock = Clock()
+    sup = Supervisor(RestartPolicy(delay=1.0), clock=clock)
+    starts: list[int] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        starts.append(1)
+        if len(starts) == 2:
+            raise OSError("no more processes")
+        return procs.spawn(SLEEPER, str(tmp_path / "f.log"))
+
+    sup.add("f", "thing", start)
+    child = sup.start("f")
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        wait_for(lambda: dead(sup, "f"), 10, "the child dead")
+        assert "restarting in 1s" in sup.poll()[0]
+        clock.now += 1
+        assert sup.poll() == ["thing f could not be started (no more processes); retrying in 2s"]
+        clock.now += 2
+        assert sup.poll() == [f"thing f started again (pid {child.pid})"]
+        assert child.alive and len(starts) == 3
+    finally:
+        sup.stop()
