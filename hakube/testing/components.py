@@ -17,6 +17,7 @@ from hakube.local import procs
 from hakube.local.supervisor import RestartPolicy, Supervisor
 
 FAST_ELECTION = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
+FAST_POD_BACKOFF = ["--pod-initial-backoff", "0.2", "--pod-max-backoff", "1"]
 
 
 @dataclass
@@ -71,3 +72,8 @@ class ComponentProcs:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def scheduler_procs(servers: list[str], log_dir: str) -> ComponentProcs:
+    """Scheduler processes that retry unschedulable pods quickly (none started yet)."""
+    return ComponentProcs("scheduler", servers, log_dir, extra_args=FAST_POD_BACKOFF)

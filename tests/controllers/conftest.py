@@ -9,7 +9,7 @@ import pytest
 
 from hakube.client import Client
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.components import ComponentProcs
+from hakube.testing.components import ComponentProcs, scheduler_procs
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,7 @@ def scheduler(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ComponentProcs]:
     """A real scheduler for the module: it binds the pods that fake kubelets run."""
-    with ComponentProcs(
-        "scheduler",
-        cluster.endpoints(),
-        str(tmp_path_factory.mktemp("sched")),
-        extra_args=["--pod-initial-backoff", "0.2", "--pod-max-backoff", "1"],
-    ) as procs:
+    with scheduler_procs(cluster.endpoints(), str(tmp_path_factory.mktemp("sched"))) as procs:
         procs.start("sched-a")
         yield procs
 
