@@ -41,7 +41,7 @@ from hakube.client import Client, errors
 from hakube.local.cluster import free_ports
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 
 ZONES = ("z1", "z2", "z3")
@@ -117,12 +117,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = tempfile.mkdtemp(prefix="schedbench-")
     with LocalCluster(base, 3) as cluster, Client(cluster.endpoints(), timeout=30) as client:
         client.namespaces.create(_ns("bench"))
-        sim = SimNodes(client, renew_interval=args.lease_renew)
+        sim = FakeKubelet(client, renew_interval=args.lease_renew, run_pods=False)
         t0 = time.monotonic()
         with ThreadPoolExecutor(args.writers) as pool:
             list(
                 pool.map(
-                    lambda i: sim.add(
+                    lambda i: sim.add_node(
                         f"node-{i:04d}",
                         cpu="32",
                         memory="64Gi",

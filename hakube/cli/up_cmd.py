@@ -2,16 +2,18 @@
 
 It runs N masters as separate processes on 127.0.0.1 (so killing one is a real failure), writes
 the client config so ``hakubectl`` works at once, prints where everything listens, supervises
-the masters (a master that dies is started again after a pause, like systemd's
-``Restart=on-failure``, unless ``--no-restart``) and stops them all on Ctrl-C or SIGTERM.
+its masters, node agents, scheduler and controller-manager (one that dies is started again
+after a pause that doubles with each death in a row, like systemd's ``Restart=on-failure``,
+unless ``--no-restart``; ``hakube.local.supervisor``) and stops them all on Ctrl-C or SIGTERM.
 
 Everything lives in the data dir, and the ports are chosen once and written to
 ``cluster.yaml`` there: starting ``hakube up`` again on the same data dir brings back the same
 cluster, on the same ports, with its state. ``--nodes M`` also runs M node agents
-(``hakube.agent.local``), with the simulated runtime unless ``--runtime containerd``.
+(``hakube.local.agents``), with the simulated runtime unless ``--runtime containerd``.
 
 Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
-``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid``,
+``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid`` (and the
+same ``.log``/``.pid`` pair for ``node-N``, ``scheduler`` and ``controller-manager``),
 ``client-config`` (a copy of the client config), ``pki/`` (the cluster's own CA, the masters'
 and the users' certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's
 certificate, from joining with a bootstrap token that ``hakube up`` creates at each start).
@@ -25,6 +27,7 @@ import fcntl
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -33,10 +36,7 @@ from typing import Any
 
 import yaml
 
-from hakube import procs
-from hakube.agent.local import LocalAgents
 from hakube.cli.token_cmd import create_token
-from hakube.cli.up_components import UpComponents
 from hakube.client import HakubeError
 from hakube.client.config import (
     ENV_CONFIG,
@@ -45,7 +45,10 @@ from hakube.client.config import (
     tls_settings,
     write_client_config,
 )
+from hakube.local.agents import LocalAgents
 from hakube.local.cluster import LocalCluster, MasterProc, free_ports
+from hakube.local.components import UpComponents
+from hakube.local.supervisor import RestartPolicy, Supervisor
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
 
@@ -76,9 +79,11 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="first of the ports to use on a new data dir (API ports, then Raft, "
                    "then metrics, N each); 0: any free ports")
     p.add_argument("--no-restart", action="store_true",
-                   help="leave a master that dies down instead of starting it again")
+                   help="leave a master, agent or component that dies down instead of "
+                   "starting it again")
     p.add_argument("--restart-delay", type=float, default=5.0,
-                   help="seconds before a dead master is started again")
+                   help="seconds before a dead process is started again (doubling with each "
+                   "death in a row, up to 60)")
     p.add_argument("--no-components", action="store_true",
                    help="do not start the scheduler and the controller-manager")
     return {"up": run}
@@ -131,10 +136,12 @@ def _port_free(addr: str) -> bool:
 
 
 def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
-    """Masters of an earlier ``hakube up`` on this dir that outlived it (it was SIGKILLed):
-    stop them, after checking by their command line that they are ours."""
-    for m in masters:
-        pid_file = os.path.join(data_dir, f"{m['name']}.pid")
+    """Masters and agents of an earlier ``hakube up`` on this dir that outlived it (it was
+    SIGKILLed): stop them, after checking by their command line that they are ours."""
+    names = [m["name"] for m in masters] + sorted(
+        f[:-4] for f in os.listdir(data_dir) if f.startswith("node-") and f.endswith(".pid"))
+    for name in names:
+        pid_file = os.path.join(data_dir, f"{name}.pid")
         try:
             with open(pid_file) as pf:
                 pid = int(pf.read().strip())
@@ -142,8 +149,8 @@ def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError):
             continue
-        if "hakube" in cmdline and os.path.join(data_dir, m["name"]) in cmdline:
-            print(f"stopping leftover master {m['name']} (pid {pid}) of an earlier hakube up",
+        if "hakube" in cmdline and os.path.join(data_dir, name) in cmdline:
+            print(f"stopping leftover {name} (pid {pid}) of an earlier hakube up",
                   flush=True)
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
@@ -200,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class Up:
-    """The supervisor: start, report, restart the dead, stop on a signal."""
+    """Start, report, supervise (restart the dead), stop on a signal."""
 
     def __init__(self, args: argparse.Namespace, data_dir: str,
                  masters: list[dict[str, str]]) -> None:
@@ -214,13 +221,14 @@ class Up:
             for m in masters]
         self.client_config = config_path(args.client_config or None)
         self.stopping = threading.Event()
-        self.restart_at: dict[str, float] = {}
-        self.failures: dict[str, int] = {}
-        self.started_at: dict[str, float] = {}
-        self.agents = LocalAgents(data_dir, [])
-        self.components = UpComponents(data_dir, self.cluster.endpoints(),
-                                       restart_delay=args.restart_delay,
-                                       restart=not args.no_restart, pki=self.cluster.pki)
+        self.supervisor = Supervisor(RestartPolicy(restart=not args.no_restart,
+                                                   delay=args.restart_delay))
+        for m in self.cluster.masters:
+            self.supervisor.add(m.name, "master", self._starter(m), log_path=m.log_path,
+                                pid_file=self._pid_file(m))
+        self.agents = LocalAgents(data_dir, [], supervisor=self.supervisor)
+        self.components = UpComponents(data_dir, self.cluster.endpoints(), self.supervisor,
+                                       pki=self.cluster.pki)
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -228,12 +236,13 @@ class Up:
     def _pid_file(self, m: MasterProc) -> str:
         return os.path.join(self.data_dir, f"{m.name}.pid")
 
-    def _start(self, m: MasterProc) -> None:
-        self.cluster.start(m)
-        self.started_at[m.name] = time.monotonic()
-        assert m.proc is not None
-        with open(self._pid_file(m), "w") as f:
-            f.write(f"{m.proc.pid}\n")
+    def _starter(self, m: MasterProc) -> Callable[[], subprocess.Popen[bytes]]:
+        """How the supervisor starts ``m``: through the cluster, which keeps ``m.proc``."""
+        def start() -> subprocess.Popen[bytes]:
+            self.cluster.start(m)
+            assert m.proc is not None
+            return m.proc
+        return start
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -244,7 +253,7 @@ class Up:
         print(f"hakube up: starting {len(c.masters)} masters (data in {self.data_dir})",
               flush=True)
         for m in c.masters:
-            self._start(m)
+            self.supervisor.start(m.name)
         try:
             self._wait_ready()
         except (RuntimeError, TimeoutError) as exc:
@@ -263,15 +272,15 @@ class Up:
             self._stop()
             return 1
         self.agents = LocalAgents(self.data_dir, self.cluster.endpoints(),
-                                  runtime=self.args.runtime, token=token, ca_hash=ca_hash)
+                                  runtime=self.args.runtime, token=token, ca_hash=ca_hash,
+                                  supervisor=self.supervisor)
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.start()
         self._report()
         while not self.stopping.wait(0.25):
-            self._supervise()
-            for line in self.components.supervise():
-                print(line, flush=True)
+            for line in self.supervisor.poll():
+                print(f"hakube up: {line}", flush=True)
         self._stop()
         return 0
 
@@ -327,36 +336,10 @@ class Up:
         print(f"client config: {self.client_config} - try "
               "`hakubectl cluster status`", flush=True)
         for a in self.agents.agents:
-            print(f"  {a.name}  agent ({self.args.runtime})  pid {a.proc.pid}  log {a.log_path}",
+            print(f"  {a.name}  agent ({self.args.runtime})  pid {a.pid}  log {a.log_path}",
                   flush=True)
         print("Ctrl-C stops the cluster; `hakube up` on the same --data-dir resumes it.",
               flush=True)
-
-    def _supervise(self) -> None:
-        now = time.monotonic()
-        for m in self.cluster.masters:
-            if m.proc is None or m.proc.poll() is None:
-                continue
-            if m.name not in self.restart_at:
-                code = m.proc.returncode
-                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-                if self.args.no_restart:
-                    print(f"hakube up: master {m.name} stopped ({how}); not restarting "
-                          "(--no-restart)", flush=True)
-                    self.restart_at[m.name] = float("inf")
-                    continue
-                if now - self.started_at.get(m.name, now) > 60:
-                    self.failures[m.name] = 0  # it had been running well: no penalty
-                n = self.failures[m.name] = self.failures.get(m.name, 0) + 1
-                delay = min(60.0, self.args.restart_delay * 2 ** min(n - 1, 4))
-                print(f"hakube up: master {m.name} stopped ({how}); restarting in "
-                      f"{delay:g}s - see {m.log_path}", flush=True)
-                self.restart_at[m.name] = now + delay
-            elif now >= self.restart_at[m.name]:
-                del self.restart_at[m.name]
-                self._start(m)
-                print(f"hakube up: master {m.name} started again (pid "
-                      f"{m.proc.pid if m.proc else '?'})", flush=True)
 
     def _stop(self) -> None:
         if self.agents.agents:
@@ -364,12 +347,7 @@ class Up:
             self.agents.stop()
         self.components.stop()
         print("hakube up: stopping masters", flush=True)
-        procs.stop([m.proc for m in self.cluster.masters if m.proc is not None], timeout=10)
-        for m in self.cluster.masters:
-            try:
-                os.unlink(self._pid_file(m))
-            except OSError:
-                pass
+        self.supervisor.stop(["master"], timeout=10)
         try:
             os.unlink(os.path.join(self.data_dir, "up.pid"))
         except OSError:

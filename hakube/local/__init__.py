@@ -1,5 +1,9 @@
-"""Local clusters: real ``hakube master`` processes on 127.0.0.1 with known ports.
+"""The local-cluster runtime: hakube's processes on this machine.
 
-``hakube up`` runs one for people; ``hakube.testing`` builds its test clusters on the same code
-(with a CA shared by the test process instead of the cluster's own).
+``procs`` spawns a child (``python -m hakube ...`` in its own session, log appended);
+``supervisor`` watches children and restarts them with one back-off policy; ``cluster`` runs
+master processes with known ports; ``agents`` and ``components`` run node agents and the
+scheduler/controller-manager as processes. ``hakube up`` runs a cluster for people with them;
+``hakube.testing`` builds its test clusters on the same code (with a CA shared by the test
+process instead of the cluster's own) and is never imported from here.
 """

@@ -24,10 +24,10 @@ from typing import Any
 
 import grpc
 
-from hakube import procs
 from hakube.api.v1 import api_pb2, api_pb2_grpc
 from hakube.client import Client, HakubeError
 from hakube.client.config import ClientConfig, tls_settings, write_client_config
+from hakube.local import procs
 from hakube.pki import files
 from hakube.pki.layout import Pki
 from hakube.pki.tls import Credentials, channel_credentials

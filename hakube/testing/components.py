@@ -1,7 +1,9 @@
 """Leader-elected components (``hakube controller-manager``, ``hakube scheduler``) as processes.
 
 Short election timings by default so that failover tests are quick; each process logs to its own
-file, and ``stop_all`` ends exactly the processes started here.
+file. The processes are children of a ``hakube.local.supervisor.Supervisor`` that never restarts
+them (tests kill components on purpose and watch the others take over), and ``stop_all`` ends
+exactly the processes started here.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 
-from hakube import procs
+from hakube.local import procs
+from hakube.local.supervisor import RestartPolicy, Supervisor
 
 FAST_ELECTION = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
+FAST_POD_BACKOFF = ["--pod-initial-backoff", "0.2", "--pod-max-backoff", "1"]
 
 
 @dataclass
@@ -25,7 +29,9 @@ class ComponentProcs:
     log_dir: str
     extra_args: list[str] = field(default_factory=list)
     log_level: str = "debug"
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    supervisor: Supervisor = field(
+        default_factory=lambda: Supervisor(RestartPolicy(restart=False))
+    )
 
     def start(self, identity: str, *args: str) -> subprocess.Popen[bytes]:
         argv = procs.hakube_argv(
@@ -40,25 +46,34 @@ class ComponentProcs:
             *self.extra_args,
             *args,
         )
-        proc = procs.spawn(argv, os.path.join(self.log_dir, f"{self.command}-{identity}.log"))
-        self.procs[identity] = proc
-        return proc
+        old = self.supervisor.children.pop(identity, None)  # a start after a kill
+        if old is not None and old.alive:
+            self.supervisor.children[identity] = old
+            raise ValueError(f"{self.command} {identity} is running already")
+        child = self.supervisor.spawn(identity, self.command, argv, self._log_path(identity))
+        assert child.proc is not None
+        return child.proc
 
     def kill(self, identity: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs[identity]
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            proc.wait(15)
+        self.supervisor.kill(identity, sig)
+
+    def _log_path(self, identity: str) -> str:
+        return os.path.join(self.log_dir, f"{self.command}-{identity}.log")
 
     def log(self, identity: str) -> str:
-        with open(os.path.join(self.log_dir, f"{self.command}-{identity}.log"), "rb") as f:
+        with open(self._log_path(identity), "rb") as f:
             return f.read().decode(errors="replace")
 
     def stop_all(self) -> None:
-        procs.stop(self.procs.values())
+        self.supervisor.stop()
 
     def __enter__(self) -> ComponentProcs:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def scheduler_procs(servers: list[str], log_dir: str) -> ComponentProcs:
+    """Scheduler processes that retry unschedulable pods quickly (none started yet)."""
+    return ComponentProcs("scheduler", servers, log_dir, extra_args=FAST_POD_BACKOFF)

@@ -13,7 +13,7 @@ import threading
 
 import grpc
 
-from hakube import procs
+from hakube.local import procs
 from hakube.local.cluster import MasterProc, free_ports
 from hakube.testing.api import Api
 from hakube.testing.cluster import LocalCluster

@@ -1,4 +1,5 @@
-"""A real three-master cluster per module, and controller-manager processes against it."""
+"""A real three-master cluster per module, and controller-manager and scheduler processes
+against it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from hakube.client import Client
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.components import ComponentProcs
+from hakube.testing.components import ComponentProcs, scheduler_procs
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,16 @@ def cluster(masters3: LocalCluster) -> LocalCluster:
 def client(cluster: LocalCluster) -> Iterator[Client]:
     with Client(cluster.endpoints(), timeout=20) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def scheduler(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComponentProcs]:
+    """A real scheduler for the module: it binds the pods that fake kubelets run."""
+    with scheduler_procs(cluster.endpoints(), str(tmp_path_factory.mktemp("sched"))) as procs:
+        procs.start("sched-a")
+        yield procs
 
 
 @pytest.fixture

@@ -12,22 +12,22 @@ from hakube.api.owners import controller_ref
 from hakube.cli import ctl
 from hakube.client import Client
 from hakube.controllers import deployutil as du
-from hakube.testing.standin_kubelet import StandInKubelet
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     PodBounds,
     cm,  # noqa: F401 - fixture
     deployment,
+    fake_kubelet,
     images,
     set_image,
-    standin_kubelet,
     wait_rolled_out,
 )
 
 pytestmark = pytest.mark.timeout(150)
 NS = "deploy-test"
 
-kubelet = standin_kubelet(
+kubelet = fake_kubelet(
     NS, ready_delay=0.2, never_ready=lambda pod: "broken" in pod.spec.containers[0].image
 )
 
@@ -49,7 +49,7 @@ def replicasets(client: Client, name: str) -> dict[int, object]:
 
 
 def test_a_rolling_update_stays_within_max_surge_and_max_unavailable(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     strategy = {
         "type": "RollingUpdate",
@@ -87,7 +87,7 @@ def test_a_rolling_update_stays_within_max_surge_and_max_unavailable(
 
 
 def test_undo_rolls_back_to_the_previous_and_to_a_chosen_revision(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     client.deployments.create(deployment("back", NS, 2, {"app": "back"}, "app:1"))
     wait_rolled_out(client, NS, "back")
@@ -111,7 +111,7 @@ def test_undo_rolls_back_to_the_previous_and_to_a_chosen_revision(
 
 
 def test_recreate_never_runs_old_and_new_pods_together(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     client.deployments.create(
         deployment("recr", NS, 3, {"app": "recr"}, "app:1", strategy={"type": "Recreate"})
@@ -133,7 +133,7 @@ def test_recreate_never_runs_old_and_new_pods_together(
 
 
 def test_a_stuck_rollout_exceeds_its_progress_deadline(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     client.deployments.create(
         deployment("stuck", NS, 2, {"app": "stuck"}, "app:1", progress_deadline_seconds=2)
@@ -157,7 +157,7 @@ def test_a_stuck_rollout_exceeds_its_progress_deadline(
 
 
 def test_pause_scale_resume_restart_and_history_limit(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     client.deployments.create(
         deployment("pz", NS, 2, {"app": "pz"}, "app:1", revision_history_limit=1)
@@ -193,7 +193,7 @@ def test_pause_scale_resume_restart_and_history_limit(
 
 
 def test_an_opted_in_deployment_rolls_itself_back_when_stuck(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     d = deployment("auto", NS, 2, {"app": "auto"}, "app:1", progress_deadline_seconds=2)
     d.metadata.annotations[du.AUTO_ROLLBACK] = "true"
@@ -225,7 +225,7 @@ def test_an_opted_in_deployment_rolls_itself_back_when_stuck(
 
 
 def test_scaling_a_stuck_rollout_shares_the_new_pods_proportionally(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     client.deployments.create(deployment("prop", NS, 4, {"app": "prop"}, "app:1"))
     wait_rolled_out(client, NS, "prop")

@@ -13,7 +13,7 @@ from hakube.client import Client, errors
 from hakube.controllers.podutil import is_active
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
-from hakube.testing.standin_kubelet import StandInKubelet
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     PodBounds,
@@ -49,7 +49,8 @@ def holder(client: Client) -> str:
 
 
 def test_the_standby_finishes_a_rollout_after_the_leader_is_killed(
-    cluster: LocalCluster, client: Client, two_managers: ComponentProcs
+    cluster: LocalCluster, client: Client, two_managers: ComponentProcs,
+    scheduler: ComponentProcs,
 ) -> None:
     namespace(client, NS)
     two_managers.start("cm-a", "--controllers", CONTROLLERS)
@@ -62,7 +63,8 @@ def test_the_standby_finishes_a_rollout_after_the_leader_is_killed(
             "max_unavailable": {"number_value": 1},
         },
     }
-    with StandInKubelet(client, {NS}, ready_delay=1.0):
+    with FakeKubelet(client, namespaces={NS}, ready_delay=1.0) as kubelet:
+        kubelet.add_node("failover-node", cpu="64", memory="256Gi")
         client.deployments.create(
             deployment("ha", NS, 6, {"app": "ha"}, "app:1", strategy=strategy)
         )

@@ -10,15 +10,15 @@ from hakube.api.owners import controller_ref
 from hakube.api.v1 import core_pb2
 from hakube.cli import ctl
 from hakube.client import Client, errors
-from hakube.testing.standin_kubelet import StandInKubelet
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     active_owned,
     cm,  # noqa: F401 - fixture
     deployment,
+    fake_kubelet,
     pods,
     replicaset,
-    standin_kubelet,
     wait_rolled_out,
     wait_settled,
 )
@@ -26,7 +26,7 @@ from tests.controllers.workloads import (
 pytestmark = pytest.mark.timeout(120)
 NS = "gc-test"
 
-kubelet = standin_kubelet(NS)
+kubelet = fake_kubelet(NS)
 
 
 def exists(client: Client, kind: str, name: str) -> bool:
@@ -46,7 +46,7 @@ def owned_pods(client: Client, uid: str) -> list[str]:
 
 
 def test_background_deletion_removes_dependents_of_any_kind(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     rs = client.replicasets.create(replicaset("bg", NS, 3, {"app": "bg"}))
     wait_settled(client, rs, 3)
@@ -66,7 +66,7 @@ def test_background_deletion_removes_dependents_of_any_kind(
 
 
 def test_foreground_deletion_removes_the_owner_last(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     rs = client.replicasets.create(replicaset("fg", NS, 3, {"app": "fg"}))
     wait_settled(client, rs, 3)
@@ -89,7 +89,7 @@ def test_foreground_deletion_removes_the_owner_last(
 
 
 def test_orphan_deletion_keeps_the_pods_without_owner(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     rs = client.replicasets.create(replicaset("orph", NS, 2, {"app": "orph"}))
     wait_settled(client, rs, 2)
@@ -124,7 +124,7 @@ def test_orphan_deletion_keeps_the_pods_without_owner(
 
 
 def test_a_deployment_deleted_in_the_foreground_goes_after_its_replicasets_and_pods(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     client.deployments.create(deployment("fgd", NS, 2, {"app": "fgd"}))
     wait_rolled_out(client, NS, "fgd")

@@ -1,7 +1,7 @@
 """Node lifecycle: a node whose lease stops is tainted and its pods evicted; it heals on return.
 
 Short timings (grace 2 s, default toleration 2 s); nodes are simulated by the test, which
-renews their leases (hakube.testing.simnodes) and stops renewing to "kill" a node.
+renews their leases (hakube.testing.fakekubelet) and stops renewing to "kill" a node.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.controllers.nodelifecycle import NOT_READY, UNREACHABLE
 from hakube.testing.components import ComponentProcs
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,8 +37,8 @@ FAST = [
 
 
 @pytest.fixture
-def sim(client: Client) -> Iterator[SimNodes]:
-    with SimNodes(client, renew_interval=0.5) as s:
+def sim(client: Client) -> Iterator[FakeKubelet]:
+    with FakeKubelet(client, renew_interval=0.5, run_pods=False) as s:
         yield s
     for n in client.nodes.list().items:
         client.delete(core_pb2.Node, n.metadata.name)
@@ -84,10 +84,10 @@ def evicted(client: Client, name: str) -> bool:
 
 
 def test_an_unreachable_node_is_tainted_its_pods_evicted_and_it_heals(
-    client: Client, sim: SimNodes, managers: ComponentProcs
+    client: Client, sim: FakeKubelet, managers: ComponentProcs
 ) -> None:
-    sim.add("n1")
-    sim.add("n2")
+    sim.add_node("n1")
+    sim.add_node("n2")
     bound_pod(client, "plain", "n1", [])
     bound_pod(
         client, "stays", "n1", [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]
@@ -135,9 +135,9 @@ def test_an_unreachable_node_is_tainted_its_pods_evicted_and_it_heals(
 
 
 def test_a_not_ready_node_gets_the_not_ready_taint(
-    client: Client, sim: SimNodes, managers: ComponentProcs
+    client: Client, sim: FakeKubelet, managers: ComponentProcs
 ) -> None:
-    sim.add("n3")
+    sim.add_node("n3")
     managers.start("cm-a", *FAST)
     node = client.nodes.get("n3")
     for c in node.status.conditions:
@@ -154,9 +154,9 @@ def test_a_not_ready_node_gets_the_not_ready_taint(
 
 
 def test_a_new_leader_gives_every_node_a_fresh_grace_period(
-    client: Client, sim: SimNodes, managers: ComponentProcs
+    client: Client, sim: FakeKubelet, managers: ComponentProcs
 ) -> None:
-    sim.add("quiet")
+    sim.add_node("quiet")
     sim.stop_node("quiet")  # its lease is never renewed again...
     lease = client.leases.get("quiet", namespace="kube-node-lease")
     lease.spec.renew_time = micro_time(time.time() - 3600)  # ...and was last renewed long ago

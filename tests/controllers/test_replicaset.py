@@ -1,4 +1,4 @@
-"""ReplicaSet controller against a real three-master cluster, pods "run" by the stand-in kubelet."""
+"""ReplicaSet controller against a real three-master cluster, pods "run" by the fake kubelet."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 from hakube.api.owners import controller_ref
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client
-from hakube.testing.standin_kubelet import StandInKubelet
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
     active_owned,
     cm,  # noqa: F401 - fixture
+    fake_kubelet,
     namespace,
     pods,
     replicaset,
-    standin_kubelet,
     template,
     wait_settled,
 )
@@ -25,10 +25,10 @@ from tests.controllers.workloads import (
 pytestmark = pytest.mark.timeout(120)
 NS = "rs-test"
 
-kubelet = standin_kubelet(NS)
+kubelet = fake_kubelet(NS)
 
 
-def test_a_replicaset_replaces_a_deleted_pod(client: Client, kubelet: StandInKubelet) -> None:
+def test_a_replicaset_replaces_a_deleted_pod(client: Client, kubelet: FakeKubelet) -> None:
     rs = client.replicasets.create(replicaset("keep", NS, 3, {"app": "keep"}))
     wait_settled(client, rs, 3)
     owned = active_owned(client, NS, rs.metadata.uid)
@@ -45,7 +45,7 @@ def test_a_replicaset_replaces_a_deleted_pod(client: Client, kubelet: StandInKub
 
 
 def test_scaling_down_removes_a_not_ready_pod_first(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     rs = client.replicasets.create(replicaset("scale", NS, 2, {"app": "scale"}))
     wait_settled(client, rs, 2)
@@ -77,7 +77,7 @@ def test_scaling_down_removes_a_not_ready_pod_first(
     wait_settled(client, rs, 1)
 
 
-def test_orphans_are_adopted_and_strays_released(client: Client, kubelet: StandInKubelet) -> None:
+def test_orphans_are_adopted_and_strays_released(client: Client, kubelet: FakeKubelet) -> None:
     t = template({"app": "adopt"})
     orphan = client.pods.create(
         pod_pb2.Pod(metadata={"name": "orphan", "namespace": NS, **t["metadata"]}, spec=t["spec"])
@@ -103,7 +103,7 @@ def test_orphans_are_adopted_and_strays_released(client: Client, kubelet: StandI
 
 
 def test_pods_count_as_available_only_after_min_ready_seconds(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     rs = client.replicasets.create(replicaset("slow", NS, 2, {"app": "slow"}, min_ready_seconds=3))
 
@@ -121,7 +121,7 @@ def test_pods_count_as_available_only_after_min_ready_seconds(
 
 
 def test_refused_creates_are_reported_on_the_replicaset(
-    client: Client, kubelet: StandInKubelet
+    client: Client, kubelet: FakeKubelet
 ) -> None:
     ns = namespace(client, "rs-refused")
     rs = client.replicasets.create(replicaset("refused", ns, 0, {"app": "refused"}))

@@ -13,7 +13,7 @@ from hakube.client import Client, errors
 from hakube.controllers.podutil import is_active, is_ready
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
-from hakube.testing.standin_kubelet import StandInKubelet
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 
 CONTROLLERS = "replicaset,garbagecollector,deployment"
@@ -109,15 +109,18 @@ def wait_settled(client: Client, rs: workloads_pb2.ReplicaSet, n: int, timeout: 
     )
 
 
-def standin_kubelet(ns: str, **kw: Any) -> Any:
-    """A module fixture: namespace ``ns`` with a stand-in kubelet running its pods (and the
-    module's controller-manager started first)."""
+def fake_kubelet(ns: str, **kw: Any) -> Any:
+    """A module fixture: namespace ``ns`` with a fake kubelet running its pods on one node,
+    a real scheduler binding them there, and the module's controller-manager started first."""
 
     @pytest.fixture(scope="module")
-    def kubelet(cluster: LocalCluster, cm: ComponentProcs) -> Iterator[StandInKubelet]:
+    def kubelet(
+        cluster: LocalCluster, cm: ComponentProcs, scheduler: ComponentProcs
+    ) -> Iterator[FakeKubelet]:
         with Client(cluster.endpoints(), timeout=20) as c:
             namespace(c, ns)
-            with StandInKubelet(c, {ns}, **kw) as k:
+            with FakeKubelet(c, namespaces={ns}, **kw) as k:
+                k.add_node(f"{ns}-node", cpu="64", memory="256Gi", pods=1000)
                 yield k
 
     return kubelet

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.components import ComponentProcs
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.components import ComponentProcs, scheduler_procs
+from hakube.testing.fakekubelet import FakeKubelet
 from tests.controllers.conftest import cluster
 
 
@@ -38,8 +39,8 @@ def clean(c: Client) -> None:
 
 
 @pytest.fixture
-def nodes(client: Client) -> Iterator[SimNodes]:
-    with SimNodes(client, run_pods=True) as sim:
+def nodes(client: Client) -> Iterator[FakeKubelet]:
+    with FakeKubelet(client, stop_delay=math.inf) as sim:
         yield sim
 
 
@@ -47,10 +48,5 @@ def nodes(client: Client) -> Iterator[SimNodes]:
 def schedulers(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ComponentProcs]:
-    with ComponentProcs(
-        "scheduler",
-        cluster.endpoints(),
-        str(tmp_path_factory.mktemp("sched")),
-        extra_args=["--pod-initial-backoff", "0.2", "--pod-max-backoff", "1"],
-    ) as procs:
+    with scheduler_procs(cluster.endpoints(), str(tmp_path_factory.mktemp("sched"))) as procs:
         yield procs

@@ -10,7 +10,7 @@ from hakube.scheduler.algorithm import Decision, decide
 from hakube.scheduler.cache import Cache
 from hakube.scheduler.explain import fit_error
 from hakube.scheduler.podinfo import pod_info
-from hakube.testing.simnodes import node_object
+from hakube.testing.fakekubelet import node_object
 
 
 def node(

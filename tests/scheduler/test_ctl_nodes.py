@@ -10,7 +10,7 @@ import pytest
 from hakube.api.convert import from_dict
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 from tests.cli.conftest import REPO, Result, ctl_command, ctl_env
 
@@ -36,8 +36,8 @@ def taints(client: Client, node: str) -> list[tuple[str, str, str]]:
     return [(t.key, t.value, t.effect) for t in client.nodes.get(node).spec.taints]
 
 
-def test_taint_add_overwrite_and_remove(ctl, client: Client, nodes: SimNodes) -> None:  # type: ignore[no-untyped-def]
-    nodes.add("n1")
+def test_taint_add_overwrite_and_remove(ctl, client: Client, nodes: FakeKubelet) -> None:  # type: ignore[no-untyped-def]
+    nodes.add_node("n1")
     r = ctl("taint", "nodes", "n1", "dedicated=gpu:NoSchedule", "spot:PreferNoSchedule")
     assert (r.rc, r.out.strip()) == (0, "node/n1 tainted"), r.err
     assert taints(client, "n1") == [
@@ -59,8 +59,8 @@ def test_taint_add_overwrite_and_remove(ctl, client: Client, nodes: SimNodes) ->
     assert r.rc == 1 and 'nodes "missing" not found' in r.err
 
 
-def test_cordon_and_uncordon(ctl, client: Client, nodes: SimNodes) -> None:  # type: ignore[no-untyped-def]
-    nodes.add("n1")
+def test_cordon_and_uncordon(ctl, client: Client, nodes: FakeKubelet) -> None:  # type: ignore[no-untyped-def]
+    nodes.add_node("n1")
     assert ctl("cordon", "n1").out.strip() == "node/n1 cordoned"
     assert client.nodes.get("n1").spec.unschedulable
     assert ctl("cordon", "n1").out.strip() == "node/n1 already cordoned"
@@ -105,10 +105,10 @@ def gone(client: Client, name: str) -> bool:
 def test_drain_refuses_daemonset_and_bare_pods_then_evicts_gracefully(
     ctl,
     client: Client,
-    nodes: SimNodes,  # type: ignore[no-untyped-def]
+    nodes: FakeKubelet,  # type: ignore[no-untyped-def]
 ) -> None:
-    nodes.add("n1")
-    nodes.add("n2")
+    nodes.add_node("n1")
+    nodes.add_node("n2")
     client.pods.create(pod("web-1", "n1", grace=1))  # type: ignore[arg-type]
     client.pods.create(pod("web-2", "n1", grace=1))  # type: ignore[arg-type]
     client.pods.create(pod("ds-1", "n1", owner_kind="DaemonSet"))  # type: ignore[arg-type]
@@ -133,9 +133,9 @@ def test_drain_refuses_daemonset_and_bare_pods_then_evicts_gracefully(
 def test_drain_times_out_on_a_pod_that_does_not_stop(
     ctl,
     client: Client,
-    nodes: SimNodes,  # type: ignore[no-untyped-def]
+    nodes: FakeKubelet,  # type: ignore[no-untyped-def]
 ) -> None:
-    nodes.add("n1")
+    nodes.add_node("n1")
     client.pods.create(pod("slow", "n1", grace=30))  # type: ignore[arg-type]
     r = ctl("drain", "n1", "--timeout", "1s")
     assert r.rc == 1 and "drain did not complete within 1s" in r.err

@@ -7,7 +7,6 @@ Everything is real except the container runtime: three masters, three ``hakube a
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -15,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from hakube.agent.local import LocalAgents
 from hakube.api.convert import from_dict
 from hakube.client import Client
 from hakube.controllers.nodelifecycle import UNREACHABLE
+from hakube.local.agents import LocalAgents
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.join import token_for
@@ -35,34 +34,13 @@ def agents(
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     d = str(tmp_path_factory.mktemp("agents"))
     token, ca_hash = token_for(cluster.endpoints())
-    local = LocalAgents(d, cluster.endpoints(), token=token, ca_hash=ca_hash)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for i in range(1, 4):
-        name = f"node-{i}"
-        argv = local.command(name, i) + [
-            "--node-lease-interval",
-            "0.5",
-            "--node-status-interval",
-            "1",
-            "--capacity-cpu",
-            "4",
-            "--capacity-memory",
-            "8Gi",
-        ]
-        with open(os.path.join(d, f"{name}.log"), "ab") as log:
-            procs[name] = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-    yield procs
-    for p in procs.values():
-        if p.poll() is None:
-            p.terminate()
-    for p in procs.values():
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    extra = ["--node-lease-interval", "0.5", "--node-status-interval", "1",
+             "--capacity-cpu", "4", "--capacity-memory", "8Gi"]
+    local = LocalAgents(d, cluster.endpoints(), token=token, ca_hash=ca_hash, extra_args=extra)
+    try:
+        yield {a.name: a.proc for a in local.start(3) if a.proc is not None}
+    finally:
+        local.stop()
 
 
 def running(client: Client) -> dict[str, str]:

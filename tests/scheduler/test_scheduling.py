@@ -12,7 +12,7 @@ from hakube.api.convert import from_dict
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(150)
@@ -51,11 +51,11 @@ def holder(client: Client) -> str:
 
 
 def test_pods_spread_fit_and_avoid_a_tainted_node(
-    client: Client, nodes: SimNodes, schedulers: ComponentProcs
+    client: Client, nodes: FakeKubelet, schedulers: ComponentProcs
 ) -> None:
     for i, zone in enumerate(("z1", "z1", "z2")):
-        nodes.add(f"n{i}", cpu="2", labels={ZONE: zone})
-    nodes.add(
+        nodes.add_node(f"n{i}", cpu="2", labels={ZONE: zone})
+    nodes.add_node(
         "tainted", cpu="8", taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]
     )
     schedulers.start("s1")
@@ -103,11 +103,11 @@ def test_pods_spread_fit_and_avoid_a_tainted_node(
 
 
 def test_an_unschedulable_pod_is_explained_and_retried_when_a_node_joins(
-    client: Client, nodes: SimNodes, schedulers: ComponentProcs
+    client: Client, nodes: FakeKubelet, schedulers: ComponentProcs
 ) -> None:
-    nodes.add("small-0", cpu="1")
-    nodes.add("small-1", cpu="1")
-    nodes.add("tainted", cpu="8", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}])
+    nodes.add_node("small-0", cpu="1")
+    nodes.add_node("small-1", cpu="1")
+    nodes.add_node("tainted", cpu="8", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}])
     schedulers.start("s1")
     client.pods.create(make_pod("big", "2"))
     want = "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {k: v}."
@@ -131,17 +131,17 @@ def test_an_unschedulable_pod_is_explained_and_retried_when_a_node_joins(
     )
     event = next(e for e in client.events.list().items if e.reason == "FailedScheduling")
     assert event.type == "Warning" and event.message == want
-    nodes.add("big-node", cpu="4")
+    nodes.add_node("big-node", cpu="4")
     wait_for(lambda: bound(client, ["big"]), 20, "the pod to be bound once a node fits it")
     assert client.pods.get("big").spec.node_name == "big-node"
 
 
 def test_a_high_priority_pod_preempts_the_fewest_low_priority_pods(
-    client: Client, nodes: SimNodes, schedulers: ComponentProcs
+    client: Client, nodes: FakeKubelet, schedulers: ComponentProcs
 ) -> None:
     client.priorityclasses.create(core_pb2.PriorityClass(metadata={"name": "high"}, value=1000))
     try:
-        nodes.add("full", cpu="2")
+        nodes.add_node("full", cpu="2")
         schedulers.start("s1")
         low = [f"low-{i}" for i in range(4)]
         for n in low:
@@ -164,10 +164,10 @@ def test_a_high_priority_pod_preempts_the_fewest_low_priority_pods(
 
 
 def test_the_standby_takes_over_and_no_pod_is_bound_twice(
-    client: Client, nodes: SimNodes, schedulers: ComponentProcs
+    client: Client, nodes: FakeKubelet, schedulers: ComponentProcs
 ) -> None:
     for i in range(3):
-        nodes.add(f"n{i}", cpu="64", pods=500)
+        nodes.add_node(f"n{i}", cpu="64", pods=500)
     schedulers.start("s1")
     wait_for(lambda: holder(client) == "s1", 20, "s1 to lead")
     schedulers.start("s2")

@@ -11,7 +11,7 @@ import pytest
 from hakube.api.convert import from_dict
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(150)
@@ -60,9 +60,12 @@ def node_of(client: Client, name: str) -> str:
 
 
 def test_killing_the_master_under_the_scheduler_hands_over(cluster: LocalCluster) -> None:
-    with Client(cluster.endpoints(), timeout=20) as client, SimNodes(client) as sim:
+    with (
+        Client(cluster.endpoints(), timeout=20) as client,
+        FakeKubelet(client, run_pods=False) as sim,
+    ):
         for i in range(2):
-            sim.add(f"n{i}", cpu="32", pods=200)
+            sim.add_node(f"n{i}", cpu="32", pods=200)
         wait_for(lambda: holder(client), 30, "an in-process scheduler to lead")
         create(client, "before")
         wait_for(lambda: node_of(client, "before"), 20, "the first pod to be bound")

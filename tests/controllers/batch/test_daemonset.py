@@ -9,8 +9,8 @@ import pytest
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.client import Client
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import finish_terminating, owned_pods, set_finished, set_running
-from hakube.testing.wait import wait_for
+from hakube.testing.fakekubelet import finish_terminating, set_finished, set_running
+from hakube.testing.wait import owned_pods, wait_for
 from tests.controllers.batch.objs import manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)

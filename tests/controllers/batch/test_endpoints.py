@@ -12,7 +12,7 @@ from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.controllers.clusterip import RECORD_NAME, RECORD_NS
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import set_finished, set_running
+from hakube.testing.fakekubelet import set_finished, set_running
 from hakube.testing.wait import wait_for
 from tests.controllers.batch.objs import container, manifest
 

@@ -13,7 +13,7 @@ from hakube.client import Client
 from hakube.controllers.hpa import USAGE_ANNOTATION, desired_replicas
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import set_running
+from hakube.testing.fakekubelet import set_running
 from hakube.testing.wait import wait_for
 from tests.controllers.batch.objs import container, manifest, template, update_spec
 

@@ -10,8 +10,8 @@ import pytest
 from hakube.api.v1 import workloads_pb2
 from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import owned_pods, set_finished, set_running, wait_pods
-from hakube.testing.wait import wait_for
+from hakube.testing.fakekubelet import set_finished, set_running
+from hakube.testing.wait import owned_pods, wait_for, wait_pods
 from tests.controllers.batch.objs import condition, leader, manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)

@@ -9,8 +9,8 @@ import pytest
 from hakube.api.v1 import workloads_pb2
 from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
-from hakube.testing.podphases import finish_terminating, owned_pods, set_running
-from hakube.testing.wait import wait_for
+from hakube.testing.fakekubelet import finish_terminating, set_running
+from hakube.testing.wait import owned_pods, wait_for
 from tests.controllers.batch.objs import manifest, template, update_spec
 
 pytestmark = pytest.mark.timeout(150)
