@@ -9,7 +9,7 @@ from hakube.api.convert import from_dict
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, errors
 from hakube.testing.components import ComponentProcs
-from hakube.testing.simnodes import SimNodes
+from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,8 +25,8 @@ def gated(name: str, *gates: str) -> pod_pb2.Pod:
 
 
 def test_a_gated_pod_waits_until_its_last_gate_is_removed(
-        client: Client, nodes: SimNodes, schedulers: ComponentProcs) -> None:
-    nodes.add("n1", cpu="2")
+        client: Client, nodes: FakeKubelet, schedulers: ComponentProcs) -> None:
+    nodes.add_node("n1", cpu="2")
     schedulers.start("s1")
     client.pods.create(gated("plain"))
     client.pods.create(gated("held", "example.com/quota", "example.com/review"))
