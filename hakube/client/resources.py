@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
-from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
+from hakube.api.v1 import core_pb2, pod_pb2, rbac_pb2, workloads_pb2
 
 if TYPE_CHECKING:
     from hakube.client.client import Client, DeleteResult, ObjectList
@@ -136,3 +136,19 @@ class TypedResources:
     @property
     def priorityclasses(self) -> Resource[core_pb2.PriorityClass]:
         return self.resource(core_pb2.PriorityClass)
+
+    @property
+    def roles(self) -> Resource[rbac_pb2.Role]:
+        return self.resource(rbac_pb2.Role)
+
+    @property
+    def clusterroles(self) -> Resource[rbac_pb2.ClusterRole]:
+        return self.resource(rbac_pb2.ClusterRole)
+
+    @property
+    def rolebindings(self) -> Resource[rbac_pb2.RoleBinding]:
+        return self.resource(rbac_pb2.RoleBinding)
+
+    @property
+    def clusterrolebindings(self) -> Resource[rbac_pb2.ClusterRoleBinding]:
+        return self.resource(rbac_pb2.ClusterRoleBinding)
