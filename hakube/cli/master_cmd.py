@@ -74,6 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--cert-sans", type=parse_list, default=[],
                    help="extra names/IPs for this master's certificate, comma-separated (e.g. "
                    "a VIP); the listen hosts are always included")
+    p.add_argument("--authorization-mode", choices=("RBAC", "AlwaysAllow"), default="RBAC",
+                   help="RBAC (default: RBAC plus the node authorizer) or AlwaysAllow (no "
+                   "authorization at all; only to measure what it costs)")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -111,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_interval=args.snapshot_interval,
                               snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
                               cert_sans=args.cert_sans,
-                              metrics_remote_ok=args.allow_unauthenticated_metrics)
+                              metrics_remote_ok=args.allow_unauthenticated_metrics,
+                              authorization_mode=args.authorization_mode)
     comps: list[Component] = []
 
     def components(pki: Pki) -> None:
