@@ -159,12 +159,13 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
 
 ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "rollout",
          "autoscale", "logs", "exec", "top", "cluster", "api-resources", "taint", "cordon",
-         "uncordon", "drain")
+         "uncordon", "drain", "auth")
 """The commands, in the order ``--help`` lists them."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     from hakube.cli import ctl_autoscale, ctl_node, ctl_nodes, ctl_read, ctl_rollout, ctl_write
+    from hakube.cli.ctl_auth import COMMANDS as AUTH_COMMANDS
 
     parser = argparse.ArgumentParser(
         prog="hakubectl", description="Control a hakube cluster (kubectl's commands).",
@@ -173,7 +174,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS, **ctl_rollout.COMMANDS,
-             **ctl_autoscale.COMMANDS, **ctl_node.COMMANDS, **ctl_nodes.COMMANDS}
+             **ctl_autoscale.COMMANDS, **ctl_node.COMMANDS, **ctl_nodes.COMMANDS, **AUTH_COMMANDS}
     assert set(table) == set(ORDER), "every command must be listed in ORDER"
     commands: dict[str, Command] = {}
     for name in ORDER:
