@@ -4,11 +4,12 @@ the masters (and the attack, a request that must be refused, leaves the cluster 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -201,11 +202,15 @@ def test_ops_api_is_for_cluster_admins_only(applied: LocalCluster) -> None:
         creds = user_credentials(applied, user)
         with grpc.secure_channel(endpoint, channel_credentials(creds)) as ch:
             ops = ops_pb2_grpc.OpsServiceStub(ch)
-            calls: list[Callable[[], object]] = [
-                lambda o=ops: list(o.SaveSnapshot(ops_pb2.SaveSnapshotRequest(), timeout=10)),
-                lambda o=ops: o.RemoveMember(ops_pb2.RemoveMemberRequest(name="m3"), timeout=10),
-                lambda o=ops: o.TransferLeader(ops_pb2.TransferLeaderRequest(), timeout=10),
-                lambda o=ops: o.AddMember(ops_pb2.AddMemberRequest(name="m9"), timeout=10),
+            calls = [
+                functools.partial(lambda o: list(o.SaveSnapshot(
+                    ops_pb2.SaveSnapshotRequest(), timeout=10)), ops),
+                functools.partial(ops.RemoveMember, ops_pb2.RemoveMemberRequest(name="m3"),
+                                  timeout=10),
+                functools.partial(ops.TransferLeader, ops_pb2.TransferLeaderRequest(),
+                                  timeout=10),
+                functools.partial(ops.AddMember, ops_pb2.AddMemberRequest(name="m9"),
+                                  timeout=10),
             ]
             for call in calls:
                 with pytest.raises(grpc.RpcError) as err:
