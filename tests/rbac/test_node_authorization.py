@@ -32,7 +32,8 @@ def cluster(masters3: LocalCluster) -> LocalCluster:
                 metadata={"name": f"{node}-pod", "namespace": "apps"},
                 spec={"node_name": node,
                       "containers": [{"name": "c", "image": "busybox",
-                                      "env_from": [{"config_map_ref": {"name": f"{node}-config"}}]}],
+                                      "env_from": [{"config_map_ref": {
+                                          "name": f"{node}-config"}}]}],
                       "volumes": [{"name": "s", "secret": {"secret_name": f"{node}-secret"}}]}))
             admin.create(core_pb2.Node(
                 metadata={"name": node, "labels": {"node-role.kubernetes.io/worker": ""}},
