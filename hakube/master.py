@@ -264,8 +264,10 @@ class Master:
             try:
                 data = await ops.snapshot_bytes()
                 rev = read_meta(data)[0]["revision"]
+                # The revision zero-padded: names sort in the order taken, also within a second
+                # (retention deletes the first ones in that order).
                 path = os.path.join(s.snapshot_dir, time.strftime(
-                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev}.snap", time.gmtime()))
+                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev:012d}.snap", time.gmtime()))
                 await asyncio.to_thread(write_snapshot, path, data)
                 kept = sorted(f for f in os.listdir(s.snapshot_dir)
                               if f.startswith(f"hakube-{s.name}-") and f.endswith(".snap"))
