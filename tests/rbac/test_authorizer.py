@@ -393,3 +393,58 @@ def test_method_attributes_come_from_the_request() -> None:
     assert attributes.METHODS["Status"] is None
     ra = attributes_of(authz_pb2.ResourceAttributes(verb="get", resource="po", namespace="x"))
     assert (ra.resource, ra.namespace) == ("pods", "x")
+
+
+def _role(name: str, ns: str, *rules: dict[str, Any]) -> Any:
+    return convert.from_dict({"apiVersion": RBAC, "kind": "Role" if ns else "ClusterRole",
+                              "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+                              "rules": list(rules)})
+
+
+def _binding_obj(ns: str, role_kind: str, role: str) -> Any:
+    return convert.from_dict(binding("b", ns, role_kind, role, user("someone")))
+
+
+def test_nobody_grants_more_than_they_hold(authz: tuple[Authorizer, ObjectAPI]) -> None:
+    az, api = authz
+    create(api, binding("nadia-admin", "dev", "ClusterRole", "admin", user("nadia")))
+    rbac = "rbac.authorization.k8s.io"
+
+    def may(verb: str, resource: str, ns: str, obj: Any, who: str = "nadia") -> bool:
+        attrs = A(verb, resource, ns, obj.metadata.name, group=rbac, obj=obj)
+        return az.decide(who, (), attrs).allowed
+
+    pods_reader = _role("pods-reader", "dev", {"apiGroups": [""], "resources": ["pods"],
+                                               "verbs": ["get", "list"]})
+    assert may("create", "roles", "dev", pods_reader)
+    node_reader = _role("node-reader", "dev", {"apiGroups": [""], "resources": ["nodes"],
+                                               "verbs": ["get"]})
+    assert not may("create", "roles", "dev", node_reader)
+    verdict = az.decide("nadia", (), A("create", "roles", "dev", "node-reader", group=rbac,
+                                       obj=node_reader))
+    assert verdict.reason == ('user "nadia" may not create Role "node-reader": it grants get '
+                              "nodes, which the user does not hold (needs the escalate verb)")
+    everything = _role("all", "dev", {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
+    assert not may("update", "roles", "dev", everything)
+    assert may("create", "rolebindings", "dev", _binding_obj("dev", "ClusterRole", "view"))
+    assert may("create", "rolebindings", "dev", _binding_obj("dev", "ClusterRole", "admin"))
+    assert not may("create", "rolebindings", "dev",
+                   _binding_obj("dev", "ClusterRole", "cluster-admin"))
+    assert not may("create", "rolebindings", "dev",
+                   _binding_obj("dev", "ClusterRole", "system:kube-scheduler"))
+    assert not may("create", "rolebindings", "dev", _binding_obj("dev", "Role", "missing"))
+    assert not may("create", "rolebindings", "prod", _binding_obj("prod", "ClusterRole", "view"))
+    # The escalate and bind verbs lift the check, as in Kubernetes.
+    create(api, {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": "granter"},
+                 "rules": [{"apiGroups": [rbac], "resources": ["roles"],
+                            "verbs": ["create", "escalate"]},
+                           {"apiGroups": [rbac], "resources": ["rolebindings"],
+                            "verbs": ["create"]},
+                           {"apiGroups": [rbac], "resources": ["clusterroles"], "verbs": ["bind"],
+                            "resourceNames": ["system:kube-scheduler"]}]})
+    create(api, binding("gina-granter", "dev", "ClusterRole", "granter", user("gina")))
+    assert may("create", "roles", "dev", everything, who="gina")
+    assert may("create", "rolebindings", "dev",
+               _binding_obj("dev", "ClusterRole", "system:kube-scheduler"), who="gina")
+    assert not may("create", "rolebindings", "dev",
+                   _binding_obj("dev", "ClusterRole", "cluster-admin"), who="gina")

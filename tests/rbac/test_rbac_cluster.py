@@ -238,3 +238,27 @@ def test_a_deleted_default_role_comes_back(applied: LocalCluster) -> None:
                 assert time.monotonic() < deadline, "the view role was not recreated"
                 time.sleep(0.2)
         assert role.rules  # type: ignore[attr-defined]
+
+
+def test_a_namespace_admin_cannot_bind_more_than_it_holds(
+        applied: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    grant = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: nadia-admin, namespace: dev}
+subjects: [{kind: User, name: nadia, apiGroup: rbac.authorization.k8s.io}]
+roleRef: {kind: ClusterRole, name: admin, apiGroup: rbac.authorization.k8s.io}
+"""
+    assert ctl(applied.admin_config, "apply", "-f", "-", stdin=grant).returncode == 0
+    nadia = user_config(applied, str(tmp_path_factory.mktemp("nadia")), "nadia")
+    fine = grant.replace("nadia-admin", "mallory-view").replace("nadia", "mallory") \
+        .replace("name: admin", "name: view")
+    p = ctl(nadia, "apply", "-f", "-", stdin=fine)
+    assert p.returncode == 0, p.stderr
+    escalate = grant.replace("nadia-admin", "nadia-root").replace("name: admin",
+                                                                  "name: cluster-admin")
+    p = ctl(nadia, "apply", "-f", "-", stdin=escalate)
+    assert p.returncode == 1
+    assert 'user "nadia" may not bind ClusterRole "cluster-admin"' in p.stderr, p.stderr
+    with applied.client() as admin, pytest.raises(NotFound):
+        admin.get("RoleBinding", "nadia-root", namespace="dev")

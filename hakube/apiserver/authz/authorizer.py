@@ -5,7 +5,8 @@ Order, as Kubernetes' ``--authorization-mode=Node,RBAC`` with ``system:masters``
 1. ``system:masters`` may do anything (the admin; it cannot be locked out by RBAC objects).
 2. Node identities (``system:node:NAME`` in ``system:nodes``): node restriction may refuse a
    write outright; the node authorizer may allow (hakube.apiserver.authz.node).
-3. RBAC (hakube.apiserver.authz.rbac) over the roles and bindings in the store.
+3. RBAC (hakube.apiserver.authz.rbac) over the roles and bindings in the store, and for writes
+   of roles and bindings, escalation prevention (hakube.apiserver.authz.escalation).
 4. Otherwise PERMISSION_DENIED, with one line naming the user, verb, resource and namespace.
 
 ``mode="AlwaysAllow"`` skips all of it (any authenticated caller may do anything): for
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from hakube.apiserver.authz import escalation
 from hakube.apiserver.authz.attributes import Attributes
 from hakube.apiserver.authz.node import Decision, NodeAuthorizer, Refused
 from hakube.apiserver.authz.rbac import RbacIndex
@@ -53,6 +55,7 @@ class Authorizer:
         if mode not in MODES:
             raise ValueError(f'authorization mode "{mode}" must be one of {", ".join(MODES)}')
         self.mode = mode
+        self.fsm = fsm
         self.rbac = RbacIndex(fsm)
         self.nodes = NodeAuthorizer(fsm)
 
@@ -70,6 +73,9 @@ class Authorizer:
                 return Verdict(False, str(exc))
         source = self.rbac.why_allowed(user, groups, a)
         if source is not None:
+            refused = escalation.refusal(self.rbac, self.fsm, user, groups, a)
+            if refused is not None:
+                return Verdict(False, refused)
             return Verdict(True, f"RBAC: allowed by {source}")
         return Verdict(False, denial(user, a))
 
