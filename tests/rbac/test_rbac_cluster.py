@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -262,3 +263,20 @@ roleRef: {kind: ClusterRole, name: admin, apiGroup: rbac.authorization.k8s.io}
     assert 'user "nadia" may not bind ClusterRole "cluster-admin"' in p.stderr, p.stderr
     with applied.client() as admin, pytest.raises(NotFound):
         admin.get("RoleBinding", "nadia-root", namespace="dev")
+
+
+def test_always_allow_turns_authorization_off_and_says_so(tmp_path: Path) -> None:
+    with LocalCluster(str(tmp_path), 1, extra_args=["--authorization-mode", "AlwaysAllow"]) as c:
+        with Client(c.endpoints(), credentials=user_credentials(c, "nobody")) as nobody:
+            nobody.create(core_pb2.ConfigMap(metadata={"name": "x", "namespace": "default"}))
+            assert nobody.get(core_pb2.ConfigMap, "x", namespace="default")
+        assert "AUTHORIZATION IS OFF" in Path(c.masters[0].log_path).read_text()
+
+
+def test_an_unknown_authorization_mode_is_refused(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "hakube", "master", "--name", "m1", "--data-dir",
+                        str(tmp_path / "d"), "--raft-listen", "127.0.0.1:1",
+                        "--authorization-mode", "Webhook"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--authorization-mode" in p.stderr
+    assert not (tmp_path / "d").exists()
