@@ -37,7 +37,7 @@ HAKUBE_GROUP = "hakube.io"
 """The API group of hakube's own cluster-scoped resources (members, snapshots, ...)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attributes:
     """One request's attributes. ``namespace`` is "" for cluster-scoped resources and for
     requests across all namespaces; ``obj`` is the written object (node restriction reads it);
@@ -51,6 +51,7 @@ class Attributes:
     name: str = ""
     obj: Any = None
     field_selector: str = ""
+    # Not frozen: a frozen dataclass costs several microseconds more to build, on every request.
 
     @property
     def full_resource(self) -> str:
@@ -82,16 +83,21 @@ def _ns(kind: Kind, ns: str, *, default: bool = True) -> str:
     return ns or ("default" if default else "")
 
 
+_BY_ONEOF = {k.oneof: (k.group, k.plural, k.namespaced) for k in kinds_mod.KINDS}
+"""What the write path needs of a kind, by its field in ``Object`` (looked up per request)."""
+
+
 def _object(verb: str, sub: str = "") -> Callable[[Any], Attributes]:
     def of(req: Any) -> Attributes:
-        which = req.object.WhichOneof("kind")
+        obj = req.object
+        which = obj.WhichOneof("kind")
         if which is None:
             raise Invalid("object is empty: set exactly one kind")
-        kind = kinds_mod.BY_ONEOF[which]
-        msg = getattr(req.object, which)
+        group, plural, namespaced = _BY_ONEOF[which]
+        msg = getattr(obj, which)
         meta = msg.metadata
-        return Attributes(verb, kind.group, kind.plural, sub, _ns(kind, meta.namespace),
-                          meta.name, msg)
+        ns = (meta.namespace or "default") if namespaced else ""
+        return Attributes(verb, group, plural, sub, ns, meta.name, msg)
     return of
 
 

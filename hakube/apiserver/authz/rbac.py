@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from hakube.api.v1 import rbac_pb2
 from hakube.apiserver.authz.attributes import Attributes
 from hakube.pki import names
-from hakube.store.fsm import OutOfRange, StoreFSM
+from hakube.store.fsm import StoreFSM
 
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+_RBAC_KIND_SET = frozenset(RBAC_KINDS)
 SA_PREFIX = "system:serviceaccount:"
 MAX_CACHED = 65536
 """Memoized decisions kept per index generation (cleared when full)."""
@@ -158,14 +159,19 @@ class RbacIndex:
         """How many times the index was compiled (tests and metrics)."""
 
     def _changed_since(self, rev: int) -> bool:
+        """Whether an RBAC object changed after ``rev``: the newest history events, newest
+        first, until ``rev`` (what ``StoreFSM.events_since`` walks, without building a list:
+        under write load this runs for most requests)."""
         fsm = self.fsm
         with fsm.lock:
-            if fsm.revision < rev:
-                return True  # restored from an older snapshot
-            try:
-                return any(True for _ in fsm.events_since(rev, RBAC_KINDS))
-            except OutOfRange:
-                return True
+            if fsm.revision < rev or rev < fsm.compacted_rev:
+                return True  # restored from an older snapshot, or history compacted past rev
+            for ev in reversed(fsm.history):
+                if ev.rev <= rev:
+                    return False
+                if ev.kind in _RBAC_KIND_SET:
+                    return True
+            return False
 
     def current(self) -> tuple[Compiled, dict[tuple[object, ...], str | None]]:
         """The compiled index (and its decision cache), rebuilt first if an RBAC object
