@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(10)
 
 def test_the_public_namespace_is_exactly_what_all_lists() -> None:
     public = {n for n in dir(hc) if not n.startswith("_")} - {
-        "annotations", "apply", "client", "config", "errors", "informer", "resources",
+        "annotations", "apply", "authz", "client", "config", "errors", "informer", "resources",
         "transport", "watch"}
     assert public == set(hc.__all__)
 
