@@ -67,7 +67,7 @@ def grant_writer(local: LocalCluster) -> Credentials:
 
 async def measure_mode(mode: str, args: argparse.Namespace) -> ModeResult:
     out = ModeResult(mode)
-    extra = ["--authorization-mode", mode] + (["--fsync"] if args.fsync else [])
+    extra = ["--authorization-mode", mode, "--fsync" if args.fsync else "--no-fsync"]
     with tempfile.TemporaryDirectory(prefix="hakube-bench-authz-", dir=args.data_root) as d:
         local = LocalCluster(d, 3, extra_args=extra)
         try:
@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     p.add_argument("--value-size", type=int, default=128)
-    p.add_argument("--fsync", action="store_true", help="masters run with --fsync")
+    p.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=True,
+                   help="masters sync their journal before acknowledging (the default; "
+                   "--no-fsync: pysyncobj's plain mmap journal)")
     p.add_argument("--data-root", default=None, help="where the masters keep their data")
     args = p.parse_args(argv)
     print(asyncio.run(main_async(args)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import json
 import random
 import uuid
@@ -24,17 +23,19 @@ from typing import Any
 from google.protobuf.message import DecodeError, Message
 
 from hakube.api import kinds as kinds_mod
+from hakube.api.conditions import set_condition
 from hakube.api.kinds import Kind
-from hakube.api.v1 import api_pb2
-from hakube.apiserver import errors as api_errors
-from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
-from hakube.apiserver.selector import (
+from hakube.api.labels import (
     Matcher,
     SelectorError,
     matcher,
     parse_fields,
     parse_labels,
 )
+from hakube.api.timestamps import rfc3339
+from hakube.api.v1 import api_pb2
+from hakube.apiserver import errors as api_errors
+from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
 from hakube.store import fsm as store
@@ -56,8 +57,7 @@ def now_rfc3339(t: float) -> str:
     global _last_stamp
     sec = int(t)
     if _last_stamp[0] != sec:
-        stamp = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _last_stamp = (sec, stamp)
+        _last_stamp = (sec, rfc3339(sec))
     return _last_stamp[1]
 
 
@@ -440,14 +440,7 @@ class ObjectAPI:
                 raise Conflict(f'pod "{req.name}" is already assigned to node '
                                f'"{pod.spec.node_name}"')
             pod.spec.node_name = req.node_name
-            for c in pod.status.conditions:
-                if c.type == "PodScheduled":
-                    c.status, c.reason, c.message = "True", "", ""
-                    c.last_transition_time = now
-                    break
-            else:
-                pod.status.conditions.add(type="PodScheduled", status="True",
-                                          last_transition_time=now)
+            set_condition(pod.status.conditions, "PodScheduled", "True", now=now)
             return pod
 
         return await self.read_modify_write(kind, ns, req.name, mutate, rv=req.resource_version,

@@ -14,10 +14,10 @@ from typing import Any
 from google.protobuf.message import Message
 
 from hakube.api.kinds import Kind
+from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.apiserver.authz import validation as rbac_validation
 from hakube.apiserver.errors import Invalid
-from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -115,7 +115,10 @@ def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
 
 
 def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
-                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never")) -> None:
+                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never"),
+                      claim_volumes: tuple[str, ...] = ()) -> None:
+    """``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
+    containers mount by name without listing them among the pod's volumes."""
     if not spec.containers:
         probs.add(f"{path}.containers", "required value: at least one container")
     if spec.restart_policy not in allowed_restart:
@@ -151,7 +154,7 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
                 if not _ENV_NAME.match(env.name):
                     probs.add(f"{cp}.env[{j}].name", f'invalid environment variable "{env.name}"')
             for j, m in enumerate(c.volume_mounts):
-                if m.name not in volumes:
+                if m.name not in volumes and m.name not in claim_volumes:
                     probs.add(f"{cp}.volumeMounts[{j}].name", f'volume "{m.name}" not found')
                 if not m.mount_path.startswith("/"):
                     probs.add(f"{cp}.volumeMounts[{j}].mountPath", "must be an absolute path")
@@ -174,7 +177,8 @@ def _is_quantity(text: str) -> bool:
 
 
 def check_template(spec: Any, path: str, probs: Problems, selector_required: bool = True,
-                   allowed_restart: tuple[str, ...] = ("Always",)) -> None:
+                   allowed_restart: tuple[str, ...] = ("Always",),
+                   claim_volumes: tuple[str, ...] = ()) -> None:
     """Selector present, template labels matching it, and a valid pod spec."""
     template = spec.template
     default_pod_spec(template.spec)
@@ -192,7 +196,8 @@ def check_template(spec: Any, path: str, probs: Problems, selector_required: boo
                           "`labels`)")
         except SelectorError as exc:
             probs.add(f"{path}.selector", str(exc))
-    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart)
+    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart,
+                      claim_volumes)
 
 
 # -- per kind ------------------------------------------------------------------------------------
@@ -269,7 +274,8 @@ def _stateful_set(m: workloads_pb2.StatefulSet, probs: Problems) -> None:
         m.spec.revision_history_limit = 10
     for i, t in enumerate(m.spec.volume_claim_templates):
         check_name(t.metadata.name, f"spec.volumeClaimTemplates[{i}].metadata.name", probs)
-    check_template(m.spec, "spec", probs)
+    claims = tuple(t.metadata.name for t in m.spec.volume_claim_templates)
+    check_template(m.spec, "spec", probs, claim_volumes=claims)
 
 
 def _daemon_set(m: workloads_pb2.DaemonSet, probs: Problems) -> None:

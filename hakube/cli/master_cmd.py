@@ -52,8 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
-    p.add_argument("--fsync", action="store_true",
-                   help="sync the Raft journal to disk before acknowledging writes")
+    p.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=True,
+                   help="sync the Raft journal to disk before acknowledging writes (default; "
+                   "--no-fsync: writes survive a crash of every master but not a power loss "
+                   "of a majority, for lower latency)")
     p.add_argument("--snapshot-dir", default="",
                    help="directory for scheduled snapshots of the store (empty: none)")
     p.add_argument("--snapshot-interval", type=float, default=3600.0,

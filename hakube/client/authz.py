@@ -8,11 +8,11 @@ masters like any read.
 from __future__ import annotations
 
 from hakube.api.v1 import authz_pb2, authz_pb2_grpc
-from hakube.client.client import Client
+from hakube.client.base import ObjectClient
 from hakube.client.transport import Stubs
 
 
-def access_review(client: Client, verb: str, resource: str, *, name: str = "",
+def access_review(client: ObjectClient, verb: str, resource: str, *, name: str = "",
                   namespace: str = "", subresource: str = "", group: str = "",
                   user: str = "", groups: tuple[str, ...] = (),
                   timeout: float | None = None) -> authz_pb2.AccessReviewResponse:
@@ -31,7 +31,7 @@ def access_review(client: Client, verb: str, resource: str, *, name: str = "",
     return client.transport.call(call, what=f"can-i {verb} {resource}", timeout=timeout)
 
 
-def who_am_i(client: Client, *, timeout: float | None = None) -> authz_pb2.WhoAmIResponse:
+def who_am_i(client: ObjectClient, *, timeout: float | None = None) -> authz_pb2.WhoAmIResponse:
     """The caller's user and groups as the masters see them."""
 
     def call(s: Stubs, t: float) -> authz_pb2.WhoAmIResponse:

@@ -20,7 +20,6 @@ rolling restart hands over at once.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from hakube.api.timestamps import micro_time
 from hakube.api.v1 import core_pb2
 from hakube.client import errors
 from hakube.client.client import Client
@@ -83,12 +83,6 @@ class ElectionMetrics:
             ["lease", "to"],
             registry=r,
         )
-
-
-def micro_time(t: float | None = None) -> str:
-    """RFC 3339 with microseconds, as Kubernetes writes Lease times."""
-    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 Work = Callable[[threading.Event], None]

@@ -33,7 +33,9 @@ from pysyncobj import pickle as ps_pickle
 from pysyncobj.journal import FileJournal
 from pysyncobj.node import TCPNode
 
+from hakube.api.timestamps import rfc3339
 from hakube.store import encoding
+from hakube.store.durable import durable_replace
 from hakube.store.fsm import StoreFSM
 
 MEMBERS_FILE = "members.json"
@@ -89,7 +91,7 @@ def write_members(data_dir: str, m: Membership) -> None:
             "raft": m.raft,
             "peers": dict(sorted(m.peers.items())),
             "cluster_id": m.cluster_id,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "updated": rfc3339(),
         },
         indent=1,
     )
@@ -98,7 +100,7 @@ def write_members(data_dir: str, m: Membership) -> None:
         f.write(body + "\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 def has_raft_data(data_dir: str) -> bool:
@@ -145,7 +147,7 @@ def seed(
         encoding.write_dump(dump, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(data_dir, DUMP))
+    durable_replace(tmp, os.path.join(data_dir, DUMP))
     write_members(
         data_dir, Membership(name=name, raft=raft, peers=dict(peers), cluster_id=cluster_id)
     )
@@ -260,5 +262,5 @@ def force_new_cluster(data_dir: str, *, name: str, raft: str, api: str) -> str:
         f"recorded commit index kept); removed {sorted(removed)}; old files in {backup}"
     )
     with open(flag, "w") as f:
-        f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n" + summary + "\n")
+        f.write(rfc3339() + "\n" + summary + "\n")
     return summary

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from hakube import procs
 from hakube.client.config import ENV_CONFIG
+from hakube.local.cluster import write_config
 from hakube.pki.layout import USERS, Pki
 from hakube.testing import pki as testpki
 
@@ -38,7 +39,7 @@ class ComponentProcs:
         if self.command not in USERS:
             return None
         conf = os.path.join(self.log_dir, f"{self.command}.conf")
-        testpki.write_config(conf, self.pki or testpki.shared(), self.servers, user=self.command)
+        write_config(conf, self.pki or testpki.shared(), self.servers, user=self.command)
         return dict(os.environ, **{ENV_CONFIG: conf})
 
     def start(self, identity: str, *args: str) -> subprocess.Popen[bytes]:

@@ -18,6 +18,7 @@ import pytest
 from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2, ops_pb2, ops_pb2_grpc, pod_pb2
 from hakube.client import Client, Forbidden, NotFound
 from hakube.client.config import ClientConfig, tls_settings, write_client_config
+from hakube.local import cluster as local
 from hakube.pki import certs
 from hakube.pki.tls import Credentials, TlsFiles, channel_credentials
 from hakube.testing.cluster import LocalCluster
@@ -77,7 +78,7 @@ def cluster(masters3: LocalCluster) -> LocalCluster:
     return masters3
 
 
-def user_credentials(cluster: LocalCluster, user: str,
+def user_credentials(cluster: local.LocalCluster, user: str,
                      groups: tuple[str, ...] = ()) -> Credentials:
     cert, key = cluster.pki.load_ca().issue_pair(certs.Identity(user, groups))
     return Credentials(cluster.credentials.ca, cert, key)

@@ -30,9 +30,9 @@ import threading
 from collections import Counter
 from typing import Any
 
+from hakube.api.labels import SelectorError, parse_fields
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.apiserver.authz.attributes import Attributes
-from hakube.apiserver.selector import SelectorError, parse_fields
 from hakube.store.fsm import OutOfRange, Record, StoreFSM
 
 LEASE_NAMESPACE = "kube-node-lease"

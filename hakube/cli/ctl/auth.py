@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hakube.cli.ctl import Ctx, UsageError
-from hakube.cli.ctl import _common as common_options
+from hakube.cli.ctl.common import Ctx, UsageError, add_common_options
 from hakube.client.authz import access_review, who_am_i
 
 
@@ -32,7 +31,7 @@ def add_auth(p: argparse.ArgumentParser) -> None:
                      metavar="GROUP", help="with --as: a group of the user (repeatable)")
     who = sub.add_parser("whoami", help="the user and groups the masters see for you")
     for p_ in (can, who):
-        common_options(p_, sub=True)  # -n, --config, ... after the subcommand too
+        add_common_options(p_, sub=True)  # -n, --config, ... after the subcommand too
 
 
 def split_resource(text: str) -> tuple[str, str, str]:

@@ -7,7 +7,7 @@ comma-separated and ANDed. Field: ``path=value``, ``path==value``, ``path!=value
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hakube.api.v1 import meta_pb2
@@ -25,7 +25,7 @@ class Requirement:
     op: str  # "=", "!=", "in", "notin", "exists", "!"
     values: tuple[str, ...] = ()
 
-    def matches(self, labels: dict[str, str]) -> bool:
+    def matches(self, labels: Mapping[str, str]) -> bool:
         has = self.key in labels
         if self.op == "exists":
             return has
@@ -142,3 +142,13 @@ def to_string(reqs: list[Requirement]) -> str:
         else:
             parts.append(f"!{r.key}")
     return ",".join(parts)
+
+
+def selector_matches(sel: meta_pb2.LabelSelector, labels: Mapping[str, str]) -> bool:
+    """A LabelSelector message against a label map; a malformed selector matches nothing.
+    An empty selector matches everything, as in Kubernetes' LabelSelectorAsSelector."""
+    try:
+        reqs = from_label_selector(sel)
+    except SelectorError:
+        return False
+    return all(r.matches(labels) for r in reqs)
