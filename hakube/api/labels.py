@@ -40,51 +40,110 @@ class Requirement:
         return not has or labels[self.key] not in self.values  # notin
 
 
-_KEY = r"[A-Za-z0-9](?:[-A-Za-z0-9_./]*[A-Za-z0-9])?"
-_VAL = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
-_SET = re.compile(rf"^\s*({_KEY})\s+(in|notin)\s+\(([^)]*)\)\s*")
-_EQ = re.compile(rf"^\s*({_KEY})\s*(==|!=|=)\s*({_VAL})\s*")
-_EXISTS = re.compile(rf"^\s*(!?)\s*({_KEY})\s*")
+MAX_SELECTOR_LENGTH = 65536
+"""Characters in one label or field selector; longer ones are refused before parsing."""
+MAX_REQUIREMENTS = 256
+MAX_VALUES = 1024
+"""Values in one ``in``/``notin`` set."""
+_MAX_KEY, _MAX_VALUE = 317, 63  # prefix (253) "/" name (63); a label value
+
+# Greedy classes with no nested quantifiers: each match is linear in what it consumes, and the
+# parser moves a position forward instead of slicing, so parsing is linear in the selector.
+_KEY = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_./]*")
+_VAL = re.compile(r"[-A-Za-z0-9_.]*")
+_SPACE = re.compile(r"\s*")
+_OP = re.compile(r"(==|!=|=|in\b|notin\b)")
+_ALNUM_END = re.compile(r"[A-Za-z0-9]")
+
+
+def _quote(text: str, pos: int) -> str:
+    near = text[pos:pos + 40]
+    return f'near "{near}{"…" if len(text) > pos + 40 else ""}"'
+
+
+def _check_size(text: str, what: str) -> None:
+    if len(text) > MAX_SELECTOR_LENGTH:
+        raise SelectorError(f"{what} selector is {len(text)} characters long; at most "
+                            f"{MAX_SELECTOR_LENGTH} are accepted")
+
+
+def _word(text: str, pos: int, pattern: re.Pattern[str], limit: int, what: str) -> str:
+    m = pattern.match(text, pos)
+    word = m.group(0) if m else ""
+    if word and not _ALNUM_END.match(word[-1]):
+        raise SelectorError(f'invalid label selector: {what} "{word[:70]}" must end with a '
+                            "letter or digit")
+    if len(word) > limit:
+        raise SelectorError(f"invalid label selector: {what} longer than {limit} characters")
+    return word
 
 
 def parse_labels(text: str) -> list[Requirement]:
     """Parse a label selector string into requirements (all must hold)."""
+    _check_size(text, "label")
     reqs: list[Requirement] = []
-    rest = text.strip()
-    while rest:
-        m = _SET.match(rest)
-        if m:
-            values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
-            reqs.append(Requirement(m.group(1), m.group(2), values))
-            rest = rest[m.end():]
+    pos, end = 0, len(text)
+
+    def skip(p: int) -> int:
+        m = _SPACE.match(text, p)
+        return m.end() if m else p
+
+    pos = skip(pos)
+    while pos < end:
+        if len(reqs) >= MAX_REQUIREMENTS:
+            raise SelectorError(f"label selector has more than {MAX_REQUIREMENTS} requirements")
+        negate = text.startswith("!", pos)
+        if negate:
+            pos = skip(pos + 1)
+        key = _word(text, pos, _KEY, _MAX_KEY, "key")
+        if not key:
+            raise SelectorError(f"invalid label selector {_quote(text, pos)}")
+        pos = skip(pos + len(key))
+        op = _OP.match(text, pos) if not negate else None
+        if op is None:
+            reqs.append(Requirement(key, "!" if negate else "exists"))
+        elif op.group(1) in ("in", "notin"):
+            pos = skip(op.end())
+            if not text.startswith("(", pos):
+                raise SelectorError(f"invalid label selector: expected ( {_quote(text, pos)}")
+            close = text.find(")", pos)
+            if close < 0:
+                raise SelectorError(f"invalid label selector: unclosed ( {_quote(text, pos)}")
+            values = tuple(v.strip() for v in text[pos + 1:close].split(",") if v.strip())
+            if len(values) > MAX_VALUES:
+                raise SelectorError(f"label selector: more than {MAX_VALUES} values for {key}")
+            for v in values:
+                if _word(v, 0, _VAL, _MAX_VALUE, "value") != v:
+                    raise SelectorError(f'invalid label selector: value "{v[:70]}"')
+            reqs.append(Requirement(key, op.group(1), values))
+            pos = skip(close + 1)
         else:
-            m = _EQ.match(rest)
-            if m:
-                op = "=" if m.group(2) in ("=", "==") else "!="
-                reqs.append(Requirement(m.group(1), op, (m.group(3),)))
-                rest = rest[m.end():]
-            else:
-                m = _EXISTS.match(rest)
-                if not m or m.end() == 0:
-                    raise SelectorError(f'invalid label selector "{text}" near "{rest}"')
-                reqs.append(Requirement(m.group(2), "!" if m.group(1) else "exists"))
-                rest = rest[m.end():]
-        if rest.startswith(","):
-            rest = rest[1:].lstrip()
-            if not rest:
-                raise SelectorError(f'invalid label selector "{text}": trailing comma')
-        elif rest:
-            raise SelectorError(f'invalid label selector "{text}" near "{rest}"')
+            pos = skip(op.end())
+            value = _word(text, pos, _VAL, _MAX_VALUE, "value")
+            reqs.append(Requirement(key, "!=" if op.group(1) == "!=" else "=", (value,)))
+            pos = skip(pos + len(value))
+        if pos < end:
+            if text[pos] != ",":
+                raise SelectorError(f"invalid label selector {_quote(text, pos)}")
+            pos = skip(pos + 1)
+            if pos >= end:
+                raise SelectorError("invalid label selector: trailing comma")
     return reqs
+
+
+_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9_.]*)\s*(==|!=|=)(.*)", re.DOTALL)
 
 
 def parse_fields(text: str) -> list[Requirement]:
     """Parse a field selector (``=``, ``==``, ``!=`` only, as in Kubernetes)."""
+    _check_size(text, "field")
     reqs: list[Requirement] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        m = re.match(r"^([A-Za-z][A-Za-z0-9_.]*)\s*(==|!=|=)\s*(.*)$", part)
+        if len(reqs) >= MAX_REQUIREMENTS:
+            raise SelectorError(f"field selector has more than {MAX_REQUIREMENTS} requirements")
+        m = _FIELD.fullmatch(part)
         if not m:
-            raise SelectorError(f'invalid field selector "{part}"')
+            raise SelectorError(f'invalid field selector "{part[:70]}"')
         op = "!=" if m.group(2) == "!=" else "="
         reqs.append(Requirement(m.group(1), op, (m.group(3).strip(),)))
     return reqs

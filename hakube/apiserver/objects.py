@@ -331,6 +331,9 @@ class ObjectAPI:
             raise Forbidden(f'namespace "{req.name}" may not be deleted')
         pre = req.preconditions
         grace = req.grace_period_seconds if req.HasField("grace_period_seconds") else None
+        if grace is not None and grace < 0:
+            raise Invalid(f'{kind.plural} "{req.name}": gracePeriodSeconds {grace} must not be '
+                          "negative")
         for attempt in range(10):
             if attempt:
                 await self.barrier()

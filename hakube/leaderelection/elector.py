@@ -129,6 +129,13 @@ class LeaderElector:
             return time.monotonic() < self._valid_until
 
     @property
+    def term_end(self) -> float:
+        """The monotonic time until which this candidate may act as leader (in the past when it
+        is not leading): the fencing promise, which no other candidate's term may overlap."""
+        with self._lock:
+            return self._valid_until
+
+    @property
     def leader(self) -> str:
         """The holder last seen in the lease ("" if none)."""
         return self._leader

@@ -37,6 +37,8 @@ from typing import Any
 from pysyncobj import serializer as ps_serializer
 from pysyncobj.pickle import dumps
 
+from hakube.store import failpoints
+
 
 def _fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -49,8 +51,14 @@ def _fsync_path(path: str) -> None:
 def durable_replace(src: str, dst: str) -> None:
     """Rename ``src`` over ``dst`` so that after a power loss ``dst`` is either the old file or
     the whole new one: sync the data, rename, sync the directory."""
+    # pysyncobj names a received snapshot "<dump>.1.tmp" and its own new dump "<dump>.tmp".
+    point = "snapshot" if src.endswith(".1.tmp") else "dump" if src.endswith(".tmp") else ""
     _fsync_path(src)
+    if point:
+        failpoints.hit(f"{point}-before-rename")
     os.replace(src, dst)
+    if point:
+        failpoints.hit(f"{point}-after-rename")
     _fsync_path(os.path.dirname(os.path.abspath(dst)))
 
 

@@ -48,6 +48,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
 from hakube.pki.tls import TlsFiles
 from hakube.store import encoding, transport
+from hakube.store import journal as safe_journal
 from hakube.store.durable import DurableJournal, DurableMeta, install_file_hooks
 from hakube.store.fsm import StoreFSM
 from hakube.store.prevote import TYPES as PREVOTE_TYPES
@@ -207,6 +208,8 @@ class RaftNode:
             connectionRetryTime=settings.connect_retry,
             **settings.extra,
         )
+        install_file_hooks()
+        safe_journal.install()
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
                                consumers=[fsm], transportClass=transport.transport_class(
                                    settings.tls, self.member_address, self.member_name,
@@ -217,7 +220,6 @@ class RaftNode:
             quiet = max(2 * period, settings.election_timeout_min - period)
             self.prevote = PreVote(self.syncobj, quiet)
         self._install_append_entries_guard()
-        install_file_hooks()
         DurableMeta(self.syncobj).install()
         self.durable: DurableJournal | None = None
         if settings.fsync:

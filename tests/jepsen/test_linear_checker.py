@@ -159,3 +159,14 @@ def test_shrink_keeps_a_failing_history() -> None:
     h = [w(0, 1, 0, 1), w(0, 2, 2, 3), r(1, 1, 4, 5), r(2, 2, 4, 5)]
     small = shrink(h)
     assert not linearizable(small) and len(small) == 3
+
+
+def test_lease_terms_must_not_overlap() -> None:
+    from hakube.testing.jepsen.checks import check_leases
+
+    ok = check_leases({"a": [(0, 3), (3, 4)], "b": [(4.5, 7)], "c": []})
+    assert ok.valid and ok.holders == 2
+    bad = check_leases({"a": [(0, 3)], "b": [(2.9, 5)]})
+    assert not bad.valid and "b led from 2.900 s while a led until 3.000 s" in bad.overlaps[0]
+    nested = check_leases({"a": [(0, 10)], "b": [(2, 3)], "c": [(11, 12)]})
+    assert not nested.valid and len(nested.overlaps) == 1

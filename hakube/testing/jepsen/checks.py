@@ -109,3 +109,32 @@ def check_watches(streams: dict[str, list[Event]], writes: list[Op]) -> WatchRes
     if missing:
         problems.append(f"acknowledged writes never delivered: {missing[:10]}")
     return WatchResult(not problems, len(streams), len(reference), problems)
+
+
+@dataclass
+class LeaseResult:
+    valid: bool
+    terms: int
+    holders: int
+    overlaps: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n".join([f"leases: valid={self.valid} terms={self.terms} "
+                          f"holders={self.holders}", *(f"  {o}" for o in self.overlaps[:20])])
+
+
+def check_leases(terms: dict[str, list[tuple[float, float]]]) -> LeaseResult:
+    """``terms``: candidate to the intervals in which it believed it led (from a moment it
+    checked to the end of the term it was promised, on one clock). No two candidates' intervals
+    may overlap: at most one leader at any time."""
+    flat = sorted((start, end, who) for who, spans in terms.items() for start, end in spans)
+    overlaps: list[str] = []
+    last_end, last_who = float("-inf"), ""
+    for start, end, who in flat:
+        if start < last_end and who != last_who:
+            overlaps.append(f"{who} led from {start:.3f} s while {last_who} led until "
+                            f"{last_end:.3f} s")
+        if end > last_end:
+            last_end, last_who = end, who
+    holders = sum(1 for spans in terms.values() if spans)
+    return LeaseResult(not overlaps, len(flat), holders, overlaps)

@@ -20,7 +20,7 @@ from pathlib import Path
 from hakube.local.cluster import write_config
 from hakube.pki.layout import Pki
 from hakube.testing import netmasters
-from hakube.testing.jepsen import checks, linear
+from hakube.testing.jepsen import checks, linear, timeline
 from hakube.testing.jepsen.history import Op
 from hakube.testing.jepsen.nemesis import Fault, Nemesis
 from hakube.testing.jepsen.workload import INITIAL
@@ -52,6 +52,8 @@ class RunResult:
     report: str
     ops: int
     faults: list[Fault]
+    svg: str = ""
+    """The timeline picture (timeline.py)."""
 
 
 def _wait(cond: object, timeout: float, what: str) -> None:
@@ -133,6 +135,7 @@ def _run(cfg: RunConfig, net: Network) -> RunResult:
     if cfg.out is not None:
         cfg.out.mkdir(parents=True, exist_ok=True)
         (cfg.out / "report.txt").write_text(result.report + "\n")
+        (cfg.out / "timeline.svg").write_text(result.svg)
     return result
 
 
@@ -153,16 +156,23 @@ def judge(history: dict[str, object], nemesis: Nemesis) -> RunResult:
     if incomplete:
         watch.valid = False
         watch.problems.append(f"watchers that never caught up after the heal: {incomplete}")
+    leases = checks.check_leases({k: [(a, b) for a, b in v]
+                                  for k, v in history.get("leases", {}).items()})  # type: ignore[attr-defined]
     counts = {s: sum(1 for o in ops if o.outcome == s) for s in ("ok", "fail", "info")}
-    verdicts = [lin.valid, sets.valid, watch.valid]
+    verdicts = [lin.valid, sets.valid, watch.valid, leases.valid]
     valid = False if False in verdicts else (None if None in verdicts else True)
     lines = [f"valid: {valid}",
              f"operations: {len(ops)} ({counts['ok']} ok, {counts['fail']} fail, "
              f"{counts['info']} info)",
-             lin.text(), sets.text(), watch.text(),
+             lin.text(), sets.text(), watch.text(), leases.text(),
              f"faults ({len(nemesis.timeline)}):",
              *(f"  {f.describe()}" for f in nemesis.timeline)]
-    return RunResult(valid, "\n".join(lines), len(ops), list(nemesis.timeline))
+    marked = {o.index for k in lin.anomalies for o in k.counterexample}
+    picture = timeline.svg(ops, nemesis.timeline,
+                           {k: [(a, b) for a, b in v]
+                            for k, v in history.get("leases", {}).items()},  # type: ignore[attr-defined]
+                           marked)
+    return RunResult(valid, "\n".join(lines), len(ops), list(nemesis.timeline), picture)
 
 
 def _calm(jdir: Path, seconds: float) -> bool:

@@ -160,6 +160,35 @@ class Watcher(threading.Thread):
             self.watch.stop()
 
 
+class Candidate:
+    """A leader-election candidate that logs the terms it believes it holds: from each moment
+    it checks (every 20 ms while leading) to the end of the term the elector promised."""
+
+    def __init__(self, identity: str, client: Client, rec: Recorder) -> None:
+        from hakube.leaderelection.elector import ElectionConfig, LeaderElector
+
+        self.identity = identity
+        self.rec = rec
+        self.terms: list[list[float]] = []
+        self.stop = threading.Event()
+        self.elector = LeaderElector(
+            client, ElectionConfig(name="jepsen-lease", identity=identity, namespace=NAMESPACE),
+            self._work)
+        self.thread = threading.Thread(target=self.elector.run, args=(self.stop,),
+                                       name=f"lease-{identity}", daemon=True)
+
+    def _work(self, leading: threading.Event) -> None:
+        while not leading.wait(0.02):
+            now = time.monotonic()
+            end = self.elector.term_end
+            if end > now:
+                start, end = now - self.rec.start, end - self.rec.start
+                if self.terms and self.terms[-1][1] >= start:
+                    self.terms[-1][1] = max(self.terms[-1][1], end)
+                else:
+                    self.terms.append([start, end])
+
+
 def _wait_file(path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -176,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", type=int, default=5)
     p.add_argument("--register-workers", type=int, default=6)
     p.add_argument("--set-workers", type=int, default=2)
+    p.add_argument("--lease-candidates", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--op-timeout", type=float, default=5.0)
     p.add_argument("--serializable-reads", action="store_true",
@@ -212,14 +242,23 @@ def main(argv: list[str] | None = None) -> int:
         c = Client(every, policy=policy)
         threads.append(threading.Thread(target=set_worker, args=(
             c, rec, 100 + i, stop, values)))
+    candidates = [Candidate(f"c{i}", Client(every, policy=policy), rec)
+                  for i in range(a.lease_candidates)]
     for t in threads:
         t.start()
+    for cand in candidates:
+        cand.thread.start()
     for t in threads:
         t.join()
+    for cand in candidates:
+        cand.stop.set()
+    for cand in candidates:
+        cand.thread.join(timeout=30)
     (a.dir / "workload-done").write_text("")
     _wait_file(a.dir / "healed", timeout=600)
     final = _final(setup, masters, watchers)
-    history = {"ops": [asdict(o) for o in rec.ops], **final}
+    history = {"ops": [asdict(o) for o in rec.ops], **final,
+               "leases": {cand.identity: cand.terms for cand in candidates}}
     (a.dir / "history.json").write_text(json.dumps(history))
     return 0
 
