@@ -29,6 +29,9 @@ from typing import Any
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.authn import Authenticator
+from hakube.apiserver.authz import defaults as rbac_defaults
+from hakube.apiserver.authz.authorizer import Authorizer
+from hakube.apiserver.authz.review import AUTHORIZATION_SERVICE, ReviewServicer
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
 from hakube.apiserver.metrics import MasterMetrics
@@ -97,6 +100,13 @@ class MasterSettings:
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
+    authorization_mode: str = "RBAC"
+    """RBAC (with the node authorizer; the default) or AlwaysAllow: any authenticated caller
+    may do anything. AlwaysAllow exists to measure what authorization costs; never run a
+    cluster with it."""
+    rbac_reconcile_interval: float = 5.0
+    """Seconds between checks (on the Raft leader) that the default roles and bindings are
+    present and unchanged."""
 
 
 class Master:
@@ -263,8 +273,10 @@ class Master:
             try:
                 data = await ops.snapshot_bytes()
                 rev = read_meta(data)[0]["revision"]
+                # The revision zero-padded: names sort in the order taken, also within a second
+                # (retention deletes the first ones in that order).
                 path = os.path.join(s.snapshot_dir, time.strftime(
-                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev}.snap", time.gmtime()))
+                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev:012d}.snap", time.gmtime()))
                 await asyncio.to_thread(write_snapshot, path, data)
                 kept = sorted(f for f in os.listdir(s.snapshot_dir)
                               if f.startswith(f"hakube-{s.name}-") and f.endswith(".snap"))
@@ -398,12 +410,27 @@ class Master:
                             object=obj, request_id=f"bootstrap/namespace/{ns}"))
                     except AlreadyExists:
                         pass
+                # The default roles before readiness, so components never meet an empty RBAC.
+                await api.barrier()
+                await rbac_defaults.reconcile(api)
             except ApiError as exc:
-                log.info("bootstrap of namespaces deferred: %s", exc)
+                log.info("bootstrap of namespaces and default roles deferred: %s", exc)
                 await asyncio.sleep(0.2)
                 continue
             self.bootstrapped = True
             return
+
+    async def _rbac_defaults_loop(self, api: ObjectAPI) -> None:
+        """Recreate deleted default roles and restore edited ones (on the leader only, so the
+        masters do not race each other)."""
+        while True:
+            await asyncio.sleep(self.settings.rbac_reconcile_interval)
+            if not (self.bootstrapped and self.raft is not None and self.raft.is_leader()):
+                continue
+            try:
+                await rbac_defaults.reconcile(api)
+            except ApiError as exc:
+                log.info("reconciling the default roles deferred: %s", exc)
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -431,8 +458,17 @@ class Master:
                         quota_bytes=s.quota_bytes)
         self.objects = api
         tokens = BootstrapTokens(self.fsm)
+        authorizer = Authorizer(self.fsm, s.authorization_mode)
+        if s.authorization_mode == "AlwaysAllow":
+            log.warning("master %s: AUTHORIZATION IS OFF (--authorization-mode=AlwaysAllow): "
+                        "every authenticated caller may do anything, read every Secret, take "
+                        "snapshots and remove masters. Use only to measure; never in a real "
+                        "cluster.", s.name)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
-                           authenticator=Authenticator(ca_name, bootstrap=tokens.identity))
+                           authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
+                           authorizer=authorizer)
+        server.extra_services[AUTHORIZATION_SERVICE] = ReviewServicer(authorizer).handlers(
+            server.unary)
         ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
                           fsm=self.fsm, raft=self.raft, api=api)
         server.extra_services[OPS_SERVICE] = ops.handlers(server.unary, server.authenticate)
@@ -459,7 +495,8 @@ class Master:
                  asyncio.create_task(self._readiness_loop(api, server, hub)),
                  asyncio.create_task(self._lease_loop(api)),
                  asyncio.create_task(self._bootstrap(api)),
-                 asyncio.create_task(self._membership_loop(api))]
+                 asyncio.create_task(self._membership_loop(api)),
+                 asyncio.create_task(self._rbac_defaults_loop(api))]
         if s.snapshot_dir:
             os.makedirs(s.snapshot_dir, exist_ok=True)
             tasks.append(asyncio.create_task(self._snapshot_loop(ops)))

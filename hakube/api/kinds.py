@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from hakube.api.v1 import api_pb2, core_pb2, pod_pb2, workloads_pb2
+from hakube.api.v1 import api_pb2, core_pb2, pod_pb2, rbac_pb2, workloads_pb2
 
 FieldFn = Callable[[Message], dict[str, str]]
 
@@ -38,6 +38,11 @@ class Kind:
     """Selectable fields beyond metadata.name / metadata.namespace."""
     api_versions: tuple[str, ...] = field(default=())
     """Other apiVersions accepted on input (e.g. autoscaling/v1 for HPA)."""
+
+    @property
+    def group(self) -> str:
+        """The API group of ``api_version`` ("" for the core group), as RBAC rules name it."""
+        return self.api_version.rpartition("/")[0]
 
     @property
     def field_number(self) -> int:
@@ -116,6 +121,14 @@ KINDS: tuple[Kind, ...] = (
          "v1", "persistentvolumeclaims", True, ("pvc",)),
     Kind("PriorityClass", core_pb2.PriorityClass, "priority_class", "scheduling.k8s.io/v1",
          "priorityclasses", False, ("pc",), has_status=False),
+    Kind("Role", rbac_pb2.Role, "role", "rbac.authorization.k8s.io/v1", "roles", True, (),
+         has_status=False),
+    Kind("ClusterRole", rbac_pb2.ClusterRole, "cluster_role", "rbac.authorization.k8s.io/v1",
+         "clusterroles", False, (), has_status=False),
+    Kind("RoleBinding", rbac_pb2.RoleBinding, "role_binding", "rbac.authorization.k8s.io/v1",
+         "rolebindings", True, (), has_status=False),
+    Kind("ClusterRoleBinding", rbac_pb2.ClusterRoleBinding, "cluster_role_binding",
+         "rbac.authorization.k8s.io/v1", "clusterrolebindings", False, (), has_status=False),
 )
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

@@ -76,7 +76,7 @@ class NodeProxyServicer:
         self.tls = tls
         self._slots = asyncio.Semaphore(max_calls)
         self.max_calls = max_calls
-        self.authenticate: Callable[[str, grpc.aio.ServicerContext], Identity] | None = None
+        self.authenticate: Callable[[str, grpc.aio.ServicerContext, Any], Identity] | None = None
 
     # -- where --------------------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class NodeProxyServicer:
         except Exception as e:  # noqa: BLE001 - any decode failure is the caller's
             await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed LogsRequest: {e}")
         try:
-            self._check_caller("Logs", ctx)
+            self._check_caller("Logs", ctx, req)
             node = self._pod_node(req.namespace, req.pod)
             req.namespace = req.namespace or "default"
             self._take_slot()
@@ -171,15 +171,15 @@ class NodeProxyServicer:
         except ApiError as exc:
             await ctx.abort(exc.code, exc.message)
 
-    def _check_caller(self, method: str, ctx: grpc.aio.ServicerContext) -> None:
+    def _check_caller(self, method: str, ctx: grpc.aio.ServicerContext, req: Any) -> None:
         assert self.authenticate is not None
-        identity = self.authenticate(method, ctx)
+        identity = self.authenticate(method, ctx, req)
         refuse_nodes(identity)
 
     def handlers(
         self,
         unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler],
-        authenticate: Callable[[str, grpc.aio.ServicerContext], Identity],
+        authenticate: Callable[[str, grpc.aio.ServicerContext, Any], Identity],
     ) -> list[grpc.GenericRpcHandler]:
         """``unary`` is ApiServer.unary (authentication, decoding, error mapping, metrics);
         ``authenticate`` is ApiServer.authenticate, for the log stream."""

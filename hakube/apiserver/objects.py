@@ -558,6 +558,10 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
     # Compare specs as they will be stored: a request that leaves out defaulted fields is not
     # a spec change (and must not bump generation or write a new revision).
     default_and_validate(kind, out)
+    if kind.name in ("RoleBinding", "ClusterRoleBinding") and out.role_ref != old.role_ref:
+        # Changing what a binding grants would bypass whoever checked the first one.
+        raise Invalid(f'{kind.name} "{m.name}" is invalid: roleRef: field is immutable (delete '
+                      "the binding and create a new one)")
     if hasattr(out, "spec") and out.spec.SerializeToString(deterministic=True) != \
             old.spec.SerializeToString(deterministic=True):
         m.generation = o.generation + 1

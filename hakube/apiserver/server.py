@@ -9,6 +9,12 @@ and requires a client certificate; the handler maps it to an identity, kept in
 ``authn.current`` for the rest of the request. Health and reflection need no identity (they
 still run behind TLS). Callers with only a bootstrap identity may call nothing but the methods
 ``bootstrap_methods`` lists (the join service).
+
+Then every request is authorized, here and nowhere else (hakube.apiserver.authz): the method's
+attributes (``authz.attributes.METHODS``: verb, resource, namespace, name) are read from the
+request and the authorizer decides; a denial is PERMISSION_DENIED naming user, verb, resource
+and namespace. Services registered by the master (ops, join, node proxy, authorization) go
+through the same ``authenticate``, so no handler decides on its own who may call it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import authn
+from hakube.apiserver.authz.attributes import METHODS
+from hakube.apiserver.authz.authorizer import Authorizer
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics, kind_label
@@ -84,9 +92,10 @@ class ApiServer:
 
     def __init__(self, api: ObjectAPI, hub: WatchHub, metrics: MasterMetrics,
                  cluster_status: Callable[[], api_pb2.ClusterStatusResponse], *,
-                 authenticator: authn.Authenticator) -> None:
+                 authenticator: authn.Authenticator, authorizer: Authorizer) -> None:
         self.api = api
         self.authenticator = authenticator
+        self.authorizer = authorizer
         self.bootstrap_methods: set[str] = set()
         """Methods a bootstrap identity may call (registered by the join service)."""
         self.hub = hub
@@ -97,12 +106,20 @@ class ApiServer:
         self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
         """Further services (name -> handlers) registered by the master, e.g. OpsService."""
 
-    def authenticate(self, method: str, ctx: grpc.aio.ServicerContext) -> Identity:
-        """The caller of ``method``; Unauthenticated or Forbidden (an ApiError) if it may not
-        call it at all. Sets ``authn.current`` for the rest of the request."""
+    def authenticate(self, method: str, ctx: grpc.aio.ServicerContext,
+                     req: Any = None) -> Identity:
+        """The caller of ``method`` with request ``req``, authorized; Unauthenticated or
+        Forbidden (an ApiError) if it may not make this call. Sets ``authn.current`` for the
+        rest of the request. A method without an entry in ``METHODS`` is refused."""
         identity = self.authenticator.identify(ctx)
         if authn.is_bootstrap(identity) and method not in self.bootstrap_methods:
             raise Forbidden(f'"{identity.user}" is a bootstrap token: it may only join a node')
+        try:
+            attributes_of = METHODS[method]
+        except KeyError:
+            raise Forbidden(f'method "{method}" has no authorization attributes') from None
+        if attributes_of is not None:
+            self.authorizer.check(identity, attributes_of(req))
         authn.current.set(identity)
         return identity
 
@@ -126,7 +143,7 @@ class ApiServer:
             start = clock()
             code = "OK"
             try:
-                self.authenticate(method, ctx)
+                self.authenticate(method, ctx, req)
                 return await fn(req)
             except ApiError as exc:
                 code = exc.code.name
@@ -140,7 +157,7 @@ class ApiServer:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
         code = grpc.StatusCode.OK
         try:
-            self.authenticate("Watch", ctx)
+            self.authenticate("Watch", ctx, req)
             kind = kind_for(req.kind)
             ns = req.namespace if kind.namespaced and req.namespace else None
             lm, fm = compile_selectors(kind, req.label_selector, req.field_selector)

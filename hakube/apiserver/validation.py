@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
+from hakube.apiserver.authz import validation as rbac_validation
 from hakube.apiserver.errors import Invalid
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
@@ -74,7 +75,10 @@ def check_labels(labels: Any, path: str, probs: Problems) -> None:
 
 
 def validate_meta(kind: Kind, meta: meta_pb2.ObjectMeta, probs: Problems) -> None:
-    check_name(meta.name, "metadata.name", probs, label=kind.name in _LABEL_NAME_KINDS)
+    if kind.name in rbac_validation.CHECKS:
+        rbac_validation.check_path_segment_name(meta.name, "metadata.name", probs)
+    else:
+        check_name(meta.name, "metadata.name", probs, label=kind.name in _LABEL_NAME_KINDS)
     if kind.namespaced:
         check_name(meta.namespace, "metadata.namespace", probs, label=True)
     elif meta.namespace:
@@ -505,6 +509,7 @@ _CHECKS: dict[str, Callable[[Any, Problems], None]] = {
     "Node": _node,
     "Namespace": _namespace,
     "PersistentVolumeClaim": _pvc,
+    **rbac_validation.CHECKS,
 }
 
 

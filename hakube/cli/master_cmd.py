@@ -79,6 +79,12 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--cert-sans", type=parse_list, default=[],
                    help="extra names/IPs for this master's certificate, comma-separated (e.g. "
                    "a VIP); the listen hosts are always included")
+    p.add_argument("--authorization-mode", choices=("RBAC", "AlwaysAllow"), default="RBAC",
+                   help="RBAC (default: RBAC plus the node authorizer) or AlwaysAllow (no "
+                   "authorization at all; only to measure what it costs)")
+    p.add_argument("--rbac-reconcile-interval", type=float, default=5.0,
+                   help="seconds between the leader's checks that the default roles and "
+                   "bindings are present and unchanged (5)")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -100,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         print("hakube master: --snapshot-interval must be > 0 and --snapshot-retain >= 1",
               file=sys.stderr)
         return 2
+    if args.rbac_reconcile_interval <= 0:
+        print("hakube master: --rbac-reconcile-interval must be > 0", file=sys.stderr)
+        return 2
     pki = Pki(args.pki_dir or os.path.join(args.data_dir, "pki"))
     tls = pki.master_tls(args.name)
     try:
@@ -117,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
                               cert_sans=args.cert_sans,
                               metrics_remote_ok=args.allow_unauthenticated_metrics,
-                              quota_bytes=args.quota_bytes)
+                              quota_bytes=args.quota_bytes,
+                              authorization_mode=args.authorization_mode,
+                              rbac_reconcile_interval=args.rbac_reconcile_interval)
     comps: list[Component] = []
 
     def components(pki: Pki) -> None:

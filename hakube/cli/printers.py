@@ -285,6 +285,10 @@ COLUMNS: dict[str, list[Column]] = {
     "PriorityClass": [("VALUE", lambda c: str(c.value), False),
                       ("GLOBAL-DEFAULT", lambda c: str(c.global_default).lower(), False),
                       ("AGE", _age, False)],
+    "RoleBinding": [("ROLE", lambda b: f"{b.role_ref.kind}/{b.role_ref.name}", False),
+                    ("AGE", _age, False)],
+    "ClusterRoleBinding": [("ROLE", lambda b: f"{b.role_ref.kind}/{b.role_ref.name}", False),
+                           ("AGE", _age, False)],
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Generic
 
-from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
+from hakube.api.v1 import core_pb2, pod_pb2, rbac_pb2, workloads_pb2
 from hakube.client.base import DeleteResult, M, ObjectClient, ObjectList
 from hakube.client.informer import Informer
 from hakube.client.watch import Watch, open_watch
@@ -131,3 +131,19 @@ class TypedResources:
     @property
     def priorityclasses(self) -> Resource[core_pb2.PriorityClass]:
         return self.resource(core_pb2.PriorityClass)
+
+    @property
+    def roles(self) -> Resource[rbac_pb2.Role]:
+        return self.resource(rbac_pb2.Role)
+
+    @property
+    def clusterroles(self) -> Resource[rbac_pb2.ClusterRole]:
+        return self.resource(rbac_pb2.ClusterRole)
+
+    @property
+    def rolebindings(self) -> Resource[rbac_pb2.RoleBinding]:
+        return self.resource(rbac_pb2.RoleBinding)
+
+    @property
+    def clusterrolebindings(self) -> Resource[rbac_pb2.ClusterRoleBinding]:
+        return self.resource(rbac_pb2.ClusterRoleBinding)

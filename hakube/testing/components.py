@@ -3,7 +3,9 @@
 Short election timings by default so that failover tests are quick; each process logs to its own
 file. The processes are children of a ``hakube.local.supervisor.Supervisor`` that never restarts
 them (tests kill components on purpose and watch the others take over), and ``stop_all`` ends
-exactly the processes started here.
+exactly the processes started here. Each component runs with its own identity
+(``system:kube-scheduler``, ``system:kube-controller-manager``: the test CA's user
+certificates), as in a real cluster, so the tests exercise its least-privilege role.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 
+from hakube.client.config import ENV_CONFIG
 from hakube.local import procs
+from hakube.local.cluster import write_config
 from hakube.local.supervisor import RestartPolicy, Supervisor
+from hakube.pki.layout import USERS, Pki
+from hakube.testing import pki as testpki
 
 FAST_ELECTION = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
 FAST_POD_BACKOFF = ["--pod-initial-backoff", "0.2", "--pod-max-backoff", "1"]
@@ -32,6 +38,15 @@ class ComponentProcs:
     supervisor: Supervisor = field(
         default_factory=lambda: Supervisor(RestartPolicy(restart=False))
     )
+    pki: Pki | None = None
+    """Whose certificate the component uses (default: the shared test CA's, for its command)."""
+
+    def _env(self) -> dict[str, str] | None:
+        if self.command not in USERS:
+            return None
+        conf = os.path.join(self.log_dir, f"{self.command}.conf")
+        write_config(conf, self.pki or testpki.shared(), self.servers, user=self.command)
+        return dict(os.environ, **{ENV_CONFIG: conf})
 
     def start(self, identity: str, *args: str) -> subprocess.Popen[bytes]:
         argv = procs.hakube_argv(
@@ -50,7 +65,8 @@ class ComponentProcs:
         if old is not None and old.alive:
             self.supervisor.children[identity] = old
             raise ValueError(f"{self.command} {identity} is running already")
-        child = self.supervisor.spawn(identity, self.command, argv, self._log_path(identity))
+        child = self.supervisor.spawn(identity, self.command, argv, self._log_path(identity),
+                                      env=self._env())
         assert child.proc is not None
         return child.proc
 

@@ -3,7 +3,7 @@
 This package's face holds the parser and the program; common.py the shared context and the
 error policy; the commands live in read.py (get, describe, api-resources, cluster status),
 write.py (apply, create, delete, scale, label), rollout.py, autoscale.py, node.py (logs, exec,
-top) and nodes.py (taint, cordon, uncordon, drain).
+top), nodes.py (taint, cordon, uncordon, drain) and auth.py (auth can-i, auth whoami).
 
 Error policy: every failure prints one line on stderr that names the object and the problem,
 and the exit status is non-zero - 1 for failures, 2 for a command line that does not parse.
@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from hakube.cli.ctl import autoscale, node, nodes, read, rollout, write
+from hakube.cli.ctl import auth, autoscale, node, nodes, read, rollout, write
 from hakube.cli.ctl.common import (
     Command,
     CommandError,
@@ -35,7 +35,7 @@ from hakube.client.config import ConfigError
 
 ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "rollout",
          "autoscale", "logs", "exec", "top", "cluster", "api-resources", "taint", "cordon",
-         "uncordon", "drain")
+         "uncordon", "drain", "auth")
 """The commands, in the order ``--help`` lists them."""
 
 
@@ -47,7 +47,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     add_common_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     table = {**write.COMMANDS, **read.COMMANDS, **rollout.COMMANDS,
-             **autoscale.COMMANDS, **node.COMMANDS, **nodes.COMMANDS}
+             **autoscale.COMMANDS, **node.COMMANDS, **nodes.COMMANDS, **auth.COMMANDS}
     assert set(table) == set(ORDER), "every command must be listed in ORDER"
     commands: dict[str, Command] = {}
     for name in ORDER:
