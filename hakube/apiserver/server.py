@@ -166,11 +166,11 @@ class ApiServer:
             except ValueError as exc:
                 raise Invalid(f'resourceVersion "{req.resource_version}" is not a number') \
                     from exc
-            watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
             interval = float(req.bookmark_interval_seconds or 10)
             if not 1 <= interval <= 3600:
                 raise Invalid(f"watch {req.kind}: bookmarkIntervalSeconds "
                               f"{req.bookmark_interval_seconds} must be between 1 and 3600")
+            watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
             async for data in self.hub.stream(watcher, bookmarks=req.allow_bookmarks,
                                               interval=interval):
                 yield data
