@@ -30,6 +30,7 @@ server's event loop keeps serving meanwhile.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -38,6 +39,10 @@ from pysyncobj import serializer as ps_serializer
 from pysyncobj.pickle import dumps
 
 from hakube.store import failpoints
+
+log = logging.getLogger("hakube.store")
+EXIT_STORAGE_FAILED = 74
+"""Exit status of a master that stopped because its disk failed it (EX_IOERR)."""
 
 
 def _fsync_path(path: str) -> None:
@@ -69,7 +74,13 @@ def install_file_hooks() -> None:
 
 
 class DurableMeta:
-    """Term and vote written with fsync, rename and directory fsync, whatever the mode."""
+    """Term and vote written with fsync, rename and directory fsync, whatever the mode.
+
+    A member that cannot persist them (a full or failing disk) stops at once: pysyncobj would
+    log the error and carry on with the new term or vote in memory only, and answer votes it
+    could forget — a safety violation. Fail-stop, as etcd panics on a WAL write error; the
+    supervisor (systemd) restarts it once the disk has room.
+    """
 
     def __init__(self, syncobj: Any) -> None:
         self.storer = syncobj._SyncObj__raftLog._FileJournal__metaStorer
@@ -79,12 +90,18 @@ class DurableMeta:
 
         def store(meta: Any) -> None:
             tmp = path + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(dumps(meta))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_path(os.path.dirname(os.path.abspath(path)))
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(dumps(meta))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+                _fsync_path(os.path.dirname(os.path.abspath(path)))
+            except OSError as exc:
+                log.critical("cannot persist the Raft term and vote to %s: %s; stopping this "
+                             "master (it must not vote on what it could forget)", path, exc)
+                logging.shutdown()
+                os._exit(EXIT_STORAGE_FAILED)
 
         self.storer.storeMeta = store
 
@@ -115,7 +132,14 @@ class DurableJournal:
             self.dirty = False
             # Looked up each time: pysyncobj reopens the file when it grows the journal.
             f = self.journal._FileJournal__journalFile._ResizableFile__f
-            os.fdatasync(f.fileno())
+            try:
+                os.fdatasync(f.fileno())
+            except OSError as exc:
+                # After a failed sync the kernel may have dropped the dirty pages: retrying
+                # could report success for data that is gone. Fail-stop instead.
+                log.critical("cannot sync the Raft journal: %s; stopping this master", exc)
+                logging.shutdown()
+                os._exit(EXIT_STORAGE_FAILED)
             self.syncs += 1
 
     def _marking(self, fn: Any) -> Any:

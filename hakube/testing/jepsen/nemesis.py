@@ -1,6 +1,9 @@
 """Faults for a cluster of masters on netns hosts: partitions, packet loss, kill -9 and restart,
 SIGSTOP pauses. Every fault is undone by ``heal``.
 
+``disk-full`` (only when a master's data directory is a tmpfs of its own) fills it with a ballast
+file until writes fail with ENOSPC; the heal removes it and restarts a master that died of it.
+
 Partitions and loss are nftables rules in a table of their own inside each master's namespace
 (dropped silently, as a pulled cable: the sender learns nothing). The client host is never cut,
 so clients keep talking to masters on both sides of a partition — which is exactly when a stale
@@ -17,11 +20,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hakube.testing.netmasters import master_pids
 from hakube.testing.netns import Host
 
 TABLE = "hakube_nemesis"
+BALLAST = "nemesis-ballast"
 
 
 def _nft(host: Host, script: str) -> None:
@@ -76,6 +81,8 @@ class Nemesis:
     _killed: list[Host] = field(default_factory=list)
     _paused: list[int] = field(default_factory=list)
     _queue: list[str] = field(default_factory=list)
+    disks: dict[str, Path] = field(default_factory=dict)
+    """Masters whose data directory is a small tmpfs of its own: ``disk-full`` fills it."""
 
     def _by_name(self, name: str) -> Host | None:
         return next((h for h in self.masters if h.name == name), None)
@@ -149,6 +156,20 @@ class Nemesis:
     def _pause_leader(self) -> list[str]:
         return self._pause(leader=True)
 
+    def _disk_full(self) -> list[str]:
+        """Fill a master's disk: it must fail writes (or die), never corrupt what it has."""
+        name = self.rng.choice(sorted(self.disks))
+        ballast = self.disks[name] / BALLAST
+        with open(ballast, "wb") as f:
+            chunk = b"\0" * (1 << 20)
+            try:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+            except OSError:  # ENOSPC: full
+                pass
+        return [name]
+
     def heal(self) -> None:
         """End every fault: links back, paused masters continued, killed masters restarted."""
         for h in self.masters:
@@ -159,11 +180,15 @@ class Nemesis:
             except ProcessLookupError:
                 pass
         self._paused.clear()
+        for disk in self.disks.values():
+            (disk / BALLAST).unlink(missing_ok=True)
         for h in self._killed:
             deadline = time.monotonic() + 10
             while master_pids(h) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            self.restart(h)
         self._killed.clear()
+        for h in self.masters:  # killed, or died of a fault (a full disk)
+            if not master_pids(h):
+                self.restart(h)
         if self.timeline and not self.timeline[-1].end:
             self.timeline[-1].end = self.clock()

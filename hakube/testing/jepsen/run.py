@@ -40,6 +40,9 @@ class RunConfig:
     """Fault kinds to draw from (empty: all of Nemesis.kinds)."""
     master_flags: list[str] = field(default_factory=list)
     keys: int = 5
+    disk_mb: int = 0
+    """Give the first master a tmpfs of this many MiB as its data directory and add the
+    ``disk-full`` fault (0: no)."""
     serializable_reads: bool = False
     """Read registers without the quorum barrier: a run that should find stale reads."""
     out: Path | None = None
@@ -65,23 +68,41 @@ def _wait(cond: object, timeout: float, what: str) -> None:
 
 
 def run(cfg: RunConfig) -> RunResult:
-    with Network() as net:
-        try:
-            return _run(cfg, net)
-        finally:
-            if cfg.out is not None:
-                cfg.out.mkdir(parents=True, exist_ok=True)
-                for log in net.workdir.glob("*.log"):
-                    shutil.copy(log, cfg.out / log.name)
-                hist = net.workdir / "jepsen" / "history.json"
-                if hist.exists():
-                    shutil.copy(hist, cfg.out / "history.json")
+    mounts: list[Path] = []
+    try:
+        with Network() as net:
+            return _run_in(cfg, net, mounts)
+    finally:
+        for m in mounts:  # after the network's processes are gone
+            subprocess.run(["umount", "-l", str(m)], capture_output=True, timeout=30)
 
 
-def _run(cfg: RunConfig, net: Network) -> RunResult:
+def _run_in(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
+    """The run, keeping its logs and history under ``cfg.out`` however it ends."""
+    try:
+        return _run(cfg, net, mounts)
+    finally:
+        if cfg.out is not None:
+            cfg.out.mkdir(parents=True, exist_ok=True)
+            for log in net.workdir.glob("*.log"):
+                shutil.copy(log, cfg.out / log.name)
+            hist = net.workdir / "jepsen" / "history.json"
+            if hist.exists():
+                shutil.copy(hist, cfg.out / "history.json")
+
+
+def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
     rng = random.Random(cfg.seed)
     masters = [net.add_host(f"m{i}", f"192.0.2.{10 + i}") for i in range(1, cfg.masters + 1)]
     client = net.add_host("client", "192.0.2.100")
+    disks: dict[str, Path] = {}
+    if cfg.disk_mb:
+        disk = net.workdir / f"data-{masters[0].name}"  # netmasters' data dir of the master
+        disk.mkdir(mode=0o700)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={cfg.disk_mb}m,mode=0700",
+                        "tmpfs", str(disk)], check=True, capture_output=True, timeout=30)
+        mounts.append(disk)
+        disks[masters[0].name] = disk
 
     def start(h: Host) -> None:
         netmasters.start_master(h, masters, extra=cfg.master_flags)
@@ -109,8 +130,11 @@ def _run(cfg: RunConfig, net: Network) -> RunResult:
         t0 = time.monotonic()
         nemesis = Nemesis(masters, start, lambda: _leader(client, masters), rng,
                           lambda: time.monotonic() - t0)
+        nemesis.disks = disks
         if cfg.kinds:
             nemesis.kinds = cfg.kinds
+        if disks and "disk-full" not in nemesis.kinds:
+            nemesis.kinds = (*nemesis.kinds, "disk-full")
         while not (jdir / "workload-done").exists():
             if workload.poll() is not None:
                 raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")
