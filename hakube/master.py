@@ -28,6 +28,7 @@ from typing import Any
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
+from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
@@ -89,6 +90,9 @@ class MasterSettings:
     listen addresses and localhost."""
     metrics_remote_ok: bool = False
     """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
+    pod_security_default: str = "baseline"
+    """Pod Security level (privileged, baseline, restricted) enforced in namespaces without a
+    pod-security.kubernetes.io/enforce label; kube-system is privileged unless labelled."""
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
@@ -401,7 +405,8 @@ class Master:
                              on_refused=self.metrics.raft_refused_connection)
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
-        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
+        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time,
+                        pod_security=PodSecurity(self.fsm, s.pod_security_default))
         tokens = BootstrapTokens(self.fsm)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
                            authenticator=Authenticator(ca_name, bootstrap=tokens.identity))

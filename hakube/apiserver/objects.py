@@ -35,6 +35,7 @@ from hakube.api.labels import (
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import errors as api_errors
+from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
@@ -79,8 +80,10 @@ class ObjectAPI:
     """Implements the object service on top of one master's store replica."""
 
     def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
-                 clock: Callable[[], float], new_uid: Callable[[], str] | None = None) -> None:
+                 clock: Callable[[], float], new_uid: Callable[[], str] | None = None,
+                 pod_security: PodSecurity | None = None) -> None:
         self.fsm = fsm
+        self.pod_security = pod_security or PodSecurity(fsm)
         self.proposer = proposer
         self.clock = clock
         self.new_uid = new_uid or (lambda: str(uuid.uuid4()))
@@ -183,6 +186,7 @@ class ObjectAPI:
             _job_selector(msg, uid)
         default_and_validate(kind, msg)
         await self._check_namespace(kind, meta.namespace)
+        self.pod_security.admit(kind, msg)
         meta.uid = uid
         meta.creation_timestamp = now_rfc3339(self.clock())
         value = self._encode(kind, msg)
@@ -259,7 +263,10 @@ class ObjectAPI:
             raise Invalid(f"{kind.name} has no status")
 
         def mutate(old: Any) -> Any:
-            return _merge_update(kind, old, msg, status=status)
+            new = _merge_update(kind, old, msg, status=status)
+            if not status:
+                self.pod_security.admit(kind, new, old)
+            return new
 
         return await self.read_modify_write(kind, ns, msg.metadata.name, mutate,
                                             rv=msg.metadata.resource_version,

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from hakube.api import podpaths, podsecurity
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
@@ -158,6 +159,8 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
                 for res, qty in getattr(c.resources, rname).items():
                     if not _is_quantity(qty):
                         probs.add(f"{cp}.resources.{rname}[{res}]", f'invalid quantity "{qty}"')
+    for fpath, why in podpaths.problems(spec, path):
+        probs.add(fpath, why)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
             probs.add(f"{path}.tolerations[{i}].operator", f'unsupported value "{t.operator}"')
@@ -408,6 +411,9 @@ def _node(m: core_pb2.Node, probs: Problems) -> None:
 
 def _namespace(m: core_pb2.Namespace, probs: Problems) -> None:
     m.status.phase = m.status.phase or "Active"
+    level = m.metadata.labels.get(podsecurity.LABEL_ENFORCE)
+    if level is not None and (why := podsecurity.level_problem(level)):
+        probs.add(f"metadata.labels[{podsecurity.LABEL_ENFORCE}]", why)
 
 
 def _pvc(m: core_pb2.PersistentVolumeClaim, probs: Problems) -> None:

@@ -76,6 +76,11 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--cert-sans", type=parse_list, default=[],
                    help="extra names/IPs for this master's certificate, comma-separated (e.g. "
                    "a VIP); the listen hosts are always included")
+    p.add_argument("--pod-security-default", default="baseline",
+                   choices=("privileged", "baseline", "restricted"),
+                   help="Pod Security level enforced in namespaces without a "
+                   "pod-security.kubernetes.io/enforce label (baseline); kube-system is "
+                   "privileged unless labelled")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -113,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_interval=args.snapshot_interval,
                               snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
                               cert_sans=args.cert_sans,
-                              metrics_remote_ok=args.allow_unauthenticated_metrics)
+                              metrics_remote_ok=args.allow_unauthenticated_metrics,
+                              pod_security_default=args.pod_security_default)
     comps: list[Component] = []
 
     def components(pki: Pki) -> None:

@@ -27,6 +27,7 @@ import pytest
 from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
 from hakube.api import convert
+from hakube.api.podsecurity import LABEL_ENFORCE, PRIVILEGED
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.cli.ctl import main as hakubectl
 from hakube.client import Client, NotFound
@@ -69,7 +70,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def client(cluster: LocalCluster) -> Iterator[Client]:
+    """A client of the session cluster, whose "default" namespace is labelled Pod Security
+    privileged: these tests are about the agent running what it is given (hostPath, host
+    network); admission itself is tested in tests/security."""
     with Client(cluster.endpoints(), timeout=20) as c:
+        ns = c.get(core_pb2.Namespace, "default")
+        ns.metadata.labels[LABEL_ENFORCE] = PRIVILEGED
+        c.update(ns)
         yield c
 
 
