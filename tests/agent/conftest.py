@@ -259,6 +259,7 @@ def running_sim_agent(
         servers=tuple(servers),
         root_dir=str(root / name),
         runtime="simulated",
+        secret_volumes_on_disk=True,  # no containers read them; nothing to unmount after
         listen="127.0.0.1:0",
         node_ip="127.0.0.1",
         labels={"zone": "a"},
