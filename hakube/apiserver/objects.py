@@ -271,16 +271,17 @@ class ObjectAPI:
         return await self.read_modify_write(kind, ns, msg.metadata.name, mutate,
                                             rv=msg.metadata.resource_version,
                                             request_id=req.request_id, dry_run=req.dry_run,
-                                            validated=not status)
+                                            validated=not status, status_update=status)
 
     async def read_modify_write(self, kind: Kind, ns: str, name: str,
                                 mutate: Callable[[Any], Any], *, rv: str = "", uid: str = "",
                                 request_id: str = "", dry_run: bool = False,
-                                validated: bool = False) -> bytes:
+                                validated: bool = False, status_update: bool = False) -> bytes:
         """Read the current object, apply ``mutate`` (returns the new object, or None for no
         change), and write it back with CAS; retry on conflict unless ``rv`` pins a version.
         ``validated``: ``mutate`` already defaulted and validated its result (spec updates do, to
-        compare specs as stored), so it is not done twice on the hot path."""
+        compare specs as stored), so it is not done twice on the hot path. ``status_update``:
+        only the status changes (validation leaves the stored spec's problems out)."""
         for attempt in range(10):
             if attempt:
                 await self.barrier()
@@ -304,7 +305,7 @@ class ObjectAPI:
             if new is None:
                 return object_bytes(kind, rec.value, rec.mod_rev)
             if not validated:
-                default_and_validate(kind, new)
+                default_and_validate(kind, new, status_update=status_update)
             value = self._encode(kind, new)
             if value == rec.value:
                 return object_bytes(kind, rec.value, rec.mod_rev)

@@ -441,12 +441,18 @@ _CHECKS: dict[str, Callable[[Any, Problems], None]] = {
 }
 
 
-def default_and_validate(kind: Kind, msg: Message) -> None:
-    """Fill in defaults (in place) and raise Invalid listing what is wrong."""
+def default_and_validate(kind: Kind, msg: Message, *, status_update: bool = False) -> None:
+    """Fill in defaults (in place) and raise Invalid listing what is wrong.
+
+    ``status_update``: the spec is the stored one (an UpdateStatus cannot change it), so its
+    problems are not the writer's to fix and are not reported: an object stored before a rule
+    existed (or past the API) must still get its status, e.g. the agent's refusal of it."""
     probs = Problems()
     meta = msg.metadata  # type: ignore[attr-defined]
     validate_meta(kind, meta, probs)
     check = _CHECKS.get(kind.name)
     if check is not None:
         check(msg, probs)
+    if status_update:
+        probs.items = [(p, m) for p, m in probs.items if not p.startswith("spec")]
     probs.raise_for(kind, meta.name or meta.generate_name)

@@ -200,3 +200,16 @@ def test_a_symlink_planted_in_an_empty_dir_does_not_lead_a_sub_path_out(tmp_path
     os.symlink("/", os.path.join(vols["e"].path, "link"))  # what a container could do
     with pytest.raises(volumes.PathEscape, match="resolves outside"):
         volumes.mounts(p.spec.containers[0], vols)
+
+
+def test_the_default_level_applies_to_unlabelled_namespaces_and_kube_system_is_privileged(
+) -> None:
+    from hakube.apiserver.admission import PodSecurity
+    from hakube.store.fsm import StoreFSM
+
+    fsm = StoreFSM()
+    assert PodSecurity(fsm).level("team") == podsecurity.BASELINE
+    assert PodSecurity(fsm, "restricted").level("team") == podsecurity.RESTRICTED
+    assert PodSecurity(fsm, "restricted").level("kube-system") == podsecurity.PRIVILEGED
+    with pytest.raises(ValueError, match='unknown Pod Security level "lax"'):
+        PodSecurity(fsm, "lax")
