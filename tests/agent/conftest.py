@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from hakube.agent import tmpfs
 from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
 from hakube.api import convert
@@ -214,6 +215,8 @@ def start_agent(
     yield start
     for p in started:
         p.kill()
+    for m in tmpfs.mounts_under(tmp_path):  # secret volumes of pods a killed agent left
+        tmpfs.unmount(m)
     for ctd in runtimes:  # leave nothing running in the shared containerd
         with ctd.client() as cri:
             for node in {p.node for p in started}:
