@@ -14,7 +14,7 @@ restored snapshot, an older master, a bug) and the agent runs as root.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from hakube.api.v1 import pod_pb2
 
@@ -44,17 +44,11 @@ def mode_problem(mode: int) -> str | None:
     return None
 
 
-def _items(items: list[pod_pb2.KeyToPath], path: str) -> Iterator[tuple[str, str]]:
-    for j, it in enumerate(items):
-        why = path_problem(it.path, item=True)
-        if why:
-            yield f"{path}.items[{j}].path", why
-        if it.HasField("mode") and (why := mode_problem(it.mode)):
-            yield f"{path}.items[{j}].mode", why
+_File = pod_pb2.KeyToPath | pod_pb2.DownwardAPIVolumeFile
+"""An item of a volume: a key's file or a downward API file (both have ``path`` and ``mode``)."""
 
 
-def _downward(items: list[pod_pb2.DownwardAPIVolumeFile], path: str
-              ) -> Iterator[tuple[str, str]]:
+def _items(items: Sequence[_File], path: str) -> Iterator[tuple[str, str]]:
     for j, it in enumerate(items):
         why = path_problem(it.path, item=True)
         if why:
@@ -81,7 +75,7 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]
             out += _items(list(v.secret.items), f"{vp}.secret")
             out += _default_mode(v.secret, f"{vp}.secret")
         if v.HasField("downward_api"):
-            out += _downward(list(v.downward_api.items), f"{vp}.downwardAPI")
+            out += _items(list(v.downward_api.items), f"{vp}.downwardAPI")
         if v.HasField("projected"):
             out += _default_mode(v.projected, f"{vp}.projected")
             for k, src in enumerate(v.projected.sources):
@@ -91,7 +85,7 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]
                 if src.HasField("secret"):
                     out += _items(list(src.secret.items), f"{sp}.secret")
                 if src.HasField("downward_api"):
-                    out += _downward(list(src.downward_api.items), f"{sp}.downwardAPI")
+                    out += _items(list(src.downward_api.items), f"{sp}.downwardAPI")
     for field, containers in (("initContainers", spec.init_containers),
                               ("containers", spec.containers)):
         for i, c in enumerate(containers):
