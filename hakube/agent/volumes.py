@@ -51,12 +51,16 @@ class HostVolume:
     """Forced read-only (API-projected data)."""
 
 
-def pod_dir(root: str, uid: str) -> Path:
-    return Path(root) / "pods" / uid
-
-
 class PathEscape(ConfigError):
     """A path in the spec (or a symlink on the way) leads outside its volume directory."""
+
+
+def pod_dir(root: str, uid: str) -> Path:
+    """``<root>/pods/<uid>``; a uid that is not one plain path element is refused (PathEscape),
+    whatever reached the store, so no removal can climb out of ``<root>/pods``."""
+    if why := podpaths.name_problem(uid):
+        raise PathEscape(f'pod uid "{uid}": {why}')
+    return Path(root) / "pods" / uid
 
 
 def _under(base: Path, rel: str, *, item: bool) -> Path:
@@ -174,7 +178,7 @@ def prepare(pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts, *,
     ns = pod.metadata.namespace
     out: dict[str, HostVolume] = {}
     for v in pod.spec.volumes:
-        d = base / v.name
+        d = _under(base, v.name, item=True)
         if v.HasField("host_path"):
             out[v.name] = HostVolume(_host_path(v.host_path), False)
             continue
@@ -277,7 +281,11 @@ def mounts(c: pod_pb2.Container, volumes: dict[str, HostVolume]) -> list[cri.Mou
 def remove(root: str, uid: str) -> None:
     """Unmount the pod's tmpfs volumes and delete its directory (its emptyDirs and written
     files; never a hostPath)."""
-    d = pod_dir(root, uid)
+    try:
+        d = pod_dir(root, uid)
+    except PathEscape as e:
+        log.warning("not removing the volumes of a pod: %s", e)
+        return
     if not d.exists():
         return
     for m in tmpfs.mounts_under(d):

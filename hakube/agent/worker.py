@@ -138,7 +138,7 @@ class PodSyncer:
         if pod.status.phase in ("Succeeded", "Failed"):
             self._quiesce(rec)
             return None
-        bad = podpaths.problems(pod.spec)
+        bad = podpaths.node_problems(pod)
         if bad:
             self._reject(pod, rec, bad)
             return None

@@ -93,3 +93,31 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]
                 if m.sub_path and (why := path_problem(m.sub_path, item=False)):
                     out.append((f"{path}.{field}[{i}].volumeMounts[{j}].subPath", why))
     return out
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` may not be one element of a path on the node, or None."""
+    if not name or name in (".", "..") or "/" in name or "\x00" in name:
+        return "must be a non-empty name without '/' (not '.' or '..')"
+    return None
+
+
+def node_problems(pod: pod_pb2.Pod) -> list[tuple[str, str]]:
+    """``problems`` plus the names the agent turns into paths on the node (the pod's uid,
+    name and namespace, volume and container names): the API allows only DNS names there, but
+    the agent checks what it is given."""
+    out: list[tuple[str, str]] = []
+    m = pod.metadata
+    for field, value in (("uid", m.uid), ("name", m.name), ("namespace", m.namespace)):
+        if why := name_problem(value):
+            out.append((f"metadata.{field}", why))
+    spec = pod.spec
+    for i, v in enumerate(spec.volumes):
+        if why := name_problem(v.name):
+            out.append((f"spec.volumes[{i}].name", why))
+    for field, containers in (("initContainers", spec.init_containers),
+                              ("containers", spec.containers)):
+        for i, c in enumerate(containers):
+            if why := name_problem(c.name):
+                out.append((f"spec.{field}[{i}].name", why))
+    return out + problems(spec)

@@ -35,13 +35,14 @@ def agent(master: InProcessMaster, tmp_path: Path) -> Iterator[Agent]:
 
 
 def _exploit(node: str, name: str, volume: dict[str, object], sub_path: str = "") -> pod_pb2.Pod:
-    mount = {"name": "v", "mountPath": "/v", **({"subPath": sub_path} if sub_path else {})}
+    vname = str(volume.pop("name", "v"))
+    mount = {"name": vname, "mountPath": "/v", **({"subPath": sub_path} if sub_path else {})}
     body = {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"nodeName": node, "restartPolicy": "Always",
                      "containers": [{"name": "c", "image": "busybox:1",
                                      "volumeMounts": [mount]}],
-                     "volumes": [{"name": "v", **volume}]}}
+                     "volumes": [{"name": vname, **volume}]}}
     pod: pod_pb2.Pod = convert.from_dict(body)  # type: ignore[assignment]
     return pod
 
@@ -59,6 +60,8 @@ CASES: list[tuple[str, Callable[[Path], dict[str, object]], str, str]] = [
      "spec.volumes[0].secret.items[0].mode: invalid mode 0o4777"),
     ("subpath", lambda _: {"emptyDir": {}}, "../..",
      "spec.containers[0].volumeMounts[0].subPath: must not contain '..'"),
+    ("volname", lambda _: {"name": "../../../../../escaped", "emptyDir": {}}, "",
+     "spec.volumes[0].name: "),
 ]
 Volume = Callable[[Path], dict[str, object]]
 

@@ -12,7 +12,7 @@ import pytest
 
 from hakube.agent import volumes
 from hakube.agent.env import PodFacts
-from hakube.api import convert, kinds, podsecurity
+from hakube.api import convert, kinds, podpaths, podsecurity
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.apiserver.errors import Invalid
 from hakube.apiserver.validation import default_and_validate
@@ -213,3 +213,27 @@ def test_the_default_level_applies_to_unlabelled_namespaces_and_kube_system_is_p
     assert PodSecurity(fsm, "restricted").level("kube-system") == podsecurity.PRIVILEGED
     with pytest.raises(ValueError, match='unknown Pod Security level "lax"'):
         PodSecurity(fsm, "lax")
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda p: setattr(p.metadata, "uid", "../.."), "metadata.uid"),
+    (lambda p: setattr(p.metadata, "namespace", ".."), "metadata.namespace"),
+    (lambda p: p.spec.volumes.add(name="../../x", empty_dir={}), "spec.volumes[0].name"),
+    (lambda p: setattr(p.spec.containers[0], "name", "a/b"), "spec.containers[0].name"),
+])
+def test_the_agent_also_checks_the_names_it_turns_into_node_paths(
+        mutate: Any, field: str) -> None:
+    p = pod({})
+    p.metadata.uid = "u-1"
+    assert podpaths.node_problems(p) == []
+    mutate(p)
+    assert [f for f, _ in podpaths.node_problems(p)] == [field]
+
+
+def test_removing_a_pod_with_a_climbing_uid_removes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "node"
+    (root / "pods").mkdir(parents=True)
+    (tmp_path / "precious").write_text("keep")
+    volumes.remove(str(root), "../..")
+    volumes.remove(str(root), "..")
+    assert (tmp_path / "precious").read_text() == "keep" and (root / "pods").is_dir()
