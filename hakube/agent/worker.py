@@ -145,9 +145,9 @@ class PodSyncer:
         return self._run(pod, rec)
 
     def _reject(self, pod: pod_pb2.Pod, rec: PodRecord, bad: list[tuple[str, str]]) -> None:
-        """Refuse a pod whose spec the API should have refused (file paths or modes that
-        leave the pod's directory): nothing of it is prepared or run; it fails with the
-        field in its status and in a warning Event."""
+        """Refuse a pod the API should have refused (paths, modes or names that would lead
+        outside its directories on the node): nothing of it is prepared or run; it fails with
+        the field in its status and in a warning Event."""
         message = "; ".join(f"{p}: {m}" for p, m in bad[:3])
         log.warning("refusing pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, message)
         self._teardown(rec, pod)
