@@ -19,10 +19,10 @@ from types import TracebackType
 from typing import Any
 
 from hakube.api import kinds
+from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.store import fsm as store
 from hakube.testing import pki as testpki
-from hakube.testing.cluster import free_ports
 from hakube.testing.wait import wait_for
 
 
@@ -33,7 +33,7 @@ class InProcessMaster:
         api, raft = free_ports(2)
         self.endpoint = f"127.0.0.1:{api}"
         pki_dir = os.path.join(base_dir, "pki")
-        testpki.cluster_pki(pki_dir, {"m1": ["127.0.0.1"]})
+        cluster_pki(pki_dir, {"m1": ["127.0.0.1"]}, testpki.shared())
         self.master = Master(MasterSettings(
             name="m1", data_dir=os.path.join(base_dir, "m1"), api_listen=self.endpoint,
             raft_listen=f"127.0.0.1:{raft}", peers={}, pki_dir=pki_dir))
