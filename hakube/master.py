@@ -28,6 +28,7 @@ from typing import Any
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
+from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.authz import defaults as rbac_defaults
 from hakube.apiserver.authz.authorizer import Authorizer
@@ -97,6 +98,9 @@ class MasterSettings:
     """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
     quota_bytes: int = 2 * 1024 ** 3
     """Store size limit; over it the store only shrinks (ObjectAPI._check_quota). 0: none."""
+    pod_security_default: str = "baseline"
+    """Pod Security level (privileged, baseline, restricted) enforced in namespaces without a
+    pod-security.kubernetes.io/enforce label; kube-system is privileged unless labelled."""
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
@@ -455,7 +459,8 @@ class Master:
         self.raft.syncobj.addOnTickCallback(lambda: self.heartbeats.beat("raft thread"))
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time,
-                        quota_bytes=s.quota_bytes)
+                        quota_bytes=s.quota_bytes,
+                        pod_security=PodSecurity(self.fsm, s.pod_security_default))
         self.objects = api
         tokens = BootstrapTokens(self.fsm)
         authorizer = Authorizer(self.fsm, s.authorization_mode)

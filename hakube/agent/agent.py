@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from hakube.agent import join, network
+from hakube.agent import join, network, volumes
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
@@ -177,6 +177,11 @@ class Agent:
         self.pods.start()
         while not self._stop.is_set() and not self.pods.wait_for_sync(1):
             pass
+        if self.pods.wait_for_sync(0):  # a complete list: what is not in it is gone
+            gone = volumes.sweep(self.s.root_dir, {p.metadata.uid for p in self.pods.list()})
+            if gone:
+                log.info("removed the volumes of %d pods deleted while the agent was away",
+                         len(gone))
         for i in range(self.s.workers):
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")

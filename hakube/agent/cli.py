@@ -170,6 +170,13 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
     p.add_argument(
+        "--secret-volumes-on-disk",
+        action="store_true",
+        help="development and simulated runtime only: write secret volumes to plain "
+        "directories under --root-dir instead of a tmpfs each (default: tmpfs; a pod whose "
+        "tmpfs cannot be mounted waits with the error)",
+    )
+    p.add_argument(
         "--usage-interval",
         type=float,
         default=15.0,
@@ -213,6 +220,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
         usage_interval=args.usage_interval,
+        secret_volumes_on_disk=args.secret_volumes_on_disk,
         token=args.token,
         ca_cert_hash=args.ca_cert_hash,
         cert_renew_before=args.cert_renew_before,

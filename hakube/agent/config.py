@@ -84,6 +84,11 @@ class AgentSettings:
     cni_bridge: str = "hakube0"
     """Name of the node's pod bridge."""
 
+    secret_volumes_on_disk: bool = False
+    """Write secret volumes to plain directories under root_dir instead of a tmpfs each: for
+    development and the simulated runtime, where the agent may not be root. Off: a pod whose
+    secret volume cannot get a tmpfs waits with the error (Secrets never touch the disk)."""
+
     usage_interval: float = 15.0
     """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
 

@@ -7,22 +7,41 @@ shows up within a resync period, as with the kubelet), hostPath is the host path
 agent writes these directories; containers see configMap, secret, projected and downwardAPI
 volumes read-only.
 
+Secret data stays off the node's disk: a secret volume, and a projected volume with a secret
+source, is a tmpfs mounted on its directory (``hakube.agent.tmpfs``) before anything is written,
+and its files are 0400 unless the pod gives a mode. If the tmpfs cannot be mounted, the pod's
+containers wait with that error, unless the agent runs with ``secret_volumes_on_disk`` (a
+development and simulated-runtime setting). ``remove`` and ``sweep`` unmount before deleting.
+
 A missing ConfigMap or Secret that is not optional raises ``env.ConfigError``: the container
 waits with reason CreateContainerConfigError until it exists.
+
+Every path the spec names is joined under its volume directory by ``_under``, which resolves
+symlinks and refuses a result outside that directory: the API refuses ``..`` and absolute paths
+(``hakube.api.podpaths``), and the worker refuses a spec that still has one before it runs the
+pod, but an emptyDir is writable by the pod's containers, so a symlink planted there must not
+turn a later ``subPath`` into the node's root.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakube.agent import tmpfs
 from hakube.agent.env import ConfigError, Lookup, PodFacts, field_value
+from hakube.api import podpaths
 from hakube.api.v1 import pod_pb2
 from hakube.cri.v1 import api_pb2 as cri
 
+log = logging.getLogger("hakube.agent.volumes")
+
 DEFAULT_MODE = 0o644
+SECRET_DEFAULT_MODE = 0o400
+"""Files of secret volumes (and projected volumes with a secret source) without a mode."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +51,28 @@ class HostVolume:
     """Forced read-only (API-projected data)."""
 
 
+class PathEscape(ConfigError):
+    """A path in the spec (or a symlink on the way) leads outside its volume directory."""
+
+
 def pod_dir(root: str, uid: str) -> Path:
+    """``<root>/pods/<uid>``; a uid that is not one plain path element is refused (PathEscape),
+    whatever reached the store, so no removal can climb out of ``<root>/pods``."""
+    if why := podpaths.name_problem(uid):
+        raise PathEscape(f'pod uid "{uid}": {why}')
     return Path(root) / "pods" / uid
+
+
+def _under(base: Path, rel: str, *, item: bool) -> Path:
+    """``base / rel`` with symlinks resolved, refused unless it stays inside ``base``."""
+    why = podpaths.path_problem(rel, item=item)
+    if why:
+        raise PathEscape(f'path "{rel}": {why}')
+    root = base.resolve()
+    out = (root / rel).resolve()
+    if out != root and root not in out.parents:
+        raise PathEscape(f'path "{rel}" resolves outside its volume directory')
+    return out
 
 
 def _write_files(target: Path, files: dict[str, tuple[bytes, int]]) -> None:
@@ -41,8 +80,12 @@ def _write_files(target: Path, files: dict[str, tuple[bytes, int]]) -> None:
     replaced atomically so a container never reads half of one."""
     target.mkdir(parents=True, exist_ok=True)
     for rel, (data, mode) in files.items():
+        if podpaths.mode_problem(mode):
+            raise PathEscape(f'path "{rel}": {podpaths.mode_problem(mode)}')
         path = target / rel
+        _under(target, str(Path(rel).parent), item=False)
         path.parent.mkdir(parents=True, exist_ok=True)
+        path = _under(target, rel, item=True)
         try:
             if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
                 continue
@@ -103,29 +146,58 @@ def _downward(
     return out
 
 
-def prepare(pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts) -> dict[str, HostVolume]:
-    """Create or refresh every volume of ``pod``; returns volume name -> host directory."""
+def holds_secrets(v: pod_pb2.Volume) -> bool:
+    """Whether the volume's files come (partly) from a Secret."""
+    return v.HasField("secret") or (
+        v.HasField("projected") and any(src.HasField("secret") for src in v.projected.sources))
+
+
+def _secret_dir(d: Path, volume: str, on_disk: bool) -> None:
+    """Make ``d`` a tmpfs mount point (emptied first, so no earlier file stays on disk below
+    it), unless ``on_disk``."""
+    if on_disk:
+        d.mkdir(parents=True, exist_ok=True)
+        return
+    if d.is_dir() and tmpfs.is_tmpfs(d):
+        return
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True, exist_ok=True)
+    try:
+        tmpfs.mount(d)
+    except tmpfs.MountError as e:
+        raise ConfigError(
+            f'volume "{volume}": {e.strerror}; Secret data is never written to the node\'s '
+            "disk (an agent that cannot mount tmpfs needs --secret-volumes-on-disk)") from e
+
+
+def prepare(pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts, *,
+            secrets_on_disk: bool = False) -> dict[str, HostVolume]:
+    """Create or refresh every volume of ``pod``; returns volume name -> host directory.
+    ``secrets_on_disk``: write secret volumes to plain directories instead of tmpfs."""
     base = pod_dir(root, pod.metadata.uid) / "volumes"
     ns = pod.metadata.namespace
     out: dict[str, HostVolume] = {}
     for v in pod.spec.volumes:
-        d = base / v.name
+        d = _under(base, v.name, item=True)
         if v.HasField("host_path"):
             out[v.name] = HostVolume(_host_path(v.host_path), False)
             continue
+        if holds_secrets(v):
+            _secret_dir(d, v.name, secrets_on_disk)
         if v.HasField("config_map"):
             s = v.config_map
             mode = s.default_mode if s.HasField("default_mode") else DEFAULT_MODE
             _write_files(d, _keys("ConfigMap", s.name, list(s.items), mode, lookup, ns, s.optional))
         elif v.HasField("secret"):
             s2 = v.secret
-            mode = s2.default_mode if s2.HasField("default_mode") else DEFAULT_MODE
+            mode = s2.default_mode if s2.HasField("default_mode") else SECRET_DEFAULT_MODE
             _write_files(
                 d, _keys("Secret", s2.secret_name, list(s2.items), mode, lookup, ns, s2.optional)
             )
         elif v.HasField("projected"):
             p = v.projected
-            mode = p.default_mode if p.HasField("default_mode") else DEFAULT_MODE
+            mode = p.default_mode if p.HasField("default_mode") else (
+                SECRET_DEFAULT_MODE if holds_secrets(v) else DEFAULT_MODE)
             files: dict[str, tuple[bytes, int]] = {}
             for src in p.sources:
                 if src.HasField("config_map"):
@@ -193,9 +265,10 @@ def mounts(c: pod_pb2.Container, volumes: dict[str, HostVolume]) -> list[cri.Mou
             raise ConfigError(f'volume "{m.name}" not prepared')
         host = vol.path
         if m.sub_path:
-            sub = Path(host) / m.sub_path
+            sub = _under(Path(host), m.sub_path, item=False)
             if not sub.exists():
                 sub.mkdir(parents=True, exist_ok=True)
+                sub = _under(Path(host), m.sub_path, item=False)
             host = str(sub)
         out.append(
             cri.Mount(
@@ -206,5 +279,31 @@ def mounts(c: pod_pb2.Container, volumes: dict[str, HostVolume]) -> list[cri.Mou
 
 
 def remove(root: str, uid: str) -> None:
-    """Delete the pod's directory (its emptyDirs and written files; never a hostPath)."""
-    shutil.rmtree(pod_dir(root, uid), ignore_errors=True)
+    """Unmount the pod's tmpfs volumes and delete its directory (its emptyDirs and written
+    files; never a hostPath)."""
+    try:
+        d = pod_dir(root, uid)
+    except PathEscape as e:
+        log.warning("not removing the volumes of a pod: %s", e)
+        return
+    if not d.exists():
+        return
+    for m in tmpfs.mounts_under(d):
+        try:
+            tmpfs.unmount(m)
+        except tmpfs.MountError as e:
+            log.warning("%s", e)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def sweep(root: str, live: set[str]) -> list[str]:
+    """Remove the directories (and unmount the tmpfs volumes) of pods not in ``live``: those
+    deleted while the agent was down. Returns the uids removed."""
+    gone = []
+    pods = Path(root) / "pods"
+    if pods.is_dir():
+        for d in pods.iterdir():
+            if d.is_dir() and d.name not in live:
+                remove(root, d.name)
+                gone.append(d.name)
+    return gone

@@ -47,7 +47,7 @@ from hakube.agent.runtime import (
     run_as_user,
     sandbox_config,
 )
-from hakube.api import quantity
+from hakube.api import podpaths, quantity
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, Conflict, NotFound
 from hakube.client.events import EventRecorder
@@ -57,6 +57,9 @@ from hakube.cri.errors import NotFound as CriNotFound
 from hakube.cri.v1 import api_pb2 as pb
 
 log = logging.getLogger("hakube.agent.worker")
+
+REASON_INVALID = "InvalidPodSpec"
+"""Status reason and Event reason of a pod the agent refuses to run (``PodSyncer._reject``)."""
 
 
 class Waiting(Exception):
@@ -135,7 +138,30 @@ class PodSyncer:
         if pod.status.phase in ("Succeeded", "Failed"):
             self._quiesce(rec)
             return None
+        bad = podpaths.node_problems(pod)
+        if bad:
+            self._reject(pod, rec, bad)
+            return None
         return self._run(pod, rec)
+
+    def _reject(self, pod: pod_pb2.Pod, rec: PodRecord, bad: list[tuple[str, str]]) -> None:
+        """Refuse a pod the API should have refused (paths, modes or names that would lead
+        outside its directories on the node): nothing of it is prepared or run; it fails with
+        the field in its status and in a warning Event."""
+        message = "; ".join(f"{p}: {m}" for p, m in bad[:3])
+        log.warning("refusing pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, message)
+        self._teardown(rec, pod)
+        self.events.emit(pod, REASON_INVALID, f"Pod spec refused by the node: {message}",
+                         warning=True)
+        out = pod_pb2.Pod()
+        out.CopyFrom(pod)
+        out.status.phase = "Failed"
+        out.status.reason = REASON_INVALID
+        out.status.message = f"Pod spec refused by the node: {message}"
+        try:
+            self.client.pods.update_status(out)
+        except (Conflict, NotFound):
+            pass  # the next sync sees the newer pod and decides again
 
     def _forget(self, uid: str) -> None:
         with self._lock:
@@ -189,7 +215,8 @@ class PodSyncer:
         )
         ctx = _StartContext(pod, sandbox.id, sb_cfg, host_net, facts)
         try:
-            ctx.volumes = volumes.prepare(pod, self.s.root_dir, self._lookup, facts)
+            ctx.volumes = volumes.prepare(pod, self.s.root_dir, self._lookup, facts,
+                                          secrets_on_disk=self.s.secret_volumes_on_disk)
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
         if not status.init_done(pod, rec):

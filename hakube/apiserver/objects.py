@@ -35,6 +35,7 @@ from hakube.api.labels import (
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import errors as api_errors
+from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
@@ -80,9 +81,10 @@ class ObjectAPI:
 
     def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
                  clock: Callable[[], float], new_uid: Callable[[], str] | None = None,
-                 quota_bytes: int = 0) -> None:
+                 quota_bytes: int = 0, pod_security: PodSecurity | None = None) -> None:
         """``quota_bytes``: the store's size limit (0: none), see ``_check_quota``."""
         self.fsm = fsm
+        self.pod_security = pod_security or PodSecurity(fsm)
         self.quota_bytes = quota_bytes
         self._quota_refused = 0
         """The growth of the last write refused for the quota (0: none since one fitted)."""
@@ -210,6 +212,7 @@ class ObjectAPI:
             _job_selector(msg, uid)
         default_and_validate(kind, msg)
         await self._check_namespace(kind, meta.namespace)
+        self.pod_security.admit(kind, msg)
         meta.uid = uid
         meta.creation_timestamp = now_rfc3339(self.clock())
         value = self._encode(kind, msg)
@@ -287,21 +290,25 @@ class ObjectAPI:
             raise Invalid(f"{kind.name} has no status")
 
         def mutate(old: Any) -> Any:
-            return _merge_update(kind, old, msg, status=status)
+            new = _merge_update(kind, old, msg, status=status)
+            if not status:
+                self.pod_security.admit(kind, new, old)
+            return new
 
         return await self.read_modify_write(kind, ns, msg.metadata.name, mutate,
                                             rv=msg.metadata.resource_version,
                                             request_id=req.request_id, dry_run=req.dry_run,
-                                            validated=not status)
+                                            validated=not status, status_update=status)
 
     async def read_modify_write(self, kind: Kind, ns: str, name: str,
                                 mutate: Callable[[Any], Any], *, rv: str = "", uid: str = "",
                                 request_id: str = "", dry_run: bool = False,
-                                validated: bool = False) -> bytes:
+                                validated: bool = False, status_update: bool = False) -> bytes:
         """Read the current object, apply ``mutate`` (returns the new object, or None for no
         change), and write it back with CAS; retry on conflict unless ``rv`` pins a version.
         ``validated``: ``mutate`` already defaulted and validated its result (spec updates do, to
-        compare specs as stored), so it is not done twice on the hot path."""
+        compare specs as stored), so it is not done twice on the hot path. ``status_update``:
+        only the status changes (validation leaves the stored spec's problems out)."""
         for attempt in range(10):
             if attempt:
                 await self.barrier()
@@ -325,7 +332,7 @@ class ObjectAPI:
             if new is None:
                 return object_bytes(kind, rec.value, rec.mod_rev)
             if not validated:
-                default_and_validate(kind, new)
+                default_and_validate(kind, new, status_update=status_update)
             value = self._encode(kind, new)
             if value == rec.value:
                 return object_bytes(kind, rec.value, rec.mod_rev)

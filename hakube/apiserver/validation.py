@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from hakube.api import podpaths, podsecurity
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
@@ -168,6 +169,8 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
                 for res, qty in getattr(c.resources, rname).items():
                     if not _is_quantity(qty):
                         probs.add(f"{cp}.resources.{rname}[{res}]", f'invalid quantity "{qty}"')
+    for fpath, why in podpaths.problems(spec, path):
+        probs.add(fpath, why)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
             probs.add(f"{path}.tolerations[{i}].operator", f'unsupported value "{t.operator}"')
@@ -485,6 +488,9 @@ def _node(m: core_pb2.Node, probs: Problems) -> None:
 
 def _namespace(m: core_pb2.Namespace, probs: Problems) -> None:
     m.status.phase = m.status.phase or "Active"
+    level = m.metadata.labels.get(podsecurity.LABEL_ENFORCE)
+    if level is not None and (why := podsecurity.level_problem(level)):
+        probs.add(f"metadata.labels[{podsecurity.LABEL_ENFORCE}]", why)
 
 
 def _pvc(m: core_pb2.PersistentVolumeClaim, probs: Problems) -> None:
@@ -513,12 +519,18 @@ _CHECKS: dict[str, Callable[[Any, Problems], None]] = {
 }
 
 
-def default_and_validate(kind: Kind, msg: Message) -> None:
-    """Fill in defaults (in place) and raise Invalid listing what is wrong."""
+def default_and_validate(kind: Kind, msg: Message, *, status_update: bool = False) -> None:
+    """Fill in defaults (in place) and raise Invalid listing what is wrong.
+
+    ``status_update``: the spec is the stored one (an UpdateStatus cannot change it), so its
+    problems are not the writer's to fix and are not reported: an object stored before a rule
+    existed (or past the API) must still get its status, e.g. the agent's refusal of it."""
     probs = Problems()
     meta = msg.metadata  # type: ignore[attr-defined]
     validate_meta(kind, meta, probs)
     check = _CHECKS.get(kind.name)
     if check is not None:
         check(msg, probs)
+    if status_update:
+        probs.items = [(p, m) for p, m in probs.items if not p.startswith("spec")]
     probs.raise_for(kind, meta.name or meta.generate_name)

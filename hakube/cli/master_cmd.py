@@ -85,6 +85,11 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument("--rbac-reconcile-interval", type=float, default=5.0,
                    help="seconds between the leader's checks that the default roles and "
                    "bindings are present and unchanged (5)")
+    p.add_argument("--pod-security-default", default="baseline",
+                   choices=("privileged", "baseline", "restricted"),
+                   help="Pod Security level enforced in namespaces without a "
+                   "pod-security.kubernetes.io/enforce label (baseline); kube-system is "
+                   "privileged unless labelled")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -128,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
                               metrics_remote_ok=args.allow_unauthenticated_metrics,
                               quota_bytes=args.quota_bytes,
                               authorization_mode=args.authorization_mode,
-                              rbac_reconcile_interval=args.rbac_reconcile_interval)
+                              rbac_reconcile_interval=args.rbac_reconcile_interval,
+                              pod_security_default=args.pod_security_default)
     comps: list[Component] = []
 
     def components(pki: Pki) -> None:

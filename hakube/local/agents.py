@@ -72,6 +72,9 @@ class LocalAgents:
         else:
             # Simulated pods get addresses from their own node's range, as on a real cluster.
             cmd += ["--pod-cidr", f"10.244.{index}.0/24"]
+            # No container reads their secret volumes; a development cluster needs no root and
+            # leaves no tmpfs mounted behind when it goes down.
+            cmd += ["--secret-volumes-on-disk"]
         return cmd + self.extra_args
 
     def start(self, n: int) -> list[Child]:

@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from hakube.agent import tmpfs
 from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
 from hakube.api import convert
+from hakube.api.podsecurity import LABEL_ENFORCE, PRIVILEGED
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.cli.ctl import main as hakubectl
 from hakube.client import Client, NotFound
@@ -69,7 +71,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def client(cluster: LocalCluster) -> Iterator[Client]:
+    """A client of the session cluster, whose "default" namespace is labelled Pod Security
+    privileged: these tests are about the agent running what it is given (hostPath, host
+    network); admission itself is tested in tests/security."""
     with Client(cluster.endpoints(), timeout=20) as c:
+        ns = c.get(core_pb2.Namespace, "default")
+        ns.metadata.labels[LABEL_ENFORCE] = PRIVILEGED
+        c.update(ns)
         yield c
 
 
@@ -207,6 +215,8 @@ def start_agent(
     yield start
     for p in started:
         p.kill()
+    for m in tmpfs.mounts_under(tmp_path):  # secret volumes of pods a killed agent left
+        tmpfs.unmount(m)
     for ctd in runtimes:  # leave nothing running in the shared containerd
         with ctd.client() as cri:
             for node in {p.node for p in started}:
@@ -252,6 +262,7 @@ def running_sim_agent(
         servers=tuple(servers),
         root_dir=str(root / name),
         runtime="simulated",
+        secret_volumes_on_disk=True,  # no containers read them; nothing to unmount after
         listen="127.0.0.1:0",
         node_ip="127.0.0.1",
         labels={"zone": "a"},

@@ -3,12 +3,13 @@ status rules, volume files."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from hakube.agent import status, volumes
+from hakube.agent import status, tmpfs, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings, parse_labels, parse_taints
 from hakube.agent.env import ConfigError, PodFacts, container_env, expand
@@ -202,20 +203,59 @@ def test_config_and_secret_volumes_are_written_as_files(tmp_path: Path) -> None:
         "cm": core_pb2.ConfigMap(data={"a": "A", "b": "B"}),
         "s": core_pb2.Secret(data={"k": b"V"}),
     }
+    on_disk = os.geteuid() != 0  # root (as on a node) mounts a tmpfs for the secret volume
     vols = volumes.prepare(
-        pod, str(tmp_path), lambda kind, ns, n: objs.get(n), PodFacts(pod_ip="", host_ip="")
+        pod,
+        str(tmp_path),
+        lambda kind, ns, n: objs.get(n),
+        PodFacts(pod_ip="", host_ip=""),
+        secrets_on_disk=on_disk,
     )
     cfg, sec = Path(vols["cfg"].path), Path(vols["sec"].path)
+    assert tmpfs.is_tmpfs(sec) is not on_disk and not tmpfs.is_tmpfs(cfg)
     assert (cfg / "d" / "a.txt").read_text() == "A" and not (cfg / "b").exists()
+    assert (cfg / "d" / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (sec / "k").read_bytes() == b"V" and (sec / "k").stat().st_mode & 0o777 == 0o400
     assert vols["cfg"].read_only and not vols["tmp"].read_only
     objs["s"] = core_pb2.Secret(data={"other": b"W"})
     volumes.prepare(
-        pod, str(tmp_path), lambda kind, ns, n: objs.get(n), PodFacts(pod_ip="", host_ip="")
+        pod,
+        str(tmp_path),
+        lambda kind, ns, n: objs.get(n),
+        PodFacts(pod_ip="", host_ip=""),
+        secrets_on_disk=on_disk,
     )
     assert sorted(p.name for p in sec.iterdir()) == ["other"]
     volumes.remove(str(tmp_path), "uid1")
-    assert not (tmp_path / "pods" / "uid1").exists()
+    assert not (tmp_path / "pods" / "uid1").exists() and not tmpfs.mounts_under(tmp_path)
+
+
+def test_secret_files_default_to_0400_and_an_agent_restart_sweeps_gone_pods(
+    tmp_path: Path,
+) -> None:
+    pod = make_pod(
+        "p",
+        "n",
+        [{"name": "c", "image": "i"}],
+        volumes=[{"name": "sec", "secret": {"secretName": "s"}}],
+    )
+    for uid in ("live", "gone"):
+        pod.metadata.uid = uid
+        vols = volumes.prepare(
+            pod,
+            str(tmp_path),
+            lambda kind, ns, n: core_pb2.Secret(data={"k": b"V"}),
+            PodFacts(pod_ip="", host_ip=""),
+            secrets_on_disk=os.geteuid() != 0,
+        )
+        assert (Path(vols["sec"].path) / "k").stat().st_mode & 0o777 == 0o400
+    assert volumes.sweep(str(tmp_path), {"live"}) == ["gone"]
+    assert sorted(p.name for p in (tmp_path / "pods").iterdir()) == ["live"]
+    assert [m.parts[-3:] for m in tmpfs.mounts_under(tmp_path)] == (
+        [] if os.geteuid() else [("live", "volumes", "sec")]
+    )
+    volumes.remove(str(tmp_path), "live")
+    assert not tmpfs.mounts_under(tmp_path)
 
 
 def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(

@@ -1,16 +1,20 @@
-"""The systemd unit the playbook installs in production, checked by systemd itself.
+"""The systemd units the playbook installs in production, checked by systemd itself.
 
 The deployment test runs the process mode (no systemd as PID 1 on the test machine); this renders
-the unit template through Ansible, as the role does, and has ``systemd-analyze verify`` read it.
+the unit template through Ansible, as the role does, and has ``systemd-analyze verify`` read it;
+with the roles' own hardening defaults, ``systemd-analyze security`` rates the sandbox.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from tests.ansible.test_ansible_deploy import PLAYBOOK_DIR, ansible_env
 from tests.ansible.tools import ansible_tool
@@ -40,4 +44,67 @@ def test_the_master_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     verify = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+
+
+def _render(tmp_path: Path, name: str, roles: list[str], extra: dict[str, object]) -> Path:
+    """The unit of ``name`` rendered by Ansible with ``roles``' defaults (as the play has them)
+    and ``extra`` on top."""
+    ansible = ansible_tool("ansible")
+    if ansible is None or shutil.which("systemd-analyze") is None:
+        require("ansible (pip install -e '.[dev]') or systemd-analyze (systemd) is missing")
+    assert ansible is not None
+    variables: dict[str, object] = {}
+    for role in roles:
+        variables.update(yaml.safe_load((PLAYBOOK_DIR / f"roles/{role}/defaults/main.yml")
+                                        .read_text()))
+    variables.update(extra)
+    vars_file = tmp_path / f"{name}-vars.yml"
+    vars_file.write_text(yaml.safe_dump(variables))
+    unit = tmp_path / f"{name}.service"
+    argv = [str(ansible), "localhost", "-c", "local", "-m", "ansible.builtin.template"]
+    argv += ["-a", f"src={TEMPLATE} dest={unit}", "-e", f"@{vars_file}"]
+    done = subprocess.run(argv, env=ansible_env(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return unit
+
+
+def _exposure(unit: Path) -> float:
+    done = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    return float(found.group(1))
+
+
+def test_the_master_runs_as_its_own_user_in_a_sandbox_systemd_accepts(tmp_path: Path) -> None:
+    hakube = Path(sys.prefix) / "bin/hakube"
+    unit = _render(tmp_path, "hakube-master", ["hakube_install", "hakube_master"], {
+        "svc_name": "hakube-master", "svc_description": "hakube master m1",
+        "svc_argv": [str(hakube), "master"], "svc_user": "{{ hakube_master_user }}",
+        "svc_hardening": "{{ hakube_master_hardening }}", "hakube_master_user": "hakube"})
+    text = unit.read_text()
+    for line in ("User=hakube", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "ReadWritePaths=/var/lib/hakube/master /etc/hakube/pki", "ProtectHome=yes",
+                 "PrivateTmp=yes", "CapabilityBoundingSet=", "UMask=0077"):
+        assert f"\n{line}\n" in text, line
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True, timeout=60)
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+    assert _exposure(unit) <= 2.5  # "OK" in systemd's scale (root, unsandboxed: 9.6)
+
+
+def test_the_agent_stays_root_in_the_host_mount_namespace_with_what_hardening_fits(
+        tmp_path: Path) -> None:
+    hakube = Path(sys.prefix) / "bin/hakube"
+    unit = _render(tmp_path, "hakube-agent", ["hakube_install", "hakube_agent"], {
+        "svc_name": "hakube-agent", "svc_description": "hakube node agent n1",
+        "svc_argv": [str(hakube), "agent"], "svc_hardening": "{{ hakube_agent_hardening }}"})
+    text = unit.read_text()
+    assert "\nNoNewPrivileges=yes\n" in text and "\nRestrictSUIDSGID=yes\n" in text
+    for namespacing in ("User=", "ProtectSystem", "ProtectHome", "PrivateTmp",
+                        "ReadWritePaths"):
+        assert namespacing not in text  # the agent's mounts must stay visible to containerd
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True, timeout=60)
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")

@@ -1,0 +1,129 @@
+"""Kubernetes' Pod Security Standards (levels privileged, baseline, restricted) as pure checks.
+
+``violations(spec, level)`` lists what in a pod spec a level forbids, each with its field path,
+for the fields hakube's Pod type has. The API server (``hakube.apiserver.admission``) decides
+the level from the namespace's ``pod-security.kubernetes.io/enforce`` label and refuses the
+write; this module knows nothing of namespaces or the store, so tests can drive it with a table.
+
+What hakube's Pod type has no field for cannot be asked for and is not checked: hostPID,
+hostIPC, sysctls, procMount, seLinuxOptions, seccompProfile, windowsOptions (a manifest with
+one of them is refused as an unknown field). AppArmor and seccomp as annotations are checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from hakube.api.v1 import pod_pb2
+
+PRIVILEGED, BASELINE, RESTRICTED = "privileged", "baseline", "restricted"
+LEVELS = (PRIVILEGED, BASELINE, RESTRICTED)
+"""From the least to the most strict."""
+
+LABEL_ENFORCE = "pod-security.kubernetes.io/enforce"
+LABEL_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
+"""Accepted and ignored: hakube checks the one version of the standards it implements."""
+
+BASELINE_CAPABILITIES = frozenset({
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
+"""Capabilities baseline lets a container add (the runtime's default set)."""
+
+RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
+RESTRICTED_VOLUMES = ("config_map", "downward_api", "empty_dir", "persistent_volume_claim",
+                      "projected", "secret")
+"""Volume sources restricted allows (of those hakube's Volume type has)."""
+
+_VOLUME_JSON = {"host_path": "hostPath", "config_map": "configMap", "downward_api": "downwardAPI",
+                "empty_dir": "emptyDir", "persistent_volume_claim": "persistentVolumeClaim",
+                "projected": "projected", "secret": "secret"}
+_APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+_SECCOMP_POD = "seccomp.security.alpha.kubernetes.io/pod"
+_SECCOMP_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+
+Violation = tuple[str, str]
+"""(field path, what is not allowed)."""
+
+
+def level_problem(value: str) -> str | None:
+    """Why ``value`` is not a level, or None."""
+    if value not in LEVELS:
+        return f'unknown Pod Security level "{value}": one of {", ".join(LEVELS)}'
+    return None
+
+
+def _containers(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, pod_pb2.Container]]:
+    for field, cs in (("initContainers", spec.init_containers), ("containers", spec.containers)):
+        for i, c in enumerate(cs):
+            yield f"{path}.{field}[{i}]", c
+
+
+def _baseline(spec: pod_pb2.PodSpec, annotations: Mapping[str, str], path: str,
+              meta_path: str) -> Iterator[Violation]:
+    if spec.host_network:
+        yield f"{path}.hostNetwork", "host namespaces are not allowed"
+    for i, v in enumerate(spec.volumes):
+        if v.HasField("host_path"):
+            yield f"{path}.volumes[{i}].hostPath", "hostPath volumes are not allowed"
+    for cp, c in _containers(spec, path):
+        sc = c.security_context
+        if sc.privileged:
+            yield f"{cp}.securityContext.privileged", "privileged containers are not allowed"
+        for j, cap in enumerate(sc.capabilities.add):
+            if cap not in BASELINE_CAPABILITIES:
+                yield (f"{cp}.securityContext.capabilities.add[{j}]",
+                       f'adding capability "{cap}" is not allowed')
+        for j, port in enumerate(c.ports):
+            if port.host_port:
+                yield f"{cp}.ports[{j}].hostPort", "host ports are not allowed"
+    for key, value in sorted(annotations.items()):
+        if key.startswith(_APPARMOR_PREFIX) and value and value != "runtime/default" \
+                and not value.startswith("localhost/"):
+            yield (f"{meta_path}.annotations[{key}]",
+                   f'AppArmor profile "{value}" is not allowed (runtime/default or localhost/*)')
+        if (key == _SECCOMP_POD or key.startswith(_SECCOMP_PREFIX)) and value == "unconfined":
+            yield f"{meta_path}.annotations[{key}]", 'seccomp profile "unconfined" is not allowed'
+
+
+def _restricted(spec: pod_pb2.PodSpec, path: str) -> Iterator[Violation]:
+    for i, v in enumerate(spec.volumes):
+        source = next((f for f in _VOLUME_JSON if v.HasField(f)), "empty_dir")
+        if source not in RESTRICTED_VOLUMES and source != "host_path":  # baseline said it
+            yield (f"{path}.volumes[{i}].{_VOLUME_JSON[source]}",
+                   f"{_VOLUME_JSON[source]} volumes are not allowed")
+    psc = spec.security_context
+    pod_non_root = psc.HasField("run_as_non_root") and psc.run_as_non_root
+    if psc.HasField("run_as_non_root") and not psc.run_as_non_root:
+        yield f"{path}.securityContext.runAsNonRoot", "must be true"
+    if psc.HasField("run_as_user") and psc.run_as_user == 0:
+        yield f"{path}.securityContext.runAsUser", "must not be 0 (root)"
+    for cp, c in _containers(spec, path):
+        sc = c.security_context
+        scp = f"{cp}.securityContext"
+        if sc.HasField("run_as_non_root"):
+            if not sc.run_as_non_root:
+                yield f"{scp}.runAsNonRoot", "must be true"
+        elif not pod_non_root:
+            yield (f"{scp}.runAsNonRoot",
+                   "must be true (here or in the pod's securityContext)")
+        if sc.HasField("run_as_user") and sc.run_as_user == 0:
+            yield f"{scp}.runAsUser", "must not be 0 (root)"
+        if not (sc.HasField("allow_privilege_escalation") and not sc.allow_privilege_escalation):
+            yield f"{scp}.allowPrivilegeEscalation", "must be false"
+        if "ALL" not in sc.capabilities.drop:
+            yield f"{scp}.capabilities.drop", 'must include "ALL"'
+        for j, cap in enumerate(sc.capabilities.add):
+            if cap in BASELINE_CAPABILITIES and cap not in RESTRICTED_CAPABILITIES:
+                yield (f"{scp}.capabilities.add[{j}]",
+                       f'adding capability "{cap}" is not allowed (only NET_BIND_SERVICE)')
+
+
+def violations(spec: pod_pb2.PodSpec, level: str, *, annotations: Mapping[str, str] = {},
+               path: str = "spec", meta_path: str = "metadata") -> list[Violation]:
+    """What ``level`` forbids in a pod spec (and its annotations); empty when it may run."""
+    if level == PRIVILEGED:
+        return []
+    out = list(_baseline(spec, annotations, path, meta_path))
+    if level == RESTRICTED:
+        out += _restricted(spec, path)
+    return out
