@@ -28,7 +28,10 @@ from typing import Any
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
+from hakube.apiserver import encryption
+from hakube.apiserver.audit import AuditError, AuditLog, AuditSettings
 from hakube.apiserver.authn import Authenticator
+from hakube.apiserver.encryption import Transformer
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
 from hakube.apiserver.metrics import MasterMetrics
@@ -92,6 +95,11 @@ class MasterSettings:
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
+    encryption_provider_config: str = ""
+    """EncryptionConfiguration file (0600) with the keys that seal Secrets before they enter
+    the Raft log; every master needs the same file. Empty: Secrets are stored in clear."""
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    """The audit log (off unless ``audit.path`` is set)."""
 
 
 class Master:
@@ -127,8 +135,10 @@ class Master:
     def _lock_data_dir(self) -> None:
         d = self.settings.data_dir
         try:
-            os.makedirs(d, exist_ok=True)
+            datadir.ensure_private_dir(d)
             fd = os.open(os.path.join(d, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
+        except datadir.DataDirError as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
         except OSError as exc:
             raise SystemExit(f"hakube master: data dir {d}: {exc.strerror}") from exc
         try:
@@ -358,9 +368,39 @@ class Master:
                 except ApiError:
                     pass
 
+    def _load_encryption(self) -> Transformer:
+        path = self.settings.encryption_provider_config
+        if not path:
+            return Transformer()
+        try:
+            return encryption.load_config(path)
+        except encryption.EncryptionConfigError as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+
+    def _open_audit(self) -> AuditLog | None:
+        if not self.settings.audit.path:
+            return None
+        try:
+            return AuditLog(self.settings.audit)
+        except AuditError as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+
+    def _check_keys(self, transformer: Transformer) -> bool:
+        """The start-up key check (after a barrier, so this replica holds every committed
+        Secret): a master whose keys cannot open what is stored stops with one line rather
+        than serve errors for every Secret read."""
+        problem = encryption.check_stored(self.fsm, transformer)
+        if problem is None:
+            return True
+        self.exit_reason = f"hakube master: cannot decrypt stored data: {problem}"
+        log.error("%s", self.exit_reason)
+        self.stop()
+        return False
+
     async def _bootstrap(self, api: ObjectAPI) -> None:
         """Create the standard namespaces once; fixed request ids make every master's attempt
-        the same write, deduplicated by the store."""
+        the same write, deduplicated by the store. Then check the encryption keys against the
+        stored Secrets; the master reports ready only after both."""
         while True:
             while not self.quorum_ok:
                 await asyncio.sleep(0.05)
@@ -378,7 +418,8 @@ class Master:
                 log.info("bootstrap of namespaces deferred: %s", exc)
                 await asyncio.sleep(0.2)
                 continue
-            self.bootstrapped = True
+            if self._check_keys(api.transformer):
+                self.bootstrapped = True
             return
 
     # -- run ----------------------------------------------------------------------------------
@@ -386,9 +427,11 @@ class Master:
     async def run(self) -> None:
         s = self.settings
         self._lock_data_dir()
+        transformer = self._load_encryption()
+        audit_log = self._open_audit()
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
-        hub = WatchHub(self.fsm, self.metrics)
+        hub = WatchHub(self.fsm, self.metrics, transformer=transformer)
         hub.attach(loop)
         peers = self._prepare_membership()
         tls = self._prepare_pki(peers)
@@ -401,10 +444,11 @@ class Master:
                              on_refused=self.metrics.raft_refused_connection)
         self.raft.on_leadership(self.leases.on_leadership)
         self.metrics.add_state_collector(self._state)
-        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time)
-        tokens = BootstrapTokens(self.fsm)
+        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time, transformer=transformer)
+        tokens = BootstrapTokens(self.fsm, transformer=transformer)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
-                           authenticator=Authenticator(ca_name, bootstrap=tokens.identity))
+                           authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
+                           audit=audit_log)
         ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
                           fsm=self.fsm, raft=self.raft, api=api)
         server.extra_services[OPS_SERVICE] = ops.handlers(server.unary, server.authenticate)
@@ -432,7 +476,7 @@ class Master:
                  asyncio.create_task(self._bootstrap(api)),
                  asyncio.create_task(self._membership_loop(api))]
         if s.snapshot_dir:
-            os.makedirs(s.snapshot_dir, exist_ok=True)
+            os.makedirs(s.snapshot_dir, mode=0o700, exist_ok=True)
             tasks.append(asyncio.create_task(self._snapshot_loop(ops)))
         try:
             await self._stopping.wait()
@@ -443,6 +487,8 @@ class Master:
             self.raft.stop()
             if self._http is not None:
                 self._http.shutdown()
+            if audit_log is not None:
+                audit_log.close()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
 
@@ -459,6 +505,9 @@ def serve(settings: MasterSettings, on_serving: Callable[[Pki], None] | None = N
     # even read, which stretches every commit round trip under load (and so the latency of every
     # write). Switching more often costs little next to that.
     sys.setswitchinterval(float(os.environ.get("HAKUBE_SWITCH_INTERVAL", "0.0005")))
+    # Everything a master writes (journal, dumps, members.json, snapshots, audit log) holds
+    # cluster state or secrets: owner-only, including the files pysyncobj creates itself.
+    os.umask(0o077)
     master = Master(settings, on_serving)
 
     async def main() -> None:

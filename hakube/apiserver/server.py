@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import authn
+from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics
@@ -80,8 +81,10 @@ class ApiServer:
 
     def __init__(self, api: ObjectAPI, hub: WatchHub, metrics: MasterMetrics,
                  cluster_status: Callable[[], api_pb2.ClusterStatusResponse], *,
-                 authenticator: authn.Authenticator) -> None:
+                 authenticator: authn.Authenticator, audit: AuditLog | None = None) -> None:
         self.api = api
+        self.audit = audit
+        """Gets one record per finished request (unary and watch), with its final code."""
         self.authenticator = authenticator
         self.bootstrap_methods: set[str] = set()
         """Methods a bootstrap identity may call (registered by the join service)."""
@@ -110,6 +113,7 @@ class ApiServer:
         kind_of = _kind_getter(req_type)
         observe = self.metrics.observe_request
         clock = time.perf_counter
+        audit = self.audit
 
         async def handler(raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
             # Requests arrive as bytes and are decoded here, so that a corrupt message is
@@ -127,14 +131,21 @@ class ApiServer:
             except ApiError as exc:
                 code = exc.code.name
                 await ctx.abort(exc.code, exc.message)
+            except Exception:
+                code = "UNKNOWN"
+                raise
             finally:
-                observe(method, kind_of(req), code, clock() - start)
+                elapsed = clock() - start
+                observe(method, kind_of(req), code, elapsed)
+                if audit is not None:
+                    audit.record(method, req, code, elapsed)
 
         return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
 
     async def _watch(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
         code = grpc.StatusCode.OK
+        start = time.perf_counter()
         try:
             self.authenticate("Watch", ctx)
             kind = kind_for(req.kind)
@@ -153,8 +164,13 @@ class ApiServer:
         except ApiError as exc:
             code = exc.code
             await ctx.abort(exc.code, exc.message)
+        except Exception:
+            code = grpc.StatusCode.UNKNOWN
+            raise
         finally:
             self.metrics.requests.labels("Watch", req.kind, code.name).inc()
+            if self.audit is not None:
+                self.audit.record("Watch", req, code.name, time.perf_counter() - start)
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api
