@@ -1,0 +1,128 @@
+"""Owner-only files (data dir 0700, journal/dumps/members/snapshots/audit log 0600) and the audit
+log: one JSON line per request with user, verb and final code, never a Secret value, rotated by
+size."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+
+from hakube import procs
+from hakube.api.v1 import core_pb2
+from hakube.apiserver.audit import AuditError, AuditLog, AuditSettings
+from hakube.client import Client, Forbidden, NotFound
+from hakube.testing.cluster import LocalCluster
+from hakube.testing.wait import wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def mode(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def audit_lines(path: str) -> list[dict[str, Any]]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_a_group_readable_data_dir_is_refused_with_the_fix(tmp_path: Any) -> None:
+    c = LocalCluster(str(tmp_path), 1)
+    m = c.masters[0]
+    os.makedirs(m.data_dir, mode=0o755)
+    os.chmod(m.data_dir, 0o755)  # as older versions created it
+    c.start(m)
+    assert m.proc is not None and m.proc.wait(30) == 1
+    assert c.tail(m, 1).strip() == (f"hakube master: data dir {m.data_dir} is accessible by "
+                                     f"group or others (mode 755); run `chmod 700 {m.data_dir}`")
+    assert not os.path.exists(os.path.join(m.data_dir, "raft.journal"))
+
+
+def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) -> None:
+    audit = str(tmp_path / "audit" / "m1.log")
+    canary = f"canary-{uuid.uuid4().hex}"
+    c = LocalCluster(str(tmp_path / "c"), 3, extra_args=["--compaction-min-entries", "30"])
+    c.masters[0].extra_args += ["--audit-log-path", audit]
+    with c, c.client() as client:
+        one = Client([c.masters[0].api], credentials=c.credentials)  # every call reaches m1
+        s = core_pb2.Secret(metadata={"name": "db"})
+        s.string_data["password"] = canary
+        one.create(s)
+        assert one.get(core_pb2.Secret, "db").data["password"] == canary.encode()
+        with pytest.raises(Forbidden):
+            one.delete(core_pb2.Namespace, "default")
+        with pytest.raises(NotFound):
+            one.get(core_pb2.ConfigMap, "absent")
+        for i in range(40):
+            client.create(core_pb2.ConfigMap(metadata={"name": f"fill-{i}"}))
+        wait_for(lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump"))
+                             for m in c.masters), 60, "every master compacted")
+        snap = str(tmp_path / "backup.snap")
+        out = subprocess.run(procs.hakube_argv("snapshot", "save", snap, "-s", c.endpoints()[0]),
+                             capture_output=True, text=True, timeout=60, env=c.env)
+        assert out.returncode == 0, out.stderr
+        assert mode(snap) == 0o600
+
+        def logged() -> list[dict[str, Any]]:
+            return [r for r in audit_lines(audit) if r["resource"] in ("secrets", "namespaces",
+                                                                       "configmaps")]
+
+        wait_for(lambda: len([r for r in logged() if r["name"] == "absent"]) == 1, 10,
+                 "the audit records")
+        one.close()
+    for m in c.masters:
+        assert mode(m.data_dir) == 0o700
+        for name in os.listdir(m.data_dir):
+            path = os.path.join(m.data_dir, name)
+            if os.path.isfile(path):
+                assert mode(path) == 0o600, (path, oct(mode(path)))
+    assert mode(audit) == 0o600
+    records = logged()
+    by = {(r["verb"], r["resource"], r["name"]): r for r in records}
+    created = by[("create", "secrets", "db")]
+    assert created["user"] == "hakube-admin" and "system:masters" in created["groups"]
+    assert created["code"] == "OK" and created["namespace"] == "default"
+    assert by[("get", "secrets", "db")]["code"] == "OK"
+    assert by[("delete", "namespaces", "default")]["code"] == "PERMISSION_DENIED"
+    assert by[("get", "configmaps", "absent")]["code"] == "NOT_FOUND"
+    assert all(r["latencyMs"] >= 0 and r["auditID"] for r in records)
+    with open(audit, "rb") as f:
+        body = f.read()
+    assert canary.encode() not in body and b"password" not in body
+
+
+def test_the_audit_log_rotates_by_size_and_keeps_the_backups_asked_for(tmp_path: Any) -> None:
+    path = str(tmp_path / "audit.log")
+    log = AuditLog(AuditSettings(path=path, max_size_mb=1, max_backups=2))
+    req = core_pb2.Secret  # no request fields: resource/name empty
+    for _ in range(30000):  # ~ 7 MiB of records
+        log.record("Get", req(), "OK", 0.001)
+    log.close()
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["audit.log", "audit.log.1", "audit.log.2"]
+    for n in names:
+        assert os.path.getsize(tmp_path / n) <= 1024 * 1024
+        assert mode(str(tmp_path / n)) == 0o600
+    assert log.written == 30000 and log.dropped == 0
+
+
+def test_an_audit_policy_drops_what_it_says_and_refuses_body_levels(tmp_path: Any) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+                      "- level: None\n  users: [alice]\n- level: Metadata\n")
+    log = AuditLog(AuditSettings(path=str(tmp_path / "a.log"), policy_file=str(policy)))
+    assert log.level("alice", (), "get", "secrets", "") == "None"
+    assert log.level("bob", (), "get", "secrets", "") == "Metadata"
+    log.close()
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+                      "- level: RequestResponse\n")
+    with pytest.raises(AuditError, match=r"rules\[0\]\.level: 'RequestResponse' is not "):
+        AuditLog(AuditSettings(path=str(tmp_path / "b.log"), policy_file=str(policy)))
