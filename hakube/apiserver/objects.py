@@ -164,8 +164,8 @@ class ObjectAPI:
         cached = self._ns_terminating.get(key)
         if cached is not None and cached[0] is rec:
             return cached[1]
-        ns_kind = kinds_mod.BY_NAME["Namespace"]
-        terminating = bool(_parse(ns_kind, self.plain(ns_kind, "", "", rec), rec.mod_rev).metadata
+        # Namespaces are never encrypted (encryption.ENCRYPTABLE): the stored bytes are plain.
+        terminating = bool(_parse(kinds_mod.BY_NAME["Namespace"], rec.value, rec.mod_rev).metadata
                            .deletion_timestamp)
         if len(self._ns_terminating) > 1024:
             self._ns_terminating.clear()

@@ -63,3 +63,23 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Any) -> None:
         load_config(str(path))
     os.chmod(path, 0o600)
     assert load_config(str(path)).enabled
+
+
+def test_bootstrap_tokens_are_read_from_sealed_secrets() -> None:
+    from hakube.api.v1 import core_pb2
+    from hakube.apiserver.join import BootstrapTokens
+    from hakube.pki import bootstrap
+    from hakube.store.fsm import StoreFSM
+
+    t = parse_config(new_config(), "a.yaml")
+    token = bootstrap.generate()
+    secret = core_pb2.Secret(type=bootstrap.SECRET_TYPE)
+    secret.data.update(bootstrap.secret_data(token, None))
+    sealed = t.write("Secret", bootstrap.SECRET_NAMESPACE, token.secret_name,
+                     secret.SerializeToString())
+    fsm = StoreFSM()
+    fsm.apply_batch([("c", "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed,
+                      {}, {}, 0)], _doApply=True)
+    assert set(BootstrapTokens(fsm, transformer=t).tokens()) == {token.id}
+    # A master without the key sees no token (and its start-up check stops it).
+    assert BootstrapTokens(fsm).tokens() == {}

@@ -50,7 +50,9 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
     audit = str(tmp_path / "audit" / "m1.log")
     canary = f"canary-{uuid.uuid4().hex}"
     c = LocalCluster(str(tmp_path / "c"), 3, extra_args=["--compaction-min-entries", "30"])
-    c.masters[0].extra_args += ["--audit-log-path", audit]
+    scheduled = str(tmp_path / "scheduled")
+    c.masters[0].extra_args += ["--audit-log-path", audit, "--snapshot-dir", scheduled,
+                                "--snapshot-interval", "0.5"]
     with c, c.client() as client:
         one = Client([c.masters[0].api], credentials=c.credentials)  # every call reaches m1
         s = core_pb2.Secret(metadata={"name": "db"})
@@ -70,6 +72,14 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
                              capture_output=True, text=True, timeout=60, env=c.env)
         assert out.returncode == 0, out.stderr
         assert mode(snap) == 0o600
+        restored = str(tmp_path / "restored")
+        out = subprocess.run(procs.hakube_argv("snapshot", "restore", snap, "--data-dir",
+                                               restored, "--name", "r1", "--raft-listen",
+                                               "127.0.0.1:1"),
+                             capture_output=True, text=True, timeout=60, env=c.env)
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: any(n.endswith(".snap") for n in os.listdir(scheduled)), 20,
+                 "a scheduled snapshot")
 
         def logged() -> list[dict[str, Any]]:
             return [r for r in audit_lines(audit) if r["resource"] in ("secrets", "namespaces",
@@ -85,6 +95,11 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
             if os.path.isfile(path):
                 assert mode(path) == 0o600, (path, oct(mode(path)))
     assert mode(audit) == 0o600
+    assert mode(scheduled) == 0o700
+    assert all(mode(os.path.join(scheduled, n)) == 0o600 for n in os.listdir(scheduled))
+    assert mode(restored) == 0o700
+    assert sorted(os.listdir(restored)) == ["members.json", "raft.dump"]
+    assert all(mode(os.path.join(restored, n)) == 0o600 for n in os.listdir(restored))
     records = logged()
     by = {(r["verb"], r["resource"], r["name"]): r for r in records}
     created = by[("create", "secrets", "db")]
