@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
 import uuid
 from typing import Any
 
@@ -164,15 +165,51 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         key_config(conf, [("key2", k2), ("key1", k1)])
         rolling_restart(c)
         client.create(secret("new", b"fresh"))
-        out = subprocess.run(procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[1]),
+        for i in range(5, 60):
+            client.create(secret(f"s{i}", f"v{i}".encode()))
+        # Re-encryption while a writer keeps changing some Secrets: its CAS never overwrites
+        # a concurrent write (each acknowledged value is the one that stays).
+        last: dict[str, bytes] = {}
+        stop = threading.Event()
+
+        def writer() -> None:
+            with c.client() as w:
+                n = 0
+                while not stop.is_set():
+                    name = f"s{n % 5}"
+                    cur = w.get(core_pb2.Secret, name)
+                    cur.data["password"] = f"w{n}".encode()
+                    w.update(cur)  # CAS on the version just read
+                    last[name] = f"w{n}".encode()
+                    n += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            out = subprocess.run(
+                procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[1]),
+                capture_output=True, text=True, timeout=120, env=c.env)
+        finally:
+            stop.set()
+            t.join(30)
+        assert out.returncode == 0, out.stderr
+        assert len(last) == 5
+        for name, value in last.items():
+            assert client.get(core_pb2.Secret, name).data["password"] == value
+        assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        # A second run finds nothing to rewrite: no Secret gets a new revision.
+        before = {s.metadata.name: s.metadata.resource_version
+                  for s in client.list(core_pb2.Secret).items}
+        out = subprocess.run(procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[0]),
                              capture_output=True, text=True, timeout=60, env=c.env)
         assert out.returncode == 0, out.stderr
-        assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        assert {s.metadata.name: s.metadata.resource_version
+                for s in client.list(core_pb2.Secret).items} == before
         key_config(conf, [("key2", k2)])
         rolling_restart(c)
         assert {s.metadata.name: s.data["password"]
                 for s in client.list(core_pb2.Secret).items} == {
-            **{f"s{i}": f"v{i}".encode() for i in range(5)}, "new": b"fresh"}
+            **last, **{f"s{i}": f"v{i}".encode() for i in range(5, 60)}, "new": b"fresh"}
 
         m = c.masters[2]
         # A key with the right name but another secret cannot open the stored Secrets.
@@ -197,4 +234,4 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         c.start(m)
         c.wait_ready([m], timeout=60)
         with c.client() as again:
-            assert again.get(core_pb2.Secret, "s1").data["password"] == b"v1"
+            assert again.get(core_pb2.Secret, "s7").data["password"] == b"v7"
