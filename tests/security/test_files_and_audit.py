@@ -57,12 +57,14 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
         one = Client([c.masters[0].api], credentials=c.credentials)  # every call reaches m1
         s = core_pb2.Secret(metadata={"name": "db"})
         s.string_data["password"] = canary
-        one.create(s)
+        created_rv = int(one.create(s).metadata.resource_version)
         assert one.get(core_pb2.Secret, "db").data["password"] == canary.encode()
         with pytest.raises(Forbidden):
             one.delete(core_pb2.Namespace, "default")
         with pytest.raises(NotFound):
             one.get(core_pb2.ConfigMap, "absent")
+        with one.watch(core_pb2.Secret, resource_version=created_rv - 1) as w:
+            assert next(iter(w)).object.metadata.name == "db"
         for i in range(40):
             client.create(core_pb2.ConfigMap(metadata={"name": f"fill-{i}"}))
         wait_for(lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump"))
@@ -108,6 +110,7 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
     assert by[("get", "secrets", "db")]["code"] == "OK"
     assert by[("delete", "namespaces", "default")]["code"] == "PERMISSION_DENIED"
     assert by[("get", "configmaps", "absent")]["code"] == "NOT_FOUND"
+    assert by[("watch", "secrets", "")]["code"] in ("OK", "CANCELLED")
     assert all(r["latencyMs"] >= 0 and r["auditID"] for r in records)
     with open(audit, "rb") as f:
         body = f.read()
