@@ -28,14 +28,7 @@ from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import errors as api_errors
 from hakube.apiserver.encryption import Transformer
-from hakube.apiserver.errors import (
-    AlreadyExists,
-    Conflict,
-    Forbidden,
-    Gone,
-    Invalid,
-    NotFound,
-)
+from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
 from hakube.apiserver.selector import (
     Matcher,
     SelectorError,
