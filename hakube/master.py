@@ -129,6 +129,9 @@ class Master:
         self.exit_reason = ""
         self.pki: Pki | None = None
         """Set when the master stops itself (e.g. it was removed from the cluster)."""
+        self.transformer = Transformer()
+        """Seals and opens Secrets; shared by the API, the watch hub and the token reader, and
+        replaced in place by ``reload_encryption`` (SIGHUP)."""
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -377,6 +380,26 @@ class Master:
         except encryption.EncryptionConfigError as exc:
             raise SystemExit(f"hakube master: {exc}") from exc
 
+    def reload_encryption(self) -> None:
+        """SIGHUP: re-read --encryption-provider-config. A file that is unusable, or whose keys
+        cannot open the Secrets this replica holds, is refused with one logged line and the
+        old keys stay in use."""
+        path = self.settings.encryption_provider_config
+        if not path:
+            log.warning("SIGHUP: no --encryption-provider-config to reload")
+            return
+        try:
+            new = encryption.load_config(path)
+        except encryption.EncryptionConfigError as exc:
+            log.error("encryption config not reloaded, the old keys stay in use: %s", exc)
+            return
+        problem = encryption.check_stored(self.fsm, new)
+        if problem is not None:
+            log.error("encryption config not reloaded, the old keys stay in use: %s", problem)
+            return
+        self.transformer.replace(new)
+        log.info("reloaded encryption config %s: writes use %s", path, new.describe())
+
     def _open_audit(self) -> AuditLog | None:
         if not self.settings.audit.path:
             return None
@@ -427,7 +450,8 @@ class Master:
     async def run(self) -> None:
         s = self.settings
         self._lock_data_dir()
-        transformer = self._load_encryption()
+        transformer = self.transformer
+        transformer.replace(self._load_encryption())
         audit_log = self._open_audit()
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -514,6 +538,7 @@ def serve(settings: MasterSettings, on_serving: Callable[[Pki], None] | None = N
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, master.stop)
+        loop.add_signal_handler(signal.SIGHUP, master.reload_encryption)
         await master.run()
 
     asyncio.run(main())

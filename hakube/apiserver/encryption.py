@@ -101,6 +101,19 @@ class Transformer:
         self.source = source
         """The config file (for messages); empty when encryption is off."""
 
+    def replace(self, other: Transformer) -> None:
+        """Take ``other``'s providers (a config reload). Every user holds this one object, and
+        the providers dict is swapped in one assignment, so a request sees the old or the new
+        config, never a mix."""
+        self.source = other.source
+        self.providers = other.providers
+
+    def describe(self) -> str:
+        """What writes use, for logs: e.g. ``Secret: aesgcm key "key2"``."""
+        if not self.providers:
+            return "no encryption"
+        return ", ".join(f"{k}: {p[0].label}" for k, p in sorted(self.providers.items()))
+
     @property
     def enabled(self) -> bool:
         return any(p[0].type != "identity" for p in self.providers.values())

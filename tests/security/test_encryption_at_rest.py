@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import threading
 import uuid
@@ -235,3 +236,47 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         c.wait_ready([m], timeout=60)
         with c.client() as again:
             assert again.get(core_pb2.Secret, "s7").data["password"] == b"v7"
+
+
+def log_count(m: MasterProc, text: str) -> int:
+    with open(m.log_path, errors="replace") as f:
+        return f.read().count(text)
+
+
+def sighup_all(c: LocalCluster, expect: str) -> None:
+    """SIGHUP every master (processes this test started) and wait for ``expect`` in each log."""
+    before = {m.name: log_count(m, expect) for m in c.masters}
+    for m in c.masters:
+        assert m.proc is not None
+        os.kill(m.proc.pid, signal.SIGHUP)
+    wait_for(lambda: all(log_count(m, expect) > before[m.name] for m in c.masters), 20,
+             f"{expect!r} logged by every master")
+
+
+def test_keys_rotate_on_sighup_and_a_bad_reload_keeps_the_old_keys(tmp_path: Any) -> None:
+    k1, k2 = os.urandom(32), os.urandom(32)
+    conf = key_config(str(tmp_path / "enc.yaml"), [("key1", k1)])
+    with LocalCluster(str(tmp_path / "c"), 3,
+                      extra_args=["--encryption-provider-config", conf]) as c, \
+            c.client() as client:
+        for i in range(5):
+            client.create(secret(f"s{i}", f"v{i}".encode()))
+        pids = [m.proc.pid for m in c.masters if m.proc is not None]
+        key_config(conf, [("key1", k1), ("key2", k2)])
+        sighup_all(c, 'writes use Secret: aesgcm key "key1"')
+        key_config(conf, [("key2", k2), ("key1", k1)])
+        sighup_all(c, 'writes use Secret: aesgcm key "key2"')
+        out = subprocess.run(procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[0]),
+                             capture_output=True, text=True, timeout=60, env=c.env)
+        assert out.returncode == 0, out.stderr
+        assert stored_prefixes(c, str(tmp_path / "a.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        # A config without key2 cannot open what is stored: refused, key2 stays in use.
+        key_config(conf, [("key1", k1)])
+        sighup_all(c, "encryption config not reloaded, the old keys stay in use")
+        client.create(secret("after-bad", b"x"))
+        key_config(conf, [("key2", k2)])
+        sighup_all(c, 'writes use Secret: aesgcm key "key2"')
+        assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        assert {s.metadata.name: s.data["password"] for s in client.list(core_pb2.Secret).items
+                } == {**{f"s{i}": f"v{i}".encode() for i in range(5)}, "after-bad": b"x"}
+        assert [m.proc.pid for m in c.masters if m.proc is not None] == pids  # no restart
