@@ -9,11 +9,13 @@ dumps is exactly the command the leader proposed, and it holds no canary.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,7 +48,7 @@ def key_config(path: str, keys: list[tuple[str, bytes]], identity: bool = True) 
 
 
 def files_under(*roots: str) -> list[str]:
-    out = []
+    out: list[str] = []
     for root in roots:
         for d, _, names in os.walk(root):
             out.extend(os.path.join(d, n) for n in names)
@@ -54,7 +56,7 @@ def files_under(*roots: str) -> list[str]:
 
 
 def holding(paths: list[str], needles: list[bytes]) -> list[str]:
-    found = []
+    found: list[str] = []
     for p in paths:
         with open(p, "rb") as f:
             data = f.read()
@@ -122,6 +124,18 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
         assert seen["db"] == canary and seen["later"] == canary + b"-2"
 
 
+@contextlib.contextmanager
+def key1_cluster(tmp_path: Any, conf: str, k1: bytes) -> Iterator[tuple[LocalCluster, Any]]:
+    """Three masters encrypting with key1 (config at ``conf``), Secrets s0..s4 = v0..v4."""
+    key_config(conf, [("key1", k1)])
+    with LocalCluster(str(tmp_path / "c"), 3,
+                      extra_args=["--encryption-provider-config", conf]) as c, \
+            c.client() as client:
+        for i in range(5):
+            client.create(secret(f"s{i}", f"v{i}".encode()))
+        yield c, client
+
+
 def restart(c: LocalCluster, m: MasterProc) -> None:
     c.terminate(m)
     c.start(m)
@@ -153,12 +167,8 @@ def start_refused(c: LocalCluster, m: MasterProc) -> str:
 def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         tmp_path: Any) -> None:
     k1, k2 = os.urandom(32), os.urandom(32)
-    conf = key_config(str(tmp_path / "enc.yaml"), [("key1", k1)])
-    with LocalCluster(str(tmp_path / "c"), 3,
-                      extra_args=["--encryption-provider-config", conf]) as c, \
-            c.client() as client:
-        for i in range(5):
-            client.create(secret(f"s{i}", f"v{i}".encode()))
+    conf = str(tmp_path / "enc.yaml")
+    with key1_cluster(tmp_path, conf, k1) as (c, client):
         assert stored_prefixes(c, str(tmp_path / "a.snap")) == {PREFIX + b"aesgcm:v1:key1:"}
         # 1. key2 known everywhere (decrypt only), 2. key2 first, 3. re-encrypt, 4. drop key1.
         key_config(conf, [("key1", k1), ("key2", k2)])
@@ -255,12 +265,8 @@ def sighup_all(c: LocalCluster, expect: str) -> None:
 
 def test_keys_rotate_on_sighup_and_a_bad_reload_keeps_the_old_keys(tmp_path: Any) -> None:
     k1, k2 = os.urandom(32), os.urandom(32)
-    conf = key_config(str(tmp_path / "enc.yaml"), [("key1", k1)])
-    with LocalCluster(str(tmp_path / "c"), 3,
-                      extra_args=["--encryption-provider-config", conf]) as c, \
-            c.client() as client:
-        for i in range(5):
-            client.create(secret(f"s{i}", f"v{i}".encode()))
+    conf = str(tmp_path / "enc.yaml")
+    with key1_cluster(tmp_path, conf, k1) as (c, client):
         pids = [m.proc.pid for m in c.masters if m.proc is not None]
         key_config(conf, [("key1", k1), ("key2", k2)])
         sighup_all(c, 'writes use Secret: aesgcm key "key1"')
