@@ -68,6 +68,13 @@ def _kind_getter(req_type: Any) -> Callable[[Any], str]:
     return _no_kind
 
 
+def _final_code(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status of a call ended by something other than an ApiError: what ``ctx.abort`` set
+    (e.g. PERMISSION_DENIED from an authorizer), else UNKNOWN. Metrics and audit use it."""
+    code = ctx.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
 async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
     try:
         return req_type.FromString(raw)
@@ -132,7 +139,7 @@ class ApiServer:
                 code = exc.code.name
                 await ctx.abort(exc.code, exc.message)
             except Exception:
-                code = "UNKNOWN"
+                code = _final_code(ctx).name
                 raise
             finally:
                 elapsed = clock() - start
@@ -165,7 +172,7 @@ class ApiServer:
             code = exc.code
             await ctx.abort(exc.code, exc.message)
         except Exception:
-            code = grpc.StatusCode.UNKNOWN
+            code = _final_code(ctx)
             raise
         finally:
             self.metrics.requests.labels("Watch", req.kind, code.name).inc()

@@ -4,6 +4,7 @@ size."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -11,12 +12,17 @@ import subprocess
 import uuid
 from typing import Any
 
+import grpc
 import pytest
 
 from hakube import procs
-from hakube.api.v1 import core_pb2
+from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.audit import AuditError, AuditLog, AuditSettings
+from hakube.apiserver.errors import Forbidden as ApiForbidden
+from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.server import ApiServer
 from hakube.client import Client, Forbidden, NotFound
+from hakube.pki.certs import Identity
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
@@ -144,3 +150,48 @@ def test_an_audit_policy_drops_what_it_says_and_refuses_body_levels(tmp_path: An
                       "- level: RequestResponse\n")
     with pytest.raises(AuditError, match=r"rules\[0\]\.level: 'RequestResponse' is not "):
         AuditLog(AuditSettings(path=str(tmp_path / "b.log"), policy_file=str(policy)))
+
+
+def test_the_audit_record_carries_the_final_code_whatever_ended_the_call(tmp_path: Any) -> None:
+    """In-process: a handler that fails unexpectedly is UNKNOWN, a refused one its ApiError's
+    code, as the client sees them."""
+    class Who:
+        def identify(self, ctx: Any) -> Identity:
+            return Identity("alice", ("devs",))
+
+    path = str(tmp_path / "audit.log")
+    log = AuditLog(AuditSettings(path=path))
+    # Only ``unary`` is used: no object API, watch hub or cluster status behind it.
+    server = ApiServer(None, None, MasterMetrics(), None,  # type: ignore[arg-type]
+                       authenticator=Who(), audit=log)  # type: ignore[arg-type]
+
+    async def broken(req: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    async def refused(req: Any) -> Any:
+        raise ApiForbidden("no")
+
+    async def main() -> list[grpc.StatusCode]:
+        srv = grpc.aio.server()
+        srv.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.S", {
+            "Get": server.unary("Get", broken, api_pb2.GetRequest),
+            "Delete": server.unary("Delete", refused, api_pb2.DeleteRequest)})])
+        port = srv.add_insecure_port("127.0.0.1:0")
+        await srv.start()
+        codes = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            for method, req in (("Get", api_pb2.GetRequest(kind="Secret", name="a")),
+                                ("Delete", api_pb2.DeleteRequest(kind="Secret", name="b"))):
+                try:
+                    await ch.unary_unary(f"/t.S/{method}")(req.SerializeToString())
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+        await srv.stop(0)
+        return codes
+
+    codes = asyncio.run(main())
+    log.close()
+    assert codes == [grpc.StatusCode.UNKNOWN, grpc.StatusCode.PERMISSION_DENIED]
+    got = [(r["verb"], r["name"], r["user"], r["code"]) for r in audit_lines(path)]
+    assert got == [("get", "a", "alice", "UNKNOWN"), ("delete", "b", "alice",
+                                                      "PERMISSION_DENIED")]
