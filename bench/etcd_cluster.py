@@ -36,9 +36,9 @@ import grpc
 
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
 from bench.target import aio_channel
+from hakube.local.cluster import free_ports
 from hakube.pki import certs, files
 from hakube.pki.tls import Credentials
-from hakube.testing.cluster import free_ports
 
 ETCD = "etcd"
 """Binary name; Debian's etcd-server package installs /usr/bin/etcd."""

@@ -24,7 +24,7 @@ import grpc
 from bench.hakube_system import HakubeTarget
 from bench.loadgen import run_load
 from bench.store_scenarios import puts
-from hakube.testing.cluster import free_ports
+from hakube.local.cluster import free_ports
 
 
 def serve(port: int) -> None:

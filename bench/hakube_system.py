@@ -41,9 +41,10 @@ import grpc
 import hakube
 from bench.target import aio_channel
 from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2
+from hakube.local.cluster import MasterProc
 from hakube.pki.layout import Pki
 from hakube.pki.tls import Credentials
-from hakube.testing.cluster import LocalCluster, MasterProc
+from hakube.testing.cluster import LocalCluster
 
 _UNSAFE = re.compile(r"[^a-z0-9.-]+")
 
@@ -146,7 +147,7 @@ class HakubeSystem:
     @asynccontextmanager
     async def cluster(self, *, fsync: bool) -> AsyncIterator[HakubeCluster]:
         with tempfile.TemporaryDirectory(prefix="hakube-bench-", dir=self.data_root) as d:
-            local = LocalCluster(d, 3, extra_args=["--fsync"] if fsync else [])
+            local = LocalCluster(d, 3, extra_args=["--fsync"] if fsync else ["--no-fsync"])
             try:
                 await asyncio.to_thread(local.start_all, 60.0)
                 cluster = HakubeCluster(local, credentials=local.credentials, name=self.name)

@@ -38,7 +38,8 @@ from typing import Any
 from bench.machine import CpuMeter, describe, foreign_cpu
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, errors
-from hakube.testing.cluster import LocalCluster, free_ports
+from hakube.local.cluster import free_ports
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.simnodes import SimNodes
 from hakube.testing.wait import wait_for

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,3 +71,23 @@ def serve_http(listen: str, registry: CollectorRegistry, what: str, *,
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server
+
+
+class Heartbeats:
+    """When each named loop or thread last showed it was alive. A process whose event loop or
+    worker thread is wedged must not keep answering /readyz with 200 from the HTTP thread, which
+    still runs: readiness asks ``stalled()`` too."""
+
+    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def beat(self, name: str) -> None:
+        """Called from the loop or thread ``name`` itself, at least every ``limit / 4``."""
+        self._last[name] = self.clock()
+
+    def stalled(self) -> dict[str, float]:
+        """Names silent for longer than ``limit``, with how long (seconds)."""
+        now = self.clock()
+        return {n: now - t for n, t in list(self._last.items()) if now - t > self.limit}

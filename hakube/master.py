@@ -40,7 +40,7 @@ from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
-from hakube.httpendpoint import serve_http
+from hakube.httpendpoint import Heartbeats, serve_http
 from hakube.pki import certs as pki_certs
 from hakube.pki.layout import Pki, PkiError, listen_hosts
 from hakube.pki.tls import TlsFiles
@@ -73,6 +73,9 @@ class MasterSettings:
     """Seconds between readiness barriers."""
     ready_timeout: float = 1.5
     """A barrier slower than this marks the master not ready."""
+    stall_after: float = 5.0
+    """Seconds the API's event loop or the Raft thread may go without a heartbeat before /readyz
+    turns false (so keepalived moves the VIP away from a wedged master)."""
     watch_quorum_grace: float = 3.0
     """Seconds without quorum after which watch streams end with UNAVAILABLE (and new ones are
     refused) so that watchers move to a master that still sees changes."""
@@ -92,6 +95,8 @@ class MasterSettings:
     listen addresses and localhost."""
     metrics_remote_ok: bool = False
     """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
+    quota_bytes: int = 2 * 1024 ** 3
+    """Store size limit; over it the store only shrinks (ObjectAPI._check_quota). 0: none."""
     force_new_cluster: bool = False
     """Rewrite the data dir's membership to this master alone, keeping all its data (quorum
     loss recovery); refused if it already ran on this data dir (flag file)."""
@@ -119,9 +124,13 @@ class Master:
         self.bootstrapped = False
         self.ready = False
         """What /readyz and gRPC health report: quorum_ok and the default namespaces exist."""
+        self.heartbeats = Heartbeats(settings.stall_after)
+        """The event loop and the Raft thread beat here; /readyz is false while one is
+        silent (it is answered from the HTTP thread, which a wedged loop does not stop)."""
         self._stopping: asyncio.Event | None = None
         self._lock_fd: int | None = None
         self.raft: RaftNode | None = None
+        self.objects: ObjectAPI | None = None
         self.api_port = 0
         self.metrics_port = 0
         self._http: ThreadingHTTPServer | None = None
@@ -282,10 +291,23 @@ class Master:
         if not self.settings.metrics_listen:
             return
         self._http = serve_http(self.settings.metrics_listen, self.metrics.registry,
-                                "hakube master", ready=lambda: self.ready,
+                                "hakube master", ready=self._serving_ready,
                                 remote_ok=self.settings.metrics_remote_ok,
                                 not_ready=b"not ready: no quorum with a leader\n")
         self.metrics_port = self._http.server_address[1]
+
+    def _serving_ready(self) -> bool:
+        stalled = self.heartbeats.stalled()
+        if stalled:
+            log.warning("master %s: %s silent for %s; /readyz reports not ready",
+                        self.settings.name, " and ".join(stalled),
+                        " and ".join(f"{v:.1f} s" for v in stalled.values()))
+        return self.ready and not stalled
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self.heartbeats.beat("event loop")
+            await asyncio.sleep(self.settings.stall_after / 8)
 
     def _state(self) -> dict[str, Any]:
         raft = self.raft
@@ -301,6 +323,8 @@ class Master:
             "ready": 1 if self.ready else 0,
             "revision": self.fsm.revision,
             "size_bytes": self.fsm.size_bytes,
+            "quota_bytes": self.settings.quota_bytes,
+            "quota_alarm": self.objects is not None and self.objects.quota_alarm,
             "objects": {k: self.fsm.count(k) for k in self.fsm.kinds()},
         }
 
@@ -467,8 +491,12 @@ class Master:
         self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch,
                              on_refused=self.metrics.raft_refused_connection)
         self.raft.on_leadership(self.leases.on_leadership)
+        self.heartbeats.beat("raft thread")
+        self.raft.syncobj.addOnTickCallback(lambda: self.heartbeats.beat("raft thread"))
         self.metrics.add_state_collector(self._state)
-        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time, transformer=transformer)
+        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time,
+                        quota_bytes=s.quota_bytes, transformer=transformer)
+        self.objects = api
         tokens = BootstrapTokens(self.fsm, transformer=transformer)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
                            authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
@@ -495,7 +523,8 @@ class Master:
             self.on_serving(self.pki)
         log.info("master %s: api %s, raft %s, metrics %s, peers %s", s.name, s.api_listen,
                  s.raft_listen, s.metrics_listen or "off", peers)
-        tasks = [asyncio.create_task(self._readiness_loop(api, server, hub)),
+        tasks = [asyncio.create_task(self._heartbeat_loop()),
+                 asyncio.create_task(self._readiness_loop(api, server, hub)),
                  asyncio.create_task(self._lease_loop(api)),
                  asyncio.create_task(self._bootstrap(api)),
                  asyncio.create_task(self._membership_loop(api))]

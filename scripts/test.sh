@@ -13,4 +13,6 @@ for f in scripts/install/*.sh; do
     echo "== $f"
     bash "$f"
 done
+# Lint, types and import layers first: a wrong-way import fails the run before any test.
+bash scripts/check
 "$PY" -m pytest -q -p no:cacheprovider "$@"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hakube.local.cluster import write_config
 from hakube.testing import pki as testpki
 from hakube.testing.cluster import LocalCluster
 
@@ -18,7 +19,7 @@ def test_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tests start -- reaches any of them; each test names the servers itself."""
     path = str(tmp_path_factory.mktemp("client") / "config")
     pki = testpki.shared()
-    testpki.write_config(path, pki, [])
+    write_config(path, pki, [])
     old = os.environ.get("HAKUBE_CONFIG")
     os.environ["HAKUBE_CONFIG"] = path
     yield path

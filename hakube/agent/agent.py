@@ -37,10 +37,10 @@ from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
 from hakube.agent.worker import PodSyncer
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, HakubeError
+from hakube.client.events import EventRecorder
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
-from hakube.events import EventRecorder
 from hakube.pki.layout import NodePki
 
 log = logging.getLogger("hakube.agent")

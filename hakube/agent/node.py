@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import hakube
 from hakube.agent.config import AgentSettings
-from hakube.agent.status import rfc3339
 from hakube.api import quantity
+from hakube.api.conditions import since
+from hakube.api.timestamps import micro_time, rfc3339
 from hakube.api.v1 import core_pb2, meta_pb2
 from hakube.client import AlreadyExists, Client, Conflict, NotFound
 from hakube.cri.client import CriClient
@@ -42,10 +43,6 @@ def node_ip(configured: str) -> str:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
-
-
-def micro_time(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def meminfo() -> dict[str, int]:
@@ -171,14 +168,12 @@ class NodeReporter:
         prev = {c.type: c for c in old.conditions}
         for ctype, ok, reason, message in self.conditions():
             value = "True" if ok else "False"
-            p = prev.get(ctype)
-            since = p.last_transition_time if p is not None and p.status == value else now
             st.conditions.add(
                 type=ctype,
                 status=value,
                 reason=reason,
                 message=message,
-                last_transition_time=since,
+                last_transition_time=since(prev.get(ctype), value, now),
                 last_heartbeat_time=now,
             )
         return st

@@ -9,8 +9,8 @@ end on ``get() is None`` rather than on ``ShutDown``, hence this small adapter.
 
 from __future__ import annotations
 
-from hakube.controllers.workqueue import ShutDown
-from hakube.controllers.workqueue import WorkQueue as _WorkQueue
+from hakube.client.workqueue import ShutDown
+from hakube.client.workqueue import WorkQueue as _WorkQueue
 
 
 class WorkQueue(_WorkQueue[str]):

@@ -34,7 +34,7 @@ from hakube.agent.runtime import (
     RuntimeView,
 )
 from hakube.agent.stats import UsageSampler
-from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
+from hakube.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.cri.errors import CriError, NotFound
 from hakube.cri.logs import parse
 from hakube.cri.v1 import api_pb2 as pb

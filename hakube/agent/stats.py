@@ -19,8 +19,8 @@ import time
 
 from hakube.agent.node import meminfo
 from hakube.agent.runtime import LABEL_CONTAINER, LABEL_NODE, LABEL_POD_NAME, LABEL_POD_NAMESPACE
-from hakube.agent.v1 import agent_pb2
 from hakube.api import quantity
+from hakube.api.agent.v1 import agent_pb2
 from hakube.api.v1 import pod_pb2
 from hakube.cri.client import CriClient
 from hakube.cri.v1 import api_pb2 as pb

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from hakube.agent.runtime import PodRecord
+from hakube.api.conditions import since
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import pod_pb2
 from hakube.cri.v1 import api_pb2 as pb
-
-
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ns(ns: int) -> str:
@@ -169,13 +166,12 @@ def _condition(
 ) -> pod_pb2.PodCondition:
     status = "True" if ok else "False"
     prev = old.get(ctype)
-    since = prev.last_transition_time if prev is not None and prev.status == status else now
     return pod_pb2.PodCondition(
         type=ctype,
         status=status,
         reason="" if ok else reason,
         message="" if ok else message,
-        last_transition_time=since,
+        last_transition_time=since(prev, status, now),
     )
 
 

@@ -50,11 +50,11 @@ from hakube.agent.runtime import (
 from hakube.api import quantity
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, Conflict, NotFound
+from hakube.client.events import EventRecorder
 from hakube.cri import specs
 from hakube.cri.errors import CriError, ImagePullFailed
 from hakube.cri.errors import NotFound as CriNotFound
 from hakube.cri.v1 import api_pb2 as pb
-from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.agent.worker")
 

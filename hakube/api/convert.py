@@ -8,6 +8,8 @@ one line naming the object and the field path.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -47,18 +49,96 @@ def from_dict(doc: dict[str, Any]) -> Message:
     if not isinstance(doc, dict):
         raise ManifestError(f"a manifest must be a mapping, not {type(doc).__name__}")
     kind = kind_of(doc)
-    name = _name_of(doc)
+    name = name_of(doc)
     body = dict(doc)
     body["apiVersion"] = kind.api_version
     msg = kind.message()
     try:
+        body = _prepare(body, msg.DESCRIPTOR, "")
         json_format.ParseDict(body, msg)
     except json_format.ParseError as exc:
         raise ManifestError(f"{kind.name} {name}: {_explain(str(exc), kind.message)}") from exc
     return msg
 
 
-def _name_of(doc: dict[str, Any]) -> str:
+_QUANTITY_FIELDS = {
+    ("ResourceRequirements", "limits"), ("ResourceRequirements", "requests"),
+    ("ResourceRequirementsPVC", "limits"), ("ResourceRequirementsPVC", "requests"),
+    ("PersistentVolumeClaimStatus", "capacity"),
+    ("NodeStatus", "capacity"), ("NodeStatus", "allocatable"),
+    ("EmptyDirVolumeSource", "sizeLimit"),
+    ("MetricTarget", "averageValue"), ("MetricTarget", "value"),
+    ("MetricValueStatus", "averageValue"), ("MetricValueStatus", "value"),
+}
+"""Fields holding Kubernetes quantities, by message name and JSON name: YAML writes ``cpu: 2``
+as a number, which Kubernetes accepts, while the typed message holds the quantity's text."""
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+
+
+def _prepare(value: Any, desc: Any, path: str) -> Any:
+    """The manifest with numbers in quantity fields turned into their text, after checking that
+    bytes fields hold standard base64 (protobuf's parser would also take URL-safe characters and
+    drop what it does not know, storing bytes the author never wrote)."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    by_json = {fd.json_name: fd for fd in desc.fields}
+    for key, item in value.items():
+        fd = by_json.get(key) or desc.fields_by_name.get(key)
+        if fd is None or item is None:
+            continue
+        where = f"{path}.{key}" if path else key
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
+            vfd = fd.message_type.fields_by_name["value"]
+            if not isinstance(item, dict):
+                continue
+            if (desc.name, fd.json_name) in _QUANTITY_FIELDS:
+                out[key] = {k: _quantity_text(v) for k, v in item.items()}
+            elif vfd.type == FieldDescriptor.TYPE_BYTES:
+                for k, v in item.items():
+                    _check_base64(v, f"{where}[{k}]")
+            elif vfd.type == FieldDescriptor.TYPE_MESSAGE:
+                out[key] = {k: _prepare(v, vfd.message_type, f"{where}[{k}]")
+                            for k, v in item.items()}
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            if fd.message_type.full_name.startswith("google.protobuf."):
+                continue
+            if _is_repeated(fd) and isinstance(item, list):
+                out[key] = [_prepare(v, fd.message_type, f"{where}[{i}]")
+                            for i, v in enumerate(item)]
+            else:
+                out[key] = _prepare(item, fd.message_type, where)
+        elif fd.type == FieldDescriptor.TYPE_BYTES and not _is_repeated(fd):
+            _check_base64(item, where)
+        elif (desc.name, fd.json_name) in _QUANTITY_FIELDS:
+            out[key] = _quantity_text(item)
+    return out
+
+
+def _quantity_text(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _check_base64(v: Any, where: str) -> None:
+    if not isinstance(v, str):
+        return
+    ok = len(v) % 4 == 0 and bool(_BASE64.match(v))
+    if ok:
+        try:
+            base64.b64decode(v, validate=True)
+        except binascii.Error:
+            ok = False
+    if not ok:
+        raise json_format.ParseError(f"{where}: illegal base64 data")
+
+
+def name_of(doc: dict[str, Any]) -> str:
+    """The manifest's name for messages: metadata.name, its generateName, or <unnamed>."""
     meta = doc.get("metadata")
     if isinstance(meta, dict):
         return str(meta.get("name") or meta.get("generateName") or "<unnamed>")

@@ -10,7 +10,25 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hakube.api import kinds
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+def kind_label(word: str) -> str:
+    """The ``kind`` label of a request: the kind's name, whatever spelling the caller used
+    ("pods", "po", "Pod"), "" for none and "unknown" for anything else — a label value never
+    comes straight from a request, or 2,000 made-up kinds make 2,000 series."""
+    label = _KIND_LABELS.get(word)
+    if label is None:
+        found = kinds.lookup(word) if word else None
+        label = found.name if found is not None else "unknown" if word else ""
+        if found is not None or not word:
+            _KIND_LABELS[word] = label  # only spellings of real kinds are remembered
+    return label
+
+
+_KIND_LABELS: dict[str, str] = {}
 
 
 class MasterMetrics:
@@ -49,6 +67,7 @@ class MasterMetrics:
     def observe_request(self, method: str, kind: str, code: str, seconds: float) -> None:
         """Count one API request and its latency. ``labels()`` validates and locks on every
         call; the children are cached here, so a request costs two dict lookups."""
+        kind = kind_label(kind)
         key = (method, kind)
         hist = self._latency_children.get(key)
         if hist is None:
@@ -92,6 +111,12 @@ class _StateCollector(Collector):
                                   s["ready"]),
             "hakube_store_revision": ("Store revision.", s["revision"]),
             "hakube_store_size_bytes": ("Bytes of stored object data.", s["size_bytes"]),
+            "hakube_store_quota_bytes": ("The store's size limit (--quota-bytes; 0: none).",
+                                         s.get("quota_bytes", 0)),
+            "hakube_store_quota_exceeded": (
+                "1 while writes are refused for the store's quota: only deletes, shrinking "
+                "updates and Lease renewals are accepted (the alarm to act on).",
+                1 if s.get("quota_alarm") else 0),
         }
         for name, (doc, value) in simple.items():
             g = GaugeMetricFamily(name, doc)

@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
+from hakube.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.api.v1 import core_pb2, nodeproxy_pb2, pod_pb2
 from hakube.apiserver import authn
 from hakube.apiserver.agentlink import AgentDialError, AgentLink

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import json
 import random
 import uuid
@@ -24,18 +23,20 @@ from typing import Any
 from google.protobuf.message import DecodeError, Message
 
 from hakube.api import kinds as kinds_mod
+from hakube.api.conditions import set_condition
 from hakube.api.kinds import Kind
-from hakube.api.v1 import api_pb2
-from hakube.apiserver import errors as api_errors
-from hakube.apiserver.encryption import ENCRYPTABLE, Transformer
-from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
-from hakube.apiserver.selector import (
+from hakube.api.labels import (
     Matcher,
     SelectorError,
     matcher,
     parse_fields,
     parse_labels,
 )
+from hakube.api.timestamps import rfc3339
+from hakube.api.v1 import api_pb2
+from hakube.apiserver import errors as api_errors
+from hakube.apiserver.encryption import ENCRYPTABLE, Transformer
+from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
 from hakube.store import fsm as store
@@ -57,8 +58,7 @@ def now_rfc3339(t: float) -> str:
     global _last_stamp
     sec = int(t)
     if _last_stamp[0] != sec:
-        stamp = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _last_stamp = (sec, stamp)
+        _last_stamp = (sec, rfc3339(sec))
     return _last_stamp[1]
 
 
@@ -81,8 +81,12 @@ class ObjectAPI:
 
     def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
                  clock: Callable[[], float], new_uid: Callable[[], str] | None = None,
-                 transformer: Transformer | None = None) -> None:
+                 quota_bytes: int = 0, transformer: Transformer | None = None) -> None:
+        """``quota_bytes``: the store's size limit (0: none), see ``_check_quota``."""
         self.fsm = fsm
+        self.quota_bytes = quota_bytes
+        self._quota_refused = 0
+        """The growth of the last write refused for the quota (0: none since one fitted)."""
         self.transformer = transformer or Transformer()
         """Seals values of encrypted kinds before they are proposed, opens them on reads."""
         self.proposer = proposer
@@ -135,6 +139,28 @@ class ObjectAPI:
                 f'{kind.name} "{msg.metadata.name}" is too large: {len(value)} bytes, the limit '
                 f"is {MAX_OBJECT_BYTES} bytes")
         return value
+
+    def _check_quota(self, kind: Kind, name: str, growth: int) -> None:
+        """Over the quota the store only shrinks, as etcd's space alarm: creates and growing
+        updates fail with RESOURCE_EXHAUSTED; deletes, shrinking updates (finalizers removed)
+        and Lease renewals (leader election, node heartbeats) still go through, so the cluster
+        keeps its leaders while someone deletes."""
+        if not self.quota_bytes or growth <= 0 or kind.name == "Lease":
+            return
+        fits = self.fsm.size_bytes + growth <= self.quota_bytes
+        self._quota_refused = 0 if fits else growth
+        if not fits:
+            raise api_errors.TooLarge(
+                f'{kind.plural} "{name}": the store is over its quota ({self.fsm.size_bytes} of '
+                f"{self.quota_bytes} bytes); delete objects to free space (--quota-bytes)")
+
+    @property
+    def quota_alarm(self) -> bool:
+        """Raised by a write refused for the quota; cleared by the next write that fits, or once
+        deletes have made room for the refused one."""
+        if self._quota_refused and self.fsm.size_bytes + self._quota_refused <= self.quota_bytes:
+            self._quota_refused = 0
+        return self._quota_refused > 0
 
     def _index(self, kind: Kind, msg: Any) -> tuple[dict[str, str], dict[str, str]]:
         return dict(msg.metadata.labels), kinds_mod.selectable_fields(kind, msg)
@@ -203,6 +229,7 @@ class ObjectAPI:
         meta.uid = uid
         meta.creation_timestamp = now_rfc3339(self.clock())
         value = self._encode(kind, msg)
+        self._check_quota(kind, meta.name, len(value))
         if req.dry_run:
             return object_bytes(kind, value, 0)
         labels, fields = self._index(kind, msg)
@@ -324,6 +351,7 @@ class ObjectAPI:
             if value == plain and self.transformer.current(kind.name, rec.value):
                 # Unchanged, and sealed with the current key (else the write re-encrypts it).
                 return object_bytes(kind, plain, rec.mod_rev)
+            self._check_quota(kind, name, len(value) - len(plain))
             if dry_run:
                 return object_bytes(kind, value, rec.mod_rev)
             rid = f"{request_id}/{attempt}" if request_id else ""
@@ -355,6 +383,9 @@ class ObjectAPI:
             raise Forbidden(f'namespace "{req.name}" may not be deleted')
         pre = req.preconditions
         grace = req.grace_period_seconds if req.HasField("grace_period_seconds") else None
+        if grace is not None and grace < 0:
+            raise Invalid(f'{kind.plural} "{req.name}": gracePeriodSeconds {grace} must not be '
+                          "negative")
         for attempt in range(10):
             if attempt:
                 await self.barrier()
@@ -467,14 +498,7 @@ class ObjectAPI:
                 raise Conflict(f'pod "{req.name}" is already assigned to node '
                                f'"{pod.spec.node_name}"')
             pod.spec.node_name = req.node_name
-            for c in pod.status.conditions:
-                if c.type == "PodScheduled":
-                    c.status, c.reason, c.message = "True", "", ""
-                    c.last_transition_time = now
-                    break
-            else:
-                pod.status.conditions.add(type="PodScheduled", status="True",
-                                          last_transition_time=now)
+            set_condition(pod.status.conditions, "PodScheduled", "True", now=now)
             return pod
 
         return await self.read_modify_write(kind, ns, req.name, mutate, rv=req.resource_version,
@@ -550,6 +574,12 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
         _copy_field(out, old, "status")
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
+    if kind.name == "Pod":
+        added = ({g.name for g in out.spec.scheduling_gates}
+                 - {g.name for g in old.spec.scheduling_gates})
+        if added:
+            raise Invalid(f'Pod "{m.name}" is invalid: spec.schedulingGates: only deletion is '
+                          f"allowed, but found new scheduling gate \"{sorted(added)[0]}\"")
     m.generation = o.generation
     # Compare specs as they will be stored: a request that leaves out defaulted fields is not
     # a spec change (and must not bump generation or write a new revision).

@@ -26,7 +26,7 @@ from hakube.apiserver.objects import ObjectAPI
 from hakube.store import fsm as store
 from hakube.store import snapshot
 from hakube.store.fsm import StoreFSM
-from hakube.store.raft import MembershipError, RaftNode, _check_hostport
+from hakube.store.raft import MembershipError, RaftNode, check_hostport
 
 OPS_SERVICE = "hakube.api.v1.OpsService"
 CHUNK_BYTES = 1024 * 1024
@@ -199,7 +199,7 @@ class OpsServicer:
             )
         for what, value in (("raft address", raft_addr), ("api address", api_addr)):
             try:
-                _check_hostport(what, value)
+                check_hostport(what, value)
             except ValueError as exc:
                 raise Invalid(f"member {name}: {exc}") from exc
         async with self._change_lock:

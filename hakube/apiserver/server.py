@@ -28,7 +28,7 @@ from hakube.apiserver import authn
 from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
-from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.metrics import MasterMetrics, kind_label
 from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
 from hakube.apiserver.watch import WatchHub
 from hakube.pki.certs import Identity
@@ -38,6 +38,10 @@ OBJECT_SERVICE = "hakube.api.v1.ObjectService"
 CLUSTER_SERVICE = "hakube.api.v1.ClusterService"
 LEASE_SERVICE = "hakube.api.v1.LeaseService"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest response (snapshots stream out in bigger messages than any request)."""
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+"""Largest request: twice the largest object (1.5 MiB), as etcd caps requests; a bigger one is
+refused by gRPC before it is read into memory (RESOURCE_EXHAUSTED)."""
 
 
 def _serialize(x: Any) -> bytes:
@@ -165,6 +169,9 @@ class ApiServer:
                     from exc
             watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
             interval = float(req.bookmark_interval_seconds or 10)
+            if not 1 <= interval <= 3600:
+                raise Invalid(f"watch {req.kind}: bookmarkIntervalSeconds "
+                              f"{req.bookmark_interval_seconds} must be between 1 and 3600")
             async for data in self.hub.stream(watcher, bookmarks=req.allow_bookmarks,
                                               interval=interval):
                 yield data
@@ -175,7 +182,7 @@ class ApiServer:
             code = _final_code(ctx)
             raise
         finally:
-            self.metrics.requests.labels("Watch", req.kind, code.name).inc()
+            self.metrics.requests.labels("Watch", kind_label(req.kind), code.name).inc()
             if self.audit is not None:
                 self.audit.record("Watch", req, code.name, time.perf_counter() - start)
 
@@ -215,7 +222,7 @@ class ApiServer:
         """Bind with TLS (client certificates required) and start serving; returns the bound
         port. ``extra_roots``: further trusted client issuers (bootstrap tokens)."""
         server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ])

@@ -14,9 +14,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from hakube.api.kinds import Kind
+from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.apiserver.errors import Invalid
-from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -56,14 +56,19 @@ def check_name(value: str, path: str, probs: Problems, label: bool = False) -> N
                         f'{"" if label else ", ."}; at most {limit} characters)')
 
 
+def check_qualified_name(key: str, path: str, probs: Problems, what: str = "label key") -> None:
+    """``[prefix/]name``: a DNS-1123 subdomain prefix and a 63-character name (label keys,
+    scheduling gates, finalizers)."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        probs.add(path, f'prefix "{prefix}" is not a DNS-1123 subdomain')
+    if not name or len(name) > 63 or not _QUALIFIED.match(name):
+        probs.add(path, f"invalid {what} (alphanumerics, '-', '_', '.'; at most 63 characters)")
+
+
 def check_labels(labels: Any, path: str, probs: Problems) -> None:
     for key, value in labels.items():
-        prefix, _, name = key.rpartition("/")
-        if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-            probs.add(f"{path}[{key}]", f'prefix "{prefix}" is not a DNS-1123 subdomain')
-        if not name or len(name) > 63 or not _QUALIFIED.match(name):
-            probs.add(f"{path}[{key}]", "invalid label key (alphanumerics, '-', '_', '.'; "
-                                         "at most 63 characters)")
+        check_qualified_name(key, f"{path}[{key}]", probs)
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             probs.add(f"{path}[{key}]", f'invalid label value "{value}"')
 
@@ -111,7 +116,10 @@ def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
 
 
 def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
-                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never")) -> None:
+                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never"),
+                      claim_volumes: tuple[str, ...] = ()) -> None:
+    """``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
+    containers mount by name without listing them among the pod's volumes."""
     if not spec.containers:
         probs.add(f"{path}.containers", "required value: at least one container")
     if spec.restart_policy not in allowed_restart:
@@ -147,7 +155,7 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
                 if not _ENV_NAME.match(env.name):
                     probs.add(f"{cp}.env[{j}].name", f'invalid environment variable "{env.name}"')
             for j, m in enumerate(c.volume_mounts):
-                if m.name not in volumes:
+                if m.name not in volumes and m.name not in claim_volumes:
                     probs.add(f"{cp}.volumeMounts[{j}].name", f'volume "{m.name}" not found')
                 if not m.mount_path.startswith("/"):
                     probs.add(f"{cp}.volumeMounts[{j}].mountPath", "must be an absolute path")
@@ -170,7 +178,8 @@ def _is_quantity(text: str) -> bool:
 
 
 def check_template(spec: Any, path: str, probs: Problems, selector_required: bool = True,
-                   allowed_restart: tuple[str, ...] = ("Always",)) -> None:
+                   allowed_restart: tuple[str, ...] = ("Always",),
+                   claim_volumes: tuple[str, ...] = ()) -> None:
     """Selector present, template labels matching it, and a valid pod spec."""
     template = spec.template
     default_pod_spec(template.spec)
@@ -188,7 +197,8 @@ def check_template(spec: Any, path: str, probs: Problems, selector_required: boo
                           "`labels`)")
         except SelectorError as exc:
             probs.add(f"{path}.selector", str(exc))
-    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart)
+    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart,
+                      claim_volumes)
 
 
 # -- per kind ------------------------------------------------------------------------------------
@@ -197,8 +207,28 @@ def check_template(spec: Any, path: str, probs: Problems, selector_required: boo
 def _pod(m: pod_pb2.Pod, probs: Problems) -> None:
     default_pod_spec(m.spec)
     validate_pod_spec(m.spec, "spec", probs)
+    _scheduling_gates(m, probs)
     if not m.status.phase:
         m.status.phase = "Pending"
+
+
+def _scheduling_gates(m: pod_pb2.Pod, probs: Problems) -> None:
+    """Gates keep a pod out of scheduling until removed (the scheduler skips gated pods); a
+    gated pod says so in its PodScheduled condition, as Kubernetes' API server does."""
+    seen: set[str] = set()
+    for i, g in enumerate(m.spec.scheduling_gates):
+        check_qualified_name(g.name, f"spec.schedulingGates[{i}].name", probs, "gate name")
+        if g.name in seen:
+            probs.add(f"spec.schedulingGates[{i}].name", f'duplicate gate "{g.name}"')
+        seen.add(g.name)
+    if not seen:
+        return
+    if m.spec.node_name:
+        probs.add("spec.nodeName", "cannot be set until all schedulingGates have been removed")
+    if not any(c.type == "PodScheduled" for c in m.status.conditions):
+        m.status.conditions.add(type="PodScheduled", status="False", reason="SchedulingGated",
+                                message="Scheduling is blocked due to non-empty scheduling "
+                                        "gates")
 
 
 def _replicas(spec: Any, path: str, probs: Problems) -> None:
@@ -265,7 +295,8 @@ def _stateful_set(m: workloads_pb2.StatefulSet, probs: Problems) -> None:
         m.spec.revision_history_limit = 10
     for i, t in enumerate(m.spec.volume_claim_templates):
         check_name(t.metadata.name, f"spec.volumeClaimTemplates[{i}].metadata.name", probs)
-    check_template(m.spec, "spec", probs)
+    claims = tuple(t.metadata.name for t in m.spec.volume_claim_templates)
+    check_template(m.spec, "spec", probs, claim_volumes=claims)
 
 
 def _daemon_set(m: workloads_pb2.DaemonSet, probs: Problems) -> None:

@@ -23,10 +23,10 @@ from collections.abc import AsyncIterator
 import grpc
 
 from hakube.api.kinds import Kind
+from hakube.api.labels import Matcher
 from hakube.apiserver.encryption import Transformer
 from hakube.apiserver.errors import ApiError, Gone, Unavailable
 from hakube.apiserver.metrics import MasterMetrics
-from hakube.apiserver.selector import Matcher
 from hakube.apiserver.wire import object_bytes, watch_event_bytes
 from hakube.store import fsm as store
 from hakube.store.fsm import Event, OutOfRange, Record, StoreFSM

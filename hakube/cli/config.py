@@ -83,7 +83,7 @@ def _explicit_dests(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
 
 
 def _convert(action: argparse.Action, raw: Any, source: str) -> Any:
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
         if isinstance(raw, bool):
             return raw
         value = str(raw).lower()

@@ -111,8 +111,12 @@ def load(paths: list[str], *, recursive: bool = False,
             for where, doc in _documents(source, text):
                 for src, d in _unpack(where, doc):
                     try:
-                        msg = convert.from_dict(d)
                         kind = convert.kind_of(d)
+                        if not d.get("apiVersion"):
+                            raise convert.ManifestError(
+                                f'{kind.name} {convert.name_of(d)}: apiVersion not set '
+                                f'(use "{kind.api_version}")')
+                        msg = convert.from_dict(d)
                     except convert.ManifestError as exc:
                         raise ManifestError(f"{src}: {exc}") from exc
                     manifests.append(Manifest(src, d, kind, msg))

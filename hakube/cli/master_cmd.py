@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="the other masters: NAME=HOST:PORT,... (their Raft addresses)")
     p.add_argument("--metrics-listen", default="",
                    help="HOST:PORT for /metrics, /healthz and /readyz (empty: off)")
+    p.add_argument("--quota-bytes", type=int, default=2 * 1024 ** 3,
+                   help="store size limit in bytes (default 2 GiB, as etcd); over it only "
+                   "deletes, shrinking updates and Lease renewals are accepted (0: no limit)")
     p.add_argument("--history-size", type=int, default=20000,
                    help="watch history kept, in events")
     p.add_argument("--election-timeout-min", type=float, default=0.4)
@@ -53,8 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="compact the Raft log after this many entries")
     p.add_argument("--sync-journal", action="store_true",
                    help="msync the Raft journal every tick (power-loss durability)")
-    p.add_argument("--fsync", action="store_true",
-                   help="sync the Raft journal to disk before acknowledging writes")
+    p.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=True,
+                   help="sync the Raft journal to disk before acknowledging writes (default; "
+                   "--no-fsync: writes survive a crash of every master but not a power loss "
+                   "of a majority, for lower latency)")
     p.add_argument("--snapshot-dir", default="",
                    help="directory for scheduled snapshots of the store (empty: none)")
     p.add_argument("--snapshot-interval", type=float, default=3600.0,
@@ -125,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                               snapshot_retain=args.snapshot_retain, pki_dir=args.pki_dir,
                               cert_sans=args.cert_sans,
                               metrics_remote_ok=args.allow_unauthenticated_metrics,
+                              quota_bytes=args.quota_bytes,
                               encryption_provider_config=args.encryption_provider_config,
                               audit=AuditSettings(path=args.audit_log_path,
                                                   max_size_mb=args.audit_log_maxsize,

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from google.protobuf.json_format import MessageToDict
 
 from hakube.api.v1 import ops_pb2
-from hakube.cli.opsclient import OpsError, list_members, on_leader, split_servers
+from hakube.client import errors
+from hakube.client.ops import OpsClient, split_servers
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -45,55 +46,55 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 def run(args: argparse.Namespace) -> int:
     try:
-        servers = split_servers(args.server)
         cmd = args.members_command
-        if cmd == "list":
-            return _list(servers, args)
-        if cmd == "add":
-            if not args.raft or not args.api:
-                raise OpsError("members add needs --raft HOST:PORT and --api HOST:PORT")
-            req = ops_pb2.AddMemberRequest(
-                name=args.name, raft_address=args.raft, api_address=args.api
-            )
-            resp = on_leader(
-                servers, lambda s: s.AddMember(req, timeout=args.timeout), args.timeout
-            )
-        elif cmd == "remove":
-            resp = _remove(servers, args.name, args.timeout)
-        else:
-            treq = ops_pb2.TransferLeaderRequest(
-                name=args.name, timeout_seconds=min(args.timeout, 10.0)
-            )
-            resp = on_leader(
-                servers, lambda s: s.TransferLeader(treq, timeout=args.timeout), args.timeout
-            )
+        if cmd == "add" and not (args.raft and args.api):
+            raise errors.HakubeError("members add needs --raft HOST:PORT and --api HOST:PORT")
+        with OpsClient(split_servers(args.server), timeout=args.timeout) as ops:
+            if cmd == "list":
+                return _list(ops, args)
+            if cmd == "add":
+                req = ops_pb2.AddMemberRequest(
+                    name=args.name, raft_address=args.raft, api_address=args.api
+                )
+                resp = ops.on_leader(lambda s, t: s.AddMember(req, timeout=t), what="add member")
+            elif cmd == "remove":
+                resp = _remove(ops, args.name)
+            else:
+                treq = ops_pb2.TransferLeaderRequest(
+                    name=args.name, timeout_seconds=min(args.timeout, 10.0)
+                )
+                resp = ops.on_leader(
+                    lambda s, t: s.TransferLeader(treq, timeout=t), what="transfer leadership"
+                )
         print(f"{resp.message} ({resp.seconds:.2f}s)")
         return 0
-    except OpsError as exc:
+    except errors.HakubeError as exc:
         print(f"hakube members {args.members_command}: {exc}", file=sys.stderr)
         return 1
 
 
-def _remove(servers: list[str], name: str, timeout: float) -> ops_pb2.MemberChangeResponse:
+def _remove(ops: OpsClient, name: str) -> ops_pb2.MemberChangeResponse:
     req = ops_pb2.RemoveMemberRequest(name=name)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + ops.timeout
     while True:
-        members = list_members(servers, timeout)
+        members = ops.list_members()
         if members.leader != name:
-            return on_leader(servers, lambda s: s.RemoveMember(req, timeout=timeout), timeout)
+            resp: ops_pb2.MemberChangeResponse = ops.on_leader(
+                lambda s, t: s.RemoveMember(req, timeout=t), what=f"remove member {name}"
+            )
+            return resp
         if time.monotonic() > deadline:
-            raise OpsError(f'"{name}" is still the leader after {timeout:g}s')
-        on_leader(
-            servers,
-            lambda s: s.TransferLeader(
-                ops_pb2.TransferLeaderRequest(timeout_seconds=5.0), timeout=timeout
+            raise errors.Unavailable(f'"{name}" is still the leader after {ops.timeout:g}s')
+        ops.on_leader(
+            lambda s, t: s.TransferLeader(
+                ops_pb2.TransferLeaderRequest(timeout_seconds=5.0), timeout=t
             ),
-            timeout,
+            what="transfer leadership",
         )
 
 
-def _list(servers: list[str], args: argparse.Namespace) -> int:
-    resp = list_members(servers, args.timeout)
+def _list(ops: OpsClient, args: argparse.Namespace) -> int:
+    resp = ops.list_members()
     if args.output == "json":
         print(
             json.dumps(

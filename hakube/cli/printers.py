@@ -8,7 +8,6 @@ gets NAME AGE. ``-o json``/``-o yaml`` of several objects is a ``List`` with ``i
 
 from __future__ import annotations
 
-import calendar
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from google.protobuf.message import Message
 
 from hakube.api import convert
 from hakube.api.kinds import Kind
+from hakube.api.timestamps import parse_time
 
 NONE = "<none>"
 Column = tuple[str, Callable[[Any], str], bool]
@@ -26,18 +26,6 @@ Column = tuple[str, Callable[[Any], str], bool]
 
 
 # -- small formatting helpers ------------------------------------------------------------------
-
-
-def parse_time(ts: str) -> float | None:
-    """RFC 3339 (``2024-01-02T03:04:05Z``, fractions and offsets tolerated) -> epoch seconds."""
-    if not ts:
-        return None
-    base = ts[:19]
-    try:
-        t = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
-    return float(t)
 
 
 def human_duration(seconds: float) -> str:

@@ -14,10 +14,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from hakube.cli.master_cmd import parse_peers
-from hakube.cli.opsclient import OpsError, first, split_servers, stream
+from hakube.client import errors
+from hakube.client.ops import OpsClient, split_servers
 from hakube.pki.tls import TlsFiles
 from hakube.store import datadir, snapshot
 from hakube.store.raft import RaftSettings
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if args.snapshot_command == "inspect":
             return _inspect(args)
         return _restore(args)
-    except (OpsError, snapshot.SnapshotError, datadir.DataDirError) as exc:
+    except (errors.HakubeError, snapshot.SnapshotError, datadir.DataDirError) as exc:
         print(f"hakube snapshot {args.snapshot_command}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. the target directory does not exist or is not writable
@@ -66,12 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save(args: argparse.Namespace) -> int:
-    servers = split_servers(args.server)
-
-    def fetch(stub: Any) -> bytes:
-        return b"".join(stream(stub, args.timeout))
-
-    server, data = first(servers, fetch, args.timeout)
+    with OpsClient(split_servers(args.server), timeout=args.timeout) as ops:
+        server, data = ops.save_snapshot()
     meta, _ = snapshot.read_meta(data, f"snapshot from {server}")
     snapshot.write_atomic(args.file, iter([data]))
     print(
@@ -112,7 +108,7 @@ def _restore(args: argparse.Namespace) -> int:
         if not getattr(args, n)
     ]
     if missing:
-        raise OpsError(f"missing required setting {', '.join(missing)}")
+        raise errors.HakubeError(f"missing required setting {', '.join(missing)}")
     try:
         # Only the names and addresses are checked here; no TLS material is read.
         RaftSettings(
@@ -120,7 +116,7 @@ def _restore(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, tls=TlsFiles("", "", ""),
         ).validate()
     except ValueError as exc:
-        raise OpsError(str(exc)) from exc
+        raise errors.HakubeError(str(exc)) from exc
     snap = snapshot.load(args.file)
     if os.path.isdir(args.data_dir) and datadir.has_raft_data(args.data_dir):
         raise datadir.DataDirError(

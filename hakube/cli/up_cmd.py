@@ -46,10 +46,10 @@ from hakube.client.config import (
     tls_settings,
     write_client_config,
 )
+from hakube.local.cluster import LocalCluster, MasterProc, free_ports
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
 from hakube.store.datadir import write_private
-from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
 DEFAULT_CLIENT_CONFIG = "~/.hakube/config"

@@ -9,7 +9,8 @@ Everything a program needs is importable from here; ``tests/client/test_public_a
 """
 
 from hakube.client.apply import ApplyResult
-from hakube.client.client import Client, DeleteResult, ObjectList, new_request_id, resolve_kind
+from hakube.client.base import DeleteResult, ObjectList, resolve_kind
+from hakube.client.client import Client, new_request_id
 from hakube.client.config import ClientConfig, ConfigError, load_client_config
 from hakube.client.errors import (
     AlreadyExists,

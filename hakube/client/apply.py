@@ -21,16 +21,14 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.message import Message
 
 from hakube.api import convert
 from hakube.api.kinds import Kind
 from hakube.client import errors
-
-if TYPE_CHECKING:
-    from hakube.client.client import Client
+from hakube.client.base import ObjectClient
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
@@ -99,7 +97,7 @@ def _annotations(doc: dict[str, Any]) -> dict[str, Any]:
     return meta.setdefault("annotations", {})  # type: ignore[no-any-return]
 
 
-def apply(client: Client, obj: Message | dict[str, Any], *,
+def apply(client: ObjectClient, obj: Message | dict[str, Any], *,
           timeout: float | None = None) -> ApplyResult:
     """Create ``obj`` or bring the live object in line with it; see the module docstring.
     Raises ManifestError (hakube.api.convert) for a manifest that does not convert."""

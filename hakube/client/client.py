@@ -28,8 +28,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, overload
 
 from google.protobuf.message import Message
 
@@ -37,29 +36,24 @@ from hakube.api import kinds
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, pod_pb2
 from hakube.client import errors
+from hakube.client.apply import ApplyResult, apply
+from hakube.client.base import (
+    ClientSettings,
+    DeleteResult,
+    KindLike,
+    M,
+    ObjectList,
+    list_namespace,
+    resolve_kind,
+)
+from hakube.client.informer import Informer
 from hakube.client.resources import TypedResources
 from hakube.client.transport import RetryPolicy, Stubs, Transport
+from hakube.client.watch import Watch, open_watch
 from hakube.pki.tls import Credentials
 
 log = logging.getLogger("hakube.client")
-M = TypeVar("M", bound=Message)
-KindLike = Kind | str | type[Message]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def resolve_kind(kind: KindLike) -> Kind:
-    """A Kind from a Kind, a message class, or a name/plural/short name ("po", "Pod")."""
-    if isinstance(kind, Kind):
-        return kind
-    if isinstance(kind, str):
-        found = kinds.lookup(kind)
-        if found is None:
-            raise errors.Invalid(f'unknown kind "{kind}"')
-        return found
-    found = kinds.BY_MESSAGE.get(kind)
-    if found is None:
-        raise errors.Invalid(f"{kind.__name__} is not an API kind")
-    return found
 
 
 def _unary(method: str, req: Message) -> Callable[[Stubs, float], Any]:
@@ -79,38 +73,6 @@ def describe(kind: Kind, name: str, namespace: str = "") -> str:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass
-class ObjectList(Generic[M]):
-    """The result of a list: the items and the revision to watch from."""
-
-    items: list[M]
-    resource_version: str
-    kind: Kind | None = None
-
-
-@dataclass
-class DeleteResult(Generic[M]):
-    """What a Delete did. ``deleted`` is False when the object is only marked (finalizers or a
-    grace period pending); ``object`` is None when a retried Delete found its own earlier
-    attempt had already removed the object."""
-
-    object: M | None
-    deleted: bool
-
-
-@dataclass
-class ClientSettings:
-    """Knobs of a Client (all optional)."""
-
-    namespace: str = "default"
-    """Namespace used when a namespaced call does not name one."""
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    """Deadline and backoff of every unary call."""
-    watch_idle_timeout: float = 20.0
-    """A watch stream that delivers nothing (not even a bookmark, sent every 5 s) for this long
-    is presumed dead and reopened on another master."""
 
 
 class Client(TypedResources):
@@ -169,7 +131,7 @@ class Client(TypedResources):
         return namespace or self.settings.namespace
 
     def _list_ns(self, kind: Kind, namespace: str | None) -> str:
-        return namespace if kind.namespaced and namespace else ""
+        return list_namespace(kind, namespace)
 
     @staticmethod
     def _typed(obj: api_pb2.Object) -> Any:
@@ -210,7 +172,7 @@ class Client(TypedResources):
             serializable: bool = ..., timeout: float | None = ...) -> M: ...
 
     @overload
-    def get(self, kind: Kind | str, name: str, *, namespace: str | None = ...,
+    def get(self, kind: KindLike, name: str, *, namespace: str | None = ...,
             serializable: bool = ..., timeout: float | None = ...) -> Any: ...
 
     def get(self, kind: KindLike, name: str, *, namespace: str | None = None,
@@ -230,7 +192,7 @@ class Client(TypedResources):
              serializable: bool = ..., timeout: float | None = ...) -> ObjectList[M]: ...
 
     @overload
-    def list(self, kind: Kind | str, *, namespace: str | None = ..., label_selector: str = ...,
+    def list(self, kind: KindLike, *, namespace: str | None = ..., label_selector: str = ...,
              field_selector: str = ..., limit: int = ..., page_size: int = ...,
              serializable: bool = ..., timeout: float | None = ...) -> ObjectList[Any]: ...
 
@@ -388,26 +350,20 @@ class Client(TypedResources):
 
     def watch(self, kind: KindLike, *, namespace: str | None = None, label_selector: str = "",
               field_selector: str = "", resource_version: str | int | None = None,
-              bookmarks: bool = False) -> Any:
-        """A resumable stream of changes (a ``Watch``; iterate it, ``stop()`` it from any
-        thread). ``resource_version``: deliver changes after it; None: from now."""
-        from hakube.client.watch import Watch
-
-        k = resolve_kind(kind)
-        return Watch(self, k, namespace=self._list_ns(k, namespace),
-                     label_selector=label_selector, field_selector=field_selector,
-                     resource_version=resource_version, bookmarks=bookmarks)
+              bookmarks: bool = False) -> Watch:
+        """A resumable stream of changes (iterate it, ``stop()`` it from any thread).
+        ``resource_version``: deliver changes after it; None: from now."""
+        return open_watch(self, kind, namespace=namespace, label_selector=label_selector,
+                          field_selector=field_selector, resource_version=resource_version,
+                          bookmarks=bookmarks)
 
     def informer(self, kind: KindLike, *, namespace: str | None = None, label_selector: str = "",
-                 field_selector: str = "", resync_period: float = 0.0) -> Any:
-        """A list+watch cache of one kind (an ``Informer``); call ``start()`` on it."""
-        from hakube.client.informer import Informer
-
+                 field_selector: str = "", resync_period: float = 0.0) -> Informer[Any]:
+        """A list+watch cache of one kind; call ``start()`` on it."""
         return Informer(self, kind, namespace=namespace, label_selector=label_selector,
                         field_selector=field_selector, resync_period=resync_period)
 
-    def apply(self, obj: Message | dict[str, Any], *, timeout: float | None = None) -> Any:
-        """Create-or-update like ``kubectl apply`` (an ``ApplyResult``); see apply.py."""
-        from hakube.client.apply import apply
-
+    def apply(self, obj: Message | dict[str, Any], *,
+              timeout: float | None = None) -> ApplyResult:
+        """Create-or-update like ``kubectl apply``; see apply.py."""
         return apply(self, obj, timeout=timeout)

@@ -32,15 +32,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
 from hakube.client import errors
-from hakube.client.watch import ADDED, BOOKMARK, DELETED, MODIFIED, RELIST, Watch
-
-if TYPE_CHECKING:
-    from hakube.client.client import Client, KindLike
+from hakube.client.base import KindLike, ObjectClient, resolve_kind
+from hakube.client.watch import ADDED, BOOKMARK, DELETED, MODIFIED, RELIST, Watch, open_watch
 
 log = logging.getLogger("hakube.client.informer")
 M = TypeVar("M", bound=Message)
@@ -66,11 +64,9 @@ class Handlers(Generic[M]):
 class Informer(Generic[M]):
     """See the module docstring."""
 
-    def __init__(self, client: Client, kind: KindLike, *, namespace: str | None = None,
+    def __init__(self, client: ObjectClient, kind: KindLike, *, namespace: str | None = None,
                  label_selector: str = "", field_selector: str = "",
                  resync_period: float = 0.0) -> None:
-        from hakube.client.client import resolve_kind
-
         self.client = client
         self.kind = resolve_kind(kind)
         self.namespace = namespace
@@ -175,16 +171,18 @@ class Informer(Generic[M]):
         if not self._synced.is_set():
             self._next_resync = time.monotonic() + self.resync_period
             self._synced.set()
-        w = self.client.watch(self.kind, namespace=self.namespace,
-                              label_selector=self.label_selector,
-                              field_selector=self.field_selector,
-                              resource_version=lst.resource_version, bookmarks=True)
+        w = open_watch(self.client, self.kind, namespace=self.namespace,
+                       label_selector=self.label_selector,
+                       field_selector=self.field_selector,
+                       resource_version=lst.resource_version, bookmarks=True)
         self._watch = w
         if self._stopped.is_set():
             w.stop()
         for ev in w:
             if ev.type == RELIST:
                 self._replace(ev.items, str(ev.resource_version))
+            elif ev.object is None:
+                pass  # a bookmark
             elif ev.type in (ADDED, MODIFIED):
                 self._upsert(ev.object)
             elif ev.type == DELETED:

@@ -8,29 +8,24 @@ in the registry has one, so adding a kind cannot forget it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from google.protobuf.message import Message
+from typing import Any, Generic
 
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
-
-if TYPE_CHECKING:
-    from hakube.client.client import Client, DeleteResult, ObjectList
-    from hakube.client.informer import Informer
-    from hakube.client.watch import Watch
-
-M = TypeVar("M", bound=Message)
+from hakube.client.base import DeleteResult, M, ObjectClient, ObjectList
+from hakube.client.informer import Informer
+from hakube.client.watch import Watch, open_watch
 
 
 class Resource(Generic[M]):
     """The client's verbs for one kind (``M`` is its message class)."""
 
-    def __init__(self, client: Client, message: type[M]) -> None:
+    def __init__(self, client: ObjectClient, message: type[M]) -> None:
         self.client = client
         self.message = message
 
     def get(self, name: str, *, namespace: str | None = None, **kw: Any) -> M:
-        return self.client.get(self.message, name, namespace=namespace, **kw)
+        out: M = self.client.get(self.message, name, namespace=namespace, **kw)
+        return out
 
     def list(self, *, namespace: str | None = None, label_selector: str = "",
              field_selector: str = "", **kw: Any) -> ObjectList[M]:
@@ -52,10 +47,10 @@ class Resource(Generic[M]):
         return self.client.delete(self.message, name, namespace=namespace, **kw)
 
     def watch(self, *, namespace: str | None = None, **kw: Any) -> Watch:
-        return self.client.watch(self.message, namespace=namespace, **kw)  # type: ignore
+        return open_watch(self.client, self.message, namespace=namespace, **kw)
 
     def informer(self, *, namespace: str | None = None, **kw: Any) -> Informer[M]:
-        return self.client.informer(self.message, namespace=namespace, **kw)  # type: ignore
+        return Informer(self.client, self.message, namespace=namespace, **kw)
 
 
 class TypedResources:

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import grpc
 
-from hakube.api.v1 import api_pb2_grpc, nodeproxy_pb2_grpc
+from hakube.api.v1 import api_pb2_grpc, nodeproxy_pb2_grpc, ops_pb2_grpc
 from hakube.client import errors
 from hakube.pki import certs, tls
 
@@ -118,6 +118,8 @@ class Stubs:
         self.cluster = api_pb2_grpc.ClusterServiceStub(channel)
         self.node_proxy = nodeproxy_pb2_grpc.NodeProxyStub(channel)
         """Node agents' logs, exec and stats, through the master."""
+        self.ops = ops_pb2_grpc.OpsServiceStub(channel)
+        """Membership, leadership and snapshots (see ``hakube.client.ops``)."""
 
 
 def is_retryable(code: grpc.StatusCode) -> bool:
@@ -215,11 +217,12 @@ class Transport:
             s.channel.close()
 
     def call(self, fn: Callable[[Stubs, float], T], *, what: str, timeout: float | None = None,
-             request_id: str = "", endpoint: str | None = None) -> T:
+             request_id: str = "", endpoint: str | None = None, once: bool = False) -> T:
         """Run ``fn(stubs, attempt_timeout)`` until it succeeds, fails for a reason a retry
         cannot fix, or the deadline passes. ``what`` names the call in errors ("get pods/web");
         ``request_id`` marks a write, whose unconfirmed attempts make the final error an
-        OutcomeUnknown; ``endpoint`` pins the call to one master (no failover)."""
+        OutcomeUnknown; ``endpoint`` pins the call to one master (no failover); ``once`` makes a
+        single attempt, for callers that loop themselves (an ops call that follows the leader)."""
         policy = self.policy
         deadline = time.monotonic() + (timeout if timeout is not None else policy.timeout)
         tried: dict[str, str] = {}  # endpoint -> its last failure
@@ -237,7 +240,7 @@ class Transport:
                 result = fn(self.stubs(ep), min(remaining, policy.attempt_timeout))
             except grpc.RpcError as exc:
                 code = exc.code()
-                if not is_retryable(code):
+                if once or not is_retryable(code):
                     err = errors.from_rpc_error(exc)
                     err.retried = maybe_applied
                     raise err from exc

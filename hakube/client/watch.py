@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -37,9 +37,7 @@ from hakube.api import kinds as kinds_mod
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2
 from hakube.client import errors
-
-if TYPE_CHECKING:
-    from hakube.client.client import Client
+from hakube.client.base import KindLike, ObjectClient, list_namespace, resolve_kind
 
 log = logging.getLogger("hakube.client.watch")
 
@@ -64,10 +62,21 @@ class WatchEvent:
     items: list[Any] = field(default_factory=list)
 
 
+def open_watch(client: ObjectClient, kind: KindLike, *, namespace: str | None = None,
+               label_selector: str = "", field_selector: str = "",
+               resource_version: str | int | None = None, bookmarks: bool = False) -> Watch:
+    """A Watch of ``kind`` (by any name), over all namespaces unless ``namespace``; what
+    ``Client.watch`` and the typed resources return."""
+    k = resolve_kind(kind)
+    return Watch(client, k, namespace=list_namespace(k, namespace),
+                 label_selector=label_selector, field_selector=field_selector,
+                 resource_version=resource_version, bookmarks=bookmarks)
+
+
 class Watch:
     """A resumable watch; see the module docstring. Create it with ``Client.watch``."""
 
-    def __init__(self, client: Client, kind: Kind, *, namespace: str, label_selector: str,
+    def __init__(self, client: ObjectClient, kind: Kind, *, namespace: str, label_selector: str,
                  field_selector: str, resource_version: str | int | None,
                  bookmarks: bool) -> None:
         self.client = client

@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from hakube.client.client import Client, KindLike, resolve_kind
+from hakube.client.base import KindLike, resolve_kind
+from hakube.client.client import Client
+from hakube.client.events import EventRecorder
 from hakube.client.informer import Informer, Key
-from hakube.controllers.workqueue import ShutDown, WorkQueue
-from hakube.events import EventRecorder
+from hakube.client.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger("hakube.controllers")
 

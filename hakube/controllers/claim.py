@@ -15,9 +15,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from hakube.api.owners import controller_ref
 from hakube.client import errors
 from hakube.client.client import Client
-from hakube.controllers.podutil import controller_ref, owner_ref_to
+from hakube.controllers.podutil import owner_ref_to
 
 log = logging.getLogger("hakube.controllers.claim")
 

@@ -29,13 +29,15 @@ from typing import Any
 
 from croniter import croniter
 
+from hakube.api.conditions import is_true
+from hakube.api.timestamps import parse_time, rfc3339
 from hakube.api.v1 import meta_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.job import finished
 from hakube.controllers.manager import register
-from hakube.controllers.owned import has_condition, live_copy, on_any_change, owner_enqueuer
-from hakube.controllers.podutil import owned_by, owner_reference, parse_time, rfc3339
+from hakube.controllers.owned import live_copy, on_any_change, owner_enqueuer
+from hakube.controllers.podutil import owned_by, owner_reference
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
@@ -145,7 +147,7 @@ class CronJobController(Controller):
                 api_version="batch/v1",
             )
         done = [
-            j.status.completion_time for j in jobs if has_condition(j.status.conditions, "Complete")
+            j.status.completion_time for j in jobs if is_true(j.status.conditions, "Complete")
         ]
         if done and max(done) > st.last_successful_time:
             st.last_successful_time = max(done)
@@ -224,7 +226,7 @@ class CronJobController(Controller):
             (True, cj.spec.successful_jobs_history_limit),
             (False, cj.spec.failed_jobs_history_limit),
         ):
-            these = [j for j in done if has_condition(j.status.conditions, "Complete") == ok]
+            these = [j for j in done if is_true(j.status.conditions, "Complete") == ok]
             these.sort(
                 key=lambda j: (j.metadata.annotations.get(SCHEDULED_AT, ""), j.metadata.name)
             )

@@ -1,13 +1,13 @@
 """DaemonSet: one pod on every eligible node.
 
 A node is eligible when it is not being deleted and the pod template fits it (nodeSelector,
-required node affinity, taints vs tolerations -- the scheduler's own predicates, see nodematch;
-daemon pods also tolerate the node-condition taints, as in Kubernetes). The controller binds
-each pod to its node at creation (``spec.nodeName``, plus a required node affinity on
-``metadata.name`` saying so), so nodes that join get a pod at once and no scheduler is
-involved. Pods on nodes that are no longer eligible are deleted (immediately, with no grace,
-when the node is gone: no agent will ever finish them); failed daemon pods are deleted so that
-a fresh one replaces them.
+required node affinity, taints vs tolerations -- the scheduler's own predicates in
+``hakube.api.scheduling``; daemon pods also tolerate the node-condition taints, as in
+Kubernetes). The controller binds each pod to its node at creation (``spec.nodeName``, plus a
+required node affinity on ``metadata.name`` saying so), so nodes that join get a pod at once
+and no scheduler is involved. Pods on nodes that are no longer eligible are deleted
+(immediately, with no grace, when the node is gone: no agent will ever finish them); failed
+daemon pods are deleted so that a fresh one replaces them.
 
 Rolling update: each pod carries the ``controller-revision-hash`` of the template it was made
 from. With ``RollingUpdate``, old pods are deleted while the number of unavailable nodes (no
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hakube.api.scheduling import fits_node
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.controllers.base import Controller
 from hakube.controllers.deployutil import REVISION_HASH_LABEL as HASH_LABEL
 from hakube.controllers.deployutil import scaled, template_hash
 from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
-from hakube.controllers.nodematch import fits
 from hakube.controllers.owned import (
     PodControl,
     on_any_change,
@@ -100,7 +100,9 @@ class DaemonSetController(Controller):
         spec = daemon_pod_spec(ds)
         nodes = {n.metadata.name: n for n in self.nodes.list()}
         eligible = {
-            name for name, n in nodes.items() if not n.metadata.deletion_timestamp and fits(spec, n)
+            name
+            for name, n in nodes.items()
+            if not n.metadata.deletion_timestamp and fits_node(spec, n)
         }
         by_node: dict[str, list[pod_pb2.Pod]] = {}
         for p in pods:

@@ -29,6 +29,8 @@ import threading
 import time
 from typing import Any
 
+from hakube.api import rollout
+from hakube.api.owners import controller_ref
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers import deployment_status as dstatus
@@ -36,14 +38,14 @@ from hakube.controllers import deployutil as du
 from hakube.controllers.base import Context, Controller, key_of
 from hakube.controllers.claim import Claimer
 from hakube.controllers.manager import register
-from hakube.controllers.podutil import TERMINAL, controller_ref, owner_ref_to, selector_matcher
+from hakube.controllers.podutil import TERMINAL, owner_ref_to, selector_matcher
 
 log = logging.getLogger("hakube.controllers.deployment")
 
 KIND = "Deployment"
 API_VERSION = "apps/v1"
 _NOT_COPIED = (
-    du.REVISION,
+    rollout.REVISION,
     du.REVISION_HISTORY,
     du.DESIRED,
     du.MAX_REPLICAS,
@@ -179,7 +181,7 @@ class DeploymentController(Controller):
     def _find_new(
         self, d: du.Deployment, rss: list[workloads_pb2.ReplicaSet]
     ) -> tuple[workloads_pb2.ReplicaSet | None, list[workloads_pb2.ReplicaSet]]:
-        same = [rs for rs in rss if du.same_template(rs.spec.template, d.spec.template)]
+        same = [rs for rs in rss if rollout.same_template(rs.spec.template, d.spec.template)]
         same.sort(key=lambda rs: (rs.metadata.creation_timestamp, rs.metadata.name))
         new = same[0] if same else None
         return new, [rs for rs in rss if rs is not new]
@@ -189,17 +191,18 @@ class DeploymentController(Controller):
     ) -> tuple[workloads_pb2.ReplicaSet | None, list[workloads_pb2.ReplicaSet], bool]:
         """(new RS or None, old RSs, whether it was created now); keeps revisions current."""
         new, old = self._find_new(d, rss)
-        want_rev = max((du.revision(rs) for rs in old), default=0) + 1
+        want_rev = max((rollout.revision(rs) for rs in old), default=0) + 1
         created = False
         if new is not None:
-            if du.revision(new) < want_rev:
+            if rollout.revision(new) < want_rev:
                 new = self._annotate(new, d, revision=want_rev)
         elif create:
             new, created = self._create_new(d, old, want_rev), True
-        if new is not None and d.metadata.annotations.get(du.REVISION) != str(du.revision(new)):
+        new_rev = str(rollout.revision(new)) if new is not None else ""
+        if new is not None and d.metadata.annotations.get(rollout.REVISION) != new_rev:
             fresh = workloads_pb2.Deployment()
             fresh.CopyFrom(d)
-            fresh.metadata.annotations[du.REVISION] = str(du.revision(new))
+            fresh.metadata.annotations[rollout.REVISION] = str(rollout.revision(new))
             self.client.deployments.update(fresh)
         return new, old, created
 
@@ -212,16 +215,16 @@ class DeploymentController(Controller):
         rs.metadata.name = f"{d.metadata.name}-{h}"
         rs.metadata.namespace = d.metadata.namespace
         rs.spec.template.CopyFrom(d.spec.template)
-        rs.spec.template.metadata.labels[du.HASH_LABEL] = h
+        rs.spec.template.metadata.labels[rollout.HASH_LABEL] = h
         rs.spec.selector.CopyFrom(d.spec.selector)
-        rs.spec.selector.match_labels[du.HASH_LABEL] = h
+        rs.spec.selector.match_labels[rollout.HASH_LABEL] = h
         rs.spec.min_ready_seconds = d.spec.min_ready_seconds
         rs.metadata.labels.update(rs.spec.template.metadata.labels)
         for k, v in d.metadata.annotations.items():
             if k not in _NOT_COPIED:
                 rs.metadata.annotations[k] = v
         surge, _ = du.fenceposts(d)
-        rs.metadata.annotations[du.REVISION] = str(rev)
+        rs.metadata.annotations[rollout.REVISION] = str(rev)
         rs.metadata.annotations[du.DESIRED] = str(d.spec.replicas)
         rs.metadata.annotations[du.MAX_REPLICAS] = str(d.spec.replicas + surge)
         rs.metadata.owner_references.append(owner_ref_to(d, KIND, API_VERSION))
@@ -234,7 +237,7 @@ class DeploymentController(Controller):
             if (
                 ref is not None
                 and ref.uid == d.metadata.uid
-                and du.same_template(existing.spec.template, d.spec.template)
+                and rollout.same_template(existing.spec.template, d.spec.template)
             ):
                 return existing
             self._bump_collisions(d)
@@ -260,8 +263,8 @@ class DeploymentController(Controller):
     ) -> workloads_pb2.ReplicaSet:
         out = workloads_pb2.ReplicaSet()
         out.CopyFrom(rs)
-        old_rev = rs.metadata.annotations.get(du.REVISION)
-        out.metadata.annotations[du.REVISION] = str(revision)
+        old_rev = rs.metadata.annotations.get(rollout.REVISION)
+        out.metadata.annotations[rollout.REVISION] = str(revision)
         if old_rev:
             hist = [h for h in rs.metadata.annotations.get(du.REVISION_HISTORY, "").split(",") if h]
             out.metadata.annotations[du.REVISION_HISTORY] = ",".join([*hist, old_rev])
@@ -332,7 +335,7 @@ class DeploymentController(Controller):
         new, old, _ = self._new_and_old(d, rss, create=False)
         active = [rs for rs in rss if rs.spec.replicas > 0]
         if len(active) <= 1:
-            target = active[0] if active else (new or max(old, key=du.revision, default=None))
+            target = active[0] if active else (new or max(old, key=rollout.revision, default=None))
             if target is not None:
                 self._scale(target, d.spec.replicas, d)
         elif (
@@ -406,7 +409,7 @@ class DeploymentController(Controller):
             and not rs.metadata.deletion_timestamp
         ]
         extra = len(idle) - d.spec.revision_history_limit
-        for rs in sorted(idle, key=du.revision)[: max(0, extra)]:
+        for rs in sorted(idle, key=rollout.revision)[: max(0, extra)]:
             try:
                 self.client.replicasets.delete(
                     rs.metadata.name, namespace=rs.metadata.namespace, uid=rs.metadata.uid
@@ -434,12 +437,12 @@ class DeploymentController(Controller):
         ):
             if (
                 st.conditions
-                and any(c.reason == dstatus.TIMED_OUT for c in st.conditions)
-                and not any(c.reason == dstatus.TIMED_OUT for c in d.status.conditions)
+                and any(c.reason == rollout.TIMED_OUT for c in st.conditions)
+                and not any(c.reason == rollout.TIMED_OUT for c in d.status.conditions)
             ):
                 self.events.warning(
                     d,
-                    dstatus.TIMED_OUT,
+                    rollout.TIMED_OUT,
                     f'Deployment "{d.metadata.name}" has timed out progressing',
                 )
             out = workloads_pb2.Deployment()
@@ -469,7 +472,7 @@ class DeploymentController(Controller):
             return
         fresh = workloads_pb2.Deployment()
         fresh.CopyFrom(d)
-        fresh.spec.template.CopyFrom(du.without_hash(target.spec.template))
+        fresh.spec.template.CopyFrom(rollout.without_hash(target.spec.template))
         self.client.deployments.update(fresh)  # CAS: a user's newer change wins
         for _ in range(5):  # mark the failed revision (status writes race with us)
             failed = self.client.replicasets.get(
@@ -484,8 +487,8 @@ class DeploymentController(Controller):
         self.events.normal(
             d,
             "DeploymentRollback",
-            f'Rolled back deployment "{d.metadata.name}" to revision {du.revision(target)} '
-            f"after revision {du.revision(new)} exceeded its progress deadline",
+            f'Rolled back deployment "{d.metadata.name}" to revision {rollout.revision(target)} '
+            f"after revision {rollout.revision(new)} exceeded its progress deadline",
         )
 
 

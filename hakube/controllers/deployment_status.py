@@ -10,22 +10,21 @@ progress, and Unknown while paused. The deadline is measured from the condition'
 
 from __future__ import annotations
 
-from hakube.api.v1 import meta_pb2, workloads_pb2
+from hakube.api import conditions
+from hakube.api.rollout import (
+    AVAILABLE,
+    COMPLETE,
+    CREATED,
+    PAUSED,
+    PROGRESSING,
+    RESUMED,
+    TIMED_OUT,
+)
+from hakube.api.timestamps import parse_time, rfc3339
+from hakube.api.v1 import workloads_pb2
 from hakube.controllers.deployutil import Deployment, max_unavailable
-from hakube.controllers.podutil import parse_time, rfc3339
 
 RS = workloads_pb2.ReplicaSet
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-TIMED_OUT = "ProgressDeadlineExceeded"
-COMPLETE = "NewReplicaSetAvailable"
-PAUSED = "DeploymentPaused"
-RESUMED = "DeploymentResumed"
-CREATED = "NewReplicaSetCreated"
-
-
-def get_condition(status: workloads_pb2.DeploymentStatus, type_: str) -> meta_pb2.Condition | None:
-    return next((c for c in status.conditions if c.type == type_), None)
 
 
 def set_condition(
@@ -38,26 +37,15 @@ def set_condition(
     *,
     touch: bool = False,
 ) -> None:
-    """Set a condition, keeping lastTransitionTime unless the value flips and lastUpdateTime
-    unless something changed (or ``touch``: progress was made)."""
-    cur = get_condition(status, type_)
+    """Set a condition by the common rule (``hakube.api.conditions``); ``lastUpdateTime`` moves
+    when something changed, or with ``touch`` (progress was made)."""
     stamp = rfc3339(now)
-    if cur is None:
-        status.conditions.add(
-            type=type_,
-            status=value,
-            reason=reason,
-            message=message,
-            last_transition_time=stamp,
-            last_update_time=stamp,
-        )
-        return
-    changed = (cur.status, cur.reason, cur.message) != (value, reason, message)
-    if cur.status != value:
-        cur.last_transition_time = stamp
-    if changed or touch:
+    changed = conditions.set_condition(
+        status.conditions, type_, value, reason, message, now=stamp, stamps=("last_update_time",)
+    )
+    cur = conditions.find(status.conditions, type_)
+    if touch and not changed and cur is not None:
         cur.last_update_time = stamp
-    cur.status, cur.reason, cur.message = value, reason, message
 
 
 def complete(d: Deployment, st: workloads_pb2.DeploymentStatus) -> bool:
@@ -80,7 +68,7 @@ def progressed(old: workloads_pb2.DeploymentStatus, new: workloads_pb2.Deploymen
 
 
 def timed_out(d: Deployment, st: workloads_pb2.DeploymentStatus, now: float) -> bool:
-    cond = get_condition(st, PROGRESSING)
+    cond = conditions.find(st.conditions, PROGRESSING)
     if cond is None or cond.reason in (COMPLETE, PAUSED):
         return False
     if cond.reason == TIMED_OUT:
@@ -91,7 +79,7 @@ def timed_out(d: Deployment, st: workloads_pb2.DeploymentStatus, now: float) -> 
 
 def timed_out_on(st: workloads_pb2.DeploymentStatus, rs_name: str) -> bool:
     """Whether the recorded timeout is about ``rs_name`` (not an earlier new ReplicaSet)."""
-    cond = get_condition(st, PROGRESSING)
+    cond = conditions.find(st.conditions, PROGRESSING)
     return cond is not None and cond.reason == TIMED_OUT and f'"{rs_name}"' in cond.message
 
 
@@ -126,7 +114,7 @@ def compute(
             now,
         )
     name = new_rs.metadata.name if new_rs is not None else ""
-    cond = get_condition(st, PROGRESSING)
+    cond = conditions.find(st.conditions, PROGRESSING)
     if d.spec.paused:
         set_condition(st, PROGRESSING, "Unknown", PAUSED, "Deployment is paused", now)
     elif cond is not None and cond.reason == PAUSED:
@@ -172,7 +160,7 @@ def compute(
 
 def seconds_to_deadline(d: Deployment, st: workloads_pb2.DeploymentStatus, now: float) -> float:
     """When to look again for a timeout; -1 when there is nothing to wait for."""
-    cond = get_condition(st, PROGRESSING)
+    cond = conditions.find(st.conditions, PROGRESSING)
     if d.spec.paused or cond is None or cond.reason in (COMPLETE, TIMED_OUT) or complete(d, st):
         return -1
     since = parse_time(cond.last_update_time)

@@ -13,21 +13,17 @@ scale-down may remove available pods before the status says so).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from google.protobuf import struct_pb2
 
+from hakube.api.rollout import revision, without_hash
 from hakube.api.v1 import pod_pb2, workloads_pb2
 
-HASH_LABEL = "pod-template-hash"
 REVISION_HASH_LABEL = "controller-revision-hash"
 """The DaemonSet's and StatefulSet's pod label naming the template revision."""
-REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 AUTO_ROLLBACK = "hakube.io/auto-rollback"
 """Opt-in (``"true"``): roll back by itself when a rollout exceeds its progress deadline."""
 PROGRESS_FAILED = "hakube.io/progress-failed"
@@ -53,26 +49,6 @@ def template_hash(template: pod_pb2.PodTemplateSpec, collision_count: int = 0) -
     if collision_count:
         data += collision_count.to_bytes(4, "little")
     return "".join(_SAFE[ord(c) % len(_SAFE)] for c in str(_fnv32a(data)))
-
-
-def without_hash(template: pod_pb2.PodTemplateSpec) -> pod_pb2.PodTemplateSpec:
-    t = pod_pb2.PodTemplateSpec()
-    t.CopyFrom(template)
-    t.metadata.labels.pop(HASH_LABEL, None)
-    return t
-
-
-def same_template(a: pod_pb2.PodTemplateSpec, b: pod_pb2.PodTemplateSpec) -> bool:
-    return without_hash(a).SerializeToString(deterministic=True) == without_hash(
-        b
-    ).SerializeToString(deterministic=True)
-
-
-def revision(obj: Any) -> int:
-    try:
-        return int(obj.metadata.annotations.get(REVISION, "0"))
-    except ValueError:
-        return 0
 
 
 def scaled(v: struct_pb2.Value, total: int, *, round_up: bool) -> int:

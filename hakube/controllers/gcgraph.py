@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hakube.api.v1 import meta_pb2
-from hakube.client.client import resolve_kind
-from hakube.controllers.workqueue import WorkQueue
+from hakube.client.base import resolve_kind
+from hakube.client.workqueue import WorkQueue
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

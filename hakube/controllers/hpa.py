@@ -24,12 +24,13 @@ import time
 from typing import Any
 
 from hakube.api import quantity
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
 from hakube.controllers.owned import set_condition
-from hakube.controllers.podutil import is_active, rfc3339, selects
+from hakube.controllers.podutil import is_active, selects
 
 USAGE_ANNOTATION = "metrics.hakube.io/cpu-usage"
 TOLERANCE = 0.1

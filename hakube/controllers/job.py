@@ -23,6 +23,8 @@ import argparse
 import time
 from typing import Any
 
+from hakube.api.conditions import is_true
+from hakube.api.timestamps import parse_time, rfc3339
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
@@ -30,18 +32,17 @@ from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
     PodControl,
-    has_condition,
     live_copy,
     on_any_change,
     owner_enqueuer,
     pod_from_template,
     set_condition,
 )
-from hakube.controllers.podutil import is_active, owned_by, parse_time, pod_ready, rfc3339
+from hakube.controllers.podutil import is_active, owned_by, pod_ready
 
 
 def finished(job: workloads_pb2.Job) -> bool:
-    return has_condition(job.status.conditions, "Complete") or has_condition(
+    return is_true(job.status.conditions, "Complete") or is_true(
         job.status.conditions, "Failed"
     )
 
@@ -149,7 +150,7 @@ class JobController(Controller):
             set_condition(st.conditions, "Suspended", "True", "JobSuspended", "Job suspended")
             doomed = active
         else:
-            if has_condition(st.conditions, "Suspended"):
+            if is_true(st.conditions, "Suspended"):
                 set_condition(st.conditions, "Suspended", "False", "JobResumed", "Job resumed")
             active, doomed = self._scale(job, key, active, succeeded, failed, failed_pods, now)
         active = [p for p in active if p not in doomed]

@@ -16,8 +16,8 @@ import threading
 from prometheus_client import CollectorRegistry
 
 from hakube.client.client import Client
+from hakube.client.events import EventRecorder
 from hakube.controllers.base import Context, Controller, ControllerMetrics, SharedInformers
-from hakube.events import EventRecorder
 
 log = logging.getLogger("hakube.controllers.manager")
 

@@ -24,32 +24,22 @@ never watched being renewed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import threading
 import time
 from typing import Any
 
+from hakube.api.conditions import set_condition
+from hakube.api.scheduling import find_toleration
+from hakube.api.timestamps import parse_time, rfc3339
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
-from hakube.leaderelection.elector import micro_time
 
 LEASE_NS = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 UNKNOWN_REASON = "NodeStatusUnknown"
-
-
-def rfc3339(t: float) -> str:
-    return micro_time(t)[:19] + "Z"
-
-
-def parse_time(text: str) -> float | None:
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class TokenBucket:
@@ -78,7 +68,7 @@ def eviction_time(
     due: float | None = None
     for t in taints:
         added = parse_time(t.time_added) or now
-        tol = next((x for x in pod.spec.tolerations if _tolerates(x, t)), None)
+        tol = find_toleration(pod.spec.tolerations, t.key, t.value, t.effect)
         if tol is None:
             seconds = defaults.get(t.key, 0.0)
         elif tol.HasField("toleration_seconds"):
@@ -88,16 +78,6 @@ def eviction_time(
         at = added + seconds
         due = at if due is None else min(due, at)
     return due
-
-
-def _tolerates(tol: pod_pb2.Toleration, taint: core_pb2.Taint) -> bool:
-    if tol.effect and tol.effect != taint.effect:
-        return False
-    if tol.key and tol.key != taint.key:
-        return False
-    if tol.operator == "Exists":
-        return True
-    return tol.value == taint.value
 
 
 def _heartbeat(node: core_pb2.Node) -> str:
@@ -247,19 +227,7 @@ class NodeLifecycleController(Controller):
         else:
             return node
         fresh_node = self.client.nodes.get(node.metadata.name)
-        for c in fresh_node.status.conditions:
-            if c.type == "Ready":
-                c.status, c.reason, c.message = status, reason, message
-                c.last_transition_time = now
-                break
-        else:
-            fresh_node.status.conditions.add(
-                type="Ready",
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-            )
+        set_condition(fresh_node.status.conditions, "Ready", status, reason, message, now=now)
         out = self.client.nodes.update_status(fresh_node)
         if status == "Unknown":
             self.events.warning(

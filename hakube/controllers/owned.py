@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hakube.api import conditions as conditions_mod
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import pod_pb2
 from hakube.client import errors
 from hakube.controllers import podutil
@@ -36,30 +38,11 @@ def pod_from_template(
 
 
 def set_condition(conditions: Any, type_: str, status: str, reason: str, message: str) -> bool:
-    """Set one condition in a repeated Condition field; True if anything changed."""
-    now = podutil.rfc3339()
-    for c in conditions:
-        if c.type == type_:
-            if (c.status, c.reason, c.message) == (status, reason, message):
-                return False
-            if c.status != status:
-                c.last_transition_time = now
-            c.status, c.reason, c.message = status, reason, message
-            c.last_probe_time = now
-            return True
-    conditions.add(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=now,
-        last_probe_time=now,
+    """Set one Job or HPA condition (these also carry ``lastProbeTime``, stamped whenever the
+    condition changes); True if anything changed."""
+    return conditions_mod.set_condition(
+        conditions, type_, status, reason, message, now=rfc3339(), stamps=("last_probe_time",)
     )
-    return True
-
-
-def has_condition(conditions: Any, type_: str) -> bool:
-    return any(c.type == type_ and c.status == "True" for c in conditions)
 
 
 def owner_key(obj: Any, kind: str) -> tuple[str, str] | None:

@@ -8,35 +8,16 @@ condition's ``lastTransitionTime``.
 
 from __future__ import annotations
 
-import datetime
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from hakube.api.labels import SelectorError, from_label_selector, matcher
+from hakube.api.owners import controller_ref
+from hakube.api.timestamps import parse_time
 from hakube.api.v1 import meta_pb2, pod_pb2
-from hakube.apiserver.selector import SelectorError, from_label_selector, matcher
-from hakube.client.client import resolve_kind
+from hakube.client.base import resolve_kind
 
 TERMINAL = ("Succeeded", "Failed")
-
-
-def rfc3339(t: float | None = None) -> str:
-    """Epoch seconds (default now) as ``2024-01-02T03:04:05Z``: one time format for all."""
-    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(ts: str) -> float | None:
-    """RFC 3339 -> epoch seconds; None for "" or garbage."""
-    if not ts:
-        return None
-    try:
-        when = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.timestamp()
 
 
 def selector_matcher(sel: meta_pb2.LabelSelector) -> Callable[[dict[str, str]], bool]:
@@ -84,13 +65,6 @@ def is_available(pod: pod_pb2.Pod, min_ready_seconds: int, now: float) -> bool:
         return True
     since = ready_since(pod)
     return since is not None and since + min_ready_seconds <= now
-
-
-def controller_ref(meta: meta_pb2.ObjectMeta) -> meta_pb2.OwnerReference | None:
-    for ref in meta.owner_references:
-        if ref.controller:
-            return ref
-    return None
 
 
 def owner_ref_to(obj: Any, kind: str, api_version: str) -> meta_pb2.OwnerReference:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hakube.api.owners import controller_ref
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import meta_pb2, pod_pb2, workloads_pb2
 from hakube.client import errors
 from hakube.controllers.base import Context, Controller, key_of
@@ -28,12 +30,10 @@ from hakube.controllers.expectations import Expectations
 from hakube.controllers.manager import register
 from hakube.controllers.owned import pod_from_template
 from hakube.controllers.podutil import (
-    controller_ref,
     deletion_rank,
     is_active,
     is_available,
     is_ready,
-    rfc3339,
     selector_matcher,
 )
 

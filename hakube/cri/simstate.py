@@ -29,12 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 
 import hakube
+from hakube.api.timestamps import micro_time
 from hakube.cri.behaviour import Behaviour, behaviour_of, run_script
 from hakube.cri.v1 import api_pb2 as pb
 
@@ -212,7 +212,7 @@ class SimulatedRuntime:
             return
         path = Path(c.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromtimestamp(at_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = micro_time(at_ns / 1e9)
         with open(path, "a") as f:
             for stream, line in c.behaviour.output:
                 f.write(f"{stamp} {stream} F {line}\n")

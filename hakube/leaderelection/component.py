@@ -112,6 +112,10 @@ class Component:
         self._thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask the component to stop, without waiting for it (safe in a signal handler)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop working, release the lease, and wait (bounded) for the thread."""
         self._stop.set()
@@ -148,7 +152,7 @@ def run_component(
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("%s: signal %d, stopping", what, signum)
-        comp._stop.set()
+        comp.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

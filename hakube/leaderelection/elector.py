@@ -20,7 +20,6 @@ rolling restart hands over at once.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from hakube.api.timestamps import micro_time
 from hakube.api.v1 import core_pb2
 from hakube.client import errors
 from hakube.client.client import Client
@@ -85,12 +85,6 @@ class ElectionMetrics:
         )
 
 
-def micro_time(t: float | None = None) -> str:
-    """RFC 3339 with microseconds, as Kubernetes writes Lease times."""
-    when = datetime.datetime.fromtimestamp(time.time() if t is None else t, datetime.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 Work = Callable[[threading.Event], None]
 """Runs while leading; must return soon after the event is set."""
 
@@ -133,6 +127,13 @@ class LeaderElector:
         """True while the last successful renewal started less than renew_deadline ago."""
         with self._lock:
             return time.monotonic() < self._valid_until
+
+    @property
+    def term_end(self) -> float:
+        """The monotonic time until which this candidate may act as leader (in the past when it
+        is not leading): the fencing promise, which no other candidate's term may overlap."""
+        with self._lock:
+            return self._valid_until
 
     @property
     def leader(self) -> str:

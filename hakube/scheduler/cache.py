@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hakube.api import quantity
+from hakube.api.scheduling import HARD_EFFECTS, Taint
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.scheduler.podinfo import HARD_EFFECTS, PodInfo, PodKey, Resources, Taint, pod_info
+from hakube.scheduler.podinfo import PodInfo, PodKey, Resources, pod_info
 
 
 def allocatable(node: core_pb2.Node) -> Resources:

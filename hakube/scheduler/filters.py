@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from hakube.api.scheduling import find_toleration, ports_conflict, untolerated_taint
 from hakube.api.v1 import pod_pb2
 from hakube.scheduler.cache import NodeInfo
-from hakube.scheduler.podinfo import PodInfo, find_toleration, ports_conflict, untolerated_taint
+from hakube.scheduler.podinfo import PodInfo
 from hakube.scheduler.topology import (
     AffinityFacts,
     SpreadFacts,

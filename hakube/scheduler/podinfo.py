@@ -8,23 +8,18 @@ Kubernetes' scorer uses so that request-less pods still spread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hakube.api import quantity
-from hakube.api.v1 import meta_pb2, pod_pb2
-from hakube.apiserver.selector import SelectorError, from_label_selector
+from hakube.api.v1 import pod_pb2
 
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
 OTHER_FIELDS = ("cpu", "memory", "pods")
 
 PodKey = tuple[str, str]
-Taint = tuple[str, str, str]
-"""(key, value, effect)"""
-HARD_EFFECTS = ("NoSchedule", "NoExecute")
-"""Taint effects a pod must tolerate to be placed on the node."""
 
 
 @dataclass
@@ -97,109 +92,3 @@ def pod_info(pod: pod_pb2.Pod, priority: int = 0) -> PodInfo:
     ]
     prio = spec.priority if spec.HasField("priority") else priority
     return PodInfo(pod, prio, fit, score, ports)
-
-
-def ports_conflict(want: tuple[str, str, int], used: Iterable[tuple[str, str, int]]) -> bool:
-    """Same protocol and port, and the host IPs overlap (0.0.0.0 overlaps everything)."""
-    proto, ip, port = want
-    for uproto, uip, uport in used:
-        if uport == port and uproto == proto and (ip == uip or "0.0.0.0" in (ip, uip)):
-            return True
-    return False
-
-
-def selector_matches(sel: meta_pb2.LabelSelector, labels: Any) -> bool:
-    """A LabelSelector message against a label map; a malformed selector matches nothing.
-    An empty selector matches everything, as in Kubernetes' LabelSelectorAsSelector."""
-    try:
-        reqs = from_label_selector(sel)
-    except SelectorError:
-        return False
-    return all(r.matches(labels) for r in reqs)
-
-
-def node_requirement_matches(req: pod_pb2.NodeSelectorRequirement, value: str | None) -> bool:
-    """One node-selector requirement against a node label (None: the label is absent)."""
-    op = req.operator
-    if op == "In":
-        return value is not None and value in req.values
-    if op == "NotIn":
-        return value is None or value not in req.values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt"):
-        if value is None or len(req.values) != 1:
-            return False
-        try:
-            have, bound = int(value), int(req.values[0])
-        except ValueError:
-            return False
-        return have > bound if op == "Gt" else have < bound
-    return False
-
-
-def node_term_matches(term: pod_pb2.NodeSelectorTerm, labels: Any, name: str) -> bool:
-    """A node-selector term (all its expressions and fields hold); an empty term matches
-    nothing, as in Kubernetes."""
-    if not term.match_expressions and not term.match_fields:
-        return False
-    for r in term.match_expressions:
-        if not node_requirement_matches(r, labels.get(r.key)):
-            return False
-    for r in term.match_fields:
-        if r.key != "metadata.name" or not node_requirement_matches(r, name):
-            return False
-    return True
-
-
-def node_affinity_matches(spec: pod_pb2.PodSpec, labels: Mapping[str, str], name: str) -> bool:
-    """nodeSelector and required node affinity against a node's labels and name.
-
-    The scheduler's NodeAffinity filter and the DaemonSet controller (which places daemon
-    pods itself) both call this, so they can never disagree about where a pod may run.
-    """
-    for k, v in spec.node_selector.items():
-        if labels.get(k) != v:
-            return False
-    na = spec.affinity.node_affinity
-    if na.HasField("required_during_scheduling_ignored_during_execution"):
-        terms = na.required_during_scheduling_ignored_during_execution.node_selector_terms
-        return any(node_term_matches(t, labels, name) for t in terms)
-    return True
-
-
-def tolerates(tol: pod_pb2.Toleration, key: str, value: str, effect: str) -> bool:
-    """Whether one toleration covers a taint (Kubernetes' ToleratesTaint)."""
-    if tol.effect and tol.effect != effect:
-        return False
-    if tol.key and tol.key != key:
-        return False
-    if tol.operator == "Exists":
-        return True
-    if tol.operator in ("", "Equal"):
-        return bool(tol.key or not key) and tol.value == value
-    return False
-
-
-def find_toleration(
-    tolerations: Iterable[pod_pb2.Toleration], key: str, value: str, effect: str
-) -> pod_pb2.Toleration | None:
-    for t in tolerations:
-        if tolerates(t, key, value, effect):
-            return t
-    return None
-
-
-def untolerated_taint(
-    tolerations: Iterable[pod_pb2.Toleration], taints: Iterable[Taint]
-) -> Taint | None:
-    """The first NoSchedule/NoExecute taint that no toleration covers, or None.
-
-    The scheduler's TaintToleration filter and the DaemonSet controller both call this.
-    """
-    for key, value, effect in taints:
-        if effect in HARD_EFFECTS and not find_toleration(tolerations, key, value, effect):
-            return (key, value, effect)
-    return None

@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import errors
 from hakube.client.client import Client
+from hakube.client.events import EventRecorder
 from hakube.client.informer import Informer
-from hakube.events import EventRecorder
 from hakube.scheduler import preemption
 from hakube.scheduler.algorithm import decide
 from hakube.scheduler.cache import Cache, occupies_node
@@ -66,6 +66,7 @@ def is_pending(pod: pod_pb2.Pod, scheduler_name: str) -> bool:
         and (pod.spec.scheduler_name or "default-scheduler") == scheduler_name
         and not pod.metadata.deletion_timestamp
         and pod.status.phase not in ("Succeeded", "Failed")
+        and not pod.spec.scheduling_gates  # waits until every gate is removed
     )
 
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from hakube.api.scheduling import find_toleration, node_term_matches
 from hakube.scheduler.cache import NodeInfo
 from hakube.scheduler.filters import Attempt
-from hakube.scheduler.podinfo import find_toleration, node_term_matches
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 MAX = 100.0

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hakube.api.conditions import find, set_condition
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import pod_pb2
 from hakube.client import errors
 from hakube.client.client import Client
-from hakube.leaderelection.elector import micro_time
 
 ATTEMPTS = 3
 
@@ -35,22 +36,11 @@ def _modify(client: Client, pod: pod_pb2.Pod, change: Callable[[pod_pb2.Pod], bo
 
 def mark_unschedulable(client: Client, pod: pod_pb2.Pod, message: str) -> None:
     def change(cur: pod_pb2.Pod) -> bool:
-        for c in cur.status.conditions:
-            if c.type == "PodScheduled":
-                if (c.status, c.reason, c.message) == ("False", "Unschedulable", message):
-                    return False
-                c.status, c.reason, c.message = "False", "Unschedulable", message
-                c.last_transition_time = micro_time()[:19] + "Z"
-                return True
-        cur.status.conditions.add(
-            type="PodScheduled",
-            status="False",
-            reason="Unschedulable",
-            message=message,
-            last_transition_time=micro_time()[:19] + "Z",
+        if find(cur.status.conditions, "PodScheduled") is None:
+            cur.status.phase = cur.status.phase or "Pending"
+        return set_condition(
+            cur.status.conditions, "PodScheduled", "False", "Unschedulable", message, now=rfc3339()
         )
-        cur.status.phase = cur.status.phase or "Pending"
-        return True
 
     _modify(client, pod, change)
 

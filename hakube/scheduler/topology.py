@@ -14,13 +14,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hakube.api.labels import selector_matches
+from hakube.api.scheduling import node_affinity_matches
 from hakube.api.v1 import pod_pb2
 from hakube.scheduler.cache import NodeInfo
-from hakube.scheduler.podinfo import (
-    PodInfo,
-    node_affinity_matches,
-    selector_matches,
-)
+from hakube.scheduler.podinfo import PodInfo
 
 Domain = tuple[str, str]
 

@@ -34,7 +34,9 @@ from pysyncobj import pickle as ps_pickle
 from pysyncobj.journal import FileJournal
 from pysyncobj.node import TCPNode
 
+from hakube.api.timestamps import rfc3339
 from hakube.store import encoding
+from hakube.store.durable import durable_replace
 from hakube.store.fsm import StoreFSM
 
 MEMBERS_FILE = "members.json"
@@ -86,9 +88,7 @@ def write_private(path: str, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 def read_members(data_dir: str) -> Membership | None:
@@ -121,7 +121,7 @@ def write_members(data_dir: str, m: Membership) -> None:
             "raft": m.raft,
             "peers": dict(sorted(m.peers.items())),
             "cluster_id": m.cluster_id,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "updated": rfc3339(),
         },
         indent=1,
     )
@@ -172,7 +172,7 @@ def seed(
         encoding.write_dump(dump, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(data_dir, DUMP))
+    durable_replace(tmp, os.path.join(data_dir, DUMP))
     write_members(
         data_dir, Membership(name=name, raft=raft, peers=dict(peers), cluster_id=cluster_id)
     )
@@ -287,5 +287,5 @@ def force_new_cluster(data_dir: str, *, name: str, raft: str, api: str) -> str:
         f"recorded commit index kept); removed {sorted(removed)}; old files in {backup}"
     )
     with open(flag, "w") as f:
-        f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n" + summary + "\n")
+        f.write(rfc3339() + "\n" + summary + "\n")
     return summary

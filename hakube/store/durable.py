@@ -1,4 +1,5 @@
-"""fsync-before-ack for pysyncobj's file journal (``hakube master --fsync``).
+"""fsync-before-ack for pysyncobj's file journal (``hakube master --fsync``, the default), and
+files that survive a power loss in every mode.
 
 pysyncobj writes its log into an mmap that it never syncs, so an acknowledged write survives a
 process crash but not a power loss. In this mode nothing leaves a member while its journal holds
@@ -10,11 +11,17 @@ unsynced changes: every outgoing Raft message first waits for ``fdatasync`` of t
   majority, commit, apply and answer the client.
 
 A committed, acknowledged write is therefore on the disks of a majority, as with etcd. Group
-commit keeps the cost to about one sync per Raft round trip per member, not one per write.
+commit keeps the cost to about one sync per Raft round trip per member, not one per write. A
+member alone (a one-master cluster) sends nothing before it commits, so there every append is
+synced before it returns.
 
-Also made durable: the term and vote (pysyncobj writes them to a side file and renames it without
-syncing; Raft requires them durable before any vote is sent), and the compaction dump, which is
-synced (file and directory) before the journal entries it replaces are dropped.
+In every mode, with or without ``--fsync`` (``install_file_hooks`` and ``DurableMeta``):
+- the term and vote: pysyncobj writes them to a side file and renames it without syncing; Raft
+  requires them durable before any vote is sent, or a member that loses power can vote twice in
+  one term — a safety violation, not just lost writes;
+- every file pysyncobj replaces by renaming — the compaction dump (written by a forked child)
+  and a snapshot received from the leader — is synced before the rename and its directory after,
+  so a crash never leaves a renamed, half-written dump in place of the old, good one.
 
 ``fdatasync`` on the journal's file descriptor, not ``mmap.flush``: on Linux both write back the
 same dirty page-cache pages, but ``os.fdatasync`` releases the GIL while the disk works, so the API
@@ -27,7 +34,10 @@ import os
 import threading
 from typing import Any
 
+from pysyncobj import serializer as ps_serializer
 from pysyncobj.pickle import dumps
+
+from hakube.store import failpoints
 
 
 def _fsync_path(path: str) -> None:
@@ -38,13 +48,52 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def durable_replace(src: str, dst: str) -> None:
+    """Rename ``src`` over ``dst`` so that after a power loss ``dst`` is either the old file or
+    the whole new one: sync the data, rename, sync the directory."""
+    # pysyncobj names a received snapshot "<dump>.1.tmp" and its own new dump "<dump>.tmp".
+    point = "snapshot" if src.endswith(".1.tmp") else "dump" if src.endswith(".tmp") else ""
+    _fsync_path(src)
+    if point:
+        failpoints.hit(f"{point}-before-rename")
+    os.replace(src, dst)
+    if point:
+        failpoints.hit(f"{point}-after-rename")
+    _fsync_path(os.path.dirname(os.path.abspath(dst)))
+
+
+def install_file_hooks() -> None:
+    """Make pysyncobj's dump and received-snapshot renames durable (idempotent, process-wide;
+    inherited by the forked compaction child)."""
+    ps_serializer.atomicReplace = durable_replace
+
+
+class DurableMeta:
+    """Term and vote written with fsync, rename and directory fsync, whatever the mode."""
+
+    def __init__(self, syncobj: Any) -> None:
+        self.storer = syncobj._SyncObj__raftLog._FileJournal__metaStorer
+
+    def install(self) -> None:
+        path = self.storer.getPath()
+
+        def store(meta: Any) -> None:
+            tmp = path + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(dumps(meta))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_path(os.path.dirname(os.path.abspath(path)))
+
+        self.storer.storeMeta = store
+
+
 class DurableJournal:
     """Installs the hooks described in the module docstring on one running SyncObj."""
 
-    def __init__(self, syncobj: Any, dump_file: str) -> None:
+    def __init__(self, syncobj: Any) -> None:
         self.syncobj = syncobj
-        self.dump_file = dump_file
-        self.data_dir = os.path.dirname(os.path.abspath(dump_file))
         self.journal = syncobj._SyncObj__raftLog
         self.dirty = False
         self.syncs = 0
@@ -53,11 +102,8 @@ class DurableJournal:
 
     def install(self) -> None:
         journal = self.journal
-        for name in ("add", "clear", "deleteEntriesFrom"):
+        for name in ("add", "clear", "deleteEntriesFrom", "deleteEntriesTo"):
             setattr(journal, name, self._marking(getattr(journal, name)))
-        journal.deleteEntriesTo = self._before_compaction_drop(journal.deleteEntriesTo)
-        meta = journal._FileJournal__metaStorer
-        meta.storeMeta = self._durable_meta(meta)
         transport = self.syncobj._SyncObj__transport
         transport.send = self._syncing_send(transport.send)
 
@@ -76,6 +122,8 @@ class DurableJournal:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             result = fn(*args, **kwargs)
             self.dirty = True
+            if not self.syncobj._SyncObj__otherNodes:
+                self.sync()  # alone: no message will leave before the entry commits
             return result
 
         return wrapped
@@ -87,30 +135,3 @@ class DurableJournal:
             return send(node, message)
 
         return wrapped
-
-    def _before_compaction_drop(self, drop: Any) -> Any:
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            # The forked child wrote and renamed the dump; make both durable before the journal
-            # forgets the entries the dump now stands for.
-            if os.path.exists(self.dump_file):
-                _fsync_path(self.dump_file)
-                _fsync_path(self.data_dir)
-            result = drop(*args, **kwargs)
-            self.dirty = True
-            return result
-
-        return wrapped
-
-    def _durable_meta(self, storer: Any) -> Any:
-        path = storer.getPath()
-
-        def store(meta: Any) -> None:
-            tmp = path + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(dumps(meta))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_path(os.path.dirname(os.path.abspath(path)))
-
-        return store

@@ -62,8 +62,8 @@ class _DumpGzip:
 def install() -> None:
     """Switch pysyncobj to the encodings above (idempotent)."""
     setattr(ps_pickle, "__protocol", PICKLE_PROTOCOL)
-    ps_tcp.zlib = _WireZlib  # type: ignore[assignment]
-    ps_serializer.gzip = _DumpGzip  # type: ignore[assignment]
+    ps_tcp.zlib = _WireZlib
+    ps_serializer.gzip = _DumpGzip
 
 
 def write_dump(data: Any, f: IO[bytes]) -> None:

@@ -122,7 +122,7 @@ Op = tuple[Any, ...]
 Result = tuple[str, int, Any]
 
 
-class StoreFSM(SyncObjConsumer):
+class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
     """Replicated state. See the module docstring for the contract."""
 
     def __init__(self, *, history_size: int = 20000, dedupe_size: int = 50000) -> None:
@@ -168,7 +168,7 @@ class StoreFSM(SyncObjConsumer):
 
     # -- the one replicated entry point -----------------------------------------------------------
 
-    @replicated
+    @replicated  # type: ignore[untyped-decorator]
     def apply_batch(self, ops: list[Op]) -> list[Result]:
         """Apply a group-committed batch of operations, in order, atomically for readers."""
         events: list[Event] = []

@@ -233,4 +233,4 @@ def _set(fut: AnyFuture, outcome: Outcome) -> None:
 
 def _reason(err: int) -> str:
     names = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
-    return names.get(err, str(err)).lower().replace("_", " ")
+    return str(names.get(err, str(err))).lower().replace("_", " ")

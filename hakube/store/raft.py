@@ -22,7 +22,7 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   lets its dump override the configured peers; the master therefore persists the resulting
   configuration itself (hakube.store.datadir) instead of trusting flags on restart.
 * Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
-  survive a process crash, not a power loss. ``fsync`` (off by default) makes every member sync its
+  survive a process crash, not a power loss. ``fsync`` (on by default) makes every member sync its
   journal before any message leaves it, so a write is on a majority's disks before it is
   acknowledged (see durable.py). ``sync_journal`` (older, weaker) msyncs the journal on every tick,
   bounding loss on power failure to about one tick.
@@ -48,7 +48,8 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 
 from hakube.pki.tls import TlsFiles
 from hakube.store import encoding, transport
-from hakube.store.durable import DurableJournal
+from hakube.store import journal as safe_journal
+from hakube.store.durable import DurableJournal, DurableMeta, install_file_hooks
 from hakube.store.fsm import StoreFSM
 from hakube.store.prevote import TYPES as PREVOTE_TYPES
 from hakube.store.prevote import PreVote
@@ -90,9 +91,10 @@ class RaftSettings:
     """...or after this many seconds."""
     sync_journal: bool = False
     """msync the journal every tick (bounds power-loss to ~one tick; not before acknowledging)."""
-    fsync: bool = False
+    fsync: bool = True
     """Sync the journal before any message leaves this member: acknowledged writes are on a
-    majority's disks (power-loss durability, as etcd's default)."""
+    majority's disks (power-loss durability, as etcd's default). Off: writes survive a crash of
+    any or all masters, not a power loss of a majority."""
     batch_timeout: float = 5.0
     """Seconds to wait for a proposal's answer before reporting an unknown outcome."""
     max_inflight: int = 2
@@ -113,9 +115,9 @@ class RaftSettings:
             raise ValueError("name must not be empty")
         if not isinstance(self.tls, TlsFiles):
             raise ValueError("tls must name the CA, certificate and key files (TlsFiles)")
-        _check_hostport("raft address", self.raft_address)
+        check_hostport("raft address", self.raft_address)
         for peer, addr in self.peers.items():
-            _check_hostport(f"peer {peer}", addr)
+            check_hostport(f"peer {peer}", addr)
             if peer == self.name:
                 raise ValueError(f"peer {peer!r} has this master's own name")
             if addr == self.raft_address:
@@ -168,7 +170,7 @@ def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
     message["entries"] = newer
 
 
-def _check_hostport(what: str, value: str) -> None:
+def check_hostport(what: str, value: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{what}: {value!r} is not HOST:PORT")
@@ -206,6 +208,8 @@ class RaftNode:
             connectionRetryTime=settings.connect_retry,
             **settings.extra,
         )
+        install_file_hooks()
+        safe_journal.install()
         self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
                                consumers=[fsm], transportClass=transport.transport_class(
                                    settings.tls, self.member_address, self.member_name,
@@ -216,9 +220,10 @@ class RaftNode:
             quiet = max(2 * period, settings.election_timeout_min - period)
             self.prevote = PreVote(self.syncobj, quiet)
         self._install_append_entries_guard()
+        DurableMeta(self.syncobj).install()
         self.durable: DurableJournal | None = None
         if settings.fsync:
-            self.durable = DurableJournal(self.syncobj, conf.fullDumpFile)
+            self.durable = DurableJournal(self.syncobj)
             self.durable.install()
         self.proposer = Proposer(
             fsm.apply_batch,
@@ -235,11 +240,11 @@ class RaftNode:
 
     def _install_append_entries_guard(self) -> None:
         so = self.syncobj
-        transport = so._SyncObj__transport  # type: ignore[attr-defined]
-        original = so._SyncObj__onMessageReceived  # type: ignore[attr-defined]
-        raft_log = so._SyncObj__raftLog  # type: ignore[attr-defined]
+        transport = so._SyncObj__transport
+        original = so._SyncObj__onMessageReceived
+        raft_log = so._SyncObj__raftLog
 
-        next_index: dict[object, int] = so._SyncObj__raftNextIndex  # type: ignore[attr-defined]
+        next_index: dict[object, int] = so._SyncObj__raftNextIndex
 
         prevote = self.prevote
 
@@ -249,7 +254,7 @@ class RaftNode:
                 if kind in PREVOTE_TYPES:
                     prevote.receive(node, message)
                     return
-                if kind == "append_entries" and message["term"] >= so.raftCurrentTerm:  # type: ignore[operator]
+                if kind == "append_entries" and message["term"] >= so.raftCurrentTerm:
                     prevote.heard_leader()
             if kind == "append_entries" and "prevLogIdx" in message \
                     and "transmission" not in message:
@@ -332,7 +337,7 @@ class RaftNode:
         leader = self.syncobj._getLeader()
         if leader is None:
             return ""
-        return self.addr_to_name.get(leader.id, leader.id)
+        return str(self.addr_to_name.get(leader.id, leader.id))
 
     def status(self) -> dict[str, Any]:
         return dict(self.syncobj.getStatus())
@@ -362,8 +367,8 @@ class RaftNode:
         now = time.monotonic()
         for _ in range(3):
             try:
-                match = dict(so._SyncObj__raftMatchIndex)  # type: ignore[attr-defined]
-                seen = dict(so._SyncObj__lastResponseTime)  # type: ignore[attr-defined]
+                match = dict(so._SyncObj__raftMatchIndex)
+                seen = dict(so._SyncObj__lastResponseTime)
                 break
             except RuntimeError:  # dict changed size during the copy
                 continue
@@ -373,7 +378,7 @@ class RaftNode:
                 for n in so.otherNodes}
 
     def last_log_index(self) -> int:
-        raft_log = self.syncobj._SyncObj__raftLog  # type: ignore[attr-defined]
+        raft_log = self.syncobj._SyncObj__raftLog
         return int(raft_log[-1][1]) if len(raft_log) else 0
 
     def _membership_call(self, fn: Callable[..., None],

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from hakube.api.timestamps import rfc3339
+from hakube.store.durable import durable_replace
 from hakube.store.fsm import Record
 
 MAGIC = b"HAKUBE-SNAPSHOT 1\n"
@@ -103,7 +105,7 @@ def encode(
         else [{"name": n, "raft": r, "api": a} for n, (r, a) in sorted(state["members"].items())],
         "objects": counts,
         "objects_total": sum(counts.values()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+        "created": rfc3339(when),
         "created_by": created_by,
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
@@ -228,7 +230,7 @@ def write_atomic(path: str, chunks: Iterator[bytes]) -> int:
                 size += len(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -146,7 +146,7 @@ class _CommandPickle:
 
 def install_command_fence() -> None:
     """Make pysyncobj decode log commands with ``CommandUnpickler`` (idempotent)."""
-    ps_syncobj.pickle = _CommandPickle  # type: ignore[assignment]
+    ps_syncobj.pickle = _CommandPickle
 
 
 # -- connections -----------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class TlsConnection:
 
     @property
     def state(self) -> int:
-        return self._state
+        return int(self._state)
 
     def fileno(self) -> int | None:
         return self._fileno
@@ -603,7 +603,7 @@ class RefusalLog:
             self._on_refused(reason)
 
 
-class TlsTransport(TCPTransport):
+class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no types
     """pysyncobj's TCP transport over mutual TLS with the checks in the module docstring.
 
     ``member_address(name)`` gives a current member's Raft address (None: not a member) and

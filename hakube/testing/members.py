@@ -14,8 +14,9 @@ import threading
 import grpc
 
 from hakube import procs
+from hakube.local.cluster import MasterProc, free_ports
 from hakube.testing.api import Api
-from hakube.testing.cluster import LocalCluster, MasterProc, free_ports
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hakube
+from hakube.local.cluster import cluster_pki
 from hakube.testing import pki as testpki
 from hakube.testing.netns import Host
 
@@ -53,7 +54,7 @@ def start_master(
     ``extra`` flags (e.g. ``--force-new-cluster``). Its certificate (in the network's shared
     PKI directory, from the suite's test CA) names its address and ``cert_sans``."""
     workdir = host.network.workdir
-    pki = testpki.cluster_pki(str(workdir / "pki"), {host.name: [host.ip, *cert_sans]})
+    pki = cluster_pki(str(workdir / "pki"), {host.name: [host.ip, *cert_sans]}, testpki.shared())
     argv = [sys.executable, "-m", "hakube", "master", "--name", host.name]
     argv += ["--data-dir", str(workdir / f"data-{host.name}")]
     argv += ["--api-listen", f"0.0.0.0:{API_PORT}", "--raft-listen", f"{host.ip}:{RAFT_PORT}"]

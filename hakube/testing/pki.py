@@ -19,14 +19,7 @@ from typing import Any
 
 import grpc
 
-from hakube.client.config import (
-    ENV_CONFIG,
-    ClientConfig,
-    read_config_file,
-    tls_settings,
-    write_client_config,
-)
-from hakube.pki import files
+from hakube.client.config import ENV_CONFIG, read_config_file
 from hakube.pki.layout import Pki
 from hakube.pki.tls import Credentials, channel_credentials
 
@@ -47,33 +40,9 @@ def shared() -> Pki:
         return _shared
 
 
-def cluster_pki(path: str, masters: dict[str, list[str]], ca: Pki | None = None) -> Pki:
-    """A cluster's PKI directory at ``path``: the CA of ``ca`` (default: the shared one)
-    copied in, and each master's certificate issued for its hosts (kept if it exists)."""
-    src = ca or shared()
-    pki = Pki(path)
-    files.ensure_private_dir(path)
-    if not pki.has_ca():
-        for name in ("ca.crt", "ca.key"):
-            shutil.copy2(os.path.join(src.root, name), os.path.join(path, name))
-        os.makedirs(os.path.join(path, "users"), mode=0o700, exist_ok=True)
-        for user in os.listdir(os.path.join(src.root, "users")):
-            shutil.copy2(os.path.join(src.root, "users", user),
-                         os.path.join(path, "users", user))
-    pki.init(masters)
-    return pki
-
-
 def credentials(pki: Pki | None = None, user: str = "admin") -> Credentials:
     pki = pki or shared()
     return pki.user_tls(user).load()
-
-
-def write_config(path: str, pki: Pki, servers: list[str], user: str = "admin") -> str:
-    """A client config naming ``servers`` and ``user``'s credentials in ``pki``."""
-    write_client_config(path, ClientConfig(servers=servers,
-                                           tls=tls_settings(pki.user_tls(user))))
-    return path
 
 
 def channel(endpoint: str, *, options: list[tuple[str, Any]] | None = None,

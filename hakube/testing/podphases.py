@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import itertools
 
+from hakube.api.timestamps import micro_time, rfc3339
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client, errors
-from hakube.controllers.podutil import rfc3339
-from hakube.leaderelection.elector import micro_time
 from hakube.testing.wait import wait_for
 
 _ips = itertools.count(2)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 
+from hakube.local.cluster import free_ports
 from hakube.pki.layout import Pki
 from hakube.pki.tls import TlsFiles
 from hakube.store.fsm import StoreFSM
 from hakube.store.raft import RaftNode, RaftSettings
-from hakube.testing.cluster import free_ports
 from hakube.testing.wait import wait_for
 
 

@@ -14,11 +14,11 @@ import logging
 import threading
 from typing import Any
 
+from hakube.api.timestamps import micro_time, rfc3339
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import errors
 from hakube.client.client import Client
 from hakube.client.informer import Informer
-from hakube.leaderelection.elector import micro_time
 
 log = logging.getLogger("hakube.testing.simnodes")
 LEASE_NS = "kube-node-lease"
@@ -40,7 +40,7 @@ def node_object(
     res = {"cpu": cpu, "memory": memory, "pods": str(pods)}
     node.status.capacity.update(res)
     node.status.allocatable.update(res)
-    now = micro_time()[:19] + "Z"
+    now = rfc3339()
     node.status.conditions.add(
         type="Ready",
         status="True",
@@ -156,7 +156,7 @@ class SimNodes:
                 fresh.CopyFrom(pod)
                 fresh.status.phase = "Running"
                 fresh.status.host_ip = "127.0.0.1"
-                fresh.status.start_time = micro_time()[:19] + "Z"
+                fresh.status.start_time = rfc3339()
                 self.client.pods.update_status(fresh)
         except (errors.NotFound, errors.Conflict):
             pass

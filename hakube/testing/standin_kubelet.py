@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
-from hakube.controllers.workqueue import ShutDown, WorkQueue
+from hakube.client.workqueue import ShutDown, WorkQueue
 from hakube.testing.podphases import running
 
 

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from hakube.agent.agent import Agent
-from hakube.agent.v1 import agent_pb2, agent_pb2_grpc
+from hakube.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.pki import files
 from hakube.pki.layout import Pki
 from hakube.pki.tls import Credentials, channel_credentials

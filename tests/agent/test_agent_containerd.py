@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hakube.agent.v1 import agent_pb2
+from hakube.api.agent.v1 import agent_pb2
 from hakube.api.v1 import nodeproxy_pb2, pod_pb2
 from hakube.client import Client
 from hakube.cri.v1 import api_pb2 as cri_pb

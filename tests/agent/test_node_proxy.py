@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from hakube.agent.agent import Agent
-from hakube.agent.v1 import agent_pb2
 from hakube.api import convert
+from hakube.api.agent.v1 import agent_pb2
 from hakube.api.v1 import core_pb2, nodeproxy_pb2, nodeproxy_pb2_grpc
 from hakube.client import Client
 from hakube.pki import files

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hakube.api import convert, kinds
+from hakube.api.labels import SelectorError, matcher, parse_fields, parse_labels
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.errors import Invalid
-from hakube.apiserver.selector import SelectorError, matcher, parse_fields, parse_labels
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes, watch_event_bytes
 

@@ -13,10 +13,10 @@ import asyncio
 import pytest
 
 from hakube.api import kinds
+from hakube.api.labels import matcher, parse_labels
 from hakube.api.v1 import api_pb2
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import compile_selectors
-from hakube.apiserver.selector import matcher, parse_labels
 from hakube.apiserver.watch import Watcher, WatchHub
 from hakube.store.fsm import StoreFSM
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from hakube.testing.cluster import LocalCluster, free_ports
+from hakube.local.cluster import free_ports
+from hakube.testing.cluster import LocalCluster
 from tests.cli.conftest import Ctl
 
 pytestmark = pytest.mark.timeout(60)

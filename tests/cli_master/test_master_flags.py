@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hakube.testing.cluster import LocalCluster, free_ports
+from hakube.local.cluster import free_ports
+from hakube.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,3 +71,27 @@ def test_a_data_dir_in_use_by_another_master_is_refused(tmp_path: Path) -> None:
                        f"127.0.0.1:{a}", "--api-listen", f"127.0.0.1:{b}")
         assert r.returncode == 1
         assert "is in use by another master" in r.stderr
+
+
+@pytest.mark.parametrize(("argv", "env", "config", "expected"), [
+    ([], {}, "", True),  # durable by default
+    (["--no-fsync"], {}, "", False),
+    ([], {"HAKUBE_FSYNC": "false"}, "", False),
+    ([], {}, "fsync: false\n", False),
+    (["--fsync"], {"HAKUBE_FSYNC": "false"}, "", True),  # the flag wins
+])
+def test_fsync_is_on_unless_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       argv: list[str], env: dict[str, str], config: str,
+                                       expected: bool) -> None:
+    from hakube.cli.config import parse_with_env
+    from hakube.cli.main import build_parser
+
+    monkeypatch.delenv("HAKUBE_CONFIG", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    extra = []
+    if config:
+        (tmp_path / "master.yaml").write_text(config)
+        extra = ["--config", str(tmp_path / "master.yaml")]
+    args = parse_with_env(build_parser()[0], [*extra, "master", *argv])
+    assert args.fsync is expected

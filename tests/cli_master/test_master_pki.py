@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hakube.local.cluster import free_ports
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki
-from hakube.testing.cluster import free_ports
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(90)

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.timeout(10)
 
 def test_the_public_namespace_is_exactly_what_all_lists() -> None:
     public = {n for n in dir(hc) if not n.startswith("_")} - {
-        "annotations", "apply", "client", "config", "errors", "informer", "resources",
-        "transport", "watch"}
+        "annotations", "apply", "base", "client", "config", "errors", "events", "informer",
+        "ops", "resources", "transport", "watch", "workqueue"}
     assert public == set(hc.__all__)
 
 

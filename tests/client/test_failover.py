@@ -11,7 +11,8 @@ import pytest
 
 from hakube.api.v1 import core_pb2
 from hakube.client import ADDED, Client, Unavailable, WatchEvent
-from hakube.testing.cluster import LocalCluster, MasterProc
+from hakube.local.cluster import MasterProc
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(120)

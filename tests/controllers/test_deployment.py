@@ -7,10 +7,11 @@ import io
 
 import pytest
 
+from hakube.api import rollout
+from hakube.api.owners import controller_ref
 from hakube.cli import ctl
 from hakube.client import Client
 from hakube.controllers import deployutil as du
-from hakube.controllers.podutil import controller_ref
 from hakube.testing.standin_kubelet import StandInKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (
@@ -43,7 +44,7 @@ def replicasets(client: Client, name: str) -> dict[int, object]:
     for rs in client.replicasets.list(namespace=NS).items:
         ref = controller_ref(rs.metadata)
         if ref is not None and ref.uid == d.metadata.uid:
-            out[du.revision(rs)] = rs
+            out[rollout.revision(rs)] = rs
     return out
 
 
@@ -68,11 +69,11 @@ def test_a_rolling_update_stays_within_max_surge_and_max_unavailable(
     rss = replicasets(client, "web")
     assert sorted(rss) == [1, 2]
     assert rss[1].spec.replicas == 0 and rss[2].spec.replicas == 4
-    h = rss[2].metadata.labels[du.HASH_LABEL]
+    h = rss[2].metadata.labels[rollout.HASH_LABEL]
     assert rss[2].metadata.name == f"web-{h}"
-    assert rss[2].spec.selector.match_labels[du.HASH_LABEL] == h
+    assert rss[2].spec.selector.match_labels[rollout.HASH_LABEL] == h
     d = client.deployments.get("web", namespace=NS)
-    assert d.metadata.annotations[du.REVISION] == "2"
+    assert d.metadata.annotations[rollout.REVISION] == "2"
     assert {c.type: c.status for c in d.status.conditions} == {
         "Available": "True",
         "Progressing": "True",

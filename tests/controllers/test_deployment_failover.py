@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from hakube.api.owners import controller_ref
 from hakube.client import Client, errors
-from hakube.controllers.podutil import controller_ref, is_active
+from hakube.controllers.podutil import is_active
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.standin_kubelet import StandInKubelet

@@ -6,7 +6,7 @@ import pytest
 
 from hakube.api.v1 import core_pb2
 from hakube.client import Client
-from hakube.events import EventRecorder
+from hakube.client.events import EventRecorder
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
+from hakube.api.owners import controller_ref
 from hakube.api.v1 import core_pb2
 from hakube.cli import ctl
 from hakube.client import Client, errors
-from hakube.controllers.podutil import controller_ref
 from hakube.testing.standin_kubelet import StandInKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from hakube.api.convert import from_dict
+from hakube.api.timestamps import micro_time
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.controllers.nodelifecycle import NOT_READY, UNREACHABLE
-from hakube.leaderelection.elector import micro_time
 from hakube.testing.components import ComponentProcs
 from hakube.testing.simnodes import SimNodes
 from hakube.testing.wait import wait_for
@@ -169,8 +169,9 @@ def test_a_new_leader_gives_every_node_a_fresh_grace_period(
 
 
 def test_eviction_time_follows_tolerations() -> None:
+    from hakube.api.timestamps import rfc3339
     from hakube.api.v1 import core_pb2 as c
-    from hakube.controllers.nodelifecycle import eviction_time, rfc3339
+    from hakube.controllers.nodelifecycle import eviction_time
 
     now = 1_000_000.0
     taint = c.Taint(key=UNREACHABLE, effect="NoExecute", time_added=rfc3339(now - 10))

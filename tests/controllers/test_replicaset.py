@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from hakube.api.owners import controller_ref
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client
-from hakube.controllers.podutil import controller_ref
 from hakube.testing.standin_kubelet import StandInKubelet
 from hakube.testing.wait import wait_for
 from tests.controllers.workloads import (

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hakube.api import rollout
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.controllers import deployutil as du
 from hakube.controllers.expectations import Expectations
@@ -34,7 +35,7 @@ def rs(
     out = workloads_pb2.ReplicaSet(metadata={"name": name}, spec={"replicas": spec})
     out.status.replicas = status
     out.status.available_replicas = status if available is None else available
-    out.metadata.annotations[du.REVISION] = str(rev)
+    out.metadata.annotations[rollout.REVISION] = str(rev)
     return out
 
 
@@ -92,8 +93,8 @@ def test_the_template_hash_ignores_its_own_label_and_changes_with_the_template()
     h = du.template_hash(t)
     labelled = pod_pb2.PodTemplateSpec()
     labelled.CopyFrom(t)
-    labelled.metadata.labels[du.HASH_LABEL] = h
-    assert du.template_hash(labelled) == h and du.same_template(t, labelled)
+    labelled.metadata.labels[rollout.HASH_LABEL] = h
+    assert du.template_hash(labelled) == h and rollout.same_template(t, labelled)
     t.spec.containers[0].image = "i:2"
     assert du.template_hash(t) != h
     assert du.template_hash(t, 1) != du.template_hash(t)

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from hakube.client.workqueue import ShutDown, WorkQueue
 from hakube.controllers.manager import REGISTRY, select
-from hakube.controllers.workqueue import ShutDown, WorkQueue
 
 
 def test_a_waiting_key_is_queued_once() -> None:

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from hakube.api.owners import controller_ref
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.client import Client, errors
-from hakube.controllers.podutil import controller_ref, is_active, is_ready
+from hakube.controllers.podutil import is_active, is_ready
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.standin_kubelet import StandInKubelet

@@ -24,8 +24,10 @@ import yaml
 from hakube import procs
 from hakube.api.v1 import core_pb2
 from hakube.apiserver.encryption import API_VERSION, PREFIX
+from hakube.local.cluster import LocalCluster as Cluster
+from hakube.local.cluster import MasterProc
 from hakube.store import snapshot
-from hakube.testing.cluster import LocalCluster, MasterProc
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -64,7 +66,7 @@ def holding(paths: list[str], needles: list[bytes]) -> list[str]:
     return found
 
 
-def save_snapshot(c: LocalCluster, path: str) -> snapshot.Snapshot:
+def save_snapshot(c: Cluster, path: str) -> snapshot.Snapshot:
     out = subprocess.run(procs.hakube_argv("snapshot", "save", path, "-s", c.endpoints()[0]),
                          capture_output=True, text=True, timeout=60, env=c.env)
     assert out.returncode == 0, out.stderr
@@ -118,6 +120,7 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
             seen: dict[str, bytes] = {}
             client.create(secret("later", canary + b"-2"))
             for ev in w:
+                assert ev.object is not None
                 seen[ev.object.metadata.name] = bytes(ev.object.data.get("password", b""))
                 if "later" in seen:
                     break
@@ -125,7 +128,7 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
 
 
 @contextlib.contextmanager
-def key1_cluster(tmp_path: Any, conf: str, k1: bytes) -> Iterator[tuple[LocalCluster, Any]]:
+def key1_cluster(tmp_path: Any, conf: str, k1: bytes) -> Iterator[tuple[Cluster, Any]]:
     """Three masters encrypting with key1 (config at ``conf``), Secrets s0..s4 = v0..v4."""
     key_config(conf, [("key1", k1)])
     with LocalCluster(str(tmp_path / "c"), 3,
@@ -136,23 +139,23 @@ def key1_cluster(tmp_path: Any, conf: str, k1: bytes) -> Iterator[tuple[LocalClu
         yield c, client
 
 
-def restart(c: LocalCluster, m: MasterProc) -> None:
+def restart(c: Cluster, m: MasterProc) -> None:
     c.terminate(m)
     c.start(m)
     c.wait_ready([m], timeout=60)
 
 
-def rolling_restart(c: LocalCluster) -> None:
+def rolling_restart(c: Cluster) -> None:
     for m in c.masters:
         restart(c, m)
 
 
-def stored_prefixes(c: LocalCluster, path: str) -> set[bytes]:
+def stored_prefixes(c: Cluster, path: str) -> set[bytes]:
     snap = save_snapshot(c, path)
     return {rec.value[:len(PREFIX) + 15] for rec in snap.state["objects"]["Secret"].values()}
 
 
-def start_refused(c: LocalCluster, m: MasterProc) -> str:
+def start_refused(c: Cluster, m: MasterProc) -> str:
     """Start ``m`` expecting it to exit; its last log line."""
     c.terminate(m)
     size = os.path.getsize(m.log_path)
@@ -253,7 +256,7 @@ def log_count(m: MasterProc, text: str) -> int:
         return f.read().count(text)
 
 
-def sighup_all(c: LocalCluster, expect: str) -> None:
+def sighup_all(c: Cluster, expect: str) -> None:
     """SIGHUP every master (processes this test started) and wait for ``expect`` in each log."""
     before = {m.name: log_count(m, expect) for m in c.masters}
     for m in c.masters:

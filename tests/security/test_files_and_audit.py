@@ -70,7 +70,8 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
         with pytest.raises(NotFound):
             one.get(core_pb2.ConfigMap, "absent")
         with one.watch(core_pb2.Secret, resource_version=created_rv - 1) as w:
-            assert next(iter(w)).object.metadata.name == "db"
+            first = next(iter(w)).object
+            assert first is not None and first.metadata.name == "db"
         for i in range(40):
             client.create(core_pb2.ConfigMap(metadata={"name": f"fill-{i}"}))
         wait_for(lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump"))

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hakube.cli.opsclient import list_members
+from hakube.client.ops import OpsClient
+from hakube.local.cluster import MasterProc
 from hakube.pki import certs, names
 from hakube.store.transport import REFUSAL_REASONS
 from hakube.testing import rawraft
 from hakube.testing.api import Api
-from hakube.testing.cluster import LocalCluster, MasterProc
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -32,7 +33,8 @@ def api(cluster: LocalCluster) -> Api:
 
 
 def voters(cluster: LocalCluster) -> list[tuple[str, str]]:
-    resp = list_members(cluster.endpoints(), 5)
+    with OpsClient(cluster.endpoints(), timeout=5) as ops:
+        resp = ops.list_members()
     return sorted((m.name, m.raft_address) for m in resp.members if m.voter)
 
 

@@ -77,9 +77,9 @@ def test_a_minority_member_fails_fast_with_unavailable(
 def test_a_proposal_that_never_commits_expires_as_outcome_unknown(tmp_path: object) -> None:
     # A member whose only peer never starts has no leader: the command waits in pysyncobj's
     # queue forever. The proposer's deadline must fail it and keep the pipeline usable.
+    from hakube.local.cluster import free_ports
     from hakube.store.fsm import StoreFSM
     from hakube.store.raft import RaftNode, RaftSettings
-    from hakube.testing.cluster import free_ports
     from hakube.testing.raft import member_tls
 
     a, b = free_ports(2)

@@ -22,18 +22,18 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from hakube.agent.v1 import agent_pb2 as hakube_dot_agent_dot_v1_dot_agent__pb2
+from hakube.api.agent.v1 import agent_pb2 as hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhakube/api/v1/nodeproxy.proto\x12\rhakube.api.v1\x1a\x1bhakube/agent/v1/agent.proto\"P\n\x10NodeStatsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12.\n\x07request\x18\x02 \x01(\x0b\x32\x1d.hakube.agent.v1.StatsRequest2\xdd\x01\n\tNodeProxy\x12\x41\n\x04Logs\x12\x1c.hakube.agent.v1.LogsRequest\x1a\x19.hakube.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1c.hakube.agent.v1.ExecRequest\x1a\x1d.hakube.agent.v1.ExecResponse\x12H\n\x05Stats\x12\x1f.hakube.api.v1.NodeStatsRequest\x1a\x1e.hakube.agent.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhakube/api/v1/nodeproxy.proto\x12\rhakube.api.v1\x1a\x1fhakube/api/agent/v1/agent.proto\"P\n\x10NodeStatsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12.\n\x07request\x18\x02 \x01(\x0b\x32\x1d.hakube.agent.v1.StatsRequest2\xdd\x01\n\tNodeProxy\x12\x41\n\x04Logs\x12\x1c.hakube.agent.v1.LogsRequest\x1a\x19.hakube.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1c.hakube.agent.v1.ExecRequest\x1a\x1d.hakube.agent.v1.ExecResponse\x12H\n\x05Stats\x12\x1f.hakube.api.v1.NodeStatsRequest\x1a\x1e.hakube.agent.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hakube.api.v1.nodeproxy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODESTATSREQUEST']._serialized_start=77
-  _globals['_NODESTATSREQUEST']._serialized_end=157
-  _globals['_NODEPROXY']._serialized_start=160
-  _globals['_NODEPROXY']._serialized_end=381
+  _globals['_NODESTATSREQUEST']._serialized_start=81
+  _globals['_NODESTATSREQUEST']._serialized_end=161
+  _globals['_NODEPROXY']._serialized_start=164
+  _globals['_NODEPROXY']._serialized_end=385
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,4 @@
-from hakube.agent.v1 import agent_pb2 as _agent_pb2
+from hakube.api.agent.v1 import agent_pb2 as _agent_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from hakube.agent.v1 import agent_pb2 as hakube_dot_agent_dot_v1_dot_agent__pb2
+from hakube.api.agent.v1 import agent_pb2 as hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2
 from hakube.api.v1 import nodeproxy_pb2 as hakube_dot_api_dot_v1_dot_nodeproxy__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -37,18 +37,18 @@ class NodeProxyStub:
         """
         self.Logs = channel.unary_stream(
                 '/hakube.api.v1.NodeProxy/Logs',
-                request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
-                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
+                request_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
                 _registered_method=True)
         self.Exec = channel.unary_unary(
                 '/hakube.api.v1.NodeProxy/Exec',
-                request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
-                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+                request_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
                 _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/hakube.api.v1.NodeProxy/Stats',
                 request_serializer=hakube_dot_api_dot_v1_dot_nodeproxy__pb2.NodeStatsRequest.SerializeToString,
-                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
+                response_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
                 _registered_method=True)
 
 
@@ -79,18 +79,18 @@ def add_NodeProxyServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
-                    request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.FromString,
-                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
+                    request_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
             ),
             'Exec': grpc.unary_unary_rpc_method_handler(
                     servicer.Exec,
-                    request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
-                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
+                    request_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
                     request_deserializer=hakube_dot_api_dot_v1_dot_nodeproxy__pb2.NodeStatsRequest.FromString,
-                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.SerializeToString,
+                    response_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -118,8 +118,8 @@ class NodeProxy:
             request,
             target,
             '/hakube.api.v1.NodeProxy/Logs',
-            hakube_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
-            hakube_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -145,8 +145,8 @@ class NodeProxy:
             request,
             target,
             '/hakube.api.v1.NodeProxy/Exec',
-            hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
-            hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -173,7 +173,7 @@ class NodeProxy:
             target,
             '/hakube.api.v1.NodeProxy/Stats',
             hakube_dot_api_dot_v1_dot_nodeproxy__pb2.NodeStatsRequest.SerializeToString,
-            hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import workloads_pb2
 from hakube.client import Client
 from hakube.controllers.cronjob import latest_time
-from hakube.controllers.podutil import rfc3339
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
 from tests.controllers.batch.objs import leader, manifest, template

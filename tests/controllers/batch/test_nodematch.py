@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hakube.api.scheduling import fits_node as fits
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.controllers.nodematch import fits
 from tests.controllers.batch.objs import manifest
 
 

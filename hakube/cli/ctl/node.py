@@ -18,10 +18,10 @@ from typing import TypeVar
 
 import grpc
 
-from hakube.agent.v1 import agent_pb2
 from hakube.api import quantity
+from hakube.api.agent.v1 import agent_pb2
 from hakube.api.v1 import nodeproxy_pb2
-from hakube.cli.ctl import CommandError, Ctx, UsageError
+from hakube.cli.ctl.common import CommandError, Ctx, UsageError
 from hakube.client import Client
 from hakube.client.transport import Stubs, short_reason
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from hakube.api import kinds
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.cli.ctl import CommandError, Ctx, UsageError, error_line
+from hakube.cli.ctl.common import CommandError, Ctx, UsageError, error_line
 from hakube.client import Conflict, HakubeError, NotFound
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")

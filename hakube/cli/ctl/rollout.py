@@ -16,14 +16,20 @@ from typing import Any
 
 import yaml
 
-from hakube.api import convert, kinds
+from hakube.api import convert, kinds, rollout
+from hakube.api.conditions import find
+from hakube.api.owners import controller_ref
+from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import workloads_pb2
 from hakube.cli import printers
-from hakube.cli.ctl import CommandError, Ctx, UsageError, _common, lookup_kind
-from hakube.cli.ctl_write import _modify
-from hakube.controllers import deployutil as du
-from hakube.controllers.deployment_status import PROGRESSING, TIMED_OUT, get_condition
-from hakube.controllers.podutil import controller_ref, rfc3339
+from hakube.cli.ctl.common import (
+    CommandError,
+    Ctx,
+    UsageError,
+    add_common_options,
+    lookup_kind,
+    modify,
+)
 
 DEPLOYMENT = kinds.BY_NAME["Deployment"]
 LABEL = printers.type_name(DEPLOYMENT)
@@ -41,7 +47,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     }
     for name, text in helps.items():
         sp = sub.add_parser(name, help=text, description=text)
-        _common(sp, sub=True)
+        add_common_options(sp, sub=True)
         sp.add_argument("resource", nargs="+", metavar="deployment/NAME | deployment NAME")
         if name == "status":
             sp.add_argument(
@@ -81,8 +87,8 @@ def _revisions(ctx: Ctx, d: workloads_pb2.Deployment) -> dict[int, workloads_pb2
     out = {}
     for rs in ctx.client().replicasets.list(namespace=d.metadata.namespace).items:
         ref = controller_ref(rs.metadata)
-        if ref is not None and ref.uid == d.metadata.uid and du.revision(rs):
-            out[du.revision(rs)] = rs
+        if ref is not None and ref.uid == d.metadata.uid and rollout.revision(rs):
+            out[rollout.revision(rs)] = rs
     return out
 
 
@@ -91,8 +97,8 @@ def _status_line(d: workloads_pb2.Deployment) -> tuple[bool, str]:
     name, st, want = d.metadata.name, d.status, d.spec.replicas
     if d.metadata.generation > st.observed_generation:
         return False, "Waiting for deployment spec update to be observed..."
-    cond = get_condition(st, PROGRESSING)
-    if cond is not None and cond.reason == TIMED_OUT:
+    cond = find(st.conditions, rollout.PROGRESSING)
+    if cond is not None and cond.reason == rollout.TIMED_OUT:
         raise CommandError(f'deployment "{name}" exceeded its progress deadline')
     if st.updated_replicas < want:
         return False, (
@@ -138,14 +144,14 @@ def run_history(ctx: Ctx, name: str) -> int:
         if want not in revs:
             raise CommandError(f"unable to find the specified revision {want}")
         ctx.print(f"{LABEL}/{name} with revision #{want}")
-        tpl = convert.to_dict(du.without_hash(revs[want].spec.template))
+        tpl = convert.to_dict(rollout.without_hash(revs[want].spec.template))
         ctx.print("Pod Template:")
         ctx.print(yaml.safe_dump(tpl, sort_keys=False).rstrip())
         return 0
     ctx.print(f"{LABEL}/{name}")
     ctx.print(f"{'REVISION':<10}CHANGE-CAUSE")
     for rev in sorted(revs):
-        cause = revs[rev].metadata.annotations.get(du.CHANGE_CAUSE, "<none>")
+        cause = revs[rev].metadata.annotations.get(rollout.CHANGE_CAUSE, "<none>")
         ctx.print(f"{rev:<10}{cause}")
     return 0
 
@@ -166,21 +172,21 @@ def run_undo(ctx: Ctx, name: str) -> int:
         want = older[-1]
     if want not in revs:
         raise CommandError(f"unable to find specified revision {want} in history")
-    target = du.without_hash(revs[want].spec.template)
-    if du.same_template(target, d.spec.template):
+    target = rollout.without_hash(revs[want].spec.template)
+    if rollout.same_template(target, d.spec.template):
         ctx.print(
             f"{LABEL}/{name} skipped rollback (current template already matches revision {want})"
         )
         return 0
-    cause = revs[want].metadata.annotations.get(du.CHANGE_CAUSE)
+    cause = revs[want].metadata.annotations.get(rollout.CHANGE_CAUSE)
 
     def change(obj: Any) -> bool:
         obj.spec.template.CopyFrom(target)
         if cause:
-            obj.metadata.annotations[du.CHANGE_CAUSE] = cause
+            obj.metadata.annotations[rollout.CHANGE_CAUSE] = cause
         return True
 
-    _modify(ctx, DEPLOYMENT, name, change)
+    modify(ctx, DEPLOYMENT, name, change)
     ctx.print(f"{LABEL}/{name} rolled back")
     return 0
 
@@ -196,7 +202,7 @@ def _set_paused(ctx: Ctx, name: str, paused: bool) -> int:
         obj.spec.paused = paused
         return True
 
-    _modify(ctx, DEPLOYMENT, name, change)
+    modify(ctx, DEPLOYMENT, name, change)
     ctx.print(f"{LABEL}/{name} {word}")
     return 0
 
@@ -205,10 +211,10 @@ def run_restart(ctx: Ctx, name: str) -> int:
     def change(obj: Any) -> bool:
         if obj.spec.paused:
             raise CommandError("can't restart paused deployment (run rollout resume first)")
-        obj.spec.template.metadata.annotations[du.RESTARTED_AT] = rfc3339(time.time())
+        obj.spec.template.metadata.annotations[rollout.RESTARTED_AT] = rfc3339(time.time())
         return True
 
-    _modify(ctx, DEPLOYMENT, name, change)
+    modify(ctx, DEPLOYMENT, name, change)
     ctx.print(f"{LABEL}/{name} restarted")
     return 0
 

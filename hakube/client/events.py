@@ -18,10 +18,11 @@ import threading
 import time
 from typing import Any
 
+from hakube.api.timestamps import micro_time
 from hakube.api.v1 import core_pb2, meta_pb2
 from hakube.client import errors
-from hakube.client.client import Client, resolve_kind
-from hakube.leaderelection.elector import micro_time
+from hakube.client.base import resolve_kind
+from hakube.client.client import Client
 
 log = logging.getLogger("hakube.events")
 

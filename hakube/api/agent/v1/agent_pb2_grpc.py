@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from hakube.agent.v1 import agent_pb2 as hakube_dot_agent_dot_v1_dot_agent__pb2
+from hakube.api.agent.v1 import agent_pb2 as hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in hakube/agent/v1/agent_pb2_grpc.py depends on'
+        + ' but the generated code in hakube/api/agent/v1/agent_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class NodeAgentStub:
         """
         self.Logs = channel.unary_stream(
                 '/hakube.agent.v1.NodeAgent/Logs',
-                request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
-                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
+                request_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
                 _registered_method=True)
         self.Exec = channel.unary_unary(
                 '/hakube.agent.v1.NodeAgent/Exec',
-                request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
-                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+                request_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
                 _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/hakube.agent.v1.NodeAgent/Stats',
-                request_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
-                response_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
+                request_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
                 _registered_method=True)
 
 
@@ -79,18 +79,18 @@ def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
-                    request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.FromString,
-                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
+                    request_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
             ),
             'Exec': grpc.unary_unary_rpc_method_handler(
                     servicer.Exec,
-                    request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
-                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
+                    request_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
-                    request_deserializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.FromString,
-                    response_serializer=hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.SerializeToString,
+                    request_deserializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -118,8 +118,8 @@ class NodeAgent:
             request,
             target,
             '/hakube.agent.v1.NodeAgent/Logs',
-            hakube_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
-            hakube_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -145,8 +145,8 @@ class NodeAgent:
             request,
             target,
             '/hakube.agent.v1.NodeAgent/Exec',
-            hakube_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
-            hakube_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -172,8 +172,8 @@ class NodeAgent:
             request,
             target,
             '/hakube.agent.v1.NodeAgent/Stats',
-            hakube_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
-            hakube_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
+            hakube_dot_api_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

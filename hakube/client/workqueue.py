@@ -80,7 +80,7 @@ class WorkQueue(Generic[K]):
             self._failures[key] = n + 1
         delay = min(self.max_delay, self.base_delay * (2**n))
         self.add_after(key, delay)
-        return delay
+        return float(delay)
 
     def forget(self, key: K) -> None:
         with self._cond:

@@ -10,7 +10,7 @@ from typing import Any
 from hakube.api import kinds as kinds_mod
 from hakube.api.kinds import Kind
 from hakube.cli import printers
-from hakube.cli.ctl import Ctx, UsageError, error_line, targets
+from hakube.cli.ctl.common import Ctx, UsageError, error_line, targets
 from hakube.cli.describe import describe
 from hakube.client import RELIST, HakubeError, NotFound, Unavailable
 from hakube.client.transport import short_reason
@@ -141,7 +141,10 @@ def _watch(ctx: Ctx, kind: Kind, names: list[str], rv: str | None,
     with client.watch(kind, namespace=namespace, label_selector=a.selector,
                       field_selector=fs, resource_version=rv) as w:
         for ev in w:
-            items = ev.items if ev.type == RELIST else [ev.object]
+            if ev.type == RELIST:
+                items = ev.items
+            else:
+                items = [ev.object] if ev.object is not None else []
             event = "ADDED" if ev.type == RELIST else ev.type
             for obj in items:
                 if a.output in ("json", "yaml"):

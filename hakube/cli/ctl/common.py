@@ -1,32 +1,20 @@
-"""``hakubectl``: kubectl's everyday commands against a hakube cluster.
-
-This module holds the parser, the shared context and the error policy; the commands live in
-ctl_read.py (get, describe, api-resources, cluster status) and ctl_write.py (apply, create,
-delete, scale, label).
-
-Error policy: every failure prints one line on stderr that names the object and the problem,
-and the exit status is non-zero - 1 for failures, 2 for a command line that does not parse.
-Server refusals read like kubectl's (``Error from server (NotFound): pods "web" not found``);
-connection failures list the endpoints tried. A command working through several objects
-(``apply -f dir/``) reports each failure as it happens, carries on, and exits 1 at the end.
-"""
+"""What every ``hakubectl`` command shares: the context (arguments, output, a lazily made
+client), kind and target parsing, the options every command takes, the one-line error policy
+and the get-change-update loop. The command modules build on this and never on each other."""
 
 from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from hakube.api import kinds
 from hakube.api.kinds import Kind
-from hakube.cli.manifests import ManifestError
-from hakube.client import Client, HakubeError, Unavailable
-from hakube.client.config import ConfigError, load_client_config
+from hakube.client import Client, Conflict, HakubeError, Unavailable
+from hakube.client.config import load_client_config
 
 Command = Callable[["Ctx"], int]
 
@@ -142,7 +130,7 @@ def error_line(exc: Exception, *, context: str = "") -> str:
     return f"error: {prefix}{exc}"
 
 
-def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
+def add_common_options(p: argparse.ArgumentParser, *, sub: bool) -> None:
     """Options every command takes, before or after its name. On subcommands they default to
     SUPPRESS so a value given before the command name is not reset by the subparser."""
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
@@ -157,72 +145,20 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
                    "masters included (30s, 2m; default: the config's, else 30s)", **d)
 
 
-ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "rollout",
-         "autoscale", "logs", "exec", "top", "cluster", "api-resources", "taint", "cordon",
-         "uncordon", "drain")
-"""The commands, in the order ``--help`` lists them."""
+def modify(ctx: Ctx, kind: Kind, name: str, change: Callable[[Any], bool]) -> Any | None:
+    """Get, ``change`` in place (False: nothing to do), update with CAS; start over on
+    Conflict. Returns the stored object, or None when nothing changed."""
+    client = ctx.client()
+    for _ in range(10):
+        obj = client.get(kind, name, namespace=ctx.namespace)
+        if not change(obj):
+            return None
+        try:
+            return client.update(obj)
+        except Conflict:
+            continue
+    raise Conflict(f'{kind.plural} "{name}": changed by others on every attempt; try again')
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
-    from hakube.cli import ctl_autoscale, ctl_node, ctl_nodes, ctl_read, ctl_rollout, ctl_write
-
-    parser = argparse.ArgumentParser(
-        prog="hakubectl", description="Control a hakube cluster (kubectl's commands).",
-        epilog="KIND may be a name, plural or short name (po, deploy, svc, ns); many commands "
-               "also take KIND/NAME.")
-    _common(parser, sub=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    table = {**ctl_write.COMMANDS, **ctl_read.COMMANDS, **ctl_rollout.COMMANDS,
-             **ctl_autoscale.COMMANDS, **ctl_node.COMMANDS, **ctl_nodes.COMMANDS}
-    assert set(table) == set(ORDER), "every command must be listed in ORDER"
-    commands: dict[str, Command] = {}
-    for name in ORDER:
-        help_text, add_args, run = table[name]
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _common(p, sub=True)
-        add_args(p)
-        commands[name] = run
-    return parser, commands
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def cli() -> int:
-    """The ``hakubectl`` program: die quietly when piped into ``head``, let SIGTERM end a watch
-    like Ctrl-C, then ``main``. Only the program changes signal handling: ``main`` called as a
-    function (tests, embedding programs) must not make the caller's process die of SIGPIPE on
-    its next write to a closed socket."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, _interrupt)
-    return main()
-
-
-def main(argv: list[str] | None = None, *, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
-    parser, commands = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    ctx = Ctx(args, out=out or sys.stdout, err=err or sys.stderr)
-    try:
-        status = commands[args.command](ctx)
-    except UsageError as exc:
-        print(f"error: {exc}\nSee 'hakubectl {args.command} -h' for usage.", file=ctx.err)
-        return 2
-    except (ConfigError, ManifestError, HakubeError, CommandError) as exc:
-        print(error_line(exc), file=ctx.err)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        ctx.close()
-    return 1 if ctx.failed else status
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy's: the command modules raise the
-    # exception classes of hakube.cli.ctl, which main must be the one to catch.
-    from hakube.cli import ctl as _ctl
-
-    sys.exit(_ctl.cli())
+SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")
+"""The kinds ``scale`` and ``autoscale`` work on."""

@@ -17,9 +17,17 @@ from typing import Any
 from hakube.api import convert
 from hakube.api.kinds import Kind
 from hakube.cli import printers
-from hakube.cli.ctl import CommandError, Ctx, UsageError, error_line, targets
+from hakube.cli.ctl.common import (
+    SCALABLE,
+    CommandError,
+    Ctx,
+    UsageError,
+    error_line,
+    modify,
+    targets,
+)
 from hakube.cli.manifests import Manifest, load
-from hakube.client import Client, Conflict, HakubeError, NotFound
+from hakube.client import Client, HakubeError, NotFound
 from hakube.client.apply import strip_manifest
 
 
@@ -188,21 +196,6 @@ def _wait_gone(ctx: Ctx, client: Client, pending: list[tuple[Kind, str, str]]) -
 # -- read-modify-write: scale, label -----------------------------------------------------------
 
 
-def _modify(ctx: Ctx, kind: Kind, name: str, change: Callable[[Any], bool]) -> Any | None:
-    """Get, ``change`` in place (False: nothing to do), update with CAS; start over on
-    Conflict. Returns the stored object, or None when nothing changed."""
-    client = ctx.client()
-    for _ in range(10):
-        obj = client.get(kind, name, namespace=ctx.namespace)
-        if not change(obj):
-            return None
-        try:
-            return client.update(obj)
-        except Conflict:
-            continue
-    raise Conflict(f'{kind.plural} "{name}": changed by others on every attempt; try again')
-
-
 def _named(ctx: Ctx) -> list[tuple[Kind, str]]:
     out = [(k, n) for k, names in targets(ctx.args.resources) for n in names]
     if not out:
@@ -217,7 +210,6 @@ def add_scale(p: argparse.ArgumentParser) -> None:
                    help="only scale if the current number is this")
 
 
-SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")
 
 
 def _scale_to(replicas: int, expect: int | None) -> Callable[[Any], bool]:
@@ -242,7 +234,7 @@ def run_scale(ctx: Ctx) -> int:
             continue
 
         try:
-            _modify(ctx, kind, name, _scale_to(a.replicas, a.current_replicas))
+            modify(ctx, kind, name, _scale_to(a.replicas, a.current_replicas))
         except HakubeError as exc:
             ctx.error(error_line(exc))
             continue
@@ -287,7 +279,7 @@ def run_label(ctx: Ctx) -> int:
     for kind, name in _named(ctx):
 
         try:
-            out = _modify(ctx, kind, name, _relabel(sets, removes, ctx.args.overwrite))
+            out = modify(ctx, kind, name, _relabel(sets, removes, ctx.args.overwrite))
         except HakubeError as exc:
             ctx.error(error_line(exc))
             continue

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 
 from hakube.api.v1 import meta_pb2, workloads_pb2
-from hakube.cli.ctl import Ctx, UsageError, targets
-from hakube.cli.ctl_write import SCALABLE
+from hakube.cli.ctl.common import SCALABLE, Ctx, UsageError, targets
 
 
 def add_autoscale(p: argparse.ArgumentParser) -> None:

@@ -1,1 +1,0 @@
-"""Generated stubs for the node agent API in proto/hakube/agent/v1/agent.proto."""

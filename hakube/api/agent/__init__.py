@@ -1,0 +1,1 @@
+"""Wire types of the node agent's own API (stubs under ``v1``)."""

@@ -1,0 +1,7 @@
+"""``python -m hakube.cli.ctl``: the same program as ``hakubectl``."""
+
+import sys
+
+from hakube.cli.ctl import cli
+
+sys.exit(cli())

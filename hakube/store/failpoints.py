@@ -1,0 +1,45 @@
+"""Named points where a test can make a master die as if the machine had crashed there.
+
+``HAKUBE_FAILPOINTS=dump-after-rename,…`` in a master's environment arms those points; reaching
+an armed point sends SIGKILL to the master (and, from the forked compaction child, to the parent
+that forked it), so nothing after the point runs: no cleanup, no flush. With the variable unset,
+``hit`` is one set lookup. The durability tests arm each point in turn and check that the master
+restarts with every acknowledged write (tests/store/test_crash_points.py).
+
+Points (see where ``hit`` is called):
+- ``dump-before-rename``, ``dump-after-rename``: the compaction child has written the new dump,
+  before / after it replaces the old one;
+- ``snapshot-before-rename``, ``snapshot-after-rename``: a follower has received the leader's
+  snapshot, before / after it replaces its dump;
+- ``compaction-before-journal-drop``: the new dump is in place and the journal still holds the
+  entries it replaces.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "HAKUBE_FAILPOINTS"
+_armed = frozenset(p.strip() for p in os.environ.get(ENV, "").split(",") if p.strip())
+_owner = os.getpid()
+"""The process that read the variable: the master, whose forked children die with it."""
+
+NAMES = frozenset({"dump-before-rename", "dump-after-rename", "snapshot-before-rename",
+                   "snapshot-after-rename", "compaction-before-journal-drop"})
+if _armed - NAMES:
+    raise RuntimeError(f"{ENV}: unknown point(s) {', '.join(sorted(_armed - NAMES))}; "
+                     f"known: {', '.join(sorted(NAMES))}")
+
+
+def armed() -> bool:
+    return bool(_armed)
+
+
+def hit(name: str) -> None:
+    """Die here if ``name`` is armed."""
+    if name not in _armed:
+        return
+    if os.getpid() != _owner:
+        os.kill(_owner, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,201 @@
+"""One fault run: masters and a client on netns hosts, the workloads, a seeded nemesis, checks.
+
+Used by the test suite (a short run) and by ``bench/jepsen.py`` (long runs). Everything runs in
+namespaces the run creates and removes: masters ``m1..mN`` at 192.0.2.11.., the client at
+192.0.2.100. The report says whether the history is valid and lists the faults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hakube.local.cluster import write_config
+from hakube.pki.layout import Pki
+from hakube.testing import netmasters
+from hakube.testing.jepsen import checks, linear, timeline
+from hakube.testing.jepsen.history import Op
+from hakube.testing.jepsen.nemesis import Fault, Nemesis
+from hakube.testing.jepsen.workload import INITIAL
+from hakube.testing.netns import Host, Network
+
+
+@dataclass
+class RunConfig:
+    masters: int = 5
+    seconds: float = 60.0
+    seed: int = 0
+    fault_every: tuple[float, float] = (2.0, 6.0)
+    """Seconds of calm between faults (uniform in the range)."""
+    fault_for: tuple[float, float] = (3.0, 8.0)
+    """How long each fault lasts."""
+    kinds: tuple[str, ...] = ()
+    """Fault kinds to draw from (empty: all of Nemesis.kinds)."""
+    master_flags: list[str] = field(default_factory=list)
+    keys: int = 5
+    serializable_reads: bool = False
+    """Read registers without the quorum barrier: a run that should find stale reads."""
+    out: Path | None = None
+    """Where to copy the report, history and master logs."""
+
+
+@dataclass
+class RunResult:
+    valid: bool | None
+    report: str
+    ops: int
+    faults: list[Fault]
+    svg: str = ""
+    """The timeline picture (timeline.py)."""
+
+
+def _wait(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def run(cfg: RunConfig) -> RunResult:
+    with Network() as net:
+        try:
+            return _run(cfg, net)
+        finally:
+            if cfg.out is not None:
+                cfg.out.mkdir(parents=True, exist_ok=True)
+                for log in net.workdir.glob("*.log"):
+                    shutil.copy(log, cfg.out / log.name)
+                hist = net.workdir / "jepsen" / "history.json"
+                if hist.exists():
+                    shutil.copy(hist, cfg.out / "history.json")
+
+
+def _run(cfg: RunConfig, net: Network) -> RunResult:
+    rng = random.Random(cfg.seed)
+    masters = [net.add_host(f"m{i}", f"192.0.2.{10 + i}") for i in range(1, cfg.masters + 1)]
+    client = net.add_host("client", "192.0.2.100")
+
+    def start(h: Host) -> None:
+        netmasters.start_master(h, masters, extra=cfg.master_flags)
+
+    for h in masters:
+        start(h)
+    _wait(lambda: all(netmasters.is_ready(h) for h in masters), 120, "masters ready")
+    jdir = net.workdir / "jepsen"
+    jdir.mkdir()
+    servers = [f"{h.ip}:{netmasters.API_PORT}" for h in masters]
+    config = write_config(str(net.workdir / "client.conf"), Pki(str(net.workdir / "pki")),
+                          servers)
+    env = dict(netmasters.env(), HAKUBE_CONFIG=config)
+    argv = [sys.executable, "-m", "hakube.testing.jepsen.workload", "--dir", str(jdir),
+            "--endpoints", ",".join(f"{h.name}={h.ip}:{netmasters.API_PORT}"
+                                    for h in masters),
+            "--seconds", str(cfg.seconds), "--seed", str(cfg.seed), "--keys", str(cfg.keys),
+            *(["--serializable-reads"] if cfg.serializable_reads else [])]
+    workload = client.spawn(argv, log=net.workdir / "workload.log", env=env)
+    try:
+        _wait(lambda: (jdir / "ready").exists() or workload.poll() is not None, 120,
+              "workload set up")
+        if workload.poll() is not None:
+            raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")
+        t0 = time.monotonic()
+        nemesis = Nemesis(masters, start, lambda: _leader(client, masters), rng,
+                          lambda: time.monotonic() - t0)
+        if cfg.kinds:
+            nemesis.kinds = cfg.kinds
+        while not (jdir / "workload-done").exists():
+            if workload.poll() is not None:
+                raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")
+            if _calm(jdir, rng.uniform(*cfg.fault_every)):
+                break
+            nemesis.inject()
+            _calm(jdir, rng.uniform(*cfg.fault_for))
+            nemesis.heal()
+        nemesis.heal()
+        _wait(lambda: all(netmasters.is_ready(h) for h in masters), 120,
+              "masters ready after the heal")
+        (jdir / "healed").write_text("")
+        workload.wait(timeout=300)
+        if workload.returncode != 0:
+            raise RuntimeError(f"workload failed: {_tail(net.workdir)}")
+    finally:
+        if workload.poll() is None:
+            workload.kill()
+            workload.wait()
+    history = json.loads((jdir / "history.json").read_text())
+    result = judge(history, nemesis)
+    if cfg.out is not None:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / "report.txt").write_text(result.report + "\n")
+        (cfg.out / "timeline.svg").write_text(result.svg)
+    return result
+
+
+def judge(history: dict[str, object], nemesis: Nemesis) -> RunResult:
+    """Every checker over the recorded history, and the report."""
+    ops = [Op(**{**o, "value": tuple(o["value"]) if isinstance(o["value"], list) else o["value"]})
+           for o in history["ops"]]  # type: ignore[attr-defined]
+    registers = [o for o in ops if o.f in ("read", "write", "cas")]
+    adds = [o for o in ops if o.f == "add"]
+    lin = linear.check(registers, initial=INITIAL)
+    sets = checks.check_set(adds, {k: set(v) for k, v in history["final_reads"].items()})  # type: ignore[attr-defined]
+    streams = {name: [checks.Event(**e) for e in evs]
+               for name, evs in history["watches"].items()}  # type: ignore[attr-defined]
+    written = [dataclasses.replace(o, value=o.value[1]) if o.f == "cas" else o
+               for o in registers if o.f != "read"]
+    watch = checks.check_watches(streams, written)
+    incomplete = [k for k, v in history["watch_complete"].items() if not v]  # type: ignore[attr-defined]
+    if incomplete:
+        watch.valid = False
+        watch.problems.append(f"watchers that never caught up after the heal: {incomplete}")
+    leases = checks.check_leases({k: [(a, b) for a, b in v]
+                                  for k, v in history.get("leases", {}).items()})  # type: ignore[attr-defined]
+    counts = {s: sum(1 for o in ops if o.outcome == s) for s in ("ok", "fail", "info")}
+    verdicts = [lin.valid, sets.valid, watch.valid, leases.valid]
+    valid = False if False in verdicts else (None if None in verdicts else True)
+    lines = [f"valid: {valid}",
+             f"operations: {len(ops)} ({counts['ok']} ok, {counts['fail']} fail, "
+             f"{counts['info']} info)",
+             lin.text(), sets.text(), watch.text(), leases.text(),
+             f"faults ({len(nemesis.timeline)}):",
+             *(f"  {f.describe()}" for f in nemesis.timeline)]
+    marked = {o.index for k in lin.anomalies for o in k.counterexample}
+    picture = timeline.svg(ops, nemesis.timeline,
+                           {k: [(a, b) for a, b in v]
+                            for k, v in history.get("leases", {}).items()},  # type: ignore[attr-defined]
+                           marked)
+    return RunResult(valid, "\n".join(lines), len(ops), list(nemesis.timeline), picture)
+
+
+def _calm(jdir: Path, seconds: float) -> bool:
+    """Wait ``seconds``; True if the workload finished meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (jdir / "workload-done").exists():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _leader(client: Host, masters: list[Host]) -> str:
+    for h in masters:
+        try:
+            st = netmasters.status_via(client, h.ip, timeout=1.0)
+        except subprocess.TimeoutExpired:
+            continue
+        if st is not None and st.leader:
+            return st.leader
+    return ""
+
+
+def _tail(workdir: Path) -> str:
+    log = workdir / "workload.log"
+    return log.read_text()[-2000:] if log.exists() else "(no log)"

@@ -1,0 +1,105 @@
+"""Manifest shapes Kubernetes accepts (and refuses) that published examples use every day:
+numbers as quantities, StatefulSet volumes from claim templates; a Secret's data must be
+standard base64 and a manifest must say its apiVersion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hakube.api import convert, kinds
+from hakube.apiserver.errors import Invalid
+from hakube.apiserver.validation import default_and_validate
+from hakube.cli import manifests
+
+
+def _pod(resources: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "resources": resources}]}}
+
+
+def _validated(doc: dict[str, Any]) -> Any:
+    msg = convert.from_dict(doc)
+    msg.metadata.namespace = "default"  # type: ignore[attr-defined]
+    default_and_validate(kinds.BY_MESSAGE[type(msg)], msg)
+    return msg
+
+
+def test_whole_and_fractional_numbers_are_quantities() -> None:
+    pod = _validated(_pod({"limits": {"cpu": 2, "memory": 1, "example.com/dongle": 3},
+                           "requests": {"cpu": 0.5, "memory": 1e3}}))
+    res = pod.spec.containers[0].resources
+    assert dict(res.limits) == {"cpu": "2", "memory": "1", "example.com/dongle": "3"}
+    assert dict(res.requests) == {"cpu": "0.5", "memory": "1000"}
+
+
+def test_number_quantities_in_volumes_claims_and_autoscalers() -> None:
+    pod = convert.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                             "spec": {"containers": [{"name": "c", "image": "i"}],
+                                      "volumes": [{"name": "v", "emptyDir": {"sizeLimit": 1}}]}})
+    assert pod.spec.volumes[0].empty_dir.size_limit == "1"  # type: ignore[attr-defined]
+    pvc = convert.from_dict({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                             "metadata": {"name": "c"},
+                             "spec": {"accessModes": ["ReadWriteOnce"],
+                                      "resources": {"requests": {"storage": 8}}}})
+    assert dict(pvc.spec.resources.requests) == {"storage": "8"}  # type: ignore[attr-defined]
+
+
+def test_a_quantity_that_is_not_a_number_or_text_names_the_field() -> None:
+    with pytest.raises(convert.ManifestError, match=r"Pod p: .*spec\.containers.*limits"):
+        convert.from_dict(_pod({"limits": {"cpu": True}}))
+    with pytest.raises(Invalid, match=r"spec\.containers\[0\]\.resources\.limits\[cpu\]"):
+        _validated(_pod({"limits": {"cpu": "two"}}))
+
+
+def test_numbers_stay_refused_where_kubernetes_wants_text() -> None:
+    doc = _pod({})
+    doc["metadata"]["labels"] = {"tier": 1}
+    with pytest.raises(convert.ManifestError, match="metadata.labels"):
+        convert.from_dict(doc)
+
+
+@pytest.mark.parametrize("value", ["hello world", "p@ss", "a-b_", "YWJj\n", "abc"])
+def test_secret_data_must_be_standard_base64(value: str) -> None:
+    doc = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+           "data": {"password": value}}
+    with pytest.raises(convert.ManifestError, match=r"Secret s: data\[password\]: illegal base64"):
+        convert.from_dict(doc)
+
+
+def test_secret_base64_and_string_data_still_convert() -> None:
+    s = _validated({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                    "data": {"a": "aGVsbG8=", "empty": ""}, "stringData": {"b": "x y"}})
+    assert dict(s.data) == {"a": b"hello", "empty": b"", "b": b"x y"}
+
+
+def _stateful_set(mounts: list[dict[str, str]]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
+            "spec": {"serviceName": "nginx", "replicas": 2,
+                     "selector": {"matchLabels": {"app": "nginx"}},
+                     "template": {"metadata": {"labels": {"app": "nginx"}},
+                                  "spec": {"containers": [{"name": "nginx", "image": "nginx",
+                                                           "volumeMounts": mounts}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                                               "spec": {"accessModes": ["ReadWriteOnce"],
+                                                        "resources": {"requests":
+                                                                      {"storage": "1Gi"}}}}]}}
+
+
+def test_stateful_set_containers_mount_their_claim_templates() -> None:
+    _validated(_stateful_set([{"name": "www", "mountPath": "/usr/share/nginx/html"}]))
+    with pytest.raises(Invalid, match=r'volumeMounts\[0\]\.name: volume "data" not found'):
+        _validated(_stateful_set([{"name": "data", "mountPath": "/data"}]))
+
+
+def test_a_manifest_file_without_api_version_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "pod.yaml"
+    f.write_text("kind: Pod\nmetadata: {name: bare}\n"
+                 "spec: {containers: [{name: c, image: busybox}]}\n")
+    with pytest.raises(manifests.ManifestError, match='Pod bare: apiVersion not set'):
+        manifests.load([str(f)])
+    f.write_text("apiVersion: v1\n" + f.read_text())
+    assert [m.kind.name for m in manifests.load([str(f)])] == ["Pod"]
