@@ -28,11 +28,14 @@ from typing import Any
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
+from hakube.apiserver import encryption
 from hakube.apiserver.admission import PodSecurity
+from hakube.apiserver.audit import AuditError, AuditLog, AuditSettings
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.authz import defaults as rbac_defaults
 from hakube.apiserver.authz.authorizer import Authorizer
 from hakube.apiserver.authz.review import AUTHORIZATION_SERVICE, ReviewServicer
+from hakube.apiserver.encryption import Transformer
 from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
 from hakube.apiserver.metrics import MasterMetrics
@@ -111,6 +114,11 @@ class MasterSettings:
     rbac_reconcile_interval: float = 5.0
     """Seconds between checks (on the Raft leader) that the default roles and bindings are
     present and unchanged."""
+    encryption_provider_config: str = ""
+    """EncryptionConfiguration file (0600) with the keys that seal Secrets before they enter
+    the Raft log; every master needs the same file. Empty: Secrets are stored in clear."""
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    """The audit log (off unless ``audit.path`` is set)."""
 
 
 class Master:
@@ -144,14 +152,19 @@ class Master:
         self.exit_reason = ""
         self.pki: Pki | None = None
         """Set when the master stops itself (e.g. it was removed from the cluster)."""
+        self.transformer = Transformer()
+        """Seals and opens Secrets; shared by the API, the watch hub and the token reader, and
+        replaced in place by ``reload_encryption`` (SIGHUP)."""
 
     # -- setup --------------------------------------------------------------------------------
 
     def _lock_data_dir(self) -> None:
         d = self.settings.data_dir
         try:
-            os.makedirs(d, exist_ok=True)
+            datadir.ensure_private_dir(d)
             fd = os.open(os.path.join(d, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
+        except datadir.DataDirError as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
         except OSError as exc:
             raise SystemExit(f"hakube master: data dir {d}: {exc.strerror}") from exc
         try:
@@ -398,9 +411,59 @@ class Master:
                 except ApiError:
                     pass
 
+    def _load_encryption(self) -> Transformer:
+        path = self.settings.encryption_provider_config
+        if not path:
+            return Transformer()
+        try:
+            return encryption.load_config(path)
+        except encryption.EncryptionConfigError as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+
+    def reload_encryption(self) -> None:
+        """SIGHUP: re-read --encryption-provider-config. A file that is unusable, or whose keys
+        cannot open the Secrets this replica holds, is refused with one logged line and the
+        old keys stay in use."""
+        path = self.settings.encryption_provider_config
+        if not path:
+            log.warning("SIGHUP: no --encryption-provider-config to reload")
+            return
+        try:
+            new = encryption.load_config(path)
+        except encryption.EncryptionConfigError as exc:
+            log.error("encryption config not reloaded, the old keys stay in use: %s", exc)
+            return
+        problem = encryption.check_stored(self.fsm, new)
+        if problem is not None:
+            log.error("encryption config not reloaded, the old keys stay in use: %s", problem)
+            return
+        self.transformer.replace(new)
+        log.info("reloaded encryption config %s: writes use %s", path, new.describe())
+
+    def _open_audit(self) -> AuditLog | None:
+        if not self.settings.audit.path:
+            return None
+        try:
+            return AuditLog(self.settings.audit)
+        except AuditError as exc:
+            raise SystemExit(f"hakube master: {exc}") from exc
+
+    def _check_keys(self, transformer: Transformer) -> bool:
+        """The start-up key check (after a barrier, so this replica holds every committed
+        Secret): a master whose keys cannot open what is stored stops with one line rather
+        than serve errors for every Secret read."""
+        problem = encryption.check_stored(self.fsm, transformer)
+        if problem is None:
+            return True
+        self.exit_reason = f"hakube master: cannot decrypt stored data: {problem}"
+        log.error("%s", self.exit_reason)
+        self.stop()
+        return False
+
     async def _bootstrap(self, api: ObjectAPI) -> None:
         """Create the standard namespaces once; fixed request ids make every master's attempt
-        the same write, deduplicated by the store."""
+        the same write, deduplicated by the store. Then check the encryption keys against the
+        stored Secrets; the master reports ready only after both."""
         while True:
             while not self.quorum_ok:
                 await asyncio.sleep(0.05)
@@ -421,7 +484,8 @@ class Master:
                 log.info("bootstrap of namespaces and default roles deferred: %s", exc)
                 await asyncio.sleep(0.2)
                 continue
-            self.bootstrapped = True
+            if self._check_keys(api.transformer):
+                self.bootstrapped = True
             return
 
     async def _rbac_defaults_loop(self, api: ObjectAPI) -> None:
@@ -441,9 +505,12 @@ class Master:
     async def run(self) -> None:
         s = self.settings
         self._lock_data_dir()
+        transformer = self.transformer
+        transformer.replace(self._load_encryption())
+        audit_log = self._open_audit()
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
-        hub = WatchHub(self.fsm, self.metrics)
+        hub = WatchHub(self.fsm, self.metrics, transformer=transformer)
         hub.attach(loop)
         peers = self._prepare_membership()
         tls = self._prepare_pki(peers)
@@ -460,9 +527,10 @@ class Master:
         self.metrics.add_state_collector(self._state)
         api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time,
                         quota_bytes=s.quota_bytes,
-                        pod_security=PodSecurity(self.fsm, s.pod_security_default))
+                        pod_security=PodSecurity(self.fsm, s.pod_security_default),
+                        transformer=transformer)
         self.objects = api
-        tokens = BootstrapTokens(self.fsm)
+        tokens = BootstrapTokens(self.fsm, transformer=transformer)
         authorizer = Authorizer(self.fsm, s.authorization_mode)
         if s.authorization_mode == "AlwaysAllow":
             log.warning("master %s: AUTHORIZATION IS OFF (--authorization-mode=AlwaysAllow): "
@@ -471,7 +539,7 @@ class Master:
                         "cluster.", s.name)
         server = ApiServer(api, hub, self.metrics, self.cluster_status,
                            authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
-                           authorizer=authorizer)
+                           authorizer=authorizer, audit=audit_log)
         server.extra_services[AUTHORIZATION_SERVICE] = ReviewServicer(authorizer).handlers(
             server.unary)
         ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
@@ -503,7 +571,7 @@ class Master:
                  asyncio.create_task(self._membership_loop(api)),
                  asyncio.create_task(self._rbac_defaults_loop(api))]
         if s.snapshot_dir:
-            os.makedirs(s.snapshot_dir, exist_ok=True)
+            os.makedirs(s.snapshot_dir, mode=0o700, exist_ok=True)
             tasks.append(asyncio.create_task(self._snapshot_loop(ops)))
         try:
             await self._stopping.wait()
@@ -514,6 +582,8 @@ class Master:
             self.raft.stop()
             if self._http is not None:
                 self._http.shutdown()
+            if audit_log is not None:
+                audit_log.close()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
 
@@ -530,12 +600,16 @@ def serve(settings: MasterSettings, on_serving: Callable[[Pki], None] | None = N
     # even read, which stretches every commit round trip under load (and so the latency of every
     # write). Switching more often costs little next to that.
     sys.setswitchinterval(float(os.environ.get("HAKUBE_SWITCH_INTERVAL", "0.0005")))
+    # Everything a master writes (journal, dumps, members.json, snapshots, audit log) holds
+    # cluster state or secrets: owner-only, including the files pysyncobj creates itself.
+    os.umask(0o077)
     master = Master(settings, on_serving)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, master.stop)
+        loop.add_signal_handler(signal.SIGHUP, master.reload_encryption)
         await master.run()
 
     asyncio.run(main())

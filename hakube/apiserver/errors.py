@@ -11,8 +11,10 @@
     ├── Unknown outcome    UNAVAILABLE        with "outcome unknown": retry with the same request id
     ├── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
     ├── Unauthenticated    UNAUTHENTICATED    no client certificate from the cluster CA
-    └── FailedPrecondition FAILED_PRECONDITION the cluster is not in a state that allows it
-                                              (e.g. a member removal that would lose quorum)
+    ├── FailedPrecondition FAILED_PRECONDITION the cluster is not in a state that allows it
+    │                                         (e.g. a member removal that would lose quorum)
+    └── Internal           INTERNAL           a stored value this master cannot read (e.g. a
+                                              Secret sealed with a key it does not have)
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class Forbidden(ApiError):
 
 class FailedPrecondition(ApiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Internal(ApiError):
+    code = grpc.StatusCode.INTERNAL
 
 
 def from_store(exc: store_errors.StoreError) -> ApiError:

@@ -27,6 +27,7 @@ from cryptography import x509
 
 from hakube.api.v1 import core_pb2, join_pb2
 from hakube.apiserver import authn
+from hakube.apiserver.encryption import DecryptError, Transformer
 from hakube.apiserver.errors import Forbidden, Invalid, Unavailable
 from hakube.pki import bootstrap, certs, names
 from hakube.pki.layout import Pki, PkiError, node_identity
@@ -43,8 +44,10 @@ class BootstrapTokens:
     """The live bootstrap tokens of one master's store replica (any thread)."""
 
     def __init__(self, fsm: StoreFSM,
-                 clock: Callable[[], datetime.datetime] | None = None) -> None:
+                 clock: Callable[[], datetime.datetime] | None = None, *,
+                 transformer: Transformer | None = None) -> None:
         self.fsm = fsm
+        self.transformer = transformer or Transformer()
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._lock = threading.Lock()
         self._rev = -1
@@ -61,7 +64,12 @@ class BootstrapTokens:
                 for (_, name), rec in records:
                     if not name.startswith(bootstrap.SECRET_PREFIX):
                         continue
-                    secret = core_pb2.Secret.FromString(rec.value)
+                    try:
+                        value = self.transformer.read("Secret", bootstrap.SECRET_NAMESPACE,
+                                                      name, rec.value)
+                    except DecryptError:
+                        continue  # not a usable token; the start-up key check reports it
+                    secret = core_pb2.Secret.FromString(value)
                     stored = bootstrap.from_secret(name, secret.type, dict(secret.data))
                     if stored is not None:
                         found[stored.token.id] = stored

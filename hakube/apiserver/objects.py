@@ -36,6 +36,7 @@ from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import errors as api_errors
 from hakube.apiserver.admission import PodSecurity
+from hakube.apiserver.encryption import ENCRYPTABLE, Transformer
 from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
@@ -69,10 +70,10 @@ def kind_for(word: str) -> Kind:
     return kind
 
 
-def _parse(kind: Kind, rec: Record) -> Any:
+def _parse(kind: Kind, value: bytes, rev: int) -> Any:
     msg: Any = kind.message()
-    msg.ParseFromString(rec.value)
-    msg.metadata.resource_version = str(rec.mod_rev)
+    msg.ParseFromString(value)
+    msg.metadata.resource_version = str(rev)
     return msg
 
 
@@ -81,13 +82,16 @@ class ObjectAPI:
 
     def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
                  clock: Callable[[], float], new_uid: Callable[[], str] | None = None,
-                 quota_bytes: int = 0, pod_security: PodSecurity | None = None) -> None:
+                 quota_bytes: int = 0, pod_security: PodSecurity | None = None,
+                 transformer: Transformer | None = None) -> None:
         """``quota_bytes``: the store's size limit (0: none), see ``_check_quota``."""
         self.fsm = fsm
         self.pod_security = pod_security or PodSecurity(fsm)
         self.quota_bytes = quota_bytes
         self._quota_refused = 0
         """The growth of the last write refused for the quota (0: none since one fitted)."""
+        self.transformer = transformer or Transformer()
+        """Seals values of encrypted kinds before they are proposed, opens them on reads."""
         self.proposer = proposer
         self.clock = clock
         self.new_uid = new_uid or (lambda: str(uuid.uuid4()))
@@ -111,10 +115,22 @@ class ObjectAPI:
         """Wait until this replica has applied everything committed before now."""
         return (await self.propose(("b",)))[1]
 
+    def plain(self, kind: Kind, ns: str, name: str, rec: Record) -> bytes:
+        """A record's value as the client sees it (decrypted); Internal if it cannot be."""
+        if kind.name not in ENCRYPTABLE:
+            return rec.value
+        return self.transformer.open(kind.name, ns, name, rec.value)
+
+    def _out(self, kind: Kind, ns: str, name: str, rec: Record) -> bytes:
+        return object_bytes(kind, self.plain(kind, ns, name, rec), rec.mod_rev)
+
+    def _seal(self, kind: Kind, ns: str, name: str, value: bytes) -> bytes:
+        return self.transformer.write(kind.name, ns, name, value)
+
     def _response(self, kind: Kind, ns: str, name: str, built: Message, rev: int) -> bytes:
         rec = self.fsm.get(kind.name, ns, name)
         if rec is not None and rec.mod_rev == rev:
-            return object_bytes(kind, rec.value, rec.mod_rev)
+            return self._out(kind, ns, name, rec)
         return object_bytes(kind, built.SerializeToString(), rev)
 
     @staticmethod
@@ -172,7 +188,8 @@ class ObjectAPI:
         cached = self._ns_terminating.get(key)
         if cached is not None and cached[0] is rec:
             return cached[1]
-        terminating = bool(_parse(kinds_mod.BY_NAME["Namespace"], rec).metadata
+        # Namespaces are never encrypted (encryption.ENCRYPTABLE): the stored bytes are plain.
+        terminating = bool(_parse(kinds_mod.BY_NAME["Namespace"], rec.value, rec.mod_rev).metadata
                            .deletion_timestamp)
         if len(self._ns_terminating) > 1024:
             self._ns_terminating.clear()
@@ -222,8 +239,9 @@ class ObjectAPI:
         labels, fields = self._index(kind, msg)
         if req.lease < 0:
             raise Invalid(f"lease: id {req.lease} must be positive (or 0 for none)")
+        sealed = self._seal(kind, meta.namespace, meta.name, value)
         code, rev, _ = await self.propose(("c", req.request_id, kind.name, meta.namespace,
-                                           meta.name, value, labels, fields, req.lease))
+                                           meta.name, sealed, labels, fields, req.lease))
         if code == store.EXISTS:
             raise AlreadyExists(f'{kind.plural} "{meta.name}" already exists')
         if code == store.LEASE_NOT_FOUND:
@@ -241,7 +259,7 @@ class ObjectAPI:
         rec = self.fsm.get(kind.name, ns, req.name)
         if rec is None:
             raise NotFound(f'{kind.plural} "{req.name}" not found')
-        return object_bytes(kind, rec.value, rec.mod_rev)
+        return self._out(kind, ns, req.name, rec)
 
     async def list(self, req: api_pb2.ListRequest) -> bytes:
         kind = kind_for(req.kind)
@@ -263,6 +281,7 @@ class ObjectAPI:
             raise Gone(f"the continue token is too old ({exc}); list again from the start") \
                 from exc
         out: list[bytes] = []
+        sealed = kind.name in ENCRYPTABLE
         cont, remaining = "", None
         last: store.ObjKey | None = None
         for i, (key, rec) in enumerate(items):
@@ -276,7 +295,9 @@ class ObjectAPI:
                 cont = _encode_continue(rev, kind, ns, req.label_selector, req.field_selector,
                                         last)
                 break
-            out.append(object_bytes(kind, rec.value, rec.mod_rev))
+            # Kinds that are never encrypted skip the call (lists of 30k pods).
+            out.append(self._out(kind, key[0], key[1], rec) if sealed
+                       else object_bytes(kind, rec.value, rec.mod_rev))
             last = key
         return list_response_bytes(out, rev, cont, remaining)
 
@@ -322,21 +343,23 @@ class ObjectAPI:
                     continue  # this replica may be behind the version the client saw
                 if self._already_applied(request_id):
                     # A retry of a write that was applied before its answer was lost.
-                    return object_bytes(kind, rec.value, rec.mod_rev)
+                    return self._out(kind, ns, name, rec)
                 raise _stale(kind, name)
-            old = _parse(kind, rec)
+            plain = self.plain(kind, ns, name, rec)
+            old = _parse(kind, plain, rec.mod_rev)
             if uid and old.metadata.uid != uid:
                 raise Conflict(f'{kind.plural} "{name}": precondition failed: uid {uid} does '
                                f"not match the object's uid {old.metadata.uid}")
             new = mutate(old)
             if new is None:
-                return object_bytes(kind, rec.value, rec.mod_rev)
+                return object_bytes(kind, plain, rec.mod_rev)
             if not validated:
                 default_and_validate(kind, new, status_update=status_update)
             value = self._encode(kind, new)
-            if value == rec.value:
-                return object_bytes(kind, rec.value, rec.mod_rev)
-            self._check_quota(kind, name, len(value) - len(rec.value))
+            if value == plain and self.transformer.current(kind.name, rec.value):
+                # Unchanged, and sealed with the current key (else the write re-encrypts it).
+                return object_bytes(kind, plain, rec.mod_rev)
+            self._check_quota(kind, name, len(value) - len(plain))
             if dry_run:
                 return object_bytes(kind, value, rec.mod_rev)
             rid = f"{request_id}/{attempt}" if request_id else ""
@@ -346,7 +369,8 @@ class ObjectAPI:
                 op: store.Op = ("d", rid, kind.name, ns, name, rec.mod_rev)
             else:
                 labels, fields = self._index(kind, new)
-                op = ("u", rid, kind.name, ns, name, value, labels, fields, rec.mod_rev)
+                op = ("u", rid, kind.name, ns, name, self._seal(kind, ns, name, value), labels,
+                      fields, rec.mod_rev)
             code, rev, _ = await self.propose(op)
             if code == store.OK:
                 if finalize:
@@ -385,7 +409,8 @@ class ObjectAPI:
                 if attempt == 0:
                     continue
                 raise _stale(kind, req.name)
-            obj = _parse(kind, rec)
+            plain = self.plain(kind, ns, req.name, rec)
+            obj = _parse(kind, plain, rec.mod_rev)
             if pre.uid and pre.uid != obj.metadata.uid:
                 raise Conflict(f'{kind.plural} "{req.name}": precondition failed: uid '
                                f"{pre.uid} does not match the object's uid {obj.metadata.uid}")
@@ -393,7 +418,8 @@ class ObjectAPI:
             rid = f"{req.request_id}/{attempt}" if req.request_id else ""
             if marked is None:
                 if req.dry_run:
-                    return api_pb2.DeleteResponse(object=_wrap_bytes(kind, rec), deleted=True)
+                    return api_pb2.DeleteResponse(object=_wrap_bytes(kind, plain, rec.mod_rev),
+                                                  deleted=True)
                 code, rev, _ = await self.propose(("d", rid, kind.name, ns, req.name,
                                                    rec.mod_rev))
                 if code == store.OK:
@@ -404,7 +430,8 @@ class ObjectAPI:
                     return api_pb2.DeleteResponse(object=kinds_mod.wrap(marked), deleted=False)
                 value = self._encode(kind, marked)
                 labels, fields = self._index(kind, marked)
-                code, rev, _ = await self.propose(("u", rid, kind.name, ns, req.name, value,
+                sealed = self._seal(kind, ns, req.name, value)
+                code, rev, _ = await self.propose(("u", rid, kind.name, ns, req.name, sealed,
                                                    labels, fields, rec.mod_rev))
                 if code == store.OK:
                     marked.metadata.resource_version = str(rev)
@@ -517,10 +544,10 @@ def _stale(kind: Kind, name: str) -> Conflict:
                     "again")
 
 
-def _wrap_bytes(kind: Kind, rec: Record) -> api_pb2.Object:
+def _wrap_bytes(kind: Kind, value: bytes, rev: int) -> api_pb2.Object:
     obj = api_pb2.Object()
     try:
-        obj.ParseFromString(object_bytes(kind, rec.value, rec.mod_rev))
+        obj.ParseFromString(object_bytes(kind, value, rev))
     except DecodeError as exc:  # pragma: no cover - stored bytes are ours
         raise Invalid(str(exc)) from exc
     return obj

@@ -33,6 +33,7 @@ from hakube.api.v1 import api_pb2
 from hakube.apiserver import authn
 from hakube.apiserver.authz.attributes import METHODS
 from hakube.apiserver.authz.authorizer import Authorizer
+from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics, kind_label
@@ -79,6 +80,13 @@ def _kind_getter(req_type: Any) -> Callable[[Any], str]:
     return _no_kind
 
 
+def _final_code(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status of a call ended by something other than an ApiError: what ``ctx.abort`` set
+    (e.g. PERMISSION_DENIED from an authorizer), else UNKNOWN. Metrics and audit use it."""
+    code = ctx.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
 async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
     try:
         return req_type.FromString(raw)
@@ -92,8 +100,11 @@ class ApiServer:
 
     def __init__(self, api: ObjectAPI, hub: WatchHub, metrics: MasterMetrics,
                  cluster_status: Callable[[], api_pb2.ClusterStatusResponse], *,
-                 authenticator: authn.Authenticator, authorizer: Authorizer) -> None:
+                 authenticator: authn.Authenticator, authorizer: Authorizer,
+                 audit: AuditLog | None = None) -> None:
         self.api = api
+        self.audit = audit
+        """Gets one record per finished request (unary and watch), with its final code."""
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.bootstrap_methods: set[str] = set()
@@ -131,6 +142,7 @@ class ApiServer:
         kind_of = _kind_getter(req_type)
         observe = self.metrics.observe_request
         clock = time.perf_counter
+        audit = self.audit
 
         async def handler(raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
             # Requests arrive as bytes and are decoded here, so that a corrupt message is
@@ -148,14 +160,21 @@ class ApiServer:
             except ApiError as exc:
                 code = exc.code.name
                 await ctx.abort(exc.code, exc.message)
+            except Exception:
+                code = _final_code(ctx).name
+                raise
             finally:
-                observe(method, kind_of(req), code, clock() - start)
+                elapsed = clock() - start
+                observe(method, kind_of(req), code, elapsed)
+                if audit is not None:
+                    audit.record(method, req, code, elapsed)
 
         return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
 
     async def _watch(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
         code = grpc.StatusCode.OK
+        start = time.perf_counter()
         try:
             self.authenticate("Watch", ctx, req)
             kind = kind_for(req.kind)
@@ -177,8 +196,13 @@ class ApiServer:
         except ApiError as exc:
             code = exc.code
             await ctx.abort(exc.code, exc.message)
+        except Exception:
+            code = _final_code(ctx)
+            raise
         finally:
             self.metrics.requests.labels("Watch", kind_label(req.kind), code.name).inc()
+            if self.audit is not None:
+                self.audit.record("Watch", req, code.name, time.perf_counter() - start)
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api

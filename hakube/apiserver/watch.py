@@ -24,6 +24,7 @@ import grpc
 
 from hakube.api.kinds import Kind
 from hakube.api.labels import Matcher
+from hakube.apiserver.encryption import Transformer
 from hakube.apiserver.errors import ApiError, Gone, Unavailable
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.wire import object_bytes, watch_event_bytes
@@ -81,17 +82,25 @@ def _index_pair(w: Watcher) -> tuple[str, str] | None:
     return pair if isinstance(pair, tuple) else None
 
 
-def encode_event(kind: Kind, type_: str, ev: Event) -> bytes:
+def encode_event(kind: Kind, type_: str, ev: Event,
+                 transformer: Transformer | None = None) -> bytes:
+    """The WatchEvent for a store event; values of encrypted kinds are decrypted (Internal if
+    this master cannot)."""
     rec = ev.new if ev.new is not None else ev.prev
     assert rec is not None
-    return watch_event_bytes(type_, object_bytes(kind, rec.value, ev.rev), ev.rev)
+    value = rec.value
+    if transformer is not None:
+        value = transformer.open(kind.name, ev.namespace, ev.name, value)
+    return watch_event_bytes(type_, object_bytes(kind, value, ev.rev), ev.rev)
 
 
 class WatchHub:
     """Owns the watchers of one master. All methods except ``publish`` run on the loop."""
 
-    def __init__(self, fsm: StoreFSM, metrics: MasterMetrics, *, max_queue: int = 50000) -> None:
+    def __init__(self, fsm: StoreFSM, metrics: MasterMetrics, *, max_queue: int = 50000,
+                 transformer: Transformer | None = None) -> None:
         self.fsm = fsm
+        self.transformer = transformer or Transformer()
         self.metrics = metrics
         self.max_queue = max_queue
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -146,7 +155,12 @@ class WatchHub:
                     continue
                 data = encoded.get((ev.rev, type_))
                 if data is None:
-                    data = encoded[(ev.rev, type_)] = encode_event(w.kind, type_, ev)
+                    try:
+                        data = encode_event(w.kind, type_, ev, self.transformer)
+                    except ApiError as exc:
+                        self._close(w, exc)
+                        continue
+                    encoded[(ev.rev, type_)] = data
                 self._put(w, data)
         for watchers in self._by_kind.values():
             for w in watchers:
@@ -155,12 +169,16 @@ class WatchHub:
 
     def _put(self, w: Watcher, data: bytes) -> None:
         if w.queue.qsize() >= self.max_queue:
-            w.closed_with = TooSlow(
+            self._close(w, TooSlow(
                 f"watch fell more than {self.max_queue} events behind at revision {w.last_rev}; "
-                "watch again from the last resourceVersion you received")
-            w.queue.put_nowait(None)
+                "watch again from the last resourceVersion you received"))
             return
         w.queue.put_nowait(data)
+
+    @staticmethod
+    def _close(w: Watcher, exc: ApiError) -> None:
+        w.closed_with = exc
+        w.queue.put_nowait(None)
 
     def subscribe(self, kind: Kind, namespace: str | None, label_match: Matcher | None,
                   field_match: Matcher | None, from_rev: int) -> Watcher:
@@ -172,17 +190,18 @@ class WatchHub:
         with self.fsm.lock:
             if from_rev == 0:
                 rev, items = self.fsm.snapshot(kind.name, namespace)
-                for _key, rec in items:
+                for (ns, name), rec in items:
                     if w.matches(rec):
+                        value = self.transformer.open(kind.name, ns, name, rec.value)
                         w.queue.put_nowait(watch_event_bytes(
-                            store.ADDED, object_bytes(kind, rec.value, rec.mod_rev), rec.mod_rev))
+                            store.ADDED, object_bytes(kind, value, rec.mod_rev), rec.mod_rev))
             else:
                 rev = self.fsm.revision
                 try:
                     for ev in self.fsm.events_since(from_rev, (kind.name,)):
                         type_ = w.translate(ev)
                         if type_ is not None:
-                            w.queue.put_nowait(encode_event(kind, type_, ev))
+                            w.queue.put_nowait(encode_event(kind, type_, ev, self.transformer))
                 except OutOfRange as exc:
                     raise Gone(f"too old resource version: {from_rev} (oldest kept: "
                                f"{exc.compacted}); list again and watch from its "

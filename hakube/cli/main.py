@@ -19,6 +19,7 @@ from hakube.cli import (
     master_cmd,
     members_cmd,
     scheduler_cmd,
+    secrets_cmd,
     snapshot_cmd,
     token_cmd,
     up_cmd,
@@ -38,7 +39,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
     for module in (master_cmd, up_cmd, vip_cli, agent_cli, scheduler_cmd,
-                   controller_manager_cmd, snapshot_cmd, members_cmd, certs_cmd, token_cmd):
+                   controller_manager_cmd, snapshot_cmd, members_cmd, certs_cmd, token_cmd,
+                   secrets_cmd):
         runners.update(module.add_parser(sub))
     return parser, runners
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from hakube import gctune
+from hakube.apiserver.audit import AuditSettings
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
 from hakube.master import MasterSettings, serve
@@ -90,6 +91,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
                    help="Pod Security level enforced in namespaces without a "
                    "pod-security.kubernetes.io/enforce label (baseline); kube-system is "
                    "privileged unless labelled")
+    p.add_argument("--encryption-provider-config", default="",
+                   help="EncryptionConfiguration file (0600; the same on every master) whose "
+                   "keys seal Secrets before they enter the Raft log (empty: stored in clear)")
+    p.add_argument("--audit-log-path", default="",
+                   help="append one JSON line per API request here (empty: no audit log)")
+    p.add_argument("--audit-log-maxsize", type=int, default=100,
+                   help="rotate the audit log at this many MiB (100)")
+    p.add_argument("--audit-log-maxbackups", type=int, default=10,
+                   help="rotated audit logs kept (10)")
+    p.add_argument("--audit-policy-file", default="",
+                   help="audit.k8s.io/v1 Policy (levels None/Metadata; default: Metadata for "
+                   "everything but lease/event reads and lease renewals)")
     p.add_argument("--with-controllers", action="store_true",
                    help="also run the scheduler and the controllers in this process "
                    "(leader-elected: one master's copy is active)")
@@ -134,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
                               quota_bytes=args.quota_bytes,
                               authorization_mode=args.authorization_mode,
                               rbac_reconcile_interval=args.rbac_reconcile_interval,
-                              pod_security_default=args.pod_security_default)
+                              pod_security_default=args.pod_security_default,
+                              encryption_provider_config=args.encryption_provider_config,
+                              audit=AuditSettings(path=args.audit_log_path,
+                                                  max_size_mb=args.audit_log_maxsize,
+                                                  max_backups=args.audit_log_maxbackups,
+                                                  policy_file=args.audit_policy_file))
     comps: list[Component] = []
 
     def components(pki: Pki) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from hakube.apiserver.encryption import new_config
 from hakube.cli.token_cmd import create_token
 from hakube.client import HakubeError
 from hakube.client.config import (
@@ -51,6 +52,7 @@ from hakube.local.components import UpComponents
 from hakube.local.supervisor import RestartPolicy, Supervisor
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
+from hakube.store.datadir import write_private
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
 DEFAULT_CLIENT_CONFIG = "~/.hakube/config"
@@ -214,10 +216,17 @@ class Up:
         self.args = args
         self.data_dir = data_dir
         self.cluster = LocalCluster(data_dir, 0, ca=Pki(os.path.join(data_dir, "pki")))
+        # Secure by default: Secrets encrypted at rest with a key made once per cluster, and
+        # an audit log per master.
+        keys = os.path.join(data_dir, "encryption.yaml")
+        if not os.path.exists(keys):
+            write_private(keys, new_config().encode())
         self.cluster.masters = [
             MasterProc(name=m["name"], api=m["api"], raft=m["raft"], metrics=m["metrics"],
                        data_dir=os.path.join(data_dir, m["name"]),
-                       log_path=os.path.join(data_dir, f"{m['name']}.log"))
+                       log_path=os.path.join(data_dir, f"{m['name']}.log"),
+                       extra_args=["--encryption-provider-config", keys, "--audit-log-path",
+                                   os.path.join(data_dir, "audit", f"{m['name']}.log")])
             for m in masters]
         self.client_config = config_path(args.client_config or None)
         self.stopping = threading.Event()

@@ -24,6 +24,7 @@ import gzip
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -61,6 +62,35 @@ class Membership:
     cluster_id: str = ""
 
 
+def private_mode_problem(path: str, what: str) -> str | None:
+    """Why ``path`` (a file or dir holding cluster secrets or state) is not private, with the
+    fix, or None when only its owner may access it."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if not mode & 0o077:
+        return None
+    want = "700" if os.path.isdir(path) else "600"
+    return (f"{what} {path} is accessible by group or others (mode {mode:03o}); run "
+            f"`chmod {want} {path}`")
+
+
+def ensure_private_dir(path: str, what: str = "data dir") -> None:
+    """Create ``path`` 0700 if it is missing; refuse one that group or others may access
+    (older versions created data dirs 0755)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    problem = private_mode_problem(path, what)
+    if problem is not None:
+        raise DataDirError(problem)
+
+
+def write_private(path: str, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data``, 0600 from the first byte, fsynced."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    durable_replace(tmp, path)
+
+
 def read_members(data_dir: str) -> Membership | None:
     """members.json, or None when the dir has none yet."""
     path = os.path.join(data_dir, MEMBERS_FILE)
@@ -95,12 +125,7 @@ def write_members(data_dir: str, m: Membership) -> None:
         },
         indent=1,
     )
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(body + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    durable_replace(tmp, path)
+    write_private(path, (body + "\n").encode())
 
 
 def has_raft_data(data_dir: str) -> bool:
@@ -129,7 +154,7 @@ def seed(
         raise DataDirError(
             f"data dir {data_dir} already holds Raft data; restore into an empty or new directory"
         )
-    os.makedirs(data_dir, exist_ok=True)
+    ensure_private_dir(data_dir)
     fsm = StoreFSM()
     fsm.load_captured(state)
     fsm.members = {name: (raft, api), **{p: (addr, "") for p, addr in peers.items()}}
@@ -143,7 +168,7 @@ def seed(
         cluster,
     )
     tmp = os.path.join(data_dir, DUMP + ".seed")
-    with open(tmp, "wb") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         encoding.write_dump(dump, f)
         f.flush()
         os.fsync(f.fileno())

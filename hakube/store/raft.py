@@ -185,7 +185,7 @@ class RaftNode:
         """``on_refused(reason)`` is called (on the Raft thread) for every refused connection."""
         settings.validate()
         settings.tls.check()
-        os.makedirs(settings.data_dir, exist_ok=True)
+        os.makedirs(settings.data_dir, mode=0o700, exist_ok=True)
         self.settings = settings
         self.fsm = fsm
         self.leader_changes = 0

@@ -223,7 +223,8 @@ def write_atomic(path: str, chunks: Iterator[bytes]) -> int:
     tmp = f"{path}.part"
     size = 0
     try:
-        with open(tmp, "wb") as f:
+        # Snapshots hold the whole store: owner-only from the first byte.
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
                 size += len(chunk)

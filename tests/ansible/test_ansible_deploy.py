@@ -368,6 +368,21 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     )
     assert got["data"] == {"by": "written-via-m1"}
 
+    # Secure by default: Secrets are encrypted at rest with one key file, the same on every
+    # master (0600), and every master keeps an audit log.
+    keys = [dep.dirs(n) / "etc/encryption.yaml" for n in MASTERS]
+    assert len({p.read_bytes() for p in keys}) == 1
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in keys)
+    secret = dep.root / "secret.yaml"
+    secret.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\n"
+                      "stringData: {p: ansible-canary-value}\n")
+    dep.ctl("apply", "-f", str(secret))
+    assert json.loads(dep.ctl("get", "secret", "pw", "-o", "json"))["data"]["p"]
+    for n in MASTERS:
+        journal = dep.dirs(n) / "data/master/raft.journal"
+        assert b"ansible-canary-value" not in journal.read_bytes()
+        assert (dep.dirs(n) / "log/audit.log").stat().st_size > 0
+
     # The node agent the playbook started registered its node, and it is Ready.
     def node_ready() -> bool:
         out = dep.ctl("get", "node", NODE[0], "-o", "json", check=False)

@@ -94,6 +94,18 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
         r = hakubectl(home, cfg, "apply", "-f", "-",
                       stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\n")
         assert r.stdout.strip() == "configmap/kept created", r.stderr
+        # Secure by default: a key file (0600) names every master's encryption config, and
+        # each master keeps an audit log.
+        keys = os.path.join(data, "encryption.yaml")
+        assert os.stat(keys).st_mode & 0o777 == 0o600
+        r = hakubectl(home, cfg, "apply", "-f", "-", stdin="apiVersion: v1\nkind: Secret\n"
+                      "metadata: {name: pw}\nstringData: {p: up-canary-value}\n")
+        assert r.returncode == 0, r.stderr
+        for name in os.listdir(data):
+            if name.startswith("m") and os.path.isdir(os.path.join(data, name)):
+                with open(os.path.join(data, name, "raft.journal"), "rb") as f:
+                    assert b"up-canary-value" not in f.read()
+        assert os.path.getsize(os.path.join(data, "audit", "m1.log")) > 0
         second = subprocess.run([sys.executable, "-m", "hakube", "up", "--data-dir", data,
                                  "--client-config", cfg], capture_output=True, text=True,
                                 env=up.env, timeout=30, cwd=REPO)
