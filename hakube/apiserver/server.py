@@ -31,9 +31,9 @@ from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import authn
+from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.authz.attributes import METHODS
 from hakube.apiserver.authz.authorizer import Authorizer
-from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics, kind_label

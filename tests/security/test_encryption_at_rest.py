@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hakube import procs
 from hakube.api.v1 import core_pb2
 from hakube.apiserver.encryption import API_VERSION, PREFIX
+from hakube.local import procs
 from hakube.local.cluster import LocalCluster as Cluster
 from hakube.local.cluster import MasterProc
 from hakube.store import snapshot

@@ -15,13 +15,13 @@ from typing import Any
 import grpc
 import pytest
 
-from hakube import procs
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.audit import AuditError, AuditLog, AuditSettings
 from hakube.apiserver.errors import Forbidden as ApiForbidden
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.server import ApiServer
 from hakube.client import Client, Forbidden, NotFound
+from hakube.local import procs
 from hakube.pki.certs import Identity
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
