@@ -17,12 +17,14 @@ import pytest
 
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver.audit import AuditError, AuditLog, AuditSettings
+from hakube.apiserver.authz.authorizer import Authorizer
 from hakube.apiserver.errors import Forbidden as ApiForbidden
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.server import ApiServer
 from hakube.client import Client, Forbidden, NotFound
 from hakube.local import procs
 from hakube.pki.certs import Identity
+from hakube.store.fsm import StoreFSM
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
@@ -164,7 +166,8 @@ def test_the_audit_record_carries_the_final_code_whatever_ended_the_call(tmp_pat
     log = AuditLog(AuditSettings(path=path))
     # Only ``unary`` is used: no object API, watch hub or cluster status behind it.
     server = ApiServer(None, None, MasterMetrics(), None,  # type: ignore[arg-type]
-                       authenticator=Who(), audit=log)  # type: ignore[arg-type]
+                       authenticator=Who(),  # type: ignore[arg-type]
+                       authorizer=Authorizer(StoreFSM(), "AlwaysAllow"), audit=log)
 
     async def broken(req: Any) -> Any:
         raise RuntimeError("a bug")
