@@ -135,7 +135,7 @@ def report(results: dict[str, ModeResult], args: argparse.Namespace) -> str:
 
 async def main_async(args: argparse.Namespace) -> str:
     results = {}
-    for mode in MODES:
+    for mode in args.modes.split(","):
         log(f"{mode}: starting a 3-master cluster")
         results[mode] = await measure_mode(mode, args)
     return report(results, args)
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="masters sync their journal before acknowledging (the default; "
                    "--no-fsync: pysyncobj's plain mmap journal)")
     p.add_argument("--data-root", default=None, help="where the masters keep their data")
+    p.add_argument("--modes", default=",".join(MODES),
+                   help="modes in the order they run (the first cluster of a run starts cold: "
+                   "run both orders)")
     args = p.parse_args(argv)
     print(asyncio.run(main_async(args)))
     return 0
