@@ -140,12 +140,17 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
                 raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")
             if _calm(jdir, rng.uniform(*cfg.fault_every)):
                 break
-            nemesis.inject()
+            fault = nemesis.inject()
+            _log_fault(net.workdir, fault.describe().split("s ", 1)[-1], fault.start)
             _calm(jdir, rng.uniform(*cfg.fault_for))
             nemesis.heal()
+            _log_fault(net.workdir, "healed", nemesis.clock())
         nemesis.heal()
-        _wait(lambda: all(netmasters.is_ready(h) for h in masters), 120,
-              "masters ready after the heal")
+        try:
+            _wait(lambda: all(netmasters.is_ready(h) for h in masters), 120,
+                  "masters ready after the heal")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {_states(masters)}") from None
         (jdir / "healed").write_text("")
         workload.wait(timeout=300)
         if workload.returncode != 0:
@@ -197,6 +202,28 @@ def judge(history: dict[str, object], nemesis: Nemesis) -> RunResult:
                             for k, v in history.get("leases", {}).items()},  # type: ignore[attr-defined]
                            marked)
     return RunResult(valid, "\n".join(lines), len(ops), list(nemesis.timeline), picture)
+
+
+def _log_fault(workdir: Path, what: str, at: float) -> None:
+    """The faults as they happen, in a log kept with the others (a run that fails before its
+    report still shows what was done to the cluster)."""
+    with open(workdir / "nemesis.log", "a") as f:
+        f.write(f"{at:9.2f}s {what}\n")
+
+
+def _states(masters: list[Host]) -> str:
+    """Each master's readiness and process states (R running, S sleeping, T stopped…)."""
+    out = []
+    for h in masters:
+        states = []
+        for pid in netmasters.master_pids(h):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                states.append(f"{pid}:{stat.rsplit(')', 1)[1].split()[0]}")
+            except OSError:
+                continue
+        out.append(f"{h.name} ready={netmasters.is_ready(h)} pids={states or 'none'}")
+    return "; ".join(out)
 
 
 def _calm(jdir: Path, seconds: float) -> bool:
