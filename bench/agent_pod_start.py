@@ -113,8 +113,12 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=50)
     ap.add_argument("--fill", type=int, default=100)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--runtime", choices=["containerd", "simulated"], default="containerd",
-                    help="simulated: the same path without containerd's own work")
+    ap.add_argument(
+        "--runtime",
+        choices=["containerd", "simulated"],
+        default="containerd",
+        help="simulated: the same path without containerd's own work",
+    )
     args = ap.parse_args()
     base = tempfile.mkdtemp(prefix="hakube-bench-agent-")
     meter = CpuMeter()

@@ -53,8 +53,12 @@ def run_one(base: str, encrypted: bool, count: int, size: int) -> dict[str, list
     with LocalCluster(os.path.join(base, "c"), 3, extra_args=args) as c, c.client() as client:
         for i in range(20):  # warm-up: connections, first-call costs
             client.create(core_pb2.Secret(metadata={"name": f"warm-{i}"}, data={"k": payload}))
-        creates = _timed(count, lambda i: client.create(
-            core_pb2.Secret(metadata={"name": f"s-{i}"}, data={"k": payload})))
+        creates = _timed(
+            count,
+            lambda i: client.create(
+                core_pb2.Secret(metadata={"name": f"s-{i}"}, data={"k": payload})
+            ),
+        )
         gets = _timed(count, lambda i: client.get(core_pb2.Secret, f"s-{i}"))
     return {"create": creates, "get": gets}
 
@@ -83,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     for op in ("create", "get"):
         a, b = results["plain"][op], results["encrypted"][op]
         pa, pb = statistics.median(a), statistics.median(b)
-        print(f"| {op} | {pa:.2f} | {pb:.2f} | {pb / pa:.2f} | {_pct(a, 0.99):.2f} | "
-              f"{_pct(b, 0.99):.2f} |")
+        print(
+            f"| {op} | {pa:.2f} | {pb:.2f} | {pb / pa:.2f} | {_pct(a, 0.99):.2f} | "
+            f"{_pct(b, 0.99):.2f} |"
+        )
     return 0
 
 

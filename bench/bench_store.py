@@ -53,8 +53,9 @@ from bench.target import System
 
 SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
     "hakube": lambda args: HakubeSystem(data_root=args.data_root),
-    "hakube-plain": lambda args: HakubePlainSystem(data_root=args.data_root,
-                                                   tree=args.plain_tree, rev=args.plain_rev),
+    "hakube-plain": lambda args: HakubePlainSystem(
+        data_root=args.data_root, tree=args.plain_tree, rev=args.plain_rev
+    ),
     "etcd-tls": lambda args: EtcdSystem(data_root=args.data_root, tls=True),
     "etcd": lambda args: EtcdSystem(data_root=args.data_root),
 }
@@ -70,8 +71,10 @@ BASELINE = "etcd"
 RATIOS = (("hakube", "etcd-tls"), ("hakube-plain", "etcd"))
 """The load table's ratios: each hakube against the etcd with the same transport security."""
 
-TLS_PAIRS = (TlsPair("hakube", tls="hakube", plain="hakube-plain"),
-             TlsPair("etcd", tls="etcd-tls", plain="etcd"))
+TLS_PAIRS = (
+    TlsPair("hakube", tls="hakube", plain="hakube-plain"),
+    TlsPair("etcd", tls="etcd-tls", plain="etcd"),
+)
 """(subject, peer) of the cost-of-TLS table."""
 
 FAILOVER_LIMIT_S = 2.0
@@ -91,7 +94,8 @@ def preamble(systems: Sequence[System], settings: Settings, started: str) -> str
         f"{settings.rounds} rounds of {settings.duration_s:g} s per scenario (median kept), "
         f"{settings.warmup_s:g} s warm-up, {settings.value_size}-byte values, client talks to "
         f"the {settings.via}, rounds with > {settings.max_foreign_cpu:g} foreign cores "
-        f"discarded")
+        f"discarded"
+    )
     return "\n".join(f"- {k}: {v}" for k, v in facts.items())
 
 
@@ -99,7 +103,8 @@ async def run(systems: Sequence[System], settings: Settings) -> str:
     """Run every system through every scenario; return the report."""
     started = _utc_now()
     load_rows: LoadRows = {
-        scenario(k, f): {} for f in settings.fsync_modes for k in settings.concurrency}
+        scenario(k, f): {} for f in settings.fsync_modes for k in settings.concurrency
+    }
     failover_rows: FailoverRows = {}
     if settings.failover_repeats:
         failover_rows = {failover_scenario(f): {} for f in settings.fsync_modes}
@@ -108,50 +113,86 @@ async def run(systems: Sequence[System], settings: Settings) -> str:
     return report(systems, settings, started, load_rows, failover_rows)
 
 
-def report(systems: Sequence[System], settings: Settings, started: str, load_rows: LoadRows,
-           failover_rows: FailoverRows) -> str:
+def report(
+    systems: Sequence[System],
+    settings: Settings,
+    started: str,
+    load_rows: LoadRows,
+    failover_rows: FailoverRows,
+) -> str:
     """The Markdown report of one run's figures."""
     subject, peer = TLS_PAIRS
-    parts = [preamble(systems, settings, started),
-             format_load_table(load_rows, REPORT_SYSTEMS, BASELINE, RATIOS)]
+    parts = [
+        preamble(systems, settings, started),
+        format_load_table(load_rows, REPORT_SYSTEMS, BASELINE, RATIOS),
+    ]
     if failover_rows:
         parts.append(format_failover_table(failover_rows, REPORT_SYSTEMS))
-    parts.append(f"Cost of TLS: {subject.label} and {peer.label}, each with TLS against "
-                 f"itself without; target: {subject.label}'s TLS/plain ops/s at least "
-                 f"{peer.label}'s − 0.1")
+    parts.append(
+        f"Cost of TLS: {subject.label} and {peer.label}, each with TLS against "
+        f"itself without; target: {subject.label}'s TLS/plain ops/s at least "
+        f"{peer.label}'s − 0.1"
+    )
     parts.append(format_tls_cost_table(load_rows, subject, peer))
     if failover_rows:
-        parts.append(format_tls_failover_table(failover_rows, subject.tls, peer.tls,
-                                               FAILOVER_LIMIT_S))
+        parts.append(
+            format_tls_failover_table(failover_rows, subject.tls, peer.tls, FAILOVER_LIMIT_S)
+        )
     return "\n\n".join(parts)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.bench_store", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)")
+    p = argparse.ArgumentParser(
+        prog="python -m bench.bench_store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)",
+    )
     p.add_argument("--concurrency", default="1,16,64,256", help="requests in flight, per run")
     p.add_argument("--modes", default="fsync,nofsync", help="durability settings to run")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per round")
     p.add_argument("--rounds", type=int, default=3, help="measured rounds per scenario (median)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each")
     p.add_argument("--value-size", type=int, default=128, help="bytes per value")
-    p.add_argument("--via", choices=("leader", "follower"), default="leader",
-                   help="member the load client talks to")
+    p.add_argument(
+        "--via",
+        choices=("leader", "follower"),
+        default="leader",
+        help="member the load client talks to",
+    )
     p.add_argument("--failover-repeats", type=int, default=5, help="leader kills; 0 to skip")
-    p.add_argument("--max-foreign-cpu", type=float, default=0.25,
-                   help="cores other processes may use during a round before it is redone")
-    p.add_argument("--quiet-wait", type=float, default=30.0,
-                   help="seconds to wait for a quiet machine before each round")
-    p.add_argument("--plain-tree", default=None,
-                   help="an existing checkout of the release without TLS for hakube-plain "
-                        "(default: a temporary git worktree of --plain-rev, removed at the end)")
-    p.add_argument("--plain-rev", default=PLAIN_REV,
-                   help=f"commit of the release without TLS (default: {PLAIN_REV})")
-    p.add_argument("--data-root", default=None,
-                   help="where data dirs go (default: the system temp dir); fsync cost depends "
-                        "on this disk")
+    p.add_argument(
+        "--max-foreign-cpu",
+        type=float,
+        default=0.25,
+        help="cores other processes may use during a round before it is redone",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a quiet machine before each round",
+    )
+    p.add_argument(
+        "--plain-tree",
+        default=None,
+        help="an existing checkout of the release without TLS for hakube-plain "
+        "(default: a temporary git worktree of --plain-rev, removed at the end)",
+    )
+    p.add_argument(
+        "--plain-rev",
+        default=PLAIN_REV,
+        help=f"commit of the release without TLS (default: {PLAIN_REV})",
+    )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="where data dirs go (default: the system temp dir); fsync cost depends on this disk",
+    )
     return p.parse_args(argv)
 
 
@@ -163,10 +204,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--modes: unknown mode {e}; use fsync, nofsync or both") from e
     return Settings(
         concurrency=tuple(int(k) for k in args.concurrency.split(",")),
-        fsync_modes=fsync_modes, duration_s=args.duration, rounds=args.rounds,
-        warmup_s=args.warmup, value_size=args.value_size, via=args.via,
-        failover_repeats=args.failover_repeats, max_foreign_cpu=args.max_foreign_cpu,
-        quiet_wait_s=args.quiet_wait)
+        fsync_modes=fsync_modes,
+        duration_s=args.duration,
+        rounds=args.rounds,
+        warmup_s=args.warmup,
+        value_size=args.value_size,
+        via=args.via,
+        failover_repeats=args.failover_repeats,
+        max_foreign_cpu=args.max_foreign_cpu,
+        quiet_wait_s=args.quiet_wait,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -82,8 +82,12 @@ class EtcdTls:
         files.write_atomic(ca_file, ca_pem)
         member_files = {}
         for name in members:
-            cert, key = ca.issue_pair(certs.Identity(f"etcd-{name}"), server=True, client=True,
-                                      hosts=("127.0.0.1", "localhost"))
+            cert, key = ca.issue_pair(
+                certs.Identity(f"etcd-{name}"),
+                server=True,
+                client=True,
+                hosts=("127.0.0.1", "localhost"),
+            )
             paths = (os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key"))
             files.write_atomic(paths[1], key)
             files.write_atomic(paths[0], cert)
@@ -95,10 +99,20 @@ class EtcdTls:
         """etcd's flags for mutual TLS on the client and the peer URLs."""
         cert, key = self.member_files[member]
         return [
-            "--cert-file", cert, "--key-file", key,
-            "--client-cert-auth", "--trusted-ca-file", self.ca_file,
-            "--peer-cert-file", cert, "--peer-key-file", key,
-            "--peer-client-cert-auth", "--peer-trusted-ca-file", self.ca_file,
+            "--cert-file",
+            cert,
+            "--key-file",
+            key,
+            "--client-cert-auth",
+            "--trusted-ca-file",
+            self.ca_file,
+            "--peer-cert-file",
+            cert,
+            "--peer-key-file",
+            key,
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file",
+            self.ca_file,
         ]
 
 
@@ -135,8 +149,14 @@ class EtcdTarget:
     spread over members, so a put to a follower pays etcd's forwarding to the leader.
     """
 
-    def __init__(self, endpoint: str, *, rpc_timeout_s: float = 10.0,
-                 credentials: Credentials | None = None, name: str = "etcd") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        rpc_timeout_s: float = 10.0,
+        credentials: Credentials | None = None,
+        name: str = "etcd",
+    ) -> None:
         """``credentials``: TLS with this client certificate; None for plaintext."""
         self.name = name
         self.endpoint = endpoint
@@ -172,8 +192,16 @@ class EtcdCluster:
     ``tls``: run with mutual TLS on client and peer URLs (https); False for plain http.
     """
 
-    def __init__(self, base_dir: str, *, n: int = 3, fsync: bool = True,
-                 binary: str = ETCD, tls: bool = False, name: str = "etcd") -> None:
+    def __init__(
+        self,
+        base_dir: str,
+        *,
+        n: int = 3,
+        fsync: bool = True,
+        binary: str = ETCD,
+        tls: bool = False,
+        name: str = "etcd",
+    ) -> None:
         self.base_dir = base_dir
         self.fsync = fsync
         self.binary = binary
@@ -206,8 +234,9 @@ class EtcdCluster:
         return self.tls.client if self.tls is not None else None
 
     def target(self, member: str) -> EtcdTarget:
-        return EtcdTarget(self._members[member].endpoint, credentials=self.client_credentials,
-                          name=self.name)
+        return EtcdTarget(
+            self._members[member].endpoint, credentials=self.client_credentials, name=self.name
+        )
 
     async def leader(self, timeout_s: float = 30.0) -> str:
         """Wait until every live member answers and names the same live leader; return it."""
@@ -218,8 +247,10 @@ class EtcdCluster:
                 return leader
             self._check_exits()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"etcd members agreed on no live leader within {timeout_s}s; "
-                                   f"logs in {self.base_dir}")
+                raise TimeoutError(
+                    f"etcd members agreed on no live leader within {timeout_s}s; "
+                    f"logs in {self.base_dir}"
+                )
             await asyncio.sleep(0.05)
 
     async def kill(self, member: str) -> None:
@@ -238,12 +269,30 @@ class EtcdCluster:
         """The etcd command line; flags of an existing data dir's cluster are ignored by etcd."""
         cluster = ",".join(f"{o.name}={o.peer_url}" for o in self._members.values())
         cmd = [
-            *PDEATHSIG, self.binary, "--name", m.name, "--data-dir", m.data_dir,
-            "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
-            "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
-            "--initial-cluster", cluster, "--initial-cluster-state", "new",
-            "--initial-cluster-token", self._token,
-            "--logger", "zap", "--log-outputs", "stderr",
+            *PDEATHSIG,
+            self.binary,
+            "--name",
+            m.name,
+            "--data-dir",
+            m.data_dir,
+            "--listen-client-urls",
+            m.client_url,
+            "--advertise-client-urls",
+            m.client_url,
+            "--listen-peer-urls",
+            m.peer_url,
+            "--initial-advertise-peer-urls",
+            m.peer_url,
+            "--initial-cluster",
+            cluster,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            self._token,
+            "--logger",
+            "zap",
+            "--log-outputs",
+            "stderr",
         ]
         if self.tls is not None:
             cmd += self.tls.flags(m.name)
@@ -258,8 +307,14 @@ class EtcdCluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
         with open(m.log_path, "ab") as log:
             # Own session: a Ctrl-C at the terminal reaches us, and we stop the members ourselves.
-            m.proc = subprocess.Popen(self.command(m), stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            m.proc = subprocess.Popen(
+                self.command(m),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
 
     async def start(self) -> None:
         os.makedirs(self.base_dir, exist_ok=True)
@@ -280,7 +335,8 @@ class EtcdCluster:
         async with aio_channel(endpoint, self.client_credentials) as channel:
             stub = rpc_pb2_grpc.MaintenanceStub(channel)
             response: rpc_pb2.StatusResponse = await stub.Status(
-                rpc_pb2.StatusRequest(), timeout=timeout_s, wait_for_ready=True)
+                rpc_pb2.StatusRequest(), timeout=timeout_s, wait_for_ready=True
+            )
             return response
 
     async def _agreed_leader(self) -> str | None:
@@ -300,23 +356,27 @@ class EtcdCluster:
     def _check_exits(self) -> None:
         for m in self._members.values():
             if m.proc is not None and m.proc.poll() not in (None, -signal.SIGKILL):
-                raise RuntimeError(f"etcd member {m.name} exited with {m.proc.returncode}; "
-                                   f"{m.log_path}:\n{m.log_tail()}")
+                raise RuntimeError(
+                    f"etcd member {m.name} exited with {m.proc.returncode}; "
+                    f"{m.log_path}:\n{m.log_tail()}"
+                )
 
 
 class EtcdSystem:
     """etcd as a ``bench.target.System``: Debian's etcd 3.4, members on loopback; named
     "etcd-tls" with mutual TLS on client and peer traffic, "etcd" without."""
 
-    def __init__(self, *, binary: str = ETCD, data_root: str | None = None,
-                 tls: bool = False) -> None:
+    def __init__(
+        self, *, binary: str = ETCD, data_root: str | None = None, tls: bool = False
+    ) -> None:
         self.name = "etcd-tls" if tls else "etcd"
         self.tls = tls
         self.binary = binary
         self.data_root = data_root
         self.version = etcd_version(binary)
         self.fsync_modes: Sequence[bool] = (
-            (True, False) if supports_unsafe_no_fsync(binary) else (True,))
+            (True, False) if supports_unsafe_no_fsync(binary) else (True,)
+        )
 
     @asynccontextmanager
     async def cluster(self, *, fsync: bool) -> AsyncIterator[EtcdCluster]:
@@ -324,8 +384,9 @@ class EtcdSystem:
             raise ValueError(f"etcd {self.version} has no --unsafe-no-fsync")
         base = tempfile.mkdtemp(prefix="hakube-etcdbench-", dir=self.data_root)
         try:
-            cluster = EtcdCluster(base, fsync=fsync, binary=self.binary, tls=self.tls,
-                                  name=self.name)
+            cluster = EtcdCluster(
+                base, fsync=fsync, binary=self.binary, tls=self.tls, name=self.name
+            )
         except BaseException:
             shutil.rmtree(base, ignore_errors=True)
             raise

@@ -40,8 +40,9 @@ class FailoverSettings:
     value: bytes = b"v" * 128
 
 
-async def measure_failover_once(cluster: Cluster, *, key_prefix: str,
-                                settings: FailoverSettings) -> float:
+async def measure_failover_once(
+    cluster: Cluster, *, key_prefix: str, settings: FailoverSettings
+) -> float:
     """Seconds from the leader's SIGKILL to the first acknowledged post-kill write."""
     leader = await cluster.leader()
     follower = next(m for m in cluster.members if m != leader)
@@ -99,10 +100,14 @@ async def measure_failover_once(cluster: Cluster, *, key_prefix: str,
     return math.inf if recovered_at is None else recovered_at - t_kill
 
 
-async def measure_failover(cluster: Cluster, *, repeats: int, key_prefix: str,
-                           settings: FailoverSettings | None = None,
-                           before_each: Callable[[], Awaitable[object]] | None = None,
-                           ) -> list[float]:
+async def measure_failover(
+    cluster: Cluster,
+    *,
+    repeats: int,
+    key_prefix: str,
+    settings: FailoverSettings | None = None,
+    before_each: Callable[[], Awaitable[object]] | None = None,
+) -> list[float]:
     """``repeats`` independent failovers; seconds each (infinity when writes never came back).
 
     ``before_each`` is awaited before every repetition, e.g. to wait for a quiet machine.
@@ -112,6 +117,7 @@ async def measure_failover(cluster: Cluster, *, repeats: int, key_prefix: str,
     for n in range(repeats):
         if before_each is not None:
             await before_each()
-        gaps.append(await measure_failover_once(cluster, key_prefix=f"{key_prefix}{n}/",
-                                                settings=settings))
+        gaps.append(
+            await measure_failover_once(cluster, key_prefix=f"{key_prefix}{n}/", settings=settings)
+        )
     return gaps

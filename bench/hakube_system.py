@@ -62,8 +62,9 @@ def _name(key: str) -> str:
 class HakubeTarget:
     """One grpc.aio channel to one master: TLS with ``credentials``, or plaintext for None."""
 
-    def __init__(self, endpoint: str, credentials: Credentials | None = None, *,
-                 name: str = "hakube") -> None:
+    def __init__(
+        self, endpoint: str, credentials: Credentials | None = None, *, name: str = "hakube"
+    ) -> None:
         self.name = name
         self.endpoint = endpoint
         self.credentials = credentials
@@ -77,10 +78,14 @@ class HakubeTarget:
 
     async def put(self, key: str, value: bytes) -> None:
         assert self._stub is not None
-        obj = api_pb2.Object(config_map=core_pb2.ConfigMap(
-            metadata={"name": _name(key), "namespace": "default"}, binary_data={"v": value}))
-        await self._stub.Create(api_pb2.CreateRequest(object=obj, request_id=str(uuid.uuid4())),
-                                timeout=30)
+        obj = api_pb2.Object(
+            config_map=core_pb2.ConfigMap(
+                metadata={"name": _name(key), "namespace": "default"}, binary_data={"v": value}
+            )
+        )
+        await self._stub.Create(
+            api_pb2.CreateRequest(object=obj, request_id=str(uuid.uuid4())), timeout=30
+        )
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -89,8 +94,9 @@ class HakubeTarget:
 
 
 class HakubeCluster:
-    def __init__(self, cluster: LocalCluster, *, credentials: Credentials | None,
-                 name: str = "hakube") -> None:
+    def __init__(
+        self, cluster: LocalCluster, *, credentials: Credentials | None, name: str = "hakube"
+    ) -> None:
         self.local = cluster
         self.credentials = credentials
         self.name = name
@@ -127,8 +133,10 @@ class HakubeCluster:
                     return
                 except grpc.aio.AioRpcError as e:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"{self.name}: no write succeeded within "
-                                           f"{timeout_s}s: {e.code().name} {e.details()}") from e
+                        raise TimeoutError(
+                            f"{self.name}: no write succeeded within "
+                            f"{timeout_s}s: {e.code().name} {e.details()}"
+                        ) from e
                 await asyncio.sleep(0.1)
         finally:
             await target.close()
@@ -165,8 +173,9 @@ class PlainLocalCluster(LocalCluster):
     channel differ.
     """
 
-    def __init__(self, base_dir: str, tree: str, n: int = 3, *,
-                 extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, base_dir: str, tree: str, n: int = 3, *, extra_args: list[str] | None = None
+    ) -> None:
         # PYTHONPATH replaced, not extended: the masters must not see this checkout's hakube.
         super().__init__(base_dir, n, extra_args=extra_args, env={"PYTHONPATH": tree})
         self.tree = tree
@@ -174,18 +183,40 @@ class PlainLocalCluster(LocalCluster):
     def command(self, m: MasterProc) -> list[str]:
         """That release's ``hakube master`` flags (it has no --pki-dir)."""
         peers = ",".join(f"{o.name}={o.raft}" for o in self.masters if o is not m)
-        return [sys.executable, "-m", "hakube", "master", "--name", m.name,
-                "--data-dir", m.data_dir, "--api-listen", m.api, "--raft-listen", m.raft,
-                "--peers", peers, "--metrics-listen", m.metrics, *m.extra_args]
+        return [
+            sys.executable,
+            "-m",
+            "hakube",
+            "master",
+            "--name",
+            m.name,
+            "--data-dir",
+            m.data_dir,
+            "--api-listen",
+            m.api,
+            "--raft-listen",
+            m.raft,
+            "--peers",
+            peers,
+            "--metrics-listen",
+            m.metrics,
+            *m.extra_args,
+        ]
 
     def start(self, m: MasterProc) -> None:
         """Spawned in the tree: ``python -m`` puts the working directory first on sys.path, and
         the benchmark's own (a checkout with TLS) must not shadow the release."""
         os.makedirs(self.base_dir, exist_ok=True)
         with open(m.log_path, "ab") as log:
-            m.proc = subprocess.Popen(self.command(m), stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=self.env, cwd=self.tree,
-                                      start_new_session=True)
+            m.proc = subprocess.Popen(
+                self.command(m),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.tree,
+                start_new_session=True,
+            )
 
     def prepare_pki(self) -> Pki:
         """No key material: the release has no TLS."""
@@ -220,8 +251,14 @@ class HakubePlainSystem:
     name = "hakube-plain"
     fsync_modes: Sequence[bool] = (True, False)
 
-    def __init__(self, *, data_root: str | None = None, tree: str | None = None,
-                 rev: str = PLAIN_REV, repo: str = REPO) -> None:
+    def __init__(
+        self,
+        *,
+        data_root: str | None = None,
+        tree: str | None = None,
+        rev: str = PLAIN_REV,
+        repo: str = REPO,
+    ) -> None:
         self.data_root = data_root
         self.repo = repo
         self.rev = rev
@@ -253,12 +290,17 @@ class HakubePlainSystem:
             self._worktree_parent, self.tree = parent, tree
         probe = subprocess.run(
             [sys.executable, "-c", "import hakube; print(hakube.__file__)"],
-            env=dict(os.environ, PYTHONPATH=self.tree), cwd=self.tree, capture_output=True,
-            text=True)
+            env=dict(os.environ, PYTHONPATH=self.tree),
+            cwd=self.tree,
+            capture_output=True,
+            text=True,
+        )
         where = probe.stdout.strip()
         if probe.returncode != 0 or not where.startswith(self.tree + os.sep):
-            raise RuntimeError(f"with PYTHONPATH={self.tree}, hakube is imported from "
-                               f"{where or '(nowhere)'}: {probe.stderr.strip()[-500:]}")
+            raise RuntimeError(
+                f"with PYTHONPATH={self.tree}, hakube is imported from "
+                f"{where or '(nowhere)'}: {probe.stderr.strip()[-500:]}"
+            )
         self._checked = True
         return self.tree
 

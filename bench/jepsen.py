@@ -23,16 +23,29 @@ def main() -> int:
     p.add_argument("--masters", type=int, default=5)
     p.add_argument("--kinds", default="", help="comma-separated fault kinds (default: all)")
     p.add_argument("--fsync", action="store_true", help="run the masters with --fsync")
-    p.add_argument("--disk-mb", type=int, default=0,
-                   help="give m1 a tmpfs data dir of this size and add the disk-full fault")
-    p.add_argument("--serializable-reads", action="store_true",
-                   help="reads skip the quorum barrier: expect the checker to find stale reads")
+    p.add_argument(
+        "--disk-mb",
+        type=int,
+        default=0,
+        help="give m1 a tmpfs data dir of this size and add the disk-full fault",
+    )
+    p.add_argument(
+        "--serializable-reads",
+        action="store_true",
+        help="reads skip the quorum barrier: expect the checker to find stale reads",
+    )
     p.add_argument("--out", type=Path, default=Path("jepsen-out"))
     a = p.parse_args()
-    cfg = RunConfig(masters=a.masters, seconds=a.minutes * 60, seed=a.seed,
-                    kinds=tuple(k for k in a.kinds.split(",") if k),
-                    master_flags=["--fsync"] if a.fsync else [], out=a.out / f"seed-{a.seed}",
-                    serializable_reads=a.serializable_reads, disk_mb=a.disk_mb)
+    cfg = RunConfig(
+        masters=a.masters,
+        seconds=a.minutes * 60,
+        seed=a.seed,
+        kinds=tuple(k for k in a.kinds.split(",") if k),
+        master_flags=["--fsync"] if a.fsync else [],
+        out=a.out / f"seed-{a.seed}",
+        serializable_reads=a.serializable_reads,
+        disk_mb=a.disk_mb,
+    )
     result = run(cfg)
     print(f"seed {a.seed}, {a.masters} masters, {a.minutes} min")
     print(result.report)

@@ -30,7 +30,7 @@ def _stat(pid: str) -> tuple[int, float] | None:
     except OSError:
         return None
     # The command name (field 2) may contain spaces; everything after its ")" is fixed.
-    rest = raw[raw.rindex(")") + 2:].split()
+    rest = raw[raw.rindex(")") + 2 :].split()
     return int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK
 
 
@@ -97,8 +97,7 @@ class CpuMeter:
             return processes[pid][1] - self._cpu0.get(pid, 0.0)
 
         ours_s = sum(used(p) for p in ours)
-        kernel_s = sum(used(p) for p, (ppid, _) in processes.items()
-                       if KTHREADD in (p, ppid))
+        kernel_s = sum(used(p) for p, (ppid, _) in processes.items() if KTHREADD in (p, ppid))
         return CpuSample(ours=ours_s / wall, foreign=max(busy - ours_s - kernel_s, 0.0) / wall)
 
 

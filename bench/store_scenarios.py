@@ -63,8 +63,9 @@ class Settings:
         if self.rounds < 1:
             raise ValueError(f"rounds={self.rounds} must be at least 1 to measure anything")
         if self.duration_s <= 0 or self.warmup_s < 0:
-            raise ValueError(f"duration {self.duration_s}s must be > 0 and warm-up "
-                             f"{self.warmup_s}s ≥ 0")
+            raise ValueError(
+                f"duration {self.duration_s}s must be > 0 and warm-up {self.warmup_s}s ≥ 0"
+            )
         if self.via not in ("leader", "follower"):
             raise ValueError(f"via={self.via!r} must be 'leader' or 'follower'")
 
@@ -85,10 +86,12 @@ def log(message: str) -> None:
 def describe(result: LoadResult, cpu: CpuSample) -> str:
     errors = f", errors {result.error_kinds}" if result.errors else ""
     client = result.client_cpu_s / result.elapsed_s if result.elapsed_s else 0.0
-    return (f"{result.ops_per_s:,.0f} ops/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.2f} ms; cores: client "
-            f"{client:.2f}, servers {max(cpu.ours - client, 0):.2f}, foreign {cpu.foreign:.2f}"
-            f"{errors}")
+    return (
+        f"{result.ops_per_s:,.0f} ops/s, p50 {result.p50_ms:.2f} ms, "
+        f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.2f} ms; cores: client "
+        f"{client:.2f}, servers {max(cpu.ours - client, 0):.2f}, foreign {cpu.foreign:.2f}"
+        f"{errors}"
+    )
 
 
 def median_round(rounds: Sequence[LoadResult]) -> LoadResult:
@@ -116,11 +119,16 @@ async def wait_quiet(settings: Settings) -> float:
             return foreign
 
 
-async def measure_scenario(target: Target, *, label: str, prefix: str, concurrency: int,
-                           value: bytes, settings: Settings) -> LoadResult:
+async def measure_scenario(
+    target: Target, *, label: str, prefix: str, concurrency: int, value: bytes, settings: Settings
+) -> LoadResult:
     """Warm up, then measured rounds until ``rounds`` quiet ones (at most 3× as many tries)."""
-    warm = await run_load(puts(target, f"{prefix}warmup/", value), concurrency=concurrency,
-                          duration_s=settings.warmup_s, max_errors=1000)
+    warm = await run_load(
+        puts(target, f"{prefix}warmup/", value),
+        concurrency=concurrency,
+        duration_s=settings.warmup_s,
+        max_errors=1000,
+    )
     if warm.errors:
         log(f"{label}: warm-up errors {warm.error_kinds}")
     quiet: list[LoadResult] = []
@@ -131,21 +139,28 @@ async def measure_scenario(target: Target, *, label: str, prefix: str, concurren
         before = await wait_quiet(settings)
         meter = CpuMeter()
         meter.start()
-        result = await run_load(puts(target, f"{prefix}{n}/", value), concurrency=concurrency,
-                                duration_s=settings.duration_s, count=settings.max_ops,
-                                max_errors=1000)
+        result = await run_load(
+            puts(target, f"{prefix}{n}/", value),
+            concurrency=concurrency,
+            duration_s=settings.duration_s,
+            count=settings.max_ops,
+            max_errors=1000,
+        )
         cpu = meter.stop()
         ok = cpu.foreign <= settings.max_foreign_cpu
         (quiet if ok else noisy).append(result)
-        log(f"{label}, round {n + 1}: {describe(result, cpu)}"
-            + ("" if ok else f" -- discarded, machine busy (foreign {before:.2f} before)"))
+        log(
+            f"{label}, round {n + 1}: {describe(result, cpu)}"
+            + ("" if ok else f" -- discarded, machine busy (foreign {before:.2f} before)")
+        )
     if len(quiet) < settings.rounds:
         log(f"{label}: only {len(quiet)} quiet rounds; the figure may be low")
     return median_round(quiet or noisy)
 
 
-async def run_system(system: System, settings: Settings, load_rows: LoadRows,
-                     failover_rows: FailoverRows) -> None:
+async def run_system(
+    system: System, settings: Settings, load_rows: LoadRows, failover_rows: FailoverRows
+) -> None:
     """Fill this system's cells of the report; one fresh cluster per durability setting."""
     value = b"v" * settings.value_size
     for fsync in settings.fsync_modes:
@@ -155,23 +170,36 @@ async def run_system(system: System, settings: Settings, load_rows: LoadRows,
         mode = "fsync" if fsync else "nofsync"
         async with system.cluster(fsync=fsync) as cluster:
             leader = await cluster.leader()
-            member = leader if settings.via == "leader" else next(
-                m for m in cluster.members if m != leader)
+            member = (
+                leader
+                if settings.via == "leader"
+                else next(m for m in cluster.members if m != leader)
+            )
             target = cluster.target(member)
             await target.setup()
             try:
                 for k in settings.concurrency:
                     label = f"{system.name}: {scenario(k, fsync)} via {settings.via} {member}"
                     load_rows[scenario(k, fsync)][system.name] = await measure_scenario(
-                        target, label=label, prefix=f"/bench/{mode}/{k}/", concurrency=k,
-                        value=value, settings=settings)
+                        target,
+                        label=label,
+                        prefix=f"/bench/{mode}/{k}/",
+                        concurrency=k,
+                        value=value,
+                        settings=settings,
+                    )
             finally:
                 await target.close()
             if settings.failover_repeats:
                 gaps = await measure_failover(
-                    cluster, repeats=settings.failover_repeats,
-                    key_prefix=f"/bench/{mode}/failover/", settings=FailoverSettings(value=value),
-                    before_each=lambda: wait_quiet(settings))
+                    cluster,
+                    repeats=settings.failover_repeats,
+                    key_prefix=f"/bench/{mode}/failover/",
+                    settings=FailoverSettings(value=value),
+                    before_each=lambda: wait_quiet(settings),
+                )
                 failover_rows[failover_scenario(fsync)][system.name] = gaps
-                log(f"{system.name}: {failover_scenario(fsync)}: "
-                    + ", ".join(f"{g:.2f}s" for g in gaps))
+                log(
+                    f"{system.name}: {failover_scenario(fsync)}: "
+                    + ", ".join(f"{g:.2f}s" for g in gaps)
+                )

@@ -125,8 +125,7 @@ def master_runs(
                 by_name[old].cut("drop")
                 down = time.monotonic()
                 new, took = vc.wait_for_single_holder(30, among=others, since=at)
-                measure_until(partial(probe.first_write_after, down), 30,
-                              "a write through the VIP")
+                measure_until(partial(probe.first_write_after, down), 30, "a write through the VIP")
                 wrote = probe.first_write_after(down)
                 elected = probe.leader_elected_after(at, others)
                 assert wrote is not None

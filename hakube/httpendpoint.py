@@ -28,10 +28,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve_http(listen: str, registry: CollectorRegistry, what: str, *,
-               remote_ok: bool = False,
-               ready: Callable[[], bool] | None = None,
-               not_ready: bytes = b"not ready\n") -> ThreadingHTTPServer:
+def serve_http(
+    listen: str,
+    registry: CollectorRegistry,
+    what: str,
+    *,
+    remote_ok: bool = False,
+    ready: Callable[[], bool] | None = None,
+    not_ready: bytes = b"not ready\n",
+) -> ThreadingHTTPServer:
     """Serve on ``listen`` (HOST:PORT; port 0 picks one) from a daemon thread.
 
     SystemExit with a one-line message naming ``what`` if the address cannot be used.
@@ -60,9 +65,11 @@ def serve_http(listen: str, registry: CollectorRegistry, what: str, *,
 
     host, _, port = listen.rpartition(":")
     if not remote_ok and not is_loopback(host):
-        raise SystemExit(f"{what}: --metrics-listen {listen} is not a loopback address: metrics "
-                         "and health are plain HTTP without authentication; pass "
-                         "--allow-unauthenticated-metrics to serve them there anyway")
+        raise SystemExit(
+            f"{what}: --metrics-listen {listen} is not a loopback address: metrics "
+            "and health are plain HTTP without authentication; pass "
+            "--allow-unauthenticated-metrics to serve them there anyway"
+        )
     try:
         server = ThreadingHTTPServer((host, int(port)), Handler)
     except (OSError, ValueError) as exc:

@@ -99,7 +99,7 @@ class MasterSettings:
     listen addresses and localhost."""
     metrics_remote_ok: bool = False
     """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
-    quota_bytes: int = 2 * 1024 ** 3
+    quota_bytes: int = 2 * 1024**3
     """Store size limit; over it the store only shrinks (ObjectAPI._check_quota). 0: none."""
     pod_security_default: str = "baseline"
     """Pod Security level (privileged, baseline, restricted) enforced in namespaces without a
@@ -124,8 +124,9 @@ class MasterSettings:
 class Master:
     """A running master; ``run()`` blocks until ``stop()``."""
 
-    def __init__(self, settings: MasterSettings,
-                 on_serving: Callable[[Pki], None] | None = None) -> None:
+    def __init__(
+        self, settings: MasterSettings, on_serving: Callable[[Pki], None] | None = None
+    ) -> None:
         """``on_serving`` is called on the loop once the API serves (with the PKI in place),
         e.g. to start in-process components."""
         self.settings = settings
@@ -171,8 +172,7 @@ class Master:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            raise SystemExit(f"hakube master: data dir {d} is in use by another master") \
-                from exc
+            raise SystemExit(f"hakube master: data dir {d} is in use by another master") from exc
         self._lock_fd = fd
 
     @property
@@ -190,8 +190,12 @@ class Master:
         s = self.settings
         try:
             if s.force_new_cluster:
-                log.warning("%s", datadir.force_new_cluster(
-                    s.data_dir, name=s.name, raft=s.raft_listen, api=self.api_advertise))
+                log.warning(
+                    "%s",
+                    datadir.force_new_cluster(
+                        s.data_dir, name=s.name, raft=s.raft_listen, api=self.api_advertise
+                    ),
+                )
             m = datadir.read_members(s.data_dir)
             if m is None:
                 m = datadir.Membership(name=s.name, raft=s.raft_listen, peers=dict(s.peers))
@@ -199,15 +203,22 @@ class Master:
         except (datadir.DataDirError, OSError) as exc:
             raise SystemExit(f"hakube master: {exc}") from exc
         if m.name != s.name:
-            raise SystemExit(f"hakube master: data dir {s.data_dir} belongs to master {m.name!r}, "
-                             f"not {s.name!r}; a new member needs an empty data dir")
+            raise SystemExit(
+                f"hakube master: data dir {s.data_dir} belongs to master {m.name!r}, "
+                f"not {s.name!r}; a new member needs an empty data dir"
+            )
         if m.raft != s.raft_listen:
-            raise SystemExit(f"hakube master: data dir {s.data_dir} was created for raft address "
-                             f"{m.raft}, not {s.raft_listen}; a member's raft address cannot "
-                             "change: remove it and add a new member instead")
+            raise SystemExit(
+                f"hakube master: data dir {s.data_dir} was created for raft address "
+                f"{m.raft}, not {s.raft_listen}; a member's raft address cannot "
+                "change: remove it and add a new member instead"
+            )
         if s.peers and s.peers != m.peers:
-            log.warning("ignoring --peers %s: this data dir's membership is %s (members.json)",
-                        s.peers, m.peers)
+            log.warning(
+                "ignoring --peers %s: this data dir's membership is %s (members.json)",
+                s.peers,
+                m.peers,
+            )
         self.membership = m
         return dict(m.peers)
 
@@ -221,11 +232,13 @@ class Master:
                 if peers:
                     raise SystemExit(
                         f"hakube master: no cluster CA in {pki.root}: copy ca.crt and ca.key "
-                        "from the first master there, or run `hakube certs init`")
+                        "from the first master there, or run `hakube certs init`"
+                    )
                 pki.init_ca()
                 log.info("created a new cluster CA in %s", pki.root)
-            hosts = listen_hosts(s.api_listen, s.raft_listen, self.api_advertise) + \
-                list(s.cert_sans)
+            hosts = listen_hosts(s.api_listen, s.raft_listen, self.api_advertise) + list(
+                s.cert_sans
+            )
             pki.ensure_master(s.name, hosts)
             files = pki.master_tls(s.name)
             files.check()
@@ -249,8 +262,9 @@ class Master:
         cluster_id = cluster_id or m.cluster_id
         if peers != m.peers or cluster_id != m.cluster_id:
             log.info("membership of %s is now %s", m.name, peers)
-            self.membership = datadir.Membership(name=m.name, raft=m.raft, peers=peers,
-                                                 cluster_id=cluster_id)
+            self.membership = datadir.Membership(
+                name=m.name, raft=m.raft, peers=peers, cluster_id=cluster_id
+            )
             datadir.write_members(self.settings.data_dir, self.membership)
 
     async def _membership_loop(self, api: ObjectAPI) -> None:
@@ -263,9 +277,11 @@ class Master:
                 log.warning("could not record the membership: %s", exc)
                 continue
             if s.name in self.fsm.removed:
-                self.exit_reason = (f"hakube master: {s.name} was removed from the cluster; its "
-                                    f"data dir {s.data_dir} is stale. Wipe it and join as a new "
-                                    "member under a new name")
+                self.exit_reason = (
+                    f"hakube master: {s.name} was removed from the cluster; its "
+                    f"data dir {s.data_dir} is stale. Wipe it and join as a new "
+                    "member under a new name"
+                )
                 log.error("%s", self.exit_reason)
                 self.stop()
                 return
@@ -292,12 +308,19 @@ class Master:
                 rev = read_meta(data)[0]["revision"]
                 # The revision zero-padded: names sort in the order taken, also within a second
                 # (retention deletes the first ones in that order).
-                path = os.path.join(s.snapshot_dir, time.strftime(
-                    f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev:012d}.snap", time.gmtime()))
+                path = os.path.join(
+                    s.snapshot_dir,
+                    time.strftime(
+                        f"hakube-{s.name}-%Y%m%dT%H%M%SZ-r{rev:012d}.snap", time.gmtime()
+                    ),
+                )
                 await asyncio.to_thread(write_snapshot, path, data)
-                kept = sorted(f for f in os.listdir(s.snapshot_dir)
-                              if f.startswith(f"hakube-{s.name}-") and f.endswith(".snap"))
-                for old in kept[:-s.snapshot_retain]:
+                kept = sorted(
+                    f
+                    for f in os.listdir(s.snapshot_dir)
+                    if f.startswith(f"hakube-{s.name}-") and f.endswith(".snap")
+                )
+                for old in kept[: -s.snapshot_retain]:
                     os.unlink(os.path.join(s.snapshot_dir, old))
                 log.info("scheduled snapshot %s (%d bytes)", path, len(data))
             except (ApiError, OSError, SnapshotError) as exc:
@@ -306,18 +329,25 @@ class Master:
     def _start_http(self) -> None:
         if not self.settings.metrics_listen:
             return
-        self._http = serve_http(self.settings.metrics_listen, self.metrics.registry,
-                                "hakube master", ready=self._serving_ready,
-                                remote_ok=self.settings.metrics_remote_ok,
-                                not_ready=b"not ready: no quorum with a leader\n")
+        self._http = serve_http(
+            self.settings.metrics_listen,
+            self.metrics.registry,
+            "hakube master",
+            ready=self._serving_ready,
+            remote_ok=self.settings.metrics_remote_ok,
+            not_ready=b"not ready: no quorum with a leader\n",
+        )
         self.metrics_port = self._http.server_address[1]
 
     def _serving_ready(self) -> bool:
         stalled = self.heartbeats.stalled()
         if stalled:
-            log.warning("master %s: %s silent for %s; /readyz reports not ready",
-                        self.settings.name, " and ".join(stalled),
-                        " and ".join(f"{v:.1f} s" for v in stalled.values()))
+            log.warning(
+                "master %s: %s silent for %s; /readyz reports not ready",
+                self.settings.name,
+                " and ".join(stalled),
+                " and ".join(f"{v:.1f} s" for v in stalled.values()),
+            )
         return self.ready and not stalled
 
     async def _heartbeat_loop(self) -> None:
@@ -350,23 +380,40 @@ class Master:
         st = raft.status()
         leader = raft.leader_name()
         resp = api_pb2.ClusterStatusResponse(
-            name=self.settings.name, leader=leader, term=st.get("raft_term", 0),
-            commit_index=st.get("commit_idx", 0), applied_index=st.get("last_applied", 0),
-            revision=self.fsm.revision, ready=self.ready,
-            raft_state={0: "follower", 1: "candidate", 2: "leader"}.get(st.get("state", 0),
-                                                                        "unknown"),
-            log_entries=st.get("log_len", 0), store_bytes=self.fsm.size_bytes,
-            objects=sum(self.fsm.count(k) for k in self.fsm.kinds()))
-        resp.members.add(name=self.settings.name, raft_address=self.settings.raft_listen,
-                         api_address=self.settings.api_listen, leader=leader ==
-                         self.settings.name, connected=True, voter=True,
-                         match_index=st.get("last_applied", 0))
+            name=self.settings.name,
+            leader=leader,
+            term=st.get("raft_term", 0),
+            commit_index=st.get("commit_idx", 0),
+            applied_index=st.get("last_applied", 0),
+            revision=self.fsm.revision,
+            ready=self.ready,
+            raft_state={0: "follower", 1: "candidate", 2: "leader"}.get(
+                st.get("state", 0), "unknown"
+            ),
+            log_entries=st.get("log_len", 0),
+            store_bytes=self.fsm.size_bytes,
+            objects=sum(self.fsm.count(k) for k in self.fsm.kinds()),
+        )
+        resp.members.add(
+            name=self.settings.name,
+            raft_address=self.settings.raft_listen,
+            api_address=self.settings.api_listen,
+            leader=leader == self.settings.name,
+            connected=True,
+            voter=True,
+            match_index=st.get("last_applied", 0),
+        )
         peers = {raft.addr_to_name.get(a, a): a for a in raft.raft_peers()}
         for name, addr in sorted(peers.items()):
-            resp.members.add(name=name, raft_address=addr, leader=leader == name, voter=True,
-                             api_address=self.fsm.members.get(name, ("", ""))[1],
-                             connected=st.get(f"partner_node_status_server_{addr}", 0) == 2,
-                             match_index=st.get(f"match_idx_server_{addr}", 0))
+            resp.members.add(
+                name=name,
+                raft_address=addr,
+                leader=leader == name,
+                voter=True,
+                api_address=self.fsm.members.get(name, ("", ""))[1],
+                connected=st.get(f"partner_node_status_server_{addr}", 0) == 2,
+                match_index=st.get(f"match_idx_server_{addr}", 0),
+            )
         return resp
 
     # -- loops --------------------------------------------------------------------------------
@@ -390,10 +437,14 @@ class Master:
             else:
                 lost_since = now if lost_since is None else lost_since
                 if now - lost_since >= s.watch_quorum_grace and hub.refusing is None:
-                    log.warning("master %s: no quorum for %.1f s; ending watch streams", s.name,
-                                now - lost_since)
-                    hub.refuse(f"master {s.name} is cut off from the majority; watch another "
-                               "master")
+                    log.warning(
+                        "master %s: no quorum for %.1f s; ending watch streams",
+                        s.name,
+                        now - lost_since,
+                    )
+                    hub.refuse(
+                        f"master {s.name} is cut off from the majority; watch another master"
+                    )
             ready = ready and self.bootstrapped
             if ready != self.ready:
                 log.info("master %s is %s", s.name, "ready" if ready else "NOT ready")
@@ -473,8 +524,11 @@ class Master:
                         continue
                     obj = kinds.wrap(core_pb2.Namespace(metadata={"name": ns}))
                     try:
-                        await api.create(api_pb2.CreateRequest(
-                            object=obj, request_id=f"bootstrap/namespace/{ns}"))
+                        await api.create(
+                            api_pb2.CreateRequest(
+                                object=obj, request_id=f"bootstrap/namespace/{ns}"
+                            )
+                        )
                     except AlreadyExists:
                         pass
                 # The default roles before readiness, so components never meet an empty RBAC.
@@ -515,61 +569,101 @@ class Master:
         peers = self._prepare_membership()
         tls = self._prepare_pki(peers)
         ca_name = pki_certs.identity_of(tls.load_ca_cert()).user
-        raft_settings = RaftSettings(name=s.name, raft_address=s.raft_listen, peers=peers,
-                                     data_dir=s.data_dir, tls=tls, **s.raft)
+        raft_settings = RaftSettings(
+            name=s.name,
+            raft_address=s.raft_listen,
+            peers=peers,
+            data_dir=s.data_dir,
+            tls=tls,
+            **s.raft,
+        )
         for reason in REFUSAL_REASONS:
             self.metrics.raft_refused.labels(reason)
-        self.raft = RaftNode(raft_settings, self.fsm, on_latency=self.metrics.observe_batch,
-                             on_refused=self.metrics.raft_refused_connection)
+        self.raft = RaftNode(
+            raft_settings,
+            self.fsm,
+            on_latency=self.metrics.observe_batch,
+            on_refused=self.metrics.raft_refused_connection,
+        )
         self.raft.on_leadership(self.leases.on_leadership)
         self.heartbeats.beat("raft thread")
         self.raft.syncobj.addOnTickCallback(lambda: self.heartbeats.beat("raft thread"))
         self.metrics.add_state_collector(self._state)
-        api = ObjectAPI(self.fsm, self.raft.proposer, clock=time.time,
-                        quota_bytes=s.quota_bytes,
-                        pod_security=PodSecurity(self.fsm, s.pod_security_default),
-                        transformer=transformer)
+        api = ObjectAPI(
+            self.fsm,
+            self.raft.proposer,
+            clock=time.time,
+            quota_bytes=s.quota_bytes,
+            pod_security=PodSecurity(self.fsm, s.pod_security_default),
+            transformer=transformer,
+        )
         self.objects = api
         tokens = BootstrapTokens(self.fsm, transformer=transformer)
         authorizer = Authorizer(self.fsm, s.authorization_mode)
         if s.authorization_mode == "AlwaysAllow":
-            log.warning("master %s: AUTHORIZATION IS OFF (--authorization-mode=AlwaysAllow): "
-                        "every authenticated caller may do anything, read every Secret, take "
-                        "snapshots and remove masters. Use only to measure; never in a real "
-                        "cluster.", s.name)
-        server = ApiServer(api, hub, self.metrics, self.cluster_status,
-                           authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
-                           authorizer=authorizer, audit=audit_log)
+            log.warning(
+                "master %s: AUTHORIZATION IS OFF (--authorization-mode=AlwaysAllow): "
+                "every authenticated caller may do anything, read every Secret, take "
+                "snapshots and remove masters. Use only to measure; never in a real "
+                "cluster.",
+                s.name,
+            )
+        server = ApiServer(
+            api,
+            hub,
+            self.metrics,
+            self.cluster_status,
+            authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
+            authorizer=authorizer,
+            audit=audit_log,
+        )
         server.extra_services[AUTHORIZATION_SERVICE] = ReviewServicer(authorizer).handlers(
-            server.unary)
-        ops = OpsServicer(name=s.name, raft_address=s.raft_listen, api_address=self.api_advertise,
-                          fsm=self.fsm, raft=self.raft, api=api)
+            server.unary
+        )
+        ops = OpsServicer(
+            name=s.name,
+            raft_address=s.raft_listen,
+            api_address=self.api_advertise,
+            fsm=self.fsm,
+            raft=self.raft,
+            api=api,
+        )
         server.extra_services[OPS_SERVICE] = ops.handlers(server.unary, server.authenticate)
         assert self.pki is not None
         server.extra_services[JOIN_SERVICE] = JoinServicer(self.pki).handlers(server.unary)
         server.bootstrap_methods.update(BOOTSTRAP_METHODS)
         proxy = NodeProxyServicer(self.fsm, tls)
-        server.extra_services[NODE_PROXY_SERVICE] = proxy.handlers(server.unary,
-                                                                   server.authenticate)
+        server.extra_services[NODE_PROXY_SERVICE] = proxy.handlers(
+            server.unary, server.authenticate
+        )
         try:
             self.api_port = await server.start(s.api_listen, tls, extra_roots=tokens.roots)
         except (OSError, RuntimeError) as exc:
             self.raft.stop()
-            raise SystemExit(f"hakube master: cannot listen on {s.api_listen} for the API: "
-                             f"{exc}") from exc
+            raise SystemExit(
+                f"hakube master: cannot listen on {s.api_listen} for the API: {exc}"
+            ) from exc
         await server.set_serving(False)
         self._start_http()
         if self.on_serving is not None:
             assert self.pki is not None
             self.on_serving(self.pki)
-        log.info("master %s: api %s, raft %s, metrics %s, peers %s", s.name, s.api_listen,
-                 s.raft_listen, s.metrics_listen or "off", peers)
-        tasks = [asyncio.create_task(self._heartbeat_loop()),
-                 asyncio.create_task(self._readiness_loop(api, server, hub)),
-                 asyncio.create_task(self._lease_loop(api)),
-                 asyncio.create_task(self._bootstrap(api)),
-                 asyncio.create_task(self._membership_loop(api)),
-                 asyncio.create_task(self._rbac_defaults_loop(api))]
+        log.info(
+            "master %s: api %s, raft %s, metrics %s, peers %s",
+            s.name,
+            s.api_listen,
+            s.raft_listen,
+            s.metrics_listen or "off",
+            peers,
+        )
+        tasks = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._readiness_loop(api, server, hub)),
+            asyncio.create_task(self._lease_loop(api)),
+            asyncio.create_task(self._bootstrap(api)),
+            asyncio.create_task(self._membership_loop(api)),
+            asyncio.create_task(self._rbac_defaults_loop(api)),
+        ]
         if s.snapshot_dir:
             os.makedirs(s.snapshot_dir, mode=0o700, exist_ok=True)
             tasks.append(asyncio.create_task(self._snapshot_loop(ops)))

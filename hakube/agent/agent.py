@@ -84,8 +84,11 @@ class Agent:
         if cri is not None:
             self.cri = cri
         elif settings.runtime == "simulated":
-            rt = SimulatedRuntime(node_name=settings.node_name, pullable=sim_pullable,
-                                  pod_cidr=settings.pod_cidr or "10.244.0.0/24")
+            rt = SimulatedRuntime(
+                node_name=settings.node_name,
+                pullable=sim_pullable,
+                pod_cidr=settings.pod_cidr or "10.244.0.0/24",
+            )
             self._sim = SimulatedCri(rt).start()
             self.cri = CriClient(self._sim.endpoint)
         else:
@@ -180,8 +183,9 @@ class Agent:
         if self.pods.wait_for_sync(0):  # a complete list: what is not in it is gone
             gone = volumes.sweep(self.s.root_dir, {p.metadata.uid for p in self.pods.list()})
             if gone:
-                log.info("removed the volumes of %d pods deleted while the agent was away",
-                         len(gone))
+                log.info(
+                    "removed the volumes of %d pods deleted while the agent was away", len(gone)
+                )
         for i in range(self.s.workers):
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")

@@ -63,8 +63,10 @@ def _server_leaf(server: str, cert: bytes, key: bytes) -> x509.Certificate:
         files.write_atomic(cpath, cert)
         files.write_atomic(kpath, key)
         ctx.load_cert_chain(cpath, kpath)
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT) as sock, \
-            ctx.wrap_socket(sock) as tls:
+    with (
+        socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT) as sock,
+        ctx.wrap_socket(sock) as tls,
+    ):
         der = tls.getpeercert(binary_form=True)
     if not der:
         raise JoinError(f"the master at {server} presented no certificate")
@@ -74,23 +76,28 @@ def _server_leaf(server: str, cert: bytes, key: bytes) -> x509.Certificate:
 def _rpc_failure(server: str, exc: grpc.RpcError) -> str:
     details = (exc.details() or "").split("\n")[0]
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        return (f"the master at {server} refused the connection with the bootstrap token "
-                "(a wrong, deleted or expired token, or an address its certificate does not "
-                f"name): {details}")
+        return (
+            f"the master at {server} refused the connection with the bootstrap token "
+            "(a wrong, deleted or expired token, or an address its certificate does not "
+            f"name): {details}"
+        )
     return f"the master at {server} refused the join: {exc.code().name}: {details}"
 
 
-def discover_ca(server: str, token: bootstrap.Token, ca_hash: str,
-                client: tuple[bytes, bytes]) -> bytes:
+def discover_ca(
+    server: str, token: bootstrap.Token, ca_hash: str, client: tuple[bytes, bytes]
+) -> bytes:
     """Steps 1 and 2: the cluster CA, proven by ``ca_hash`` and by having issued the
     certificate of the master we talk to."""
     leaf = _server_leaf(server, *client)
-    pinned = grpc.ssl_channel_credentials(root_certificates=certs.cert_pem(leaf),
-                                          private_key=client[1], certificate_chain=client[0])
+    pinned = grpc.ssl_channel_credentials(
+        root_certificates=certs.cert_pem(leaf), private_key=client[1], certificate_chain=client[0]
+    )
     with grpc.secure_channel(server, pinned) as ch:
         try:
             info = join_pb2_grpc.JoinServiceStub(ch).ClusterInfo(
-                join_pb2.ClusterInfoRequest(), timeout=TIMEOUT)
+                join_pb2.ClusterInfoRequest(), timeout=TIMEOUT
+            )
         except grpc.RpcError as exc:
             raise JoinError(_rpc_failure(server, exc)) from exc
     try:
@@ -98,18 +105,22 @@ def discover_ca(server: str, token: bootstrap.Token, ca_hash: str,
     except certs.CertError as exc:
         raise JoinError(f"the master at {server} sent an unreadable CA: {exc}") from exc
     if got != ca_hash.lower():
-        raise JoinError(f"--ca-cert-hash {ca_hash} does not match the cluster CA at {server} "
-                        f"({got}): check the hash `hakube token create` printed")
+        raise JoinError(
+            f"--ca-cert-hash {ca_hash} does not match the cluster CA at {server} "
+            f"({got}): check the hash `hakube token create` printed"
+        )
     try:
         leaf.verify_directly_issued_by(certs.load_cert(info.ca_pem))
     except (ValueError, TypeError, InvalidSignature) as exc:
-        raise JoinError(f"the master at {server} presents a certificate the cluster CA did "
-                        "not issue") from exc
+        raise JoinError(
+            f"the master at {server} presents a certificate the cluster CA did not issue"
+        ) from exc
     return bytes(info.ca_pem)
 
 
-def join(servers: list[str], token_text: str, ca_hash: str, node: str, hosts: list[str],
-         pki: NodePki) -> None:
+def join(
+    servers: list[str], token_text: str, ca_hash: str, node: str, hosts: list[str], pki: NodePki
+) -> None:
     """Get this node's certificate with a bootstrap token and write it under ``pki``; the
     masters are tried in order until one answers."""
     try:
@@ -117,8 +128,9 @@ def join(servers: list[str], token_text: str, ca_hash: str, node: str, hosts: li
     except bootstrap.TokenError as exc:
         raise JoinError(f"--{exc}") from exc
     if not ca_hash.lower().startswith("sha256:") or len(ca_hash) != len("sha256:") + 64:
-        raise JoinError("--ca-cert-hash: expected sha256:<64 hex digits> (`hakube token "
-                        "create` prints it)")
+        raise JoinError(
+            "--ca-cert-hash: expected sha256:<64 hex digits> (`hakube token create` prints it)"
+        )
     client = bootstrap.client_pair(token)
     problems = []
     for server in servers:
@@ -132,7 +144,8 @@ def join(servers: list[str], token_text: str, ca_hash: str, node: str, hosts: li
         with grpc.secure_channel(server, creds) as ch:
             try:
                 resp = join_pb2_grpc.JoinServiceStub(ch).Join(
-                    join_pb2.JoinRequest(node_name=node, csr_pem=csr), timeout=TIMEOUT)
+                    join_pb2.JoinRequest(node_name=node, csr_pem=csr), timeout=TIMEOUT
+                )
             except grpc.RpcError as exc:
                 raise JoinError(_rpc_failure(server, exc)) from exc
         write(pki, ca, bytes(resp.certificate_pem), key)
@@ -149,15 +162,24 @@ def write(pki: NodePki, ca: bytes, cert: bytes, key: bytes) -> None:
     files.write_atomic(pki.cert, cert, mode=files.PUBLIC_FILE_MODE)
 
 
-def node_credentials(servers: list[str], pki: NodePki, node: str, hosts: list[str], *,
-                     token: str = "", ca_hash: str = "") -> Credentials:
+def node_credentials(
+    servers: list[str],
+    pki: NodePki,
+    node: str,
+    hosts: list[str],
+    *,
+    token: str = "",
+    ca_hash: str = "",
+) -> Credentials:
     """The node's credentials: from ``pki`` (``<root-dir>/pki`` unless --pki-dir says
     otherwise), after joining with ``token`` if there is no certificate yet."""
     if not pki.exists():
         if not token or not ca_hash:
-            raise JoinError(f"no node certificate in {pki.root} and no --token/--ca-cert-hash: "
-                            "run `hakube token create` on a master and pass the --token and "
-                            "--ca-cert-hash it prints")
+            raise JoinError(
+                f"no node certificate in {pki.root} and no --token/--ca-cert-hash: "
+                "run `hakube token create` on a master and pass the --token and "
+                "--ca-cert-hash it prints"
+            )
         join(servers, token, ca_hash, node, hosts, pki)
     try:
         return pki.tls_files().load()
@@ -174,9 +196,16 @@ class CertRenewer:
     expiry. ``renew`` sends a request and returns the new certificate; ``installed`` is told
     the new credentials (the agent's client switches to them)."""
 
-    def __init__(self, pki: NodePki, node: str, hosts: list[str],
-                 renew: Callable[[bytes], bytes], installed: Callable[[Credentials], None], *,
-                 renew_before: datetime.timedelta) -> None:
+    def __init__(
+        self,
+        pki: NodePki,
+        node: str,
+        hosts: list[str],
+        renew: Callable[[bytes], bytes],
+        installed: Callable[[Credentials], None],
+        *,
+        renew_before: datetime.timedelta,
+    ) -> None:
         self.pki = pki
         self.node = node
         self.hosts = hosts
@@ -221,7 +250,10 @@ def renew_through(client: Any, node: str) -> Callable[[bytes], bytes]:
         req = join_pb2.RenewRequest(csr_pem=csr)
         resp = client.transport.call(
             lambda stubs, timeout: join_pb2_grpc.JoinServiceStub(stubs.channel).Renew(
-                req, timeout=timeout), what=f"renew the certificate of node {node}")
+                req, timeout=timeout
+            ),
+            what=f"renew the certificate of node {node}",
+        )
         return bytes(resp.certificate_pem)
 
     return renew

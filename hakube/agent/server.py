@@ -52,13 +52,17 @@ def caller_refusal(auth: dict[str, list[bytes]], node: str) -> tuple[grpc.Status
     master. The handshake already verified the certificate against the cluster CA."""
     pem = auth.get("x509_pem_cert")
     if not pem:
-        return (grpc.StatusCode.UNAUTHENTICATED,
-                f"agent API of node {node}: no client certificate; only the masters may call it")
+        return (
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"agent API of node {node}: no client certificate; only the masters may call it",
+        )
     identity, _ = identity_of_pem(pem[0])
     if names.master_name(identity.user) is None or names.MASTERS_GROUP not in identity.groups:
-        return (grpc.StatusCode.PERMISSION_DENIED,
-                f'agent API of node {node}: "{identity.user}" is not a master; use '
-                "hakubectl logs/exec/top, which go through the masters")
+        return (
+            grpc.StatusCode.PERMISSION_DENIED,
+            f'agent API of node {node}: "{identity.user}" is not a master; use '
+            "hakubectl logs/exec/top, which go through the masters",
+        )
     return None
 
 
@@ -209,7 +213,10 @@ def serving_files(pki: NodePki, node: str, address: str) -> TlsFiles:
     if normalize_host(address) not in certs.hosts_of(cert):
         log.warning(
             "%s does not list the node address %s: the masters will refuse to dial this "
-            "agent until the certificate is reissued", tls.cert, address)
+            "agent until the certificate is reissued",
+            tls.cert,
+            address,
+        )
     return tls
 
 

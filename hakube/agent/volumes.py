@@ -149,7 +149,8 @@ def _downward(
 def holds_secrets(v: pod_pb2.Volume) -> bool:
     """Whether the volume's files come (partly) from a Secret."""
     return v.HasField("secret") or (
-        v.HasField("projected") and any(src.HasField("secret") for src in v.projected.sources))
+        v.HasField("projected") and any(src.HasField("secret") for src in v.projected.sources)
+    )
 
 
 def _secret_dir(d: Path, volume: str, on_disk: bool) -> None:
@@ -167,11 +168,13 @@ def _secret_dir(d: Path, volume: str, on_disk: bool) -> None:
     except tmpfs.MountError as e:
         raise ConfigError(
             f'volume "{volume}": {e.strerror}; Secret data is never written to the node\'s '
-            "disk (an agent that cannot mount tmpfs needs --secret-volumes-on-disk)") from e
+            "disk (an agent that cannot mount tmpfs needs --secret-volumes-on-disk)"
+        ) from e
 
 
-def prepare(pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts, *,
-            secrets_on_disk: bool = False) -> dict[str, HostVolume]:
+def prepare(
+    pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts, *, secrets_on_disk: bool = False
+) -> dict[str, HostVolume]:
     """Create or refresh every volume of ``pod``; returns volume name -> host directory.
     ``secrets_on_disk``: write secret volumes to plain directories instead of tmpfs."""
     base = pod_dir(root, pod.metadata.uid) / "volumes"
@@ -196,8 +199,11 @@ def prepare(pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts, *,
             )
         elif v.HasField("projected"):
             p = v.projected
-            mode = p.default_mode if p.HasField("default_mode") else (
-                SECRET_DEFAULT_MODE if holds_secrets(v) else DEFAULT_MODE)
+            mode = (
+                p.default_mode
+                if p.HasField("default_mode")
+                else (SECRET_DEFAULT_MODE if holds_secrets(v) else DEFAULT_MODE)
+            )
             files: dict[str, tuple[bytes, int]] = {}
             for src in p.sources:
                 if src.HasField("config_map"):

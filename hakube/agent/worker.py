@@ -151,8 +151,9 @@ class PodSyncer:
         message = "; ".join(f"{p}: {m}" for p, m in bad[:3])
         log.warning("refusing pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, message)
         self._teardown(rec, pod)
-        self.events.emit(pod, REASON_INVALID, f"Pod spec refused by the node: {message}",
-                         warning=True)
+        self.events.emit(
+            pod, REASON_INVALID, f"Pod spec refused by the node: {message}", warning=True
+        )
         out = pod_pb2.Pod()
         out.CopyFrom(pod)
         out.status.phase = "Failed"
@@ -215,8 +216,13 @@ class PodSyncer:
         )
         ctx = _StartContext(pod, sandbox.id, sb_cfg, host_net, facts)
         try:
-            ctx.volumes = volumes.prepare(pod, self.s.root_dir, self._lookup, facts,
-                                          secrets_on_disk=self.s.secret_volumes_on_disk)
+            ctx.volumes = volumes.prepare(
+                pod,
+                self.s.root_dir,
+                self._lookup,
+                facts,
+                secrets_on_disk=self.s.secret_volumes_on_disk,
+            )
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
         if not status.init_done(pod, rec):

@@ -25,7 +25,7 @@ class ManifestError(ValueError):
 
 
 _NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]+)"')
-_BAD_VALUE = re.compile(r'Failed to parse (\w+) field: (.*)')
+_BAD_VALUE = re.compile(r"Failed to parse (\w+) field: (.*)")
 
 
 def kind_of(doc: dict[str, Any]) -> Kind:
@@ -62,13 +62,18 @@ def from_dict(doc: dict[str, Any]) -> Message:
 
 
 _QUANTITY_FIELDS = {
-    ("ResourceRequirements", "limits"), ("ResourceRequirements", "requests"),
-    ("ResourceRequirementsPVC", "limits"), ("ResourceRequirementsPVC", "requests"),
+    ("ResourceRequirements", "limits"),
+    ("ResourceRequirements", "requests"),
+    ("ResourceRequirementsPVC", "limits"),
+    ("ResourceRequirementsPVC", "requests"),
     ("PersistentVolumeClaimStatus", "capacity"),
-    ("NodeStatus", "capacity"), ("NodeStatus", "allocatable"),
+    ("NodeStatus", "capacity"),
+    ("NodeStatus", "allocatable"),
     ("EmptyDirVolumeSource", "sizeLimit"),
-    ("MetricTarget", "averageValue"), ("MetricTarget", "value"),
-    ("MetricValueStatus", "averageValue"), ("MetricValueStatus", "value"),
+    ("MetricTarget", "averageValue"),
+    ("MetricTarget", "value"),
+    ("MetricValueStatus", "averageValue"),
+    ("MetricValueStatus", "value"),
 }
 """Fields holding Kubernetes quantities, by message name and JSON name: YAML writes ``cpu: 2``
 as a number, which Kubernetes accepts, while the typed message holds the quantity's text."""
@@ -99,14 +104,16 @@ def _prepare(value: Any, desc: Any, path: str) -> Any:
                 for k, v in item.items():
                     _check_base64(v, f"{where}[{k}]")
             elif vfd.type == FieldDescriptor.TYPE_MESSAGE:
-                out[key] = {k: _prepare(v, vfd.message_type, f"{where}[{k}]")
-                            for k, v in item.items()}
+                out[key] = {
+                    k: _prepare(v, vfd.message_type, f"{where}[{k}]") for k, v in item.items()
+                }
         elif fd.type == FieldDescriptor.TYPE_MESSAGE:
             if fd.message_type.full_name.startswith("google.protobuf."):
                 continue
             if _is_repeated(fd) and isinstance(item, list):
-                out[key] = [_prepare(v, fd.message_type, f"{where}[{i}]")
-                            for i, v in enumerate(item)]
+                out[key] = [
+                    _prepare(v, fd.message_type, f"{where}[{i}]") for i, v in enumerate(item)
+                ]
             else:
                 out[key] = _prepare(item, fd.message_type, where)
         elif fd.type == FieldDescriptor.TYPE_BYTES and not _is_repeated(fd):
@@ -163,7 +170,7 @@ def _explain(text: str, cls: type[Message]) -> str:
         rest = m2.group(2)
     rest = rest.split("\n")[0].rstrip(".")
     if path:
-        return f"invalid value for field \"{'.'.join(path)}\": {rest}"
+        return f'invalid value for field "{".".join(path)}": {rest}'
     return rest
 
 
@@ -194,8 +201,13 @@ def _fix(msg: Message, out: dict[str, Any]) -> None:
             out[key] = [int(v) for v in out[key]] if _is_repeated(fd) else int(out[key])
 
 
-_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
-          FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+_INT64 = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
 
 
 def _is_repeated(fd: FieldDescriptor) -> bool:

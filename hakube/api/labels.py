@@ -57,22 +57,25 @@ _ALNUM_END = re.compile(r"[A-Za-z0-9]")
 
 
 def _quote(text: str, pos: int) -> str:
-    near = text[pos:pos + 40]
+    near = text[pos : pos + 40]
     return f'near "{near}{"…" if len(text) > pos + 40 else ""}"'
 
 
 def _check_size(text: str, what: str) -> None:
     if len(text) > MAX_SELECTOR_LENGTH:
-        raise SelectorError(f"{what} selector is {len(text)} characters long; at most "
-                            f"{MAX_SELECTOR_LENGTH} are accepted")
+        raise SelectorError(
+            f"{what} selector is {len(text)} characters long; at most "
+            f"{MAX_SELECTOR_LENGTH} are accepted"
+        )
 
 
 def _word(text: str, pos: int, pattern: re.Pattern[str], limit: int, what: str) -> str:
     m = pattern.match(text, pos)
     word = m.group(0) if m else ""
     if word and not _ALNUM_END.match(word[-1]):
-        raise SelectorError(f'invalid label selector: {what} "{word[:70]}" must end with a '
-                            "letter or digit")
+        raise SelectorError(
+            f'invalid label selector: {what} "{word[:70]}" must end with a letter or digit'
+        )
     if len(word) > limit:
         raise SelectorError(f"invalid label selector: {what} longer than {limit} characters")
     return word
@@ -109,7 +112,7 @@ def parse_labels(text: str) -> list[Requirement]:
             close = text.find(")", pos)
             if close < 0:
                 raise SelectorError(f"invalid label selector: unclosed ( {_quote(text, pos)}")
-            values = tuple(v.strip() for v in text[pos + 1:close].split(",") if v.strip())
+            values = tuple(v.strip() for v in text[pos + 1 : close].split(",") if v.strip())
             if len(values) > MAX_VALUES:
                 raise SelectorError(f"label selector: more than {MAX_VALUES} values for {key}")
             for v in values:

@@ -39,8 +39,9 @@ def path_problem(path: str, *, item: bool) -> str | None:
 def mode_problem(mode: int) -> str | None:
     """Why ``mode`` may not be a file's mode, or None."""
     if not 0 <= mode <= MAX_MODE:
-        return (f"invalid mode {mode:#o}: must be between 0 and 0777 (no setuid, setgid or "
-                "sticky bit)")
+        return (
+            f"invalid mode {mode:#o}: must be between 0 and 0777 (no setuid, setgid or sticky bit)"
+        )
     return None
 
 
@@ -57,8 +58,10 @@ def _items(items: Sequence[_File], path: str) -> Iterator[tuple[str, str]]:
             yield f"{path}.items[{j}].mode", why
 
 
-def _default_mode(src: pod_pb2.ConfigMapVolumeSource | pod_pb2.SecretVolumeSource
-                  | pod_pb2.ProjectedVolumeSource, path: str) -> Iterator[tuple[str, str]]:
+def _default_mode(
+    src: pod_pb2.ConfigMapVolumeSource | pod_pb2.SecretVolumeSource | pod_pb2.ProjectedVolumeSource,
+    path: str,
+) -> Iterator[tuple[str, str]]:
     if src.HasField("default_mode") and (why := mode_problem(src.default_mode)):
         yield f"{path}.defaultMode", why
 
@@ -86,8 +89,10 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]
                     out += _items(list(src.secret.items), f"{sp}.secret")
                 if src.HasField("downward_api"):
                     out += _items(list(src.downward_api.items), f"{sp}.downwardAPI")
-    for field, containers in (("initContainers", spec.init_containers),
-                              ("containers", spec.containers)):
+    for field, containers in (
+        ("initContainers", spec.init_containers),
+        ("containers", spec.containers),
+    ):
         for i, c in enumerate(containers):
             for j, m in enumerate(c.volume_mounts):
                 if m.sub_path and (why := path_problem(m.sub_path, item=False)):
@@ -115,8 +120,10 @@ def node_problems(pod: pod_pb2.Pod) -> list[tuple[str, str]]:
     for i, v in enumerate(spec.volumes):
         if why := name_problem(v.name):
             out.append((f"spec.volumes[{i}].name", why))
-    for field, containers in (("initContainers", spec.init_containers),
-                              ("containers", spec.containers)):
+    for field, containers in (
+        ("initContainers", spec.init_containers),
+        ("containers", spec.containers),
+    ):
         for i, c in enumerate(containers):
             if why := name_problem(c.name):
                 out.append((f"spec.{field}[{i}].name", why))

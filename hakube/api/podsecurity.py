@@ -24,19 +24,45 @@ LABEL_ENFORCE = "pod-security.kubernetes.io/enforce"
 LABEL_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 """Accepted and ignored: hakube checks the one version of the standards it implements."""
 
-BASELINE_CAPABILITIES = frozenset({
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
 """Capabilities baseline lets a container add (the runtime's default set)."""
 
 RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
-RESTRICTED_VOLUMES = ("config_map", "downward_api", "empty_dir", "persistent_volume_claim",
-                      "projected", "secret")
+RESTRICTED_VOLUMES = (
+    "config_map",
+    "downward_api",
+    "empty_dir",
+    "persistent_volume_claim",
+    "projected",
+    "secret",
+)
 """Volume sources restricted allows (of those hakube's Volume type has)."""
 
-_VOLUME_JSON = {"host_path": "hostPath", "config_map": "configMap", "downward_api": "downwardAPI",
-                "empty_dir": "emptyDir", "persistent_volume_claim": "persistentVolumeClaim",
-                "projected": "projected", "secret": "secret"}
+_VOLUME_JSON = {
+    "host_path": "hostPath",
+    "config_map": "configMap",
+    "downward_api": "downwardAPI",
+    "empty_dir": "emptyDir",
+    "persistent_volume_claim": "persistentVolumeClaim",
+    "projected": "projected",
+    "secret": "secret",
+}
 _APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
 _SECCOMP_POD = "seccomp.security.alpha.kubernetes.io/pod"
 _SECCOMP_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
@@ -58,8 +84,9 @@ def _containers(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, pod_pb2
             yield f"{path}.{field}[{i}]", c
 
 
-def _baseline(spec: pod_pb2.PodSpec, annotations: Mapping[str, str], path: str,
-              meta_path: str) -> Iterator[Violation]:
+def _baseline(
+    spec: pod_pb2.PodSpec, annotations: Mapping[str, str], path: str, meta_path: str
+) -> Iterator[Violation]:
     if spec.host_network:
         yield f"{path}.hostNetwork", "host namespaces are not allowed"
     for i, v in enumerate(spec.volumes):
@@ -71,16 +98,24 @@ def _baseline(spec: pod_pb2.PodSpec, annotations: Mapping[str, str], path: str,
             yield f"{cp}.securityContext.privileged", "privileged containers are not allowed"
         for j, cap in enumerate(sc.capabilities.add):
             if cap not in BASELINE_CAPABILITIES:
-                yield (f"{cp}.securityContext.capabilities.add[{j}]",
-                       f'adding capability "{cap}" is not allowed')
+                yield (
+                    f"{cp}.securityContext.capabilities.add[{j}]",
+                    f'adding capability "{cap}" is not allowed',
+                )
         for j, port in enumerate(c.ports):
             if port.host_port:
                 yield f"{cp}.ports[{j}].hostPort", "host ports are not allowed"
     for key, value in sorted(annotations.items()):
-        if key.startswith(_APPARMOR_PREFIX) and value and value != "runtime/default" \
-                and not value.startswith("localhost/"):
-            yield (f"{meta_path}.annotations[{key}]",
-                   f'AppArmor profile "{value}" is not allowed (runtime/default or localhost/*)')
+        if (
+            key.startswith(_APPARMOR_PREFIX)
+            and value
+            and value != "runtime/default"
+            and not value.startswith("localhost/")
+        ):
+            yield (
+                f"{meta_path}.annotations[{key}]",
+                f'AppArmor profile "{value}" is not allowed (runtime/default or localhost/*)',
+            )
         if (key == _SECCOMP_POD or key.startswith(_SECCOMP_PREFIX)) and value == "unconfined":
             yield f"{meta_path}.annotations[{key}]", 'seccomp profile "unconfined" is not allowed'
 
@@ -89,8 +124,10 @@ def _restricted(spec: pod_pb2.PodSpec, path: str) -> Iterator[Violation]:
     for i, v in enumerate(spec.volumes):
         source = next((f for f in _VOLUME_JSON if v.HasField(f)), "empty_dir")
         if source not in RESTRICTED_VOLUMES and source != "host_path":  # baseline said it
-            yield (f"{path}.volumes[{i}].{_VOLUME_JSON[source]}",
-                   f"{_VOLUME_JSON[source]} volumes are not allowed")
+            yield (
+                f"{path}.volumes[{i}].{_VOLUME_JSON[source]}",
+                f"{_VOLUME_JSON[source]} volumes are not allowed",
+            )
     psc = spec.security_context
     pod_non_root = psc.HasField("run_as_non_root") and psc.run_as_non_root
     if psc.HasField("run_as_non_root") and not psc.run_as_non_root:
@@ -104,8 +141,7 @@ def _restricted(spec: pod_pb2.PodSpec, path: str) -> Iterator[Violation]:
             if not sc.run_as_non_root:
                 yield f"{scp}.runAsNonRoot", "must be true"
         elif not pod_non_root:
-            yield (f"{scp}.runAsNonRoot",
-                   "must be true (here or in the pod's securityContext)")
+            yield (f"{scp}.runAsNonRoot", "must be true (here or in the pod's securityContext)")
         if sc.HasField("run_as_user") and sc.run_as_user == 0:
             yield f"{scp}.runAsUser", "must not be 0 (root)"
         if not (sc.HasField("allow_privilege_escalation") and not sc.allow_privilege_escalation):
@@ -114,12 +150,20 @@ def _restricted(spec: pod_pb2.PodSpec, path: str) -> Iterator[Violation]:
             yield f"{scp}.capabilities.drop", 'must include "ALL"'
         for j, cap in enumerate(sc.capabilities.add):
             if cap in BASELINE_CAPABILITIES and cap not in RESTRICTED_CAPABILITIES:
-                yield (f"{scp}.capabilities.add[{j}]",
-                       f'adding capability "{cap}" is not allowed (only NET_BIND_SERVICE)')
+                yield (
+                    f"{scp}.capabilities.add[{j}]",
+                    f'adding capability "{cap}" is not allowed (only NET_BIND_SERVICE)',
+                )
 
 
-def violations(spec: pod_pb2.PodSpec, level: str, *, annotations: Mapping[str, str] = {},
-               path: str = "spec", meta_path: str = "metadata") -> list[Violation]:
+def violations(
+    spec: pod_pb2.PodSpec,
+    level: str,
+    *,
+    annotations: Mapping[str, str] = {},
+    path: str = "spec",
+    meta_path: str = "metadata",
+) -> list[Violation]:
     """What ``level`` forbids in a pod spec (and its annotations); empty when it may run."""
     if level == PRIVILEGED:
         return []

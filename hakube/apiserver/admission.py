@@ -37,8 +37,14 @@ def pod_specs(kind: Kind, msg: Any) -> list[tuple[Any, str, Any, str]]:
         return [(t.spec, "spec.template.spec", t.metadata, "spec.template.metadata")]
     if kind.name == "CronJob":
         t = msg.spec.job_template.spec.template
-        return [(t.spec, "spec.jobTemplate.spec.template.spec", t.metadata,
-                 "spec.jobTemplate.spec.template.metadata")]
+        return [
+            (
+                t.spec,
+                "spec.jobTemplate.spec.template.spec",
+                t.metadata,
+                "spec.jobTemplate.spec.template.metadata",
+            )
+        ]
     return []
 
 
@@ -78,16 +84,19 @@ class PodSecurity:
             return
         found = []
         for spec, path, meta, meta_path in specs:
-            found += podsecurity.violations(spec, level, annotations=dict(meta.annotations),
-                                            path=path, meta_path=meta_path)
+            found += podsecurity.violations(
+                spec, level, annotations=dict(meta.annotations), path=path, meta_path=meta_path
+            )
         if found:
             shown = "; ".join(f"{p}: {m}" for p, m in found[:3])
             more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-            raise Forbidden(f'{kind.name.lower()} "{msg.metadata.name}": violates PodSecurity '
-                            f'"{level}": {shown}{more}')
+            raise Forbidden(
+                f'{kind.name.lower()} "{msg.metadata.name}": violates PodSecurity '
+                f'"{level}": {shown}{more}'
+            )
 
 
-def _same_pods(new: list[tuple[Any, str, Any, str]], old: list[tuple[Any, str, Any, str]]
-               ) -> bool:
-    return [(s.SerializeToString(deterministic=True), dict(m.annotations)) for s, _, m, _ in new] \
-        == [(s.SerializeToString(deterministic=True), dict(m.annotations)) for s, _, m, _ in old]
+def _same_pods(new: list[tuple[Any, str, Any, str]], old: list[tuple[Any, str, Any, str]]) -> bool:
+    return [
+        (s.SerializeToString(deterministic=True), dict(m.annotations)) for s, _, m, _ in new
+    ] == [(s.SerializeToString(deterministic=True), dict(m.annotations)) for s, _, m, _ in old]

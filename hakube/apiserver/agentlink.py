@@ -66,20 +66,25 @@ def check_node_identity(identity: Identity, node: str) -> str | None:
     """Why a peer with ``identity`` is not node ``node``'s agent, or None."""
     if identity.user != names.node_user(node) or names.NODES_GROUP not in identity.groups:
         groups = ",".join(identity.groups) or "no groups"
-        return (f'presents a certificate for "{identity.user}" ({groups}), not '
-                f'"{names.node_user(node)}" in {names.NODES_GROUP}')
+        return (
+            f'presents a certificate for "{identity.user}" ({groups}), not '
+            f'"{names.node_user(node)}" in {names.NODES_GROUP}'
+        )
     return None
 
 
-async def dial(node: str, host: str, port: int,
-               tls: TlsFiles) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def dial(
+    node: str, host: str, port: int, tls: TlsFiles
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A TLS connection to ``node``'s agent at HOST:PORT, its identity checked."""
     where = f"the agent of node {node} at {host}:{port}"
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=agent_context(tls), server_hostname=host,
-                                    limit=CHUNK),
-            DIAL_TIMEOUT)
+            asyncio.open_connection(
+                host, port, ssl=agent_context(tls), server_hostname=host, limit=CHUNK
+            ),
+            DIAL_TIMEOUT,
+        )
     except ssl.SSLCertVerificationError as e:
         raise AgentDialError(f"{where} failed verification: {e.verify_message}") from e
     except (ssl.SSLError, CertError) as e:
@@ -141,14 +146,21 @@ class AgentLink:
         except BaseException:
             await self._close()
             raise
-        self.channel = grpc.aio.insecure_channel(f"unix:{path}", options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.use_local_subchannel_pool", 1),
-        ])
+        self.channel = grpc.aio.insecure_channel(
+            f"unix:{path}",
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.use_local_subchannel_pool", 1),
+            ],
+        )
         return self.channel
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self._close()
 
     async def _bridge(self, local_r: asyncio.StreamReader, local_w: asyncio.StreamWriter) -> None:

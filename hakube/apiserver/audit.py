@@ -37,9 +37,17 @@ from hakube.apiserver import authn
 
 LEVELS = ("None", "Metadata")
 VERBS = {
-    "Create": "create", "Get": "get", "Update": "update", "UpdateStatus": "update",
-    "Delete": "delete", "List": "list", "Watch": "watch", "Bind": "create",
-    "LeaseGrant": "grant", "LeaseKeepAlive": "keepalive", "LeaseRevoke": "revoke",
+    "Create": "create",
+    "Get": "get",
+    "Update": "update",
+    "UpdateStatus": "update",
+    "Delete": "delete",
+    "List": "list",
+    "Watch": "watch",
+    "Bind": "create",
+    "LeaseGrant": "grant",
+    "LeaseKeepAlive": "keepalive",
+    "LeaseRevoke": "revoke",
 }
 """API method -> audit verb (Kubernetes verbs where one exists; other methods: lowercase)."""
 
@@ -47,13 +55,24 @@ DEFAULT_POLICY: dict[str, Any] = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "rules": [
-        {"level": "None", "verbs": ["get", "list", "watch"],
-         "resources": [{"resources": ["leases", "events"]}]},
+        {
+            "level": "None",
+            "verbs": ["get", "list", "watch"],
+            "resources": [{"resources": ["leases", "events"]}],
+        },
         {"level": "None", "verbs": ["keepalive"]},
-        {"level": "None", "verbs": ["update"], "resources": [{"resources": ["leases"]}],
-         "userGroups": ["system:nodes"]},
-        {"level": "None", "verbs": ["update"], "resources": [{"resources": ["leases"]}],
-         "users": ["system:kube-scheduler", "system:kube-controller-manager"]},
+        {
+            "level": "None",
+            "verbs": ["update"],
+            "resources": [{"resources": ["leases"]}],
+            "userGroups": ["system:nodes"],
+        },
+        {
+            "level": "None",
+            "verbs": ["update"],
+            "resources": [{"resources": ["leases"]}],
+            "users": ["system:kube-scheduler", "system:kube-controller-manager"],
+        },
         {"level": "Metadata"},
     ],
 }
@@ -86,18 +105,28 @@ class Rule:
     resources: frozenset[str] = field(default_factory=frozenset)
     namespaces: frozenset[str] = field(default_factory=frozenset)
 
-    def matches(self, user: str, groups: tuple[str, ...], verb: str, resource: str,
-                namespace: str) -> bool:
-        return ((not self.users or user in self.users)
-                and (not self.groups or not self.groups.isdisjoint(groups))
-                and (not self.verbs or verb in self.verbs)
-                and (not self.resources or resource in self.resources
-                     or "*" in self.resources)
-                and (not self.namespaces or namespace in self.namespaces))
+    def matches(
+        self, user: str, groups: tuple[str, ...], verb: str, resource: str, namespace: str
+    ) -> bool:
+        return (
+            (not self.users or user in self.users)
+            and (not self.groups or not self.groups.isdisjoint(groups))
+            and (not self.verbs or verb in self.verbs)
+            and (not self.resources or resource in self.resources or "*" in self.resources)
+            and (not self.namespaces or namespace in self.namespaces)
+        )
 
 
-_RULE_KEYS = {"level", "users", "userGroups", "verbs", "resources", "namespaces",
-              "omitStages", "nonResourceURLs"}
+_RULE_KEYS = {
+    "level",
+    "users",
+    "userGroups",
+    "verbs",
+    "resources",
+    "namespaces",
+    "omitStages",
+    "nonResourceURLs",
+}
 
 
 def _names(raw: dict[str, Any], key: str, where: str) -> frozenset[str]:
@@ -126,8 +155,10 @@ def parse_policy(doc: Any, path: str) -> list[Rule]:
             raise AuditError(f"{where}: unknown field {sorted(unknown)[0]!r}")
         level = raw.get("level")
         if level not in LEVELS:
-            raise AuditError(f"{where}.level: {level!r} is not supported (None, Metadata: "
-                             "request and response bodies are never logged)")
+            raise AuditError(
+                f"{where}.level: {level!r} is not supported (None, Metadata: "
+                "request and response bodies are never logged)"
+            )
 
         resources: set[str] = set()
         groups_of = raw.get("resources") or []
@@ -137,10 +168,16 @@ def parse_policy(doc: Any, path: str) -> list[Rule]:
             if not isinstance(g, dict) or not isinstance(g.get("resources", []), list):
                 raise AuditError(f"{where}.resources[{j}]: must be {{group, resources: [...]}}")
             resources.update(str(r) for r in g.get("resources", []))
-        rules.append(Rule(level=level, users=_names(raw, "users", where),
-                          groups=_names(raw, "userGroups", where),
-                          verbs=_names(raw, "verbs", where), resources=frozenset(resources),
-                          namespaces=_names(raw, "namespaces", where)))
+        rules.append(
+            Rule(
+                level=level,
+                users=_names(raw, "users", where),
+                groups=_names(raw, "userGroups", where),
+                verbs=_names(raw, "verbs", where),
+                resources=frozenset(resources),
+                namespaces=_names(raw, "namespaces", where),
+            )
+        )
     return rules
 
 
@@ -190,8 +227,9 @@ class AuditLog:
 
     def __init__(self, settings: AuditSettings) -> None:
         if settings.max_size_mb < 1 or settings.max_backups < 0:
-            raise AuditError("--audit-log-maxsize must be >= 1 (MiB) and "
-                             "--audit-log-maxbackups >= 0")
+            raise AuditError(
+                "--audit-log-maxsize must be >= 1 (MiB) and --audit-log-maxbackups >= 0"
+            )
         self.settings = settings
         self.rules = load_policy(settings.policy_file)
         self.max_bytes = settings.max_size_mb * 1024 * 1024
@@ -217,8 +255,9 @@ class AuditLog:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return os.fdopen(fd, "a", buffering=1 << 16, encoding="utf-8")
 
-    def level(self, user: str, groups: tuple[str, ...], verb: str, resource: str,
-              namespace: str) -> str:
+    def level(
+        self, user: str, groups: tuple[str, ...], verb: str, resource: str, namespace: str
+    ) -> str:
         for rule in self.rules:
             if rule.matches(user, groups, verb, resource, namespace):
                 return rule.level
@@ -233,11 +272,20 @@ class AuditLog:
         resource, ns, name = _target(req) if req is not None else ("", "", "")
         if self.level(user, groups, verb, resource, ns) == "None":
             return
-        entry = {"time": time.time(), "auditID": f"{self._id_prefix}-{next(self._ids):x}",
-                 "requestID": str(getattr(req, "request_id", "") or ""),
-                 "user": user, "groups": list(groups), "verb": verb, "method": method,
-                 "resource": resource, "namespace": ns, "name": name, "code": code,
-                 "latencyMs": round(seconds * 1000, 3)}
+        entry = {
+            "time": time.time(),
+            "auditID": f"{self._id_prefix}-{next(self._ids):x}",
+            "requestID": str(getattr(req, "request_id", "") or ""),
+            "user": user,
+            "groups": list(groups),
+            "verb": verb,
+            "method": method,
+            "resource": resource,
+            "namespace": ns,
+            "name": name,
+            "code": code,
+            "latencyMs": round(seconds * 1000, 3),
+        }
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -249,8 +297,9 @@ class AuditLog:
             if entry is None:
                 self._file.flush()
                 return
-            entry["time"] = datetime.datetime.fromtimestamp(
-                entry["time"], datetime.UTC).isoformat(timespec="milliseconds")
+            entry["time"] = datetime.datetime.fromtimestamp(entry["time"], datetime.UTC).isoformat(
+                timespec="milliseconds"
+            )
             line = json.dumps(entry, separators=(",", ":")) + "\n"
             try:
                 if self._file.tell() + len(line) > self.max_bytes:

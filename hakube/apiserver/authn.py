@@ -24,7 +24,8 @@ from hakube.pki.certs import Identity
 from hakube.pki.tls import identity_of_pem
 
 current: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
-    "hakube_identity", default=None)
+    "hakube_identity", default=None
+)
 """The caller of the request this task serves (None outside a request)."""
 
 
@@ -46,8 +47,10 @@ class Authenticator:
         auth = ctx.auth_context()
         pem = auth.get("x509_pem_cert")
         if not pem:
-            raise Unauthenticated("no client certificate: the API requires a certificate "
-                                  "from the cluster CA (see docs/security.md)")
+            raise Unauthenticated(
+                "no client certificate: the API requires a certificate "
+                "from the cluster CA (see docs/security.md)"
+            )
         identity, issuer = identity_of_pem(pem[0])
         if issuer == self.ca_name:
             return identity
@@ -55,8 +58,10 @@ class Authenticator:
             found = self.bootstrap(issuer)
             if found is not None:
                 return found
-        raise Unauthenticated(f'client certificate for "{identity.user}" is not from the '
-                              "cluster CA, or its bootstrap token expired")
+        raise Unauthenticated(
+            f'client certificate for "{identity.user}" is not from the '
+            "cluster CA, or its bootstrap token expired"
+        )
 
 
 def is_bootstrap(identity: Identity) -> bool:

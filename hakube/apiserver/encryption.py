@@ -85,7 +85,7 @@ def stored_label(value: bytes) -> str:
     """Which provider (and key) sealed a stored value, e.g. ``aesgcm key "key1"``."""
     if not value.startswith(PREFIX):
         return "identity"
-    parts = value[len(PREFIX):].split(b":", 3)
+    parts = value[len(PREFIX) :].split(b":", 3)
     if len(parts) < 4:
         return "an unknown provider"
     return f'{parts[0].decode(errors="replace")} key "{parts[2].decode(errors="replace")}"'
@@ -94,8 +94,9 @@ def stored_label(value: bytes) -> str:
 class Transformer:
     """Seals and opens values per kind. Kinds the config does not name pass through."""
 
-    def __init__(self, providers: dict[str, list[Provider]] | None = None,
-                 source: str = "") -> None:
+    def __init__(
+        self, providers: dict[str, list[Provider]] | None = None, source: str = ""
+    ) -> None:
         self.providers = dict(providers or {})
         """Kind name -> providers, the first one writes."""
         self.source = source
@@ -146,7 +147,7 @@ class Transformer:
             raise DecryptError(self._cannot(kind, ns, name, stored))
         for p in providers:
             if p.aead is not None and stored.startswith(p.prefix):
-                body = stored[len(p.prefix):]
+                body = stored[len(p.prefix) :]
                 try:
                     return p.aead.decrypt(body[:_NONCE], body[_NONCE:], _aad(kind, ns, name))
                 except InvalidTag as exc:
@@ -176,10 +177,15 @@ class Transformer:
         return stored.startswith(first.prefix)
 
     def _cannot(self, kind: str, ns: str, name: str, stored: bytes) -> str:
-        where = f"--encryption-provider-config {self.source}" if self.source else \
-            "this master (it has no --encryption-provider-config)"
-        return (f"{kind} {ns}/{name} is stored with {stored_label(stored)}, which "
-                f"{where} does not list; add that key (or identity) to the providers")
+        where = (
+            f"--encryption-provider-config {self.source}"
+            if self.source
+            else "this master (it has no --encryption-provider-config)"
+        )
+        return (
+            f"{kind} {ns}/{name} is stored with {stored_label(stored)}, which "
+            f"{where} does not list; add that key (or identity) to the providers"
+        )
 
 
 def _field_error(path: str, field: str, msg: str) -> EncryptionConfigError:
@@ -189,12 +195,11 @@ def _field_error(path: str, field: str, msg: str) -> EncryptionConfigError:
 def _provider(path: str, where: str, raw: object, seen: set[str]) -> list[Provider]:
     if not isinstance(raw, dict) or len(raw) != 1:
         raise _field_error(path, where, "must name exactly one provider (aesgcm or identity)")
-    (ptype, body), = raw.items()
+    ((ptype, body),) = raw.items()
     if ptype == "identity":
         return [IDENTITY]
     if ptype != "aesgcm":
-        raise _field_error(path, where, f'provider "{ptype}" is not supported (aesgcm, '
-                           "identity)")
+        raise _field_error(path, where, f'provider "{ptype}" is not supported (aesgcm, identity)')
     keys = body.get("keys") if isinstance(body, dict) else None
     if not isinstance(keys, list) or not keys:
         raise _field_error(path, f"{where}.aesgcm.keys", "required: a list of {name, secret}")
@@ -214,8 +219,9 @@ def _provider(path: str, where: str, raw: object, seen: set[str]) -> list[Provid
         except (binascii.Error, ValueError) as exc:
             raise _field_error(path, f"{kwhere}.secret", "is not base64") from exc
         if len(raw_key) not in (16, 24, 32):
-            raise _field_error(path, f"{kwhere}.secret",
-                               f"must decode to 16, 24 or 32 bytes, not {len(raw_key)}")
+            raise _field_error(
+                path, f"{kwhere}.secret", f"must decode to 16, 24 or 32 bytes, not {len(raw_key)}"
+            )
         out.append(Provider("aesgcm", name, AESGCM(raw_key)))
     return out
 
@@ -251,15 +257,17 @@ def parse_config(text: str, path: str) -> Transformer:
         for k, word in enumerate(names):
             kind = kinds_mod.lookup(str(word))
             if kind is None:
-                raise _field_error(path, f"{where}.resources[{k}]",
-                                   f'"{word}" is not a resource this server knows')
+                raise _field_error(
+                    path, f"{where}.resources[{k}]", f'"{word}" is not a resource this server knows'
+                )
             if kind.name not in ENCRYPTABLE:
-                raise _field_error(path, f"{where}.resources[{k}]",
-                                   f'"{word}" cannot be encrypted here (supported: secrets, '
-                                   "configmaps)")
+                raise _field_error(
+                    path,
+                    f"{where}.resources[{k}]",
+                    f'"{word}" cannot be encrypted here (supported: secrets, configmaps)',
+                )
             if kind.name in by_kind:
-                raise _field_error(path, f"{where}.resources[{k}]",
-                                   f'"{word}" is configured twice')
+                raise _field_error(path, f"{where}.resources[{k}]", f'"{word}" is configured twice')
             by_kind[kind.name] = plist
     return Transformer(by_kind, source=path)
 
@@ -275,7 +283,8 @@ def load_config(path: str) -> Transformer:
     except FileNotFoundError as exc:
         raise EncryptionConfigError(
             f"encryption config {path} does not exist; copy the cluster's key file there "
-            "(every master needs the same one)") from exc
+            "(every master needs the same one)"
+        ) from exc
     except OSError as exc:
         raise EncryptionConfigError(f"encryption config {path}: {exc.strerror}") from exc
     return parse_config(text, path)
@@ -287,14 +296,24 @@ def new_config(key_name: str = "key1", kinds: Iterable[str] = ("secrets",)) -> s
     doc = {
         "apiVersion": API_VERSION,
         "kind": "EncryptionConfiguration",
-        "resources": [{
-            "resources": list(kinds),
-            "providers": [
-                {"aesgcm": {"keys": [{"name": key_name,
-                                      "secret": base64.b64encode(os.urandom(32)).decode()}]}},
-                {"identity": {}},
-            ],
-        }],
+        "resources": [
+            {
+                "resources": list(kinds),
+                "providers": [
+                    {
+                        "aesgcm": {
+                            "keys": [
+                                {
+                                    "name": key_name,
+                                    "secret": base64.b64encode(os.urandom(32)).decode(),
+                                }
+                            ]
+                        }
+                    },
+                    {"identity": {}},
+                ],
+            }
+        ],
     }
     return yaml.safe_dump(doc, sort_keys=False)
 

@@ -1,20 +1,20 @@
 """API errors and their gRPC status codes: the one place where the mapping lives.
 
-    ApiError (code, message)
-    ├── Invalid            INVALID_ARGUMENT   message names the object and the field path
-    ├── NotFound           NOT_FOUND
-    ├── AlreadyExists      ALREADY_EXISTS
-    ├── Conflict           ABORTED            stale resourceVersion / failed precondition
-    ├── Gone               OUT_OF_RANGE       watch or continue from a compacted revision: relist
-    ├── TooLarge           RESOURCE_EXHAUSTED object over the size limit
-    ├── Unavailable        UNAVAILABLE        no quorum / no leader; nothing was written
-    ├── Unknown outcome    UNAVAILABLE        with "outcome unknown": retry with the same request id
-    ├── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
-    ├── Unauthenticated    UNAUTHENTICATED    no client certificate from the cluster CA
-    ├── FailedPrecondition FAILED_PRECONDITION the cluster is not in a state that allows it
-    │                                         (e.g. a member removal that would lose quorum)
-    └── Internal           INTERNAL           a stored value this master cannot read (e.g. a
-                                              Secret sealed with a key it does not have)
+ApiError (code, message)
+├── Invalid            INVALID_ARGUMENT   message names the object and the field path
+├── NotFound           NOT_FOUND
+├── AlreadyExists      ALREADY_EXISTS
+├── Conflict           ABORTED            stale resourceVersion / failed precondition
+├── Gone               OUT_OF_RANGE       watch or continue from a compacted revision: relist
+├── TooLarge           RESOURCE_EXHAUSTED object over the size limit
+├── Unavailable        UNAVAILABLE        no quorum / no leader; nothing was written
+├── Unknown outcome    UNAVAILABLE        with "outcome unknown": retry with the same request id
+├── Forbidden          PERMISSION_DENIED  e.g. creating in a terminating namespace
+├── Unauthenticated    UNAUTHENTICATED    no client certificate from the cluster CA
+├── FailedPrecondition FAILED_PRECONDITION the cluster is not in a state that allows it
+│                                         (e.g. a member removal that would lose quorum)
+└── Internal           INTERNAL           a stored value this master cannot read (e.g. a
+                                          Secret sealed with a key it does not have)
 """
 
 from __future__ import annotations

@@ -43,9 +43,13 @@ _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 class BootstrapTokens:
     """The live bootstrap tokens of one master's store replica (any thread)."""
 
-    def __init__(self, fsm: StoreFSM,
-                 clock: Callable[[], datetime.datetime] | None = None, *,
-                 transformer: Transformer | None = None) -> None:
+    def __init__(
+        self,
+        fsm: StoreFSM,
+        clock: Callable[[], datetime.datetime] | None = None,
+        *,
+        transformer: Transformer | None = None,
+    ) -> None:
         self.fsm = fsm
         self.transformer = transformer or Transformer()
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
@@ -65,8 +69,9 @@ class BootstrapTokens:
                     if not name.startswith(bootstrap.SECRET_PREFIX):
                         continue
                     try:
-                        value = self.transformer.read("Secret", bootstrap.SECRET_NAMESPACE,
-                                                      name, rec.value)
+                        value = self.transformer.read(
+                            "Secret", bootstrap.SECRET_NAMESPACE, name, rec.value
+                        )
                     except DecryptError:
                         continue  # not a usable token; the start-up key check reports it
                     secret = core_pb2.Secret.FromString(value)
@@ -100,8 +105,9 @@ class BootstrapTokens:
                 continue
             pem = self._issuers.get(stored)
             if pem is None:
-                pem = self._issuers[stored] = certs.cert_pem(bootstrap.issuer_cert(
-                    stored.token, not_after=stored.expiration))
+                pem = self._issuers[stored] = certs.cert_pem(
+                    bootstrap.issuer_cert(stored.token, not_after=stored.expiration)
+                )
             out.append(pem)
         return b"".join(sorted(out))
 
@@ -123,8 +129,9 @@ def _requested_hosts(csr_pem: bytes) -> tuple[str, ...]:
             raise Invalid(f'csr_pem: DNS name "{dns}" is not a valid host name')
         hosts.append(dns)
     for ip in san.get_values_for_type(x509.IPAddress):
-        if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and \
-                (ip.is_unspecified or ip.is_multicast):
+        if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and (
+            ip.is_unspecified or ip.is_multicast
+        ):
             raise Invalid(f"csr_pem: address {ip} cannot name a node")
         hosts.append(str(ip))
     if len(hosts) > MAX_SANS:
@@ -150,8 +157,7 @@ class JoinServicer:
         hosts = tuple(dict.fromkeys([node, *_requested_hosts(csr_pem)]))
         ca = self._ca()
         try:
-            cert = ca.sign_request(csr_pem, expect=node_identity(node), server=True,
-                                   hosts=hosts)
+            cert = ca.sign_request(csr_pem, expect=node_identity(node), server=True, hosts=hosts)
         except certs.CertError as exc:
             raise Invalid(f"csr_pem: {exc}") from exc
         return join_pb2.JoinResponse(certificate_pem=cert, ca_pem=ca.pem)
@@ -174,8 +180,9 @@ class JoinServicer:
             raise Forbidden("Renew is for nodes, with their own certificate")
         return self._sign(node, req.csr_pem)
 
-    def handlers(self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type],
-                                       grpc.RpcMethodHandler]) -> list[grpc.GenericRpcHandler]:
+    def handlers(
+        self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler]
+    ) -> list[grpc.GenericRpcHandler]:
         """``unary`` is ApiServer.unary (authentication, decoding, error mapping, metrics)."""
         methods = {
             "ClusterInfo": unary("ClusterInfo", self.cluster_info, join_pb2.ClusterInfoRequest),

@@ -37,21 +37,35 @@ class MasterMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("hakube_api_requests", "API requests by method, kind and code.",
-                                ["method", "kind", "code"], registry=r)
-        self.latency = Histogram("hakube_api_request_duration_seconds", "API request latency.",
-                                 ["method", "kind"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "hakube_api_requests",
+            "API requests by method, kind and code.",
+            ["method", "kind", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "hakube_api_request_duration_seconds",
+            "API request latency.",
+            ["method", "kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.proposal_latency = Histogram(
             "hakube_raft_proposal_duration_seconds",
             "Time from proposing a batch to its being applied locally.",
-            buckets=_LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("hakube_raft_batch_operations",
-                                    "Operations per group-committed Raft command.",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
-                                    registry=r)
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "hakube_raft_batch_operations",
+            "Operations per group-committed Raft command.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+            registry=r,
+        )
         self.watch_streams = Gauge("hakube_watch_streams", "Open watch streams.", registry=r)
-        self.watch_events = Counter("hakube_watch_events_sent", "Watch events sent.", ["kind"],
-                                    registry=r)
+        self.watch_events = Counter(
+            "hakube_watch_events_sent", "Watch events sent.", ["kind"], registry=r
+        )
         self.raft_refused = Counter(
             "hakube_raft_refused_connections",
             "Connections to the Raft port refused, by reason (handshake: TLS failed or timed out; "
@@ -59,7 +73,9 @@ class MasterMetrics:
             "itself as another, or a dialled member presented another's certificate; utility, "
             "readonly: pysyncobj admin commands or read-only peers; bad_frame: a frame too large "
             "or not a plain Raft message; too_many: too many connections being set up).",
-            ["reason"], registry=r)
+            ["reason"],
+            registry=r,
+        )
 
         self._request_children: dict[tuple[str, str, str], Any] = {}
         self._latency_children: dict[tuple[str, str], Any] = {}
@@ -103,27 +119,32 @@ class _StateCollector(Collector):
             "hakube_raft_commit_index": ("Raft commit index.", s["commit_index"]),
             "hakube_raft_applied_index": ("Raft last applied index.", s["applied_index"]),
             "hakube_raft_log_entries": ("Entries in the Raft log.", s["log_entries"]),
-            "hakube_raft_leader_changes": ("Raft role changes seen by this master.",
-                                           s["leader_changes"]),
-            "hakube_raft_journal_syncs": ("Journal syncs before sending (--fsync; 0 without).",
-                                          s.get("journal_syncs", 0)),
-            "hakube_raft_ready": ("1 while this master is in a quorum with a leader.",
-                                  s["ready"]),
+            "hakube_raft_leader_changes": (
+                "Raft role changes seen by this master.",
+                s["leader_changes"],
+            ),
+            "hakube_raft_journal_syncs": (
+                "Journal syncs before sending (--fsync; 0 without).",
+                s.get("journal_syncs", 0),
+            ),
+            "hakube_raft_ready": ("1 while this master is in a quorum with a leader.", s["ready"]),
             "hakube_store_revision": ("Store revision.", s["revision"]),
             "hakube_store_size_bytes": ("Bytes of stored object data.", s["size_bytes"]),
-            "hakube_store_quota_bytes": ("The store's size limit (--quota-bytes; 0: none).",
-                                         s.get("quota_bytes", 0)),
+            "hakube_store_quota_bytes": (
+                "The store's size limit (--quota-bytes; 0: none).",
+                s.get("quota_bytes", 0),
+            ),
             "hakube_store_quota_exceeded": (
                 "1 while writes are refused for the store's quota: only deletes, shrinking "
                 "updates and Lease renewals are accepted (the alarm to act on).",
-                1 if s.get("quota_alarm") else 0),
+                1 if s.get("quota_alarm") else 0,
+            ),
         }
         for name, (doc, value) in simple.items():
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], float(value))
             yield g
-        objs = GaugeMetricFamily("hakube_store_objects", "Stored objects by kind.",
-                                 labels=["kind"])
+        objs = GaugeMetricFamily("hakube_store_objects", "Stored objects by kind.", labels=["kind"])
         for kind, n in sorted(s["objects"].items()):
             objs.add_metric([kind], float(n))
         yield objs

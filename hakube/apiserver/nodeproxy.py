@@ -102,7 +102,8 @@ class NodeProxyServicer:
         if found is None:
             raise FailedPrecondition(
                 f'node "{node_name}" publishes no agent API (is its agent running, with a '
-                "node certificate?)")
+                "node certificate?)"
+            )
         return found
 
     # -- calls --------------------------------------------------------------------------------
@@ -113,8 +114,9 @@ class NodeProxyServicer:
 
     def _take_slot(self) -> None:
         if self._slots.locked():
-            raise TooLarge(f"this master already proxies {self.max_calls} calls to agents; "
-                           "retry later")
+            raise TooLarge(
+                f"this master already proxies {self.max_calls} calls to agents; retry later"
+            )
 
     @staticmethod
     def _failed(exc: grpc.aio.AioRpcError, link: AgentLink) -> AgentError:
@@ -144,7 +146,8 @@ class NodeProxyServicer:
 
     async def stats(self, req: nodeproxy_pb2.NodeStatsRequest) -> agent_pb2.StatsResponse:
         resp: agent_pb2.StatsResponse = await self._unary(
-            req.node, lambda stub: stub.Stats(req.request, timeout=30))
+            req.node, lambda stub: stub.Stats(req.request, timeout=30)
+        )
         return resp
 
     async def logs(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -194,8 +197,7 @@ class NodeProxyServicer:
             return await self.stats(req)
 
         methods = {
-            "Logs": grpc.unary_stream_rpc_method_handler(
-                self.logs, response_serializer=_serialize),
+            "Logs": grpc.unary_stream_rpc_method_handler(self.logs, response_serializer=_serialize),
             "Exec": unary("ProxyExec", exec_, agent_pb2.ExecRequest),
             "Stats": unary("ProxyStats", stats, nodeproxy_pb2.NodeStatsRequest),
         }
@@ -215,5 +217,7 @@ def _current() -> Identity:
 def refuse_nodes(identity: Identity) -> None:
     """Forbidden for a node's identity (see the module docstring)."""
     if names.NODES_GROUP in identity.groups or names.node_name(identity.user) is not None:
-        raise Forbidden(f'"{identity.user}" is a node: nodes may not use the node proxy '
-                        "(logs, exec, stats of other nodes' pods)")
+        raise Forbidden(
+            f'"{identity.user}" is a node: nodes may not use the node proxy '
+            "(logs, exec, stats of other nodes' pods)"
+        )

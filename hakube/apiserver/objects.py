@@ -80,10 +80,17 @@ def _parse(kind: Kind, value: bytes, rev: int) -> Any:
 class ObjectAPI:
     """Implements the object service on top of one master's store replica."""
 
-    def __init__(self, fsm: StoreFSM, proposer: Proposer, *,
-                 clock: Callable[[], float], new_uid: Callable[[], str] | None = None,
-                 quota_bytes: int = 0, pod_security: PodSecurity | None = None,
-                 transformer: Transformer | None = None) -> None:
+    def __init__(
+        self,
+        fsm: StoreFSM,
+        proposer: Proposer,
+        *,
+        clock: Callable[[], float],
+        new_uid: Callable[[], str] | None = None,
+        quota_bytes: int = 0,
+        pod_security: PodSecurity | None = None,
+        transformer: Transformer | None = None,
+    ) -> None:
         """``quota_bytes``: the store's size limit (0: none), see ``_check_quota``."""
         self.fsm = fsm
         self.pod_security = pod_security or PodSecurity(fsm)
@@ -98,8 +105,8 @@ class ObjectAPI:
         # The real proposer settles asyncio futures in one loop callback per batch; a proposer
         # with only ``submit`` (tests) is wrapped per operation.
         self._submit_async: Callable[[store.Op], Awaitable[store.Result]] = getattr(
-            proposer, "submit_async", None) or (lambda op: asyncio.wrap_future(
-                proposer.submit(op)))
+            proposer, "submit_async", None
+        ) or (lambda op: asyncio.wrap_future(proposer.submit(op)))
 
         self._ns_terminating: dict[int, tuple[Record, bool]] = {}
 
@@ -140,7 +147,8 @@ class ObjectAPI:
         if len(value) > MAX_OBJECT_BYTES:
             raise api_errors.TooLarge(
                 f'{kind.name} "{msg.metadata.name}" is too large: {len(value)} bytes, the limit '
-                f"is {MAX_OBJECT_BYTES} bytes")
+                f"is {MAX_OBJECT_BYTES} bytes"
+            )
         return value
 
     def _check_quota(self, kind: Kind, name: str, growth: int) -> None:
@@ -155,7 +163,8 @@ class ObjectAPI:
         if not fits:
             raise api_errors.TooLarge(
                 f'{kind.plural} "{name}": the store is over its quota ({self.fsm.size_bytes} of '
-                f"{self.quota_bytes} bytes); delete objects to free space (--quota-bytes)")
+                f"{self.quota_bytes} bytes); delete objects to free space (--quota-bytes)"
+            )
 
     @property
     def quota_alarm(self) -> bool:
@@ -178,8 +187,9 @@ class ObjectAPI:
         if rec is None:
             raise NotFound(f'namespaces "{ns}" not found')
         if self._terminating(rec):
-            raise Forbidden(f'{kind.name} cannot be created in namespace "{ns}" because it is '
-                            "being terminated")
+            raise Forbidden(
+                f'{kind.name} cannot be created in namespace "{ns}" because it is being terminated'
+            )
 
     def _terminating(self, rec: Record) -> bool:
         """Whether a stored Namespace is being deleted. Records are immutable, so the answer is
@@ -189,8 +199,11 @@ class ObjectAPI:
         if cached is not None and cached[0] is rec:
             return cached[1]
         # Namespaces are never encrypted (encryption.ENCRYPTABLE): the stored bytes are plain.
-        terminating = bool(_parse(kinds_mod.BY_NAME["Namespace"], rec.value, rec.mod_rev).metadata
-                           .deletion_timestamp)
+        terminating = bool(
+            _parse(
+                kinds_mod.BY_NAME["Namespace"], rec.value, rec.mod_rev
+            ).metadata.deletion_timestamp
+        )
         if len(self._ns_terminating) > 1024:
             self._ns_terminating.clear()
         self._ns_terminating[key] = (rec, terminating)
@@ -240,13 +253,25 @@ class ObjectAPI:
         if req.lease < 0:
             raise Invalid(f"lease: id {req.lease} must be positive (or 0 for none)")
         sealed = self._seal(kind, meta.namespace, meta.name, value)
-        code, rev, _ = await self.propose(("c", req.request_id, kind.name, meta.namespace,
-                                           meta.name, sealed, labels, fields, req.lease))
+        code, rev, _ = await self.propose(
+            (
+                "c",
+                req.request_id,
+                kind.name,
+                meta.namespace,
+                meta.name,
+                sealed,
+                labels,
+                fields,
+                req.lease,
+            )
+        )
         if code == store.EXISTS:
             raise AlreadyExists(f'{kind.plural} "{meta.name}" already exists')
         if code == store.LEASE_NOT_FOUND:
-            raise NotFound(f'{kind.plural} "{meta.name}": lease {req.lease} not found (expired '
-                           "or revoked)")
+            raise NotFound(
+                f'{kind.plural} "{meta.name}": lease {req.lease} not found (expired or revoked)'
+            )
         return self._response(kind, meta.namespace, meta.name, msg, rev)
 
     # -- get / list ---------------------------------------------------------------------------
@@ -264,22 +289,21 @@ class ObjectAPI:
     async def list(self, req: api_pb2.ListRequest) -> bytes:
         kind = kind_for(req.kind)
         ns = req.namespace if kind.namespaced and req.namespace else None
-        label_match, field_match = compile_selectors(kind, req.label_selector,
-                                                     req.field_selector)
+        label_match, field_match = compile_selectors(kind, req.label_selector, req.field_selector)
         if req.limit < 0:
             raise Invalid("limit must not be negative")
         at_rev, after = 0, None
         token = getattr(req, "continue")
         if token:
-            at_rev, after = _decode_continue(token, kind, ns, req.label_selector,
-                                             req.field_selector)
+            at_rev, after = _decode_continue(
+                token, kind, ns, req.label_selector, req.field_selector
+            )
         elif not req.serializable:
             await self.barrier()
         try:
             rev, items = self.fsm.snapshot(kind.name, ns, at_rev)
         except OutOfRange as exc:
-            raise Gone(f"the continue token is too old ({exc}); list again from the start") \
-                from exc
+            raise Gone(f"the continue token is too old ({exc}); list again from the start") from exc
         out: list[bytes] = []
         sealed = kind.name in ENCRYPTABLE
         cont, remaining = "", None
@@ -292,12 +316,14 @@ class ObjectAPI:
             if req.limit and len(out) >= req.limit:
                 remaining = sum(1 for _, r in items[i:] if _matches(r, label_match, field_match))
                 assert last is not None
-                cont = _encode_continue(rev, kind, ns, req.label_selector, req.field_selector,
-                                        last)
+                cont = _encode_continue(rev, kind, ns, req.label_selector, req.field_selector, last)
                 break
             # Kinds that are never encrypted skip the call (lists of 30k pods).
-            out.append(self._out(kind, key[0], key[1], rec) if sealed
-                       else object_bytes(kind, rec.value, rec.mod_rev))
+            out.append(
+                self._out(kind, key[0], key[1], rec)
+                if sealed
+                else object_bytes(kind, rec.value, rec.mod_rev)
+            )
             last = key
         return list_response_bytes(out, rev, cont, remaining)
 
@@ -316,15 +342,32 @@ class ObjectAPI:
                 self.pod_security.admit(kind, new, old)
             return new
 
-        return await self.read_modify_write(kind, ns, msg.metadata.name, mutate,
-                                            rv=msg.metadata.resource_version,
-                                            request_id=req.request_id, dry_run=req.dry_run,
-                                            validated=not status, status_update=status)
+        return await self.read_modify_write(
+            kind,
+            ns,
+            msg.metadata.name,
+            mutate,
+            rv=msg.metadata.resource_version,
+            request_id=req.request_id,
+            dry_run=req.dry_run,
+            validated=not status,
+            status_update=status,
+        )
 
-    async def read_modify_write(self, kind: Kind, ns: str, name: str,
-                                mutate: Callable[[Any], Any], *, rv: str = "", uid: str = "",
-                                request_id: str = "", dry_run: bool = False,
-                                validated: bool = False, status_update: bool = False) -> bytes:
+    async def read_modify_write(
+        self,
+        kind: Kind,
+        ns: str,
+        name: str,
+        mutate: Callable[[Any], Any],
+        *,
+        rv: str = "",
+        uid: str = "",
+        request_id: str = "",
+        dry_run: bool = False,
+        validated: bool = False,
+        status_update: bool = False,
+    ) -> bytes:
         """Read the current object, apply ``mutate`` (returns the new object, or None for no
         change), and write it back with CAS; retry on conflict unless ``rv`` pins a version.
         ``validated``: ``mutate`` already defaulted and validated its result (spec updates do, to
@@ -348,8 +391,10 @@ class ObjectAPI:
             plain = self.plain(kind, ns, name, rec)
             old = _parse(kind, plain, rec.mod_rev)
             if uid and old.metadata.uid != uid:
-                raise Conflict(f'{kind.plural} "{name}": precondition failed: uid {uid} does '
-                               f"not match the object's uid {old.metadata.uid}")
+                raise Conflict(
+                    f'{kind.plural} "{name}": precondition failed: uid {uid} does '
+                    f"not match the object's uid {old.metadata.uid}"
+                )
             new = mutate(old)
             if new is None:
                 return object_bytes(kind, plain, rec.mod_rev)
@@ -363,14 +408,26 @@ class ObjectAPI:
             if dry_run:
                 return object_bytes(kind, value, rec.mod_rev)
             rid = f"{request_id}/{attempt}" if request_id else ""
-            finalize = bool(new.metadata.deletion_timestamp) and not new.metadata.finalizers \
+            finalize = (
+                bool(new.metadata.deletion_timestamp)
+                and not new.metadata.finalizers
                 and not (kind.name == "Pod" and new.metadata.deletion_grace_period_seconds)
+            )
             if finalize:
                 op: store.Op = ("d", rid, kind.name, ns, name, rec.mod_rev)
             else:
                 labels, fields = self._index(kind, new)
-                op = ("u", rid, kind.name, ns, name, self._seal(kind, ns, name, value), labels,
-                      fields, rec.mod_rev)
+                op = (
+                    "u",
+                    rid,
+                    kind.name,
+                    ns,
+                    name,
+                    self._seal(kind, ns, name, value),
+                    labels,
+                    fields,
+                    rec.mod_rev,
+                )
             code, rev, _ = await self.propose(op)
             if code == store.OK:
                 if finalize:
@@ -392,8 +449,9 @@ class ObjectAPI:
         pre = req.preconditions
         grace = req.grace_period_seconds if req.HasField("grace_period_seconds") else None
         if grace is not None and grace < 0:
-            raise Invalid(f'{kind.plural} "{req.name}": gracePeriodSeconds {grace} must not be '
-                          "negative")
+            raise Invalid(
+                f'{kind.plural} "{req.name}": gracePeriodSeconds {grace} must not be negative'
+            )
         for attempt in range(10):
             if attempt:
                 await self.barrier()
@@ -412,16 +470,18 @@ class ObjectAPI:
             plain = self.plain(kind, ns, req.name, rec)
             obj = _parse(kind, plain, rec.mod_rev)
             if pre.uid and pre.uid != obj.metadata.uid:
-                raise Conflict(f'{kind.plural} "{req.name}": precondition failed: uid '
-                               f"{pre.uid} does not match the object's uid {obj.metadata.uid}")
+                raise Conflict(
+                    f'{kind.plural} "{req.name}": precondition failed: uid '
+                    f"{pre.uid} does not match the object's uid {obj.metadata.uid}"
+                )
             marked = self._mark_for_deletion(kind, obj, grace, req.propagation_policy)
             rid = f"{req.request_id}/{attempt}" if req.request_id else ""
             if marked is None:
                 if req.dry_run:
-                    return api_pb2.DeleteResponse(object=_wrap_bytes(kind, plain, rec.mod_rev),
-                                                  deleted=True)
-                code, rev, _ = await self.propose(("d", rid, kind.name, ns, req.name,
-                                                   rec.mod_rev))
+                    return api_pb2.DeleteResponse(
+                        object=_wrap_bytes(kind, plain, rec.mod_rev), deleted=True
+                    )
+                code, rev, _ = await self.propose(("d", rid, kind.name, ns, req.name, rec.mod_rev))
                 if code == store.OK:
                     obj.metadata.resource_version = str(rev)
                     return api_pb2.DeleteResponse(object=kinds_mod.wrap(obj), deleted=True)
@@ -431,8 +491,9 @@ class ObjectAPI:
                 value = self._encode(kind, marked)
                 labels, fields = self._index(kind, marked)
                 sealed = self._seal(kind, ns, req.name, value)
-                code, rev, _ = await self.propose(("u", rid, kind.name, ns, req.name, sealed,
-                                                   labels, fields, rec.mod_rev))
+                code, rev, _ = await self.propose(
+                    ("u", rid, kind.name, ns, req.name, sealed, labels, fields, rec.mod_rev)
+                )
                 if code == store.OK:
                     marked.metadata.resource_version = str(rev)
                     return api_pb2.DeleteResponse(object=kinds_mod.wrap(marked), deleted=False)
@@ -442,8 +503,9 @@ class ObjectAPI:
                 raise _stale(kind, req.name)
         raise Conflict(f'{kind.plural} "{req.name}": too many concurrent changes; try again')
 
-    def _mark_for_deletion(self, kind: Kind, obj: Any, grace: int | None,
-                           policy: str) -> Any | None:
+    def _mark_for_deletion(
+        self, kind: Kind, obj: Any, grace: int | None, policy: str
+    ) -> Any | None:
         """The object with deletionTimestamp set when it cannot go at once (finalizers, a
         graceful pod, a non-empty namespace), or None to delete it now."""
         meta = obj.metadata
@@ -458,8 +520,11 @@ class ObjectAPI:
         if kind.name == "Pod":
             if grace is None:
                 grace = obj.spec.termination_grace_period_seconds
-            graceful = bool(obj.spec.node_name) and grace > 0 and \
-                obj.status.phase not in ("Succeeded", "Failed")
+            graceful = (
+                bool(obj.spec.node_name)
+                and grace > 0
+                and obj.status.phase not in ("Succeeded", "Failed")
+            )
         if kind.name == "Namespace" and self._namespace_has_objects(meta.name):
             if "kubernetes" not in finalizers:
                 finalizers.append("kubernetes")
@@ -471,8 +536,11 @@ class ObjectAPI:
         if not meta.deletion_timestamp:
             meta.deletion_timestamp = now_rfc3339(self.clock())
         if graceful:
-            cur = meta.deletion_grace_period_seconds if meta.HasField(
-                "deletion_grace_period_seconds") else None
+            cur = (
+                meta.deletion_grace_period_seconds
+                if meta.HasField("deletion_grace_period_seconds")
+                else None
+            )
             meta.deletion_grace_period_seconds = grace if cur is None else min(cur, grace or 0)
         elif kind.name == "Pod" and grace == 0:
             meta.deletion_grace_period_seconds = 0
@@ -483,8 +551,7 @@ class ObjectAPI:
     def _namespace_has_objects(self, ns: str) -> bool:
         with self.fsm.lock:
             for kind in kinds_mod.KINDS:
-                if kind.namespaced and any(k[0] == ns for k in
-                                           self.fsm.objects.get(kind.name, {})):
+                if kind.namespaced and any(k[0] == ns for k in self.fsm.objects.get(kind.name, {})):
                     return True
         return False
 
@@ -503,14 +570,16 @@ class ObjectAPI:
             if pod.spec.node_name:
                 if pod.spec.node_name == req.node_name:
                     return None
-                raise Conflict(f'pod "{req.name}" is already assigned to node '
-                               f'"{pod.spec.node_name}"')
+                raise Conflict(
+                    f'pod "{req.name}" is already assigned to node "{pod.spec.node_name}"'
+                )
             pod.spec.node_name = req.node_name
             set_condition(pod.status.conditions, "PodScheduled", "True", now=now)
             return pod
 
-        return await self.read_modify_write(kind, ns, req.name, mutate, rv=req.resource_version,
-                                            uid=req.uid)
+        return await self.read_modify_write(
+            kind, ns, req.name, mutate, rv=req.resource_version, uid=req.uid
+        )
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -527,8 +596,10 @@ def _unwrap(obj: api_pb2.Object) -> tuple[Kind, Any]:
     copy.DiscardUnknownFields()
     if copy.ByteSize() != size:
         name = copy.metadata.name or copy.metadata.generate_name or "<unnamed>"
-        raise Invalid(f'{kind.name} "{name}" is invalid: it carries fields unknown to this '
-                      "server (a newer client or a corrupt message)")
+        raise Invalid(
+            f'{kind.name} "{name}" is invalid: it carries fields unknown to this '
+            "server (a newer client or a corrupt message)"
+        )
     return kind, copy
 
 
@@ -539,9 +610,11 @@ def _namespace(kind: Kind, ns: str) -> str:
 
 
 def _stale(kind: Kind, name: str) -> Conflict:
-    return Conflict(f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has '
-                    "been modified; please apply your changes to the latest version and try "
-                    "again")
+    return Conflict(
+        f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has '
+        "been modified; please apply your changes to the latest version and try "
+        "again"
+    )
 
 
 def _wrap_bytes(kind: Kind, value: bytes, rev: int) -> api_pb2.Object:
@@ -576,28 +649,36 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
     if o.deletion_timestamp:
         added = set(m.finalizers) - set(o.finalizers)
         if added:
-            raise Forbidden(f'{kind.plural} "{m.name}": no new finalizers can be added while '
-                            "the object is being deleted")
+            raise Forbidden(
+                f'{kind.plural} "{m.name}": no new finalizers can be added while '
+                "the object is being deleted"
+            )
     if kind.has_status:
         _copy_field(out, old, "status")
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
     if kind.name == "Pod":
-        added = ({g.name for g in out.spec.scheduling_gates}
-                 - {g.name for g in old.spec.scheduling_gates})
+        added = {g.name for g in out.spec.scheduling_gates} - {
+            g.name for g in old.spec.scheduling_gates
+        }
         if added:
-            raise Invalid(f'Pod "{m.name}" is invalid: spec.schedulingGates: only deletion is '
-                          f"allowed, but found new scheduling gate \"{sorted(added)[0]}\"")
+            raise Invalid(
+                f'Pod "{m.name}" is invalid: spec.schedulingGates: only deletion is '
+                f'allowed, but found new scheduling gate "{sorted(added)[0]}"'
+            )
     m.generation = o.generation
     # Compare specs as they will be stored: a request that leaves out defaulted fields is not
     # a spec change (and must not bump generation or write a new revision).
     default_and_validate(kind, out)
     if kind.name in ("RoleBinding", "ClusterRoleBinding") and out.role_ref != old.role_ref:
         # Changing what a binding grants would bypass whoever checked the first one.
-        raise Invalid(f'{kind.name} "{m.name}" is invalid: roleRef: field is immutable (delete '
-                      "the binding and create a new one)")
-    if hasattr(out, "spec") and out.spec.SerializeToString(deterministic=True) != \
-            old.spec.SerializeToString(deterministic=True):
+        raise Invalid(
+            f'{kind.name} "{m.name}" is invalid: roleRef: field is immutable (delete '
+            "the binding and create a new one)"
+        )
+    if hasattr(out, "spec") and out.spec.SerializeToString(
+        deterministic=True
+    ) != old.spec.SerializeToString(deterministic=True):
         m.generation = o.generation + 1
     return out
 
@@ -612,8 +693,11 @@ def _copy_field(dst: Any, src: Any, name: str) -> None:
 
 def _job_selector(job: Any, uid: str) -> None:
     """Jobs without a manual selector select their pods by the job's uid, as in Kubernetes."""
-    if job.spec.manual_selector or job.spec.selector.match_labels or \
-            job.spec.selector.match_expressions:
+    if (
+        job.spec.manual_selector
+        or job.spec.selector.match_labels
+        or job.spec.selector.match_expressions
+    ):
         return
     for key in ("batch.kubernetes.io/controller-uid", "controller-uid"):
         job.spec.template.metadata.labels[key] = uid
@@ -621,8 +705,9 @@ def _job_selector(job: Any, uid: str) -> None:
     job.spec.selector.match_labels["batch.kubernetes.io/controller-uid"] = uid
 
 
-def compile_selectors(kind: Kind, label_selector: str,
-                      field_selector: str) -> tuple[Matcher | None, Matcher | None]:
+def compile_selectors(
+    kind: Kind, label_selector: str, field_selector: str
+) -> tuple[Matcher | None, Matcher | None]:
     """Parse both selectors; Invalid names the bad part or the unsupported field."""
     try:
         label_reqs = parse_labels(label_selector)
@@ -632,8 +717,10 @@ def compile_selectors(kind: Kind, label_selector: str,
     supported = set(kinds_mod.selectable_fields(kind, kind.message()))
     for r in field_reqs:
         if r.key not in supported:
-            raise Invalid(f'field label not supported for {kind.plural}: "{r.key}" (supported: '
-                          f"{', '.join(sorted(supported))})")
+            raise Invalid(
+                f'field label not supported for {kind.plural}: "{r.key}" (supported: '
+                f"{', '.join(sorted(supported))})"
+            )
     return matcher(label_reqs), matcher(field_reqs)
 
 
@@ -641,15 +728,19 @@ def _matches(rec: Record, lm: Matcher | None, fm: Matcher | None) -> bool:
     return (lm is None or lm(rec.labels)) and (fm is None or fm(rec.fields))
 
 
-def _encode_continue(rev: int, kind: Kind, ns: str | None, ls: str, fs: str,
-                     last: store.ObjKey) -> str:
-    raw = json.dumps({"v": 1, "rev": rev, "kind": kind.name, "ns": ns, "ls": ls, "fs": fs,
-                      "last": list(last)}, separators=(",", ":"))
+def _encode_continue(
+    rev: int, kind: Kind, ns: str | None, ls: str, fs: str, last: store.ObjKey
+) -> str:
+    raw = json.dumps(
+        {"v": 1, "rev": rev, "kind": kind.name, "ns": ns, "ls": ls, "fs": fs, "last": list(last)},
+        separators=(",", ":"),
+    )
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_continue(token: str, kind: Kind, ns: str | None, ls: str,
-                     fs: str) -> tuple[int, store.ObjKey]:
+def _decode_continue(
+    token: str, kind: Kind, ns: str | None, ls: str, fs: str
+) -> tuple[int, store.ObjKey]:
     try:
         d = json.loads(base64.urlsafe_b64decode(token.encode()))
         rev, last = int(d["rev"]), (str(d["last"][0]), str(d["last"][1]))

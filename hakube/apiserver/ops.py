@@ -339,7 +339,8 @@ class OpsServicer:
     # -- wiring ---------------------------------------------------------------------------------
 
     def handlers(
-        self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler],
+        self,
+        unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler],
         authenticate: Callable[[str, grpc.aio.ServicerContext], object],
     ) -> list[grpc.GenericRpcHandler]:
         """``unary`` is ApiServer.unary (authentication, decoding, error mapping, metrics);

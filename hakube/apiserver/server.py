@@ -91,17 +91,25 @@ async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> A
     try:
         return req_type.FromString(raw)
     except DecodeError as exc:
-        await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"malformed {req_type.DESCRIPTOR.name}: {exc}")
+        await ctx.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
+        )
 
 
 class ApiServer:
     """Builds and runs the grpc.aio server around an ObjectAPI."""
 
-    def __init__(self, api: ObjectAPI, hub: WatchHub, metrics: MasterMetrics,
-                 cluster_status: Callable[[], api_pb2.ClusterStatusResponse], *,
-                 authenticator: authn.Authenticator, authorizer: Authorizer,
-                 audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        api: ObjectAPI,
+        hub: WatchHub,
+        metrics: MasterMetrics,
+        cluster_status: Callable[[], api_pb2.ClusterStatusResponse],
+        *,
+        authenticator: authn.Authenticator,
+        authorizer: Authorizer,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.api = api
         self.audit = audit
         """Gets one record per finished request (unary and watch), with its final code."""
@@ -117,8 +125,7 @@ class ApiServer:
         self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
         """Further services (name -> handlers) registered by the master, e.g. OpsService."""
 
-    def authenticate(self, method: str, ctx: grpc.aio.ServicerContext,
-                     req: Any = None) -> Identity:
+    def authenticate(self, method: str, ctx: grpc.aio.ServicerContext, req: Any = None) -> Identity:
         """The caller of ``method`` with request ``req``, authorized; Unauthenticated or
         Forbidden (an ApiError) if it may not make this call. Sets ``authn.current`` for the
         rest of the request. A method without an entry in ``METHODS`` is refused."""
@@ -134,8 +141,9 @@ class ApiServer:
         authn.current.set(identity)
         return identity
 
-    def unary(self, method: str, fn: Callable[[Any], Awaitable[Any]],
-               req_type: Any) -> grpc.RpcMethodHandler:
+    def unary(
+        self, method: str, fn: Callable[[Any], Awaitable[Any]], req_type: Any
+    ) -> grpc.RpcMethodHandler:
         # One coroutine per request (decode, call, metrics): every extra await layer is
         # measurable at thousands of requests per second.
         parse = req_type.FromString
@@ -150,8 +158,9 @@ class ApiServer:
             try:
                 req = parse(raw)
             except DecodeError as exc:
-                await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"malformed {req_type.DESCRIPTOR.name}: {exc}")
+                await ctx.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
+                )
             start = clock()
             code = "OK"
             try:
@@ -183,15 +192,17 @@ class ApiServer:
             try:
                 from_rev = int(req.resource_version or "0")
             except ValueError as exc:
-                raise Invalid(f'resourceVersion "{req.resource_version}" is not a number') \
-                    from exc
+                raise Invalid(f'resourceVersion "{req.resource_version}" is not a number') from exc
             interval = float(req.bookmark_interval_seconds or 10)
             if not 1 <= interval <= 3600:
-                raise Invalid(f"watch {req.kind}: bookmarkIntervalSeconds "
-                              f"{req.bookmark_interval_seconds} must be between 1 and 3600")
+                raise Invalid(
+                    f"watch {req.kind}: bookmarkIntervalSeconds "
+                    f"{req.bookmark_interval_seconds} must be between 1 and 3600"
+                )
             watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
-            async for data in self.hub.stream(watcher, bookmarks=req.allow_bookmarks,
-                                              interval=interval):
+            async for data in self.hub.stream(
+                watcher, bookmarks=req.allow_bookmarks, interval=interval
+            ):
                 yield data
         except ApiError as exc:
             code = exc.code
@@ -209,15 +220,18 @@ class ApiServer:
         objects = {
             "Create": self.unary("Create", api.create, api_pb2.CreateRequest),
             "Get": self.unary("Get", api.get, api_pb2.GetRequest),
-            "Update": self.unary("Update", lambda r: api.update(r, status=False),
-                                  api_pb2.UpdateRequest),
-            "UpdateStatus": self.unary("UpdateStatus", lambda r: api.update(r, status=True),
-                                        api_pb2.UpdateRequest),
+            "Update": self.unary(
+                "Update", lambda r: api.update(r, status=False), api_pb2.UpdateRequest
+            ),
+            "UpdateStatus": self.unary(
+                "UpdateStatus", lambda r: api.update(r, status=True), api_pb2.UpdateRequest
+            ),
             "Delete": self.unary("Delete", api.delete, api_pb2.DeleteRequest),
             "List": self.unary("List", api.list, api_pb2.ListRequest),
             "Bind": self.unary("Bind", api.bind, api_pb2.BindRequest),
             "Watch": grpc.unary_stream_rpc_method_handler(
-                self._watch, response_serializer=_serialize),
+                self._watch, response_serializer=_serialize
+            ),
         }
 
         async def status(req: Any) -> Any:
@@ -227,31 +241,44 @@ class ApiServer:
         leases = LeaseAPI(api)
         lease = {
             "Grant": self.unary("LeaseGrant", leases.grant, api_pb2.LeaseGrantRequest),
-            "KeepAlive": self.unary("LeaseKeepAlive", leases.keep_alive,
-                                     api_pb2.LeaseKeepAliveRequest),
+            "KeepAlive": self.unary(
+                "LeaseKeepAlive", leases.keep_alive, api_pb2.LeaseKeepAliveRequest
+            ),
             "Revoke": self.unary("LeaseRevoke", leases.revoke, api_pb2.LeaseRevokeRequest),
         }
-        return [grpc.method_handlers_generic_handler(OBJECT_SERVICE, objects),
-                grpc.method_handlers_generic_handler(CLUSTER_SERVICE, cluster),
-                grpc.method_handlers_generic_handler(LEASE_SERVICE, lease)]
+        return [
+            grpc.method_handlers_generic_handler(OBJECT_SERVICE, objects),
+            grpc.method_handlers_generic_handler(CLUSTER_SERVICE, cluster),
+            grpc.method_handlers_generic_handler(LEASE_SERVICE, lease),
+        ]
 
-    async def start(self, listen: str, tls: TlsFiles,
-                    extra_roots: Callable[[], bytes] | None = None) -> int:
+    async def start(
+        self, listen: str, tls: TlsFiles, extra_roots: Callable[[], bytes] | None = None
+    ) -> int:
         """Bind with TLS (client certificates required) and start serving; returns the bound
         port. ``extra_roots``: further trusted client issuers (bootstrap tokens)."""
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ])
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
         server.add_generic_rpc_handlers(self.handlers())
         for handlers in self.extra_services.values():
             server.add_generic_rpc_handlers(handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            [OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE, *self.extra_services,
-             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME], server)
+            [
+                OBJECT_SERVICE,
+                CLUSTER_SERVICE,
+                LEASE_SERVICE,
+                *self.extra_services,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
         port = server.add_secure_port(listen, server_credentials(tls, extra_roots))
         if port == 0:
             raise OSError(f"cannot listen on {listen} for the API")
@@ -260,8 +287,11 @@ class ApiServer:
         return port
 
     async def set_serving(self, serving: bool) -> None:
-        status = (health_pb2.HealthCheckResponse.SERVING if serving
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", OBJECT_SERVICE, CLUSTER_SERVICE, LEASE_SERVICE):
             await self.health.set(name, status)
 

@@ -51,11 +51,15 @@ def check_name(value: str, path: str, probs: Problems, label: bool = False) -> N
     if not value:
         probs.add(path, "required value")
         return
-    limit, rx, what = (63, _DNS_LABEL, "DNS-1123 label") if label else (
-        253, _DNS_SUBDOMAIN, "DNS-1123 subdomain")
+    limit, rx, what = (
+        (63, _DNS_LABEL, "DNS-1123 label") if label else (253, _DNS_SUBDOMAIN, "DNS-1123 subdomain")
+    )
     if len(value) > limit or not rx.match(value):
-        probs.add(path, f'"{value}" is not a valid {what} (lower-case letters, digits, "-"'
-                        f'{"" if label else ", ."}; at most {limit} characters)')
+        probs.add(
+            path,
+            f'"{value}" is not a valid {what} (lower-case letters, digits, "-"'
+            f"{'' if label else ', .'}; at most {limit} characters)",
+        )
 
 
 def check_qualified_name(key: str, path: str, probs: Problems, what: str = "label key") -> None:
@@ -120,17 +124,23 @@ def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
                 default_probe(probe)
 
 
-def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
-                      allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never"),
-                      claim_volumes: tuple[str, ...] = ()) -> None:
+def validate_pod_spec(
+    spec: pod_pb2.PodSpec,
+    path: str,
+    probs: Problems,
+    allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never"),
+    claim_volumes: tuple[str, ...] = (),
+) -> None:
     """``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
     containers mount by name without listing them among the pod's volumes."""
     _not_enabled(spec, path, probs)
     if not spec.containers:
         probs.add(f"{path}.containers", "required value: at least one container")
     if spec.restart_policy not in allowed_restart:
-        probs.add(f"{path}.restartPolicy",
-                  f'unsupported value "{spec.restart_policy}": one of {", ".join(allowed_restart)}')
+        probs.add(
+            f"{path}.restartPolicy",
+            f'unsupported value "{spec.restart_policy}": one of {", ".join(allowed_restart)}',
+        )
     volumes = set()
     for i, v in enumerate(spec.volumes):
         check_name(v.name, f"{path}.volumes[{i}].name", probs, label=True)
@@ -138,8 +148,10 @@ def validate_pod_spec(spec: pod_pb2.PodSpec, path: str, probs: Problems,
             probs.add(f"{path}.volumes[{i}].name", f'duplicate volume "{v.name}"')
         volumes.add(v.name)
     names: set[str] = set()
-    for field, containers in (("initContainers", spec.init_containers),
-                              ("containers", spec.containers)):
+    for field, containers in (
+        ("initContainers", spec.init_containers),
+        ("containers", spec.containers),
+    ):
         for i, c in enumerate(containers):
             cp = f"{path}.{field}[{i}]"
             check_name(c.name, f"{cp}.name", probs, label=True)
@@ -184,19 +196,25 @@ def _not_enabled(spec: pod_pb2.PodSpec, path: str, probs: Problems) -> None:
     linux = "not supported on this cluster: its nodes run Linux only"
     if spec.security_context.HasField("windows_options"):
         probs.add(f"{path}.securityContext.windowsOptions", linux)
-    for field, containers in (("initContainers", spec.init_containers),
-                              ("containers", spec.containers)):
+    for field, containers in (
+        ("initContainers", spec.init_containers),
+        ("containers", spec.containers),
+    ):
         for i, c in enumerate(containers):
             cp = f"{path}.{field}[{i}]"
             if c.resources.claims:
-                probs.add(f"{cp}.resources.claims", "not supported on this cluster: dynamic "
-                                                    "resource allocation is not enabled")
+                probs.add(
+                    f"{cp}.resources.claims",
+                    "not supported on this cluster: dynamic resource allocation is not enabled",
+                )
             if c.security_context.HasField("windows_options"):
                 probs.add(f"{cp}.securityContext.windowsOptions", linux)
     for i, v in enumerate(spec.volumes):
         if v.HasField("image"):
-            probs.add(f"{path}.volumes[{i}].image", "not supported on this cluster: image "
-                                                    "volumes are not enabled")
+            probs.add(
+                f"{path}.volumes[{i}].image",
+                "not supported on this cluster: image volumes are not enabled",
+            )
 
 
 _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
@@ -206,28 +224,34 @@ def _is_quantity(text: str) -> bool:
     return bool(_QUANTITY.match(text))
 
 
-def check_template(spec: Any, path: str, probs: Problems, selector_required: bool = True,
-                   allowed_restart: tuple[str, ...] = ("Always",),
-                   claim_volumes: tuple[str, ...] = ()) -> None:
+def check_template(
+    spec: Any,
+    path: str,
+    probs: Problems,
+    selector_required: bool = True,
+    allowed_restart: tuple[str, ...] = ("Always",),
+    claim_volumes: tuple[str, ...] = (),
+) -> None:
     """Selector present, template labels matching it, and a valid pod spec."""
     template = spec.template
     default_pod_spec(template.spec)
     check_labels(template.metadata.labels, f"{path}.template.metadata.labels", probs)
-    if not spec.HasField("selector") or not (spec.selector.match_labels
-                                              or spec.selector.match_expressions):
+    if not spec.HasField("selector") or not (
+        spec.selector.match_labels or spec.selector.match_expressions
+    ):
         if selector_required:
             probs.add(f"{path}.selector", "required value")
     else:
         try:
             match = matcher(from_label_selector(spec.selector))
             if match is not None and not match(dict(template.metadata.labels)):
-                probs.add(f"{path}.template.metadata.labels",
-                          "does not match the selector (`selector` does not match template "
-                          "`labels`)")
+                probs.add(
+                    f"{path}.template.metadata.labels",
+                    "does not match the selector (`selector` does not match template `labels`)",
+                )
         except SelectorError as exc:
             probs.add(f"{path}.selector", str(exc))
-    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart,
-                      claim_volumes)
+    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart, claim_volumes)
 
 
 # -- per kind ------------------------------------------------------------------------------------
@@ -255,9 +279,12 @@ def _scheduling_gates(m: pod_pb2.Pod, probs: Problems) -> None:
     if m.spec.node_name:
         probs.add("spec.nodeName", "cannot be set until all schedulingGates have been removed")
     if not any(c.type == "PodScheduled" for c in m.status.conditions):
-        m.status.conditions.add(type="PodScheduled", status="False", reason="SchedulingGated",
-                                message="Scheduling is blocked due to non-empty scheduling "
-                                        "gates")
+        m.status.conditions.add(
+            type="PodScheduled",
+            status="False",
+            reason="SchedulingGated",
+            message="Scheduling is blocked due to non-empty scheduling gates",
+        )
 
 
 def _replicas(spec: Any, path: str, probs: Problems) -> None:
@@ -283,8 +310,7 @@ def _deployment(m: workloads_pb2.Deployment, probs: Problems) -> None:
         if not ru.HasField("max_unavailable"):
             ru.max_unavailable.string_value = "25%"
         for fname in ("max_surge", "max_unavailable"):
-            _check_int_or_percent(getattr(ru, fname), f"spec.strategy.rollingUpdate.{fname}",
-                                  probs)
+            _check_int_or_percent(getattr(ru, fname), f"spec.strategy.rollingUpdate.{fname}", probs)
     elif s.type == "Recreate":
         if s.HasField("rolling_update"):
             probs.add("spec.strategy.rollingUpdate", 'may not be set when type is "Recreate"')
@@ -356,8 +382,9 @@ def _job(m: workloads_pb2.Job, probs: Problems) -> None:
     default_job_spec(m.spec)
     if m.spec.backoff_limit < 0:
         probs.add("spec.backoffLimit", "must be greater than or equal to 0")
-    check_template(m.spec, "spec", probs, selector_required=False,
-                   allowed_restart=("OnFailure", "Never"))
+    check_template(
+        m.spec, "spec", probs, selector_required=False, allowed_restart=("OnFailure", "Never")
+    )
 
 
 def _cron_job(m: workloads_pb2.CronJob, probs: Problems) -> None:
@@ -385,8 +412,13 @@ def _cron_job(m: workloads_pb2.CronJob, probs: Problems) -> None:
         m.spec.failed_jobs_history_limit = 1
     jt = m.spec.job_template
     default_job_spec(jt.spec)
-    check_template(jt.spec, "spec.jobTemplate.spec", probs, selector_required=False,
-                   allowed_restart=("OnFailure", "Never"))
+    check_template(
+        jt.spec,
+        "spec.jobTemplate.spec",
+        probs,
+        selector_required=False,
+        allowed_restart=("OnFailure", "Never"),
+    )
 
 
 def _service(m: core_pb2.Service, probs: Problems) -> None:
@@ -421,17 +453,21 @@ def _ip_families(s: core_pb2.ServiceSpec, probs: Problems) -> None:
     if not s.HasField("ip_family_policy"):
         s.ip_family_policy = "SingleStack"
     if s.ip_family_policy not in ("SingleStack", "PreferDualStack", "RequireDualStack"):
-        probs.add("spec.ipFamilyPolicy", f'unsupported value "{s.ip_family_policy}": one of '
-                                         "SingleStack, PreferDualStack, RequireDualStack")
+        probs.add(
+            "spec.ipFamilyPolicy",
+            f'unsupported value "{s.ip_family_policy}": one of '
+            "SingleStack, PreferDualStack, RequireDualStack",
+        )
     elif s.ip_family_policy == "RequireDualStack":
-        probs.add("spec.ipFamilyPolicy", "RequireDualStack: this cluster is not configured for "
-                                         "dual-stack Services (IPv4 only)")
+        probs.add(
+            "spec.ipFamilyPolicy",
+            "RequireDualStack: this cluster is not configured for dual-stack Services (IPv4 only)",
+        )
     for i, fam in enumerate(s.ip_families):
         if fam not in ("IPv4", "IPv6"):
             probs.add(f"spec.ipFamilies[{i}]", f'unsupported value "{fam}": IPv4 or IPv6')
         elif fam == "IPv6":
-            probs.add(f"spec.ipFamilies[{i}]", "IPv6: this cluster's Service range is IPv4 "
-                                               "only")
+            probs.add(f"spec.ipFamilies[{i}]", "IPv6: this cluster's Service range is IPv4 only")
     if len(s.ip_families) > 1 and s.ip_family_policy == "SingleStack":
         probs.add("spec.ipFamilies", "at most one family with ipFamilyPolicy SingleStack")
     if not s.ip_families:

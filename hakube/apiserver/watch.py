@@ -39,11 +39,23 @@ class TooSlow(ApiError):
 
 
 class Watcher:
-    __slots__ = ("kind", "namespace", "label_match", "field_match", "queue", "last_rev",
-                 "closed_with")
+    __slots__ = (
+        "kind",
+        "namespace",
+        "label_match",
+        "field_match",
+        "queue",
+        "last_rev",
+        "closed_with",
+    )
 
-    def __init__(self, kind: Kind, namespace: str | None, label_match: Matcher | None,
-                 field_match: Matcher | None) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        label_match: Matcher | None,
+        field_match: Matcher | None,
+    ) -> None:
         self.kind = kind
         self.namespace = namespace
         self.label_match = label_match
@@ -82,8 +94,9 @@ def _index_pair(w: Watcher) -> tuple[str, str] | None:
     return pair if isinstance(pair, tuple) else None
 
 
-def encode_event(kind: Kind, type_: str, ev: Event,
-                 transformer: Transformer | None = None) -> bytes:
+def encode_event(
+    kind: Kind, type_: str, ev: Event, transformer: Transformer | None = None
+) -> bytes:
     """The WatchEvent for a store event; values of encrypted kinds are decrypted (Internal if
     this master cannot)."""
     rec = ev.new if ev.new is not None else ev.prev
@@ -97,8 +110,14 @@ def encode_event(kind: Kind, type_: str, ev: Event,
 class WatchHub:
     """Owns the watchers of one master. All methods except ``publish`` run on the loop."""
 
-    def __init__(self, fsm: StoreFSM, metrics: MasterMetrics, *, max_queue: int = 50000,
-                 transformer: Transformer | None = None) -> None:
+    def __init__(
+        self,
+        fsm: StoreFSM,
+        metrics: MasterMetrics,
+        *,
+        max_queue: int = 50000,
+        transformer: Transformer | None = None,
+    ) -> None:
         self.fsm = fsm
         self.transformer = transformer or Transformer()
         self.metrics = metrics
@@ -169,9 +188,13 @@ class WatchHub:
 
     def _put(self, w: Watcher, data: bytes) -> None:
         if w.queue.qsize() >= self.max_queue:
-            self._close(w, TooSlow(
-                f"watch fell more than {self.max_queue} events behind at revision {w.last_rev}; "
-                "watch again from the last resourceVersion you received"))
+            self._close(
+                w,
+                TooSlow(
+                    f"watch fell more than {self.max_queue} events behind at revision "
+                    f"{w.last_rev}; watch again from the last resourceVersion you received"
+                ),
+            )
             return
         w.queue.put_nowait(data)
 
@@ -180,8 +203,14 @@ class WatchHub:
         w.closed_with = exc
         w.queue.put_nowait(None)
 
-    def subscribe(self, kind: Kind, namespace: str | None, label_match: Matcher | None,
-                  field_match: Matcher | None, from_rev: int) -> Watcher:
+    def subscribe(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        label_match: Matcher | None,
+        field_match: Matcher | None,
+        from_rev: int,
+    ) -> Watcher:
         """Register a watcher and queue what it must see first: the current objects as ADDED
         (from_rev 0) or the history after from_rev (Gone if that is compacted)."""
         if self.refusing is not None:
@@ -193,8 +222,11 @@ class WatchHub:
                 for (ns, name), rec in items:
                     if w.matches(rec):
                         value = self.transformer.open(kind.name, ns, name, rec.value)
-                        w.queue.put_nowait(watch_event_bytes(
-                            store.ADDED, object_bytes(kind, value, rec.mod_rev), rec.mod_rev))
+                        w.queue.put_nowait(
+                            watch_event_bytes(
+                                store.ADDED, object_bytes(kind, value, rec.mod_rev), rec.mod_rev
+                            )
+                        )
             else:
                 rev = self.fsm.revision
                 try:
@@ -203,9 +235,11 @@ class WatchHub:
                         if type_ is not None:
                             w.queue.put_nowait(encode_event(kind, type_, ev, self.transformer))
                 except OutOfRange as exc:
-                    raise Gone(f"too old resource version: {from_rev} (oldest kept: "
-                               f"{exc.compacted}); list again and watch from its "
-                               "resourceVersion") from exc
+                    raise Gone(
+                        f"too old resource version: {from_rev} (oldest kept: "
+                        f"{exc.compacted}); list again and watch from its "
+                        "resourceVersion"
+                    ) from exc
             # A client resuming on a replica that has not yet applied from_rev has already seen
             # everything up to it: never send those events again.
             w.last_rev = max(rev, from_rev)
@@ -234,8 +268,7 @@ class WatchHub:
                         del index[pair]
             self.metrics.watch_streams.dec()
 
-    async def stream(self, w: Watcher, *, bookmarks: bool,
-                     interval: float) -> AsyncIterator[bytes]:
+    async def stream(self, w: Watcher, *, bookmarks: bool, interval: float) -> AsyncIterator[bytes]:
         """Yield the watcher's encoded events (and BOOKMARKs when idle)."""
         sent = self.metrics.watch_events.labels(w.kind.name)
         try:
@@ -245,7 +278,8 @@ class WatchHub:
                         data = await asyncio.wait_for(w.queue.get(), timeout=interval)
                     except TimeoutError:
                         yield watch_event_bytes(
-                            "BOOKMARK", object_bytes(w.kind, b"", w.last_rev), w.last_rev)
+                            "BOOKMARK", object_bytes(w.kind, b"", w.last_rev), w.last_rev
+                        )
                         continue
                 else:
                     data = await w.queue.get()
@@ -274,4 +308,3 @@ class WatchHub:
         if reason is not None and self.refusing is None:
             self.close_all(reason)
         self.refusing = reason
-

@@ -77,8 +77,7 @@ def watch_event_bytes(type_: str, obj: bytes, rev: int) -> bytes:
     return head + _len_field(2, obj) + _len_field(3, str(rev).encode())
 
 
-def list_response_bytes(items: list[bytes], rev: int, cont: str,
-                        remaining: int | None) -> bytes:
+def list_response_bytes(items: list[bytes], rev: int, cont: str, remaining: int | None) -> bytes:
     """A serialized ``ListResponse`` from serialized ``Object`` items."""
     parts = [_len_field(1, item) for item in items]
     parts.append(_len_field(2, str(rev).encode()))

@@ -30,23 +30,39 @@ def _master(text: str) -> tuple[str, list[str]]:
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
     top = sub.add_parser("certs", help="create, inspect and renew the cluster's certificates")
     actions = top.add_subparsers(dest="certs_command", required=True, metavar="ACTION")
-    p = actions.add_parser("init", help="create the CA, the masters' and the users' "
-                           "certificates (existing files are kept)")
+    p = actions.add_parser(
+        "init",
+        help="create the CA, the masters' and the users' certificates (existing files are kept)",
+    )
     p.add_argument("--pki-dir", required=True, help="the cluster PKI directory")
-    p.add_argument("--master", action="append", type=_master, default=[],
-                   metavar="NAME=HOST[,HOST...]",
-                   help="a master and the names/addresses its certificate is for (repeat)")
-    p.add_argument("--vip", default="", help="virtual IP or name every master's "
-                   "certificate also names")
+    p.add_argument(
+        "--master",
+        action="append",
+        type=_master,
+        default=[],
+        metavar="NAME=HOST[,HOST...]",
+        help="a master and the names/addresses its certificate is for (repeat)",
+    )
+    p.add_argument(
+        "--vip", default="", help="virtual IP or name every master's certificate also names"
+    )
     p = actions.add_parser("check-expiration", help="when each certificate expires")
     p.add_argument("--pki-dir", required=True)
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p = actions.add_parser("renew", help="re-issue certificates (same identity, names, key)")
-    p.add_argument("names", nargs="*", default=["all"], metavar="all|NAME",
-                   help="masters/<name>, users/<user>, or just the name (default all)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        default=["all"],
+        metavar="all|NAME",
+        help="masters/<name>, users/<user>, or just the name (default all)",
+    )
     p.add_argument("--pki-dir", required=True)
-    p.add_argument("--force", action="store_true",
-                   help=f"renew even if more than {RENEW_BEFORE.days} days are left")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"renew even if more than {RENEW_BEFORE.days} days are left",
+    )
     return {"certs": run}
 
 
@@ -81,11 +97,16 @@ def _rows(pki: Pki) -> list[dict[str, object]]:
     for name, cert_path, _ in [("ca", pki.ca_cert, ""), *pki.entries()]:
         cert = certs.load_cert(files.read(cert_path))
         left = (certs.not_after(cert) - now).total_seconds()
-        out.append({"name": name, "path": cert_path,
-                    "expires": certs.not_after(cert).strftime("%b %d, %Y %H:%M UTC"),
-                    "residualSeconds": int(left),
-                    "authority": "" if name == "ca" else "ca",
-                    "renewDue": left <= RENEW_BEFORE.total_seconds()})
+        out.append(
+            {
+                "name": name,
+                "path": cert_path,
+                "expires": certs.not_after(cert).strftime("%b %d, %Y %H:%M UTC"),
+                "residualSeconds": int(left),
+                "authority": "" if name == "ca" else "ca",
+                "renewDue": left <= RENEW_BEFORE.total_seconds(),
+            }
+        )
     return out
 
 
@@ -104,12 +125,19 @@ def _check(pki: Pki, output: str) -> int:
         left = float(r["residualSeconds"])  # type: ignore[arg-type]
         return human_duration(left) if left > 0 else "<expired>"
 
-    table(("CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY"),
-          [(str(r["name"]), str(r["expires"]), residual(r), str(r["authority"]))
-           for r in rows if r["name"] != "ca"])
+    table(
+        ("CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY"),
+        [
+            (str(r["name"]), str(r["expires"]), residual(r), str(r["authority"]))
+            for r in rows
+            if r["name"] != "ca"
+        ],
+    )
     print()
-    table(("CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME"),
-          [(str(r["name"]), str(r["expires"]), residual(r)) for r in rows if r["name"] == "ca"])
+    table(
+        ("CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME"),
+        [(str(r["name"]), str(r["expires"]), residual(r)) for r in rows if r["name"] == "ca"],
+    )
     return 0
 
 
@@ -123,16 +151,20 @@ def _renew(pki: Pki, wanted: list[str], force: bool) -> int:
             match = [e for e in entries if e[0] == w or e[0].split("/", 1)[1] == w]
             if len(match) != 1:
                 known = ", ".join(e[0] for e in entries) or "none"
-                raise PkiError(f'certificate "{w}" is {"ambiguous" if match else "unknown"} in '
-                               f"{pki.root} (known: {known})")
+                raise PkiError(
+                    f'certificate "{w}" is {"ambiguous" if match else "unknown"} in '
+                    f"{pki.root} (known: {known})"
+                )
             chosen.append(match[0])
     ca = pki.load_ca()
     now = datetime.datetime.now(datetime.UTC)
     for name, cert_path, key_path in chosen:
         left = certs.not_after(certs.load_cert(files.read(cert_path))) - now
         if not force and left > RENEW_BEFORE:
-            print(f"{name}: not renewed, {human_duration(left.total_seconds())} left (renewal is "
-                  f"due {RENEW_BEFORE.days} days before expiry; --force renews anyway)")
+            print(
+                f"{name}: not renewed, {human_duration(left.total_seconds())} left (renewal is "
+                f"due {RENEW_BEFORE.days} days before expiry; --force renews anyway)"
+            )
             continue
         cert = pki.renew(ca, cert_path, key_path)
         print(f"{name}: renewed, expires {certs.not_after(cert):%b %d, %Y %H:%M UTC}")

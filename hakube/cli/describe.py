@@ -68,8 +68,7 @@ def describe(client: Client, kind: Kind, obj: Any) -> str:
     if kind.namespaced:
         lines.append(_line("Namespace", meta.namespace))
     lines += _block("Labels", dict(meta.labels))
-    lines += _block("Annotations", {k: v for k, v in meta.annotations.items()
-                                    if k != LAST_APPLIED})
+    lines += _block("Annotations", {k: v for k, v in meta.annotations.items() if k != LAST_APPLIED})
     lines.append(_line("CreationTimestamp", meta.creation_timestamp))
     if meta.deletion_timestamp:
         lines.append(_line("DeletionTimestamp", meta.deletion_timestamp))
@@ -96,17 +95,29 @@ def _events(client: Client, kind: Kind, obj: Any) -> list[str]:
         return []
     selector = f"involvedObject.kind={kind.name},involvedObject.name={obj.metadata.name}"
     try:
-        events = client.list("Event", namespace=obj.metadata.namespace or "default",
-                             field_selector=selector).items
+        events = client.list(
+            "Event", namespace=obj.metadata.namespace or "default", field_selector=selector
+        ).items
     except HakubeError:
         return ["Events:             <unavailable>"]
     if not events:
         return ["Events:             <none>"]
-    rows = [("Type", "Reason", "Age", "From", "Message"),
-            ("----", "------", "----", "----", "-------")]
+    rows = [
+        ("Type", "Reason", "Age", "From", "Message"),
+        ("----", "------", "----", "----", "-------"),
+    ]
     for e in sorted(events, key=lambda e: e.last_timestamp or e.metadata.creation_timestamp):
-        rows.append((e.type, e.reason, age(e.last_timestamp or e.metadata.creation_timestamp),
-                     e.source.component or e.reporting_component, e.message))
+        rows.append(
+            (
+                e.type,
+                e.reason,
+                age(e.last_timestamp or e.metadata.creation_timestamp),
+                e.source.component or e.reporting_component,
+                e.message,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["Events:"] + ["  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4]))
-                          + "  " + r[4] for r in rows]
+    return ["Events:"] + [
+        "  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4]
+        for r in rows
+    ]

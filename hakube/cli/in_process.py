@@ -28,15 +28,24 @@ def start_in_process(name: str, api: str, pki: Pki) -> list[Component]:
         api = f"127.0.0.1:{port}"
     suffix = uuid.uuid4().hex[:8]
     comps = []
-    for user, work, lease in (("scheduler", Scheduler(), "hakube-scheduler"),
-                              ("controller-manager",
-                               ControllerManager(select("*"), argparse.Namespace()),
-                               "hakube-controller-manager")):
+    for user, work, lease in (
+        ("scheduler", Scheduler(), "hakube-scheduler"),
+        (
+            "controller-manager",
+            ControllerManager(select("*"), argparse.Namespace()),
+            "hakube-controller-manager",
+        ),
+    ):
         if not os.path.exists(pki.user_cert(user)):
             pki.issue_user(pki.load_ca(), user)
         client = Client([api], credentials=pki.user_tls(user).load(), timeout=10)
-        comps.append(Component(client, ElectionConfig(
-            name=lease, namespace="kube-system", identity=f"{name}_{suffix}"), work))
+        comps.append(
+            Component(
+                client,
+                ElectionConfig(name=lease, namespace="kube-system", identity=f"{name}_{suffix}"),
+                work,
+            )
+        )
     for c in comps:
         c.start()
     return comps

@@ -33,14 +33,25 @@ Runner = Callable[[argparse.Namespace], int]
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     parser = argparse.ArgumentParser(prog="hakube", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="YAML file of flag values (env: HAKUBE_CONFIG)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
-    for module in (master_cmd, up_cmd, vip_cli, agent_cli, scheduler_cmd,
-                   controller_manager_cmd, snapshot_cmd, members_cmd, certs_cmd, token_cmd,
-                   secrets_cmd):
+    for module in (
+        master_cmd,
+        up_cmd,
+        vip_cli,
+        agent_cli,
+        scheduler_cmd,
+        controller_manager_cmd,
+        snapshot_cmd,
+        members_cmd,
+        certs_cmd,
+        token_cmd,
+        secrets_cmd,
+    ):
         runners.update(module.add_parser(sub))
     return parser, runners
 

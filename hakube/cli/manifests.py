@@ -81,8 +81,10 @@ def _documents(source: str, text: str) -> list[tuple[str, Any]]:
 
 def _unpack(source: str, doc: Any) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(doc, dict):
-        raise ManifestError(f"{source}: a manifest must be a mapping with apiVersion, kind and "
-                            f"metadata, not a {type(doc).__name__}")
+        raise ManifestError(
+            f"{source}: a manifest must be a mapping with apiVersion, kind and "
+            f"metadata, not a {type(doc).__name__}"
+        )
     kind = str(doc.get("kind", ""))
     if kind == "List" or (kind.endswith("List") and isinstance(doc.get("items"), list)):
         out = []
@@ -92,8 +94,9 @@ def _unpack(source: str, doc: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(source, doc)]
 
 
-def load(paths: list[str], *, recursive: bool = False,
-         stdin: IO[str] | None = None) -> list[Manifest]:
+def load(
+    paths: list[str], *, recursive: bool = False, stdin: IO[str] | None = None
+) -> list[Manifest]:
     """All documents of all ``paths`` converted, or ManifestError for the first bad one."""
     manifests: list[Manifest] = []
     for path in paths:
@@ -114,8 +117,9 @@ def load(paths: list[str], *, recursive: bool = False,
                         kind = convert.kind_of(d)
                         if not d.get("apiVersion"):
                             raise convert.ManifestError(
-                                f'{kind.name} {convert.name_of(d)}: apiVersion not set '
-                                f'(use "{kind.api_version}")')
+                                f"{kind.name} {convert.name_of(d)}: apiVersion not set "
+                                f'(use "{kind.api_version}")'
+                            )
                         msg = convert.from_dict(d)
                     except convert.ManifestError as exc:
                         raise ManifestError(f"{src}: {exc}") from exc

@@ -73,8 +73,11 @@ def selector_text(sel: Any) -> str:
     parts = [f"{k}={v}" for k, v in sorted(sel.match_labels.items())]
     for e in sel.match_expressions:
         op = e.operator.lower()
-        parts.append(f"{e.key} {op} ({','.join(e.values)})" if e.values else
-                     (e.key if op == "exists" else f"!{e.key}"))
+        parts.append(
+            f"{e.key} {op} ({','.join(e.values)})"
+            if e.values
+            else (e.key if op == "exists" else f"!{e.key}")
+        )
     return ",".join(parts) or NONE
 
 
@@ -162,7 +165,7 @@ def _node_status(n: Any) -> str:
 
 def _node_roles(n: Any) -> str:
     prefix = "node-role.kubernetes.io/"
-    roles = sorted(k[len(prefix):] for k in n.metadata.labels if k.startswith(prefix))
+    roles = sorted(k[len(prefix) :] for k in n.metadata.labels if k.startswith(prefix))
     return ",".join(roles) or NONE
 
 
@@ -182,12 +185,16 @@ def _hpa_targets(h: Any) -> str:
     out = []
     for m in h.spec.metrics:
         tgt = m.resource.target
-        want = f"{tgt.average_utilization}%" if tgt.HasField("average_utilization") else \
-            (tgt.average_value or tgt.value)
+        want = (
+            f"{tgt.average_utilization}%"
+            if tgt.HasField("average_utilization")
+            else (tgt.average_value or tgt.value)
+        )
         cur = "<unknown>"
         for s in h.status.current_metrics:
             if s.resource.name == m.resource.name and s.resource.current.HasField(
-                    "average_utilization"):
+                "average_utilization"
+            ):
                 cur = f"{s.resource.current.average_utilization}%"
         out.append(f"{m.resource.name}: {cur}/{want}")
     if not out and h.spec.HasField("target_cpu_utilization_percentage"):
@@ -205,96 +212,165 @@ def _age(o: Any) -> str:
 
 
 COLUMNS: dict[str, list[Column]] = {
-    "Pod": [("READY", _pod_ready, False), ("STATUS", _pod_status, False),
-            ("RESTARTS", lambda p: str(sum(c.restart_count for c in p.status.container_statuses)),
-             False),
-            ("AGE", _age, False), ("IP", lambda p: p.status.pod_ip or NONE, True),
-            ("NODE", lambda p: p.spec.node_name or NONE, True),
-            ("NOMINATED NODE", lambda p: p.status.nominated_node_name or NONE, True),
-            ("READINESS GATES", lambda p: NONE, True)],
-    "Deployment": [("READY", lambda d: f"{d.status.ready_replicas}/{_replicas(d.spec)}", False),
-                   ("UP-TO-DATE", lambda d: str(d.status.updated_replicas), False),
-                   ("AVAILABLE", lambda d: str(d.status.available_replicas), False),
-                   ("AGE", _age, False),
-                   ("CONTAINERS", lambda d: _containers(d.spec.template), True),
-                   ("IMAGES", lambda d: _images(d.spec.template), True),
-                   ("SELECTOR", lambda d: selector_text(d.spec.selector), True)],
-    "ReplicaSet": [("DESIRED", lambda r: str(_replicas(r.spec)), False),
-                   ("CURRENT", lambda r: str(r.status.replicas), False),
-                   ("READY", lambda r: str(r.status.ready_replicas), False), ("AGE", _age, False),
-                   ("CONTAINERS", lambda r: _containers(r.spec.template), True),
-                   ("IMAGES", lambda r: _images(r.spec.template), True),
-                   ("SELECTOR", lambda r: selector_text(r.spec.selector), True)],
-    "StatefulSet": [("READY", lambda s: f"{s.status.ready_replicas}/{_replicas(s.spec)}", False),
-                    ("AGE", _age, False),
-                    ("CONTAINERS", lambda s: _containers(s.spec.template), True),
-                    ("IMAGES", lambda s: _images(s.spec.template), True)],
-    "DaemonSet": [("DESIRED", lambda d: str(d.status.desired_number_scheduled), False),
-                  ("CURRENT", lambda d: str(d.status.current_number_scheduled), False),
-                  ("READY", lambda d: str(d.status.number_ready), False),
-                  ("UP-TO-DATE", lambda d: str(d.status.updated_number_scheduled), False),
-                  ("AVAILABLE", lambda d: str(d.status.number_available), False),
-                  ("NODE SELECTOR", lambda d: labels_text(d.spec.template.spec.node_selector),
-                   False), ("AGE", _age, False)],
-    "Job": [("COMPLETIONS", lambda j: f"{j.status.succeeded}/"
-             f"{j.spec.completions if j.spec.HasField('completions') else 1}", False),
-            ("DURATION", _job_duration, False), ("AGE", _age, False)],
-    "CronJob": [("SCHEDULE", lambda c: c.spec.schedule, False),
-                ("SUSPEND", lambda c: str(bool(c.spec.suspend)), False),
-                ("ACTIVE", lambda c: str(len(c.status.active)), False),
-                ("LAST SCHEDULE", lambda c: age(c.status.last_schedule_time)
-                 if c.status.last_schedule_time else NONE, False), ("AGE", _age, False)],
-    "Service": [("TYPE", lambda s: s.spec.type or "ClusterIP", False),
-                ("CLUSTER-IP", lambda s: s.spec.cluster_ip or NONE, False),
-                ("EXTERNAL-IP", _svc_external, False), ("PORT(S)", _svc_ports, False),
-                ("AGE", _age, False), ("SELECTOR", lambda s: labels_text(s.spec.selector), True)],
+    "Pod": [
+        ("READY", _pod_ready, False),
+        ("STATUS", _pod_status, False),
+        (
+            "RESTARTS",
+            lambda p: str(sum(c.restart_count for c in p.status.container_statuses)),
+            False,
+        ),
+        ("AGE", _age, False),
+        ("IP", lambda p: p.status.pod_ip or NONE, True),
+        ("NODE", lambda p: p.spec.node_name or NONE, True),
+        ("NOMINATED NODE", lambda p: p.status.nominated_node_name or NONE, True),
+        ("READINESS GATES", lambda p: NONE, True),
+    ],
+    "Deployment": [
+        ("READY", lambda d: f"{d.status.ready_replicas}/{_replicas(d.spec)}", False),
+        ("UP-TO-DATE", lambda d: str(d.status.updated_replicas), False),
+        ("AVAILABLE", lambda d: str(d.status.available_replicas), False),
+        ("AGE", _age, False),
+        ("CONTAINERS", lambda d: _containers(d.spec.template), True),
+        ("IMAGES", lambda d: _images(d.spec.template), True),
+        ("SELECTOR", lambda d: selector_text(d.spec.selector), True),
+    ],
+    "ReplicaSet": [
+        ("DESIRED", lambda r: str(_replicas(r.spec)), False),
+        ("CURRENT", lambda r: str(r.status.replicas), False),
+        ("READY", lambda r: str(r.status.ready_replicas), False),
+        ("AGE", _age, False),
+        ("CONTAINERS", lambda r: _containers(r.spec.template), True),
+        ("IMAGES", lambda r: _images(r.spec.template), True),
+        ("SELECTOR", lambda r: selector_text(r.spec.selector), True),
+    ],
+    "StatefulSet": [
+        ("READY", lambda s: f"{s.status.ready_replicas}/{_replicas(s.spec)}", False),
+        ("AGE", _age, False),
+        ("CONTAINERS", lambda s: _containers(s.spec.template), True),
+        ("IMAGES", lambda s: _images(s.spec.template), True),
+    ],
+    "DaemonSet": [
+        ("DESIRED", lambda d: str(d.status.desired_number_scheduled), False),
+        ("CURRENT", lambda d: str(d.status.current_number_scheduled), False),
+        ("READY", lambda d: str(d.status.number_ready), False),
+        ("UP-TO-DATE", lambda d: str(d.status.updated_number_scheduled), False),
+        ("AVAILABLE", lambda d: str(d.status.number_available), False),
+        ("NODE SELECTOR", lambda d: labels_text(d.spec.template.spec.node_selector), False),
+        ("AGE", _age, False),
+    ],
+    "Job": [
+        (
+            "COMPLETIONS",
+            lambda j: (
+                f"{j.status.succeeded}/"
+                f"{j.spec.completions if j.spec.HasField('completions') else 1}"
+            ),
+            False,
+        ),
+        ("DURATION", _job_duration, False),
+        ("AGE", _age, False),
+    ],
+    "CronJob": [
+        ("SCHEDULE", lambda c: c.spec.schedule, False),
+        ("SUSPEND", lambda c: str(bool(c.spec.suspend)), False),
+        ("ACTIVE", lambda c: str(len(c.status.active)), False),
+        (
+            "LAST SCHEDULE",
+            lambda c: age(c.status.last_schedule_time) if c.status.last_schedule_time else NONE,
+            False,
+        ),
+        ("AGE", _age, False),
+    ],
+    "Service": [
+        ("TYPE", lambda s: s.spec.type or "ClusterIP", False),
+        ("CLUSTER-IP", lambda s: s.spec.cluster_ip or NONE, False),
+        ("EXTERNAL-IP", _svc_external, False),
+        ("PORT(S)", _svc_ports, False),
+        ("AGE", _age, False),
+        ("SELECTOR", lambda s: labels_text(s.spec.selector), True),
+    ],
     "Endpoints": [("ENDPOINTS", _endpoints, False), ("AGE", _age, False)],
-    "ConfigMap": [("DATA", lambda c: str(len(c.data) + len(c.binary_data)), False),
-                  ("AGE", _age, False)],
-    "Secret": [("TYPE", lambda s: s.type or "Opaque", False),
-               ("DATA", lambda s: str(len(s.data) + len(s.string_data)), False),
-               ("AGE", _age, False)],
+    "ConfigMap": [
+        ("DATA", lambda c: str(len(c.data) + len(c.binary_data)), False),
+        ("AGE", _age, False),
+    ],
+    "Secret": [
+        ("TYPE", lambda s: s.type or "Opaque", False),
+        ("DATA", lambda s: str(len(s.data) + len(s.string_data)), False),
+        ("AGE", _age, False),
+    ],
     "Namespace": [("STATUS", lambda n: n.status.phase or "Active", False), ("AGE", _age, False)],
-    "Node": [("STATUS", _node_status, False), ("ROLES", _node_roles, False), ("AGE", _age, False),
-             ("VERSION", lambda n: n.status.node_info.kubelet_version or NONE, False),
-             ("INTERNAL-IP", lambda n: _node_ip(n, "InternalIP"), True),
-             ("EXTERNAL-IP", lambda n: _node_ip(n, "ExternalIP"), True),
-             ("OS-IMAGE", lambda n: n.status.node_info.os_image or NONE, True),
-             ("KERNEL-VERSION", lambda n: n.status.node_info.kernel_version or NONE, True),
-             ("CONTAINER-RUNTIME",
-              lambda n: n.status.node_info.container_runtime_version or NONE, True)],
+    "Node": [
+        ("STATUS", _node_status, False),
+        ("ROLES", _node_roles, False),
+        ("AGE", _age, False),
+        ("VERSION", lambda n: n.status.node_info.kubelet_version or NONE, False),
+        ("INTERNAL-IP", lambda n: _node_ip(n, "InternalIP"), True),
+        ("EXTERNAL-IP", lambda n: _node_ip(n, "ExternalIP"), True),
+        ("OS-IMAGE", lambda n: n.status.node_info.os_image or NONE, True),
+        ("KERNEL-VERSION", lambda n: n.status.node_info.kernel_version or NONE, True),
+        ("CONTAINER-RUNTIME", lambda n: n.status.node_info.container_runtime_version or NONE, True),
+    ],
     "Lease": [("HOLDER", lambda lease: lease.spec.holder_identity, False), ("AGE", _age, False)],
-    "Event": [("LAST SEEN", lambda e: age(e.last_timestamp or e.event_time
-                                          or e.metadata.creation_timestamp), False),
-              ("TYPE", lambda e: e.type, False), ("REASON", lambda e: e.reason, False),
-              ("OBJECT", _event_object, False), ("MESSAGE", lambda e: e.message, False)],
+    "Event": [
+        (
+            "LAST SEEN",
+            lambda e: age(e.last_timestamp or e.event_time or e.metadata.creation_timestamp),
+            False,
+        ),
+        ("TYPE", lambda e: e.type, False),
+        ("REASON", lambda e: e.reason, False),
+        ("OBJECT", _event_object, False),
+        ("MESSAGE", lambda e: e.message, False),
+    ],
     "HorizontalPodAutoscaler": [
-        ("REFERENCE", lambda h: f"{h.spec.scale_target_ref.kind}/{h.spec.scale_target_ref.name}",
-         False), ("TARGETS", _hpa_targets, False),
-        ("MINPODS", lambda h: str(h.spec.min_replicas if h.spec.HasField("min_replicas")
-                                  else 1), False),
+        (
+            "REFERENCE",
+            lambda h: f"{h.spec.scale_target_ref.kind}/{h.spec.scale_target_ref.name}",
+            False,
+        ),
+        ("TARGETS", _hpa_targets, False),
+        (
+            "MINPODS",
+            lambda h: str(h.spec.min_replicas if h.spec.HasField("min_replicas") else 1),
+            False,
+        ),
         ("MAXPODS", lambda h: str(h.spec.max_replicas), False),
-        ("REPLICAS", lambda h: str(h.status.current_replicas), False), ("AGE", _age, False)],
+        ("REPLICAS", lambda h: str(h.status.current_replicas), False),
+        ("AGE", _age, False),
+    ],
     "PersistentVolumeClaim": [
         ("STATUS", lambda c: c.status.phase or "Pending", False),
         ("VOLUME", lambda c: c.spec.volume_name, False),
         ("CAPACITY", lambda c: c.status.capacity.get("storage", ""), False),
-        ("ACCESS MODES", lambda c: ",".join(_short_mode(m) for m in c.status.access_modes),
-         False),
-        ("STORAGECLASS", lambda c: c.spec.storage_class_name, False), ("AGE", _age, False)],
-    "PriorityClass": [("VALUE", lambda c: str(c.value), False),
-                      ("GLOBAL-DEFAULT", lambda c: str(c.global_default).lower(), False),
-                      ("AGE", _age, False)],
-    "RoleBinding": [("ROLE", lambda b: f"{b.role_ref.kind}/{b.role_ref.name}", False),
-                    ("AGE", _age, False)],
-    "ClusterRoleBinding": [("ROLE", lambda b: f"{b.role_ref.kind}/{b.role_ref.name}", False),
-                           ("AGE", _age, False)],
+        ("ACCESS MODES", lambda c: ",".join(_short_mode(m) for m in c.status.access_modes), False),
+        ("STORAGECLASS", lambda c: c.spec.storage_class_name, False),
+        ("AGE", _age, False),
+    ],
+    "PriorityClass": [
+        ("VALUE", lambda c: str(c.value), False),
+        ("GLOBAL-DEFAULT", lambda c: str(c.global_default).lower(), False),
+        ("AGE", _age, False),
+    ],
+    "RoleBinding": [
+        ("ROLE", lambda b: f"{b.role_ref.kind}/{b.role_ref.name}", False),
+        ("AGE", _age, False),
+    ],
+    "ClusterRoleBinding": [
+        ("ROLE", lambda b: f"{b.role_ref.kind}/{b.role_ref.name}", False),
+        ("AGE", _age, False),
+    ],
 }
 
 
 def _short_mode(mode: str) -> str:
-    return {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
-            "ReadWriteOncePod": "RWOP"}.get(mode, mode)
+    return {
+        "ReadWriteOnce": "RWO",
+        "ReadOnlyMany": "ROX",
+        "ReadWriteMany": "RWX",
+        "ReadWriteOncePod": "RWOP",
+    }.get(mode, mode)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -303,13 +379,21 @@ def _short_mode(mode: str) -> str:
 class Table:
     """Rows of one kind, printed with kubectl's spacing (columns padded, three spaces apart)."""
 
-    def __init__(self, kind: Kind, *, wide: bool = False, namespaces: bool = False,
-                 show_labels: bool = False, prefix_kind: bool = False,
-                 event_column: bool = False) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        wide: bool = False,
+        namespaces: bool = False,
+        show_labels: bool = False,
+        prefix_kind: bool = False,
+        event_column: bool = False,
+    ) -> None:
         self.kind = kind
         cols = [c for c in COLUMNS.get(kind.name, [("AGE", _age, False)]) if wide or not c[2]]
-        name_fn: Callable[[Any], str] = (lambda o: object_name(kind, o)) if prefix_kind else \
-            (lambda o: o.metadata.name)
+        name_fn: Callable[[Any], str] = (
+            (lambda o: object_name(kind, o)) if prefix_kind else (lambda o: o.metadata.name)
+        )
         cols = [("NAME", name_fn, False), *cols]
         if namespaces and kind.namespaced:
             cols = [("NAMESPACE", lambda o: o.metadata.namespace, False), *cols]
@@ -325,8 +409,7 @@ class Table:
     def row(self, obj: Any, event: str = "") -> list[str]:
         return ([event] if self.event_column else []) + [c[1](obj) for c in self.columns]
 
-    def render(self, objs: Sequence[Any], *, headers: bool = True,
-               event: str = "") -> list[str]:
+    def render(self, objs: Sequence[Any], *, headers: bool = True, event: str = "") -> list[str]:
         """Lines for ``objs``; also fixes the column widths later ``format`` calls use."""
         rows = [self.header()] if headers else []
         rows += [self.row(o, event) for o in objs]
@@ -350,12 +433,15 @@ def to_doc(obj: Message) -> dict[str, Any]:
 
 
 def list_doc(objs: Sequence[Message], resource_version: str = "") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "List", "items": [to_doc(o) for o in objs],
-            "metadata": {"resourceVersion": resource_version}}
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [to_doc(o) for o in objs],
+        "metadata": {"resourceVersion": resource_version},
+    }
 
 
 def dump(doc: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(doc, indent=4) + "\n"
-    return str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False,
-                              allow_unicode=True))
+    return str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True))

@@ -30,13 +30,20 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p = actions.add_parser("new-config", help="write an encryption config with a new key (0600)")
     p.add_argument("file")
     p.add_argument("--key-name", default="key1", help="the key's name (key1)")
-    p = actions.add_parser("reencrypt",
-                           help="rewrite every Secret with the masters' current first key")
-    p.add_argument("-s", "--server", help="master API address(es), HOST:PORT[,...] "
-                   "(default: the client config's)")
-    p.add_argument("--client-config", default=None,
-                   help="client config with the admin's credentials (default: $HAKUBE_CONFIG "
-                   "or ~/.hakube/config)")
+    p = actions.add_parser(
+        "reencrypt", help="rewrite every Secret with the masters' current first key"
+    )
+    p.add_argument(
+        "-s",
+        "--server",
+        help="master API address(es), HOST:PORT[,...] (default: the client config's)",
+    )
+    p.add_argument(
+        "--client-config",
+        default=None,
+        help="client config with the admin's credentials (default: $HAKUBE_CONFIG "
+        "or ~/.hakube/config)",
+    )
     return {"secrets": run}
 
 
@@ -67,8 +74,10 @@ def reencrypt(client: Any, attempts: int = 10) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.secrets_command == "new-config":
         if os.path.exists(args.file):
-            print(f"hakube secrets new-config: {args.file} exists; not overwriting a key file",
-                  file=sys.stderr)
+            print(
+                f"hakube secrets new-config: {args.file} exists; not overwriting a key file",
+                file=sys.stderr,
+            )
             return 1
         try:
             write_private(args.file, new_config(args.key_name).encode())

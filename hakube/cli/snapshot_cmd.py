@@ -112,8 +112,11 @@ def _restore(args: argparse.Namespace) -> int:
     try:
         # Only the names and addresses are checked here; no TLS material is read.
         RaftSettings(
-            name=args.name, raft_address=args.raft_listen, peers=args.peers,
-            data_dir=args.data_dir, tls=TlsFiles("", "", ""),
+            name=args.name,
+            raft_address=args.raft_listen,
+            peers=args.peers,
+            data_dir=args.data_dir,
+            tls=TlsFiles("", "", ""),
         ).validate()
     except ValueError as exc:
         raise errors.HakubeError(str(exc)) from exc

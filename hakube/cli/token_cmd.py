@@ -23,8 +23,9 @@ from hakube.client.config import ConfigError, load_client_config
 from hakube.pki import bootstrap, certs
 
 
-def create_token(client: Any, ttl: datetime.timedelta | None,
-                 description: str = "") -> tuple[bootstrap.Token, datetime.datetime | None]:
+def create_token(
+    client: Any, ttl: datetime.timedelta | None, description: str = ""
+) -> tuple[bootstrap.Token, datetime.datetime | None]:
     """Store a new token through ``client``; (token, expiration or None)."""
     token = bootstrap.generate()
     expiration = datetime.datetime.now(datetime.UTC) + ttl if ttl is not None else None
@@ -47,8 +48,10 @@ def list_tokens(client: Any) -> list[bootstrap.StoredToken]:
 
 
 def join_command(servers: list[str], token: bootstrap.Token, ca_pem: bytes) -> str:
-    return (f"hakube agent --server {','.join(servers)} --token {token} "
-            f"--ca-cert-hash {certs.ca_hash(ca_pem)} --node-name <NAME>")
+    return (
+        f"hakube agent --server {','.join(servers)} --token {token} "
+        f"--ca-cert-hash {certs.ca_hash(ca_pem)} --node-name <NAME>"
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -56,20 +59,34 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     actions = top.add_subparsers(dest="token_command", required=True, metavar="ACTION")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-s", "--server", help="master API address(es), HOST:PORT[,...] "
-                       "(default: the client config's)")
-        p.add_argument("--client-config", default=None,
-                       help="client config with the admin's credentials (default: "
-                       "$HAKUBE_CONFIG or ~/.hakube/config)")
+        p.add_argument(
+            "-s",
+            "--server",
+            help="master API address(es), HOST:PORT[,...] (default: the client config's)",
+        )
+        p.add_argument(
+            "--client-config",
+            default=None,
+            help="client config with the admin's credentials (default: "
+            "$HAKUBE_CONFIG or ~/.hakube/config)",
+        )
 
     p = actions.add_parser("create", help="create a token; prints it and the join command")
     common(p)
-    p.add_argument("--ttl", default="24h",
-                   help="how long the token may be used: 24h, 90m, 2h30m; 0: forever (24h)")
+    p.add_argument(
+        "--ttl",
+        default="24h",
+        help="how long the token may be used: 24h, 90m, 2h30m; 0: forever (24h)",
+    )
     p.add_argument("--description", default="", help="what the token is for")
-    p.add_argument("-o", "--output", choices=["text", "json"], default="text",
-                   help="json: one object with token, caCertHash, expires, joinCommand "
-                   "(for scripts and the Ansible playbook)")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object with token, caCertHash, expires, joinCommand "
+        "(for scripts and the Ansible playbook)",
+    )
     p = actions.add_parser("list", help="the bootstrap tokens and when they expire")
     common(p)
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -89,10 +106,17 @@ def run(args: argparse.Namespace) -> int:
                 token, expiration = create_token(client, ttl, args.description)
                 expires = bootstrap.format_time(expiration) if expiration else None
                 if args.output == "json":
-                    print(json.dumps({"token": str(token), "caCertHash": certs.ca_hash(ca),
-                                      "expires": expires,
-                                      "joinCommand": join_command(cfg.servers, token, ca)},
-                                     indent=2))
+                    print(
+                        json.dumps(
+                            {
+                                "token": str(token),
+                                "caCertHash": certs.ca_hash(ca),
+                                "expires": expires,
+                                "joinCommand": join_command(cfg.servers, token, ca),
+                            },
+                            indent=2,
+                        )
+                    )
                 else:
                     print(token)
                     print(f"ca-cert-hash: {certs.ca_hash(ca)}")
@@ -103,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 for text in args.tokens:
                     token_id = text.partition(".")[0]
-                    client.secrets.delete(bootstrap.SECRET_PREFIX + token_id,
-                                          namespace=bootstrap.SECRET_NAMESPACE)
+                    client.secrets.delete(
+                        bootstrap.SECRET_PREFIX + token_id, namespace=bootstrap.SECRET_NAMESPACE
+                    )
                     print(f"bootstrap token {token_id!r} deleted")
     except (ConfigError, HakubeError, bootstrap.TokenError, certs.CertError) as exc:
         print(f"hakube token: {exc}", file=sys.stderr)
@@ -115,9 +140,20 @@ def run(args: argparse.Namespace) -> int:
 def _print_list(tokens: list[bootstrap.StoredToken], output: str) -> None:
     now = datetime.datetime.now(datetime.UTC)
     if output == "json":
-        print(json.dumps([{"token": str(t.token), "expires": bootstrap.format_time(
-            t.expiration) if t.expiration else None, "description": t.description,
-            "live": t.live(now)} for t in tokens], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "token": str(t.token),
+                        "expires": bootstrap.format_time(t.expiration) if t.expiration else None,
+                        "description": t.description,
+                        "live": t.live(now),
+                    }
+                    for t in tokens
+                ],
+                indent=2,
+            )
+        )
         return
     rows = [("TOKEN", "TTL", "EXPIRES", "DESCRIPTION")]
     for t in tokens:

@@ -64,30 +64,59 @@ class UpError(Exception):
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    p = sub.add_parser("up", help="run a local HA cluster in the foreground",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = sub.add_parser(
+        "up",
+        help="run a local HA cluster in the foreground",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     p.add_argument("--masters", type=int, default=3, help="number of masters (1, 3, 5 or 7)")
-    p.add_argument("--nodes", type=int, default=2,
-                   help="number of node agents (hakube agent processes node-1..node-N; "
-                   "default 2)")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                   help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})")
-    p.add_argument("--runtime", choices=["simulated", "containerd"], default="simulated",
-                   help="container runtime for the node agents")
-    p.add_argument("--client-config", default="",
-                   help="client config to write for hakubectl (default: where hakubectl "
-                   f"looks, $HAKUBE_CONFIG or {DEFAULT_CLIENT_CONFIG})")
-    p.add_argument("--base-port", type=int, default=0,
-                   help="first of the ports to use on a new data dir (API ports, then Raft, "
-                   "then metrics, N each); 0: any free ports")
-    p.add_argument("--no-restart", action="store_true",
-                   help="leave a master, agent or component that dies down instead of "
-                   "starting it again")
-    p.add_argument("--restart-delay", type=float, default=5.0,
-                   help="seconds before a dead process is started again (doubling with each "
-                   "death in a row, up to 60)")
-    p.add_argument("--no-components", action="store_true",
-                   help="do not start the scheduler and the controller-manager")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=2,
+        help="number of node agents (hakube agent processes node-1..node-N; default 2)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["simulated", "containerd"],
+        default="simulated",
+        help="container runtime for the node agents",
+    )
+    p.add_argument(
+        "--client-config",
+        default="",
+        help="client config to write for hakubectl (default: where hakubectl "
+        f"looks, $HAKUBE_CONFIG or {DEFAULT_CLIENT_CONFIG})",
+    )
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=0,
+        help="first of the ports to use on a new data dir (API ports, then Raft, "
+        "then metrics, N each); 0: any free ports",
+    )
+    p.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="leave a master, agent or component that dies down instead of starting it again",
+    )
+    p.add_argument(
+        "--restart-delay",
+        type=float,
+        default=5.0,
+        help="seconds before a dead process is started again (doubling with each "
+        "death in a row, up to 60)",
+    )
+    p.add_argument(
+        "--no-components",
+        action="store_true",
+        help="do not start the scheduler and the controller-manager",
+    )
     return {"up": run}
 
 
@@ -96,9 +125,15 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 def _choose_ports(n: int, base: int) -> list[dict[str, str]]:
     ports = list(range(base, base + 3 * n)) if base else free_ports(3 * n)
-    return [{"name": f"m{i + 1}", "api": f"127.0.0.1:{ports[i]}",
-             "raft": f"127.0.0.1:{ports[n + i]}", "metrics": f"127.0.0.1:{ports[2 * n + i]}"}
-            for i in range(n)]
+    return [
+        {
+            "name": f"m{i + 1}",
+            "api": f"127.0.0.1:{ports[i]}",
+            "raft": f"127.0.0.1:{ports[n + i]}",
+            "metrics": f"127.0.0.1:{ports[2 * n + i]}",
+        }
+        for i in range(n)
+    ]
 
 
 def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[dict[str, str]]:
@@ -108,14 +143,18 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
         try:
             with open(path) as f:
                 state = yaml.safe_load(f) or {}
-            recorded = [{k: str(m[k]) for k in ("name", "api", "raft", "metrics")}
-                        for m in state["masters"]]
+            recorded = [
+                {k: str(m[k]) for k in ("name", "api", "raft", "metrics")} for m in state["masters"]
+            ]
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-            raise UpError(f"{path} is damaged ({exc}); move the data dir away to start "
-                          "afresh") from exc
+            raise UpError(
+                f"{path} is damaged ({exc}); move the data dir away to start afresh"
+            ) from exc
         if len(recorded) != masters:
-            raise UpError(f"{data_dir} holds a {len(recorded)}-master cluster; run with "
-                          f"--masters {len(recorded)}, or use another --data-dir")
+            raise UpError(
+                f"{data_dir} holds a {len(recorded)}-master cluster; run with "
+                f"--masters {len(recorded)}, or use another --data-dir"
+            )
         return recorded
     chosen = _choose_ports(masters, base_port)
     tmp = path + ".tmp"
@@ -141,7 +180,8 @@ def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
     """Masters and agents of an earlier ``hakube up`` on this dir that outlived it (it was
     SIGKILLed): stop them, after checking by their command line that they are ours."""
     names = [m["name"] for m in masters] + sorted(
-        f[:-4] for f in os.listdir(data_dir) if f.startswith("node-") and f.endswith(".pid"))
+        f[:-4] for f in os.listdir(data_dir) if f.startswith("node-") and f.endswith(".pid")
+    )
     for name in names:
         pid_file = os.path.join(data_dir, f"{name}.pid")
         try:
@@ -152,8 +192,7 @@ def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
         except (OSError, ValueError):
             continue
         if "hakube" in cmdline and os.path.join(data_dir, name) in cmdline:
-            print(f"stopping leftover {name} (pid {pid}) of an earlier hakube up",
-                  flush=True)
+            print(f"stopping leftover {name} (pid {pid}) of an earlier hakube up", flush=True)
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
@@ -167,11 +206,15 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.nodes < 0:
         raise UpError(f"--nodes {args.nodes}: must be 0 or more")
     if args.masters not in (1, 3, 5, 7):
-        raise UpError(f"--masters {args.masters}: use 1, 3, 5 or 7 (an odd number: an even "
-                      "one tolerates no more failures than the odd number below it)")
+        raise UpError(
+            f"--masters {args.masters}: use 1, 3, 5 or 7 (an odd number: an even "
+            "one tolerates no more failures than the odd number below it)"
+        )
     if args.base_port and not 1024 <= args.base_port <= 65535 - 3 * args.masters:
-        raise UpError(f"--base-port {args.base_port}: must leave room for {3 * args.masters} "
-                      "ports below 65536 and be at least 1024")
+        raise UpError(
+            f"--base-port {args.base_port}: must leave room for {3 * args.masters} "
+            "ports below 65536 and be at least 1024"
+        )
 
 
 def _lock(data_dir: str) -> int:
@@ -193,12 +236,16 @@ def run(args: argparse.Namespace) -> int:
         masters = load_or_create_state(data_dir, args.masters, args.base_port)
         _stop_leftovers(data_dir, masters)
         Pki(os.path.join(data_dir, "pki")).init({})  # this cluster's own CA, kept across runs
-        busy = [f"{addr} ({m['name']} {what})" for m in masters
-                for what, addr in (("API", m["api"]), ("Raft", m["raft"]),
-                                   ("metrics", m["metrics"])) if not _port_free(addr)]
+        busy = [
+            f"{addr} ({m['name']} {what})"
+            for m in masters
+            for what, addr in (("API", m["api"]), ("Raft", m["raft"]), ("metrics", m["metrics"]))
+            if not _port_free(addr)
+        ]
         if busy:
-            raise UpError(f"port in use: {', '.join(busy)}; stop what holds it, or use "
-                          "another --data-dir")
+            raise UpError(
+                f"port in use: {', '.join(busy)}; stop what holds it, or use another --data-dir"
+            )
     except (UpError, OSError, PkiError) as exc:
         print(f"hakube up: {exc}", file=sys.stderr)
         return 1
@@ -211,8 +258,9 @@ def run(args: argparse.Namespace) -> int:
 class Up:
     """Start, report, supervise (restart the dead), stop on a signal."""
 
-    def __init__(self, args: argparse.Namespace, data_dir: str,
-                 masters: list[dict[str, str]]) -> None:
+    def __init__(
+        self, args: argparse.Namespace, data_dir: str, masters: list[dict[str, str]]
+    ) -> None:
         self.args = args
         self.data_dir = data_dir
         self.cluster = LocalCluster(data_dir, 0, ca=Pki(os.path.join(data_dir, "pki")))
@@ -222,22 +270,35 @@ class Up:
         if not os.path.exists(keys):
             write_private(keys, new_config().encode())
         self.cluster.masters = [
-            MasterProc(name=m["name"], api=m["api"], raft=m["raft"], metrics=m["metrics"],
-                       data_dir=os.path.join(data_dir, m["name"]),
-                       log_path=os.path.join(data_dir, f"{m['name']}.log"),
-                       extra_args=["--encryption-provider-config", keys, "--audit-log-path",
-                                   os.path.join(data_dir, "audit", f"{m['name']}.log")])
-            for m in masters]
+            MasterProc(
+                name=m["name"],
+                api=m["api"],
+                raft=m["raft"],
+                metrics=m["metrics"],
+                data_dir=os.path.join(data_dir, m["name"]),
+                log_path=os.path.join(data_dir, f"{m['name']}.log"),
+                extra_args=[
+                    "--encryption-provider-config",
+                    keys,
+                    "--audit-log-path",
+                    os.path.join(data_dir, "audit", f"{m['name']}.log"),
+                ],
+            )
+            for m in masters
+        ]
         self.client_config = config_path(args.client_config or None)
         self.stopping = threading.Event()
-        self.supervisor = Supervisor(RestartPolicy(restart=not args.no_restart,
-                                                   delay=args.restart_delay))
+        self.supervisor = Supervisor(
+            RestartPolicy(restart=not args.no_restart, delay=args.restart_delay)
+        )
         for m in self.cluster.masters:
-            self.supervisor.add(m.name, "master", self._starter(m), log_path=m.log_path,
-                                pid_file=self._pid_file(m))
+            self.supervisor.add(
+                m.name, "master", self._starter(m), log_path=m.log_path, pid_file=self._pid_file(m)
+            )
         self.agents = LocalAgents(data_dir, [], supervisor=self.supervisor)
-        self.components = UpComponents(data_dir, self.cluster.endpoints(), self.supervisor,
-                                       pki=self.cluster.pki)
+        self.components = UpComponents(
+            data_dir, self.cluster.endpoints(), self.supervisor, pki=self.cluster.pki
+        )
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -247,10 +308,12 @@ class Up:
 
     def _starter(self, m: MasterProc) -> Callable[[], subprocess.Popen[bytes]]:
         """How the supervisor starts ``m``: through the cluster, which keeps ``m.proc``."""
+
         def start() -> subprocess.Popen[bytes]:
             self.cluster.start(m)
             assert m.proc is not None
             return m.proc
+
         return start
 
     def run(self) -> int:
@@ -259,8 +322,7 @@ class Up:
         with open(os.path.join(self.data_dir, "up.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         c = self.cluster
-        print(f"hakube up: starting {len(c.masters)} masters (data in {self.data_dir})",
-              flush=True)
+        print(f"hakube up: starting {len(c.masters)} masters (data in {self.data_dir})", flush=True)
         for m in c.masters:
             self.supervisor.start(m.name)
         try:
@@ -276,13 +338,21 @@ class Up:
         try:
             token, ca_hash = self._join_token() if self.args.nodes else ("", "")
         except HakubeError as exc:
-            print(f"hakube up: cannot create a token for the nodes: {exc}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"hakube up: cannot create a token for the nodes: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
             self._stop()
             return 1
-        self.agents = LocalAgents(self.data_dir, self.cluster.endpoints(),
-                                  runtime=self.args.runtime, token=token, ca_hash=ca_hash,
-                                  supervisor=self.supervisor)
+        self.agents = LocalAgents(
+            self.data_dir,
+            self.cluster.endpoints(),
+            runtime=self.args.runtime,
+            token=token,
+            ca_hash=ca_hash,
+            supervisor=self.supervisor,
+        )
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.start()
@@ -305,15 +375,17 @@ class Up:
             except TimeoutError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError("masters not ready within 60s; see the logs in "
-                                   f"{self.data_dir}")
+                raise TimeoutError(f"masters not ready within 60s; see the logs in {self.data_dir}")
 
     def _write_client_config(self) -> None:
         pki = self.cluster.pki
-        cfg = ClientConfig(servers=self.cluster.endpoints(),
-                           tls=tls_settings(pki.user_tls("admin")))
-        note = (f"hakube client config, written by `hakube up` for {self.data_dir}\n"
-                "The cluster's admin (users/admin in its PKI dir). See docs/client-config.md.")
+        cfg = ClientConfig(
+            servers=self.cluster.endpoints(), tls=tls_settings(pki.user_tls("admin"))
+        )
+        note = (
+            f"hakube client config, written by `hakube up` for {self.data_dir}\n"
+            "The cluster's admin (users/admin in its PKI dir). See docs/client-config.md."
+        )
         copy = os.path.join(self.data_dir, "client-config")
         write_client_config(copy, cfg, comment=note)
         write_client_config(self.client_config, cfg, comment=note)
@@ -325,8 +397,7 @@ class Up:
         """A bootstrap token for this run's node agents (nodes that joined before keep their
         certificates and ignore it), and the CA hash to check."""
         with self.cluster.client(timeout=30) as client:
-            token, _ = create_token(client, datetime.timedelta(hours=1),
-                                    "hakube up: node agents")
+            token, _ = create_token(client, datetime.timedelta(hours=1), "hakube up: node agents")
         return str(token), certs.ca_hash(files.read(self.cluster.pki.ca_cert))
 
     def _report(self) -> None:
@@ -338,17 +409,22 @@ class Up:
         print(f"hakube up: {len(c.masters)} masters ready, leader {leader}", flush=True)
         for m in c.masters:
             pid = m.proc.pid if m.proc else "-"
-            print(f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
-                  f"  pid {pid}  log {m.log_path}", flush=True)
+            print(
+                f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
+                f"  pid {pid}  log {m.log_path}",
+                flush=True,
+            )
         for line in self.components.report():
             print(line, flush=True)
-        print(f"client config: {self.client_config} - try "
-              "`hakubectl cluster status`", flush=True)
+        print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
         for a in self.agents.agents:
-            print(f"  {a.name}  agent ({self.args.runtime})  pid {a.pid}  log {a.log_path}",
-                  flush=True)
-        print("Ctrl-C stops the cluster; `hakube up` on the same --data-dir resumes it.",
-              flush=True)
+            print(
+                f"  {a.name}  agent ({self.args.runtime})  pid {a.pid}  log {a.log_path}",
+                flush=True,
+            )
+        print(
+            "Ctrl-C stops the cluster; `hakube up` on the same --data-dir resumes it.", flush=True
+        )
 
     def _stop(self) -> None:
         if self.agents.agents:

@@ -31,9 +31,16 @@ from hakube.client import errors
 from hakube.client.base import ObjectClient
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
-                   "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
-                   "selfLink")
+SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+)
 """Metadata the server owns; ignored in manifests (resourceVersion becomes a precondition)."""
 CREATED, CONFIGURED, UNCHANGED = "created", "configured", "unchanged"
 
@@ -66,8 +73,9 @@ def strip_manifest(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return out, rv
 
 
-def three_way(live: dict[str, Any], last: dict[str, Any] | None,
-              desired: dict[str, Any]) -> dict[str, Any]:
+def three_way(
+    live: dict[str, Any], last: dict[str, Any] | None, desired: dict[str, Any]
+) -> dict[str, Any]:
     """``live`` with fields removed from ``last`` to ``desired`` dropped and ``desired`` set."""
     out = dict(live)
     if last is not None:
@@ -77,8 +85,9 @@ def three_way(live: dict[str, Any], last: dict[str, Any] | None,
     for key, value in desired.items():
         prev_last = last.get(key) if isinstance(last, dict) else None
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = three_way(out[key], prev_last if isinstance(prev_last, dict) else None,
-                                 value)
+            out[key] = three_way(
+                out[key], prev_last if isinstance(prev_last, dict) else None, value
+            )
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -97,8 +106,9 @@ def _annotations(doc: dict[str, Any]) -> dict[str, Any]:
     return meta.setdefault("annotations", {})  # type: ignore[no-any-return]
 
 
-def apply(client: ObjectClient, obj: Message | dict[str, Any], *,
-          timeout: float | None = None) -> ApplyResult:
+def apply(
+    client: ObjectClient, obj: Message | dict[str, Any], *, timeout: float | None = None
+) -> ApplyResult:
     """Create ``obj`` or bring the live object in line with it; see the module docstring.
     Raises ManifestError (hakube.api.convert) for a manifest that does not convert."""
     doc = _as_dict(obj)
@@ -109,8 +119,9 @@ def apply(client: ObjectClient, obj: Message | dict[str, Any], *,
     meta = desired.setdefault("metadata", {})
     name = meta.get("name")
     if not name:
-        raise convert.ManifestError(f"{kind.name}: apply needs metadata.name "
-                                    "(generateName only works with create)")
+        raise convert.ManifestError(
+            f"{kind.name}: apply needs metadata.name (generateName only works with create)"
+        )
     if kind.namespaced:
         meta["namespace"] = meta.get("namespace") or client.settings.namespace
     ns = meta.get("namespace", "")
@@ -130,7 +141,8 @@ def apply(client: ObjectClient, obj: Message | dict[str, Any], *,
         if want_rv and want_rv != live_rv:
             raise errors.Conflict(
                 f'{kind.plural} "{name}": the manifest is for resourceVersion {want_rv} but the '
-                f"object is at {live_rv}; remove metadata.resourceVersion or fetch it again")
+                f"object is at {live_rv}; remove metadata.resourceVersion or fetch it again"
+            )
         current = convert.to_dict(live)
         current.pop("status", None)
         old_annotation = live.metadata.annotations.get(LAST_APPLIED)
@@ -160,5 +172,6 @@ def apply(client: ObjectClient, obj: Message | dict[str, Any], *,
         except errors.NotFound:
             continue  # deleted meanwhile: create it
         return ApplyResult(updated, CONFIGURED, kind)
-    raise errors.Conflict(f'{kind.plural} "{name}": changed by others on every attempt; '
-                          "apply again")
+    raise errors.Conflict(
+        f'{kind.plural} "{name}": changed by others on every attempt; apply again'
+    )

@@ -12,17 +12,33 @@ from hakube.client.base import ObjectClient
 from hakube.client.transport import Stubs
 
 
-def access_review(client: ObjectClient, verb: str, resource: str, *, name: str = "",
-                  namespace: str = "", subresource: str = "", group: str = "",
-                  user: str = "", groups: tuple[str, ...] = (),
-                  timeout: float | None = None) -> authz_pb2.AccessReviewResponse:
+def access_review(
+    client: ObjectClient,
+    verb: str,
+    resource: str,
+    *,
+    name: str = "",
+    namespace: str = "",
+    subresource: str = "",
+    group: str = "",
+    user: str = "",
+    groups: tuple[str, ...] = (),
+    timeout: float | None = None,
+) -> authz_pb2.AccessReviewResponse:
     """Whether the caller (or ``user``/``groups``, which needs the impersonate verb) may make
     the request. ``resource`` may be a plural, kind or short name."""
     req = authz_pb2.AccessReviewRequest(
-        attributes=authz_pb2.ResourceAttributes(verb=verb, group=group, resource=resource,
-                                                subresource=subresource, namespace=namespace,
-                                                name=name),
-        user=user, groups=list(groups))
+        attributes=authz_pb2.ResourceAttributes(
+            verb=verb,
+            group=group,
+            resource=resource,
+            subresource=subresource,
+            namespace=namespace,
+            name=name,
+        ),
+        user=user,
+        groups=list(groups),
+    )
 
     def call(s: Stubs, t: float) -> authz_pb2.AccessReviewResponse:
         stub = authz_pb2_grpc.AuthorizationServiceStub(s.channel)

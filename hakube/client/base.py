@@ -81,23 +81,52 @@ class ObjectClient(Protocol):
     settings: ClientSettings
     transport: Transport
 
-    def get(self, kind: KindLike, name: str, *, namespace: str | None = ...,
-            serializable: bool = ..., timeout: float | None = ...) -> Any: ...
+    def get(
+        self,
+        kind: KindLike,
+        name: str,
+        *,
+        namespace: str | None = ...,
+        serializable: bool = ...,
+        timeout: float | None = ...,
+    ) -> Any: ...
 
-    def list(self, kind: KindLike, *, namespace: str | None = ..., label_selector: str = ...,
-             field_selector: str = ..., limit: int = ..., page_size: int = ...,
-             serializable: bool = ..., timeout: float | None = ...) -> ObjectList[Any]: ...
+    def list(
+        self,
+        kind: KindLike,
+        *,
+        namespace: str | None = ...,
+        label_selector: str = ...,
+        field_selector: str = ...,
+        limit: int = ...,
+        page_size: int = ...,
+        serializable: bool = ...,
+        timeout: float | None = ...,
+    ) -> ObjectList[Any]: ...
 
-    def create(self, obj: M, *, request_id: str = ..., dry_run: bool = ...,
-               timeout: float | None = ...) -> M: ...
+    def create(
+        self, obj: M, *, request_id: str = ..., dry_run: bool = ..., timeout: float | None = ...
+    ) -> M: ...
 
-    def update(self, obj: M, *, request_id: str = ..., dry_run: bool = ...,
-               timeout: float | None = ...) -> M: ...
+    def update(
+        self, obj: M, *, request_id: str = ..., dry_run: bool = ..., timeout: float | None = ...
+    ) -> M: ...
 
-    def update_status(self, obj: M, *, request_id: str = ..., dry_run: bool = ...,
-                      timeout: float | None = ...) -> M: ...
+    def update_status(
+        self, obj: M, *, request_id: str = ..., dry_run: bool = ..., timeout: float | None = ...
+    ) -> M: ...
 
-    def delete(self, kind: KindLike, name: str, *, namespace: str | None = ...,
-               grace_period_seconds: int | None = ..., propagation_policy: str = ...,
-               uid: str = ..., resource_version: str = ..., request_id: str = ...,
-               dry_run: bool = ..., timeout: float | None = ...) -> DeleteResult[Any]: ...
+    def delete(
+        self,
+        kind: KindLike,
+        name: str,
+        *,
+        namespace: str | None = ...,
+        grace_period_seconds: int | None = ...,
+        propagation_policy: str = ...,
+        uid: str = ...,
+        resource_version: str = ...,
+        request_id: str = ...,
+        dry_run: bool = ...,
+        timeout: float | None = ...,
+    ) -> DeleteResult[Any]: ...

@@ -78,10 +78,16 @@ def new_request_id() -> str:
 class Client(TypedResources):
     """A connection to a hakube cluster. See the module docstring."""
 
-    def __init__(self, endpoints: str | Sequence[str], *,
-                 credentials: Credentials | None = None, namespace: str = "default",
-                 timeout: float | None = None, policy: RetryPolicy | None = None,
-                 watch_idle_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        credentials: Credentials | None = None,
+        namespace: str = "default",
+        timeout: float | None = None,
+        policy: RetryPolicy | None = None,
+        watch_idle_timeout: float = 20.0,
+    ) -> None:
         """``endpoints``: master addresses ``HOST:PORT`` (a list, a comma-separated string, or
         one VIP). ``credentials``: the cluster CA and this client's certificate and key; when
         omitted they come from the client config file ($HAKUBE_CONFIG or ~/.hakube/config).
@@ -89,25 +95,35 @@ class Client(TypedResources):
         if credentials is None:
             from hakube.client.config import load_client_config
 
-            credentials = load_client_config(None, server=",".join(
-                [endpoints] if isinstance(endpoints, str) else endpoints)).credentials()
+            credentials = load_client_config(
+                None, server=",".join([endpoints] if isinstance(endpoints, str) else endpoints)
+            ).credentials()
         policy = policy or RetryPolicy()
         if timeout is not None:
-            policy = dataclasses.replace(policy, timeout=timeout,
-                                         attempt_timeout=min(policy.attempt_timeout, timeout))
-        self.settings = ClientSettings(namespace=namespace, policy=policy,
-                                       watch_idle_timeout=watch_idle_timeout)
+            policy = dataclasses.replace(
+                policy, timeout=timeout, attempt_timeout=min(policy.attempt_timeout, timeout)
+            )
+        self.settings = ClientSettings(
+            namespace=namespace, policy=policy, watch_idle_timeout=watch_idle_timeout
+        )
         self.transport = Transport(endpoints, credentials=credentials, policy=policy)
 
     @classmethod
-    def from_config(cls, path: str | None = None, *, server: str | None = None,
-                    namespace: str | None = None, timeout: float | None = None) -> Client:
+    def from_config(
+        cls,
+        path: str | None = None,
+        *,
+        server: str | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> Client:
         """A client from the client config file (see hakube.client.config), with overrides."""
         from hakube.client.config import load_client_config
 
         cfg = load_client_config(path, server=server, namespace=namespace, timeout=timeout)
-        return cls(cfg.servers, credentials=cfg.credentials(), namespace=cfg.namespace,
-                   timeout=cfg.timeout)
+        return cls(
+            cfg.servers, credentials=cfg.credentials(), namespace=cfg.namespace, timeout=cfg.timeout
+        )
 
     @property
     def servers(self) -> list[str]:
@@ -139,8 +155,9 @@ class Client(TypedResources):
 
     # -- verbs --------------------------------------------------------------------------------
 
-    def create(self, obj: M, *, request_id: str = "", dry_run: bool = False,
-               timeout: float | None = None) -> M:
+    def create(
+        self, obj: M, *, request_id: str = "", dry_run: bool = False, timeout: float | None = None
+    ) -> M:
         """Create ``obj``; AlreadyExists if the name is taken, Invalid names a bad field."""
         kind = resolve_kind(type(obj))
         msg = type(obj)()
@@ -156,49 +173,102 @@ class Client(TypedResources):
             rid = request_id or new_request_id()
             req = api_pb2.CreateRequest(object=kinds.wrap(msg), request_id=rid, dry_run=dry_run)
             try:
-                out = self.transport.call(_unary("Create", req),
-                                          what=f"create {describe(kind, meta.name)}",
-                                          timeout=timeout, request_id=rid)
+                out = self.transport.call(
+                    _unary("Create", req),
+                    what=f"create {describe(kind, meta.name)}",
+                    timeout=timeout,
+                    request_id=rid,
+                )
             except errors.AlreadyExists:
                 if generated and not request_id:
                     continue  # a random name collided; pick another
                 raise
             return self._typed(out)  # type: ignore[no-any-return]
-        raise errors.AlreadyExists(f"{kind.plural}: no free name with prefix "
-                                   f'"{meta.generate_name}" after 5 tries')
+        raise errors.AlreadyExists(
+            f'{kind.plural}: no free name with prefix "{meta.generate_name}" after 5 tries'
+        )
 
     @overload
-    def get(self, kind: type[M], name: str, *, namespace: str | None = ...,
-            serializable: bool = ..., timeout: float | None = ...) -> M: ...
+    def get(
+        self,
+        kind: type[M],
+        name: str,
+        *,
+        namespace: str | None = ...,
+        serializable: bool = ...,
+        timeout: float | None = ...,
+    ) -> M: ...
 
     @overload
-    def get(self, kind: KindLike, name: str, *, namespace: str | None = ...,
-            serializable: bool = ..., timeout: float | None = ...) -> Any: ...
+    def get(
+        self,
+        kind: KindLike,
+        name: str,
+        *,
+        namespace: str | None = ...,
+        serializable: bool = ...,
+        timeout: float | None = ...,
+    ) -> Any: ...
 
-    def get(self, kind: KindLike, name: str, *, namespace: str | None = None,
-            serializable: bool = False, timeout: float | None = None) -> Any:
+    def get(
+        self,
+        kind: KindLike,
+        name: str,
+        *,
+        namespace: str | None = None,
+        serializable: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
         """One object; NotFound if absent. ``serializable`` reads the answering master's
         replica without a quorum round trip (faster, possibly stale)."""
         k = resolve_kind(kind)
         ns = self._ns(k, namespace)
         req = api_pb2.GetRequest(kind=k.name, namespace=ns, name=name, serializable=serializable)
-        out = self.transport.call(_unary("Get", req),
-                                  what=f"get {describe(k, name, ns)}", timeout=timeout)
+        out = self.transport.call(
+            _unary("Get", req), what=f"get {describe(k, name, ns)}", timeout=timeout
+        )
         return self._typed(out)
 
     @overload
-    def list(self, kind: type[M], *, namespace: str | None = ..., label_selector: str = ...,
-             field_selector: str = ..., limit: int = ..., page_size: int = ...,
-             serializable: bool = ..., timeout: float | None = ...) -> ObjectList[M]: ...
+    def list(
+        self,
+        kind: type[M],
+        *,
+        namespace: str | None = ...,
+        label_selector: str = ...,
+        field_selector: str = ...,
+        limit: int = ...,
+        page_size: int = ...,
+        serializable: bool = ...,
+        timeout: float | None = ...,
+    ) -> ObjectList[M]: ...
 
     @overload
-    def list(self, kind: KindLike, *, namespace: str | None = ..., label_selector: str = ...,
-             field_selector: str = ..., limit: int = ..., page_size: int = ...,
-             serializable: bool = ..., timeout: float | None = ...) -> ObjectList[Any]: ...
+    def list(
+        self,
+        kind: KindLike,
+        *,
+        namespace: str | None = ...,
+        label_selector: str = ...,
+        field_selector: str = ...,
+        limit: int = ...,
+        page_size: int = ...,
+        serializable: bool = ...,
+        timeout: float | None = ...,
+    ) -> ObjectList[Any]: ...
 
-    def list(self, kind: KindLike, *, namespace: str | None = None, label_selector: str = "",
-             field_selector: str = "", limit: int = 0, page_size: int = 500,
-             serializable: bool = False, timeout: float | None = None) -> ObjectList[Any]:
+    def list(
+        self,
+        kind: KindLike,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        page_size: int = 500,
+        serializable: bool = False,
+        timeout: float | None = None,
+    ) -> ObjectList[Any]:
         """Objects of a kind (all namespaces unless ``namespace``), fetched in pages of
         ``page_size`` from one consistent snapshot; ``limit`` caps the total. If the snapshot
         is compacted between pages (Gone), the list starts over."""
@@ -213,13 +283,18 @@ class Client(TypedResources):
                     if limit:
                         left = limit - len(items)
                         want = min(want, left) if want else left
-                    req = api_pb2.ListRequest(kind=k.name, namespace=ns,
-                                              label_selector=label_selector,
-                                              field_selector=field_selector, limit=want,
-                                              serializable=serializable)
+                    req = api_pb2.ListRequest(
+                        kind=k.name,
+                        namespace=ns,
+                        label_selector=label_selector,
+                        field_selector=field_selector,
+                        limit=want,
+                        serializable=serializable,
+                    )
                     setattr(req, "continue", token)
-                    resp = self.transport.call(_unary("List", req), what=f"list {k.plural}",
-                                               timeout=timeout)
+                    resp = self.transport.call(
+                        _unary("List", req), what=f"list {k.plural}", timeout=timeout
+                    )
                     items.extend(self._typed(o) for o in resp.items)
                     rv = rv or resp.resource_version
                     token = getattr(resp, "continue")
@@ -230,21 +305,26 @@ class Client(TypedResources):
                     raise
         raise errors.Gone(f"list {k.plural}: the snapshot kept being compacted; try again")
 
-    def update(self, obj: M, *, request_id: str = "", dry_run: bool = False,
-               timeout: float | None = None) -> M:
+    def update(
+        self, obj: M, *, request_id: str = "", dry_run: bool = False, timeout: float | None = None
+    ) -> M:
         """Replace spec and metadata (status is kept). A set metadata.resourceVersion makes it
         a compare-and-swap: Conflict if the object changed since."""
-        return self._update(obj, status=False, request_id=request_id, dry_run=dry_run,
-                            timeout=timeout)
+        return self._update(
+            obj, status=False, request_id=request_id, dry_run=dry_run, timeout=timeout
+        )
 
-    def update_status(self, obj: M, *, request_id: str = "", dry_run: bool = False,
-                      timeout: float | None = None) -> M:
+    def update_status(
+        self, obj: M, *, request_id: str = "", dry_run: bool = False, timeout: float | None = None
+    ) -> M:
         """Replace only the status (compare-and-swap as ``update``)."""
-        return self._update(obj, status=True, request_id=request_id, dry_run=dry_run,
-                            timeout=timeout)
+        return self._update(
+            obj, status=True, request_id=request_id, dry_run=dry_run, timeout=timeout
+        )
 
-    def _update(self, obj: M, *, status: bool, request_id: str, dry_run: bool,
-                timeout: float | None) -> M:
+    def _update(
+        self, obj: M, *, status: bool, request_id: str, dry_run: bool, timeout: float | None
+    ) -> M:
         kind = resolve_kind(type(obj))
         meta = obj.metadata  # type: ignore[attr-defined]
         ns = self._ns(kind, meta.namespace)
@@ -257,8 +337,7 @@ class Client(TypedResources):
         stub = "UpdateStatus" if status else "Update"
         what = f"update{' status of' if status else ''} {describe(kind, meta.name, ns)}"
         try:
-            out = self.transport.call(_unary(stub, req),
-                                      what=what, timeout=timeout, request_id=rid)
+            out = self.transport.call(_unary(stub, req), what=what, timeout=timeout, request_id=rid)
         except errors.Conflict as exc:
             if not (exc.retried and meta.resource_version):
                 raise
@@ -269,8 +348,9 @@ class Client(TypedResources):
             return current  # type: ignore[no-any-return]
         return self._typed(out)  # type: ignore[no-any-return]
 
-    def _already_applied(self, kind: Kind, msg: Message, stub: str,
-                         timeout: float | None) -> Any | None:
+    def _already_applied(
+        self, kind: Kind, msg: Message, stub: str, timeout: float | None
+    ) -> Any | None:
         """After a CAS update was retried and hit Conflict: the current object if applying the
         update now would change nothing (our lost first attempt did it), else None."""
         meta = msg.metadata  # type: ignore[attr-defined]
@@ -279,54 +359,88 @@ class Client(TypedResources):
         probe.CopyFrom(msg)
         probe.metadata.resource_version = current.metadata.resource_version  # type: ignore
         req = api_pb2.UpdateRequest(object=kinds.wrap(probe), dry_run=True)
-        would = self._typed(self.transport.call(
-            _unary(stub, req),
-            what=f"check update of {describe(kind, meta.name)}", timeout=timeout))
-        same = would.SerializeToString(deterministic=True) == \
-            current.SerializeToString(deterministic=True)
+        would = self._typed(
+            self.transport.call(
+                _unary(stub, req),
+                what=f"check update of {describe(kind, meta.name)}",
+                timeout=timeout,
+            )
+        )
+        same = would.SerializeToString(deterministic=True) == current.SerializeToString(
+            deterministic=True
+        )
         return current if same else None
 
-    def delete(self, kind: KindLike, name: str, *, namespace: str | None = None,
-               grace_period_seconds: int | None = None, propagation_policy: str = "",
-               uid: str = "", resource_version: str = "", request_id: str = "",
-               dry_run: bool = False, timeout: float | None = None) -> DeleteResult[Any]:
+    def delete(
+        self,
+        kind: KindLike,
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str = "",
+        uid: str = "",
+        resource_version: str = "",
+        request_id: str = "",
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> DeleteResult[Any]:
         """Delete (or mark for deletion) one object; NotFound if absent. ``uid`` and
         ``resource_version`` are preconditions (Conflict when they do not match)."""
         k = resolve_kind(kind)
         ns = self._ns(k, namespace)
         rid = request_id or new_request_id()
-        req = api_pb2.DeleteRequest(kind=k.name, namespace=ns, name=name,
-                                    propagation_policy=propagation_policy, request_id=rid,
-                                    dry_run=dry_run,
-                                    preconditions=api_pb2.Preconditions(
-                                        uid=uid, resource_version=resource_version))
+        req = api_pb2.DeleteRequest(
+            kind=k.name,
+            namespace=ns,
+            name=name,
+            propagation_policy=propagation_policy,
+            request_id=rid,
+            dry_run=dry_run,
+            preconditions=api_pb2.Preconditions(uid=uid, resource_version=resource_version),
+        )
         if grace_period_seconds is not None:
             req.grace_period_seconds = grace_period_seconds
         try:
-            resp = self.transport.call(_unary("Delete", req),
-                                       what=f"delete {describe(k, name, ns)}", timeout=timeout,
-                                       request_id=rid)
+            resp = self.transport.call(
+                _unary("Delete", req),
+                what=f"delete {describe(k, name, ns)}",
+                timeout=timeout,
+                request_id=rid,
+            )
         except errors.NotFound as exc:
             if exc.retried:
-                log.info("delete %s: an earlier attempt removed it (its answer was lost)",
-                         describe(k, name, ns))
+                log.info(
+                    "delete %s: an earlier attempt removed it (its answer was lost)",
+                    describe(k, name, ns),
+                )
                 return DeleteResult(None, True)
             raise
         obj = self._typed(resp.object) if resp.HasField("object") else None
         return DeleteResult(obj, resp.deleted)
 
-    def bind(self, name: str, node_name: str, *, namespace: str | None = None, uid: str = "",
-             resource_version: str = "", timeout: float | None = None) -> pod_pb2.Pod:
+    def bind(
+        self,
+        name: str,
+        node_name: str,
+        *,
+        namespace: str | None = None,
+        uid: str = "",
+        resource_version: str = "",
+        timeout: float | None = None,
+    ) -> pod_pb2.Pod:
         """Assign a pending pod to a node (the scheduler's write). Conflict if it is already on
         another node or the preconditions fail. Binding to the node the pod is already on is a
         no-op, which is what makes a retried Bind safe."""
         ns = namespace or self.settings.namespace
-        req = api_pb2.BindRequest(namespace=ns, name=name, node_name=node_name, uid=uid,
-                                  resource_version=resource_version)
+        req = api_pb2.BindRequest(
+            namespace=ns, name=name, node_name=node_name, uid=uid, resource_version=resource_version
+        )
         what = f"bind pods/{name} to node {node_name}"
         try:
-            out = self.transport.call(_unary("Bind", req), what=what,
-                                      timeout=timeout, request_id=new_request_id())
+            out = self.transport.call(
+                _unary("Bind", req), what=what, timeout=timeout, request_id=new_request_id()
+            )
         except errors.Conflict as exc:
             if exc.retried:
                 pod = self.get(pod_pb2.Pod, name, namespace=ns, timeout=timeout)
@@ -335,35 +449,62 @@ class Client(TypedResources):
             raise
         return self._typed(out)  # type: ignore[no-any-return]
 
-    def cluster_status(self, *, endpoint: str | None = None,
-                       timeout: float | None = None) -> api_pb2.ClusterStatusResponse:
+    def cluster_status(
+        self, *, endpoint: str | None = None, timeout: float | None = None
+    ) -> api_pb2.ClusterStatusResponse:
         """The Raft view of one master (``endpoint``), or of whichever master answers."""
         req = api_pb2.ClusterStatusRequest()
 
         def call(s: Stubs, t: float) -> api_pb2.ClusterStatusResponse:
             return s.cluster.Status(req, timeout=t)  # type: ignore[no-any-return]
 
-        return self.transport.call(call, what=f"status of {endpoint or 'the cluster'}",
-                                   timeout=timeout, endpoint=endpoint)
+        return self.transport.call(
+            call, what=f"status of {endpoint or 'the cluster'}", timeout=timeout, endpoint=endpoint
+        )
 
     # -- streams and caches -------------------------------------------------------------------
 
-    def watch(self, kind: KindLike, *, namespace: str | None = None, label_selector: str = "",
-              field_selector: str = "", resource_version: str | int | None = None,
-              bookmarks: bool = False) -> Watch:
+    def watch(
+        self,
+        kind: KindLike,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str | int | None = None,
+        bookmarks: bool = False,
+    ) -> Watch:
         """A resumable stream of changes (iterate it, ``stop()`` it from any thread).
         ``resource_version``: deliver changes after it; None: from now."""
-        return open_watch(self, kind, namespace=namespace, label_selector=label_selector,
-                          field_selector=field_selector, resource_version=resource_version,
-                          bookmarks=bookmarks)
+        return open_watch(
+            self,
+            kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            bookmarks=bookmarks,
+        )
 
-    def informer(self, kind: KindLike, *, namespace: str | None = None, label_selector: str = "",
-                 field_selector: str = "", resync_period: float = 0.0) -> Informer[Any]:
+    def informer(
+        self,
+        kind: KindLike,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        resync_period: float = 0.0,
+    ) -> Informer[Any]:
         """A list+watch cache of one kind; call ``start()`` on it."""
-        return Informer(self, kind, namespace=namespace, label_selector=label_selector,
-                        field_selector=field_selector, resync_period=resync_period)
+        return Informer(
+            self,
+            kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resync_period=resync_period,
+        )
 
-    def apply(self, obj: Message | dict[str, Any], *,
-              timeout: float | None = None) -> ApplyResult:
+    def apply(self, obj: Message | dict[str, Any], *, timeout: float | None = None) -> ApplyResult:
         """Create-or-update like ``kubectl apply``; see apply.py."""
         return apply(self, obj, timeout=timeout)

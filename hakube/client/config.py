@@ -41,8 +41,15 @@ ENV_SERVER = "HAKUBE_SERVER"
 KIND = "ClientConfig"
 API_VERSION = "hakube/v1"
 _CRED_KEYS = ("certificate-authority", "client-certificate", "client-key")
-_KEYS = {"apiVersion", "kind", "servers", "namespace", "timeout", *_CRED_KEYS,
-         *(f"{k}-data" for k in _CRED_KEYS)}
+_KEYS = {
+    "apiVersion",
+    "kind",
+    "servers",
+    "namespace",
+    "timeout",
+    *_CRED_KEYS,
+    *(f"{k}-data" for k in _CRED_KEYS),
+}
 
 
 class ConfigError(ValueError):
@@ -78,15 +85,20 @@ class ClientConfig:
                 except OSError as exc:
                     raise ConfigError(f"{where}: {key}: {path}: {exc.strerror}") from exc
             else:
-                raise ConfigError(f"{where}: no {key} (the API requires TLS credentials; "
-                                  "hakube up writes them to ~/.hakube/config)")
+                raise ConfigError(
+                    f"{where}: no {key} (the API requires TLS credentials; "
+                    "hakube up writes them to ~/.hakube/config)"
+                )
         return Credentials(ca=out[0], cert=out[1], key=out[2])
 
 
 def tls_settings(files: TlsFiles) -> dict[str, str]:
     """The credential settings of a config that names ``files``."""
-    return {"certificate-authority": files.ca, "client-certificate": files.cert,
-            "client-key": files.key}
+    return {
+        "certificate-authority": files.ca,
+        "client-certificate": files.cert,
+        "client-key": files.key,
+    }
 
 
 def _inline_pem(where: str, key: str, value: str) -> bytes:
@@ -118,8 +130,10 @@ def read_config_file(path: str) -> ClientConfig:
         raise ConfigError(f"config file {path}: must be a mapping (servers: [...])")
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
-        raise ConfigError(f'config file {path}: unknown setting "{unknown[0]}" (known: '
-                          f"{', '.join(sorted(_KEYS))})")
+        raise ConfigError(
+            f'config file {path}: unknown setting "{unknown[0]}" (known: '
+            f"{', '.join(sorted(_KEYS))})"
+        )
     if data.get("kind", KIND) != KIND:
         raise ConfigError(f'config file {path}: kind is "{data["kind"]}", expected {KIND}')
     raw = data.get("servers")
@@ -142,13 +156,22 @@ def read_config_file(path: str) -> ClientConfig:
             tls[key] = os.path.join(base, os.path.expanduser(str(data[key])))
         if data.get(f"{key}-data"):
             tls[f"{key}-data"] = str(data[f"{key}-data"])
-    return ClientConfig(servers=servers, namespace=str(data.get("namespace") or "default"),
-                        timeout=timeout, path=path, tls=tls)
+    return ClientConfig(
+        servers=servers,
+        namespace=str(data.get("namespace") or "default"),
+        timeout=timeout,
+        path=path,
+        tls=tls,
+    )
 
 
-def load_client_config(path: str | None = None, *, server: str | None = None,
-                       namespace: str | None = None,
-                       timeout: float | None = None) -> ClientConfig:
+def load_client_config(
+    path: str | None = None,
+    *,
+    server: str | None = None,
+    namespace: str | None = None,
+    timeout: float | None = None,
+) -> ClientConfig:
     """The effective config: file (see the module docstring) overridden by arguments."""
     server = server or os.environ.get(ENV_SERVER) or None
     file = config_path(path)
@@ -157,20 +180,27 @@ def load_client_config(path: str | None = None, *, server: str | None = None,
     if explicit or os.path.exists(file):
         cfg = read_config_file(file)
     elif not server:
-        raise ConfigError(f"no masters configured: pass --server HOST:PORT[,HOST:PORT...], set "
-                          f"{ENV_SERVER}, or create {file} (hakube up writes it)")
+        raise ConfigError(
+            f"no masters configured: pass --server HOST:PORT[,HOST:PORT...], set "
+            f"{ENV_SERVER}, or create {file} (hakube up writes it)"
+        )
     if server:
         try:
             servers = parse_endpoints(server)
         except ValueError as exc:
             raise ConfigError(f"--server: {exc}") from exc
-        cfg = ClientConfig(servers=servers, namespace=cfg.namespace if cfg else "default",
-                           timeout=cfg.timeout if cfg else 30.0, path=cfg.path if cfg else "",
-                           tls=cfg.tls if cfg else {})
+        cfg = ClientConfig(
+            servers=servers,
+            namespace=cfg.namespace if cfg else "default",
+            timeout=cfg.timeout if cfg else 30.0,
+            path=cfg.path if cfg else "",
+            tls=cfg.tls if cfg else {},
+        )
     assert cfg is not None
     if not cfg.servers:
-        raise ConfigError(f"config file {cfg.path}: no servers listed (or pass --server "
-                          "HOST:PORT[,HOST:PORT...])")
+        raise ConfigError(
+            f"config file {cfg.path}: no servers listed (or pass --server HOST:PORT[,HOST:PORT...])"
+        )
     if namespace:
         cfg.namespace = namespace
     if timeout is not None:
@@ -180,9 +210,13 @@ def load_client_config(path: str | None = None, *, server: str | None = None,
 
 def render(cfg: ClientConfig, *, comment: str = "") -> str:
     lines = [f"# {line}" for line in comment.splitlines()]
-    body: dict[str, object] = {"apiVersion": API_VERSION, "kind": KIND,
-                               "servers": list(cfg.servers), "namespace": cfg.namespace,
-                               "timeout": cfg.timeout}
+    body: dict[str, object] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "servers": list(cfg.servers),
+        "namespace": cfg.namespace,
+        "timeout": cfg.timeout,
+    }
     body.update(cfg.tls)
     return "\n".join(lines + [yaml.safe_dump(body, sort_keys=False).rstrip()]) + "\n"
 

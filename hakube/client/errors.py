@@ -81,8 +81,9 @@ class Unavailable(HakubeError):
 
     code = grpc.StatusCode.UNAVAILABLE
 
-    def __init__(self, message: str, *, code: grpc.StatusCode | None = None,
-                 endpoints: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, code: grpc.StatusCode | None = None, endpoints: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message, code=code)
         self.endpoints = endpoints
 

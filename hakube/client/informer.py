@@ -64,9 +64,16 @@ class Handlers(Generic[M]):
 class Informer(Generic[M]):
     """See the module docstring."""
 
-    def __init__(self, client: ObjectClient, kind: KindLike, *, namespace: str | None = None,
-                 label_selector: str = "", field_selector: str = "",
-                 resync_period: float = 0.0) -> None:
+    def __init__(
+        self,
+        client: ObjectClient,
+        kind: KindLike,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        resync_period: float = 0.0,
+    ) -> None:
         self.client = client
         self.kind = resolve_kind(kind)
         self.namespace = namespace
@@ -86,9 +93,12 @@ class Informer(Generic[M]):
 
     # -- configuration ------------------------------------------------------------------------
 
-    def add_handlers(self, on_add: Callable[[M], None] | None = None,
-                     on_update: Callable[[M, M], None] | None = None,
-                     on_delete: Callable[[M], None] | None = None) -> None:
+    def add_handlers(
+        self,
+        on_add: Callable[[M], None] | None = None,
+        on_update: Callable[[M, M], None] | None = None,
+        on_delete: Callable[[M], None] | None = None,
+    ) -> None:
         """Register callbacks, normally before ``start()``. A consumer added after the first
         sync first gets ``on_add`` for everything already cached, called on the registering
         thread (so, unlike later calls, these may overlap with the informer thread's)."""
@@ -129,8 +139,9 @@ class Informer(Generic[M]):
     def start(self) -> Informer[M]:
         """Run on a daemon thread; returns self."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self.run, daemon=True,
-                                            name=f"informer-{self.kind.plural}")
+            self._thread = threading.Thread(
+                target=self.run, daemon=True, name=f"informer-{self.kind.plural}"
+            )
             self._thread.start()
         return self
 
@@ -164,17 +175,25 @@ class Informer(Generic[M]):
             retry += 1
 
     def _list_and_watch(self) -> None:
-        lst = self.client.list(self.kind, namespace=self.namespace,
-                               label_selector=self.label_selector,
-                               field_selector=self.field_selector)
+        lst = self.client.list(
+            self.kind,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+        )
         self._replace(lst.items, lst.resource_version)
         if not self._synced.is_set():
             self._next_resync = time.monotonic() + self.resync_period
             self._synced.set()
-        w = open_watch(self.client, self.kind, namespace=self.namespace,
-                       label_selector=self.label_selector,
-                       field_selector=self.field_selector,
-                       resource_version=lst.resource_version, bookmarks=True)
+        w = open_watch(
+            self.client,
+            self.kind,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            resource_version=lst.resource_version,
+            bookmarks=True,
+        )
         self._watch = w
         if self._stopped.is_set():
             w.stop()

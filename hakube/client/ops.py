@@ -29,8 +29,7 @@ OpsCall = Callable[[ops_pb2_grpc.OpsServiceStub, float], T]
 
 def split_servers(text: str) -> list[str]:
     """The masters to ask: ``--server`` (or $HAKUBE_SERVER), else the client config's."""
-    servers = [s.strip() for s in (text or os.environ.get(ENV_SERVER, "")).split(",")
-               if s.strip()]
+    servers = [s.strip() for s in (text or os.environ.get(ENV_SERVER, "")).split(",") if s.strip()]
     if not servers:
         try:
             servers = list(read_config_file(config_path()).servers)

@@ -27,11 +27,21 @@ class Resource(Generic[M]):
         out: M = self.client.get(self.message, name, namespace=namespace, **kw)
         return out
 
-    def list(self, *, namespace: str | None = None, label_selector: str = "",
-             field_selector: str = "", **kw: Any) -> ObjectList[M]:
-        return self.client.list(self.message, namespace=namespace,
-                                label_selector=label_selector, field_selector=field_selector,
-                                **kw)
+    def list(
+        self,
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        **kw: Any,
+    ) -> ObjectList[M]:
+        return self.client.list(
+            self.message,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            **kw,
+        )
 
     def create(self, obj: M, **kw: Any) -> M:
         return self.client.create(obj, **kw)
@@ -42,8 +52,7 @@ class Resource(Generic[M]):
     def update_status(self, obj: M, **kw: Any) -> M:
         return self.client.update_status(obj, **kw)
 
-    def delete(self, name: str, *, namespace: str | None = None,
-               **kw: Any) -> DeleteResult[M]:
+    def delete(self, name: str, *, namespace: str | None = None, **kw: Any) -> DeleteResult[M]:
         return self.client.delete(self.message, name, namespace=namespace, **kw)
 
     def watch(self, *, namespace: str | None = None, **kw: Any) -> Watch:

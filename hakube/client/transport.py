@@ -76,11 +76,14 @@ class RetryPolicy:
         if self.attempt_timeout <= 0:
             raise ValueError(f"attempt timeout ({self.attempt_timeout}) must be > 0 seconds")
         if self.unreachable_timeout <= 0:
-            raise ValueError(f"unreachable timeout ({self.unreachable_timeout}) must be > 0 "
-                             "seconds")
+            raise ValueError(
+                f"unreachable timeout ({self.unreachable_timeout}) must be > 0 seconds"
+            )
         if not 0 <= self.backoff_base <= self.backoff_cap:
-            raise ValueError(f"backoff base ({self.backoff_base}) must be between 0 and the cap "
-                             f"({self.backoff_cap})")
+            raise ValueError(
+                f"backoff base ({self.backoff_base}) must be between 0 and the cap "
+                f"({self.backoff_cap})"
+            )
 
     def pause(self, retry: int) -> float:
         """The jittered pause before retry number ``retry`` (0-based)."""
@@ -97,7 +100,7 @@ def parse_endpoints(value: str | Sequence[str]) -> list[str]:
             continue
         for prefix in ("grpc://", "http://", "dns:///"):
             if ep.startswith(prefix):
-                ep = ep[len(prefix):]
+                ep = ep[len(prefix) :]
         host, sep, port = ep.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f'endpoint "{raw}" is not HOST:PORT')
@@ -129,8 +132,10 @@ def is_retryable(code: grpc.StatusCode) -> bool:
 def _connect_failure(details: str) -> bool:
     """Whether an UNAVAILABLE came before the request was sent (so it cannot have applied)."""
     d = details.lower()
-    return any(m in d for m in ("failed to connect", "connection refused", "not in a quorum",
-                                "write not applied"))
+    return any(
+        m in d
+        for m in ("failed to connect", "connection refused", "not in a quorum", "write not applied")
+    )
 
 
 def _unreachable(details: str) -> bool:
@@ -144,14 +149,22 @@ def short_reason(details: str) -> str:
     d = details or ""
     low = d.lower()
     if "certificate_verify_failed" in low:
-        return ("TLS: the master's certificate is not signed by the CA in the client config "
-                "(an impostor, or the wrong CA file)")
+        return (
+            "TLS: the master's certificate is not signed by the CA in the client config "
+            "(an impostor, or the wrong CA file)"
+        )
     if "not in peer certificate" in low:
         return "TLS: the master's certificate does not name the address that was dialled"
     if "handshake" in low or "ssl_error" in low:
         return "TLS handshake failed: " + d.split("\n")[0][-160:]
-    for marker in ("Connection refused", "Connection reset", "Socket closed",
-                   "Deadline Exceeded", "No route to host", "Name or service not known"):
+    for marker in (
+        "Connection refused",
+        "Connection reset",
+        "Socket closed",
+        "Deadline Exceeded",
+        "No route to host",
+        "Name or service not known",
+    ):
         if marker.lower() in d.lower():
             return marker.lower()
     return d.split("\n")[0][:200] or "unavailable"
@@ -160,8 +173,13 @@ def short_reason(details: str) -> str:
 class Transport:
     """A list of master endpoints, one lazily opened channel each, and the retry loop."""
 
-    def __init__(self, endpoints: str | Sequence[str], *, credentials: tls.Credentials,
-                 policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        credentials: tls.Credentials,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         """``credentials``: the CA every master is verified against, and the certificate and
         key this client presents (there is no plaintext mode)."""
         self.endpoints = parse_endpoints(endpoints)
@@ -186,8 +204,9 @@ class Transport:
                 raise errors.HakubeError("client is closed")
             s = self._stubs.get(endpoint)
             if s is None:
-                ch = grpc.secure_channel(endpoint, self._channel_credentials,
-                                         options=CHANNEL_OPTIONS)
+                ch = grpc.secure_channel(
+                    endpoint, self._channel_credentials, options=CHANNEL_OPTIONS
+                )
                 s = self._stubs[endpoint] = Stubs(endpoint, ch)
             return s
 
@@ -216,8 +235,16 @@ class Transport:
         for s in stubs:
             s.channel.close()
 
-    def call(self, fn: Callable[[Stubs, float], T], *, what: str, timeout: float | None = None,
-             request_id: str = "", endpoint: str | None = None, once: bool = False) -> T:
+    def call(
+        self,
+        fn: Callable[[Stubs, float], T],
+        *,
+        what: str,
+        timeout: float | None = None,
+        request_id: str = "",
+        endpoint: str | None = None,
+        once: bool = False,
+    ) -> T:
         """Run ``fn(stubs, attempt_timeout)`` until it succeeds, fails for a reason a retry
         cannot fix, or the deadline passes. ``what`` names the call in errors ("get pods/web");
         ``request_id`` marks a write, whose unconfirmed attempts make the final error an
@@ -246,12 +273,16 @@ class Transport:
                     raise err from exc
                 last = exc
                 details = exc.details() or ""
-                tried[ep] = short_reason(details) if code == grpc.StatusCode.UNAVAILABLE \
+                tried[ep] = (
+                    short_reason(details)
+                    if code == grpc.StatusCode.UNAVAILABLE
                     else "no answer in time"
+                )
                 if not _unreachable(details):
                     reached = time.monotonic()
-                if request_id and not (code == grpc.StatusCode.UNAVAILABLE
-                                       and _connect_failure(details)):
+                if request_id and not (
+                    code == grpc.StatusCode.UNAVAILABLE and _connect_failure(details)
+                ):
                     maybe_applied = True
                 log.debug("%s on %s: %s (%s); retrying", what, ep, code.name, details)
                 if endpoint is None:
@@ -262,21 +293,27 @@ class Transport:
                 continue
             return result
 
-    def _give_up(self, what: str, tried: dict[str, str], last: grpc.RpcError | None,
-                 request_id: str) -> errors.Unavailable:
+    def _give_up(
+        self, what: str, tried: dict[str, str], last: grpc.RpcError | None, request_id: str
+    ) -> errors.Unavailable:
         eps = tuple(tried or self.endpoints)
         reasons = set(tried.values())
         if len(reasons) == 1:
             msg = f"{what}: no master answered (tried {', '.join(eps)}): {reasons.pop()}"
         elif reasons:
-            msg = f"{what}: no master answered (" + "; ".join(
-                f"{ep}: {why}" for ep, why in tried.items()) + ")"
+            msg = (
+                f"{what}: no master answered ("
+                + "; ".join(f"{ep}: {why}" for ep, why in tried.items())
+                + ")"
+            )
         else:
             msg = f"{what}: no master answered before the deadline"
         if request_id:
             exc: errors.Unavailable = errors.OutcomeUnknown(
                 msg + f"; the write may have been applied (request id {request_id})",
-                request_id=request_id, endpoints=eps)
+                request_id=request_id,
+                endpoints=eps,
+            )
         else:
             exc = errors.Unavailable(msg, endpoints=eps)
         exc.__cause__ = last

@@ -46,9 +46,14 @@ BOOKMARK_SECONDS = 5
 """Bookmark interval asked of the server: the heartbeat the idle timeout relies on."""
 
 # Stream failures after which reopening (elsewhere) is the cure.
-_RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
-              grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED,
-              grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+_RESUMABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+}
 
 
 @dataclass
@@ -62,23 +67,44 @@ class WatchEvent:
     items: list[Any] = field(default_factory=list)
 
 
-def open_watch(client: ObjectClient, kind: KindLike, *, namespace: str | None = None,
-               label_selector: str = "", field_selector: str = "",
-               resource_version: str | int | None = None, bookmarks: bool = False) -> Watch:
+def open_watch(
+    client: ObjectClient,
+    kind: KindLike,
+    *,
+    namespace: str | None = None,
+    label_selector: str = "",
+    field_selector: str = "",
+    resource_version: str | int | None = None,
+    bookmarks: bool = False,
+) -> Watch:
     """A Watch of ``kind`` (by any name), over all namespaces unless ``namespace``; what
     ``Client.watch`` and the typed resources return."""
     k = resolve_kind(kind)
-    return Watch(client, k, namespace=list_namespace(k, namespace),
-                 label_selector=label_selector, field_selector=field_selector,
-                 resource_version=resource_version, bookmarks=bookmarks)
+    return Watch(
+        client,
+        k,
+        namespace=list_namespace(k, namespace),
+        label_selector=label_selector,
+        field_selector=field_selector,
+        resource_version=resource_version,
+        bookmarks=bookmarks,
+    )
 
 
 class Watch:
     """A resumable watch; see the module docstring. Create it with ``Client.watch``."""
 
-    def __init__(self, client: ObjectClient, kind: Kind, *, namespace: str, label_selector: str,
-                 field_selector: str, resource_version: str | int | None,
-                 bookmarks: bool) -> None:
+    def __init__(
+        self,
+        client: ObjectClient,
+        kind: Kind,
+        *,
+        namespace: str,
+        label_selector: str,
+        field_selector: str,
+        resource_version: str | int | None,
+        bookmarks: bool,
+    ) -> None:
         self.client = client
         self.kind = kind
         self.namespace = namespace
@@ -90,8 +116,7 @@ class Watch:
         if self._rv is None:
             # "From now" means from this call, not from the first next(): learn the revision
             # here (Unavailable if no master answers within the client's deadline).
-            self._rv = int(client.list(kind, namespace=namespace or None, limit=1)
-                           .resource_version)
+            self._rv = int(client.list(kind, namespace=namespace or None, limit=1).resource_version)
         self._pending: collections.deque[WatchEvent] = collections.deque()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -164,11 +189,15 @@ class Watch:
     def _open(self) -> None:
         transport = self.client.transport
         ep = transport.current()
-        req = api_pb2.WatchRequest(kind=self.kind.name, namespace=self.namespace,
-                                   label_selector=self.label_selector,
-                                   field_selector=self.field_selector,
-                                   resource_version=str(self._rv), allow_bookmarks=True,
-                                   bookmark_interval_seconds=BOOKMARK_SECONDS)
+        req = api_pb2.WatchRequest(
+            kind=self.kind.name,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            resource_version=str(self._rv),
+            allow_bookmarks=True,
+            bookmark_interval_seconds=BOOKMARK_SECONDS,
+        )
         call = transport.stubs(ep).objects.Watch(req)
         with self._lock:
             if self._stopped.is_set():
@@ -213,8 +242,11 @@ class Watch:
             self._relist()
             return
         if code in _RESUMABLE:
-            why = "no event or bookmark within the idle timeout" if self._idle_fired \
+            why = (
+                "no event or bookmark within the idle timeout"
+                if self._idle_fired
                 else f"{code.name}: {exc.details()}"
+            )
             # A watcher dropped for being slow may stay on its master; anything else moves on.
             self._reconnect_after(why, advance=code != grpc.StatusCode.RESOURCE_EXHAUSTED)
             return
@@ -228,8 +260,14 @@ class Watch:
         if advance and ep:
             self.client.transport.advance(ep)
         self.reconnects += 1
-        log.info("watch %s on %s broke (%s); resuming from %s on %s", self.kind.plural,
-                 ep or "?", why, self._rv, self.client.transport.current())
+        log.info(
+            "watch %s on %s broke (%s); resuming from %s on %s",
+            self.kind.plural,
+            ep or "?",
+            why,
+            self._rv,
+            self.client.transport.current(),
+        )
         self._stopped.wait(self.client.settings.policy.pause(self._retry))
         self._retry += 1
 
@@ -247,9 +285,12 @@ class Watch:
     def _list_until_stopped(self) -> Any:
         while not self._stopped.is_set():
             try:
-                return self.client.list(self.kind, namespace=self.namespace or None,
-                                        label_selector=self.label_selector,
-                                        field_selector=self.field_selector)
+                return self.client.list(
+                    self.kind,
+                    namespace=self.namespace or None,
+                    label_selector=self.label_selector,
+                    field_selector=self.field_selector,
+                )
             except errors.Unavailable as exc:
                 log.warning("watch %s: cannot list (%s); still trying", self.kind.plural, exc)
                 self._stopped.wait(self.client.settings.policy.backoff_cap)
@@ -276,8 +317,9 @@ class _Watchdog:
         with self._lock:
             self._watches.add(w)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="hakube-watchdog",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="hakube-watchdog", daemon=True
+                )
                 self._thread.start()
 
     def remove(self, w: Watch) -> None:

@@ -146,9 +146,7 @@ class CronJobController(Controller):
                 uid=j.metadata.uid,
                 api_version="batch/v1",
             )
-        done = [
-            j.status.completion_time for j in jobs if is_true(j.status.conditions, "Complete")
-        ]
+        done = [j.status.completion_time for j in jobs if is_true(j.status.conditions, "Complete")]
         if done and max(done) > st.last_successful_time:
             st.last_successful_time = max(done)
         if st != cached.status:

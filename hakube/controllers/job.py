@@ -42,9 +42,7 @@ from hakube.controllers.podutil import is_active, owned_by, pod_ready
 
 
 def finished(job: workloads_pb2.Job) -> bool:
-    return is_true(job.status.conditions, "Complete") or is_true(
-        job.status.conditions, "Failed"
-    )
+    return is_true(job.status.conditions, "Complete") or is_true(job.status.conditions, "Failed")
 
 
 def _restarts(pod: pod_pb2.Pod) -> int:

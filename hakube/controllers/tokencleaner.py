@@ -63,8 +63,7 @@ class TokenCleanerController(Controller):
         if self.ctx.leading.is_set():
             return
         meta = secret.metadata
-        log.info("token cleaner: deleting expired bootstrap token %s/%s", meta.namespace,
-                 meta.name)
+        log.info("token cleaner: deleting expired bootstrap token %s/%s", meta.namespace, meta.name)
         try:
             self.client.secrets.delete(meta.name, namespace=meta.namespace, uid=meta.uid)
         except (errors.NotFound, errors.Conflict):

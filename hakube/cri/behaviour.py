@@ -86,8 +86,7 @@ def run_script(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Scr
 
 
 def _expand(script: str, env: Mapping[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)",
-                  lambda m: env.get(m.group(1) or m.group(2), ""), script)
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), script)
 
 
 def _run_simple(prog: str, args: list[str], *, top_level: bool) -> ScriptResult:

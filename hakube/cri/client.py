@@ -37,8 +37,10 @@ def normalize_endpoint(endpoint: str) -> str:
     if endpoint.startswith("/"):
         return "unix://" + endpoint
     if endpoint.startswith("unix:") and not endpoint.startswith("unix:///"):
-        raise ValueError(f"endpoint {endpoint!r}: a unix endpoint needs an absolute path "
-                         "(unix:///run/containerd/containerd.sock)")
+        raise ValueError(
+            f"endpoint {endpoint!r}: a unix endpoint needs an absolute path "
+            "(unix:///run/containerd/containerd.sock)"
+        )
     return endpoint
 
 
@@ -117,8 +119,9 @@ class CriClient:
 
     def version(self, *, timeout: float | None = None) -> pb.VersionResponse:
         """Runtime name and version; the cheapest liveness probe."""
-        return self._call(self.runtime.Version, "Version",
-                          pb.VersionRequest(version=CRI_VERSION), timeout=timeout)
+        return self._call(
+            self.runtime.Version, "Version", pb.VersionRequest(version=CRI_VERSION), timeout=timeout
+        )
 
     def status(self, *, timeout: float | None = None) -> pb.RuntimeStatus:
         """Runtime conditions (RuntimeReady, NetworkReady)."""
@@ -132,117 +135,176 @@ class CriClient:
     # -- sandboxes ------------------------------------------------------------------------------
 
     def run_pod_sandbox(
-        self, config: pb.PodSandboxConfig, *, runtime_handler: str = "",
+        self,
+        config: pb.PodSandboxConfig,
+        *,
+        runtime_handler: str = "",
         timeout: float | None = None,
     ) -> str:
         """Create and start a sandbox; returns its id."""
         resp = self._call(
-            self.runtime.RunPodSandbox, "RunPodSandbox",
+            self.runtime.RunPodSandbox,
+            "RunPodSandbox",
             pb.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler),
-            timeout=timeout or self.timeouts.sandbox, subject=_pod_subject(config.metadata),
+            timeout=timeout or self.timeouts.sandbox,
+            subject=_pod_subject(config.metadata),
         )
         return resp.pod_sandbox_id
 
     def stop_pod_sandbox(self, sandbox_id: str, *, timeout: float | None = None) -> None:
         """Kill all processes of the sandbox; succeeds if already stopped."""
-        self._call(self.runtime.StopPodSandbox, "StopPodSandbox",
-                   pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
-                   timeout=timeout or self.timeouts.sandbox, subject=f"sandbox {sandbox_id}")
+        self._call(
+            self.runtime.StopPodSandbox,
+            "StopPodSandbox",
+            pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
+            timeout=timeout or self.timeouts.sandbox,
+            subject=f"sandbox {sandbox_id}",
+        )
 
     def remove_pod_sandbox(self, sandbox_id: str, *, timeout: float | None = None) -> None:
         """Remove the sandbox and its containers; succeeds if already gone."""
-        self._call(self.runtime.RemovePodSandbox, "RemovePodSandbox",
-                   pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
-                   timeout=timeout or self.timeouts.sandbox, subject=f"sandbox {sandbox_id}")
+        self._call(
+            self.runtime.RemovePodSandbox,
+            "RemovePodSandbox",
+            pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
+            timeout=timeout or self.timeouts.sandbox,
+            subject=f"sandbox {sandbox_id}",
+        )
 
     def pod_sandbox_status(
         self, sandbox_id: str, *, verbose: bool = False, timeout: float | None = None
     ) -> pb.PodSandboxStatusResponse:
         """Status of one sandbox; raises NotFound if it does not exist."""
-        return self._call(self.runtime.PodSandboxStatus, "PodSandboxStatus",
-                          pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=verbose),
-                          timeout=timeout, subject=f"sandbox {sandbox_id}")
+        return self._call(
+            self.runtime.PodSandboxStatus,
+            "PodSandboxStatus",
+            pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=verbose),
+            timeout=timeout,
+            subject=f"sandbox {sandbox_id}",
+        )
 
     def list_pod_sandboxes(
-        self, *, labels: Mapping[str, str] | None = None,
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
         state: pb.PodSandboxState | None = None,
-        sandbox_id: str = "", timeout: float | None = None,
+        sandbox_id: str = "",
+        timeout: float | None = None,
     ) -> list[pb.PodSandbox]:
         """Sandboxes whose labels include all of ``labels`` (and, if given, in ``state``)."""
         f = pb.PodSandboxFilter(id=sandbox_id, label_selector=dict(labels or {}))
         if state is not None:
             f.state.state = state
-        resp = self._call(self.runtime.ListPodSandbox, "ListPodSandbox",
-                          pb.ListPodSandboxRequest(filter=f), timeout=timeout)
+        resp = self._call(
+            self.runtime.ListPodSandbox,
+            "ListPodSandbox",
+            pb.ListPodSandboxRequest(filter=f),
+            timeout=timeout,
+        )
         return list(resp.items)
 
     # -- containers -----------------------------------------------------------------------------
 
     def create_container(
-        self, sandbox_id: str, config: pb.ContainerConfig, sandbox_config: pb.PodSandboxConfig,
-        *, timeout: float | None = None,
+        self,
+        sandbox_id: str,
+        config: pb.ContainerConfig,
+        sandbox_config: pb.PodSandboxConfig,
+        *,
+        timeout: float | None = None,
     ) -> str:
         """Create (not start) a container in a sandbox; returns its id."""
         resp = self._call(
-            self.runtime.CreateContainer, "CreateContainer",
-            pb.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config,
-                                      sandbox_config=sandbox_config),
+            self.runtime.CreateContainer,
+            "CreateContainer",
+            pb.CreateContainerRequest(
+                pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config
+            ),
             timeout=timeout or self.timeouts.create,
             subject=f"{_pod_subject(sandbox_config.metadata)}/{config.metadata.name}",
         )
         return resp.container_id
 
     def start_container(self, container_id: str, *, timeout: float | None = None) -> None:
-        self._call(self.runtime.StartContainer, "StartContainer",
-                   pb.StartContainerRequest(container_id=container_id),
-                   timeout=timeout or self.timeouts.create, subject=f"container {container_id}")
+        self._call(
+            self.runtime.StartContainer,
+            "StartContainer",
+            pb.StartContainerRequest(container_id=container_id),
+            timeout=timeout or self.timeouts.create,
+            subject=f"container {container_id}",
+        )
 
     def stop_container(
         self, container_id: str, *, grace_seconds: int = 30, timeout: float | None = None
     ) -> None:
         """SIGTERM (or the image's stop signal), SIGKILL after ``grace_seconds``; idempotent."""
-        self._call(self.runtime.StopContainer, "StopContainer",
-                   pb.StopContainerRequest(container_id=container_id, timeout=grace_seconds),
-                   timeout=timeout or grace_seconds + self.timeouts.stop_margin,
-                   subject=f"container {container_id}")
+        self._call(
+            self.runtime.StopContainer,
+            "StopContainer",
+            pb.StopContainerRequest(container_id=container_id, timeout=grace_seconds),
+            timeout=timeout or grace_seconds + self.timeouts.stop_margin,
+            subject=f"container {container_id}",
+        )
 
     def remove_container(self, container_id: str, *, timeout: float | None = None) -> None:
         """Remove a container (killing it if it runs); idempotent."""
-        self._call(self.runtime.RemoveContainer, "RemoveContainer",
-                   pb.RemoveContainerRequest(container_id=container_id),
-                   timeout=timeout or self.timeouts.create, subject=f"container {container_id}")
+        self._call(
+            self.runtime.RemoveContainer,
+            "RemoveContainer",
+            pb.RemoveContainerRequest(container_id=container_id),
+            timeout=timeout or self.timeouts.create,
+            subject=f"container {container_id}",
+        )
 
     def list_containers(
-        self, *, labels: Mapping[str, str] | None = None, sandbox_id: str = "",
-        state: pb.ContainerState | None = None, container_id: str = "",
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        sandbox_id: str = "",
+        state: pb.ContainerState | None = None,
+        container_id: str = "",
         timeout: float | None = None,
     ) -> list[pb.Container]:
         """Containers whose labels include all of ``labels``, optionally of one sandbox or in
         one state."""
-        f = pb.ContainerFilter(id=container_id, pod_sandbox_id=sandbox_id,
-                               label_selector=dict(labels or {}))
+        f = pb.ContainerFilter(
+            id=container_id, pod_sandbox_id=sandbox_id, label_selector=dict(labels or {})
+        )
         if state is not None:
             f.state.state = state
-        resp = self._call(self.runtime.ListContainers, "ListContainers",
-                          pb.ListContainersRequest(filter=f), timeout=timeout)
+        resp = self._call(
+            self.runtime.ListContainers,
+            "ListContainers",
+            pb.ListContainersRequest(filter=f),
+            timeout=timeout,
+        )
         return list(resp.containers)
 
     def container_status(
         self, container_id: str, *, verbose: bool = False, timeout: float | None = None
     ) -> pb.ContainerStatus:
         """Status of one container; raises NotFound if it does not exist."""
-        resp = self._call(self.runtime.ContainerStatus, "ContainerStatus",
-                          pb.ContainerStatusRequest(container_id=container_id, verbose=verbose),
-                          timeout=timeout, subject=f"container {container_id}")
+        resp = self._call(
+            self.runtime.ContainerStatus,
+            "ContainerStatus",
+            pb.ContainerStatusRequest(container_id=container_id, verbose=verbose),
+            timeout=timeout,
+            subject=f"container {container_id}",
+        )
         return resp.status
 
     def exec_sync(
-        self, container_id: str, cmd: Sequence[str], *, timeout_seconds: int = 10,
+        self,
+        container_id: str,
+        cmd: Sequence[str],
+        *,
+        timeout_seconds: int = 10,
         timeout: float | None = None,
     ) -> ExecResult:
         """Run ``cmd`` in a running container; a non-zero exit is a result, not an error."""
         resp = self._call(
-            self.runtime.ExecSync, "ExecSync",
+            self.runtime.ExecSync,
+            "ExecSync",
             pb.ExecSyncRequest(container_id=container_id, cmd=list(cmd), timeout=timeout_seconds),
             timeout=timeout or (timeout_seconds or 3600) + self.timeouts.exec_margin,
             subject=f"container {container_id}",
@@ -251,43 +313,68 @@ class CriClient:
 
     # -- stats ----------------------------------------------------------------------------------
 
-    def container_stats(self, container_id: str, *, timeout: float | None = None
-                        ) -> pb.ContainerStats:
-        resp = self._call(self.runtime.ContainerStats, "ContainerStats",
-                          pb.ContainerStatsRequest(container_id=container_id),
-                          timeout=timeout, subject=f"container {container_id}")
+    def container_stats(
+        self, container_id: str, *, timeout: float | None = None
+    ) -> pb.ContainerStats:
+        resp = self._call(
+            self.runtime.ContainerStats,
+            "ContainerStats",
+            pb.ContainerStatsRequest(container_id=container_id),
+            timeout=timeout,
+            subject=f"container {container_id}",
+        )
         return resp.stats
 
     def list_container_stats(
-        self, *, labels: Mapping[str, str] | None = None, sandbox_id: str = "",
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        sandbox_id: str = "",
         timeout: float | None = None,
     ) -> list[pb.ContainerStats]:
         f = pb.ContainerStatsFilter(pod_sandbox_id=sandbox_id, label_selector=dict(labels or {}))
-        resp = self._call(self.runtime.ListContainerStats, "ListContainerStats",
-                          pb.ListContainerStatsRequest(filter=f), timeout=timeout)
+        resp = self._call(
+            self.runtime.ListContainerStats,
+            "ListContainerStats",
+            pb.ListContainerStatsRequest(filter=f),
+            timeout=timeout,
+        )
         return list(resp.stats)
 
-    def pod_sandbox_stats(self, sandbox_id: str, *, timeout: float | None = None
-                          ) -> pb.PodSandboxStats:
+    def pod_sandbox_stats(
+        self, sandbox_id: str, *, timeout: float | None = None
+    ) -> pb.PodSandboxStats:
         """Sandbox-level usage; containerd needs the sandbox to have a cgroup_parent."""
-        resp = self._call(self.runtime.PodSandboxStats, "PodSandboxStats",
-                          pb.PodSandboxStatsRequest(pod_sandbox_id=sandbox_id),
-                          timeout=timeout, subject=f"sandbox {sandbox_id}")
+        resp = self._call(
+            self.runtime.PodSandboxStats,
+            "PodSandboxStats",
+            pb.PodSandboxStatsRequest(pod_sandbox_id=sandbox_id),
+            timeout=timeout,
+            subject=f"sandbox {sandbox_id}",
+        )
         return resp.stats
 
     def list_pod_sandbox_stats(
         self, *, labels: Mapping[str, str] | None = None, timeout: float | None = None
     ) -> list[pb.PodSandboxStats]:
         f = pb.PodSandboxStatsFilter(label_selector=dict(labels or {}))
-        resp = self._call(self.runtime.ListPodSandboxStats, "ListPodSandboxStats",
-                          pb.ListPodSandboxStatsRequest(filter=f), timeout=timeout)
+        resp = self._call(
+            self.runtime.ListPodSandboxStats,
+            "ListPodSandboxStats",
+            pb.ListPodSandboxStatsRequest(filter=f),
+            timeout=timeout,
+        )
         return list(resp.stats)
 
     # -- images ---------------------------------------------------------------------------------
 
     def pull_image(
-        self, image: str, *, auth: pb.AuthConfig | None = None,
-        sandbox_config: pb.PodSandboxConfig | None = None, timeout: float | None = None,
+        self,
+        image: str,
+        *,
+        auth: pb.AuthConfig | None = None,
+        sandbox_config: pb.PodSandboxConfig | None = None,
+        timeout: float | None = None,
     ) -> str:
         """Pull ``image``; returns the image reference (id) the runtime stored it under.
         Raises ImagePullFailed when the registry does not have it or cannot be reached."""
@@ -296,31 +383,46 @@ class CriClient:
             req.auth.CopyFrom(auth)
         if sandbox_config is not None:
             req.sandbox_config.CopyFrom(sandbox_config)
-        resp = self._call(self.images.PullImage, "PullImage", req,
-                          timeout=timeout or self.timeouts.pull, subject=image)
+        resp = self._call(
+            self.images.PullImage,
+            "PullImage",
+            req,
+            timeout=timeout or self.timeouts.pull,
+            subject=image,
+        )
         return resp.image_ref
 
     def image_status(self, image: str, *, timeout: float | None = None) -> pb.Image | None:
         """The image if present on the node, else None."""
-        resp = self._call(self.images.ImageStatus, "ImageStatus",
-                          pb.ImageStatusRequest(image=pb.ImageSpec(image=image)),
-                          timeout=timeout, subject=image)
+        resp = self._call(
+            self.images.ImageStatus,
+            "ImageStatus",
+            pb.ImageStatusRequest(image=pb.ImageSpec(image=image)),
+            timeout=timeout,
+            subject=image,
+        )
         return resp.image if resp.HasField("image") else None
 
     def list_images(self, *, timeout: float | None = None) -> list[pb.Image]:
-        resp = self._call(self.images.ListImages, "ListImages", pb.ListImagesRequest(),
-                          timeout=timeout)
+        resp = self._call(
+            self.images.ListImages, "ListImages", pb.ListImagesRequest(), timeout=timeout
+        )
         return list(resp.images)
 
     def remove_image(self, image: str, *, timeout: float | None = None) -> None:
         """Remove an image; succeeds if it is not there."""
-        self._call(self.images.RemoveImage, "RemoveImage",
-                   pb.RemoveImageRequest(image=pb.ImageSpec(image=image)),
-                   timeout=timeout or self.timeouts.create, subject=image)
+        self._call(
+            self.images.RemoveImage,
+            "RemoveImage",
+            pb.RemoveImageRequest(image=pb.ImageSpec(image=image)),
+            timeout=timeout or self.timeouts.create,
+            subject=image,
+        )
 
     def image_fs_info(self, *, timeout: float | None = None) -> list[pb.FilesystemUsage]:
-        resp = self._call(self.images.ImageFsInfo, "ImageFsInfo", pb.ImageFsInfoRequest(),
-                          timeout=timeout)
+        resp = self._call(
+            self.images.ImageFsInfo, "ImageFsInfo", pb.ImageFsInfoRequest(), timeout=timeout
+        )
         return list(resp.image_filesystems)
 
 
@@ -328,5 +430,12 @@ def _pod_subject(meta: pb.PodSandboxMetadata) -> str:
     return f"pod {meta.namespace}/{meta.name}" if meta.name else "pod"
 
 
-__all__ = ["CRI_VERSION", "DEFAULT_ENDPOINT", "CriClient", "CriError", "ExecResult", "Timeouts",
-           "normalize_endpoint"]
+__all__ = [
+    "CRI_VERSION",
+    "DEFAULT_ENDPOINT",
+    "CriClient",
+    "CriError",
+    "ExecResult",
+    "Timeouts",
+    "normalize_endpoint",
+]

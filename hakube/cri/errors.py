@@ -56,12 +56,17 @@ def from_rpc_error(e: grpc.RpcError, *, method: str, subject: str) -> CriError:
     where = f"{method}({subject})" if subject else method
     message = f"{where}: {details} [{code.name if code else 'UNKNOWN'}]"
     if method == "PullImage" and code not in (
-        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
     ):
         return ImagePullFailed(message, method=method, code=code, image=subject)
-    cls: type[CriError] = {
-        grpc.StatusCode.UNAVAILABLE: RuntimeUnavailable,
-        grpc.StatusCode.DEADLINE_EXCEEDED: CallTimeout,
-        grpc.StatusCode.NOT_FOUND: NotFound,
-    }.get(code, CriError) if code is not None else CriError
+    cls: type[CriError] = (
+        {
+            grpc.StatusCode.UNAVAILABLE: RuntimeUnavailable,
+            grpc.StatusCode.DEADLINE_EXCEEDED: CallTimeout,
+            grpc.StatusCode.NOT_FOUND: NotFound,
+        }.get(code, CriError)
+        if code is not None
+        else CriError
+    )
     return cls(message, method=method, code=code)

@@ -178,17 +178,19 @@ class SimulatedRuntime:
     def _sandbox(self, sandbox_id: str, what: str) -> _Sandbox:
         sb = self._sandboxes.get(sandbox_id)
         if sb is None:
-            raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                             f"an error occurred when try to find sandbox {sandbox_id!r} "
-                             f"({what}): not found")
+            raise SimFailure(
+                grpc.StatusCode.NOT_FOUND,
+                f"an error occurred when try to find sandbox {sandbox_id!r} ({what}): not found",
+            )
         return sb
 
     def _container(self, container_id: str) -> _Container:
         c = self._containers.get(container_id)
         if c is None:
-            raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                             f"an error occurred when try to find container {container_id!r}: "
-                             "not found")
+            raise SimFailure(
+                grpc.StatusCode.NOT_FOUND,
+                f"an error occurred when try to find container {container_id!r}: not found",
+            )
         self._settle(c, self._now_ns())
         return c
 
@@ -220,14 +222,22 @@ class SimulatedRuntime:
     # -- runtime --------------------------------------------------------------------------------
 
     def version(self, req: pb.VersionRequest) -> pb.VersionResponse:
-        return pb.VersionResponse(version="0.1.0", runtime_name=RUNTIME_NAME,
-                                  runtime_version=hakube.__version__, runtime_api_version="v1")
+        return pb.VersionResponse(
+            version="0.1.0",
+            runtime_name=RUNTIME_NAME,
+            runtime_version=hakube.__version__,
+            runtime_api_version="v1",
+        )
 
     def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
-        return pb.StatusResponse(status=pb.RuntimeStatus(conditions=[
-            pb.RuntimeCondition(type="RuntimeReady", status=True),
-            pb.RuntimeCondition(type="NetworkReady", status=True),
-        ]))
+        return pb.StatusResponse(
+            status=pb.RuntimeStatus(
+                conditions=[
+                    pb.RuntimeCondition(type="RuntimeReady", status=True),
+                    pb.RuntimeCondition(type="NetworkReady", status=True),
+                ]
+            )
+        )
 
     # -- sandboxes ------------------------------------------------------------------------------
 
@@ -235,17 +245,26 @@ class SimulatedRuntime:
         cfg = req.config
         host_net = cfg.linux.security_context.namespace_options.network == pb.NODE
         if host_net and cfg.hostname:
-            raise SimFailure(grpc.StatusCode.UNKNOWN,
-                             "failed to create containerd task: unable to set hostname without "
-                             "a private UTS namespace")
+            raise SimFailure(
+                grpc.StatusCode.UNKNOWN,
+                "failed to create containerd task: unable to set hostname without "
+                "a private UTS namespace",
+            )
         with self._lock:
-            sb = _Sandbox(id=self._new_id("sandbox"), config=cfg, created_ns=self._now_ns(),
-                          runtime_handler=req.runtime_handler, ip="")
+            sb = _Sandbox(
+                id=self._new_id("sandbox"),
+                config=cfg,
+                created_ns=self._now_ns(),
+                runtime_handler=req.runtime_handler,
+                ip="",
+            )
             for other in self._sandboxes.values():
                 if other.reserved_name == sb.reserved_name:
-                    raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                     f"failed to reserve sandbox name {sb.reserved_name!r}: name "
-                                     f"is reserved for {other.id!r}")
+                    raise SimFailure(
+                        grpc.StatusCode.UNKNOWN,
+                        f"failed to reserve sandbox name {sb.reserved_name!r}: name "
+                        f"is reserved for {other.id!r}",
+                    )
             if not host_net:
                 sb.ip = str(next(self._pod_ips, "")) or _exhausted(self.node_name)
             self._sandboxes[sb.id] = sb
@@ -266,27 +285,33 @@ class SimulatedRuntime:
     def remove_pod_sandbox(self, req: pb.RemovePodSandboxRequest) -> pb.RemovePodSandboxResponse:
         with self._lock:
             if self._sandboxes.pop(req.pod_sandbox_id, None) is not None:
-                for cid in [c.id for c in self._containers.values()
-                            if c.sandbox_id == req.pod_sandbox_id]:
+                for cid in [
+                    c.id for c in self._containers.values() if c.sandbox_id == req.pod_sandbox_id
+                ]:
                     del self._containers[cid]
         return pb.RemovePodSandboxResponse()
 
     def _sandbox_status(self, sb: _Sandbox) -> pb.PodSandboxStatus:
         return pb.PodSandboxStatus(
-            id=sb.id, metadata=sb.config.metadata,
+            id=sb.id,
+            metadata=sb.config.metadata,
             state=pb.SANDBOX_READY if sb.ready else pb.SANDBOX_NOTREADY,
-            created_at=sb.created_ns, network=pb.PodSandboxNetworkStatus(ip=sb.ip),
-            linux=pb.LinuxPodSandboxStatus(namespaces=pb.Namespace(
-                options=sb.config.linux.security_context.namespace_options)),
-            labels=sb.config.labels, annotations=sb.config.annotations,
+            created_at=sb.created_ns,
+            network=pb.PodSandboxNetworkStatus(ip=sb.ip),
+            linux=pb.LinuxPodSandboxStatus(
+                namespaces=pb.Namespace(options=sb.config.linux.security_context.namespace_options)
+            ),
+            labels=sb.config.labels,
+            annotations=sb.config.annotations,
             runtime_handler=sb.runtime_handler,
         )
 
     def pod_sandbox_status(self, req: pb.PodSandboxStatusRequest) -> pb.PodSandboxStatusResponse:
         with self._lock:
             sb = self._sandbox(req.pod_sandbox_id, "status")
-            return pb.PodSandboxStatusResponse(status=self._sandbox_status(sb),
-                                               timestamp=self._now_ns())
+            return pb.PodSandboxStatusResponse(
+                status=self._sandbox_status(sb), timestamp=self._now_ns()
+            )
 
     def list_pod_sandbox(self, req: pb.ListPodSandboxRequest) -> pb.ListPodSandboxResponse:
         f = req.filter
@@ -300,10 +325,17 @@ class SimulatedRuntime:
                     continue
                 if not _labels_match(sb.config.labels, f.label_selector):
                     continue
-                items.append(pb.PodSandbox(
-                    id=sb.id, metadata=st.metadata, state=st.state, created_at=st.created_at,
-                    labels=st.labels, annotations=st.annotations,
-                    runtime_handler=st.runtime_handler))
+                items.append(
+                    pb.PodSandbox(
+                        id=sb.id,
+                        metadata=st.metadata,
+                        state=st.state,
+                        created_at=st.created_at,
+                        labels=st.labels,
+                        annotations=st.annotations,
+                        runtime_handler=st.runtime_handler,
+                    )
+                )
         return pb.ListPodSandboxResponse(items=items)
 
     # -- containers -----------------------------------------------------------------------------
@@ -313,26 +345,38 @@ class SimulatedRuntime:
         with self._lock:
             sb = self._sandbox(req.pod_sandbox_id, "create container")
             if not sb.ready:
-                raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                                 f"failed to get sandbox container task: no running task found: "
-                                 f"task {sb.id} not found: not found")
+                raise SimFailure(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"failed to get sandbox container task: no running task found: "
+                    f"task {sb.id} not found: not found",
+                )
             img = self._find_image(cfg.image.image)
             if img is None:
-                raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                                 f"failed to resolve image {cfg.image.image!r}: not found")
+                raise SimFailure(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"failed to resolve image {cfg.image.image!r}: not found",
+                )
             env = {kv.key: kv.value for kv in cfg.envs}
             log_path = ""
             if sb.config.log_directory and cfg.log_path:
                 log_path = os.path.join(sb.config.log_directory, cfg.log_path)
-            c = _Container(id=self._new_id("container"), sandbox_id=sb.id, config=cfg,
-                           image_id=img.id, created_ns=self._now_ns(), log_path=log_path,
-                           behaviour=behaviour_of([*cfg.command, *cfg.args], cfg.annotations, env),
-                           env=env)
+            c = _Container(
+                id=self._new_id("container"),
+                sandbox_id=sb.id,
+                config=cfg,
+                image_id=img.id,
+                created_ns=self._now_ns(),
+                log_path=log_path,
+                behaviour=behaviour_of([*cfg.command, *cfg.args], cfg.annotations, env),
+                env=env,
+            )
             for other in self._containers.values():
                 if other.reserved_name == c.reserved_name:
-                    raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                     f"failed to reserve container name {cfg.metadata.name!r}: "
-                                     f"name is reserved for {other.id!r}")
+                    raise SimFailure(
+                        grpc.StatusCode.UNKNOWN,
+                        f"failed to reserve container name {cfg.metadata.name!r}: "
+                        f"name is reserved for {other.id!r}",
+                    )
             self._containers[c.id] = c
             return pb.CreateContainerResponse(container_id=c.id)
 
@@ -340,9 +384,11 @@ class SimulatedRuntime:
         with self._lock:
             c = self._container(req.container_id)
             if c.state != pb.CONTAINER_CREATED:
-                raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                 f"failed to set starting state for container {c.id!r}: "
-                                 f"container is in {pb.ContainerState.Name(c.state)} state")
+                raise SimFailure(
+                    grpc.StatusCode.UNKNOWN,
+                    f"failed to set starting state for container {c.id!r}: "
+                    f"container is in {pb.ContainerState.Name(c.state)} state",
+                )
             c.state = pb.CONTAINER_RUNNING
             c.started_ns = self._now_ns()
             self._write_log(c, c.started_ns)
@@ -376,42 +422,68 @@ class SimulatedRuntime:
                     continue
                 if not _labels_match(c.config.labels, f.label_selector):
                     continue
-                out.append(pb.Container(
-                    id=c.id, pod_sandbox_id=c.sandbox_id, metadata=c.config.metadata,
-                    image=c.config.image, image_ref=c.image_id, state=c.state,
-                    created_at=c.created_ns, labels=c.config.labels,
-                    annotations=c.config.annotations, image_id=c.image_id))
+                out.append(
+                    pb.Container(
+                        id=c.id,
+                        pod_sandbox_id=c.sandbox_id,
+                        metadata=c.config.metadata,
+                        image=c.config.image,
+                        image_ref=c.image_id,
+                        state=c.state,
+                        created_at=c.created_ns,
+                        labels=c.config.labels,
+                        annotations=c.config.annotations,
+                        image_id=c.image_id,
+                    )
+                )
         return pb.ListContainersResponse(containers=out)
 
     def container_status(self, req: pb.ContainerStatusRequest) -> pb.ContainerStatusResponse:
         with self._lock:
             c = self._container(req.container_id)
-            return pb.ContainerStatusResponse(status=pb.ContainerStatus(
-                id=c.id, metadata=c.config.metadata, state=c.state,
-                created_at=c.created_ns, started_at=c.started_ns, finished_at=c.finished_ns,
-                exit_code=c.exit_code, image=c.config.image, image_ref=c.image_id,
-                reason=c.reason, labels=c.config.labels, annotations=c.config.annotations,
-                mounts=c.config.mounts, log_path=c.log_path,
-                resources=pb.ContainerResources(linux=c.config.linux.resources),
-                image_id=c.image_id))
+            return pb.ContainerStatusResponse(
+                status=pb.ContainerStatus(
+                    id=c.id,
+                    metadata=c.config.metadata,
+                    state=c.state,
+                    created_at=c.created_ns,
+                    started_at=c.started_ns,
+                    finished_at=c.finished_ns,
+                    exit_code=c.exit_code,
+                    image=c.config.image,
+                    image_ref=c.image_id,
+                    reason=c.reason,
+                    labels=c.config.labels,
+                    annotations=c.config.annotations,
+                    mounts=c.config.mounts,
+                    log_path=c.log_path,
+                    resources=pb.ContainerResources(linux=c.config.linux.resources),
+                    image_id=c.image_id,
+                )
+            )
 
     def exec_sync(self, req: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
         with self._lock:
             c = self._container(req.container_id)
             if c.state != pb.CONTAINER_RUNNING:
-                raise SimFailure(grpc.StatusCode.UNKNOWN,
-                                 "failed to exec in container: container is in "
-                                 f"{pb.ContainerState.Name(c.state)} state")
+                raise SimFailure(
+                    grpc.StatusCode.UNKNOWN,
+                    "failed to exec in container: container is in "
+                    f"{pb.ContainerState.Name(c.state)} state",
+                )
             env = dict(c.env)
         result = run_script(list(req.cmd), env)
         if req.timeout and (result.seconds > req.timeout or math.isinf(result.seconds)):
-            raise SimFailure(grpc.StatusCode.DEADLINE_EXCEEDED,
-                             f"failed to exec in container: timeout {req.timeout}s exceeded: "
-                             "context deadline exceeded")
+            raise SimFailure(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"failed to exec in container: timeout {req.timeout}s exceeded: "
+                "context deadline exceeded",
+            )
         out = "".join(line + "\n" for stream, line in result.output if stream == "stdout")
         err = "".join(line + "\n" for stream, line in result.output if stream == "stderr")
-        return pb.ExecSyncResponse(stdout=out.encode(), stderr=err.encode(),
-                                   exit_code=result.exit_code)
+        return pb.ExecSyncResponse(
+            stdout=out.encode(), stderr=err.encode(), exit_code=result.exit_code
+        )
 
     # -- stats ----------------------------------------------------------------------------------
 
@@ -421,18 +493,26 @@ class SimulatedRuntime:
         ran_ns = ((now if running else c.finished_ns) - c.started_ns) if c.started_ns else 0
         b = c.behaviour
         return pb.ContainerStats(
-            attributes=pb.ContainerAttributes(id=c.id, metadata=c.config.metadata,
-                                              labels=c.config.labels,
-                                              annotations=c.config.annotations),
-            cpu=pb.CpuUsage(timestamp=now,
-                            usage_core_nano_seconds=_u64(ran_ns * b.cpu_millis / 1000),
-                            usage_nano_cores=_u64(b.cpu_millis * 1e6 if running else 0)),
-            memory=pb.MemoryUsage(timestamp=now,
-                                  working_set_bytes=_u64(b.memory_bytes if running else 0),
-                                  usage_bytes=_u64(b.memory_bytes if running else 0),
-                                  rss_bytes=_u64(b.memory_bytes // 2 if running else 0)),
-            writable_layer=pb.FilesystemUsage(timestamp=now, used_bytes=_u64(0),
-                                              inodes_used=_u64(0)),
+            attributes=pb.ContainerAttributes(
+                id=c.id,
+                metadata=c.config.metadata,
+                labels=c.config.labels,
+                annotations=c.config.annotations,
+            ),
+            cpu=pb.CpuUsage(
+                timestamp=now,
+                usage_core_nano_seconds=_u64(ran_ns * b.cpu_millis / 1000),
+                usage_nano_cores=_u64(b.cpu_millis * 1e6 if running else 0),
+            ),
+            memory=pb.MemoryUsage(
+                timestamp=now,
+                working_set_bytes=_u64(b.memory_bytes if running else 0),
+                usage_bytes=_u64(b.memory_bytes if running else 0),
+                rss_bytes=_u64(b.memory_bytes // 2 if running else 0),
+            ),
+            writable_layer=pb.FilesystemUsage(
+                timestamp=now, used_bytes=_u64(0), inodes_used=_u64(0)
+            ),
         )
 
     def container_stats(self, req: pb.ContainerStatsRequest) -> pb.ContainerStatsResponse:
@@ -440,33 +520,45 @@ class SimulatedRuntime:
             c = self._container(req.container_id)
             return pb.ContainerStatsResponse(stats=self._stats(c, self._now_ns()))
 
-    def list_container_stats(self, req: pb.ListContainerStatsRequest
-                             ) -> pb.ListContainerStatsResponse:
+    def list_container_stats(
+        self, req: pb.ListContainerStatsRequest
+    ) -> pb.ListContainerStatsResponse:
         f, now = req.filter, self._now_ns()
         with self._lock:
-            stats = [self._stats(c, now) for c in self._containers.values()
-                     if (not f.id or c.id.startswith(f.id))
-                     and (not f.pod_sandbox_id or c.sandbox_id == f.pod_sandbox_id)
-                     and _labels_match(c.config.labels, f.label_selector)]
+            stats = [
+                self._stats(c, now)
+                for c in self._containers.values()
+                if (not f.id or c.id.startswith(f.id))
+                and (not f.pod_sandbox_id or c.sandbox_id == f.pod_sandbox_id)
+                and _labels_match(c.config.labels, f.label_selector)
+            ]
         return pb.ListContainerStatsResponse(stats=stats)
 
     def _sandbox_stats(self, sb: _Sandbox, now: int) -> pb.PodSandboxStats:
         cs = [self._stats(c, now) for c in self._containers.values() if c.sandbox_id == sb.id]
         return pb.PodSandboxStats(
-            attributes=pb.PodSandboxAttributes(id=sb.id, metadata=sb.config.metadata,
-                                               labels=sb.config.labels,
-                                               annotations=sb.config.annotations),
+            attributes=pb.PodSandboxAttributes(
+                id=sb.id,
+                metadata=sb.config.metadata,
+                labels=sb.config.labels,
+                annotations=sb.config.annotations,
+            ),
             linux=pb.LinuxPodSandboxStats(
                 cpu=pb.CpuUsage(
                     timestamp=now,
-                    usage_core_nano_seconds=_u64(sum(s.cpu.usage_core_nano_seconds.value
-                                                     for s in cs)),
-                    usage_nano_cores=_u64(sum(s.cpu.usage_nano_cores.value for s in cs))),
+                    usage_core_nano_seconds=_u64(
+                        sum(s.cpu.usage_core_nano_seconds.value for s in cs)
+                    ),
+                    usage_nano_cores=_u64(sum(s.cpu.usage_nano_cores.value for s in cs)),
+                ),
                 memory=pb.MemoryUsage(
                     timestamp=now,
-                    working_set_bytes=_u64(sum(s.memory.working_set_bytes.value for s in cs))),
-                process=pb.ProcessUsage(timestamp=now, process_count=_u64(
-                    sum(1 for s in cs if s.memory.working_set_bytes.value))),
+                    working_set_bytes=_u64(sum(s.memory.working_set_bytes.value for s in cs)),
+                ),
+                process=pb.ProcessUsage(
+                    timestamp=now,
+                    process_count=_u64(sum(1 for s in cs if s.memory.working_set_bytes.value)),
+                ),
                 containers=cs,
             ),
         )
@@ -476,20 +568,25 @@ class SimulatedRuntime:
             sb = self._sandbox(req.pod_sandbox_id, "stats")
             return pb.PodSandboxStatsResponse(stats=self._sandbox_stats(sb, self._now_ns()))
 
-    def list_pod_sandbox_stats(self, req: pb.ListPodSandboxStatsRequest
-                               ) -> pb.ListPodSandboxStatsResponse:
+    def list_pod_sandbox_stats(
+        self, req: pb.ListPodSandboxStatsRequest
+    ) -> pb.ListPodSandboxStatsResponse:
         f, now = req.filter, self._now_ns()
         with self._lock:
-            stats = [self._sandbox_stats(sb, now) for sb in self._sandboxes.values()
-                     if (not f.id or sb.id.startswith(f.id))
-                     and _labels_match(sb.config.labels, f.label_selector)]
+            stats = [
+                self._sandbox_stats(sb, now)
+                for sb in self._sandboxes.values()
+                if (not f.id or sb.id.startswith(f.id))
+                and _labels_match(sb.config.labels, f.label_selector)
+            ]
         return pb.ListPodSandboxStatsResponse(stats=stats)
 
     # -- images ---------------------------------------------------------------------------------
 
     def _image_msg(self, img: _Image) -> pb.Image:
-        return pb.Image(id=img.id, repo_tags=img.tags, size=img.size,
-                        spec=pb.ImageSpec(image=img.id))
+        return pb.Image(
+            id=img.id, repo_tags=img.tags, size=img.size, spec=pb.ImageSpec(image=img.id)
+        )
 
     def list_images(self, req: pb.ListImagesRequest) -> pb.ListImagesResponse:
         with self._lock:
@@ -505,9 +602,11 @@ class SimulatedRuntime:
         name = normalize_image(ref)
         with self._lock:
             if name not in self.registry and not (self.pullable and self.pullable(name)):
-                raise SimFailure(grpc.StatusCode.NOT_FOUND,
-                                 f"failed to pull and unpack image {name!r}: failed to resolve "
-                                 f"reference {name!r}: {name}: not found")
+                raise SimFailure(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"failed to pull and unpack image {name!r}: failed to resolve "
+                    f"reference {name!r}: {name}: not found",
+                )
             return pb.PullImageResponse(image_ref=self._store_image(name).id)
 
     def remove_image(self, req: pb.RemoveImageRequest) -> pb.RemoveImageResponse:
@@ -520,12 +619,21 @@ class SimulatedRuntime:
     def image_fs_info(self, req: pb.ImageFsInfoRequest) -> pb.ImageFsInfoResponse:
         with self._lock:
             used = sum(i.size for i in self._images.values())
-            return pb.ImageFsInfoResponse(image_filesystems=[pb.FilesystemUsage(
-                timestamp=self._now_ns(),
-                fs_id=pb.FilesystemIdentifier(mountpoint=f"/simulated/{self.node_name}/images"),
-                used_bytes=_u64(used), inodes_used=_u64(len(self._images)))])
+            return pb.ImageFsInfoResponse(
+                image_filesystems=[
+                    pb.FilesystemUsage(
+                        timestamp=self._now_ns(),
+                        fs_id=pb.FilesystemIdentifier(
+                            mountpoint=f"/simulated/{self.node_name}/images"
+                        ),
+                        used_bytes=_u64(used),
+                        inodes_used=_u64(len(self._images)),
+                    )
+                ]
+            )
 
 
 def _exhausted(node: str) -> str:
-    raise SimFailure(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                     f"node {node}: no pod address left in its pod CIDR")
+    raise SimFailure(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, f"node {node}: no pod address left in its pod CIDR"
+    )

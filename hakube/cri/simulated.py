@@ -126,8 +126,15 @@ class _ImageServicer(pb_grpc.ImageServiceServicer):
 class _Server:
     """A gRPC server with both CRI services, on a unix socket (default) or a TCP address."""
 
-    def __init__(self, resolve: Resolver, *, address: str | None,
-                 executor: futures.ThreadPoolExecutor | None, max_workers: int, name: str) -> None:
+    def __init__(
+        self,
+        resolve: Resolver,
+        *,
+        address: str | None,
+        executor: futures.ThreadPoolExecutor | None,
+        max_workers: int,
+        name: str,
+    ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if address is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="hakube-simcri-")
@@ -135,7 +142,8 @@ class _Server:
         self._address = address
         self._resolve = resolve
         self._executor = executor or futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix=f"simcri-{name}")
+            max_workers=max_workers, thread_name_prefix=f"simcri-{name}"
+        )
         self._own_executor = executor is None
         self._server: grpc.Server | None = None
         self.endpoint = ""
@@ -180,8 +188,13 @@ class SimulatedCri:
     ) -> None:
         self.runtime = runtime or SimulatedRuntime()
         rt = self.runtime
-        self._server = _Server(lambda _ctx: rt, address=address, executor=executor,
-                               max_workers=max_workers, name=rt.node_name)
+        self._server = _Server(
+            lambda _ctx: rt,
+            address=address,
+            executor=executor,
+            max_workers=max_workers,
+            name=rt.node_name,
+        )
 
     @property
     def endpoint(self) -> str:
@@ -220,9 +233,17 @@ class _NodeHeader(grpc.UnaryUnaryClientInterceptor):
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         metadata = [*(details.metadata or ()), (NODE_METADATA_KEY, self.node)]
-        return continuation(_CallDetails(details.method, details.timeout, metadata,
-                                         details.credentials, details.wait_for_ready,
-                                         details.compression), request)
+        return continuation(
+            _CallDetails(
+                details.method,
+                details.timeout,
+                metadata,
+                details.credentials,
+                details.wait_for_ready,
+                details.compression,
+            ),
+            request,
+        )
 
 
 class SimulatedFleet:
@@ -235,17 +256,20 @@ class SimulatedFleet:
     def __init__(self, *, address: str | None = None, max_workers: int = 8) -> None:
         self._nodes: dict[str, SimulatedRuntime] = {}
         self._lock = threading.Lock()
-        self._server = _Server(self._resolve, address=address, executor=None,
-                               max_workers=max_workers, name="fleet")
+        self._server = _Server(
+            self._resolve, address=address, executor=None, max_workers=max_workers, name="fleet"
+        )
 
     def _resolve(self, context: grpc.ServicerContext) -> SimulatedRuntime:
         node = dict(context.invocation_metadata()).get(NODE_METADATA_KEY, "")
         with self._lock:
             rt = self._nodes.get(str(node))
         if rt is None:
-            raise SimFailure(grpc.StatusCode.UNAVAILABLE,
-                             f"no simulated node {node!r} behind this endpoint "
-                             f"(set the {NODE_METADATA_KEY} metadata; see SimulatedFleet)")
+            raise SimFailure(
+                grpc.StatusCode.UNAVAILABLE,
+                f"no simulated node {node!r} behind this endpoint "
+                f"(set the {NODE_METADATA_KEY} metadata; see SimulatedFleet)",
+            )
         return rt
 
     @property
@@ -270,13 +294,13 @@ class SimulatedFleet:
 
     def channel(self, node_name: str) -> grpc.Channel:
         """A channel whose calls go to ``node_name``."""
-        return grpc.intercept_channel(grpc.insecure_channel(self.endpoint),
-                                      _NodeHeader(node_name))
+        return grpc.intercept_channel(grpc.insecure_channel(self.endpoint), _NodeHeader(node_name))
 
     def client(self, node_name: str, *, timeouts: Timeouts | None = None) -> CriClient:
         """A CriClient bound to one node of the fleet (the caller closes it)."""
-        return CriClient(self.endpoint, timeouts=timeouts or Timeouts(),
-                         channel=self.channel(node_name))
+        return CriClient(
+            self.endpoint, timeouts=timeouts or Timeouts(), channel=self.channel(node_name)
+        )
 
     def start(self) -> SimulatedFleet:
         self._server.start()
@@ -292,5 +316,12 @@ class SimulatedFleet:
         self.stop()
 
 
-__all__ = ["NODE_METADATA_KEY", "SimFailure", "SimulatedCri", "SimulatedFleet",
-           "SimulatedRuntime", "image_id_of", "normalize_image"]
+__all__ = [
+    "NODE_METADATA_KEY",
+    "SimFailure",
+    "SimulatedCri",
+    "SimulatedFleet",
+    "SimulatedRuntime",
+    "image_id_of",
+    "normalize_image",
+]

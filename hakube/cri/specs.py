@@ -63,8 +63,10 @@ def sandbox_config(
     """A PodSandboxConfig. For a host-network pod ``hostname`` must stay empty (the runtime
     rejects it, the pod sees the node's name)."""
     if host_network and hostname:
-        raise ValueError(f"pod {namespace}/{name}: a host-network sandbox must not set a "
-                         f"hostname (got {hostname!r}); leave it empty")
+        raise ValueError(
+            f"pod {namespace}/{name}: a host-network sandbox must not set a "
+            f"hostname (got {hostname!r}); leave it empty"
+        )
     cfg = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, namespace=namespace, uid=uid, attempt=attempt),
         hostname=hostname,
@@ -75,7 +77,8 @@ def sandbox_config(
         linux=pb.LinuxPodSandboxConfig(
             cgroup_parent=cgroup_parent,
             security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=_namespaces(host_network), privileged=privileged,
+                namespace_options=_namespaces(host_network),
+                privileged=privileged,
             ),
         ),
     )

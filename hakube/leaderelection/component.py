@@ -67,7 +67,8 @@ def add_component_flags(p: argparse.ArgumentParser, *, lease: str) -> None:
         "--metrics-listen", default="", help="HOST:PORT for /metrics and /healthz (empty: off)"
     )
     p.add_argument(
-        "--allow-unauthenticated-metrics", action="store_true",
+        "--allow-unauthenticated-metrics",
+        action="store_true",
         help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
     )
 
@@ -143,8 +144,9 @@ def run_component(
     gctune.install()
     try:
         if args.metrics_listen:
-            serve_http(args.metrics_listen, registry, what,
-                       remote_ok=args.allow_unauthenticated_metrics)
+            serve_http(
+                args.metrics_listen, registry, what, remote_ok=args.allow_unauthenticated_metrics
+            )
     except SystemExit as exc:
         print(exc.code, file=sys.stderr)
         return 1

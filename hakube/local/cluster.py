@@ -47,7 +47,6 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-
 def cluster_pki(path: str, masters: dict[str, list[str]], ca: Pki) -> Pki:
     """A cluster's PKI directory at ``path``: the CA and user certificates of ``ca`` copied
     in (unless ``path`` has a CA already, e.g. is ``ca``), and each master's certificate
@@ -59,16 +58,14 @@ def cluster_pki(path: str, masters: dict[str, list[str]], ca: Pki) -> Pki:
             shutil.copy2(os.path.join(ca.root, name), os.path.join(path, name))
         os.makedirs(os.path.join(path, "users"), mode=0o700, exist_ok=True)
         for user in os.listdir(os.path.join(ca.root, "users")):
-            shutil.copy2(os.path.join(ca.root, "users", user),
-                         os.path.join(path, "users", user))
+            shutil.copy2(os.path.join(ca.root, "users", user), os.path.join(path, "users", user))
     pki.init(masters)
     return pki
 
 
 def write_config(path: str, pki: Pki, servers: list[str], user: str = "admin") -> str:
     """A client config naming ``servers`` and ``user``'s credentials in ``pki``."""
-    write_client_config(path, ClientConfig(servers=servers,
-                                           tls=tls_settings(pki.user_tls(user))))
+    write_client_config(path, ClientConfig(servers=servers, tls=tls_settings(pki.user_tls(user))))
     return path
 
 
@@ -225,8 +222,7 @@ class LocalCluster:
 
         try:
             with self.client(timeout=2) as c:
-                return all(c.namespaces.get(ns).metadata.name == ns
-                           for ns in BOOTSTRAP_NAMESPACES)
+                return all(c.namespaces.get(ns).metadata.name == ns for ns in BOOTSTRAP_NAMESPACES)
         except HakubeError:
             return False
 

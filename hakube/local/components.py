@@ -24,7 +24,11 @@ KIND = "component"
 
 class UpComponents:
     def __init__(
-        self, data_dir: str, endpoints: list[str], supervisor: Supervisor, *,
+        self,
+        data_dir: str,
+        endpoints: list[str],
+        supervisor: Supervisor,
+        *,
         pki: Pki | None = None,
     ) -> None:
         """``pki``: the cluster's PKI directory, for each component's own client config
@@ -40,21 +44,33 @@ class UpComponents:
     def start(self) -> None:
         for name in COMPONENTS:
             argv = procs.hakube_argv(
-                name, "--servers", ",".join(self.endpoints),
-                "--identity", f"up-{os.getpid()}-{name}",
+                name,
+                "--servers",
+                ",".join(self.endpoints),
+                "--identity",
+                f"up-{os.getpid()}-{name}",
             )
             env = None
             if self.pki is not None:
                 conf = os.path.join(self.data_dir, f"{name}.conf")
-                write_client_config(conf, ClientConfig(
-                    servers=list(self.endpoints), tls=tls_settings(self.pki.user_tls(name))))
+                write_client_config(
+                    conf,
+                    ClientConfig(
+                        servers=list(self.endpoints), tls=tls_settings(self.pki.user_tls(name))
+                    ),
+                )
                 env = dict(os.environ, **{ENV_CONFIG: conf})
-            self.supervisor.spawn(name, KIND, argv, self.log_path(name), env=env,
-                                  pid_file=os.path.join(self.data_dir, f"{name}.pid"))
+            self.supervisor.spawn(
+                name,
+                KIND,
+                argv,
+                self.log_path(name),
+                env=env,
+                pid_file=os.path.join(self.data_dir, f"{name}.pid"),
+            )
 
     def report(self) -> list[str]:
-        return [f"  {c.name}  pid {c.pid}  log {c.log_path}"
-                for c in self.supervisor.of_kind(KIND)]
+        return [f"  {c.name}  pid {c.pid}  log {c.log_path}" for c in self.supervisor.of_kind(KIND)]
 
     def stop(self) -> None:
         """SIGTERM (they release their leases), then wait; kill what does not stop."""

@@ -95,9 +95,7 @@ class Supervisor:
     ) -> Child:
         if name in self.children:
             raise ValueError(f"child {name!r} is supervised already")
-        child = self.children[name] = Child(
-            name, kind, start, log_path=log_path, pid_file=pid_file
-        )
+        child = self.children[name] = Child(name, kind, start, log_path=log_path, pid_file=pid_file)
         return child
 
     def spawn(
@@ -112,8 +110,11 @@ class Supervisor:
     ) -> Child:
         """Add a child that runs ``argv`` (output appended to ``log_path``) and start it."""
         child = self.add(
-            name, kind, lambda: procs.spawn(argv, log_path, env=env),
-            log_path=log_path, pid_file=pid_file,
+            name,
+            kind,
+            lambda: procs.spawn(argv, log_path, env=env),
+            log_path=log_path,
+            pid_file=pid_file,
         )
         self.start(name)
         return child
@@ -178,9 +179,7 @@ class Supervisor:
         them and SIGKILLing what outlives ``timeout``; no kinds: every child at once. Pid
         files are removed."""
         groups = (
-            [list(self.children.values())]
-            if kinds is None
-            else [self.of_kind(k) for k in kinds]
+            [list(self.children.values())] if kinds is None else [self.of_kind(k) for k in kinds]
         )
         for group in groups:
             procs.stop([c.proc for c in group if c.proc is not None], timeout)

@@ -59,15 +59,18 @@ class Token:
 
 
 def generate() -> Token:
-    return Token("".join(secrets.choice(_ALPHABET) for _ in range(6)),
-                 "".join(secrets.choice(_ALPHABET) for _ in range(16)))
+    return Token(
+        "".join(secrets.choice(_ALPHABET) for _ in range(6)),
+        "".join(secrets.choice(_ALPHABET) for _ in range(16)),
+    )
 
 
 def parse(text: str) -> Token:
     m = TOKEN_RE.match(text.strip())
     if not m:
-        raise TokenError("token: expected the form [a-z0-9]{6}.[a-z0-9]{16} "
-                         "(`hakube token create` prints one)")
+        raise TokenError(
+            "token: expected the form [a-z0-9]{6}.[a-z0-9]{16} (`hakube token create` prints one)"
+        )
     return Token(m.group(1), m.group(2))
 
 
@@ -76,8 +79,11 @@ def issuer_cn(token: Token) -> str:
     """``hakube-bootstrap-token:<id>.<key fingerprint>``: the fingerprint (of the derived
     public key) makes a token deleted and re-created under the same id with a new secret a
     different issuer, so certificates made with the old secret stop authenticating."""
-    spki = derive_key(token).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = (
+        derive_key(token)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return f"{ISSUER_PREFIX}{token.id}.{hashlib.sha256(spki).hexdigest()[:16]}"
 
 
@@ -94,20 +100,30 @@ def bootstrap_identity(token_id: str) -> certs.Identity:
 
 def derive_key(token: Token) -> ec.EllipticCurvePrivateKey:
     """The token's issuer key: the same on every machine that knows the token."""
-    k = HKDF(algorithm=hashes.SHA256(), length=48, salt=None,
-             info=b"hakube-bootstrap:" + token.id.encode()).derive(token.secret.encode())
-    return ec.derive_private_key(int.from_bytes(k, "big") % (_P256_ORDER - 1) + 1,
-                                 ec.SECP256R1())
+    k = HKDF(
+        algorithm=hashes.SHA256(),
+        length=48,
+        salt=None,
+        info=b"hakube-bootstrap:" + token.id.encode(),
+    ).derive(token.secret.encode())
+    return ec.derive_private_key(int.from_bytes(k, "big") % (_P256_ORDER - 1) + 1, ec.SECP256R1())
 
 
-def issuer_cert(token: Token, *, not_after: datetime.datetime | None = None,
-                now: datetime.datetime | None = None) -> x509.Certificate:
+def issuer_cert(
+    token: Token,
+    *,
+    not_after: datetime.datetime | None = None,
+    now: datetime.datetime | None = None,
+) -> x509.Certificate:
     """A self-signed issuer certificate for the token's derived key (CN names the token).
     Masters make one per live token (valid until its expiration); a joiner makes its own."""
     now = now or datetime.datetime.now(datetime.UTC)
     return certs.self_signed_ca(
-        derive_key(token), issuer_cn(token), now=now,
-        not_after=not_after or now + datetime.timedelta(days=certs.CA_DAYS))
+        derive_key(token),
+        issuer_cn(token),
+        now=now,
+        not_after=not_after or now + datetime.timedelta(days=certs.CA_DAYS),
+    )
 
 
 def client_pair(token: Token, *, now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
@@ -116,8 +132,9 @@ def client_pair(token: Token, *, now: datetime.datetime | None = None) -> tuple[
     issuer = issuer_cert(token, now=now)
     ca = certs.CA(issuer, derive_key(token))
     key = certs.new_key()
-    cert = ca.issue(bootstrap_identity(token.id), key.public_key(), client=True,
-                    days=CLIENT_DAYS, now=now)
+    cert = ca.issue(
+        bootstrap_identity(token.id), key.public_key(), client=True, days=CLIENT_DAYS, now=now
+    )
     return certs.cert_pem(cert), certs.key_pem(key)
 
 
@@ -149,11 +166,15 @@ class StoredToken:
         return self.authentication and (self.expiration is None or now < self.expiration)
 
 
-def secret_data(token: Token, expiration: datetime.datetime | None,
-                description: str = "") -> dict[str, bytes]:
+def secret_data(
+    token: Token, expiration: datetime.datetime | None, description: str = ""
+) -> dict[str, bytes]:
     """The data of the token's Secret, with Kubernetes' keys."""
-    data = {"token-id": token.id.encode(), "token-secret": token.secret.encode(),
-            "usage-bootstrap-authentication": b"true"}
+    data = {
+        "token-id": token.id.encode(),
+        "token-secret": token.secret.encode(),
+        "usage-bootstrap-authentication": b"true",
+    }
     if expiration is not None:
         data["expiration"] = format_time(expiration).encode()
     if description:
@@ -167,14 +188,17 @@ def from_secret(name: str, secret_type: str, data: dict[str, bytes]) -> StoredTo
         return None
     try:
         token = parse(f"{data['token-id'].decode()}.{data['token-secret'].decode()}")
-        expiration = parse_time(data["expiration"].decode()) if data.get("expiration") \
-            else None
+        expiration = parse_time(data["expiration"].decode()) if data.get("expiration") else None
     except (KeyError, UnicodeDecodeError, TokenError):
         return None
     if name != token.secret_name:
         return None
-    return StoredToken(token, expiration, data.get("description", b"").decode(errors="replace"),
-                       data.get("usage-bootstrap-authentication", b"") == b"true")
+    return StoredToken(
+        token,
+        expiration,
+        data.get("description", b"").decode(errors="replace"),
+        data.get("usage-bootstrap-authentication", b"") == b"true",
+    )
 
 
 def parse_ttl(text: str) -> datetime.timedelta | None:

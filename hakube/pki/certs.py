@@ -45,8 +45,9 @@ def new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def load_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
@@ -81,41 +82,57 @@ def identity_of(cert: x509.Certificate) -> Identity:
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cns:
         raise CertError("the certificate has no common name (the user)")
-    groups = tuple(str(a.value) for a in
-                   cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    groups = tuple(
+        str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    )
     return Identity(user=str(cns[0].value), groups=groups)
 
 
-def self_signed_ca(key: ec.EllipticCurvePrivateKey, common_name: str, *,
-                   not_after: datetime.datetime, now: datetime.datetime | None = None,
-                   ) -> x509.Certificate:
+def self_signed_ca(
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    *,
+    not_after: datetime.datetime,
+    now: datetime.datetime | None = None,
+) -> x509.Certificate:
     """A self-signed CA certificate for ``key`` (the cluster CA, a bootstrap token's issuer)."""
     now = now or datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
-                                         crl_sign=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
 
 
-def create_ca(common_name: str = "hakube-ca", *, days: int = CA_DAYS,
-              now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
+def create_ca(
+    common_name: str = "hakube-ca", *, days: int = CA_DAYS, now: datetime.datetime | None = None
+) -> tuple[bytes, bytes]:
     """A new self-signed CA: (certificate PEM, key PEM)."""
     key = new_key()
     now = now or datetime.datetime.now(datetime.UTC)
-    cert = self_signed_ca(key, common_name, now=now,
-                          not_after=now + datetime.timedelta(days=days))
+    cert = self_signed_ca(key, common_name, now=now, not_after=now + datetime.timedelta(days=days))
     return cert_pem(cert), key_pem(key)
 
 
@@ -134,39 +151,65 @@ class CA:
     def pem(self) -> bytes:
         return cert_pem(self.cert)
 
-    def issue(self, identity: Identity, public_key: ec.EllipticCurvePublicKey, *,
-              server: bool = False, client: bool = True, hosts: tuple[str, ...] = (),
-              days: int = CERT_DAYS, now: datetime.datetime | None = None) -> x509.Certificate:
+    def issue(
+        self,
+        identity: Identity,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        server: bool = False,
+        client: bool = True,
+        hosts: tuple[str, ...] = (),
+        days: int = CERT_DAYS,
+        now: datetime.datetime | None = None,
+    ) -> x509.Certificate:
         """Sign a certificate for ``identity``; ``hosts`` (DNS names or IP addresses) become
         subject alternative names, required for a server certificate."""
         if self.key is None:
             raise CertError("this CA was loaded without its key; it cannot sign")
         now = now or datetime.datetime.now(datetime.UTC)
-        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
-            ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+            [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+        )
         if not usages:
             raise CertError("a certificate must be for a server, a client, or both")
-        builder = (x509.CertificateBuilder()
-                   .subject_name(_name(identity)).issuer_name(self.cert.subject)
-                   .public_key(public_key)
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - CLOCK_SKEW)
-                   .not_valid_after(min(now + datetime.timedelta(days=days),
-                                        self.cert.not_valid_after_utc))
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None),
-                                  critical=True)
-                   .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
-                                                content_commitment=False,
-                                                data_encipherment=False, key_agreement=False,
-                                                key_cert_sign=False, crl_sign=False,
-                                                encipher_only=False, decipher_only=False),
-                                  critical=True)
-                   .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       self.cert.public_key()), critical=False))  # type: ignore[arg-type]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(identity))
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - CLOCK_SKEW)
+            .not_valid_after(
+                min(now + datetime.timedelta(days=days), self.cert.not_valid_after_utc)
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_encipherment=False,
+                    content_commitment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.cert.public_key()  # type: ignore[arg-type]
+                ),
+                critical=False,
+            )
+        )
         if hosts:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [_general_name(h) for h in dict.fromkeys(hosts)]), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_general_name(h) for h in dict.fromkeys(hosts)]),
+                critical=False,
+            )
         elif server:
             raise CertError("a server certificate needs at least one host name or address")
         assert self.key is not None
@@ -178,8 +221,15 @@ class CA:
         cert = self.issue(identity, key.public_key(), **kwargs)  # type: ignore[arg-type]
         return cert_pem(cert), key_pem(key)
 
-    def sign_request(self, csr_pem: bytes, *, expect: Identity, server: bool = False,
-                     hosts: tuple[str, ...] = (), days: int = CERT_DAYS) -> bytes:
+    def sign_request(
+        self,
+        csr_pem: bytes,
+        *,
+        expect: Identity,
+        server: bool = False,
+        hosts: tuple[str, ...] = (),
+        days: int = CERT_DAYS,
+    ) -> bytes:
         """Sign a certificate signing request after checking it asks for ``expect`` exactly
         (the caller decides the identity; the request only proves key possession)."""
         try:
@@ -190,18 +240,24 @@ class CA:
             raise CertError("the certificate signing request's signature is invalid")
         asked = Identity(
             user=str(next(iter(csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME))).value)
-            if csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME) else "",
-            groups=tuple(str(a.value) for a in
-                         csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)))
+            if csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            else "",
+            groups=tuple(
+                str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+            ),
+        )
         if asked.user != expect.user or set(asked.groups) != set(expect.groups):
-            raise CertError(f"the request asks for user {asked.user!r} groups "
-                            f"{list(asked.groups)}, expected {expect.user!r} "
-                            f"groups {list(expect.groups)}")
+            raise CertError(
+                f"the request asks for user {asked.user!r} groups "
+                f"{list(asked.groups)}, expected {expect.user!r} "
+                f"groups {list(expect.groups)}"
+            )
         public = csr.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey):
             raise CertError("the request's key must be an ECDSA key")
-        return cert_pem(self.issue(expect, public, server=server, client=True, hosts=hosts,
-                                   days=days))
+        return cert_pem(
+            self.issue(expect, public, server=server, client=True, hosts=hosts, days=days)
+        )
 
 
 def make_request(identity: Identity, hosts: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
@@ -210,8 +266,10 @@ def make_request(identity: Identity, hosts: tuple[str, ...] = ()) -> tuple[bytes
     key = new_key()
     builder = x509.CertificateSigningRequestBuilder().subject_name(_name(identity))
     if hosts:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [_general_name(h) for h in dict.fromkeys(hosts)]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(h) for h in dict.fromkeys(hosts)]),
+            critical=False,
+        )
     csr = builder.sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
@@ -226,8 +284,11 @@ def _general_name(host: str) -> x509.GeneralName:
 def ca_hash(ca_pem: bytes) -> str:
     """``sha256:<hex>`` of the CA's SubjectPublicKeyInfo, as kubeadm's --discovery-token-ca-cert-
     hash: it pins the key, so a re-issued CA certificate with the same key still matches."""
-    spki = load_cert(ca_pem).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = (
+        load_cert(ca_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
@@ -241,5 +302,6 @@ def hosts_of(cert: x509.Certificate) -> list[str]:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
-    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
-        [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
+        str(v) for v in san.get_values_for_type(x509.IPAddress)
+    ]

@@ -24,15 +24,16 @@ def ensure_private_dir(path: str) -> None:
 def write_atomic(path: str, data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
     """Replace ``path`` with ``data``; the file never exists with another mode or content."""
     directory = os.path.dirname(os.path.abspath(path))
-    ensure_private_dir(directory) if mode == PRIVATE_FILE_MODE else \
-        os.makedirs(directory, exist_ok=True)
+    ensure_private_dir(directory) if mode == PRIVATE_FILE_MODE else os.makedirs(
+        directory, exist_ok=True
+    )
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)  # the umask may have narrowed it; never widened
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     except BaseException:
         os.close(fd)

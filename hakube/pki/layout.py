@@ -104,8 +104,12 @@ class Pki:
     def issue_master(self, ca: certs.CA, name: str, hosts: list[str]) -> None:
         """(Re)issue master ``name``'s certificate for ``hosts`` plus localhost."""
         all_hosts = tuple(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
-        pair = ca.issue_pair(certs.Identity(names.master_user(name), (names.MASTERS_GROUP,)),
-                             server=True, client=True, hosts=all_hosts)
+        pair = ca.issue_pair(
+            certs.Identity(names.master_user(name), (names.MASTERS_GROUP,)),
+            server=True,
+            client=True,
+            hosts=all_hosts,
+        )
         self.write_pair(self.master_cert(name), self.master_key(name), pair)
 
     def issue_user(self, ca: certs.CA, user: str) -> None:
@@ -129,8 +133,9 @@ class Pki:
             d = os.path.join(self.root, sub)
             for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
                 if f.endswith(".crt"):
-                    out.append((f"{sub}/{f[:-4]}", os.path.join(d, f),
-                                os.path.join(d, f[:-4] + ".key")))
+                    out.append(
+                        (f"{sub}/{f[:-4]}", os.path.join(d, f), os.path.join(d, f[:-4] + ".key"))
+                    )
         return out
 
     def renew(self, ca: certs.CA, cert_path: str, key_path: str) -> x509.Certificate:
@@ -145,10 +150,13 @@ class Pki:
             usages = old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             usages = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
-        cert = ca.issue(certs.identity_of(old), key.public_key(),
-                        server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
-                        client=ExtendedKeyUsageOID.CLIENT_AUTH in usages,
-                        hosts=tuple(certs.hosts_of(old)))
+        cert = ca.issue(
+            certs.identity_of(old),
+            key.public_key(),
+            server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
+            client=ExtendedKeyUsageOID.CLIENT_AUTH in usages,
+            hosts=tuple(certs.hosts_of(old)),
+        )
         files.write_atomic(cert_path, certs.cert_pem(cert), mode=files.PUBLIC_FILE_MODE)
         return cert
 
@@ -174,9 +182,9 @@ class Pki:
 class NodePki:
     """A node agent's key material, under its root dir (``<root-dir>/pki``, 0700)::
 
-        ca.crt            the cluster CA (from the join, checked against --ca-cert-hash)
-        node.crt node.key system:node:<name> in system:nodes: the agent's client certificate
-                          towards the API and its serving certificate for its own API
+    ca.crt            the cluster CA (from the join, checked against --ca-cert-hash)
+    node.crt node.key system:node:<name> in system:nodes: the agent's client certificate
+                      towards the API and its serving certificate for its own API
     """
 
     root: str
@@ -203,9 +211,12 @@ class NodePki:
         """Write a node certificate issued directly by ``ca`` (pre-provisioned nodes, and
         the masters' answer to a join)."""
         files.ensure_private_dir(self.root)
-        pair = ca.issue_pair(node_identity(name), server=True, client=True,
-                             hosts=tuple(dict.fromkeys([*hosts, name, "localhost",
-                                                        "127.0.0.1"])))
+        pair = ca.issue_pair(
+            node_identity(name),
+            server=True,
+            client=True,
+            hosts=tuple(dict.fromkeys([*hosts, name, "localhost", "127.0.0.1"])),
+        )
         files.write_atomic(self.ca_cert, ca.pem, mode=files.PUBLIC_FILE_MODE)
         files.write_atomic(self.key, pair[1])
         files.write_atomic(self.cert, pair[0], mode=files.PUBLIC_FILE_MODE)

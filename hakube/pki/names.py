@@ -30,7 +30,7 @@ def master_user(name: str) -> str:
 def master_name(user: str) -> str | None:
     """The member name in a master's user name, or None if ``user`` is not a master."""
     if user.startswith(MASTER_PREFIX) and len(user) > len(MASTER_PREFIX):
-        return user[len(MASTER_PREFIX):]
+        return user[len(MASTER_PREFIX) :]
     return None
 
 
@@ -41,5 +41,5 @@ def node_user(name: str) -> str:
 def node_name(user: str) -> str | None:
     """The node name in a node's user name, or None if ``user`` is not a node."""
     if user.startswith(NODE_PREFIX) and len(user) > len(NODE_PREFIX):
-        return user[len(NODE_PREFIX):]
+        return user[len(NODE_PREFIX) :]
     return None

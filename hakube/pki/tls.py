@@ -111,17 +111,23 @@ def check_client(creds: Credentials, *, now: datetime.datetime | None = None) ->
     user = certs.identity_of(cert).user
     now = now or datetime.datetime.now(datetime.UTC)
     if now > cert.not_valid_after_utc:
-        raise certs.CertError(f'client certificate of "{user}" expired at '
-                              f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}Z: renew it "
-                              "(hakube certs renew)")
+        raise certs.CertError(
+            f'client certificate of "{user}" expired at '
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}Z: renew it "
+            "(hakube certs renew)"
+        )
     if now < cert.not_valid_before_utc:
-        raise certs.CertError(f'client certificate of "{user}" is not valid before '
-                              f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z (check the clock)")
+        raise certs.CertError(
+            f'client certificate of "{user}" is not valid before '
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z (check the clock)"
+        )
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as exc:
-        raise certs.CertError(f'client certificate of "{user}" was not issued by the cluster '
-                              "CA named in the client config") from exc
+        raise certs.CertError(
+            f'client certificate of "{user}" was not issued by the cluster '
+            "CA named in the client config"
+        ) from exc
     if cert.public_key() != certs.load_key(creds.key).public_key():
         raise certs.CertError(f'the client key is not the key of "{user}"\'s certificate')
 
@@ -152,12 +158,14 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
 
 def channel_credentials(creds: Credentials) -> grpc.ChannelCredentials:
     """gRPC client credentials: verify the server against the CA, present our certificate."""
-    return grpc.ssl_channel_credentials(root_certificates=creds.ca, private_key=creds.key,
-                                        certificate_chain=creds.cert)
+    return grpc.ssl_channel_credentials(
+        root_certificates=creds.ca, private_key=creds.key, certificate_chain=creds.cert
+    )
 
 
-def server_credentials(source: TlsFiles,
-                       extra_roots: Callable[[], bytes] | None = None) -> grpc.ServerCredentials:
+def server_credentials(
+    source: TlsFiles, extra_roots: Callable[[], bytes] | None = None
+) -> grpc.ServerCredentials:
     """gRPC server credentials requiring a client certificate. The files (and the extra
     trusted client roots, e.g. bootstrap-token issuers) are looked at again for every new
     connection and reloaded when they changed."""
@@ -170,7 +178,8 @@ def server_credentials(source: TlsFiles,
         c = source.load()
         built[0] = key
         return grpc.ssl_server_certificate_configuration(
-            [(c.key, c.cert)], root_certificates=c.ca + key[1])
+            [(c.key, c.cert)], root_certificates=c.ca + key[1]
+        )
 
     def current() -> tuple[object, bytes]:
         return source.stamp(), extra_roots() if extra_roots else b""
@@ -184,8 +193,11 @@ def server_credentials(source: TlsFiles,
         except Exception:  # noqa: BLE001 - never break new handshakes; keep the old config
             return None
 
-    return grpc.dynamic_ssl_server_credentials(initial, fetch,  # type: ignore[arg-type]
-                                               require_client_authentication=True)
+    return grpc.dynamic_ssl_server_credentials(
+        initial,
+        fetch,  # type: ignore[arg-type]
+        require_client_authentication=True,
+    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -82,8 +82,11 @@ class Term:
         self.cfg = sched.config
         # A client of its own: a burst of binds must not queue the elector's lease renewals
         # behind it on one channel (a renewal that waits too long is a lost leadership).
-        self.client = Client(client.servers, credentials=client.transport.credentials,
-                             timeout=client.settings.policy.timeout)
+        self.client = Client(
+            client.servers,
+            credentials=client.transport.credentials,
+            timeout=client.settings.policy.timeout,
+        )
         self.leading = leading
         self.classes: Informer[core_pb2.PriorityClass] = client.informer(core_pb2.PriorityClass)
         self.nodes: Informer[core_pb2.Node] = client.informer(core_pb2.Node)

@@ -69,8 +69,10 @@ def private_mode_problem(path: str, what: str) -> str | None:
     if not mode & 0o077:
         return None
     want = "700" if os.path.isdir(path) else "600"
-    return (f"{what} {path} is accessible by group or others (mode {mode:03o}); run "
-            f"`chmod {want} {path}`")
+    return (
+        f"{what} {path} is accessible by group or others (mode {mode:03o}); run "
+        f"`chmod {want} {path}`"
+    )
 
 
 def ensure_private_dir(path: str, what: str = "data dir") -> None:

@@ -98,8 +98,12 @@ class DurableMeta:
                 os.replace(tmp, path)
                 _fsync_path(os.path.dirname(os.path.abspath(path)))
             except OSError as exc:
-                log.critical("cannot persist the Raft term and vote to %s: %s; stopping this "
-                             "master (it must not vote on what it could forget)", path, exc)
+                log.critical(
+                    "cannot persist the Raft term and vote to %s: %s; stopping this "
+                    "master (it must not vote on what it could forget)",
+                    path,
+                    exc,
+                )
                 logging.shutdown()
                 os._exit(EXIT_STORAGE_FAILED)
 

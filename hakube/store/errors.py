@@ -1,10 +1,10 @@
 """Store failures, named for what the caller may do about them.
 
-    StoreError
-    ├── Unavailable        no quorum or no leader: nothing was written, retry elsewhere/later
-    │   └── NotApplied     the proposal was dropped before commit (leader change): retry is safe
-    └── OutcomeUnknown     the proposal may or may not have been committed; retry with the same
-                           request id (the store deduplicates) to learn which
+StoreError
+├── Unavailable        no quorum or no leader: nothing was written, retry elsewhere/later
+│   └── NotApplied     the proposal was dropped before commit (leader change): retry is safe
+└── OutcomeUnknown     the proposal may or may not have been committed; retry with the same
+                       request id (the store deduplicates) to learn which
 """
 
 from __future__ import annotations

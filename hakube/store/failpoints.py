@@ -25,11 +25,20 @@ _armed = frozenset(p.strip() for p in os.environ.get(ENV, "").split(",") if p.st
 _owner = os.getpid()
 """The process that read the variable: the master, whose forked children die with it."""
 
-NAMES = frozenset({"dump-before-rename", "dump-after-rename", "snapshot-before-rename",
-                   "snapshot-after-rename", "compaction-before-journal-drop"})
+NAMES = frozenset(
+    {
+        "dump-before-rename",
+        "dump-after-rename",
+        "snapshot-before-rename",
+        "snapshot-after-rename",
+        "compaction-before-journal-drop",
+    }
+)
 if _armed - NAMES:
-    raise RuntimeError(f"{ENV}: unknown point(s) {', '.join(sorted(_armed - NAMES))}; "
-                     f"known: {', '.join(sorted(NAMES))}")
+    raise RuntimeError(
+        f"{ENV}: unknown point(s) {', '.join(sorted(_armed - NAMES))}; "
+        f"known: {', '.join(sorted(NAMES))}"
+    )
 
 
 def armed() -> bool:

@@ -151,8 +151,18 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
 
     # -- persistence (pysyncobj dump) ---------------------------------------------------------
 
-    _STATE = ("revision", "objects", "history", "compacted_rev", "requests", "leases", "size_bytes",
-              "members", "removed", "cluster_id")
+    _STATE = (
+        "revision",
+        "objects",
+        "history",
+        "compacted_rev",
+        "requests",
+        "leases",
+        "size_bytes",
+        "members",
+        "removed",
+        "cluster_id",
+    )
 
     def _serialize(self) -> dict[str, Any]:
         # Called on the Raft thread; pysyncobj forks and pickles the returned references in the

@@ -32,8 +32,11 @@ from pysyncobj import syncobj as ps_syncobj
 from hakube.store import failpoints
 
 Entry = tuple[Any, int, int]
-_ENTRIES, _FILE, _OFFSET = ("_FileJournal__journal", "_FileJournal__journalFile",
-                            "_FileJournal__currentOffset")
+_ENTRIES, _FILE, _OFFSET = (
+    "_FileJournal__journal",
+    "_FileJournal__journalFile",
+    "_FileJournal__currentOffset",
+)
 """FileJournal's private attributes: its entries, its mmap'd file, the end of its records."""
 
 

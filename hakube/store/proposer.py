@@ -36,8 +36,13 @@ from hakube.store.errors import NotApplied, OutcomeUnknown, StoreError, Unavaila
 from hakube.store.fsm import Op, Result
 
 # Failures after which the command is known not to be (and never to become) committed.
-_NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
-                FAIL_REASON.NOT_LEADER, FAIL_REASON.REQUEST_DENIED}
+_NOT_APPLIED = {
+    FAIL_REASON.QUEUE_FULL,
+    FAIL_REASON.MISSING_LEADER,
+    FAIL_REASON.DISCARDED,
+    FAIL_REASON.NOT_LEADER,
+    FAIL_REASON.REQUEST_DENIED,
+}
 
 
 AnyFuture = concurrent.futures.Future[Result] | asyncio.Future[Result]
@@ -132,8 +137,9 @@ class Proposer:
             count += 1
         chunk = self._pending[:count]
         del self._pending[:count]
-        batch = _Batch([op for op, _ in chunk], [f for _, f in chunk],
-                       time.monotonic() + self._timeout)
+        batch = _Batch(
+            [op for op, _ in chunk], [f for _, f in chunk], time.monotonic() + self._timeout
+        )
         self._inflight.append(batch)
         return batch
 
@@ -143,8 +149,7 @@ class Proposer:
         except Exception as exc:  # pysyncobj refused to queue it
             self._done(batch, None, FAIL_REASON.QUEUE_FULL, cause=exc)
 
-    def _done(self, batch: _Batch, results: Any, err: int,
-              cause: Exception | None = None) -> None:
+    def _done(self, batch: _Batch, results: Any, err: int, cause: Exception | None = None) -> None:
         with self._lock:
             if batch.done:
                 return  # already expired by tick(); a late answer changes nothing

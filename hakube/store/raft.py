@@ -135,8 +135,9 @@ class MembershipError(Exception):
     """pysyncobj refused or failed a membership change; the message is its reason."""
 
 
-def _copy_outcome(src: concurrent.futures.Future[None], dst: concurrent.futures.Future[None]
-                  ) -> None:
+def _copy_outcome(
+    src: concurrent.futures.Future[None], dst: concurrent.futures.Future[None]
+) -> None:
     exc = src.exception()
     if exc is not None:
         dst.set_exception(exc)
@@ -179,9 +180,13 @@ def check_hostport(what: str, value: str) -> None:
 class RaftNode:
     """A running Raft member holding a StoreFSM, with a group-commit proposer in front."""
 
-    def __init__(self, settings: RaftSettings, fsm: StoreFSM,
-                 on_latency: Callable[[float, int], None] | None = None,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: RaftSettings,
+        fsm: StoreFSM,
+        on_latency: Callable[[float, int], None] | None = None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
         """``on_refused(reason)`` is called (on the Raft thread) for every refused connection."""
         settings.validate()
         settings.tls.check()
@@ -210,10 +215,15 @@ class RaftNode:
         )
         install_file_hooks()
         safe_journal.install()
-        self.syncobj = SyncObj(settings.raft_address, list(settings.peers.values()), conf,
-                               consumers=[fsm], transportClass=transport.transport_class(
-                                   settings.tls, self.member_address, self.member_name,
-                                   self.refusals))
+        self.syncobj = SyncObj(
+            settings.raft_address,
+            list(settings.peers.values()),
+            conf,
+            consumers=[fsm],
+            transportClass=transport.transport_class(
+                settings.tls, self.member_address, self.member_name, self.refusals
+            ),
+        )
         self.prevote: PreVote | None = None
         if settings.pre_vote:
             period = conf.appendEntriesPeriod
@@ -256,8 +266,11 @@ class RaftNode:
                     return
                 if kind == "append_entries" and message["term"] >= so.raftCurrentTerm:
                     prevote.heard_leader()
-            if kind == "append_entries" and "prevLogIdx" in message \
-                    and "transmission" not in message:
+            if (
+                kind == "append_entries"
+                and "prevLogIdx" in message
+                and "transmission" not in message
+            ):
                 _trim_known_entries(message, raft_log)
             if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
                 # A follower's acknowledgement names the entry after the last one it has; the
@@ -355,8 +368,10 @@ class RaftNode:
         return {n.address for n in self.syncobj.otherNodes}
 
     def is_connected(self, address: str) -> bool:
-        return any(n.address == address and self.syncobj.isNodeConnected(n)
-                   for n in self.syncobj.otherNodes)
+        return any(
+            n.address == address and self.syncobj.isNodeConnected(n)
+            for n in self.syncobj.otherNodes
+        )
 
     def progress(self) -> dict[str, tuple[int, float]]:
         """Leader's view of each peer: address -> (match index, seconds since its last answer).
@@ -374,15 +389,18 @@ class RaftNode:
                 continue
         else:
             return {}
-        return {n.address: (match.get(n, 0), now - seen[n] if n in seen else -1.0)
-                for n in so.otherNodes}
+        return {
+            n.address: (match.get(n, 0), now - seen[n] if n in seen else -1.0)
+            for n in so.otherNodes
+        }
 
     def last_log_index(self) -> int:
         raft_log = self.syncobj._SyncObj__raftLog
         return int(raft_log[-1][1]) if len(raft_log) else 0
 
-    def _membership_call(self, fn: Callable[..., None],
-                         *args: Any) -> concurrent.futures.Future[None]:
+    def _membership_call(
+        self, fn: Callable[..., None], *args: Any
+    ) -> concurrent.futures.Future[None]:
         fut: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def done(_res: Any, err: int) -> None:

@@ -65,8 +65,15 @@ MAX_PENDING = 64
 """Inbound connections that have not finished the handshake and introduction, at most."""
 RECV_CHUNK = 256 * 1024
 SEND_CHUNK = 256 * 1024
-REFUSAL_REASONS = ("handshake", "not_member", "spoofed", "utility", "readonly", "bad_frame",
-                   "too_many")
+REFUSAL_REASONS = (
+    "handshake",
+    "not_member",
+    "spoofed",
+    "utility",
+    "readonly",
+    "bad_frame",
+    "too_many",
+)
 """Why a connection was refused (the label values of hakube_raft_refused_connections_total)."""
 _HEADER = struct.Struct("i")  # pysyncobj's framing: native int (little-endian on our hosts)
 _LOG_BURST = 10
@@ -108,14 +115,16 @@ def decode_payload(data: bytes, max_decoded: int = MAX_DECODED) -> Any:
 
 # -- the command fence -----------------------------------------------------------------------------
 
-_COMMAND_GLOBALS = frozenset({
-    ("pysyncobj.node", "TCPNode"),
-    ("pysyncobj.node", "Node"),
-    ("_codecs", "encode"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "bytearray"),
-})
+_COMMAND_GLOBALS = frozenset(
+    {
+        ("pysyncobj.node", "TCPNode"),
+        ("pysyncobj.node", "Node"),
+        ("_codecs", "encode"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+    }
+)
 
 
 class CommandUnpickler(pickle.Unpickler):
@@ -151,6 +160,7 @@ def install_command_fence() -> None:
 
 # -- connections -----------------------------------------------------------------------------------
 
+
 class TlsConnection:
     """One TLS connection on pysyncobj's poller, with ``TcpConnection``'s interface.
 
@@ -158,11 +168,19 @@ class TlsConnection:
     ``on_refused(conn, reason, detail)`` reports refusals made here (handshake, bad frames).
     """
 
-    def __init__(self, poller: Any, context: Callable[[], ssl.SSLContext], *, server_side: bool,
-                 timeout: float, sock: socket.socket | None = None, peer: str = "",
-                 on_handshake: Callable[[TlsConnection, bytes], bool] | None = None,
-                 on_refused: Callable[[TlsConnection, str, str], None] | None = None,
-                 keepalive: tuple[int, int, int] | None = None) -> None:
+    def __init__(
+        self,
+        poller: Any,
+        context: Callable[[], ssl.SSLContext],
+        *,
+        server_side: bool,
+        timeout: float,
+        sock: socket.socket | None = None,
+        peer: str = "",
+        on_handshake: Callable[[TlsConnection, bytes], bool] | None = None,
+        on_refused: Callable[[TlsConnection, str, str], None] | None = None,
+        keepalive: tuple[int, int, int] | None = None,
+    ) -> None:
         self.sendRandKey = None  # noqa: N815 - pysyncobj's attribute names
         self.recvRandKey = None  # noqa: N815
         self.encryptor = None
@@ -260,8 +278,7 @@ class TlsConnection:
             self._flush()
 
     def disconnect(self) -> None:
-        notify = self._on_disconnected is not None and \
-            self._state != CONNECTION_STATE.DISCONNECTED
+        notify = self._on_disconnected is not None and self._state != CONNECTION_STATE.DISCONNECTED
         self._close_socket()
         self._reset_buffers()
         self._state = CONNECTION_STATE.DISCONNECTED
@@ -278,8 +295,9 @@ class TlsConnection:
         now = time.monotonic()
         if self._phase == "open":
             if now - self._last_read > self._timeout:
-                log.debug("raft: nothing from %s for %.1f s: closing", self.peer,
-                          now - self._last_read)
+                log.debug(
+                    "raft: nothing from %s for %.1f s: closing", self.peer, now - self._last_read
+                )
                 self.disconnect()
         elif now - self.started > self._timeout:
             if self._phase == "handshake":
@@ -342,8 +360,9 @@ class TlsConnection:
             if self._server_side:
                 self._tune(sock)
             sock.setblocking(False)
-            self._sock = self._context().wrap_socket(sock, server_side=self._server_side,
-                                                     do_handshake_on_connect=False)
+            self._sock = self._context().wrap_socket(
+                sock, server_side=self._server_side, do_handshake_on_connect=False
+            )
         except (OSError, ValueError) as exc:
             sock.close()
             self._sock = None
@@ -365,9 +384,11 @@ class TlsConnection:
             self._subscribe(POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.WRITE | POLL_EVENT_TYPE.ERROR)
             return
         except (ssl.SSLError, OSError, ValueError) as exc:
-            self._handshake_failed(str(exc) or type(exc).__name__,
-                                   isinstance(exc, ssl.SSLError) and not isinstance(
-                                       exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)))
+            self._handshake_failed(
+                str(exc) or type(exc).__name__,
+                isinstance(exc, ssl.SSLError)
+                and not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)),
+            )
             return
         gen = self._gen
         der = self._sock.getpeercert(True)
@@ -461,7 +482,7 @@ class TlsConnection:
                 if len(buf) < end:
                     break
                 try:
-                    message = decode_payload(bytes(buf[pos + _HEADER.size:end]))
+                    message = decode_payload(bytes(buf[pos + _HEADER.size : end]))
                 except WireError as exc:
                     self._refuse("bad_frame", str(exc))
                     return
@@ -515,8 +536,9 @@ class TlsConnection:
 class TlsServer:
     """Listening socket on exactly ``host`` (an IP literal) that hands accepted sockets on."""
 
-    def __init__(self, poller: Any, host: str, port: int,
-                 on_accept: Callable[[socket.socket, str], None]) -> None:
+    def __init__(
+        self, poller: Any, host: str, port: int, on_accept: Callable[[socket.socket, str], None]
+    ) -> None:
         self.host = host
         self.port = port
         self._poller = poller
@@ -539,8 +561,9 @@ class TlsServer:
             raise
         self._sock = sock
         self._fileno = sock.fileno()
-        self._poller.subscribe(self._fileno, self._on_event,
-                               POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.ERROR)
+        self._poller.subscribe(
+            self._fileno, self._on_event, POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.ERROR
+        )
 
     def unbind(self) -> None:
         if self._fileno is not None:
@@ -560,8 +583,13 @@ class TlsServer:
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:
-                    if exc.errno in (errno.ECONNABORTED, errno.EMFILE, errno.ENFILE,
-                                     errno.ENOBUFS, errno.ENOMEM):
+                    if exc.errno in (
+                        errno.ECONNABORTED,
+                        errno.EMFILE,
+                        errno.ENFILE,
+                        errno.ENOBUFS,
+                        errno.ENOMEM,
+                    ):
                         log.warning("raft: accept failed: %s", exc)
                         break
                     raise
@@ -611,10 +639,18 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
     membership changes.
     """
 
-    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, *,  # noqa: N803
-                 tls: TlsFiles, member_address: Callable[[str], str | None],
-                 member_name: Callable[[str], str | None], refusals: RefusalLog,
-                 max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        syncObj: Any,
+        selfNode: Any,
+        otherNodes: Any,
+        *,  # noqa: N803
+        tls: TlsFiles,
+        member_address: Callable[[str], str | None],
+        member_name: Callable[[str], str | None],
+        refusals: RefusalLog,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         if syncObj.encryptor is not None:
             raise ValueError("pysyncobj's password encryption is not used with TLS")
         self._server_ctx = Reloading(tls, server_context)
@@ -632,22 +668,30 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
         conf = self._syncObj.conf
         addr = conf.bindAddress or self._selfNode.address
         host, _, port = addr.rpartition(":")
-        self._server = TlsServer(self._syncObj._poller, resolve_bind_host(host), int(port),
-                                 self._accepted)
+        self._server = TlsServer(
+            self._syncObj._poller, resolve_bind_host(host), int(port), self._accepted
+        )
 
     def _accepted(self, sock: socket.socket, peer: str) -> None:
         if len(self._handshaking) + len(self._unknownConnections) >= self._max_pending:
             sock.close()
-            self.refusals.refuse("too_many", peer,
-                                 f"{self._max_pending} connections are already being set up")
+            self.refusals.refuse(
+                "too_many", peer, f"{self._max_pending} connections are already being set up"
+            )
             return
         conf = self._syncObj.conf
-        conn = TlsConnection(self._syncObj._poller, self._server_ctx_get, server_side=True,
-                             timeout=conf.connectionTimeout, sock=sock, peer=peer,
-                             on_handshake=self._authenticate_incoming,
-                             on_refused=self._refused_by_conn, keepalive=conf.tcp_keepalive)
-        conn.setOnMessageReceivedCallback(functools.partial(self._onIncomingMessageReceived,
-                                                            conn))
+        conn = TlsConnection(
+            self._syncObj._poller,
+            self._server_ctx_get,
+            server_side=True,
+            timeout=conf.connectionTimeout,
+            sock=sock,
+            peer=peer,
+            on_handshake=self._authenticate_incoming,
+            on_refused=self._refused_by_conn,
+            keepalive=conf.tcp_keepalive,
+        )
+        conn.setOnMessageReceivedCallback(functools.partial(self._onIncomingMessageReceived, conn))
         conn.setOnDisconnectedCallback(functools.partial(self._onDisconnected, conn))
         self._handshaking.add(conn)
         conn.start()
@@ -677,8 +721,9 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
         name = names.master_name(user)
         address = self._member_address(name) if name is not None else None
         if name is None or address is None:
-            self.refusals.refuse("not_member", conn.peer, f"certificate of {user!r} is not a "
-                                 "current member's")
+            self.refusals.refuse(
+                "not_member", conn.peer, f"certificate of {user!r} is not a current member's"
+            )
             return False
         conn.peer_name, conn.peer_address = name, address
         self._unknownConnections.add(conn)
@@ -694,19 +739,25 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
             self._refuse(conn, "readonly", f"{conn.peer_name}: read-only peers are not served")
             return
         if message != conn.peer_address:
-            self._refuse(conn, "spoofed", f"certificate of {conn.peer_name} "
-                         f"({conn.peer_address}) but introduced as {str(message)[:100]!r}")
+            self._refuse(
+                conn,
+                "spoofed",
+                f"certificate of {conn.peer_name} "
+                f"({conn.peer_address}) but introduced as {str(message)[:100]!r}",
+            )
             return
         node = self._nodeAddrToNode.get(conn.peer_address)
         if node is None:
-            self._refuse(conn, "not_member", f"{conn.peer_name} ({conn.peer_address}) is not "
-                         "in the Raft configuration")
+            self._refuse(
+                conn,
+                "not_member",
+                f"{conn.peer_name} ({conn.peer_address}) is not in the Raft configuration",
+            )
             return
         if self._shouldConnect(node):
             # pysyncobj's rule: the member with the greater address dials. An honest peer never
             # dials the other way; accepting it would replace our own outgoing connection.
-            self._refuse(conn, "spoofed", f"{conn.peer_name} dialled in, but this member "
-                         "dials it")
+            self._refuse(conn, "spoofed", f"{conn.peer_name} dialled in, but this member dials it")
             return
         self._unknownConnections.discard(conn)
         old = self._connections.get(node)
@@ -727,11 +778,15 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
         self._nodeAddrToNode[node.address] = node
         if self._shouldConnect(node):
             conf = self._syncObj.conf
-            conn = TlsConnection(self._syncObj._poller, self._client_ctx_get, server_side=False,
-                                 timeout=conf.connectionTimeout,
-                                 on_handshake=functools.partial(self._authenticate_outgoing,
-                                                                node),
-                                 on_refused=self._refused_by_conn, keepalive=conf.tcp_keepalive)
+            conn = TlsConnection(
+                self._syncObj._poller,
+                self._client_ctx_get,
+                server_side=False,
+                timeout=conf.connectionTimeout,
+                on_handshake=functools.partial(self._authenticate_outgoing, node),
+                on_refused=self._refused_by_conn,
+                keepalive=conf.tcp_keepalive,
+            )
             conn.setOnConnectedCallback(functools.partial(self._onOutgoingConnected, conn))
             conn.setOnMessageReceivedCallback(functools.partial(self._onMessageReceived, node))
             conn.setOnDisconnectedCallback(functools.partial(self._onDisconnected, conn))
@@ -746,8 +801,11 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
         expected = self._member_name(node.address)
         got = names.master_name(user)
         if expected is None or got != expected:
-            self.refusals.refuse("spoofed", conn.peer, f"dialled {node.address} (member "
-                                 f"{expected!r}) but its certificate names {user!r}")
+            self.refusals.refuse(
+                "spoofed",
+                conn.peer,
+                f"dialled {node.address} (member {expected!r}) but its certificate names {user!r}",
+            )
             return False
         conn.peer_name, conn.peer_address = got, node.address
         return True
@@ -769,9 +827,17 @@ class TlsTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj has no type
         self._handshaking = set()
 
 
-def transport_class(tls: TlsFiles, member_address: Callable[[str], str | None],
-                    member_name: Callable[[str], str | None],
-                    refusals: RefusalLog) -> Callable[..., TlsTransport]:
+def transport_class(
+    tls: TlsFiles,
+    member_address: Callable[[str], str | None],
+    member_name: Callable[[str], str | None],
+    refusals: RefusalLog,
+) -> Callable[..., TlsTransport]:
     """What to pass as SyncObj's ``transportClass``."""
-    return functools.partial(TlsTransport, tls=tls, member_address=member_address,
-                             member_name=member_name, refusals=refusals)
+    return functools.partial(
+        TlsTransport,
+        tls=tls,
+        member_address=member_address,
+        member_name=member_name,
+        refusals=refusals,
+    )

@@ -39,16 +39,24 @@ class Api:
                 self.i += 1
                 time.sleep(0.05)
 
-    def create_configmap(self, name: str, data: dict[str, str] | None = None,
-                         ns: str = "default") -> Any:
-        cm = convert.from_dict({"apiVersion": "v1", "kind": "ConfigMap",
-                                "metadata": {"name": name, "namespace": ns},
-                                "data": data or {"k": name}})
-        return self.call("Create", api_pb2.CreateRequest(object=kinds.wrap(cm),
-                                                         request_id=str(uuid.uuid4())))
+    def create_configmap(
+        self, name: str, data: dict[str, str] | None = None, ns: str = "default"
+    ) -> Any:
+        cm = convert.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": ns},
+                "data": data or {"k": name},
+            }
+        )
+        return self.call(
+            "Create", api_pb2.CreateRequest(object=kinds.wrap(cm), request_id=str(uuid.uuid4()))
+        )
 
-    def names(self, kind: str = "ConfigMap", ns: str = "default",
-              via: int | None = None) -> set[str]:
+    def names(
+        self, kind: str = "ConfigMap", ns: str = "default", via: int | None = None
+    ) -> set[str]:
         """Every object name, paging 50 at a time (objects may be large).
 
         ``via`` asks that one master only, on a fresh channel: a channel that saw the master
@@ -65,8 +73,10 @@ class Api:
                     resp = api_pb2_grpc.ObjectServiceStub(fresh).List(req, timeout=10)
                 else:
                     resp = self.call("List", req)
-                out |= {kinds.unwrap(o)[1].metadata.name  # type: ignore[attr-defined]
-                        for o in resp.items}
+                out |= {
+                    kinds.unwrap(o)[1].metadata.name  # type: ignore[attr-defined]
+                    for o in resp.items
+                }
                 token = getattr(resp, "continue")
                 if not token:
                     return out

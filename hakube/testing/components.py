@@ -35,9 +35,7 @@ class ComponentProcs:
     log_dir: str
     extra_args: list[str] = field(default_factory=list)
     log_level: str = "debug"
-    supervisor: Supervisor = field(
-        default_factory=lambda: Supervisor(RestartPolicy(restart=False))
-    )
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(RestartPolicy(restart=False)))
     pki: Pki | None = None
     """Whose certificate the component uses (default: the shared test CA's, for its command)."""
 
@@ -65,8 +63,9 @@ class ComponentProcs:
         if old is not None and old.alive:
             self.supervisor.children[identity] = old
             raise ValueError(f"{self.command} {identity} is running already")
-        child = self.supervisor.spawn(identity, self.command, argv, self._log_path(identity),
-                                      env=self._env())
+        child = self.supervisor.spawn(
+            identity, self.command, argv, self._log_path(identity), env=self._env()
+        )
         assert child.proc is not None
         return child.proc
 

@@ -99,8 +99,11 @@ def overlay_works(scratch: Path) -> bool:
         d.mkdir(parents=True, exist_ok=True)
     opts = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
     try:
-        r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(dirs["merged"])],
-                           capture_output=True, timeout=10)
+        r = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", opts, str(dirs["merged"])],
+            capture_output=True,
+            timeout=10,
+        )
         if r.returncode != 0:
             return False
         subprocess.run(["umount", str(dirs["merged"])], capture_output=True, timeout=10)
@@ -149,9 +152,18 @@ class Containerd:
         missing = missing_prerequisites()
         if missing:
             raise ContainerdUnavailable(
-                "cannot run containerd here, missing: " + "; ".join(missing))
-        for d in (self.root, self.state, self.logs, self.base / "cni-bin", self.base / "cni-conf",
-                  self.base / "certs.d", self.base / "opt", self.base / "runc"):
+                "cannot run containerd here, missing: " + "; ".join(missing)
+            )
+        for d in (
+            self.root,
+            self.state,
+            self.logs,
+            self.base / "cni-bin",
+            self.base / "cni-conf",
+            self.base / "certs.d",
+            self.base / "opt",
+            self.base / "runc",
+        ):
             d.mkdir(parents=True, exist_ok=True)
         self._link_cni_plugins()
         if not self.snapshotter:
@@ -159,10 +171,18 @@ class Containerd:
         self.config_path.write_text(self._config())
         log_file = self._log_file = open(self.log_path, "ab")  # closed in stop()
         self._proc = subprocess.Popen(
-            ["containerd", "--config", str(self.config_path), "--log-level",
-             self.settings.log_level],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=self.base,
+            [
+                "containerd",
+                "--config",
+                str(self.config_path),
+                "--log-level",
+                self.settings.log_level,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.base,
         )
         self._client = CriClient(self.endpoint, timeouts=Timeouts(default=5.0))
         self._wait_ready()
@@ -175,7 +195,8 @@ class Containerd:
             if self._proc.poll() is not None:
                 raise ContainerdUnavailable(
                     f"containerd exited with status {self._proc.returncode} at start; "
-                    f"log tail:\n{self.log_tail()}")
+                    f"log tail:\n{self.log_tail()}"
+                )
             if self.socket.exists():
                 try:
                     self._client.version(timeout=2.0)
@@ -185,7 +206,8 @@ class Containerd:
             time.sleep(0.05)
         raise ContainerdUnavailable(
             f"containerd did not answer CRI within {self.settings.start_timeout}s ({last}); "
-            f"log tail:\n{self.log_tail()}")
+            f"log tail:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """Remove all sandboxes, stop containerd, kill leftovers, unmount, delete. Idempotent."""
@@ -291,7 +313,7 @@ disabled_plugins = [{disabled}]
   address = ""
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{b / 'opt'}"
+  path = "{b / "opt"}"
 
 [{cri}]
   sandbox_image = "{self.settings.sandbox_image}"
@@ -305,12 +327,12 @@ disabled_plugins = [{disabled}]
     [{cri}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [{cri}.containerd.runtimes.runc.options]
-        Root = "{b / 'runc'}"
+        Root = "{b / "runc"}"
   [{cri}.cni]
-    bin_dir = "{b / 'cni-bin'}"
-    conf_dir = "{b / 'cni-conf'}"
+    bin_dir = "{b / "cni-bin"}"
+    conf_dir = "{b / "cni-conf"}"
   [{cri}.registry]
-    config_path = "{b / 'certs.d'}"
+    config_path = "{b / "certs.d"}"
 """
 
     @property
@@ -351,8 +373,9 @@ disabled_plugins = [{disabled}]
         /proc/PID/root does not show the host path, so neither identifies them."""
         marker = f"-address {self.socket}"
         parents = _parents()
-        shims = [pid for pid in parents
-                 if "containerd-shim" in _cmdline(pid) and marker in _cmdline(pid)]
+        shims = [
+            pid for pid in parents if "containerd-shim" in _cmdline(pid) and marker in _cmdline(pid)
+        ]
         for shim in shims:
             for pid in sorted(_descendants(shim, parents), key=lambda p: -_depth(p, parents)):
                 _kill(pid)

@@ -111,8 +111,9 @@ class FakeKubelet:
         self.alive: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew_loop, name="fakekubelet-leases",
-                                         daemon=True)
+        self._renewer = threading.Thread(
+            target=self._renew_loop, name="fakekubelet-leases", daemon=True
+        )
         self._ctx = Context(
             client=client,
             informers=SharedInformers(client),
@@ -264,8 +265,9 @@ class _PodWorker(Controller):
                 grace = min(MAX_GRACE, max(0.0, float(meta.deletion_grace_period_seconds)))
                 since = self._first_seen(self._seen_deleting, key)
                 if self._after(key, since, min(grace, k.stop_delay)):
-                    self.client.pods.delete(meta.name, namespace=meta.namespace,
-                                            grace_period_seconds=0, uid=meta.uid)
+                    self.client.pods.delete(
+                        meta.name, namespace=meta.namespace, grace_period_seconds=0, uid=meta.uid
+                    )
             elif pod.status.phase in ("", "Pending"):
                 since = self._first_seen(self._seen_bound, key)
                 if self._after(key, since, k.ready_delay):
@@ -357,4 +359,3 @@ def finish_terminating(client: Client, pods: list[pod_pb2.Pod]) -> int:
             except errors.NotFound:
                 pass
     return n
-

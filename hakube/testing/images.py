@@ -25,9 +25,37 @@ BUSYBOX = Path("/bin/busybox")
 """Where Debian's busybox-static puts its binary."""
 
 DEFAULT_APPLETS: tuple[str, ...] = (
-    "sh", "sleep", "echo", "cat", "env", "printenv", "ls", "true", "false", "id", "hostname",
-    "pwd", "mkdir", "rm", "touch", "ps", "kill", "wc", "head", "tail", "yes", "dd", "date",
-    "test", "[", "grep", "seq", "uname", "stat", "nproc", "free",
+    "sh",
+    "sleep",
+    "echo",
+    "cat",
+    "env",
+    "printenv",
+    "ls",
+    "true",
+    "false",
+    "id",
+    "hostname",
+    "pwd",
+    "mkdir",
+    "rm",
+    "touch",
+    "ps",
+    "kill",
+    "wc",
+    "head",
+    "tail",
+    "yes",
+    "dd",
+    "date",
+    "test",
+    "[",
+    "grep",
+    "seq",
+    "uname",
+    "stat",
+    "nproc",
+    "free",
 )
 """Applets linked into /bin; enough for shell-scripted test containers."""
 
@@ -84,20 +112,24 @@ class OciImage:
     def index(self) -> bytes:
         """The OCI index naming this image, with the annotation containerd imports it by."""
         tag = self.name.rsplit(":", 1)[1] if ":" in self.name.rsplit("/", 1)[-1] else "latest"
-        return _canonical_json({
-            "schemaVersion": 2,
-            "mediaType": MEDIA_INDEX,
-            "manifests": [{
-                "mediaType": MEDIA_MANIFEST,
-                "digest": self.manifest_digest,
-                "size": len(self.manifest),
-                "platform": {"architecture": _goarch(), "os": "linux"},
-                "annotations": {
-                    "io.containerd.image.name": self.name,
-                    "org.opencontainers.image.ref.name": tag,
-                },
-            }],
-        })
+        return _canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MEDIA_INDEX,
+                "manifests": [
+                    {
+                        "mediaType": MEDIA_MANIFEST,
+                        "digest": self.manifest_digest,
+                        "size": len(self.manifest),
+                        "platform": {"architecture": _goarch(), "os": "linux"},
+                        "annotations": {
+                            "io.containerd.image.name": self.name,
+                            "org.opencontainers.image.ref.name": tag,
+                        },
+                    }
+                ],
+            }
+        )
 
     def write_archive(self, path: Path) -> Path:
         """Write an OCI image layout as a tar archive (what ``ctr images import`` reads)."""
@@ -141,9 +173,7 @@ def _add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
     tar.addfile(info)
 
 
-def busybox_layer(
-    *, busybox: Path = BUSYBOX, applets: Iterable[str] = DEFAULT_APPLETS
-) -> bytes:
+def busybox_layer(*, busybox: Path = BUSYBOX, applets: Iterable[str] = DEFAULT_APPLETS) -> bytes:
     """An uncompressed root filesystem tar: busybox, its applet links, a minimal /etc."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -152,8 +182,11 @@ def busybox_layer(
         _add_file(tar, "bin/busybox", busybox.read_bytes(), 0o755)
         for applet in sorted(set(applets)):
             _add_symlink(tar, f"bin/{applet}", "busybox")
-        _add_file(tar, "etc/passwd",
-                  b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+        _add_file(
+            tar,
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
         _add_file(tar, "etc/group", b"root:x:0:\nnogroup:x:65534:\n")
     return buf.getvalue()
 
@@ -183,12 +216,16 @@ def build_image(
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "hakube.testing.images"}],
     }
     config = _canonical_json(config_obj)
-    manifest = _canonical_json({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_MANIFEST,
-        "config": {"mediaType": MEDIA_CONFIG, "digest": _digest(config), "size": len(config)},
-        "layers": [{"mediaType": MEDIA_LAYER_GZIP, "digest": _digest(layer), "size": len(layer)}],
-    })
+    manifest = _canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": {"mediaType": MEDIA_CONFIG, "digest": _digest(config), "size": len(config)},
+            "layers": [
+                {"mediaType": MEDIA_LAYER_GZIP, "digest": _digest(layer), "size": len(layer)}
+            ],
+        }
+    )
     return OciImage(name=name, manifest=manifest, config=config, layers=(layer,))
 
 

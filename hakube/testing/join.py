@@ -30,8 +30,9 @@ def token_for(servers: list[str]) -> tuple[str, str]:
         known = _tokens.get(key)
         if known is not None:
             try:
-                client.secrets.get(bootstrap.parse(known[0]).secret_name,
-                                   namespace=bootstrap.SECRET_NAMESPACE)
+                client.secrets.get(
+                    bootstrap.parse(known[0]).secret_name, namespace=bootstrap.SECRET_NAMESPACE
+                )
                 return known
             except NotFound:
                 pass

@@ -47,7 +47,9 @@ reach the API through the VIP can verify whichever master holds it."""
 
 
 def start_master(
-    host: Host, peers: list[Host], extra: list[str] | None = None,
+    host: Host,
+    peers: list[Host],
+    extra: list[str] | None = None,
     cert_sans: tuple[str, ...] = (TEST_VIP,),
 ) -> subprocess.Popen[bytes]:
     """Start the master named after ``host``, with the other ``peers`` as Raft partners and

@@ -20,8 +20,7 @@ class HasPki(Protocol):
     def pki(self) -> Pki: ...
 
 
-def provision_node(source: Pki | HasPki, root_dir: str, name: str,
-                   hosts: list[str]) -> NodePki:
+def provision_node(source: Pki | HasPki, root_dir: str, name: str, hosts: list[str]) -> NodePki:
     """Issue node ``name``'s certificate for ``hosts`` (its InternalIP at least) from the CA of
     ``source`` into ``<root_dir>/pki``; returns that NodePki."""
     pki = source if isinstance(source, Pki) else source.pki

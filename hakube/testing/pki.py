@@ -45,11 +45,16 @@ def credentials(pki: Pki | None = None, user: str = "admin") -> Credentials:
     return pki.user_tls(user).load()
 
 
-def channel(endpoint: str, *, options: list[tuple[str, Any]] | None = None,
-            credentials: Credentials | None = None) -> grpc.Channel:
+def channel(
+    endpoint: str,
+    *,
+    options: list[tuple[str, Any]] | None = None,
+    credentials: Credentials | None = None,
+) -> grpc.Channel:
     """A gRPC channel to a master of a test cluster, as the admin of the shared test CA."""
-    return grpc.secure_channel(endpoint, channel_credentials(credentials or _admin()),
-                               options=options or [])
+    return grpc.secure_channel(
+        endpoint, channel_credentials(credentials or _admin()), options=options or []
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -35,10 +35,17 @@ class InProcessCluster:
 
     def start(self, name: str) -> RaftNode:
         peers = {k: v for k, v in self.addrs.items() if k != name}
-        node = RaftNode(RaftSettings(name=name, raft_address=self.addrs[name], peers=peers,
-                                     data_dir=f"{self.base}/{name}", tls=self.tls(name),
-                                     **self.settings),  # type: ignore[arg-type]
-                        StoreFSM())
+        node = RaftNode(
+            RaftSettings(
+                name=name,
+                raft_address=self.addrs[name],
+                peers=peers,
+                data_dir=f"{self.base}/{name}",
+                tls=self.tls(name),
+                **self.settings,  # type: ignore[arg-type]
+            ),
+            StoreFSM(),
+        )
         self.nodes[name] = node
         return node
 
@@ -54,8 +61,14 @@ class InProcessCluster:
         wait_for(lambda: not node.syncobj.tick_thread_alive(), 10, f"{name} to stop")
 
     def leader(self, timeout: float = 15) -> RaftNode:
-        wait_for(lambda: any(n.is_leader() for n in self.nodes.values()) and all(
-            n.has_quorum() for n in self.nodes.values()), timeout, "a leader")
+        wait_for(
+            lambda: (
+                any(n.is_leader() for n in self.nodes.values())
+                and all(n.has_quorum() for n in self.nodes.values())
+            ),
+            timeout,
+            "a leader",
+        )
         return next(n for n in self.nodes.values() if n.is_leader())
 
     def restart_all_and_expect(self, kind: str, count: int, timeout: float = 20) -> None:

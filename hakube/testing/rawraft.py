@@ -70,8 +70,9 @@ def cluster_identity(pki: Pki, identity: certs.Identity) -> Identity:
 
 def member_identity(pki: Pki, name: str) -> Identity:
     """Master ``name``'s own certificate from the PKI directory."""
-    return Identity(files.read(pki.ca_cert), files.read(pki.master_cert(name)),
-                    files.read(pki.master_key(name)))
+    return Identity(
+        files.read(pki.ca_cert), files.read(pki.master_cert(name)), files.read(pki.master_key(name))
+    )
 
 
 def foreign_identity(pki: Pki, identity: certs.Identity) -> Identity:
@@ -91,8 +92,14 @@ class Outcome:
     """Frames the master sent, decoded with the Raft wire decoder."""
 
 
-def talk(address: str, data: bytes, identity: Identity | None = None, *,
-         wait: float = 5.0, hold: float = 0.0) -> Outcome:
+def talk(
+    address: str,
+    data: bytes,
+    identity: Identity | None = None,
+    *,
+    wait: float = 5.0,
+    hold: float = 0.0,
+) -> Outcome:
     """Connect to ``address`` (TLS with ``identity``, else plaintext), send ``data`` and read
     until the master closes the connection (deadline ``wait``) or, with ``hold``, for that
     long at most (to see that a connection stays open)."""
@@ -135,10 +142,10 @@ def talk(address: str, data: bytes, identity: Identity | None = None, *,
                 if len(buf) < 4 + n:
                     break
                 try:
-                    out.frames.append(decode_payload(buf[4:4 + n]))
+                    out.frames.append(decode_payload(buf[4 : 4 + n]))
                 except WireError as exc:
                     out.frames.append(exc)
-                buf = buf[4 + n:]
+                buf = buf[4 + n :]
         return out
     finally:
         sock.close()
@@ -148,8 +155,12 @@ def refused(metrics_address: str) -> dict[str, float]:
     """``hakube_raft_refused_connections_total`` by reason, from a master's /metrics."""
     with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return {m.group(1): float(m.group(2)) for m in re.finditer(
-        r'^hakube_raft_refused_connections_total\{reason="(\w+)"\} (\S+)$', text, re.M)}
+    return {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(
+            r'^hakube_raft_refused_connections_total\{reason="(\w+)"\} (\S+)$', text, re.M
+        )
+    }
 
 
 def listening_addresses(port: int) -> list[str]:
@@ -170,7 +181,7 @@ def listening_addresses(port: int) -> list[str]:
             raw = bytes.fromhex(hexip)
             if v6:
                 # Four 32-bit words, each in host (little-endian) order.
-                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                 found.append(str(ipaddress.IPv6Address(raw)))
             else:
                 found.append(str(ipaddress.IPv4Address(raw[::-1])))

@@ -34,9 +34,16 @@ class InProcessMaster:
         self.endpoint = f"127.0.0.1:{api}"
         pki_dir = os.path.join(base_dir, "pki")
         cluster_pki(pki_dir, {"m1": ["127.0.0.1"]}, testpki.shared())
-        self.master = Master(MasterSettings(
-            name="m1", data_dir=os.path.join(base_dir, "m1"), api_listen=self.endpoint,
-            raft_listen=f"127.0.0.1:{raft}", peers={}, pki_dir=pki_dir))
+        self.master = Master(
+            MasterSettings(
+                name="m1",
+                data_dir=os.path.join(base_dir, "m1"),
+                api_listen=self.endpoint,
+                raft_listen=f"127.0.0.1:{raft}",
+                peers={},
+                pki_dir=pki_dir,
+            )
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="inprocess-master", daemon=True)
 
@@ -52,8 +59,9 @@ class InProcessMaster:
         wait_for(lambda: self.master.ready, 30, "the in-process master to be ready")
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.master.stop)
         self._thread.join(15)

@@ -50,8 +50,9 @@ class LocalRegistry:
     def start(self) -> LocalRegistry:
         binary = shutil.which("docker-registry")
         if binary is None:
-            raise RegistryUnavailable("docker-registry is not installed "
-                                      "(Debian: apt-get install docker-registry)")
+            raise RegistryUnavailable(
+                "docker-registry is not installed (Debian: apt-get install docker-registry)"
+            )
         self.port = _free_port()
         config = self.base / "config.yml"
         config.write_text(
@@ -62,9 +63,13 @@ class LocalRegistry:
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
         )
         self._log = open(self.base / "registry.log", "ab")  # closed in stop()
-        self._proc = subprocess.Popen([binary, "serve", str(config)], stdin=subprocess.DEVNULL,
-                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self._proc = subprocess.Popen(
+            [binary, "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -115,18 +120,26 @@ class LocalRegistry:
             location = urlsplit(headers["location"])
             query = f"{location.query}&digest={digest}" if location.query else f"digest={digest}"
             path = f"{location.path}?{query}"
-            status, _, body = self._request("PUT", path, blob,
-                                            {"Content-Type": "application/octet-stream"})
+            status, _, body = self._request(
+                "PUT", path, blob, {"Content-Type": "application/octet-stream"}
+            )
             if status != 201:
                 raise RuntimeError(f"registry: uploading {digest}: {status} {body!r}")
-        status, _, body = self._request("PUT", f"/v2/{repository}/manifests/{tag}",
-                                        image.manifest, {"Content-Type": MEDIA_MANIFEST})
+        status, _, body = self._request(
+            "PUT",
+            f"/v2/{repository}/manifests/{tag}",
+            image.manifest,
+            {"Content-Type": MEDIA_MANIFEST},
+        )
         if status != 201:
             raise RuntimeError(f"registry: putting manifest {repository}:{tag}: {status} {body!r}")
         return f"{self.host}/{repository}:{tag}"
 
     def _request(
-        self, method: str, path: str, body: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

@@ -9,8 +9,7 @@ from hakube.api.v1 import pod_pb2
 from hakube.client import Client
 
 
-def wait_for(cond: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.02) -> None:
+def wait_for(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.02) -> None:
     """Poll ``cond`` until truthy; TimeoutError naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not cond():

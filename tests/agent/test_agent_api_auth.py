@@ -55,8 +55,9 @@ def _address(agent: Agent) -> str:
 
 def test_a_master_certificate_is_served(cluster: LocalCluster, sim_agent: Agent) -> None:
     pki = cluster.pki
-    resp = _stats(_address(sim_agent), _creds(pki.ca_cert, pki.master_cert("m1"),
-                                               pki.master_key("m1")))
+    resp = _stats(
+        _address(sim_agent), _creds(pki.ca_cert, pki.master_cert("m1"), pki.master_key("m1"))
+    )
     assert resp.node_memory_working_set_bytes >= 0
 
 

@@ -31,16 +31,39 @@ from tests.agent.conftest import ROOT, StartAgent, node_ready
 pytestmark = pytest.mark.timeout(120)
 
 
-def run_agent(cluster: LocalCluster, root: Path, token: str, ca_hash: str
-              ) -> subprocess.CompletedProcess[str]:
+def run_agent(
+    cluster: LocalCluster, root: Path, token: str, ca_hash: str
+) -> subprocess.CompletedProcess[str]:
     """``hakube agent`` that is expected to give up at the join."""
     return subprocess.run(
-        [sys.executable, "-m", "hakube", "agent", "--node-name", f"j-{uuid.uuid4().hex[:6]}",
-         "--server", cluster.endpoints()[0], "--root-dir", str(root), "--runtime", "simulated",
-         "--listen", "127.0.0.1:0", "--node-ip", "127.0.0.1", "--token", token,
-         "--ca-cert-hash", ca_hash],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        [
+            sys.executable,
+            "-m",
+            "hakube",
+            "agent",
+            "--node-name",
+            f"j-{uuid.uuid4().hex[:6]}",
+            "--server",
+            cluster.endpoints()[0],
+            "--root-dir",
+            str(root),
+            "--runtime",
+            "simulated",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-ip",
+            "127.0.0.1",
+            "--token",
+            token,
+            "--ca-cert-hash",
+            ca_hash,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def assert_refused(p: subprocess.CompletedProcess[str], root: Path, *words: str) -> None:
@@ -72,16 +95,21 @@ def test_a_wrong_secret_is_refused_in_one_line_and_nothing_is_written(
 ) -> None:
     token, ca_hash = token_for(cluster.endpoints())
     wrong = token[:7] + ("a" if token[7] != "a" else "b") + token[8:]
-    assert_refused(run_agent(cluster, tmp_path / "n", wrong, ca_hash), tmp_path / "n",
-                   "bootstrap token")
+    assert_refused(
+        run_agent(cluster, tmp_path / "n", wrong, ca_hash), tmp_path / "n", "bootstrap token"
+    )
 
 
 def test_a_wrong_ca_hash_is_refused_in_one_line_and_nothing_is_written(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     token, _ = token_for(cluster.endpoints())
-    assert_refused(run_agent(cluster, tmp_path / "n", token, "sha256:" + "0" * 64),
-                   tmp_path / "n", "--ca-cert-hash", "does not match")
+    assert_refused(
+        run_agent(cluster, tmp_path / "n", token, "sha256:" + "0" * 64),
+        tmp_path / "n",
+        "--ca-cert-hash",
+        "does not match",
+    )
 
 
 def test_an_expired_token_is_refused_in_one_line_and_nothing_is_written(
@@ -94,18 +122,35 @@ def test_an_expired_token_is_refused_in_one_line_and_nothing_is_written(
     while datetime.datetime.now(datetime.UTC) <= expiration:
         assert time.monotonic() < deadline, "the clock did not pass the token's expiration"
         time.sleep(0.1)
-    assert_refused(run_agent(cluster, tmp_path / "n", str(token), ca_hash), tmp_path / "n",
-                   "bootstrap token")
+    assert_refused(
+        run_agent(cluster, tmp_path / "n", str(token), ca_hash), tmp_path / "n", "bootstrap token"
+    )
 
 
 def test_no_certificate_and_no_token_tells_how_to_get_one(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     p = subprocess.run(
-        [sys.executable, "-m", "hakube", "agent", "--node-name", "lonely", "--server",
-         cluster.endpoints()[0], "--root-dir", str(tmp_path / "n"), "--runtime", "simulated"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        [
+            sys.executable,
+            "-m",
+            "hakube",
+            "agent",
+            "--node-name",
+            "lonely",
+            "--server",
+            cluster.endpoints()[0],
+            "--root-dir",
+            str(tmp_path / "n"),
+            "--runtime",
+            "simulated",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert_refused(p, tmp_path / "n", "hakube token create", "--token")
 
 
@@ -118,16 +163,16 @@ def _bootstrap_channel(cluster: LocalCluster, token: str) -> grpc.Channel:
 def test_a_bootstrap_token_may_call_only_the_join_service(cluster: LocalCluster) -> None:
     token, _ = token_for(cluster.endpoints())
     with _bootstrap_channel(cluster, token) as ch:
-        info = join_pb2_grpc.JoinServiceStub(ch).ClusterInfo(join_pb2.ClusterInfoRequest(),
-                                                              timeout=10)
+        info = join_pb2_grpc.JoinServiceStub(ch).ClusterInfo(
+            join_pb2.ClusterInfoRequest(), timeout=10
+        )
         assert info.ca_pem == files.read(cluster.pki.ca_cert)
         with pytest.raises(grpc.RpcError) as err:
             api_pb2_grpc.ObjectServiceStub(ch).List(api_pb2.ListRequest(kind="Pod"), timeout=10)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.RpcError) as err:
             csr, _ = certs.make_request(node_identity("x"))
-            join_pb2_grpc.JoinServiceStub(ch).Renew(join_pb2.RenewRequest(csr_pem=csr),
-                                                    timeout=10)
+            join_pb2_grpc.JoinServiceStub(ch).Renew(join_pb2.RenewRequest(csr_pem=csr), timeout=10)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -139,8 +184,9 @@ def test_a_node_renews_only_its_own_certificate(
     with grpc.secure_channel(cluster.endpoints()[0], channel_credentials(creds)) as ch:
         stub = join_pb2_grpc.JoinServiceStub(ch)
         own, _ = certs.make_request(node_identity(agent.node))
-        renewed = certs.load_cert(stub.Renew(join_pb2.RenewRequest(csr_pem=own),
-                                             timeout=10).certificate_pem)
+        renewed = certs.load_cert(
+            stub.Renew(join_pb2.RenewRequest(csr_pem=own), timeout=10).certificate_pem
+        )
         assert certs.identity_of(renewed) == node_identity(agent.node)
         other, _ = certs.make_request(node_identity("someone-else"))
         with pytest.raises(grpc.RpcError) as err:
@@ -160,16 +206,25 @@ def test_an_agent_renews_a_certificate_near_its_expiry_and_keeps_working(
     files.ensure_private_dir(pki.root)
     short = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=23)  # 1 h left
     key = certs.new_key()
-    cert = ca.issue(node_identity(name), key.public_key(), server=True, hosts=(name,), days=1,
-                    now=short)
+    cert = ca.issue(
+        node_identity(name), key.public_key(), server=True, hosts=(name,), days=1, now=short
+    )
     files.write_atomic(pki.ca_cert, ca.pem)
     files.write_atomic(pki.key, certs.key_pem(key))
     files.write_atomic(pki.cert, certs.cert_pem(cert))
-    settings = AgentSettings(node_name=name, servers=tuple(cluster.endpoints()),
-                             root_dir=str(tmp_path / name), runtime="simulated",
-                             listen="127.0.0.1:0", node_ip="127.0.0.1", lease_interval=0.5,
-                             lease_duration=5, status_interval=1,
-                             cert_renew_before=2 * 3600.0, cert_check_interval=0.5)
+    settings = AgentSettings(
+        node_name=name,
+        servers=tuple(cluster.endpoints()),
+        root_dir=str(tmp_path / name),
+        runtime="simulated",
+        listen="127.0.0.1:0",
+        node_ip="127.0.0.1",
+        lease_interval=0.5,
+        lease_duration=5,
+        status_interval=1,
+        cert_renew_before=2 * 3600.0,
+        cert_check_interval=0.5,
+    )
     agent = Agent(settings)
 
     t = threading.Thread(target=agent.run, daemon=True)

@@ -31,9 +31,14 @@ def _secret_pod(name: str, node: str) -> pod_pb2.Pod:
     return make_pod(
         name,
         node,
-        [{"name": "c", "image": BUSYBOX_IMAGE,
-          "command": ["sh", "-c", "cat /etc/sec/token; echo; exec sleep 3600"],
-          "volumeMounts": [{"name": "sec", "mountPath": "/etc/sec"}]}],
+        [
+            {
+                "name": "c",
+                "image": BUSYBOX_IMAGE,
+                "command": ["sh", "-c", "cat /etc/sec/token; echo; exec sleep 3600"],
+                "volumeMounts": [{"name": "sec", "mountPath": "/etc/sec"}],
+            }
+        ],
         volumes=[{"name": "sec", "secret": {"secretName": "tok"}}],
         terminationGracePeriodSeconds=1,
     )
@@ -42,7 +47,8 @@ def _secret_pod(name: str, node: str) -> pod_pb2.Pod:
 @pytest.mark.containerd
 @pytest.mark.timeout(150)
 def test_a_secret_volume_is_a_0400_tmpfs_that_goes_with_the_pod(
-        client: Client, start_agent: StartAgent, tmp_path: Path) -> None:
+    client: Client, start_agent: StartAgent, tmp_path: Path
+) -> None:
     client.secrets.create(secret("tok", {"token": "t0ps3cret"}))
     try:
         agent = start_agent()
@@ -75,8 +81,7 @@ def test_a_secret_volume_is_a_0400_tmpfs_that_goes_with_the_pod(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop a capability")
-def test_an_agent_that_cannot_mount_tmpfs_keeps_secret_data_off_the_disk(
-        tmp_path: Path) -> None:
+def test_an_agent_that_cannot_mount_tmpfs_keeps_secret_data_off_the_disk(tmp_path: Path) -> None:
     """Without CAP_SYS_ADMIN (setpriv drops it) the secret volume is refused with a clear
     message and no file is written; with the development flag it goes to disk."""
     script = textwrap.dedent(f"""
@@ -99,10 +104,21 @@ def test_an_agent_that_cannot_mount_tmpfs_keeps_secret_data_off_the_disk(
         print("ONDISK", open(v["sec"].path + "/k").read())
     """)
     out = subprocess.run(
-        ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin",
-         sys.executable, "-c", script],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
+        [
+            "setpriv",
+            "--bounding-set=-sys_admin",
+            "--inh-caps=-sys_admin",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith('REFUSED volume "sec": cannot mount a tmpfs on '), lines

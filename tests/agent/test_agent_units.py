@@ -134,8 +134,13 @@ def test_the_agent_api_listens_on_the_node_ip_and_reads_the_root_dirs_pki_by_def
     assert s.listen_address("10.0.0.7") == "10.0.0.7:10250"
     assert s.listen_address("fd00::7") == "[fd00::7]:10250"
     assert s.node_pki_dir() == "/var/lib/a/pki"
-    s = AgentSettings(node_name="n", servers=("a:1",), root_dir="/x", listen="0.0.0.0:9",
-                      pki_dir="/etc/hakube/node")
+    s = AgentSettings(
+        node_name="n",
+        servers=("a:1",),
+        root_dir="/x",
+        listen="0.0.0.0:9",
+        pki_dir="/etc/hakube/node",
+    )
     assert (s.listen_address("10.0.0.7"), s.node_pki_dir()) == ("0.0.0.0:9", "/etc/hakube/node")
 
 

@@ -39,8 +39,19 @@ def test_up_with_nodes_runs_agents_that_run_pods_restart_and_stop_with_the_clust
 ) -> None:
     home = str(tmp_path)
     data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
-    up = Up(home, "--masters", "1", "--nodes", "2", "--data-dir", data, "--client-config", cfg,
-            "--restart-delay", "0.5")
+    up = Up(
+        home,
+        "--masters",
+        "1",
+        "--nodes",
+        "2",
+        "--data-dir",
+        data,
+        "--client-config",
+        cfg,
+        "--restart-delay",
+        "0.5",
+    )
     try:
         up.expect("1 masters ready")
         line = up.expect("node-2  agent (simulated)")

@@ -32,8 +32,11 @@ def _name(prefix: str) -> str:
 
 def _running_pod(client: Client, agent: Agent, name: str, script: str) -> None:
     client.pods.create(
-        make_pod(name, agent.s.node_name, [{"name": "c", "image": IMAGE,
-                                           "command": ["sh", "-c", script]}])
+        make_pod(
+            name,
+            agent.s.node_name,
+            [{"name": "c", "image": IMAGE, "command": ["sh", "-c", script]}],
+        )
     )
     wait_pod(client, name, lambda p: p.status.phase == "Running", 20, "Running")
 
@@ -41,10 +44,14 @@ def _running_pod(client: Client, agent: Agent, name: str, script: str) -> None:
 def test_logs_exec_and_top_go_through_a_master(client: Client, sim_agent: Agent) -> None:
     pod = _name("proxied")
     _running_pod(client, sim_agent, pod, "echo hello from the pod; sleep 3600")
-    wait_for(lambda: "hello from the pod" in ctl_endpoints(client, "logs", pod)[1], 15,
-             "the pod's output through the master")
-    code, out, err = ctl_endpoints(client, "exec", pod, "--", "sh", "-c",
-                                   "echo out; echo err >&2; exit 3")
+    wait_for(
+        lambda: "hello from the pod" in ctl_endpoints(client, "logs", pod)[1],
+        15,
+        "the pod's output through the master",
+    )
+    code, out, err = ctl_endpoints(
+        client, "exec", pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3"
+    )
     assert (code, out, err) == (3, "out\n", "err\n")
     code, out, _ = ctl_endpoints(client, "top", "nodes", sim_agent.s.node_name)
     assert code == 0 and out.split("\n")[1].split()[0] == sim_agent.s.node_name
@@ -59,9 +66,9 @@ def test_a_followed_log_stays_open_until_the_caller_goes_away(
     _running_pod(client, sim_agent, pod, "echo one; echo two; sleep 3600")
     wait_for(lambda: ctl_endpoints(client, "logs", pod)[1] == "one\ntwo\n", 15, "output")
     stub = client.transport.stubs(client.servers[0]).node_proxy
-    call = stub.Logs(agent_pb2.LogsRequest(namespace="default", pod=pod, follow=True,
-                                          tail_lines=-1),
-                     timeout=30)
+    call = stub.Logs(
+        agent_pb2.LogsRequest(namespace="default", pod=pod, follow=True, tail_lines=-1), timeout=30
+    )
     got = ""
     for chunk in call:
         got += chunk.data.decode()
@@ -82,9 +89,7 @@ def test_errors_name_the_pod_or_node(client: Client) -> None:
     assert code != 0 and "no-such-node" in err and len(err.splitlines()) == 1
 
 
-def test_the_master_refuses_an_agent_that_is_another_node(
-    client: Client, sim_agent: Agent
-) -> None:
+def test_the_master_refuses_an_agent_that_is_another_node(client: Client, sim_agent: Agent) -> None:
     # A Node whose published address is where another node's agent listens (addresses move).
     node: core_pb2.Node = convert.from_dict(  # type: ignore[assignment]
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "impostor-target"}}

@@ -267,7 +267,9 @@ def check_pki(dep: Deployment) -> None:
     for client_pki in [dep.root / "pki", *(dep.dirs(n) / "client/pki" for n in MASTERS)]:
         assert_private(client_pki)
         assert {p.name: p.stat().st_mode & 0o777 for p in client_pki.iterdir()} == {
-            "ca.crt": 0o600, "admin.crt": 0o600, "admin.key": 0o600
+            "ca.crt": 0o600,
+            "admin.crt": 0o600,
+            "admin.key": 0o600,
         }
         assert (client_pki / "admin.key").read_bytes() == (staging / "users/admin.key").read_bytes()
     config = yaml.safe_load((dep.root / "client-config").read_text())
@@ -374,8 +376,10 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     assert len({p.read_bytes() for p in keys}) == 1
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in keys)
     secret = dep.root / "secret.yaml"
-    secret.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\n"
-                      "stringData: {p: ansible-canary-value}\n")
+    secret.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\n"
+        "stringData: {p: ansible-canary-value}\n"
+    )
     dep.ctl("apply", "-f", str(secret))
     assert json.loads(dep.ctl("get", "secret", "pw", "-o", "json"))["data"]["p"]
     for n in MASTERS:

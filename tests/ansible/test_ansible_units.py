@@ -56,8 +56,9 @@ def _render(tmp_path: Path, name: str, roles: list[str], extra: dict[str, object
     assert ansible is not None
     variables: dict[str, object] = {}
     for role in roles:
-        variables.update(yaml.safe_load((PLAYBOOK_DIR / f"roles/{role}/defaults/main.yml")
-                                        .read_text()))
+        variables.update(
+            yaml.safe_load((PLAYBOOK_DIR / f"roles/{role}/defaults/main.yml").read_text())
+        )
     variables.update(extra)
     vars_file = tmp_path / f"{name}-vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))
@@ -70,8 +71,12 @@ def _render(tmp_path: Path, name: str, roles: list[str], extra: dict[str, object
 
 
 def _exposure(unit: Path) -> float:
-    done = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout + done.stderr)
     assert found, done.stdout + done.stderr
     return float(found.group(1))
@@ -79,32 +84,58 @@ def _exposure(unit: Path) -> float:
 
 def test_the_master_runs_as_its_own_user_in_a_sandbox_systemd_accepts(tmp_path: Path) -> None:
     hakube = Path(sys.prefix) / "bin/hakube"
-    unit = _render(tmp_path, "hakube-master", ["hakube_install", "hakube_master"], {
-        "svc_name": "hakube-master", "svc_description": "hakube master m1",
-        "svc_argv": [str(hakube), "master"], "svc_user": "{{ hakube_master_user }}",
-        "svc_hardening": "{{ hakube_master_hardening }}", "hakube_master_user": "hakube"})
+    unit = _render(
+        tmp_path,
+        "hakube-master",
+        ["hakube_install", "hakube_master"],
+        {
+            "svc_name": "hakube-master",
+            "svc_description": "hakube master m1",
+            "svc_argv": [str(hakube), "master"],
+            "svc_user": "{{ hakube_master_user }}",
+            "svc_hardening": "{{ hakube_master_hardening }}",
+            "hakube_master_user": "hakube",
+        },
+    )
     text = unit.read_text()
-    for line in ("User=hakube", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                 "ReadWritePaths=/var/lib/hakube/master /etc/hakube/pki", "ProtectHome=yes",
-                 "PrivateTmp=yes", "CapabilityBoundingSet=", "UMask=0077"):
+    for line in (
+        "User=hakube",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/hakube/master /etc/hakube/pki",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "UMask=0077",
+    ):
         assert f"\n{line}\n" in text, line
-    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                            text=True, timeout=60)
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
     assert _exposure(unit) <= 2.5  # "OK" in systemd's scale (root, unsandboxed: 9.6)
 
 
 def test_the_agent_stays_root_in_the_host_mount_namespace_with_what_hardening_fits(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     hakube = Path(sys.prefix) / "bin/hakube"
-    unit = _render(tmp_path, "hakube-agent", ["hakube_install", "hakube_agent"], {
-        "svc_name": "hakube-agent", "svc_description": "hakube node agent n1",
-        "svc_argv": [str(hakube), "agent"], "svc_hardening": "{{ hakube_agent_hardening }}"})
+    unit = _render(
+        tmp_path,
+        "hakube-agent",
+        ["hakube_install", "hakube_agent"],
+        {
+            "svc_name": "hakube-agent",
+            "svc_description": "hakube node agent n1",
+            "svc_argv": [str(hakube), "agent"],
+            "svc_hardening": "{{ hakube_agent_hardening }}",
+        },
+    )
     text = unit.read_text()
     assert "\nNoNewPrivileges=yes\n" in text and "\nRestrictSUIDSGID=yes\n" in text
-    for namespacing in ("User=", "ProtectSystem", "ProtectHome", "PrivateTmp",
-                        "ReadWritePaths"):
+    for namespacing in ("User=", "ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths"):
         assert namespacing not in text  # the agent's mounts must stay visible to containerd
-    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                            text=True, timeout=60)
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")

@@ -16,9 +16,12 @@ from hakube.cli import manifests
 
 
 def _pod(resources: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "c", "image": "busybox",
-                                     "resources": resources}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "resources": resources}]},
+    }
 
 
 def _validated(doc: dict[str, Any]) -> Any:
@@ -29,22 +32,40 @@ def _validated(doc: dict[str, Any]) -> Any:
 
 
 def test_whole_and_fractional_numbers_are_quantities() -> None:
-    pod = _validated(_pod({"limits": {"cpu": 2, "memory": 1, "example.com/dongle": 3},
-                           "requests": {"cpu": 0.5, "memory": 1e3}}))
+    pod = _validated(
+        _pod(
+            {
+                "limits": {"cpu": 2, "memory": 1, "example.com/dongle": 3},
+                "requests": {"cpu": 0.5, "memory": 1e3},
+            }
+        )
+    )
     res = pod.spec.containers[0].resources
     assert dict(res.limits) == {"cpu": "2", "memory": "1", "example.com/dongle": "3"}
     assert dict(res.requests) == {"cpu": "0.5", "memory": "1000"}
 
 
 def test_number_quantities_in_volumes_claims_and_autoscalers() -> None:
-    pod = convert.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                             "spec": {"containers": [{"name": "c", "image": "i"}],
-                                      "volumes": [{"name": "v", "emptyDir": {"sizeLimit": 1}}]}})
+    pod = convert.from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "image": "i"}],
+                "volumes": [{"name": "v", "emptyDir": {"sizeLimit": 1}}],
+            },
+        }
+    )
     assert pod.spec.volumes[0].empty_dir.size_limit == "1"  # type: ignore[attr-defined]
-    pvc = convert.from_dict({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                             "metadata": {"name": "c"},
-                             "spec": {"accessModes": ["ReadWriteOnce"],
-                                      "resources": {"requests": {"storage": 8}}}})
+    pvc = convert.from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "c"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": 8}}},
+        }
+    )
     assert dict(pvc.spec.resources.requests) == {"storage": "8"}  # type: ignore[attr-defined]
 
 
@@ -64,29 +85,55 @@ def test_numbers_stay_refused_where_kubernetes_wants_text() -> None:
 
 @pytest.mark.parametrize("value", ["hello world", "p@ss", "a-b_", "YWJj\n", "abc"])
 def test_secret_data_must_be_standard_base64(value: str) -> None:
-    doc = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-           "data": {"password": value}}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "data": {"password": value},
+    }
     with pytest.raises(convert.ManifestError, match=r"Secret s: data\[password\]: illegal base64"):
         convert.from_dict(doc)
 
 
 def test_secret_base64_and_string_data_still_convert() -> None:
-    s = _validated({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-                    "data": {"a": "aGVsbG8=", "empty": ""}, "stringData": {"b": "x y"}})
+    s = _validated(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s"},
+            "data": {"a": "aGVsbG8=", "empty": ""},
+            "stringData": {"b": "x y"},
+        }
+    )
     assert dict(s.data) == {"a": b"hello", "empty": b"", "b": b"x y"}
 
 
 def _stateful_set(mounts: list[dict[str, str]]) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
-            "spec": {"serviceName": "nginx", "replicas": 2,
-                     "selector": {"matchLabels": {"app": "nginx"}},
-                     "template": {"metadata": {"labels": {"app": "nginx"}},
-                                  "spec": {"containers": [{"name": "nginx", "image": "nginx",
-                                                           "volumeMounts": mounts}]}},
-                     "volumeClaimTemplates": [{"metadata": {"name": "www"},
-                                               "spec": {"accessModes": ["ReadWriteOnce"],
-                                                        "resources": {"requests":
-                                                                      {"storage": "1Gi"}}}}]}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "serviceName": "nginx",
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "template": {
+                "metadata": {"labels": {"app": "nginx"}},
+                "spec": {
+                    "containers": [{"name": "nginx", "image": "nginx", "volumeMounts": mounts}]
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "www"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def test_stateful_set_containers_mount_their_claim_templates() -> None:
@@ -97,17 +144,22 @@ def test_stateful_set_containers_mount_their_claim_templates() -> None:
 
 def test_a_manifest_file_without_api_version_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "pod.yaml"
-    f.write_text("kind: Pod\nmetadata: {name: bare}\n"
-                 "spec: {containers: [{name: c, image: busybox}]}\n")
-    with pytest.raises(manifests.ManifestError, match='Pod bare: apiVersion not set'):
+    f.write_text(
+        "kind: Pod\nmetadata: {name: bare}\nspec: {containers: [{name: c, image: busybox}]}\n"
+    )
+    with pytest.raises(manifests.ManifestError, match="Pod bare: apiVersion not set"):
         manifests.load([str(f)])
     f.write_text("apiVersion: v1\n" + f.read_text())
     assert [m.kind.name for m in manifests.load([str(f)])] == ["Pod"]
 
 
 def _service(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], **spec},
+    }
 
 
 def test_services_are_single_stack_ipv4() -> None:
@@ -115,28 +167,59 @@ def test_services_are_single_stack_ipv4() -> None:
     assert (svc.spec.ip_family_policy, list(svc.spec.ip_families)) == ("SingleStack", ["IPv4"])
     prefer = _validated(_service(ipFamilyPolicy="PreferDualStack"))
     assert list(prefer.spec.ip_families) == ["IPv4"]  # the one family there is
-    with pytest.raises(Invalid, match="spec.ipFamilyPolicy: RequireDualStack: this cluster is "
-                                      "not configured for dual-stack"):
+    with pytest.raises(
+        Invalid,
+        match="spec.ipFamilyPolicy: RequireDualStack: this cluster is "
+        "not configured for dual-stack",
+    ):
         _validated(_service(ipFamilyPolicy="RequireDualStack"))
     with pytest.raises(Invalid, match=r"spec.ipFamilies\[0\]: IPv6: .*IPv4 only"):
         _validated(_service(ipFamilies=["IPv6"]))
-    assert convert.to_dict(_validated(_service(ipFamilies=["IPv4"])))["spec"]["ipFamilies"] == \
-        ["IPv4"]
+    assert convert.to_dict(_validated(_service(ipFamilies=["IPv4"])))["spec"]["ipFamilies"] == [
+        "IPv4"
+    ]
 
 
-@pytest.mark.parametrize(("patch", "field", "reason"), [
-    ({"containers": [{"name": "c", "image": "i", "resources": {"claims": [{"name": "gpu"}]}}]},
-     r"spec.containers\[0\].resources.claims", "dynamic resource allocation is not enabled"),
-    ({"volumes": [{"name": "tools", "image": {"reference": "quay.io/tools:1"}}]},
-     r"spec.volumes\[0\].image", "image volumes are not enabled"),
-    ({"securityContext": {"windowsOptions": {"runAsUserName": "ContainerUser"}}},
-     "spec.securityContext.windowsOptions", "Linux only"),
-    ({"containers": [{"name": "c", "image": "i",
-                      "securityContext": {"windowsOptions": {"hostProcess": True}}}]},
-     r"spec.containers\[0\].securityContext.windowsOptions", "Linux only"),
-])
-def test_features_this_cluster_lacks_are_refused_by_name(patch: dict[str, Any], field: str,
-                                                         reason: str) -> None:
+@pytest.mark.parametrize(
+    ("patch", "field", "reason"),
+    [
+        (
+            {
+                "containers": [
+                    {"name": "c", "image": "i", "resources": {"claims": [{"name": "gpu"}]}}
+                ]
+            },
+            r"spec.containers\[0\].resources.claims",
+            "dynamic resource allocation is not enabled",
+        ),
+        (
+            {"volumes": [{"name": "tools", "image": {"reference": "quay.io/tools:1"}}]},
+            r"spec.volumes\[0\].image",
+            "image volumes are not enabled",
+        ),
+        (
+            {"securityContext": {"windowsOptions": {"runAsUserName": "ContainerUser"}}},
+            "spec.securityContext.windowsOptions",
+            "Linux only",
+        ),
+        (
+            {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "i",
+                        "securityContext": {"windowsOptions": {"hostProcess": True}},
+                    }
+                ]
+            },
+            r"spec.containers\[0\].securityContext.windowsOptions",
+            "Linux only",
+        ),
+    ],
+)
+def test_features_this_cluster_lacks_are_refused_by_name(
+    patch: dict[str, Any], field: str, reason: str
+) -> None:
     doc = _pod({})
     doc["spec"].update(patch)
     with pytest.raises(Invalid, match=f"{field}: not supported on this cluster: .*{reason}"):

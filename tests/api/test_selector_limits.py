@@ -19,13 +19,13 @@ from hakube.api.labels import (
 # backtracking) of any of them would take minutes, which the test's timeout turns into a failure.
 CAP = MAX_SELECTOR_LENGTH
 HOSTILE = [
-    "a" * (CAP - 1) + "-",                       # a key that only fails at its last character
-    "a=" + "b" * (CAP - 3) + "-",                # likewise a value
-    "k in (" + "v," * (CAP // 2 - 4) + ")",      # a huge set
-    ",".join(["a"] * (CAP // 2)),                # many tiny requirements
-    "a in (" * (CAP // 6),                       # nested-looking garbage
+    "a" * (CAP - 1) + "-",  # a key that only fails at its last character
+    "a=" + "b" * (CAP - 3) + "-",  # likewise a value
+    "k in (" + "v," * (CAP // 2 - 4) + ")",  # a huge set
+    ",".join(["a"] * (CAP // 2)),  # many tiny requirements
+    "a in (" * (CAP // 6),  # nested-looking garbage
     " " * (CAP - 1) + "!",
-    "x" * (CAP + 1),                             # over the cap
+    "x" * (CAP + 1),  # over the cap
 ]
 
 
@@ -53,17 +53,20 @@ def test_the_caps_name_what_was_exceeded() -> None:
         parse_labels("k in (" + ",".join(f"v{i}" for i in range(MAX_VALUES + 1)) + ")")
     with pytest.raises(SelectorError, match="longer than 63"):
         parse_labels("k=" + "v" * 64)
-    assert len(parse_labels(",".join(f"k{i}" for i in range(MAX_REQUIREMENTS)))) == \
-        MAX_REQUIREMENTS
+    assert len(parse_labels(",".join(f"k{i}" for i in range(MAX_REQUIREMENTS)))) == MAX_REQUIREMENTS
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("a in(b,c)", [("a", "in", ("b", "c"))]),
-    ("!a , b!=c", [("a", "!", ()), ("b", "!=", ("c",))]),
-    ("app.kubernetes.io/name=web", [("app.kubernetes.io/name", "=", ("web",))]),
-    ("a=", [("a", "=", ("",))]),
-    ("inx", [("inx", "exists", ())]),
-])
-def test_valid_selectors_still_parse(text: str, parsed: list[tuple[str, str, tuple[str, ...]]]
-                                     ) -> None:
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("a in(b,c)", [("a", "in", ("b", "c"))]),
+        ("!a , b!=c", [("a", "!", ()), ("b", "!=", ("c",))]),
+        ("app.kubernetes.io/name=web", [("app.kubernetes.io/name", "=", ("web",))]),
+        ("a=", [("a", "=", ("",))]),
+        ("inx", [("inx", "exists", ())]),
+    ],
+)
+def test_valid_selectors_still_parse(
+    text: str, parsed: list[tuple[str, str, tuple[str, ...]]]
+) -> None:
     assert [(r.key, r.op, r.values) for r in parse_labels(text)] == parsed

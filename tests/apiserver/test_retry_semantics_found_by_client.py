@@ -51,10 +51,19 @@ def make_api() -> tuple[ObjectAPI, LossyProposer]:
     fsm = StoreFSM()
     proposer = LossyProposer(fsm)
     uids = (f"uid-{i}" for i in itertools.count())
-    api = ObjectAPI(fsm, proposer, clock=lambda: 1_700_000_000.0,  # type: ignore[arg-type]
-                    new_uid=lambda: next(uids))
-    run(api.create(api_pb2.CreateRequest(object=kinds.wrap(
-        kinds.BY_NAME["Namespace"].message(metadata={"name": "default"})))))
+    api = ObjectAPI(
+        fsm,
+        proposer,
+        clock=lambda: 1_700_000_000.0,  # type: ignore[arg-type]
+        new_uid=lambda: next(uids),
+    )
+    run(
+        api.create(
+            api_pb2.CreateRequest(
+                object=kinds.wrap(kinds.BY_NAME["Namespace"].message(metadata={"name": "default"}))
+            )
+        )
+    )
     return api, proposer
 
 
@@ -63,8 +72,10 @@ def run(coro: Any) -> Any:
 
 
 def pod(name: str = "web", **meta: Any) -> pod_pb2.Pod:
-    return pod_pb2.Pod(metadata={"name": name, "namespace": "default", **meta},
-                       spec={"containers": [{"name": "c", "image": "busybox"}]})
+    return pod_pb2.Pod(
+        metadata={"name": name, "namespace": "default", **meta},
+        spec={"containers": [{"name": "c", "image": "busybox"}]},
+    )
 
 
 def parse(data: bytes) -> Any:
@@ -75,8 +86,9 @@ def parse(data: bytes) -> Any:
 
 def test_an_update_that_only_omits_defaults_changes_nothing() -> None:
     api, _ = make_api()
-    created = parse(run(api.create(api_pb2.CreateRequest(object=kinds.wrap(pod()),
-                                                         request_id="c1"))))
+    created = parse(
+        run(api.create(api_pb2.CreateRequest(object=kinds.wrap(pod()), request_id="c1")))
+    )
     same = pod()  # as in the manifest: no defaults spelled out
     out = parse(run(api.update(api_pb2.UpdateRequest(object=kinds.wrap(same)), status=False)))
     assert out.metadata.resource_version == created.metadata.resource_version
@@ -85,12 +97,20 @@ def test_an_update_that_only_omits_defaults_changes_nothing() -> None:
 
 def test_an_unchanged_update_of_an_object_without_status_changes_nothing() -> None:
     api, _ = make_api()
-    dep = convert.from_dict({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}},
-                 "template": {"metadata": {"labels": {"a": "b"}},
-                              "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    dep = convert.from_dict(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+        }
+    )
     created = parse(run(api.create(api_pb2.CreateRequest(object=kinds.wrap(dep)))))
     out = parse(run(api.update(api_pb2.UpdateRequest(object=kinds.wrap(created)), status=False)))
     assert out.metadata.resource_version == created.metadata.resource_version
@@ -109,8 +129,9 @@ def test_a_create_retried_after_a_lost_answer_returns_the_first_result() -> None
 def test_a_generate_name_create_retried_after_a_lost_answer_names_the_stored_object() -> None:
     api, proposer = make_api()
     proposer.lose_next = True
-    req = api_pb2.CreateRequest(object=kinds.wrap(pod("", generate_name="web-")),
-                                request_id="gen-id")
+    req = api_pb2.CreateRequest(
+        object=kinds.wrap(pod("", generate_name="web-")), request_id="gen-id"
+    )
     with pytest.raises(ApiError):
         run(api.create(req))
     out = parse(run(api.create(req)))
@@ -154,8 +175,9 @@ def test_a_watch_from_a_revision_ahead_of_this_replica_skips_what_the_client_saw
         value = kind.message(metadata={"name": "a", "namespace": "default"}).SerializeToString()
 
         def write(name: str) -> None:
-            fsm.apply_batch([("c", "", "ConfigMap", "default", name, value, {}, {}, 0)],
-                            _doApply=True)
+            fsm.apply_batch(
+                [("c", "", "ConfigMap", "default", name, value, {}, {}, 0)], _doApply=True
+            )
 
         write("a")  # this replica is at revision 1; the client has seen up to revision 3
         w = hub.subscribe(kind, None, None, None, 3)

@@ -47,21 +47,26 @@ def test_settings_refuse_a_run_that_measures_nothing() -> None:
 
 def tls_rows(hakube: tuple[int, int], etcd: tuple[int, int]) -> dict[str, LoadResult]:
     """One scenario's results: (TLS, plain) ops/s of each product, p50 = 1000/ops ms."""
-    names = {"hakube": hakube[0], "hakube-plain": hakube[1], "etcd-tls": etcd[0],
-             "etcd": etcd[1]}
-    return {n: LoadResult(ops=ops, errors=0, elapsed_s=1.0, p50_ms=1000 / ops, p99_ms=1.0,
-                          max_ms=1.0) for n, ops in names.items()}
+    names = {"hakube": hakube[0], "hakube-plain": hakube[1], "etcd-tls": etcd[0], "etcd": etcd[1]}
+    return {
+        n: LoadResult(ops=ops, errors=0, elapsed_s=1.0, p50_ms=1000 / ops, p99_ms=1.0, max_ms=1.0)
+        for n, ops in names.items()
+    }
 
 
-@pytest.mark.parametrize(("hakube", "etcd", "met"), [
-    ((900, 1000), (900, 1000), True),    # same relative cost
-    ((800, 1000), (900, 1000), True),    # 0.80 vs 0.90: exactly the 0.1 allowed
-    ((790, 1000), (900, 1000), False),   # 0.79 vs 0.90: TLS costs hakube too much more
-    ((500, 1000), (900, 1000), False),
-    ((1000, 1000), (500, 1000), True),   # TLS costs hakube less: met
-])
-def test_tls_target_compares_relative_costs(hakube: tuple[int, int], etcd: tuple[int, int],
-                                            met: bool) -> None:
+@pytest.mark.parametrize(
+    ("hakube", "etcd", "met"),
+    [
+        ((900, 1000), (900, 1000), True),  # same relative cost
+        ((800, 1000), (900, 1000), True),  # 0.80 vs 0.90: exactly the 0.1 allowed
+        ((790, 1000), (900, 1000), False),  # 0.79 vs 0.90: TLS costs hakube too much more
+        ((500, 1000), (900, 1000), False),
+        ((1000, 1000), (500, 1000), True),  # TLS costs hakube less: met
+    ],
+)
+def test_tls_target_compares_relative_costs(
+    hakube: tuple[int, int], etcd: tuple[int, int], met: bool
+) -> None:
     subject, peer = TLS_PAIRS
     by_system = tls_rows(hakube, etcd)
     h_ops, h_p50 = tls_ratios(by_system, subject)
@@ -75,8 +80,10 @@ def test_tls_target_compares_relative_costs(hakube: tuple[int, int], etcd: tuple
 
 def test_tls_cost_table_shows_ratios_and_verdict_and_dashes_for_missing_runs() -> None:
     subject, peer = TLS_PAIRS
-    rows = {"put, sequential": tls_rows((790, 1000), (900, 1000)),
-            "put, 256 in flight": tls_rows((900, 1000), (900, 1000))}
+    rows = {
+        "put, sequential": tls_rows((790, 1000), (900, 1000)),
+        "put, 256 in flight": tls_rows((900, 1000), (900, 1000)),
+    }
     del rows["put, 256 in flight"]["etcd"]
     table = format_tls_cost_table(rows, subject, peer)
     lines = table.splitlines()
@@ -92,21 +99,32 @@ def test_tls_cost_table_shows_ratios_and_verdict_and_dashes_for_missing_runs() -
 
 def test_tls_failover_table_checks_hakubes_median_against_two_seconds() -> None:
     table = format_tls_failover_table(
-        {"fsync": {"hakube": [1.0, 3.0, 2.5], "etcd-tls": [1.0]},
-         "no fsync": {"hakube": [0.5, 2.0, 9.0]}}, "hakube", "etcd-tls", 2.0)
+        {
+            "fsync": {"hakube": [1.0, 3.0, 2.5], "etcd-tls": [1.0]},
+            "no fsync": {"hakube": [0.5, 2.0, 9.0]},
+        },
+        "hakube",
+        "etcd-tls",
+        2.0,
+    )
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
 
     assert cells == [["fsync", "2.50", "1.00", "NO"], ["no fsync", "2.00", "—", "yes"]]
 
 
 def test_the_load_table_pairs_each_hakube_with_the_etcd_of_the_same_security() -> None:
-    table = format_load_table({"put": tls_rows((500, 1000), (400, 800))}, REPORT_SYSTEMS,
-                              BASELINE, RATIOS)
+    table = format_load_table(
+        {"put": tls_rows((500, 1000), (400, 800))}, REPORT_SYSTEMS, BASELINE, RATIOS
+    )
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     cells = [c.strip() for c in table.splitlines()[2].strip("|").split("|")]
 
-    assert header[-4:] == ["hakube/etcd-tls ops/s", "hakube/etcd-tls p50",
-                           "hakube-plain/etcd ops/s", "hakube-plain/etcd p50"]
+    assert header[-4:] == [
+        "hakube/etcd-tls ops/s",
+        "hakube/etcd-tls p50",
+        "hakube-plain/etcd ops/s",
+        "hakube-plain/etcd p50",
+    ]
     assert cells[-4:] == ["1.25", "0.80", "1.25", "0.80"]
 
 

@@ -14,9 +14,16 @@ import pytest
 from bench.etcd_cluster import EtcdCluster, EtcdSystem
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
 
-TLS_FLAGS = ("--cert-file", "--key-file", "--client-cert-auth", "--trusted-ca-file",
-             "--peer-cert-file", "--peer-key-file", "--peer-client-cert-auth",
-             "--peer-trusted-ca-file")
+TLS_FLAGS = (
+    "--cert-file",
+    "--key-file",
+    "--client-cert-auth",
+    "--trusted-ca-file",
+    "--peer-cert-file",
+    "--peer-key-file",
+    "--peer-client-cert-auth",
+    "--peer-trusted-ca-file",
+)
 
 
 def _flag(cmd: list[str], flag: str) -> str:
@@ -28,11 +35,17 @@ def test_a_tls_member_serves_https_with_client_certificates_on_both_sides(tmp_pa
     cmd = cluster.command(next(iter(cluster._members.values())))
 
     assert all(flag in cmd for flag in TLS_FLAGS)
-    for flag in ("--listen-client-urls", "--advertise-client-urls", "--listen-peer-urls",
-                 "--initial-advertise-peer-urls"):
+    for flag in (
+        "--listen-client-urls",
+        "--advertise-client-urls",
+        "--listen-peer-urls",
+        "--initial-advertise-peer-urls",
+    ):
         assert _flag(cmd, flag).startswith("https://127.0.0.1:")
-    assert all(url.split("=", 1)[1].startswith("https://")
-               for url in _flag(cmd, "--initial-cluster").split(","))
+    assert all(
+        url.split("=", 1)[1].startswith("https://")
+        for url in _flag(cmd, "--initial-cluster").split(",")
+    )
     assert _flag(cmd, "--trusted-ca-file") == _flag(cmd, "--peer-trusted-ca-file")
     assert cluster.client_credentials is not None
     assert cluster.target("e1").credentials == cluster.client_credentials
@@ -48,8 +61,9 @@ def test_a_plain_member_has_no_tls_flags(tmp_path: Path) -> None:
     assert cluster.client_credentials is None
 
 
-@pytest.mark.skipif(shutil.which("etcd") is None,
-                    reason="etcd not installed (scripts/install/etcd.sh installs it)")
+@pytest.mark.skipif(
+    shutil.which("etcd") is None, reason="etcd not installed (scripts/install/etcd.sh installs it)"
+)
 def test_etcd_tls_takes_writes_from_a_client_certificate_only(tmp_path: Path) -> None:
     async def scenario() -> None:
         system = EtcdSystem(data_root=str(tmp_path), tls=True)
@@ -70,6 +84,7 @@ def test_etcd_tls_takes_writes_from_a_client_certificate_only(tmp_path: Path) ->
             async with grpc.aio.secure_channel(target.endpoint, ca_only) as channel:
                 with pytest.raises(grpc.aio.AioRpcError):
                     await rpc_pb2_grpc.KVStub(channel).Put(
-                        rpc_pb2.PutRequest(key=b"/bench/no-cert", value=b"v"), timeout=5)
+                        rpc_pb2.PutRequest(key=b"/bench/no-cert", value=b"v"), timeout=5
+                    )
 
     asyncio.run(scenario())

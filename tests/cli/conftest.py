@@ -73,13 +73,22 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> str:
 def ctl(cluster: LocalCluster, home: str) -> Ctl:
     """``ctl("get", "pods", stdin=..., env={...})`` runs hakubectl against the cluster."""
 
-    def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 30) -> Result:
-        e = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()),
-                    HAKUBE_CONFIG=cluster.admin_config)
+    def run(
+        *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 30
+    ) -> Result:
+        e = ctl_env(
+            home, HAKUBE_SERVER=",".join(cluster.endpoints()), HAKUBE_CONFIG=cluster.admin_config
+        )
         e.update(env or {})
-        p = subprocess.run(ctl_command(*args), input=stdin, capture_output=True, text=True,
-                           env=e, timeout=timeout, cwd=REPO)
+        p = subprocess.run(
+            ctl_command(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=e,
+            timeout=timeout,
+            cwd=REPO,
+        )
         return Result(p.returncode, p.stdout, p.stderr)
 
     return run

@@ -43,25 +43,34 @@ def test_unknown_kind_in_a_manifest_and_on_the_command_line(ctl: Ctl) -> None:
 
 
 def test_unknown_field_is_named_with_its_path(ctl: Ctl) -> None:
-    doc = ("apiVersion: v1\nkind: Pod\nmetadata: {name: uf}\nspec:\n  containers:\n"
-           "  - {name: c, image: i, imagePolicy: Always}\n")
+    doc = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: uf}\nspec:\n  containers:\n"
+        "  - {name: c, image: i, imagePolicy: Always}\n"
+    )
     r = ctl("apply", "-f", "-", stdin=doc)
     assert (r.rc, one_line(r.err)) == (
-        1, 'error: stdin: Pod uf: unknown field "spec.containers[0].imagePolicy"')
+        1,
+        'error: stdin: Pod uf: unknown field "spec.containers[0].imagePolicy"',
+    )
 
 
 def test_an_object_the_server_refuses_is_named_with_the_field(ctl: Ctl) -> None:
     doc = "apiVersion: v1\nkind: Pod\nmetadata: {name: inv}\nspec:\n  containers: [{name: c}]\n"
     r = ctl("apply", "-f", "-", stdin=doc)
     assert r.rc == 1
-    assert one_line(r.err) == ('Error from server (Invalid): pod/inv from stdin: Pod "inv" is '
-                               "invalid: spec.containers[0].image: required value")
+    assert one_line(r.err) == (
+        'Error from server (Invalid): pod/inv from stdin: Pod "inv" is '
+        "invalid: spec.containers[0].image: required value"
+    )
 
 
 def test_one_failing_document_does_not_stop_the_others(ctl: Ctl) -> None:
-    docs = (GOOD.replace("err-good", "err-first") + "---\n" +
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: inv2}\nspec: {containers: [{name: c}]}"
-            "\n---\n" + GOOD.replace("err-good", "err-last"))
+    docs = (
+        GOOD.replace("err-good", "err-first")
+        + "---\n"
+        + "apiVersion: v1\nkind: Pod\nmetadata: {name: inv2}\nspec: {containers: [{name: c}]}"
+        "\n---\n" + GOOD.replace("err-good", "err-last")
+    )
     r = ctl("apply", "-f", "-", stdin=docs)
     assert r.rc == 1
     assert r.lines == ["configmap/err-first created", "configmap/err-last created"]
@@ -93,22 +102,31 @@ def test_unreachable_endpoints_are_named(ctl: Ctl) -> None:
     assert all(ep in line for ep in dead) and "connection refused" in line
 
 
-def test_config_file_default_path_flag_and_environment(ctl: Ctl, cluster: LocalCluster,
-                                                       tmp_path: object) -> None:
+def test_config_file_default_path_flag_and_environment(
+    ctl: Ctl, cluster: LocalCluster, tmp_path: object
+) -> None:
     home = str(tmp_path)
     env = {"HOME": home, "HAKUBE_SERVER": "", "HAKUBE_CONFIG": ""}
     r = ctl("get", "ns", env=env)
     assert r.rc == 1 and "no masters configured" in r.err and "--server" in r.err
     os.makedirs(os.path.join(home, ".hakube"))
     with open(os.path.join(home, ".hakube", "config"), "w") as f:
-        f.write("servers:\n" + "".join(f"- {ep}\n" for ep in cluster.endpoints()) +
-                "namespace: kube-system\n")
+        f.write(
+            "servers:\n"
+            + "".join(f"- {ep}\n" for ep in cluster.endpoints())
+            + "namespace: kube-system\n"
+        )
     r = ctl("get", "ns", env=env)
-    assert r.rc == 1 and one_line(r.err).startswith("error: config file ") and \
-        "no certificate-authority" in r.err
+    assert (
+        r.rc == 1
+        and one_line(r.err).startswith("error: config file ")
+        and "no certificate-authority" in r.err
+    )
     pki = cluster.pki
-    creds = (f"certificate-authority: {pki.ca_cert}\nclient-certificate: "
-             f"{pki.user_cert('admin')}\nclient-key: {pki.user_key('admin')}\n")
+    creds = (
+        f"certificate-authority: {pki.ca_cert}\nclient-certificate: "
+        f"{pki.user_cert('admin')}\nclient-key: {pki.user_key('admin')}\n"
+    )
     with open(os.path.join(home, ".hakube", "config"), "a") as f:
         f.write(creds)
     assert ctl("get", "ns", "default", "-o", "name", env=env).lines == ["namespace/default"]
@@ -121,8 +139,7 @@ def test_config_file_default_path_flag_and_environment(ctl: Ctl, cluster: LocalC
     assert r.rc == 1 and "127.0.0.1:1" in r.err
     r = ctl("get", "ns", "--timeout", "1s", env={**env, "HAKUBE_CONFIG": other})
     assert r.rc == 1 and "127.0.0.1:1" in r.err
-    ok = ctl("get", "ns", "default", "--config", other, "--server", cluster.endpoints()[0],
-             env=env)
+    ok = ctl("get", "ns", "default", "--config", other, "--server", cluster.endpoints()[0], env=env)
     assert ok.rc == 0, ok.err
     r = ctl("get", "ns", "--config", os.path.join(home, "nope"), env=env)
     assert r.rc == 1 and "does not exist" in one_line(r.err)

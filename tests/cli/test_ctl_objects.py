@@ -31,16 +31,21 @@ spec:
 def test_apply_get_delete_round_trip_of_the_example(ctl: Ctl) -> None:
     r = ctl("apply", "-f", os.path.join(EXAMPLES, "hello.yaml"))
     assert r.rc == 0, r.err
-    assert r.lines == ["namespace/demo created", "configmap/web-config created",
-                       "deployment.apps/web created", "service/web created"]
+    assert r.lines == [
+        "namespace/demo created",
+        "configmap/web-config created",
+        "deployment.apps/web created",
+        "service/web created",
+    ]
     again = ctl("apply", "-f", os.path.join(EXAMPLES, "hello.yaml"))
     assert again.lines == [x.replace("created", "unchanged") for x in r.lines]
     deploy = ctl("get", "deploy", "-n", "demo")
     assert deploy.lines[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert deploy.lines[1].split()[:4] == ["web", "0/2", "0", "0"]
     svc = ctl("get", "svc/web", "-n", "demo", "-o", "json")
-    assert json.loads(svc.out)["spec"]["ports"] == [{"port": 80, "targetPort": 8080,
-                                                     "protocol": "TCP"}]
+    assert json.loads(svc.out)["spec"]["ports"] == [
+        {"port": 80, "targetPort": 8080, "protocol": "TCP"}
+    ]
     gone = ctl("delete", "-f", os.path.join(EXAMPLES, "hello.yaml"))
     assert gone.rc == 0, gone.err
     assert 'deployment.apps "web" deleted' in gone.lines
@@ -64,24 +69,48 @@ def test_yaml_output_re_applies_as_unchanged(ctl: Ctl, tmp_path: object) -> None
 
 
 def test_selectors_namespaces_and_output_formats(ctl: Ctl) -> None:
-    docs = "---\n".join(POD.format(name=f"sel-{i}", app="sel", tier=t)
-                        for i, t in enumerate(["front", "front", "back"]))
+    docs = "---\n".join(
+        POD.format(name=f"sel-{i}", app="sel", tier=t)
+        for i, t in enumerate(["front", "front", "back"])
+    )
     assert ctl("apply", "-f", "-", stdin=docs).rc == 0
-    assert ctl("apply", "-n", "kube-public", "-f", "-",
-               stdin=POD.format(name="sel-x", app="sel", tier="front")).rc == 0
+    assert (
+        ctl(
+            "apply",
+            "-n",
+            "kube-public",
+            "-f",
+            "-",
+            stdin=POD.format(name="sel-x", app="sel", tier="front"),
+        ).rc
+        == 0
+    )
     front = ctl("get", "po", "-l", "app=sel,tier=front", "-o", "name")
     assert front.lines == ["pod/sel-0", "pod/sel-1"]
-    assert ctl("get", "pods", "-l", "app=sel,tier notin (front)", "-o", "name").lines == \
-        ["pod/sel-2"]
-    assert ctl("get", "pods", "--field-selector", "metadata.name=sel-1", "-o", "name").lines \
-        == ["pod/sel-1"]
+    assert ctl("get", "pods", "-l", "app=sel,tier notin (front)", "-o", "name").lines == [
+        "pod/sel-2"
+    ]
+    assert ctl("get", "pods", "--field-selector", "metadata.name=sel-1", "-o", "name").lines == [
+        "pod/sel-1"
+    ]
     everywhere = ctl("get", "pods", "-A", "-l", "app=sel")
     assert everywhere.lines[0].split()[:2] == ["NAMESPACE", "NAME"]
     assert ["kube-public", "sel-x"] in [line.split()[:2] for line in everywhere.lines]
     wide = ctl("get", "pods", "-l", "app=sel", "-o", "wide", "--show-labels")
-    assert wide.lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP",
-                                     "NODE", "NOMINATED", "NODE", "READINESS", "GATES",
-                                     "LABELS"]
+    assert wide.lines[0].split() == [
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+        "IP",
+        "NODE",
+        "NOMINATED",
+        "NODE",
+        "READINESS",
+        "GATES",
+        "LABELS",
+    ]
     as_json = json.loads(ctl("get", "pods", "-l", "app=sel", "-o", "json").out)
     assert as_json["kind"] == "List" and len(as_json["items"]) == 3
     none = ctl("get", "pods", "-l", "app=nothing")
@@ -102,14 +131,17 @@ def test_scale_label_and_describe(ctl: Ctl, tmp_path: object) -> None:
     with open(os.path.join(EXAMPLES, "hello.yaml")) as src, open(manifest, "w") as dst:
         dst.write(src.read().replace("demo", "demo2"))
     assert ctl("apply", "-f", manifest).rc == 0
-    assert ctl("scale", "deploy/web", "--replicas", "5", "-n", "demo2").lines == \
-        ["deployment.apps/web scaled"]
+    assert ctl("scale", "deploy/web", "--replicas", "5", "-n", "demo2").lines == [
+        "deployment.apps/web scaled"
+    ]
     assert ctl("get", "deploy", "web", "-n", "demo2").lines[1].split()[1] == "0/5"
-    refused = ctl("scale", "deploy", "web", "--replicas", "1", "--current-replicas", "3",
-                  "-n", "demo2")
+    refused = ctl(
+        "scale", "deploy", "web", "--replicas", "1", "--current-replicas", "3", "-n", "demo2"
+    )
     assert refused.rc == 1 and "expected 3 replicas, found 5" in refused.err
-    assert ctl("label", "deploy", "web", "owner=ops", "-n", "demo2").lines == \
-        ["deployment.apps/web labeled"]
+    assert ctl("label", "deploy", "web", "owner=ops", "-n", "demo2").lines == [
+        "deployment.apps/web labeled"
+    ]
     clash = ctl("label", "deploy/web", "owner=dev", "-n", "demo2")
     assert clash.rc == 1 and "--overwrite" in clash.err
     # Re-applying the manifest keeps what others changed: replicas is in the manifest and
@@ -123,12 +155,19 @@ def test_scale_label_and_describe(ctl: Ctl, tmp_path: object) -> None:
 
 
 def test_get_watch_prints_each_change(ctl: Ctl, cluster: object, home: str) -> None:
-    env = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()),  # type: ignore[attr-defined]
-                  HAKUBE_CONFIG=cluster.admin_config)  # type: ignore[attr-defined]
-    proc = subprocess.Popen(ctl_command("get", "pods", "-l", "app=watched", "--watch",
-                                        "--output-watch-events"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=REPO)
+    env = ctl_env(
+        home,
+        HAKUBE_SERVER=",".join(cluster.endpoints()),  # type: ignore[attr-defined]
+        HAKUBE_CONFIG=cluster.admin_config,
+    )  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        ctl_command("get", "pods", "-l", "app=watched", "--watch", "--output-watch-events"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     lines: queue.Queue[str] = queue.Queue()
     pump(proc.stdout, lines)
 
@@ -136,8 +175,7 @@ def test_get_watch_prints_each_change(ctl: Ctl, cluster: object, home: str) -> N
         return lines.get(timeout=timeout)
 
     try:
-        assert ctl("apply", "-f", "-", stdin=POD.format(name="wp", app="watched",
-                                                        tier="a")).rc == 0
+        assert ctl("apply", "-f", "-", stdin=POD.format(name="wp", app="watched", tier="a")).rc == 0
         assert next_line().split() == ["EVENT", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
         assert next_line().split()[:3] == ["ADDED", "wp", "0/1"]
         assert ctl("label", "pod", "wp", "extra=1").rc == 0
@@ -153,8 +191,17 @@ def test_get_watch_prints_each_change(ctl: Ctl, cluster: object, home: str) -> N
 def test_cluster_status_shows_every_master(ctl: Ctl) -> None:
     table = ctl("cluster", "status")
     assert table.rc == 0, table.err
-    assert table.lines[0].split() == ["NAME", "ENDPOINT", "STATE", "LEADER", "TERM", "COMMIT",
-                                      "APPLIED", "LAG", "READY"]
+    assert table.lines[0].split() == [
+        "NAME",
+        "ENDPOINT",
+        "STATE",
+        "LEADER",
+        "TERM",
+        "COMMIT",
+        "APPLIED",
+        "LAG",
+        "READY",
+    ]
     assert sorted(line.split()[0] for line in table.lines[1:4]) == ["m1", "m2", "m3"]
     assert "cluster: healthy" in table.out
     report = json.loads(ctl("cluster", "status", "-o", "json").out)
@@ -181,6 +228,8 @@ def test_kinds_answer_to_short_names_plurals_and_groups(ctl: Ctl) -> None:
     names = ctl("api-resources").out
     assert "deployments" in names and "deploy" in names
     t0 = time.monotonic()
-    assert ctl("get", "deploy,rs,sts,ds,job,cj,hpa,svc,ep,cm,secrets,leases,ev,pvc,pc,no",
-               "-A").rc == 0
+    assert (
+        ctl("get", "deploy,rs,sts,ds,job,cj,hpa,svc,ep,cm,secrets,leases,ev,pvc,pc,no", "-A").rc
+        == 0
+    )
     assert time.monotonic() - t0 < 20

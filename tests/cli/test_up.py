@@ -22,9 +22,14 @@ class Up:
 
     def __init__(self, home: str, *args: str) -> None:
         self.env = ctl_env(home)
-        self.proc = subprocess.Popen([sys.executable, "-m", "hakube", "up", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=self.env, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hakube", "up", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            cwd=REPO,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         pump(self.proc.stdout, self.lines)
@@ -71,44 +76,70 @@ class Up:
                     pass
 
 
-def hakubectl(home: str, config: str, *args: str, stdin: str | None = None
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(ctl_command(*args), input=stdin, capture_output=True, text=True,
-                          env=ctl_env(home, HAKUBE_CONFIG=config), timeout=60, cwd=REPO)
+def hakubectl(
+    home: str, config: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ctl_command(*args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=ctl_env(home, HAKUBE_CONFIG=config),
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def pid_alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()
 
 
-def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_path: object
-                                                                         ) -> None:
+def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_path: object) -> None:
     home = str(tmp_path)
     data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
-    up = Up(home, "--data-dir", data, "--client-config", cfg, "--restart-delay", "0.5",
-            "--nodes", "0")
+    up = Up(
+        home, "--data-dir", data, "--client-config", cfg, "--restart-delay", "0.5", "--nodes", "0"
+    )
     try:
         up.expect("3 masters ready")
         servers = yaml.safe_load(open(cfg))["servers"]
         assert len(servers) == 3
-        r = hakubectl(home, cfg, "apply", "-f", "-",
-                      stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\n")
+        r = hakubectl(
+            home,
+            cfg,
+            "apply",
+            "-f",
+            "-",
+            stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\n",
+        )
         assert r.stdout.strip() == "configmap/kept created", r.stderr
         # Secure by default: a key file (0600) names every master's encryption config, and
         # each master keeps an audit log.
         keys = os.path.join(data, "encryption.yaml")
         assert os.stat(keys).st_mode & 0o777 == 0o600
-        r = hakubectl(home, cfg, "apply", "-f", "-", stdin="apiVersion: v1\nkind: Secret\n"
-                      "metadata: {name: pw}\nstringData: {p: up-canary-value}\n")
+        r = hakubectl(
+            home,
+            cfg,
+            "apply",
+            "-f",
+            "-",
+            stdin="apiVersion: v1\nkind: Secret\n"
+            "metadata: {name: pw}\nstringData: {p: up-canary-value}\n",
+        )
         assert r.returncode == 0, r.stderr
         for name in os.listdir(data):
             if name.startswith("m") and os.path.isdir(os.path.join(data, name)):
                 with open(os.path.join(data, name, "raft.journal"), "rb") as f:
                     assert b"up-canary-value" not in f.read()
         assert os.path.getsize(os.path.join(data, "audit", "m1.log")) > 0
-        second = subprocess.run([sys.executable, "-m", "hakube", "up", "--data-dir", data,
-                                 "--client-config", cfg], capture_output=True, text=True,
-                                env=up.env, timeout=30, cwd=REPO)
+        second = subprocess.run(
+            [sys.executable, "-m", "hakube", "up", "--data-dir", data, "--client-config", cfg],
+            capture_output=True,
+            text=True,
+            env=up.env,
+            timeout=30,
+            cwd=REPO,
+        )
         assert second.returncode == 1 and "another hakube up is running" in second.stderr
         victim = int(open(os.path.join(data, "m1.pid")).read())
         os.kill(victim, signal.SIGKILL)
@@ -132,13 +163,20 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
         again.close(data)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--nodes", "-1"], "must be 0 or more"),
-    (["--masters", "2"], "use 1, 3, 5 or 7"),
-])
-def test_up_refuses_what_it_cannot_do_yet(tmp_path: object, args: list[str],
-                                          message: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "hakube", "up", "--data-dir", str(tmp_path),
-                        *args], capture_output=True, text=True, env=ctl_env(str(tmp_path)),
-                       timeout=30, cwd=REPO)
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--nodes", "-1"], "must be 0 or more"),
+        (["--masters", "2"], "use 1, 3, 5 or 7"),
+    ],
+)
+def test_up_refuses_what_it_cannot_do_yet(tmp_path: object, args: list[str], message: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "hakube", "up", "--data-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        env=ctl_env(str(tmp_path)),
+        timeout=30,
+        cwd=REPO,
+    )
     assert r.returncode == 1 and message in r.stderr

@@ -38,9 +38,11 @@ def test_json_lines_stay_valid_with_quotes_newlines_and_tracebacks() -> None:
 
 def test_a_hakube_process_logs_json_lines() -> None:
     """The setup every hakube command uses, in a process of its own."""
-    code = ("import logging, sys; from hakube.cli.main import setup_logging; "
-            "setup_logging('info', 'json'); "
-            "logging.getLogger('hakube.x').info('say \"hi\"\\nthere')")
+    code = (
+        "import logging, sys; from hakube.cli.main import setup_logging; "
+        "setup_logging('info', 'json'); "
+        "logging.getLogger('hakube.x').info('say \"hi\"\\nthere')"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     (line,) = r.stderr.splitlines()
     assert json.loads(line)["message"] == 'say "hi"\nthere'

@@ -21,13 +21,30 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def test_a_master_with_peers_and_no_cluster_ca_refuses_to_start_with_one_line(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     raft, peer = free_ports(2)
     r = subprocess.run(
-        [sys.executable, "-m", "hakube", "master", "--name", "m2", "--data-dir",
-         str(tmp_path / "d"), "--raft-listen", f"127.0.0.1:{raft}", "--peers",
-         f"m1=127.0.0.1:{peer}", "--api-listen", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "hakube",
+            "master",
+            "--name",
+            "m2",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--raft-listen",
+            f"127.0.0.1:{raft}",
+            "--peers",
+            f"m1=127.0.0.1:{peer}",
+            "--api-listen",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -37,15 +54,34 @@ def test_a_master_with_peers_and_no_cluster_ca_refuses_to_start_with_one_line(
 
 
 def test_a_lone_new_master_creates_the_ca_and_a_certificate_for_its_hosts_and_sans(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     api, raft, metrics = free_ports(3)
     pki = Pki(str(tmp_path / "pki"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hakube", "master", "--name", "m1", "--data-dir",
-         str(tmp_path / "d"), "--raft-listen", f"127.0.0.1:{raft}", "--api-listen",
-         f"127.0.0.1:{api}", "--metrics-listen", f"127.0.0.1:{metrics}", "--pki-dir", pki.root,
-         "--cert-sans", "10.9.8.7,vip.example"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "hakube",
+            "master",
+            "--name",
+            "m1",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--raft-listen",
+            f"127.0.0.1:{raft}",
+            "--api-listen",
+            f"127.0.0.1:{api}",
+            "--metrics-listen",
+            f"127.0.0.1:{metrics}",
+            "--pki-dir",
+            pki.root,
+            "--cert-sans",
+            "10.9.8.7,vip.example",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def ready() -> bool:
         try:

@@ -17,8 +17,9 @@ from hakube.testing.cluster import LocalCluster
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     # A short watch history so that tests can outrun it and see a relist.
-    with LocalCluster(str(tmp_path_factory.mktemp("masters")), 3,
-                      extra_args=["--history-size", "200"]) as c:
+    with LocalCluster(
+        str(tmp_path_factory.mktemp("masters")), 3, extra_args=["--history-size", "200"]
+    ) as c:
         yield c
 
 

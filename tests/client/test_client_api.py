@@ -33,13 +33,16 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def cm(name: str, ns: str = "default", **data: str) -> core_pb2.ConfigMap:
-    return core_pb2.ConfigMap(metadata={"name": name, "namespace": ns, "labels": {"t": name}},
-                              data=data)
+    return core_pb2.ConfigMap(
+        metadata={"name": name, "namespace": ns, "labels": {"t": name}}, data=data
+    )
 
 
 def pod(name: str, **labels: str) -> pod_pb2.Pod:
-    return pod_pb2.Pod(metadata={"name": name, "labels": labels},
-                       spec={"containers": [{"name": "c", "image": "busybox"}]})
+    return pod_pb2.Pod(
+        metadata={"name": name, "labels": labels},
+        spec={"containers": [{"name": "c", "image": "busybox"}]},
+    )
 
 
 def name(ev: WatchEvent) -> str:
@@ -62,8 +65,7 @@ def test_objects_round_trip_through_typed_helpers(client: Client) -> None:
     got.metadata.labels["tier"] = "fe"
     updated = client.update(got)
     assert int(updated.metadata.resource_version) > int(created.metadata.resource_version)
-    assert [p.metadata.name for p in client.pods.list(label_selector="app=rt").items] == \
-        ["rt-web"]
+    assert [p.metadata.name for p in client.pods.list(label_selector="app=rt").items] == ["rt-web"]
     assert client.get("po", "rt-web").metadata.labels["tier"] == "fe"
     res = client.pods.delete("rt-web")
     assert res.deleted and res.object is not None and res.object.metadata.name == "rt-web"
@@ -97,13 +99,17 @@ def test_a_list_larger_than_a_page_comes_back_whole_and_in_order(client: Client)
     full = client.list("cm", namespace="kube-public", page_size=5)
     names = [c.metadata.name for c in full.items]
     assert names == [f"page-{i:02d}" for i in range(23)]
-    assert [c.metadata.name for c in client.list("cm", namespace="kube-public", limit=7,
-                                                 page_size=3).items] == names[:7]
+    assert [
+        c.metadata.name
+        for c in client.list("cm", namespace="kube-public", limit=7, page_size=3).items
+    ] == names[:7]
 
 
 def test_generate_name_creates_pick_a_fresh_name_each(client: Client) -> None:
-    made = {client.create(core_pb2.ConfigMap(metadata={"generate_name": "gen-"})).metadata.name
-            for _ in range(5)}
+    made = {
+        client.create(core_pb2.ConfigMap(metadata={"generate_name": "gen-"})).metadata.name
+        for _ in range(5)
+    }
     assert len(made) == 5 and all(n.startswith("gen-") for n in made)
 
 
@@ -115,26 +121,31 @@ def test_watch_delivers_every_change_in_order_from_a_revision(client: Client) ->
     client.update(obj)
     client.configmaps.delete("w-a")
     events: list[WatchEvent] = []
-    with client.watch("configmaps", namespace="default", resource_version=start,
-                      label_selector="t=w-a") as w:
+    with client.watch(
+        "configmaps", namespace="default", resource_version=start, label_selector="t=w-a"
+    ) as w:
         t = collect(w, events)
         wait_for(lambda: len(events) >= 3, 10, "three events")
     t.join(5)
     assert [(e.type, name(e)) for e in events] == [
-        (ADDED, "w-a"), (MODIFIED, "w-a"), (DELETED, "w-a")]
+        (ADDED, "w-a"),
+        (MODIFIED, "w-a"),
+        (DELETED, "w-a"),
+    ]
     revs = [e.resource_version for e in events]
     assert revs == sorted(revs) and len(set(revs)) == 3
 
 
-def test_a_watch_from_a_compacted_revision_relists_once_and_carries_on(client: Client,
-                                                                      cluster: LocalCluster
-                                                                      ) -> None:
+def test_a_watch_from_a_compacted_revision_relists_once_and_carries_on(
+    client: Client, cluster: LocalCluster
+) -> None:
     first = client.create(cm("old-1", ns="kube-system"))
     for i in range(220):  # history keeps 200 events
         client.create(cm(f"churn-{i}", ns="kube-node-lease"))
     events: list[WatchEvent] = []
-    w = client.watch("configmaps", namespace="kube-system",
-                     resource_version=first.metadata.resource_version)
+    w = client.watch(
+        "configmaps", namespace="kube-system", resource_version=first.metadata.resource_version
+    )
     t = collect(w, events)
     wait_for(lambda: events, 10, "the relist")
     client.create(cm("after-relist", ns="kube-system"))
@@ -156,10 +167,10 @@ def test_an_informer_mirrors_the_kind_and_tells_its_handlers(client: Client) -> 
         def handler(*objs: Any) -> None:
             with lock:
                 seen.append((what, objs[-1].metadata.name))
+
         return handler
 
-    inf = client.informer("configmaps", namespace="default", label_selector="t",
-                          resync_period=1.0)
+    inf = client.informer("configmaps", namespace="default", label_selector="t", resync_period=1.0)
     inf.add_handlers(on_add=note("add"), on_update=note("update"), on_delete=note("delete"))
     inf.start()
     try:
@@ -178,9 +189,12 @@ def test_an_informer_mirrors_the_kind_and_tells_its_handlers(client: Client) -> 
 
 
 def test_apply_creates_then_reports_unchanged_then_merges_three_ways(client: Client) -> None:
-    doc = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "ap-web", "labels": {"app": "web", "old": "x"}},
-           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "ap-web", "labels": {"app": "web", "old": "x"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    }
     assert client.apply(doc).action == "created"
     assert client.apply(doc).action == "unchanged"
     live = client.pods.get("ap-web")
@@ -246,7 +260,8 @@ def fresh(cluster: LocalCluster) -> Any:
 
 
 def test_a_create_whose_answer_was_lost_is_not_made_twice_nor_reported_existing(
-        fresh: Callable[[], Client]) -> None:
+    fresh: Callable[[], Client],
+) -> None:
     lose = LoseAnswers("Create")
     c = lossy(fresh(), lose)
     out = c.create(cm("lost-create"))
@@ -255,8 +270,11 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice_nor_reported_existing(
     gen = LoseAnswers("Create")
     c2 = lossy(fresh(), gen)
     made = c2.create(core_pb2.ConfigMap(metadata={"generate_name": "lost-gen-"}))
-    names = [o.metadata.name for o in c2.list("cm", namespace="default").items
-             if o.metadata.name.startswith("lost-gen-")]
+    names = [
+        o.metadata.name
+        for o in c2.list("cm", namespace="default").items
+        if o.metadata.name.startswith("lost-gen-")
+    ]
     assert gen.lost == 1 and names == [made.metadata.name]
 
 
@@ -271,8 +289,7 @@ def test_a_cas_update_whose_answer_was_lost_reports_success(fresh: Callable[[], 
     assert plain.configmaps.get("lost-update").data["n"] == "2"
 
 
-def test_a_delete_whose_answer_was_lost_reports_the_deletion(fresh: Callable[[], Client]
-                                                             ) -> None:
+def test_a_delete_whose_answer_was_lost_reports_the_deletion(fresh: Callable[[], Client]) -> None:
     plain = fresh()
     plain.create(cm("lost-delete"))
     lose = LoseAnswers("Delete")
@@ -288,6 +305,7 @@ def test_a_bind_whose_answer_was_lost_reports_success(fresh: Callable[[], Client
     plain = fresh()
     p = plain.create(pod("lost-bind"))
     lose = LoseAnswers("Bind")
-    out = lossy(fresh(), lose).bind("lost-bind", "node-a",
-                                    resource_version=p.metadata.resource_version)
+    out = lossy(fresh(), lose).bind(
+        "lost-bind", "node-a", resource_version=p.metadata.resource_version
+    )
     assert lose.lost == 1 and out.spec.node_name == "node-a"

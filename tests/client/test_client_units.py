@@ -21,8 +21,21 @@ pytestmark = pytest.mark.timeout(10)
 
 def test_the_public_namespace_is_exactly_what_all_lists() -> None:
     public = {n for n in dir(hc) if not n.startswith("_")} - {
-        "annotations", "apply", "authz", "base", "client", "config", "errors", "events",
-        "informer", "ops", "resources", "transport", "watch", "workqueue"}
+        "annotations",
+        "apply",
+        "authz",
+        "base",
+        "client",
+        "config",
+        "errors",
+        "events",
+        "informer",
+        "ops",
+        "resources",
+        "transport",
+        "watch",
+        "workqueue",
+    }
     assert public == set(hc.__all__)
 
 
@@ -44,33 +57,42 @@ class FakeRpcError(grpc.RpcError):
         return self._details
 
 
-@pytest.mark.parametrize("code,cls", [
-    (grpc.StatusCode.NOT_FOUND, errors.NotFound),
-    (grpc.StatusCode.ALREADY_EXISTS, errors.AlreadyExists),
-    (grpc.StatusCode.ABORTED, errors.Conflict),
-    (grpc.StatusCode.INVALID_ARGUMENT, errors.Invalid),
-    (grpc.StatusCode.OUT_OF_RANGE, errors.Gone),
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, errors.TooLarge),
-    (grpc.StatusCode.PERMISSION_DENIED, errors.Forbidden),
-    (grpc.StatusCode.UNAVAILABLE, errors.Unavailable),
-    (grpc.StatusCode.INTERNAL, errors.ServerError),
-])
-def test_each_status_code_becomes_its_hakube_error(code: grpc.StatusCode,
-                                                   cls: type[errors.HakubeError]) -> None:
-    err = errors.from_rpc_error(FakeRpcError(code, "pods \"web\": something"))
+@pytest.mark.parametrize(
+    "code,cls",
+    [
+        (grpc.StatusCode.NOT_FOUND, errors.NotFound),
+        (grpc.StatusCode.ALREADY_EXISTS, errors.AlreadyExists),
+        (grpc.StatusCode.ABORTED, errors.Conflict),
+        (grpc.StatusCode.INVALID_ARGUMENT, errors.Invalid),
+        (grpc.StatusCode.OUT_OF_RANGE, errors.Gone),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, errors.TooLarge),
+        (grpc.StatusCode.PERMISSION_DENIED, errors.Forbidden),
+        (grpc.StatusCode.UNAVAILABLE, errors.Unavailable),
+        (grpc.StatusCode.INTERNAL, errors.ServerError),
+    ],
+)
+def test_each_status_code_becomes_its_hakube_error(
+    code: grpc.StatusCode, cls: type[errors.HakubeError]
+) -> None:
+    err = errors.from_rpc_error(FakeRpcError(code, 'pods "web": something'))
     assert type(err) is cls and err.code == code and err.message == 'pods "web": something'
     assert isinstance(err, errors.HakubeError)
 
 
 def test_invalid_carries_the_field_paths_of_the_server_message() -> None:
-    err = errors.from_rpc_error(FakeRpcError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        'Pod "web" is invalid: spec.containers[0].image: required value; metadata.labels[a/b]: '
-        "invalid label key (and 2 more)"))
+    err = errors.from_rpc_error(
+        FakeRpcError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            'Pod "web" is invalid: spec.containers[0].image: required value; metadata.labels[a/b]: '
+            "invalid label key (and 2 more)",
+        )
+    )
     assert isinstance(err, errors.Invalid)
     assert err.field == "spec.containers[0].image"
-    assert err.causes == [("spec.containers[0].image", "required value"),
-                          ("metadata.labels[a/b]", "invalid label key")]
+    assert err.causes == [
+        ("spec.containers[0].image", "required value"),
+        ("metadata.labels[a/b]", "invalid label key"),
+    ]
 
 
 def test_endpoints_parse_from_a_list_or_a_comma_separated_string() -> None:
@@ -91,27 +113,37 @@ def test_retry_pauses_are_jittered_and_capped() -> None:
 
 
 def test_three_way_merge_keeps_others_fields_and_drops_what_the_manifest_dropped() -> None:
-    live = {"metadata": {"labels": {"a": "1", "b": "2", "byhand": "x"}},
-            "spec": {"nodeName": "n1", "replicas": 5, "image": "old"}}
-    last = {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 2,
-                                                                    "image": "old"}}
+    live = {
+        "metadata": {"labels": {"a": "1", "b": "2", "byhand": "x"}},
+        "spec": {"nodeName": "n1", "replicas": 5, "image": "old"},
+    }
+    last = {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 2, "image": "old"}}
     desired = {"metadata": {"labels": {"a": "1"}}, "spec": {"image": "new"}}
     assert three_way(live, last, desired) == {
         "metadata": {"labels": {"a": "1", "byhand": "x"}},
-        "spec": {"nodeName": "n1", "image": "new"}}
+        "spec": {"nodeName": "n1", "image": "new"},
+    }
 
 
 def test_manifests_lose_status_and_server_metadata_but_keep_the_version_as_precondition() -> None:
-    doc = {"kind": "Pod", "metadata": {"name": "x", "uid": "u", "resourceVersion": "7",
-                                       "annotations": {LAST_APPLIED: "{}"}},
-           "status": {"phase": "Running"}}
+    doc = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "x",
+            "uid": "u",
+            "resourceVersion": "7",
+            "annotations": {LAST_APPLIED: "{}"},
+        },
+        "status": {"phase": "Running"},
+    }
     stripped, rv = strip_manifest(doc)
     assert stripped == {"kind": "Pod", "metadata": {"name": "x"}} and rv == "7"
     assert "status" in doc  # the input is not modified
 
 
-def test_config_file_round_trip_and_errors(tmp_path: object,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_round_trip_and_errors(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     d = str(tmp_path)
     monkeypatch.delenv("HAKUBE_CONFIG", raising=False)
     monkeypatch.delenv("HAKUBE_SERVER", raising=False)
@@ -120,6 +152,7 @@ def test_config_file_round_trip_and_errors(tmp_path: object,
         load_client_config()
     cfg = hc.ClientConfig(servers=["127.0.0.1:1", "127.0.0.1:2"], namespace="dev")
     from hakube.client.config import write_client_config
+
     write_client_config("~/.hakube/config", cfg, comment="test")
     loaded = load_client_config()
     assert loaded.servers == cfg.servers and loaded.namespace == "dev"
@@ -128,10 +161,12 @@ def test_config_file_round_trip_and_errors(tmp_path: object,
     monkeypatch.setenv("HAKUBE_SERVER", "e:1,e:2")
     assert load_client_config(namespace="x").servers == ["e:1", "e:2"]
     bad = os.path.join(d, "bad")
-    for text, message in (("servers: [nohost]", "not HOST:PORT"),
-                          ("server: [a:1]", 'unknown setting "server"'),
-                          ("servers: [a:1]\ntimeout: -1", "timeout"),
-                          ("[1, 2", "not valid YAML")):
+    for text, message in (
+        ("servers: [nohost]", "not HOST:PORT"),
+        ("server: [a:1]", 'unknown setting "server"'),
+        ("servers: [a:1]\ntimeout: -1", "timeout"),
+        ("[1, 2", "not valid YAML"),
+    ):
         with open(bad, "w") as f:
             f.write(text)
         with pytest.raises(ConfigError, match=message):

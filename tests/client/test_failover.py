@@ -29,11 +29,11 @@ def namespace(client: Client, name: str) -> str:
 
 
 def test_a_watch_whose_master_is_killed_resumes_elsewhere_without_loss_or_repeats(
-        healed: LocalCluster) -> None:
+    healed: LocalCluster,
+) -> None:
     c = healed
     leader = c.leader()
-    with Client(c.endpoints(), timeout=30) as watcher, \
-            Client(c.endpoints(), timeout=30) as writer:
+    with Client(c.endpoints(), timeout=30) as watcher, Client(c.endpoints(), timeout=30) as writer:
         ns = namespace(writer, "fo-watch")
         pin(watcher, leader)
         events: list[WatchEvent] = []
@@ -48,8 +48,9 @@ def test_a_watch_whose_master_is_killed_resumes_elsewhere_without_loss_or_repeat
             for i in range(n):
                 if i == kill_at:
                     c.kill(leader)
-                obj = writer.create(core_pb2.ConfigMap(metadata={"name": f"e-{i:03d}",
-                                                                 "namespace": ns}))
+                obj = writer.create(
+                    core_pb2.ConfigMap(metadata={"name": f"e-{i:03d}", "namespace": ns})
+                )
                 written.append(obj.metadata.name)
 
         t = threading.Thread(target=write, daemon=True)
@@ -59,13 +60,21 @@ def test_a_watch_whose_master_is_killed_resumes_elsewhere_without_loss_or_repeat
         # A last write after all the others: once its event is in, any (wrong) repeat of an
         # earlier event would have arrived before it, since events come in revision order.
         writer.create(core_pb2.ConfigMap(metadata={"name": "sentinel", "namespace": ns}))
-        wait_for(lambda: events and events[-1].object is not None
-                 and events[-1].object.metadata.name == "sentinel", 30, "the sentinel event")
+        wait_for(
+            lambda: (
+                events
+                and events[-1].object is not None
+                and events[-1].object.metadata.name == "sentinel"
+            ),
+            30,
+            "the sentinel event",
+        )
         events.pop()
         w.stop()
         reader.join(5)
-    assert [(e.type, e.object and e.object.metadata.name) for e in events] == \
-        [(ADDED, x) for x in written]
+    assert [(e.type, e.object and e.object.metadata.name) for e in events] == [
+        (ADDED, x) for x in written
+    ]
     revs = [e.resource_version for e in events]
     assert revs == sorted(set(revs))
     assert w.reconnects >= 1 and w.endpoint == ""
@@ -80,8 +89,9 @@ def test_writes_to_a_killed_leader_complete_once_each(healed: LocalCluster) -> N
     per_thread = 50
     with Client(c.endpoints(), timeout=30) as setup:
         ns = namespace(setup, "fo-write")
-        setup.create(core_pb2.ConfigMap(metadata={"name": "counter", "namespace": ns},
-                                        data={"n": "0"}))
+        setup.create(
+            core_pb2.ConfigMap(metadata={"name": "counter", "namespace": ns}, data={"n": "0"})
+        )
     clients = [Client(c.endpoints(), timeout=30) for _ in range(5)]
     for cl in clients:
         pin(cl, leader)
@@ -119,9 +129,13 @@ def test_writes_to_a_killed_leader_complete_once_each(healed: LocalCluster) -> N
             cl.update(cur)
             bump()
 
-    threads = [run(lambda: creator(clients[0], "a")), run(lambda: creator(clients[1], "b")),
-               run(lambda: creator(clients[2], "c")), run(lambda: generator(clients[3])),
-               run(lambda: incrementer(clients[4]))]
+    threads = [
+        run(lambda: creator(clients[0], "a")),
+        run(lambda: creator(clients[1], "b")),
+        run(lambda: creator(clients[2], "c")),
+        run(lambda: generator(clients[3])),
+        run(lambda: incrementer(clients[4])),
+    ]
     wait_for(lambda: progress["n"] >= 60, 30, "writes to get going")
     killed_at = time.monotonic()
     c.kill(leader)
@@ -133,7 +147,8 @@ def test_writes_to_a_killed_leader_complete_once_each(healed: LocalCluster) -> N
         items = check.list("configmaps", namespace=ns).items
         names = sorted(o.metadata.name for o in items)
         assert [n for n in names if n[:2] in ("a-", "b-", "c-")] == sorted(
-            f"{p}-{i}" for p in "abc" for i in range(per_thread))
+            f"{p}-{i}" for p in "abc" for i in range(per_thread)
+        )
         assert len([n for n in names if n.startswith("g-")]) == per_thread
         assert check.configmaps.get("counter", namespace=ns).data["n"] == str(per_thread)
     for cl in clients:
@@ -142,7 +157,8 @@ def test_writes_to_a_killed_leader_complete_once_each(healed: LocalCluster) -> N
 
 
 def test_without_a_quorum_calls_fail_by_the_deadline_naming_each_masters_trouble(
-        healed: LocalCluster) -> None:
+    healed: LocalCluster,
+) -> None:
     c = healed
     survivor, *others = c.masters
     for m in others:

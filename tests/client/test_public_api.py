@@ -15,8 +15,11 @@ def test_every_listed_name_is_importable_and_listed_once() -> None:
 
 
 def test_the_public_classes_are_listed() -> None:
-    public = {name for name, value in vars(hc).items()
-              if isinstance(value, type) and not name.startswith("_")}
+    public = {
+        name
+        for name, value in vars(hc).items()
+        if isinstance(value, type) and not name.startswith("_")
+    }
     assert public <= set(hc.__all__), sorted(public - set(hc.__all__))
 
 

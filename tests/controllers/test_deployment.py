@@ -156,9 +156,7 @@ def test_a_stuck_rollout_exceeds_its_progress_deadline(
     assert len([i for i in images(client, NS, "stuck") if i == "app:1"]) >= 1
 
 
-def test_pause_scale_resume_restart_and_history_limit(
-    client: Client, kubelet: FakeKubelet
-) -> None:
+def test_pause_scale_resume_restart_and_history_limit(client: Client, kubelet: FakeKubelet) -> None:
     client.deployments.create(
         deployment("pz", NS, 2, {"app": "pz"}, "app:1", revision_history_limit=1)
     )

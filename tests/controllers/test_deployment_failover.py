@@ -49,7 +49,9 @@ def holder(client: Client) -> str:
 
 
 def test_the_standby_finishes_a_rollout_after_the_leader_is_killed(
-    cluster: LocalCluster, client: Client, two_managers: ComponentProcs,
+    cluster: LocalCluster,
+    client: Client,
+    two_managers: ComponentProcs,
     scheduler: ComponentProcs,
 ) -> None:
     namespace(client, NS)

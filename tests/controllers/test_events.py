@@ -21,8 +21,9 @@ def test_repeats_of_one_event_are_counted_not_duplicated(client: Client) -> None
         rec.flush()
     finally:
         rec.close()
-    events = client.events.list(namespace="default",
-                                field_selector="involvedObject.name=evented").items
+    events = client.events.list(
+        namespace="default", field_selector="involvedObject.name=evented"
+    ).items
     by_reason = {e.reason: e for e in events}
     assert sorted(by_reason) == ["BackOff", "Synced"]
     backoff = by_reason["BackOff"]

@@ -65,9 +65,7 @@ def test_background_deletion_removes_dependents_of_any_kind(
     )
 
 
-def test_foreground_deletion_removes_the_owner_last(
-    client: Client, kubelet: FakeKubelet
-) -> None:
+def test_foreground_deletion_removes_the_owner_last(client: Client, kubelet: FakeKubelet) -> None:
     rs = client.replicasets.create(replicaset("fg", NS, 3, {"app": "fg"}))
     wait_settled(client, rs, 3)
     out = io.StringIO()
@@ -88,9 +86,7 @@ def test_foreground_deletion_removes_the_owner_last(
     assert not owned_pods(client, rs.metadata.uid)
 
 
-def test_orphan_deletion_keeps_the_pods_without_owner(
-    client: Client, kubelet: FakeKubelet
-) -> None:
+def test_orphan_deletion_keeps_the_pods_without_owner(client: Client, kubelet: FakeKubelet) -> None:
     rs = client.replicasets.create(replicaset("orph", NS, 2, {"app": "orph"}))
     wait_settled(client, rs, 2)
     names = {p.metadata.name for p in active_owned(client, NS, rs.metadata.uid)}

@@ -44,9 +44,7 @@ def test_a_replicaset_replaces_a_deleted_pod(client: Client, kubelet: FakeKubele
     assert victim not in names and len(names) == 3
 
 
-def test_scaling_down_removes_a_not_ready_pod_first(
-    client: Client, kubelet: FakeKubelet
-) -> None:
+def test_scaling_down_removes_a_not_ready_pod_first(client: Client, kubelet: FakeKubelet) -> None:
     rs = client.replicasets.create(replicaset("scale", NS, 2, {"app": "scale"}))
     wait_settled(client, rs, 2)
     rs = client.replicasets.get("scale", namespace=NS)

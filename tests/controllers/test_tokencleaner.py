@@ -30,9 +30,11 @@ def cleaner(
 
 
 def token_secret(token: bootstrap.Token, expiration: datetime.datetime | None) -> core_pb2.Secret:
-    return core_pb2.Secret(metadata={"name": token.secret_name, "namespace": NS},
-                           type=bootstrap.SECRET_TYPE,
-                           data=bootstrap.secret_data(token, expiration))
+    return core_pb2.Secret(
+        metadata={"name": token.secret_name, "namespace": NS},
+        type=bootstrap.SECRET_TYPE,
+        data=bootstrap.secret_data(token, expiration),
+    )
 
 
 def exists(client: Client, name: str) -> bool:
@@ -43,16 +45,20 @@ def exists(client: Client, name: str) -> bool:
         return False
 
 
-def test_expired_tokens_are_deleted_and_live_ones_kept(client: Client,
-                                                       cleaner: ComponentProcs) -> None:
+def test_expired_tokens_are_deleted_and_live_ones_kept(
+    client: Client, cleaner: ComponentProcs
+) -> None:
     now = datetime.datetime.now(datetime.UTC)
     expired, live, forever = bootstrap.generate(), bootstrap.generate(), bootstrap.generate()
     client.secrets.create(token_secret(live, now + datetime.timedelta(hours=1)))
     client.secrets.create(token_secret(forever, None))
     # Not a token, though named like one: left alone whatever it holds.
-    client.secrets.create(core_pb2.Secret(
-        metadata={"name": "bootstrap-token-zzzzzz", "namespace": NS},
-        data={"expiration": b"2000-01-01T00:00:00Z"}))
+    client.secrets.create(
+        core_pb2.Secret(
+            metadata={"name": "bootstrap-token-zzzzzz", "namespace": NS},
+            data={"expiration": b"2000-01-01T00:00:00Z"},
+        )
+    )
     client.secrets.create(token_secret(expired, now - datetime.timedelta(minutes=1)))
     wait_for(lambda: not exists(client, expired.secret_name), 30, "the expired token to go")
     assert exists(client, live.secret_name)

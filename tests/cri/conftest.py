@@ -92,15 +92,23 @@ class Node:
     sandboxes: list[str] = field(default_factory=list)
 
     def run_pod(
-        self, *, labels: Mapping[str, str] | None = None, hostname: str = "",
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        hostname: str = "",
         host_network: bool = True,
     ) -> tuple[str, pb.PodSandboxConfig]:
         uid = uuid.uuid4().hex[:12]
         log_dir = self.log_root / uid
         log_dir.mkdir(parents=True, exist_ok=True)
         cfg = specs.sandbox_config(
-            name=f"pod-{uid}", namespace="test", uid=uid, host_network=host_network,
-            log_directory=str(log_dir), labels=labels, cgroup_parent=self.cgroup_parent(uid),
+            name=f"pod-{uid}",
+            namespace="test",
+            uid=uid,
+            host_network=host_network,
+            log_directory=str(log_dir),
+            labels=labels,
+            cgroup_parent=self.cgroup_parent(uid),
         )
         cfg.hostname = hostname  # set after the builder, which refuses it for host network
         sid = self.cri.run_pod_sandbox(cfg)
@@ -108,17 +116,30 @@ class Node:
         return sid, cfg
 
     def start_container(
-        self, sandbox: tuple[str, pb.PodSandboxConfig], *, name: str = "c",
-        command: Sequence[str] = (), args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-        annotations: Mapping[str, str] | None = None, start: bool = True,
+        self,
+        sandbox: tuple[str, pb.PodSandboxConfig],
+        *,
+        name: str = "c",
+        command: Sequence[str] = (),
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        start: bool = True,
         **kw: object,
     ) -> str:
         sid, cfg = sandbox
         host_network = cfg.linux.security_context.namespace_options.network == pb.NODE
         cc = specs.container_config(
-            name=name, image=self.image, command=command, args=args, env=env, labels=labels,
-            annotations=annotations, log_path=f"{name}/0.log", host_network=host_network,
+            name=name,
+            image=self.image,
+            command=command,
+            args=args,
+            env=env,
+            labels=labels,
+            annotations=annotations,
+            log_path=f"{name}/0.log",
+            host_network=host_network,
             **kw,  # type: ignore[arg-type]
         )
         cid = self.cri.create_container(sid, cc, cfg)
@@ -127,8 +148,11 @@ class Node:
         return cid
 
     def wait_state(self, cid: str, state: int, timeout: float = 15.0) -> pb.ContainerStatus:
-        wait_for(lambda: self.cri.container_status(cid).state == state, timeout,
-                 f"{self.kind} container {cid[:12]} to reach {pb.ContainerState.Name(state)}")
+        wait_for(
+            lambda: self.cri.container_status(cid).state == state,
+            timeout,
+            f"{self.kind} container {cid[:12]} to reach {pb.ContainerState.Name(state)}",
+        )
         return self.cri.container_status(cid)
 
     def cleanup(self) -> None:
@@ -145,7 +169,9 @@ class Node:
 def real_node(containerd: Containerd, request: pytest.FixtureRequest) -> Iterator[Node]:
     with containerd.client() as cri:
         node = Node(
-            kind="containerd", cri=cri, log_root=containerd.logs,
+            kind="containerd",
+            cri=cri,
+            log_root=containerd.logs,
             pullable=lambda: request.getfixturevalue("pushed_image"),
             missing_image="127.0.0.1:1/hakube/never-pushed:v1",
             cgroup_parent=containerd.cgroup_parent,
@@ -156,8 +182,11 @@ def real_node(containerd: Containerd, request: pytest.FixtureRequest) -> Iterato
 
 @pytest.fixture(scope="session")
 def simulated_cri() -> Iterator[SimulatedCri]:
-    runtime = SimulatedRuntime(node_name="sim-test", preloaded=[SANDBOX_IMAGE, BUSYBOX_IMAGE],
-                               registry=[SIM_REGISTRY_IMAGE])
+    runtime = SimulatedRuntime(
+        node_name="sim-test",
+        preloaded=[SANDBOX_IMAGE, BUSYBOX_IMAGE],
+        registry=[SIM_REGISTRY_IMAGE],
+    )
     with SimulatedCri(runtime) as server:
         yield server
 
@@ -165,9 +194,13 @@ def simulated_cri() -> Iterator[SimulatedCri]:
 @pytest.fixture
 def sim_node(simulated_cri: SimulatedCri, tmp_path: Path) -> Iterator[Node]:
     with CriClient(simulated_cri.endpoint) as cri:
-        node = Node(kind="simulated", cri=cri, log_root=tmp_path,
-                    pullable=lambda: SIM_REGISTRY_IMAGE,
-                    missing_image="registry.test/hakube/never-pushed:v1")
+        node = Node(
+            kind="simulated",
+            cri=cri,
+            log_root=tmp_path,
+            pullable=lambda: SIM_REGISTRY_IMAGE,
+            missing_image="registry.test/hakube/never-pushed:v1",
+        )
         yield node
         node.cleanup()
 

@@ -36,9 +36,12 @@ def test_a_sandbox_is_ready_and_keeps_its_metadata_and_labels(node):
 
 def test_a_container_runs_its_command_with_env_and_its_output_lands_in_its_log(node):
     pod = node.run_pod()
-    cid = node.start_container(pod, command=["sh", "-c"],
-                               args=["echo hello $GREETEE; echo oops >&2; exit 0"],
-                               env={"GREETEE": "world"})
+    cid = node.start_container(
+        pod,
+        command=["sh", "-c"],
+        args=["echo hello $GREETEE; echo oops >&2; exit 0"],
+        env={"GREETEE": "world"},
+    )
     st = node.wait_state(cid, pb.CONTAINER_EXITED)
     assert (st.exit_code, st.reason) == (0, "Completed")
     assert st.log_path.endswith("/c/0.log")
@@ -141,11 +144,13 @@ def test_a_host_network_sandbox_must_not_set_a_hostname(node):
 
 
 def test_unknown_ids_give_not_found(node):
-    for call in (lambda: node.cri.container_status("no-such-container"),
-                 lambda: node.cri.pod_sandbox_status("no-such-sandbox"),
-                 lambda: node.cri.stop_container("no-such-container"),
-                 lambda: node.cri.container_stats("no-such-container"),
-                 lambda: node.cri.exec_sync("no-such-container", ["true"])):
+    for call in (
+        lambda: node.cri.container_status("no-such-container"),
+        lambda: node.cri.pod_sandbox_status("no-such-sandbox"),
+        lambda: node.cri.stop_container("no-such-container"),
+        lambda: node.cri.container_stats("no-such-container"),
+        lambda: node.cri.exec_sync("no-such-container", ["true"]),
+    ):
         with pytest.raises(NotFound) as info:
             call()
         assert info.value.code is not None and info.value.__cause__ is not None
@@ -165,8 +170,11 @@ def test_image_status_shows_present_images_and_none_for_absent_ones(node):
     assert node.cri.image_status(node.missing_image) is None
     assert any(i.id == img.id for i in node.cri.list_images())
     # containerd samples image filesystem usage periodically (every second in the harness)
-    wait_for(lambda: node.cri.image_fs_info()[0].used_bytes.value > 0, 10,
-             "image filesystem usage to be sampled")
+    wait_for(
+        lambda: node.cri.image_fs_info()[0].used_bytes.value > 0,
+        10,
+        "image filesystem usage to be sampled",
+    )
     assert node.cri.image_fs_info()[0].fs_id.mountpoint
 
 
@@ -191,11 +199,15 @@ def test_pulling_an_image_makes_it_present_and_remove_image_drops_it(node):
 
 def test_stats_report_cpu_and_memory_of_running_containers(node):
     pod = node.run_pod(labels={"stats": "yes"})
-    cid = node.start_container(pod, command=["sh", "-c", "while true; do :; done"],
-                               labels={"stats": "yes"})
+    cid = node.start_container(
+        pod, command=["sh", "-c", "while true; do :; done"], labels={"stats": "yes"}
+    )
     node.wait_state(cid, pb.CONTAINER_RUNNING)
-    wait_for(lambda: node.cri.container_stats(cid).cpu.usage_core_nano_seconds.value > 0,
-             10, "CPU usage to show up")
+    wait_for(
+        lambda: node.cri.container_stats(cid).cpu.usage_core_nano_seconds.value > 0,
+        10,
+        "CPU usage to show up",
+    )
     s = node.cri.container_stats(cid)
     assert s.attributes.id == cid and s.attributes.labels["stats"] == "yes"
     assert s.memory.working_set_bytes.value > 0

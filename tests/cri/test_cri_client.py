@@ -19,10 +19,14 @@ from hakube.cri.v1 import api_pb2 as pb
 
 
 def test_endpoints_accept_unix_urls_bare_paths_and_tcp():
-    assert normalize_endpoint("unix:///run/containerd/containerd.sock") == \
-        "unix:///run/containerd/containerd.sock"
-    assert normalize_endpoint("/run/containerd/containerd.sock") == \
-        "unix:///run/containerd/containerd.sock"
+    assert (
+        normalize_endpoint("unix:///run/containerd/containerd.sock")
+        == "unix:///run/containerd/containerd.sock"
+    )
+    assert (
+        normalize_endpoint("/run/containerd/containerd.sock")
+        == "unix:///run/containerd/containerd.sock"
+    )
     assert normalize_endpoint("127.0.0.1:7000") == "127.0.0.1:7000"
     with pytest.raises(ValueError, match="absolute path"):
         normalize_endpoint("unix://relative.sock")
@@ -39,15 +43,18 @@ class _Err(grpc.RpcError, grpc.Call):
         return self._details
 
 
-@pytest.mark.parametrize(("method", "code", "cls"), [
-    ("ContainerStatus", grpc.StatusCode.NOT_FOUND, NotFound),
-    ("Version", grpc.StatusCode.UNAVAILABLE, RuntimeUnavailable),
-    ("ExecSync", grpc.StatusCode.DEADLINE_EXCEEDED, CallTimeout),
-    ("StartContainer", grpc.StatusCode.UNKNOWN, CriError),
-    ("PullImage", grpc.StatusCode.NOT_FOUND, ImagePullFailed),
-    ("PullImage", grpc.StatusCode.UNKNOWN, ImagePullFailed),
-    ("PullImage", grpc.StatusCode.UNAVAILABLE, RuntimeUnavailable),
-])
+@pytest.mark.parametrize(
+    ("method", "code", "cls"),
+    [
+        ("ContainerStatus", grpc.StatusCode.NOT_FOUND, NotFound),
+        ("Version", grpc.StatusCode.UNAVAILABLE, RuntimeUnavailable),
+        ("ExecSync", grpc.StatusCode.DEADLINE_EXCEEDED, CallTimeout),
+        ("StartContainer", grpc.StatusCode.UNKNOWN, CriError),
+        ("PullImage", grpc.StatusCode.NOT_FOUND, ImagePullFailed),
+        ("PullImage", grpc.StatusCode.UNKNOWN, ImagePullFailed),
+        ("PullImage", grpc.StatusCode.UNAVAILABLE, RuntimeUnavailable),
+    ],
+)
 def test_grpc_errors_map_to_the_cri_error_tree(method, code, cls):
     e = from_rpc_error(_Err(code, "boom"), method=method, subject="x")
     assert type(e) is cls
@@ -56,18 +63,24 @@ def test_grpc_errors_map_to_the_cri_error_tree(method, code, cls):
 
 
 def test_linux_resources_follow_the_kubelet_rules():
-    r = specs.linux_resources(cpu_request_millis=250, cpu_limit_millis=500,
-                              memory_limit_bytes=1 << 20)
-    assert (r.cpu_shares, r.cpu_period, r.cpu_quota, r.memory_limit_in_bytes) == \
-        (256, 100_000, 50_000, 1 << 20)
+    r = specs.linux_resources(
+        cpu_request_millis=250, cpu_limit_millis=500, memory_limit_bytes=1 << 20
+    )
+    assert (r.cpu_shares, r.cpu_period, r.cpu_quota, r.memory_limit_in_bytes) == (
+        256,
+        100_000,
+        50_000,
+        1 << 20,
+    )
     assert specs.linux_resources().cpu_shares == 2
     assert specs.linux_resources(cpu_limit_millis=1).cpu_quota == 1000
 
 
 def test_host_network_is_set_on_sandbox_and_container_and_refuses_a_hostname():
     sc = specs.sandbox_config(name="p", namespace="d", uid="u", host_network=True)
-    cc = specs.container_config(name="c", image="i", host_network=True, env={"A": "1"},
-                                run_as_user=0)
+    cc = specs.container_config(
+        name="c", image="i", host_network=True, env={"A": "1"}, run_as_user=0
+    )
     assert sc.linux.security_context.namespace_options.network == pb.NODE
     assert cc.linux.security_context.namespace_options.network == pb.NODE
     assert cc.linux.security_context.HasField("run_as_user")  # uid 0 is explicit, not unset
@@ -92,8 +105,16 @@ def test_the_public_namespace_is_deliberate():
     import hakube.cri
 
     assert sorted(hakube.cri.__all__) == [
-        "CRI_VERSION", "CallTimeout", "CriClient", "CriError", "DEFAULT_ENDPOINT",
-        "ExecResult", "ImagePullFailed", "NotFound", "RuntimeUnavailable", "Timeouts",
+        "CRI_VERSION",
+        "CallTimeout",
+        "CriClient",
+        "CriError",
+        "DEFAULT_ENDPOINT",
+        "ExecResult",
+        "ImagePullFailed",
+        "NotFound",
+        "RuntimeUnavailable",
+        "Timeouts",
     ]
     for name in hakube.cri.__all__:
         assert getattr(hakube.cri, name) is not None
@@ -104,8 +125,16 @@ def test_the_proto_speaks_runtime_v1_with_the_published_method_paths():
     assert sorted(services) == ["ImageService", "RuntimeService"]
     assert services["RuntimeService"].full_name == "runtime.v1.RuntimeService"
     methods = {m.name for m in services["RuntimeService"].methods}
-    assert {"Version", "RunPodSandbox", "CreateContainer", "StartContainer", "ExecSync",
-            "ContainerStats", "PodSandboxStats", "Status"} <= methods
+    assert {
+        "Version",
+        "RunPodSandbox",
+        "CreateContainer",
+        "StartContainer",
+        "ExecSync",
+        "ContainerStats",
+        "PodSandboxStats",
+        "Status",
+    } <= methods
     # a few field numbers that are easy to get wrong (checked against k8s.io/cri-api)
     fields = pb.LinuxContainerSecurityContext.DESCRIPTOR.fields_by_name
     assert (fields["run_as_user"].number, fields["run_as_group"].number) == (5, 12)

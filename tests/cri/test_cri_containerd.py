@@ -17,16 +17,19 @@ from hakube.testing.containerd import Containerd, ContainerdUnavailable
 pytestmark = [pytest.mark.containerd, pytest.mark.timeout(120)]
 
 # Inside the container the cgroup files are at the v1 or the v2 place, depending on the host.
-_MEMORY_LIMIT = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null"
-                 " || cat /sys/fs/cgroup/memory.max")
-_CPU_QUOTA = ("cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null"
-              " || cut -d' ' -f1 /sys/fs/cgroup/cpu.max")
+_MEMORY_LIMIT = (
+    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"
+)
+_CPU_QUOTA = (
+    "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max"
+)
 
 
 def test_cpu_and_memory_limits_reach_the_container_cgroup(real_node):
     pod = real_node.run_pod()
-    res = specs.linux_resources(cpu_request_millis=250, cpu_limit_millis=500,
-                                memory_limit_bytes=64 * 1024 * 1024)
+    res = specs.linux_resources(
+        cpu_request_millis=250, cpu_limit_millis=500, memory_limit_bytes=64 * 1024 * 1024
+    )
     cid = real_node.start_container(pod, command=["sleep", "300"], resources=res)
     real_node.wait_state(cid, pb.CONTAINER_RUNNING)
     mem = real_node.cri.exec_sync(cid, ["sh", "-c", _MEMORY_LIMIT])
@@ -40,8 +43,9 @@ def test_cpu_and_memory_limits_reach_the_container_cgroup(real_node):
 
 def test_run_as_user_and_working_dir_apply(real_node):
     pod = real_node.run_pod()
-    cid = real_node.start_container(pod, command=["sleep", "300"], run_as_user=65534,
-                                    working_dir="/tmp")
+    cid = real_node.start_container(
+        pod, command=["sleep", "300"], run_as_user=65534, working_dir="/tmp"
+    )
     real_node.wait_state(cid, pb.CONTAINER_RUNNING)
     r = real_node.cri.exec_sync(cid, ["sh", "-c", "id -u; pwd"])
     assert r.stdout.decode().split() == ["65534", "/tmp"]
@@ -98,11 +102,17 @@ def test_the_harness_stops_everything_it_started(containerd):
     try:
         ctd.load_test_images()
         with ctd.client() as cri:
-            cfg = specs.sandbox_config(name="leftover", namespace="t", uid="leftover",
-                                       host_network=True, cgroup_parent=ctd.cgroup_parent("l"))
+            cfg = specs.sandbox_config(
+                name="leftover",
+                namespace="t",
+                uid="leftover",
+                host_network=True,
+                cgroup_parent=ctd.cgroup_parent("l"),
+            )
             sid = cri.run_pod_sandbox(cfg)
-            cc = specs.container_config(name="c", image="hakube.test/busybox:1",
-                                        command=["sleep", "300"], host_network=True)
+            cc = specs.container_config(
+                name="c", image="hakube.test/busybox:1", command=["sleep", "300"], host_network=True
+            )
             cri.start_container(cri.create_container(sid, cc, cfg))
         pids = [int(p.read_text()) for p in ctd.state.rglob("*.pid")]
         assert pids, "expected shim and container pid files"
@@ -110,9 +120,11 @@ def test_the_harness_stops_everything_it_started(containerd):
     finally:
         ctd.stop()
     assert not [p for p in pids if _alive(p)]
-    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                if base in line]
+    assert not [
+        line for line in Path("/proc/self/mountinfo").read_text().splitlines() if base in line
+    ]
     assert not Path(base).exists()
-    assert not any(Path(h, ctd.cgroup_root.lstrip("/")).exists()
-                   for h in Path("/sys/fs/cgroup").iterdir())
+    assert not any(
+        Path(h, ctd.cgroup_root.lstrip("/")).exists() for h in Path("/sys/fs/cgroup").iterdir()
+    )
     ctd.stop()  # idempotent

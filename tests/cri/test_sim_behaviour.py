@@ -28,8 +28,11 @@ def test_true_false_and_exit_end_at_once_with_their_codes():
 
 
 def test_a_shell_script_adds_its_sleeps_stops_at_exit_and_prints_its_echoes():
-    b = behaviour_of(["sh", "-c", "echo start $X; sleep 1 && sleep 2\necho e >&2; exit 3; sleep 9"],
-                     {}, {"X": "now"})
+    b = behaviour_of(
+        ["sh", "-c", "echo start $X; sleep 1 && sleep 2\necho e >&2; exit 3; sleep 9"],
+        {},
+        {"X": "now"},
+    )
     assert (b.run_seconds, b.exit_code) == (3.0, 3)
     assert b.output == (("stdout", "start now"), ("stderr", "e"))
 
@@ -42,8 +45,16 @@ def test_an_unknown_program_is_a_server_that_runs_until_stopped():
 
 
 def test_annotations_override_the_command_line():
-    b = behaviour_of(["sleep", "100"], {RUN_SECONDS: "3", EXIT_CODE: "9", IGNORE_SIGTERM: "true",
-                                        CPU_MILLIS: "250", MEMORY_BYTES: "1024"})
+    b = behaviour_of(
+        ["sleep", "100"],
+        {
+            RUN_SECONDS: "3",
+            EXIT_CODE: "9",
+            IGNORE_SIGTERM: "true",
+            CPU_MILLIS: "250",
+            MEMORY_BYTES: "1024",
+        },
+    )
     assert (b.run_seconds, b.exit_code, b.ignore_sigterm) == (3.0, 9, True)
     assert (b.cpu_millis, b.memory_bytes) == (250, 1024)
     assert behaviour_of([], {RUN_SECONDS: "inf"}).run_seconds == math.inf

@@ -42,8 +42,13 @@ def _run(cri, *, command=(), annotations=None, host_network=False, name="c"):
     sc = specs.sandbox_config(name="p", namespace="d", uid="u", host_network=host_network)
     existing = cri.list_pod_sandboxes()
     sid = existing[0].id if existing else cri.run_pod_sandbox(sc)
-    cc = specs.container_config(name=name, image="busybox", command=command,
-                                annotations=annotations, host_network=host_network)
+    cc = specs.container_config(
+        name=name,
+        image="busybox",
+        command=command,
+        annotations=annotations,
+        host_network=host_network,
+    )
     cid = cri.create_container(sid, cc, sc)
     cri.start_container(cid)
     return sid, cid
@@ -94,10 +99,16 @@ def test_pod_network_sandboxes_get_addresses_from_the_pod_cidr():
     rt = SimulatedRuntime(pod_cidr="10.9.8.0/29")
     ips = []
     for i in range(3):
-        sid = rt.run_pod_sandbox(pb.RunPodSandboxRequest(config=specs.sandbox_config(
-            name=f"p{i}", namespace="d", uid=str(i), hostname=f"p{i}"))).pod_sandbox_id
-        ips.append(rt.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=sid))
-                   .status.network.ip)
+        sid = rt.run_pod_sandbox(
+            pb.RunPodSandboxRequest(
+                config=specs.sandbox_config(
+                    name=f"p{i}", namespace="d", uid=str(i), hostname=f"p{i}"
+                )
+            )
+        ).pod_sandbox_id
+        ips.append(
+            rt.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip
+        )
     assert ips == ["10.9.8.1", "10.9.8.2", "10.9.8.3"]
 
 
@@ -128,8 +139,12 @@ def test_a_tcp_address_gets_a_port_at_start():
 def test_hundreds_of_nodes_share_one_executor_without_a_thread_per_container():
     before = threading.active_count()
     pool = futures.ThreadPoolExecutor(max_workers=4)
-    servers = [SimulatedCri(SimulatedRuntime(node_name=f"n{i}", preloaded=["busybox"]),
-                            executor=pool).start() for i in range(100)]
+    servers = [
+        SimulatedCri(
+            SimulatedRuntime(node_name=f"n{i}", preloaded=["busybox"]), executor=pool
+        ).start()
+        for i in range(100)
+    ]
     try:
         for s in servers:
             with CriClient(s.endpoint) as cri:
@@ -152,8 +167,7 @@ def test_a_fleet_serves_a_thousand_nodes_from_one_server():
             with fleet.client(f"node-{i}") as cri:
                 _run(cri, command=["sleep", "60"])
                 assert len(cri.list_containers()) == 1
-        assert len(fleet.node("node-1").list_containers(pb.ListContainersRequest())
-                   .containers) == 0
+        assert len(fleet.node("node-1").list_containers(pb.ListContainersRequest()).containers) == 0
         assert threading.active_count() - before <= 8 + 2
         with CriClient(fleet.endpoint) as anonymous:
             with pytest.raises(RuntimeUnavailable, match="no simulated node"):

@@ -39,11 +39,13 @@ def test_compacting_a_large_state_keeps_the_leader_and_writes_flowing(tmp_path: 
                     if not todo:
                         return
                     i = todo.pop()
-                cm = core_pb2.ConfigMap(metadata={"name": f"big-{i}"},
-                                        binary_data={"blob": blob})
-                api.call("Create", api_pb2.CreateRequest(object=kinds.wrap(cm),
-                                                         request_id=str(uuid.uuid4())),
-                         deadline=120, per_try=20)
+                cm = core_pb2.ConfigMap(metadata={"name": f"big-{i}"}, binary_data={"blob": blob})
+                api.call(
+                    "Create",
+                    api_pb2.CreateRequest(object=kinds.wrap(cm), request_id=str(uuid.uuid4())),
+                    deadline=120,
+                    per_try=20,
+                )
 
         threads = [threading.Thread(target=load) for _ in range(4)]
         for t in threads:

@@ -23,14 +23,16 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def test_writes_through_every_master_are_read_back_from_every_master(
-        cluster3: LocalCluster, api3: Api) -> None:
+    cluster3: LocalCluster, api3: Api
+) -> None:
     for i, _m in enumerate(cluster3.masters):
-        api3.stubs[i].Create(api_pb2.CreateRequest(object=kinds.wrap(_cm(f"from-{i}"))),
-                             timeout=10)
+        api3.stubs[i].Create(api_pb2.CreateRequest(object=kinds.wrap(_cm(f"from-{i}"))), timeout=10)
         # Linearizable: an acknowledged write is visible at once from every other master.
         for j in range(3):
-            got = api3.stubs[j].Get(api_pb2.GetRequest(kind="ConfigMap", namespace="default",
-                                                       name=f"from-{i}"), timeout=10)
+            got = api3.stubs[j].Get(
+                api_pb2.GetRequest(kind="ConfigMap", namespace="default", name=f"from-{i}"),
+                timeout=10,
+            )
             assert got.config_map.data["k"] == f"from-{i}"
     assert api3.names(via=2) == {"from-0", "from-1", "from-2"}
 
@@ -38,12 +40,14 @@ def test_writes_through_every_master_are_read_back_from_every_master(
 def _cm(name: str) -> Any:
     from hakube.api import convert
 
-    return convert.from_dict({"apiVersion": "v1", "kind": "ConfigMap",
-                              "metadata": {"name": name}, "data": {"k": name}})
+    return convert.from_dict(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": name}}
+    )
 
 
 def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
-        cluster3: LocalCluster, api3: Api) -> None:
+    cluster3: LocalCluster, api3: Api
+) -> None:
     writers = [Writer(Api(cluster3.endpoints()), f"w{k}") for k in range(4)]
     for w in writers:
         w.start()
@@ -53,8 +57,11 @@ def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
     cluster3.kill(leader)
     killed_at = time.monotonic()
     # Clients recover: writes get acknowledged again after the failover.
-    wait_for(lambda: sum(len(w.acked) for w in writers) > before + 50, 30,
-             "writes to resume after the leader died")
+    wait_for(
+        lambda: sum(len(w.acked) for w in writers) > before + 50,
+        30,
+        "writes to resume after the leader died",
+    )
     resumed = time.monotonic() - killed_at
     for w in writers:
         w.stop.set()
@@ -69,6 +76,7 @@ def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
     cluster3.start(leader)
     cluster3.wait_ready()
     idx = cluster3.masters.index(leader)
+
     def caught_up() -> bool:
         try:
             return set(acked) <= api3.names(via=idx)
@@ -79,7 +87,8 @@ def test_kill_9_of_the_leader_mid_stream_loses_no_acknowledged_write(
 
 
 def test_kill_9_of_every_master_then_restart_keeps_every_acknowledged_write(
-        cluster3: LocalCluster, api3: Api) -> None:
+    cluster3: LocalCluster, api3: Api
+) -> None:
     w = Writer(Api(cluster3.endpoints()), "all")
     w.start()
     wait_for(lambda: len(w.acked) > 200, 60, "writes to flow")
@@ -95,14 +104,16 @@ def test_kill_9_of_every_master_then_restart_keeps_every_acknowledged_write(
 
 
 def test_a_minority_down_keeps_serving_and_a_majority_down_fails_fast(
-        cluster3: LocalCluster, api3: Api) -> None:
+    cluster3: LocalCluster, api3: Api
+) -> None:
     m1, m2, m3 = cluster3.masters
     cluster3.kill(m1)
     cluster3.wait_ready([m2, m3])
     Api([m2.api]).create_configmap("with-two")  # retried through the failover, on m2 only
     # A linearizable read through m3 makes sure m3 has applied it (for the stale read below).
-    api3.stubs[2].Get(api_pb2.GetRequest(kind="ConfigMap", namespace="default",
-                                         name="with-two"), timeout=10)
+    api3.stubs[2].Get(
+        api_pb2.GetRequest(kind="ConfigMap", namespace="default", name="with-two"), timeout=10
+    )
     cluster3.kill(m2)
     wait_for(lambda: not cluster3.is_ready(m3), 10, "the lone master to report not ready")
     start = time.monotonic()
@@ -110,13 +121,18 @@ def test_a_minority_down_keeps_serving_and_a_majority_down_fails_fast(
         api3.stubs[2].Create(api_pb2.CreateRequest(object=kinds.wrap(_cm("alone"))), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     with pytest.raises(grpc.RpcError) as err:
-        api3.stubs[2].Get(api_pb2.GetRequest(kind="ConfigMap", namespace="default",
-                                             name="with-two"), timeout=10)
+        api3.stubs[2].Get(
+            api_pb2.GetRequest(kind="ConfigMap", namespace="default", name="with-two"), timeout=10
+        )
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - start < 2, "no quorum must fail fast, not hang"
     # An explicitly stale read is still served from the local replica.
-    got = api3.stubs[2].Get(api_pb2.GetRequest(kind="ConfigMap", namespace="default",
-                                               name="with-two", serializable=True), timeout=5)
+    got = api3.stubs[2].Get(
+        api_pb2.GetRequest(
+            kind="ConfigMap", namespace="default", name="with-two", serializable=True
+        ),
+        timeout=5,
+    )
     assert got.config_map.metadata.name == "with-two"
     cluster3.start(m1)
     cluster3.wait_ready([m1, m3])
@@ -124,19 +140,22 @@ def test_a_minority_down_keeps_serving_and_a_majority_down_fails_fast(
 
 
 def test_watch_sees_every_event_in_order_across_a_leader_change(
-        cluster3: LocalCluster, api3: Api) -> None:
+    cluster3: LocalCluster, api3: Api
+) -> None:
     leader = cluster3.leader()
     follower = next(m for m in cluster3.masters if m is not leader)
     events: list[tuple[str, str, int]] = []
     channel = testpki.channel(follower.api)
     stream = api_pb2_grpc.ObjectServiceStub(channel).Watch(
-        api_pb2.WatchRequest(kind="ConfigMap", namespace="default", resource_version="1"))
+        api_pb2.WatchRequest(kind="ConfigMap", namespace="default", resource_version="1")
+    )
 
     def consume() -> None:
         try:
             for ev in stream:
-                events.append((ev.type, ev.object.config_map.metadata.name,
-                               int(ev.resource_version)))
+                events.append(
+                    (ev.type, ev.object.config_map.metadata.name, int(ev.resource_version))
+                )
         except grpc.RpcError:
             pass
 

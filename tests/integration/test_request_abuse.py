@@ -60,8 +60,11 @@ def _request_series(cluster: LocalCluster) -> list[str]:
     with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
     assert "gizmo" not in text
-    return [line.rsplit(" ", 1)[0] for line in text.splitlines()
-            if line.startswith("hakube_api_requests_total{") and 'method="List"' in line]
+    return [
+        line.rsplit(" ", 1)[0]
+        for line in text.splitlines()
+        if line.startswith("hakube_api_requests_total{") and 'method="List"' in line
+    ]
 
 
 def test_made_up_kinds_do_not_grow_the_metrics(cluster: LocalCluster, api: Api) -> None:
@@ -81,8 +84,10 @@ def test_made_up_kinds_do_not_grow_the_metrics(cluster: LocalCluster, api: Api) 
 
 def test_a_negative_bookmark_interval_is_refused(api: Api) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        for _ in api.stubs[0].Watch(api_pb2.WatchRequest(
-                kind="pods", allow_bookmarks=True, bookmark_interval_seconds=-1), timeout=10):
+        for _ in api.stubs[0].Watch(
+            api_pb2.WatchRequest(kind="pods", allow_bookmarks=True, bookmark_interval_seconds=-1),
+            timeout=10,
+        ):
             pass
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "bookmarkIntervalSeconds -1 must be between 1 and 3600" in (err.value.details() or "")
@@ -90,9 +95,12 @@ def test_a_negative_bookmark_interval_is_refused(api: Api) -> None:
 
 def test_a_negative_grace_period_is_refused(api: Api) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        api.stubs[0].Delete(api_pb2.DeleteRequest(kind="ConfigMap", namespace="default",
-                                                  name="existing", grace_period_seconds=-5),
-                            timeout=10)
+        api.stubs[0].Delete(
+            api_pb2.DeleteRequest(
+                kind="ConfigMap", namespace="default", name="existing", grace_period_seconds=-5
+            ),
+            timeout=10,
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "gracePeriodSeconds -5 must not be negative" in (err.value.details() or "")
 
@@ -108,12 +116,16 @@ def test_a_request_over_3_mib_is_refused_before_it_is_read(api: Api) -> None:
 def test_over_the_quota_the_store_only_shrinks_until_deletes_free_it(tmp_path: Any) -> None:
     from hakube.api.v1 import core_pb2, meta_pb2
 
-    with LocalCluster(str(tmp_path), 1, extra_args=["--quota-bytes", "300000"]) as c, \
-            c.client() as cl:
+    with (
+        LocalCluster(str(tmp_path), 1, extra_args=["--quota-bytes", "300000"]) as c,
+        c.client() as cl,
+    ):
+
         def cm(name: str, size: int) -> Any:
-            return core_pb2.ConfigMap(metadata=meta_pb2.ObjectMeta(name=name,
-                                                                   namespace="default"),
-                                      data={"blob": "x" * size})
+            return core_pb2.ConfigMap(
+                metadata=meta_pb2.ObjectMeta(name=name, namespace="default"),
+                data={"blob": "x" * size},
+            )
 
         def alarm() -> bool:
             with urllib.request.urlopen(f"http://{c.masters[0].metrics}/metrics") as r:

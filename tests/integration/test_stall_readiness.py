@@ -48,10 +48,19 @@ def _readyz(port: int) -> int:
 def test_a_wedged_loop_or_raft_thread_turns_readyz_false(tmp_path: Path) -> None:
     api, raft, metrics = free_ports(3)
     pki = cluster_pki(str(tmp_path / "pki"), {"m1": ["127.0.0.1"]}, testpki.shared())
-    master = Master(MasterSettings(
-        name="m1", data_dir=str(tmp_path / "data"), api_listen=f"127.0.0.1:{api}",
-        raft_listen=f"127.0.0.1:{raft}", peers={}, metrics_listen=f"127.0.0.1:{metrics}",
-        pki_dir=pki.root, stall_after=2.0, raft={"fsync": False}))
+    master = Master(
+        MasterSettings(
+            name="m1",
+            data_dir=str(tmp_path / "data"),
+            api_listen=f"127.0.0.1:{api}",
+            raft_listen=f"127.0.0.1:{raft}",
+            peers={},
+            metrics_listen=f"127.0.0.1:{metrics}",
+            pki_dir=pki.root,
+            stall_after=2.0,
+            raft={"fsync": False},
+        )
+    )
     loops: list[asyncio.AbstractEventLoop] = []
 
     def run() -> None:

@@ -22,8 +22,7 @@ def test_watches_end_with_unavailable_without_quorum_and_resume_with_it(
     lone, *others = cluster.masters
     channel = testpki.channel(lone.api)
     stub = api_pb2_grpc.ObjectServiceStub(channel)
-    req = api_pb2.WatchRequest(kind="ConfigMap", allow_bookmarks=True,
-                               bookmark_interval_seconds=1)
+    req = api_pb2.WatchRequest(kind="ConfigMap", allow_bookmarks=True, bookmark_interval_seconds=1)
     ended: list[grpc.StatusCode] = []
     events: list[str] = []
 

@@ -26,10 +26,20 @@ def prerequisites() -> None:
         require("nftables is not installed (scripts/install/nftables.sh)")
 
 
-def test_a_seeded_fault_run_is_linearizable_and_loses_nothing(prerequisites: None,
-                                                              tmp_path: Path) -> None:
-    result = run(RunConfig(masters=5, seconds=100, seed=20261205, out=tmp_path,
-                           fault_every=(1.0, 3.0), fault_for=(3.0, 6.0), disk_mb=64))
+def test_a_seeded_fault_run_is_linearizable_and_loses_nothing(
+    prerequisites: None, tmp_path: Path
+) -> None:
+    result = run(
+        RunConfig(
+            masters=5,
+            seconds=100,
+            seed=20261205,
+            out=tmp_path,
+            fault_every=(1.0, 3.0),
+            fault_for=(3.0, 6.0),
+            disk_mb=64,
+        )
+    )
     print(result.report)
     assert result.valid is True, result.report
     assert result.svg.startswith("<svg") and (tmp_path / "timeline.svg").exists()

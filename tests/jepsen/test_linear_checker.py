@@ -18,8 +18,16 @@ from hakube.testing.jepsen.linear import check, linearizable, register, shrink
 INF = math.inf
 
 
-def op(p: int, f: str, value: object, t0: float, t1: float = INF, outcome: str = "ok",
-       result: object = None, key: str = "x") -> Op:
+def op(
+    p: int,
+    f: str,
+    value: object,
+    t0: float,
+    t1: float = INF,
+    outcome: str = "ok",
+    result: object = None,
+    key: str = "x",
+) -> Op:
     return Op(p, f, key, value, t0, t1, outcome, result)  # type: ignore[arg-type]
 
 
@@ -38,32 +46,56 @@ def cas(p: int, old: object, new: object, t0: float, t1: float, outcome: str = "
 KNOWN = [
     ("sequential write then read", [w(0, 1, 0, 1), r(1, 1, 2, 3)], True),
     ("read of the initial (absent) value", [r(0, None, 0, 1), w(1, 1, 2, 3)], True),
-    ("stale read after a later write completed", [w(0, 1, 0, 1), w(0, 2, 2, 3),
-                                                  r(1, 1, 4, 5)], False),
-    ("concurrent read may see either value", [w(0, 1, 0, 1), w(0, 2, 2, 5), r(1, 1, 3, 4),
-                                              r(2, 2, 3, 4)], True),
-    ("reads going back in time", [w(0, 1, 0, 1), w(0, 2, 2, 10), r(1, 2, 3, 4),
-                                  r(2, 1, 5, 6)], False),
+    (
+        "stale read after a later write completed",
+        [w(0, 1, 0, 1), w(0, 2, 2, 3), r(1, 1, 4, 5)],
+        False,
+    ),
+    (
+        "concurrent read may see either value",
+        [w(0, 1, 0, 1), w(0, 2, 2, 5), r(1, 1, 3, 4), r(2, 2, 3, 4)],
+        True,
+    ),
+    (
+        "reads going back in time",
+        [w(0, 1, 0, 1), w(0, 2, 2, 10), r(1, 2, 3, 4), r(2, 1, 5, 6)],
+        False,
+    ),
     ("value never written", [w(0, 1, 0, 1), r(1, 3, 2, 3)], False),
-    ("two concurrent cas from the same value both succeed",
-     [w(0, 0, 0, 1), cas(1, 0, 1, 2, 5), cas(2, 0, 2, 2, 5)], False),
-    ("one of two concurrent cas succeeds",
-     [w(0, 0, 0, 1), cas(1, 0, 1, 2, 5), cas(2, 0, 2, 2, 5, outcome="fail"),
-      r(3, 1, 6, 7)], True),
+    (
+        "two concurrent cas from the same value both succeed",
+        [w(0, 0, 0, 1), cas(1, 0, 1, 2, 5), cas(2, 0, 2, 2, 5)],
+        False,
+    ),
+    (
+        "one of two concurrent cas succeeds",
+        [w(0, 0, 0, 1), cas(1, 0, 1, 2, 5), cas(2, 0, 2, 2, 5, outcome="fail"), r(3, 1, 6, 7)],
+        True,
+    ),
     ("an indefinite write may have happened", [w(0, 1, 0, 0, "info"), r(1, 1, 5, 6)], True),
     ("an indefinite write may never happen", [w(0, 1, 0, 0, "info"), r(1, None, 5, 6)], True),
-    ("an indefinite write cannot explain a value it did not write",
-     [w(0, 1, 0, 0, "info"), r(1, 2, 5, 6)], False),
-    ("an indefinite write cannot take effect before its call",
-     [r(1, 1, 0, 1), w(0, 1, 2, 2, "info")], False),
+    (
+        "an indefinite write cannot explain a value it did not write",
+        [w(0, 1, 0, 0, "info"), r(1, 2, 5, 6)],
+        False,
+    ),
+    (
+        "an indefinite write cannot take effect before its call",
+        [r(1, 1, 0, 1), w(0, 1, 2, 2, "info")],
+        False,
+    ),
     ("a failed write must not be seen", [w(0, 1, 0, 1, "fail"), r(1, 1, 2, 3)], False),
-    ("an indefinite write then flip-flop reads",
-     [w(0, 1, 0, 1), w(2, 2, 2, 2, "info"), r(1, 2, 3, 4), r(1, 1, 5, 6)], False),
+    (
+        "an indefinite write then flip-flop reads",
+        [w(0, 1, 0, 1), w(2, 2, 2, 2, "info"), r(1, 2, 3, 4), r(1, 1, 5, 6)],
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("history", "expected"), [(h, e) for _, h, e in KNOWN],
-                         ids=[name for name, _, _ in KNOWN])
+@pytest.mark.parametrize(
+    ("history", "expected"), [(h, e) for _, h, e in KNOWN], ids=[name for name, _, _ in KNOWN]
+)
 def test_known_histories(history: list[Op], expected: bool) -> None:
     assert linearizable(history) is expected
 
@@ -76,7 +108,7 @@ def brute_force(ops: list[Op], initial: Hashable = None) -> bool:
         for chosen in itertools.combinations(maybe, k):
             placed = definite + list(chosen)
             for perm in itertools.permutations(placed):
-                if any(b.complete < a.invoke for i, a in enumerate(perm) for b in perm[i + 1:]):
+                if any(b.complete < a.invoke for i, a in enumerate(perm) for b in perm[i + 1 :]):
                     continue  # b finished before a started but comes after it
                 state: Hashable = initial
                 for o in perm:
@@ -141,9 +173,11 @@ def test_a_long_linearizable_history_is_checked_quickly() -> None:
 
 
 def test_reports_the_smallest_failing_sub_history_per_key() -> None:
-    history = ([w(0, i, 2 * i, 2 * i + 1) for i in range(50)]
-               + [op(1, "read", None, 200, 201, result=3)]
-               + [op(0, "write", 1, 0, 1, key="y"), op(1, "read", None, 2, 3, result=1, key="y")])
+    history = (
+        [w(0, i, 2 * i, 2 * i + 1) for i in range(50)]
+        + [op(1, "read", None, 200, 201, result=3)]
+        + [op(0, "write", 1, 0, 1, key="y"), op(1, "read", None, 2, 3, result=1, key="y")]
+    )
     report = check(history)
     assert report.valid is False
     [bad] = report.anomalies

@@ -76,8 +76,9 @@ def test_without_restarts_a_dead_child_stays_down_and_stop_goes_kind_by_kind(
     clock = Clock()
     sup = Supervisor(RestartPolicy(restart=False), clock=clock)
     a = sup.spawn("a", "agent", SLEEPER, str(tmp_path / "a.log"))
-    m = sup.spawn("m", "master", [sys.executable, "-c", "raise SystemExit(3)"],
-                  str(tmp_path / "m.log"))
+    m = sup.spawn(
+        "m", "master", [sys.executable, "-c", "raise SystemExit(3)"], str(tmp_path / "m.log")
+    )
     try:
         wait_for(lambda: dead(sup, "m"), 10, "the failing child dead")
         assert sup.poll() == [
@@ -95,7 +96,6 @@ def test_without_restarts_a_dead_child_stays_down_and_stop_goes_kind_by_kind(
         sup.stop()
     with pytest.raises(ValueError, match="supervised already"):
         sup.add("a", "agent", lambda: procs.spawn(SLEEPER, str(tmp_path / "a.log")))
-
 
 
 def test_a_child_that_cannot_be_started_again_is_retried_with_back_off(tmp_path: Path) -> None:

@@ -12,8 +12,11 @@ from hakube.pki import bootstrap, certs
 
 
 def _public(token: bootstrap.Token) -> bytes:
-    return bootstrap.derive_key(token).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return (
+        bootstrap.derive_key(token)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def test_the_same_token_derives_the_same_issuer_key_on_both_sides() -> None:
@@ -37,8 +40,9 @@ def test_a_joiners_client_certificate_verifies_against_the_masters_issuer_copy()
     cert_pem, key_pem = bootstrap.client_pair(token)
     leaf = certs.load_cert(cert_pem)
     leaf.verify_directly_issued_by(bootstrap.issuer_cert(token))
-    assert certs.identity_of(leaf) == certs.Identity(f"system:bootstrap:{token.id}",
-                                                     ("system:bootstrappers",))
+    assert certs.identity_of(leaf) == certs.Identity(
+        f"system:bootstrap:{token.id}", ("system:bootstrappers",)
+    )
     assert leaf.public_key() == certs.load_key(key_pem).public_key()
     with pytest.raises(Exception):  # noqa: B017 - any signature failure
         leaf.verify_directly_issued_by(bootstrap.issuer_cert(bootstrap.generate()))
@@ -80,11 +84,15 @@ def test_a_token_recreated_with_the_same_id_and_a_new_secret_is_another_issuer()
 
     from hakube.apiserver.join import BootstrapTokens
 
-    old, new = bootstrap.Token("abcdef", "0123456789abcdef"), bootstrap.Token("abcdef",
-                                                                              "fedcba9876543210")
+    old, new = (
+        bootstrap.Token("abcdef", "0123456789abcdef"),
+        bootstrap.Token("abcdef", "fedcba9876543210"),
+    )
     assert bootstrap.issuer_cn(old) != bootstrap.issuer_cn(new)
     assert bootstrap.parse_issuer(bootstrap.issuer_cn(new)) == (
-        "abcdef", bootstrap.issuer_cn(new).rsplit(".", 1)[1])
+        "abcdef",
+        bootstrap.issuer_cn(new).rsplit(".", 1)[1],
+    )
     assert bootstrap.parse_issuer("hakube-bootstrap-token:abcdef") is None
 
     class Live(BootstrapTokens):

@@ -33,8 +33,18 @@ def test_init_writes_a_private_pki_with_the_vip_in_every_master_certificate(
     tmp_path: Path,
 ) -> None:
     d = str(tmp_path / "pki")
-    code, out, _ = hakube("certs", "init", "--pki-dir", d, "--master", "m1=10.0.0.1,m1.lan",
-                          "--master", "m2=10.0.0.2", "--vip", "10.0.0.100")
+    code, out, _ = hakube(
+        "certs",
+        "init",
+        "--pki-dir",
+        d,
+        "--master",
+        "m1=10.0.0.1,m1.lan",
+        "--master",
+        "m2=10.0.0.2",
+        "--vip",
+        "10.0.0.100",
+    )
     assert code == 0
     pki = Pki(d)
     assert f"wrote {pki.master_cert('m1')}" in out and f"wrote {pki.ca_cert}" in out
@@ -44,8 +54,13 @@ def test_init_writes_a_private_pki_with_the_vip_in_every_master_certificate(
     assert "m1.lan" in certs.hosts_of(certs.load_cert(files.read(pki.master_cert("m1"))))
     for directory in (d, os.path.join(d, "masters"), os.path.join(d, "users")):
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-    for key in (pki.ca_key, pki.master_key("m1"), pki.user_key("admin"),
-                pki.user_key("scheduler"), pki.user_key("controller-manager")):
+    for key in (
+        pki.ca_key,
+        pki.master_key("m1"),
+        pki.user_key("admin"),
+        pki.user_key("scheduler"),
+        pki.user_key("controller-manager"),
+    ):
         assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     before = files.read(pki.ca_key)
     code, out, _ = hakube("certs", "init", "--pki-dir", d, "--master", "m1=10.0.0.1")
@@ -59,11 +74,20 @@ def test_check_expiration_lists_every_certificate_like_kubeadm(tmp_path: Path) -
     code, out, _ = hakube("certs", "check-expiration", "--pki-dir", d)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["CERTIFICATE", "EXPIRES", "RESIDUAL", "TIME", "CERTIFICATE",
-                                "AUTHORITY"]
-    assert [ln.split()[0] for ln in lines[1:5]] == ["masters/m1", "users/admin",
-                                                     "users/controller-manager",
-                                                     "users/scheduler"]
+    assert lines[0].split() == [
+        "CERTIFICATE",
+        "EXPIRES",
+        "RESIDUAL",
+        "TIME",
+        "CERTIFICATE",
+        "AUTHORITY",
+    ]
+    assert [ln.split()[0] for ln in lines[1:5]] == [
+        "masters/m1",
+        "users/admin",
+        "users/controller-manager",
+        "users/scheduler",
+    ]
     assert any(ln.startswith("ca ") and "9y" in ln for ln in lines)
     code, out, _ = hakube("certs", "check-expiration", "--pki-dir", d, "-o", "json")
     rows = {r["name"]: r for r in json.loads(out)}
@@ -81,8 +105,7 @@ def test_renew_skips_what_is_not_due_unless_forced_and_keeps_identity_names_and_
     key = files.read(pki.master_key("m1"))
     code, out, _ = hakube("certs", "renew", "--pki-dir", d)
     assert code == 0 and "masters/m1: not renewed" in out and "--force" in out
-    assert certs.load_cert(files.read(pki.master_cert("m1"))).serial_number == \
-        old.serial_number
+    assert certs.load_cert(files.read(pki.master_cert("m1"))).serial_number == old.serial_number
     code, out, _ = hakube("certs", "renew", "m1", "--pki-dir", d, "--force")
     assert code == 0 and "masters/m1: renewed" in out
     new = certs.load_cert(files.read(pki.master_cert("m1")))
@@ -90,8 +113,10 @@ def test_renew_skips_what_is_not_due_unless_forced_and_keeps_identity_names_and_
     assert certs.identity_of(new) == certs.identity_of(old)
     assert sorted(certs.hosts_of(new)) == sorted(certs.hosts_of(old))
     assert files.read(pki.master_key("m1")) == key
-    assert new.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == \
-        old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert (
+        new.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        == old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
     code, _, err = hakube("certs", "renew", "nobody", "--pki-dir", d)
     assert code == 1 and err.count("\n") == 1 and '"nobody" is unknown' in err
 
@@ -102,8 +127,10 @@ def _served_certificate(endpoint: str, pki: Pki) -> x509.Certificate:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.load_cert_chain(pki.user_cert("admin"), pki.user_key("admin"))
-    with socket.create_connection((host, int(port)), timeout=10) as sock, \
-            ctx.wrap_socket(sock) as tls:
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as sock,
+        ctx.wrap_socket(sock) as tls,
+    ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der)
@@ -116,13 +143,17 @@ def test_a_running_master_serves_its_renewed_certificate_to_new_connections(
     with LocalCluster(str(tmp_path / "c"), 1) as cluster:
         m = cluster.masters[0]
         before = _served_certificate(m.api, cluster.pki)
-        code, _, _ = hakube("certs", "renew", "masters/m1", "--pki-dir", cluster.pki.root,
-                            "--force")
+        code, _, _ = hakube(
+            "certs", "renew", "masters/m1", "--pki-dir", cluster.pki.root, "--force"
+        )
         assert code == 0
         on_disk = certs.load_cert(files.read(cluster.pki.master_cert("m1")))
         assert on_disk.serial_number != before.serial_number
-        wait_for(lambda: _served_certificate(m.api, cluster.pki).serial_number ==
-                 on_disk.serial_number, 10, "the renewed certificate served")
+        wait_for(
+            lambda: _served_certificate(m.api, cluster.pki).serial_number == on_disk.serial_number,
+            10,
+            "the renewed certificate served",
+        )
         served = _served_certificate(m.api, cluster.pki)
         assert served.not_valid_after_utc == on_disk.not_valid_after_utc
         assert m.alive

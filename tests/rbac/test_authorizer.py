@@ -47,10 +47,12 @@ RBAC = "rbac.authorization.k8s.io/v1"
 
 def binding(name: str, ns: str, role_kind: str, role: str, *subjects: dict[str, str]) -> dict:
     doc: dict[str, Any] = {
-        "apiVersion": RBAC, "kind": "RoleBinding" if ns else "ClusterRoleBinding",
+        "apiVersion": RBAC,
+        "kind": "RoleBinding" if ns else "ClusterRoleBinding",
         "metadata": {"name": name, **({"namespace": ns} if ns else {})},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
-        "subjects": list(subjects)}
+        "subjects": list(subjects),
+    }
     return doc
 
 
@@ -59,9 +61,12 @@ def user(name: str) -> dict[str, str]:
 
 
 def pod(name: str, ns: str, node: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}],
-                     **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}], **spec},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,42 +77,117 @@ def authz() -> tuple[Authorizer, ObjectAPI]:
         create(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     run(defaults.reconcile(api))
     create(api, binding("alice-view", "dev", "ClusterRole", "view", user("alice")))
-    create(api, {"apiVersion": RBAC, "kind": "Role",
-                 "metadata": {"name": "one-config", "namespace": "dev"},
-                 "rules": [{"apiGroups": [""], "resources": ["configmaps"],
-                            "verbs": ["get", "update"], "resourceNames": ["app-config"]},
-                           {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-                           {"apiGroups": ["apps"], "resources": ["*/scale"],
-                            "verbs": ["update"]}]})
+    create(
+        api,
+        {
+            "apiVersion": RBAC,
+            "kind": "Role",
+            "metadata": {"name": "one-config", "namespace": "dev"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "verbs": ["get", "update"],
+                    "resourceNames": ["app-config"],
+                },
+                {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+                {"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["update"]},
+            ],
+        },
+    )
     create(api, binding("bob-one-config", "dev", "Role", "one-config", user("bob")))
-    create(api, binding("ops-edit", "prod", "ClusterRole", "edit",
-                        {"kind": "Group", "name": "ops", "apiGroup": "rbac.authorization.k8s.io"}))
-    create(api, binding("robot", "dev", "ClusterRole", "view",
-                        {"kind": "ServiceAccount", "name": "robot"}))
-    create(api, binding("all-sa-view", "", "ClusterRole", "view",
-                        {"kind": "Group", "name": "system:serviceaccounts:prod",
-                         "apiGroup": "rbac.authorization.k8s.io"}))
+    create(
+        api,
+        binding(
+            "ops-edit",
+            "prod",
+            "ClusterRole",
+            "edit",
+            {"kind": "Group", "name": "ops", "apiGroup": "rbac.authorization.k8s.io"},
+        ),
+    )
+    create(
+        api,
+        binding("robot", "dev", "ClusterRole", "view", {"kind": "ServiceAccount", "name": "robot"}),
+    )
+    create(
+        api,
+        binding(
+            "all-sa-view",
+            "",
+            "ClusterRole",
+            "view",
+            {
+                "kind": "Group",
+                "name": "system:serviceaccounts:prod",
+                "apiGroup": "rbac.authorization.k8s.io",
+            },
+        ),
+    )
     # Pods on two nodes, referencing Secrets and ConfigMaps in every way a pod can.
-    create(api, pod("a1", "dev", "node-a", volumes=[
-        {"name": "s", "secret": {"secretName": "a-secret"}},
-        {"name": "p", "projected": {"sources": [{"configMap": {"name": "a-projected"}}]}},
-        {"name": "v", "persistentVolumeClaim": {"claimName": "a-claim"}}],
-        imagePullSecrets=[{"name": "a-pull"}]))
-    create(api, pod("a2", "dev", "node-a", containers=[{
-        "name": "c", "image": "busybox",
-        "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "a-env", "key": "k"}}}],
-        "envFrom": [{"configMapRef": {"name": "a-envfrom"}}]}]))
-    create(api, pod("b1", "dev", "node-b", volumes=[
-        {"name": "s", "secret": {"secretName": "b-secret"}}]))
-    create(api, {"apiVersion": "v1", "kind": "Node", "metadata": {
-        "name": "node-a", "labels": {"node-role.kubernetes.io/worker": "", "zone": "z1"}},
-        "spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}],
-                 "unschedulable": True}})
+    create(
+        api,
+        pod(
+            "a1",
+            "dev",
+            "node-a",
+            volumes=[
+                {"name": "s", "secret": {"secretName": "a-secret"}},
+                {"name": "p", "projected": {"sources": [{"configMap": {"name": "a-projected"}}]}},
+                {"name": "v", "persistentVolumeClaim": {"claimName": "a-claim"}},
+            ],
+            imagePullSecrets=[{"name": "a-pull"}],
+        ),
+    )
+    create(
+        api,
+        pod(
+            "a2",
+            "dev",
+            "node-a",
+            containers=[
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "env": [
+                        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "a-env", "key": "k"}}}
+                    ],
+                    "envFrom": [{"configMapRef": {"name": "a-envfrom"}}],
+                }
+            ],
+        ),
+    )
+    create(
+        api,
+        pod("b1", "dev", "node-b", volumes=[{"name": "s", "secret": {"secretName": "b-secret"}}]),
+    )
+    create(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": "node-a",
+                "labels": {"node-role.kubernetes.io/worker": "", "zone": "z1"},
+            },
+            "spec": {
+                "taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}],
+                "unschedulable": True,
+            },
+        },
+    )
     return Authorizer(fsm), api
 
 
-def A(verb: str, resource: str, ns: str = "", name: str = "", sub: str = "",
-      group: str = "", **kw: Any) -> Attributes:
+def A(
+    verb: str,
+    resource: str,
+    ns: str = "",
+    name: str = "",
+    sub: str = "",
+    group: str = "",
+    **kw: Any,
+) -> Attributes:
     return Attributes(verb, group, resource, sub, ns, name, **kw)
 
 
@@ -134,8 +214,12 @@ CASES = [
     ("bob", (), A("update", "deployments", "dev", "d", group="apps"), False),
     ("bob", (), A("get", "configmaps", "prod", "app-config"), False),
     ("dave", ("ops",), A("create", "deployments", "prod", "d", group="apps"), True),
-    ("dave", ("ops",), A("create", "rolebindings", "prod", "r",
-                         group="rbac.authorization.k8s.io"), False),
+    (
+        "dave",
+        ("ops",),
+        A("create", "rolebindings", "prod", "r", group="rbac.authorization.k8s.io"),
+        False,
+    ),
     ("dave", ("ops",), A("create", "deployments", "dev", "d", group="apps"), False),
     ("system:serviceaccount:dev:robot", (), A("list", "pods", "dev"), True),
     ("system:serviceaccount:prod:robot", (), A("list", "pods", "dev"), True),  # group binding
@@ -150,18 +234,33 @@ CASES = [
     ("system:kube-scheduler", (), A("get", "secrets", "dev", "s"), False),
     ("system:kube-scheduler", (), A("get", "snapshots", group="hakube.io"), False),
     ("system:kube-controller-manager", (), A("create", "pods", "dev", "p"), True),
-    ("system:kube-controller-manager", (), A("update", "deployments", "dev", "d",
-                                             sub="status", group="apps"), True),
-    ("system:kube-controller-manager", (), A("delete", "rolebindings", "dev", "r",
-                                             group="rbac.authorization.k8s.io"), True),
-    ("system:kube-controller-manager", (), A("update", "clusterroles", "", "r",
-                                             group="rbac.authorization.k8s.io"), False),
+    (
+        "system:kube-controller-manager",
+        (),
+        A("update", "deployments", "dev", "d", sub="status", group="apps"),
+        True,
+    ),
+    (
+        "system:kube-controller-manager",
+        (),
+        A("delete", "rolebindings", "dev", "r", group="rbac.authorization.k8s.io"),
+        True,
+    ),
+    (
+        "system:kube-controller-manager",
+        (),
+        A("update", "clusterroles", "", "r", group="rbac.authorization.k8s.io"),
+        False,
+    ),
     ("system:kube-controller-manager", (), A("create", "secrets", "dev", "s"), False),
     ("system:kube-controller-manager", (), A("delete", "members", group="hakube.io"), False),
-    ("system:bootstrap:abcdef", ("system:bootstrappers",),
-     A("create", "certificatesigningrequests", group="certificates.k8s.io"), True),
-    ("system:bootstrap:abcdef", ("system:bootstrappers",), A("get", "secrets", "dev", "s"),
-     False),
+    (
+        "system:bootstrap:abcdef",
+        ("system:bootstrappers",),
+        A("create", "certificatesigningrequests", group="certificates.k8s.io"),
+        True,
+    ),
+    ("system:bootstrap:abcdef", ("system:bootstrappers",), A("get", "secrets", "dev", "s"), False),
     # Nodes.
     ("system:node:node-a", NODE, A("get", "nodes", "", "node-a"), True),
     ("system:node:node-a", NODE, A("update", "nodes", "", "node-a", sub="status"), True),
@@ -169,10 +268,8 @@ CASES = [
     ("system:node:node-a", NODE, A("update", "nodes", "", "node-b", sub="status"), False),
     ("system:node:node-a", NODE, A("list", "nodes"), False),
     ("system:node:node-a", NODE, A("list", "pods", field_selector="spec.nodeName=node-a"), True),
-    ("system:node:node-a", NODE, A("watch", "pods", field_selector="spec.nodeName==node-a"),
-     True),
-    ("system:node:node-a", NODE, A("watch", "pods", field_selector="spec.nodeName=node-b"),
-     False),
+    ("system:node:node-a", NODE, A("watch", "pods", field_selector="spec.nodeName==node-a"), True),
+    ("system:node:node-a", NODE, A("watch", "pods", field_selector="spec.nodeName=node-b"), False),
     ("system:node:node-a", NODE, A("list", "pods"), False),
     ("system:node:node-a", NODE, A("update", "pods", "dev", "a1", sub="status"), True),
     ("system:node:node-a", NODE, A("update", "pods", "dev", "b1", sub="status"), False),
@@ -187,37 +284,69 @@ CASES = [
     ("system:node:node-a", NODE, A("get", "secrets", "dev", "b-secret"), False),
     ("system:node:node-a", NODE, A("get", "secrets", "prod", "a-secret"), False),
     ("system:node:node-a", NODE, A("list", "secrets", "dev"), False),
-    ("system:node:node-a", NODE, A("update", "leases", "kube-node-lease", "node-a",
-                                   group="coordination.k8s.io"), True),
-    ("system:node:node-a", NODE, A("update", "leases", "kube-node-lease", "node-b",
-                                   group="coordination.k8s.io"), False),
+    (
+        "system:node:node-a",
+        NODE,
+        A("update", "leases", "kube-node-lease", "node-a", group="coordination.k8s.io"),
+        True,
+    ),
+    (
+        "system:node:node-a",
+        NODE,
+        A("update", "leases", "kube-node-lease", "node-b", group="coordination.k8s.io"),
+        False,
+    ),
     ("system:node:node-a", NODE, A("create", "events", "dev", "e"), True),
     ("system:node:node-a", NODE, A("create", "pods", "dev", "p", sub="binding"), False),
     ("system:node:node-a", NODE, A("create", "pods", "dev", "p", sub="exec"), False),
-    ("system:node:node-a", NODE, A("create", "certificatesigningrequests",
-                                   sub="selfnodeclient", group="certificates.k8s.io"), True),
+    (
+        "system:node:node-a",
+        NODE,
+        A(
+            "create",
+            "certificatesigningrequests",
+            sub="selfnodeclient",
+            group="certificates.k8s.io",
+        ),
+        True,
+    ),
     # A certificate naming a node but without the nodes group is no node.
     ("system:node:node-a", (), A("get", "secrets", "dev", "a-secret"), False),
 ]
 
 
-@pytest.mark.parametrize(("user_", "groups", "attrs", "allowed"), CASES,
-                         ids=[f"{c[0]}-{c[2].verb}-{c[2].full_resource}-{c[2].namespace}-"
-                              f"{c[2].name}-{c[3]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("user_", "groups", "attrs", "allowed"),
+    CASES,
+    ids=[
+        f"{c[0]}-{c[2].verb}-{c[2].full_resource}-{c[2].namespace}-{c[2].name}-{c[3]}"
+        for c in CASES
+    ],
+)
 def test_decisions_follow_the_rules_and_bindings(
-        authz: tuple[Authorizer, ObjectAPI], user_: str, groups: tuple[str, ...],
-        attrs: Attributes, allowed: bool) -> None:
+    authz: tuple[Authorizer, ObjectAPI],
+    user_: str,
+    groups: tuple[str, ...],
+    attrs: Attributes,
+    allowed: bool,
+) -> None:
     verdict = authz[0].decide(user_, groups, attrs)
     assert verdict.allowed is allowed, verdict.reason
 
 
 def test_a_denial_names_user_verb_resource_and_namespace() -> None:
-    assert denial("alice", A("create", "pods", "dev")) == \
-        'user "alice" cannot create pods in namespace "dev"'
-    assert denial("alice", A("get", "pods", "dev", "web", sub="log")) == \
-        'user "alice" cannot get pods/log "web" in namespace "dev"'
-    assert denial("bob", A("delete", "members", group="hakube.io")) == \
-        'user "bob" cannot delete members (group hakube.io) at the cluster scope'
+    assert (
+        denial("alice", A("create", "pods", "dev"))
+        == 'user "alice" cannot create pods in namespace "dev"'
+    )
+    assert (
+        denial("alice", A("get", "pods", "dev", "web", sub="log"))
+        == 'user "alice" cannot get pods/log "web" in namespace "dev"'
+    )
+    assert (
+        denial("bob", A("delete", "members", group="hakube.io"))
+        == 'user "bob" cannot delete members (group hakube.io) at the cluster scope'
+    )
 
 
 def node_update(api: ObjectAPI, **change: Any) -> Attributes:
@@ -235,21 +364,49 @@ def node_update(api: ObjectAPI, **change: Any) -> Attributes:
     return A("update", "nodes", "", "node-a", obj=node)
 
 
-@pytest.mark.parametrize(("change", "allowed"), [
-    ({}, True),
-    ({"labels": {"node-role.kubernetes.io/worker": "", "zone": "z2"}}, True),
-    ({"labels": {"zone": "z1"}}, False),  # removes node-role.kubernetes.io/worker
-    ({"labels": {"node-role.kubernetes.io/worker": "", "node-role.kubernetes.io/master": "",
-                 "zone": "z1"}}, False),
-    ({"labels": {"node-role.kubernetes.io/worker": "", "zone": "z1",
-                 "node-restriction.kubernetes.io/pool": "gpu"}}, False),
-    ({"labels": {"node-role.kubernetes.io/worker": "", "zone": "z1",
-                 "x.node-restriction.kubernetes.io/pool": "gpu"}}, False),
-    ({"taints": []}, False),
-    ({"unschedulable": False}, False),
-])
-def test_a_node_may_not_widen_what_lands_on_it(authz: tuple[Authorizer, ObjectAPI],
-                                                change: dict[str, Any], allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ({}, True),
+        ({"labels": {"node-role.kubernetes.io/worker": "", "zone": "z2"}}, True),
+        ({"labels": {"zone": "z1"}}, False),  # removes node-role.kubernetes.io/worker
+        (
+            {
+                "labels": {
+                    "node-role.kubernetes.io/worker": "",
+                    "node-role.kubernetes.io/master": "",
+                    "zone": "z1",
+                }
+            },
+            False,
+        ),
+        (
+            {
+                "labels": {
+                    "node-role.kubernetes.io/worker": "",
+                    "zone": "z1",
+                    "node-restriction.kubernetes.io/pool": "gpu",
+                }
+            },
+            False,
+        ),
+        (
+            {
+                "labels": {
+                    "node-role.kubernetes.io/worker": "",
+                    "zone": "z1",
+                    "x.node-restriction.kubernetes.io/pool": "gpu",
+                }
+            },
+            False,
+        ),
+        ({"taints": []}, False),
+        ({"unschedulable": False}, False),
+    ],
+)
+def test_a_node_may_not_widen_what_lands_on_it(
+    authz: tuple[Authorizer, ObjectAPI], change: dict[str, Any], allowed: bool
+) -> None:
     verdict = authz[0].decide("system:node:node-a", NODE, node_update(authz[1], **change))
     assert verdict.allowed is allowed, verdict.reason
     if not allowed:
@@ -257,53 +414,73 @@ def test_a_node_may_not_widen_what_lands_on_it(authz: tuple[Authorizer, ObjectAP
 
 
 def test_a_node_may_not_register_itself_with_a_role_label(
-        authz: tuple[Authorizer, ObjectAPI]) -> None:
-    node = core_pb2.Node(metadata={"name": "node-c",
-                                   "labels": {"node-role.kubernetes.io/master": ""}})
-    verdict = authz[0].decide("system:node:node-c", NODE,
-                              A("create", "nodes", "", "node-c", obj=node))
+    authz: tuple[Authorizer, ObjectAPI],
+) -> None:
+    node = core_pb2.Node(
+        metadata={"name": "node-c", "labels": {"node-role.kubernetes.io/master": ""}}
+    )
+    verdict = authz[0].decide(
+        "system:node:node-c", NODE, A("create", "nodes", "", "node-c", obj=node)
+    )
     assert not verdict.allowed
     node.metadata.labels.clear()
-    assert authz[0].decide("system:node:node-c", NODE,
-                           A("create", "nodes", "", "node-c", obj=node)).allowed
+    assert (
+        authz[0]
+        .decide("system:node:node-c", NODE, A("create", "nodes", "", "node-c", obj=node))
+        .allowed
+    )
 
 
 def test_the_pod_graph_follows_pods_as_they_come_and_go(
-        authz: tuple[Authorizer, ObjectAPI]) -> None:
+    authz: tuple[Authorizer, ObjectAPI],
+) -> None:
     az, api = authz
     ask = A("get", "secrets", "dev", "late-secret")
     assert not az.decide("system:node:node-b", NODE, ask).allowed
-    create(api, pod("b2", "dev", "node-b", volumes=[
-        {"name": "s", "secret": {"secretName": "late-secret"}}]))
+    create(
+        api,
+        pod(
+            "b2", "dev", "node-b", volumes=[{"name": "s", "secret": {"secretName": "late-secret"}}]
+        ),
+    )
     assert az.decide("system:node:node-b", NODE, ask).allowed
-    run(api.delete(api_pb2.DeleteRequest(kind="Pod", namespace="dev", name="b2",
-                                         grace_period_seconds=0)))
+    run(
+        api.delete(
+            api_pb2.DeleteRequest(kind="Pod", namespace="dev", name="b2", grace_period_seconds=0)
+        )
+    )
     assert not az.decide("system:node:node-b", NODE, ask).allowed
 
 
 def test_bindings_take_effect_at_once_and_unchanged_stores_do_not_rebuild(
-        authz: tuple[Authorizer, ObjectAPI]) -> None:
+    authz: tuple[Authorizer, ObjectAPI],
+) -> None:
     az, api = authz
     ask = A("list", "pods", "prod")
     assert not az.decide("erin", (), ask).allowed
     create(api, binding("erin-view", "prod", "ClusterRole", "view", user("erin")))
     assert az.decide("erin", (), ask).allowed
     built = az.rbac.rebuilds
-    create(api, {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": "unrelated", "namespace": "prod"}})
+    create(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "unrelated", "namespace": "prod"},
+        },
+    )
     for _ in range(100):
         assert az.decide("erin", (), ask).allowed
     assert az.rbac.rebuilds == built
-    run(api.delete(api_pb2.DeleteRequest(kind="RoleBinding", namespace="prod",
-                                         name="erin-view")))
+    run(api.delete(api_pb2.DeleteRequest(kind="RoleBinding", namespace="prod", name="erin-view")))
     assert not az.decide("erin", (), ask).allowed
 
 
 def test_the_defaults_are_restored_after_edits_and_deletion(
-        authz: tuple[Authorizer, ObjectAPI]) -> None:
+    authz: tuple[Authorizer, ObjectAPI],
+) -> None:
     az, api = authz
-    run(api.delete(api_pb2.DeleteRequest(kind="ClusterRoleBinding",
-                                         name="system:kube-scheduler")))
+    run(api.delete(api_pb2.DeleteRequest(kind="ClusterRoleBinding", name="system:kube-scheduler")))
     ask = A("create", "pods", "dev", "p", sub="binding")
     assert not az.decide("system:kube-scheduler", (), ask).allowed
     rec = api.fsm.get("ClusterRole", "", "view")
@@ -327,40 +504,94 @@ def test_a_binding_keeps_its_role_ref(authz: tuple[Authorizer, ObjectAPI]) -> No
         run(api.update(api_pb2.UpdateRequest(object=kinds.wrap(rb)), status=False))
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"kind": "Role", "metadata": {"name": "r", "namespace": "dev"},
-      "rules": [{"apiGroups": [""], "resources": ["pods"]}]}, "rules[0].verbs: required"),
-    ({"kind": "Role", "metadata": {"name": "r", "namespace": "dev"},
-      "rules": [{"resources": ["pods"], "verbs": ["get"]}]}, "rules[0].apiGroups: required"),
-    ({"kind": "Role", "metadata": {"name": "r", "namespace": "dev"},
-      "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]},
-     "namespaced rules cannot apply to non-resource URLs"),
-    ({"kind": "ClusterRole", "metadata": {"name": "a/b"}, "rules": []},
-     "metadata.name: \"a/b\" is not a valid name"),
-    ({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "dev"},
-      "roleRef": {"kind": "Deployment", "name": "x"}, "subjects": []},
-     'roleRef.kind: unsupported value "Deployment"'),
-    ({"kind": "ClusterRoleBinding", "metadata": {"name": "b"},
-      "roleRef": {"kind": "Role", "name": "x"}, "subjects": []},
-     'roleRef.kind: unsupported value "Role"'),
-    ({"kind": "ClusterRoleBinding", "metadata": {"name": "b"},
-      "roleRef": {"kind": "ClusterRole", "name": "view"},
-      "subjects": [{"kind": "Robot", "name": "r"}]}, 'subjects[0].kind: unsupported value'),
-    ({"kind": "ClusterRoleBinding", "metadata": {"name": "b"},
-      "roleRef": {"kind": "ClusterRole", "name": "view"},
-      "subjects": [{"kind": "ServiceAccount", "name": "r"}]}, "subjects[0].namespace: required"),
-])
-def test_bad_rbac_objects_name_the_field(authz: tuple[Authorizer, ObjectAPI],
-                                         doc: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            {
+                "kind": "Role",
+                "metadata": {"name": "r", "namespace": "dev"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"]}],
+            },
+            "rules[0].verbs: required",
+        ),
+        (
+            {
+                "kind": "Role",
+                "metadata": {"name": "r", "namespace": "dev"},
+                "rules": [{"resources": ["pods"], "verbs": ["get"]}],
+            },
+            "rules[0].apiGroups: required",
+        ),
+        (
+            {
+                "kind": "Role",
+                "metadata": {"name": "r", "namespace": "dev"},
+                "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}],
+            },
+            "namespaced rules cannot apply to non-resource URLs",
+        ),
+        (
+            {"kind": "ClusterRole", "metadata": {"name": "a/b"}, "rules": []},
+            'metadata.name: "a/b" is not a valid name',
+        ),
+        (
+            {
+                "kind": "RoleBinding",
+                "metadata": {"name": "b", "namespace": "dev"},
+                "roleRef": {"kind": "Deployment", "name": "x"},
+                "subjects": [],
+            },
+            'roleRef.kind: unsupported value "Deployment"',
+        ),
+        (
+            {
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "Role", "name": "x"},
+                "subjects": [],
+            },
+            'roleRef.kind: unsupported value "Role"',
+        ),
+        (
+            {
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "Robot", "name": "r"}],
+            },
+            "subjects[0].kind: unsupported value",
+        ),
+        (
+            {
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": "r"}],
+            },
+            "subjects[0].namespace: required",
+        ),
+    ],
+)
+def test_bad_rbac_objects_name_the_field(
+    authz: tuple[Authorizer, ObjectAPI], doc: dict[str, Any], message: str
+) -> None:
     with pytest.raises(Invalid, match=message.replace("[", r"\[").replace("]", r"\]")):
         create(authz[1], {"apiVersion": RBAC, **doc})
 
 
 def test_a_nonresource_rule_in_a_cluster_role_is_accepted_and_grants_nothing(
-        authz: tuple[Authorizer, ObjectAPI]) -> None:
-    create(authz[1], {"apiVersion": RBAC, "kind": "ClusterRole",
-                      "metadata": {"name": "health"},
-                      "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]})
+    authz: tuple[Authorizer, ObjectAPI],
+) -> None:
+    create(
+        authz[1],
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRole",
+            "metadata": {"name": "health"},
+            "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}],
+        },
+    )
 
 
 def test_every_served_method_has_authorization_attributes() -> None:
@@ -371,19 +602,34 @@ def test_every_served_method_has_authorization_attributes() -> None:
         authz_pb2 as authz_mod,
     )
     from hakube.api.v1 import join_pb2, nodeproxy_pb2, ops_pb2
-    served = {m.name for mod in (api_mod, authz_mod, join_pb2, nodeproxy_pb2, ops_pb2)
-              for s in mod.DESCRIPTOR.services_by_name.values() for m in s.methods}
+
+    served = {
+        m.name
+        for mod in (api_mod, authz_mod, join_pb2, nodeproxy_pb2, ops_pb2)
+        for s in mod.DESCRIPTOR.services_by_name.values()
+        for m in s.methods
+    }
     # The server's method names for the same RPCs where they differ.
-    renamed = {"Grant": "LeaseGrant", "KeepAlive": "LeaseKeepAlive", "Revoke": "LeaseRevoke",
-               "Exec": "ProxyExec", "Stats": "ProxyStats"}
+    renamed = {
+        "Grant": "LeaseGrant",
+        "KeepAlive": "LeaseKeepAlive",
+        "Revoke": "LeaseRevoke",
+        "Exec": "ProxyExec",
+        "Stats": "ProxyStats",
+    }
     assert {renamed.get(m, m) for m in served} - set(METHODS) == set()
 
 
 def test_method_attributes_come_from_the_request() -> None:
     p = pod_pb2.Pod(metadata={"name": "web", "namespace": "dev"})
     a = METHODS["UpdateStatus"](api_pb2.UpdateRequest(object=kinds.wrap(p)))  # type: ignore[misc]
-    assert (a.verb, a.resource, a.subresource, a.namespace, a.name) == \
-        ("update", "pods", "status", "dev", "web")
+    assert (a.verb, a.resource, a.subresource, a.namespace, a.name) == (
+        "update",
+        "pods",
+        "status",
+        "dev",
+        "web",
+    )
     a = METHODS["List"](api_pb2.ListRequest(kind="deploy"))  # type: ignore[misc]
     assert (a.verb, a.group, a.resource, a.namespace) == ("list", "apps", "deployments", "")
     a = METHODS["Get"](api_pb2.GetRequest(kind="Node", namespace="x", name="n"))  # type: ignore
@@ -396,9 +642,14 @@ def test_method_attributes_come_from_the_request() -> None:
 
 
 def _role(name: str, ns: str, *rules: dict[str, Any]) -> Any:
-    return convert.from_dict({"apiVersion": RBAC, "kind": "Role" if ns else "ClusterRole",
-                              "metadata": {"name": name, **({"namespace": ns} if ns else {})},
-                              "rules": list(rules)})
+    return convert.from_dict(
+        {
+            "apiVersion": RBAC,
+            "kind": "Role" if ns else "ClusterRole",
+            "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+            "rules": list(rules),
+        }
+    )
 
 
 def _binding_obj(ns: str, role_kind: str, role: str) -> Any:
@@ -414,37 +665,65 @@ def test_nobody_grants_more_than_they_hold(authz: tuple[Authorizer, ObjectAPI]) 
         attrs = A(verb, resource, ns, obj.metadata.name, group=rbac, obj=obj)
         return az.decide(who, (), attrs).allowed
 
-    pods_reader = _role("pods-reader", "dev", {"apiGroups": [""], "resources": ["pods"],
-                                               "verbs": ["get", "list"]})
+    pods_reader = _role(
+        "pods-reader", "dev", {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}
+    )
     assert may("create", "roles", "dev", pods_reader)
-    node_reader = _role("node-reader", "dev", {"apiGroups": [""], "resources": ["nodes"],
-                                               "verbs": ["get"]})
+    node_reader = _role(
+        "node-reader", "dev", {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}
+    )
     assert not may("create", "roles", "dev", node_reader)
-    verdict = az.decide("nadia", (), A("create", "roles", "dev", "node-reader", group=rbac,
-                                       obj=node_reader))
-    assert verdict.reason == ('user "nadia" may not create Role "node-reader": it grants get '
-                              "nodes, which the user does not hold (needs the escalate verb)")
+    verdict = az.decide(
+        "nadia", (), A("create", "roles", "dev", "node-reader", group=rbac, obj=node_reader)
+    )
+    assert verdict.reason == (
+        'user "nadia" may not create Role "node-reader": it grants get '
+        "nodes, which the user does not hold (needs the escalate verb)"
+    )
     everything = _role("all", "dev", {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
     assert not may("update", "roles", "dev", everything)
     assert may("create", "rolebindings", "dev", _binding_obj("dev", "ClusterRole", "view"))
     assert may("create", "rolebindings", "dev", _binding_obj("dev", "ClusterRole", "admin"))
-    assert not may("create", "rolebindings", "dev",
-                   _binding_obj("dev", "ClusterRole", "cluster-admin"))
-    assert not may("create", "rolebindings", "dev",
-                   _binding_obj("dev", "ClusterRole", "system:kube-scheduler"))
+    assert not may(
+        "create", "rolebindings", "dev", _binding_obj("dev", "ClusterRole", "cluster-admin")
+    )
+    assert not may(
+        "create", "rolebindings", "dev", _binding_obj("dev", "ClusterRole", "system:kube-scheduler")
+    )
     assert not may("create", "rolebindings", "dev", _binding_obj("dev", "Role", "missing"))
     assert not may("create", "rolebindings", "prod", _binding_obj("prod", "ClusterRole", "view"))
     # The escalate and bind verbs lift the check, as in Kubernetes.
-    create(api, {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": "granter"},
-                 "rules": [{"apiGroups": [rbac], "resources": ["roles"],
-                            "verbs": ["create", "escalate"]},
-                           {"apiGroups": [rbac], "resources": ["rolebindings"],
-                            "verbs": ["create"]},
-                           {"apiGroups": [rbac], "resources": ["clusterroles"], "verbs": ["bind"],
-                            "resourceNames": ["system:kube-scheduler"]}]})
+    create(
+        api,
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRole",
+            "metadata": {"name": "granter"},
+            "rules": [
+                {"apiGroups": [rbac], "resources": ["roles"], "verbs": ["create", "escalate"]},
+                {"apiGroups": [rbac], "resources": ["rolebindings"], "verbs": ["create"]},
+                {
+                    "apiGroups": [rbac],
+                    "resources": ["clusterroles"],
+                    "verbs": ["bind"],
+                    "resourceNames": ["system:kube-scheduler"],
+                },
+            ],
+        },
+    )
     create(api, binding("gina-granter", "dev", "ClusterRole", "granter", user("gina")))
     assert may("create", "roles", "dev", everything, who="gina")
-    assert may("create", "rolebindings", "dev",
-               _binding_obj("dev", "ClusterRole", "system:kube-scheduler"), who="gina")
-    assert not may("create", "rolebindings", "dev",
-                   _binding_obj("dev", "ClusterRole", "cluster-admin"), who="gina")
+    assert may(
+        "create",
+        "rolebindings",
+        "dev",
+        _binding_obj("dev", "ClusterRole", "system:kube-scheduler"),
+        who="gina",
+    )
+    assert not may(
+        "create",
+        "rolebindings",
+        "dev",
+        _binding_obj("dev", "ClusterRole", "cluster-admin"),
+        who="gina",
+    )

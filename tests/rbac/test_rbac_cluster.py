@@ -78,8 +78,9 @@ def cluster(masters3: LocalCluster) -> LocalCluster:
     return masters3
 
 
-def user_credentials(cluster: local.LocalCluster, user: str,
-                     groups: tuple[str, ...] = ()) -> Credentials:
+def user_credentials(
+    cluster: local.LocalCluster, user: str, groups: tuple[str, ...] = ()
+) -> Credentials:
     cert, key = cluster.pki.load_ca().issue_pair(certs.Identity(user, groups))
     return Credentials(cluster.credentials.ca, cert, key)
 
@@ -94,16 +95,28 @@ def user_config(cluster: LocalCluster, directory: str, user: str) -> str:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     path = os.path.join(directory, f"{user}.conf")
-    write_client_config(path, ClientConfig(servers=cluster.endpoints(), tls=tls_settings(
-        TlsFiles(paths["ca"], paths["cert"], paths["key"]))))
+    write_client_config(
+        path,
+        ClientConfig(
+            servers=cluster.endpoints(),
+            tls=tls_settings(TlsFiles(paths["ca"], paths["cert"], paths["key"])),
+        ),
+    )
     return path
 
 
 def ctl(config: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAKUBE_")}
     env.update(PYTHONPATH=REPO + os.pathsep + env.get("PYTHONPATH", ""), HAKUBE_CONFIG=config)
-    return subprocess.run([sys.executable, "-m", "hakube.cli.ctl", *args], input=stdin,
-                          capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "hakube.cli.ctl", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +124,15 @@ def applied(cluster: LocalCluster) -> LocalCluster:
     p = ctl(cluster.admin_config, "apply", "-f", "-", stdin=MANIFESTS)
     assert p.returncode == 0, p.stderr
     with cluster.client() as admin:
-        admin.create(pod_pb2.Pod(metadata={"name": "web", "namespace": "dev"},
-                                 spec={"containers": [{"name": "c", "image": "busybox"}]}))
-        admin.create(core_pb2.ConfigMap(metadata={"name": "app-config", "namespace": "dev"},
-                                        data={"k": "v"}))
+        admin.create(
+            pod_pb2.Pod(
+                metadata={"name": "web", "namespace": "dev"},
+                spec={"containers": [{"name": "c", "image": "busybox"}]},
+            )
+        )
+        admin.create(
+            core_pb2.ConfigMap(metadata={"name": "app-config", "namespace": "dev"}, data={"k": "v"})
+        )
         admin.create(core_pb2.ConfigMap(metadata={"name": "other", "namespace": "dev"}))
     return cluster
 
@@ -126,11 +144,16 @@ def alice(applied: LocalCluster) -> Iterator[Client]:
 
 
 def test_a_user_bound_to_view_reads_its_namespace_and_nothing_more(
-        applied: LocalCluster, alice: Client) -> None:
+    applied: LocalCluster, alice: Client
+) -> None:
     assert [p.metadata.name for p in alice.list(pod_pb2.Pod, namespace="dev").items] == ["web"]
     with pytest.raises(Forbidden) as err:
-        alice.create(pod_pb2.Pod(metadata={"name": "evil", "namespace": "dev"},
-                                 spec={"containers": [{"name": "c", "image": "busybox"}]}))
+        alice.create(
+            pod_pb2.Pod(
+                metadata={"name": "evil", "namespace": "dev"},
+                spec={"containers": [{"name": "c", "image": "busybox"}]},
+            )
+        )
     assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
     assert 'user "alice" cannot create pods "evil" in namespace "dev"' in err.value.message
     with pytest.raises(Forbidden, match='cannot list pods in namespace "prod"'):
@@ -140,7 +163,8 @@ def test_a_user_bound_to_view_reads_its_namespace_and_nothing_more(
     creds = user_credentials(applied, "alice")
     with grpc.secure_channel(applied.endpoints()[1], channel_credentials(creds)) as ch:
         stream = api_pb2_grpc.ObjectServiceStub(ch).Watch(
-            api_pb2.WatchRequest(kind="pods", namespace="prod"), timeout=10)
+            api_pb2.WatchRequest(kind="pods", namespace="prod"), timeout=10
+        )
         with pytest.raises(grpc.RpcError) as rpc_err:
             next(stream)
     assert rpc_err.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -174,27 +198,53 @@ def test_a_role_binding_grants_exactly_its_rules(applied: LocalCluster) -> None:
             bob.update(pod)
 
 
-def test_can_i_answers_what_the_server_decides(applied: LocalCluster,
-                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_can_i_answers_what_the_server_decides(
+    applied: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     conf = user_config(applied, str(tmp_path_factory.mktemp("users")), "alice")
     who = ctl(conf, "auth", "whoami")
     assert who.returncode == 0 and "user: alice" in who.stdout, who.stderr
-    for args, answer in [(("list", "pods", "-n", "dev"), "yes"),
-                         (("get", "pods/log", "web", "-n", "dev"), "yes"),
-                         (("create", "pods", "-n", "dev"), "no"),
-                         (("list", "pods", "-n", "prod"), "no"),
-                         (("get", "snapshots.hakube.io"), "no")]:
+    for args, answer in [
+        (("list", "pods", "-n", "dev"), "yes"),
+        (("get", "pods/log", "web", "-n", "dev"), "yes"),
+        (("create", "pods", "-n", "dev"), "no"),
+        (("list", "pods", "-n", "prod"), "no"),
+        (("get", "snapshots.hakube.io"), "no"),
+    ]:
         p = ctl(conf, "auth", "can-i", *args)
-        assert (p.stdout.strip(), p.returncode) == (answer, 0 if answer == "yes" else 1), \
-            (args, p.stdout, p.stderr)
+        assert (p.stdout.strip(), p.returncode) == (answer, 0 if answer == "yes" else 1), (
+            args,
+            p.stdout,
+            p.stderr,
+        )
     # Asking about someone else is impersonation: refused to alice, allowed to the admin.
     p = ctl(conf, "auth", "can-i", "list", "pods", "-n", "dev", "--as", "bob")
     assert p.returncode == 1 and 'cannot impersonate user "bob"' in p.stderr, p.stderr
-    p = ctl(applied.admin_config, "auth", "can-i", "get", "configmaps", "app-config", "-n", "dev",
-            "--as", "bob")
+    p = ctl(
+        applied.admin_config,
+        "auth",
+        "can-i",
+        "get",
+        "configmaps",
+        "app-config",
+        "-n",
+        "dev",
+        "--as",
+        "bob",
+    )
     assert (p.stdout.strip(), p.returncode) == ("yes", 0), p.stderr
-    p = ctl(applied.admin_config, "auth", "can-i", "get", "configmaps", "other", "-n", "dev",
-            "--as", "bob")
+    p = ctl(
+        applied.admin_config,
+        "auth",
+        "can-i",
+        "get",
+        "configmaps",
+        "other",
+        "-n",
+        "dev",
+        "--as",
+        "bob",
+    )
     assert (p.stdout.strip(), p.returncode) == ("no", 1), p.stderr
 
 
@@ -205,14 +255,14 @@ def test_ops_api_is_for_cluster_admins_only(applied: LocalCluster) -> None:
         with grpc.secure_channel(endpoint, channel_credentials(creds)) as ch:
             ops = ops_pb2_grpc.OpsServiceStub(ch)
             calls = [
-                functools.partial(lambda o: list(o.SaveSnapshot(
-                    ops_pb2.SaveSnapshotRequest(), timeout=10)), ops),
-                functools.partial(ops.RemoveMember, ops_pb2.RemoveMemberRequest(name="m3"),
-                                  timeout=10),
-                functools.partial(ops.TransferLeader, ops_pb2.TransferLeaderRequest(),
-                                  timeout=10),
-                functools.partial(ops.AddMember, ops_pb2.AddMemberRequest(name="m9"),
-                                  timeout=10),
+                functools.partial(
+                    lambda o: list(o.SaveSnapshot(ops_pb2.SaveSnapshotRequest(), timeout=10)), ops
+                ),
+                functools.partial(
+                    ops.RemoveMember, ops_pb2.RemoveMemberRequest(name="m3"), timeout=10
+                ),
+                functools.partial(ops.TransferLeader, ops_pb2.TransferLeaderRequest(), timeout=10),
+                functools.partial(ops.AddMember, ops_pb2.AddMemberRequest(name="m9"), timeout=10),
             ]
             for call in calls:
                 with pytest.raises(grpc.RpcError) as err:
@@ -223,8 +273,7 @@ def test_ops_api_is_for_cluster_admins_only(applied: LocalCluster) -> None:
     with applied.channel(endpoint) as ch:
         ops = ops_pb2_grpc.OpsServiceStub(ch)
         assert len(ops.ListMembers(ops_pb2.ListMembersRequest(), timeout=10).members) == 3
-        assert b"".join(c.data for c in ops.SaveSnapshot(ops_pb2.SaveSnapshotRequest(),
-                                                         timeout=30))
+        assert b"".join(c.data for c in ops.SaveSnapshot(ops_pb2.SaveSnapshotRequest(), timeout=30))
     assert all(m.alive for m in applied.masters)
 
 
@@ -243,7 +292,8 @@ def test_a_deleted_default_role_comes_back(applied: LocalCluster) -> None:
 
 
 def test_a_namespace_admin_cannot_bind_more_than_it_holds(
-        applied: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    applied: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     grant = """
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -253,12 +303,16 @@ roleRef: {kind: ClusterRole, name: admin, apiGroup: rbac.authorization.k8s.io}
 """
     assert ctl(applied.admin_config, "apply", "-f", "-", stdin=grant).returncode == 0
     nadia = user_config(applied, str(tmp_path_factory.mktemp("nadia")), "nadia")
-    fine = grant.replace("nadia-admin", "mallory-view").replace("nadia", "mallory") \
+    fine = (
+        grant.replace("nadia-admin", "mallory-view")
+        .replace("nadia", "mallory")
         .replace("name: admin", "name: view")
+    )
     p = ctl(nadia, "apply", "-f", "-", stdin=fine)
     assert p.returncode == 0, p.stderr
-    escalate = grant.replace("nadia-admin", "nadia-root").replace("name: admin",
-                                                                  "name: cluster-admin")
+    escalate = grant.replace("nadia-admin", "nadia-root").replace(
+        "name: admin", "name: cluster-admin"
+    )
     p = ctl(nadia, "apply", "-f", "-", stdin=escalate)
     assert p.returncode == 1
     assert 'user "nadia" may not bind ClusterRole "cluster-admin"' in p.stderr, p.stderr
@@ -275,9 +329,24 @@ def test_always_allow_turns_authorization_off_and_says_so(tmp_path: Path) -> Non
 
 
 def test_an_unknown_authorization_mode_is_refused(tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "hakube", "master", "--name", "m1", "--data-dir",
-                        str(tmp_path / "d"), "--raft-listen", "127.0.0.1:1",
-                        "--authorization-mode", "Webhook"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hakube",
+            "master",
+            "--name",
+            "m1",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--raft-listen",
+            "127.0.0.1:1",
+            "--authorization-mode",
+            "Webhook",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "--authorization-mode" in p.stderr
     assert not (tmp_path / "d").exists()

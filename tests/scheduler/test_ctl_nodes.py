@@ -22,8 +22,9 @@ def ctl(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory):  # typ
     home = str(tmp_path_factory.mktemp("home"))
 
     def run(*args: str, timeout: float = 60) -> Result:
-        env = ctl_env(home, HAKUBE_SERVER=",".join(cluster.endpoints()),
-                      HAKUBE_CONFIG=cluster.admin_config)
+        env = ctl_env(
+            home, HAKUBE_SERVER=",".join(cluster.endpoints()), HAKUBE_CONFIG=cluster.admin_config
+        )
         p = subprocess.run(
             ctl_command(*args), capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
         )

@@ -34,8 +34,16 @@ def agents(
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     d = str(tmp_path_factory.mktemp("agents"))
     token, ca_hash = token_for(cluster.endpoints())
-    extra = ["--node-lease-interval", "0.5", "--node-status-interval", "1",
-             "--capacity-cpu", "4", "--capacity-memory", "8Gi"]
+    extra = [
+        "--node-lease-interval",
+        "0.5",
+        "--node-status-interval",
+        "1",
+        "--capacity-cpu",
+        "4",
+        "--capacity-memory",
+        "8Gi",
+    ]
     local = LocalAgents(d, cluster.endpoints(), token=token, ca_hash=ca_hash, extra_args=extra)
     try:
         yield {a.name: a.proc for a in local.start(3) if a.proc is not None}

@@ -42,8 +42,9 @@ def schedule(client: Client, name: str) -> None:
 def test_up_schedules_pods_restarts_a_dead_component_and_stops_them(tmp_path: object) -> None:
     home = str(tmp_path)
     data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
-    up = Up(home, "--data-dir", data, "--client-config", cfg, "--nodes", "0",
-            "--restart-delay", "0.5")
+    up = Up(
+        home, "--data-dir", data, "--client-config", cfg, "--nodes", "0", "--restart-delay", "0.5"
+    )
     pids: list[int] = []
     try:
         up.expect("3 masters ready")

@@ -37,7 +37,8 @@ def _list_namespaces(endpoint: str, creds: grpc.ChannelCredentials | None) -> ob
     ch = grpc.secure_channel(endpoint, creds) if creds else grpc.insecure_channel(endpoint)
     with ch:
         return api_pb2_grpc.ObjectServiceStub(ch).List(
-            api_pb2.ListRequest(kind="Namespace"), timeout=5)
+            api_pb2.ListRequest(kind="Namespace"), timeout=5
+        )
 
 
 def test_a_plaintext_client_gets_an_error_and_no_data(cluster: LocalCluster) -> None:
@@ -72,18 +73,19 @@ def test_an_expired_certificate_is_a_clear_error(cluster: LocalCluster) -> None:
     with pytest.raises(Forbidden, match=r'client certificate of "hakube-admin" expired at'):
         Client(cluster.endpoints(), credentials=Credentials(cluster.credentials.ca, cert, key))
     with pytest.raises(grpc.RpcError):  # the master refuses it too
-        _list_namespaces(cluster.endpoints()[0],
-                         grpc.ssl_channel_credentials(cluster.credentials.ca, key, cert))
+        _list_namespaces(
+            cluster.endpoints()[0], grpc.ssl_channel_credentials(cluster.credentials.ca, key, cert)
+        )
 
 
 def test_a_cluster_certificate_works_and_the_caller_is_known(cluster: LocalCluster) -> None:
     resp = _list_namespaces(cluster.endpoints()[0], channel_credentials(cluster.credentials))
-    assert {"default", "kube-system"} <= {o.namespace.metadata.name
-                                          for o in resp.items}  # type: ignore[attr-defined]
+    assert {"default", "kube-system"} <= {o.namespace.metadata.name for o in resp.items}  # type: ignore[attr-defined]
 
 
-def test_a_master_impostor_is_not_trusted_by_the_client(cluster: LocalCluster,
-                                                        tmp_path: object) -> None:
+def test_a_master_impostor_is_not_trusted_by_the_client(
+    cluster: LocalCluster, tmp_path: object
+) -> None:
     """Whoever takes a master's address (e.g. the VIP) with a certificate of its own CA gets
     no request from a client: the client verifies the master against its configured CA."""
     evil = Pki(os.path.join(str(tmp_path), "evil"))
@@ -97,21 +99,27 @@ def test_a_master_impostor_is_not_trusted_by_the_client(cluster: LocalCluster,
             seen.append("request")
             return b""
 
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            "hakube.api.v1.ObjectService",
-            {"List": grpc.unary_unary_rpc_method_handler(list_)})])
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "hakube.api.v1.ObjectService",
+                    {"List": grpc.unary_unary_rpc_method_handler(list_)},
+                )
+            ]
+        )
         files = evil.master_tls("m1")
         port = server.add_secure_port("127.0.0.1:0", server_credentials(files))
         await server.start()
         try:
+
             def call() -> str:
-                with Client([f"127.0.0.1:{port}"], credentials=cluster.credentials,
-                            timeout=2) as c:
+                with Client([f"127.0.0.1:{port}"], credentials=cluster.credentials, timeout=2) as c:
                     try:
                         c.namespaces.list()
                     except Unavailable as exc:
                         return str(exc)
                 return "answered"
+
             message = await asyncio.to_thread(call)
         finally:
             await server.stop(0)
@@ -132,29 +140,53 @@ def test_the_authenticator_refuses_a_trusted_issuer_that_is_not_the_cluster_ca()
             return {"x509_pem_cert": [cert]}
 
     from hakube.apiserver.errors import Unauthenticated
+
     with pytest.raises(Unauthenticated, match='for "hakube-admin" is not from the cluster CA'):
         Authenticator("hakube-ca").identify(Ctx())  # type: ignore[arg-type]
     with pytest.raises(Unauthenticated, match="no client certificate"):
-        Authenticator("hakube-ca").identify(
-            type("C", (), {"auth_context": lambda self: {}})())  # type: ignore[arg-type]
+        Authenticator("hakube-ca").identify(type("C", (), {"auth_context": lambda self: {}})())  # type: ignore[arg-type]
 
 
 def test_hakubectl_with_an_admin_config_works_and_without_credentials_says_why(
-        cluster: LocalCluster, tmp_path: object) -> None:
+    cluster: LocalCluster, tmp_path: object
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAKUBE_")}
     env["HOME"] = str(tmp_path)
-    ok = subprocess.run([sys.executable, "-m", "hakube.cli.ctl", "--config",
-                         cluster.admin_config, "get", "ns", "default", "-o", "name"],
-                        capture_output=True, text=True, env=env, timeout=60)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hakube.cli.ctl",
+            "--config",
+            cluster.admin_config,
+            "get",
+            "ns",
+            "default",
+            "-o",
+            "name",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert ok.returncode == 0 and ok.stdout.strip() == "namespace/default", ok.stderr
     bare = os.path.join(str(tmp_path), "bare")
     with open(bare, "w") as f:
         f.write(f"servers: [{cluster.endpoints()[0]}]\n")
-    r = subprocess.run([sys.executable, "-m", "hakube.cli.ctl", "--config", bare, "get", "ns"],
-                       capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "hakube.cli.ctl", "--config", bare, "get", "ns"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.strip().splitlines()[-1].startswith(f"error: config file {bare}: no "
-                                                        "certificate-authority")
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: config file {bare}: no certificate-authority")
+    )
 
 
 @pytest.fixture
@@ -166,11 +198,11 @@ def private_cluster(tmp_path: object) -> Iterator[LocalCluster]:
 
 
 def test_a_cluster_with_its_own_ca_refuses_the_shared_test_admin(
-        private_cluster: LocalCluster) -> None:
+    private_cluster: LocalCluster,
+) -> None:
     from hakube.testing import pki as testpki
 
     with pytest.raises(grpc.RpcError):
-        _list_namespaces(private_cluster.endpoints()[0],
-                         channel_credentials(testpki.credentials()))
+        _list_namespaces(private_cluster.endpoints()[0], channel_credentials(testpki.credentials()))
     with private_cluster.client(timeout=5) as c:
         assert c.namespaces.get("default").metadata.name == "default"

@@ -37,12 +37,20 @@ def key_config(path: str, keys: list[tuple[str, bytes]], identity: bool = True) 
     """Write an EncryptionConfiguration (0600) with these aesgcm keys, identity last."""
     providers: list[dict[str, Any]] = []
     if keys:
-        providers.append({"aesgcm": {"keys": [
-            {"name": n, "secret": base64.b64encode(k).decode()} for n, k in keys]}})
+        providers.append(
+            {
+                "aesgcm": {
+                    "keys": [{"name": n, "secret": base64.b64encode(k).decode()} for n, k in keys]
+                }
+            }
+        )
     if identity:
         providers.append({"identity": {}})
-    doc = {"apiVersion": API_VERSION, "kind": "EncryptionConfiguration",
-           "resources": [{"resources": ["secrets"], "providers": providers}]}
+    doc = {
+        "apiVersion": API_VERSION,
+        "kind": "EncryptionConfiguration",
+        "resources": [{"resources": ["secrets"], "providers": providers}],
+    }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(doc, f)
@@ -67,8 +75,13 @@ def holding(paths: list[str], needles: list[bytes]) -> list[str]:
 
 
 def save_snapshot(c: Cluster, path: str) -> snapshot.Snapshot:
-    out = subprocess.run(procs.hakube_argv("snapshot", "save", path, "-s", c.endpoints()[0]),
-                         capture_output=True, text=True, timeout=60, env=c.env)
+    out = subprocess.run(
+        procs.hakube_argv("snapshot", "save", path, "-s", c.endpoints()[0]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=c.env,
+    )
     assert out.returncode == 0, out.stderr
     return snapshot.load(path)
 
@@ -79,8 +92,7 @@ def secret(name: str, value: bytes) -> core_pb2.Secret:
     return s
 
 
-def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
-        tmp_path: Any) -> None:
+def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(tmp_path: Any) -> None:
     conf = key_config(str(tmp_path / "enc.yaml"), [("key1", os.urandom(32))])
     canary = f"canary-{uuid.uuid4().hex}".encode()
     needles = [canary, base64.b64encode(canary), canary.hex().encode()]
@@ -93,8 +105,11 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
         # Enough writes that every master compacts its log into a dump.
         for i in range(120):
             client.create(core_pb2.ConfigMap(metadata={"name": f"fill-{i}"}))
-        wait_for(lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump"))
-                             for m in c.masters), 60, "every master compacted")
+        wait_for(
+            lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump")) for m in c.masters),
+            60,
+            "every master compacted",
+        )
         snap = save_snapshot(c, str(tmp_path / "backup.snap"))
         leader = c.leader()
         followers = [m for m in c.masters if m is not leader]
@@ -105,8 +120,11 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
         cm = core_pb2.ConfigMap(metadata={"name": "plain"})
         cm.binary_data["x"] = canary
         client.create(cm)
-        wait_for(lambda: holding([os.path.join(followers[0].data_dir, "raft.journal")],
-                                 [canary]) != [], 10, "a plain value in a follower's journal")
+        wait_for(
+            lambda: holding([os.path.join(followers[0].data_dir, "raft.journal")], [canary]) != [],
+            10,
+            "a plain value in a follower's journal",
+        )
         stored = snap.state["objects"]["Secret"][("default", "db")].value
         assert stored.startswith(PREFIX + b"aesgcm:v1:key1:")
         # Reads, lists and watches decrypt for the client.
@@ -114,9 +132,14 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
         assert client.get(core_pb2.Secret, "str").data["token"] == canary
         listed = client.list(core_pb2.Secret, label_selector="app=canary").items
         assert [s.data["password"] for s in listed] == [canary]
-        with c.client() as watcher, watcher.watch(
-                core_pb2.Secret, namespace="default",
-                resource_version=int(db.metadata.resource_version) - 1) as w:
+        with (
+            c.client() as watcher,
+            watcher.watch(
+                core_pb2.Secret,
+                namespace="default",
+                resource_version=int(db.metadata.resource_version) - 1,
+            ) as w,
+        ):
             seen: dict[str, bytes] = {}
             client.create(secret("later", canary + b"-2"))
             for ev in w:
@@ -131,9 +154,12 @@ def test_no_plain_secret_value_reaches_journal_dumps_snapshots_or_followers(
 def key1_cluster(tmp_path: Any, conf: str, k1: bytes) -> Iterator[tuple[Cluster, Any]]:
     """Three masters encrypting with key1 (config at ``conf``), Secrets s0..s4 = v0..v4."""
     key_config(conf, [("key1", k1)])
-    with LocalCluster(str(tmp_path / "c"), 3,
-                      extra_args=["--encryption-provider-config", conf]) as c, \
-            c.client() as client:
+    with (
+        LocalCluster(
+            str(tmp_path / "c"), 3, extra_args=["--encryption-provider-config", conf]
+        ) as c,
+        c.client() as client,
+    ):
         for i in range(5):
             client.create(secret(f"s{i}", f"v{i}".encode()))
         yield c, client
@@ -152,7 +178,7 @@ def rolling_restart(c: Cluster) -> None:
 
 def stored_prefixes(c: Cluster, path: str) -> set[bytes]:
     snap = save_snapshot(c, path)
-    return {rec.value[:len(PREFIX) + 15] for rec in snap.state["objects"]["Secret"].values()}
+    return {rec.value[: len(PREFIX) + 15] for rec in snap.state["objects"]["Secret"].values()}
 
 
 def start_refused(c: Cluster, m: MasterProc) -> str:
@@ -168,7 +194,8 @@ def start_refused(c: Cluster, m: MasterProc) -> str:
 
 
 def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
-        tmp_path: Any) -> None:
+    tmp_path: Any,
+) -> None:
     k1, k2 = os.urandom(32), os.urandom(32)
     conf = str(tmp_path / "enc.yaml")
     with key1_cluster(tmp_path, conf, k1) as (c, client):
@@ -202,7 +229,11 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         try:
             out = subprocess.run(
                 procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[1]),
-                capture_output=True, text=True, timeout=120, env=c.env)
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=c.env,
+            )
         finally:
             stop.set()
             t.join(30)
@@ -212,18 +243,25 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
             assert client.get(core_pb2.Secret, name).data["password"] == value
         assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
         # A second run finds nothing to rewrite: no Secret gets a new revision.
-        before = {s.metadata.name: s.metadata.resource_version
-                  for s in client.list(core_pb2.Secret).items}
-        out = subprocess.run(procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[0]),
-                             capture_output=True, text=True, timeout=60, env=c.env)
+        before = {
+            s.metadata.name: s.metadata.resource_version for s in client.list(core_pb2.Secret).items
+        }
+        out = subprocess.run(
+            procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[0]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=c.env,
+        )
         assert out.returncode == 0, out.stderr
-        assert {s.metadata.name: s.metadata.resource_version
-                for s in client.list(core_pb2.Secret).items} == before
+        assert {
+            s.metadata.name: s.metadata.resource_version for s in client.list(core_pb2.Secret).items
+        } == before
         key_config(conf, [("key2", k2)])
         rolling_restart(c)
-        assert {s.metadata.name: s.data["password"]
-                for s in client.list(core_pb2.Secret).items} == {
-            **last, **{f"s{i}": f"v{i}".encode() for i in range(5, 60)}, "new": b"fresh"}
+        assert {
+            s.metadata.name: s.data["password"] for s in client.list(core_pb2.Secret).items
+        } == {**last, **{f"s{i}": f"v{i}".encode() for i in range(5, 60)}, "new": b"fresh"}
 
         m = c.masters[2]
         # A key with the right name but another secret cannot open the stored Secrets.
@@ -262,8 +300,11 @@ def sighup_all(c: Cluster, expect: str) -> None:
     for m in c.masters:
         assert m.proc is not None
         os.kill(m.proc.pid, signal.SIGHUP)
-    wait_for(lambda: all(log_count(m, expect) > before[m.name] for m in c.masters), 20,
-             f"{expect!r} logged by every master")
+    wait_for(
+        lambda: all(log_count(m, expect) > before[m.name] for m in c.masters),
+        20,
+        f"{expect!r} logged by every master",
+    )
 
 
 def test_keys_rotate_on_sighup_and_a_bad_reload_keeps_the_old_keys(tmp_path: Any) -> None:
@@ -275,8 +316,13 @@ def test_keys_rotate_on_sighup_and_a_bad_reload_keeps_the_old_keys(tmp_path: Any
         sighup_all(c, 'writes use Secret: aesgcm key "key1"')
         key_config(conf, [("key2", k2), ("key1", k1)])
         sighup_all(c, 'writes use Secret: aesgcm key "key2"')
-        out = subprocess.run(procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[0]),
-                             capture_output=True, text=True, timeout=60, env=c.env)
+        out = subprocess.run(
+            procs.hakube_argv("secrets", "reencrypt", "-s", c.endpoints()[0]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=c.env,
+        )
         assert out.returncode == 0, out.stderr
         assert stored_prefixes(c, str(tmp_path / "a.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
         # A config without key2 cannot open what is stored: refused, key2 stays in use.
@@ -286,6 +332,7 @@ def test_keys_rotate_on_sighup_and_a_bad_reload_keeps_the_old_keys(tmp_path: Any
         key_config(conf, [("key2", k2)])
         sighup_all(c, 'writes use Secret: aesgcm key "key2"')
         assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
-        assert {s.metadata.name: s.data["password"] for s in client.list(core_pb2.Secret).items
-                } == {**{f"s{i}": f"v{i}".encode() for i in range(5)}, "after-bad": b"x"}
+        assert {
+            s.metadata.name: s.data["password"] for s in client.list(core_pb2.Secret).items
+        } == {**{f"s{i}": f"v{i}".encode() for i in range(5)}, "after-bad": b"x"}
         assert [m.proc.pid for m in c.masters if m.proc is not None] == pids  # no restart

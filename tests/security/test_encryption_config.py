@@ -21,17 +21,30 @@ KEY = base64.b64encode(os.urandom(32)).decode()
 HEAD = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
 
 
-@pytest.mark.parametrize("body,message", [
-    ("resources: []\n", "resources: required"),
-    ("resources:\n- resources: [pods]\n  providers: [{identity: {}}]\n",
-     r"resources\[0\]\.resources\[0\]: \"pods\" cannot be encrypted"),
-    ("resources:\n- resources: [secrets]\n  providers: [{kms: {}}]\n",
-     r"providers\[0\]: provider \"kms\" is not supported"),
-    ("resources:\n- resources: [secrets]\n  providers:\n  - aesgcm: {keys: [{name: k, "
-     "secret: c2hvcnQ=}]}\n", r"keys\[0\]\.secret: must decode to 16, 24 or 32 bytes, not 5"),
-    ("resources:\n- resources: [secrets]\n  providers:\n  - aesgcm: {keys: [{name: 'a:b', "
-     f"secret: {KEY}}}]}}\n", r"keys\[0\]\.name: required, without ':'"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("resources: []\n", "resources: required"),
+        (
+            "resources:\n- resources: [pods]\n  providers: [{identity: {}}]\n",
+            r"resources\[0\]\.resources\[0\]: \"pods\" cannot be encrypted",
+        ),
+        (
+            "resources:\n- resources: [secrets]\n  providers: [{kms: {}}]\n",
+            r"providers\[0\]: provider \"kms\" is not supported",
+        ),
+        (
+            "resources:\n- resources: [secrets]\n  providers:\n  - aesgcm: {keys: [{name: k, "
+            "secret: c2hvcnQ=}]}\n",
+            r"keys\[0\]\.secret: must decode to 16, 24 or 32 bytes, not 5",
+        ),
+        (
+            "resources:\n- resources: [secrets]\n  providers:\n  - aesgcm: {keys: [{name: 'a:b', "
+            f"secret: {KEY}}}]}}\n",
+            r"keys\[0\]\.name: required, without ':'",
+        ),
+    ],
+)
 def test_a_bad_config_is_one_line_naming_the_field(body: str, message: str) -> None:
     with pytest.raises(EncryptionConfigError, match=message):
         parse_config(HEAD + body, "enc.yaml")
@@ -49,8 +62,11 @@ def test_a_sealed_value_opens_only_under_its_own_object_and_key(tmp_path: Any) -
         other.read("Secret", "default", "db", sealed)
     assert t.read("Secret", "default", "old", b"\n\x06legacy") == b"\n\x06legacy"  # identity
     assert t.read("ConfigMap", "default", "cm", b"x") == b"x"  # not configured: clear
-    no_identity = parse_config(HEAD + "resources:\n- resources: [secrets]\n  providers:\n"
-                               f"  - aesgcm: {{keys: [{{name: k, secret: {KEY}}}]}}\n", "c")
+    no_identity = parse_config(
+        HEAD + "resources:\n- resources: [secrets]\n  providers:\n"
+        f"  - aesgcm: {{keys: [{{name: k, secret: {KEY}}}]}}\n",
+        "c",
+    )
     with pytest.raises(DecryptError, match="stored with identity"):
         no_identity.read("Secret", "default", "old", b"\n\x06legacy")
 
@@ -75,11 +91,14 @@ def test_bootstrap_tokens_are_read_from_sealed_secrets() -> None:
     token = bootstrap.generate()
     secret = core_pb2.Secret(type=bootstrap.SECRET_TYPE)
     secret.data.update(bootstrap.secret_data(token, None))
-    sealed = t.write("Secret", bootstrap.SECRET_NAMESPACE, token.secret_name,
-                     secret.SerializeToString())
+    sealed = t.write(
+        "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, secret.SerializeToString()
+    )
     fsm = StoreFSM()
-    fsm.apply_batch([("c", "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed,
-                      {}, {}, 0)], _doApply=True)
+    fsm.apply_batch(
+        [("c", "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed, {}, {}, 0)],
+        _doApply=True,
+    )
     assert set(BootstrapTokens(fsm, transformer=t).tokens()) == {token.id}
     # A master without the key sees no token (and its start-up check stops it).
     assert BootstrapTokens(fsm).tokens() == {}

@@ -49,8 +49,10 @@ def test_a_group_readable_data_dir_is_refused_with_the_fix(tmp_path: Any) -> Non
     os.chmod(m.data_dir, 0o755)  # as older versions created it
     c.start(m)
     assert m.proc is not None and m.proc.wait(30) == 1
-    assert c.tail(m, 1).strip() == (f"hakube master: data dir {m.data_dir} is accessible by "
-                                     f"group or others (mode 755); run `chmod 700 {m.data_dir}`")
+    assert c.tail(m, 1).strip() == (
+        f"hakube master: data dir {m.data_dir} is accessible by "
+        f"group or others (mode 755); run `chmod 700 {m.data_dir}`"
+    )
     assert not os.path.exists(os.path.join(m.data_dir, "raft.journal"))
 
 
@@ -59,8 +61,14 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
     canary = f"canary-{uuid.uuid4().hex}"
     c = LocalCluster(str(tmp_path / "c"), 3, extra_args=["--compaction-min-entries", "30"])
     scheduled = str(tmp_path / "scheduled")
-    c.masters[0].extra_args += ["--audit-log-path", audit, "--snapshot-dir", scheduled,
-                                "--snapshot-interval", "0.5"]
+    c.masters[0].extra_args += [
+        "--audit-log-path",
+        audit,
+        "--snapshot-dir",
+        scheduled,
+        "--snapshot-interval",
+        "0.5",
+    ]
     with c, c.client() as client:
         one = Client([c.masters[0].api], credentials=c.credentials)  # every call reaches m1
         s = core_pb2.Secret(metadata={"name": "db"})
@@ -76,28 +84,58 @@ def test_masters_create_owner_only_files_and_log_every_request(tmp_path: Any) ->
             assert first is not None and first.metadata.name == "db"
         for i in range(40):
             client.create(core_pb2.ConfigMap(metadata={"name": f"fill-{i}"}))
-        wait_for(lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump"))
-                             for m in c.masters), 60, "every master compacted")
+        wait_for(
+            lambda: all(os.path.exists(os.path.join(m.data_dir, "raft.dump")) for m in c.masters),
+            60,
+            "every master compacted",
+        )
         snap = str(tmp_path / "backup.snap")
-        out = subprocess.run(procs.hakube_argv("snapshot", "save", snap, "-s", c.endpoints()[0]),
-                             capture_output=True, text=True, timeout=60, env=c.env)
+        out = subprocess.run(
+            procs.hakube_argv("snapshot", "save", snap, "-s", c.endpoints()[0]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=c.env,
+        )
         assert out.returncode == 0, out.stderr
         assert mode(snap) == 0o600
         restored = str(tmp_path / "restored")
-        out = subprocess.run(procs.hakube_argv("snapshot", "restore", snap, "--data-dir",
-                                               restored, "--name", "r1", "--raft-listen",
-                                               "127.0.0.1:1"),
-                             capture_output=True, text=True, timeout=60, env=c.env)
+        out = subprocess.run(
+            procs.hakube_argv(
+                "snapshot",
+                "restore",
+                snap,
+                "--data-dir",
+                restored,
+                "--name",
+                "r1",
+                "--raft-listen",
+                "127.0.0.1:1",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=c.env,
+        )
         assert out.returncode == 0, out.stderr
-        wait_for(lambda: any(n.endswith(".snap") for n in os.listdir(scheduled)), 20,
-                 "a scheduled snapshot")
+        wait_for(
+            lambda: any(n.endswith(".snap") for n in os.listdir(scheduled)),
+            20,
+            "a scheduled snapshot",
+        )
 
         def logged() -> list[dict[str, Any]]:
-            return [r for r in audit_lines(audit) if r["resource"] in ("secrets", "namespaces",
-                                                                       "configmaps")]
+            return [
+                r
+                for r in audit_lines(audit)
+                if r["resource"] in ("secrets", "namespaces", "configmaps")
+            ]
 
-        wait_for(lambda: len([r for r in logged() if r["name"] == "absent"]) == 1, 10,
-                 "the audit records")
+        wait_for(
+            lambda: len([r for r in logged() if r["name"] == "absent"]) == 1,
+            10,
+            "the audit records",
+        )
         one.close()
     for m in c.masters:
         assert mode(m.data_dir) == 0o700
@@ -143,14 +181,17 @@ def test_the_audit_log_rotates_by_size_and_keeps_the_backups_asked_for(tmp_path:
 
 def test_an_audit_policy_drops_what_it_says_and_refuses_body_levels(tmp_path: Any) -> None:
     policy = tmp_path / "policy.yaml"
-    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
-                      "- level: None\n  users: [alice]\n- level: Metadata\n")
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+        "- level: None\n  users: [alice]\n- level: Metadata\n"
+    )
     log = AuditLog(AuditSettings(path=str(tmp_path / "a.log"), policy_file=str(policy)))
     assert log.level("alice", (), "get", "secrets", "") == "None"
     assert log.level("bob", (), "get", "secrets", "") == "Metadata"
     log.close()
-    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
-                      "- level: RequestResponse\n")
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n"
+    )
     with pytest.raises(AuditError, match=r"rules\[0\]\.level: 'RequestResponse' is not "):
         AuditLog(AuditSettings(path=str(tmp_path / "b.log"), policy_file=str(policy)))
 
@@ -158,6 +199,7 @@ def test_an_audit_policy_drops_what_it_says_and_refuses_body_levels(tmp_path: An
 def test_the_audit_record_carries_the_final_code_whatever_ended_the_call(tmp_path: Any) -> None:
     """In-process: a handler that fails unexpectedly is UNKNOWN, a refused one its ApiError's
     code, as the client sees them."""
+
     class Who:
         def identify(self, ctx: Any) -> Identity:
             return Identity("alice", ("devs",))
@@ -165,9 +207,15 @@ def test_the_audit_record_carries_the_final_code_whatever_ended_the_call(tmp_pat
     path = str(tmp_path / "audit.log")
     log = AuditLog(AuditSettings(path=path))
     # Only ``unary`` is used: no object API, watch hub or cluster status behind it.
-    server = ApiServer(None, None, MasterMetrics(), None,  # type: ignore[arg-type]
-                       authenticator=Who(),  # type: ignore[arg-type]
-                       authorizer=Authorizer(StoreFSM(), "AlwaysAllow"), audit=log)
+    server = ApiServer(
+        None,
+        None,
+        MasterMetrics(),
+        None,  # type: ignore[arg-type]
+        authenticator=Who(),  # type: ignore[arg-type]
+        authorizer=Authorizer(StoreFSM(), "AlwaysAllow"),
+        audit=log,
+    )
 
     async def broken(req: Any) -> Any:
         raise RuntimeError("a bug")
@@ -177,15 +225,25 @@ def test_the_audit_record_carries_the_final_code_whatever_ended_the_call(tmp_pat
 
     async def main() -> list[grpc.StatusCode]:
         srv = grpc.aio.server()
-        srv.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.S", {
-            "Get": server.unary("Get", broken, api_pb2.GetRequest),
-            "Delete": server.unary("Delete", refused, api_pb2.DeleteRequest)})])
+        srv.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "t.S",
+                    {
+                        "Get": server.unary("Get", broken, api_pb2.GetRequest),
+                        "Delete": server.unary("Delete", refused, api_pb2.DeleteRequest),
+                    },
+                )
+            ]
+        )
         port = srv.add_insecure_port("127.0.0.1:0")
         await srv.start()
         codes = []
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            for method, req in (("Get", api_pb2.GetRequest(kind="Secret", name="a")),
-                                ("Delete", api_pb2.DeleteRequest(kind="Secret", name="b"))):
+            for method, req in (
+                ("Get", api_pb2.GetRequest(kind="Secret", name="a")),
+                ("Delete", api_pb2.DeleteRequest(kind="Secret", name="b")),
+            ):
                 try:
                     await ch.unary_unary(f"/t.S/{method}")(req.SerializeToString())
                 except grpc.aio.AioRpcError as exc:
@@ -197,5 +255,4 @@ def test_the_audit_record_carries_the_final_code_whatever_ended_the_call(tmp_pat
     log.close()
     assert codes == [grpc.StatusCode.UNKNOWN, grpc.StatusCode.PERMISSION_DENIED]
     got = [(r["verb"], r["name"], r["user"], r["code"]) for r in audit_lines(path)]
-    assert got == [("get", "a", "alice", "UNKNOWN"), ("delete", "b", "alice",
-                                                      "PERMISSION_DENIED")]
+    assert got == [("get", "a", "alice", "UNKNOWN"), ("delete", "b", "alice", "PERMISSION_DENIED")]

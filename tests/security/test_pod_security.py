@@ -41,26 +41,42 @@ def namespace(client: Client, level: str | None) -> str:
 
 def pod(name: str, ns: str, **spec: Any) -> pod_pb2.Pod:
     spec.setdefault("containers", [{"name": "c", "image": "busybox:1"}])
-    p: pod_pb2.Pod = convert.from_dict({"apiVersion": "v1", "kind": "Pod",  # type: ignore[assignment]
-                                        "metadata": {"name": name, "namespace": ns},
-                                        "spec": spec})
+    p: pod_pb2.Pod = convert.from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",  # type: ignore[assignment]
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }
+    )
     return p
 
 
 ROOT_ON_THE_NODE = [
-    ("privileged", {"containers": [{"name": "c", "image": "busybox:1",
-                                    "securityContext": {"privileged": True}}]},
-     "spec.containers[0].securityContext.privileged: privileged containers are not allowed"),
-    ("hostpath", {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
-     "spec.volumes[0].hostPath: hostPath volumes are not allowed"),
+    (
+        "privileged",
+        {
+            "containers": [
+                {"name": "c", "image": "busybox:1", "securityContext": {"privileged": True}}
+            ]
+        },
+        "spec.containers[0].securityContext.privileged: privileged containers are not allowed",
+    ),
+    (
+        "hostpath",
+        {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
+        "spec.volumes[0].hostPath: hostPath volumes are not allowed",
+    ),
     ("hostnet", {"hostNetwork": True}, "spec.hostNetwork: host namespaces are not allowed"),
 ]
 
 
-@pytest.mark.parametrize(("name", "spec", "field"), ROOT_ON_THE_NODE,
-                         ids=[c[0] for c in ROOT_ON_THE_NODE])
+@pytest.mark.parametrize(
+    ("name", "spec", "field"), ROOT_ON_THE_NODE, ids=[c[0] for c in ROOT_ON_THE_NODE]
+)
 def test_a_default_namespace_refuses_host_access_with_the_field_and_the_level(
-        client: Client, name: str, spec: dict[str, Any], field: str) -> None:
+    client: Client, name: str, spec: dict[str, Any], field: str
+) -> None:
     for ns in ("default", namespace(client, None)):
         with pytest.raises(Forbidden) as err:
             client.pods.create(pod(name, ns, **spec))
@@ -69,10 +85,12 @@ def test_a_default_namespace_refuses_host_access_with_the_field_and_the_level(
             client.pods.get(name, namespace=ns)
 
 
-@pytest.mark.parametrize(("name", "spec", "field"), ROOT_ON_THE_NODE,
-                         ids=[c[0] for c in ROOT_ON_THE_NODE])
+@pytest.mark.parametrize(
+    ("name", "spec", "field"), ROOT_ON_THE_NODE, ids=[c[0] for c in ROOT_ON_THE_NODE]
+)
 def test_a_namespace_labelled_privileged_accepts_host_access(
-        client: Client, name: str, spec: dict[str, Any], field: str) -> None:
+    client: Client, name: str, spec: dict[str, Any], field: str
+) -> None:
     ns = namespace(client, "privileged")
     client.pods.create(pod(name, ns, **spec))
     assert client.pods.get(name, namespace=ns).metadata.uid
@@ -84,8 +102,7 @@ def test_kube_system_is_privileged_unless_labelled(client: Client) -> None:
     client.pods.delete(name, namespace="kube-system", grace_period_seconds=0)
 
 
-def test_a_restricted_namespace_wants_a_non_root_pod_without_privileges(
-        client: Client) -> None:
+def test_a_restricted_namespace_wants_a_non_root_pod_without_privileges(client: Client) -> None:
     ns = namespace(client, "restricted")
     with pytest.raises(Forbidden) as err:
         client.pods.create(pod("root", ns))
@@ -93,21 +110,32 @@ def test_a_restricted_namespace_wants_a_non_root_pod_without_privileges(
     assert msg.startswith('pod "root": violates PodSecurity "restricted": ')
     assert "spec.containers[0].securityContext.runAsNonRoot: must be true" in msg
     assert "allowPrivilegeEscalation: must be false" in msg
-    hardened = {"name": "c", "image": "busybox:1", "securityContext": {
-        "runAsNonRoot": True, "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}
+    hardened = {
+        "name": "c",
+        "image": "busybox:1",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+        },
+    }
     client.pods.create(pod("hardened", ns, containers=[hardened]))
 
 
-def test_templates_are_checked_and_unchanged_templates_may_still_be_updated(
-        client: Client) -> None:
+def test_templates_are_checked_and_unchanged_templates_may_still_be_updated(client: Client) -> None:
     ns = namespace(client, "privileged")
-    body = {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "agentish", "namespace": ns},
-            "spec": {"selector": {"matchLabels": {"app": "a"}},
-                     "template": {"metadata": {"labels": {"app": "a"}},
-                                  "spec": {"hostNetwork": True, "containers": [
-                                      {"name": "c", "image": "busybox:1"}]}}}}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "agentish", "namespace": ns},
+        "spec": {
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": "busybox:1"}]},
+            },
+        },
+    }
     client.create(convert.from_dict(body))
     # the namespace becomes stricter: the existing Deployment can still be scaled...
     nso = client.get(core_pb2.Namespace, ns)
@@ -121,18 +149,37 @@ def test_templates_are_checked_and_unchanged_templates_may_still_be_updated(
     d.spec.template.spec.containers[0].image = "busybox:2"
     with pytest.raises(Forbidden) as err:
         client.update(d)
-    assert str(err.value) == ('deployment "agentish": violates PodSecurity "baseline": '
-                              "spec.template.spec.hostNetwork: host namespaces are not allowed")
+    assert str(err.value) == (
+        'deployment "agentish": violates PodSecurity "baseline": '
+        "spec.template.spec.hostNetwork: host namespaces are not allowed"
+    )
     body["metadata"] = {"name": "again", "namespace": ns}
     with pytest.raises(Forbidden, match="spec.template.spec.hostNetwork"):
         client.create(convert.from_dict(body))
-    cron = {"apiVersion": "batch/v1", "kind": "CronJob",
-            "metadata": {"name": "c", "namespace": ns},
-            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
-                "restartPolicy": "Never", "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
-                "containers": [{"name": "c", "image": "busybox:1"}]}}}}}}
-    with pytest.raises(Forbidden, match=r"spec\.jobTemplate\.spec\.template\.spec\.volumes\[0\]"
-                                        r"\.hostPath: hostPath volumes are not allowed"):
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "c", "namespace": ns},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+                            "containers": [{"name": "c", "image": "busybox:1"}],
+                        }
+                    }
+                }
+            },
+        },
+    }
+    with pytest.raises(
+        Forbidden,
+        match=r"spec\.jobTemplate\.spec\.template\.spec\.volumes\[0\]"
+        r"\.hostPath: hostPath volumes are not allowed",
+    ):
         client.create(convert.from_dict(cron))
 
 
@@ -142,8 +189,9 @@ def test_an_unknown_level_label_is_refused_and_changes_nothing(client: Client) -
     bad.metadata.labels[LABEL_ENFORCE] = "permissive"
     with pytest.raises(Invalid) as err:
         client.create(bad)
-    assert f"metadata.labels[{LABEL_ENFORCE}]: unknown Pod Security level \"permissive\"" \
-        in str(err.value)
+    assert f'metadata.labels[{LABEL_ENFORCE}]: unknown Pod Security level "permissive"' in str(
+        err.value
+    )
     with pytest.raises(NotFound):
         client.get(core_pb2.Namespace, bad.metadata.name)
     ns = namespace(client, "restricted")

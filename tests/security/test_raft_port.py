@@ -46,8 +46,11 @@ def healthy(cluster: LocalCluster, api: Api) -> None:
 
 
 def expect_refusal(m: MasterProc, reason: str, before: float) -> None:
-    wait_for(lambda: rawraft.refused(m.metrics).get(reason, 0) >= before + 1, 10,
-             f"{m.name} to count a {reason} refusal")
+    wait_for(
+        lambda: rawraft.refused(m.metrics).get(reason, 0) >= before + 1,
+        10,
+        f"{m.name} to count a {reason} refusal",
+    )
 
 
 def attackers(cluster: LocalCluster) -> dict[str, tuple[rawraft.Identity | None, str]]:
@@ -56,20 +59,38 @@ def attackers(cluster: LocalCluster) -> dict[str, tuple[rawraft.Identity | None,
     return {
         "plaintext": (None, "handshake"),
         "another CA": (rawraft.foreign_identity(pki, master), "handshake"),
-        "a node's certificate": (rawraft.cluster_identity(
-            pki, certs.Identity(names.node_user("n1"), (names.NODES_GROUP,))), "not_member"),
-        "the admin's certificate": (rawraft.cluster_identity(
-            pki, certs.Identity(names.ADMIN_USER, (names.ADMINS_GROUP,))), "not_member"),
-        "a master that is not a member": (rawraft.cluster_identity(
-            pki, certs.Identity(names.master_user("m9"), (names.MASTERS_GROUP,))),
-            "not_member"),
+        "a node's certificate": (
+            rawraft.cluster_identity(
+                pki, certs.Identity(names.node_user("n1"), (names.NODES_GROUP,))
+            ),
+            "not_member",
+        ),
+        "the admin's certificate": (
+            rawraft.cluster_identity(pki, certs.Identity(names.ADMIN_USER, (names.ADMINS_GROUP,))),
+            "not_member",
+        ),
+        "a master that is not a member": (
+            rawraft.cluster_identity(
+                pki, certs.Identity(names.master_user("m9"), (names.MASTERS_GROUP,))
+            ),
+            "not_member",
+        ),
     }
 
 
-@pytest.mark.parametrize("how", ["plaintext", "another CA", "a node's certificate",
-                                 "the admin's certificate", "a master that is not a member"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "plaintext",
+        "another CA",
+        "a node's certificate",
+        "the admin's certificate",
+        "a master that is not a member",
+    ],
+)
 def test_a_pickle_that_creates_a_file_never_runs_on_a_master(
-        cluster: LocalCluster, api: Api, tmp_path: Path, how: str) -> None:
+    cluster: LocalCluster, api: Api, tmp_path: Path, how: str
+) -> None:
     identity, reason = attackers(cluster)[how]
     for m in cluster.masters:
         target = tmp_path / f"created-by-{m.name}"
@@ -82,16 +103,20 @@ def test_a_pickle_that_creates_a_file_never_runs_on_a_master(
     healthy(cluster, api)
 
 
-@pytest.mark.parametrize("message,reason", [
-    (["add", "127.0.0.1:1"], "utility"),
-    (["remove", "m3"], "utility"),
-    (["status"], "utility"),
-    (["set_version", 9], "utility"),
-    (["transfer", "m3"], "utility"),
-    ("readonly", "readonly"),
-])
+@pytest.mark.parametrize(
+    "message,reason",
+    [
+        (["add", "127.0.0.1:1"], "utility"),
+        (["remove", "m3"], "utility"),
+        (["status"], "utility"),
+        (["set_version", 9], "utility"),
+        (["transfer", "m3"], "utility"),
+        ("readonly", "readonly"),
+    ],
+)
 def test_utility_commands_and_readonly_peers_are_refused_even_with_a_member_certificate(
-        cluster: LocalCluster, api: Api, message: object, reason: str) -> None:
+    cluster: LocalCluster, api: Api, message: object, reason: str
+) -> None:
     m1, m2, m3 = cluster.masters
     if isinstance(message, list) and message[1:] == ["m3"]:
         message = [message[0], m3.raft]
@@ -99,8 +124,9 @@ def test_utility_commands_and_readonly_peers_are_refused_even_with_a_member_cert
     leader_before = cluster.leader().name
     for target in (m1, m3):
         before = rawraft.refused(target.metrics).get(reason, 0)
-        out = rawraft.talk(target.raft, rawraft.frame(message),
-                           rawraft.member_identity(cluster.pki, "m2"))
+        out = rawraft.talk(
+            target.raft, rawraft.frame(message), rawraft.member_identity(cluster.pki, "m2")
+        )
         assert out.closed and not out.frames  # pysyncobj would have answered
         expect_refusal(target, reason, before)
     healthy(cluster, api)
@@ -109,7 +135,8 @@ def test_utility_commands_and_readonly_peers_are_refused_even_with_a_member_cert
 
 
 def test_a_member_certificate_claiming_another_members_address_is_refused_as_spoofed(
-        cluster: LocalCluster, api: Api) -> None:
+    cluster: LocalCluster, api: Api
+) -> None:
     m1, m2, m3 = cluster.masters
     before = rawraft.refused(m1.metrics).get("spoofed", 0)
     out = rawraft.talk(m1.raft, rawraft.frame(m3.raft), rawraft.member_identity(cluster.pki, "m2"))

@@ -30,7 +30,7 @@ def _write(client: object, names: range) -> None:
 
 
 def _names(c: LocalCluster, endpoint: str | None = None) -> set[str]:
-    with (c.client() if endpoint is None else _one(c, endpoint)) as cl:
+    with c.client() if endpoint is None else _one(c, endpoint) as cl:
         return {o.metadata.name for o in cl.list("configmaps", namespace="default").items}
 
 
@@ -40,10 +40,12 @@ def _one(c: LocalCluster, endpoint: str) -> object:
     return Client([endpoint], credentials=c.credentials)
 
 
-@pytest.mark.parametrize("point", ["dump-before-rename", "dump-after-rename",
-                                   "compaction-before-journal-drop"])
+@pytest.mark.parametrize(
+    "point", ["dump-before-rename", "dump-after-rename", "compaction-before-journal-drop"]
+)
 def test_every_master_killed_at_the_same_compaction_step_loses_nothing(
-        tmp_path: Path, point: str) -> None:
+    tmp_path: Path, point: str
+) -> None:
     with LocalCluster(str(tmp_path), 3, extra_args=COMPACT_EVERY) as c:
         with c.client() as cl:
             _write(cl, range(30))
@@ -80,8 +82,7 @@ def test_every_master_killed_at_the_same_compaction_step_loses_nothing(
 
 
 @pytest.mark.parametrize("point", ["snapshot-before-rename", "snapshot-after-rename"])
-def test_a_follower_killed_while_installing_a_snapshot_recovers(tmp_path: Path,
-                                                                point: str) -> None:
+def test_a_follower_killed_while_installing_a_snapshot_recovers(tmp_path: Path, point: str) -> None:
     with LocalCluster(str(tmp_path), 3, extra_args=COMPACT_EVERY) as c:
         c.start_all()
         follower = next(m for m in c.masters if m is not c.leader())
@@ -95,8 +96,11 @@ def test_a_follower_killed_while_installing_a_snapshot_recovers(tmp_path: Path,
         wait_for(lambda: not follower.alive, 60, f"the follower to die at {point}")
         c.start(follower)
         c.wait_ready([follower], timeout=90)
-        wait_for(lambda: len(_names(c, follower.api)) == 300, 60,
-                 "the restarted follower to hold every write")
+        wait_for(
+            lambda: len(_names(c, follower.api)) == 300,
+            60,
+            "the restarted follower to hold every write",
+        )
 
 
 def test_an_unknown_failpoint_is_refused(tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ def _fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_term_and_vote_are_durable_without_fsync(
-    raft_cluster: Callable[..., InProcessCluster], monkeypatch: pytest.MonkeyPatch,
+    raft_cluster: Callable[..., InProcessCluster],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A member that forgets its vote after a power loss can vote twice in one term."""
     seen = _fsynced_paths(monkeypatch)
@@ -129,7 +130,8 @@ def test_term_and_vote_are_durable_without_fsync(
 
 
 def test_replaced_files_are_synced_then_renamed_then_their_directory_synced(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pysyncobj import serializer
 
@@ -142,10 +144,15 @@ def test_replaced_files_are_synced_then_renamed_then_their_directory_synced(
     dst.write_bytes(b"old")
     order: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (order.append(
-        "fsync " + os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (order.append("rename"),
-                                                     real_replace(a, b))[1])
+    monkeypatch.setattr(
+        os,
+        "fsync",
+        lambda fd: (
+            order.append("fsync " + os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))),
+            real_fsync(fd),
+        )[1],
+    )
+    monkeypatch.setattr(os, "replace", lambda a, b: (order.append("rename"), real_replace(a, b))[1])
     serializer.atomicReplace(str(src), str(dst))
     assert order == ["fsync dump.tmp", "rename", f"fsync {tmp_path.name}"]
     assert dst.read_bytes() == b"new"

@@ -16,8 +16,14 @@ def apply(f: StoreFSM, *ops: store.Op) -> list[store.Result]:
     return f.apply_batch(list(ops), _doApply=True)
 
 
-def create(name: str, value: bytes = b"v", ns: str = "default", rid: str = "",
-           labels: dict[str, str] | None = None, lease: int = 0) -> store.Op:
+def create(
+    name: str,
+    value: bytes = b"v",
+    ns: str = "default",
+    rid: str = "",
+    labels: dict[str, str] | None = None,
+    lease: int = 0,
+) -> store.Op:
     return ("c", rid, "Pod", ns, name, value, labels or {}, {"metadata.name": name}, lease)
 
 
@@ -143,8 +149,19 @@ def test_two_replicas_fed_the_same_log_end_identical() -> None:
             if choice < 0.4:
                 batch.append(create(name, rid=f"r{rnd.randint(0, 50)}"))
             elif choice < 0.8:
-                batch.append(("u", "", "Pod", "default", name, bytes([rnd.randint(0, 255)]), {},
-                              {}, rnd.randint(0, 30)))
+                batch.append(
+                    (
+                        "u",
+                        "",
+                        "Pod",
+                        "default",
+                        name,
+                        bytes([rnd.randint(0, 255)]),
+                        {},
+                        {},
+                        rnd.randint(0, 30),
+                    )
+                )
             else:
                 batch.append(("d", "", "Pod", "default", name, 0))
         log.append(batch)

@@ -23,7 +23,8 @@ def submit_all(node: object, ops: list[store.Op], timeout: float = 20) -> list[s
 
 
 def test_concurrent_writes_are_group_committed_into_few_raft_commands(
-        raft_cluster: Callable[..., InProcessCluster], caplog: pytest.LogCaptureFixture) -> None:
+    raft_cluster: Callable[..., InProcessCluster], caplog: pytest.LogCaptureFixture
+) -> None:
     c = raft_cluster(3)
     for name in c.addrs:
         c.start(name)
@@ -44,7 +45,8 @@ def test_concurrent_writes_are_group_committed_into_few_raft_commands(
 
 
 def test_writes_through_a_follower_reach_every_replica(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = raft_cluster(3)
     for name in c.addrs:
         c.start(name)
@@ -57,7 +59,8 @@ def test_writes_through_a_follower_reach_every_replica(
 
 
 def test_a_minority_member_fails_fast_with_unavailable(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = raft_cluster(3)
     for name in c.addrs:
         c.start(name)
@@ -83,10 +86,17 @@ def test_a_proposal_that_never_commits_expires_as_outcome_unknown(tmp_path: obje
     from hakube.testing.raft import member_tls
 
     a, b = free_ports(2)
-    node = RaftNode(RaftSettings(name="solo", raft_address=f"127.0.0.1:{a}",
-                                 peers={"ghost": f"127.0.0.1:{b}"}, data_dir=str(tmp_path),
-                                 tls=member_tls(f"{tmp_path}/pki", "solo"),
-                                 batch_timeout=0.5), StoreFSM())
+    node = RaftNode(
+        RaftSettings(
+            name="solo",
+            raft_address=f"127.0.0.1:{a}",
+            peers={"ghost": f"127.0.0.1:{b}"},
+            data_dir=str(tmp_path),
+            tls=member_tls(f"{tmp_path}/pki", "solo"),
+            batch_timeout=0.5,
+        ),
+        StoreFSM(),
+    )
     try:
         node.proposer._can_propose = lambda: True
         futs = [node.proposer.submit(("b",)) for _ in range(3)]
@@ -99,7 +109,8 @@ def test_a_proposal_that_never_commits_expires_as_outcome_unknown(tmp_path: obje
 
 
 def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = raft_cluster(3, compaction_min_entries=50)
     for name in c.addrs:
         c.start(name)
@@ -111,8 +122,11 @@ def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
     assert acked == 300
     for node in c.nodes.values():
         node.syncobj.forceLogCompaction()
-    wait_for(lambda: all(n.status()["log_len"] < 100 for n in c.nodes.values()), 30,
-             "log compaction on every member")
+    wait_for(
+        lambda: all(n.status()["log_len"] < 100 for n in c.nodes.values()),
+        30,
+        "log compaction on every member",
+    )
     c.restart_all_and_expect("Pod", 300)
 
 

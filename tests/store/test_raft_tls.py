@@ -59,16 +59,20 @@ def other_identities(c: InProcessCluster) -> dict[str, rawraft.Identity]:
     """Certificates of the cluster's CA that are not a current member's."""
     return {
         "node": rawraft.cluster_identity(
-            c.pki, certs.Identity(names.node_user("n1"), (names.NODES_GROUP,))),
+            c.pki, certs.Identity(names.node_user("n1"), (names.NODES_GROUP,))
+        ),
         "admin": rawraft.cluster_identity(
-            c.pki, certs.Identity(names.ADMIN_USER, (names.ADMINS_GROUP,))),
+            c.pki, certs.Identity(names.ADMIN_USER, (names.ADMINS_GROUP,))
+        ),
         "unknown-master": rawraft.cluster_identity(
-            c.pki, certs.Identity(names.master_user("intruder"), (names.MASTERS_GROUP,))),
+            c.pki, certs.Identity(names.master_user("intruder"), (names.MASTERS_GROUP,))
+        ),
     }
 
 
 def test_a_pickle_that_would_create_a_file_never_runs_when_sent_in_plaintext(
-        raft_cluster: Callable[..., InProcessCluster], tmp_path: Path) -> None:
+    raft_cluster: Callable[..., InProcessCluster], tmp_path: Path
+) -> None:
     c = started(raft_cluster)
     target = tmp_path / "pwned"
     node = c.nodes["r0"]
@@ -81,14 +85,16 @@ def test_a_pickle_that_would_create_a_file_never_runs_when_sent_in_plaintext(
 
 
 def test_a_client_certificate_from_another_ca_fails_the_handshake(
-        raft_cluster: Callable[..., InProcessCluster], tmp_path: Path) -> None:
+    raft_cluster: Callable[..., InProcessCluster], tmp_path: Path
+) -> None:
     c = started(raft_cluster)
     target = tmp_path / "pwned"
     node = c.nodes["r1"]
     before = node.refused["handshake"]
     # Named like a member, signed by another CA.
     fake = rawraft.foreign_identity(
-        c.pki, certs.Identity(names.master_user("r0"), (names.MASTERS_GROUP,)))
+        c.pki, certs.Identity(names.master_user("r0"), (names.MASTERS_GROUP,))
+    )
     data = rawraft.frame(c.addrs["r0"]) + rawraft.frame(rawraft.CreatesFile(str(target)))
     out = rawraft.talk(c.addrs["r1"], data, fake)
     assert out.closed and not out.frames  # the master counts it as a failed handshake:
@@ -98,7 +104,8 @@ def test_a_client_certificate_from_another_ca_fails_the_handshake(
 
 
 def test_a_cluster_certificate_that_names_no_current_member_is_refused_before_any_frame_is_read(
-        raft_cluster: Callable[..., InProcessCluster], tmp_path: Path) -> None:
+    raft_cluster: Callable[..., InProcessCluster], tmp_path: Path
+) -> None:
     c = started(raft_cluster)
     node = c.nodes["r2"]
     for i, (what, ident) in enumerate(other_identities(c).items()):
@@ -112,18 +119,25 @@ def test_a_cluster_certificate_that_names_no_current_member_is_refused_before_an
 
 
 def test_a_member_sending_a_frame_that_would_call_a_global_is_refused(
-        raft_cluster: Callable[..., InProcessCluster], tmp_path: Path) -> None:
+    raft_cluster: Callable[..., InProcessCluster], tmp_path: Path
+) -> None:
     c = started(raft_cluster)
-    lo, hi = sorted(c.addrs, key=c.addrs.__getitem__)[0], \
-        sorted(c.addrs, key=c.addrs.__getitem__)[-1]
+    lo, hi = (
+        sorted(c.addrs, key=c.addrs.__getitem__)[0],
+        sorted(c.addrs, key=c.addrs.__getitem__)[-1],
+    )
     node = c.nodes[lo]
     member = rawraft.member_identity(c.pki, hi)
     c.stop(hi)  # else the real member's reconnection could replace ours before the bad frame
     for i, first in enumerate([True, False]):
         target = tmp_path / f"pwned-{i}"
         evil = rawraft.frame(rawraft.CreatesFile(str(target)))
-        data = evil if first else rawraft.frame(c.addrs[hi]) + rawraft.frame(
-            {"type": "append_entries", "x": rawraft.CreatesFile(str(target))})
+        data = (
+            evil
+            if first
+            else rawraft.frame(c.addrs[hi])
+            + rawraft.frame({"type": "append_entries", "x": rawraft.CreatesFile(str(target))})
+        )
         out = rawraft.talk(c.addrs[lo], data, member)
         assert out.closed, first
         counted(node, "bad_frame", i + 1)
@@ -131,16 +145,20 @@ def test_a_member_sending_a_frame_that_would_call_a_global_is_refused(
     writes_work(c, "after-bad-frames")
 
 
-@pytest.mark.parametrize("message,reason", [
-    (["add", "127.0.0.1:1"], "utility"),
-    (["remove", None], "utility"),
-    (["status"], "utility"),
-    (["set_version", 9], "utility"),
-    (["transfer", None], "utility"),
-    ("readonly", "readonly"),
-])
+@pytest.mark.parametrize(
+    "message,reason",
+    [
+        (["add", "127.0.0.1:1"], "utility"),
+        (["remove", None], "utility"),
+        (["status"], "utility"),
+        (["set_version", 9], "utility"),
+        (["transfer", None], "utility"),
+        ("readonly", "readonly"),
+    ],
+)
 def test_utility_commands_and_readonly_peers_are_refused_even_from_a_member(
-        raft_cluster: Callable[..., InProcessCluster], message: object, reason: str) -> None:
+    raft_cluster: Callable[..., InProcessCluster], message: object, reason: str
+) -> None:
     c = started(raft_cluster)
     leader = c.leader()
     name = leader.settings.name
@@ -148,8 +166,7 @@ def test_utility_commands_and_readonly_peers_are_refused_even_from_a_member(
     if isinstance(message, list) and message[1:] == [None]:
         message = [message[0], c.addrs[other]]
     peers_before = {n: node.raft_peers() for n, node in c.nodes.items()}
-    out = rawraft.talk(c.addrs[name], rawraft.frame(message),
-                       rawraft.member_identity(c.pki, other))
+    out = rawraft.talk(c.addrs[name], rawraft.frame(message), rawraft.member_identity(c.pki, other))
     assert out.closed and not out.frames  # no answer (pysyncobj would answer status/add/...)
     counted(leader, reason, 1)
     writes_work(c, f"after-{reason}")
@@ -157,27 +174,27 @@ def test_utility_commands_and_readonly_peers_are_refused_even_from_a_member(
 
 
 def test_a_member_introducing_itself_with_another_members_address_is_refused_as_spoofed(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster)
     by_addr = sorted(c.addrs, key=c.addrs.__getitem__)
     lo, mid, hi = by_addr
     node = c.nodes[lo]
     # hi's certificate, mid's address: the connection must not become mid's.
-    out = rawraft.talk(c.addrs[lo], rawraft.frame(c.addrs[mid]),
-                       rawraft.member_identity(c.pki, hi))
+    out = rawraft.talk(c.addrs[lo], rawraft.frame(c.addrs[mid]), rawraft.member_identity(c.pki, hi))
     assert out.closed and not out.frames
     counted(node, "spoofed", 1)
     # A member with the greater address dials; mid's certificate dialling in the wrong
     # direction (to hi) is refused too.
-    out = rawraft.talk(c.addrs[hi], rawraft.frame(c.addrs[lo]),
-                       rawraft.member_identity(c.pki, lo))
+    out = rawraft.talk(c.addrs[hi], rawraft.frame(c.addrs[lo]), rawraft.member_identity(c.pki, lo))
     assert out.closed
     counted(c.nodes[hi], "spoofed", 1)
     writes_work(c, "after-spoofing")
 
 
 def test_a_member_certificate_with_its_own_address_is_accepted_and_gets_raft_messages(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster)
     lo, _, hi = sorted(c.addrs, key=c.addrs.__getitem__)
     c.stop(hi)  # the test client stands in for it (the real one would replace the connection)
@@ -185,8 +202,9 @@ def test_a_member_certificate_with_its_own_address_is_accepted_and_gets_raft_mes
     if leader is not c.nodes[lo]:
         leader.transfer_leadership(c.addrs[lo]).result(10)
         wait_for(lambda: c.nodes[lo].is_leader(), 15, f"{lo} to lead")
-    out = rawraft.talk(c.addrs[lo], rawraft.frame(c.addrs[hi]),
-                       rawraft.member_identity(c.pki, hi), hold=1.0)
+    out = rawraft.talk(
+        c.addrs[lo], rawraft.frame(c.addrs[hi]), rawraft.member_identity(c.pki, hi), hold=1.0
+    )
     assert not out.closed
     assert any(isinstance(f, dict) and f.get("type") == "append_entries" for f in out.frames)
     assert sum(c.nodes[lo].refused.values()) == 0
@@ -195,7 +213,8 @@ def test_a_member_certificate_with_its_own_address_is_accepted_and_gets_raft_mes
 
 
 def test_a_dialled_peer_that_presents_another_members_certificate_is_refused(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = raft_cluster(3)
     target, *others = sorted(c.addrs, key=c.addrs.__getitem__)  # the others dial the target
     for name in others:
@@ -238,8 +257,11 @@ def test_a_dialled_peer_that_presents_another_members_certificate_is_refused(
     th = threading.Thread(target=serve, daemon=True)
     th.start()
     try:
-        wait_for(lambda: all(c.nodes[n].refused["spoofed"] >= 1 for n in others), 15,
-                 "both dialling members to refuse the impostor")
+        wait_for(
+            lambda: all(c.nodes[n].refused["spoofed"] >= 1 for n in others),
+            15,
+            "both dialling members to refuse the impostor",
+        )
     finally:
         stop.set()
         th.join(5)
@@ -248,20 +270,25 @@ def test_a_dialled_peer_that_presents_another_members_certificate_is_refused(
 
 
 def test_a_frame_longer_than_the_cap_is_refused_before_it_is_buffered(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster)
     lo, _, hi = sorted(c.addrs, key=c.addrs.__getitem__)
     c.stop(hi)  # else the real member's reconnection could replace ours before the bad frame
     header = struct.pack("i", MAX_FRAME + 1)
-    out = rawraft.talk(c.addrs[lo], rawraft.frame(c.addrs[hi]) + header + b"\0" * 1024,
-                       rawraft.member_identity(c.pki, hi))
+    out = rawraft.talk(
+        c.addrs[lo],
+        rawraft.frame(c.addrs[hi]) + header + b"\0" * 1024,
+        rawraft.member_identity(c.pki, hi),
+    )
     assert out.closed
     counted(c.nodes[lo], "bad_frame", 1)
     writes_work(c, "after-a-huge-frame")
 
 
 def test_a_connection_that_never_completes_the_handshake_is_dropped_after_the_timeout(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster, extra={"connectionTimeout": 1.5})
     start = time.monotonic()
     out = rawraft.talk(c.addrs["r0"], b"", wait=10)
@@ -271,7 +298,8 @@ def test_a_connection_that_never_completes_the_handshake_is_dropped_after_the_ti
 
 
 def test_connections_beyond_the_setup_cap_are_refused_and_the_cluster_keeps_working(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster)
     host, _, port = c.addrs["r1"].rpartition(":")
     socks = [socket.create_connection((host, int(port)), timeout=5) for _ in range(80)]
@@ -285,7 +313,8 @@ def test_connections_beyond_the_setup_cap_are_refused_and_the_cluster_keeps_work
 
 
 def test_raft_listens_only_on_the_host_of_its_address(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster)
     for addr in c.addrs.values():
         assert rawraft.listening_addresses(int(addr.rpartition(":")[2])) == ["127.0.0.1"]
@@ -299,9 +328,16 @@ def test_raft_on_an_ipv6_literal_listens_on_that_address_only(tmp_path: Path) ->
         probe.close()
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    node = RaftNode(RaftSettings(name="solo", raft_address=f"::1:{port}", peers={},
-                                 data_dir=str(tmp_path / "d"),
-                                 tls=member_tls(str(tmp_path / "pki"), "solo")), StoreFSM())
+    node = RaftNode(
+        RaftSettings(
+            name="solo",
+            raft_address=f"::1:{port}",
+            peers={},
+            data_dir=str(tmp_path / "d"),
+            tls=member_tls(str(tmp_path / "pki"), "solo"),
+        ),
+        StoreFSM(),
+    )
     try:
         wait_for(lambda: rawraft.listening_addresses(port) == ["::1"], 10, "the listener")
     finally:
@@ -310,13 +346,28 @@ def test_raft_on_an_ipv6_literal_listens_on_that_address_only(tmp_path: Path) ->
 
 # -- the decoders --------------------------------------------------------------------------------
 
+
 def test_the_wire_decoder_refuses_any_global_and_reads_raft_messages() -> None:
-    msg = {"type": "append_entries", "term": 3, "prevLogIdx": 7, "prevLogTerm": 2,
-           "entries": [(b"\x01\x80\xff", 8, 3)], "commit_index": 7, "ok": True, "x": None,
-           "f": 0.5, "t": ("a", ["b"]), "s": {1, 2}}
+    msg = {
+        "type": "append_entries",
+        "term": 3,
+        "prevLogIdx": 7,
+        "prevLogTerm": 2,
+        "entries": [(b"\x01\x80\xff", 8, 3)],
+        "commit_index": 7,
+        "ok": True,
+        "x": None,
+        "f": 0.5,
+        "t": ("a", ["b"]),
+        "s": {1, 2},
+    }
     assert decode_payload(encode_frame(msg)[4:]) == msg
-    for evil in (rawraft.CreatesFile("/nonexistent/x"), TCPNode("127.0.0.1:1"), print,
-                 {"a": [os.system]}):
+    for evil in (
+        rawraft.CreatesFile("/nonexistent/x"),
+        TCPNode("127.0.0.1:1"),
+        print,
+        {"a": [os.system]},
+    ):
         data = zlib.compress(pickle.dumps(evil, 2))
         with pytest.raises(WireError, match="refused"):
             decode_payload(data)
@@ -344,7 +395,8 @@ def test_log_commands_decode_membership_nodes_and_store_batches_but_no_other_glo
 
 
 def test_members_connect_to_each_other_without_a_single_refusal(
-        raft_cluster: Callable[..., InProcessCluster]) -> None:
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
     c = started(raft_cluster)
     for i in range(20):
         writes_work(c, f"k{i}")
@@ -352,5 +404,6 @@ def test_members_connect_to_each_other_without_a_single_refusal(
     c.stop(leader.settings.name)  # reconnections after a leader change are clean too
     c.start(leader.settings.name)
     writes_work(c, "after-restart")
-    assert all(sum(n.refused.values()) == 0 for n in c.nodes.values()), \
-        {name: n.refused for name, n in c.nodes.items()}
+    assert all(sum(n.refused.values()) == 0 for n in c.nodes.values()), {
+        name: n.refused for name, n in c.nodes.items()
+    }

@@ -22,9 +22,10 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    with LocalCluster(str(tmp_path_factory.mktemp("m")), 1) as cluster, cluster.client(
-        timeout=20
-    ) as c:
+    with (
+        LocalCluster(str(tmp_path_factory.mktemp("m")), 1) as cluster,
+        cluster.client(timeout=20) as c,
+    ):
         yield c
 
 

@@ -92,8 +92,9 @@ def rig(net: Network, keepalived_available: None) -> Iterator[Rig]:
 
 def wait_write_after(rig: Rig, at: float, timeout: float) -> float:
     """Seconds from ``at`` to the first acknowledged write through the VIP sent after it."""
-    measure_until(lambda: rig.probe.first_write_after(at) is not None, timeout,
-                  "a write through the VIP")
+    measure_until(
+        lambda: rig.probe.first_write_after(at) is not None, timeout, "a write through the VIP"
+    )
     t = rig.probe.first_write_after(at)
     assert t is not None
     return t - at
@@ -170,4 +171,3 @@ def test_a_holder_cut_off_from_the_majority_gives_the_vip_away(rig: Rig) -> None
     assert not disturbed, f"the rejoin disturbed the majority (from, leader, ready): {disturbed}"
     assert rig.hosts[new].has_address(VIP), "the VIP moved back after the rejoin"
     assert_nothing_lost(rig)
-

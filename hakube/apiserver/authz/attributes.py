@@ -59,8 +59,14 @@ class Attributes:
 
     def key(self, with_name: bool) -> tuple[str, ...]:
         """What an RBAC decision depends on (the name only when some rule names names)."""
-        return (self.verb, self.group, self.resource, self.subresource, self.namespace,
-                self.name if with_name else "")
+        return (
+            self.verb,
+            self.group,
+            self.resource,
+            self.subresource,
+            self.namespace,
+            self.name if with_name else "",
+        )
 
 
 PUBLIC = None
@@ -98,6 +104,7 @@ def _object(verb: str, sub: str = "") -> Callable[[Any], Attributes]:
         meta = msg.metadata
         ns = (meta.namespace or "default") if namespaced else ""
         return Attributes(verb, group, plural, sub, ns, meta.name, msg)
+
     return of
 
 
@@ -105,26 +112,35 @@ def _named(verb: str) -> Callable[[Any], Attributes]:
     def of(req: Any) -> Attributes:
         kind = kind_for(req.kind)
         return Attributes(verb, kind.group, kind.plural, "", _ns(kind, req.namespace), req.name)
+
     return of
 
 
 def _collection(verb: str) -> Callable[[Any], Attributes]:
     def of(req: Any) -> Attributes:
         kind = kind_for(req.kind)
-        return Attributes(verb, kind.group, kind.plural, "",
-                          _ns(kind, req.namespace, default=False),
-                          field_selector=req.field_selector)
+        return Attributes(
+            verb,
+            kind.group,
+            kind.plural,
+            "",
+            _ns(kind, req.namespace, default=False),
+            field_selector=req.field_selector,
+        )
+
     return of
 
 
 def _pod_sub(verb: str, sub: str) -> Callable[[Any], Attributes]:
     def of(req: Any) -> Attributes:
         return Attributes(verb, "", "pods", sub, req.namespace or "default", req.pod)
+
     return of
 
 
-def _fixed(verb: str, resource: str, group: str = HAKUBE_GROUP,
-           sub: str = "") -> Callable[[Any], Attributes]:
+def _fixed(
+    verb: str, resource: str, group: str = HAKUBE_GROUP, sub: str = ""
+) -> Callable[[Any], Attributes]:
     attrs = Attributes(verb, group, resource, sub)
     return lambda req: attrs
 
@@ -157,8 +173,9 @@ METHODS: dict[str, AttributesOf] = {
     "TransferLeader": _fixed("update", "leadership"),
     "ClusterInfo": PUBLIC,
     "Join": _fixed("create", "certificatesigningrequests", "certificates.k8s.io"),
-    "Renew": _fixed("create", "certificatesigningrequests", "certificates.k8s.io",
-                    "selfnodeclient"),
+    "Renew": _fixed(
+        "create", "certificatesigningrequests", "certificates.k8s.io", "selfnodeclient"
+    ),
     "Logs": _pod_sub("get", "log"),
     "ProxyExec": _pod_sub("create", "exec"),
     "ProxyStats": _node_stats,

@@ -41,8 +41,11 @@ class Verdict:
 
 def denial(user: str, a: Attributes) -> str:
     """``user "alice" cannot create pods in namespace "dev"`` (Kubernetes' wording, shorter)."""
-    what = a.full_resource if a.group in ("", "apps", "batch") else \
-        f"{a.full_resource} (group {a.group})"
+    what = (
+        a.full_resource
+        if a.group in ("", "apps", "batch")
+        else f"{a.full_resource} (group {a.group})"
+    )
     named = f' "{a.name}"' if a.name else ""
     where = f'in namespace "{a.namespace}"' if a.namespace else "at the cluster scope"
     return f'user "{user}" cannot {a.verb} {what}{named} {where}'

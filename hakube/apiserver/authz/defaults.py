@@ -37,31 +37,57 @@ WRITE = ["create", "update", "patch", "delete", "deletecollection"]
 ALL = READ + WRITE
 WORKLOADS = {
     "": ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims"],
-    "apps": ["deployments", "deployments/scale", "replicasets", "replicasets/scale",
-             "statefulsets", "statefulsets/scale", "daemonsets"],
+    "apps": [
+        "deployments",
+        "deployments/scale",
+        "replicasets",
+        "replicasets/scale",
+        "statefulsets",
+        "statefulsets/scale",
+        "daemonsets",
+    ],
     "batch": ["jobs", "cronjobs"],
     "autoscaling": ["horizontalpodautoscalers"],
 }
 """What users run in a namespace: admin and edit may write it, view may read it."""
 READ_ONLY = {
-    "": ["pods/log", "pods/status", "events", "namespaces", "namespaces/status",
-         "resourcequotas", "limitranges"],
-    "apps": ["deployments/status", "replicasets/status", "statefulsets/status",
-             "daemonsets/status"],
+    "": [
+        "pods/log",
+        "pods/status",
+        "events",
+        "namespaces",
+        "namespaces/status",
+        "resourcequotas",
+        "limitranges",
+    ],
+    "apps": [
+        "deployments/status",
+        "replicasets/status",
+        "statefulsets/status",
+        "daemonsets/status",
+    ],
     "batch": ["jobs/status", "cronjobs/status"],
     "autoscaling": ["horizontalpodautoscalers/status"],
     "events.k8s.io": ["events"],
 }
 """Readable by view, edit and admin, written by nobody of them."""
-STORE_GROUPS = ["", "apps", "batch", "autoscaling", "coordination.k8s.io", "scheduling.k8s.io",
-                "events.k8s.io"]
+STORE_GROUPS = [
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "coordination.k8s.io",
+    "scheduling.k8s.io",
+    "events.k8s.io",
+]
 """Every group of hakube's stored kinds but RBAC's."""
 
 Rule = dict[str, list[str]]
 
 
-def _rule(groups: list[str], resources: list[str], verbs: list[str],
-          names_: list[str] | None = None) -> Rule:
+def _rule(
+    groups: list[str], resources: list[str], verbs: list[str], names_: list[str] | None = None
+) -> Rule:
     r = {"api_groups": groups, "resources": resources, "verbs": verbs}
     if names_:
         r["resource_names"] = names_
@@ -74,16 +100,19 @@ def _per_group(table: dict[str, list[str]], verbs: list[str]) -> list[Rule]:
 
 def _user_roles() -> dict[str, list[Rule]]:
     view = _per_group(WORKLOADS, READ) + _per_group(READ_ONLY, READ)
-    edit = _per_group(WORKLOADS, ALL) + [_rule([""], ["secrets"], ALL),
-                                         _rule([""], ["pods/exec"], ["create", "get"])] + \
-        _per_group(READ_ONLY, READ)
+    edit = (
+        _per_group(WORKLOADS, ALL)
+        + [_rule([""], ["secrets"], ALL), _rule([""], ["pods/exec"], ["create", "get"])]
+        + _per_group(READ_ONLY, READ)
+    )
     admin = edit + [_rule([RBAC_GROUP], ["roles", "rolebindings"], ALL)]
     return {"view": view, "edit": edit, "admin": admin}
 
 
 EVENTS = [_rule(["", "events.k8s.io"], ["events"], ["create", "update", "patch"])]
-LEADER_LEASES = [_rule(["coordination.k8s.io"], ["leases"], ["get", "list", "watch", "create",
-                                                             "update"])]
+LEADER_LEASES = [
+    _rule(["coordination.k8s.io"], ["leases"], ["get", "list", "watch", "create", "update"])
+]
 
 CLUSTER_ROLES: dict[str, list[Rule]] = {
     "cluster-admin": [_rule(["*"], ["*"], ["*"])],
@@ -94,7 +123,8 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
         _rule([""], ["pods/status"], ["update", "patch"]),
         _rule([""], ["nodes", "namespaces", "persistentvolumeclaims"], READ),
         _rule(["scheduling.k8s.io"], ["priorityclasses"], READ),
-        *EVENTS, *LEADER_LEASES,
+        *EVENTS,
+        *LEADER_LEASES,
     ],
     "system:kube-controller-manager": [
         # The garbage collector and the namespace controller look at every kind and delete
@@ -105,52 +135,70 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
         _rule([""], ["pods", "configmaps", "endpoints", "persistentvolumeclaims"], ["create"]),
         _rule(["apps"], ["replicasets"], ["create"]),
         _rule(["batch"], ["jobs"], ["create"]),
-        *EVENTS, *LEADER_LEASES,
+        *EVENTS,
+        *LEADER_LEASES,
     ],
     "system:node": EVENTS,
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [
-        _rule(["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"],
-              ["create"])],
+        _rule(["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"], ["create"])
+    ],
     "system:node-bootstrapper": [
-        _rule(["certificates.k8s.io"], ["certificatesigningrequests"], ["create"])],
+        _rule(["certificates.k8s.io"], ["certificatesigningrequests"], ["create"])
+    ],
 }
 """ClusterRole name -> rules (PolicyRule fields)."""
 
 CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "cluster-admin": ("cluster-admin", [("Group", names.ADMINS_GROUP)]),
     "system:kube-scheduler": ("system:kube-scheduler", [("User", names.SCHEDULER_USER)]),
-    "system:kube-controller-manager": ("system:kube-controller-manager",
-                                       [("User", names.CONTROLLER_MANAGER_USER)]),
+    "system:kube-controller-manager": (
+        "system:kube-controller-manager",
+        [("User", names.CONTROLLER_MANAGER_USER)],
+    ),
     "system:node": ("system:node", [("Group", names.NODES_GROUP)]),
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": (
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
-        [("Group", names.NODES_GROUP)]),
-    "system:node-bootstrapper": ("system:node-bootstrapper",
-                                 [("Group", names.BOOTSTRAPPERS_GROUP)]),
+        [("Group", names.NODES_GROUP)],
+    ),
+    "system:node-bootstrapper": (
+        "system:node-bootstrapper",
+        [("Group", names.BOOTSTRAPPERS_GROUP)],
+    ),
 }
 """ClusterRoleBinding name -> (ClusterRole, [(subject kind, name)])."""
 
-assert all(HAKUBE_GROUP not in r["api_groups"] for rules in CLUSTER_ROLES.values()
-           for r in rules), "the ops API belongs to cluster-admin alone"
+assert all(
+    HAKUBE_GROUP not in r["api_groups"] for rules in CLUSTER_ROLES.values() for r in rules
+), "the ops API belongs to cluster-admin alone"
 
 
 def _meta(name: str) -> dict[str, Any]:
-    return {"name": name, "labels": {BOOTSTRAPPING: "rbac-defaults"},
-            "annotations": {AUTOUPDATE: "true"}}
+    return {
+        "name": name,
+        "labels": {BOOTSTRAPPING: "rbac-defaults"},
+        "annotations": {AUTOUPDATE: "true"},
+    }
 
 
 def default_objects() -> list[rbac_pb2.ClusterRole | rbac_pb2.ClusterRoleBinding]:
     """The defaults as the store should hold them."""
     out: list[rbac_pb2.ClusterRole | rbac_pb2.ClusterRoleBinding] = []
     for name, rules in CLUSTER_ROLES.items():
-        out.append(rbac_pb2.ClusterRole(
-            metadata=_meta(name), rules=[rbac_pb2.PolicyRule(**r) for r in rules]))
+        out.append(
+            rbac_pb2.ClusterRole(
+                metadata=_meta(name), rules=[rbac_pb2.PolicyRule(**r) for r in rules]
+            )
+        )
     for name, (role, subjects) in CLUSTER_ROLE_BINDINGS.items():
-        out.append(rbac_pb2.ClusterRoleBinding(
-            metadata=_meta(name),
-            role_ref=rbac_pb2.RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=role),
-            subjects=[rbac_pb2.Subject(kind=k, name=n, api_group=RBAC_GROUP)
-                      for k, n in subjects]))
+        out.append(
+            rbac_pb2.ClusterRoleBinding(
+                metadata=_meta(name),
+                role_ref=rbac_pb2.RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=role),
+                subjects=[
+                    rbac_pb2.Subject(kind=k, name=n, api_group=RBAC_GROUP) for k, n in subjects
+                ],
+            )
+        )
     return out
 
 
@@ -198,9 +246,13 @@ async def reconcile(api: ObjectAPI) -> int:
             if fixed is None:
                 continue
             if fixed is want:
-                await api.delete(api_pb2.DeleteRequest(
-                    kind=kind.name, name=name,
-                    preconditions=api_pb2.Preconditions(uid=have.metadata.uid)))
+                await api.delete(
+                    api_pb2.DeleteRequest(
+                        kind=kind.name,
+                        name=name,
+                        preconditions=api_pb2.Preconditions(uid=have.metadata.uid),
+                    )
+                )
                 await api.create(api_pb2.CreateRequest(object=kinds.wrap(want)))
             else:
                 fixed.metadata.resource_version = str(rec.mod_rev)

@@ -36,8 +36,13 @@ def _atoms(rules: Iterable[rbac_pb2.PolicyRule], ns: str) -> Iterable[Attributes
                         yield Attributes(verb, group, resource, sub, ns, name)
 
 
-def _missing(index: RbacIndex, user: str, groups: tuple[str, ...],
-             rules: Iterable[rbac_pb2.PolicyRule], ns: str) -> Attributes | None:
+def _missing(
+    index: RbacIndex,
+    user: str,
+    groups: tuple[str, ...],
+    rules: Iterable[rbac_pb2.PolicyRule],
+    ns: str,
+) -> Attributes | None:
     for atom in _atoms(rules, ns):
         if index.why_allowed(user, groups, atom) is None:
             return atom
@@ -52,40 +57,53 @@ def _role_rules(fsm: StoreFSM, ref: Any, ns: str) -> list[rbac_pb2.PolicyRule] |
     return None if rec is None else list(rbac_pb2.Role.FromString(rec.value).rules)
 
 
-def refusal(index: RbacIndex, fsm: StoreFSM, user: str, groups: tuple[str, ...],
-            a: Attributes) -> str | None:
+def refusal(
+    index: RbacIndex, fsm: StoreFSM, user: str, groups: tuple[str, ...], a: Attributes
+) -> str | None:
     """Why this write of an RBAC object would escalate the writer's rights (None: it does not,
     or it is no such write)."""
-    if a.group != RBAC_GROUP or a.verb not in ("create", "update") or a.obj is None or \
-            a.subresource:
+    if (
+        a.group != RBAC_GROUP
+        or a.verb not in ("create", "update")
+        or a.obj is None
+        or a.subresource
+    ):
         return None
     ns = a.namespace
     if a.resource in ROLE_RESOURCES:
-        if index.why_allowed(user, groups, Attributes("escalate", RBAC_GROUP, a.resource,
-                                                      namespace=ns, name=a.name)):
+        if index.why_allowed(
+            user, groups, Attributes("escalate", RBAC_GROUP, a.resource, namespace=ns, name=a.name)
+        ):
             return None
         gap = _missing(index, user, groups, a.obj.rules, ns)
         if gap is None:
             return None
-        return (f'user "{user}" may not {a.verb} {ROLE_RESOURCES[a.resource]} "{a.name}": it '
-                f"grants {gap.verb} {gap.full_resource}{_group(gap)}, which the user does not "
-                "hold (needs the escalate verb)")
+        return (
+            f'user "{user}" may not {a.verb} {ROLE_RESOURCES[a.resource]} "{a.name}": it '
+            f"grants {gap.verb} {gap.full_resource}{_group(gap)}, which the user does not "
+            "hold (needs the escalate verb)"
+        )
     if a.resource in BINDING_RESOURCES:
         ref = a.obj.role_ref
         ref_resource = "clusterroles" if ref.kind == "ClusterRole" else "roles"
-        if index.why_allowed(user, groups, Attributes("bind", RBAC_GROUP, ref_resource,
-                                                      namespace=ns, name=ref.name)):
+        if index.why_allowed(
+            user, groups, Attributes("bind", RBAC_GROUP, ref_resource, namespace=ns, name=ref.name)
+        ):
             return None
         rules = _role_rules(fsm, ref, ns)
         if rules is None:
-            return (f'user "{user}" may not bind {ref.kind} "{ref.name}": it does not exist '
-                    "(needs the bind verb on it)")
+            return (
+                f'user "{user}" may not bind {ref.kind} "{ref.name}": it does not exist '
+                "(needs the bind verb on it)"
+            )
         gap = _missing(index, user, groups, rules, ns)
         if gap is None:
             return None
-        return (f'user "{user}" may not bind {ref.kind} "{ref.name}": it grants {gap.verb} '
-                f"{gap.full_resource}{_group(gap)}, which the user does not hold (needs the "
-                "bind verb on it)")
+        return (
+            f'user "{user}" may not bind {ref.kind} "{ref.name}": it grants {gap.verb} '
+            f"{gap.full_resource}{_group(gap)}, which the user does not hold (needs the "
+            "bind verb on it)"
+        )
     return None
 
 

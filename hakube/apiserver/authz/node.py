@@ -125,8 +125,10 @@ class PodGraph:
                 try:
                     if self._rev < 0 or rev < self._rev:
                         raise OutOfRange(self._rev, rev)
-                    changes = [((ev.namespace, ev.name), ev.new)
-                               for ev in fsm.events_since(self._rev, ("Pod",))]
+                    changes = [
+                        ((ev.namespace, ev.name), ev.new)
+                        for ev in fsm.events_since(self._rev, ("Pod",))
+                    ]
                     rebuild = False
                 except OutOfRange:
                     rebuild = True
@@ -174,20 +176,31 @@ class NodeAuthorizer:
             return self._node(node, a)
         if a.group == "" and res == "pods" and a.subresource in ("", "status"):
             return self._pod(node, a)
-        if a.group == "" and res in ("secrets", "configmaps", "persistentvolumeclaims") \
-                and verb == "get" and not a.subresource:
+        if (
+            a.group == ""
+            and res in ("secrets", "configmaps", "persistentvolumeclaims")
+            and verb == "get"
+            and not a.subresource
+        ):
             if self.graph.references(node, (res, a.namespace, a.name)):
                 return Decision.ALLOW
             return Decision.NO_OPINION
-        if a.group == "coordination.k8s.io" and res == "leases" and \
-                a.namespace == LEASE_NAMESPACE and a.name == node and \
-                verb in ("get", "create", "update", "delete"):
+        if (
+            a.group == "coordination.k8s.io"
+            and res == "leases"
+            and a.namespace == LEASE_NAMESPACE
+            and a.name == node
+            and verb in ("get", "create", "update", "delete")
+        ):
             return Decision.ALLOW
         return Decision.NO_OPINION
 
     def _node(self, node: str, a: Attributes) -> Decision:
-        if a.name != node or a.subresource not in ("", "status") or \
-                a.verb not in ("get", "create", "update"):
+        if (
+            a.name != node
+            or a.subresource not in ("", "status")
+            or a.verb not in ("get", "create", "update")
+        ):
             return Decision.NO_OPINION
         if a.verb == "create" and a.obj is not None:
             self._check_labels(node, {}, dict(a.obj.metadata.labels))
@@ -201,19 +214,25 @@ class NodeAuthorizer:
     def _check_labels(node: str, old: dict[str, str], new: dict[str, str]) -> None:
         for key in sorted(set(old) | set(new)):
             if _protected(key) and old.get(key) != new.get(key):
-                raise Refused(f'node "{node}" may not set, change or remove its label "{key}" '
-                              "(only an administrator may)")
+                raise Refused(
+                    f'node "{node}" may not set, change or remove its label "{key}" '
+                    "(only an administrator may)"
+                )
 
     def _check_node_update(self, node: str, old: core_pb2.Node, new: Any) -> None:
         self._check_labels(node, dict(old.metadata.labels), dict(new.metadata.labels))
         kept = {(t.key, t.value, t.effect) for t in new.spec.taints}
         for t in old.spec.taints:
             if (t.key, t.value, t.effect) not in kept:
-                raise Refused(f'node "{node}" may not remove its taint "{t.key}:{t.effect}" '
-                              "(only an administrator may)")
+                raise Refused(
+                    f'node "{node}" may not remove its taint "{t.key}:{t.effect}" '
+                    "(only an administrator may)"
+                )
         if old.spec.unschedulable and not new.spec.unschedulable:
-            raise Refused(f'node "{node}" may not clear its own spec.unschedulable (only an '
-                          "administrator may uncordon it)")
+            raise Refused(
+                f'node "{node}" may not clear its own spec.unschedulable (only an '
+                "administrator may uncordon it)"
+            )
 
     def _pod(self, node: str, a: Attributes) -> Decision:
         verb = a.verb

@@ -48,8 +48,12 @@ class Rule:
 
     @classmethod
     def of(cls, r: rbac_pb2.PolicyRule) -> Rule:
-        return cls(frozenset(r.verbs), frozenset(r.api_groups), frozenset(r.resources),
-                   frozenset(r.resource_names))
+        return cls(
+            frozenset(r.verbs),
+            frozenset(r.api_groups),
+            frozenset(r.resources),
+            frozenset(r.resource_names),
+        )
 
     def allows(self, a: Attributes) -> bool:
         if a.verb not in self.verbs and "*" not in self.verbs:
@@ -59,8 +63,7 @@ class Rule:
         res = self.resources
         if "*" not in res:
             if a.subresource:
-                if f"{a.resource}/{a.subresource}" not in res and \
-                        f"*/{a.subresource}" not in res:
+                if f"{a.resource}/{a.subresource}" not in res and f"*/{a.subresource}" not in res:
                     return False
             elif a.resource not in res:
                 return False
@@ -81,7 +84,7 @@ def subject_keys(user: str, groups: Iterable[str]) -> list[SubjectKey]:
     keys.extend(("g", g) for g in groups)
     keys.append(("g", names.AUTHENTICATED_GROUP))
     if user.startswith(SA_PREFIX):
-        ns = user[len(SA_PREFIX):].partition(":")[0]
+        ns = user[len(SA_PREFIX) :].partition(":")[0]
         keys += [("g", "system:serviceaccounts"), ("g", f"system:serviceaccounts:{ns}")]
     return keys
 
@@ -105,8 +108,13 @@ class Compiled:
         self.names_used = False
         """Some rule has resourceNames (so decisions depend on the object's name)."""
 
-    def add(self, table: dict[SubjectKey, list[Grant]], subjects: Iterable[rbac_pb2.Subject],
-            ns: str, grant: Grant) -> None:
+    def add(
+        self,
+        table: dict[SubjectKey, list[Grant]],
+        subjects: Iterable[rbac_pb2.Subject],
+        ns: str,
+        grant: Grant,
+    ) -> None:
         for s in subjects:
             key = _subject_key(s, ns)
             if key is not None:
@@ -119,18 +127,25 @@ def compile_store(fsm: StoreFSM) -> Compiled:
     _, cluster_roles = fsm.snapshot("ClusterRole", None)
     _, bindings = fsm.snapshot("RoleBinding", None)
     _, cluster_bindings = fsm.snapshot("ClusterRoleBinding", None)
-    role_rules = {key: tuple(Rule.of(r) for r in rbac_pb2.Role.FromString(rec.value).rules)
-                  for key, rec in roles}
-    cr_rules = {key[1]: tuple(Rule.of(r) for r in
-                              rbac_pb2.ClusterRole.FromString(rec.value).rules)
-                for key, rec in cluster_roles}
+    role_rules = {
+        key: tuple(Rule.of(r) for r in rbac_pb2.Role.FromString(rec.value).rules)
+        for key, rec in roles
+    }
+    cr_rules = {
+        key[1]: tuple(Rule.of(r) for r in rbac_pb2.ClusterRole.FromString(rec.value).rules)
+        for key, rec in cluster_roles
+    }
     out = Compiled()
     for (_, name), rec in cluster_bindings:
         crb = rbac_pb2.ClusterRoleBinding.FromString(rec.value)
         rules = cr_rules.get(crb.role_ref.name)
         if rules:
-            out.add(out.cluster, crb.subjects, "", Grant(
-                rules, f'ClusterRoleBinding "{name}" of ClusterRole "{crb.role_ref.name}"'))
+            out.add(
+                out.cluster,
+                crb.subjects,
+                "",
+                Grant(rules, f'ClusterRoleBinding "{name}" of ClusterRole "{crb.role_ref.name}"'),
+            )
     for (ns, name), rec in bindings:
         rb = rbac_pb2.RoleBinding.FromString(rec.value)
         ref = rb.role_ref
@@ -139,10 +154,15 @@ def compile_store(fsm: StoreFSM) -> Compiled:
         else:
             rules = role_rules.get((ns, ref.name))
         if rules:
-            out.add(out.namespaced.setdefault(ns, {}), rb.subjects, ns, Grant(
-                rules, f'RoleBinding "{ns}/{name}" of {ref.kind} "{ref.name}"'))
-    out.names_used = any(r.names for rules in (*role_rules.values(), *cr_rules.values())
-                         for r in rules)
+            out.add(
+                out.namespaced.setdefault(ns, {}),
+                rb.subjects,
+                ns,
+                Grant(rules, f'RoleBinding "{ns}/{name}" of {ref.kind} "{ref.name}"'),
+            )
+    out.names_used = any(
+        r.names for rules in (*role_rules.values(), *cr_rules.values()) for r in rules
+    )
     return out
 
 

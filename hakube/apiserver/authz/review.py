@@ -61,23 +61,26 @@ class ReviewServicer:
             user, groups = req.user or caller.user, tuple(req.groups)
             for resource, name in [("users", user), *(("groups", g) for g in groups)]:
                 check = Attributes("impersonate", "", resource, name=name)
-                if not self.authorizer.decide(caller.user, tuple(caller.groups),
-                                              check).allowed:
-                    raise Forbidden(f'user "{caller.user}" cannot impersonate {resource[:-1]} '
-                                    f'"{name}"')
+                if not self.authorizer.decide(caller.user, tuple(caller.groups), check).allowed:
+                    raise Forbidden(
+                        f'user "{caller.user}" cannot impersonate {resource[:-1]} "{name}"'
+                    )
         verdict = self.authorizer.decide(user, groups, a)
-        return authz_pb2.AccessReviewResponse(allowed=verdict.allowed, reason=verdict.reason,
-                                              user=user, groups=list(groups))
+        return authz_pb2.AccessReviewResponse(
+            allowed=verdict.allowed, reason=verdict.reason, user=user, groups=list(groups)
+        )
 
     async def who_am_i(self, req: authz_pb2.WhoAmIRequest) -> Any:
         caller = _caller()
         return authz_pb2.WhoAmIResponse(user=caller.user, groups=list(caller.groups))
 
-    def handlers(self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type],
-                                       grpc.RpcMethodHandler]) -> list[grpc.GenericRpcHandler]:
+    def handlers(
+        self, unary: Callable[[str, Callable[[Any], Awaitable[Any]], type], grpc.RpcMethodHandler]
+    ) -> list[grpc.GenericRpcHandler]:
         methods = {
-            "AccessReview": unary("AccessReview", self.access_review,
-                                  authz_pb2.AccessReviewRequest),
+            "AccessReview": unary(
+                "AccessReview", self.access_review, authz_pb2.AccessReviewRequest
+            ),
             "WhoAmI": unary("WhoAmI", self.who_am_i, authz_pb2.WhoAmIRequest),
         }
         return [grpc.method_handlers_generic_handler(AUTHORIZATION_SERVICE, methods)]

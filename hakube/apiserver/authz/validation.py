@@ -24,8 +24,11 @@ def check_path_segment_name(value: str, path: str, probs: _Problems) -> None:
     if not value:
         probs.add(path, "required value")
     elif value in (".", "..") or "/" in value or "%" in value or len(value) > 253:
-        probs.add(path, f'"{value}" is not a valid name (no "/" or "%", not "." or "..", at '
-                        "most 253 characters)")
+        probs.add(
+            path,
+            f'"{value}" is not a valid name (no "/" or "%", not "." or "..", at '
+            "most 253 characters)",
+        )
 
 
 def _rules(rules: Any, probs: _Problems, *, namespaced: bool) -> None:
@@ -35,11 +38,14 @@ def _rules(rules: Any, probs: _Problems, *, namespaced: bool) -> None:
             probs.add(f"{path}.verbs", "required value (at least one verb)")
         if r.non_resource_urls:
             if namespaced:
-                probs.add(f"{path}.nonResourceURLs",
-                          "namespaced rules cannot apply to non-resource URLs")
+                probs.add(
+                    f"{path}.nonResourceURLs", "namespaced rules cannot apply to non-resource URLs"
+                )
             if r.api_groups or r.resources or r.resource_names:
-                probs.add(f"{path}.nonResourceURLs",
-                          "rules cannot apply to both resources and non-resource URLs")
+                probs.add(
+                    f"{path}.nonResourceURLs",
+                    "rules cannot apply to both resources and non-resource URLs",
+                )
             continue
         if not r.api_groups:
             probs.add(f"{path}.apiGroups", 'required value (use "" for the core group)')
@@ -47,8 +53,10 @@ def _rules(rules: Any, probs: _Problems, *, namespaced: bool) -> None:
             probs.add(f"{path}.resources", "required value")
         for j, res in enumerate(r.resources):
             if not res or res.count("/") > 1 or res.startswith("/") or res.endswith("/"):
-                probs.add(f"{path}.resources[{j}]",
-                          f'"{res}" must be a resource, resource/subresource, "*" or "*/sub"')
+                probs.add(
+                    f"{path}.resources[{j}]",
+                    f'"{res}" must be a resource, resource/subresource, "*" or "*/sub"',
+                )
         for j, name in enumerate(r.resource_names):
             if not name:
                 probs.add(f"{path}.resourceNames[{j}]", "must not be empty")
@@ -75,8 +83,9 @@ def _binding(m: Any, probs: _Problems, *, cluster: bool) -> None:
     for i, s in enumerate(m.subjects):
         path = f"subjects[{i}]"
         if s.kind not in SUBJECT_KINDS:
-            probs.add(f"{path}.kind", f'unsupported value "{s.kind}" (use User, Group or '
-                                      "ServiceAccount)")
+            probs.add(
+                f"{path}.kind", f'unsupported value "{s.kind}" (use User, Group or ServiceAccount)'
+            )
             continue
         if not s.name:
             probs.add(f"{path}.name", "required value")
@@ -89,8 +98,9 @@ def _binding(m: Any, probs: _Problems, *, cluster: bool) -> None:
             if not s.api_group:
                 s.api_group = RBAC_GROUP
             if s.api_group != RBAC_GROUP:
-                probs.add(f"{path}.apiGroup", f'unsupported value "{s.api_group}" (use '
-                                              f'"{RBAC_GROUP}")')
+                probs.add(
+                    f"{path}.apiGroup", f'unsupported value "{s.api_group}" (use "{RBAC_GROUP}")'
+                )
 
 
 def role_binding(m: Any, probs: _Problems) -> None:
@@ -101,5 +111,9 @@ def cluster_role_binding(m: Any, probs: _Problems) -> None:
     _binding(m, probs, cluster=True)
 
 
-CHECKS = {"Role": role, "ClusterRole": cluster_role, "RoleBinding": role_binding,
-          "ClusterRoleBinding": cluster_role_binding}
+CHECKS = {
+    "Role": role,
+    "ClusterRole": cluster_role,
+    "RoleBinding": role_binding,
+    "ClusterRoleBinding": cluster_role_binding,
+}

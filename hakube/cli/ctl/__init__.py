@@ -33,21 +33,48 @@ from hakube.cli.manifests import ManifestError
 from hakube.client import HakubeError
 from hakube.client.config import ConfigError
 
-ORDER = ("apply", "create", "get", "describe", "delete", "scale", "label", "rollout",
-         "autoscale", "logs", "exec", "top", "cluster", "api-resources", "taint", "cordon",
-         "uncordon", "drain", "auth")
+ORDER = (
+    "apply",
+    "create",
+    "get",
+    "describe",
+    "delete",
+    "scale",
+    "label",
+    "rollout",
+    "autoscale",
+    "logs",
+    "exec",
+    "top",
+    "cluster",
+    "api-resources",
+    "taint",
+    "cordon",
+    "uncordon",
+    "drain",
+    "auth",
+)
 """The commands, in the order ``--help`` lists them."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(
-        prog="hakubectl", description="Control a hakube cluster (kubectl's commands).",
+        prog="hakubectl",
+        description="Control a hakube cluster (kubectl's commands).",
         epilog="KIND may be a name, plural or short name (po, deploy, svc, ns); many commands "
-               "also take KIND/NAME.")
+        "also take KIND/NAME.",
+    )
     add_common_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    table = {**write.COMMANDS, **read.COMMANDS, **rollout.COMMANDS,
-             **autoscale.COMMANDS, **node.COMMANDS, **nodes.COMMANDS, **auth.COMMANDS}
+    table = {
+        **write.COMMANDS,
+        **read.COMMANDS,
+        **rollout.COMMANDS,
+        **autoscale.COMMANDS,
+        **node.COMMANDS,
+        **nodes.COMMANDS,
+        **auth.COMMANDS,
+    }
     assert set(table) == set(ORDER), "every command must be listed in ORDER"
     commands: dict[str, Command] = {}
     for name in ORDER:
@@ -74,8 +101,9 @@ def cli() -> int:
     return main()
 
 
-def main(argv: list[str] | None = None, *, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     ctx = Ctx(args, out=out or sys.stdout, err=err or sys.stderr)

@@ -31,13 +31,23 @@ def lookup_kind(word: str) -> Kind:
     """A kind from what a user types: ``po``, ``pods``, ``Pod``, ``deployment.apps``."""
     kind = kinds.lookup(word) or (kinds.lookup(word.split(".", 1)[0]) if "." in word else None)
     if kind is None:
-        raise CommandError(f"the server doesn't have a resource type \"{word}\" (see "
-                           "'hakubectl api-resources')")
+        raise CommandError(
+            f"the server doesn't have a resource type \"{word}\" (see 'hakubectl api-resources')"
+        )
     return kind
 
 
-ALL = ("Pod", "Service", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet", "Job",
-       "CronJob", "HorizontalPodAutoscaler")
+ALL = (
+    "Pod",
+    "Service",
+    "DaemonSet",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+)
 """What ``get all`` shows, as in kubectl."""
 
 
@@ -50,8 +60,10 @@ def targets(words: list[str]) -> list[tuple[Kind, list[str]]]:
         for w in words:
             word, _, name = w.partition("/")
             if not name or "/" in name:
-                raise UsageError(f'"{w}" is not TYPE/NAME; with TYPE/NAME arguments, every '
-                                 "argument must have that form")
+                raise UsageError(
+                    f'"{w}" is not TYPE/NAME; with TYPE/NAME arguments, every '
+                    "argument must have that form"
+                )
             kind = lookup_kind(word)
             if out and out[-1][0] is kind:
                 out[-1][1].append(name)
@@ -92,11 +104,16 @@ class Ctx:
     def client(self) -> Client:
         if self._client is None:
             a = self.args
-            cfg = load_client_config(a.config, server=a.server, namespace=a.namespace,
-                                     timeout=a.timeout)
+            cfg = load_client_config(
+                a.config, server=a.server, namespace=a.namespace, timeout=a.timeout
+            )
             self._namespace = cfg.namespace
-            self._client = Client(cfg.servers, credentials=cfg.credentials(),
-                                  namespace=cfg.namespace, timeout=cfg.timeout)
+            self._client = Client(
+                cfg.servers,
+                credentials=cfg.credentials(),
+                namespace=cfg.namespace,
+                timeout=cfg.timeout,
+            )
         return self._client
 
     @property
@@ -134,15 +151,36 @@ def add_common_options(p: argparse.ArgumentParser, *, sub: bool) -> None:
     """Options every command takes, before or after its name. On subcommands they default to
     SUPPRESS so a value given before the command name is not reset by the subparser."""
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
-    p.add_argument("--config", metavar="FILE", help="client config file (env HAKUBE_CONFIG; "
-                   "default ~/.hakube/config)", **d)
-    p.add_argument("-s", "--server", metavar="ADDR[,ADDR...]",
-                   help="master address(es), overriding the config (env HAKUBE_SERVER)", **d)
-    p.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: from the "
-                   "config, else default)", **d)
-    p.add_argument("--timeout", "--request-timeout", dest="timeout", type=parse_duration,
-                   metavar="DURATION", help="how long one request may take, retries across "
-                   "masters included (30s, 2m; default: the config's, else 30s)", **d)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="client config file (env HAKUBE_CONFIG; default ~/.hakube/config)",
+        **d,
+    )
+    p.add_argument(
+        "-s",
+        "--server",
+        metavar="ADDR[,ADDR...]",
+        help="master address(es), overriding the config (env HAKUBE_SERVER)",
+        **d,
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="namespace (default: from the config, else default)",
+        **d,
+    )
+    p.add_argument(
+        "--timeout",
+        "--request-timeout",
+        dest="timeout",
+        type=parse_duration,
+        metavar="DURATION",
+        help="how long one request may take, retries across "
+        "masters included (30s, 2m; default: the config's, else 30s)",
+        **d,
+    )
 
 
 def modify(ctx: Ctx, kind: Kind, name: str, change: Callable[[Any], bool]) -> Any | None:

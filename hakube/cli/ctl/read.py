@@ -30,19 +30,24 @@ def _scope(ctx: Ctx, kind: Kind) -> str | None:
 
 def add_get(p: argparse.ArgumentParser) -> None:
     p.add_argument("resources", nargs="*", metavar="KIND [NAME...] | KIND/NAME...")
-    p.add_argument("-A", "--all-namespaces", action="store_true",
-                   help="list across all namespaces")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
     p.add_argument("-l", "--selector", default="", help="label selector (app=web,tier!=db)")
     p.add_argument("--field-selector", default="", help="field selector (status.phase=Running)")
     p.add_argument("-o", "--output", choices=OUTPUTS, help="output format")
     p.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
     p.add_argument("--watch-only", action="store_true", help="watch without listing first")
-    p.add_argument("--output-watch-events", action="store_true",
-                   help="with --watch, show the event type (ADDED, MODIFIED, DELETED)")
+    p.add_argument(
+        "--output-watch-events",
+        action="store_true",
+        help="with --watch, show the event type (ADDED, MODIFIED, DELETED)",
+    )
     p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
     p.add_argument("--no-headers", action="store_true", help="leave out the column headers")
-    p.add_argument("--ignore-not-found", action="store_true",
-                   help="a named object that does not exist is not an error")
+    p.add_argument(
+        "--ignore-not-found",
+        action="store_true",
+        help="a named object that does not exist is not an error",
+    )
 
 
 def run_get(ctx: Ctx) -> int:
@@ -66,8 +71,12 @@ def run_get(ctx: Ctx) -> int:
                         ctx.error(error_line(exc))
             found.append((kind, objs, ""))
         elif not a.watch_only:
-            lst = client.list(kind, namespace=_scope(ctx, kind), label_selector=a.selector,
-                              field_selector=a.field_selector)
+            lst = client.list(
+                kind,
+                namespace=_scope(ctx, kind),
+                label_selector=a.selector,
+                field_selector=a.field_selector,
+            )
             found.append((kind, lst.items, lst.resource_version))
     tables: dict[str, printers.Table] = {}
     if not a.watch_only:
@@ -83,13 +92,24 @@ def run_get(ctx: Ctx) -> int:
 
 def _table(ctx: Ctx, kind: Kind, prefix: bool, event_column: bool = False) -> printers.Table:
     a = ctx.args
-    return printers.Table(kind, wide=a.output == "wide", namespaces=a.all_namespaces,
-                          show_labels=a.show_labels, prefix_kind=prefix,
-                          event_column=event_column)
+    return printers.Table(
+        kind,
+        wide=a.output == "wide",
+        namespaces=a.all_namespaces,
+        show_labels=a.show_labels,
+        prefix_kind=prefix,
+        event_column=event_column,
+    )
 
 
-def _print_found(ctx: Ctx, found: list[tuple[Kind, list[Any], str]], *, single: bool,
-                 named: bool, tables: dict[str, printers.Table]) -> None:
+def _print_found(
+    ctx: Ctx,
+    found: list[tuple[Kind, list[Any], str]],
+    *,
+    single: bool,
+    named: bool,
+    tables: dict[str, printers.Table],
+) -> None:
     a = ctx.args
     objs = [o for _, items, _ in found for o in items]
     if a.output in ("json", "yaml"):
@@ -126,8 +146,9 @@ def _print_found(ctx: Ctx, found: list[tuple[Kind, list[Any], str]], *, single: 
             print("No resources found", file=ctx.err)
 
 
-def _watch(ctx: Ctx, kind: Kind, names: list[str], rv: str | None,
-           table: printers.Table | None) -> None:
+def _watch(
+    ctx: Ctx, kind: Kind, names: list[str], rv: str | None, table: printers.Table | None
+) -> None:
     a = ctx.args
     client = ctx.client()
     fs = a.field_selector
@@ -138,8 +159,9 @@ def _watch(ctx: Ctx, kind: Kind, names: list[str], rv: str | None,
     namespace = ctx.namespace if names else _scope(ctx, kind)
     table = table or _table(ctx, kind, False, a.output_watch_events)
     header_due = not a.no_headers and not table.widths and a.output in (None, "wide")
-    with client.watch(kind, namespace=namespace, label_selector=a.selector,
-                      field_selector=fs, resource_version=rv) as w:
+    with client.watch(
+        kind, namespace=namespace, label_selector=a.selector, field_selector=fs, resource_version=rv
+    ) as w:
         for ev in w:
             if ev.type == RELIST:
                 items = ev.items
@@ -184,8 +206,9 @@ def run_describe(ctx: Ctx) -> int:
                 except NotFound as exc:
                     ctx.error(error_line(exc))
         else:
-            objs = client.list(kind, namespace=_scope(ctx, kind),
-                               label_selector=ctx.args.selector).items
+            objs = client.list(
+                kind, namespace=_scope(ctx, kind), label_selector=ctx.args.selector
+            ).items
         for obj in objs:
             if not first:
                 ctx.print("\n")
@@ -207,8 +230,10 @@ def run_api_resources(ctx: Ctx) -> int:
             ctx.print(printers.type_name(k).replace(k.name.lower(), k.plural, 1))
         return 0
     rows = [["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]]
-    rows += [[k.plural, ",".join(k.short_names), k.api_version, str(k.namespaced).lower(),
-              k.name] for k in sorted(kinds_mod.KINDS, key=lambda k: k.plural)]
+    rows += [
+        [k.plural, ",".join(k.short_names), k.api_version, str(k.namespaced).lower(), k.name]
+        for k in sorted(kinds_mod.KINDS, key=lambda k: k.plural)
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         ctx.print("   ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
@@ -242,8 +267,11 @@ def cluster_report(ctx: Ctx) -> dict[str, Any]:
     answers = {ep: v for ep, v in views.items() if not isinstance(v, Exception)}
     if not answers:
         reasons = {short_reason(str(v)) for v in views.values()}
-        raise Unavailable(f"cluster status: no master answered (tried {', '.join(eps)}): "
-                          f"{'; '.join(sorted(reasons))}", endpoints=tuple(eps))
+        raise Unavailable(
+            f"cluster status: no master answered (tried {', '.join(eps)}): "
+            f"{'; '.join(sorted(reasons))}",
+            endpoints=tuple(eps),
+        )
     top_commit = max(v.commit_index for v in answers.values())
     leaders = [v.leader for v in answers.values() if v.leader]
     leader = max(set(leaders), key=leaders.count) if leaders else ""
@@ -252,26 +280,49 @@ def cluster_report(ctx: Ctx) -> dict[str, Any]:
     seen: dict[str, dict[str, Any]] = {}
     for ep, v in views.items():
         if isinstance(v, Exception):
-            masters.append({"name": "", "endpoint": ep, "reachable": False,
-                            "error": short_reason(getattr(v, "message", str(v)))})
+            masters.append(
+                {
+                    "name": "",
+                    "endpoint": ep,
+                    "reachable": False,
+                    "error": short_reason(getattr(v, "message", str(v))),
+                }
+            )
             continue
         if v.name in seen:  # a second address of one master (a VIP, another name): one row
             seen[v.name].setdefault("alsoVia", []).append(ep)
             continue
-        masters.append({"name": v.name, "endpoint": ep, "reachable": True,
-                        "state": v.raft_state, "leader": v.leader, "term": v.term,
-                        "commitIndex": v.commit_index, "appliedIndex": v.applied_index,
-                        "lag": max(0, top_commit - v.applied_index), "ready": v.ready,
-                        "revision": v.revision, "objects": v.objects,
-                        "storeBytes": v.store_bytes})
+        masters.append(
+            {
+                "name": v.name,
+                "endpoint": ep,
+                "reachable": True,
+                "state": v.raft_state,
+                "leader": v.leader,
+                "term": v.term,
+                "commitIndex": v.commit_index,
+                "appliedIndex": v.applied_index,
+                "lag": max(0, top_commit - v.applied_index),
+                "ready": v.ready,
+                "revision": v.revision,
+                "objects": v.objects,
+                "storeBytes": v.store_bytes,
+            }
+        )
         seen[v.name] = masters[-1]
     # Members known to the answering masters but not configured here (e.g. behind a VIP).
     for v in answers.values():
         for m in v.members:
             if m.name not in seen:
-                masters.append({"name": m.name, "endpoint": m.api_address, "reachable": None,
-                                "state": "connected" if m.connected else "disconnected",
-                                "raftAddress": m.raft_address})
+                masters.append(
+                    {
+                        "name": m.name,
+                        "endpoint": m.api_address,
+                        "reachable": None,
+                        "state": "connected" if m.connected else "disconnected",
+                        "raftAddress": m.raft_address,
+                    }
+                )
                 seen[m.name] = masters[-1]
     down = [m for m in masters if m["reachable"] is False]
     unseen = [m for m in masters if m["reachable"] is None]
@@ -284,36 +335,69 @@ def cluster_report(ctx: Ctx) -> dict[str, Any]:
     ready = sum(1 for m in masters if m["reachable"] and m["ready"])
     quorum = total // 2 + 1
     healthy = bool(leader) and ready >= quorum
-    return {"leader": leader, "term": term, "commitIndex": top_commit, "masters": masters,
-            "ready": ready, "total": total, "quorum": quorum, "healthy": healthy}
+    return {
+        "leader": leader,
+        "term": term,
+        "commitIndex": top_commit,
+        "masters": masters,
+        "ready": ready,
+        "total": total,
+        "quorum": quorum,
+        "healthy": healthy,
+    }
 
 
 def run_cluster(ctx: Ctx) -> int:
     report = cluster_report(ctx)
     fmt = ctx.args.output
     if fmt in ("json", "yaml"):
-        ctx.out.write(json.dumps(report, indent=2) + "\n" if fmt == "json"
-                      else printers.dump(report, "yaml"))
+        ctx.out.write(
+            json.dumps(report, indent=2) + "\n" if fmt == "json" else printers.dump(report, "yaml")
+        )
         return 0 if report["healthy"] else 1
     rows = [["NAME", "ENDPOINT", "STATE", "LEADER", "TERM", "COMMIT", "APPLIED", "LAG", "READY"]]
     for m in report["masters"]:
         if m["reachable"]:
-            rows.append([m["name"], m["endpoint"], m["state"], m["leader"] or "<none>",
-                         str(m["term"]), str(m["commitIndex"]), str(m["appliedIndex"]),
-                         str(m["lag"]), str(m["ready"]).lower()])
+            rows.append(
+                [
+                    m["name"],
+                    m["endpoint"],
+                    m["state"],
+                    m["leader"] or "<none>",
+                    str(m["term"]),
+                    str(m["commitIndex"]),
+                    str(m["appliedIndex"]),
+                    str(m["lag"]),
+                    str(m["ready"]).lower(),
+                ]
+            )
         elif m["reachable"] is False:
-            rows.append([m["name"] or "?", m["endpoint"], "unreachable", "", "", "", "", "",
-                         "false"])
+            rows.append(
+                [m["name"] or "?", m["endpoint"], "unreachable", "", "", "", "", "", "false"]
+            )
         else:
-            rows.append([m["name"], m["endpoint"] or "<not configured>",
-                         f"({m['state']} to peers)", "", "", "", "", "", ""])
+            rows.append(
+                [
+                    m["name"],
+                    m["endpoint"] or "<not configured>",
+                    f"({m['state']} to peers)",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         ctx.print("   ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
     verdict = "healthy" if report["healthy"] else "NOT healthy (no leader or no ready quorum)"
-    ctx.print(f"\ncluster: {verdict}; leader {report['leader'] or '<none>'}, term "
-              f"{report['term']}; {report['ready']}/{report['total']} masters ready "
-              f"(quorum {report['quorum']})")
+    ctx.print(
+        f"\ncluster: {verdict}; leader {report['leader'] or '<none>'}, term "
+        f"{report['term']}; {report['ready']}/{report['total']} masters ready "
+        f"(quorum {report['quorum']})"
+    )
     return 0 if report["healthy"] else 1
 
 

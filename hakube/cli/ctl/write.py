@@ -32,11 +32,21 @@ from hakube.client.apply import strip_manifest
 
 
 def add_file_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("-f", "--filename", action="append", default=[], required=required,
-                   metavar="FILE|DIR|-", help="manifest file, directory of them, or - for stdin "
-                   "(repeatable)")
-    p.add_argument("-R", "--recursive", action="store_true",
-                   help="descend into subdirectories of a -f directory")
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        required=required,
+        metavar="FILE|DIR|-",
+        help="manifest file, directory of them, or - for stdin (repeatable)",
+    )
+    p.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="descend into subdirectories of a -f directory",
+    )
 
 
 def _manifests(ctx: Ctx) -> list[Manifest]:
@@ -44,8 +54,10 @@ def _manifests(ctx: Ctx) -> list[Manifest]:
     explicit = ctx.args.namespace
     for m in items:
         if explicit and m.kind.namespaced and m.namespace and m.namespace != explicit:
-            raise CommandError(f'{m.source}: the namespace from the object ("{m.namespace}") '
-                               f'does not match the namespace from -n ("{explicit}")')
+            raise CommandError(
+                f'{m.source}: the namespace from the object ("{m.namespace}") '
+                f'does not match the namespace from -n ("{explicit}")'
+            )
     return items
 
 
@@ -109,19 +121,33 @@ def add_delete(p: argparse.ArgumentParser) -> None:
     p.add_argument("resources", nargs="*", metavar="KIND [NAME...] | KIND/NAME...")
     add_file_args(p, required=False)
     p.add_argument("-l", "--selector", default="", help="delete every object of KIND matching")
-    p.add_argument("--all", action="store_true", help="delete every object of KIND in the "
-                   "namespace")
-    p.add_argument("-A", "--all-namespaces", action="store_true",
-                   help="with -l or --all: in every namespace")
-    p.add_argument("--grace-period", type=int, default=None, metavar="SECONDS",
-                   help="seconds a pod gets to stop (0: at once)")
-    p.add_argument("--cascade", choices=("background", "foreground", "orphan"),
-                   default="background", help="what happens to dependents")
-    p.add_argument("--wait", action="store_true",
-                   help="wait until the objects are gone (finalizers and grace periods done), "
-                   "up to --timeout")
-    p.add_argument("--ignore-not-found", action="store_true",
-                   help="deleting something absent is not an error")
+    p.add_argument(
+        "--all", action="store_true", help="delete every object of KIND in the namespace"
+    )
+    p.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="with -l or --all: in every namespace"
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a pod gets to stop (0: at once)",
+    )
+    p.add_argument(
+        "--cascade",
+        choices=("background", "foreground", "orphan"),
+        default="background",
+        help="what happens to dependents",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the objects are gone (finalizers and grace periods done), up to --timeout",
+    )
+    p.add_argument(
+        "--ignore-not-found", action="store_true", help="deleting something absent is not an error"
+    )
 
 
 def run_delete(ctx: Ctx) -> int:
@@ -152,8 +178,13 @@ def run_delete(ctx: Ctx) -> int:
     pending: list[tuple[Kind, str, str]] = []
     for kind, name, ns in work:
         try:
-            res = client.delete(kind, name, namespace=ns, grace_period_seconds=a.grace_period,
-                                propagation_policy=policy)
+            res = client.delete(
+                kind,
+                name,
+                namespace=ns,
+                grace_period_seconds=a.grace_period,
+                propagation_policy=policy,
+            )
         except NotFound as exc:
             if not a.ignore_not_found:
                 ctx.error(error_line(exc))
@@ -186,8 +217,10 @@ def _wait_gone(ctx: Ctx, client: Client, pending: list[tuple[Kind, str, str]]) -
         pending = still
         if pending and time.monotonic() > deadline:
             for kind, name, _ in pending:
-                ctx.error(f'error: timed out waiting for {printers.type_name(kind)} "{name}" '
-                          "to be deleted")
+                ctx.error(
+                    f'error: timed out waiting for {printers.type_name(kind)} "{name}" '
+                    "to be deleted"
+                )
             return
         if pending:
             time.sleep(0.2)
@@ -206,10 +239,12 @@ def _named(ctx: Ctx) -> list[tuple[Kind, str]]:
 def add_scale(p: argparse.ArgumentParser) -> None:
     p.add_argument("resources", nargs="+", metavar="KIND NAME | KIND/NAME...")
     p.add_argument("--replicas", type=int, required=True, help="the new number of replicas")
-    p.add_argument("--current-replicas", type=int, default=None,
-                   help="only scale if the current number is this")
-
-
+    p.add_argument(
+        "--current-replicas",
+        type=int,
+        default=None,
+        help="only scale if the current number is this",
+    )
 
 
 def _scale_to(replicas: int, expect: int | None) -> Callable[[Any], bool]:
@@ -229,8 +264,10 @@ def run_scale(ctx: Ctx) -> int:
         raise UsageError("--replicas must be 0 or more")
     for kind, name in _named(ctx):
         if kind.name not in SCALABLE:
-            ctx.error(f"error: {kind.plural} cannot be scaled (only deployments, replicasets, "
-                      "statefulsets)")
+            ctx.error(
+                f"error: {kind.plural} cannot be scaled (only deployments, replicasets, "
+                "statefulsets)"
+            )
             continue
 
         try:
@@ -250,15 +287,15 @@ def add_label(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="allow changing an existing value")
 
 
-def _relabel(sets: dict[str, str], removes: list[str],
-             overwrite: bool) -> Callable[[Any], bool]:
+def _relabel(sets: dict[str, str], removes: list[str], overwrite: bool) -> Callable[[Any], bool]:
     def change(obj: Any) -> bool:
         labels = obj.metadata.labels
         before = dict(labels)
         for k, v in sets.items():
             if k in labels and labels[k] != v and not overwrite:
-                raise CommandError(f"'{k}' already has a value ({labels[k]}), and --overwrite "
-                                   "is false")
+                raise CommandError(
+                    f"'{k}' already has a value ({labels[k]}), and --overwrite is false"
+                )
             labels[k] = v
         for k in removes:
             labels.pop(k, None)
@@ -277,7 +314,6 @@ def run_label(ctx: Ctx) -> int:
     sets = dict(w.split("=", 1) for w in changes if "=" in w)
     removes = [w[:-1] for w in changes if "=" not in w]
     for kind, name in _named(ctx):
-
         try:
             out = modify(ctx, kind, name, _relabel(sets, removes, ctx.args.overwrite))
         except HakubeError as exc:
@@ -294,7 +330,6 @@ COMMANDS = {
     "apply": ("create or update objects from manifests", add_apply, run_apply),
     "create": ("create objects from manifests", add_create, run_create),
     "delete": ("delete objects by name, label selector or manifest", add_delete, run_delete),
-    "scale": ("set the replicas of a deployment, replicaset or statefulset", add_scale,
-              run_scale),
+    "scale": ("set the replicas of a deployment, replicaset or statefulset", add_scale, run_scale),
     "label": ("add, change or remove labels", add_label, run_label),
 }

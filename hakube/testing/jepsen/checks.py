@@ -33,10 +33,12 @@ class SetResult:
     """Masters whose final read differs from the first one's."""
 
     def text(self) -> str:
-        return (f"set: valid={self.valid} attempted={self.attempted} "
-                f"acknowledged={self.acknowledged} recovered-indefinite={self.recovered} "
-                f"lost={self.lost[:20]} unexpected={self.unexpected[:20]} "
-                f"divergent={self.divergent}")
+        return (
+            f"set: valid={self.valid} attempted={self.attempted} "
+            f"acknowledged={self.acknowledged} recovered-indefinite={self.recovered} "
+            f"lost={self.lost[:20]} unexpected={self.unexpected[:20]} "
+            f"divergent={self.divergent}"
+        )
 
 
 def check_set(adds: list[Op], final_reads: dict[str, set[str]]) -> SetResult:
@@ -79,8 +81,9 @@ class WatchResult:
     problems: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        head = (f"watch: valid={self.valid} watchers={self.watchers} "
-                f"events-per-watcher={self.events}")
+        head = (
+            f"watch: valid={self.valid} watchers={self.watchers} events-per-watcher={self.events}"
+        )
         return "\n".join([head, *(f"  {p}" for p in self.problems[:30])])
 
 
@@ -92,8 +95,10 @@ def check_watches(streams: dict[str, list[Event]], writes: list[Op]) -> WatchRes
     for name, evs in sorted(streams.items()):
         for a, b in zip(evs, evs[1:], strict=False):
             if b.revision <= a.revision:
-                problems.append(f"{name}: revision {b.revision} after {a.revision} "
-                                f"({'duplicate' if b.revision == a.revision else 'out of order'})")
+                problems.append(
+                    f"{name}: revision {b.revision} after {a.revision} "
+                    f"({'duplicate' if b.revision == a.revision else 'out of order'})"
+                )
     names = sorted(streams)
     reference = streams[names[0]] if names else []
     for name in names[1:]:
@@ -101,11 +106,14 @@ def check_watches(streams: dict[str, list[Event]], writes: list[Op]) -> WatchRes
         if evs != reference:
             ref_revs = {e.revision for e in reference}
             revs = {e.revision for e in evs}
-            problems.append(f"{name} differs from {names[0]}: missing revisions "
-                            f"{sorted(ref_revs - revs)[:10]}, extra {sorted(revs - ref_revs)[:10]}")
+            problems.append(
+                f"{name} differs from {names[0]}: missing revisions "
+                f"{sorted(ref_revs - revs)[:10]}, extra {sorted(revs - ref_revs)[:10]}"
+            )
     seen_values = {e.value for e in reference}
-    missing = sorted(str(o.value) for o in writes
-                     if o.outcome == "ok" and str(o.value) not in seen_values)
+    missing = sorted(
+        str(o.value) for o in writes if o.outcome == "ok" and str(o.value) not in seen_values
+    )
     if missing:
         problems.append(f"acknowledged writes never delivered: {missing[:10]}")
     return WatchResult(not problems, len(streams), len(reference), problems)
@@ -119,8 +127,12 @@ class LeaseResult:
     overlaps: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        return "\n".join([f"leases: valid={self.valid} terms={self.terms} "
-                          f"holders={self.holders}", *(f"  {o}" for o in self.overlaps[:20])])
+        return "\n".join(
+            [
+                f"leases: valid={self.valid} terms={self.terms} holders={self.holders}",
+                *(f"  {o}" for o in self.overlaps[:20]),
+            ]
+        )
 
 
 def check_leases(terms: dict[str, list[tuple[float, float]]]) -> LeaseResult:
@@ -132,8 +144,9 @@ def check_leases(terms: dict[str, list[tuple[float, float]]]) -> LeaseResult:
     last_end, last_who = float("-inf"), ""
     for start, end, who in flat:
         if start < last_end and who != last_who:
-            overlaps.append(f"{who} led from {start:.3f} s while {last_who} led until "
-                            f"{last_end:.3f} s")
+            overlaps.append(
+                f"{who} led from {start:.3f} s while {last_who} led until {last_end:.3f} s"
+            )
         if end > last_end:
             last_end, last_who = end, who
     holders = sum(1 for spans in terms.values() if spans)

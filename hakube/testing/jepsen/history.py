@@ -39,8 +39,10 @@ class Op:
     def describe(self) -> str:
         arg = self.result if self.f == "read" else self.value
         end = "∞" if math.isinf(self.complete) else f"{self.complete:.6f}"
-        return (f"#{self.index} p{self.process} {self.f} {self.key}={arg!r} "
-                f"{self.outcome} [{self.invoke:.6f}, {end}]")
+        return (
+            f"#{self.index} p{self.process} {self.f} {self.key}={arg!r} "
+            f"{self.outcome} [{self.invoke:.6f}, {end}]"
+        )
 
 
 def by_key(ops: list[Op]) -> dict[str, list[Op]]:

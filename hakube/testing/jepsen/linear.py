@@ -48,8 +48,9 @@ class SearchBudgetExceeded(Exception):
     """The search explored more states than allowed: the answer is unknown, not valid."""
 
 
-def linearizable(ops: list[Op], step: Step = register, initial: Hashable = None,
-                 max_states: int = 2_000_000) -> bool:
+def linearizable(
+    ops: list[Op], step: Step = register, initial: Hashable = None, max_states: int = 2_000_000
+) -> bool:
     """Whether the operations on one object have a legal sequential order consistent with
     their real-time order."""
     ops = [o for o in ops if o.outcome != "fail" and not (o.outcome == "info" and o.f == "read")]
@@ -59,7 +60,8 @@ def linearizable(ops: list[Op], step: Step = register, initial: Hashable = None,
     # Events: call of op i is node i+1, its return node n+i+1; node 0 is the list head.
     events = sorted(
         [(o.invoke, 0, i) for i, o in enumerate(ops)]
-        + [(math.inf if o.outcome == "info" else o.complete, 1, i) for i, o in enumerate(ops)])
+        + [(math.inf if o.outcome == "info" else o.complete, 1, i) for i, o in enumerate(ops)]
+    )
     nxt = [0] * (2 * n + 2)
     prv = [0] * (2 * n + 2)
     order = [0] + [(i + 1) if kind == 0 else (n + i + 1) for _, kind, i in events]
@@ -135,8 +137,10 @@ class Report:
         return [k for k in self.keys if k.valid is False]
 
     def text(self) -> str:
-        lines = [f"linearizable: {self.valid} ({len(self.keys)} keys, "
-                 f"{sum(k.ops for k in self.keys)} operations)"]
+        lines = [
+            f"linearizable: {self.valid} ({len(self.keys)} keys, "
+            f"{sum(k.ops for k in self.keys)} operations)"
+        ]
         for k in self.keys:
             if k.valid is None:
                 lines.append(f"  key {k.key}: unknown (search budget exceeded)")
@@ -146,8 +150,9 @@ class Report:
         return "\n".join(lines)
 
 
-def check(ops: list[Op], step: Step = register, initial: Hashable = None,
-          max_states: int = 2_000_000) -> Report:
+def check(
+    ops: list[Op], step: Step = register, initial: Hashable = None, max_states: int = 2_000_000
+) -> Report:
     """Every key checked on its own; the history is valid when every key is."""
     results: list[KeyResult] = []
     for key, kops in sorted(by_key(ops).items()):
@@ -163,8 +168,13 @@ def check(ops: list[Op], step: Step = register, initial: Hashable = None,
     return Report(valid, results)
 
 
-def shrink(ops: list[Op], step: Step = register, initial: Hashable = None,
-           max_states: int = 2_000_000, max_ops: int = 400) -> list[Op]:
+def shrink(
+    ops: list[Op],
+    step: Step = register,
+    initial: Hashable = None,
+    max_states: int = 2_000_000,
+    max_ops: int = 400,
+) -> list[Op]:
     """A small non-linearizable sub-history of a non-linearizable one: the shortest failing
     prefix (by invocation), then each operation dropped whose absence keeps it failing. The
     writes of every value a kept operation observed are always kept, so the anomaly shown is the
@@ -204,7 +214,7 @@ def shrink(ops: list[Op], step: Step = register, initial: Hashable = None,
         return current
     i = 0
     while i < len(current):
-        trial = closed(current[:i] + current[i + 1:])
+        trial = closed(current[:i] + current[i + 1 :])
         if len(trial) < len(current) and fails(trial):
             current = trial
             i = 0

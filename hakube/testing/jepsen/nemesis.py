@@ -30,8 +30,14 @@ BALLAST = "nemesis-ballast"
 
 
 def _nft(host: Host, script: str) -> None:
-    subprocess.run(["ip", "netns", "exec", host.netns, "nft", "-f", "-"], input=script,
-                   text=True, check=True, capture_output=True, timeout=10)
+    subprocess.run(
+        ["ip", "netns", "exec", host.netns, "nft", "-f", "-"],
+        input=script,
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=10,
+    )
 
 
 def drop_between(host: Host, peers: list[Host], loss_percent: int = 100) -> None:
@@ -40,18 +46,24 @@ def drop_between(host: Host, peers: list[Host], loss_percent: int = 100) -> None
         return
     addrs = ", ".join(p.ip for p in peers)
     match = "" if loss_percent >= 100 else f"numgen random mod 100 < {loss_percent} "
-    _nft(host, f"""
+    _nft(
+        host,
+        f"""
 table inet {TABLE} {{
   chain input {{ type filter hook input priority 0; policy accept;
     ip saddr {{ {addrs} }} {match}drop; }}
   chain output {{ type filter hook output priority 0; policy accept;
     ip daddr {{ {addrs} }} {match}drop; }}
-}}""")
+}}""",
+    )
 
 
 def clear(host: Host) -> None:
-    subprocess.run(["ip", "netns", "exec", host.netns, "nft", "delete", "table", "inet", TABLE],
-                   capture_output=True, timeout=10)
+    subprocess.run(
+        ["ip", "netns", "exec", host.netns, "nft", "delete", "table", "inet", TABLE],
+        capture_output=True,
+        timeout=10,
+    )
 
 
 @dataclass
@@ -75,8 +87,16 @@ class Nemesis:
     leader: Callable[[], str]
     rng: random.Random
     clock: Callable[[], float]
-    kinds: tuple[str, ...] = ("partition-majority", "isolate-leader", "bridge", "kill",
-                              "kill-leader", "pause", "pause-leader", "loss")
+    kinds: tuple[str, ...] = (
+        "partition-majority",
+        "isolate-leader",
+        "bridge",
+        "kill",
+        "kill-leader",
+        "pause",
+        "pause-leader",
+        "loss",
+    )
     timeline: list[Fault] = field(default_factory=list)
     _killed: list[Host] = field(default_factory=list)
     _paused: list[int] = field(default_factory=list)
@@ -124,7 +144,7 @@ class Nemesis:
         """Two halves that cannot reach each other; one member (the bridge) reaches both."""
         shuffled = self.rng.sample(self.masters, len(self.masters))
         bridge, rest = shuffled[0], shuffled[1:]
-        a, b = self._cut(rest[:len(rest) // 2], rest[len(rest) // 2:])
+        a, b = self._cut(rest[: len(rest) // 2], rest[len(rest) // 2 :])
         return [a, bridge.name, b]
 
     def _loss(self) -> list[str]:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hakube.local.cluster import write_config
 from hakube.pki.layout import Pki
@@ -99,8 +100,12 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
     if cfg.disk_mb:
         disk = net.workdir / f"data-{masters[0].name}"  # netmasters' data dir of the master
         disk.mkdir(mode=0o700)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={cfg.disk_mb}m,mode=0700",
-                        "tmpfs", str(disk)], check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={cfg.disk_mb}m,mode=0700", "tmpfs", str(disk)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         mounts.append(disk)
         disks[masters[0].name] = disk
 
@@ -113,23 +118,35 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
     jdir = net.workdir / "jepsen"
     jdir.mkdir()
     servers = [f"{h.ip}:{netmasters.API_PORT}" for h in masters]
-    config = write_config(str(net.workdir / "client.conf"), Pki(str(net.workdir / "pki")),
-                          servers)
+    config = write_config(str(net.workdir / "client.conf"), Pki(str(net.workdir / "pki")), servers)
     env = dict(netmasters.env(), HAKUBE_CONFIG=config)
-    argv = [sys.executable, "-m", "hakube.testing.jepsen.workload", "--dir", str(jdir),
-            "--endpoints", ",".join(f"{h.name}={h.ip}:{netmasters.API_PORT}"
-                                    for h in masters),
-            "--seconds", str(cfg.seconds), "--seed", str(cfg.seed), "--keys", str(cfg.keys),
-            *(["--serializable-reads"] if cfg.serializable_reads else [])]
+    argv = [
+        sys.executable,
+        "-m",
+        "hakube.testing.jepsen.workload",
+        "--dir",
+        str(jdir),
+        "--endpoints",
+        ",".join(f"{h.name}={h.ip}:{netmasters.API_PORT}" for h in masters),
+        "--seconds",
+        str(cfg.seconds),
+        "--seed",
+        str(cfg.seed),
+        "--keys",
+        str(cfg.keys),
+        *(["--serializable-reads"] if cfg.serializable_reads else []),
+    ]
     workload = client.spawn(argv, log=net.workdir / "workload.log", env=env)
     try:
-        _wait(lambda: (jdir / "ready").exists() or workload.poll() is not None, 120,
-              "workload set up")
+        _wait(
+            lambda: (jdir / "ready").exists() or workload.poll() is not None, 120, "workload set up"
+        )
         if workload.poll() is not None:
             raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")
         t0 = time.monotonic()
-        nemesis = Nemesis(masters, start, lambda: _leader(client, masters), rng,
-                          lambda: time.monotonic() - t0)
+        nemesis = Nemesis(
+            masters, start, lambda: _leader(client, masters), rng, lambda: time.monotonic() - t0
+        )
         nemesis.disks = disks
         if cfg.kinds:
             nemesis.kinds = cfg.kinds
@@ -147,8 +164,11 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
             _log_fault(net.workdir, "healed", nemesis.clock())
         nemesis.heal()
         try:
-            _wait(lambda: all(netmasters.is_ready(h) for h in masters), 120,
-                  "masters ready after the heal")
+            _wait(
+                lambda: all(netmasters.is_ready(h) for h in masters),
+                120,
+                "masters ready after the heal",
+            )
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}: {_states(masters)}") from None
         (jdir / "healed").write_text("")
@@ -168,39 +188,50 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
     return result
 
 
-def judge(history: dict[str, object], nemesis: Nemesis) -> RunResult:
+def judge(history: dict[str, Any], nemesis: Nemesis) -> RunResult:
     """Every checker over the recorded history, and the report."""
-    ops = [Op(**{**o, "value": tuple(o["value"]) if isinstance(o["value"], list) else o["value"]})
-           for o in history["ops"]]  # type: ignore[attr-defined]
+    ops = [
+        Op(**{**o, "value": tuple(o["value"]) if isinstance(o["value"], list) else o["value"]})
+        for o in history["ops"]
+    ]
     registers = [o for o in ops if o.f in ("read", "write", "cas")]
     adds = [o for o in ops if o.f == "add"]
     lin = linear.check(registers, initial=INITIAL)
-    sets = checks.check_set(adds, {k: set(v) for k, v in history["final_reads"].items()})  # type: ignore[attr-defined]
-    streams = {name: [checks.Event(**e) for e in evs]
-               for name, evs in history["watches"].items()}  # type: ignore[attr-defined]
-    written = [dataclasses.replace(o, value=o.value[1]) if o.f == "cas" else o
-               for o in registers if o.f != "read"]
+    sets = checks.check_set(adds, {k: set(v) for k, v in history["final_reads"].items()})
+    streams = {name: [checks.Event(**e) for e in evs] for name, evs in history["watches"].items()}
+    written = [
+        dataclasses.replace(o, value=o.value[1]) if o.f == "cas" else o
+        for o in registers
+        if o.f != "read"
+    ]
     watch = checks.check_watches(streams, written)
-    incomplete = [k for k, v in history["watch_complete"].items() if not v]  # type: ignore[attr-defined]
+    incomplete = [k for k, v in history["watch_complete"].items() if not v]
     if incomplete:
         watch.valid = False
         watch.problems.append(f"watchers that never caught up after the heal: {incomplete}")
-    leases = checks.check_leases({k: [(a, b) for a, b in v]
-                                  for k, v in history.get("leases", {}).items()})  # type: ignore[attr-defined]
+    leases = checks.check_leases(
+        {k: [(a, b) for a, b in v] for k, v in history.get("leases", {}).items()}
+    )
     counts = {s: sum(1 for o in ops if o.outcome == s) for s in ("ok", "fail", "info")}
     verdicts = [lin.valid, sets.valid, watch.valid, leases.valid]
     valid = False if False in verdicts else (None if None in verdicts else True)
-    lines = [f"valid: {valid}",
-             f"operations: {len(ops)} ({counts['ok']} ok, {counts['fail']} fail, "
-             f"{counts['info']} info)",
-             lin.text(), sets.text(), watch.text(), leases.text(),
-             f"faults ({len(nemesis.timeline)}):",
-             *(f"  {f.describe()}" for f in nemesis.timeline)]
+    lines = [
+        f"valid: {valid}",
+        f"operations: {len(ops)} ({counts['ok']} ok, {counts['fail']} fail, {counts['info']} info)",
+        lin.text(),
+        sets.text(),
+        watch.text(),
+        leases.text(),
+        f"faults ({len(nemesis.timeline)}):",
+        *(f"  {f.describe()}" for f in nemesis.timeline),
+    ]
     marked = {o.index for k in lin.anomalies for o in k.counterexample}
-    picture = timeline.svg(ops, nemesis.timeline,
-                           {k: [(a, b) for a, b in v]
-                            for k, v in history.get("leases", {}).items()},  # type: ignore[attr-defined]
-                           marked)
+    picture = timeline.svg(
+        ops,
+        nemesis.timeline,
+        {k: [(a, b) for a, b in v] for k, v in history.get("leases", {}).items()},
+        marked,
+    )
     return RunResult(valid, "\n".join(lines), len(ops), list(nemesis.timeline), picture)
 
 

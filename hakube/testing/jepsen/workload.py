@@ -37,8 +37,13 @@ from hakube.testing.jepsen.history import Op
 
 INITIAL = "init"
 NAMESPACE = "default"
-DEFINITE = (errors.Conflict, errors.AlreadyExists, errors.Invalid, errors.NotFound,
-            errors.Forbidden)
+DEFINITE = (
+    errors.Conflict,
+    errors.AlreadyExists,
+    errors.Invalid,
+    errors.NotFound,
+    errors.Forbidden,
+)
 
 
 class Recorder:
@@ -54,8 +59,19 @@ class Recorder:
 
     def add(self, op: Op) -> None:
         with self.lock:
-            self.ops.append(Op(op.process, op.f, op.key, op.value, op.invoke, op.complete,
-                               op.outcome, op.result, len(self.ops)))
+            self.ops.append(
+                Op(
+                    op.process,
+                    op.f,
+                    op.key,
+                    op.value,
+                    op.invoke,
+                    op.complete,
+                    op.outcome,
+                    op.result,
+                    len(self.ops),
+                )
+            )
 
 
 def _cm(name: str, value: str, label: str) -> core_pb2.ConfigMap:
@@ -70,9 +86,16 @@ def _outcome(exc: Exception) -> str:
     return "fail" if isinstance(exc, DEFINITE) else "info"
 
 
-def register_worker(client: Client, rec: Recorder, process: int, keys: int, stop: float,
-                    rng: random.Random, values: itertools.count[int],
-                    serializable: bool = False) -> None:
+def register_worker(
+    client: Client,
+    rec: Recorder,
+    process: int,
+    keys: int,
+    stop: float,
+    rng: random.Random,
+    values: itertools.count[int],
+    serializable: bool = False,
+) -> None:
     while rec.now() < stop:
         key = f"reg-{rng.randrange(keys)}"
         f = rng.choice(("read", "read", "write", "cas"))
@@ -110,8 +133,9 @@ def register_worker(client: Client, rec: Recorder, process: int, keys: int, stop
             rec.add(Op(process, "cas", key, (seen, value), t0, rec.now(), outcome))  # type: ignore[arg-type]
 
 
-def set_worker(client: Client, rec: Recorder, process: int, stop: float,
-               values: itertools.count[int]) -> None:
+def set_worker(
+    client: Client, rec: Recorder, process: int, stop: float, values: itertools.count[int]
+) -> None:
     while rec.now() < stop:
         value = str(next(values))
         t0 = rec.now()
@@ -137,17 +161,31 @@ class Watcher(threading.Thread):
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                self.watch = self.client.watch("configmaps", namespace=NAMESPACE,
-                                               label_selector="jepsen=register",
-                                               resource_version=self.rev)
+                self.watch = self.client.watch(
+                    "configmaps",
+                    namespace=NAMESPACE,
+                    label_selector="jepsen=register",
+                    resource_version=self.rev,
+                )
                 for ev in self.watch:
                     if ev.type == "RELIST":
-                        self.events.append({"revision": ev.resource_version, "type": "RELIST",
-                                            "name": "", "value": ""})
+                        self.events.append(
+                            {
+                                "revision": ev.resource_version,
+                                "type": "RELIST",
+                                "name": "",
+                                "value": "",
+                            }
+                        )
                     elif ev.object is not None:
-                        self.events.append({"revision": ev.resource_version, "type": ev.type,
-                                            "name": ev.object.metadata.name,
-                                            "value": ev.object.data.get("v", "")})
+                        self.events.append(
+                            {
+                                "revision": ev.resource_version,
+                                "type": ev.type,
+                                "name": ev.object.metadata.name,
+                                "value": ev.object.data.get("v", ""),
+                            }
+                        )
                     self.rev = str(ev.resource_version)
                     if self.stopped.is_set():
                         break
@@ -172,10 +210,13 @@ class Candidate:
         self.terms: list[list[float]] = []
         self.stop = threading.Event()
         self.elector = LeaderElector(
-            client, ElectionConfig(name="jepsen-lease", identity=identity, namespace=NAMESPACE),
-            self._work)
-        self.thread = threading.Thread(target=self.elector.run, args=(self.stop,),
-                                       name=f"lease-{identity}", daemon=True)
+            client,
+            ElectionConfig(name="jepsen-lease", identity=identity, namespace=NAMESPACE),
+            self._work,
+        )
+        self.thread = threading.Thread(
+            target=self.elector.run, args=(self.stop,), name=f"lease-{identity}", daemon=True
+        )
 
     def _work(self, leading: threading.Event) -> None:
         while not leading.wait(0.02):
@@ -208,13 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lease-candidates", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--op-timeout", type=float, default=5.0)
-    p.add_argument("--serializable-reads", action="store_true",
-                   help="read registers from the answering master's replica (may be stale: "
-                        "shows that the checker catches stale reads)")
+    p.add_argument(
+        "--serializable-reads",
+        action="store_true",
+        help="read registers from the answering master's replica (may be stale: "
+        "shows that the checker catches stale reads)",
+    )
     a = p.parse_args(argv)
     masters = dict(item.split("=", 1) for item in a.endpoints.split(","))
-    policy = RetryPolicy(timeout=a.op_timeout, attempt_timeout=min(2.0, a.op_timeout),
-                         unreachable_timeout=a.op_timeout)
+    policy = RetryPolicy(
+        timeout=a.op_timeout,
+        attempt_timeout=min(2.0, a.op_timeout),
+        unreachable_timeout=a.op_timeout,
+    )
     every = list(masters.values())
     setup = Client(every, timeout=30.0)
     for k in range(a.keys):
@@ -224,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             setup.update(_cm(f"reg-{k}", INITIAL, "register"))
     marker = setup.create(_cm("marker-start", "start", "marker"))
     start_rev = marker.metadata.resource_version
-    watchers = [Watcher(name, Client([ep], timeout=30.0, watch_idle_timeout=6.0), start_rev)
-                for name, ep in sorted(masters.items())]
+    watchers = [
+        Watcher(name, Client([ep], timeout=30.0, watch_idle_timeout=6.0), start_rev)
+        for name, ep in sorted(masters.items())
+    ]
     for w in watchers:
         w.start()
     rec = Recorder()
@@ -235,15 +284,27 @@ def main(argv: list[str] | None = None) -> int:
     threads = []
     for i in range(a.register_workers):
         c = Client(every, policy=policy)
-        threads.append(threading.Thread(target=register_worker, args=(
-            c, rec, i, a.keys, stop, random.Random(a.seed * 1000 + i), values,
-            a.serializable_reads)))
+        threads.append(
+            threading.Thread(
+                target=register_worker,
+                args=(
+                    c,
+                    rec,
+                    i,
+                    a.keys,
+                    stop,
+                    random.Random(a.seed * 1000 + i),
+                    values,
+                    a.serializable_reads,
+                ),
+            )
+        )
     for i in range(a.set_workers):
         c = Client(every, policy=policy)
-        threads.append(threading.Thread(target=set_worker, args=(
-            c, rec, 100 + i, stop, values)))
-    candidates = [Candidate(f"c{i}", Client(every, policy=policy), rec)
-                  for i in range(a.lease_candidates)]
+        threads.append(threading.Thread(target=set_worker, args=(c, rec, 100 + i, stop, values)))
+    candidates = [
+        Candidate(f"c{i}", Client(every, policy=policy), rec) for i in range(a.lease_candidates)
+    ]
     for t in threads:
         t.start()
     for cand in candidates:
@@ -257,8 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     (a.dir / "workload-done").write_text("")
     _wait_file(a.dir / "healed", timeout=600)
     final = _final(setup, masters, watchers)
-    history = {"ops": [asdict(o) for o in rec.ops], **final,
-               "leases": {cand.identity: cand.terms for cand in candidates}}
+    history = {
+        "ops": [asdict(o) for o in rec.ops],
+        **final,
+        "leases": {cand.identity: cand.terms for cand in candidates},
+    }
     (a.dir / "history.json").write_text(json.dumps(history))
     return 0
 
@@ -270,7 +334,8 @@ def _final(setup: Client, masters: dict[str, str], watchers: list[Watcher]) -> d
     end_rev = int(end.metadata.resource_version)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(
-            w.events and w.events[-1]["revision"] >= end_rev for w in watchers):
+        w.events and w.events[-1]["revision"] >= end_rev for w in watchers
+    ):
         time.sleep(0.1)
     for w in watchers:
         w.stop()
@@ -279,11 +344,13 @@ def _final(setup: Client, masters: dict[str, str], watchers: list[Watcher]) -> d
         c = Client([ep], timeout=60.0)
         items = c.list("configmaps", namespace=NAMESPACE, label_selector="jepsen=set").items
         reads[name] = sorted(i.data["v"] for i in items)
-    return {"final_reads": reads,
-            "watches": {w.master: [e for e in w.events if e["revision"] < end_rev]
-                        for w in watchers},
-            "watch_complete": {w.master: bool(w.events and w.events[-1]["revision"] >= end_rev)
-                               for w in watchers}}
+    return {
+        "final_reads": reads,
+        "watches": {w.master: [e for e in w.events if e["revision"] < end_rev] for w in watchers},
+        "watch_complete": {
+            w.master: bool(w.events and w.events[-1]["revision"] >= end_rev) for w in watchers
+        },
+    }
 
 
 if __name__ == "__main__":
