@@ -172,7 +172,7 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}: {_states(masters)}") from None
         (jdir / "healed").write_text("")
-        workload.wait(timeout=300)
+        workload.wait(timeout=300 + cfg.seconds / 4)  # final reads grow with the run
         if workload.returncode != 0:
             raise RuntimeError(f"workload failed: {_tail(net.workdir)}")
     finally:
