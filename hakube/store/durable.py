@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 from pysyncobj import serializer as ps_serializer
 from pysyncobj.pickle import dumps
@@ -43,6 +43,14 @@ from hakube.store import failpoints
 log = logging.getLogger("hakube.store")
 EXIT_STORAGE_FAILED = 74
 """Exit status of a master that stopped because its disk failed it (EX_IOERR)."""
+
+
+def fail_stop(reason: str) -> NoReturn:
+    """End the process now: a member that cannot make its Raft state durable must not go on
+    voting or acknowledging (as etcd panics on a WAL write error); its supervisor restarts it."""
+    log.critical("%s; stopping this master", reason)
+    logging.shutdown()
+    os._exit(EXIT_STORAGE_FAILED)
 
 
 def _fsync_path(path: str) -> None:
@@ -98,14 +106,7 @@ class DurableMeta:
                 os.replace(tmp, path)
                 _fsync_path(os.path.dirname(os.path.abspath(path)))
             except OSError as exc:
-                log.critical(
-                    "cannot persist the Raft term and vote to %s: %s; stopping this "
-                    "master (it must not vote on what it could forget)",
-                    path,
-                    exc,
-                )
-                logging.shutdown()
-                os._exit(EXIT_STORAGE_FAILED)
+                fail_stop(f"cannot persist the Raft term and vote to {path}: {exc}")
 
         self.storer.storeMeta = store
 
@@ -140,10 +141,8 @@ class DurableJournal:
                 os.fdatasync(f.fileno())
             except OSError as exc:
                 # After a failed sync the kernel may have dropped the dirty pages: retrying
-                # could report success for data that is gone. Fail-stop instead.
-                log.critical("cannot sync the Raft journal: %s; stopping this master", exc)
-                logging.shutdown()
-                os._exit(EXIT_STORAGE_FAILED)
+                # could report success for data that is gone.
+                fail_stop(f"cannot sync the Raft journal: {exc}")
             self.syncs += 1
 
     def _marking(self, fn: Any) -> Any:

@@ -30,6 +30,7 @@ from pysyncobj import journal as ps_journal
 from pysyncobj import syncobj as ps_syncobj
 
 from hakube.store import failpoints
+from hakube.store.durable import durable_replace
 
 Entry = tuple[Any, int, int]
 _ENTRIES, _FILE, _OFFSET = (
@@ -90,8 +91,6 @@ class SafeFileJournal(ps_journal.FileJournal):  # type: ignore[misc]  # untyped 
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802 - pysyncobj's name
         failpoints.hit("compaction-before-journal-drop")
-        from hakube.store.durable import durable_replace
-
         kept: list[Entry] = getattr(self, _ENTRIES)[entryTo:]
         tmp = self._path + ".compact"
         for leftover in (tmp, tmp + ".meta"):
