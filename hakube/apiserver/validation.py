@@ -19,6 +19,7 @@ from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.apiserver.authz import validation as rbac_validation
 from hakube.apiserver.errors import Invalid
+from hakube.apiserver.validation_jobs import check_job_spec
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -382,6 +383,7 @@ def _job(m: workloads_pb2.Job, probs: Problems) -> None:
     default_job_spec(m.spec)
     if m.spec.backoff_limit < 0:
         probs.add("spec.backoffLimit", "must be greater than or equal to 0")
+    check_job_spec(m.spec, probs)
     check_template(
         m.spec, "spec", probs, selector_required=False, allowed_restart=("OnFailure", "Never")
     )
@@ -412,6 +414,7 @@ def _cron_job(m: workloads_pb2.CronJob, probs: Problems) -> None:
         m.spec.failed_jobs_history_limit = 1
     jt = m.spec.job_template
     default_job_spec(jt.spec)
+    check_job_spec(jt.spec, probs, "spec.jobTemplate.spec")
     check_template(
         jt.spec,
         "spec.jobTemplate.spec",
