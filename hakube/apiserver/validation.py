@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from hakube.api import podpaths, podsecurity, profiles
+from hakube.api import podpaths, podresources, podsecurity, profiles
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
@@ -106,6 +106,7 @@ def default_probe(p: pod_pb2.Probe) -> None:
 
 
 def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
+    podresources.default(spec)
     spec.restart_policy = spec.restart_policy or "Always"
     spec.dns_policy = spec.dns_policy or "ClusterFirst"
     spec.scheduler_name = spec.scheduler_name or "default-scheduler"
@@ -185,6 +186,8 @@ def validate_pod_spec(
     for fpath, why in podpaths.problems(spec, path):
         probs.add(fpath, why)
     for fpath, why in profiles.problems(spec, path):
+        probs.add(fpath, why)
+    for fpath, why in podresources.problems(spec, path):
         probs.add(fpath, why)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
