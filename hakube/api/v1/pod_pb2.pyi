@@ -191,7 +191,7 @@ class TCPSocketAction(_message.Message):
     def __init__(self, port: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., host: _Optional[str] = ...) -> None: ...
 
 class Probe(_message.Message):
-    __slots__ = ("exec", "http_get", "tcp_socket", "initial_delay_seconds", "timeout_seconds", "period_seconds", "success_threshold", "failure_threshold", "termination_grace_period_seconds")
+    __slots__ = ("exec", "http_get", "tcp_socket", "initial_delay_seconds", "timeout_seconds", "period_seconds", "success_threshold", "failure_threshold", "termination_grace_period_seconds", "grpc")
     EXEC_FIELD_NUMBER: _ClassVar[int]
     HTTP_GET_FIELD_NUMBER: _ClassVar[int]
     TCP_SOCKET_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,7 @@ class Probe(_message.Message):
     SUCCESS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
     exec: ExecAction
     http_get: HTTPGetAction
     tcp_socket: TCPSocketAction
@@ -210,7 +211,16 @@ class Probe(_message.Message):
     success_threshold: int
     failure_threshold: int
     termination_grace_period_seconds: int
-    def __init__(self, exec: _Optional[_Union[ExecAction, _Mapping]] = ..., http_get: _Optional[_Union[HTTPGetAction, _Mapping]] = ..., tcp_socket: _Optional[_Union[TCPSocketAction, _Mapping]] = ..., initial_delay_seconds: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., period_seconds: _Optional[int] = ..., success_threshold: _Optional[int] = ..., failure_threshold: _Optional[int] = ..., termination_grace_period_seconds: _Optional[int] = ...) -> None: ...
+    grpc: GRPCAction
+    def __init__(self, exec: _Optional[_Union[ExecAction, _Mapping]] = ..., http_get: _Optional[_Union[HTTPGetAction, _Mapping]] = ..., tcp_socket: _Optional[_Union[TCPSocketAction, _Mapping]] = ..., initial_delay_seconds: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., period_seconds: _Optional[int] = ..., success_threshold: _Optional[int] = ..., failure_threshold: _Optional[int] = ..., termination_grace_period_seconds: _Optional[int] = ..., grpc: _Optional[_Union[GRPCAction, _Mapping]] = ...) -> None: ...
+
+class GRPCAction(_message.Message):
+    __slots__ = ("port", "service")
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    service: str
+    def __init__(self, port: _Optional[int] = ..., service: _Optional[str] = ...) -> None: ...
 
 class Capabilities(_message.Message):
     __slots__ = ("add", "drop")
