@@ -279,7 +279,7 @@ class PodSyncer:
         for c in ctx.pod.spec.init_containers:
             st = rec.latest(c.name)
             if is_sidecar(c) and st is not None and st.state == pb.CONTAINER_RUNNING:
-                st = self._keep_running(ctx, c, st, mem, wake, "Always")
+                st = self._keep_running(ctx, c, st)
                 if st.state == pb.CONTAINER_RUNNING:
                     continue
             elif not is_sidecar(c) and status.succeeded(st):
@@ -323,18 +323,12 @@ class PodSyncer:
             self._start_created(ctx.pod, c, st, mem)
             return
         if st.state == pb.CONTAINER_RUNNING:
-            st = self._keep_running(ctx, c, st, mem, wake, policy)
+            st = self._keep_running(ctx, c, st)
         if st.state == pb.CONTAINER_EXITED and status.restarts_allowed(policy, st.exit_code):
             self._restart(ctx, c, st, mem, wake, init=init)
 
     def _keep_running(
-        self,
-        ctx: _StartContext,
-        c: pod_pb2.Container,
-        st: pb.ContainerStatus,
-        mem: _PodMemory,
-        wake: list[float],
-        policy: str,
+        self, ctx: _StartContext, c: pod_pb2.Container, st: pb.ContainerStatus
     ) -> pb.ContainerStatus:
         """A running container whose liveness or startup probe failed is stopped; returns
         its status after that (exited), or as it was."""

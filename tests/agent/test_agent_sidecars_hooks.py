@@ -166,6 +166,7 @@ def test_a_failing_post_start_hook_restarts_the_container(
         )
 
     wait_for(failed_hook, 40, "a FailedPostStartHook event")
+
     def restarted(p: pod_pb2.Pod) -> bool:
         st = statuses(p).get("app")
         return st is not None and st.restart_count >= 1
