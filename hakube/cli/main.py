@@ -25,6 +25,7 @@ from hakube.cli import (
     up_cmd,
 )
 from hakube.cli.config import ConfigError, parse_with_env
+from hakube.console import cli as console_cli
 from hakube.lifecycle import StartupError
 from hakube.vip import cli as vip_cli
 
@@ -52,6 +53,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
         certs_cmd,
         token_cmd,
         secrets_cmd,
+        console_cli,
     ):
         runners.update(module.add_parser(sub))
     return parser, runners

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from hakube.api import kinds
 from hakube.api.kinds import Kind
-from hakube.client import Client, Conflict, HakubeError, Unavailable
+from hakube.client import Client, HakubeError, Unavailable, edit
 from hakube.client.config import load_client_config
 
 Command = Callable[["Ctx"], int]
@@ -184,18 +184,8 @@ def add_common_options(p: argparse.ArgumentParser, *, sub: bool) -> None:
 
 
 def modify(ctx: Ctx, kind: Kind, name: str, change: Callable[[Any], bool]) -> Any | None:
-    """Get, ``change`` in place (False: nothing to do), update with CAS; start over on
-    Conflict. Returns the stored object, or None when nothing changed."""
-    client = ctx.client()
-    for _ in range(10):
-        obj = client.get(kind, name, namespace=ctx.namespace)
-        if not change(obj):
-            return None
-        try:
-            return client.update(obj)
-        except Conflict:
-            continue
-    raise Conflict(f'{kind.plural} "{name}": changed by others on every attempt; try again')
+    """``hakube.client.edit.modify`` in the command's namespace."""
+    return edit.modify(ctx.client(), kind, name, change, namespace=ctx.namespace)
 
 
 SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")

@@ -16,37 +16,23 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-import grpc
-
 from hakube.api import quantity
 from hakube.api.agent.v1 import agent_pb2
 from hakube.api.v1 import nodeproxy_pb2
 from hakube.cli.ctl.common import CommandError, Ctx, UsageError
 from hakube.client import Client
-from hakube.client.transport import Stubs, short_reason
+from hakube.client.errors import HakubeError
+from hakube.client.nodeproxy import through_masters
+from hakube.client.transport import Stubs
 
 T = TypeVar("T")
 
 
 def _through_masters(client: Client, fn: Callable[[Stubs], T], what: str) -> T:
-    """``fn`` on the masters in turn until one is reached (never retried once one was)."""
-    transport = client.transport
-    tried = []
-    for _ in range(len(transport.endpoints)):
-        ep = transport.current()
-        try:
-            return fn(transport.stubs(ep))
-        except grpc.RpcError as e:
-            details = e.details() if isinstance(e, grpc.Call) else str(e)
-            code = e.code() if isinstance(e, grpc.Call) else None
-            d = (details or "").lower()
-            if code != grpc.StatusCode.UNAVAILABLE or not (
-                "failed to connect" in d or "connection refused" in d
-            ):
-                raise CommandError(f"{what}: {details}") from None
-            tried.append(f"{ep}: {short_reason(details or '')}")
-            transport.advance(ep)
-    raise CommandError(f"{what}: no master answered ({'; '.join(tried)})")
+    try:
+        return through_masters(client, fn, what)
+    except HakubeError as e:
+        raise CommandError(e.message) from None
 
 
 def _pod_name(text: str) -> str:

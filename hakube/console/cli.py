@@ -1,0 +1,55 @@
+"""``hakube console``: serve the web console on loopback, acting as the user of a client
+config (``~/.hakube/config`` by default, as hakubectl)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from hakube.client import Client
+from hakube.client.config import ConfigError, load_client_config
+from hakube.console.server import Console
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    p = sub.add_parser(
+        "console",
+        help="serve the web console on loopback, acting with a client config's credentials",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8001",
+        help="loopback HOST:PORT to serve on (port 0 picks one; default 127.0.0.1:8001)",
+    )
+    p.add_argument(
+        "--client-config",
+        default=None,
+        help="client config whose user the console acts as (default: ~/.hakube/config)",
+    )
+    p.add_argument("-s", "--server", default=None, help="masters HOST:PORT[,...] (overrides)")
+    return {"console": run}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_client_config(args.client_config, server=args.server)
+        creds = cfg.credentials()
+    except ConfigError as exc:
+        print(f"hakube console: {exc}", file=sys.stderr)
+        return 2
+    with Client(cfg.servers, credentials=creds, timeout=cfg.timeout) as client:
+        console = Console(client, args.listen)
+        print(f"hakube console: open {console.url}", flush=True)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop.set()
+            threading.Thread(target=console.stop, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        console.serve()
+    return 0
