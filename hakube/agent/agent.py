@@ -164,6 +164,7 @@ class Agent:
             except HakubeError as e:
                 log.warning("cannot register node %s yet: %s", self.s.node_name, e)
                 self._stop.wait(2)
+        self._wait_pod_cidr()
         if self._routes_wanted():
             self.routes = PodRoutes(
                 self.client, self.s.node_name, self.host_ip, on_own_cidr=self._setup_network
@@ -209,6 +210,30 @@ class Agent:
             self.s.node_name,
             self.runtime_name,
             port,
+        )
+
+    def _wait_pod_cidr(self) -> None:
+        """Without a podCIDR yet, give the controller-manager ``pod_cidr_wait`` seconds to
+        allocate one before any pod runs (they would start on the host network otherwise)."""
+        if self._network_cidr or not self._routes_wanted() or self.s.pod_cidr_wait <= 0:
+            return
+        deadline = time.monotonic() + self.s.pod_cidr_wait
+        while time.monotonic() < deadline:
+            try:
+                cidr = self.client.nodes.get(self.s.node_name).spec.pod_cidr
+            except HakubeError as e:
+                log.debug("waiting for the podCIDR: %s", e)
+                cidr = ""
+            if cidr:
+                self._setup_network(cidr)
+                return
+            if self._stop.wait(0.2):
+                return
+        log.warning(
+            "node %s has no podCIDR after %.0fs (is the controller-manager running with "
+            "--allocate-node-cidrs?); pods use the host network until it gets one",
+            self.s.node_name,
+            self.s.pod_cidr_wait,
         )
 
     def _routes_wanted(self) -> bool:

@@ -170,6 +170,13 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
     p.add_argument(
+        "--pod-cidr-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait at start for the Node's podCIDR from the controller-manager "
+        "before running pods (without --pod-cidr); 0: do not wait",
+    )
+    p.add_argument(
         "--no-pod-routes",
         dest="pod_routes",
         action="store_false",
@@ -227,6 +234,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
         pod_routes=args.pod_routes,
+        pod_cidr_wait=args.pod_cidr_wait,
         usage_interval=args.usage_interval,
         secret_volumes_on_disk=args.secret_volumes_on_disk,
         token=args.token,

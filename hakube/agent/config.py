@@ -83,6 +83,10 @@ class AgentSettings:
     """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
     cni_bridge: str = "hakube0"
     """Name of the node's pod bridge."""
+    pod_cidr_wait: float = 10.0
+    """Seconds the agent waits at start, before it runs any pod, for its Node to get a podCIDR
+    from the controller-manager (only without --pod-cidr and with a pod network): pods bound
+    the moment the node registers would otherwise start on the host network. 0: do not wait."""
     pod_routes: bool = True
     """Route every other node's podCIDR via its InternalIP (host-gw, ``hakube.agent.routes``)
     when this node has a pod network; off: the operator routes pod traffic between nodes."""
@@ -150,6 +154,8 @@ class AgentSettings:
                 ipaddress.ip_network(self.pod_cidr)
             except ValueError as e:
                 raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
+        if self.pod_cidr_wait < 0:
+            raise ValueError(f"--pod-cidr-wait ({self.pod_cidr_wait}) must be >= 0")
         if not 0 < len(self.cni_bridge) <= 15:
             raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
         if bool(self.token) != bool(self.ca_cert_hash):

@@ -305,7 +305,8 @@ class NetNode:
         )
 
     def start_agent(self, *, wait_ready: bool = True, timeout: float = 60) -> None:
-        """Start the agent (in the node's namespace) unless it runs; wait for Node Ready."""
+        """Start the agent (in the node's namespace) unless it runs; wait until its Node is
+        Ready and its pod network configured."""
         if self.agent_running():
             return
         with open(self.log_path, "ab") as log:
@@ -320,7 +321,7 @@ class NetNode:
         self.cluster._res.procs.append(self.agent)
         if wait_ready:
             try:
-                wait_for(self.ready, timeout, f"node {self.name} Ready", interval=0.2)
+                wait_for(self.network_ready, timeout, f"node {self.name} Ready", interval=0.2)
             except TimeoutError as e:
                 raise TimeoutError(f"{e}; agent log:\n{self.agent_log()}") from None
 
@@ -346,6 +347,13 @@ class NetNode:
         except NotFound:
             return False
         return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+
+    def network_ready(self) -> bool:
+        """Ready, with a podCIDR, and the agent's CNI config written for its containerd."""
+        if not self.ready() or self.containerd is None:
+            return False
+        conf = self.containerd.cni_conf_dir / "10-hakube.conflist"
+        return conf.exists() and bool(self.cluster.client.nodes.get(self.name).spec.pod_cidr)
 
     def agent_log(self, lines: int = 40) -> str:
         try:
@@ -440,7 +448,7 @@ class NetCluster:
         for name in names:
             node = self.nodes[name]
             try:
-                wait_for(node.ready, 60, f"node {name} Ready", interval=0.2)
+                wait_for(node.network_ready, 60, f"node {name} Ready", interval=0.2)
             except TimeoutError as e:
                 raise TimeoutError(f"{e}; agent log:\n{node.agent_log()}") from None
 

@@ -191,8 +191,13 @@ def test_a_removed_node_loses_its_routes_and_its_range_is_given_again(
             lambda node=node: cidr not in owned_routes(node), 5, f"n4's route gone from {node.name}"
         )
     netcluster.wait_node_gone("n4")
+    # A pod bound before the node exists runs as soon as it registers: on the pod network
+    # (the agent waits for its podCIDR before running pods), not the host's.
+    netcluster.client.pods.create(pod("early", "n5", "exec sleep 3600"))
     netcluster.add_node("n5")
     wait_for(lambda: pod_cidr(netcluster, "n5") == cidr, 20, "n5 gets n4's freed range")
+    early = running(netcluster.client, "early")
+    assert ipaddress.ip_address(early.status.pod_ip) in ipaddress.ip_network(cidr)
     for node in others:
         wait_for(
             lambda node=node: owned_routes(node).get(cidr) == netcluster.nodes["n5"].ip,
