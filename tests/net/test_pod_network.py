@@ -191,10 +191,17 @@ def test_a_removed_node_loses_its_routes_and_its_range_is_given_again(
             lambda node=node: cidr not in owned_routes(node), 5, f"n4's route gone from {node.name}"
         )
     netcluster.wait_node_gone("n4")
-    # A pod bound before the node exists runs as soon as it registers: on the pod network
-    # (the agent waits for its podCIDR before running pods), not the host's.
+    # A pod bound before the node exists, with the controller-manager away while the node
+    # registers: the agent waits for its podCIDR before it runs pods, so the pod starts on the
+    # pod network, not the host's.
+    assert netcluster.controller_manager is not None
+    netcluster.controller_manager.kill("cm-1")
     netcluster.client.pods.create(pod("early", "n5", "exec sleep 3600"))
-    netcluster.add_node("n5")
+    n5 = netcluster.add_node("n5", start_agent=False)
+    n5.start_agent(wait_ready=False)
+    wait_for(n5.ready, 30, "n5 registered", interval=0.1)
+    assert not pod_cidr(netcluster, "n5")
+    netcluster.controller_manager.start("cm-1")
     wait_for(lambda: pod_cidr(netcluster, "n5") == cidr, 20, "n5 gets n4's freed range")
     early = running(netcluster.client, "early")
     assert ipaddress.ip_address(early.status.pod_ip) in ipaddress.ip_network(cidr)
