@@ -33,6 +33,7 @@ Needs root, iproute2, util-linux ``nsenter``, containerd, runc and the CNI plugi
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import random
 import re
@@ -278,6 +279,24 @@ class NetNode:
             if not found:
                 raise NetnsError(f"pod {namespace}/{pod}: no running container on node {self.name}")
             return cri.exec_sync(found[0].id, list(cmd), timeout_seconds=timeout)
+
+    def pod_argv(self, pod: str, argv: Sequence[str], *, namespace: str = "default") -> list[str]:
+        """``argv`` (a program of this machine, e.g. iperf3 or nft) wrapped to run in the
+        network namespace of pod ``namespace/pod`` on this node, entered through the pid of its
+        sandbox (CRI PodSandboxStatus, verbose)."""
+        assert self.containerd is not None, f"node {self.name} has no containerd"
+        with self.containerd.client() as cri:
+            found = cri.list_pod_sandboxes(
+                labels={LABEL_POD_NAME: pod, LABEL_POD_NAMESPACE: namespace}
+            )
+            ready = [sb for sb in found if sb.state == cri_pb.SANDBOX_READY]
+            if not ready:
+                raise NetnsError(f"pod {namespace}/{pod}: no ready sandbox on node {self.name}")
+            info = cri.pod_sandbox_status(ready[0].id, verbose=True).info.get("info", "{}")
+        pid = int(json.loads(info).get("pid", 0))
+        if pid <= 0:
+            raise NetnsError(f"pod {namespace}/{pod}: the runtime reports no sandbox pid")
+        return ["nsenter", "-t", str(pid), "-n", "--", *argv]
 
     # -- the agent -------------------------------------------------------------------------------
 
