@@ -133,9 +133,7 @@ class PodRoutes:
 
     def start(self) -> None:
         self.nodes.add_handlers(
-            on_add=self._changed,
-            on_update=lambda old, new: self._changed(new),
-            on_delete=self._changed,
+            on_add=self._changed, on_update=self._updated, on_delete=self._changed
         )
         self.nodes.start()
         self._thread = threading.Thread(target=self._run, name="pod-routes", daemon=True)
@@ -150,6 +148,11 @@ class PodRoutes:
 
     def _changed(self, node: core_pb2.Node) -> None:
         self._dirty.set()
+
+    def _updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
+        # Nodes rewrite their status often (heartbeats); only a range or an address matters.
+        if (old.spec.pod_cidr, internal_ip(old)) != (new.spec.pod_cidr, internal_ip(new)):
+            self._dirty.set()
 
     def _run(self) -> None:
         while not self._stop.is_set() and not self.nodes.wait_for_sync(1):

@@ -4,6 +4,7 @@ agent, reach the masters over the bridge; pods get addresses from their node's r
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 
 import pytest
 
@@ -55,6 +56,10 @@ def test_pods_run_on_each_node_with_addresses_from_its_range(netcluster: NetClus
         out = node.pod_exec(pod_name, ["ip", "-4", "-o", "addr", "show", "eth0"])
         assert f"{pod.status.pod_ip}/" in out.stdout.decode(), out
         assert pod.status.host_ip == node.ip
+        # A program of this machine, run in the pod's network namespace, sees the same.
+        argv = node.pod_argv(pod_name, ["ip", "-4", "-o", "addr", "show", "eth0"])
+        host_view = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
+        assert f"{pod.status.pod_ip}/" in host_view.stdout
     assert ips["n1"] != ips["n2"]
 
 
