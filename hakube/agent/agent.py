@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from hakube.agent import join, network, volumes
+from hakube.agent import join, network, volumes, vxlan
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
@@ -167,7 +167,11 @@ class Agent:
         self._wait_pod_cidr()
         if self._routes_wanted():
             self.routes = PodRoutes(
-                self.client, self.s.node_name, self.host_ip, on_own_cidr=self._setup_network
+                self.client,
+                self.s.node_name,
+                self.host_ip,
+                on_own_cidr=self._setup_network,
+                mode=self.s.pod_routes,
             )
             self.routes.start()
         self.syncer = PodSyncer(
@@ -239,7 +243,11 @@ class Agent:
     def _routes_wanted(self) -> bool:
         """Whether this agent keeps routes to other nodes' pods: only with a real runtime
         whose pods get their own network (never for simulated nodes, which share the host)."""
-        return self.s.pod_routes and self.s.runtime != "simulated" and self.s.pod_network == "auto"
+        return (
+            self.s.pod_routes != "off"
+            and self.s.runtime != "simulated"
+            and self.s.pod_network == "auto"
+        )
 
     def _setup_network(self, node_cidr: str) -> None:
         """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
@@ -253,7 +261,11 @@ class Agent:
             return
         self._network_cidr = cidr
         path = network.write_config(
-            self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
+            self.s.cni_conf_dir,
+            cidr,
+            self.s.cni_bridge,
+            os.path.join(self.s.root_dir, "cni-ipam"),
+            mtu=vxlan.MTU if self.s.pod_routes == "vxlan" else 0,
         )
         log.info("pod network %s on bridge %s (CNI config %s)", cidr, self.s.cni_bridge, path)
         deadline = time.monotonic() + 10

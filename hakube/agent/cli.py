@@ -177,11 +177,11 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "before running pods (without --pod-cidr); 0: do not wait",
     )
     p.add_argument(
-        "--no-pod-routes",
-        dest="pod_routes",
-        action="store_false",
-        help="do not route other nodes' podCIDRs via their InternalIPs (default: routes "
-        "marked proto 233 are kept in sync from the Node objects)",
+        "--pod-routes",
+        choices=["host-gw", "vxlan", "off"],
+        default="host-gw",
+        help="how pods reach other nodes' pods: host-gw (routes via the nodes' addresses, "
+        "one L2 segment), vxlan (a VXLAN device, any IP network), off (the operator's routes)",
     )
     p.add_argument(
         "--secret-volumes-on-disk",

@@ -87,9 +87,11 @@ class AgentSettings:
     """Seconds the agent waits at start, before it runs any pod, for its Node to get a podCIDR
     from the controller-manager (only without --pod-cidr and with a pod network): pods bound
     the moment the node registers would otherwise start on the host network. 0: do not wait."""
-    pod_routes: bool = True
-    """Route every other node's podCIDR via its InternalIP (host-gw, ``hakube.agent.routes``)
-    when this node has a pod network; off: the operator routes pod traffic between nodes."""
+    pod_routes: str = "host-gw"
+    """How this node reaches other nodes' pods (``hakube.agent.routes``), when it has a pod
+    network: "host-gw" routes each podCIDR via that node's InternalIP (nodes on one L2
+    segment); "vxlan" sends it over a VXLAN device (any IP network between the nodes); "off":
+    the operator routes pod traffic. Every node of a cluster uses the same mode."""
 
     secret_volumes_on_disk: bool = False
     """Write secret volumes to plain directories under root_dir instead of a tmpfs each: for
@@ -154,6 +156,8 @@ class AgentSettings:
                 ipaddress.ip_network(self.pod_cidr)
             except ValueError as e:
                 raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
+        if self.pod_routes not in ("host-gw", "vxlan", "off"):
+            raise ValueError(f"--pod-routes {self.pod_routes!r}: use host-gw, vxlan or off")
         if self.pod_cidr_wait < 0:
             raise ValueError(f"--pod-cidr-wait ({self.pod_cidr_wait}) must be >= 0")
         if not 0 < len(self.cni_bridge) <= 15:
