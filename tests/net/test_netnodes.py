@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from hakube.api import convert
 from hakube.api.v1 import pod_pb2
 from hakube.testing.netnodes import NetCluster
+from hakube.testing.netns import ip
 from hakube.testing.wait import wait_for
-from tests.net.conftest import netcluster_fixture
+from tests.net.conftest import netcluster_fixture, prerequisites
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(240)]
 
@@ -77,3 +79,19 @@ def _pod(name: str, node: str) -> pod_pb2.Pod:
             },
         }
     )
+
+
+def test_a_failing_test_body_leaves_nothing_behind() -> None:
+    prerequisites()
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="the test failed"), NetCluster(nodes=1) as c:
+        node = c.nodes["n1"]
+        assert node.agent is not None and node.containerd is not None
+        pids = [node.agent.pid, *node.pids()]
+        ctd_base = str(node.containerd.base)
+        raise RuntimeError("the test failed")
+    assert pids and not [p for p in pids if Path(f"/proc/{p}").exists()]
+    assert not ip("-o", "link", "show", "dev", c.prefix, check=False).strip()
+    assert not [ns for ns in ip("netns", "list").split() if ns.startswith(c.prefix)]
+    assert not c.workdir.exists() and not Path(ctd_base).exists()
+    assert ctd_base not in Path("/proc/self/mountinfo").read_text()
