@@ -2,7 +2,8 @@
 (hakube.testing.netnodes), shared by the tests of one module.
 
 Other test directories use it too: ``from tests.net.conftest import netcluster_fixture`` and
-``netcluster = netcluster_fixture(nodes=3)`` in their own conftest or module. Under CI=true a
+``netcluster = netcluster_fixture(nodes=3)`` in their own conftest or module; tests/net/pods.py
+has pod helpers (a web server naming its pod, waiting for a pod's address). Under CI=true a
 missing prerequisite fails the tests; elsewhere it skips them (tests/conftest.py ``require``).
 """
 

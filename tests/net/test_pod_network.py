@@ -8,63 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
-from typing import Any
 
 import pytest
 
-from hakube.api import convert
-from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
-from hakube.client import Client
-from hakube.testing.netnodes import NET_IMAGE, NetCluster, NetNode
+from hakube.api.v1 import core_pb2, meta_pb2
+from hakube.testing.netnodes import NetCluster, NetNode
 from hakube.testing.wait import wait_for
 from tests.net.conftest import netcluster_fixture, privileged_namespace
+from tests.net.pods import NS, SERVE, pod, pod_cidr, running
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(180)]
 
-NS = "podnet"
 PROTO = "233"
 CLUSTER_CIDR = ipaddress.ip_network("10.244.0.0/16")
 GHOST_CIDR = "10.244.200.0/24"
-SERVE = (
-    "mkdir -p /www/cgi-bin && hostname > /www/index.html"
-    " && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n'"
-    " > /www/cgi-bin/remote && chmod 755 /www/cgi-bin/remote"
-    " && exec httpd -f -p 8080 -h /www"
-)
-"""A web server whose index names the pod and whose /cgi-bin/remote answers the client's
-address as the server saw it."""
 netcluster = netcluster_fixture(nodes=3)
-
-
-def pod(name: str, node: str, command: str, **container: Any) -> pod_pb2.Pod:
-    out: pod_pb2.Pod = convert.from_dict(  # type: ignore[assignment]
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {
-                "nodeName": node,
-                "terminationGracePeriodSeconds": 1,
-                "containers": [
-                    {"name": "c", "image": NET_IMAGE, "command": ["sh", "-c", command], **container}
-                ],
-            },
-        }
-    )
-    return out
-
-
-def running(client: Client, name: str, timeout: float = 60) -> pod_pb2.Pod:
-    def ok() -> bool:
-        p = client.pods.get(name, namespace=NS)
-        return p.status.phase == "Running" and bool(p.status.pod_ip)
-
-    wait_for(ok, timeout, f"pod {NS}/{name} Running with an address", interval=0.2)
-    return client.pods.get(name, namespace=NS)
-
-
-def pod_cidr(c: NetCluster, node: str) -> str:
-    return c.client.nodes.get(node).spec.pod_cidr
 
 
 def owned_routes(node: NetNode) -> dict[str, str]:

@@ -11,7 +11,7 @@ from hakube.agent.vxlan import DEVICE, MTU, gateway, vtep_mac
 from hakube.testing.netnodes import NetCluster, NetNode
 from hakube.testing.wait import wait_for
 from tests.net.conftest import netcluster_fixture, privileged_namespace
-from tests.net.test_pod_network import NS, SERVE, pod, pod_cidr, running
+from tests.net.pods import NS, SERVE, pod, pod_cidr, running
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(180)]
 
