@@ -169,6 +169,7 @@ class PodRoutes:
         if self.mode == "vxlan":
             if not self.own_cidr:
                 return  # the device's address comes from the podCIDR: wait for it
+            vxlan.guard(list(peers.values()))  # first: no device without its guard
             vxlan.ensure_device(self.host_ip, self.own_cidr)
             vxlan.sync_peers(peers)
             want = {cidr: vxlan.gateway(cidr) for cidr in peers}

@@ -19,8 +19,16 @@ podCIDR's network address (/32), so traffic the node itself sends to remote pods
 range source the other side routes back. Its MTU is 1450 (a 1500-byte underlay minus the 50
 bytes of VXLAN over IPv4); the pods' CNI bridge uses the same MTU in this mode.
 
+The device accepts VXLAN packets from anyone who can reach UDP 4789 on the node, and what it
+decapsulates lands on the pod network with whatever source address the sender wrote inside. So
+the agent also keeps an nftables table of its own, ``ip hakube-vxlan``: UDP to port 4789 from
+any address that is not another node's InternalIP is counted and dropped, before the kernel
+decapsulates it. It is rewritten in one ``nft -f`` transaction whenever the peers change (nft
+from Debian's ``nftables``; without it the mode does not program anything: closed, not open).
+
 Every node of a cluster must use the same mode. Only the device, its neighbour and forwarding
-entries and the ``proto 233`` routes are the agent's; nothing else is touched.
+entries, the ``hakube-vxlan`` table and the ``proto 233`` routes are the agent's; nothing else
+is touched.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from hakube.agent.iproute import IprouteError
 from hakube.agent.iproute import run as _run
 
 DEVICE = "hakube.vxlan"
+TABLE = "hakube-vxlan"
+"""The nftables table (family ip) that keeps non-peers away from the VXLAN port."""
 VNI = 4242
 PORT = 4789
 MTU = 1450
@@ -97,3 +107,23 @@ def sync_peers(peers: dict[str, str]) -> None:
                 *("ip", "neigh", "replace", addr, "lladdr", mac),
                 *("dev", DEVICE, "nud", "permanent"),
             )
+
+
+def guard_script(peer_ips: list[str]) -> str:
+    """The nft transaction that (re)creates TABLE, dropping VXLAN from anyone but the peers."""
+    elements = f"elements = {{ {', '.join(sorted(set(peer_ips)))} }}" if peer_ips else ""
+    return f"""table ip {TABLE} {{}}
+delete table ip {TABLE}
+table ip {TABLE} {{
+    set peers {{ type ipv4_addr; {elements} }}
+    chain input {{
+        type filter hook input priority -10; policy accept;
+        udp dport {PORT} ip saddr != @peers counter drop
+    }}
+}}
+"""
+
+
+def guard(peer_ips: list[str]) -> None:
+    """Allow VXLAN only from ``peer_ips`` (the other nodes' InternalIPs), atomically."""
+    _run("nft", "-f", "-", stdin=guard_script(peer_ips))
