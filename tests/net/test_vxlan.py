@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
 import socket
 import struct
 
@@ -15,12 +16,21 @@ import pytest
 from hakube.agent.vxlan import DEVICE, MTU, PORT, TABLE, VNI, gateway, vtep_mac
 from hakube.testing.netnodes import NetCluster, NetNode
 from hakube.testing.wait import wait_for
+from tests.conftest import require
 from tests.net.conftest import netcluster_fixture, privileged_namespace
 from tests.net.pods import NS, SERVE, pod, pod_cidr, running
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(180)]
 
-netcluster = netcluster_fixture(nodes=2, agent_extra=["--pod-routes", "vxlan"])
+_vxlan_cluster = netcluster_fixture(nodes=2, agent_extra=["--pod-routes", "vxlan"])
+
+
+@pytest.fixture(scope="module")
+def netcluster(request: pytest.FixtureRequest) -> NetCluster:
+    """The two-node cluster in vxlan mode; the mode needs nft (scripts/install/nftables.sh)."""
+    require(None if shutil.which("nft") else "nft is not installed (scripts/install/nftables.sh)")
+    cluster: NetCluster = request.getfixturevalue("_vxlan_cluster")
+    return cluster
 
 
 def tunnel_routes(node: NetNode) -> list[str]:
