@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hakube import gctune
-from hakube.agent.config import AgentSettings, parse_labels, parse_taints
+from hakube.agent.config import POD_ROUTE_MODES, AgentSettings, parse_labels, parse_taints
 from hakube.cri.client import DEFAULT_ENDPOINT
 
 DEFAULT_ROOT = "/var/lib/hakube-agent"
@@ -170,6 +170,20 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
     p.add_argument(
+        "--pod-cidr-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait at start for the Node's podCIDR from the controller-manager "
+        "before running pods (without --pod-cidr); 0: do not wait",
+    )
+    p.add_argument(
+        "--pod-routes",
+        choices=list(POD_ROUTE_MODES),
+        default="host-gw",
+        help="how pods reach other nodes' pods: host-gw (routes via the nodes' addresses, "
+        "one L2 segment), vxlan (a VXLAN device, any IP network), off (the operator's routes)",
+    )
+    p.add_argument(
         "--secret-volumes-on-disk",
         action="store_true",
         help="development and simulated runtime only: write secret volumes to plain "
@@ -231,6 +245,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         pod_cidr=args.pod_cidr,
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
+        pod_routes=args.pod_routes,
+        pod_cidr_wait=args.pod_cidr_wait,
         usage_interval=args.usage_interval,
         seccomp_default=args.seccomp_default,
         seccomp_profile_root=args.seccomp_profile_root,

@@ -17,6 +17,9 @@ from hakube.cri.client import DEFAULT_ENDPOINT
 AGENT_PORT = 10250
 """The agent API's port when --listen is not given (the kubelet's)."""
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+POD_ROUTE_MODES = ("host-gw", "vxlan", "off")
+"""How pods reach other nodes' pods: routes via the nodes' addresses (one L2 segment), over a
+VXLAN device (any IP network between the nodes), or not by the agent (hakube.agent.routes)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,15 @@ class AgentSettings:
     """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
     cni_bridge: str = "hakube0"
     """Name of the node's pod bridge."""
+    pod_cidr_wait: float = 10.0
+    """Seconds the agent waits at start, before it runs any pod, for its Node to get a podCIDR
+    from the controller-manager (only without --pod-cidr and with a pod network): pods bound
+    the moment the node registers would otherwise start on the host network. 0: do not wait."""
+    pod_routes: str = "host-gw"
+    """How this node reaches other nodes' pods (``hakube.agent.routes``), when it has a pod
+    network: "host-gw" routes each podCIDR via that node's InternalIP (nodes on one L2
+    segment); "vxlan" sends it over a VXLAN device (any IP network between the nodes); "off":
+    the operator routes pod traffic. Every node of a cluster uses the same mode."""
 
     secret_volumes_on_disk: bool = False
     """Write secret volumes to plain directories under root_dir instead of a tmpfs each: for
@@ -153,6 +165,10 @@ class AgentSettings:
                 ipaddress.ip_network(self.pod_cidr)
             except ValueError as e:
                 raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
+        if self.pod_routes not in POD_ROUTE_MODES:
+            raise ValueError(f"--pod-routes {self.pod_routes!r}: use host-gw, vxlan or off")
+        if self.pod_cidr_wait < 0:
+            raise ValueError(f"--pod-cidr-wait ({self.pod_cidr_wait}) must be >= 0")
         if not 0 < len(self.cni_bridge) <= 15:
             raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
         if bool(self.token) != bool(self.ca_cert_hash):
