@@ -61,6 +61,24 @@ def normalised(table: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _veth(netns: str, name: str, peer_netns: str) -> None:
+    """A veth pair: ``name`` in ``netns``, ``eth0`` in ``peer_netns``."""
+    ip(
+        "-n",
+        netns,
+        "link",
+        "add",
+        name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        peer_netns,
+    )
+
+
 def _env() -> dict[str, str]:
     root = str(Path(hakube.__file__).resolve().parents[1])
     extra = os.environ.get("PYTHONPATH")
@@ -96,20 +114,7 @@ class ProxyLab:
         ip("-n", node, "link", "add", "cbr0", "type", "bridge")
         ip("-n", node, "addr", "add", f"{GATEWAY}/24", "dev", "cbr0")
         ip("-n", node, "link", "set", "cbr0", "up")
-        ip(
-            "-n",
-            node,
-            "link",
-            "add",
-            "ext0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            client,
-        )
+        _veth(node, "ext0", client)
         ip("-n", node, "addr", "add", f"{NODE_IP}/24", "dev", "ext0")
         ip("-n", node, "link", "set", "ext0", "up")
         ip("-n", client, "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0")
@@ -122,21 +127,11 @@ class ProxyLab:
         self.pods: list[str] = []
         for i in range(1, pods + 1):
             pod = self._ns(f"pod{i}")
-            ip(
-                "-n",
-                node,
-                "link",
-                "add",
-                f"vp{i}",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                pod,
-            )
+            _veth(node, f"vp{i}", pod)
             ip("-n", node, "link", "set", f"vp{i}", "master", "cbr0")
+            # Hairpin: with br_netfilter loaded, a pod's packet DNATed back to the pod itself
+            # is bridged out of the port it came in on (the CNI bridge's hairpinMode).
+            ip("-n", node, "link", "set", f"vp{i}", "type", "bridge_slave", "hairpin", "on")
             ip("-n", node, "link", "set", f"vp{i}", "up")
             ip("-n", pod, "addr", "add", f"{pod_ip(i)}/24", "dev", "eth0")
             ip("-n", pod, "link", "set", "eth0", "up")
