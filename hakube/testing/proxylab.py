@@ -90,6 +90,7 @@ class ProxyLab:
         cleanup_stale()
         self.prefix = f"hk{os.getpid()}x{secrets.token_hex(2)}"
         self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
         self.table = f"hakube-proxy-{secrets.token_hex(3)}"
         self.namespaces: list[str] = []
         self.servers: list[nsthread.HttpServer] = []
