@@ -37,8 +37,9 @@ import ipaddress
 import logging
 from typing import Any
 
-from hakube.api.v1 import core_pb2, meta_pb2
+from hakube.api.v1 import core_pb2
 from hakube.client import errors
+from hakube.controllers import records
 from hakube.controllers.base import Controller, key_of
 from hakube.controllers.manager import register
 
@@ -189,15 +190,7 @@ class NodeIpamController(Controller):
     # -- the record ---------------------------------------------------------------------------
 
     def _record(self) -> core_pb2.ConfigMap:
-        try:
-            return self.client.configmaps.get(RECORD_NAME, namespace=RECORD_NS)
-        except errors.NotFound:
-            pass
-        cm = core_pb2.ConfigMap(metadata=meta_pb2.ObjectMeta(name=RECORD_NAME, namespace=RECORD_NS))
-        try:
-            return self.client.configmaps.create(cm)
-        except errors.AlreadyExists:
-            return self.client.configmaps.get(RECORD_NAME, namespace=RECORD_NS)
+        return records.get_or_create(self.client, RECORD_NS, RECORD_NAME)
 
     def _allocate(self, node: core_pb2.Node) -> None:
         record = self._record()

@@ -65,7 +65,10 @@ from hakube.testing.wait import wait_for
 
 NET_IMAGE = "hakube.test/net:1"
 """busybox with the network applets (httpd, wget, nc, nslookup, ip, ping), for pods of tests."""
-NET_APPLETS = (*DEFAULT_APPLETS, "httpd", "wget", "nc", "nslookup", "ip", "ping", "route")
+NET_APPLETS = (
+    *DEFAULT_APPLETS,
+    *("httpd", "wget", "nc", "nslookup", "ip", "ping", "route", "printf", "chmod"),
+)
 
 AGENT_FAST = [
     "--node-lease-interval",

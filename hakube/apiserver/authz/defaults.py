@@ -138,7 +138,9 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
         *EVENTS,
         *LEADER_LEASES,
     ],
-    "system:node": EVENTS,
+    # Nodes read every Node: each routes the others' podCIDRs to their addresses (host-gw),
+    # as Kubernetes' system:node role lets nodes get, list and watch Nodes.
+    "system:node": [*EVENTS, _rule([""], ["nodes"], READ)],
     # hakube proxy on every node: it reads Services and Endpoints (and Nodes, as kube-proxy
     # does), and writes nothing but events.
     "system:node-proxier": [_rule([""], ["services", "endpoints", "nodes"], READ), *EVENTS],
