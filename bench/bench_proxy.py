@@ -204,14 +204,8 @@ def run(args: argparse.Namespace, root: str) -> dict[str, Any]:
 
 
 def wait_full(lab: ProxyLab, count: int, timeout: float) -> None:
-    want = f'hakube_proxy_sync_duration_seconds_count{{mode="full"}} {float(count)}'
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if want in lab.metrics():
-                return
-        except OSError:
-            pass
+    while lab.full_syncs() < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no full sync within {timeout}s:\n{lab.log()}")
         time.sleep(0.05)

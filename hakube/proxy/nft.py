@@ -3,10 +3,12 @@
 Every change is one transaction (``nft -f -`` applies a file all or nothing), so the kernel
 never holds half a sync:
 
-* :func:`full` replaces the whole table: ``add table; delete table; add table …`` in one go.
-  A restarted proxy starts this way -- the old table stays in force until the new one replaces
-  it in the same instant, so there are no duplicates and no gap; established connections keep
-  their conntrack NAT state either way.
+* :func:`full` replaces the whole table in one go: every chain and map of the old table is
+  flushed (what is no longer wanted deleted) and everything is added again -- or, when the
+  table cannot be read, ``add table; delete table; add table …``. A restarted proxy starts this
+  way: the old rules stay in force until the new ones replace them in the same instant, so
+  there are no duplicates and no gap; established connections keep their conntrack NAT state,
+  and ClientIP affinity sets keep their entries.
 * :func:`diff` changes only what differs between two rulesets: new chains are added, changed
   ones flushed and refilled, map elements deleted and added, chains and sets nobody references
   any more deleted -- in an order the kernel accepts within one transaction (references go
@@ -109,10 +111,26 @@ def _elements(t: str, verb: str, m: str, items: list[str]) -> list[str]:
     return [f"{verb} element {t} {m} {{ {', '.join(items)} }}"] if items else []
 
 
-def full(table: str, rs: Ruleset) -> str:
-    """One transaction that replaces ``table`` (family ip) with the skeleton plus ``rs``."""
+def full(table: str, rs: Ruleset, existing: dict[str, Any] | None = None) -> str:
+    """One transaction that makes ``table`` (family ip) the skeleton plus ``rs``.
+
+    ``existing``: the table as ``list_table`` read it. Then the table is emptied in place --
+    every chain and map flushed, what is no longer wanted deleted -- and the affinity sets
+    that stay keep their entries (a restarted proxy does not reshuffle ClientIP-affine
+    clients). Without it the table is deleted and made anew.
+    """
     t = f"ip {table}"
-    out = [f"add table {t}", f"delete table {t}", f"add table {t}"]
+    out = [f"add table {t}"]
+    if existing is None:
+        out += [f"delete table {t}", f"add table {t}"]
+    else:
+        chains, maps, sets = _objects(existing)
+        wanted = {name for name, _, _ in _SKELETON} | set(rs.chains)
+        out += [f"flush chain {t} {c}" for c in chains]
+        out += [f"flush map {t} {m}" for m in maps]
+        out += [f"delete chain {t} {c}" for c in chains if c not in wanted]
+        out += [f"delete map {t} {m}" for m in maps if m not in MAPS]
+        out += [f"delete set {t} {s}" for s in sets if s not in rs.sets]
     out += [f"add map {t} {m} {{ type {_MAP_TYPES[m]} : verdict ; }}" for m in MAPS]
     out += [f"add set {t} {name} {{ {spec} }}" for name, spec in sorted(rs.sets.items())]
     out += [_chain_decl(t, name, hook) for name, hook, _ in _SKELETON]
@@ -125,6 +143,16 @@ def full(table: str, rs: Ruleset) -> str:
         items = [f"{k} : {v}" for k, v in sorted(rs.elements[m].items())]
         out += _elements(t, "add", m, items)
     return "\n".join(out) + "\n"
+
+
+def _objects(existing: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """Names of the chains, maps and sets in a table as ``nft -j`` lists it."""
+    found: dict[str, list[str]] = {"chain": [], "map": [], "set": []}
+    for item in existing.get("nftables", []):
+        for what, body in item.items():
+            if what in found:
+                found[what].append(body["name"])
+    return found["chain"], found["map"], found["set"]
 
 
 def diff(table: str, old: Ruleset, new: Ruleset) -> str:
@@ -172,13 +200,16 @@ def apply(transaction: str, *, nft: str = "nft", timeout: float = 60.0) -> None:
 
 def list_table(table: str, *, nft: str = "nft", timeout: float = 60.0) -> dict[str, Any] | None:
     """The table as ``nft -j`` sees it (parsed JSON), or None if there is no such table."""
-    proc = subprocess.run(
-        [nft, "-j", "list", "table", "ip", table],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [nft, "-j", "list", "table", "ip", table],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NftError(f"{nft}: {exc}") from exc
     if proc.returncode != 0:
         if "No such file" in proc.stderr:
             return None

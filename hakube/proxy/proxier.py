@@ -162,11 +162,12 @@ class Proxier:
         start = self._clock()
         want = self.desired()
         mode = "full" if self._applied is None else "partial"
-        if self._applied is None:
-            text = nft.full(self.config.table, want)
-        else:
-            text = nft.diff(self.config.table, self._applied, want)
         try:
+            if self._applied is None:
+                existing = nft.list_table(self.config.table, nft=self.config.nft)
+                text = nft.full(self.config.table, want, existing)
+            else:
+                text = nft.diff(self.config.table, self._applied, want)
             if text:
                 nft.apply(text, nft=self.config.nft)
         except nft.NftError as exc:

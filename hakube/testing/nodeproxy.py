@@ -19,7 +19,7 @@ from hakube.testing import nsthread
 from hakube.testing import pki as testpki
 from hakube.testing.netmasters import env as source_env
 from hakube.testing.netnodes import NetCluster, NetNode
-from hakube.testing.proxylab import normalised
+from hakube.testing.proxylab import full_sync_count, normalised
 
 METRICS_PORT = 10249
 TABLE = "hakube-proxy"
@@ -83,13 +83,9 @@ class NodeProxies:
     def full_syncs(self, node: NetNode) -> int:
         """Full syncs the running proxy on ``node`` made (0 if it does not answer yet)."""
         try:
-            text = self.metrics(node)
+            return full_sync_count(self.metrics(node))
         except OSError:
             return 0
-        for line in text.splitlines():
-            if line.startswith('hakube_proxy_sync_duration_seconds_count{mode="full"}'):
-                return int(float(line.split()[-1]))
-        return 0
 
     def table(self, node: NetNode) -> dict[str, Any]:
         """The proxy's table on ``node``, normalised (hakube.testing.proxylab.normalised)."""

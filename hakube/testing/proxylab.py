@@ -45,7 +45,7 @@ def pod_ip(i: int) -> str:
 
 def normalised(table: dict[str, Any] | None) -> dict[str, Any]:
     """A table from ``nft -j list table`` without handles or order: chains -> rules (in
-    order), maps and sets -> type and sorted elements."""
+    order), maps and sets -> type and sorted elements (without their expiry countdown)."""
     out: dict[str, Any] = {}
     for item in (table or {}).get("nftables", []):
         for what, body in item.items():
@@ -56,9 +56,26 @@ def normalised(table: dict[str, Any] | None) -> dict[str, Any]:
                 chain = out.setdefault(f"chain {body['chain']}", {"hook": None, "rules": []})
                 chain["rules"].append(json.dumps(body["expr"], sort_keys=True))
             elif what in ("map", "set"):
-                elems = sorted(json.dumps(e, sort_keys=True) for e in body.get("elem", []))
+                elems = sorted(
+                    json.dumps(_timeless(e), sort_keys=True) for e in body.get("elem", [])
+                )
                 out[f"{what} {body['name']}"] = {"type": body.get("type"), "elem": elems}
     return out
+
+
+def full_sync_count(metrics: str) -> int:
+    """``hakube_proxy_sync_duration_seconds_count{mode="full"}`` from a /metrics page."""
+    for line in metrics.splitlines():
+        if line.startswith('hakube_proxy_sync_duration_seconds_count{mode="full"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def _timeless(elem: Any) -> Any:
+    """A set element without its countdown (``expires`` of a dynamic set's entry)."""
+    if isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
+        return {k: v for k, v in elem["elem"].items() if k != "expires"}
+    return elem
 
 
 def _veth(netns: str, name: str, peer_netns: str) -> None:
@@ -175,6 +192,13 @@ class ProxyLab:
 
     def metrics(self) -> str:
         return nsthread.call_in(self.node, nsthread.http_get, "127.0.0.1", 10249, path="/metrics")
+
+    def full_syncs(self) -> int:
+        """Full syncs the running proxy made (0 if it does not answer yet)."""
+        try:
+            return full_sync_count(self.metrics())
+        except OSError:
+            return 0
 
     def table_state(self) -> dict[str, Any]:
         from hakube.proxy import nft

@@ -19,6 +19,7 @@ from hakube.testing import pki as testpki
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.netns import unavailable_reason
 from hakube.testing.proxylab import ProxyLab
+from hakube.testing.wait import wait_for
 from tests.conftest import require
 
 
@@ -50,6 +51,7 @@ def lab(
     with ProxyLab(str(workdir), pods=3) as lab:
         lab.start_proxy(cluster.endpoints(), env={"HAKUBE_CONFIG": proxy_config})
         try:
+            wait_for(lambda: lab.full_syncs() >= 1, 60, "the proxy's first sync")
             yield lab
         finally:
             print(Path(workdir, "proxy.log").read_text()[-2000:] if lab.proxy else "")

@@ -92,6 +92,21 @@ def test_a_pod_reaches_itself_through_its_service(lab: ProxyLab, client: Client)
     wait_for(lambda: serves(lab, lab.pods[0], "10.96.0.51", 80, {"pod1"}), 10, "hairpin")
 
 
+def test_client_ip_affinity_keeps_a_client_on_one_endpoint(lab: ProxyLab, client: Client) -> None:
+    client.apply(service("sticky", "10.96.0.56", sessionAffinity="ClientIP"))
+    client.apply(endpoints("sticky", [1, 2, 3]))
+    wait_for(lambda: _answers_ok(lab, lab.node, "10.96.0.56"), 10, "sticky's rules")
+    for ns in (lab.node, lab.pods[0], lab.client):
+        assert len(answers(lab, ns, "10.96.0.56", 80, 15)) == 1
+
+
+def _answers_ok(lab: ProxyLab, ns: str, ip: str) -> bool:
+    try:
+        return bool(lab.get(ns, ip, 80))
+    except OSError:
+        return False
+
+
 def test_nodeport_answers_from_another_host_and_from_the_node(
     lab: ProxyLab, client: Client
 ) -> None:
@@ -200,7 +215,7 @@ def test_restart_rebuilds_the_identical_table_and_killing_it_keeps_traffic(
     assert set(answers(lab, lab.pods[2], "10.96.0.55", 80, 20)) == {"pod1", "pod2"}
     env = {"HAKUBE_CONFIG": proxy_config}
     lab.start_proxy(cluster.endpoints(), env=env)
-    wait_for(lambda: _synced(lab), 20, "the restarted proxy's first sync")
+    wait_for(lambda: lab.full_syncs() == 1, 30, "the restarted proxy's first sync")
     assert lab.table_state() == before  # identical: nothing duplicated, nothing lost
     # Changes made while it is down are applied when it comes back.
     lab.kill_proxy()
@@ -215,13 +230,6 @@ def test_restart_rebuilds_the_identical_table_and_killing_it_keeps_traffic(
     metrics = lab.metrics()
     assert 'hakube_proxy_sync_duration_seconds_count{mode="full"} 1.0' in metrics
     assert "hakube_proxy_sync_errors_total 0.0" in metrics
-
-
-def _synced(lab: ProxyLab) -> bool:
-    try:
-        return 'hakube_proxy_sync_duration_seconds_count{mode="full"} 1.0' in lab.metrics()
-    except OSError:
-        return False
 
 
 def test_the_proxy_identity_reads_services_and_cannot_write(

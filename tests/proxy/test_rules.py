@@ -241,3 +241,19 @@ def test_a_refused_transaction_changes_nothing(netns: str) -> None:
     with pytest.raises(nft.NftError, match="nft -f"):
         _apply(netns, f"flush chain ip {table} services\nadd rule ip {table} nosuch accept\n")
     assert _kernel(netns, table) == before
+
+
+def test_a_full_sync_over_an_existing_table_keeps_affinity_and_drops_the_rest(netns: str) -> None:
+    table = "hkpx-test"
+    _apply(netns, nft.full(table, build(SCENARIO[1])))
+    existing = nsthread.call_in(netns, nft.list_table, table)
+    _apply(netns, nft.full(table, build(SCENARIO[3]), existing))  # over a different table
+    got = _kernel(netns, table)
+    _apply(netns, nft.full(table, build(SCENARIO[3])))  # from scratch
+    assert _kernel(netns, table) == got
+    (aff,) = build(SCENARIO[3]).sets
+    _apply(netns, f"add element ip {table} {aff} {{ 10.244.9.9 }}\n")  # a remembered client
+    existing = nsthread.call_in(netns, nft.list_table, table)
+    _apply(netns, nft.full(table, build(SCENARIO[3]), existing))
+    assert "10.244.9.9" in str(_kernel(netns, table)[f"set {aff}"]["elem"])
+    assert nsthread.call_in(netns, nft.list_table, "hkpx-none") is None
