@@ -119,19 +119,19 @@ def endpoint_count(client: Client, name: str) -> int:
     return sum(len(s.addresses) for s in ep.subsets)
 
 
-def host_gw_routes(c: NetCluster) -> None:
-    """Routes between the nodes' pod ranges, and to the Service range. The agents install the
-    first (hakube.agent.routes, ``proto 233``); where an agent without them runs, the same
-    routes are added here, marked the same way, so that this test is about the proxy and not
-    about routing."""
+def node_routes(c: NetCluster) -> None:
+    """Wait for the agents' routes between the nodes' pod ranges (hakube.agent.routes), and
+    give each node a route to the Service range: a real node's default route covers it for
+    the node's own traffic; the harness' nodes have none (nothing leaves the machine)."""
     nodes = list(c.nodes.values())
     for node in nodes:
-        for other, other_cidr in zip(nodes, POD_CIDRS, strict=True):
-            if other is not node and not node.routes(other_cidr):
-                node.run(["ip", "route", "replace", other_cidr, "via", other.ip, "proto", "233"])
-        node.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        # A real node's default route covers the Service range for the node's own traffic;
-        # the harness' nodes have none (nothing leaves the machine), so this stands in for it.
+        others = [cidr for other, cidr in zip(nodes, POD_CIDRS, strict=True) if other is not node]
+        wait_for(
+            lambda node=node, others=others: all(node.routes(o) for o in others),
+            30,
+            f"{node.name}'s routes to the other nodes' pods",
+            interval=0.2,
+        )
         if not node.routes("10.96.0.0/12"):
             node.run(["ip", "route", "replace", "10.96.0.0/12", "via", c.gateway])
 
@@ -167,7 +167,7 @@ def web(netcluster: NetCluster, proxies: NodeProxies) -> str:
     )
     wait_for(lambda: len(ready_pods(client, "web")) == 3, 90, "3 ready web pods", interval=0.3)
     wait_for(lambda: len(ready_pods_any(client, "client")) == 1, 60, "client pod", interval=0.3)
-    host_gw_routes(netcluster)
+    node_routes(netcluster)
     ip = cluster_ip(client, "web")
     wait_for(lambda: endpoint_count(client, "web") == 3, 20, "web's 3 endpoints", interval=0.1)
     return ip
