@@ -180,19 +180,20 @@ def diff(table: str, old: Ruleset, new: Ruleset) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
-def apply(transaction: str, *, nft: str = "nft", timeout: float = 60.0) -> None:
-    """Run one transaction with ``nft -f -``; NftError if the kernel refused it."""
+def _run(
+    nft: str, args: list[str], stdin: str | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(
-            [nft, "-f", "-"],
-            input=transaction,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        return subprocess.run(
+            [nft, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NftError(f"{nft}: {exc}") from exc
+
+
+def apply(transaction: str, *, nft: str = "nft", timeout: float = 60.0) -> None:
+    """Run one transaction with ``nft -f -``; NftError if the kernel refused it."""
+    proc = _run(nft, ["-f", "-"], transaction, timeout)
     if proc.returncode != 0:
         first = (proc.stderr.strip() or f"exit {proc.returncode}").splitlines()[0]
         raise NftError(f"nft -f: {first}")
@@ -200,16 +201,7 @@ def apply(transaction: str, *, nft: str = "nft", timeout: float = 60.0) -> None:
 
 def list_table(table: str, *, nft: str = "nft", timeout: float = 60.0) -> dict[str, Any] | None:
     """The table as ``nft -j`` sees it (parsed JSON), or None if there is no such table."""
-    try:
-        proc = subprocess.run(
-            [nft, "-j", "list", "table", "ip", table],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise NftError(f"{nft}: {exc}") from exc
+    proc = _run(nft, ["-j", "list", "table", "ip", table], None, timeout)
     if proc.returncode != 0:
         if "No such file" in proc.stderr:
             return None

@@ -8,6 +8,7 @@ selector and an explicit ClusterIP, and their Endpoints are written by the test 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from hakube.testing.netns import unavailable_reason
 from hakube.testing.proxylab import ProxyLab
 from hakube.testing.wait import wait_for
 from tests.conftest import require
+
+
+def require_nft() -> None:
+    """Root, network namespaces and nft (scripts/install/nftables.sh), or skip (fail under CI)."""
+    require(unavailable_reason())
+    require(None if shutil.which("nft") else "nft is not installed (scripts/install/nftables.sh)")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +53,7 @@ def proxy_config(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 def lab(
     cluster: LocalCluster, proxy_config: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyLab]:
-    require(unavailable_reason())
+    require_nft()
     workdir = tmp_path_factory.mktemp("lab")
     with ProxyLab(str(workdir), pods=3) as lab:
         lab.start_proxy(cluster.endpoints(), env={"HAKUBE_CONFIG": proxy_config})

@@ -31,9 +31,9 @@ from hakube.proxy.rules import (
     svc_chain,
 )
 from hakube.testing import nsthread
-from hakube.testing.netns import ip, unavailable_reason
+from hakube.testing.netns import ip
 from hakube.testing.proxylab import normalised
-from tests.conftest import require
+from tests.proxy.conftest import require_nft
 
 
 def _svc(**spec: object) -> core_pb2.Service:
@@ -177,7 +177,7 @@ def test_the_builder_reuses_fragments_of_unchanged_service_ports() -> None:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    require(unavailable_reason())
+    require_nft()
     name = f"hkpx{secrets.token_hex(3)}"
     ip("netns", "add", name)
     try:
