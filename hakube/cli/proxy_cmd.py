@@ -52,6 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         default=d.retry_interval,
         help="seconds before a failed sync is retried",
     )
+    p.add_argument(
+        "--check-interval",
+        type=float,
+        default=d.check_interval,
+        help="seconds between checks that the table exists (a deleted one is rebuilt)",
+    )
     p.add_argument("--nft", default=d.nft, help="the nft binary")
     p.add_argument(
         "--metrics-listen",
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         cluster_cidr=args.cluster_cidr,
         min_sync_interval=args.min_sync_interval,
         retry_interval=args.retry_interval,
+        check_interval=args.check_interval,
         nft=args.nft,
     )
     try:

@@ -199,6 +199,14 @@ def apply(transaction: str, *, nft: str = "nft", timeout: float = 60.0) -> None:
         raise NftError(f"nft -f: {first}")
 
 
+def has_table(table: str, *, nft: str = "nft", timeout: float = 10.0) -> bool:
+    """Whether ``ip table`` exists (``nft list tables ip``: names only, cheap at any size)."""
+    proc = _run(nft, ["list", "tables", "ip"], None, timeout)
+    if proc.returncode != 0:
+        raise NftError(f"nft list tables ip: {proc.stderr.strip()}")
+    return f"table ip {table}" in proc.stdout.splitlines()
+
+
 def list_table(table: str, *, nft: str = "nft", timeout: float = 60.0) -> dict[str, Any] | None:
     """The table as ``nft -j`` sees it (parsed JSON), or None if there is no such table."""
     proc = _run(nft, ["-j", "list", "table", "ip", table], None, timeout)

@@ -50,14 +50,19 @@ class ProxyConfig:
     Kubernetes' kube-proxy defaults to 1 s; 0.1 s keeps endpoint changes well under a second."""
     retry_interval: float = 1.0
     """Seconds before a failed sync (nft refused, or could not run) is retried as a full one."""
+    check_interval: float = 30.0
+    """Seconds between checks that the table is still there (``nft list tables``, cheap); one
+    that someone deleted is rebuilt by a full sync. kube-proxy re-syncs every 30 s too."""
     nft: str = "nft"
     """The nft binary (Debian's nftables package)."""
 
     def validate(self) -> None:
         if not self.table or len(self.table) > 64 or not self.table.replace("-", "").isalnum():
             raise ValueError(f"--table {self.table!r}: 1..64 of letters, digits and '-'")
-        if self.min_sync_interval < 0 or self.retry_interval <= 0:
-            raise ValueError("--min-sync-interval must be >= 0 and --retry-interval > 0")
+        if self.min_sync_interval < 0 or self.retry_interval <= 0 or self.check_interval <= 0:
+            raise ValueError(
+                "--min-sync-interval must be >= 0, --retry-interval and --check-interval > 0"
+            )
 
 
 class ProxyMetrics:
@@ -131,8 +136,12 @@ class Proxier:
                 if self.services.wait_for_sync(0.5) and self.endpoints.wait_for_sync(0.5):
                     break
             last = -float("inf")
+            checked = self._clock()
             self._dirty.set()
             while not self._stop.is_set():
+                if self._clock() - checked >= self.config.check_interval:
+                    checked = self._clock()
+                    self._check_table()
                 if not self._dirty.wait(0.5):
                     continue
                 wait = last + self.config.min_sync_interval - self._clock()
@@ -149,6 +158,20 @@ class Proxier:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _check_table(self) -> None:
+        """Rebuild the table (a full sync) if it is gone, e.g. after ``nft flush ruleset``."""
+        if self._applied is None:
+            return
+        try:
+            present = nft.has_table(self.config.table, nft=self.config.nft)
+        except nft.NftError as exc:
+            log.warning("proxy: cannot list the tables: %s", exc)
+            return
+        if not present:
+            log.warning("proxy: table ip %s is gone; rebuilding it", self.config.table)
+            self._applied = None
+            self._dirty.set()
 
     def desired(self) -> Ruleset:
         ports: list[ServicePort] = []

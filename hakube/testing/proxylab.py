@@ -168,7 +168,7 @@ class ProxyLab:
             self.forward = nsthread.Forward(self.node, ports)
         argv = ["ip", "netns", "exec", self.node, sys.executable, "-m", "hakube", "proxy"]
         argv += ["--servers", ",".join(servers), "--table", self.table]
-        argv += ["--metrics-listen", "127.0.0.1:10249", *extra]
+        argv += ["--metrics-listen", "127.0.0.1:10249", "--check-interval", "1", *extra]
         with open(os.path.join(self.workdir, "proxy.log"), "ab") as log:
             self.proxy = subprocess.Popen(
                 argv,
@@ -178,6 +178,11 @@ class ProxyLab:
                 env=dict(_env(), **(env or {})),
                 start_new_session=True,
             )
+
+    def run_nft(self, *args: str) -> str:
+        """``nft ARGS`` in the node; its stdout."""
+        argv = ["ip", "netns", "exec", self.node, "nft", *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
     def kill_proxy(self, sig: int = signal.SIGKILL) -> None:
         if self.proxy is not None and self.proxy.poll() is None:

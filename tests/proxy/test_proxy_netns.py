@@ -232,6 +232,14 @@ def test_restart_rebuilds_the_identical_table_and_killing_it_keeps_traffic(
     assert "hakube_proxy_sync_errors_total 0.0" in metrics
 
 
+def test_a_deleted_table_is_rebuilt(lab: ProxyLab, client: Client) -> None:
+    client.apply(service("back", "10.96.0.57"))
+    client.apply(endpoints("back", [2]))
+    wait_for(lambda: serves(lab, lab.node, "10.96.0.57", 80, {"pod2"}, 3), 10, "back's rules")
+    lab.run_nft("delete", "table", "ip", lab.table)  # as an `nft flush ruleset` would
+    wait_for(lambda: serves(lab, lab.node, "10.96.0.57", 80, {"pod2"}, 3), 10, "the rebuild")
+
+
 def test_the_proxy_identity_reads_services_and_cannot_write(
     cluster: Any, proxy_config: str
 ) -> None:
