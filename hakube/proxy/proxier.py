@@ -19,6 +19,7 @@ whoever calls ``stop()`` (idempotent, any thread).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -59,6 +60,13 @@ class ProxyConfig:
     def validate(self) -> None:
         if not self.table or len(self.table) > 64 or not self.table.replace("-", "").isalnum():
             raise ValueError(f"--table {self.table!r}: 1..64 of letters, digits and '-'")
+        if self.cluster_cidr:
+            try:
+                net = ipaddress.ip_network(self.cluster_cidr)
+            except ValueError as exc:
+                raise ValueError(f"--cluster-cidr {self.cluster_cidr!r}: {exc}") from None
+            if net.version != 4:
+                raise ValueError(f"--cluster-cidr {self.cluster_cidr}: IPv4 only")
         if self.min_sync_interval < 0 or self.retry_interval <= 0 or self.check_interval <= 0:
             raise ValueError(
                 "--min-sync-interval must be >= 0, --retry-interval and --check-interval > 0"

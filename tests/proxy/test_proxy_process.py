@@ -55,6 +55,8 @@ def test_up_components_run_the_proxy_as_its_own_identity(
     [
         (["--table", "no spaces"], "--table 'no spaces'"),
         (["--min-sync-interval", "-1"], "--min-sync-interval must be >= 0"),
+        (["--cluster-cidr", "10.244.0.0/33"], "--cluster-cidr '10.244.0.0/33'"),
+        (["--cluster-cidr", "fd00::/64"], "IPv4 only"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(
@@ -63,3 +65,14 @@ def test_bad_flags_are_one_line_and_exit_2(
     assert main(["proxy", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_metrics_on_a_non_loopback_address_need_an_explicit_flag(
+    cluster: LocalCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Plain HTTP /metrics on every address is refused unless asked for by name."""
+    (port,) = free_ports(1)
+    argv = ["proxy", "--servers", cluster.endpoints()[0], "--nft", "/nonexistent/nft"]
+    assert main([*argv, "--metrics-listen", f"0.0.0.0:{port}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--allow-unauthenticated-metrics" in err and len(err.splitlines()) == 1
