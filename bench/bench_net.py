@@ -10,9 +10,9 @@ in network namespaces on one bridge, each with its own containerd and agent), th
   packets also cross each node's pod bridge and veth and are routed by the host-gw routes.
 
 iperf3 is the host's (Debian ``iperf3``, scripts/install/iperf3.sh), run inside each pod's
-network namespace with ``nsenter`` (the test image has no iperf3); the pods are found by a
-unique marker in their command line. The report keeps each path's median round and the cost
-``1 - pod/node``; the target (the networking issue): the overlay-free path costs at most 10 %.
+network namespace with ``nsenter`` (the test image has no iperf3; ``NetNode.pod_argv``). The
+report keeps each path's median round and the cost ``1 - pod/node``; the target (the
+networking issue): the overlay-free path costs at most 10 %.
 Foreign CPU during the run is reported: a busy machine makes the comparison meaningless.
 """
 
@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from bench.machine import CpuMeter
 from hakube.api import convert
@@ -40,19 +38,6 @@ from hakube.testing.wait import wait_for
 
 TARGET_COST = 0.10
 PORT = 5201
-
-
-def _pid_of(marker: str) -> int:
-    """The pid of the pod process started as ``sleep <marker>``."""
-    want = b"sleep\0" + marker.encode() + b"\0"
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if (d / "cmdline").read_bytes() == want:
-                    return int(d.name)
-            except OSError:
-                continue
-    raise LookupError(f"no process 'sleep {marker}'")
 
 
 def _iperf(server: list[str], client: list[str], address: str, duration: float) -> float:
@@ -84,7 +69,7 @@ def _iperf(server: list[str], client: list[str], address: str, duration: float) 
         srv.wait(5)
 
 
-def _sleeper(name: str, node: str, marker: str) -> object:
+def _sleeper(name: str, node: str) -> object:
     return convert.from_dict(
         {
             "apiVersion": "v1",
@@ -93,7 +78,7 @@ def _sleeper(name: str, node: str, marker: str) -> object:
             "spec": {
                 "nodeName": node,
                 "terminationGracePeriodSeconds": 1,
-                "containers": [{"name": "c", "image": NET_IMAGE, "command": ["sleep", marker]}],
+                "containers": [{"name": "c", "image": NET_IMAGE, "command": ["sleep", "86400"]}],
             },
         }
     )
@@ -102,18 +87,17 @@ def _sleeper(name: str, node: str, marker: str) -> object:
 def run(duration: float, rounds: int) -> dict[str, object]:
     with NetCluster(nodes=2) as c:
         n1, n2 = c.nodes["n1"], c.nodes["n2"]
-        markers = {n: str(10_000_000 + secrets.randbelow(80_000_000)) for n in ("n1", "n2")}
-        for node, marker in markers.items():
-            c.client.pods.create(_sleeper(f"iperf-{node}", node, marker))  # type: ignore[arg-type]
+        for node in ("n1", "n2"):
+            c.client.pods.create(_sleeper(f"iperf-{node}", node))  # type: ignore[arg-type]
 
         def running(name: str) -> bool:
             p = c.client.pods.get(name, namespace="default")
             return p.status.phase == "Running" and bool(p.status.pod_ip)
 
-        for node in markers:
+        for node in ("n1", "n2"):
             wait_for(lambda node=node: running(f"iperf-{node}"), 60, f"pod on {node}", 0.2)
         pod_ip = c.client.pods.get("iperf-n2", namespace="default").status.pod_ip
-        into_pod = {n: ["nsenter", "-t", str(_pid_of(m)), "-n", "--"] for n, m in markers.items()}
+        into_pod = {n: c.nodes[n].pod_argv(f"iperf-{n}", []) for n in ("n1", "n2")}
         cpu = CpuMeter()
         cpu.start()
         nodes, pods = [], []

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from hakube.agent import join, network, volumes
+from hakube.agent import join, network, volumes, vxlan
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
@@ -42,6 +42,7 @@ from hakube.client.events import EventRecorder
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
+from hakube.lifecycle import StartupError
 from hakube.pki.layout import NodePki
 
 log = logging.getLogger("hakube.agent")
@@ -164,9 +165,14 @@ class Agent:
             except HakubeError as e:
                 log.warning("cannot register node %s yet: %s", self.s.node_name, e)
                 self._stop.wait(2)
+        self._wait_pod_cidr()
         if self._routes_wanted():
             self.routes = PodRoutes(
-                self.client, self.s.node_name, self.host_ip, on_own_cidr=self._setup_network
+                self.client,
+                self.s.node_name,
+                self.host_ip,
+                on_own_cidr=self._setup_network,
+                mode=self.s.pod_routes,
             )
             self.routes.start()
         self.syncer = PodSyncer(
@@ -211,10 +217,38 @@ class Agent:
             port,
         )
 
+    def _wait_pod_cidr(self) -> None:
+        """Without a podCIDR yet, give the controller-manager ``pod_cidr_wait`` seconds to
+        allocate one before any pod runs (they would start on the host network otherwise)."""
+        if self._network_cidr or not self._routes_wanted() or self.s.pod_cidr_wait <= 0:
+            return
+        deadline = time.monotonic() + self.s.pod_cidr_wait
+        while time.monotonic() < deadline:
+            try:
+                cidr = self.client.nodes.get(self.s.node_name).spec.pod_cidr
+            except HakubeError as e:
+                log.debug("waiting for the podCIDR: %s", e)
+                cidr = ""
+            if cidr:
+                self._setup_network(cidr)
+                return
+            if self._stop.wait(0.2):
+                return
+        log.warning(
+            "node %s has no podCIDR after %.0fs (is the controller-manager running with "
+            "--allocate-node-cidrs?); pods use the host network until it gets one",
+            self.s.node_name,
+            self.s.pod_cidr_wait,
+        )
+
     def _routes_wanted(self) -> bool:
         """Whether this agent keeps routes to other nodes' pods: only with a real runtime
         whose pods get their own network (never for simulated nodes, which share the host)."""
-        return self.s.pod_routes and self.s.runtime != "simulated" and self.s.pod_network == "auto"
+        return (
+            self.s.pod_routes != "off"
+            and self.s.runtime != "simulated"
+            and self.s.pod_network == "auto"
+        )
 
     def _setup_network(self, node_cidr: str) -> None:
         """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
@@ -228,7 +262,11 @@ class Agent:
             return
         self._network_cidr = cidr
         path = network.write_config(
-            self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
+            self.s.cni_conf_dir,
+            cidr,
+            self.s.cni_bridge,
+            os.path.join(self.s.root_dir, "cni-ipam"),
+            mtu=vxlan.MTU if self.s.pod_routes == "vxlan" else 0,
         )
         log.info("pod network %s on bridge %s (CNI config %s)", cidr, self.s.cni_bridge, path)
         deadline = time.monotonic() + 10
@@ -259,7 +297,7 @@ class Agent:
             except CriError as e:
                 log.warning("container runtime at %s not answering: %s", self.cri.endpoint, e)
                 if self._stop.wait(2):
-                    raise SystemExit("stopped while waiting for the runtime") from e
+                    raise StartupError("stopped while waiting for the runtime") from e
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

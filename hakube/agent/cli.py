@@ -170,11 +170,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
     p.add_argument(
-        "--no-pod-routes",
-        dest="pod_routes",
-        action="store_false",
-        help="do not route other nodes' podCIDRs via their InternalIPs (default: routes "
-        "marked proto 233 are kept in sync from the Node objects)",
+        "--pod-cidr-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait at start for the Node's podCIDR from the controller-manager "
+        "before running pods (without --pod-cidr); 0: do not wait",
+    )
+    p.add_argument(
+        "--pod-routes",
+        choices=["host-gw", "vxlan", "off"],
+        default="host-gw",
+        help="how pods reach other nodes' pods: host-gw (routes via the nodes' addresses, "
+        "one L2 segment), vxlan (a VXLAN device, any IP network), off (the operator's routes)",
     )
     p.add_argument(
         "--secret-volumes-on-disk",
@@ -182,6 +189,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         help="development and simulated runtime only: write secret volumes to plain "
         "directories under --root-dir instead of a tmpfs each (default: tmpfs; a pod whose "
         "tmpfs cannot be mounted waits with the error)",
+    )
+    p.add_argument(
+        "--seccomp-default",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run containers whose pod names no seccomp profile under the runtime's default "
+        "filter (RuntimeDefault); --no-seccomp-default: Unconfined (default: on)",
+    )
+    p.add_argument(
+        "--seccomp-profile-root",
+        default="/var/lib/hakube/seccomp",
+        help="directory of Localhost seccomp profiles (localhostProfile is relative to it)",
     )
     p.add_argument(
         "--usage-interval",
@@ -227,7 +246,10 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
         pod_routes=args.pod_routes,
+        pod_cidr_wait=args.pod_cidr_wait,
         usage_interval=args.usage_interval,
+        seccomp_default=args.seccomp_default,
+        seccomp_profile_root=args.seccomp_profile_root,
         secret_volumes_on_disk=args.secret_volumes_on_disk,
         token=args.token,
         ca_cert_hash=args.ca_cert_hash,

@@ -72,6 +72,12 @@ class AgentSettings:
     """A container that ran this long without crashing restarts without delay (10 min)."""
     workers: int = 4
     """Pods reconciled in parallel."""
+    seccomp_default: bool = True
+    """Containers whose pod names no seccomp profile run under the runtime's default filter
+    (RuntimeDefault), as kubelet's ``--seccomp-default``, but on by default: off, they run
+    Unconfined, as Kubernetes nodes do unless told otherwise."""
+    seccomp_profile_root: str = "/var/lib/hakube/seccomp"
+    """Where ``Localhost`` seccomp profiles (``localhostProfile``, a relative path) are read."""
     pod_network: str = "auto"
     """"auto": pods that ask for their own network get one when the runtime reports
     NetworkReady (CNI configured), else they share the host's; "host": always the host's."""
@@ -83,9 +89,15 @@ class AgentSettings:
     """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
     cni_bridge: str = "hakube0"
     """Name of the node's pod bridge."""
-    pod_routes: bool = True
-    """Route every other node's podCIDR via its InternalIP (host-gw, ``hakube.agent.routes``)
-    when this node has a pod network; off: the operator routes pod traffic between nodes."""
+    pod_cidr_wait: float = 10.0
+    """Seconds the agent waits at start, before it runs any pod, for its Node to get a podCIDR
+    from the controller-manager (only without --pod-cidr and with a pod network): pods bound
+    the moment the node registers would otherwise start on the host network. 0: do not wait."""
+    pod_routes: str = "host-gw"
+    """How this node reaches other nodes' pods (``hakube.agent.routes``), when it has a pod
+    network: "host-gw" routes each podCIDR via that node's InternalIP (nodes on one L2
+    segment); "vxlan" sends it over a VXLAN device (any IP network between the nodes); "off":
+    the operator routes pod traffic. Every node of a cluster uses the same mode."""
 
     secret_volumes_on_disk: bool = False
     """Write secret volumes to plain directories under root_dir instead of a tmpfs each: for
@@ -150,6 +162,10 @@ class AgentSettings:
                 ipaddress.ip_network(self.pod_cidr)
             except ValueError as e:
                 raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
+        if self.pod_routes not in ("host-gw", "vxlan", "off"):
+            raise ValueError(f"--pod-routes {self.pod_routes!r}: use host-gw, vxlan or off")
+        if self.pod_cidr_wait < 0:
+            raise ValueError(f"--pod-cidr-wait ({self.pod_cidr_wait}) must be >= 0")
         if not 0 < len(self.cni_bridge) <= 15:
             raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
         if bool(self.token) != bool(self.ca_cert_hash):

@@ -32,35 +32,37 @@ CONFIG_NAME = "10-hakube.conflist"
 NETWORK_NAME = "hakube"
 
 
-def cni_config(pod_cidr: str, bridge: str, ipam_dir: str) -> dict[str, object]:
+def cni_config(pod_cidr: str, bridge: str, ipam_dir: str, mtu: int = 0) -> dict[str, object]:
+    """The conflist; ``mtu`` > 0 sets the bridge's and pods' MTU (VXLAN mode), else the
+    plugin's default (that of the bridge)."""
     net = ipaddress.ip_network(pod_cidr)  # ValueError names the bad CIDR
+    bridge_conf: dict[str, object] = {
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": True,
+        "ipMasq": False,
+        "hairpinMode": True,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": str(net)}]],
+            "routes": [{"dst": "0.0.0.0/0" if net.version == 4 else "::/0"}],
+            "dataDir": ipam_dir,
+        },
+    }
+    if mtu > 0:
+        bridge_conf["mtu"] = mtu
     return {
         "cniVersion": "0.4.0",
         "name": NETWORK_NAME,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": str(net)}]],
-                    "routes": [{"dst": "0.0.0.0/0" if net.version == 4 else "::/0"}],
-                    "dataDir": ipam_dir,
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
+        "plugins": [bridge_conf, {"type": "portmap", "capabilities": {"portMappings": True}}],
     }
 
 
-def write_config(conf_dir: str, pod_cidr: str, bridge: str, ipam_dir: str) -> Path:
+def write_config(conf_dir: str, pod_cidr: str, bridge: str, ipam_dir: str, *, mtu: int = 0) -> Path:
     """Write (atomically) the CNI config; returns its path."""
     path = Path(conf_dir) / CONFIG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{CONFIG_NAME}.tmp")
-    tmp.write_text(json.dumps(cni_config(pod_cidr, bridge, ipam_dir), indent=2) + "\n")
+    tmp.write_text(json.dumps(cni_config(pod_cidr, bridge, ipam_dir, mtu), indent=2) + "\n")
     os.replace(tmp, path)
     return path

@@ -3,8 +3,8 @@
 Every node's pods live on a bridge inside that node (hakube.agent.network), with addresses from
 the node's ``spec.podCIDR``. For a pod on node A to reach a pod on node B, node A needs a route
 sending B's podCIDR to B's address; B's forwarding then delivers it to its bridge. That needs
-the nodes to share one L2 segment (a next hop must be directly reachable); see
-docs/networking.md for what to do otherwise.
+the nodes to share one L2 segment (a next hop must be directly reachable); otherwise the
+``vxlan`` mode (hakube.agent.vxlan) routes the same ranges through a tunnel.
 
 ``PodRoutes`` watches the Node objects and keeps exactly those routes in the agent's network
 namespace, one per other node that has a podCIDR and an InternalIP. It only ever touches routes
@@ -31,11 +31,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hakube.agent import vxlan
 from hakube.api.v1 import core_pb2
 from hakube.client import Client
 
 log = logging.getLogger("hakube.agent.routes")
 
+MODES = ("host-gw", "vxlan", "off")
+"""How pods reach other nodes' pods: routes via the nodes' addresses (one L2 segment), over a
+VXLAN device (hakube.agent.vxlan: any IP network between the nodes), or not by the agent."""
 ROUTE_PROTO = 233
 """The routing protocol number marking the routes this agent owns (``ip route ... proto 233``);
 nothing else on a Debian host uses it (see /etc/iproute2/rt_protos)."""
@@ -113,12 +117,14 @@ class PodRoutes:
         host_ip: str,
         *,
         on_own_cidr: Callable[[str], None] | None = None,
+        mode: str = "host-gw",
         proto: int = ROUTE_PROTO,
         debounce: float = 0.1,
         resync: float = 30.0,
     ) -> None:
         self.node_name = node_name
         self.host_ip = host_ip
+        self.mode = mode
         self.proto = proto
         self.debounce = debounce
         self.resync = resync
@@ -133,9 +139,7 @@ class PodRoutes:
 
     def start(self) -> None:
         self.nodes.add_handlers(
-            on_add=self._changed,
-            on_update=lambda old, new: self._changed(new),
-            on_delete=self._changed,
+            on_add=self._changed, on_update=self._updated, on_delete=self._changed
         )
         self.nodes.start()
         self._thread = threading.Thread(target=self._run, name="pod-routes", daemon=True)
@@ -151,13 +155,18 @@ class PodRoutes:
     def _changed(self, node: core_pb2.Node) -> None:
         self._dirty.set()
 
+    def _updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
+        # Nodes rewrite their status often (heartbeats); only a range or an address matters.
+        if (old.spec.pod_cidr, internal_ip(old)) != (new.spec.pod_cidr, internal_ip(new)):
+            self._dirty.set()
+
     def _run(self) -> None:
         while not self._stop.is_set() and not self.nodes.wait_for_sync(1):
             pass
         while not self._stop.is_set():
             try:
                 self.sync()
-            except (RouteError, OSError) as e:
+            except (RouteError, vxlan.VxlanError, OSError) as e:
                 log.warning("pod routes: %s", e)
             self._dirty.wait(self.resync)
             if self._stop.wait(self.debounce):
@@ -172,7 +181,16 @@ class PodRoutes:
             self.own_cidr = me.spec.pod_cidr
             if self.on_own_cidr is not None:
                 self.on_own_cidr(self.own_cidr)
-        want = desired_routes(nodes, self.node_name, self.host_ip, self.own_cidr)
+        peers = desired_routes(nodes, self.node_name, self.host_ip, self.own_cidr)
+        extra: tuple[str, ...] = ()
+        want = dict(peers)
+        if self.mode == "vxlan":
+            if not self.own_cidr:
+                return  # the device's address comes from the podCIDR: wait for it
+            vxlan.ensure_device(self.host_ip, self.own_cidr)
+            vxlan.sync_peers(peers)
+            want = {cidr: vxlan.gateway(cidr) for cidr in peers}
+            extra = ("dev", vxlan.DEVICE, "onlink")
         have = owned_routes(self.proto)
         if want and not self._forwarding:
             self._forwarding = _enable_forwarding()
@@ -183,14 +201,14 @@ class PodRoutes:
             if have.get(cidr) == via:
                 continue
             try:
-                ip_route("replace", cidr, "via", via, "proto", str(self.proto))
+                ip_route("replace", cidr, "via", via, *extra, "proto", str(self.proto))
             except RouteError as e:
                 if self._failed.get(cidr) != str(e):  # say it once, not every resync
                     log.warning("route %s via %s: %s", cidr, via, e)
                 self._failed[cidr] = str(e)
                 continue
             self._failed.pop(cidr, None)
-            log.info("route %s via %s", cidr, via)
+            log.info("route %s via %s%s", cidr, via, f" dev {vxlan.DEVICE}" if extra else "")
 
 
 def _enable_forwarding() -> bool:

@@ -33,6 +33,7 @@ Needs root, iproute2, util-linux ``nsenter``, containerd, runc and the CNI plugi
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import random
 import re
@@ -279,6 +280,24 @@ class NetNode:
                 raise NetnsError(f"pod {namespace}/{pod}: no running container on node {self.name}")
             return cri.exec_sync(found[0].id, list(cmd), timeout_seconds=timeout)
 
+    def pod_argv(self, pod: str, argv: Sequence[str], *, namespace: str = "default") -> list[str]:
+        """``argv`` (a program of this machine, e.g. iperf3 or nft) wrapped to run in the
+        network namespace of pod ``namespace/pod`` on this node, entered through the pid of its
+        sandbox (CRI PodSandboxStatus, verbose)."""
+        assert self.containerd is not None, f"node {self.name} has no containerd"
+        with self.containerd.client() as cri:
+            found = cri.list_pod_sandboxes(
+                labels={LABEL_POD_NAME: pod, LABEL_POD_NAMESPACE: namespace}
+            )
+            ready = [sb for sb in found if sb.state == cri_pb.SANDBOX_READY]
+            if not ready:
+                raise NetnsError(f"pod {namespace}/{pod}: no ready sandbox on node {self.name}")
+            info = cri.pod_sandbox_status(ready[0].id, verbose=True).info.get("info", "{}")
+        pid = int(json.loads(info).get("pid", 0))
+        if pid <= 0:
+            raise NetnsError(f"pod {namespace}/{pod}: the runtime reports no sandbox pid")
+        return ["nsenter", "-t", str(pid), "-n", "--", *argv]
+
     # -- the agent -------------------------------------------------------------------------------
 
     def agent_argv(self) -> list[str]:
@@ -305,7 +324,8 @@ class NetNode:
         )
 
     def start_agent(self, *, wait_ready: bool = True, timeout: float = 60) -> None:
-        """Start the agent (in the node's namespace) unless it runs; wait for Node Ready."""
+        """Start the agent (in the node's namespace) unless it runs; wait until its Node is
+        Ready and its pod network configured."""
         if self.agent_running():
             return
         with open(self.log_path, "ab") as log:
@@ -320,7 +340,7 @@ class NetNode:
         self.cluster._res.procs.append(self.agent)
         if wait_ready:
             try:
-                wait_for(self.ready, timeout, f"node {self.name} Ready", interval=0.2)
+                wait_for(self.network_ready, timeout, f"node {self.name} Ready", interval=0.2)
             except TimeoutError as e:
                 raise TimeoutError(f"{e}; agent log:\n{self.agent_log()}") from None
 
@@ -346,6 +366,13 @@ class NetNode:
         except NotFound:
             return False
         return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+
+    def network_ready(self) -> bool:
+        """Ready, with a podCIDR, and the agent's CNI config written for its containerd."""
+        if not self.ready() or self.containerd is None:
+            return False
+        conf = self.containerd.cni_conf_dir / "10-hakube.conflist"
+        return conf.exists() and bool(self.cluster.client.nodes.get(self.name).spec.pod_cidr)
 
     def agent_log(self, lines: int = 40) -> str:
         try:
@@ -440,7 +467,7 @@ class NetCluster:
         for name in names:
             node = self.nodes[name]
             try:
-                wait_for(node.ready, 60, f"node {name} Ready", interval=0.2)
+                wait_for(node.network_ready, 60, f"node {name} Ready", interval=0.2)
             except TimeoutError as e:
                 raise TimeoutError(f"{e}; agent log:\n{node.agent_log()}") from None
 

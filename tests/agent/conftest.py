@@ -45,8 +45,9 @@ from hakube.testing.wait import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-FAST = AGENT_FAST
-"""Short timings for tests (production defaults are 10 s leases, 10 s back-off)."""
+FAST = [*AGENT_FAST, "--pod-cidr-wait", "0"]
+"""Short timings for tests (production defaults are 10 s leases, 10 s back-off); no wait for a
+podCIDR, since these clusters run no controller-manager to allocate one."""
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,17 @@ agent, reach the masters over the bridge; pods get addresses from their node's r
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from hakube.api import convert
 from hakube.api.v1 import pod_pb2
 from hakube.testing.netnodes import NetCluster
+from hakube.testing.netns import ip
 from hakube.testing.wait import wait_for
-from tests.net.conftest import netcluster_fixture
+from tests.net.conftest import netcluster_fixture, prerequisites
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(240)]
 
@@ -55,6 +58,10 @@ def test_pods_run_on_each_node_with_addresses_from_its_range(netcluster: NetClus
         out = node.pod_exec(pod_name, ["ip", "-4", "-o", "addr", "show", "eth0"])
         assert f"{pod.status.pod_ip}/" in out.stdout.decode(), out
         assert pod.status.host_ip == node.ip
+        # A program of this machine, run in the pod's network namespace, sees the same.
+        argv = node.pod_argv(pod_name, ["ip", "-4", "-o", "addr", "show", "eth0"])
+        host_view = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
+        assert f"{pod.status.pod_ip}/" in host_view.stdout
     assert ips["n1"] != ips["n2"]
 
 
@@ -72,3 +79,19 @@ def _pod(name: str, node: str) -> pod_pb2.Pod:
             },
         }
     )
+
+
+def test_a_failing_test_body_leaves_nothing_behind() -> None:
+    prerequisites()
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="the test failed"), NetCluster(nodes=1) as c:
+        node = c.nodes["n1"]
+        assert node.agent is not None and node.containerd is not None
+        pids = [node.agent.pid, *node.pids()]
+        ctd_base = str(node.containerd.base)
+        raise RuntimeError("the test failed")
+    assert pids and not [p for p in pids if Path(f"/proc/{p}").exists()]
+    assert not ip("-o", "link", "show", "dev", c.prefix, check=False).strip()
+    assert not [ns for ns in ip("netns", "list").split() if ns.startswith(c.prefix)]
+    assert not c.workdir.exists() and not Path(ctd_base).exists()
+    assert ctd_base not in Path("/proc/self/mountinfo").read_text()

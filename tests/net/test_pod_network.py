@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hakube.api import convert
-from hakube.api.v1 import pod_pb2
+from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
 from hakube.client import Client
 from hakube.testing.netnodes import NET_IMAGE, NetCluster, NetNode
 from hakube.testing.wait import wait_for
@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(180
 NS = "podnet"
 PROTO = "233"
 CLUSTER_CIDR = ipaddress.ip_network("10.244.0.0/16")
+GHOST_CIDR = "10.244.200.0/24"
 SERVE = (
     "mkdir -p /www/cgi-bin && hostname > /www/index.html"
     " && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n'"
@@ -174,6 +175,34 @@ def test_a_restarted_agent_resyncs_only_its_own_routes(netcluster: NetCluster) -
     n1.run(["ip", "route", "del", "10.244.251.0/24"])
 
 
+def test_routes_follow_a_node_whose_address_changes_and_go_with_it(netcluster: NetCluster) -> None:
+    """A Node without an agent (its status written here): its route appears on every node,
+    moves when its InternalIP changes, and goes when it is deleted -- within a few seconds."""
+    client = netcluster.client
+    hosts = list(netcluster.subnet.hosts())
+    ghost = client.nodes.create(
+        core_pb2.Node(metadata=meta_pb2.ObjectMeta(name="ghost"), spec={"pod_cidr": GHOST_CIDR})
+    )
+    others = list(netcluster.nodes.values())
+    for address in (str(hosts[100]), str(hosts[101])):
+        ghost = client.nodes.get("ghost")
+        del ghost.status.addresses[:]
+        ghost.status.addresses.add(type="InternalIP", address=address)
+        ghost = client.nodes.update_status(ghost)
+        for node in others:
+            wait_for(
+                lambda node=node, a=address: owned_routes(node).get(GHOST_CIDR) == a,
+                5,
+                f"{node.name} routes {GHOST_CIDR} via {address}",
+                interval=0.1,
+            )
+    client.nodes.delete("ghost")
+    for node in others:
+        wait_for(
+            lambda node=node: GHOST_CIDR not in owned_routes(node), 5, f"{node.name} forgets ghost"
+        )
+
+
 def test_a_removed_node_loses_its_routes_and_its_range_is_given_again(
     netcluster: NetCluster,
 ) -> None:
@@ -191,8 +220,20 @@ def test_a_removed_node_loses_its_routes_and_its_range_is_given_again(
             lambda node=node: cidr not in owned_routes(node), 5, f"n4's route gone from {node.name}"
         )
     netcluster.wait_node_gone("n4")
-    netcluster.add_node("n5")
+    # A pod bound before the node exists, with the controller-manager away while the node
+    # registers: the agent waits for its podCIDR before it runs pods, so the pod starts on the
+    # pod network, not the host's.
+    assert netcluster.controller_manager is not None
+    netcluster.controller_manager.kill("cm-1")
+    netcluster.client.pods.create(pod("early", "n5", "exec sleep 3600"))
+    n5 = netcluster.add_node("n5", start_agent=False)
+    n5.start_agent(wait_ready=False)
+    wait_for(n5.ready, 30, "n5 registered", interval=0.1)
+    assert not pod_cidr(netcluster, "n5")
+    netcluster.controller_manager.start("cm-1")
     wait_for(lambda: pod_cidr(netcluster, "n5") == cidr, 20, "n5 gets n4's freed range")
+    early = running(netcluster.client, "early")
+    assert ipaddress.ip_address(early.status.pod_ip) in ipaddress.ip_network(cidr)
     for node in others:
         wait_for(
             lambda node=node: owned_routes(node).get(cidr) == netcluster.nodes["n5"].ip,

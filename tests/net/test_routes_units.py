@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hakube.agent.network import cni_config
 from hakube.agent.routes import desired_routes
+from hakube.agent.vxlan import gateway, vtep_mac
 from hakube.api.v1 import core_pb2, meta_pb2
 
 
@@ -43,3 +44,11 @@ def test_the_cni_config_has_a_bridge_without_masquerade_and_port_mappings() -> N
     assert plugins[0]["ipMasq"] is False and plugins[0]["bridge"] == "hakube0"
     assert plugins[0]["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}]]
     assert plugins[1]["capabilities"] == {"portMappings": True}
+    assert "mtu" not in plugins[0]
+    tunnel = cni_config("10.244.3.0/24", "hakube0", "/tmp/ipam", mtu=1450)["plugins"]
+    assert isinstance(tunnel, list) and tunnel[0]["mtu"] == 1450
+
+
+def test_a_vxlan_peer_is_known_by_its_address_alone() -> None:
+    assert vtep_mac("192.0.2.17") == "0a:58:c0:00:02:11"
+    assert gateway("10.244.7.0/24") == "10.244.7.0"
