@@ -29,12 +29,9 @@ pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(420
 POD_CIDRS = ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]
 netcluster = netcluster_fixture(nodes=3, pod_cidrs=POD_CIDRS)
 
-# Serves its pod name on 8080; on SIGTERM it keeps serving for 4 s before it exits, as a pod
-# with a preStop pause would, so "terminating" and "gone" are apart.
-SERVE = (
-    "mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www & "
-    "trap 'sleep 4; exit 0' TERM; wait"
-)
+# Serves its pod name on 8080. A preStop pause keeps a pod serving for 4 s after its deletion
+# (as Kubernetes users do for graceful endpoint removal), so "terminating" and "gone" are apart.
+SERVE = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -66,6 +63,7 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
                             "image": NET_IMAGE,
                             "command": ["sh", "-c", SERVE],
                             "ports": [{"containerPort": 8080}],
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 4}}},
                             "readinessProbe": {
                                 "tcpSocket": {"port": 8080},
                                 "periodSeconds": 1,
