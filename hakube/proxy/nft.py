@@ -24,6 +24,7 @@ import subprocess
 from typing import Any
 
 from hakube.proxy.rules import (
+    HAIRPIN,
     MAPS,
     MASQ_CHAIN,
     NO_ENDPOINT_NODEPORTS,
@@ -40,6 +41,7 @@ _MAP_TYPES = {
     SERVICE_NODEPORTS: "inet_proto . inet_service",
     NO_ENDPOINT_SERVICES: "ipv4_addr . inet_proto . inet_service",
     NO_ENDPOINT_NODEPORTS: "inet_proto . inet_service",
+    HAIRPIN: "ipv4_addr . ipv4_addr",
 }
 _NODEPORT_DST = "fib daddr type local ip daddr != 127.0.0.0/8"
 """Addresses NodePorts answer on: the node's own, but loopback (DNAT from 127/8 does not
@@ -53,6 +55,9 @@ _SKELETON: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "masquerading",
         "",
         (
+            # Hairpin: a pod that reached itself through a Service (source = destination after
+            # DNAT) is masqueraded, or it would answer itself directly.
+            f"ip saddr . ip daddr @{HAIRPIN} meta mark set meta mark | {MASQ_MARK}",
             f"meta mark & {MASQ_MARK} == 0 return",
             f"meta mark set meta mark ^ {MASQ_MARK}",
             "masquerade fully-random",
@@ -111,6 +116,17 @@ def _elements(t: str, verb: str, m: str, items: list[str]) -> list[str]:
     return [f"{verb} element {t} {m} {{ {', '.join(items)} }}"] if items else []
 
 
+def _item(key: str, value: str) -> str:
+    """A map element ``key : value``, or a set element (no value)."""
+    return f"{key} : {value}" if value else key
+
+
+def _declare(t: str, m: str) -> str:
+    if m == HAIRPIN:
+        return f"add set {t} {m} {{ type {_MAP_TYPES[m]} ; }}"
+    return f"add map {t} {m} {{ type {_MAP_TYPES[m]} : verdict ; }}"
+
+
 def full(table: str, rs: Ruleset, existing: dict[str, Any] | None = None) -> str:
     """One transaction that makes ``table`` (family ip) the skeleton plus ``rs``.
 
@@ -128,10 +144,11 @@ def full(table: str, rs: Ruleset, existing: dict[str, Any] | None = None) -> str
         wanted = {name for name, _, _ in _SKELETON} | set(rs.chains)
         out += [f"flush chain {t} {c}" for c in chains]
         out += [f"flush map {t} {m}" for m in maps]
+        out += [f"flush set {t} {HAIRPIN}" for s in sets if s == HAIRPIN]
         out += [f"delete chain {t} {c}" for c in chains if c not in wanted]
         out += [f"delete map {t} {m}" for m in maps if m not in MAPS]
-        out += [f"delete set {t} {s}" for s in sets if s not in rs.sets]
-    out += [f"add map {t} {m} {{ type {_MAP_TYPES[m]} : verdict ; }}" for m in MAPS]
+        out += [f"delete set {t} {s}" for s in sets if s not in rs.sets and s != HAIRPIN]
+    out += [_declare(t, m) for m in MAPS]
     out += [f"add set {t} {name} {{ {spec} }}" for name, spec in sorted(rs.sets.items())]
     out += [_chain_decl(t, name, hook) for name, hook, _ in _SKELETON]
     out += [f"add chain {t} {name}" for name in rs.chains]
@@ -140,7 +157,7 @@ def full(table: str, rs: Ruleset, existing: dict[str, Any] | None = None) -> str
     for name, rules in rs.chains.items():
         out += [f"add rule {t} {name} {r}" for r in rules]
     for m in MAPS:
-        items = [f"{k} : {v}" for k, v in sorted(rs.elements[m].items())]
+        items = [_item(k, v) for k, v in sorted(rs.elements[m].items())]
         out += _elements(t, "add", m, items)
     return "\n".join(out) + "\n"
 
@@ -169,7 +186,7 @@ def diff(table: str, old: Ruleset, new: Ruleset) -> str:
         before, after = old.elements[m], new.elements[m]
         gone = [k for k, v in before.items() if after.get(k) != v]
         out += _elements(t, "delete", m, gone)
-        adds[m] = [f"{k} : {v}" for k, v in after.items() if before.get(k) != v]
+        adds[m] = [_item(k, v) for k, v in after.items() if before.get(k) != v]
     out += [f"flush chain {t} {c}" for c in removed]
     out += [f"delete chain {t} {c}" for c in removed]
     out += [f"delete set {t} {s}" for s in old.sets if s not in new.sets]

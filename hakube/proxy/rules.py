@@ -11,11 +11,18 @@ The layout follows kube-proxy's nftables mode (see docs/networking.md, "Service 
   -> ``goto svc-…``) and ``service-nodeports`` (proto . nodePort -> ``goto ext-…``) in the NAT
   hooks; ``no-endpoint-services`` / ``no-endpoint-nodeports`` (-> ``goto reject-chain``) in the
   filter hooks, so a Service without a ready endpoint refuses connections at once;
-* per service port a chain ``svc-<hash>-<ns>/<name>/<proto>/<port name>`` that picks one ready
-  endpoint at random (``numgen random mod N vmap``), and for a NodePort an ``ext-…`` chain that
-  marks the packet for masquerade first;
-* per endpoint a chain ``ep-<hash>-…__<ip>/<port>`` that DNATs to it, marking hairpin traffic
-  (a pod reaching itself through its Service) for masquerade.
+* per service port a chain ``svc-<hash>-<ns>/<name>/<proto>/<port name>`` that DNATs to one
+  ready endpoint picked at random (``dnat ip to numgen random mod N map { i : ip . port }``),
+  and for a NodePort an ``ext-…`` chain that marks the packet for masquerade first;
+* the set ``hairpin-endpoints`` (``ip . ip`` of every endpoint): a packet whose source and
+  destination are the same endpoint after DNAT (a pod reaching itself through its Service) is
+  masqueraded, so the reply comes back through the node;
+* only for ``sessionAffinity: ClientIP``, kube-proxy's per-endpoint chains
+  ``ep-<hash>-…__<ip>/<port>`` with a set of recent clients each.
+
+Unlike kube-proxy, endpoints get no chain of their own unless affinity needs one: ``nft`` reads
+every chain of the table before it applies even a one-rule transaction, so 10,000 endpoint
+chains would make each small sync several times slower (see docs/benchmarks.md).
 
 A ruleset only holds what varies with the Services (the per-service chains, their sets and the
 map elements); the fixed skeleton is in :mod:`hakube.proxy.nft`. Generating is cached per
@@ -39,7 +46,9 @@ SERVICE_IPS = "service-ips"
 SERVICE_NODEPORTS = "service-nodeports"
 NO_ENDPOINT_SERVICES = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
-MAPS = (SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS)
+HAIRPIN = "hairpin-endpoints"
+MAPS = (SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS, HAIRPIN)
+"""The named maps (and the one named set, ``HAIRPIN``, whose elements have no value)."""
 
 AFFINITY_TIMEOUT = 10800
 """Seconds a ClientIP affinity entry lives after its last packet: Kubernetes' default
@@ -180,22 +189,29 @@ def fragment(sp: ServicePort, *, cluster_cidr: str = "") -> Fragment:
             f"ip saddr != {cluster_cidr} jump {MASQ_CHAIN}"
         )
     targets = []
-    for ep in sp.endpoints:
-        name = ep_chain(sp, ep)
-        targets.append(name)
-        ep_rules = [f"ip saddr {ep.ip} jump {MASQ_CHAIN}"]  # hairpin: a pod reaching itself
-        if sp.affinity:
-            aff = affinity_set(sp, ep)
+    if sp.affinity:
+        for ep in sp.endpoints:
+            name, aff = ep_chain(sp, ep), affinity_set(sp, ep)
+            targets.append(name)
             sets.append(aff)
             rules.append(f"ip saddr @{aff} goto {name}")
-            ep_rules.append(f"update @{aff} {{ ip saddr }}")
-        ep_rules.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
-        chains.append((name, tuple(ep_rules)))
-    if targets:
-        vmap = ", ".join(f"{i} : goto {t}" for i, t in enumerate(targets))
-        rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+            ep_rules = (
+                f"update @{aff} {{ ip saddr }}",
+                f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}",
+            )
+            chains.append((name, ep_rules))
+        if targets:
+            vmap = ", ".join(f"{i} : goto {t}" for i, t in enumerate(targets))
+            rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+    elif sp.endpoints:
+        targets = [f"{ep.ip} . {ep.port}" for ep in sp.endpoints]
+        dmap = ", ".join(f"{i} : {t}" for i, t in enumerate(targets))
+        rules.append(
+            f"meta l4proto {sp.protocol} dnat ip to numgen random mod {len(targets)} "
+            f"map {{ {dmap} }}"
+        )
     chains.insert(0, (svc, tuple(rules)))
-    elements = []
+    elements = [(HAIRPIN, f"{ep.ip} . {ep.ip}", "") for ep in sp.endpoints]
     ip_key = f"{sp.cluster_ip} . {sp.protocol} . {sp.port}"
     if targets:
         elements.append((SERVICE_IPS, ip_key, f"goto {svc}"))
@@ -227,7 +243,7 @@ class Builder:
         for sp in sorted(ports, key=lambda p: p.key):
             frag = self._cache.get(sp) or fragment(sp, cluster_cidr=self.cluster_cidr)
             cache[sp] = frag
-            if any(key in out.elements[m] for m, key, _ in frag.elements):
+            if any(key in out.elements[m] for m, key, _ in frag.elements if m != HAIRPIN):
                 continue
             out.chains.update(frag.chains)
             out.sets.update((s, AFFINITY_SET_SPEC) for s in frag.sets)

@@ -17,6 +17,7 @@ from hakube.api import convert
 from hakube.api.v1 import core_pb2
 from hakube.proxy import nft
 from hakube.proxy.rules import (
+    HAIRPIN,
     NO_ENDPOINT_NODEPORTS,
     NO_ENDPOINT_SERVICES,
     SERVICE_IPS,
@@ -105,17 +106,16 @@ def test_node_port_counts_only_for_nodeport_services() -> None:
 def test_endpoints_are_picked_at_random_and_dnat_with_hairpin_masquerade() -> None:
     sp = _port("10.244.0.2", "10.244.0.3")
     rs = build([sp])
-    a, b = (ep_chain(sp, e) for e in sp.endpoints)
-    assert rs.chains[svc_chain(sp)] == (
-        f"numgen random mod 2 vmap {{ 0 : goto {a}, 1 : goto {b} }}",
-    )
-    assert rs.chains[a] == (
-        "ip saddr 10.244.0.2 jump mark-for-masquerade",
-        "meta l4proto tcp dnat to 10.244.0.2:8080",
-    )
+    assert rs.chains == {
+        svc_chain(sp): (
+            "meta l4proto tcp dnat ip to numgen random mod 2 "
+            "map { 0 : 10.244.0.2 . 8080, 1 : 10.244.0.3 . 8080 }",
+        )
+    }
     assert rs.elements[SERVICE_IPS] == {"10.96.0.20 . tcp . 80": f"goto {svc_chain(sp)}"}
+    assert rs.elements[HAIRPIN] == {"10.244.0.2 . 10.244.0.2": "", "10.244.0.3 . 10.244.0.3": ""}
     assert rs.elements[NO_ENDPOINT_SERVICES] == {}
-    assert (rs.service_ports, rs.endpoints, rs.rule_count()) == (1, 2, 5)
+    assert (rs.service_ports, rs.endpoints, rs.rule_count()) == (1, 2, 1)
 
 
 def test_a_service_without_endpoints_is_rejected_on_its_clusterip_and_nodeport() -> None:
@@ -154,12 +154,12 @@ def test_an_endpoint_change_rewrites_only_that_service() -> None:
     other = _port("10.244.1.5", name="api", cluster_ip="10.96.0.30")
     old = build([_port("10.244.0.2"), other])
     sp = _port("10.244.0.2", "10.244.0.3")
-    text = nft.diff("t", old, build([sp, other]))
-    lines = text.splitlines()
-    assert f"flush chain ip t {svc_chain(sp)}" in lines
-    assert f"add chain ip t {ep_chain(sp, sp.endpoints[1])}" in lines
-    assert "element" not in text  # the ClusterIP still maps to the same chain
-    assert "api" not in text
+    lines = nft.diff("t", old, build([sp, other])).splitlines()
+    assert lines == [
+        f"flush chain ip t {svc_chain(sp)}",
+        f"add rule ip t {svc_chain(sp)} {build([sp]).chains[svc_chain(sp)][0]}",
+        "add element ip t hairpin-endpoints { 10.244.0.3 . 10.244.0.3 }",
+    ]
     assert nft.diff("t", old, build([_port("10.244.0.2"), other])) == ""
 
 
