@@ -124,6 +124,7 @@ def sandbox_config(
         log_directory=log_directory,
         labels=view.pod_labels(pod),
         port_mappings=ports,
+        share_pid=pod.spec.share_process_namespace,
     )
 
 

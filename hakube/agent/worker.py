@@ -509,6 +509,7 @@ class PodSyncer:
             resources=resources,
             mounts=volumes.mounts(c, ctx.volumes),
             security=security,
+            share_pid=pod.spec.share_process_namespace,
         )
 
     def _lookup(self, kind: str, ns: str, name: str) -> Any:
