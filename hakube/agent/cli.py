@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hakube import gctune
-from hakube.agent.config import AgentSettings, parse_labels, parse_taints
+from hakube.agent.config import POD_ROUTE_MODES, AgentSettings, parse_labels, parse_taints
 from hakube.cri.client import DEFAULT_ENDPOINT
 
 DEFAULT_ROOT = "/var/lib/hakube-agent"
@@ -178,7 +178,7 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument(
         "--pod-routes",
-        choices=["host-gw", "vxlan", "off"],
+        choices=list(POD_ROUTE_MODES),
         default="host-gw",
         help="how pods reach other nodes' pods: host-gw (routes via the nodes' addresses, "
         "one L2 segment), vxlan (a VXLAN device, any IP network), off (the operator's routes)",

@@ -17,6 +17,9 @@ from hakube.cri.client import DEFAULT_ENDPOINT
 AGENT_PORT = 10250
 """The agent API's port when --listen is not given (the kubelet's)."""
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+POD_ROUTE_MODES = ("host-gw", "vxlan", "off")
+"""How pods reach other nodes' pods: routes via the nodes' addresses (one L2 segment), over a
+VXLAN device (any IP network between the nodes), or not by the agent (hakube.agent.routes)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ class AgentSettings:
                 ipaddress.ip_network(self.pod_cidr)
             except ValueError as e:
                 raise ValueError(f"--pod-cidr {self.pod_cidr!r}: {e}") from e
-        if self.pod_routes not in ("host-gw", "vxlan", "off"):
+        if self.pod_routes not in POD_ROUTE_MODES:
             raise ValueError(f"--pod-routes {self.pod_routes!r}: use host-gw, vxlan or off")
         if self.pod_cidr_wait < 0:
             raise ValueError(f"--pod-cidr-wait ({self.pod_cidr_wait}) must be >= 0")

@@ -26,42 +26,24 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import subprocess
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from hakube.agent import vxlan
+from hakube.agent import iproute, vxlan
 from hakube.api.v1 import core_pb2
 from hakube.client import Client
 
 log = logging.getLogger("hakube.agent.routes")
 
-MODES = ("host-gw", "vxlan", "off")
-"""How pods reach other nodes' pods: routes via the nodes' addresses (one L2 segment), over a
-VXLAN device (hakube.agent.vxlan: any IP network between the nodes), or not by the agent."""
 ROUTE_PROTO = 233
 """The routing protocol number marking the routes this agent owns (``ip route ... proto 233``);
 nothing else on a Debian host uses it (see /etc/iproute2/rt_protos)."""
 FORWARD_SYSCTL = "/proc/sys/net/ipv4/ip_forward"
 
 
-class RouteError(RuntimeError):
-    """An ``ip route`` command failed; the message holds the command and its error."""
-
-
 def ip_route(*args: str) -> str:
-    proc = subprocess.run(
-        ["ip", "-4", "route", *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=10,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RouteError(f"ip -4 route {' '.join(args)}: {proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
+    return iproute.run("ip", "-4", "route", *args)
 
 
 def owned_routes(proto: int = ROUTE_PROTO) -> dict[str, str]:
@@ -166,7 +148,7 @@ class PodRoutes:
         while not self._stop.is_set():
             try:
                 self.sync()
-            except (RouteError, vxlan.VxlanError, OSError) as e:
+            except (iproute.IprouteError, OSError) as e:
                 log.warning("pod routes: %s", e)
             self._dirty.wait(self.resync)
             if self._stop.wait(self.debounce):
@@ -202,7 +184,7 @@ class PodRoutes:
                 continue
             try:
                 ip_route("replace", cidr, "via", via, *extra, "proto", str(self.proto))
-            except RouteError as e:
+            except iproute.IprouteError as e:
                 if self._failed.get(cidr) != str(e):  # say it once, not every resync
                     log.warning("route %s via %s: %s", cidr, via, e)
                 self._failed[cidr] = str(e)

@@ -26,31 +26,15 @@ entries and the ``proto 233`` routes are the agent's; nothing else is touched.
 from __future__ import annotations
 
 import ipaddress
-import subprocess
+
+from hakube.agent.iproute import IprouteError
+from hakube.agent.iproute import run as _run
 
 DEVICE = "hakube.vxlan"
 VNI = 4242
 PORT = 4789
 MTU = 1450
 """A 1500-byte underlay less 50 bytes of outer IPv4, UDP and VXLAN headers."""
-
-
-class VxlanError(RuntimeError):
-    """An ``ip``/``bridge`` command failed; the message holds the command and its error."""
-
-
-def _run(*argv: str) -> str:
-    proc = subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=10,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise VxlanError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
 
 
 def vtep_mac(node_ip: str) -> str:
@@ -81,7 +65,7 @@ def _exists() -> bool:
     try:
         _run("ip", "link", "show", "dev", DEVICE)
         return True
-    except VxlanError:
+    except IprouteError:
         return False
 
 
