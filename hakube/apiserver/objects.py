@@ -38,6 +38,7 @@ from hakube.apiserver import errors as api_errors
 from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.encryption import ENCRYPTABLE, Transformer
 from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
+from hakube.apiserver.nodeports import NodePorts
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
 from hakube.store import fsm as store
@@ -109,6 +110,10 @@ class ObjectAPI:
         ) or (lambda op: asyncio.wrap_future(proposer.submit(op)))
 
         self._ns_terminating: dict[int, tuple[Record, bool]] = {}
+        service = kind_for("Service")
+        self.node_ports = NodePorts(
+            fsm, lambda ns, name, rec: _parse(service, self.plain(service, ns, name, rec), 0)
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -241,6 +246,8 @@ class ObjectAPI:
         if kind.name == "Job":
             _job_selector(msg, uid)
         default_and_validate(kind, msg)
+        if kind.name == "Service":
+            self.node_ports.assign(msg, None, seed=req.request_id)
         await self._check_namespace(kind, meta.namespace)
         self.pod_security.admit(kind, msg)
         meta.uid = uid
@@ -340,6 +347,10 @@ class ObjectAPI:
             new = _merge_update(kind, old, msg, status=status)
             if not status:
                 self.pod_security.admit(kind, new, old)
+            if kind.name == "Service" and not status:
+                self.node_ports.assign(new, old)
+                if new.spec == old.spec:  # node ports kept: not a spec change after all
+                    new.metadata.generation = old.metadata.generation
             return new
 
         return await self.read_modify_write(

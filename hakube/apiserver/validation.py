@@ -23,6 +23,8 @@ from hakube.apiserver.errors import Invalid
 from hakube.apiserver.validation_jobs import check_job_spec
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+NODE_PORT_RANGE = (30000, 32767)
+"""Where Services' node ports come from: Kubernetes' default ``--service-node-port-range``."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -442,10 +444,19 @@ def _service(m: core_pb2.Service, probs: Problems) -> None:
     if not s.ports and s.type != "ExternalName" and s.cluster_ip != "None":
         probs.add("spec.ports", "required value")
     seen = set()
+    node_ports = s.type in ("NodePort", "LoadBalancer")
     for i, p in enumerate(s.ports):
         p.protocol = p.protocol or "TCP"
         if not 0 < p.port < 65536:
             probs.add(f"spec.ports[{i}].port", "must be between 1 and 65535")
+        if p.node_port and not node_ports:
+            probs.add(f"spec.ports[{i}].nodePort", f"may not be used when `type` is '{s.type}'")
+        elif p.node_port and not NODE_PORT_RANGE[0] <= p.node_port <= NODE_PORT_RANGE[1]:
+            probs.add(
+                f"spec.ports[{i}].nodePort",
+                f"Invalid value: {p.node_port}: provided port is not in the valid range "
+                f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}",
+            )
         if not p.HasField("target_port"):
             p.target_port.number_value = p.port
         if len(s.ports) > 1 and not p.name:

@@ -13,7 +13,8 @@ cluster, on the same ports, with its state. ``--nodes M`` also runs M node agent
 
 Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
 ``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid`` (and the
-same ``.log``/``.pid`` pair for ``node-N``, ``scheduler`` and ``controller-manager``),
+same ``.log``/``.pid`` pair for ``node-N``, ``scheduler``, ``controller-manager`` and, with
+``--runtime containerd``, ``proxy``),
 ``client-config`` (a copy of the client config), ``pki/`` (the cluster's own CA, the masters'
 and the users' certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's
 certificate, from joining with a bootstrap token that ``hakube up`` creates at each start).
@@ -113,9 +114,16 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "death in a row, up to 60)",
     )
     p.add_argument(
+        "--proxy-mode",
+        choices=["nftables", "none"],
+        default="nftables",
+        help="with --runtime containerd, run hakube proxy (Services through this host's "
+        "nftables table hakube-proxy; needs root) or not",
+    )
+    p.add_argument(
         "--no-components",
         action="store_true",
-        help="do not start the scheduler and the controller-manager",
+        help="do not start the scheduler, the controller-manager (and the proxy)",
     )
     return {"up": run}
 
@@ -296,8 +304,13 @@ class Up:
                 m.name, "master", self._starter(m), log_path=m.log_path, pid_file=self._pid_file(m)
             )
         self.agents = LocalAgents(data_dir, [], supervisor=self.supervisor)
+        proxy = args.runtime == "containerd" and args.proxy_mode == "nftables"
         self.components = UpComponents(
-            data_dir, self.cluster.endpoints(), self.supervisor, pki=self.cluster.pki
+            data_dir,
+            self.cluster.endpoints(),
+            self.supervisor,
+            pki=self.cluster.pki,
+            proxy_args=[] if proxy else None,
         )
 
     def _signal(self, signum: int, frame: Any) -> None:

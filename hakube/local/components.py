@@ -1,4 +1,4 @@
-"""The leader-elected components ``hakube up`` runs next to its masters.
+"""The components ``hakube up`` runs next to its masters.
 
 One ``hakube scheduler`` and one ``hakube controller-manager``, each its own process (so they
 fail, and are restarted, on their own: they are children of ``hakube up``'s supervisor, kind
@@ -7,6 +7,10 @@ fail, and are restarted, on their own: they are children of ``hakube up``'s supe
 hand-started component on the same cluster simply stands by. Each runs as its own identity
 (``system:kube-scheduler``, ``system:kube-controller-manager``), not as the admin:
 ``<name>.conf`` in the data dir names its certificate from the cluster's PKI.
+
+With real containers (``--runtime containerd``) also one ``hakube proxy`` (``system:kube-proxy``)
+for this machine -- one per host, however many agents share it -- programming the host's
+nftables table ``hakube-proxy`` so that Services route (``--proxy-mode none``: not).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from hakube.local.supervisor import Supervisor
 from hakube.pki.layout import Pki
 
 COMPONENTS = ("scheduler", "controller-manager")
+PROXY = "proxy"
 KIND = "component"
 
 
@@ -30,9 +35,12 @@ class UpComponents:
         supervisor: Supervisor,
         *,
         pki: Pki | None = None,
+        proxy_args: list[str] | None = None,
     ) -> None:
         """``pki``: the cluster's PKI directory, for each component's own client config
-        (without it the components use the caller's $HAKUBE_CONFIG)."""
+        (without it the components use the caller's $HAKUBE_CONFIG). ``proxy_args``: also run
+        ``hakube proxy`` with these extra flags (None: no proxy)."""
+        self.proxy_args = proxy_args
         self.data_dir = data_dir
         self.pki = pki
         self.endpoints = endpoints
@@ -42,14 +50,13 @@ class UpComponents:
         return os.path.join(self.data_dir, f"{name}.log")
 
     def start(self) -> None:
-        for name in COMPONENTS:
-            argv = procs.hakube_argv(
-                name,
-                "--servers",
-                ",".join(self.endpoints),
-                "--identity",
-                f"up-{os.getpid()}-{name}",
-            )
+        names = COMPONENTS + ((PROXY,) if self.proxy_args is not None else ())
+        for name in names:
+            argv = procs.hakube_argv(name, "--servers", ",".join(self.endpoints))
+            if name == PROXY:
+                argv += list(self.proxy_args or [])
+            else:  # leader-elected: a holder identity of its own
+                argv += ["--identity", f"up-{os.getpid()}-{name}"]
             env = None
             if self.pki is not None:
                 conf = os.path.join(self.data_dir, f"{name}.conf")

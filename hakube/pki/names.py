@@ -2,10 +2,10 @@
 
 Kubernetes' conventions where a Kubernetes component has the same job, so that RBAC rules and
 audit logs read the same: ``system:kube-scheduler``, ``system:kube-controller-manager``,
-``system:node:<name>`` in ``system:nodes``, the admin in ``system:masters``. Masters are
-``system:hakube-master:<name>`` in ``system:hakube-masters``: the same certificate serves the API,
-authenticates the master to its Raft peers, and is the client identity masters use towards node
-agents.
+``system:kube-proxy``, ``system:node:<name>`` in ``system:nodes``, the admin in
+``system:masters``. Masters are ``system:hakube-master:<name>`` in ``system:hakube-masters``: the
+same certificate serves the API, authenticates the master to its Raft peers, and is the client
+identity masters use towards node agents.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ADMIN_USER = "hakube-admin"
 ADMINS_GROUP = "system:masters"
 SCHEDULER_USER = "system:kube-scheduler"
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+PROXY_USER = "system:kube-proxy"
 BOOTSTRAP_PREFIX = "system:bootstrap:"
 BOOTSTRAPPERS_GROUP = "system:bootstrappers"
 AUTHENTICATED_GROUP = "system:authenticated"

@@ -60,6 +60,7 @@ def test_init_writes_a_private_pki_with_the_vip_in_every_master_certificate(
         pki.user_key("admin"),
         pki.user_key("scheduler"),
         pki.user_key("controller-manager"),
+        pki.user_key("proxy"),
     ):
         assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     before = files.read(pki.ca_key)
@@ -82,10 +83,11 @@ def test_check_expiration_lists_every_certificate_like_kubeadm(tmp_path: Path) -
         "CERTIFICATE",
         "AUTHORITY",
     ]
-    assert [ln.split()[0] for ln in lines[1:5]] == [
+    assert [ln.split()[0] for ln in lines[1:6]] == [
         "masters/m1",
         "users/admin",
         "users/controller-manager",
+        "users/proxy",
         "users/scheduler",
     ]
     assert any(ln.startswith("ca ") and "9y" in ln for ln in lines)

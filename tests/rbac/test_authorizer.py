@@ -254,6 +254,11 @@ CASES = [
     ),
     ("system:kube-controller-manager", (), A("create", "secrets", "dev", "s"), False),
     ("system:kube-controller-manager", (), A("delete", "members", group="hakube.io"), False),
+    ("system:kube-proxy", (), A("watch", "services"), True),
+    ("system:kube-proxy", (), A("list", "endpoints"), True),
+    ("system:kube-proxy", (), A("update", "endpoints", "dev", "e"), False),
+    ("system:kube-proxy", (), A("get", "secrets", "dev", "s"), False),
+    ("system:kube-proxy", (), A("list", "pods"), False),
     (
         "system:bootstrap:abcdef",
         ("system:bootstrappers",),

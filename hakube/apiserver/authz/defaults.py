@@ -141,6 +141,9 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
     # Nodes read every Node: each routes the others' podCIDRs to their addresses (host-gw),
     # as Kubernetes' system:node role lets nodes get, list and watch Nodes.
     "system:node": [*EVENTS, _rule([""], ["nodes"], READ)],
+    # hakube proxy on every node: it reads Services and Endpoints (and Nodes, as kube-proxy
+    # does), and writes nothing but events.
+    "system:node-proxier": [_rule([""], ["services", "endpoints", "nodes"], READ), *EVENTS],
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [
         _rule(["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"], ["create"])
     ],
@@ -158,6 +161,7 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [("User", names.CONTROLLER_MANAGER_USER)],
     ),
     "system:node": ("system:node", [("Group", names.NODES_GROUP)]),
+    "system:node-proxier": ("system:node-proxier", [("User", names.PROXY_USER)]),
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": (
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         [("Group", names.NODES_GROUP)],

@@ -1,0 +1,119 @@
+"""``hakube proxy``: the service proxy of one node, as its own process.
+
+It runs on every node (not leader-elected: each node programs its own kernel), as the identity
+``system:kube-proxy`` (ClusterRole ``system:node-proxier``: read Services, Endpoints and Nodes),
+and needs root (CAP_NET_ADMIN) for nftables. Every flag is also a ``HAKUBE_<FLAG>`` variable
+or a ``--config`` key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from hakube import gctune
+from hakube.client.client import Client
+from hakube.httpendpoint import serve_http
+from hakube.proxy import Proxier, ProxyConfig
+
+NAME = "proxy"
+log = logging.getLogger("hakube.proxy")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    p = sub.add_parser(NAME, help="run a node's service proxy (nftables)")
+    d = ProxyConfig()
+    p.add_argument(
+        "--servers",
+        default="",
+        help="master API endpoints HOST:PORT,... (default: the client config)",
+    )
+    p.add_argument("--table", default=d.table, help="name of the proxy's nftables table (ip)")
+    p.add_argument(
+        "--cluster-cidr",
+        default=d.cluster_cidr,
+        help="pod network; traffic to ClusterIPs from outside it is masqueraded (empty: off)",
+    )
+    p.add_argument(
+        "--min-sync-interval",
+        type=float,
+        default=d.min_sync_interval,
+        help="seconds between two syncs at least (changes within it share one transaction)",
+    )
+    p.add_argument(
+        "--retry-interval",
+        type=float,
+        default=d.retry_interval,
+        help="seconds before a failed sync is retried",
+    )
+    p.add_argument(
+        "--check-interval",
+        type=float,
+        default=d.check_interval,
+        help="seconds between checks that the table exists (a deleted one is rebuilt)",
+    )
+    p.add_argument("--nft", default=d.nft, help="the nft binary")
+    p.add_argument(
+        "--metrics-listen",
+        default="",
+        help="HOST:PORT for /metrics, /healthz, /readyz (empty: off)",
+    )
+    p.add_argument(
+        "--allow-unauthenticated-metrics",
+        action="store_true",
+        help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
+    )
+    return {NAME: run}
+
+
+def run(args: argparse.Namespace) -> int:
+    what = f"hakube {NAME}"
+    config = ProxyConfig(
+        table=args.table,
+        cluster_cidr=args.cluster_cidr,
+        min_sync_interval=args.min_sync_interval,
+        retry_interval=args.retry_interval,
+        check_interval=args.check_interval,
+        nft=args.nft,
+    )
+    try:
+        config.validate()
+        client = Client.from_config(server=args.servers or None)
+    except (ValueError, OSError) as exc:
+        print(f"{what}: {exc}", file=sys.stderr)
+        return 2
+    registry = CollectorRegistry()
+    gctune.install()
+    proxier = Proxier(client, config, registry=registry)
+    try:
+        if args.metrics_listen:
+            serve_http(
+                args.metrics_listen,
+                registry,
+                what,
+                remote_ok=args.allow_unauthenticated_metrics,
+                ready=proxier.synced.is_set,
+            )
+    except SystemExit as exc:
+        print(exc.code, file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: signal %d, stopping (the table stays in force)", what, signum)
+        proxier.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("%s: programming table ip %s via %s", what, config.table, ",".join(client.servers))
+    thread = threading.Thread(target=proxier.run, name="proxy-sync", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    client.close()
+    return 0

@@ -1,0 +1,322 @@
+"""Services routed by ``hakube proxy`` on real nodes (issue proofs 2, 3 and 4).
+
+Three nodes in network namespaces, each with its containerd, agent and proxy; a Deployment
+spread one pod per node behind a Service; a client pod on n1. Requests go from the client pod
+(busybox wget through the pod's own network), from a node itself, and from the host namespace
+(NodePort).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hakube.client import Client
+from hakube.testing import nsthread
+from hakube.testing.netnodes import NET_IMAGE, NetCluster, NetNode
+from hakube.testing.nodeproxy import NodeProxies
+from hakube.testing.wait import wait_for
+from tests.net.conftest import netcluster_fixture
+
+pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(420)]
+
+POD_CIDRS = ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]
+netcluster = netcluster_fixture(nodes=3, pod_cidrs=POD_CIDRS)
+
+# Serves its pod name on 8080. A preStop pause keeps a pod serving for 4 s after its deletion
+# (as Kubernetes users do for graceful endpoint removal), so "terminating" and "gone" are apart.
+SERVE = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 10,
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "labelSelector": {"matchLabels": labels},
+                                    "topologyKey": "kubernetes.io/hostname",
+                                }
+                            ]
+                        }
+                    },
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": NET_IMAGE,
+                            "command": ["sh", "-c", SERVE],
+                            "ports": [{"containerPort": 8080}],
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 4}}},
+                            "readinessProbe": {
+                                "tcpSocket": {"port": 8080},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(name: str, selector: str, port: int = 80, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "selector": {"app": selector},
+            "ports": [{"name": "http", "port": port, "targetPort": 8080}],
+            **spec,
+        },
+    }
+
+
+def ready_pods(client: Client, app: str) -> list[str]:
+    return sorted(
+        p.metadata.name
+        for p in client.pods.list(namespace="default", label_selector=f"app={app}").items
+        if not p.metadata.deletion_timestamp
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions)
+    )
+
+
+def cluster_ip(client: Client, name: str) -> str:
+    box: list[str] = []
+
+    def allocated() -> bool:
+        box[:] = [client.services.get(name, namespace="default").spec.cluster_ip]
+        return bool(box[0])
+
+    wait_for(allocated, 20, f"a clusterIP for {name}", interval=0.1)
+    return box[0]
+
+
+def endpoint_count(client: Client, name: str) -> int:
+    try:
+        ep = client.endpoints.get(name, namespace="default")
+    except Exception:
+        return -1
+    return sum(len(s.addresses) for s in ep.subsets)
+
+
+def node_routes(c: NetCluster) -> None:
+    """Wait for the agents' routes between the nodes' pod ranges (hakube.agent.routes), and
+    give each node a route to the Service range: a real node's default route covers it for
+    the node's own traffic; the harness' nodes have none (nothing leaves the machine)."""
+    nodes = list(c.nodes.values())
+    for node in nodes:
+        others = [cidr for other, cidr in zip(nodes, POD_CIDRS, strict=True) if other is not node]
+        wait_for(
+            lambda node=node, others=others: all(node.routes(o) for o in others),
+            30,
+            f"{node.name}'s routes to the other nodes' pods",
+            interval=0.2,
+        )
+        if not node.routes("10.96.0.0/12"):
+            node.run(["ip", "route", "replace", "10.96.0.0/12", "via", c.gateway])
+
+
+@pytest.fixture(scope="module")
+def proxies(netcluster: NetCluster) -> Iterator[NodeProxies]:
+    p = NodeProxies(netcluster, cluster_cidr="10.244.0.0/16")
+    try:
+        p.start_all()
+        for node in netcluster.nodes.values():
+            wait_for(lambda node=node: p.full_syncs(node) >= 1, 30, f"proxy on {node.name}")
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture(scope="module")
+def web(netcluster: NetCluster, proxies: NodeProxies) -> str:
+    """Deployment web (3 pods, one per node) behind NodePort Service web; its ClusterIP."""
+    client = netcluster.client
+    client.apply(deployment("web", 3))
+    client.apply(service("web", "web", type="NodePort"))
+    client.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "client", "namespace": "default"},
+            "spec": {
+                "nodeName": "n1",
+                "containers": [{"name": "c", "image": NET_IMAGE, "command": ["sleep", "3600"]}],
+            },
+        }
+    )
+    wait_for(lambda: len(ready_pods(client, "web")) == 3, 90, "3 ready web pods", interval=0.3)
+    wait_for(lambda: len(ready_pods_any(client, "client")) == 1, 60, "client pod", interval=0.3)
+    node_routes(netcluster)
+    ip = cluster_ip(client, "web")
+    wait_for(lambda: endpoint_count(client, "web") == 3, 20, "web's 3 endpoints", interval=0.1)
+    return ip
+
+
+def ready_pods_any(client: Client, name: str) -> list[str]:
+    try:
+        p = client.pods.get(name, namespace="default")
+    except Exception:
+        return []
+    return [name] if p.status.phase == "Running" else []
+
+
+def wget_loop(node: NetNode, url: str, n: int) -> list[str]:
+    """``n`` sequential GETs of ``url`` from the client pod; each answer or FAIL. (No ``-T``:
+    Debian 12's static busybox wget crashes with it.)"""
+    script = f"for i in $(seq {n}); do wget -qO- {url} || echo FAIL; done"
+    res = node.pod_exec("client", ["sh", "-c", script], timeout=n * 3 + 10)
+    return res.stdout.decode().split()
+
+
+def test_a_deployment_behind_a_service_answers_from_a_pod_and_via_nodeport(
+    netcluster: NetCluster, web: str
+) -> None:
+    client = netcluster.client
+    n1 = netcluster.nodes["n1"]
+    pods = set(ready_pods(client, "web"))
+    answers = wget_loop(n1, f"http://{web}:80/", 60)
+    assert len(answers) == 60 and "FAIL" not in answers, answers
+    assert set(answers) <= pods and len(set(answers)) > 1, answers
+    # Pod IPs are spread over the nodes' ranges: the Service really crosses nodes.
+    ips = [p.status.pod_ip for p in client.pods.list(namespace="default").items if p.status.pod_ip]
+    assert {str(ipaddress.ip_network(f"{ip}/24", strict=False)) for ip in ips} >= set(POD_CIDRS)
+    # NodePort, from the host namespace (this process), on each node's address.
+    node_port = client.services.get("web", namespace="default").spec.ports[0].node_port
+    seen = set()
+    for node in netcluster.nodes.values():
+        for _ in range(6):
+            seen.add(nsthread.http_get(node.ip, node_port, timeout=2).strip())
+    assert seen <= pods and len(seen) > 1, seen
+
+
+def test_killing_the_proxy_keeps_traffic_and_a_restart_rebuilds_the_same_table(
+    netcluster: NetCluster, proxies: NodeProxies, web: str
+) -> None:
+    client = netcluster.client
+    n1 = netcluster.nodes["n1"]
+    before = proxies.table(n1)
+    proxies.kill(n1)
+    answers = wget_loop(n1, f"http://{web}:80/", 30)
+    assert "FAIL" not in answers and len(set(answers)) > 1, answers
+    proxies.start(n1)
+    wait_for(lambda: proxies.full_syncs(n1) == 1, 30, "the restarted proxy's sync")
+    assert proxies.table(n1) == before
+    # Changes made while it is down are applied when it is back.
+    proxies.kill(n1)
+    client.apply(service("late", "web", port=81))
+    late = cluster_ip(client, "late")
+    wait_for(lambda: endpoint_count(client, "late") == 3, 20, "late's endpoints", interval=0.1)
+    assert not any("default/late/" in k for k in proxies.table(n1))  # nobody programmed it
+    proxies.start(n1)
+    wait_for(lambda: proxies.full_syncs(n1) == 1, 30, "the restarted proxy's sync")
+    answers = wget_loop(n1, f"http://{late}:81/", 10)
+    assert "FAIL" not in answers, answers
+
+
+class Prober:
+    """GETs of ``ip:80`` from ``node``'s namespace every ~20 ms, on a thread: (time, answer)."""
+
+    def __init__(self, node: NetNode, ip: str) -> None:
+        self.results: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=nsthread.call_in, args=(node.netns, self._loop, ip), daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, ip: str) -> None:
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                answer = nsthread.http_get(ip, 80, timeout=2).strip()
+            except OSError as exc:
+                answer = f"FAIL:{exc}"
+            self.results.append((t, answer))
+            self._stop.wait(0.02)
+
+    def stop(self) -> list[tuple[float, str]]:
+        self._stop.set()
+        self._thread.join(10)
+        return self.results
+
+
+def test_scaling_down_moves_traffic_within_two_seconds_and_zero_refuses_fast(
+    netcluster: NetCluster, proxies: NodeProxies, web: str
+) -> None:
+    client = netcluster.client
+    client.apply(deployment("shrink", 3))
+    client.apply(service("shrink", "shrink"))
+    ip = cluster_ip(client, "shrink")
+    wait_for(lambda: len(ready_pods(client, "shrink")) == 3, 90, "3 shrink pods", interval=0.3)
+    wait_for(lambda: endpoint_count(client, "shrink") == 3, 20, "3 endpoints", interval=0.1)
+    n2 = netcluster.nodes["n2"]
+    wait_for(
+        lambda: _answers(n2, ip, 12) == set(ready_pods(client, "shrink")), 10, "all three serve"
+    )
+    prober = Prober(n2, ip)
+    time.sleep(0.5)  # some traffic before the change
+    t0 = time.monotonic()
+    dep = client.deployments.get("shrink", namespace="default")
+    dep.spec.replicas = 1
+    client.deployments.update(dep)
+    wait_for(lambda: len(ready_pods(client, "shrink")) == 1, 20, "one pod left", interval=0.05)
+    (kept,) = ready_pods(client, "shrink")
+    removed = {
+        p.metadata.name
+        for p in client.pods.list(namespace="default", label_selector="app=shrink").items
+        if p.metadata.deletion_timestamp
+    }
+    assert len(removed) == 2, "the removed pods are still terminating"
+    time.sleep(max(0.0, t0 + 3.0 - time.monotonic()))
+    results = prober.stop()
+    failures = [r for r in results if r[1].startswith("FAIL")]
+    assert not failures, failures[:5]
+    late = [a for t, a in results if t > t0 + 2.0]
+    assert late and set(late) == {kept}, (kept, late[:10])
+    assert any(a in removed for t, a in results if t < t0), "traffic reached them before"
+    # Scale to zero: refused at once, not hung.
+    dep = client.deployments.get("shrink", namespace="default")
+    dep.spec.replicas = 0
+    client.deployments.update(dep)
+    wait_for(lambda: endpoint_count(client, "shrink") == 0, 20, "no endpoints", interval=0.05)
+
+    def refused_fast() -> bool:
+        start = time.monotonic()
+        try:
+            nsthread.call_in(n2.netns, socket.create_connection, (ip, 80), 5).close()
+        except ConnectionRefusedError:
+            return time.monotonic() - start < 1.0
+        except OSError:
+            return False
+        return False
+
+    wait_for(refused_fast, 3, "connections to shrink refused fast", interval=0.05)
+
+
+def _answers(node: NetNode, ip: str, n: int) -> set[str]:
+    out = set()
+    for _ in range(n):
+        try:
+            out.add(nsthread.call_in(node.netns, nsthread.http_get, ip, 80).strip())
+        except OSError:
+            out.add("FAIL")
+    return out
