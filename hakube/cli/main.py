@@ -25,6 +25,7 @@ from hakube.cli import (
     up_cmd,
 )
 from hakube.cli.config import ConfigError, parse_with_env
+from hakube.dns import cli as dns_cli
 from hakube.vip import cli as vip_cli
 
 Runner = Callable[[argparse.Namespace], int]
@@ -44,6 +45,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
         up_cmd,
         vip_cli,
         agent_cli,
+        dns_cli,
         scheduler_cmd,
         controller_manager_cmd,
         snapshot_cmd,

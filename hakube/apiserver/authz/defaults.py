@@ -139,6 +139,8 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
         *LEADER_LEASES,
     ],
     "system:node": EVENTS,
+    # Cluster DNS reads the zone's sources and nothing else: no Secrets, no writes.
+    "system:hakube-dns": [_rule([""], ["services", "endpoints"], ["list", "watch"])],
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [
         _rule(["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"], ["create"])
     ],
@@ -156,6 +158,7 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [("User", names.CONTROLLER_MANAGER_USER)],
     ),
     "system:node": ("system:node", [("Group", names.NODES_GROUP)]),
+    "system:hakube-dns": ("system:hakube-dns", [("User", names.DNS_USER)]),
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": (
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         [("Group", names.NODES_GROUP)],
