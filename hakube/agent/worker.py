@@ -36,6 +36,7 @@ from hakube.agent import env as envmod
 from hakube.agent import status, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
+from hakube.agent.dns import dns_config
 from hakube.agent.probes import ProbeManager
 from hakube.agent.runtime import (
     ANNOTATION_GRACE,
@@ -207,6 +208,7 @@ class PodSyncer:
             attempt=sandbox.metadata.attempt,
             host_network=host_net,
             log_directory=self._log_dir(pod),
+            dns=dns_config(pod, self.s),
         )
         facts = envmod.PodFacts(
             pod_ip=pod_ip,
@@ -258,7 +260,12 @@ class PodSyncer:
         attempt = max((s.metadata.attempt + 1 for s in rec.sandboxes), default=0)
         host_net = pod.spec.host_network or not self.pod_network()
         cfg = sandbox_config(
-            self.view, pod, attempt=attempt, host_network=host_net, log_directory=self._log_dir(pod)
+            self.view,
+            pod,
+            attempt=attempt,
+            host_network=host_net,
+            log_directory=self._log_dir(pod),
+            dns=dns_config(pod, self.s),
         )
         self.cri.run_pod_sandbox(cfg)
 
