@@ -49,6 +49,7 @@ from hakube.client.config import (
 from hakube.local.agents import LocalAgents
 from hakube.local.cluster import LocalCluster, MasterProc, free_ports
 from hakube.local.components import UpComponents
+from hakube.local.dns import DnsAddress, LocalDns, ensure_kube_dns, listen_address
 from hakube.local.supervisor import RestartPolicy, Supervisor
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
@@ -116,6 +117,17 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "--no-components",
         action="store_true",
         help="do not start the scheduler and the controller-manager",
+    )
+    p.add_argument(
+        "--no-dns",
+        action="store_true",
+        help="do not start cluster DNS (hakube dns) nor create the kube-dns Service",
+    )
+    p.add_argument(
+        "--dns-listen",
+        default="",
+        help="IP:PORT for cluster DNS (default: a loopback port with the simulated runtime, "
+        "the host's address port 53 with containerd, where pods reach it via 10.96.0.10)",
     )
     return {"up": run}
 
@@ -299,6 +311,9 @@ class Up:
         self.components = UpComponents(
             data_dir, self.cluster.endpoints(), self.supervisor, pki=self.cluster.pki
         )
+        self.dns = LocalDns(
+            data_dir, self.cluster.endpoints(), pki=self.cluster.pki, supervisor=self.supervisor
+        )
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -353,6 +368,12 @@ class Up:
             ca_hash=ca_hash,
             supervisor=self.supervisor,
         )
+        try:
+            self._start_dns()  # before the ClusterIP allocator can hand out 10.96.0.10
+        except (HakubeError, ValueError) as exc:
+            print(f"hakube up: cluster DNS: {exc}", file=sys.stderr, flush=True)
+            self._stop()
+            return 1
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.start()
@@ -362,6 +383,21 @@ class Up:
                 print(f"hakube up: {line}", flush=True)
         self._stop()
         return 0
+
+    def _start_dns(self) -> None:
+        """One ``hakube dns`` (hakube.local.dns) and the kube-dns Service naming it."""
+        if self.args.no_dns:
+            return
+        if self.args.dns_listen:
+            ip, _, port = self.args.dns_listen.rpartition(":")
+            if not ip or not port.isdigit():
+                raise ValueError(f"--dns-listen {self.args.dns_listen!r}: expected IP:PORT")
+            addr = DnsAddress(ip.strip("[]"), int(port))
+        else:
+            addr = listen_address(self.data_dir, self.args.runtime)
+        with self.cluster.client(timeout=30) as client:
+            ensure_kube_dns(client, [addr])
+        self.dns.start("dns", addr, identity=f"up-{os.getpid()}-dns")
 
     def _wait_ready(self) -> None:
         """Until every master is ready and the standard namespaces exist (the masters create
@@ -414,7 +450,7 @@ class Up:
                 f"  pid {pid}  log {m.log_path}",
                 flush=True,
             )
-        for line in self.components.report():
+        for line in self.components.report() + self.dns.report():
             print(line, flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
         for a in self.agents.agents:
@@ -431,6 +467,7 @@ class Up:
             print("hakube up: stopping node agents", flush=True)
             self.agents.stop()
         self.components.stop()
+        self.dns.stop()
         print("hakube up: stopping masters", flush=True)
         self.supervisor.stop(["master"], timeout=10)
         try:

@@ -9,6 +9,7 @@ list and watch Services and Endpoints.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -38,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         default=DEFAULT_LISTEN,
         help=f"HOST:PORT,... to answer on, UDP and TCP (default {DEFAULT_LISTEN}: loopback "
         "only; pods need an address they reach, e.g. the node's, behind the kube-dns Service)",
+    )
+    p.add_argument(
+        "--identity", default="", help="this instance's name in its logs (default: none)"
     )
     p.add_argument("--cluster-domain", default=d.cluster_domain, help="the cluster zone")
     p.add_argument(
@@ -118,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.identity:
+        logging.getLogger("hakube.dns").info("instance %s", args.identity)
     try:
         dns.run()
     except ListenError as e:

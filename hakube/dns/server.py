@@ -1,10 +1,10 @@
 """The sockets: UDP and TCP on every ``--listen`` address, one asyncio loop on one thread.
 
-A UDP query is answered inside ``datagram_received`` when the zone or the cache has the answer
-(no task, no await: the common case costs one parse and one render, or a dict lookup); only a
-forward becomes a task. TCP (RFC 7766) takes length-prefixed queries in a row on one
-connection, with a cap on connections and an idle timeout, so that slow clients cannot hold the
-server's memory.
+Each UDP socket has a thread of its own that answers from the zone or the cache in a plain
+``recvfrom``/``sendto`` loop (the common case costs a dict lookup, or one parse and one
+render); only a forward goes to the event loop, as a task. TCP (RFC 7766), on the event loop,
+takes length-prefixed queries in a row on one connection, with a cap on connections and an idle
+timeout, so that slow clients cannot hold the server's memory.
 
 ``run()`` blocks; ``stop()`` is idempotent and safe from any thread (a signal handler
 included); ``ready`` is set once every socket is bound, and ``bound`` then lists the addresses
@@ -31,39 +31,66 @@ class ListenError(Exception):
     """An address cannot be served; the message names it."""
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
+class _UdpLoop:
+    """One UDP socket served by a thread of its own: blocking ``recvfrom``, answer, ``sendto``.
+    A plain loop costs a fraction of an asyncio datagram callback per packet, and a local
+    answer never waits behind the event loop. A forward is handed to the event loop, which
+    sends its answer on the same socket when it comes."""
+
+    def __init__(self, server: DnsServer, sock: socket.socket) -> None:
         self.server = server
-        self.resolver = server.resolver
-        self.observe = server.metrics.observe
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        self.thread = threading.Thread(
+            target=self.run, name=f"dns-udp-{sock.getsockname()[1]}", daemon=True
+        )
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        t0 = time.perf_counter()
-        out = self.resolver.cached(data, False)
-        if out is None:
-            reply = self.resolver.respond(data, False)
-            if reply is None:
+    def run(self) -> None:
+        sock, resolver, observe = self.sock, self.server.resolver, self.server.metrics.observe
+        recv, send, cached, respond = sock.recvfrom, sock.sendto, resolver.cached, resolver.respond
+        clock = time.perf_counter
+        while True:
+            try:
+                data, addr = recv(65535)
+            except OSError as e:
+                if self.server.stopping:
+                    return
+                log.debug("udp: %s", e)
+                continue
+            if not data and self.server.stopping:
                 return
-            if not isinstance(reply, bytes):
-                self.server.spawn(self._later(reply, addr, t0))
-                return
-            out = reply
-        assert self.transport is not None
-        self.transport.sendto(out, addr)
-        self.observe("udp", time.perf_counter() - t0)
+            t0 = clock()
+            out = cached(data, False)
+            if out is None:
+                reply = respond(data, False)
+                if reply is None:
+                    continue
+                if not isinstance(reply, bytes):
+                    self.server.hand_over(self._later(reply, addr, t0))
+                    continue
+                out = reply
+            try:
+                send(out, addr)
+            except OSError as e:
+                log.debug("udp send to %s: %s", addr, e)
+                continue
+            observe("udp", clock() - t0)
 
     async def _later(self, pending: Any, addr: Any, t0: float) -> None:
         out = await pending
-        if out is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(out, addr)
-            self.observe("udp", time.perf_counter() - t0)
+        if out is not None and not self.server.stopping:
+            try:
+                self.sock.sendto(out, addr)
+            except OSError:
+                return
+            self.server.metrics.observe("udp", time.perf_counter() - t0)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp: %s", exc)
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked recvfrom
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.sock.close()
 
 
 class DnsServer:
@@ -82,7 +109,22 @@ class DnsServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tcp_clients = 0
 
-    def spawn(self, coro: Any) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
+    def hand_over(self, coro: Any) -> None:
+        """Run ``coro`` (a forward) on the event loop; called from a UDP thread."""
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            return
+        try:
+            loop.call_soon_threadsafe(self._spawn, coro)
+        except RuntimeError:
+            coro.close()  # the loop has finished: stopping
+
+    def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -119,6 +161,7 @@ class DnsServer:
             log.info("serving DNS on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
             await self._stop.wait()
         finally:
+            self._stopped.set()
             for c in closers:
                 c.close()
             for t in list(self._tasks):
@@ -126,24 +169,21 @@ class DnsServer:
 
     async def _bind(self, addr: str) -> list[Any]:
         host, port = split_hostport(addr, "--listen")
-        loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(host, port), family=family
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            server = await asyncio.start_server(
+                self._tcp_client, host, port, family=family, reuse_address=True
             )
-            port = transport.get_extra_info("sockname")[1]
-            try:
-                server = await asyncio.start_server(
-                    self._tcp_client, host, port, family=family, reuse_address=True
-                )
-            except OSError:
-                transport.close()
-                raise
         except OSError as e:
+            sock.close()
             raise ListenError(f"cannot listen on {addr} (UDP and TCP): {e.strerror or e}") from e
+        udp = _UdpLoop(self, sock)
+        udp.thread.start()
         self.bound.append((host, port))
-        return [transport, server]
+        return [udp, server]
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._tcp_clients >= self.s.max_tcp_clients:

@@ -17,6 +17,7 @@ same address instead.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 from hakube.api.v1 import core_pb2, meta_pb2
@@ -115,7 +116,9 @@ class LocalDns:
     def log_path(self, name: str) -> str:
         return os.path.join(self.data_dir, f"{name}.log")
 
-    def start(self, name: str, listen: DnsAddress, *args: str) -> Child:
+    def start(self, name: str, listen: DnsAddress, *args: str, identity: str = "") -> Child:
+        """Start instance ``name`` answering on ``listen``; ``identity`` (default ``name``)
+        marks its command line as this cluster's."""
         conf = os.path.join(self.data_dir, f"{name}.conf")
         write_client_config(
             conf,
@@ -127,6 +130,8 @@ class LocalDns:
             ",".join(self.endpoints),
             "--listen",
             f"{listen.ip}:{listen.port}",
+            "--identity",
+            identity or name,
             *self.extra_args,
             *args,
         )
@@ -140,6 +145,9 @@ class LocalDns:
             pid_file=os.path.join(self.data_dir, f"{name}.pid"),
         )
 
+    def stop(self, timeout: float = 10.0) -> None:
+        self.supervisor.stop([KIND], timeout)
+
     def report(self) -> list[str]:
         out = []
         for c in self.instances:
@@ -148,5 +156,38 @@ class LocalDns:
             out.append(f"  {c.name}  cluster DNS{where}  pid {c.pid}  log {c.log_path}")
         return out
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self.supervisor.stop([KIND], timeout)
+
+def listen_address(data_dir: str, runtime: str) -> DnsAddress:
+    """Where ``hakube up``'s DNS answers, chosen on the first start and kept in
+    ``<data_dir>/dns-listen`` (so resolvers and the kube-dns Endpoints stay right across
+    restarts). The simulated runtime: a free port on 127.0.0.1 (no pod needs it; ``dig`` on
+    the host does). Containerd: the host's own address (the one its default route uses), port
+    53: pods reach it through the kube-dns ClusterIP, which the proxy DNATs to it; a
+    loopback address cannot be the target of a DNAT from a pod."""
+    path = os.path.join(data_dir, "dns-listen")
+    try:
+        with open(path) as f:
+            ip, _, port = f.read().strip().rpartition(":")
+            return DnsAddress(ip, int(port))
+    except (OSError, ValueError):
+        pass
+    if runtime == "containerd":
+        addr = DnsAddress(host_address(), 53)
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            addr = DnsAddress("127.0.0.1", s.getsockname()[1])
+    with open(path, "w") as f:
+        f.write(f"{addr.ip}:{addr.port}\n")
+    return addr
+
+
+def host_address() -> str:
+    """The source address of this host's default route (a UDP connect sends nothing), or
+    127.0.0.1 without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route lookup happens
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"

@@ -8,6 +8,8 @@ hosts file holds, so no query leaves the machine.
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -44,10 +46,8 @@ class Dnsmasq:
 
     def __init__(self, hosts: list[str], *, cache_size: int = 10000, ttl: int = 5) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="hakube-dnsmasq-"))
-        self.base.chmod(0o755)  # dnsmasq reads its hosts file as the user it drops to
         self.hosts = self.base / "hosts"
         self.hosts.write_text("".join(line + "\n" for line in hosts))
-        self.hosts.chmod(0o644)
         self.cache_size = cache_size
         self.ttl = ttl
         self.port = 0
@@ -75,7 +75,9 @@ class Dnsmasq:
                 f"--cache-size={self.cache_size}",
                 f"--local-ttl={self.ttl}",
                 "--pid-file=",
-                "--user=nobody",
+                # Stay the invoking user: the hosts file lives in a private temp dir (/tmp
+                # itself may be 0700), which the usual "nobody" could not read.
+                f"--user={pwd.getpwuid(os.getuid()).pw_name}",
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.base / "dnsmasq.log", "wb"),  # noqa: SIM115 - the child's
