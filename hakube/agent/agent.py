@@ -31,6 +31,7 @@ from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
+from hakube.agent.routes import PodRoutes
 from hakube.agent.runtime import RuntimeView
 from hakube.agent.server import AgentServer
 from hakube.agent.stats import USAGE_ANNOTATION, usage_to_publish
@@ -120,6 +121,8 @@ class Agent:
         self._uids: dict[str, tuple[str, str]] = {}
         self._uids_lock = threading.Lock()
         self._network_ready = False
+        self._network_cidr = ""
+        self.routes: PodRoutes | None = None
         self.runtime_name = "containerd"
         self.syncer: PodSyncer | None = None
         self.reporter: nodemod.NodeReporter | None = None
@@ -161,6 +164,11 @@ class Agent:
             except HakubeError as e:
                 log.warning("cannot register node %s yet: %s", self.s.node_name, e)
                 self._stop.wait(2)
+        if self._routes_wanted():
+            self.routes = PodRoutes(
+                self.client, self.s.node_name, self.host_ip, on_own_cidr=self._setup_network
+            )
+            self.routes.start()
         self.syncer = PodSyncer(
             settings=self.s,
             client=self.client,
@@ -203,12 +211,22 @@ class Agent:
             port,
         )
 
+    def _routes_wanted(self) -> bool:
+        """Whether this agent keeps routes to other nodes' pods: only with a real runtime
+        whose pods get their own network (never for simulated nodes, which share the host)."""
+        return self.s.pod_routes and self.s.runtime != "simulated" and self.s.pod_network == "auto"
+
     def _setup_network(self, node_cidr: str) -> None:
         """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
-        to report NetworkReady; pods that start before it use the host network."""
+        to report NetworkReady; pods that start before it use the host network. Called at
+        registration and again when the Node gets its podCIDR later (from the controller-
+        manager, seen by the route keeper); once per CIDR."""
         cidr = self.s.pod_cidr or node_cidr
         if not cidr or self.s.runtime == "simulated" or self.s.pod_network != "auto":
             return
+        if cidr == self._network_cidr:
+            return
+        self._network_cidr = cidr
         path = network.write_config(
             self.s.cni_conf_dir, cidr, self.s.cni_bridge, os.path.join(self.s.root_dir, "cni-ipam")
         )
@@ -258,6 +276,8 @@ class Agent:
         self.probes.stop()
         self.events.close()
         self.server.stop()
+        if self.routes is not None:
+            self.routes.stop()
         if self.syncer is not None:
             self.syncer.close()
         self.client.close()

@@ -170,6 +170,13 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     )
     p.add_argument("--cni-bridge", default="hakube0", help="name of the pod bridge")
     p.add_argument(
+        "--no-pod-routes",
+        dest="pod_routes",
+        action="store_false",
+        help="do not route other nodes' podCIDRs via their InternalIPs (default: routes "
+        "marked proto 233 are kept in sync from the Node objects)",
+    )
+    p.add_argument(
         "--secret-volumes-on-disk",
         action="store_true",
         help="development and simulated runtime only: write secret volumes to plain "
@@ -231,6 +238,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         pod_cidr=args.pod_cidr,
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
+        pod_routes=args.pod_routes,
         usage_interval=args.usage_interval,
         cluster_dns=tuple(a.strip() for a in args.cluster_dns.split(",") if a.strip()),
         cluster_domain=args.cluster_domain,

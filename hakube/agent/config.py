@@ -83,6 +83,9 @@ class AgentSettings:
     """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
     cni_bridge: str = "hakube0"
     """Name of the node's pod bridge."""
+    pod_routes: bool = True
+    """Route every other node's podCIDR via its InternalIP (host-gw, ``hakube.agent.routes``)
+    when this node has a pod network; off: the operator routes pod traffic between nodes."""
 
     secret_volumes_on_disk: bool = False
     """Write secret volumes to plain directories under root_dir instead of a tmpfs each: for

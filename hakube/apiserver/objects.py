@@ -657,6 +657,9 @@ def _merge_update(kind: Kind, old: Any, new: Any, *, status: bool) -> Any:
         _copy_field(out, old, "status")
     if kind.name == "Pod" and old.spec.node_name and out.spec.node_name != old.spec.node_name:
         raise Invalid(f'Pod "{m.name}" is invalid: spec.nodeName: field is immutable once set')
+    if kind.name == "Node" and old.spec.pod_cidr and out.spec.pod_cidr != old.spec.pod_cidr:
+        # Pods on the node hold addresses from it, and other nodes route it there.
+        raise Invalid(f'Node "{m.name}" is invalid: spec.podCIDR: field is immutable once set')
     if kind.name == "Pod":
         added = {g.name for g in out.spec.scheduling_gates} - {
             g.name for g in old.spec.scheduling_gates

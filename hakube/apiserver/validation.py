@@ -7,6 +7,7 @@ style: ``Pod "web" is invalid: spec.containers[0].image: required value``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
@@ -520,6 +521,15 @@ def _node(m: core_pb2.Node, probs: Problems) -> None:
             probs.add(f"spec.taints[{i}].effect", f'unsupported value "{t.effect}"')
         if not t.key:
             probs.add(f"spec.taints[{i}].key", "required value")
+    if m.spec.pod_cidr and not m.spec.pod_cidrs:
+        m.spec.pod_cidrs.append(m.spec.pod_cidr)
+    for i, cidr in enumerate(m.spec.pod_cidrs):
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError:
+            probs.add(f"spec.podCIDRs[{i}]", f'"{cidr}" is not a valid CIDR')
+    if m.spec.pod_cidrs and m.spec.pod_cidr != m.spec.pod_cidrs[0]:
+        probs.add("spec.podCIDRs[0]", f'must match spec.podCIDR "{m.spec.pod_cidr}"')
 
 
 def _namespace(m: core_pb2.Namespace, probs: Problems) -> None:

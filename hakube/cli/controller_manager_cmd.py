@@ -30,8 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 
 def manager_for(args: argparse.Namespace, registry: CollectorRegistry) -> ControllerManager:
-    """The manager selected by ``--controllers``; ValueError names an unknown controller."""
-    return ControllerManager(select(args.controllers), args, registry=registry)
+    """The manager selected by ``--controllers``; ValueError names an unknown controller or
+    settings that cannot work together."""
+    names = select(args.controllers)
+    for name in names:
+        REGISTRY[name].check_settings(args)
+    return ControllerManager(names, args, registry=registry)
 
 
 def run(args: argparse.Namespace) -> int:

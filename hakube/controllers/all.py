@@ -12,6 +12,7 @@ import hakube.controllers.garbagecollector  # noqa: F401
 import hakube.controllers.hpa  # noqa: F401
 import hakube.controllers.job  # noqa: F401
 import hakube.controllers.namespace  # noqa: F401
+import hakube.controllers.nodeipam  # noqa: F401
 import hakube.controllers.nodelifecycle  # noqa: F401
 import hakube.controllers.podgc  # noqa: F401
 import hakube.controllers.replicaset  # noqa: F401

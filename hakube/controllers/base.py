@@ -178,6 +178,11 @@ class Controller:
         """Add this controller's knobs to ``hakube controller-manager`` (read them with
         ``ctx.setting``)."""
 
+    @classmethod
+    def check_settings(cls, settings: argparse.Namespace) -> None:
+        """Raise ValueError naming the flag if this controller's knobs cannot work together;
+        ``hakube controller-manager`` checks this before it starts."""
+
     def setup(self) -> None:
         """Get informers from ``ctx.informers`` and add handlers that enqueue keys."""
         raise NotImplementedError

@@ -23,8 +23,8 @@ import argparse
 import ipaddress
 from typing import Any
 
-from hakube.api.v1 import core_pb2, meta_pb2
-from hakube.client import errors
+from hakube.api.v1 import core_pb2
+from hakube.controllers import records
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
 
@@ -96,15 +96,7 @@ class ClusterIPController(Controller):
     # -- the record ---------------------------------------------------------------------------
 
     def _record(self) -> core_pb2.ConfigMap:
-        try:
-            return self.client.configmaps.get(RECORD_NAME, namespace=RECORD_NS)
-        except errors.NotFound:
-            pass
-        cm = core_pb2.ConfigMap(metadata=meta_pb2.ObjectMeta(name=RECORD_NAME, namespace=RECORD_NS))
-        try:
-            return self.client.configmaps.create(cm)
-        except errors.AlreadyExists:
-            return self.client.configmaps.get(RECORD_NAME, namespace=RECORD_NS)
+        return records.get_or_create(self.client, RECORD_NS, RECORD_NAME)
 
     def _free(self, used: Any) -> str:
         net = self.network

@@ -3,8 +3,10 @@
 Each agent is its own ``hakube agent`` process (node ``node-1`` ... ``node-M``) with its root
 dir, log (``node-N.log``) and pid file (``node-N.pid``) in the cluster's data dir, its API on a
 free loopback port, and the runtime it was given (simulated by default; containerd at the
-default CRI socket). Each joins the cluster with the bootstrap token it is given, on its first
-start; a restarted agent has its certificate already and adopts the pods it was running.
+default CRI socket; there node-1's pods get addresses from its podCIDR, which the
+controller-manager allocates, and the other nodes' pods use the host network). Each joins the
+cluster with the bootstrap token it is given, on its first start; a restarted agent has its
+certificate already and adopts the pods it was running.
 The agents are children of a ``hakube.local.supervisor.Supervisor`` (kind ``agent``), so
 ``hakube up`` restarts one that dies with the same back-off as a master.
 """
@@ -69,6 +71,11 @@ class LocalAgents:
             cmd += ["--token", self.token, "--ca-cert-hash", self.ca_hash]
         if self.runtime == "containerd":
             cmd += ["--cri-endpoint", self.cri_endpoint]
+            if index > 1:
+                # One machine, one containerd, one CNI config: node-1 builds the pod network
+                # from the podCIDR the controller-manager gives it; the others' pods share the
+                # host's network rather than rewrite that config with their own ranges.
+                cmd += ["--pod-network", "host"]
         else:
             # Simulated pods get addresses from their own node's range, as on a real cluster.
             cmd += ["--pod-cidr", f"10.244.{index}.0/24"]

@@ -77,6 +77,10 @@ class ContainerdSettings:
     sandbox_image: str = SANDBOX_IMAGE
     """Image of the pause container; built and imported by ``load_test_images``."""
     log_level: str = "info"
+    netns: str = ""
+    """Run containerd inside this network namespace (a name under /run/netns), so that the CNI
+    plugins it runs build the pod network there; empty: the caller's. Only the network
+    namespace is entered: mounts stay in the caller's mount namespace, where stop() finds them."""
 
 
 def missing_prerequisites() -> list[str]:
@@ -170,8 +174,10 @@ class Containerd:
             self.snapshotter = "overlayfs" if overlay_works(self.base / "probe") else "native"
         self.config_path.write_text(self._config())
         log_file = self._log_file = open(self.log_path, "ab")  # closed in stop()
+        enter = ["nsenter", f"--net=/run/netns/{self.settings.netns}", "--"]
         self._proc = subprocess.Popen(
             [
+                *(enter if self.settings.netns else []),
                 "containerd",
                 "--config",
                 str(self.config_path),

@@ -38,28 +38,14 @@ from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import Containerd, ContainerdUnavailable
 from hakube.testing.images import busybox_image
 from hakube.testing.join import agent_args, token_for
+from hakube.testing.netnodes import AGENT_FAST
 from hakube.testing.registry import LocalRegistry, RegistryUnavailable
 from hakube.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-FAST = [
-    "--node-lease-interval",
-    "1",
-    "--node-lease-duration",
-    "5",
-    "--node-status-interval",
-    "1",
-    "--relist-interval",
-    "0.3",
-    "--resync-interval",
-    "2",
-    "--backoff-base",
-    "1",
-    "--backoff-max",
-    "4",
-]
+FAST = AGENT_FAST
 """Short timings for tests (production defaults are 10 s leases, 10 s back-off)."""
 
 

@@ -264,9 +264,14 @@ CASES = [
     # Nodes.
     ("system:node:node-a", NODE, A("get", "nodes", "", "node-a"), True),
     ("system:node:node-a", NODE, A("update", "nodes", "", "node-a", sub="status"), True),
-    ("system:node:node-a", NODE, A("get", "nodes", "", "node-b"), False),
+    # Every node reads every Node (RBAC's system:node role: it routes their podCIDRs), as in
+    # Kubernetes; it writes only its own.
+    ("system:node:node-a", NODE, A("get", "nodes", "", "node-b"), True),
     ("system:node:node-a", NODE, A("update", "nodes", "", "node-b", sub="status"), False),
-    ("system:node:node-a", NODE, A("list", "nodes"), False),
+    ("system:node:node-a", NODE, A("update", "nodes", "", "node-b"), False),
+    ("system:node:node-a", NODE, A("delete", "nodes", "", "node-b"), False),
+    ("system:node:node-a", NODE, A("list", "nodes"), True),
+    ("system:node:node-a", NODE, A("watch", "nodes"), True),
     ("system:node:node-a", NODE, A("list", "pods", field_selector="spec.nodeName=node-a"), True),
     ("system:node:node-a", NODE, A("watch", "pods", field_selector="spec.nodeName==node-a"), True),
     ("system:node:node-a", NODE, A("watch", "pods", field_selector="spec.nodeName=node-b"), False),

@@ -138,7 +138,9 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
         *EVENTS,
         *LEADER_LEASES,
     ],
-    "system:node": EVENTS,
+    # Nodes read every Node: each routes the others' podCIDRs to their addresses (host-gw),
+    # as Kubernetes' system:node role lets nodes get, list and watch Nodes.
+    "system:node": [*EVENTS, _rule([""], ["nodes"], READ)],
     # Cluster DNS reads the zone's sources and nothing else: no Secrets, no writes.
     "system:hakube-dns": [_rule([""], ["services", "endpoints"], ["list", "watch"])],
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [

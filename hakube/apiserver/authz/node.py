@@ -11,7 +11,9 @@ may, beyond what RBAC gives the ``system:nodes`` group (events; renewing its cer
 * get only the Secrets, ConfigMaps and PersistentVolumeClaims that a pod bound to it references
   (volumes, projected volumes, env and envFrom, imagePullSecrets).
 
-What it does not allow here falls through to RBAC (which gives nodes nothing more by default).
+What it does not allow here falls through to RBAC (which gives nodes nothing more by default
+than reading every Node, as Kubernetes' system:node role does: each node routes the others'
+podCIDRs).
 
 Node restriction (as Kubernetes' NodeRestriction admission, which RBAC cannot override): a node
 writing its own Node may not add, change or remove labels under ``node-role.kubernetes.io/``
