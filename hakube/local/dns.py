@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hakube.api.v1 import core_pb2, meta_pb2
@@ -116,15 +117,25 @@ class LocalDns:
     def log_path(self, name: str) -> str:
         return os.path.join(self.data_dir, f"{name}.log")
 
-    def start(self, name: str, listen: DnsAddress, *args: str, identity: str = "") -> Child:
+    def start(
+        self,
+        name: str,
+        listen: DnsAddress,
+        *args: str,
+        identity: str = "",
+        prefix: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> Child:
         """Start instance ``name`` answering on ``listen``; ``identity`` (default ``name``)
-        marks its command line as this cluster's."""
+        marks its command line as this cluster's. ``prefix``: a command to run it under (e.g.
+        ``nsenter --net=...``, to place it in a node's network namespace); ``env``: the
+        environment (default this process's)."""
         conf = os.path.join(self.data_dir, f"{name}.conf")
         write_client_config(
             conf,
             ClientConfig(servers=list(self.endpoints), tls=tls_settings(self.pki.user_tls(KIND))),
         )
-        argv = procs.hakube_argv(
+        argv = [*prefix] + procs.hakube_argv(
             "dns",
             "--servers",
             ",".join(self.endpoints),
@@ -141,7 +152,7 @@ class LocalDns:
             KIND,
             argv,
             self.log_path(name),
-            env=dict(os.environ, **{ENV_CONFIG: conf}),
+            env=dict(env if env is not None else os.environ, **{ENV_CONFIG: conf}),
             pid_file=os.path.join(self.data_dir, f"{name}.pid"),
         )
 
