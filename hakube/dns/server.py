@@ -23,11 +23,12 @@ from typing import Any
 from hakube.dns.config import DnsSettings, split_hostport
 from hakube.dns.metrics import DnsMetrics
 from hakube.dns.resolver import Resolver
+from hakube.lifecycle import StartupError
 
 log = logging.getLogger("hakube.dns")
 
 
-class ListenError(Exception):
+class ListenError(StartupError):
     """An address cannot be served; the message names it."""
 
 

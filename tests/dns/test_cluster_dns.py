@@ -285,7 +285,14 @@ def test_large_answers_are_truncated_over_udp_and_complete_over_tcp(
     assert r.flags & 0x0200, "TC set: the answer does not fit 512 bytes"
 
 
-def test_metrics_count_queries_by_type_and_rcode(dns_procs: DnsInstances) -> None:
+def test_metrics_count_queries_by_type_and_rcode(
+    client: Client, dns_procs: DnsInstances, ns: str
+) -> None:
+    client.services.create(
+        service(ns, "counted", clusterIP="10.96.77.11", ports=[{"port": 80, "protocol": "TCP"}])
+    )
+    name = fqdn("counted", ns)
+    wait_for(lambda: answers(dns_procs.a, name) == {"10.96.77.11"}, 3, "the service answered")
     query(dns_procs.a, "nope.default.svc.cluster.local.", "AAAA")
     query(dns_procs.a, "outside.example.", "A")
     url = f"http://127.0.0.1:{dns_procs.metrics_port}/metrics"
