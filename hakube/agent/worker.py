@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakube.agent import confinement, status, volumes
+from hakube.agent import confinement, hosts, status, volumes
 from hakube.agent import env as envmod
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
@@ -227,6 +227,7 @@ class PodSyncer:
             )
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
+        ctx.etc_hosts = self._etc_hosts(pod, pod_ip, host_net)
         if not status.init_done(pod, rec):
             self._run_init(ctx, rec, mem, wake)
         else:
@@ -462,10 +463,35 @@ class PodSyncer:
             privileged=c.security_context.privileged,
             run_as_user=run_as_user(pod, c),
             resources=resources,
-            mounts=volumes.mounts(c, ctx.volumes),
+            mounts=volumes.mounts(c, ctx.volumes) + hosts.mount(c, ctx.etc_hosts),
             seccomp=seccomp,
             apparmor=confinement.apparmor(pod, c),
         )
+
+    def _etc_hosts(self, pod: pod_pb2.Pod, pod_ip: str, host_network: bool) -> str:
+        """Write the pod's /etc/hosts; its path ("" if it cannot be written: the containers
+        then get the runtime's own)."""
+        node_hosts = ""
+        if host_network:
+            try:
+                with open(hosts.ETC_HOSTS) as f:
+                    node_hosts = f.read()
+            except OSError:
+                pass
+        text = hosts.content(
+            pod,
+            pod_ip,
+            host_network=host_network,
+            domain=self.s.cluster_domain,
+            node_hosts=node_hosts,
+        )
+        try:
+            path = str(volumes.pod_dir(self.s.root_dir, pod.metadata.uid) / "etc-hosts")
+            hosts.write(path, text)
+        except (OSError, volumes.PathEscape) as e:
+            log.warning("pod %s: /etc/hosts not written: %s", pod.metadata.name, e)
+            return ""
+        return path
 
     def _lookup(self, kind: str, ns: str, name: str) -> Any:
         try:
@@ -592,3 +618,5 @@ class _StartContext:
     facts: envmod.PodFacts
     volumes: dict[str, volumes.HostVolume] = field(default_factory=dict)
     config_error: str = ""
+    etc_hosts: str = ""
+    """The pod's managed /etc/hosts (hakube.agent.hosts), mounted into each container."""

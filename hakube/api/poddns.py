@@ -1,10 +1,12 @@
-"""A pod's DNS settings (``dnsPolicy``, ``dnsConfig``): the rules, and the resolv.conf they
-make (``hostAliases`` is refused for now: the agent does not write /etc/hosts entries).
+"""A pod's DNS settings (``dnsPolicy``, ``dnsConfig``, ``hostAliases``): the rules, and the
+resolv.conf they make (the agent writes hostAliases into the pod's /etc/hosts:
+``hakube.agent.hosts``).
 
 Kubernetes' rules and limits: ``dnsPolicy`` is one of ``ClusterFirst`` (the default),
 ``ClusterFirstWithHostNet``, ``Default`` or ``None``; ``None`` needs a ``dnsConfig`` with at
 least one nameserver; at most 3 nameservers (the C library reads no more), 32 search domains and
-2048 characters of search list; every nameserver is an IP address.
+2048 characters of search list; every nameserver and hostAlias IP is an IP address, every
+hostAlias hostname a DNS name.
 
 What a pod gets (``resolver``, used by the node agent, which hands it to the runtime as the
 CRI ``DNSConfig``):
@@ -77,10 +79,15 @@ def problems(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, str]]:
     for i, o in enumerate(cfg.options):
         if not o.name:
             yield f"{cp}.options[{i}].name", "required value"
-    if spec.host_aliases:
-        # Known to the API (so a manifest gets this message, not "unknown field"); the agent
-        # does not manage /etc/hosts yet, and a pod must not run without what it asked for.
-        yield f"{path}.hostAliases", "not supported on this cluster yet: use a DNS name instead"
+    for i, a in enumerate(spec.host_aliases):
+        ap = f"{path}.hostAliases[{i}]"
+        if not _is_ip(a.ip):
+            yield f"{ap}.ip", f'"{a.ip}" is not an IP address'
+        if not a.hostnames:
+            yield f"{ap}.hostnames", "required value"
+        for j, h in enumerate(a.hostnames):
+            if not _SUBDOMAIN.match(h) or len(h) > 253:
+                yield f"{ap}.hostnames[{j}]", f'"{h}" is not a lower-case DNS name'
 
 
 @dataclass(frozen=True)

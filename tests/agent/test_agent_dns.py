@@ -31,9 +31,14 @@ def test_each_pod_gets_the_resolv_conf_of_its_dns_policy(
             str(node_resolv),
         ]
     )
-    cat = [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "cat /etc/resolv.conf"]}]
+    show = "cat /etc/resolv.conf; echo ---; cat /etc/hosts"
+    cat = [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sh", "-c", show]}]
     specs = {
-        "dns-cluster-first": {},
+        "dns-cluster-first": {
+            "hostname": "kv-0",
+            "subdomain": "kv",
+            "hostAliases": [{"ip": "192.0.2.5", "hostnames": ["db.local", "db"]}],
+        },
         "dns-default": {"dnsPolicy": "Default"},
         "dns-none": {
             "dnsPolicy": "None",
@@ -49,7 +54,7 @@ def test_each_pod_gets_the_resolv_conf_of_its_dns_policy(
 
     def resolv(name: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for line in ctl(cluster, "logs", name)[1].splitlines():
+        for line in ctl(cluster, "logs", name)[1].split("---")[0].splitlines():
             words = line.split()
             if words and words[0] in ("nameserver", "search", "options"):
                 out.setdefault(words[0], []).extend(words[1:])
@@ -72,3 +77,15 @@ def test_each_pod_gets_the_resolv_conf_of_its_dns_policy(
         "search": ["only.example"],
         "options": ["ndots:1", "edns0"],
     }
+
+    # /etc/hosts: managed by the agent: loopback, the pod's own names, then hostAliases.
+    def hosts(name: str) -> list[list[str]]:
+        text = ctl(cluster, "logs", name)[1].split("---", 1)[1]
+        return [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+
+    # This agent has no pod network, so its pods share the node's network and, as host-network
+    # pods do, the node's /etc/hosts; a pod-network pod's own lines: tests/agent/test_hosts.py.
+    lines = hosts("dns-cluster-first")
+    with open("/etc/hosts") as f:
+        node = [ln.split() for ln in f.read().splitlines() if ln and not ln.startswith("#")]
+    assert lines == [*node, ["192.0.2.5", "db.local", "db"]], lines

@@ -107,9 +107,11 @@ def test_without_cluster_dns_cluster_first_falls_back_to_the_node() -> None:
         ),
         ({"dnsConfig": {"searches": ["Bad_Domain"]}}, "spec.dnsConfig.searches[0]"),
         ({"dnsConfig": {"options": [{"value": "1"}]}}, "spec.dnsConfig.options[0].name"),
+        ({"hostAliases": [{"ip": "db.local", "hostnames": ["x"]}]}, "spec.hostAliases[0].ip"),
+        ({"hostAliases": [{"ip": "192.0.2.1"}]}, "spec.hostAliases[0].hostnames: required"),
         (
-            {"hostAliases": [{"ip": "192.0.2.1", "hostnames": ["x"]}]},
-            "spec.hostAliases: not supported",
+            {"hostAliases": [{"ip": "192.0.2.1", "hostnames": ["Bad Name"]}]},
+            "spec.hostAliases[0].hostnames[0]",
         ),
     ],
 )
@@ -122,6 +124,9 @@ def test_the_api_refuses_broken_dns_settings_naming_the_field(
 
 
 def test_valid_settings_pass_and_the_policy_defaults_to_cluster_first() -> None:
-    p = pod(dnsConfig={"nameservers": ["192.0.2.1"], "searches": ["a.example"]})
+    p = pod(
+        dnsConfig={"nameservers": ["192.0.2.1"], "searches": ["a.example"]},
+        hostAliases=[{"ip": "192.0.2.5", "hostnames": ["db.local", "db"]}],
+    )
     default_and_validate(BY_NAME["Pod"], p)
     assert p.spec.dns_policy == "ClusterFirst"

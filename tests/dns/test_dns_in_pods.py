@@ -156,6 +156,11 @@ def test_pods_resolve_cluster_names_through_their_cluster_first_resolv_conf(
     for name in ("client-n1", "client-n2", "kv-0", "kv-1"):
         wait_for(lambda n=name: running(client, n), 90, f"{name} running", interval=0.3)
 
+    # A StatefulSet pod on the pod network finds its own names in its managed /etc/hosts.
+    kv0 = client.pods.get("kv-0", namespace=NS)
+    res = c.nodes[kv0.spec.node_name].pod_exec("kv-0", ["cat", "/etc/hosts"], namespace=NS)
+    assert f"{kv0.status.pod_ip}\tkv-0.kv.{ZONE}\tkv-0" in res.stdout.decode(), res.stdout
+
     def lookup(node: str, *args: str) -> tuple[int, str, float]:
         started = time.monotonic()
         res = c.nodes[node].pod_exec(f"client-{node}", ["nslookup", *args], namespace=NS)
