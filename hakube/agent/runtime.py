@@ -134,14 +134,6 @@ def sandbox_config(
     )
 
 
-def run_as_user(pod: pod_pb2.Pod, c: pod_pb2.Container) -> int | None:
-    if c.security_context.HasField("run_as_user"):
-        return c.security_context.run_as_user
-    if pod.spec.security_context.HasField("run_as_user"):
-        return pod.spec.security_context.run_as_user
-    return None
-
-
 def grace_seconds(pod: pod_pb2.Pod) -> int:
     """How long a container of ``pod`` gets between SIGTERM and SIGKILL now."""
     if pod.metadata.HasField("deletion_grace_period_seconds"):

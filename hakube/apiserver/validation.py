@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from hakube.api import poddns, podpaths, podprobes, podresources, podsecurity, profiles
+from hakube.api import containerhandlers, poddns, podpaths, podresources, podsecurity, profiles
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
@@ -190,7 +190,7 @@ def validate_pod_spec(
         probs.add(fpath, why)
     for fpath, why in podresources.problems(spec, path):
         probs.add(fpath, why)
-    for fpath, why in podprobes.problems(spec, path):
+    for fpath, why in containerhandlers.problems(spec, path):
         probs.add(fpath, why)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):

@@ -104,17 +104,16 @@ def container_config(
     run_as_user: int | None = None,
     resources: pb.LinuxContainerResources | None = None,
     mounts: Iterable[pb.Mount] = (),
-    seccomp: pb.SecurityProfile | None = None,
-    apparmor: pb.SecurityProfile | None = None,
+    security: pb.LinuxContainerSecurityContext | None = None,
 ) -> pb.ContainerConfig:
-    """A ContainerConfig; ``log_path`` is relative to the sandbox's log_directory."""
-    sc = pb.LinuxContainerSecurityContext(
-        privileged=privileged, namespace_options=_namespaces(host_network)
-    )
-    if seccomp is not None:
-        sc.seccomp.CopyFrom(seccomp)
-    if apparmor is not None:
-        sc.apparmor.CopyFrom(apparmor)
+    """A ContainerConfig; ``log_path`` is relative to the sandbox's log_directory.
+    ``security``: the rest of the container's security context (users, groups,
+    capabilities, profiles), which ``privileged``/``run_as_user`` add to."""
+    sc = pb.LinuxContainerSecurityContext()
+    if security is not None:
+        sc.CopyFrom(security)
+    sc.privileged = sc.privileged or privileged
+    sc.namespace_options.CopyFrom(_namespaces(host_network))
     if run_as_user is not None:
         sc.run_as_user.value = run_as_user
     linux: dict[str, Any] = {"security_context": sc}

@@ -1,6 +1,8 @@
-"""seccomp profiles reach the container through CRI, on real containerd: the runtime's default
-filter unless the pod says otherwise, Unconfined only where Pod Security allows it, and a
-Localhost profile read from the node's profile directory that really filters system calls."""
+"""The security context reaches the container through CRI, on real containerd: users, groups,
+capabilities, no_new_privs, a read-only root, runAsNonRoot (checked by the agent), and seccomp
+-- the runtime's default filter unless the pod says otherwise, Unconfined only where Pod
+Security allows it, and a Localhost profile from the node's profile directory that really
+filters system calls."""
 
 from __future__ import annotations
 
@@ -94,3 +96,69 @@ def test_a_node_without_the_default_runs_unnamed_profiles_unconfined(
     agent = start_agent(extra=["--no-seccomp-default"])
     client.pods.create(report_pod("sc-nodefault", agent.node))
     assert output(cluster, client, "sc-nodefault") == "Seccomp:\t0\nMKDIR-OK\n"
+
+
+SECURITY_REPORT = (
+    "grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; id -u; id -g; id -G; "
+    "touch /made 2>/dev/null && echo ROOTFS-RW || echo ROOTFS-RO"
+)
+
+
+def security_pod(
+    name: str, node: str, pod_sc: dict[str, object], sc: dict[str, object]
+) -> pod_pb2.Pod:
+    container = {
+        "name": "c",
+        "image": BUSYBOX_IMAGE,
+        "command": ["sh", "-c", SECURITY_REPORT],
+        "securityContext": sc,
+    }
+    return make_pod(name, node, [container], restartPolicy="Never", securityContext=pod_sc)
+
+
+def test_users_groups_capabilities_and_a_read_only_root_reach_the_container(
+    cluster: object, client: Client, start_agent: StartAgent
+) -> None:
+    agent = start_agent()
+    client.pods.create(
+        security_pod(
+            "hardened",
+            agent.node,
+            {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000, "supplementalGroups": [4000]},
+            {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+        )
+    )
+    client.pods.create(security_pod("plain", agent.node, {}, {}))
+    hardened = output(cluster, client, "hardened").splitlines()
+    assert hardened[0] == "CapEff:\t0000000000000000"
+    assert hardened[1] == "NoNewPrivs:\t1"
+    assert hardened[2:4] == ["1000", "3000"]
+    assert {"2000", "4000"} <= set(hardened[4].split())
+    assert hardened[5] == "ROOTFS-RO"
+    plain = output(cluster, client, "plain").splitlines()
+    assert plain[0] != "CapEff:\t0000000000000000" and plain[1] == "NoNewPrivs:\t0"
+    assert plain[2] == "0" and plain[5] == "ROOTFS-RW"
+
+
+def test_run_as_non_root_refuses_a_root_image_and_runs_a_numeric_user(
+    cluster: object, client: Client, start_agent: StartAgent
+) -> None:
+    agent = start_agent()
+    client.pods.create(security_pod("as-root", agent.node, {"runAsNonRoot": True}, {}))
+    client.pods.create(
+        security_pod("as-user", agent.node, {"runAsNonRoot": True, "runAsUser": 1000}, {})
+    )
+
+    def refused(p: pod_pb2.Pod) -> bool:
+        return any(
+            s.state.waiting.reason == "CreateContainerConfigError"
+            and "runAsNonRoot" in s.state.waiting.message
+            for s in p.status.container_statuses
+        )
+
+    wait_pod(client, "as-root", refused, 30, "CreateContainerConfigError")
+    assert output(cluster, client, "as-user").splitlines()[2] == "1000"
