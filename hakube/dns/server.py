@@ -28,6 +28,11 @@ from hakube.lifecycle import StartupError
 log = logging.getLogger("hakube.dns")
 
 
+MAX_QUERY = 4096
+"""Bytes read per datagram: a query is a name and an OPT record, far below this; reading 64 KiB
+would allocate (and shrink) that much for every packet."""
+
+
 class ListenError(StartupError):
     """An address cannot be served; the message names it."""
 
@@ -51,7 +56,7 @@ class _UdpLoop:
         clock = time.perf_counter
         while True:
             try:
-                data, addr = recv(65535)
+                data, addr = recv(MAX_QUERY)
             except OSError as e:
                 if self.server.stopping:
                     return

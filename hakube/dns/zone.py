@@ -202,5 +202,7 @@ class Zone:
         )
 
     def counts(self) -> tuple[int, int]:
-        """(Services known, record sets published)."""
-        return len(self._services), sum(len(s) for s in self._rrsets.values())
+        """(Services known, record sets published); from the metrics thread, hence the lock
+        (an informer may be resizing the index)."""
+        with self.lock:
+            return len(self._services), sum(len(s) for s in self._rrsets.values())
