@@ -13,7 +13,8 @@ cluster, on the same ports, with its state. ``--nodes M`` also runs M node agent
 
 Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
 ``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid`` (and the
-same ``.log``/``.pid`` pair for ``node-N``, ``scheduler`` and ``controller-manager``),
+same ``.log``/``.pid`` pair for ``node-N``, ``scheduler``, ``controller-manager`` and
+``dns``, the cluster DNS whose address ``dns-listen`` keeps),
 ``client-config`` (a copy of the client config), ``pki/`` (the cluster's own CA, the masters'
 and the users' certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's
 certificate, from joining with a bootstrap token that ``hakube up`` creates at each start).
@@ -189,10 +190,12 @@ def _port_free(addr: str) -> bool:
 
 
 def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
-    """Masters and agents of an earlier ``hakube up`` on this dir that outlived it (it was
-    SIGKILLed): stop them, after checking by their command line that they are ours."""
+    """Masters, agents and the DNS of an earlier ``hakube up`` on this dir that outlived it (it
+    was SIGKILLed): stop them, after checking by their command line that they are ours."""
     names = [m["name"] for m in masters] + sorted(
-        f[:-4] for f in os.listdir(data_dir) if f.startswith("node-") and f.endswith(".pid")
+        f[:-4]
+        for f in os.listdir(data_dir)
+        if (f.startswith("node-") and f.endswith(".pid")) or f == "dns.pid"
     )
     for name in names:
         pid_file = os.path.join(data_dir, f"{name}.pid")
@@ -397,7 +400,8 @@ class Up:
             addr = listen_address(self.data_dir, self.args.runtime)
         with self.cluster.client(timeout=30) as client:
             ensure_kube_dns(client, [addr])
-        self.dns.start("dns", addr, identity=f"up-{os.getpid()}-dns")
+        # The identity names the data dir, so that a later hakube up finds a leftover instance.
+        self.dns.start("dns", addr, identity=os.path.join(self.data_dir, "dns"))
 
     def _wait_ready(self) -> None:
         """Until every master is ready and the standard namespaces exist (the masters create

@@ -19,18 +19,8 @@ pytestmark = pytest.mark.timeout(120)
 def test_up_serves_cluster_dns_and_publishes_it_as_kube_dns(tmp_path: object) -> None:
     home = str(tmp_path)
     data, cfg = os.path.join(home, "data"), os.path.join(home, "cfg")
-    up = Up(
-        home,
-        "--data-dir",
-        data,
-        "--client-config",
-        cfg,
-        "--masters",
-        "1",
-        "--nodes",
-        "0",
-        "--no-components",
-    )
+    args = ("--data-dir", data, "--client-config", cfg, "--masters", "1", "--nodes", "0")
+    up = Up(home, *args, "--no-components")
     try:
         line = up.expect("cluster DNS")
         m = re.search(r"udp\+tcp (127\.0\.0\.1):(\d+)", line)
@@ -43,6 +33,18 @@ def test_up_serves_cluster_dns_and_publishes_it_as_kube_dns(tmp_path: object) ->
         assert eps["subsets"][0]["addresses"] == [{"ip": addr.ip}]
         assert {p["port"] for p in eps["subsets"][0]["ports"]} == {addr.port}
         assert os.path.exists(os.path.join(data, "dns.log"))
-        assert up.stop() == 0
+        # hakube up killed outright leaves its DNS running; the next one on the same data dir
+        # stops it and serves again on the same address.
+        up.proc.kill()
+        up.proc.wait(10)
+        again = Up(home, *args, "--no-components")
+        try:
+            again.expect("stopping leftover dns")
+            line = again.expect("cluster DNS")
+            assert f"udp+tcp {addr.ip}:{addr.port}" in line, line
+            wait_for(lambda: answers(addr, name) == {CLUSTER_DNS_IP}, 30, "answered again")
+            assert again.stop() == 0
+        finally:
+            again.close(data)
     finally:
         up.close(data)
