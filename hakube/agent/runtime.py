@@ -131,6 +131,7 @@ def sandbox_config(
         labels=view.pod_labels(pod),
         port_mappings=ports,
         dns=dns,
+        share_pid=pod.spec.share_process_namespace,
     )
 
 

@@ -517,6 +517,7 @@ class PodSyncer:
             resources=resources,
             mounts=volumes.mounts(c, ctx.volumes) + hosts.mount(c, ctx.etc_hosts),
             security=security,
+            share_pid=pod.spec.share_process_namespace,
         )
 
     def _etc_hosts(self, pod: pod_pb2.Pod, pod_ip: str, host_network: bool) -> str:

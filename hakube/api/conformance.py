@@ -24,6 +24,8 @@ REFUSED: dict[str, str] = {
     "ResourceRequirements.claims": "dynamic resource allocation is not enabled",
     "Volume.image": "image volumes are not enabled",
     "LifecycleHandler.tcpSocket": "Kubernetes keeps it for old manifests and never runs it",
+    "PersistentVolumeClaimSpec.dataSource": "no volume provisioner populates claims",
+    "PersistentVolumeClaimSpec.dataSourceRef": "no volume provisioner populates claims",
 }
 """Type.field -> why admission refuses it (the answer names the field and this reason)."""
 
@@ -35,7 +37,7 @@ STORED: dict[str, str] = {
 """Type.field -> why it is accepted and kept but has no effect yet."""
 
 UNKNOWN: dict[str, tuple[str, ...]] = {
-    "PodSpec": ("hostPID", "hostIPC", "shareProcessNamespace",
+    "PodSpec": ("hostPID", "hostIPC",
                 "readinessGates", "runtimeClassName", "overhead", "ephemeralContainers", "os",
                 "hostUsers", "setHostnameAsFQDN", "enableServiceLinks",
                 "automountServiceAccountToken", "resourceClaims"),

@@ -162,3 +162,35 @@ def test_run_as_non_root_refuses_a_root_image_and_runs_a_numeric_user(
 
     wait_pod(client, "as-root", refused, 30, "CreateContainerConfigError")
     assert output(cluster, client, "as-user").splitlines()[2] == "1000"
+
+
+def test_share_process_namespace_puts_the_containers_in_one_pid_namespace(
+    cluster: object, client: Client, start_agent: StartAgent
+) -> None:
+    agent = start_agent()
+    # the sibling's process (comm "sleep") is visible only in a PID namespace shared by the
+    # pod; nothing in the looking container is called sleep
+    look = "cat /proc/[0-9]*/comm | grep -c '^sleep$'"
+    for name, shared in (("pid-shared", True), ("pid-own", False)):
+        containers = [
+            {"name": "sibling", "image": BUSYBOX_IMAGE, "command": ["sleep", "4321"]},
+            {"name": "c", "image": BUSYBOX_IMAGE, "command": ["sh", "-c", look]},
+        ]
+        client.pods.create(
+            make_pod(
+                name, agent.node, containers, restartPolicy="Never", shareProcessNamespace=shared
+            )
+        )
+
+    def c_output(name: str) -> str:
+        def done(p: pod_pb2.Pod) -> bool:
+            return any(
+                s.name == "c" and s.state.HasField("terminated")
+                for s in p.status.container_statuses
+            )
+
+        wait_pod(client, name, done, 60, "container c finished")
+        return ctl(cluster, "logs", name, "-c", "c")[1]  # type: ignore[arg-type]
+
+    assert int(c_output("pid-shared")) >= 1
+    assert int(c_output("pid-own")) == 0
