@@ -209,6 +209,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         help="seconds between writes of pods' CPU usage (annotation "
         "metrics.hakube.io/cpu-usage, read by the autoscaler); 0: off",
     )
+    p.add_argument(
+        "--cluster-dns",
+        default="10.96.0.10",
+        help="nameserver(s) IP,... of dnsPolicy ClusterFirst pods (the kube-dns Service's "
+        "ClusterIP); empty: such pods get the node's resolv.conf",
+    )
+    p.add_argument("--cluster-domain", default="cluster.local", help="the cluster DNS zone")
+    p.add_argument(
+        "--resolv-conf",
+        default="/etc/resolv.conf",
+        help="the node's resolv.conf, for dnsPolicy Default pods",
+    )
     return {"agent": run}
 
 
@@ -248,6 +260,9 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         pod_routes=args.pod_routes,
         pod_cidr_wait=args.pod_cidr_wait,
         usage_interval=args.usage_interval,
+        cluster_dns=tuple(a.strip() for a in args.cluster_dns.split(",") if a.strip()),
+        cluster_domain=args.cluster_domain,
+        resolv_conf=args.resolv_conf,
         seccomp_default=args.seccomp_default,
         seccomp_profile_root=args.seccomp_profile_root,
         secret_volumes_on_disk=args.secret_volumes_on_disk,

@@ -110,6 +110,15 @@ class AgentSettings:
     usage_interval: float = 15.0
     """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
 
+    cluster_dns: tuple[str, ...] = ("10.96.0.10",)
+    """Nameservers of ``dnsPolicy: ClusterFirst`` pods: the kube-dns Service's ClusterIP
+    (``hakube.api.poddns``); empty: such pods get the node's resolv.conf, as with Default."""
+    cluster_domain: str = "cluster.local"
+    """The cluster DNS zone: ClusterFirst pods search ``<ns>.svc.<domain> svc.<domain>
+    <domain>``."""
+    resolv_conf: str = "/etc/resolv.conf"
+    """The node's resolvers, handed to ``dnsPolicy: Default`` pods."""
+
     token: str = ""
     """A bootstrap token (``hakube token create``) to join with when ``<root-dir>/pki`` has no
     node certificate yet (hakube.agent.join); unused once the node has one."""
@@ -177,6 +186,13 @@ class AgentSettings:
             )
         if self.cert_check_interval <= 0:
             raise ValueError(f"--cert-check-interval ({self.cert_check_interval}) must be > 0")
+        for ip in self.cluster_dns:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError as e:
+                raise ValueError(f"--cluster-dns {ip!r}: not an IP address") from e
+        if len(self.cluster_dns) > 3:
+            raise ValueError("--cluster-dns: at most 3 addresses (resolv.conf reads no more)")
         if self.workers < 1 or self.max_pods < 1:
             raise ValueError("--workers and --max-pods must be at least 1")
 

@@ -101,7 +101,13 @@ class RuntimeView:
 
 
 def sandbox_config(
-    view: RuntimeView, pod: pod_pb2.Pod, *, attempt: int, host_network: bool, log_directory: str
+    view: RuntimeView,
+    pod: pod_pb2.Pod,
+    *,
+    attempt: int,
+    host_network: bool,
+    log_directory: str,
+    dns: pb.DNSConfig | None = None,
 ) -> pb.PodSandboxConfig:
     ports = [
         pb.PortMapping(
@@ -124,6 +130,7 @@ def sandbox_config(
         log_directory=log_directory,
         labels=view.pod_labels(pod),
         port_mappings=ports,
+        dns=dns,
         share_pid=pod.spec.share_process_namespace,
     )
 

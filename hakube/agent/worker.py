@@ -34,10 +34,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakube.agent import confinement, hooks, status, volumes
+from hakube.agent import confinement, hooks, hosts, status, volumes
 from hakube.agent import env as envmod
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
+from hakube.agent.dns import dns_config
 from hakube.agent.probes import ProbeManager
 from hakube.agent.runtime import (
     ANNOTATION_GRACE,
@@ -211,6 +212,7 @@ class PodSyncer:
             attempt=sandbox.metadata.attempt,
             host_network=host_net,
             log_directory=self._log_dir(pod),
+            dns=dns_config(pod, self.s),
         )
         facts = envmod.PodFacts(
             pod_ip=pod_ip,
@@ -229,6 +231,7 @@ class PodSyncer:
             )
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
+        ctx.etc_hosts = self._etc_hosts(pod, pod_ip, host_net)
         if not status.init_done(pod, rec):
             self._run_init(ctx, rec, mem, wake)
         else:
@@ -263,7 +266,12 @@ class PodSyncer:
         attempt = max((s.metadata.attempt + 1 for s in rec.sandboxes), default=0)
         host_net = pod.spec.host_network or not self.pod_network()
         cfg = sandbox_config(
-            self.view, pod, attempt=attempt, host_network=host_net, log_directory=self._log_dir(pod)
+            self.view,
+            pod,
+            attempt=attempt,
+            host_network=host_net,
+            log_directory=self._log_dir(pod),
+            dns=dns_config(pod, self.s),
         )
         self.cri.run_pod_sandbox(cfg)
 
@@ -507,10 +515,35 @@ class PodSyncer:
             log_path=f"{c.name}/{attempt}.log",
             host_network=ctx.host_network,
             resources=resources,
-            mounts=volumes.mounts(c, ctx.volumes),
+            mounts=volumes.mounts(c, ctx.volumes) + hosts.mount(c, ctx.etc_hosts),
             security=security,
             share_pid=pod.spec.share_process_namespace,
         )
+
+    def _etc_hosts(self, pod: pod_pb2.Pod, pod_ip: str, host_network: bool) -> str:
+        """Write the pod's /etc/hosts; its path ("" if it cannot be written: the containers
+        then get the runtime's own)."""
+        node_hosts = ""
+        if host_network:
+            try:
+                with open(hosts.ETC_HOSTS) as f:
+                    node_hosts = f.read()
+            except OSError:
+                pass
+        text = hosts.content(
+            pod,
+            pod_ip,
+            host_network=host_network,
+            domain=self.s.cluster_domain,
+            node_hosts=node_hosts,
+        )
+        try:
+            path = str(volumes.pod_dir(self.s.root_dir, pod.metadata.uid) / "etc-hosts")
+            hosts.write(path, text)
+        except (OSError, volumes.PathEscape) as e:
+            log.warning("pod %s: /etc/hosts not written: %s", pod.metadata.name, e)
+            return ""
+        return path
 
     def _lookup(self, kind: str, ns: str, name: str) -> Any:
         try:
@@ -684,3 +717,5 @@ class _StartContext:
     facts: envmod.PodFacts
     volumes: dict[str, volumes.HostVolume] = field(default_factory=dict)
     config_error: str = ""
+    etc_hosts: str = ""
+    """The pod's managed /etc/hosts (hakube.agent.hosts), mounted into each container."""

@@ -37,7 +37,7 @@ STORED: dict[str, str] = {
 """Type.field -> why it is accepted and kept but has no effect yet."""
 
 UNKNOWN: dict[str, tuple[str, ...]] = {
-    "PodSpec": ("hostPID", "hostIPC", "hostAliases", "dnsConfig",
+    "PodSpec": ("hostPID", "hostIPC",
                 "readinessGates", "runtimeClassName", "overhead", "ephemeralContainers", "os",
                 "hostUsers", "setHostnameAsFQDN", "enableServiceLinks",
                 "automountServiceAccountToken", "resourceClaims"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from hakube.api import containerhandlers, podpaths, podresources, podsecurity, profiles
+from hakube.api import containerhandlers, poddns, podpaths, podresources, podsecurity, profiles
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
@@ -186,7 +186,7 @@ def validate_pod_spec(
                 for res, qty in getattr(c.resources, rname).items():
                     if not _is_quantity(qty):
                         probs.add(f"{cp}.resources.{rname}[{res}]", f'invalid quantity "{qty}"')
-    for fpath, why in podpaths.problems(spec, path):
+    for fpath, why in [*podpaths.problems(spec, path), *poddns.problems(spec, path)]:
         probs.add(fpath, why)
     for fpath, why in profiles.problems(spec, path):
         probs.add(fpath, why)

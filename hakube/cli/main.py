@@ -27,6 +27,7 @@ from hakube.cli import (
 )
 from hakube.cli.config import ConfigError, parse_with_env
 from hakube.console import cli as console_cli
+from hakube.dns import cli as dns_cli
 from hakube.lifecycle import StartupError
 from hakube.vip import cli as vip_cli
 
@@ -47,6 +48,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
         up_cmd,
         vip_cli,
         agent_cli,
+        dns_cli,
         scheduler_cmd,
         controller_manager_cmd,
         proxy_cmd,

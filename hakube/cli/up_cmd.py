@@ -13,8 +13,9 @@ cluster, on the same ports, with its state. ``--nodes M`` also runs M node agent
 
 Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` per dir),
 ``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid`` (and the
-same ``.log``/``.pid`` pair for ``node-N``, ``scheduler``, ``controller-manager`` and, with
-``--runtime containerd``, ``proxy``),
+same ``.log``/``.pid`` pair for ``node-N``, ``scheduler``, ``controller-manager``,
+``dns`` (the cluster DNS whose address ``dns-listen`` keeps) and, with ``--runtime
+containerd``, ``proxy``),
 ``client-config`` (a copy of the client config), ``pki/`` (the cluster's own CA, the masters'
 and the users' certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's
 certificate, from joining with a bootstrap token that ``hakube up`` creates at each start).
@@ -50,6 +51,7 @@ from hakube.client.config import (
 from hakube.local.agents import LocalAgents
 from hakube.local.cluster import LocalCluster, MasterProc, free_ports
 from hakube.local.components import UpComponents
+from hakube.local.dns import DnsAddress, LocalDns, ensure_kube_dns, listen_address
 from hakube.local.supervisor import RestartPolicy, Supervisor
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
@@ -125,6 +127,17 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         action="store_true",
         help="do not start the scheduler, the controller-manager (and the proxy)",
     )
+    p.add_argument(
+        "--no-dns",
+        action="store_true",
+        help="do not start cluster DNS (hakube dns) nor create the kube-dns Service",
+    )
+    p.add_argument(
+        "--dns-listen",
+        default="",
+        help="IP:PORT for cluster DNS (default: a loopback port with the simulated runtime, "
+        "the host's address port 53 with containerd, where pods reach it via 10.96.0.10)",
+    )
     return {"up": run}
 
 
@@ -185,10 +198,12 @@ def _port_free(addr: str) -> bool:
 
 
 def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
-    """Masters and agents of an earlier ``hakube up`` on this dir that outlived it (it was
-    SIGKILLed): stop them, after checking by their command line that they are ours."""
+    """Masters, agents and the DNS of an earlier ``hakube up`` on this dir that outlived it (it
+    was SIGKILLed): stop them, after checking by their command line that they are ours."""
     names = [m["name"] for m in masters] + sorted(
-        f[:-4] for f in os.listdir(data_dir) if f.startswith("node-") and f.endswith(".pid")
+        f[:-4]
+        for f in os.listdir(data_dir)
+        if (f.startswith("node-") and f.endswith(".pid")) or f == "dns.pid"
     )
     for name in names:
         pid_file = os.path.join(data_dir, f"{name}.pid")
@@ -312,6 +327,9 @@ class Up:
             pki=self.cluster.pki,
             proxy_args=[] if proxy else None,
         )
+        self.dns = LocalDns(
+            data_dir, self.cluster.endpoints(), pki=self.cluster.pki, supervisor=self.supervisor
+        )
 
     def _signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -366,6 +384,12 @@ class Up:
             ca_hash=ca_hash,
             supervisor=self.supervisor,
         )
+        try:
+            self._start_dns()  # before the ClusterIP allocator can hand out 10.96.0.10
+        except (HakubeError, ValueError) as exc:
+            print(f"hakube up: cluster DNS: {exc}", file=sys.stderr, flush=True)
+            self._stop()
+            return 1
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.start()
@@ -375,6 +399,22 @@ class Up:
                 print(f"hakube up: {line}", flush=True)
         self._stop()
         return 0
+
+    def _start_dns(self) -> None:
+        """One ``hakube dns`` (hakube.local.dns) and the kube-dns Service naming it."""
+        if self.args.no_dns:
+            return
+        if self.args.dns_listen:
+            ip, _, port = self.args.dns_listen.rpartition(":")
+            if not ip or not port.isdigit():
+                raise ValueError(f"--dns-listen {self.args.dns_listen!r}: expected IP:PORT")
+            addr = DnsAddress(ip.strip("[]"), int(port))
+        else:
+            addr = listen_address(self.data_dir, self.args.runtime)
+        with self.cluster.client(timeout=30) as client:
+            ensure_kube_dns(client, [addr])
+        # The identity names the data dir, so that a later hakube up finds a leftover instance.
+        self.dns.start("dns", addr, identity=os.path.join(self.data_dir, "dns"))
 
     def _wait_ready(self) -> None:
         """Until every master is ready and the standard namespaces exist (the masters create
@@ -427,7 +467,7 @@ class Up:
                 f"  pid {pid}  log {m.log_path}",
                 flush=True,
             )
-        for line in self.components.report():
+        for line in self.components.report() + self.dns.report():
             print(line, flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
         for a in self.agents.agents:
@@ -444,6 +484,7 @@ class Up:
             print("hakube up: stopping node agents", flush=True)
             self.agents.stop()
         self.components.stop()
+        self.dns.stop()
         print("hakube up: stopping masters", flush=True)
         self.supervisor.stop(["master"], timeout=10)
         try:

@@ -4,7 +4,8 @@ One PKI directory (``hakube certs init``, ``hakube up``, the Ansible playbook) h
 
     ca.crt  ca.key                      the cluster CA (every master has both: it signs joins)
     masters/<name>.crt  <name>.key      each master: API server, Raft peer, client of agents
-    users/<user>.crt  <user>.key        admin, scheduler, controller-manager, proxy (client only)
+    users/<user>.crt  <user>.key        admin, scheduler, controller-manager, proxy, dns (client
+                                        only)
 
 All directories are 0700 and all keys 0600 (hakube.pki.files). A master reads
 ``ca.crt``, ``ca.key`` and its own ``masters/<name>.*``; on a host with one master the directory
@@ -29,6 +30,7 @@ USERS = {
     "scheduler": certs.Identity(names.SCHEDULER_USER),
     "controller-manager": certs.Identity(names.CONTROLLER_MANAGER_USER),
     "proxy": certs.Identity(names.PROXY_USER),
+    "dns": certs.Identity(names.DNS_USER),
 }
 """The client identities `hakube certs init` issues, by file name."""
 RENEW_BEFORE = datetime.timedelta(days=30)

@@ -233,6 +233,11 @@ CASES = [
     ("system:kube-scheduler", (), A("update", "pods", "dev", "p"), False),
     ("system:kube-scheduler", (), A("get", "secrets", "dev", "s"), False),
     ("system:kube-scheduler", (), A("get", "snapshots", group="hakube.io"), False),
+    ("system:hakube-dns", (), A("list", "services"), True),
+    ("system:hakube-dns", (), A("watch", "endpoints", "dev"), True),
+    ("system:hakube-dns", (), A("get", "secrets", "dev", "s"), False),
+    ("system:hakube-dns", (), A("list", "pods", "dev"), False),
+    ("system:hakube-dns", (), A("update", "endpoints", "kube-system", "kube-dns"), False),
     ("system:kube-controller-manager", (), A("create", "pods", "dev", "p"), True),
     (
         "system:kube-controller-manager",

@@ -144,6 +144,8 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
     # hakube proxy on every node: it reads Services and Endpoints (and Nodes, as kube-proxy
     # does), and writes nothing but events.
     "system:node-proxier": [_rule([""], ["services", "endpoints", "nodes"], READ), *EVENTS],
+    # Cluster DNS reads the zone's sources and nothing else: no Secrets, no writes.
+    "system:hakube-dns": [_rule([""], ["services", "endpoints"], ["list", "watch"])],
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [
         _rule(["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"], ["create"])
     ],
@@ -162,6 +164,7 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
     "system:node": ("system:node", [("Group", names.NODES_GROUP)]),
     "system:node-proxier": ("system:node-proxier", [("User", names.PROXY_USER)]),
+    "system:hakube-dns": ("system:hakube-dns", [("User", names.DNS_USER)]),
     "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": (
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         [("Group", names.NODES_GROUP)],
