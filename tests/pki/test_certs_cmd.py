@@ -87,8 +87,8 @@ def test_check_expiration_lists_every_certificate_like_kubeadm(tmp_path: Path) -
         "masters/m1",
         "users/admin",
         "users/controller-manager",
-        "users/proxy",
         "users/dns",
+        "users/proxy",
         "users/scheduler",
     ]
     assert any(ln.startswith("ca ") and "9y" in ln for ln in lines)
