@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hakube.store.durable import durable_replace
+from hakube.store.durable import durable_replace, fsync_path
 from hakube.testing.lazyfs import LazyFS, unavailable_reason
 from hakube.testing.lazyfs.mount import is_mounted
 from tests.conftest import require
@@ -27,14 +27,6 @@ def fs(tmp_path: Path) -> Iterator[LazyFS]:
     assert not is_mounted(str(tmp_path / "mnt"))
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write(path: Path, data: bytes, *, sync: bool) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -47,7 +39,7 @@ def test_unsynced_data_is_lost_and_synced_data_kept(fs: LazyFS) -> None:
     m = Path(fs.mountpoint)
     _write(m / "kept", b"synced", sync=True)
     _write(m / "grown", b"base", sync=True)
-    _fsync(m)
+    fsync_path(str(m))
     with open(m / "kept", "r+b") as f:
         f.write(b"SYNCED, then overwritten without a sync")
     with open(m / "grown", "ab") as f:
@@ -68,7 +60,7 @@ def test_a_new_name_needs_a_directory_fsync(fs: LazyFS) -> None:
     _write(m / "named-late", b"v1", sync=True)
     with open(m / "named-late", "ab") as f:
         f.write(b" and more")
-    _fsync(m)  # the name now durable: with the bytes synced so far
+    fsync_path(str(m))  # the name now durable: with the bytes synced so far
     fs.power_cycle()
     assert (m / "named-late").read_bytes() == b"v1"
 
@@ -77,7 +69,7 @@ def test_rename_and_unlink_without_a_directory_fsync_are_undone(fs: LazyFS) -> N
     m = Path(fs.mountpoint)
     _write(m / "old", b"old", sync=True)
     _write(m / "gone", b"gone", sync=True)
-    _fsync(m)
+    fsync_path(str(m))
     _write(m / "new.tmp", b"new", sync=True)
     os.replace(m / "new.tmp", m / "old")
     os.unlink(m / "gone")
@@ -91,7 +83,7 @@ def test_rename_and_unlink_without_a_directory_fsync_are_undone(fs: LazyFS) -> N
 def test_durable_replace_survives_a_cut(fs: LazyFS) -> None:
     m = Path(fs.mountpoint)
     _write(m / "f", b"first", sync=True)
-    _fsync(m)
+    fsync_path(str(m))
     _write(m / "f.tmp", b"second", sync=False)  # durable_replace syncs it
     durable_replace(str(m / "f.tmp"), str(m / "f"))
     fs.power_cycle()
@@ -107,8 +99,8 @@ def test_a_directory_made_durable_by_its_parent_is_empty_until_fsynced_itself(
     (m / "e").mkdir()
     for d in ("d", "e"):
         _write(m / d / "f", b"x", sync=True)
-    _fsync(m)
-    _fsync(m / "e")
+    fsync_path(str(m))
+    fsync_path(str(m / "e"))
     (m / "never").mkdir()
     fs.power_cycle()
     assert os.listdir(m / "d") == []
@@ -120,7 +112,7 @@ def test_mmap_writes_count_once_synced(fs: LazyFS) -> None:
     """What pysyncobj does with its journal: map, grow, write, fdatasync."""
     m = Path(fs.mountpoint)
     _write(m / "journal", bytes(16), sync=True)
-    _fsync(m)
+    fsync_path(str(m))
     with open(m / "journal", "r+b") as f:
         mm = mmap.mmap(f.fileno(), 0)
         mm[0:4] = b"abcd"
@@ -138,7 +130,7 @@ def test_mmap_writes_count_once_synced(fs: LazyFS) -> None:
 def test_truncate_and_pwrite_are_volatile_until_synced(fs: LazyFS) -> None:
     m = Path(fs.mountpoint)
     _write(m / "f", b"0123456789", sync=True)
-    _fsync(m)
+    fsync_path(str(m))
     fd = os.open(m / "f", os.O_RDWR)
     try:
         os.ftruncate(fd, 4)

@@ -78,7 +78,7 @@ class LazyFS:
         """Serve the backing directory at the mount point; returns once it is mounted."""
         if self.proc is not None and self.proc.poll() is None:
             return self
-        os.makedirs(self.backing, exist_ok=True)
+        os.makedirs(self.backing, mode=0o700, exist_ok=True)  # the root of the "disk"
         os.makedirs(self.mountpoint, exist_ok=True)
         root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
