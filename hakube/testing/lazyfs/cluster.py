@@ -9,7 +9,9 @@ term or vote would break: no two members lead in the same term.
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
 from collections import defaultdict
 
 import grpc
@@ -43,13 +45,18 @@ class LazyCluster(LocalCluster):
         return self
 
     def power_cut(self, masters: list[MasterProc]) -> None:
-        """Cut the power of ``masters`` at once: kill them all, then drop their unsynced data."""
-        for m in masters:
-            if m.proc is not None and m.proc.poll() is None:
-                m.proc.kill()
+        """Cut the power of ``masters`` at once: kill them all — with the compaction child a
+        master may have forked, in its process group (each master leads a session of its own)
+        — then, once nothing of theirs runs, drop their unsynced data."""
+        groups = [m.proc.pid for m in masters if m.proc is not None and m.proc.poll() is None]
+        for pgid in groups:
+            os.killpg(pgid, signal.SIGKILL)
         for m in masters:
             if m.proc is not None:
                 m.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while _running_in(groups) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for m in masters:
             self.disks[m.name].cut()
 
@@ -59,6 +66,22 @@ class LazyCluster(LocalCluster):
         finally:
             for disk in self.disks.values():
                 disk.close()
+
+
+def _running_in(groups: list[int]) -> bool:
+    """Whether a live (not zombie) process belongs to one of the process groups."""
+    wanted = set(groups)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) in wanted:
+            return True
+    return False
 
 
 class LeaderLog:
