@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 
 from hakube.api.v1 import core_pb2
 from hakube.client import Client, HakubeError
+from hakube.store.durable import DurableMeta
 from hakube.store.journal import SafeFileJournal
 from hakube.testing.lazyfs import LazyFS, unavailable_reason
 from hakube.testing.lazyfs.cluster import LazyCluster, LeaderLog
@@ -147,6 +149,26 @@ def test_a_new_journal_survives_a_cut_as_soon_as_its_name_is_durable(tmp_path: P
         journal = SafeFileJournal(path)
         assert len(journal) == 0
         journal._destroy()
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["pysyncobj-alone", "DurableMeta"])
+def test_a_vote_survives_a_cut_only_when_stored_durably(tmp_path: Path, durable: bool) -> None:
+    """pysyncobj on its own writes the term and vote to a side file and renames it, syncing
+    nothing: a cut forgets the vote, and the member could vote again in the same term.
+    ``DurableMeta`` (installed on every master) keeps it. The journal is the real one; the
+    holder stands in for the SyncObj whose journal DurableMeta reaches into."""
+    with LazyFS(str(tmp_path / "disk"), str(tmp_path / "mnt")) as fs:
+        path = os.path.join(fs.mountpoint, "raft.journal")
+        journal = SafeFileJournal(path)
+        if durable:
+            DurableMeta(types.SimpleNamespace(_SyncObj__raftLog=journal)).install()
+        journal.setCurrentTerm(7, "m2:4321")
+        journal._destroy()
+        fs.power_cycle()
+        journal = SafeFileJournal(path)
+        remembered = (journal.getCurrentTerm(), journal.getVotedForNodeId())
+        journal._destroy()
+    assert remembered == ((7, "m2:4321") if durable else (0, None))
 
 
 def test_a_member_cut_alone_rejoins_with_every_write_and_one_leader_per_term(
