@@ -12,6 +12,7 @@ the next mount.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -21,6 +22,14 @@ import time
 from pathlib import Path
 
 _STARTUP = 15.0
+_live: set[LazyFS] = set()
+"""Mounted by this process and not closed yet: unmounted at exit if a test forgot to."""
+
+
+@atexit.register
+def _close_all() -> None:
+    for fs in list(_live):
+        fs.close()
 
 
 def unavailable_reason() -> str | None:
@@ -80,6 +89,9 @@ class LazyFS:
             return self
         os.makedirs(self.backing, mode=0o700, exist_ok=True)  # the root of the "disk"
         os.makedirs(self.mountpoint, exist_ok=True)
+        if is_mounted(self.mountpoint):  # a dead one, left by a run killed too hard
+            detach(self.mountpoint)
+        _live.add(self)
         root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -128,6 +140,7 @@ class LazyFS:
 
     def close(self) -> None:
         self._stop()
+        _live.discard(self)
 
     def __enter__(self) -> LazyFS:
         return self.mount()
