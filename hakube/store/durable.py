@@ -53,7 +53,7 @@ def fail_stop(reason: str) -> NoReturn:
     os._exit(EXIT_STORAGE_FAILED)
 
 
-def _fsync_path(path: str) -> None:
+def fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -66,13 +66,13 @@ def durable_replace(src: str, dst: str) -> None:
     the whole new one: sync the data, rename, sync the directory."""
     # pysyncobj names a received snapshot "<dump>.1.tmp" and its own new dump "<dump>.tmp".
     point = "snapshot" if src.endswith(".1.tmp") else "dump" if src.endswith(".tmp") else ""
-    _fsync_path(src)
+    fsync_path(src)
     if point:
         failpoints.hit(f"{point}-before-rename")
     os.replace(src, dst)
     if point:
         failpoints.hit(f"{point}-after-rename")
-    _fsync_path(os.path.dirname(os.path.abspath(dst)))
+    fsync_path(os.path.dirname(os.path.abspath(dst)))
 
 
 def install_file_hooks() -> None:
@@ -104,7 +104,7 @@ class DurableMeta:
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
-                _fsync_path(os.path.dirname(os.path.abspath(path)))
+                fsync_path(os.path.dirname(os.path.abspath(path)))
             except OSError as exc:
                 fail_stop(f"cannot persist the Raft term and vote to {path}: {exc}")
 

@@ -19,6 +19,12 @@ during 3, the journal holds only the entries written back so far.
 - on load, when the dump's last two entries are found inside the journal, only the entries before
   them are dropped and the rest kept — also what Raft prescribes when a follower installs a
   snapshot whose last entry it already holds.
+
+And one against a power cut right after the journal is created: pysyncobj writes a new journal's
+header and never syncs it, while the first vote's directory fsync (``DurableMeta``) makes its
+name durable; a cut then left a zero-length journal that pysyncobj cannot open, so the member
+could not start again (found by tests/store/test_power_loss.py on a lazy file system). Opening
+the journal syncs it, then its directory.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pysyncobj import journal as ps_journal
 from pysyncobj import syncobj as ps_syncobj
 
 from hakube.store import failpoints
-from hakube.store.durable import durable_replace
+from hakube.store.durable import durable_replace, fail_stop, fsync_path
 
 Entry = tuple[Any, int, int]
 _ENTRIES, _FILE, _OFFSET = (
@@ -47,6 +53,11 @@ class SafeFileJournal(ps_journal.FileJournal):  # type: ignore[misc]  # untyped 
         self._path = path
         self._clear_pending = False
         self._found_at: int | None = None
+        try:
+            fsync_path(path)
+            fsync_path(os.path.dirname(os.path.abspath(path)))
+        except OSError as exc:
+            fail_stop(f"cannot make the Raft journal {path} durable: {exc}")
 
     # -- load: keep what follows the dump instead of clearing --------------------------------
 

@@ -4,6 +4,11 @@ SIGSTOP pauses. Every fault is undone by ``heal``.
 ``disk-full`` (only when a master's data directory is a tmpfs of its own) fills it with a ballast
 file until writes fail with ENOSPC; the heal removes it and restarts a master that died of it.
 
+``power-cut`` (one master), ``power-cut-leader``, ``power-cut-majority`` and ``power-cut-all``
+(only when the masters' data directories are lazy file systems, hakube/testing/lazyfs) kill the
+masters and drop everything their disks had not synced, as a loss of power does; the heal mounts
+the surviving disks and restarts them.
+
 Partitions and loss are nftables rules in a table of their own inside each master's namespace
 (dropped silently, as a pulled cable: the sender learns nothing). The client host is never cut,
 so clients keep talking to masters on both sides of a partition — which is exactly when a stale
@@ -22,10 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hakube.testing.lazyfs.mount import LazyFS
 from hakube.testing.netmasters import master_pids
 from hakube.testing.netns import Host
 
 TABLE = "hakube_nemesis"
+POWER_CUTS = ("power-cut", "power-cut-leader", "power-cut-majority", "power-cut-all")
+"""Fault kinds that need every master on a lazy file system (``Nemesis.lazy``)."""
 BALLAST = "nemesis-ballast"
 
 
@@ -103,6 +111,8 @@ class Nemesis:
     _queue: list[str] = field(default_factory=list)
     disks: dict[str, Path] = field(default_factory=dict)
     """Masters whose data directory is a small tmpfs of its own: ``disk-full`` fills it."""
+    lazy: dict[str, LazyFS] = field(default_factory=dict)
+    """Every master's lazy file system, by name: the power-cut faults cut them."""
 
     def _by_name(self, name: str) -> Host | None:
         return next((h for h in self.masters if h.name == name), None)
@@ -189,6 +199,30 @@ class Nemesis:
             except OSError:  # ENOSPC: full
                 pass
         return [name]
+
+    def _power_cut(self, victims: list[Host] | None = None) -> list[str]:
+        """Kill the victims at once, wait until they are gone (their last writes handed to the
+        file system), then drop what their disks had not synced."""
+        victims = victims or [self._victim(False)]
+        for h in victims:
+            for pid in master_pids(h):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(master_pids(h) for h in victims) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for h in victims:
+            self.lazy[h.name].cut()
+        self._killed += victims
+        return [h.name for h in victims]
+
+    def _power_cut_leader(self) -> list[str]:
+        return self._power_cut([self._victim(True)])
+
+    def _power_cut_majority(self) -> list[str]:
+        return self._power_cut(self.rng.sample(self.masters, len(self.masters) // 2 + 1))
+
+    def _power_cut_all(self) -> list[str]:
+        return self._power_cut(list(self.masters))
 
     def heal(self) -> None:
         """End every fault: links back, paused masters continued, killed masters restarted."""

@@ -23,8 +23,9 @@ from hakube.pki.layout import Pki
 from hakube.testing import netmasters
 from hakube.testing.jepsen import checks, linear, timeline
 from hakube.testing.jepsen.history import Op
-from hakube.testing.jepsen.nemesis import Fault, Nemesis
+from hakube.testing.jepsen.nemesis import POWER_CUTS, Fault, Nemesis
 from hakube.testing.jepsen.workload import INITIAL
+from hakube.testing.lazyfs.mount import LazyFS
 from hakube.testing.netns import Host, Network
 
 
@@ -44,6 +45,8 @@ class RunConfig:
     disk_mb: int = 0
     """Give the first master a tmpfs of this many MiB as its data directory and add the
     ``disk-full`` fault (0: no)."""
+    lazyfs: bool = False
+    """Keep every master's data on a lazy file system and add the power-cut faults."""
     serializable_reads: bool = False
     """Read registers without the quorum barrier: a run that should find stale reads."""
     out: Path | None = None
@@ -69,19 +72,28 @@ def _wait(cond: object, timeout: float, what: str) -> None:
 
 
 def run(cfg: RunConfig) -> RunResult:
+    if cfg.lazyfs and cfg.disk_mb:
+        raise ValueError("RunConfig: lazyfs and disk_mb both give m1 its data dir; choose one")
+    if not cfg.lazyfs and set(cfg.kinds) & set(POWER_CUTS):
+        raise ValueError(
+            f"RunConfig.kinds: {', '.join(POWER_CUTS)} need RunConfig.lazyfs (--lazyfs)"
+        )
     mounts: list[Path] = []
+    lazy: dict[str, LazyFS] = {}
     try:
         with Network() as net:
-            return _run_in(cfg, net, mounts)
+            return _run_in(cfg, net, mounts, lazy)
     finally:
         for m in mounts:  # after the network's processes are gone
             subprocess.run(["umount", "-l", str(m)], capture_output=True, timeout=30)
+        for fs in lazy.values():
+            fs.close()
 
 
-def _run_in(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
+def _run_in(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyFS]) -> RunResult:
     """The run, keeping its logs and history under ``cfg.out`` however it ends."""
     try:
-        return _run(cfg, net, mounts)
+        return _run(cfg, net, mounts, lazy)
     finally:
         if cfg.out is not None:
             cfg.out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +104,7 @@ def _run_in(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
                 shutil.copy(hist, cfg.out / "history.json")
 
 
-def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
+def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyFS]) -> RunResult:
     rng = random.Random(cfg.seed)
     masters = [net.add_host(f"m{i}", f"192.0.2.{10 + i}") for i in range(1, cfg.masters + 1)]
     client = net.add_host("client", "192.0.2.100")
@@ -109,7 +121,15 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
         mounts.append(disk)
         disks[masters[0].name] = disk
 
+    if cfg.lazyfs:
+        for h in masters:  # netmasters' data dir of each master, on a disk of its own
+            lazy[h.name] = LazyFS(
+                str(net.workdir / f"disk-{h.name}"), str(net.workdir / f"data-{h.name}")
+            )
+
     def start(h: Host) -> None:
+        if h.name in lazy:
+            lazy[h.name].mount()  # after a power cut: the disk as it survived
         netmasters.start_master(h, masters, extra=cfg.master_flags)
 
     for h in masters:
@@ -148,10 +168,13 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path]) -> RunResult:
             masters, start, lambda: _leader(client, masters), rng, lambda: time.monotonic() - t0
         )
         nemesis.disks = disks
+        nemesis.lazy = lazy
         if cfg.kinds:
             nemesis.kinds = cfg.kinds
         if disks and "disk-full" not in nemesis.kinds:
             nemesis.kinds = (*nemesis.kinds, "disk-full")
+        if lazy and not cfg.kinds:
+            nemesis.kinds = (*nemesis.kinds, *POWER_CUTS)
         while not (jdir / "workload-done").exists():
             if workload.poll() is not None:
                 raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")

@@ -330,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
 def _final(setup: Client, masters: dict[str, str], watchers: list[Watcher]) -> dict[str, Any]:
     """After the heal: one last register write every watcher must see, then each master's
     view of the set."""
-    end = setup.update(_cm("reg-0", "final", "register"))
+    try:
+        end = setup.update(_cm("reg-0", "final", "register"))
+    except errors.NotFound:  # the register itself was lost (power cut with --no-fsync): the
+        end = setup.create(_cm("reg-0", "final", "register"))  # checkers say what else was
     end_rev = int(end.metadata.resource_version)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(
