@@ -83,7 +83,7 @@ def test_check_expiration_lists_every_certificate_like_kubeadm(tmp_path: Path) -
         "CERTIFICATE",
         "AUTHORITY",
     ]
-    assert [ln.split()[0] for ln in lines[1:6]] == [
+    assert [ln.split()[0] for ln in lines[1:7]] == [
         "masters/m1",
         "users/admin",
         "users/controller-manager",
