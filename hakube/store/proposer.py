@@ -22,9 +22,10 @@ of writes. Everything handled in one iteration goes out as one command instead.
 
 Priority lane: an operation submitted while ``urgent`` is true in the caller's context (the API
 server sets it for the priority levels of node heartbeats and leader election) goes into the
-next batch ahead of every ordinary pending operation, and that batch then takes ordinary
-operations only up to ``urgent_batch_bytes``: a Lease renewal waits for at most the commands
-already in flight, never behind megabytes of bulk writes queued before it.
+next batch ahead of every ordinary pending operation, that batch takes ordinary operations only
+up to ``urgent_batch_bytes``, and it may go out while the pipeline is full (one command beyond
+``max_inflight``): a Lease renewal is proposed at once, never behind megabytes of bulk writes
+queued before it. (It still commits after the commands proposed before it: one Raft log.)
 """
 
 from __future__ import annotations
@@ -141,7 +142,12 @@ class Proposer:
             self._send(batch)
 
     def _take_locked(self) -> _Batch | None:
-        if not (self._pending or self._urgent) or len(self._inflight) >= self._max_inflight:
+        if self._urgent:
+            # One command more than usual may be in flight for the priority lane, so that a
+            # heartbeat does not wait for a bulk batch to commit before it is even proposed.
+            if len(self._inflight) > self._max_inflight:
+                return None
+        elif not self._pending or len(self._inflight) >= self._max_inflight:
             return None
         chunk: list[tuple[Op, AnyFuture]] = []
         size = 0
