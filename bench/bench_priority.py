@@ -32,7 +32,6 @@ import time
 import timeit
 
 from bench import machine
-from hakube.api.v1 import core_pb2
 from hakube.apiserver.authz.attributes import Attributes
 from hakube.apiserver.flowcontrol import FlowControl, PriorityLevel, Settings
 from hakube.apiserver.flowcontrol.fairqueue import QueueSet
@@ -92,18 +91,14 @@ def run_cluster(args: argparse.Namespace) -> str:
         with cluster:
             admin = cluster.client()
             endpoint = cluster.masters[0].api
-            for ns in ("storm", "quiet"):
-                admin.create(core_pb2.Namespace(metadata={"name": ns}))
-            overload.grant_configmap_writes(admin, ["storm", "quiet"])
-            storm = overload.Storm(
+            storm = overload.storm_and_quiet(
+                cluster,
+                admin,
                 endpoint,
-                overload.user_credentials(cluster, "storm"),
-                namespace="storm",
                 inflight=args.inflight,
                 size=args.size,
                 seconds=args.phase + 1,
             )
-            storm.prepare(admin)
             renewers = overload.NodeRenewers(cluster, endpoint, nodes, interval=args.interval)
             renewers.register(admin)
             prober = overload.Prober(cluster, endpoint, "quiet", "quiet")

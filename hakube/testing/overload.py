@@ -197,6 +197,18 @@ class Storm:
             self.proc.join(5)
 
 
+def storm_and_quiet(cluster: LocalCluster, admin: Client, endpoint: str, **storm: Any) -> Storm:
+    """The usual scene: namespaces ``storm`` and ``quiet``, users of the same names allowed to
+    write ConfigMaps, and a prepared (not started) Storm of user ``storm`` against
+    ``endpoint``; ``storm`` are Storm's keyword arguments."""
+    for ns in ("storm", "quiet"):
+        admin.create(core_pb2.Namespace(metadata={"name": ns}))
+    grant_configmap_writes(admin, ["storm", "quiet"])
+    out = Storm(endpoint, user_credentials(cluster, "storm"), namespace="storm", **storm)
+    out.prepare(admin)
+    return out
+
+
 # -- node lease renewals -----------------------------------------------------------------------
 
 

@@ -92,17 +92,9 @@ def test_a_write_storm_is_refused_while_leases_and_a_quiet_client_carry_on(
         ],
     )  # fmt: skip
     try:
-        for ns in ("storm", "quiet"):
-            admin.create(core_pb2.Namespace(metadata={"name": ns}))
-        overload.grant_configmap_writes(admin, ["storm", "quiet"])
-        storm = overload.Storm(
-            endpoint,
-            overload.user_credentials(small, "storm"),
-            namespace="storm",
-            inflight=STORM_INFLIGHT,
-            size=STORM_SIZE,
+        storm = overload.storm_and_quiet(
+            small, admin, endpoint, inflight=STORM_INFLIGHT, size=STORM_SIZE
         )
-        storm.prepare(admin)
         renewers = overload.NodeRenewers(small, endpoint, NODES, interval=0.5)
         renewers.register(admin)
         renewers.start()
