@@ -6,6 +6,7 @@ import argparse
 
 from hakube.apiserver.flowcontrol import Settings
 from hakube.apiserver.flowcontrol.config import default_inflight
+from hakube.apiserver.flowcontrol.configfile import apply_file
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -32,6 +33,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         help="requests one fair queue holds (default: each level's own, 50)",
     )
     p.add_argument(
+        "--flow-config",
+        default="",
+        help="YAML file of extra priority levels and flow schemas (docs/api.md); the same "
+        "on every master",
+    )
+    p.add_argument(
         "--max-watches-per-client",
         type=int,
         default=defaults.max_streams_per_client,
@@ -49,4 +56,4 @@ def settings(args: argparse.Namespace) -> Settings:
         max_streams_per_client=args.max_watches_per_client,
     )
     s.validate()
-    return s
+    return apply_file(s, args.flow_config) if args.flow_config else s

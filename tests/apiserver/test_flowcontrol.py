@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from hakube.api.v1 import api_pb2
 from hakube.apiserver.authz.attributes import Attributes
 from hakube.apiserver.flowcontrol import FlowControl, PriorityLevel, Settings, TooBusy
 from hakube.apiserver.flowcontrol.config import DEFAULT_LEVELS
+from hakube.apiserver.flowcontrol.configfile import apply_file
 from hakube.apiserver.flowcontrol.controller import RETRY_AFTER_KEY, seats_of
 from hakube.apiserver.flowcontrol.fairqueue import QueueSet, Rejected, deal
 from hakube.client import errors
@@ -305,3 +308,55 @@ def test_the_client_gives_up_with_too_many_requests_at_its_deadline(
         assert 2 <= len(busy.calls) <= 6
     finally:
         transport.close()
+
+
+# -- the configuration file ----------------------------------------------------------------------
+
+
+def test_a_flow_config_file_adds_a_level_and_a_schema(tmp_path: Any) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        "levels:\n- {name: batch, shares: 10, queues: 16, handSize: 4, queueLength: 20}\n"
+        "schemas:\n- {name: ci, precedence: 700, level: batch, users: [ci-bot],"
+        " verbs: [create]}\n"
+    )
+    flow = FlowControl(apply_file(Settings(), str(path)))
+    assert flow.classify(Identity("ci-bot"), "create", "configmaps")[0].name == "batch"
+    assert flow.classify(Identity("ci-bot"), "get", "configmaps")[0].name == "global-default"
+    assert flow.levels["batch"].queues is not None and len(flow.levels["batch"].queues.queues) == 16
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("levels:\n- {name: x, share: 1}\n", r"levels\[0\]: unknown field 'share'"),
+        ("levels:\n- {name: x, shares: many}\n", r"levels\[0\].shares: must be int"),
+        ("schemas:\n- {name: s, precedence: 1}\n", r"schemas\[0\]: level is required"),
+        ("schemas:\n- {name: s, precedence: 1, level: nope}\n", "'nope' does not exist"),
+        ("schemas:\n- {name: s, precedence: 1, level: system, users: [1]}\n", "list of strings"),
+        ("other: 1\n", "levels and schemas only"),
+    ],
+)
+def test_a_bad_flow_config_file_is_refused_naming_the_entry(
+    tmp_path: Any, text: str, message: str
+) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        apply_file(Settings(), str(path))
+
+
+def test_the_master_refuses_a_bad_flow_flag_with_one_line(tmp_path: Any) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text("levels:\n- {name: x, shares: 0}\n")
+    for flags, message in (
+        (["--flow-config", str(path)], "shares (0) must be >= 1"),
+        (["--max-requests-inflight", "-1"], "max requests in flight (-1) must be >= 0"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "hakube", "master", "--name", "m", "--data-dir",
+             str(tmp_path / "d"), "--raft-listen", "127.0.0.1:1", *flags],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
