@@ -5,7 +5,8 @@ agents do, and a quiet client whose latency is measured -- for the priority-and-
 * ``Storm`` runs in a child process (its CPU and GIL are not the measuring process's): one user
   keeps ``inflight`` Updates of ``size``-byte ConfigMaps outstanding against one master through
   raw gRPC, re-sending as soon as an answer comes back and never backing off: the worst client.
-  It reports how each request ended (status code counts).
+  It reports how each request ended (status code counts; a RESOURCE_EXHAUSTED without a
+  ``retry-after-ms`` hint is counted apart).
 * ``NodeRenewers``: each simulated node renews ``kube-node-lease/<node>`` every ``interval``
   seconds with its own node identity (``system:node:<name>`` in ``system:nodes``), as agents
   do, on one thread per node; every renewal's latency and the longest gap between two
@@ -112,8 +113,11 @@ def _storm_main(
 
     def finished(fut: Any) -> None:
         code = fut.code()
+        name = code.name if code is not None else "CANCELLED"
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and errors.retry_after(fut) is None:
+            name += " without retry hint"
         with lock:
-            counts[code.name if code is not None else "CANCELLED"] += 1
+            counts[name] += 1
         slots.release()
 
     deadline = time.monotonic() + seconds
