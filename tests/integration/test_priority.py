@@ -195,7 +195,7 @@ def test_a_client_over_its_watch_cap_is_refused_naming_the_cap(small: LocalClust
     another client is unaffected, and closing a stream frees a slot."""
     admin = small.client()
     admin.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen"}})
-    overload.grant_configmap_writes(admin, ["watcher"])
+    overload.grant_configmap_writes(admin, ["watcher", "watcher2"])
     creds = overload.user_credentials(small, "watcher")
     endpoint = small.masters[0].api
     channel = grpc.secure_channel(endpoint, channel_credentials(creds))
@@ -209,7 +209,8 @@ def test_a_client_over_its_watch_cap_is_refused_naming_the_cap(small: LocalClust
         assert 'user "watcher" already has 100 watch streams' in (err.value.details() or "")
         assert "--max-watches-per-client=100" in (err.value.details() or "")
         # Another client's streams are its own.
-        with small.channel(endpoint) as other:
+        creds2 = overload.user_credentials(small, "watcher2")
+        with grpc.secure_channel(endpoint, channel_credentials(creds2)) as other:
             _watch(api_pb2_grpc.ObjectServiceStub(other), "ConfigMap", "default").cancel()
         # A closed stream gives its slot back (once the master has seen the cancellation).
         calls.pop().cancel()

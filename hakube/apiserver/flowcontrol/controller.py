@@ -61,12 +61,13 @@ class Level:
     """A priority level as the server uses it: its queues (None when exempt) and whether its
     writes take the proposer's priority lane."""
 
-    __slots__ = ("name", "queues", "urgent", "executing", "dispatched")
+    __slots__ = ("name", "queues", "urgent", "exempt", "executing", "dispatched")
 
     def __init__(self, spec: PriorityLevel, queues: QueueSet | None) -> None:
         self.name = spec.name
         self.queues = queues
         self.urgent = spec.urgent
+        self.exempt = spec.exempt
         self.executing = 0
         """Requests of an exempt level running now (a QueueSet counts its own)."""
         self.dispatched = 0
@@ -181,8 +182,12 @@ class FlowControl:
     @contextlib.contextmanager
     def stream(self, identity: Identity) -> Iterator[None]:
         """Hold one of the caller's watch-stream slots for the ``with`` block; TooManyStreams
-        when the caller already holds ``max_streams_per_client`` on this master."""
+        when the caller already holds ``max_streams_per_client`` on this master. Callers of
+        an exempt level (the admin, the masters) are not capped: exempt means not limited, and
+        every admin tool shares the one admin identity."""
         cap = self.settings.max_streams_per_client
+        if cap and self.classify(identity, "watch", "")[0].exempt:
+            cap = 0
         user = identity.user
         count = self.streams.get(user, 0)
         if cap and count >= cap:
