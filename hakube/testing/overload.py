@@ -31,6 +31,7 @@ from hakube.api import kinds
 from hakube.api.timestamps import micro_time
 from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2
 from hakube.client import Client, errors
+from hakube.client.authz import access_review
 from hakube.local.cluster import LocalCluster
 from hakube.pki import names
 from hakube.pki.certs import Identity
@@ -46,8 +47,10 @@ def user_credentials(cluster: LocalCluster, user: str, groups: tuple[str, ...] =
     return Credentials(cluster.credentials.ca, cert, key)
 
 
-def grant_configmap_writes(admin: Client, users: list[str]) -> None:
-    """A ClusterRole to read and write ConfigMaps, bound to ``users``."""
+def grant_configmap_writes(admin: Client, users: list[str], timeout: float = 15.0) -> None:
+    """A ClusterRole to read, watch and write ConfigMaps, bound to each of ``users`` (one
+    binding per user, so grants add up), and wait until every master's authorizer allows it
+    (a follower applies the binding a moment after the write is acknowledged)."""
     admin.apply(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -62,21 +65,30 @@ def grant_configmap_writes(admin: Client, users: list[str]) -> None:
             ],
         }
     )
-    admin.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": WRITER_ROLE},
-            "subjects": [
-                {"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"} for u in users
-            ],
-            "roleRef": {
-                "kind": "ClusterRole",
-                "name": WRITER_ROLE,
-                "apiGroup": "rbac.authorization.k8s.io",
-            },
-        }
-    )
+    for user in users:
+        admin.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{WRITER_ROLE}-{user}"},
+                "subjects": [
+                    {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
+                ],
+                "roleRef": {
+                    "kind": "ClusterRole",
+                    "name": WRITER_ROLE,
+                    "apiGroup": "rbac.authorization.k8s.io",
+                },
+            }
+        )
+    deadline = time.monotonic() + timeout
+    for endpoint in admin.servers:
+        with Client([endpoint], credentials=admin.transport.credentials) as one:
+            for user in users:
+                while not access_review(one, "update", "configmaps", user=user).allowed:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{endpoint}: {user} may not write configmaps yet")
+                    time.sleep(0.05)
 
 
 def configmap(name: str, namespace: str, payload: str) -> api_pb2.Object:
