@@ -16,6 +16,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from hakube.lifecycle import StartupError
+
 
 def is_loopback(host: str) -> bool:
     """Only this host can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
@@ -39,7 +41,7 @@ def serve_http(
 ) -> ThreadingHTTPServer:
     """Serve on ``listen`` (HOST:PORT; port 0 picks one) from a daemon thread.
 
-    SystemExit with a one-line message naming ``what`` if the address cannot be used.
+    StartupError with a one-line message naming ``what`` if the address cannot be used.
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -65,7 +67,7 @@ def serve_http(
 
     host, _, port = listen.rpartition(":")
     if not remote_ok and not is_loopback(host):
-        raise SystemExit(
+        raise StartupError(
             f"{what}: --metrics-listen {listen} is not a loopback address: metrics "
             "and health are plain HTTP without authentication; pass "
             "--allow-unauthenticated-metrics to serve them there anyway"
@@ -74,7 +76,7 @@ def serve_http(
         server = ThreadingHTTPServer((host, int(port)), Handler)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SystemExit(f"{what}: cannot listen on {listen} for metrics: {reason}") from exc
+        raise StartupError(f"{what}: cannot listen on {listen} for metrics: {reason}") from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

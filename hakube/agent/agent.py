@@ -41,6 +41,7 @@ from hakube.client.events import EventRecorder
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
+from hakube.lifecycle import StartupError
 from hakube.pki.layout import NodePki
 
 log = logging.getLogger("hakube.agent")
@@ -241,7 +242,7 @@ class Agent:
             except CriError as e:
                 log.warning("container runtime at %s not answering: %s", self.cri.endpoint, e)
                 if self._stop.wait(2):
-                    raise SystemExit("stopped while waiting for the runtime") from e
+                    raise StartupError("stopped while waiting for the runtime") from e
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
