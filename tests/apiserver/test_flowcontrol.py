@@ -59,7 +59,7 @@ BOOTSTRAP = Identity("system:bootstrap:abcdef", (names.BOOTSTRAPPERS_GROUP,))
         (ALICE, "update", "leases", "workload-low"),
         (ALICE, "get", "configmaps", "global-default"),
         (ALICE, "", "", "global-default"),
-        (BOOTSTRAP, "create", "certificatesigningrequests", "catch-all"),
+        (BOOTSTRAP, "create", "certificatesigningrequests", "workload-low"),
     ],
 )
 def test_requests_are_classified_by_who_asks_and_what_for(
@@ -67,6 +67,12 @@ def test_requests_are_classified_by_who_asks_and_what_for(
 ) -> None:
     flow = FlowControl(Settings())
     assert flow.classify(who, verb, resource)[0].name == level
+
+
+def test_a_request_no_schema_matches_goes_to_catch_all() -> None:
+    schemas = tuple(s for s in Settings().schemas if s.name not in ("global-default",))
+    flow = FlowControl(Settings(schemas=schemas))
+    assert flow.classify(ALICE, "get", "pods")[0].name == "catch-all"
 
 
 def test_only_heartbeat_levels_take_the_proposers_priority_lane() -> None:

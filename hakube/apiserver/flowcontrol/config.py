@@ -13,7 +13,8 @@ in ``system``, the scheduler's and controller-manager's Lease reads and writes i
 (``system:masters``) and the masters themselves are exempt, as Kubernetes exempts
 ``system:masters``: an operator must be able to act on an overloaded cluster, and the masters'
 own calls (readiness, membership) must not wait behind clients. Other users' writes go to
-``workload-low``, their reads to ``global-default``; anything unmatched to ``catch-all``.
+``workload-low``, their reads to ``global-default`` (bootstrap tokens joining nodes count as
+authenticated users, as in Kubernetes); anything unmatched to ``catch-all``.
 """
 
 from __future__ import annotations

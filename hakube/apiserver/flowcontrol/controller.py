@@ -110,9 +110,8 @@ class FlowControl:
         key = (identity.user, identity.groups, verb, resource)
         found = self._cache.get(key)
         if found is None:
-            groups = identity.groups
-            if names.BOOTSTRAPPERS_GROUP not in groups:
-                groups = (*groups, names.AUTHENTICATED_GROUP)
+            # Every caller got here authenticated (a bootstrap token too, as in Kubernetes).
+            groups = (*identity.groups, names.AUTHENTICATED_GROUP)
             for schema in self.schemas:
                 if schema.matches(identity.user, groups, verb, resource):
                     found = (self.levels[schema.level], schema.distinguisher == BY_NAMESPACE)
@@ -138,12 +137,13 @@ class FlowControl:
             level, by_ns = self.classify(identity, attrs.verb, resource)
         if level.urgent:
             proposer.urgent.set(True)
-        level.dispatched += 1
         qs = level.queues
         if qs is None:
+            level.dispatched += 1
             level.executing += 1
             return level
         if qs.try_seat():
+            level.dispatched += 1
             return level  # no wait to observe: the hot path stays a few integer operations
         flow = (
             f"{identity.user}/{attrs.namespace}" if by_ns and attrs is not None else identity.user
@@ -151,9 +151,9 @@ class FlowControl:
         try:
             waited = await qs.acquire(flow, self.settings.queue_wait)
         except Rejected as exc:
-            level.dispatched -= 1
             self.metrics.rejected(level.name, exc.reason)
             raise self._too_busy(level.name, exc.reason) from None
+        level.dispatched += 1
         self.metrics.waited(level.name, waited)
         return level
 
