@@ -36,9 +36,13 @@ pytestmark = pytest.mark.timeout(240)
 CM_LEASE = "hakube-controller-manager"
 NODES = [f"apf-node-{i}" for i in range(4)]
 QUIET_BOUND = 20.0
-"""The quiet writer's p50 under the storm may be this many times its unloaded p50 (plus
-QUIET_SLACK seconds): CPU contention on a shared 2-core machine, not queueing."""
-QUIET_SLACK = 0.05
+"""The quiet writer's p50 under the storm may be this many times its unloaded p50 (CPU
+contention on a shared 2-core machine), plus QUIET_SLACK seconds."""
+QUIET_SLACK = 0.5
+"""A quiet write in the storm's own level waits for a seat the storm holds until its batch
+commits (one Raft commit of about 1 MiB: 0.1-0.25 s measured on a loaded machine), and its own
+commit carries storm writes too. Starving it would cost seconds (the 5 s queue wait, or
+refusals and the client's back-off)."""
 NODE_GRACE = 5.0
 """The controller-manager's --node-monitor-grace-period: a node whose Lease goes unrenewed
 this long turns NotReady; the renewal deadline the nodes must keep."""
