@@ -37,6 +37,8 @@ from hakube.apiserver.authz.authorizer import Authorizer
 from hakube.apiserver.authz.review import AUTHORIZATION_SERVICE, ReviewServicer
 from hakube.apiserver.encryption import Transformer
 from hakube.apiserver.errors import AlreadyExists, ApiError
+from hakube.apiserver.flowcontrol import FlowControl
+from hakube.apiserver.flowcontrol import Settings as FlowSettings
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.nodeproxy import NODE_PROXY_SERVICE, NodeProxyServicer
@@ -102,6 +104,8 @@ class MasterSettings:
     """Serve plain-HTTP metrics on a non-loopback metrics_listen (an explicit user choice)."""
     quota_bytes: int = 2 * 1024**3
     """Store size limit; over it the store only shrinks (ObjectAPI._check_quota). 0: none."""
+    flow: FlowSettings = field(default_factory=FlowSettings)
+    """API priority and fairness: seats, queues, per-client stream caps (docs/api.md)."""
     pod_security_default: str = "baseline"
     """Pod Security level (privileged, baseline, restricted) enforced in namespaces without a
     pod-security.kubernetes.io/enforce label; kube-system is privileged unless labelled."""
@@ -617,6 +621,7 @@ class Master:
             authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
             authorizer=authorizer,
             audit=audit_log,
+            flow=FlowControl(s.flow, self.metrics.registry),
         )
         server.extra_services[AUTHORIZATION_SERVICE] = ReviewServicer(authorizer).handlers(
             server.unary

@@ -15,6 +15,11 @@ attributes (``authz.attributes.METHODS``: verb, resource, namespace, name) are r
 request and the authorizer decides; a denial is PERMISSION_DENIED naming user, verb, resource
 and namespace. Services registered by the master (ops, join, node proxy, authorization) go
 through the same ``authenticate``, so no handler decides on its own who may call it.
+
+Then every request of the object, cluster and lease services (and the services registered
+through ``unary``) takes a seat of its priority level (hakube.apiserver.flowcontrol), or waits
+in a fair queue, or is refused with RESOURCE_EXHAUSTED and a ``retry-after-ms`` hint. A watch
+holds a seat only while it starts, and counts against its client's cap of open streams.
 """
 
 from __future__ import annotations
@@ -32,13 +37,14 @@ from grpc_reflection.v1alpha import reflection
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import authn
 from hakube.apiserver.audit import AuditLog
-from hakube.apiserver.authz.attributes import METHODS
+from hakube.apiserver.authz.attributes import METHODS, Attributes
 from hakube.apiserver.authz.authorizer import Authorizer
 from hakube.apiserver.errors import ApiError, Forbidden, Invalid
+from hakube.apiserver.flowcontrol import FlowControl, Settings, TooBusy
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics, kind_label
 from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
-from hakube.apiserver.watch import WatchHub
+from hakube.apiserver.watch import Watcher, WatchHub
 from hakube.pki.certs import Identity
 from hakube.pki.tls import TlsFiles, server_credentials
 
@@ -87,6 +93,12 @@ def _final_code(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
+async def _abort(ctx: grpc.aio.ServicerContext, exc: ApiError) -> None:
+    """End the call with the error's status (and a refusal's retry hint)."""
+    trailers = exc.trailers if isinstance(exc, TooBusy) else ()
+    await ctx.abort(exc.code, exc.message, trailing_metadata=trailers)
+
+
 async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
     try:
         return req_type.FromString(raw)
@@ -109,8 +121,11 @@ class ApiServer:
         authenticator: authn.Authenticator,
         authorizer: Authorizer,
         audit: AuditLog | None = None,
+        flow: FlowControl | None = None,
     ) -> None:
         self.api = api
+        self.flow = flow if flow is not None else FlowControl(Settings(), metrics.registry)
+        """Priority and fairness: every request's seat (hakube.apiserver.flowcontrol)."""
         self.audit = audit
         """Gets one record per finished request (unary and watch), with its final code."""
         self.authenticator = authenticator
@@ -129,6 +144,12 @@ class ApiServer:
         """The caller of ``method`` with request ``req``, authorized; Unauthenticated or
         Forbidden (an ApiError) if it may not make this call. Sets ``authn.current`` for the
         rest of the request. A method without an entry in ``METHODS`` is refused."""
+        return self._authorize(method, ctx, req)[0]
+
+    def _authorize(
+        self, method: str, ctx: grpc.aio.ServicerContext, req: Any
+    ) -> tuple[Identity, Attributes | None]:
+        """``authenticate``, also returning the request's attributes (flow control reads them)."""
         identity = self.authenticator.identify(ctx)
         if authn.is_bootstrap(identity) and method not in self.bootstrap_methods:
             raise Forbidden(f'"{identity.user}" is a bootstrap token: it may only join a node')
@@ -136,10 +157,12 @@ class ApiServer:
             attributes_of = METHODS[method]
         except KeyError:
             raise Forbidden(f'method "{method}" has no authorization attributes') from None
+        attrs = None
         if attributes_of is not None:
-            self.authorizer.check(identity, attributes_of(req))
+            attrs = attributes_of(req)
+            self.authorizer.check(identity, attrs)
         authn.current.set(identity)
-        return identity
+        return identity, attrs
 
     def unary(
         self, method: str, fn: Callable[[Any], Awaitable[Any]], req_type: Any
@@ -151,6 +174,7 @@ class ApiServer:
         observe = self.metrics.observe_request
         clock = time.perf_counter
         audit = self.audit
+        flow = self.flow
 
         async def handler(raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
             # Requests arrive as bytes and are decoded here, so that a corrupt message is
@@ -164,11 +188,15 @@ class ApiServer:
             start = clock()
             code = "OK"
             try:
-                self.authenticate(method, ctx, req)
-                return await fn(req)
+                identity, attrs = self._authorize(method, ctx, req)
+                level = await flow.admit(identity, attrs)
+                try:
+                    return await fn(req)
+                finally:
+                    flow.done(level)
             except ApiError as exc:
                 code = exc.code.name
-                await ctx.abort(exc.code, exc.message)
+                await _abort(ctx, exc)
             except Exception:
                 code = _final_code(ctx).name
                 raise
@@ -185,28 +213,23 @@ class ApiServer:
         code = grpc.StatusCode.OK
         start = time.perf_counter()
         try:
-            self.authenticate("Watch", ctx, req)
-            kind = kind_for(req.kind)
-            ns = req.namespace if kind.namespaced and req.namespace else None
-            lm, fm = compile_selectors(kind, req.label_selector, req.field_selector)
-            try:
-                from_rev = int(req.resource_version or "0")
-            except ValueError as exc:
-                raise Invalid(f'resourceVersion "{req.resource_version}" is not a number') from exc
-            interval = float(req.bookmark_interval_seconds or 10)
-            if not 1 <= interval <= 3600:
-                raise Invalid(
-                    f"watch {req.kind}: bookmarkIntervalSeconds "
-                    f"{req.bookmark_interval_seconds} must be between 1 and 3600"
-                )
-            watcher = self.hub.subscribe(kind, ns, lm, fm, from_rev)
-            async for data in self.hub.stream(
-                watcher, bookmarks=req.allow_bookmarks, interval=interval
-            ):
-                yield data
+            identity, attrs = self._authorize("Watch", ctx, req)
+            with self.flow.stream(identity):
+                # A seat while the watch starts, none while it streams (see flowcontrol).
+                level = await self.flow.admit(identity, attrs)
+                try:
+                    watcher = self._subscribe(req)
+                finally:
+                    self.flow.done(level)
+                async for data in self.hub.stream(
+                    watcher,
+                    bookmarks=req.allow_bookmarks,
+                    interval=float(req.bookmark_interval_seconds or 10),
+                ):
+                    yield data
         except ApiError as exc:
             code = exc.code
-            await ctx.abort(exc.code, exc.message)
+            await _abort(ctx, exc)
         except Exception:
             code = _final_code(ctx)
             raise
@@ -214,6 +237,23 @@ class ApiServer:
             self.metrics.requests.labels("Watch", kind_label(req.kind), code.name).inc()
             if self.audit is not None:
                 self.audit.record("Watch", req, code.name, time.perf_counter() - start)
+
+    def _subscribe(self, req: api_pb2.WatchRequest) -> Watcher:
+        """Check a watch request and register its watcher with the hub."""
+        kind = kind_for(req.kind)
+        ns = req.namespace if kind.namespaced and req.namespace else None
+        lm, fm = compile_selectors(kind, req.label_selector, req.field_selector)
+        try:
+            from_rev = int(req.resource_version or "0")
+        except ValueError as exc:
+            raise Invalid(f'resourceVersion "{req.resource_version}" is not a number') from exc
+        interval = float(req.bookmark_interval_seconds or 10)
+        if not 1 <= interval <= 3600:
+            raise Invalid(
+                f"watch {req.kind}: bookmarkIntervalSeconds "
+                f"{req.bookmark_interval_seconds} must be between 1 and 3600"
+            )
+        return self.hub.subscribe(kind, ns, lm, fm, from_rev)
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api

@@ -13,12 +13,20 @@ event, not a hundred selector evaluations.
 
 A watcher that falls more than ``max_queue`` events behind is closed with RESOURCE_EXHAUSTED;
 the client resumes from the last revision it saw (the history usually still has it).
+
+What a new watcher must see first (the current objects, or the history after its revision) is
+taken under the store lock as references only -- records are immutable once applied -- and
+encoded one message at a time as the stream sends it. The lock is held for a copy of references
+(the Raft apply thread waits microseconds per thousand objects, not for an encode of the whole
+kind), and a watch starting from revision 0 costs a list of references plus the message being
+sent, not an encoded copy of the kind: gRPC's flow control stops the encoding while the client
+does not read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 
@@ -47,6 +55,7 @@ class Watcher:
         "queue",
         "last_rev",
         "closed_with",
+        "initial",
     )
 
     def __init__(
@@ -63,6 +72,8 @@ class Watcher:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.last_rev = 0
         self.closed_with: ApiError | None = None
+        self.initial: Iterator[bytes] | None = None
+        """What the watcher sees before its queue: encoded lazily (see the module docstring)."""
 
     def matches(self, rec: Record | None) -> bool:
         if rec is None:
@@ -216,33 +227,29 @@ class WatchHub:
         if self.refusing is not None:
             raise Unavailable(self.refusing)
         w = Watcher(kind, namespace, label_match, field_match)
-        with self.fsm.lock:
-            if from_rev == 0:
-                rev, items = self.fsm.snapshot(kind.name, namespace)
-                for (ns, name), rec in items:
-                    if w.matches(rec):
-                        value = self.transformer.open(kind.name, ns, name, rec.value)
-                        w.queue.put_nowait(
-                            watch_event_bytes(
-                                store.ADDED, object_bytes(kind, value, rec.mod_rev), rec.mod_rev
-                            )
-                        )
-            else:
+        if from_rev == 0:
+            # The store lock is held inside for a copy of references; sorting is outside it.
+            rev, items = self.fsm.snapshot(kind.name, namespace)
+            w.initial = self._added(w, items)
+        else:
+            with self.fsm.lock:
                 rev = self.fsm.revision
                 try:
-                    for ev in self.fsm.events_since(from_rev, (kind.name,)):
-                        type_ = w.translate(ev)
-                        if type_ is not None:
-                            w.queue.put_nowait(encode_event(kind, type_, ev, self.transformer))
+                    events = [
+                        (type_, ev)
+                        for ev in self.fsm.events_since(from_rev, (kind.name,))
+                        if (type_ := w.translate(ev)) is not None
+                    ]
                 except OutOfRange as exc:
                     raise Gone(
                         f"too old resource version: {from_rev} (oldest kept: "
                         f"{exc.compacted}); list again and watch from its "
                         "resourceVersion"
                     ) from exc
-            # A client resuming on a replica that has not yet applied from_rev has already seen
-            # everything up to it: never send those events again.
-            w.last_rev = max(rev, from_rev)
+            w.initial = (encode_event(kind, t, ev, self.transformer) for t, ev in events)
+        # A client resuming on a replica that has not yet applied from_rev has already seen
+        # everything up to it: never send those events again.
+        w.last_rev = max(rev, from_rev)
         self._by_kind.setdefault(kind.name, set()).add(w)
         pair = _index_pair(w)
         if pair is None:
@@ -251,6 +258,16 @@ class WatchHub:
             self._by_label.setdefault(kind.name, {}).setdefault(pair, set()).add(w)
         self.metrics.watch_streams.inc()
         return w
+
+    def _added(self, w: Watcher, items: list[tuple[tuple[str, str], Record]]) -> Iterator[bytes]:
+        """The current objects as ADDED events, encoded as they are sent."""
+        kind = w.kind
+        for (ns, name), rec in items:
+            if w.matches(rec):
+                value = self.transformer.open(kind.name, ns, name, rec.value)
+                yield watch_event_bytes(
+                    store.ADDED, object_bytes(kind, value, rec.mod_rev), rec.mod_rev
+                )
 
     def unsubscribe(self, w: Watcher) -> None:
         watchers = self._by_kind.get(w.kind.name)
@@ -272,6 +289,13 @@ class WatchHub:
         """Yield the watcher's encoded events (and BOOKMARKs when idle)."""
         sent = self.metrics.watch_events.labels(w.kind.name)
         try:
+            if w.initial is not None:
+                for first in w.initial:
+                    if w.closed_with is not None:
+                        raise w.closed_with
+                    sent.inc()
+                    yield first
+                w.initial = None
             while True:
                 if bookmarks:
                     try:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from hakube import gctune
 from hakube.apiserver.audit import AuditSettings
+from hakube.cli import master_flow
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
 from hakube.master import MasterSettings, serve
@@ -173,6 +174,7 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         help="audit.k8s.io/v1 Policy (levels None/Metadata; default: Metadata for "
         "everything but lease/event reads and lease renewals)",
     )
+    master_flow.add_flags(p)
     p.add_argument(
         "--with-controllers",
         action="store_true",
@@ -207,6 +209,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rbac_reconcile_interval <= 0:
         print("hakube master: --rbac-reconcile-interval must be > 0", file=sys.stderr)
         return 2
+    try:
+        flow = master_flow.settings(args)
+    except ValueError as exc:
+        print(f"hakube master: {exc}", file=sys.stderr)
+        return 2
     pki = Pki(args.pki_dir or os.path.join(args.data_dir, "pki"))
     tls = pki.master_tls(args.name)
     try:
@@ -238,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         cert_sans=args.cert_sans,
         metrics_remote_ok=args.allow_unauthenticated_metrics,
         quota_bytes=args.quota_bytes,
+        flow=flow,
         authorization_mode=args.authorization_mode,
         rbac_reconcile_interval=args.rbac_reconcile_interval,
         pod_security_default=args.pod_security_default,

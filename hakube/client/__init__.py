@@ -23,6 +23,7 @@ from hakube.client.errors import (
     OutcomeUnknown,
     ServerError,
     TooLarge,
+    TooManyRequests,
     Unavailable,
 )
 from hakube.client.informer import Informer
@@ -55,6 +56,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "TooLarge",
+    "TooManyRequests",
     "Unavailable",
     "Watch",
     "WatchEvent",

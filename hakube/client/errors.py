@@ -7,6 +7,8 @@
     ├── Invalid                 INVALID_ARGUMENT; .field is the first field path, .causes all
     ├── Gone                    OUT_OF_RANGE: a revision the masters no longer keep; relist
     ├── TooLarge                RESOURCE_EXHAUSTED: the object is over the size limit
+    ├── TooManyRequests         RESOURCE_EXHAUSTED with a retry hint: the master's priority
+    │                           level stayed busy until the call's deadline; .retry_after
     ├── Forbidden               PERMISSION_DENIED / UNAUTHENTICATED
     ├── Unavailable             no master answered within the deadline; .endpoints were tried
     │   └── OutcomeUnknown      ... and a write may have been applied; .request_id lets the
@@ -72,6 +74,38 @@ class TooLarge(HakubeError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class TooManyRequests(HakubeError):
+    """The master refused the request for overload (API priority and fairness) and kept
+    refusing until the call's deadline; nothing was applied. ``retry_after`` is its last hint."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self, message: str, *, retry_after: float = 0.0, code: grpc.StatusCode | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+RETRY_AFTER_KEY = "retry-after-ms"
+"""The trailing metadata key of a master's retry hint (milliseconds)."""
+
+
+def retry_after(exc: grpc.RpcError) -> float | None:
+    """The retry hint (seconds) of a flow-control refusal, None for any other error."""
+    try:
+        trailers = exc.trailing_metadata() or ()
+    except Exception:  # an error raised before the call had trailers
+        return None
+    for key, value in trailers:
+        if key == RETRY_AFTER_KEY:
+            try:
+                return max(0.0, int(value) / 1000)
+            except ValueError:
+                return None
+    return None
+
+
 class Forbidden(HakubeError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
@@ -122,6 +156,10 @@ def from_rpc_error(exc: grpc.RpcError) -> HakubeError:
     """The hakube exception for a gRPC error (the caller raises it ``from exc``)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = (exc.details() if hasattr(exc, "details") else None) or str(code)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        hint = retry_after(exc)
+        if hint is not None:
+            return TooManyRequests(details, code=code, retry_after=hint)
     cls = _BY_CODE.get(code, ServerError)
     return cls(details, code=code)
 

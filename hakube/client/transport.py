@@ -7,11 +7,18 @@ that endpoint fails. A call is retried when the failure says nothing about the r
 - UNAVAILABLE: connection refused or lost, no quorum, no leader, or a write whose outcome the
   master could not learn ("outcome unknown");
 - DEADLINE_EXCEEDED of one attempt (a hung or partitioned master) while the call's own deadline
-  still has time left.
+  still has time left;
+- RESOURCE_EXHAUSTED with a retry hint (``retry-after-ms`` in the trailing metadata): the
+  master's API priority and fairness refused the request before running it (so it was not
+  applied). The client sleeps the hint plus up to as much again (jitter, so refused clients do
+  not return in step) and retries on the *same* master: every master's writes end at the one
+  Raft leader, so moving to another adds no capacity and would carry the whole herd along; and
+  the refusal says the master is alive. Kubernetes' clients treat 429 + Retry-After the same.
+  When the deadline leaves no room for the pause, the call fails with TooManyRequests.
 
-Retries sleep a jittered, exponentially growing pause (full jitter: uniform in [0, base * 2^n],
-capped) so a herd of clients does not hammer the new leader in step. Writes are made safe to
-retry by their request id, fixed once per logical call by the caller (see client.py); this
+Other retries sleep a jittered, exponentially growing pause (full jitter: uniform in [0, base *
+2^n], capped) so a herd of clients does not hammer the new leader in step. Writes are made safe
+to retry by their request id, fixed once per logical call by the caller (see client.py); this
 module only reports, on the error it finally raises, whether an earlier attempt may have been
 applied (``HakubeError.retried``).
 
@@ -123,6 +130,9 @@ class Stubs:
         """Node agents' logs, exec and stats, through the master."""
         self.ops = ops_pb2_grpc.OpsServiceStub(channel)
         """Membership, leadership and snapshots (see ``hakube.client.ops``)."""
+
+
+_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def is_retryable(code: grpc.StatusCode) -> bool:
@@ -267,6 +277,18 @@ class Transport:
                 result = fn(self.stubs(ep), min(remaining, policy.attempt_timeout))
             except grpc.RpcError as exc:
                 code = exc.code()
+                hint = errors.retry_after(exc) if code == _EXHAUSTED else None
+                if hint is not None and not once:
+                    # Refused by flow control before it ran: wait as asked, same master.
+                    reached = time.monotonic()
+                    pause = hint + random.uniform(0, hint)
+                    if time.monotonic() + pause >= deadline:
+                        err = errors.from_rpc_error(exc)
+                        err.retried = maybe_applied
+                        raise err from exc
+                    log.debug("%s on %s: %s; retrying in %.2fs", what, ep, exc.details(), pause)
+                    time.sleep(pause)
+                    continue
                 if once or not is_retryable(code):
                     err = errors.from_rpc_error(exc)
                     err.retried = maybe_applied

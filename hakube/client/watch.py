@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 import time
 import weakref
@@ -248,13 +249,18 @@ class Watch:
                 else f"{code.name}: {exc.details()}"
             )
             # A watcher dropped for being slow may stay on its master; anything else moves on.
-            self._reconnect_after(why, advance=code != grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self._reconnect_after(
+                why,
+                advance=code != grpc.StatusCode.RESOURCE_EXHAUSTED,
+                at_least=errors.retry_after(exc) or 0.0,
+            )
             return
         self._close()
         err = errors.from_rpc_error(exc)
         raise err from exc
 
-    def _reconnect_after(self, why: str, *, advance: bool) -> None:
+    def _reconnect_after(self, why: str, *, advance: bool, at_least: float = 0.0) -> None:
+        """Resume after a pause (at least ``at_least`` seconds: a master's retry hint)."""
         ep = self._endpoint
         self._close()
         if advance and ep:
@@ -268,7 +274,8 @@ class Watch:
             self._rv,
             self.client.transport.current(),
         )
-        self._stopped.wait(self.client.settings.policy.pause(self._retry))
+        pause = self.client.settings.policy.pause(self._retry)
+        self._stopped.wait(max(pause, at_least + random.uniform(0, at_least)))
         self._retry += 1
 
     def _fire_idle(self, now: float) -> None:

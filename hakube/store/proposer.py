@@ -19,12 +19,20 @@ decodes requests one by one, and a Raft round trip is about as long as a few req
 so proposing each at once would send batches of two or three operations and pay the per-command
 cost of Raft (pickling, compression, a message to every follower, a journal write) per handful
 of writes. Everything handled in one iteration goes out as one command instead.
+
+Priority lane: an operation submitted while ``urgent`` is true in the caller's context (the API
+server sets it for the priority levels of node heartbeats and leader election) goes into the
+next batch ahead of every ordinary pending operation, that batch takes ordinary operations only
+up to ``urgent_batch_bytes``, and it may go out while the pipeline is full (one command beyond
+``max_inflight``): a Lease renewal is proposed at once, never behind megabytes of bulk writes
+queued before it. (It still commits after the commands proposed before it: one Raft log.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +52,9 @@ _NOT_APPLIED = {
     FAIL_REASON.REQUEST_DENIED,
 }
 
+
+urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("hakube_urgent", default=False)
+"""True while serving a request whose writes take the priority lane (set per request task)."""
 
 AnyFuture = concurrent.futures.Future[Result] | asyncio.Future[Result]
 """A waiter: a concurrent future (``submit``) or an asyncio future (``submit_async``)."""
@@ -71,6 +82,7 @@ class Proposer:
         max_inflight: int = 2,
         max_batch: int = 2048,
         max_batch_bytes: int = 8 * 1024 * 1024,
+        urgent_batch_bytes: int = 256 * 1024,
         timeout: float = 5.0,
         on_latency: Callable[[float, int], None] | None = None,
     ) -> None:
@@ -81,10 +93,13 @@ class Proposer:
         self._max_inflight = max_inflight
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
+        self._urgent_batch_bytes = urgent_batch_bytes
         self._timeout = timeout
         self._on_latency = on_latency
         self._lock = threading.Lock()
         self._pending: list[tuple[Op, AnyFuture]] = []
+        self._urgent: list[tuple[Op, AnyFuture]] = []
+        """The priority lane: proposed before ``_pending`` (see the module docstring)."""
         self._inflight: list[_Batch] = []
         self._flush_scheduled = False
 
@@ -102,7 +117,7 @@ class Proposer:
             fut.set_exception(Unavailable("this master is not in a quorum with a leader"))
             return fut
         with self._lock:
-            self._pending.append((op, fut))
+            (self._urgent if urgent.get() else self._pending).append((op, fut))
             schedule = not self._flush_scheduled
             self._flush_scheduled = True
         if schedule:
@@ -121,22 +136,28 @@ class Proposer:
             fut.set_exception(Unavailable("this master is not in a quorum with a leader"))
             return
         with self._lock:
-            self._pending.append((op, fut))
+            (self._urgent if urgent.get() else self._pending).append((op, fut))
             batch = self._take_locked()
         if batch is not None:
             self._send(batch)
 
     def _take_locked(self) -> _Batch | None:
-        if not self._pending or len(self._inflight) >= self._max_inflight:
+        if self._urgent:
+            # One command more than usual may be in flight for the priority lane, so that a
+            # heartbeat does not wait for a bulk batch to commit before it is even proposed.
+            if len(self._inflight) > self._max_inflight:
+                return None
+        elif not self._pending or len(self._inflight) >= self._max_inflight:
             return None
-        count, size = 0, 0
-        for op, _ in self._pending[: self._max_batch]:
-            size += _op_bytes(op)
-            if count and size > self._max_batch_bytes:
-                break
-            count += 1
-        chunk = self._pending[:count]
-        del self._pending[:count]
+        chunk: list[tuple[Op, AnyFuture]] = []
+        size = 0
+        budget = self._max_batch_bytes
+        if self._urgent:
+            chunk, size = _take(self._urgent, self._max_batch, budget, 0)
+            budget = min(budget, self._urgent_batch_bytes)
+        if len(chunk) < self._max_batch:
+            more, size = _take(self._pending, self._max_batch - len(chunk), budget, size)
+            chunk.extend(more)
         batch = _Batch(
             [op for op, _ in chunk], [f for _, f in chunk], time.monotonic() + self._timeout
         )
@@ -193,8 +214,27 @@ class Proposer:
     def fail_pending(self, exc: StoreError) -> None:
         """Fail everything not yet proposed (used on shutdown)."""
         with self._lock:
-            pending, self._pending = self._pending, []
+            pending, self._pending = self._urgent + self._pending, []
+            self._urgent = []
         _settle([(fut, exc) for _, fut in pending])
+
+
+def _take(
+    queue: list[tuple[Op, AnyFuture]], most: int, budget: int, size: int
+) -> tuple[list[tuple[Op, AnyFuture]], int]:
+    """Remove and return the head of ``queue``: at most ``most`` operations, and no more than
+    ``budget`` bytes counting the ``size`` already taken (but always at least one operation
+    when nothing was taken yet); also the new size."""
+    count = 0
+    for op, _ in queue[:most]:
+        grown = size + _op_bytes(op)
+        if (count or size) and grown > budget:
+            break
+        size = grown
+        count += 1
+    chunk = queue[:count]
+    del queue[:count]
+    return chunk, size
 
 
 def _op_bytes(op: Op) -> int:
