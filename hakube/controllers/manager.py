@@ -60,6 +60,8 @@ class ControllerManager:
         self.names = names
         self.settings = settings or argparse.Namespace()
         self.metrics = ControllerMetrics(registry if registry is not None else CollectorRegistry())
+        for name in names:
+            self.metrics.declare(name)
         self.sync_timeout = sync_timeout
 
     def __call__(self, client: Client, leading: threading.Event) -> None:

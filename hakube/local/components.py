@@ -30,9 +30,12 @@ class UpComponents:
         supervisor: Supervisor,
         *,
         pki: Pki | None = None,
+        metrics: dict[str, str] | None = None,
     ) -> None:
         """``pki``: the cluster's PKI directory, for each component's own client config
-        (without it the components use the caller's $HAKUBE_CONFIG)."""
+        (without it the components use the caller's $HAKUBE_CONFIG). ``metrics``: component
+        name -> the loopback HOST:PORT its /metrics is served on."""
+        self.metrics = dict(metrics or {})
         self.data_dir = data_dir
         self.pki = pki
         self.endpoints = endpoints
@@ -50,6 +53,8 @@ class UpComponents:
                 "--identity",
                 f"up-{os.getpid()}-{name}",
             )
+            if name in self.metrics:
+                argv += ["--metrics-listen", self.metrics[name]]
             env = None
             if self.pki is not None:
                 conf = os.path.join(self.data_dir, f"{name}.conf")
@@ -70,7 +75,11 @@ class UpComponents:
             )
 
     def report(self) -> list[str]:
-        return [f"  {c.name}  pid {c.pid}  log {c.log_path}" for c in self.supervisor.of_kind(KIND)]
+        return [
+            f"  {c.name}  pid {c.pid}  log {c.log_path}"
+            + (f"  metrics http://{self.metrics[c.name]}/metrics" if c.name in self.metrics else "")
+            for c in self.supervisor.of_kind(KIND)
+        ]
 
     def stop(self) -> None:
         """SIGTERM (they release their leases), then wait; kill what does not stop."""

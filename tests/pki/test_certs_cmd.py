@@ -82,10 +82,11 @@ def test_check_expiration_lists_every_certificate_like_kubeadm(tmp_path: Path) -
         "CERTIFICATE",
         "AUTHORITY",
     ]
-    assert [ln.split()[0] for ln in lines[1:5]] == [
+    assert [ln.split()[0] for ln in lines[1:6]] == [
         "masters/m1",
         "users/admin",
         "users/controller-manager",
+        "users/prometheus",
         "users/scheduler",
     ]
     assert any(ln.startswith("ca ") and "9y" in ln for ln in lines)
