@@ -10,6 +10,7 @@ series as one with ten.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -56,10 +57,11 @@ class AgentMetrics:
         )
         self.cri_errors = Counter(
             "hakube_agent_cri_request_errors",
-            "CRI calls that failed, by method and gRPC status code.",
-            ["method", "code"],
+            "CRI calls that failed, by method (the gRPC status is in the agent's log).",
+            ["method"],
             registry=r,
         )
+        self._cri_children: dict[str, tuple[Any, Any]] = {}
         self.relist = Histogram(
             "hakube_agent_relist_duration_seconds",
             "Time to list the runtime's containers and sandboxes (the PLEG relist).",
@@ -96,10 +98,16 @@ class AgentMetrics:
         r.register(_WaitingCollector(lambda: self.waiting_source()))
 
     def observe_cri(self, method: str, seconds: float, code: str | None) -> None:
-        """A CRI call ended (``code``: the gRPC status name of a failure, None on success)."""
-        self.cri_latency.labels(method).observe(seconds)
+        """A CRI call ended (``code``: the gRPC status name of a failure, None on success).
+        A method's error series starts at 0 with its first call, so rates see the first
+        error."""
+        children = self._cri_children.get(method)
+        if children is None:
+            children = (self.cri_latency.labels(method), self.cri_errors.labels(method))
+            self._cri_children[method] = children
+        children[0].observe(seconds)
         if code is not None:
-            self.cri_errors.labels(method, code).inc()
+            children[1].inc()
 
     def observe_probe(self, kind: str, ok: bool) -> None:
         self.probes.labels(kind, "success" if ok else "failure").inc()

@@ -200,8 +200,47 @@ def _ready_status(value: bytes) -> str:
     return "unknown"
 
 
-def _raft_families(s: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    """The etcd-style health metrics of the Raft member (see docs/observability.md)."""
+_Family = GaugeMetricFamily | CounterMetricFamily
+
+_LABELLED: tuple[tuple[type[_Family], str, str, str, str], ...] = (
+    (
+        CounterMetricFamily,
+        "hakube_raft_proposals_failed",
+        "Writes that failed in the store, by outcome (unavailable: no quorum, refused before "
+        "proposing; not_applied: safe to retry; outcome_unknown: timed out or lost leadership).",
+        "reason",
+        "proposals_failed",
+    ),
+    (
+        GaugeMetricFamily,
+        "hakube_raft_follower_lag_entries",
+        "On the leader: log entries each follower is behind the leader's last entry.",
+        "peer",
+        "follower_lag",
+    ),
+    (
+        GaugeMetricFamily,
+        "hakube_nodes",
+        "Nodes in the store by their Ready condition (true, false, unknown).",
+        "ready",
+        "nodes",
+    ),
+    (
+        GaugeMetricFamily,
+        "hakube_certificate_expiry_seconds",
+        "Seconds until a certificate this master uses expires (ca: the cluster CA; master: its "
+        "own serving and peer certificate). Negative once expired.",
+        "certificate",
+        "cert_expiry",
+    ),
+)
+"""Families with one label: (type, name, help, label, key of the state dict holding
+label value -> number)."""
+
+
+def _raft_families(s: dict[str, Any]) -> Iterator[_Family]:
+    """The etcd-style health metrics of the Raft member, node readiness and certificate
+    expiry (see docs/observability.md)."""
     g = GaugeMetricFamily(
         "hakube_raft_has_leader", "1 while this master knows a Raft leader (itself or a peer)."
     )
@@ -218,37 +257,8 @@ def _raft_families(s: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMet
     )
     g.add_metric([], float(s.get("proposals_pending", 0)))
     yield g
-    c = CounterMetricFamily(
-        "hakube_raft_proposals_failed",
-        "Writes that failed in the store, by outcome (unavailable: no quorum, refused before "
-        "proposing; not_applied: safe to retry; outcome_unknown: timed out or lost leadership).",
-        labels=["reason"],
-    )
-    for reason, n in sorted(s.get("proposals_failed", {}).items()):
-        c.add_metric([reason], float(n))
-    yield c
-    g = GaugeMetricFamily(
-        "hakube_raft_follower_lag_entries",
-        "On the leader: log entries each follower is behind the leader's last entry.",
-        labels=["peer"],
-    )
-    for peer, lag in sorted(s.get("follower_lag", {}).items()):
-        g.add_metric([peer], float(lag))
-    yield g
-    g = GaugeMetricFamily(
-        "hakube_nodes",
-        "Nodes in the store by their Ready condition (true, false, unknown).",
-        labels=["ready"],
-    )
-    for ready, n in sorted(s.get("nodes", {}).items()):
-        g.add_metric([ready], float(n))
-    yield g
-    g = GaugeMetricFamily(
-        "hakube_certificate_expiry_seconds",
-        "Seconds until a certificate this master uses expires (ca: the cluster CA; master: its "
-        "own serving and peer certificate). Negative once expired.",
-        labels=["certificate"],
-    )
-    for name, left in sorted(s.get("cert_expiry", {}).items()):
-        g.add_metric([name], float(left))
-    yield g
+    for cls, name, doc, label, key in _LABELLED:
+        family = cls(name, doc, labels=[label])
+        for value, n in sorted(s.get(key, {}).items()):
+            family.add_metric([value], float(n))
+        yield family

@@ -16,20 +16,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
 fi
 echo "installing prometheus"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# policy-rc.d keeps the package's service from being started by its postinst script.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy"
-    chmod +x "$policy"
-    created_policy=1
-fi
-status=0
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null || status=$?
-if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
-[ "$status" -eq 0 ] || exit "$status"
+# shellcheck source=../lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
+apt_install_quiet prometheus
 for bin in prometheus promtool; do
     command -v "$bin" >/dev/null || { echo "missing after install: $bin" >&2; exit 1; }
 done
