@@ -8,15 +8,20 @@ from __future__ import annotations
 import http.client
 import os
 import ssl
+import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from hakube.agent.agent import Agent
+from hakube.agent.config import AgentSettings
 from hakube.httpendpoint import new_registry, serve_http
 from hakube.local.cluster import free_ports
 from hakube.local.monitoring import JOBS, ScrapeTls, Target, prometheus_config
 from hakube.pki.layout import Pki
 from hakube.testing.cluster import LocalCluster
+from hakube.testing.join import token_for
 from hakube.testing.prometheus import Prometheus
 from hakube.testing.wait import wait_for
 from tests.observability.conftest import need
@@ -120,3 +125,41 @@ def test_a_real_prometheus_scrapes_the_https_endpoint_with_the_written_tls_mater
     with Prometheus(os.path.join(str(tmp_path), "prom"), config) as prom:
         wait_for(lambda: prom.scalar('up{name="m1"}') == 1, 30, "the HTTPS target up")
         assert prom.scalar('hakube_raft_has_leader{name="m1"}') == 1
+
+
+def test_an_agent_serves_https_metrics_with_its_node_certificate_to_scrapers_only(
+    secured: tuple[LocalCluster, str], tmp_path: str
+) -> None:
+    cluster, _ = secured
+    servers = cluster.endpoints()
+    token, ca_hash = token_for(servers)
+    settings = AgentSettings(
+        node_name=f"tls-{uuid.uuid4().hex[:6]}",
+        servers=tuple(servers),
+        root_dir=os.path.join(str(tmp_path), "agent"),
+        runtime="simulated",
+        secret_volumes_on_disk=True,
+        listen="127.0.0.1:0",
+        node_ip="127.0.0.1",
+        token=token,
+        ca_cert_hash=ca_hash,
+        metrics_tls_listen="127.0.0.1:0",
+    )
+    agent = Agent(settings)
+    t = threading.Thread(target=agent.run, daemon=True)
+    t.start()
+    try:
+        assert agent.ready.wait(30), "agent did not become ready"
+        (port,) = agent.metrics_ports
+        address = f"127.0.0.1:{port}"
+        status, body = _get(address, _context(cluster.pki, "prometheus"))
+        assert status == 200 and b"hakube_agent_running_pods" in body
+        status, body = _get(address, _context(cluster.pki, "controller-manager"))
+        assert status == 403 and b"hakube_" not in body
+        with pytest.raises((ssl.SSLError, OSError, http.client.HTTPException)):
+            _get(address, _context(cluster.pki, None))
+        with pytest.raises((http.client.HTTPException, OSError)):
+            _get(address, None)
+    finally:
+        agent.stop()
+        t.join(15)
