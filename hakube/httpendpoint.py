@@ -32,6 +32,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from hakube.lifecycle import StartupError
+
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a client gets to finish the TLS handshake and send its request."""
 
@@ -76,7 +78,7 @@ def serve_http(
     server_context``); the endpoint is then HTTPS on any address. ``authorize(peer DER)``
     returns why that certificate may not read the endpoint (403), or None.
 
-    SystemExit with a one-line message naming ``what`` if the address cannot be used.
+    StartupError with a one-line message naming ``what`` if the address cannot be used.
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -105,7 +107,7 @@ def serve_http(
 
     host, _, port = listen.rpartition(":")
     if tls is None and not remote_ok and not is_loopback(host):
-        raise SystemExit(
+        raise StartupError(
             f"{what}: --metrics-listen {listen} is not a loopback address: metrics "
             "and health are plain HTTP without authentication there; use "
             "--metrics-tls-listen for HTTPS with client certificates (or, where offered, "
@@ -119,7 +121,7 @@ def serve_http(
         )
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SystemExit(f"{what}: cannot listen on {listen} for metrics: {reason}") from exc
+        raise StartupError(f"{what}: cannot listen on {listen} for metrics: {reason}") from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -47,6 +47,7 @@ from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
 from hakube.httpendpoint import Heartbeats, serve_http
+from hakube.lifecycle import StartupError
 from hakube.pki import certs as pki_certs
 from hakube.pki.layout import Pki, PkiError, listen_hosts
 from hakube.pki.tls import TlsFiles, scrape_refusal, server_context
@@ -178,14 +179,14 @@ class Master:
             datadir.ensure_private_dir(d)
             fd = os.open(os.path.join(d, "LOCK"), os.O_RDWR | os.O_CREAT, 0o600)
         except datadir.DataDirError as exc:
-            raise SystemExit(f"hakube master: {exc}") from exc
+            raise StartupError(f"hakube master: {exc}") from exc
         except OSError as exc:
-            raise SystemExit(f"hakube master: data dir {d}: {exc.strerror}") from exc
+            raise StartupError(f"hakube master: data dir {d}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            raise SystemExit(f"hakube master: data dir {d} is in use by another master") from exc
+            raise StartupError(f"hakube master: data dir {d} is in use by another master") from exc
         self._lock_fd = fd
 
     @property
@@ -214,14 +215,14 @@ class Master:
                 m = datadir.Membership(name=s.name, raft=s.raft_listen, peers=dict(s.peers))
                 datadir.write_members(s.data_dir, m)
         except (datadir.DataDirError, OSError) as exc:
-            raise SystemExit(f"hakube master: {exc}") from exc
+            raise StartupError(f"hakube master: {exc}") from exc
         if m.name != s.name:
-            raise SystemExit(
+            raise StartupError(
                 f"hakube master: data dir {s.data_dir} belongs to master {m.name!r}, "
                 f"not {s.name!r}; a new member needs an empty data dir"
             )
         if m.raft != s.raft_listen:
-            raise SystemExit(
+            raise StartupError(
                 f"hakube master: data dir {s.data_dir} was created for raft address "
                 f"{m.raft}, not {s.raft_listen}; a member's raft address cannot "
                 "change: remove it and add a new member instead"
@@ -243,7 +244,7 @@ class Master:
         try:
             if not pki.has_ca():
                 if peers:
-                    raise SystemExit(
+                    raise StartupError(
                         f"hakube master: no cluster CA in {pki.root}: copy ca.crt and ca.key "
                         "from the first master there, or run `hakube certs init`"
                     )
@@ -256,7 +257,7 @@ class Master:
             files = pki.master_tls(s.name)
             files.check()
         except (PkiError, pki_certs.CertError, OSError) as exc:
-            raise SystemExit(f"hakube master: {exc}") from exc
+            raise StartupError(f"hakube master: {exc}") from exc
         self.pki = pki
         return files
 
@@ -522,7 +523,7 @@ class Master:
         try:
             return encryption.load_config(path)
         except encryption.EncryptionConfigError as exc:
-            raise SystemExit(f"hakube master: {exc}") from exc
+            raise StartupError(f"hakube master: {exc}") from exc
 
     def reload_encryption(self) -> None:
         """SIGHUP: re-read --encryption-provider-config. A file that is unusable, or whose keys
@@ -550,7 +551,7 @@ class Master:
         try:
             return AuditLog(self.settings.audit)
         except AuditError as exc:
-            raise SystemExit(f"hakube master: {exc}") from exc
+            raise StartupError(f"hakube master: {exc}") from exc
 
     def _check_keys(self, transformer: Transformer) -> bool:
         """The start-up key check (after a barrier, so this replica holds every committed
@@ -696,7 +697,7 @@ class Master:
             self.api_port = await server.start(s.api_listen, tls, extra_roots=tokens.roots)
         except (OSError, RuntimeError) as exc:
             self.raft.stop()
-            raise SystemExit(
+            raise StartupError(
                 f"hakube master: cannot listen on {s.api_listen} for the API: {exc}"
             ) from exc
         await server.set_serving(False)
@@ -790,4 +791,4 @@ def serve(
 
     asyncio.run(main())
     if master.exit_reason:
-        raise SystemExit(master.exit_reason)
+        raise StartupError(master.exit_reason)

@@ -44,6 +44,7 @@ from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
 from hakube.cri.v1 import api_pb2 as cri_pb
 from hakube.httpendpoint import new_registry, serve_http
+from hakube.lifecycle import StartupError
 from hakube.pki.layout import NodePki
 from hakube.pki.tls import scrape_refusal, server_context
 
@@ -150,7 +151,7 @@ class Agent:
         self._stop.set()
 
     def _start_metrics(self) -> None:
-        """The metrics endpoints (SystemExit naming the address if one cannot be used)."""
+        """The metrics endpoints (StartupError naming the address if one cannot be used)."""
         what = f"hakube agent {self.s.node_name}"
         if self.s.metrics_listen:
             self._http.append(serve_http(self.s.metrics_listen, self.metrics.registry, what))
@@ -275,7 +276,7 @@ class Agent:
             except CriError as e:
                 log.warning("container runtime at %s not answering: %s", self.cri.endpoint, e)
                 if self._stop.wait(2):
-                    raise SystemExit("stopped while waiting for the runtime") from e
+                    raise StartupError("stopped while waiting for the runtime") from e
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

@@ -188,6 +188,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "tmpfs cannot be mounted waits with the error)",
     )
     p.add_argument(
+        "--seccomp-default",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run containers whose pod names no seccomp profile under the runtime's default "
+        "filter (RuntimeDefault); --no-seccomp-default: Unconfined (default: on)",
+    )
+    p.add_argument(
+        "--seccomp-profile-root",
+        default="/var/lib/hakube/seccomp",
+        help="directory of Localhost seccomp profiles (localhostProfile is relative to it)",
+    )
+    p.add_argument(
         "--usage-interval",
         type=float,
         default=15.0,
@@ -233,6 +245,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cni_conf_dir=args.cni_conf_dir,
         cni_bridge=args.cni_bridge,
         usage_interval=args.usage_interval,
+        seccomp_default=args.seccomp_default,
+        seccomp_profile_root=args.seccomp_profile_root,
         secret_volumes_on_disk=args.secret_volumes_on_disk,
         token=args.token,
         ca_cert_hash=args.ca_cert_hash,
@@ -268,11 +282,6 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         agent.run()
-    except SystemExit as e:  # the metrics address cannot be used: one line, exit 1
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-            return 1
-        raise
     except OSError as e:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 1

@@ -77,6 +77,12 @@ class AgentSettings:
     """A container that ran this long without crashing restarts without delay (10 min)."""
     workers: int = 4
     """Pods reconciled in parallel."""
+    seccomp_default: bool = True
+    """Containers whose pod names no seccomp profile run under the runtime's default filter
+    (RuntimeDefault), as kubelet's ``--seccomp-default``, but on by default: off, they run
+    Unconfined, as Kubernetes nodes do unless told otherwise."""
+    seccomp_profile_root: str = "/var/lib/hakube/seccomp"
+    """Where ``Localhost`` seccomp profiles (``localhostProfile``, a relative path) are read."""
     pod_network: str = "auto"
     """"auto": pods that ask for their own network get one when the runtime reports
     NetworkReady (CNI configured), else they share the host's; "host": always the host's."""

@@ -1,4 +1,4 @@
-"""Liveness, readiness and startup probes (exec through CRI ExecSync, httpGet, tcpSocket).
+"""Liveness, readiness and startup probes (exec through CRI ExecSync, httpGet, tcpSocket, grpc).
 
 One scheduler thread keeps every probe's next due time in a heap and hands due probes to a small
 thread pool, so a node with a hundred probed containers costs a handful of threads, not a
@@ -24,6 +24,9 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hakube.api.v1 import pod_pb2
 from hakube.cri.client import CriClient
@@ -237,6 +240,8 @@ def run_probe(
             except urllib.error.HTTPError as e:
                 code = e.code
             return 200 <= code < 400, f"HTTP probe failed with statuscode: {code}"
+        if probe.HasField("grpc"):
+            return _grpc_check(host, probe.grpc, timeout)
         if probe.tcp_socket.ByteSize():
             t = probe.tcp_socket
             port = _port(t.port, container)
@@ -247,3 +252,24 @@ def run_probe(
         return False, str(e)
     except (OSError, ValueError) as e:
         return False, f"probe failed: {e}"
+
+
+def _grpc_check(host: str, action: pod_pb2.GRPCAction, timeout: int) -> tuple[bool, str]:
+    """The gRPC health protocol, as kubelet speaks it: plain text (no TLS) to the pod's
+    address; only SERVING passes."""
+    target = f"{host}:{action.port}"
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=action.service), timeout=timeout
+            )
+        except grpc.RpcError as e:
+            code = e.code() if isinstance(e, grpc.Call) else None
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return False, f"timeout: health rpc did not complete within {timeout}s"
+            return False, f"failed to connect service {target!r}: {code.name if code else e}"
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return False, f'service unhealthy (responded with "{status}")'
+    return True, ""

@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from hakube.agent import confinement, status, volumes
 from hakube.agent import env as envmod
-from hakube.agent import status, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
 from hakube.agent.probes import ProbeManager
@@ -434,6 +434,15 @@ class PodSyncer:
         pod = ctx.pod
         env = envmod.container_env(pod, c, self._lookup, ctx.facts)
         command, args = envmod.command_line(c, env)
+        try:
+            seccomp = confinement.seccomp(
+                pod,
+                c,
+                default_on=self.s.seccomp_default,
+                profile_root=self.s.seccomp_profile_root,
+            )
+        except confinement.ProfileError as e:
+            raise Waiting("CreateContainerConfigError", str(e)) from e
         lim, req = dict(c.resources.limits), dict(c.resources.requests)
         resources = specs.linux_resources(
             cpu_request_millis=quantity.cpu_millis(req.get("cpu", lim.get("cpu", ""))),
@@ -459,6 +468,8 @@ class PodSyncer:
             run_as_user=run_as_user(pod, c),
             resources=resources,
             mounts=volumes.mounts(c, ctx.volumes),
+            seccomp=seccomp,
+            apparmor=confinement.apparmor(pod, c),
         )
 
     def _lookup(self, kind: str, ns: str, name: str) -> Any:

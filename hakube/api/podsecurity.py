@@ -6,14 +6,16 @@ the level from the namespace's ``pod-security.kubernetes.io/enforce`` label and 
 write; this module knows nothing of namespaces or the store, so tests can drive it with a table.
 
 What hakube's Pod type has no field for cannot be asked for and is not checked: hostPID,
-hostIPC, sysctls, procMount, seLinuxOptions, seccompProfile, windowsOptions (a manifest with
-one of them is refused as an unknown field). AppArmor and seccomp as annotations are checked.
+hostIPC, sysctls, procMount, seLinuxOptions (a manifest with one of them is refused as an
+unknown field); windowsOptions is refused for every pod. seccomp and AppArmor are checked both
+as fields (``seccompProfile``, ``appArmorProfile``) and as the older annotations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from hakube.api.profiles import LOCALHOST, RUNTIME_DEFAULT, UNCONFINED
 from hakube.api.v1 import pod_pb2
 
 PRIVILEGED, BASELINE, RESTRICTED = "privileged", "baseline", "restricted"
@@ -92,6 +94,15 @@ def _baseline(
     for i, v in enumerate(spec.volumes):
         if v.HasField("host_path"):
             yield f"{path}.volumes[{i}].hostPath", "hostPath volumes are not allowed"
+    psc = spec.security_context
+    profiles = [(f"{path}.securityContext", psc)] + [
+        (f"{cp}.securityContext", c.security_context) for cp, c in _containers(spec, path)
+    ]
+    for where, sc_ in profiles:
+        if sc_.seccomp_profile.type == UNCONFINED:
+            yield f"{where}.seccompProfile.type", 'seccomp profile "Unconfined" is not allowed'
+        if sc_.app_armor_profile.type == UNCONFINED:
+            yield f"{where}.appArmorProfile.type", 'AppArmor profile "Unconfined" is not allowed'
     for cp, c in _containers(spec, path):
         sc = c.security_context
         if sc.privileged:
@@ -134,9 +145,15 @@ def _restricted(spec: pod_pb2.PodSpec, path: str) -> Iterator[Violation]:
         yield f"{path}.securityContext.runAsNonRoot", "must be true"
     if psc.HasField("run_as_user") and psc.run_as_user == 0:
         yield f"{path}.securityContext.runAsUser", "must not be 0 (root)"
+    pod_seccomp = psc.seccomp_profile.type in (RUNTIME_DEFAULT, LOCALHOST)
     for cp, c in _containers(spec, path):
         sc = c.security_context
         scp = f"{cp}.securityContext"
+        if not sc.HasField("seccomp_profile") and not pod_seccomp:
+            yield (
+                f"{scp}.seccompProfile",
+                "must be RuntimeDefault or Localhost (here or in the pod's securityContext)",
+            )
         if sc.HasField("run_as_non_root"):
             if not sc.run_as_non_root:
                 yield f"{scp}.runAsNonRoot", "must be true"

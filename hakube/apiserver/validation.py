@@ -13,12 +13,13 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from hakube.api import podpaths, podsecurity
+from hakube.api import podpaths, podprobes, podresources, podsecurity, profiles
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
 from hakube.apiserver.authz import validation as rbac_validation
 from hakube.apiserver.errors import Invalid
+from hakube.apiserver.validation_jobs import check_job_spec
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -105,6 +106,7 @@ def default_probe(p: pod_pb2.Probe) -> None:
 
 
 def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
+    podresources.default(spec)
     spec.restart_policy = spec.restart_policy or "Always"
     spec.dns_policy = spec.dns_policy or "ClusterFirst"
     spec.scheduler_name = spec.scheduler_name or "default-scheduler"
@@ -182,6 +184,12 @@ def validate_pod_spec(
                     if not _is_quantity(qty):
                         probs.add(f"{cp}.resources.{rname}[{res}]", f'invalid quantity "{qty}"')
     for fpath, why in podpaths.problems(spec, path):
+        probs.add(fpath, why)
+    for fpath, why in profiles.problems(spec, path):
+        probs.add(fpath, why)
+    for fpath, why in podresources.problems(spec, path):
+        probs.add(fpath, why)
+    for fpath, why in podprobes.problems(spec, path):
         probs.add(fpath, why)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
@@ -382,6 +390,7 @@ def _job(m: workloads_pb2.Job, probs: Problems) -> None:
     default_job_spec(m.spec)
     if m.spec.backoff_limit < 0:
         probs.add("spec.backoffLimit", "must be greater than or equal to 0")
+    check_job_spec(m.spec, probs)
     check_template(
         m.spec, "spec", probs, selector_required=False, allowed_restart=("OnFailure", "Never")
     )
@@ -412,6 +421,7 @@ def _cron_job(m: workloads_pb2.CronJob, probs: Problems) -> None:
         m.spec.failed_jobs_history_limit = 1
     jt = m.spec.job_template
     default_job_spec(jt.spec)
+    check_job_spec(jt.spec, probs, "spec.jobTemplate.spec")
     check_template(
         jt.spec,
         "spec.jobTemplate.spec",

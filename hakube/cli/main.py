@@ -25,6 +25,7 @@ from hakube.cli import (
     up_cmd,
 )
 from hakube.cli.config import ConfigError, parse_with_env
+from hakube.lifecycle import StartupError
 from hakube.vip import cli as vip_cli
 
 Runner = Callable[[argparse.Namespace], int]
@@ -72,4 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hakube: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level, args.log_format)
-    return runners[args.command](args)
+    try:
+        return runners[args.command](args)
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code

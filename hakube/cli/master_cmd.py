@@ -269,11 +269,6 @@ def run(args: argparse.Namespace) -> int:
     gctune.install()
     try:
         serve(settings, on_serving=components if args.with_controllers else None)
-    except SystemExit as exc:
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-            return 1
-        raise
-    finally:
+    finally:  # a StartupError goes on to hakube.cli.main, which prints it
         stop_all(comps)
     return 0

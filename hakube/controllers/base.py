@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hakube.api.clock import SYSTEM_CLOCK, Clock
 from hakube.client.base import KindLike, resolve_kind
 from hakube.client.client import Client
 from hakube.client.events import EventRecorder
@@ -172,6 +173,8 @@ class Context:
     settings: argparse.Namespace = field(default_factory=argparse.Namespace)
     """Controller knobs (flags of ``hakube controller-manager``; defaults when absent)."""
     metrics: ControllerMetrics | None = None
+    clock: Clock = SYSTEM_CLOCK
+    """Wall-clock time for decisions that follow the calendar (CronJob schedules)."""
 
     def setting(self, name: str, default: Any) -> Any:
         value = getattr(self.settings, name, None)

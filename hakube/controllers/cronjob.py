@@ -13,17 +13,13 @@ Forbid skips a time while a Job is active (it runs once the active Job ends, if 
 the starting deadline), Replace deletes the active Jobs first. Finished Jobs beyond
 ``successfulJobsHistoryLimit``/``failedJobsHistoryLimit`` are deleted, oldest first.
 
-Time is injectable for tests: ``--cronjob-clock-file PATH`` makes the controller read "now"
-(epoch seconds) from that file and re-check every CronJob when it changes.
+"Now" comes from the manager's clock (``Context.clock``): the host's in production, a fake one
+that a test moves in tests; when that clock jumps, every CronJob is checked again at once.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import os
-import threading
-import time
 import zoneinfo
 from typing import Any
 
@@ -40,31 +36,6 @@ from hakube.controllers.owned import live_copy, on_any_change, owner_enqueuer
 from hakube.controllers.podutil import owned_by, owner_reference
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
-
-
-class FileClock:
-    """'now' read from a file (epoch seconds), for tests that move time at will."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._seen: tuple[float, str] = (0.0, "")
-
-    def __call__(self) -> float:
-        with open(self.path) as f:
-            return float(f.read().strip())
-
-    def changed(self) -> bool:
-        try:
-            st = os.stat(self.path)
-            with open(self.path) as f:
-                text = f.read()
-        except OSError:
-            return False
-        seen = (st.st_mtime, text)
-        if seen == self._seen:
-            return False
-        self._seen = seen
-        return True
 
 
 def latest_time(schedule: str, tz: datetime.tzinfo, now: float) -> float:
@@ -89,39 +60,23 @@ def job_name(cj: workloads_pb2.CronJob, t: float) -> str:
 class CronJobController(Controller):
     name = "cronjob"
 
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--cronjob-clock-file",
-            default=None,
-            help="testing: read the CronJob controller's clock (epoch seconds) from this file",
-        )
-
     def setup(self) -> None:
-        path = self.ctx.setting("cronjob_clock_file", "")
-        self.file_clock = FileClock(path) if path else None
-        self.clock = self.file_clock or time.time
+        self.clock = self.ctx.clock
         self.cronjobs = self.ctx.informers.get(workloads_pb2.CronJob)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)
         self.cronjobs.add_handlers(
             on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new)
         )
         on_any_change(self.jobs, owner_enqueuer(self.queue, "CronJob"))
+        self._unsubscribe = self.clock.on_jump(self._recheck_all)
 
-    def run(self) -> list[threading.Thread]:
-        threads = super().run()
-        if self.file_clock is not None:
-            t = threading.Thread(target=self._watch_clock, name="cronjob-clock", daemon=True)
-            t.start()
-            threads.append(t)
-        return threads
+    def stop(self) -> None:
+        self._unsubscribe()
+        super().stop()
 
-    def _watch_clock(self) -> None:
-        assert self.file_clock is not None
-        while not self.ctx.leading.wait(0.05):
-            if self.file_clock.changed():
-                for cj in self.cronjobs.list():
-                    self.enqueue(cj)
+    def _recheck_all(self) -> None:
+        for cj in self.cronjobs.list():
+            self.enqueue(cj)
 
     # -- the reconcile ------------------------------------------------------------------------
 
@@ -133,7 +88,7 @@ class CronJobController(Controller):
         jobs = [j for j in owned_by(self.jobs.list(), cj) if not j.metadata.deletion_timestamp]
         active = [j for j in jobs if not finished(j)]
         self._trim_history(cj, [j for j in jobs if finished(j)])
-        now = self.clock()
+        now = self.clock.now()
         if not cj.spec.suspend:
             active = self._schedule(cj, key, active, now)
         st = cj.status
@@ -159,8 +114,7 @@ class CronJobController(Controller):
         tz: datetime.tzinfo = (
             zoneinfo.ZoneInfo(cj.spec.time_zone) if cj.spec.time_zone else datetime.UTC
         )
-        if self.file_clock is None:
-            self.queue.add_after(key, max(0.05, next_time(cj.spec.schedule, tz, now) - now + 0.01))
+        self.queue.add_after(key, max(0.05, next_time(cj.spec.schedule, tz, now) - now + 0.01))
         earliest = (
             parse_time(cj.status.last_schedule_time)
             or parse_time(cj.metadata.creation_timestamp)

@@ -23,7 +23,7 @@ import math
 import time
 from typing import Any
 
-from hakube.api import quantity
+from hakube.api import podresources, quantity
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.client import errors
@@ -46,6 +46,9 @@ def cpu_millis(text: str) -> int | None:
 
 
 def pod_request(pod: pod_pb2.Pod) -> int:
+    whole = podresources.pod_request(pod.spec, "cpu")
+    if whole is not None:
+        return cpu_millis(whole) or 0
     total = 0
     for c in pod.spec.containers:
         total += cpu_millis(c.resources.requests.get("cpu", "0")) or 0

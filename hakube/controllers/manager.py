@@ -15,6 +15,7 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
+from hakube.api.clock import SYSTEM_CLOCK, Clock
 from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.controllers.base import Context, Controller, ControllerMetrics, SharedInformers
@@ -56,6 +57,7 @@ class ControllerManager:
         *,
         registry: CollectorRegistry | None = None,
         sync_timeout: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.names = names
         self.settings = settings or argparse.Namespace()
@@ -63,6 +65,7 @@ class ControllerManager:
         for name in names:
             self.metrics.declare(name)
         self.sync_timeout = sync_timeout
+        self.clock = clock
 
     def __call__(self, client: Client, leading: threading.Event) -> None:
         informers = SharedInformers(client)
@@ -74,6 +77,7 @@ class ControllerManager:
             events=events,
             settings=self.settings,
             metrics=self.metrics,
+            clock=self.clock,
         )
         controllers = [REGISTRY[n](ctx) for n in self.names]
         try:

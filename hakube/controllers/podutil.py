@@ -132,3 +132,15 @@ def deletion_rank(pod: pod_pb2.Pod) -> tuple[Any, ...]:
         -created,
         pod.metadata.name,
     )
+
+
+def failed_at(pod: pod_pb2.Pod) -> float:
+    """When the pod (or, for OnFailure, its last container run) last failed."""
+    times = [
+        parse_time(s.state.terminated.finished_at or s.last_state.terminated.finished_at)
+        for s in pod.status.container_statuses
+    ]
+    known = [t for t in times if t is not None]
+    if known:
+        return max(known)
+    return parse_time(pod.metadata.creation_timestamp) or 0.0

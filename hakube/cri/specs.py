@@ -104,11 +104,17 @@ def container_config(
     run_as_user: int | None = None,
     resources: pb.LinuxContainerResources | None = None,
     mounts: Iterable[pb.Mount] = (),
+    seccomp: pb.SecurityProfile | None = None,
+    apparmor: pb.SecurityProfile | None = None,
 ) -> pb.ContainerConfig:
     """A ContainerConfig; ``log_path`` is relative to the sandbox's log_directory."""
     sc = pb.LinuxContainerSecurityContext(
         privileged=privileged, namespace_options=_namespaces(host_network)
     )
+    if seccomp is not None:
+        sc.seccomp.CopyFrom(seccomp)
+    if apparmor is not None:
+        sc.apparmor.CopyFrom(apparmor)
     if run_as_user is not None:
         sc.run_as_user.value = run_as_user
     linux: dict[str, Any] = {"security_context": sc}

@@ -24,6 +24,7 @@ from hakube import gctune
 from hakube.client.client import Client
 from hakube.httpendpoint import new_registry, serve_http
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
+from hakube.lifecycle import StartupError
 
 log = logging.getLogger("hakube.component")
 
@@ -150,9 +151,9 @@ def run_component(
             serve_http(
                 args.metrics_listen, registry, what, remote_ok=args.allow_unauthenticated_metrics
             )
-    except SystemExit as exc:
-        print(exc.code, file=sys.stderr)
-        return 1
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
     comp = Component(client, config, work, registry=registry)
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -1,7 +1,8 @@
 """What a pod asks of a node, computed once per pod: resource requests, host ports, priority.
 
 Requests follow Kubernetes: the sum over containers, raised to the largest init container
-(init containers run one at a time, before the others). A container without a CPU or memory
+(init containers run one at a time, before the others), unless the pod states a pod-level
+request (``spec.resources``), which then counts instead. A container without a CPU or memory
 request counts as zero for fit; for scoring it counts as 100m CPU / 200 MiB, the defaults
 Kubernetes' scorer uses so that request-less pods still spread.
 """
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakube.api import quantity
+from hakube.api import podresources, quantity
 from hakube.api.v1 import pod_pb2
 
 DEFAULT_MILLI_CPU = 100
@@ -84,6 +85,11 @@ def pod_info(pod: pod_pb2.Pod, priority: int = 0) -> PodInfo:
     for r in init:
         fit.milli_cpu, fit.memory = max(fit.milli_cpu, r[0]), max(fit.memory, r[1])
         score.milli_cpu, score.memory = max(score.milli_cpu, r[2]), max(score.memory, r[3])
+    cpu, memory = podresources.pod_request(spec, "cpu"), podresources.pod_request(spec, "memory")
+    if cpu is not None:  # a pod-level request is what the pod reserves as a whole
+        fit.milli_cpu = score.milli_cpu = quantity.milli(cpu)
+    if memory is not None:
+        fit.memory = score.memory = quantity.value(memory)
     ports = [
         (p.protocol or "TCP", p.host_ip or "0.0.0.0", p.host_port)
         for c in spec.containers

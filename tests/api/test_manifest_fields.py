@@ -4,6 +4,7 @@ standard base64 and a manifest must say its apiVersion."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,63 @@ def test_features_this_cluster_lacks_are_refused_by_name(
     doc["spec"].update(patch)
     with pytest.raises(Invalid, match=f"{field}: not supported on this cluster: .*{reason}"):
         _validated(doc)
+
+
+def _pod_level(resources: dict[str, Any], containers: list[dict[str, Any]]) -> dict[str, Any]:
+    doc = _pod({})
+    doc["spec"]["resources"] = resources
+    doc["spec"]["containers"] = containers
+    return doc
+
+
+def test_pod_level_resources_default_the_request_from_the_limit() -> None:
+    pod = _validated(
+        _pod_level(
+            {"limits": {"cpu": "2", "memory": "1Gi"}},
+            [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "500m"}}}],
+        )
+    )
+    assert dict(pod.spec.resources.requests) == {"cpu": "2", "memory": "1Gi"}
+
+
+@pytest.mark.parametrize(
+    ("resources", "container", "field"),
+    [
+        ({"requests": {"nvidia.com/gpu": "1"}}, {}, "spec.resources.requests[nvidia.com/gpu]"),
+        ({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}, {}, "spec.resources.requests[cpu]"),
+        ({"requests": {"cpu": "1"}}, {"requests": {"cpu": "2"}}, "spec.resources.requests[cpu]"),
+        (
+            {"limits": {"memory": "1Gi"}},
+            {"limits": {"memory": "2Gi"}},
+            "spec.containers[0].resources.limits[memory]",
+        ),
+        ({"requests": {"cpu": "lots"}}, {}, "spec.resources.requests[cpu]"),
+    ],
+)
+def test_pod_level_resources_are_checked_against_the_containers(
+    resources: dict[str, Any], container: dict[str, Any], field: str
+) -> None:
+    doc = _pod_level(resources, [{"name": "c", "image": "i", "resources": container}])
+    with pytest.raises(Invalid, match=re.escape(f"{field}:")):
+        _validated(doc)
+
+
+def test_resize_policy_is_stored_and_validated() -> None:
+    ok = {
+        "name": "c",
+        "image": "i",
+        "resizePolicy": [
+            {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+            {"resourceName": "memory", "restartPolicy": "RestartContainer"},
+        ],
+    }
+    pod = _validated(_pod_level({}, [ok]))
+    assert [p.restart_policy for p in pod.spec.containers[0].resize_policy] == [
+        "NotRequired",
+        "RestartContainer",
+    ]
+    bad = {**ok, "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "Sometimes"}]}
+    with pytest.raises(
+        Invalid, match=re.escape("spec.containers[0].resizePolicy[0].restartPolicy:")
+    ):
+        _validated(_pod_level({}, [bad]))

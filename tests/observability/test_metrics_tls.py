@@ -17,6 +17,7 @@ import pytest
 from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
 from hakube.httpendpoint import new_registry, serve_http
+from hakube.lifecycle import StartupError
 from hakube.local.cluster import free_ports
 from hakube.local.monitoring import JOBS, ScrapeTls, Target, prometheus_config
 from hakube.pki.layout import Pki
@@ -108,7 +109,7 @@ def test_a_cluster_identity_that_is_not_a_scraper_gets_403_and_no_metrics(
 
 def test_plain_metrics_stay_loopback_only_by_default() -> None:
     """Without TLS, a non-loopback metrics address is refused with one line naming it."""
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(StartupError) as exc:
         serve_http("0.0.0.0:0", new_registry(), "hakube agent n1")
     assert "0.0.0.0:0 is not a loopback address" in str(exc.value)
     assert "--metrics-tls-listen" in str(exc.value)

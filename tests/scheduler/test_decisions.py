@@ -453,6 +453,21 @@ CASES = [
         node="b",
     ),
     Case(
+        "a pod-level request is what the pod reserves, not its containers' sum",
+        lambda: cluster([node("a", cpu="1")]),
+        lambda: pod("p", cpu="100m", resources={"requests": {"cpu": "2"}}),
+        message="0/1 nodes are available: 1 Insufficient cpu.",
+    ),
+    Case(
+        "a pod-level request counts for the pods already bound too",
+        lambda: cluster(
+            [node("a", cpu="2")],
+            [pod("x", node_name="a", resources={"requests": {"cpu": "1500m"}})],
+        ),
+        lambda: pod("p", cpu="600m"),
+        message="0/1 nodes are available: 1 Insufficient cpu.",
+    ),
+    Case(
         "no nodes at all",
         lambda: cluster([]),
         lambda: pod("p"),

@@ -182,8 +182,9 @@ def test_a_sub_path_inside_the_volume_and_a_dotted_name_are_valid() -> None:
 
 
 B, R = podsecurity.BASELINE, podsecurity.RESTRICTED
+SECCOMP = {"seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_OK = {
-    "securityContext": {"runAsNonRoot": True},
+    "securityContext": {**SECCOMP, "runAsNonRoot": True},
     "containers": container(
         securityContext={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     ),
@@ -267,7 +268,43 @@ RESTRICTED_OK = {
         (R, RESTRICTED_OK, {}, []),
         (
             R,
-            {**RESTRICTED_OK, "securityContext": {}},
+            {**RESTRICTED_OK, "securityContext": {"runAsNonRoot": True}},
+            {},
+            [
+                (
+                    "spec.containers[0].securityContext.seccompProfile",
+                    "must be RuntimeDefault or Localhost (here or in the pod's securityContext)",
+                )
+            ],
+        ),
+        (
+            B,
+            {
+                "securityContext": {"seccompProfile": {"type": "Unconfined"}},
+                "containers": container(
+                    securityContext={"appArmorProfile": {"type": "Unconfined"}}
+                ),
+            },
+            {},
+            [
+                (
+                    "spec.securityContext.seccompProfile.type",
+                    'seccomp profile "Unconfined" is not allowed',
+                ),
+                (
+                    "spec.containers[0].securityContext.appArmorProfile.type",
+                    'AppArmor profile "Unconfined" is not allowed',
+                ),
+            ],
+        ),
+        (
+            R,
+            {
+                **RESTRICTED_OK,
+                "securityContext": {
+                    "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}
+                },
+            },
             {},
             [
                 (
@@ -278,14 +315,14 @@ RESTRICTED_OK = {
         ),
         (
             R,
-            {**RESTRICTED_OK, "securityContext": {"runAsNonRoot": True, "runAsUser": 0}},
+            {**RESTRICTED_OK, "securityContext": {**SECCOMP, "runAsNonRoot": True, "runAsUser": 0}},
             {},
             [("spec.securityContext.runAsUser", "must not be 0 (root)")],
         ),
         (
             R,
             {
-                "securityContext": {"runAsNonRoot": True},
+                "securityContext": {**SECCOMP, "runAsNonRoot": True},
                 "containers": container(
                     securityContext={
                         "runAsNonRoot": False,
@@ -299,7 +336,7 @@ RESTRICTED_OK = {
         ),
         (
             R,
-            {"securityContext": {"runAsNonRoot": True}, "containers": container()},
+            {"securityContext": {**SECCOMP, "runAsNonRoot": True}, "containers": container()},
             {},
             [
                 ("spec.containers[0].securityContext.allowPrivilegeEscalation", "must be false"),
@@ -309,7 +346,7 @@ RESTRICTED_OK = {
         (
             R,
             {
-                "securityContext": {"runAsNonRoot": True},
+                "securityContext": {**SECCOMP, "runAsNonRoot": True},
                 "containers": container(
                     securityContext={
                         "allowPrivilegeEscalation": False,

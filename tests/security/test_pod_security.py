@@ -117,6 +117,7 @@ def test_a_restricted_namespace_wants_a_non_root_pod_without_privileges(client: 
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
     client.pods.create(pod("hardened", ns, containers=[hardened]))

@@ -4,49 +4,84 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 import time
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from hakube.api.clock import Clock
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import workloads_pb2
 from hakube.client import Client
 from hakube.controllers.cronjob import latest_time
+from hakube.controllers.manager import ControllerManager
+from hakube.leaderelection import Component, ElectionConfig
+from hakube.testing import pki as testpki
+from hakube.testing.clock import FakeClock
+from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
 from tests.controllers.batch.objs import leader, manifest, template
 
 pytestmark = pytest.mark.timeout(150)
-Clock = Callable[[float], None]
 
 
 @pytest.fixture
-def clock(tmp_path: Any) -> Iterator[tuple[str, Clock, float]]:
-    """(clock file, set(t), T0): T0 is a whole minute after the CronJobs' creation.
-
-    The clock starts at the real time, which is at or before any CronJob's creation, so no
+def clock() -> FakeClock:
+    """A fake clock at the real time, which is at or before any CronJob's creation, so no
     scheduled time lies between the creation and the clock until a test moves it. (Starting it
     at T0 - 30 s put the minute before T0 in that gap whenever the CronJob was created in the
     same real minute, and a controller that synced before the test moved the clock ran it.)"""
-    path = str(tmp_path / "now")
-    now = time.time()
-    t0 = float(math.ceil(now / 60) * 60 + 60)
-
-    def set_clock(t: float) -> None:
-        with open(path + ".tmp", "w") as f:
-            f.write(repr(t))
-        os.replace(path + ".tmp", path)
-
-    set_clock(now)
-    yield path, set_clock, t0
+    return FakeClock(time.time())
 
 
-def start(managers: ComponentProcs, clock: tuple[str, Clock, float], who: str = "cm-a") -> None:
-    managers.start(who, "--controllers", "cronjob", "--cronjob-clock-file", clock[0])
+def minute_after(clock: FakeClock) -> float:
+    """T0: a whole minute after the CronJobs' creation."""
+    return float(math.ceil(clock.now() / 60) * 60 + 60)
+
+
+class Managers:
+    """Controller-managers running only the CronJob controller in this process, on the test's
+    clock, each with the controller-manager's own identity and a fast election."""
+
+    def __init__(self, cluster: LocalCluster, clock: Clock) -> None:
+        self.cluster, self.clock = cluster, clock
+        self.running: dict[str, Component] = {}
+
+    def start(self, who: str) -> None:
+        client = Client(
+            self.cluster.endpoints(),
+            credentials=testpki.credentials(user="controller-manager"),
+            timeout=10,
+        )
+        config = ElectionConfig(
+            name="hakube-controller-manager",
+            namespace="kube-system",
+            identity=who,
+            lease_duration=2,
+            renew_deadline=1.5,
+            retry_period=0.2,
+        )
+        work = ControllerManager(["cronjob"], clock=self.clock)
+        self.running[who] = Component(client, config, work).start()
+
+    def stop(self, who: str) -> None:
+        comp = self.running.pop(who)
+        comp.stop()
+        comp.client.close()
+
+    def close(self) -> None:
+        for who in list(self.running):
+            self.stop(who)
+
+
+@pytest.fixture
+def on_clock(cluster: LocalCluster, clock: FakeClock) -> Iterator[Managers]:
+    m = Managers(cluster, clock)
+    yield m
+    m.close()
 
 
 def make_cronjob(client: Client, name: str, **spec: Any) -> workloads_pb2.CronJob:
@@ -86,14 +121,14 @@ def complete(client: Client, name: str, ok: bool = True) -> None:
 
 
 def test_allow_runs_every_time_and_tracks_active_jobs(
-    client: Client, managers: ComponentProcs, clock: tuple[str, Clock, float]
+    client: Client, on_clock: Managers, clock: FakeClock
 ) -> None:
-    _, set_clock, t0 = clock
-    start(managers, clock)
+    t0 = minute_after(clock)
+    on_clock.start("cm-a")
     cj = make_cronjob(client, "allow")
-    set_clock(t0)
+    clock.set(t0)
     wait_for(lambda: names(client, cj) == [run_name(cj, t0)], 20, "the first run")
-    set_clock(t0 + 60)
+    clock.set(t0 + 60)
     want = [run_name(cj, t0), run_name(cj, t0 + 60)]
     wait_for(lambda: names(client, cj) == want, 20, "the second run beside the first")
     wait_for(lambda: len(client.cronjobs.get("allow").status.active) == 2, 20, "two active")
@@ -107,14 +142,14 @@ def test_allow_runs_every_time_and_tracks_active_jobs(
 
 
 def test_forbid_waits_for_the_active_job_then_runs(
-    client: Client, managers: ComponentProcs, clock: tuple[str, Clock, float]
+    client: Client, on_clock: Managers, clock: FakeClock
 ) -> None:
-    _, set_clock, t0 = clock
-    start(managers, clock)
+    t0 = minute_after(clock)
+    on_clock.start("cm-a")
     cj = make_cronjob(client, "forbid", concurrencyPolicy="Forbid")
-    set_clock(t0)
+    clock.set(t0)
     wait_for(lambda: names(client, cj) == [run_name(cj, t0)], 20, "the first run")
-    set_clock(t0 + 60)
+    clock.set(t0 + 60)
 
     def held_back() -> bool:
         return any(
@@ -130,27 +165,27 @@ def test_forbid_waits_for_the_active_job_then_runs(
 
 
 def test_replace_deletes_the_active_job(
-    client: Client, managers: ComponentProcs, clock: tuple[str, Clock, float]
+    client: Client, on_clock: Managers, clock: FakeClock
 ) -> None:
-    _, set_clock, t0 = clock
-    start(managers, clock)
+    t0 = minute_after(clock)
+    on_clock.start("cm-a")
     cj = make_cronjob(client, "replace", concurrencyPolicy="Replace")
-    set_clock(t0)
+    clock.set(t0)
     wait_for(lambda: names(client, cj) == [run_name(cj, t0)], 20, "the first run")
-    set_clock(t0 + 60)
+    clock.set(t0 + 60)
     wait_for(lambda: names(client, cj) == [run_name(cj, t0 + 60)], 20, "the replacement")
 
 
 def test_history_limits_suspend_and_starting_deadline(
-    client: Client, managers: ComponentProcs, clock: tuple[str, Clock, float]
+    client: Client, on_clock: Managers, clock: FakeClock
 ) -> None:
-    _, set_clock, t0 = clock
-    start(managers, clock)
+    t0 = minute_after(clock)
+    on_clock.start("cm-a")
     cj = make_cronjob(client, "hist", successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1)
     late = make_cronjob(client, "late", startingDeadlineSeconds=10)
     held = make_cronjob(client, "held", suspend=True)
     for i in range(3):
-        set_clock(t0 + 60 * i)
+        clock.set(t0 + 60 * i)
         wait_for(lambda i=i: run_name(cj, t0 + 60 * i) in names(client, cj), 20, f"run {i}")
         complete(client, run_name(cj, t0 + 60 * i), ok=i != 1)
     want = [run_name(cj, t0 + 60), run_name(cj, t0 + 120)]  # newest success, newest failure
@@ -158,7 +193,7 @@ def test_history_limits_suspend_and_starting_deadline(
     wait_for(
         lambda: client.cronjobs.get("hist").status.last_successful_time, 20, "lastSuccessfulTime"
     )
-    set_clock(t0 + 180 + 30)  # 30 s after the time: beyond late's 10 s deadline
+    clock.set(t0 + 180 + 30)  # 30 s after the time: beyond late's 10 s deadline
     wait_for(lambda: run_name(cj, t0 + 180) in names(client, cj), 20, "hist runs late")
     wait_for(
         lambda: client.cronjobs.get("late").status.last_schedule_time == rfc3339(t0 + 180),
@@ -170,17 +205,17 @@ def test_history_limits_suspend_and_starting_deadline(
 
 
 def test_times_missed_during_a_failover_run_once(
-    client: Client, managers: ComponentProcs, clock: tuple[str, Clock, float]
+    client: Client, on_clock: Managers, clock: FakeClock
 ) -> None:
-    _, set_clock, t0 = clock
-    start(managers, clock, "cm-a")
+    t0 = minute_after(clock)
+    on_clock.start("cm-a")
     wait_for(lambda: leader(client) == "cm-a", 20, "cm-a to lead")
     cj = make_cronjob(client, "failover")
-    set_clock(t0)
+    clock.set(t0)
     wait_for(lambda: names(client, cj) == [run_name(cj, t0)], 20, "the first run")
-    managers.kill("cm-a")
-    set_clock(t0 + 300)  # five times pass while nobody leads
-    start(managers, clock, "cm-b")
+    on_clock.stop("cm-a")  # hands the lease on
+    clock.set(t0 + 300)  # five times pass while nobody leads
+    on_clock.start("cm-b")
     want = [run_name(cj, t0), run_name(cj, t0 + 300)]
     wait_for(lambda: names(client, cj) == want, 30, "one run for the missed times")
     wait_for(
