@@ -22,6 +22,7 @@ import grpc
 import pytest
 import yaml
 
+from hakube.api.kinds import KINDS
 from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2
 from hakube.client import Client
 from hakube.client.config import load_client_config
@@ -33,7 +34,7 @@ from tests.cli.test_up import Up
 from tests.observability.conftest import RULES, need
 from tests.observability.names import referenced_metric_names
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(420)
 
 MASTERS, NODES = 3, 2
 TARGETS = MASTERS + NODES + 2  # + scheduler + controller-manager
@@ -72,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     prom: Prometheus | None = None
     try:
-        up.expect("Ctrl-C stops the cluster", timeout=90)
+        up.expect("Ctrl-C stops the cluster", timeout=150)
         with open(os.path.join(data_dir, "prometheus.yml")) as f:
             written = yaml.safe_load(f)
         prom = Prometheus(os.path.join(home, "prometheus"), written, rule_files=[RULES]).start()
@@ -93,7 +94,7 @@ def test_every_process_hakube_up_started_is_a_target_and_up(stack: Stack) -> Non
         targets = stack.prom.targets()
         return len(targets) == TARGETS and all(t["health"] == "up" for t in targets)
 
-    wait_for(all_up, 60, f"{TARGETS} targets up", interval=0.5)
+    wait_for(all_up, 120, f"{TARGETS} targets up", interval=0.5)
     scraped = {t["labels"]["instance"] for t in stack.prom.targets()}
     assert scraped == listed
     jobs = {t["labels"]["job"] for t in stack.prom.targets()}
@@ -140,7 +141,7 @@ def test_a_rolled_out_deployment_shows_in_scheduler_agent_and_controller_metrics
     with stack.client() as c:
         wait_for(
             lambda: c.deployments.get("web", namespace="demo").status.available_replicas == 2,
-            60,
+            120,
             "deployment demo/web available",
             interval=0.2,
         )
@@ -152,7 +153,7 @@ def test_a_rolled_out_deployment_shows_in_scheduler_agent_and_controller_metrics
     }
     for what, expr in checks.items():
         wait_for(
-            lambda expr=expr: (stack.value(expr) or 0) >= 2, 30, f"{what}: {expr}", interval=0.5
+            lambda expr=expr: (stack.value(expr) or 0) >= 2, 60, f"{what}: {expr}", interval=0.5
         )
     for controller in ("deployment", "replicaset"):
         expr = f'sum(hakube_controller_syncs_total{{controller="{controller}",result="ok"}})'
@@ -225,12 +226,14 @@ def test_label_cardinality_stays_bounded_as_objects_nodes_and_unknown_kinds_grow
     _load(stack, 1, 30)
     _wait_scraped_after(stack, time.time())
     first = _series_of(stack, "m1")
-    _load(stack, 2, 90)  # three times as many new names again
+    _load(stack, 2, 150)  # five times as many new names again
     _wait_scraped_after(stack, time.time())
     second = _series_of(stack, "m1")
-    # No series per object, node or kind name: the larger second round adds at most a few
-    # (a gauge of a state reached only now).
-    assert second - first <= 5, (first, second)
+    # A label taken from any of the four made-up names would add 150 series or more; the
+    # other clients of m1 (agents, components) may add a few label combinations meanwhile.
+    assert second - first < 100, (first, second)
+    kinds = stack.value('count(count by (kind) (hakube_api_requests_total{name="m1"}))')
+    assert kinds is not None and kinds <= len(KINDS) + 2  # + "unknown" and ""
     # No label value anywhere (any component) carries a name the load made up.
     for pattern in ("card-.*", "cm-.*", "fake-.*", "Madeup.*"):
         for label in ("kind", "name", "namespace", "node", "controller", "reason", "method"):
@@ -292,7 +295,7 @@ def test_after_kill_9_of_the_leader_leader_changes_count_and_no_leader_does_not_
                     return _ts(r["lastEvaluation"]) > elected
         raise AssertionError("HakubeNoLeader is not loaded")
 
-    wait_for(evaluated_since, 30, "an evaluation of HakubeNoLeader", interval=0.3)
+    wait_for(evaluated_since, 60, "an evaluation of HakubeNoLeader", interval=0.3)
     firing = [a for a in stack.prom.alerts() if a["labels"]["alertname"] == "HakubeNoLeader"]
     assert firing == []
     assert stack.prom.query('ALERTS{alertname="HakubeNoLeader"}') == []
