@@ -124,15 +124,8 @@ def sandbox_config(
         log_directory=log_directory,
         labels=view.pod_labels(pod),
         port_mappings=ports,
+        share_pid=pod.spec.share_process_namespace,
     )
-
-
-def run_as_user(pod: pod_pb2.Pod, c: pod_pb2.Container) -> int | None:
-    if c.security_context.HasField("run_as_user"):
-        return c.security_context.run_as_user
-    if pod.spec.security_context.HasField("run_as_user"):
-        return pod.spec.security_context.run_as_user
-    return None
 
 
 def grace_seconds(pod: pod_pb2.Pod) -> int:

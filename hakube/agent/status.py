@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from hakube.agent.runtime import PodRecord
 from hakube.api.conditions import since
+from hakube.api.containerhandlers import is_sidecar
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import pod_pb2
 from hakube.cri.v1 import api_pb2 as pb
@@ -79,7 +80,7 @@ def container_status(
         out.state.running.started_at = _ns(cur.started_at)
         started = obs.started.get(cur.id, not spec.startup_probe.ByteSize())
         out.started = started
-        if init:
+        if init and not is_sidecar(spec):
             out.ready = False
         elif spec.readiness_probe.ByteSize():
             out.ready = started and obs.ready.get(cur.id, False)
@@ -110,8 +111,18 @@ def succeeded(st: pb.ContainerStatus | None) -> bool:
 
 
 def init_done(pod: pod_pb2.Pod, rec: PodRecord) -> bool:
-    """Every init container has succeeded (true for a pod without any)."""
-    return all(succeeded(rec.latest(c.name)) for c in pod.spec.init_containers)
+    """Every init container has succeeded, and every sidecar has started (true for a pod
+    without any). Once an app container exists the pod stays initialized: a sidecar that
+    restarts later does not send the pod back to initializing."""
+    if any(rec.latest(c.name) is not None for c in pod.spec.containers):
+        return True
+    return all(_init_complete(c, rec.latest(c.name)) for c in pod.spec.init_containers)
+
+
+def _init_complete(c: pod_pb2.Container, st: pb.ContainerStatus | None) -> bool:
+    if is_sidecar(c):
+        return st is not None and st.state == pb.CONTAINER_RUNNING
+    return succeeded(st)
 
 
 def init_failed(pod: pod_pb2.Pod, rec: PodRecord) -> bool:
@@ -120,7 +131,7 @@ def init_failed(pod: pod_pb2.Pod, rec: PodRecord) -> bool:
         return False
     return any(
         st is not None and st.state == pb.CONTAINER_EXITED and st.exit_code != 0
-        for st in (rec.latest(c.name) for c in pod.spec.init_containers)
+        for st in (rec.latest(c.name) for c in pod.spec.init_containers if not is_sidecar(c))
     )
 
 
@@ -205,11 +216,15 @@ def compute(pod: pod_pb2.Pod, rec: PodRecord, obs: Observed) -> pod_pb2.PodStatu
         )
     st.phase = phase(pod, list(st.container_statuses), initialized, failed_init)
     old = {c.type: c for c in pod.status.conditions}
-    unready = [s.name for s in st.container_statuses if not s.ready]
+    sidecars = {c.name for c in pod.spec.init_containers if is_sidecar(c)}
+    unready = [s.name for s in st.init_container_statuses if s.name in sidecars and not s.ready]
+    unready += [s.name for s in st.container_statuses if not s.ready]
     terminal = st.phase in ("Succeeded", "Failed")
     reason = "PodCompleted" if terminal else "ContainersNotReady"
     msg = f"containers with unready status: [{' '.join(unready)}]"
-    pending_init = [c.name for c in pod.spec.init_containers if not succeeded(rec.latest(c.name))]
+    pending_init = [
+        c.name for c in pod.spec.init_containers if not _init_complete(c, rec.latest(c.name))
+    ]
     st.conditions.extend(
         [
             old.get("PodScheduled")

@@ -25,14 +25,16 @@ The steps, in the kubelet's order:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakube.agent import confinement, status, volumes
+from hakube.agent import confinement, hooks, status, volumes
 from hakube.agent import env as envmod
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
@@ -44,10 +46,10 @@ from hakube.agent.runtime import (
     PodRecord,
     RuntimeView,
     grace_seconds,
-    run_as_user,
     sandbox_config,
 )
 from hakube.api import podpaths, quantity
+from hakube.api.containerhandlers import is_sidecar
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, Conflict, NotFound
 from hakube.client.events import EventRecorder
@@ -117,9 +119,11 @@ class PodSyncer:
         self._memory: dict[str, _PodMemory] = {}
         self._lock = threading.Lock()
         self._stopper = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
+        self._hooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hook")
 
     def close(self) -> None:
         self._stopper.shutdown(wait=False, cancel_futures=True)
+        self._hooks.shutdown(wait=False, cancel_futures=True)
 
     def waiting_reasons(self) -> list[str]:
         """The reason of every container now waiting, across this node's pods (metrics)."""
@@ -148,7 +152,7 @@ class PodSyncer:
             self._forget(uid)
             return None
         if pod.status.phase in ("Succeeded", "Failed"):
-            self._quiesce(rec)
+            self._quiesce(pod, rec)
             return None
         bad = podpaths.node_problems(pod)
         if bad:
@@ -240,6 +244,7 @@ class PodSyncer:
         if not status.init_done(pod, rec):
             self._run_init(ctx, rec, mem, wake)
         else:
+            self._run_sidecars(ctx, rec, mem, wake)
             for c in pod.spec.containers:
                 self._run_app(ctx, c, rec, mem, wake)
         rec = self.view.pod(uid)
@@ -281,17 +286,34 @@ class PodSyncer:
     def _run_init(
         self, ctx: _StartContext, rec: PodRecord, mem: _PodMemory, wake: list[float]
     ) -> None:
+        """Init containers one at a time, in order; a sidecar only has to be running for the
+        next one to start, and is restarted whenever it exits."""
         for c in ctx.pod.spec.init_containers:
             st = rec.latest(c.name)
-            if status.succeeded(st):
+            if is_sidecar(c) and st is not None and st.state == pb.CONTAINER_RUNNING:
+                st = self._keep_running(ctx, c, st)
+                if st.state == pb.CONTAINER_RUNNING:
+                    continue
+            elif not is_sidecar(c) and status.succeeded(st):
                 continue
             if st is None:
                 self._start(ctx, c, 0, mem, init=True)
             elif st.state == pb.CONTAINER_CREATED:
                 self._start_created(ctx.pod, c, st, mem)
-            elif st.state == pb.CONTAINER_EXITED and ctx.pod.spec.restart_policy != "Never":
+            elif st.state == pb.CONTAINER_EXITED and (
+                is_sidecar(c) or ctx.pod.spec.restart_policy != "Never"
+            ):
                 self._restart(ctx, c, st, mem, wake, init=True)
             return  # one init container at a time
+
+    def _run_sidecars(
+        self, ctx: _StartContext, rec: PodRecord, mem: _PodMemory, wake: list[float]
+    ) -> None:
+        """Once the pod is initialized its sidecars run beside the app containers, restarted
+        whenever they exit, whatever the pod's restart policy."""
+        for c in ctx.pod.spec.init_containers:
+            if is_sidecar(c):
+                self._run_app(ctx, c, rec, mem, wake, policy="Always", init=True)
 
     def _run_app(
         self,
@@ -300,29 +322,38 @@ class PodSyncer:
         rec: PodRecord,
         mem: _PodMemory,
         wake: list[float],
+        *,
+        policy: str = "",
+        init: bool = False,
     ) -> None:
+        policy = policy or ctx.pod.spec.restart_policy
         st = rec.latest(c.name)
         if st is None:
-            self._start(ctx, c, 0, mem, init=False)
+            self._start(ctx, c, 0, mem, init=init)
             return
         if st.state == pb.CONTAINER_CREATED:
             self._start_created(ctx.pod, c, st, mem)
             return
         if st.state == pb.CONTAINER_RUNNING:
-            why = ""
-            if self.probes.startup_failed(st.id):
-                why = "failed startup probe"
-            elif self.probes.liveness_failed(st.id):
-                why = "failed liveness probe"
-            if not why:
-                return
-            self.events.emit(ctx.pod, "Killing", f"Container {c.name} {why}, will be restarted")
-            self._stop_containers([st], self._probe_grace(ctx.pod, c))
-            st = self.cri.container_status(st.id)
-        if st.state == pb.CONTAINER_EXITED and status.restarts_allowed(
-            ctx.pod.spec.restart_policy, st.exit_code
-        ):
-            self._restart(ctx, c, st, mem, wake, init=False)
+            st = self._keep_running(ctx, c, st)
+        if st.state == pb.CONTAINER_EXITED and status.restarts_allowed(policy, st.exit_code):
+            self._restart(ctx, c, st, mem, wake, init=init)
+
+    def _keep_running(
+        self, ctx: _StartContext, c: pod_pb2.Container, st: pb.ContainerStatus
+    ) -> pb.ContainerStatus:
+        """A running container whose liveness or startup probe failed is stopped; returns
+        its status after that (exited), or as it was."""
+        why = ""
+        if self.probes.startup_failed(st.id):
+            why = "failed startup probe"
+        elif self.probes.liveness_failed(st.id):
+            why = "failed liveness probe"
+        if not why:
+            return st
+        self.events.emit(ctx.pod, "Killing", f"Container {c.name} {why}, will be restarted")
+        self._stop_containers([st], self._probe_grace(ctx.pod, c))
+        return self.cri.container_status(st.id)
 
     @staticmethod
     def _probe_grace(pod: pod_pb2.Pod, c: pod_pb2.Container) -> int:
@@ -392,6 +423,28 @@ class PodSyncer:
             self.events.emit(pod, "Failed", f"Error: {e}", warning=True)
             return
         self.events.emit(pod, "Started", f"Started container {c.name}")
+        self._post_start(ctx, c, cid)
+
+    def _post_start(self, ctx: _StartContext, c: pod_pb2.Container, cid: str) -> None:
+        """Run the postStart hook; a failed one gets the container killed (and restarted per
+        its policy, as any container that exited)."""
+        if not (c.HasField("lifecycle") and c.lifecycle.HasField("post_start")):
+            return
+        pod = ctx.pod
+        grace = grace_seconds(pod)
+        ok, why = hooks.run_hook(
+            self.cri, cid, c, c.lifecycle.post_start, ctx.facts.pod_ip, max(grace, 30)
+        )
+        if ok:
+            return
+        self.events.emit(
+            pod, "FailedPostStartHook", f"PostStartHook of {c.name} failed: {why}", warning=True
+        )
+        self.events.emit(pod, "Killing", f"FailedPostStartHook: stopping container {c.name}")
+        try:
+            self._stop_containers([self.cri.container_status(cid)], grace)
+        except CriError as e:
+            log.warning("cannot stop %s after its postStart hook failed: %s", c.name, e)
 
     def _start_created(
         self, pod: pod_pb2.Pod, c: pod_pb2.Container, st: pb.ContainerStatus, mem: _PodMemory
@@ -435,11 +488,12 @@ class PodSyncer:
         env = envmod.container_env(pod, c, self._lookup, ctx.facts)
         command, args = envmod.command_line(c, env)
         try:
-            seccomp = confinement.seccomp(
+            security = confinement.security_context(
                 pod,
                 c,
-                default_on=self.s.seccomp_default,
-                profile_root=self.s.seccomp_profile_root,
+                lambda: self.cri.image_status(image),
+                seccomp_default=self.s.seccomp_default,
+                seccomp_root=self.s.seccomp_profile_root,
             )
         except confinement.ProfileError as e:
             raise Waiting("CreateContainerConfigError", str(e)) from e
@@ -464,12 +518,10 @@ class PodSyncer:
             annotations={ANNOTATION_GRACE: str(grace_seconds(pod)), **pod.metadata.annotations},
             log_path=f"{c.name}/{attempt}.log",
             host_network=ctx.host_network,
-            privileged=c.security_context.privileged,
-            run_as_user=run_as_user(pod, c),
             resources=resources,
             mounts=volumes.mounts(c, ctx.volumes),
-            seccomp=seccomp,
-            apparmor=confinement.apparmor(pod, c),
+            security=security,
+            share_pid=pod.spec.share_process_namespace,
         )
 
     def _lookup(self, kind: str, ns: str, name: str) -> Any:
@@ -501,17 +553,61 @@ class PodSyncer:
             if st.state in (pb.CONTAINER_RUNNING, pb.CONTAINER_CREATED)
         ]
         if pod is not None:
-            grace = grace_seconds(pod)
             for st in running:
                 self.events.emit(pod, "Killing", f"Stopping container {st.metadata.name}")
+            self._stop_in_order(pod, running)
         else:  # the pod is gone from the API: the grace it had when the container started
             grace = min(
                 (int(st.annotations.get(ANNOTATION_GRACE, "30") or 30) for st in running), default=0
             )
-        self._stop_containers(running, grace)
+            self._stop_containers(running, grace)
         for sb in rec.sandboxes:
             self.cri.stop_pod_sandbox(sb.id)
             self.cri.remove_pod_sandbox(sb.id)
+
+    def _stop_in_order(self, pod: pod_pb2.Pod, running: list[pb.ContainerStatus]) -> None:
+        """Stop a pod's containers within its grace period: the app containers (and the
+        regular init container, if one runs) first, the sidecars after them; each group's
+        preStop hooks run before its SIGTERM and spend the same budget."""
+        deadline = time.monotonic() + grace_seconds(pod)
+        sidecars = {c.name for c in pod.spec.init_containers if is_sidecar(c)}
+        for group in (
+            [st for st in running if st.metadata.name not in sidecars],
+            [st for st in running if st.metadata.name in sidecars],
+        ):
+            if not group:
+                continue
+            self._pre_stop(pod, group, deadline)
+            # whole seconds for StopContainer, rounded up: 1.99 s left is the 2 s of the grace
+            # period that the preStop hooks did not use, not 1
+            left = deadline - time.monotonic()
+            self._stop_containers(group, max(0, math.ceil(left - 0.05)))
+
+    def _pre_stop(
+        self, pod: pod_pb2.Pod, running: list[pb.ContainerStatus], deadline: float
+    ) -> None:
+        by_name = {c.name: c for c in [*pod.spec.init_containers, *pod.spec.containers]}
+        host = pod.status.pod_ip or self.host_ip
+        runs = {}
+        for st in running:
+            c = by_name.get(st.metadata.name)
+            if c is None or not (c.HasField("lifecycle") and c.lifecycle.HasField("pre_stop")):
+                continue
+            left = max(0.0, deadline - time.monotonic())
+            runs[c.name] = self._hooks.submit(
+                hooks.run_hook, self.cri, st.id, c, c.lifecycle.pre_stop, host, left
+            )
+        for name, fut in runs.items():
+            try:
+                ok, why = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                ok, why = False, "did not finish within the grace period"
+            except CriError as e:
+                ok, why = False, str(e)
+            if not ok:
+                self.events.emit(
+                    pod, "FailedPreStopHook", f"PreStopHook of {name} failed: {why}", warning=True
+                )
 
     def _finalize(self, pod: pod_pb2.Pod) -> None:
         """Delete the pod object for good now that nothing of it runs."""
@@ -525,11 +621,13 @@ class PodSyncer:
         except (NotFound, Conflict):
             pass  # already gone, or a new pod of the same name
 
-    def _quiesce(self, rec: PodRecord) -> None:
-        """A terminal pod: nothing may run; containers stay for their logs."""
+    def _quiesce(self, pod: pod_pb2.Pod, rec: PodRecord) -> None:
+        """A terminal pod: nothing may run; containers stay for their logs. What still runs
+        is a sidecar whose app containers have all finished: it gets its preStop hook and
+        grace period, as on deletion."""
         running = [st for st in rec.all_containers() if st.state == pb.CONTAINER_RUNNING]
         if running:
-            self._stop_containers(running, 0)
+            self._stop_in_order(pod, running)
         for sb in rec.sandboxes:
             if sb.state == pb.SANDBOX_READY:
                 self.cri.stop_pod_sandbox(sb.id)
@@ -549,7 +647,8 @@ class PodSyncer:
 
     def _probe(self, pod: pod_pb2.Pod, rec: PodRecord, pod_ip: str) -> None:
         running = set()
-        for c in pod.spec.containers:
+        sidecars = [c for c in pod.spec.init_containers if is_sidecar(c)]
+        for c in [*sidecars, *pod.spec.containers]:
             st = rec.latest(c.name)
             if st is not None and st.state == pb.CONTAINER_RUNNING:
                 running.add(st.id)

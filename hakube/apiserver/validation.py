@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from hakube.api import podpaths, podprobes, podresources, podsecurity, profiles
+from hakube.api import containerhandlers, podpaths, podresources, podsecurity, profiles
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
@@ -189,7 +189,7 @@ def validate_pod_spec(
         probs.add(fpath, why)
     for fpath, why in podresources.problems(spec, path):
         probs.add(fpath, why)
-    for fpath, why in podprobes.problems(spec, path):
+    for fpath, why in containerhandlers.problems(spec, path):
         probs.add(fpath, why)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
@@ -358,6 +358,7 @@ def _stateful_set(m: workloads_pb2.StatefulSet, probs: Problems) -> None:
         m.spec.revision_history_limit = 10
     for i, t in enumerate(m.spec.volume_claim_templates):
         check_name(t.metadata.name, f"spec.volumeClaimTemplates[{i}].metadata.name", probs)
+        check_claim_spec(t.spec, f"spec.volumeClaimTemplates[{i}].spec", probs)
     claims = tuple(t.metadata.name for t in m.spec.volume_claim_templates)
     check_template(m.spec, "spec", probs, claim_volumes=claims)
 
@@ -539,10 +540,31 @@ def _namespace(m: core_pb2.Namespace, probs: Problems) -> None:
         probs.add(f"metadata.labels[{podsecurity.LABEL_ENFORCE}]", why)
 
 
+_ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+
+
 def _pvc(m: core_pb2.PersistentVolumeClaim, probs: Problems) -> None:
-    if not m.spec.access_modes:
-        probs.add("spec.accessModes", "required value")
+    check_claim_spec(m.spec, "spec", probs)
     m.status.phase = m.status.phase or "Pending"
+
+
+def check_claim_spec(spec: core_pb2.PersistentVolumeClaimSpec, path: str, probs: Problems) -> None:
+    """A claim's spec (a PersistentVolumeClaim's, or a StatefulSet's claim template's)."""
+    if not spec.access_modes:
+        probs.add(f"{path}.accessModes", "required value")
+    for i, mode in enumerate(spec.access_modes):
+        if mode not in _ACCESS_MODES:
+            probs.add(f"{path}.accessModes[{i}]", f'unsupported value "{mode}"')
+    if not spec.HasField("volume_mode"):
+        spec.volume_mode = "Filesystem"
+    elif spec.volume_mode not in ("Filesystem", "Block"):
+        probs.add(f"{path}.volumeMode", f'unsupported value "{spec.volume_mode}"')
+    for field, json_name in (("data_source", "dataSource"), ("data_source_ref", "dataSourceRef")):
+        if spec.HasField(field):
+            probs.add(
+                f"{path}.{json_name}",
+                "not supported on this cluster: no volume provisioner populates claims",
+            )
 
 
 _CHECKS: dict[str, Callable[[Any, Problems], None]] = {

@@ -35,11 +35,13 @@ def linux_resources(
     return res
 
 
-def _namespaces(host_network: bool, host_pid: bool = False) -> pb.NamespaceOption:
+def _namespaces(
+    host_network: bool, host_pid: bool = False, share_pid: bool = False
+) -> pb.NamespaceOption:
     # Kubernetes pods give each container its own PID namespace unless shareProcessNamespace.
     return pb.NamespaceOption(
         network=pb.NODE if host_network else pb.POD,
-        pid=pb.NODE if host_pid else pb.CONTAINER,
+        pid=pb.NODE if host_pid else pb.POD if share_pid else pb.CONTAINER,
         ipc=pb.POD,
     )
 
@@ -59,9 +61,11 @@ def sandbox_config(
     dns: pb.DNSConfig | None = None,
     port_mappings: Iterable[pb.PortMapping] = (),
     privileged: bool = False,
+    share_pid: bool = False,
 ) -> pb.PodSandboxConfig:
     """A PodSandboxConfig. For a host-network pod ``hostname`` must stay empty (the runtime
-    rejects it, the pod sees the node's name)."""
+    rejects it, the pod sees the node's name). ``share_pid``: one PID namespace for the pod's
+    containers (``shareProcessNamespace``; its containers must say so too)."""
     if host_network and hostname:
         raise ValueError(
             f"pod {namespace}/{name}: a host-network sandbox must not set a "
@@ -77,7 +81,7 @@ def sandbox_config(
         linux=pb.LinuxPodSandboxConfig(
             cgroup_parent=cgroup_parent,
             security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=_namespaces(host_network),
+                namespace_options=_namespaces(host_network, share_pid=share_pid),
                 privileged=privileged,
             ),
         ),
@@ -104,17 +108,17 @@ def container_config(
     run_as_user: int | None = None,
     resources: pb.LinuxContainerResources | None = None,
     mounts: Iterable[pb.Mount] = (),
-    seccomp: pb.SecurityProfile | None = None,
-    apparmor: pb.SecurityProfile | None = None,
+    security: pb.LinuxContainerSecurityContext | None = None,
+    share_pid: bool = False,
 ) -> pb.ContainerConfig:
-    """A ContainerConfig; ``log_path`` is relative to the sandbox's log_directory."""
-    sc = pb.LinuxContainerSecurityContext(
-        privileged=privileged, namespace_options=_namespaces(host_network)
-    )
-    if seccomp is not None:
-        sc.seccomp.CopyFrom(seccomp)
-    if apparmor is not None:
-        sc.apparmor.CopyFrom(apparmor)
+    """A ContainerConfig; ``log_path`` is relative to the sandbox's log_directory.
+    ``security``: the rest of the container's security context (users, groups,
+    capabilities, profiles), which ``privileged``/``run_as_user`` add to."""
+    sc = pb.LinuxContainerSecurityContext()
+    if security is not None:
+        sc.CopyFrom(security)
+    sc.privileged = sc.privileged or privileged
+    sc.namespace_options.CopyFrom(_namespaces(host_network, share_pid=share_pid))
     if run_as_user is not None:
         sc.run_as_user.value = run_as_user
     linux: dict[str, Any] = {"security_context": sc}

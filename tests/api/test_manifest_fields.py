@@ -285,3 +285,23 @@ def test_resize_policy_is_stored_and_validated() -> None:
         Invalid, match=re.escape("spec.containers[0].resizePolicy[0].restartPolicy:")
     ):
         _validated(_pod_level({}, [bad]))
+
+
+def _claim(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], **spec},
+    }
+
+
+def test_claims_default_the_volume_mode_and_refuse_data_sources_by_name() -> None:
+    claim = _validated(_claim({"resources": {"requests": {"storage": "1Gi"}}}))
+    assert claim.spec.volume_mode == "Filesystem"
+    snapshot = {"dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot",
+                               "name": "snap-1"}}  # fmt: skip
+    with pytest.raises(Invalid, match=re.escape("spec.dataSource: not supported on this cluster")):
+        _validated(_claim(snapshot))
+    with pytest.raises(Invalid, match=re.escape('spec.accessModes[0]: unsupported value "RWX"')):
+        _validated({**_claim({}), "spec": {"accessModes": ["RWX"]}})
