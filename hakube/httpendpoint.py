@@ -3,20 +3,51 @@
 Prometheus scrapes /metrics; supervisors and keepalived's check ask /healthz and /readyz. Only
 the master has a meaningful readiness (in a quorum with a leader); components without one
 answer /readyz like /healthz.
+
+Two ways to serve it, never a third: plain HTTP on a loopback address (the default; anything
+else needs ``--allow-unauthenticated-metrics``), or HTTPS that requires a client certificate
+from the cluster CA and lets only the identities ``authorize`` accepts read anything (see
+docs/observability.md). The TLS handshake runs on the connection's own thread, so a client
+that stalls it holds one thread for at most ``HANDSHAKE_TIMEOUT``, not the accept loop.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from hakube.lifecycle import StartupError
+
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a client gets to finish the TLS handshake and send its request."""
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry for one process's metrics, with the process (CPU, memory, open files) and
+    Python runtime (GC, version) collectors every hakube process exports. The client's
+    ``*_created`` series are turned off (process-wide): Prometheus does not use them here and
+    they would double every counter's and histogram's series."""
+    disable_created_metrics()
+    registry = CollectorRegistry()
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
 
 
 def is_loopback(host: str) -> bool:
@@ -38,8 +69,14 @@ def serve_http(
     remote_ok: bool = False,
     ready: Callable[[], bool] | None = None,
     not_ready: bytes = b"not ready\n",
+    tls: ssl.SSLContext | None = None,
+    authorize: Callable[[bytes], str | None] | None = None,
 ) -> ThreadingHTTPServer:
     """Serve on ``listen`` (HOST:PORT; port 0 picks one) from a daemon thread.
+
+    ``tls``: a server context that requires a client certificate (``hakube.pki.tls.
+    server_context``); the endpoint is then HTTPS on any address. ``authorize(peer DER)``
+    returns why that certificate may not read the endpoint (403), or None.
 
     StartupError with a one-line message naming ``what`` if the address cannot be used.
     """
@@ -47,7 +84,10 @@ def serve_http(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             ctype = "text/plain"
-            if self.path == "/metrics":
+            refused = _refusal(self.connection, authorize)
+            if refused is not None:
+                body, code = refused.encode() + b"\n", 403
+            elif self.path == "/metrics":
                 body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
             elif self.path == "/healthz":
                 body, code = b"ok\n", 200
@@ -66,20 +106,56 @@ def serve_http(
             pass
 
     host, _, port = listen.rpartition(":")
-    if not remote_ok and not is_loopback(host):
+    if tls is None and not remote_ok and not is_loopback(host):
         raise StartupError(
             f"{what}: --metrics-listen {listen} is not a loopback address: metrics "
-            "and health are plain HTTP without authentication; pass "
-            "--allow-unauthenticated-metrics to serve them there anyway"
+            "and health are plain HTTP without authentication there; use "
+            "--metrics-tls-listen for HTTPS with client certificates (or, where offered, "
+            "--allow-unauthenticated-metrics to serve plain HTTP anyway)"
         )
     try:
-        server = ThreadingHTTPServer((host, int(port)), Handler)
+        server = (
+            _TlsServer((host.strip("[]"), int(port)), Handler, tls)
+            if tls is not None
+            else ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        )
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StartupError(f"{what}: cannot listen on {listen} for metrics: {reason}") from exc
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server
+
+
+def _refusal(conn: Any, authorize: Callable[[bytes], str | None] | None) -> str | None:
+    if authorize is None:
+        return None
+    der = conn.getpeercert(binary_form=True) if isinstance(conn, ssl.SSLSocket) else None
+    return authorize(der) if der else "no client certificate"
+
+
+class _TlsServer(ThreadingHTTPServer):
+    """HTTPS: each connection's handshake (which demands a client certificate from the CA)
+    runs on its own thread; a failed one closes the connection before a byte is read."""
+
+    def __init__(self, address: tuple[str, int], handler: Any, context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__(address, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            conn = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # plain HTTP, no certificate or a foreign CA: nothing is answered
+        try:
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
 
 
 class Heartbeats:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2, core_pb2
 from hakube.apiserver import encryption
@@ -40,7 +42,7 @@ from hakube.apiserver.errors import AlreadyExists, ApiError
 from hakube.apiserver.flowcontrol import FlowControl
 from hakube.apiserver.flowcontrol import Settings as FlowSettings
 from hakube.apiserver.join import BOOTSTRAP_METHODS, JOIN_SERVICE, BootstrapTokens, JoinServicer
-from hakube.apiserver.metrics import MasterMetrics
+from hakube.apiserver.metrics import MasterMetrics, NodeReadiness
 from hakube.apiserver.nodeproxy import NODE_PROXY_SERVICE, NodeProxyServicer
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
@@ -50,7 +52,7 @@ from hakube.httpendpoint import Heartbeats, serve_http
 from hakube.lifecycle import StartupError
 from hakube.pki import certs as pki_certs
 from hakube.pki.layout import Pki, PkiError, listen_hosts
-from hakube.pki.tls import TlsFiles
+from hakube.pki.tls import TlsFiles, scrape_refusal, server_context
 from hakube.store import datadir
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
@@ -74,6 +76,10 @@ class MasterSettings:
     peers: dict[str, str]
     metrics_listen: str = ""
     """HOST:PORT for /metrics, /healthz, /readyz; empty disables it."""
+    metrics_tls_listen: str = ""
+    """HOST:PORT for the same endpoints over HTTPS, with this master's certificate, requiring a
+    client certificate from the cluster CA in group system:monitoring (or an admin's or a
+    master's); for scraping from other hosts. Empty: off."""
     history_size: int = 20000
     """Watch history kept, in events; older resourceVersions get OUT_OF_RANGE."""
     ready_interval: float = 0.5
@@ -130,10 +136,12 @@ class Master:
     """A running master; ``run()`` blocks until ``stop()``."""
 
     def __init__(
-        self, settings: MasterSettings, on_serving: Callable[[Pki], None] | None = None
+        self,
+        settings: MasterSettings,
+        on_serving: Callable[[Pki, CollectorRegistry], None] | None = None,
     ) -> None:
-        """``on_serving`` is called on the loop once the API serves (with the PKI in place),
-        e.g. to start in-process components."""
+        """``on_serving`` is called on the loop once the API serves (with the PKI in place and
+        the registry /metrics serves), e.g. to start in-process components."""
         self.settings = settings
         self.on_serving = on_serving
         self.metrics = MasterMetrics()
@@ -154,6 +162,11 @@ class Master:
         self.api_port = 0
         self.metrics_port = 0
         self._http: ThreadingHTTPServer | None = None
+        self._https: ThreadingHTTPServer | None = None
+        self.metrics_tls_port = 0
+        self._tls: TlsFiles | None = None
+        self._cert_expiry = CertExpiry()
+        self._nodes = NodeReadiness(self._stored_nodes)
         self.membership: datadir.Membership | None = None
         self.exit_reason = ""
         self.pki: Pki | None = None
@@ -332,17 +345,30 @@ class Master:
                 log.warning("scheduled snapshot failed: %s", exc)
 
     def _start_http(self) -> None:
-        if not self.settings.metrics_listen:
-            return
-        self._http = serve_http(
-            self.settings.metrics_listen,
-            self.metrics.registry,
-            "hakube master",
-            ready=self._serving_ready,
-            remote_ok=self.settings.metrics_remote_ok,
-            not_ready=b"not ready: no quorum with a leader\n",
-        )
-        self.metrics_port = self._http.server_address[1]
+        common: dict[str, Any] = {
+            "ready": self._serving_ready,
+            "not_ready": b"not ready: no quorum with a leader\n",
+        }
+        if self.settings.metrics_listen:
+            self._http = serve_http(
+                self.settings.metrics_listen,
+                self.metrics.registry,
+                "hakube master",
+                remote_ok=self.settings.metrics_remote_ok,
+                **common,
+            )
+            self.metrics_port = self._http.server_address[1]
+        if self.settings.metrics_tls_listen:
+            assert self._tls is not None
+            self._https = serve_http(
+                self.settings.metrics_tls_listen,
+                self.metrics.registry,
+                "hakube master",
+                tls=server_context(self._tls),
+                authorize=scrape_refusal,
+                **common,
+            )
+            self.metrics_tls_port = self._https.server_address[1]
 
     def _serving_ready(self) -> bool:
         stalled = self.heartbeats.stalled()
@@ -377,7 +403,34 @@ class Master:
             "quota_bytes": self.settings.quota_bytes,
             "quota_alarm": self.objects is not None and self.objects.quota_alarm,
             "objects": {k: self.fsm.count(k) for k in self.fsm.kinds()},
+            "has_leader": 1 if raft and raft.leader_name() else 0,
+            "leaders_seen": raft.leaders_seen if raft else 0,
+            "proposals_pending": raft.proposer.pending() if raft else 0,
+            "proposals_failed": dict(raft.proposer.failed) if raft else {},
+            "follower_lag": self._follower_lag(),
+            "cert_expiry": self._cert_expiry.seconds_left(self._cert_files()),
+            "nodes": self._nodes.counts(),
         }
+
+    def _stored_nodes(self) -> dict[Any, Any]:
+        with self.fsm.lock:
+            return dict(self.fsm.objects.get("Node", {}))
+
+    def _follower_lag(self) -> dict[str, int]:
+        """On the leader: entries each follower is behind (by member name; empty elsewhere)."""
+        raft = self.raft
+        if raft is None:
+            return {}
+        last = raft.last_log_index()
+        return {
+            raft.addr_to_name.get(addr, "unknown"): max(0, last - match)
+            for addr, (match, _) in raft.progress().items()
+        }
+
+    def _cert_files(self) -> dict[str, str]:
+        if self._tls is None:
+            return {}
+        return {"ca": self._tls.ca, "master": self._tls.cert}
 
     def cluster_status(self) -> api_pb2.ClusterStatusResponse:
         raft = self.raft
@@ -573,6 +626,7 @@ class Master:
         hub.attach(loop)
         peers = self._prepare_membership()
         tls = self._prepare_pki(peers)
+        self._tls = tls
         ca_name = pki_certs.identity_of(tls.load_ca_cert()).user
         raft_settings = RaftSettings(
             name=s.name,
@@ -591,6 +645,8 @@ class Master:
             on_refused=self.metrics.raft_refused_connection,
         )
         self.raft.on_leadership(self.leases.on_leadership)
+        if self.raft.durable is not None:
+            self.raft.durable.on_sync = self.metrics.journal_fsync.observe
         self.heartbeats.beat("raft thread")
         self.raft.syncobj.addOnTickCallback(lambda: self.heartbeats.beat("raft thread"))
         self.metrics.add_state_collector(self._state)
@@ -653,7 +709,7 @@ class Master:
         self._start_http()
         if self.on_serving is not None:
             assert self.pki is not None
-            self.on_serving(self.pki)
+            self.on_serving(self.pki, self.metrics.registry)
         log.info(
             "master %s: api %s, raft %s, metrics %s, peers %s",
             s.name,
@@ -680,8 +736,9 @@ class Master:
                 t.cancel()
             await server.stop(0.5)
             self.raft.stop()
-            if self._http is not None:
-                self._http.shutdown()
+            for http in (self._http, self._https):
+                if http is not None:
+                    http.shutdown()
             if audit_log is not None:
                 audit_log.close()
             if self._lock_fd is not None:
@@ -693,7 +750,32 @@ class Master:
             self._stopping.set()
 
 
-def serve(settings: MasterSettings, on_serving: Callable[[Pki], None] | None = None) -> None:
+class CertExpiry:
+    """Seconds until each certificate file expires, re-read only when the file changes (a
+    renewal replaces it), so a scrape costs a stat per certificate."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def seconds_left(self, paths: dict[str, str]) -> dict[str, float]:
+        out = {}
+        for name, path in paths.items():
+            try:
+                mtime = os.stat(path).st_mtime_ns
+                seen = self._seen.get(path)
+                if seen is None or seen[0] != mtime:
+                    with open(path, "rb") as f:
+                        cert = pki_certs.load_cert(f.read())
+                    seen = self._seen[path] = (mtime, pki_certs.not_after(cert).timestamp())
+            except (OSError, ValueError, pki_certs.CertError):
+                continue
+            out[name] = seen[1] - time.time()
+        return out
+
+
+def serve(
+    settings: MasterSettings, on_serving: Callable[[Pki, CollectorRegistry], None] | None = None
+) -> None:
     """Run a master until SIGTERM or SIGINT."""
     # The Raft thread and the API's event loop share the GIL. With the default 5 ms switch
     # interval, a Raft message that arrives while the loop is busy waits up to 5 ms before it is

@@ -29,6 +29,7 @@ from typing import Any
 from hakube.agent import join, network, volumes, vxlan
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
+from hakube.agent.metrics import AgentMetrics
 from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
 from hakube.agent.routes import PodRoutes
@@ -42,11 +43,16 @@ from hakube.client.events import EventRecorder
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
+from hakube.cri.v1 import api_pb2 as cri_pb
+from hakube.httpendpoint import new_registry, serve_http
 from hakube.lifecycle import StartupError
 from hakube.pki.layout import NodePki
+from hakube.pki.tls import scrape_refusal, server_context
 
 log = logging.getLogger("hakube.agent")
 
+RUNNING = cri_pb.CONTAINER_RUNNING
+SANDBOX_READY = cri_pb.SANDBOX_READY
 SLOW_SYNC = 2.0
 """A reconcile slower than this (seconds) is logged: the runtime or the API is struggling."""
 SIM_UNPULLABLE = ("*missing*", "*nonexistent*", "*does-not-exist*")
@@ -104,11 +110,16 @@ class Agent:
             self.client.transport.set_credentials,
             renew_before=datetime.timedelta(seconds=settings.cert_renew_before),
         )
+        self.metrics = AgentMetrics(new_registry())
+        self.cri.on_call = self.metrics.observe_cri
+        self._node_pki = node_pki
+        self._http: list[Any] = []
         self.view = RuntimeView(self.cri, settings.node_name)
         self.capacity = nodemod.capacity(settings, capacity_cpu, capacity_memory)
         self.queue = WorkQueue()
         self.events = EventRecorder(self.client, "hakube-agent", host=settings.node_name)
         self.probes = ProbeManager(self.cri, self._probe_changed)
+        self.probes.on_result = self.metrics.observe_probe
         self.server = AgentServer(
             self.view,
             settings.listen_address(self.host_ip),
@@ -142,7 +153,28 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
 
+    def _start_metrics(self) -> None:
+        """The metrics endpoints (StartupError naming the address if one cannot be used)."""
+        what = f"hakube agent {self.s.node_name}"
+        if self.s.metrics_listen:
+            self._http.append(serve_http(self.s.metrics_listen, self.metrics.registry, what))
+        if self.s.metrics_tls_listen:
+            self._http.append(
+                serve_http(
+                    self.s.metrics_tls_listen,
+                    self.metrics.registry,
+                    what,
+                    tls=server_context(self._node_pki.tls_files()),
+                    authorize=scrape_refusal,
+                )
+            )
+
+    @property
+    def metrics_ports(self) -> list[int]:
+        return [int(h.server_address[1]) for h in self._http]
+
     def _start(self) -> None:
+        self._start_metrics()
         version = self._wait_runtime()
         self.runtime_name = version.runtime_name
         port = self.server.start()
@@ -186,7 +218,9 @@ class Agent:
             pod_network=lambda: self._network_ready,
             pod_lookup=self._pod,
             node_capacity=(self.capacity.cpu_millis, self.capacity.memory_bytes),
+            on_started=self.metrics.pod_start.observe,
         )
+        self.metrics.waiting_source = self.syncer.waiting_reasons
         self.probes.start()
         self.pods.add_handlers(
             on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod
@@ -316,6 +350,8 @@ class Agent:
         self.server.stop()
         if self.routes is not None:
             self.routes.stop()
+        for http in self._http:
+            http.shutdown()
         if self.syncer is not None:
             self.syncer.close()
         self.client.close()
@@ -360,11 +396,13 @@ class Agent:
                 return
             assert self.syncer is not None
             t0 = time.monotonic()
+            failed = True
             try:
                 again = self.syncer.sync(uid)
                 if time.monotonic() - t0 > SLOW_SYNC:
                     log.info("pod %s: reconcile took %.1fs", self._name(uid), time.monotonic() - t0)
                 failures.pop(uid, None)
+                failed = False
                 if again is not None:
                     self.queue.add_after(uid, again)
             except (HakubeError, CriError) as e:
@@ -377,6 +415,9 @@ class Agent:
                 self.queue.add_after(uid, 5.0)
             finally:
                 self.queue.done(uid)
+                self.metrics.sync.observe(time.monotonic() - t0)
+                if failed:
+                    self.metrics.sync_errors.inc()
 
     def _name(self, uid: str) -> str:
         with self._uids_lock:
@@ -387,11 +428,14 @@ class Agent:
         last: dict[str, tuple[str, int]] = {}
         next_resync = time.monotonic() + self.s.resync_interval
         while not self._stop.wait(self.s.relist_interval):
+            t0 = time.monotonic()
             try:
                 now = self.view.states()
             except CriError as e:
                 log.warning("relist: %s", e)
                 continue
+            self.metrics.relist.observe(time.monotonic() - t0)
+            self._count_running(now)
             changed = {uid for key, (uid, state) in now.items() if last.get(key) != (uid, state)}
             changed |= {uid for key, (uid, _) in last.items() if key not in now}
             last = now
@@ -407,6 +451,17 @@ class Agent:
                         self._uids.pop(uid, None)
             for uid in (changed | orphans) - {""}:
                 self.queue.add(uid)
+
+    def _count_running(self, states: dict[str, tuple[str, int]]) -> None:
+        """Running containers and pods with a ready sandbox, from one relist."""
+        containers = sum(
+            1 for k, (_, st) in states.items() if not k.startswith("sandbox/") and st == RUNNING
+        )
+        pods = sum(
+            1 for k, (_, st) in states.items() if k.startswith("sandbox/") and st == SANDBOX_READY
+        )
+        self.metrics.running_containers.set(containers)
+        self.metrics.running_pods.set(pods)
 
     def _publish_usage(self) -> None:
         """Every ``usage_interval``: write each running pod's CPU usage into its

@@ -92,6 +92,17 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "10250; port 0: any free port)",
     )
     p.add_argument(
+        "--metrics-listen",
+        default="",
+        help="HOST:PORT (loopback) for /metrics and /healthz over plain HTTP; empty: off",
+    )
+    p.add_argument(
+        "--metrics-tls-listen",
+        default="",
+        help="HOST:PORT for /metrics over HTTPS with the node's certificate, for scrapers "
+        "with a cluster-CA client certificate in group system:monitoring; empty: off",
+    )
+    p.add_argument(
         "--pki-dir",
         default="",
         help="the node's ca.crt, node.crt and node.key (default: ROOT-DIR/pki)",
@@ -241,6 +252,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         cri_endpoint=args.cri_endpoint,
         node_ip=args.node_ip,
         listen=args.listen,
+        metrics_listen=args.metrics_listen,
+        metrics_tls_listen=args.metrics_tls_listen,
         pki_dir=args.pki_dir,
         labels=dict(args.labels),
         taints=tuple(args.register_with_taints),

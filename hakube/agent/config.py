@@ -50,6 +50,11 @@ class AgentSettings:
     """Where the agent API (logs, exec, stats) listens; empty: the node's InternalIP (see
     ``node_ip``) on the kubelet's port 10250, never every interface by default. Port 0 picks a
     free one. The port is published in the Node's status.daemonEndpoints."""
+    metrics_listen: str = ""
+    """HOST:PORT for /metrics and /healthz over plain HTTP: loopback only (empty: off)."""
+    metrics_tls_listen: str = ""
+    """HOST:PORT for the same over HTTPS with the node's certificate, for scrapers with a
+    client certificate from the cluster CA in group system:monitoring (empty: off)."""
     pki_dir: str = ""
     """The node's key material (hakube.pki.layout.NodePki: ca.crt, node.crt, node.key); empty:
     ``<root_dir>/pki``. The agent API serves TLS with node.crt and only to the masters."""

@@ -66,6 +66,8 @@ class ProbeManager:
         self._seq = 0
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self.on_result: Callable[[str, bool], None] | None = None
+        """Called with (probe kind, passed) after every probe run (metrics)."""
 
     # -- results (any thread) -------------------------------------------------------------------
 
@@ -155,6 +157,8 @@ class ProbeManager:
 
     def _probe(self, w: _Worker) -> None:
         ok, message = run_probe(self.cri, w.cid, w.container, w.probe, w.host)
+        if self.on_result is not None:
+            self.on_result(w.kind, ok)
         flipped = False
         with self._cond:
             if w.stopped or self._stopped:

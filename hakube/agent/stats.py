@@ -65,6 +65,11 @@ def _cpu_busy_ns() -> int:
     return (sum(fields) - idle) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has used, in seconds (a counter; metrics)."""
+    return _cpu_busy_ns() / 1e9
+
+
 def _node_reading() -> tuple[int, int]:
     """(machine CPU ns used, monotonic ns now)."""
     return _cpu_busy_ns(), time.monotonic_ns()

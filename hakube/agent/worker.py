@@ -80,6 +80,9 @@ class _PodMemory:
 
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     backoff_reported: set[str] = field(default_factory=set)
+    seen_at: float = field(default_factory=time.monotonic)
+    """When this agent first reconciled the pod (the start of its start latency)."""
+    start_reported: bool = False
 
 
 class PodSyncer:
@@ -96,8 +99,11 @@ class PodSyncer:
         pod_network: Callable[[], bool],
         pod_lookup: Callable[[str], pod_pb2.Pod | None],
         node_capacity: tuple[int, int] = (0, 0),
+        on_started: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_started(seconds)``: a pod this agent started has turned Running (metrics)."""
         self.s = settings
+        self.on_started = on_started
         self.client = client
         self.view = view
         self.cri = view.cri
@@ -119,6 +125,12 @@ class PodSyncer:
     def close(self) -> None:
         self._stopper.shutdown(wait=False, cancel_futures=True)
         self._hooks.shutdown(wait=False, cancel_futures=True)
+
+    def waiting_reasons(self) -> list[str]:
+        """The reason of every container now waiting, across this node's pods (metrics)."""
+        with self._lock:
+            memories = list(self._memory.values())
+        return [reason for m in memories for reason, _ in list(m.waiting.values())]
 
     def _mem(self, uid: str) -> _PodMemory:
         with self._lock:
@@ -697,6 +709,7 @@ class PodSyncer:
             out.status.CopyFrom(new_status)
             try:
                 self.client.pods.update_status(out)
+                self._note_started(pod, new_status, mem)
                 return
             except Conflict:
                 if attempt == 2:
@@ -704,6 +717,20 @@ class PodSyncer:
                 pod = self.client.pods.get(pod.metadata.name, namespace=pod.metadata.namespace)
             except NotFound:
                 return
+
+    def _note_started(
+        self, pod: pod_pb2.Pod, new_status: pod_pb2.PodStatus, mem: _PodMemory
+    ) -> None:
+        """Report the start latency once, for a pod this agent brought to Running (not one it
+        adopted Running after a restart)."""
+        if (
+            self.on_started is not None
+            and not mem.start_reported
+            and new_status.phase == "Running"
+            and pod.status.phase != "Running"
+        ):
+            mem.start_reported = True
+            self.on_started(time.monotonic() - mem.seen_at)
 
 
 @dataclass

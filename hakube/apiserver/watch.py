@@ -141,6 +141,7 @@ class WatchHub:
         """Per kind: watchers that must be tested against every event."""
         self.refusing: str | None = None
         """Set while watches are refused (see ``refuse``)."""
+        metrics.watch_backlog.set_function(self.backlog)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -197,8 +198,22 @@ class WatchHub:
                 if w.last_rev < revision:
                     w.last_rev = revision
 
+    def backlog(self) -> int:
+        """Events queued for the slowest watcher (metrics; read at scrape time, so a racing
+        change of the sets is retried rather than locked against)."""
+        for _ in range(3):
+            try:
+                return max(
+                    (w.queue.qsize() for ws in list(self._by_kind.values()) for w in list(ws)),
+                    default=0,
+                )
+            except RuntimeError:
+                continue
+        return 0
+
     def _put(self, w: Watcher, data: bytes) -> None:
         if w.queue.qsize() >= self.max_queue:
+            self.metrics.watch_too_slow.inc()
             self._close(
                 w,
                 TooSlow(

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube.controllers import all as _all  # noqa: F401 - registers the controllers
 from hakube.controllers.manager import REGISTRY, ControllerManager, select
+from hakube.httpendpoint import new_registry
 from hakube.leaderelection import add_component_flags, run_component
 
 NAME = "controller-manager"
@@ -39,7 +40,7 @@ def manager_for(args: argparse.Namespace, registry: CollectorRegistry) -> Contro
 
 
 def run(args: argparse.Namespace) -> int:
-    registry = CollectorRegistry()
+    registry = new_registry()
     try:
         manager = manager_for(args, registry)
     except ValueError as exc:

@@ -12,27 +12,34 @@ import argparse
 import os
 import uuid
 
+from prometheus_client import CollectorRegistry
+
 from hakube.client.client import Client
 from hakube.controllers import all as _all  # noqa: F401 - registers the controllers
 from hakube.controllers.manager import ControllerManager, select
-from hakube.leaderelection import Component, ElectionConfig
+from hakube.leaderelection import Component, ElectionConfig, ElectionMetrics
 from hakube.pki.layout import Pki
 from hakube.scheduler import Scheduler
 
 
-def start_in_process(name: str, api: str, pki: Pki) -> list[Component]:
+def start_in_process(
+    name: str, api: str, pki: Pki, *, registry: CollectorRegistry | None = None
+) -> list[Component]:
     """Start both components against ``api``, each with its own identity from ``pki``
-    (issued from the CA there if missing); stop them with ``stop_all``."""
+    (issued from the CA there if missing); stop them with ``stop_all``. Their metrics go into
+    ``registry`` (the master's, so its /metrics serves them too)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    election = ElectionMetrics(registry)
     host, _, port = api.rpartition(":")
     if host in ("0.0.0.0", "::", "[::]", ""):
         api = f"127.0.0.1:{port}"
     suffix = uuid.uuid4().hex[:8]
     comps = []
     for user, work, lease in (
-        ("scheduler", Scheduler(), "hakube-scheduler"),
+        ("scheduler", Scheduler(registry=registry), "hakube-scheduler"),
         (
             "controller-manager",
-            ControllerManager(select("*"), argparse.Namespace()),
+            ControllerManager(select("*"), argparse.Namespace(), registry=registry),
             "hakube-controller-manager",
         ),
     ):
@@ -44,6 +51,7 @@ def start_in_process(name: str, api: str, pki: Pki) -> list[Component]:
                 client,
                 ElectionConfig(name=lease, namespace="kube-system", identity=f"{name}_{suffix}"),
                 work,
+                election_metrics=election,
             )
         )
     for c in comps:

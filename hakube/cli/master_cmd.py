@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry
+
 from hakube import gctune
 from hakube.apiserver.audit import AuditSettings
 from hakube.cli import master_flow
@@ -52,6 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "--metrics-listen",
         default="",
         help="HOST:PORT for /metrics, /healthz and /readyz (empty: off)",
+    )
+    p.add_argument(
+        "--metrics-tls-listen",
+        default="",
+        help="HOST:PORT for the same endpoints over HTTPS with this master's certificate, "
+        "for scrapers with a client certificate from the cluster CA in group "
+        "system:monitoring (users/prometheus); empty: off",
     )
     p.add_argument(
         "--quota-bytes",
@@ -235,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         raft_listen=args.raft_listen,
         peers=args.peers,
         metrics_listen=args.metrics_listen,
+        metrics_tls_listen=args.metrics_tls_listen,
         history_size=args.history_size,
         raft=raft,
         force_new_cluster=args.force_new_cluster,
@@ -259,9 +269,10 @@ def run(args: argparse.Namespace) -> int:
     )
     comps: list[Component] = []
 
-    def components(pki: Pki) -> None:
-        # Started once the master has its PKI (it may have just created the CA).
-        comps.extend(start_in_process(args.name, args.api_listen, pki))
+    def components(pki: Pki, registry: CollectorRegistry) -> None:
+        # Started once the master has its PKI (it may have just created the CA); their metrics
+        # are served with the master's.
+        comps.extend(start_in_process(args.name, args.api_listen, pki, registry=registry))
 
     gctune.install()
     try:

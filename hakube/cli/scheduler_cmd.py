@@ -6,8 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
-
+from hakube.httpendpoint import new_registry
 from hakube.leaderelection import add_component_flags, run_component
 from hakube.scheduler import Scheduler, SchedulerConfig
 
@@ -68,7 +67,7 @@ def scheduler_config(args: argparse.Namespace) -> SchedulerConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    registry = CollectorRegistry()
+    registry = new_registry()
     try:
         config = scheduler_config(args)
     except ValueError as exc:

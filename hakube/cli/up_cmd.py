@@ -15,10 +15,11 @@ Files in the data dir: ``cluster.yaml`` (ports), ``up.lock`` (one ``hakube up`` 
 ``up.pid``, ``mN/`` (each master's Raft journal and dumps), ``mN.log``, ``mN.pid`` (and the
 same ``.log``/``.pid`` pair for ``node-N``, ``scheduler``, ``controller-manager``,
 ``dns`` (the cluster DNS whose address ``dns-listen`` keeps) and, with ``--runtime
-containerd``, ``proxy``),
-``client-config`` (a copy of the client config), ``pki/`` (the cluster's own CA, the masters'
-and the users' certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's
-certificate, from joining with a bootstrap token that ``hakube up`` creates at each start).
+containerd``, ``proxy``), ``client-config`` (a copy of the client config), ``prometheus.yml``
+(a Prometheus scrape config for the /metrics of every process it started;
+``hakube.local.monitoring``), ``pki/`` (the cluster's own CA, the masters' and the users'
+certificates; ``hakube certs`` works on it), ``node-N/pki`` (each node's certificate, from
+joining with a bootstrap token that ``hakube up`` creates at each start).
 """
 
 from __future__ import annotations
@@ -50,8 +51,15 @@ from hakube.client.config import (
 )
 from hakube.local.agents import LocalAgents
 from hakube.local.cluster import LocalCluster, MasterProc, free_ports
-from hakube.local.components import UpComponents
+from hakube.local.components import COMPONENTS, UpComponents
 from hakube.local.dns import DnsAddress, LocalDns, ensure_kube_dns, listen_address
+from hakube.local.monitoring import (
+    JOBS,
+    Target,
+    metrics_addresses,
+    prometheus_config,
+    write_prometheus_config,
+)
 from hakube.local.supervisor import RestartPolicy, Supervisor
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
@@ -376,6 +384,7 @@ class Up:
             )
             self._stop()
             return 1
+        metrics = self._metrics_addresses()
         self.agents = LocalAgents(
             self.data_dir,
             self.cluster.endpoints(),
@@ -383,6 +392,7 @@ class Up:
             token=token,
             ca_hash=ca_hash,
             supervisor=self.supervisor,
+            metrics=metrics,
         )
         try:
             self._start_dns()  # before the ClusterIP allocator can hand out 10.96.0.10
@@ -392,7 +402,9 @@ class Up:
             return 1
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
+            self.components.metrics = metrics
             self.components.start()
+        self._write_prometheus_config(metrics)
         self._report()
         while not self.stopping.wait(0.25):
             for line in self.supervisor.poll():
@@ -446,6 +458,25 @@ class Up:
         # whichever --client-config the user chose.
         os.environ[ENV_CONFIG] = copy
 
+    def _metrics_addresses(self) -> dict[str, str]:
+        """Metrics addresses of the agents and components, recorded in cluster.yaml."""
+        names = [] if self.args.no_components else list(COMPONENTS)
+        names += [f"node-{i}" for i in range(1, self.args.nodes + 1)]
+        return metrics_addresses(os.path.join(self.data_dir, STATE_FILE), names)
+
+    def _write_prometheus_config(self, metrics: dict[str, str]) -> None:
+        """``prometheus.yml``: every process this run started, as static targets."""
+        targets = [Target(JOBS["master"], m.name, m.metrics) for m in self.cluster.masters]
+        for name, addr in metrics.items():
+            job = JOBS[name] if name in COMPONENTS else JOBS["agent"]
+            targets.append(Target(job, name, addr))
+        write_prometheus_config(
+            os.path.join(self.data_dir, "prometheus.yml"),
+            prometheus_config(targets),
+            comment=f"Prometheus scrape config, written by `hakube up` for {self.data_dir}\n"
+            "Every process it started; see docs/observability.md for the alert rules.",
+        )
+
     def _join_token(self) -> tuple[str, str]:
         """A bootstrap token for this run's node agents (nodes that joined before keep their
         certificates and ignore it), and the CA hash to check."""
@@ -469,6 +500,7 @@ class Up:
             )
         for line in self.components.report() + self.dns.report():
             print(line, flush=True)
+        print(f"prometheus config: {os.path.join(self.data_dir, 'prometheus.yml')}", flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
         for a in self.agents.agents:
             print(

@@ -33,6 +33,8 @@ class WorkQueue(Generic[K]):
         self.max_delay = max_delay
         self.on_wait: Callable[[float], None] | None = None
         """Called with the seconds a key waited in the queue before a worker took it (metrics)."""
+        self.on_add: Callable[[], None] | None = None
+        """Called each time a key is queued that was not waiting already (metrics)."""
         self._since: dict[K, float] = {}
         self._cond = threading.Condition()
         self._queue: deque[K] = deque()
@@ -63,6 +65,8 @@ class WorkQueue(Generic[K]):
             self._queue.append(key)
             self._since[key] = time.monotonic()
             self._cond.notify()
+            if self.on_add is not None:
+                self.on_add()
 
     def add_after(self, key: K, delay: float) -> None:
         """Add ``key`` once ``delay`` seconds have passed (e.g. a deadline to check)."""

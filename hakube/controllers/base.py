@@ -137,8 +137,28 @@ class ControllerMetrics:
             buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
         )
         self.depth = Gauge(
-            "hakube_controller_queue_depth", "Keys waiting.", ["controller"], registry=r
+            "hakube_controller_queue_depth",
+            "Keys waiting (read from the queue at scrape time).",
+            ["controller"],
+            registry=r,
         )
+        self.adds = Counter(
+            "hakube_controller_queue_adds",
+            "Keys put on the work queue (a key already waiting is not counted again).",
+            ["controller"],
+            registry=r,
+        )
+
+    def declare(self, controller: str) -> None:
+        """Create ``controller``'s series at 0, so rates and alerts see them before the first
+        error (a series that appears only on the first error hides that error from rate())."""
+        for result in ("ok", "error"):
+            self.syncs.labels(controller, result)
+        self.retries.labels(controller)
+        self.adds.labels(controller)
+        self.sync_seconds.labels(controller)
+        self.queue_seconds.labels(controller)
+        self.depth.labels(controller).set(0)
 
 
 @dataclass
@@ -175,6 +195,9 @@ class Controller:
         self.queue: WorkQueue[Any] = WorkQueue()
         if ctx.metrics is not None:
             self.queue.on_wait = ctx.metrics.queue_seconds.labels(self.name).observe
+            self.queue.on_add = ctx.metrics.adds.labels(self.name).inc
+            queue = self.queue
+            ctx.metrics.depth.labels(self.name).set_function(lambda: len(queue))
 
     @classmethod
     def add_flags(cls, parser: argparse.ArgumentParser) -> None:
@@ -248,7 +271,6 @@ class Controller:
                 if m is not None:
                     m.syncs.labels(self.name, result).inc()
                     m.sync_seconds.labels(self.name).observe(time.monotonic() - started)
-                    m.depth.labels(self.name).set(len(self.queue))
 
 
 def key_of(obj: Any) -> Key:

@@ -62,6 +62,8 @@ class ControllerManager:
         self.names = names
         self.settings = settings or argparse.Namespace()
         self.metrics = ControllerMetrics(registry if registry is not None else CollectorRegistry())
+        for name in names:
+            self.metrics.declare(name)
         self.sync_timeout = sync_timeout
         self.clock = clock
 

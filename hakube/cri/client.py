@@ -11,7 +11,8 @@ Thread safety: one client may be shared by threads (gRPC channels are thread-saf
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,6 +95,9 @@ class CriClient:
         )
         self.runtime = pb_grpc.RuntimeServiceStub(self._channel)
         self.images = pb_grpc.ImageServiceStub(self._channel)
+        self.on_call: Callable[[str, float, str | None], None] | None = None
+        """Called after every call with its method name, seconds taken and, when it failed,
+        the gRPC status name (the agent's metrics)."""
 
     def close(self) -> None:
         self._channel.close()
@@ -109,11 +113,19 @@ class CriClient:
     def _call(
         self, method: Any, name: str, request: Any, *, timeout: float | None, subject: str = ""
     ) -> Any:
+        observe = self.on_call
+        started = time.monotonic()
         try:
             deadline = timeout if timeout is not None else self.timeouts.default
-            return method(request, timeout=deadline)
+            response = method(request, timeout=deadline)
         except grpc.RpcError as e:
+            if observe is not None:
+                code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
+                observe(name, time.monotonic() - started, code.name)
             raise from_rpc_error(e, method=name, subject=subject) from e
+        if observe is not None:
+            observe(name, time.monotonic() - started, None)
+        return response
 
     # -- runtime --------------------------------------------------------------------------------
 

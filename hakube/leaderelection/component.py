@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.client.client import Client
-from hakube.httpendpoint import serve_http
+from hakube.httpendpoint import new_registry, serve_http
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
 from hakube.lifecycle import StartupError
 
@@ -95,15 +95,18 @@ class Component:
         work: ComponentWork,
         *,
         registry: CollectorRegistry | None = None,
+        election_metrics: ElectionMetrics | None = None,
     ) -> None:
+        """``election_metrics``: shared by the components of one process (one registry holds
+        each metric once; the ``lease`` label tells them apart)."""
         self.client = client
         self.config = config
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry if registry is not None else new_registry()
         self.elector = LeaderElector(
             client,
             config,
             lambda leading: work(client, leading),
-            metrics=ElectionMetrics(self.registry),
+            metrics=election_metrics or ElectionMetrics(self.registry),
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -141,7 +144,7 @@ def run_component(
     except (ValueError, OSError) as exc:
         print(f"{what}: {exc}", file=sys.stderr)
         return 2
-    registry = registry if registry is not None else CollectorRegistry()
+    registry = registry if registry is not None else new_registry()
     gctune.install()
     try:
         if args.metrics_listen:

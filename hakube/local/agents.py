@@ -34,10 +34,13 @@ class LocalAgents:
         ca_hash: str = "",
         extra_args: list[str] | None = None,
         supervisor: Supervisor | None = None,
+        metrics: dict[str, str] | None = None,
     ) -> None:
         """``token``/``ca_hash``: what a node without a certificate joins with.
         ``extra_args``: more ``hakube agent`` flags for every node. ``supervisor``: whose
-        children the agents are (default: one of their own that does not restart them)."""
+        children the agents are (default: one of their own that does not restart them).
+        ``metrics``: node name -> the loopback HOST:PORT its /metrics is served on."""
+        self.metrics = dict(metrics or {})
         self.data_dir = data_dir
         self.servers = servers
         self.token = token
@@ -69,6 +72,8 @@ class LocalAgents:
         )
         if self.token:
             cmd += ["--token", self.token, "--ca-cert-hash", self.ca_hash]
+        if name in self.metrics:
+            cmd += ["--metrics-listen", self.metrics[name]]
         if self.runtime == "containerd":
             cmd += ["--cri-endpoint", self.cri_endpoint]
             if index > 1:

@@ -36,11 +36,14 @@ class UpComponents:
         *,
         pki: Pki | None = None,
         proxy_args: list[str] | None = None,
+        metrics: dict[str, str] | None = None,
     ) -> None:
         """``pki``: the cluster's PKI directory, for each component's own client config
         (without it the components use the caller's $HAKUBE_CONFIG). ``proxy_args``: also run
-        ``hakube proxy`` with these extra flags (None: no proxy)."""
+        ``hakube proxy`` with these extra flags (None: no proxy). ``metrics``: component name
+        -> the loopback HOST:PORT its /metrics is served on."""
         self.proxy_args = proxy_args
+        self.metrics = dict(metrics or {})
         self.data_dir = data_dir
         self.pki = pki
         self.endpoints = endpoints
@@ -57,6 +60,8 @@ class UpComponents:
                 argv += list(self.proxy_args or [])
             else:  # leader-elected: a holder identity of its own
                 argv += ["--identity", f"up-{os.getpid()}-{name}"]
+            if name in self.metrics:
+                argv += ["--metrics-listen", self.metrics[name]]
             env = None
             if self.pki is not None:
                 conf = os.path.join(self.data_dir, f"{name}.conf")
@@ -77,7 +82,11 @@ class UpComponents:
             )
 
     def report(self) -> list[str]:
-        return [f"  {c.name}  pid {c.pid}  log {c.log_path}" for c in self.supervisor.of_kind(KIND)]
+        return [
+            f"  {c.name}  pid {c.pid}  log {c.log_path}"
+            + (f"  metrics http://{self.metrics[c.name]}/metrics" if c.name in self.metrics else "")
+            for c in self.supervisor.of_kind(KIND)
+        ]
 
     def stop(self) -> None:
         """SIGTERM (they release their leases), then wait; kill what does not stop."""

@@ -31,8 +31,10 @@ USERS = {
     "controller-manager": certs.Identity(names.CONTROLLER_MANAGER_USER),
     "proxy": certs.Identity(names.PROXY_USER),
     "dns": certs.Identity(names.DNS_USER),
+    "prometheus": certs.Identity(names.PROMETHEUS_USER, (names.MONITORING_GROUP,)),
 }
-"""The client identities `hakube certs init` issues, by file name."""
+"""The client identities `hakube certs init` issues, by file name (``prometheus``: the scraper of
+the HTTPS metrics endpoints; RBAC grants it nothing in the API)."""
 RENEW_BEFORE = datetime.timedelta(days=30)
 """`hakube certs renew` (without --force) and agents renew certificates this close to expiry."""
 

@@ -23,6 +23,10 @@ DNS_USER = "system:hakube-dns"
 BOOTSTRAP_PREFIX = "system:bootstrap:"
 BOOTSTRAPPERS_GROUP = "system:bootstrappers"
 AUTHENTICATED_GROUP = "system:authenticated"
+PROMETHEUS_USER = "system:hakube-prometheus"
+MONITORING_GROUP = "system:monitoring"
+"""Who may read the HTTPS metrics endpoints (with the admins and the masters): a scraper's
+certificate carries this group, and nothing else -- it is no API identity with any role."""
 
 
 def master_user(name: str) -> str:

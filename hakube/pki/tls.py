@@ -23,7 +23,7 @@ import grpc
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from hakube.pki import certs, files
+from hakube.pki import certs, files, names
 
 
 @dataclass(frozen=True)
@@ -213,3 +213,19 @@ def identity_of_pem(pem: bytes) -> tuple[certs.Identity, str]:
 def identity_of_der(der: bytes) -> certs.Identity:
     """Identity of a peer certificate as ``ssl.SSLSocket.getpeercert(True)`` gives it."""
     return certs.identity_of(x509.load_der_x509_certificate(der))
+
+
+SCRAPE_GROUPS = (names.MONITORING_GROUP, names.ADMINS_GROUP, names.MASTERS_GROUP)
+"""Groups whose certificates may read an HTTPS metrics endpoint."""
+
+
+def scrape_refusal(der: bytes) -> str | None:
+    """Why the client certificate ``der`` (already verified against the cluster CA) may not
+    read /metrics, /healthz or /readyz over HTTPS, or None if it may."""
+    identity = identity_of_der(der)
+    if set(identity.groups) & set(SCRAPE_GROUPS):
+        return None
+    return (
+        f'"{identity.user}" may not read metrics: a scraper needs a certificate in group '
+        f"{names.MONITORING_GROUP} (users/prometheus in the cluster's PKI)"
+    )

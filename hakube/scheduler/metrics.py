@@ -30,6 +30,8 @@ class SchedulerMetrics:
             registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
         )
+        for result in ("scheduled", "unschedulable", "error"):
+            self.attempts.labels(result)
         self.pending = Gauge(
             "hakube_scheduler_pending_pods", "Pods waiting, by queue.", ["queue"], registry=r
         )

@@ -33,6 +33,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from pysyncobj import serializer as ps_serializer
@@ -120,6 +122,8 @@ class DurableJournal:
         self.dirty = False
         self.syncs = 0
         """Journal syncs done (metrics, tests)."""
+        self.on_sync: Callable[[float], None] | None = None
+        """Called (on the Raft thread) with the seconds each sync took (metrics)."""
         self._lock = threading.Lock()
 
     def install(self) -> None:
@@ -137,6 +141,7 @@ class DurableJournal:
             self.dirty = False
             # Looked up each time: pysyncobj reopens the file when it grows the journal.
             f = self.journal._FileJournal__journalFile._ResizableFile__f
+            started = time.monotonic()
             try:
                 os.fdatasync(f.fileno())
             except OSError as exc:
@@ -144,6 +149,8 @@ class DurableJournal:
                 # could report success for data that is gone.
                 fail_stop(f"cannot sync the Raft journal: {exc}")
             self.syncs += 1
+            if self.on_sync is not None:
+                self.on_sync(time.monotonic() - started)
 
     def _marking(self, fn: Any) -> Any:
         def wrapped(*args: Any, **kwargs: Any) -> Any:

@@ -102,6 +102,14 @@ class Proposer:
         """The priority lane: proposed before ``_pending`` (see the module docstring)."""
         self._inflight: list[_Batch] = []
         self._flush_scheduled = False
+        self.failed: dict[str, int] = {"not_applied": 0, "outcome_unknown": 0, "unavailable": 0}
+        """Operations that failed, by outcome (metrics: a write that was refused before it was
+        proposed, one that was not applied, one whose outcome is unknown)."""
+
+    def pending(self) -> int:
+        """Operations queued or proposed and not yet answered (metrics)."""
+        with self._lock:
+            return len(self._pending) + sum(len(b.ops) for b in self._inflight)
 
     def submit(self, op: Op) -> concurrent.futures.Future[Result]:
         """Queue one operation; the future resolves to its Result or a StoreError."""
@@ -114,6 +122,7 @@ class Proposer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Result] = loop.create_future()
         if not self._can_propose():
+            self.failed["unavailable"] += 1
             fut.set_exception(Unavailable("this master is not in a quorum with a leader"))
             return fut
         with self._lock:
@@ -133,6 +142,7 @@ class Proposer:
 
     def _enqueue(self, op: Op, fut: AnyFuture) -> None:
         if not self._can_propose():
+            self.failed["unavailable"] += 1
             fut.set_exception(Unavailable("this master is not in a quorum with a leader"))
             return
         with self._lock:
@@ -185,8 +195,10 @@ class Proposer:
             exc: StoreError
             if err in _NOT_APPLIED:
                 exc = NotApplied(f"write not applied: {_reason(err)}; retry")
+                self.failed["not_applied"] += len(batch.ops)
             else:
                 exc = OutcomeUnknown(f"write outcome unknown: {_reason(err)}")
+                self.failed["outcome_unknown"] += len(batch.ops)
             if cause is not None:
                 exc.__cause__ = cause
             _settle([(fut, exc) for fut in batch.futures])
@@ -206,6 +218,7 @@ class Proposer:
                 self._inflight.remove(batch)
             nxt = self._take_locked() if expired else None
         for batch in expired:
+            self.failed["outcome_unknown"] += len(batch.ops)
             exc = OutcomeUnknown(f"no answer from the cluster within {self._timeout:g}s")
             _settle([(fut, exc) for fut in batch.futures])
         if nxt is not None:

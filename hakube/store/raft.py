@@ -194,6 +194,9 @@ class RaftNode:
         self.settings = settings
         self.fsm = fsm
         self.leader_changes = 0
+        self.leaders_seen = 0
+        """Times this member saw a new leader (metrics: ``leader_changes_seen``, as etcd's)."""
+        self._last_leader: object = None
         self._state_lock = threading.Lock()
         self._on_leader_callbacks: list[Callable[[bool], None]] = []
         self.addr_to_name = {addr: name for name, addr in settings.peers.items()}
@@ -291,6 +294,11 @@ class RaftNode:
     def _tick(self) -> None:
         while self._on_raft_thread:
             self._on_raft_thread.popleft()()
+        leader = self.syncobj._getLeader()
+        if leader is not None and leader != self._last_leader:
+            self.leaders_seen += 1
+        if leader is not None:
+            self._last_leader = leader
         now = time.monotonic()
         if now - self._last_tick < 0.05:
             return

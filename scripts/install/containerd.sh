@@ -25,21 +25,9 @@ else
         exit 1
     fi
     echo "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    # policy-rc.d keeps the packages' services from being started by the postinst scripts:
-    # the tests run their own private daemons.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' > "$policy"
-        chmod +x "$policy"
-        created_policy=1
-    fi
-    status=0
-    apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
-    if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
-    [ "$status" -eq 0 ] || exit "$status"
+    # shellcheck source=../lib/apt.sh
+    . "$(dirname "$0")/../lib/apt.sh"
+    apt_install_quiet "${missing[@]}"
 fi
 
 for bin in containerd ctr runc containerd-shim-runc-v2 docker-registry; do

@@ -104,6 +104,8 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
         up.expect("3 masters ready")
         servers = yaml.safe_load(open(cfg))["servers"]
         assert len(servers) == 3
+        up.expect("Ctrl-C stops the cluster")
+        scrape_config = open(os.path.join(data, "prometheus.yml")).read()
         r = hakubectl(
             home,
             cfg,
@@ -156,6 +158,9 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
     try:
         again.expect("3 masters ready")
         assert yaml.safe_load(open(cfg))["servers"] == servers
+        # Every metrics address (masters and components) is kept: a Prometheus config stays valid.
+        again.expect("Ctrl-C stops the cluster")
+        assert open(os.path.join(data, "prometheus.yml")).read() == scrape_config
         got = hakubectl(home, cfg, "get", "cm", "kept", "-o", "name")
         assert got.stdout.strip() == "configmap/kept", got.stderr
         assert again.stop(signal.SIGTERM) == 0

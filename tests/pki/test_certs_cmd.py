@@ -83,11 +83,12 @@ def test_check_expiration_lists_every_certificate_like_kubeadm(tmp_path: Path) -
         "CERTIFICATE",
         "AUTHORITY",
     ]
-    assert [ln.split()[0] for ln in lines[1:7]] == [
+    assert [ln.split()[0] for ln in lines[1:8]] == [
         "masters/m1",
         "users/admin",
         "users/controller-manager",
         "users/dns",
+        "users/prometheus",
         "users/proxy",
         "users/scheduler",
     ]
