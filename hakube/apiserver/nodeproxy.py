@@ -18,7 +18,7 @@ closes the upstream channel, which cancels the agent's side.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -156,28 +156,35 @@ class NodeProxyServicer:
         except Exception as e:  # noqa: BLE001 - any decode failure is the caller's
             await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed LogsRequest: {e}")
         try:
-            self._check_caller("Logs", ctx, req)
-            node = self._pod_node(req.namespace, req.pod)
-            req.namespace = req.namespace or "default"
-            self._take_slot()
-            async with self._slots:
-                link = self._link(node)
-                try:
-                    async with link as channel:
-                        call = agent_pb2_grpc.NodeAgentStub(channel).Logs(req)
-                        async for chunk in call:
-                            yield chunk
-                except AgentDialError as e:
-                    raise AgentError(AGENT_TROUBLE, str(e)) from e
-                except grpc.aio.AioRpcError as e:
-                    raise self._failed(e, link) from e
+            async for chunk in self.log_stream(req, lambda: self._check_caller("Logs", ctx, req)):
+                yield chunk
         except ApiError as exc:
             await ctx.abort(exc.code, exc.message)
 
-    def _check_caller(self, method: str, ctx: grpc.aio.ServicerContext, req: Any) -> None:
+    async def log_stream(
+        self, req: agent_pb2.LogsRequest, admit: Callable[[], Identity]
+    ) -> AsyncGenerator[Any, None]:
+        """A pod's log chunks from its node's agent, for either door: ``admit`` authenticates
+        and authorizes the caller; nodes are refused; failures raise ApiError."""
+        refuse_nodes(admit())
+        node = self._pod_node(req.namespace, req.pod)
+        req.namespace = req.namespace or "default"
+        self._take_slot()
+        async with self._slots:
+            link = self._link(node)
+            try:
+                async with link as channel:
+                    call = agent_pb2_grpc.NodeAgentStub(channel).Logs(req)
+                    async for chunk in call:
+                        yield chunk
+            except AgentDialError as e:
+                raise AgentError(AGENT_TROUBLE, str(e)) from e
+            except grpc.aio.AioRpcError as e:
+                raise self._failed(e, link) from e
+
+    def _check_caller(self, method: str, ctx: grpc.aio.ServicerContext, req: Any) -> Identity:
         assert self.authenticate is not None
-        identity = self.authenticate(method, ctx, req)
-        refuse_nodes(identity)
+        return self.authenticate(method, ctx, req)
 
     def handlers(
         self,

@@ -20,7 +20,7 @@ through the same ``authenticate``, so no handler decides on its own who may call
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -124,12 +124,30 @@ class ApiServer:
         self.server: grpc.aio.Server | None = None
         self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
         """Further services (name -> handlers) registered by the master, e.g. OpsService."""
+        self.calls: dict[str, tuple[Callable[[Any], Awaitable[Any]], Any]] = {
+            "Create": (api.create, api_pb2.CreateRequest),
+            "Get": (api.get, api_pb2.GetRequest),
+            "Update": (lambda r: api.update(r, status=False), api_pb2.UpdateRequest),
+            "UpdateStatus": (lambda r: api.update(r, status=True), api_pb2.UpdateRequest),
+            "Delete": (api.delete, api_pb2.DeleteRequest),
+            "List": (api.list, api_pb2.ListRequest),
+            "Bind": (api.bind, api_pb2.BindRequest),
+        }
+        """The object service's unary methods (name -> handler, request type), served by the
+        gRPC door (``handlers``) and by the Kubernetes REST door (``invoke``) alike."""
 
     def authenticate(self, method: str, ctx: grpc.aio.ServicerContext, req: Any = None) -> Identity:
         """The caller of ``method`` with request ``req``, authorized; Unauthenticated or
         Forbidden (an ApiError) if it may not make this call. Sets ``authn.current`` for the
-        rest of the request. A method without an entry in ``METHODS`` is refused."""
+        rest of the request."""
         identity = self.authenticator.identify(ctx)
+        self.authorize(method, identity, req)
+        return identity
+
+    def authorize(self, method: str, identity: Identity, req: Any = None) -> None:
+        """Forbidden (an ApiError) unless ``identity`` may call ``method`` with ``req``; sets
+        ``authn.current``. Both doors (gRPC and the Kubernetes REST API) come through here. A
+        method without an entry in ``METHODS`` is refused."""
         if authn.is_bootstrap(identity) and method not in self.bootstrap_methods:
             raise Forbidden(f'"{identity.user}" is a bootstrap token: it may only join a node')
         try:
@@ -139,7 +157,37 @@ class ApiServer:
         if attributes_of is not None:
             self.authorizer.check(identity, attributes_of(req))
         authn.current.set(identity)
-        return identity
+
+    async def invoke(
+        self,
+        method: str,
+        identity: Identity,
+        req: Any,
+        fn: Callable[[Any], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """One call arriving through another door than gRPC (the Kubernetes REST API):
+        authorized as ``method``, run by ``fn`` (default: the object service's handler of
+        ``method``), measured and audited as ``unary`` does it; raises the ApiError for the
+        caller to encode."""
+        if fn is None:
+            fn = self.calls[method][0]
+        req_type = type(req)
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            self.authorize(method, identity, req)
+            return await fn(req)
+        except ApiError as exc:
+            code = exc.code.name
+            raise
+        except Exception:
+            code = grpc.StatusCode.UNKNOWN.name
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            self.metrics.observe_request(method, _kind_getter(req_type)(req), code, elapsed)
+            if self.audit is not None:
+                self.audit.record(method, req, code, elapsed)
 
     def unary(
         self, method: str, fn: Callable[[Any], Awaitable[Any]], req_type: Any
@@ -182,10 +230,22 @@ class ApiServer:
 
     async def _watch(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
+        try:
+            async for data in self.watch(req, lambda: self.authenticate("Watch", ctx, req)):
+                yield data
+        except ApiError as exc:
+            await ctx.abort(exc.code, exc.message)
+
+    async def watch(
+        self, req: api_pb2.WatchRequest, admit: Callable[[], Any]
+    ) -> AsyncGenerator[bytes, None]:
+        """A watch stream of serialized ``WatchEvent`` for either door: ``admit`` authenticates
+        and authorizes the caller (raising an ApiError); errors are raised as ApiError, and the
+        request is counted and audited when the stream ends."""
         code = grpc.StatusCode.OK
         start = time.perf_counter()
         try:
-            self.authenticate("Watch", ctx, req)
+            admit()
             kind = kind_for(req.kind)
             ns = req.namespace if kind.namespaced and req.namespace else None
             lm, fm = compile_selectors(kind, req.label_selector, req.field_selector)
@@ -206,9 +266,9 @@ class ApiServer:
                 yield data
         except ApiError as exc:
             code = exc.code
-            await ctx.abort(exc.code, exc.message)
+            raise
         except Exception:
-            code = _final_code(ctx)
+            code = grpc.StatusCode.UNKNOWN
             raise
         finally:
             self.metrics.requests.labels("Watch", kind_label(req.kind), code.name).inc()
@@ -218,21 +278,11 @@ class ApiServer:
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api
         objects = {
-            "Create": self.unary("Create", api.create, api_pb2.CreateRequest),
-            "Get": self.unary("Get", api.get, api_pb2.GetRequest),
-            "Update": self.unary(
-                "Update", lambda r: api.update(r, status=False), api_pb2.UpdateRequest
-            ),
-            "UpdateStatus": self.unary(
-                "UpdateStatus", lambda r: api.update(r, status=True), api_pb2.UpdateRequest
-            ),
-            "Delete": self.unary("Delete", api.delete, api_pb2.DeleteRequest),
-            "List": self.unary("List", api.list, api_pb2.ListRequest),
-            "Bind": self.unary("Bind", api.bind, api_pb2.BindRequest),
-            "Watch": grpc.unary_stream_rpc_method_handler(
-                self._watch, response_serializer=_serialize
-            ),
+            name: self.unary(name, fn, req_type) for name, (fn, req_type) in self.calls.items()
         }
+        objects["Watch"] = grpc.unary_stream_rpc_method_handler(
+            self._watch, response_serializer=_serialize
+        )
 
         async def status(req: Any) -> Any:
             return self.cluster_status()

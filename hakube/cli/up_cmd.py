@@ -124,13 +124,14 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 
 def _choose_ports(n: int, base: int) -> list[dict[str, str]]:
-    ports = list(range(base, base + 3 * n)) if base else free_ports(3 * n)
+    ports = list(range(base, base + 4 * n)) if base else free_ports(4 * n)
     return [
         {
             "name": f"m{i + 1}",
             "api": f"127.0.0.1:{ports[i]}",
             "raft": f"127.0.0.1:{ports[n + i]}",
             "metrics": f"127.0.0.1:{ports[2 * n + i]}",
+            "k8s_api": f"127.0.0.1:{ports[3 * n + i]}",
         }
         for i in range(n)
     ]
@@ -146,6 +147,17 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
             recorded = [
                 {k: str(m[k]) for k in ("name", "api", "raft", "metrics")} for m in state["masters"]
             ]
+            # Data dirs from before the Kubernetes REST API: its port is chosen now (and
+            # recorded below, so later runs keep it).
+            added = [
+                m for m, r in zip(state["masters"], recorded, strict=True) if "k8s_api" not in m
+            ]
+            for m, r in zip(state["masters"], recorded, strict=True):
+                r["k8s_api"] = str(m.get("k8s_api") or "")
+            for r, port in zip(
+                [r for r in recorded if not r["k8s_api"]], free_ports(len(added)), strict=True
+            ):
+                r["k8s_api"] = f"127.0.0.1:{port}"
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
             raise UpError(
                 f"{path} is damaged ({exc}); move the data dir away to start afresh"
@@ -155,14 +167,20 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
                 f"{data_dir} holds a {len(recorded)}-master cluster; run with "
                 f"--masters {len(recorded)}, or use another --data-dir"
             )
+        if added:
+            _record(path, recorded)
         return recorded
     chosen = _choose_ports(masters, base_port)
+    _record(path, chosen)
+    return chosen
+
+
+def _record(path: str, chosen: list[dict[str, str]]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("# Ports of this cluster, chosen on its first start; hakube up reuses them.\n")
         yaml.safe_dump({"masters": chosen}, f, sort_keys=False)
     os.replace(tmp, path)
-    return chosen
 
 
 def _port_free(addr: str) -> bool:
@@ -275,6 +293,7 @@ class Up:
                 api=m["api"],
                 raft=m["raft"],
                 metrics=m["metrics"],
+                k8s_api=m["k8s_api"],
                 data_dir=os.path.join(data_dir, m["name"]),
                 log_path=os.path.join(data_dir, f"{m['name']}.log"),
                 extra_args=[
@@ -287,6 +306,7 @@ class Up:
             for m in masters
         ]
         self.client_config = config_path(args.client_config or None)
+        self.kubeconfig = os.path.join(data_dir, "kubeconfig")
         self.stopping = threading.Event()
         self.supervisor = Supervisor(
             RestartPolicy(restart=not args.no_restart, delay=args.restart_delay)
@@ -392,6 +412,8 @@ class Up:
         # The scheduler and controller-manager started below find their credentials here,
         # whichever --client-config the user chose.
         os.environ[ENV_CONFIG] = copy
+        # The same admin for kubectl, through the first master's Kubernetes REST API.
+        self.kubeconfig = self.cluster.kubeconfig(os.path.join(self.data_dir, "kubeconfig"))
 
     def _join_token(self) -> tuple[str, str]:
         """A bootstrap token for this run's node agents (nodes that joined before keep their
@@ -410,13 +432,18 @@ class Up:
         for m in c.masters:
             pid = m.proc.pid if m.proc else "-"
             print(
-                f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
+                f"  {m.name}  api {m.api}  kubernetes api https://{m.k8s_api}  raft {m.raft}"
+                f"  metrics http://{m.metrics}/metrics"
                 f"  pid {pid}  log {m.log_path}",
                 flush=True,
             )
         for line in self.components.report():
             print(line, flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
+        print(
+            f"kubeconfig: {self.kubeconfig} - try `KUBECONFIG={self.kubeconfig} kubectl get pods`",
+            flush=True,
+        )
         for a in self.agents.agents:
             print(
                 f"  {a.name}  agent ({self.args.runtime})  pid {a.pid}  log {a.log_path}",
