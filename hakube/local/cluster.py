@@ -140,13 +140,18 @@ class LocalCluster:
         return self._credentials
 
     def kubeconfig(
-        self, path: str = "", *, master: MasterProc | None = None, user: str = "admin"
+        self,
+        path: str = "",
+        *,
+        master: MasterProc | None = None,
+        credentials: Credentials | None = None,
     ) -> str:
         """A kubeconfig for ``kubectl`` naming one master's REST API (default: the first),
-        with ``user``'s credentials; written to ``path`` (default ``base_dir/kubeconfig``)."""
+        with ``credentials`` (default: the admin's); written to ``path`` (default
+        ``base_dir/kubeconfig``)."""
         m = master or self.masters[0]
         path = path or os.path.join(self.base_dir, "kubeconfig")
-        return write_kubeconfig(path, m.k8s_api, self.prepare_pki().user_tls(user))
+        return write_kubeconfig(path, m.k8s_api, credentials or self.credentials)
 
     def k8s_endpoints(self) -> list[str]:
         """The masters' Kubernetes REST API addresses."""

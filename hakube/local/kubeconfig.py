@@ -13,12 +13,13 @@ import base64
 import yaml
 
 from hakube.pki import files
-from hakube.pki.tls import TlsFiles
+from hakube.pki.tls import Credentials
 
 
-def kubeconfig(server: str, tls: TlsFiles, *, cluster: str = "hakube", user: str = "admin") -> str:
+def kubeconfig(
+    server: str, creds: Credentials, *, cluster: str = "hakube", user: str = "admin"
+) -> str:
     """The text of a kubeconfig naming ``server`` (HOST:PORT of a master's REST API)."""
-    creds = tls.load()
 
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()
@@ -51,7 +52,7 @@ def kubeconfig(server: str, tls: TlsFiles, *, cluster: str = "hakube", user: str
     return str(yaml.safe_dump(doc, sort_keys=False))
 
 
-def write_kubeconfig(path: str, server: str, tls: TlsFiles, **kw: str) -> str:
+def write_kubeconfig(path: str, server: str, creds: Credentials, **kw: str) -> str:
     """Write a kubeconfig (0600) and return its path."""
-    files.write_atomic(path, kubeconfig(server, tls, **kw).encode())
+    files.write_atomic(path, kubeconfig(server, creds, **kw).encode())
     return path

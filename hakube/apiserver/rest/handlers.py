@@ -98,6 +98,11 @@ class RestApi:
         except ApiError as exc:
             route = routes.parse(req.path)
             kind = route.kind if route is not None else None
+            if kind is not None and kind.group:
+                # Kubernetes names a resource of a named group with it: deployments.apps "x".
+                exc.message = exc.message.replace(
+                    f'{kind.plural} "', f'{kind.plural}.{kind.group} "', 1
+                )
             return error_response(
                 exc,
                 kind=kind.plural if kind else "",
