@@ -30,8 +30,74 @@ def object_msg(raw: bytes | api_pb2.Object) -> Message:
     return kinds.unwrap(obj)[1]
 
 
+REQUIRED: dict[str, dict[str, Any]] = {
+    "ContainerStatus": {"name": "", "ready": False, "restartCount": 0, "image": "", "imageID": ""},
+    "ContainerStateTerminated": {"exitCode": 0},
+    "Condition": {"type": "", "status": ""},
+    "PodCondition": {"type": "", "status": ""},
+    "ContainerPort": {"containerPort": 0},
+    "ServicePort": {"port": 0},
+    "EndpointPort": {"port": 0},
+    "NodeAddress": {"type": "", "address": ""},
+    "Taint": {"key": "", "effect": ""},
+    "OwnerReference": {"apiVersion": "", "kind": "", "name": "", "uid": ""},
+    "LabelSelectorRequirement": {"key": "", "operator": ""},
+    "PolicyRule": {"verbs": []},
+    "Subject": {"kind": "", "name": ""},
+    "RoleRef": {"apiGroup": "", "kind": "", "name": ""},
+    "ReplicaSetStatus": {"replicas": 0},
+    "StatefulSetStatus": {"replicas": 0, "availableReplicas": 0},
+    "DaemonSetStatus": {
+        "currentNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberReady": 0,
+    },
+    "HorizontalPodAutoscalerStatus": {"desiredReplicas": 0},
+    "PodIP": {"ip": ""},
+    "NodeSystemInfo": {
+        k: ""
+        for k in (
+            "machineID",
+            "systemUUID",
+            "bootID",
+            "kernelVersion",
+            "osImage",
+            "containerRuntimeVersion",
+            "kubeletVersion",
+            "kubeProxyVersion",
+            "operatingSystem",
+            "architecture",
+        )
+    },
+}
+"""Fields Kubernetes always writes (no ``omitempty`` in its Go types), by hakube message:
+protobuf's JSON leaves zero values out, and typed clients (the Python client's models)
+refuse an object without them."""
+
+
 def object_doc(msg: Message) -> dict[str, Any]:
-    return convert.to_dict(msg)
+    doc = convert.to_dict(msg)
+    _fill(msg.DESCRIPTOR, doc)
+    # Kubernetes always writes a kind's status, empty or not; clients read it unguarded.
+    if "status" not in doc and "status" in msg.DESCRIPTOR.fields_by_name:
+        doc["status"] = {}
+    return doc
+
+
+def _fill(desc: Any, doc: dict[str, Any]) -> None:
+    for key, default in REQUIRED.get(desc.name, {}).items():
+        doc.setdefault(key, default if not isinstance(default, list) else [])
+    for fd in desc.fields:
+        if fd.message_type is None or fd.json_name not in doc:
+            continue
+        sub = fd.message_type
+        if sub.GetOptions().map_entry or sub.full_name.startswith("google.protobuf."):
+            continue
+        value = doc[fd.json_name]
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                _fill(sub, item)
 
 
 def list_doc(kind: Kind, resp: api_pb2.ListResponse) -> dict[str, Any]:
