@@ -36,7 +36,7 @@ from hakube.api.convert import ManifestError
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
 from hakube.apiserver.authn import Authenticator
-from hakube.apiserver.errors import ApiError, Conflict, Invalid, NotFound
+from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from hakube.apiserver.rest import codec, k8sproto, openapi, patch, routes
 from hakube.apiserver.rest.http import Request, Response
 from hakube.apiserver.rest.status import (
@@ -94,6 +94,12 @@ class RestApi:
         except ApiError as exc:
             return error_response(exc)
         try:
+            if any(h.startswith("impersonate-") for h in req.headers):
+                # Refused rather than ignored: the caller would believe it acted as another.
+                raise Forbidden(
+                    f'user "{identity.user}": impersonation (kubectl --as) is not served by '
+                    "hakube's Kubernetes API"
+                )
             return await self._route(req, identity)
         except ApiError as exc:
             route = routes.parse(req.path)
