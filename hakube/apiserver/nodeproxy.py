@@ -34,6 +34,7 @@ from hakube.apiserver.errors import (
     Invalid,
     NotFound,
     TooLarge,
+    relay,
 )
 from hakube.pki import names
 from hakube.pki.certs import Identity
@@ -155,11 +156,9 @@ class NodeProxyServicer:
             req = agent_pb2.LogsRequest.FromString(raw)
         except Exception as e:  # noqa: BLE001 - any decode failure is the caller's
             await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed LogsRequest: {e}")
-        try:
-            async for chunk in self.log_stream(req, lambda: self._check_caller("Logs", ctx, req)):
-                yield chunk
-        except ApiError as exc:
-            await ctx.abort(exc.code, exc.message)
+        stream = self.log_stream(req, lambda: self._check_caller("Logs", ctx, req))
+        async for chunk in relay(stream, ctx):
+            yield chunk
 
     async def log_stream(
         self, req: agent_pb2.LogsRequest, admit: Callable[[], Identity]

@@ -19,6 +19,7 @@ through the same ``authenticate``, so no handler decides on its own who may call
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -34,7 +35,7 @@ from hakube.apiserver import authn
 from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.authz.attributes import METHODS
 from hakube.apiserver.authz.authorizer import Authorizer
-from hakube.apiserver.errors import ApiError, Forbidden, Invalid
+from hakube.apiserver.errors import ApiError, Forbidden, Invalid, relay
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics, kind_label
 from hakube.apiserver.objects import ObjectAPI, compile_selectors, kind_for
@@ -69,7 +70,17 @@ def _no_kind(req: Any) -> str:
 
 
 def _kind_getter(req_type: Any) -> Callable[[Any], str]:
-    """How the metrics' ``kind`` label is read from a request type, decided once per method."""
+    """How the metrics' ``kind`` label is read from a request type, decided once per type."""
+    getter = _KIND_GETTERS.get(req_type)
+    if getter is None:
+        getter = _KIND_GETTERS[req_type] = _pick_kind_getter(req_type)
+    return getter
+
+
+_KIND_GETTERS: dict[Any, Callable[[Any], str]] = {}
+
+
+def _pick_kind_getter(req_type: Any) -> Callable[[Any], str]:
     fields = req_type.DESCRIPTOR.fields_by_name
     if "kind" in fields and fields["kind"].type == fields["kind"].TYPE_STRING:
         return _kind_field
@@ -78,13 +89,6 @@ def _kind_getter(req_type: Any) -> Callable[[Any], str]:
     if req_type is api_pb2.BindRequest:
         return lambda req: "Pod"
     return _no_kind
-
-
-def _final_code(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
-    """The status of a call ended by something other than an ApiError: what ``ctx.abort`` set
-    (e.g. PERMISSION_DENIED from an authorizer), else UNKNOWN. Metrics and audit use it."""
-    code = ctx.code()
-    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
 async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
@@ -124,7 +128,13 @@ class ApiServer:
         self.server: grpc.aio.Server | None = None
         self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
         """Further services (name -> handlers) registered by the master, e.g. OpsService."""
-        self.calls: dict[str, tuple[Callable[[Any], Awaitable[Any]], Any]] = {
+
+    @functools.cached_property
+    def calls(self) -> dict[str, tuple[Callable[[Any], Awaitable[Any]], Any]]:
+        """The object service's unary methods (name -> handler, request type), served by the
+        gRPC door (``handlers``) and by the Kubernetes REST door (``invoke``) alike."""
+        api = self.api
+        return {
             "Create": (api.create, api_pb2.CreateRequest),
             "Get": (api.get, api_pb2.GetRequest),
             "Update": (lambda r: api.update(r, status=False), api_pb2.UpdateRequest),
@@ -133,8 +143,6 @@ class ApiServer:
             "List": (api.list, api_pb2.ListRequest),
             "Bind": (api.bind, api_pb2.BindRequest),
         }
-        """The object service's unary methods (name -> handler, request type), served by the
-        gRPC door (``handlers``) and by the Kubernetes REST door (``invoke``) alike."""
 
     def authenticate(self, method: str, ctx: grpc.aio.ServicerContext, req: Any = None) -> Identity:
         """The caller of ``method`` with request ``req``, authorized; Unauthenticated or
@@ -161,22 +169,21 @@ class ApiServer:
     async def invoke(
         self,
         method: str,
-        identity: Identity,
+        caller: Identity | Callable[[], Identity],
         req: Any,
         fn: Callable[[Any], Awaitable[Any]] | None = None,
+        kind_of: Callable[[Any], str] | None = None,
     ) -> Any:
-        """One call arriving through another door than gRPC (the Kubernetes REST API):
-        authorized as ``method``, run by ``fn`` (default: the object service's handler of
-        ``method``), measured and audited as ``unary`` does it; raises the ApiError for the
-        caller to encode."""
-        if fn is None:
-            fn = self.calls[method][0]
-        req_type = type(req)
+        """One call through either door: the caller (an Identity, or how to learn it)
+        authorized for ``method``, ``fn`` run (default: the object service's handler of
+        ``method``), the request measured and audited; an ApiError is raised for the door to
+        encode (gRPC status or Kubernetes Status)."""
         start = time.perf_counter()
         code = "OK"
         try:
+            identity = caller() if callable(caller) else caller
             self.authorize(method, identity, req)
-            return await fn(req)
+            return await (fn or self.calls[method][0])(req)
         except ApiError as exc:
             code = exc.code.name
             raise
@@ -185,20 +192,19 @@ class ApiServer:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            self.metrics.observe_request(method, _kind_getter(req_type)(req), code, elapsed)
+            self.metrics.observe_request(
+                method, (kind_of or _kind_getter(type(req)))(req), code, elapsed
+            )
             if self.audit is not None:
                 self.audit.record(method, req, code, elapsed)
 
     def unary(
         self, method: str, fn: Callable[[Any], Awaitable[Any]], req_type: Any
     ) -> grpc.RpcMethodHandler:
-        # One coroutine per request (decode, call, metrics): every extra await layer is
-        # measurable at thousands of requests per second.
         parse = req_type.FromString
         kind_of = _kind_getter(req_type)
-        observe = self.metrics.observe_request
-        clock = time.perf_counter
-        audit = self.audit
+        identify = self.authenticator.identify
+        invoke = self.invoke
 
         async def handler(raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
             # Requests arrive as bytes and are decoded here, so that a corrupt message is
@@ -209,32 +215,17 @@ class ApiServer:
                 await ctx.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
                 )
-            start = clock()
-            code = "OK"
             try:
-                self.authenticate(method, ctx, req)
-                return await fn(req)
+                return await invoke(method, lambda: identify(ctx), req, fn, kind_of)
             except ApiError as exc:
-                code = exc.code.name
                 await ctx.abort(exc.code, exc.message)
-            except Exception:
-                code = _final_code(ctx).name
-                raise
-            finally:
-                elapsed = clock() - start
-                observe(method, kind_of(req), code, elapsed)
-                if audit is not None:
-                    audit.record(method, req, code, elapsed)
 
         return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
 
     async def _watch(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
-        try:
-            async for data in self.watch(req, lambda: self.authenticate("Watch", ctx, req)):
-                yield data
-        except ApiError as exc:
-            await ctx.abort(exc.code, exc.message)
+        async for data in relay(self.watch(req, lambda: self.authenticate("Watch", ctx, req)), ctx):
+            yield data
 
     async def watch(
         self, req: api_pb2.WatchRequest, admit: Callable[[], Any]
