@@ -23,6 +23,7 @@ try:
     from kubernetes import config as k8s_config
     from kubernetes import watch as k8s_watch
     from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import ProtocolError
 except ImportError:  # pragma: no cover - the dev extra installs it
     k8s = None  # type: ignore[assignment]
 
@@ -129,8 +130,11 @@ def test_a_watch_survives_another_masters_death_and_resumes(
     w = k8s_watch.Watch()
 
     def follow() -> None:
-        for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=start):
-            seen.append((ev["type"], ev["object"].metadata.name))
+        try:
+            for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=start):
+                seen.append((ev["type"], ev["object"].metadata.name))
+        except ProtocolError:
+            assert w._stop  # Watch.stop() shuts the socket down under the reading thread
 
     t = threading.Thread(target=follow, daemon=True)
     t.start()
@@ -146,7 +150,6 @@ def test_a_watch_survives_another_masters_death_and_resumes(
     core.delete_namespaced_config_map("before", ns)
     wait_for(lambda: ("DELETED", "before") in seen, 20, "the delete event")
     w.stop()
-    core.create_namespaced_config_map(ns, {"metadata": {"name": "wake"}})  # the stop is seen
     t.join(20)
     assert not t.is_alive()
 
@@ -159,8 +162,8 @@ def test_a_watch_survives_another_masters_death_and_resumes(
         resumed.append((ev["type"], ev["object"].metadata.name))
         if len(resumed) == 2:
             w2.stop()
-    assert resumed == [("ADDED", "after"), ("DELETED", "before")]
-    assert ("ADDED", "wake") in seen
+            break
+    assert resumed[:2] == [("ADDED", "after"), ("DELETED", "before")]
 
 
 def _creates(core: Any, ns: str, name: str) -> bool:
