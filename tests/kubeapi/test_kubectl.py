@@ -88,6 +88,16 @@ def test_apply_creates_then_leaves_unchanged_then_configures(kubectl: Kubectl) -
     kubectl.ok("apply", "-f", "-", stdin=_manifests(IMAGE))
 
 
+def test_server_side_apply_creates_and_updates(kubectl: Kubectl) -> None:
+    out = kubectl.ok("apply", "--server-side", "-f", "-", stdin=_manifests(IMAGE, "ssa"))
+    assert out.count("serverside-applied") == 3, out
+    out = kubectl.ok("apply", "--server-side", "-f", "-", stdin=_manifests(IMAGE + "-v2", "ssa"))
+    assert "deployment.apps/ssa serverside-applied" in out
+    path = "{.spec.template.spec.containers[0].image}"
+    assert kubectl.ok("get", "deploy", "ssa", "-o", f"jsonpath={path}") == IMAGE + "-v2"
+    assert kubectl.ok("delete", "deploy/ssa", "svc/ssa", "cm/ssa-config").count("deleted") == 3
+
+
 def test_get_prints_tables_documents_and_selections(kubectl: Kubectl) -> None:
     wide = kubectl.ok("get", "deploy", "web", "-o", "wide").split("\n")
     assert wide[0].split() == [

@@ -157,13 +157,13 @@ def _title(header: str) -> str:
 def _row_object(msg: Message, include: str) -> dict[str, Any] | None:
     if include == "None":
         return None
-    doc = object_doc(msg)
     if include == "Object":
-        return doc
+        return object_doc(msg)
+    # Only the metadata is converted (kubectl get -A over thousands of pods asks for this).
     return {
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": doc.get("metadata", {}),
+        "metadata": convert.to_dict(msg.metadata),  # type: ignore[attr-defined]
     }
 
 

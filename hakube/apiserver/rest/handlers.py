@@ -28,6 +28,7 @@ import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import yaml
 from google.protobuf.message import Message
 
 from hakube.api import convert, kinds
@@ -317,11 +318,9 @@ class RestApi:
             )
         try:
             if ctype == APPLY_PATCH:
-                import yaml  # only server-side apply bodies are YAML
-
-                return yaml.safe_load(req.body)
+                return yaml.safe_load(req.body)  # server-side apply bodies are YAML (or JSON)
             return json.loads(req.body or b"null")
-        except (ValueError, Exception) as exc:
+        except (ValueError, yaml.YAMLError) as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
 
     def _message(self, doc: Any, kind: Kind, ns: str, name: str = "") -> Message:
@@ -384,21 +383,36 @@ class RestApi:
         self, req: Request, identity: Identity, kind: Kind, ns: str, name: str, *, status: bool
     ) -> Response:
         ctype = req.headers.get("content-type", "").split(";")[0].strip()
-        if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH):
+        if ctype not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
             raise UnsupportedMediaType(
-                f'patch type "{ctype}" is not supported (use {MERGE_PATCH}, {JSON_PATCH} or '
-                f"{STRATEGIC_PATCH}; server-side apply is not served)"
+                f'patch type "{ctype}" is not supported (use {MERGE_PATCH}, {JSON_PATCH}, '
+                f"{STRATEGIC_PATCH} or {APPLY_PATCH})"
             )
         body = self._body(req)
         method = "PatchStatus" if status else "Patch"
+        if ctype == APPLY_PATCH and not req.arg("fieldManager"):
+            raise BadRequest("fieldManager is required for apply requests")
         # Authorized before the object is read, so a caller who may not patch learns nothing.
         self.server.authorize(method, identity, _named_update(kind, ns, name))
         for attempt in range(PATCH_RETRIES):
             gr = api_pb2.GetRequest(kind=kind.name, namespace=ns, name=name)
-            current = codec.object_msg(await self.api.get(gr))
+            try:
+                current = codec.object_msg(await self.api.get(gr))
+            except NotFound:
+                if ctype != APPLY_PATCH or status:
+                    raise
+                # Server-side apply of a new object is a create (authorized as one).
+                msg = self._message(body, kind, ns, name)
+                cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=_dry_run(req))
+                raw = await self.server.invoke("Create", identity, cr)
+                return _ok(codec.object_doc(codec.object_msg(raw)), 201)
             doc = codec.object_doc(current)
             try:
-                if ctype == MERGE_PATCH:
+                if ctype == APPLY_PATCH:
+                    # Server-side apply without field ownership: the applied configuration
+                    # merged into the live object as a strategic merge patch (see the docs).
+                    patched = patch.strategic_merge(doc, body, kind.message.DESCRIPTOR)
+                elif ctype == MERGE_PATCH:
                     patched = patch.merge_patch(doc, body)
                 elif ctype == JSON_PATCH:
                     patched = patch.json_patch(doc, body)
