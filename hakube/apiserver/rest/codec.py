@@ -86,18 +86,40 @@ def object_doc(msg: Message) -> dict[str, Any]:
 
 
 def _fill(desc: Any, doc: dict[str, Any]) -> None:
-    for key, default in REQUIRED.get(desc.name, {}).items():
-        doc.setdefault(key, default if not isinstance(default, list) else [])
-    for fd in desc.fields:
-        if fd.message_type is None or fd.json_name not in doc:
+    required, children = _plan(desc)
+    for key, default in required.items():
+        if key not in doc:
+            doc[key] = default if not isinstance(default, list) else []
+    for key, sub in children:
+        value = doc.get(key)
+        if value is None:
             continue
-        sub = fd.message_type
-        if sub.GetOptions().map_entry or sub.full_name.startswith("google.protobuf."):
-            continue
-        value = doc[fd.json_name]
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict):
                 _fill(sub, item)
+
+
+_PLANS: dict[str, tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
+
+
+def _plan(desc: Any) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """What ``_fill`` does at a message: its required fields, and the message fields that can
+    lead to more (computed once per message type; most subtrees need nothing)."""
+    plan = _PLANS.get(desc.full_name)
+    if plan is None:
+        _PLANS[desc.full_name] = ({}, [])  # a recursive message type refers to itself
+        children = []
+        for fd in desc.fields:
+            sub = fd.message_type
+            if sub is None or sub.GetOptions().map_entry:
+                continue
+            if sub.full_name.startswith("google.protobuf."):
+                continue
+            required, grandchildren = _plan(sub)
+            if required or grandchildren:
+                children.append((fd.json_name, sub))
+        plan = _PLANS[desc.full_name] = (REQUIRED.get(desc.name, {}), children)
+    return plan
 
 
 def list_doc(kind: Kind, resp: api_pb2.ListResponse) -> dict[str, Any]:
