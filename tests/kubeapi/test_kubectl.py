@@ -203,6 +203,12 @@ def test_rollout_status_wait_history_undo_and_logs(
     )
     kubectl.ok("rollout", "status", "deploy/web", "--timeout=60s")
     pod = kubectl.ok("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}")
+    on_node = kubectl.ok(
+        "get", "pods", "--field-selector", f"spec.nodeName={node.s.node_name}", "-o", "name"
+    )
+    assert f"pod/{pod}" in on_node.split()
+    r = kubectl("get", "pods", "--field-selector", "spec.nothing=x")
+    assert r.returncode == 1 and 'field label not supported for pods: "spec.nothing"' in r.stderr
     wait_for(lambda: "serving" in kubectl("logs", pod).stdout, 20, "the pod's log through kubectl")
     assert kubectl.ok("logs", "deploy/web") == "serving\n"
 

@@ -117,6 +117,11 @@ def test_lists_page_with_limit_and_continue(api: Any) -> None:
         if not token:
             break
     assert names == [f"cm-{i}" for i in range(5)] and pages == 3
+    core.patch_namespaced_config_map("cm-1", ns, {"metadata": {"labels": {"keep": "yes"}}})
+    core.delete_collection_namespaced_config_map(ns, label_selector="!keep")
+    left = core.list_namespaced_config_map(ns, field_selector="metadata.name=cm-1").items
+    assert [i.metadata.name for i in core.list_namespaced_config_map(ns).items] == ["cm-1"]
+    assert [i.metadata.name for i in left] == ["cm-1"]
 
 
 def test_a_watch_survives_another_masters_death_and_resumes(

@@ -216,3 +216,49 @@ def test_a_protobuf_access_review_is_read() -> None:
     }
     with pytest.raises(k8sproto.ProtoError):
         k8sproto.unwrap(b"{}")
+
+
+def test_a_renewed_master_certificate_serves_new_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The REST door re-reads its certificate for each new handshake (in the SNI callback,
+    which runs for clients that send no server name too, as kubectl dialling an IP)."""
+    import asyncio
+    import os
+    import ssl
+
+    from cryptography import x509
+
+    from hakube.apiserver.rest.http import HttpServer, Response
+    from hakube.local.cluster import cluster_pki
+    from hakube.testing import pki as testpki
+
+    p = cluster_pki(str(tmp_path / "pki"), {"m1": ["127.0.0.1"]}, testpki.shared())
+    admin = p.user_tls("admin")
+
+    async def handler(req: object) -> Response:
+        return Response(200, b"{}")
+
+    async def serial(port: int) -> int:
+        ctx = ssl.create_default_context(cafile=admin.ca)
+        ctx.check_hostname = False
+        ctx.load_cert_chain(admin.cert, admin.key)
+        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        der = w.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        w.write(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await r.read()).startswith(b"HTTP/1.1 200")
+        w.close()
+        return int(x509.load_der_x509_certificate(der).serial_number)
+
+    async def main() -> tuple[int, int]:
+        srv = HttpServer(handler, p.master_tls("m1"))
+        port = await srv.start("127.0.0.1:0")
+        try:
+            before = await serial(port)
+            stat = os.stat(p.master_cert("m1"))
+            p.issue_master(p.load_ca(), "m1", ["127.0.0.1"])
+            os.utime(p.master_cert("m1"), ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+            return before, await serial(port)
+        finally:
+            await srv.stop()
+
+    before, after = asyncio.run(main())
+    assert before != after
