@@ -657,6 +657,7 @@ class Master:
                 tls,
                 review=review.access_review,
                 logs=proxy.log_stream,
+                exec_=proxy.exec_as_caller,
             )
             listen = s.k8s_api_listen or default_listen(s.api_listen)
             try:

@@ -139,6 +139,11 @@ class NodeProxyServicer:
             except grpc.aio.AioRpcError as e:
                 raise self._failed(e, link) from e
 
+    async def exec_as_caller(self, req: agent_pb2.ExecRequest) -> agent_pb2.ExecResponse:
+        """``exec`` for the authorized caller of this request (either door); nodes refused."""
+        refuse_nodes(_current())
+        return await self.exec(req)
+
     async def exec(self, req: agent_pb2.ExecRequest) -> agent_pb2.ExecResponse:
         node = self._pod_node(req.namespace, req.pod)
         req.namespace = req.namespace or "default"
@@ -194,17 +199,13 @@ class NodeProxyServicer:
         ``authenticate`` is ApiServer.authenticate, for the log stream."""
         self.authenticate = authenticate
 
-        async def exec_(req: agent_pb2.ExecRequest) -> agent_pb2.ExecResponse:
-            refuse_nodes(_current())
-            return await self.exec(req)
-
         async def stats(req: nodeproxy_pb2.NodeStatsRequest) -> agent_pb2.StatsResponse:
             refuse_nodes(_current())
             return await self.stats(req)
 
         methods = {
             "Logs": grpc.unary_stream_rpc_method_handler(self.logs, response_serializer=_serialize),
-            "Exec": unary("ProxyExec", exec_, agent_pb2.ExecRequest),
+            "Exec": unary("ProxyExec", self.exec_as_caller, agent_pb2.ExecRequest),
             "Stats": unary("ProxyStats", stats, nodeproxy_pb2.NodeStatsRequest),
         }
         return [grpc.method_handlers_generic_handler(NODE_PROXY_SERVICE, methods)]

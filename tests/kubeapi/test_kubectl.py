@@ -211,6 +211,11 @@ def test_rollout_status_wait_history_undo_and_logs(
     assert r.returncode == 1 and 'field label not supported for pods: "spec.nothing"' in r.stderr
     wait_for(lambda: "serving" in kubectl("logs", pod).stdout, 20, "the pod's log through kubectl")
     assert kubectl.ok("logs", "deploy/web") == "serving\n"
+    assert kubectl.ok("exec", pod, "--", "sh", "-c", "echo hi") == "hi\n"
+    r = kubectl("exec", pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (r.returncode, r.stdout) == (3, "out\n") and r.stderr.startswith("err\n"), r
+    r = kubectl("exec", "-i", pod, "--", "cat", stdin="x")
+    assert r.returncode == 1 and "without stdin or a terminal" in r.stderr
 
 
 def test_explain_and_describe(kubectl: Kubectl) -> None:

@@ -32,13 +32,14 @@ import yaml
 from google.protobuf.message import Message
 
 from hakube.api import convert, kinds
+from hakube.api.agent.v1 import agent_pb2
 from hakube.api.columns import selector_text
 from hakube.api.convert import ManifestError
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
-from hakube.apiserver.rest import codec, k8sproto, openapi, patch, routes
+from hakube.apiserver.rest import codec, k8sproto, openapi, patch, routes, websocket
 from hakube.apiserver.rest.http import Request, Response
 from hakube.apiserver.rest.status import (
     BadRequest,
@@ -75,8 +76,11 @@ class RestApi:
         *,
         review: Callable[[authz_pb2.AccessReviewRequest], Awaitable[Any]] | None = None,
         logs: Callable[..., AsyncGenerator[Any, None]] | None = None,
+        exec_: Callable[[Any], Awaitable[Any]] | None = None,
     ) -> None:
         self.server = server
+        self.exec = exec_
+        """The node proxy's Exec for the authorized caller (``kubectl exec``)."""
         self.api = server.api
         self.authenticator = authenticator
         self.review = review
@@ -195,6 +199,8 @@ class RestApi:
             return await self._bind(req, identity, ns, route.name)
         elif sub == "log" and kind.name == "Pod" and m == "GET":
             return await self._logs(req, identity, ns, route.name)
+        elif sub == "exec" and kind.name == "Pod" and m in ("GET", "POST"):
+            return await self._exec(req, identity, ns, route.name)
         raise MethodNotAllowed(f"{m} is not supported on {kind.plural}/{sub or route.name}")
 
     async def _fetch(self, identity: Identity, kind: Kind, ns: str, name: str) -> Message:
@@ -535,8 +541,6 @@ class RestApi:
     # -- pods/log -----------------------------------------------------------------------------
 
     async def _logs(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
-        from hakube.api.agent.v1 import agent_pb2
-
         if self.logs is None:
             raise MethodNotAllowed("pods/log is not served by this master")
         try:
@@ -579,6 +583,50 @@ class RestApi:
             data = b"".join([x async for x in rest()])
             return Response(200, data, "text/plain")
         return Response(200, content_type="text/plain", stream=rest())
+
+    # -- pods/exec ----------------------------------------------------------------------------
+
+    async def _exec(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
+        if self.exec is None:
+            raise MethodNotAllowed("pods/exec is not served by this master")
+        if req.flag("stdin") or req.flag("tty"):
+            raise BadRequest(
+                "pods/exec runs commands without stdin or a terminal here (no -i/-t): "
+                "hakube's node agents run a command to completion"
+            )
+        if req.headers.get("upgrade", "").lower() != "websocket":
+            raise BadRequest(
+                "pods/exec is served over WebSocket (v5.channel.k8s.io) only, not SPDY: use "
+                "kubectl 1.30 or newer, or hakubectl exec"
+            )
+        protocol = websocket.pick_protocol(req.headers.get("sec-websocket-protocol", ""))
+        if protocol is None:
+            raise BadRequest(
+                f"pods/exec speaks the subprotocols {', '.join(websocket.PROTOCOLS)} only"
+            )
+        er = agent_pb2.ExecRequest(
+            namespace=ns,
+            pod=name,
+            container=req.arg("container"),
+            command=req.query.get("command", []),
+        )
+        out = await self.server.invoke("ProxyExec", identity, er, fn=self.exec)
+
+        async def frames() -> AsyncIterator[bytes]:
+            if out.stdout:
+                yield websocket.channel(websocket.STDOUT, bytes(out.stdout))
+            if out.stderr:
+                yield websocket.channel(websocket.STDERR, bytes(out.stderr))
+            yield websocket.exit_status(out.exit_code)
+            yield websocket.close()
+
+        headers = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Accept": websocket.accept_key(req.headers.get("sec-websocket-key", "")),
+            "Sec-WebSocket-Protocol": protocol,
+        }
+        return Response(101, headers=headers, stream=frames(), upgrade=True)
 
     # -- authorization reviews ----------------------------------------------------------------
 

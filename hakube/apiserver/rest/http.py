@@ -36,6 +36,7 @@ MAX_HEAD = 64 * 1024
 REASONS = {
     200: "OK",
     201: "Created",
+    101: "Switching Protocols",
     202: "Accepted",
     400: "Bad Request",
     401: "Unauthorized",
@@ -81,6 +82,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     stream: AsyncIterator[bytes] | None = None
     """When set, the body is sent chunked as the iterator yields (watches, log follows)."""
+    upgrade: bool = False
+    """A 101 Switching Protocols answer: ``stream`` is written as it is (WebSocket frames),
+    then the connection ends."""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -228,15 +232,18 @@ async def _send(
     """Write one response; False when the connection must end (after a stream: the client's
     next bytes, if any, would be a new request we do not wait for)."""
     head = [f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}"]
-    head.append(f"Content-Type: {resp.content_type}")
-    head.append("Cache-Control: no-cache, private")
+    if not resp.upgrade:
+        head.append(f"Content-Type: {resp.content_type}")
+        head.append("Cache-Control: no-cache, private")
     for k, v in resp.headers.items():
         head.append(f"{k}: {v}")
-    if resp.stream is None:
+    if resp.upgrade:
+        pass
+    elif resp.stream is None:
         head.append(f"Content-Length: {len(resp.body)}")
     else:
         head.append("Transfer-Encoding: chunked")
-    if close:
+    if close and not resp.upgrade:
         head.append("Connection: close")
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
     if resp.stream is None:
@@ -248,16 +255,20 @@ async def _send(
     async def pump() -> None:
         await writer.drain()
         async for chunk in stream:
-            if chunk:
+            if chunk and resp.upgrade:
+                writer.write(chunk)
+                await writer.drain()
+            elif chunk:
                 writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 await writer.drain()
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+        if not resp.upgrade:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
 
     # A stream may be quiet for minutes: the client hanging up (EOF on the reader) ends it
     # at once instead of at the next event.
     tasks: set[asyncio.Future[Any]] = {asyncio.ensure_future(pump())}
-    if reader is not None:
+    if reader is not None and not resp.upgrade:  # a WebSocket client may send frames
         tasks.add(asyncio.ensure_future(reader.read(1)))
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -28,7 +28,12 @@ VERSION_INFO = {
 server is more than one minor version away from it)."""
 
 SUBRESOURCES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "Pod": (("status", ("get", "patch", "update")), ("binding", ("create",)), ("log", ("get",))),
+    "Pod": (
+        ("status", ("get", "patch", "update")),
+        ("binding", ("create",)),
+        ("log", ("get",)),
+        ("exec", ("create", "get")),
+    ),
     "Deployment": (("status", ("get", "patch", "update")), ("scale", ("get", "patch", "update"))),
     "ReplicaSet": (("status", ("get", "patch", "update")), ("scale", ("get", "patch", "update"))),
     "StatefulSet": (("status", ("get", "patch", "update")), ("scale", ("get", "patch", "update"))),

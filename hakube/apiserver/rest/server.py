@@ -33,8 +33,9 @@ class RestServer:
         *,
         review: Callable[[Any], Awaitable[Any]] | None = None,
         logs: Callable[..., AsyncGenerator[Any, None]] | None = None,
+        exec_: Callable[[Any], Awaitable[Any]] | None = None,
     ) -> None:
-        self.api = RestApi(server, authenticator, review=review, logs=logs)
+        self.api = RestApi(server, authenticator, review=review, logs=logs, exec_=exec_)
         self.http = HttpServer(self.api.handle, tls, max_body=MAX_REQUEST_BYTES)
 
     async def start(self, listen: str) -> int:
