@@ -663,11 +663,22 @@ class Master:
             try:
                 self.k8s_api_port = await rest.start(listen)
             except OSError as exc:
-                await server.stop(0)
-                self.raft.stop()
-                raise SystemExit(
-                    f"hakube master: cannot listen on {listen} for the Kubernetes API: {exc}"
-                ) from exc
+                if not s.k8s_api_listen:
+                    # Only the derived default is taken: the master serves on without it.
+                    log.warning(
+                        "master %s: the Kubernetes API is off: cannot listen on %s (%s); "
+                        "choose an address with --k8s-api-listen",
+                        s.name,
+                        listen,
+                        exc,
+                    )
+                    rest = None
+                else:
+                    await server.stop(0)
+                    self.raft.stop()
+                    raise SystemExit(
+                        f"hakube master: cannot listen on {listen} for the Kubernetes API: {exc}"
+                    ) from exc
         self._start_http()
         if self.on_serving is not None:
             assert self.pki is not None

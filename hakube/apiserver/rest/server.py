@@ -19,9 +19,9 @@ from hakube.pki.tls import TlsFiles
 
 def default_listen(api_listen: str) -> str:
     """The REST API's address when none is given: the gRPC API's host, port + 1 (6444 beside
-    the default 6443)."""
+    the default 6443); a port chosen by the system (0) for a gRPC API on port 0."""
     host, _, port = api_listen.rpartition(":")
-    return f"{host}:{int(port) + 1}"
+    return f"{host}:{int(port) + 1 if int(port) else 0}"
 
 
 class RestServer:
