@@ -84,8 +84,9 @@ def test_kubectl_with_a_foreign_certificate_gets_nothing(
             credentials=Credentials(cluster.credentials.ca, cert, key),
         )
     )
-    r = forged("get", "ns", "--request-timeout=10s")
+    r = forged("get", "--raw", "/api/v1/namespaces", "--request-timeout=10s")
     assert r.returncode == 1 and "default" not in r.stdout
+    assert "Unable to connect to the server" in r.stderr, r.stderr  # refused in the handshake
 
 
 def test_the_cluster_ca_admin_is_served_and_errors_are_status_objects(
