@@ -145,18 +145,16 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
             with open(path) as f:
                 state = yaml.safe_load(f) or {}
             recorded = [
-                {k: str(m[k]) for k in ("name", "api", "raft", "metrics")} for m in state["masters"]
+                {k: str(m[k]) for k in ("name", "api", "raft", "metrics", "k8s_api") if k in m}
+                for m in state["masters"]
             ]
+            for k in ("name", "api", "raft", "metrics"):
+                if any(k not in r for r in recorded):
+                    raise KeyError(k)
             # Data dirs from before the Kubernetes REST API: its port is chosen now (and
             # recorded below, so later runs keep it).
-            added = [
-                m for m, r in zip(state["masters"], recorded, strict=True) if "k8s_api" not in m
-            ]
-            for m, r in zip(state["masters"], recorded, strict=True):
-                r["k8s_api"] = str(m.get("k8s_api") or "")
-            for r, port in zip(
-                [r for r in recorded if not r["k8s_api"]], free_ports(len(added)), strict=True
-            ):
+            missing = [r for r in recorded if "k8s_api" not in r]
+            for r, port in zip(missing, free_ports(len(missing)), strict=True):
                 r["k8s_api"] = f"127.0.0.1:{port}"
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
             raise UpError(
@@ -167,7 +165,7 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
                 f"{data_dir} holds a {len(recorded)}-master cluster; run with "
                 f"--masters {len(recorded)}, or use another --data-dir"
             )
-        if added:
+        if missing:
             _record(path, recorded)
         return recorded
     chosen = _choose_ports(masters, base_port)

@@ -88,3 +88,22 @@ def test_a_taken_default_port_leaves_the_master_serving_without_it(tmp_path: Pat
         finally:
             proc.kill()
             proc.wait(10)
+
+
+def test_hakube_up_gives_an_older_data_dir_a_kubernetes_api_port_and_keeps_it(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from hakube.cli.up_cmd import STATE_FILE, load_or_create_state
+
+    old = [
+        {"name": f"m{i}", "api": f"127.0.0.1:{1000 + i}", "raft": f"127.0.0.1:{2000 + i}"}
+        | {"metrics": f"127.0.0.1:{3000 + i}"}
+        for i in (1, 2, 3)
+    ]
+    (tmp_path / STATE_FILE).write_text(yaml.safe_dump({"masters": old}))
+    first = load_or_create_state(str(tmp_path), 3, 0)
+    assert [m["api"] for m in first] == [m["api"] for m in old]
+    assert len({m["k8s_api"] for m in first}) == 3
+    assert load_or_create_state(str(tmp_path), 3, 0) == first
