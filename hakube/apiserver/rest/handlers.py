@@ -324,7 +324,9 @@ class RestApi:
             )
         try:
             if ctype == APPLY_PATCH:
-                return yaml.safe_load(req.body)  # server-side apply bodies are YAML (or JSON)
+                # Server-side apply bodies are YAML (or JSON); aliases are refused, as a small
+                # body of nested aliases would expand without bound once copied.
+                return yaml.load(req.body, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
             return json.loads(req.body or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
@@ -668,6 +670,15 @@ def _success(kind: Kind, name: str) -> dict[str, Any]:
         "status": "Success",
         "details": {"name": name, "group": kind.group, "kind": kind.plural},
     }
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing aliases (``*name``)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not accepted")
+        return super().compose_node(parent, index)
 
 
 def _dry_run(req: Request) -> bool:
