@@ -328,7 +328,7 @@ class RestApi:
                 # body of nested aliases would expand without bound once copied.
                 return yaml.load(req.body, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
             return json.loads(req.body or b"null")
-        except (ValueError, yaml.YAMLError) as exc:
+        except (ValueError, RecursionError, yaml.YAMLError) as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
 
     def _message(self, doc: Any, kind: Kind, ns: str, name: str = "") -> Message:
