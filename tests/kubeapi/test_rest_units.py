@@ -268,9 +268,9 @@ def test_server_side_apply_bodies_refuse_yaml_aliases() -> None:
     """A few hundred bytes of nested aliases would expand to gigabytes once copied."""
     import yaml
 
-    from hakube.apiserver.rest.handlers import _NoAliasLoader
+    from hakube.apiserver.rest.bodies import NoAliasLoader
 
-    assert yaml.load(b"a: 1\nb: [x]", Loader=_NoAliasLoader) == {"a": 1, "b": ["x"]}  # noqa: S506
+    assert yaml.load(b"a: 1\nb: [x]", Loader=NoAliasLoader) == {"a": 1, "b": ["x"]}  # noqa: S506
     bomb = b"a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
     with pytest.raises(yaml.YAMLError, match="aliases are not accepted"):
-        yaml.load(bomb, Loader=_NoAliasLoader)  # noqa: S506
+        yaml.load(bomb, Loader=NoAliasLoader)  # noqa: S506

@@ -11,5 +11,8 @@ translates HTTP paths, JSON and Kubernetes' conventions to hakube's requests and
 * ``codec``: objects, lists, watch events and Tables as JSON.
 * ``patch``: JSON merge patch, JSON patch, strategic merge patch.
 * ``openapi``: OpenAPI v2/v3 generated from the protobuf descriptors.
-* ``handlers``: the verbs; ``server``: the whole door as one runnable piece.
+* ``bodies``: request bodies (JSON, YAML for server-side apply, the one protobuf body read
+  with ``k8sproto``).
+* ``handlers``: the verbs; ``subresources``: scale, binding, log, exec (``websocket``), access
+  reviews; ``server``: the whole door as one runnable piece.
 """

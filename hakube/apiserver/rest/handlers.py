@@ -18,28 +18,38 @@ GET / PUT / PATCH .../scale    Get / UpdateScale / PatchScale (spec.replicas)
 POST pods/NAME/binding         Bind
 DELETE collection              List, then Delete of each item
 =============================  ===================================================
+
+scale, binding, log, exec and access reviews are in ``subresources`` (a mixin), request
+bodies in ``bodies``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import yaml
 from google.protobuf.message import Message
 
 from hakube.api import convert, kinds
-from hakube.api.agent.v1 import agent_pb2
-from hakube.api.columns import selector_text
 from hakube.api.convert import ManifestError
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
-from hakube.apiserver.rest import codec, k8sproto, openapi, patch, routes, websocket
+from hakube.apiserver.rest import codec, openapi, patch, routes
+from hakube.apiserver.rest.bodies import (
+    APPLY_PATCH,
+    JSON,
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_RETRIES,
+    STRATEGIC_PATCH,
+    dry_run,
+    ok,
+    read_body,
+)
 from hakube.apiserver.rest.http import Request, Response
 from hakube.apiserver.rest.status import (
     BadRequest,
@@ -48,25 +58,12 @@ from hakube.apiserver.rest.status import (
     error_response,
     of_error,
 )
+from hakube.apiserver.rest.subresources import Subresources, named_update, scale_doc
 from hakube.apiserver.server import ApiServer
 from hakube.pki.certs import Identity
 
-JSON = "application/json"
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
-PROTOBUF = "application/vnd.kubernetes.protobuf"
-PATCH_RETRIES = 5
-"""Attempts of a patch whose base the object changed under (without a resourceVersion of the
-caller's; with one, the first conflict is the caller's)."""
 
-
-def _ok(doc: Any, status: int = 200) -> Response:
-    return Response(status, codec.dumps(doc))
-
-
-class RestApi:
+class RestApi(Subresources):
     """Answers one HTTP request; ``handle`` is the HttpServer's handler."""
 
     def __init__(
@@ -126,7 +123,7 @@ class RestApi:
         if req.method == "GET":
             doc = self._discovery(path)
             if doc is not None:
-                return _ok(doc)
+                return ok(doc)
             if path in ("/healthz", "/livez", "/readyz"):
                 return Response(200, b"ok", "text/plain")
             if path.startswith("/openapi/"):
@@ -192,7 +189,7 @@ class RestApi:
                 return await self._delete(req, identity, kind, ns, route.name)
         elif sub == "scale" and kind.name in ("Deployment", "ReplicaSet", "StatefulSet"):
             if m == "GET":
-                return _ok(_scale_doc(await self._fetch(identity, kind, ns, route.name)))
+                return ok(scale_doc(await self._fetch(identity, kind, ns, route.name)))
             if m in ("PUT", "PATCH"):
                 return await self._scale(req, identity, kind, ns, route.name)
         elif sub == "binding" and kind.name == "Pod" and m == "POST":
@@ -214,7 +211,7 @@ class RestApi:
     ) -> Response:
         msg = await self._fetch(identity, kind, ns, name)
         if codec.wants_table(req.headers.get("accept", "")):
-            return _ok(
+            return ok(
                 codec.table_doc(
                     kind,
                     [msg],
@@ -222,7 +219,7 @@ class RestApi:
                     include_object=req.arg("includeObject", "Metadata"),
                 )
             )
-        return _ok(codec.object_doc(msg))
+        return ok(codec.object_doc(msg))
 
     async def _list(self, req: Request, identity: Identity, kind: Kind, ns: str) -> Response:
         try:
@@ -240,7 +237,7 @@ class RestApi:
         setattr(lr, "continue", req.arg("continue"))
         resp = api_pb2.ListResponse.FromString(await self.server.invoke("List", identity, lr))
         if codec.wants_table(req.headers.get("accept", "")):
-            return _ok(
+            return ok(
                 codec.table_doc(
                     kind,
                     [codec.object_msg(o) for o in resp.items],
@@ -249,7 +246,7 @@ class RestApi:
                     include_object=req.arg("includeObject", "Metadata"),
                 )
             )
-        return _ok(codec.list_doc(kind, resp))
+        return ok(codec.list_doc(kind, resp))
 
     def _watch(self, req: Request, identity: Identity, kind: Kind, ns: str) -> Response:
         wr = api_pb2.WatchRequest(
@@ -310,27 +307,6 @@ class RestApi:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def _body(self, req: Request) -> Any:
-        ctype = req.headers.get("content-type", JSON).split(";")[0].strip()
-        if ctype == PROTOBUF:
-            try:
-                _, kind, raw = k8sproto.unwrap(req.body)
-                if kind == "SelfSubjectAccessReview":
-                    return k8sproto.self_subject_access_review(raw)
-            except k8sproto.ProtoError as exc:
-                raise BadRequest(f"the protobuf body does not decode: {exc}") from exc
-            raise UnsupportedMediaType(
-                f"{ctype} bodies are read for SelfSubjectAccessReview only: send application/json"
-            )
-        try:
-            if ctype == APPLY_PATCH:
-                # Server-side apply bodies are YAML (or JSON); aliases are refused, as a small
-                # body of nested aliases would expand without bound once copied.
-                return yaml.load(req.body, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
-            return json.loads(req.body or b"null")
-        except (ValueError, RecursionError, yaml.YAMLError) as exc:
-            raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
-
     def _message(self, doc: Any, kind: Kind, ns: str, name: str = "") -> Message:
         """The typed object of a request body for ``kind`` in ``ns``."""
         if not isinstance(doc, dict):
@@ -364,10 +340,10 @@ class RestApi:
             raise BadRequest(f"strict decoding error: {exc}") from exc
 
     async def _create(self, req: Request, identity: Identity, kind: Kind, ns: str) -> Response:
-        msg = self._message(self._body(req), kind, ns)
-        cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=_dry_run(req))
+        msg = self._message(read_body(req), kind, ns)
+        cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=dry_run(req))
         raw = await self.server.invoke("Create", identity, cr)
-        return _ok(codec.object_doc(codec.object_msg(raw)), 201)
+        return ok(codec.object_doc(codec.object_msg(raw)), 201)
 
     async def _write(
         self, identity: Identity, msg: Message, *, method: str, dry_run: bool
@@ -382,10 +358,10 @@ class RestApi:
     async def _update(
         self, req: Request, identity: Identity, kind: Kind, ns: str, name: str, *, status: bool
     ) -> Response:
-        msg = self._message(self._body(req), kind, ns, name)
+        msg = self._message(read_body(req), kind, ns, name)
         method = "UpdateStatus" if status else "Update"
-        out = await self._write(identity, msg, method=method, dry_run=_dry_run(req))
-        return _ok(codec.object_doc(out))
+        out = await self._write(identity, msg, method=method, dry_run=dry_run(req))
+        return ok(codec.object_doc(out))
 
     async def _patch(
         self, req: Request, identity: Identity, kind: Kind, ns: str, name: str, *, status: bool
@@ -396,12 +372,12 @@ class RestApi:
                 f'patch type "{ctype}" is not supported (use {MERGE_PATCH}, {JSON_PATCH}, '
                 f"{STRATEGIC_PATCH} or {APPLY_PATCH})"
             )
-        body = self._body(req)
+        body = read_body(req)
         method = "PatchStatus" if status else "Patch"
         if ctype == APPLY_PATCH and not req.arg("fieldManager"):
             raise BadRequest("fieldManager is required for apply requests")
         # Authorized before the object is read, so a caller who may not patch learns nothing.
-        self.server.authorize(method, identity, _named_update(kind, ns, name))
+        self.server.authorize(method, identity, named_update(kind, ns, name))
         for attempt in range(PATCH_RETRIES):
             gr = api_pb2.GetRequest(kind=kind.name, namespace=ns, name=name)
             try:
@@ -411,9 +387,9 @@ class RestApi:
                     raise
                 # Server-side apply of a new object is a create (authorized as one).
                 msg = self._message(body, kind, ns, name)
-                cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=_dry_run(req))
+                cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=dry_run(req))
                 raw = await self.server.invoke("Create", identity, cr)
-                return _ok(codec.object_doc(codec.object_msg(raw)), 201)
+                return ok(codec.object_doc(codec.object_msg(raw)), 201)
             doc = codec.object_doc(current)
             try:
                 if ctype == APPLY_PATCH:
@@ -438,69 +414,25 @@ class RestApi:
                 meta["resourceVersion"] = current.metadata.resource_version  # type: ignore[attr-defined]
             msg = self._message(patched, kind, ns, name)
             try:
-                out = await self._write(identity, msg, method=method, dry_run=_dry_run(req))
+                out = await self._write(identity, msg, method=method, dry_run=dry_run(req))
             except Conflict:
                 if mine or attempt == PATCH_RETRIES - 1:
                     raise
                 continue
-            return _ok(codec.object_doc(out))
-        raise Conflict(f'{kind.plural} "{name}": too many concurrent changes; try again')
-
-    async def _scale(
-        self, req: Request, identity: Identity, kind: Kind, ns: str, name: str
-    ) -> Response:
-        body = self._body(req)
-        method = "PatchScale" if req.method == "PATCH" else "UpdateScale"
-        self.server.authorize(method, identity, _named_update(kind, ns, name))
-        for attempt in range(PATCH_RETRIES):
-            current: Any = codec.object_msg(
-                await self.api.get(api_pb2.GetRequest(kind=kind.name, namespace=ns, name=name))
-            )
-            scale = _scale_doc(current)
-            if req.method == "PATCH":
-                ctype = req.headers.get("content-type", "").split(";")[0].strip()
-                if ctype == JSON_PATCH:
-                    scale = patch.json_patch(scale, body)
-                else:
-                    scale = patch.merge_patch(scale, body)
-            else:
-                scale = body
-            try:
-                replicas = int(scale["spec"]["replicas"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise Invalid(
-                    f'Scale "{name}" is invalid: spec.replicas: a number is required'
-                ) from exc
-            rv = str(scale.get("metadata", {}).get("resourceVersion") or "")
-            mine = req.method == "PUT" and bool(rv)
-            if mine and rv != current.metadata.resource_version:
-                raise Conflict(
-                    f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has '
-                    "been modified; please apply your changes to the latest version and try again"
-                )
-            current.spec.replicas = replicas
-            fn = lambda r: self.api.update(r, status=False)  # noqa: E731
-            ur = api_pb2.UpdateRequest(object=kinds.wrap(current), dry_run=_dry_run(req))
-            try:
-                out = codec.object_msg(await self.server.invoke(method, identity, ur, fn=fn))
-            except Conflict:
-                if mine or attempt == PATCH_RETRIES - 1:
-                    raise
-                continue
-            return _ok(_scale_doc(out))
+            return ok(codec.object_doc(out))
         raise Conflict(f'{kind.plural} "{name}": too many concurrent changes; try again')
 
     async def _delete(
         self, req: Request, identity: Identity, kind: Kind, ns: str, name: str
     ) -> Response:
-        opts = self._body(req) if req.body else {}
+        opts = read_body(req) if req.body else {}
         if not isinstance(opts, dict):
             raise BadRequest("DeleteOptions must be an object")
         dr = _delete_request(req, opts, kind, ns, name)
         resp: api_pb2.DeleteResponse = await self.server.invoke("Delete", identity, dr)
         if resp.HasField("object"):
-            return _ok(codec.object_doc(codec.object_msg(resp.object)))
-        return _ok(_success(kind, name))
+            return ok(codec.object_doc(codec.object_msg(resp.object)))
+        return ok(_success(kind, name))
 
     async def _delete_collection(
         self, req: Request, identity: Identity, kind: Kind, ns: str
@@ -512,7 +444,7 @@ class RestApi:
             field_selector=req.arg("fieldSelector"),
         )
         resp = api_pb2.ListResponse.FromString(await self.server.invoke("List", identity, lr))
-        opts = self._body(req) if req.body else {}
+        opts = read_body(req) if req.body else {}
         if not isinstance(opts, dict):
             raise BadRequest("DeleteOptions must be an object")
         for item in resp.items:
@@ -522,144 +454,9 @@ class RestApi:
                 await self.server.invoke("Delete", identity, dr)
             except NotFound:
                 pass
-        return _ok(
+        return ok(
             codec.list_doc(kind, api_pb2.ListResponse(resource_version=resp.resource_version))
         )
-
-    async def _bind(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
-        body = self._body(req)
-        target = body.get("target", {}) if isinstance(body, dict) else {}
-        meta = body.get("metadata", {}) if isinstance(body, dict) else {}
-        br = api_pb2.BindRequest(
-            namespace=ns,
-            name=name,
-            node_name=str(target.get("name", "")),
-            uid=str(meta.get("uid", "")),
-            resource_version=str(meta.get("resourceVersion", "")),
-        )
-        await self.server.invoke("Bind", identity, br)
-        return _ok(routes_status_success(), 201)
-
-    # -- pods/log -----------------------------------------------------------------------------
-
-    async def _logs(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
-        if self.logs is None:
-            raise MethodNotAllowed("pods/log is not served by this master")
-        try:
-            tail = int(req.arg("tailLines") or -1)
-        except ValueError as exc:
-            raise BadRequest(f'tailLines "{req.arg("tailLines")}" is not a number') from exc
-        lr = agent_pb2.LogsRequest(
-            namespace=ns,
-            pod=name,
-            container=req.arg("container"),
-            follow=req.flag("follow"),
-            tail_lines=tail,
-            previous=req.flag("previous"),
-            timestamps=req.flag("timestamps"),
-        )
-
-        def admit() -> Identity:
-            self.server.authorize("Logs", identity, lr)
-            return identity
-
-        chunks = self.logs(lr, admit)
-        # The first chunk (or the refusal) before the answer's status line: a pod that does
-        # not exist is a 404, not an empty 200.
-        try:
-            first = await chunks.__anext__()
-        except StopAsyncIteration:
-            return Response(200, b"", "text/plain")
-
-        async def rest() -> AsyncIterator[bytes]:
-            yield bytes(first.data)
-            try:
-                async for c in chunks:
-                    yield bytes(c.data)
-            except ApiError:
-                return
-            finally:
-                await chunks.aclose()
-
-        if not lr.follow:
-            data = b"".join([x async for x in rest()])
-            return Response(200, data, "text/plain")
-        return Response(200, content_type="text/plain", stream=rest())
-
-    # -- pods/exec ----------------------------------------------------------------------------
-
-    async def _exec(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
-        if self.exec is None:
-            raise MethodNotAllowed("pods/exec is not served by this master")
-        if req.flag("stdin") or req.flag("tty"):
-            raise BadRequest(
-                "pods/exec runs commands without stdin or a terminal here (no -i/-t): "
-                "hakube's node agents run a command to completion"
-            )
-        if req.headers.get("upgrade", "").lower() != "websocket":
-            raise BadRequest(
-                "pods/exec is served over WebSocket (v5.channel.k8s.io) only, not SPDY: use "
-                "kubectl 1.30 or newer, or hakubectl exec"
-            )
-        protocol = websocket.pick_protocol(req.headers.get("sec-websocket-protocol", ""))
-        if protocol is None:
-            raise BadRequest(
-                f"pods/exec speaks the subprotocols {', '.join(websocket.PROTOCOLS)} only"
-            )
-        er = agent_pb2.ExecRequest(
-            namespace=ns,
-            pod=name,
-            container=req.arg("container"),
-            command=req.query.get("command", []),
-        )
-        out = await self.server.invoke("ProxyExec", identity, er, fn=self.exec)
-
-        async def frames() -> AsyncIterator[bytes]:
-            if out.stdout:
-                yield websocket.channel(websocket.STDOUT, bytes(out.stdout))
-            if out.stderr:
-                yield websocket.channel(websocket.STDERR, bytes(out.stderr))
-            yield websocket.exit_status(out.exit_code)
-            yield websocket.close()
-
-        headers = {
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Accept": websocket.accept_key(req.headers.get("sec-websocket-key", "")),
-            "Sec-WebSocket-Protocol": protocol,
-        }
-        return Response(101, headers=headers, stream=frames(), upgrade=True)
-
-    # -- authorization reviews ----------------------------------------------------------------
-
-    async def _review(self, req: Request, identity: Identity, route: routes.Route) -> Response:
-        if req.method != "POST" or route.resource != "selfsubjectaccessreviews":
-            raise MethodNotAllowed(f"{req.method} {route.resource} is not served")
-        body = self._body(req)
-        spec = body.get("spec", {}) if isinstance(body, dict) else {}
-        ra = spec.get("resourceAttributes") or {}
-        if self.review is None or not ra:
-            raise BadRequest("only resourceAttributes reviews are served")
-        ar = authz_pb2.AccessReviewRequest(
-            attributes=authz_pb2.ResourceAttributes(
-                verb=str(ra.get("verb", "")),
-                group=str(ra.get("group", "")),
-                resource=str(ra.get("resource", "")),
-                subresource=str(ra.get("subresource", "")),
-                namespace=str(ra.get("namespace", "")),
-                name=str(ra.get("name", "")),
-            )
-        )
-        verdict = await self.server.invoke("AccessReview", identity, ar, fn=self.review)
-        out = dict(body)
-        out["status"] = {"allowed": bool(verdict.allowed), "reason": verdict.reason}
-        if not verdict.allowed:
-            out["status"]["denied"] = False
-        return _ok(out, 201)
-
-
-def routes_status_success() -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
 def _success(kind: Kind, name: str) -> dict[str, Any]:
@@ -672,19 +469,6 @@ def _success(kind: Kind, name: str) -> dict[str, Any]:
     }
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing aliases (``*name``)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases are not accepted")
-        return super().compose_node(parent, index)
-
-
-def _dry_run(req: Request) -> bool:
-    return "All" in req.query.get("dryRun", [])
-
-
 def _patch_sets_version(ctype: str, body: Any) -> bool:
     """Whether the patch itself names a resourceVersion (then it is the caller's precondition)."""
     if ctype == JSON_PATCH:
@@ -693,14 +477,6 @@ def _patch_sets_version(ctype: str, body: Any) -> bool:
         )
     meta = body.get("metadata") if isinstance(body, dict) else None
     return isinstance(meta, dict) and bool(meta.get("resourceVersion"))
-
-
-def _named_update(kind: Kind, ns: str, name: str) -> api_pb2.UpdateRequest:
-    """An UpdateRequest naming an object, for authorizing before it is read."""
-    msg: Any = kind.message()
-    msg.metadata.name = name
-    msg.metadata.namespace = ns
-    return api_pb2.UpdateRequest(object=kinds.wrap(msg))
 
 
 def _delete_request(
@@ -724,24 +500,3 @@ def _delete_request(
         except (TypeError, ValueError) as exc:
             raise BadRequest(f'gracePeriodSeconds "{grace}" is not a number') from exc
     return dr
-
-
-def _scale_doc(obj: Any) -> dict[str, Any]:
-    """The autoscaling/v1 Scale of a Deployment, ReplicaSet or StatefulSet."""
-    meta = obj.metadata
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta.name,
-            "namespace": meta.namespace,
-            "uid": meta.uid,
-            "resourceVersion": meta.resource_version,
-            "creationTimestamp": meta.creation_timestamp,
-        },
-        "spec": {"replicas": obj.spec.replicas if obj.spec.HasField("replicas") else 1},
-        "status": {
-            "replicas": obj.status.replicas,
-            "selector": selector_text(obj.spec.selector).replace("<none>", ""),
-        },
-    }
