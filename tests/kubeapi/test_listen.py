@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from hakube.local import procs
 from hakube.local.cluster import free_ports
 from hakube.testing.wait import wait_for
 
@@ -19,21 +19,10 @@ pytestmark = pytest.mark.timeout(60)
 
 def _master(tmp_path: Path, api: int, *extra: str) -> list[str]:
     (raft,) = free_ports(1)
-    return [
-        sys.executable,
-        "-m",
-        "hakube",
-        "master",
-        "--name",
-        "m1",
-        "--data-dir",
-        str(tmp_path / "d"),
-        "--raft-listen",
-        f"127.0.0.1:{raft}",
-        "--api-listen",
-        f"127.0.0.1:{api}",
-        *extra,
-    ]
+    d, r, a = str(tmp_path / "d"), f"127.0.0.1:{raft}", f"127.0.0.1:{api}"
+    return procs.hakube_argv(
+        "master", "--name", "m1", "--data-dir", d, "--raft-listen", r, "--api-listen", a, *extra
+    )
 
 
 def test_an_explicit_address_in_use_stops_the_master_with_one_line(tmp_path: Path) -> None:
