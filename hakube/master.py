@@ -46,6 +46,7 @@ from hakube.apiserver.metrics import MasterMetrics, NodeReadiness
 from hakube.apiserver.nodeproxy import NODE_PROXY_SERVICE, NodeProxyServicer
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
+from hakube.apiserver.rest.server import RestServer, default_listen
 from hakube.apiserver.server import ApiServer
 from hakube.apiserver.watch import WatchHub
 from hakube.httpendpoint import Heartbeats, serve_http
@@ -80,6 +81,10 @@ class MasterSettings:
     """HOST:PORT for the same endpoints over HTTPS, with this master's certificate, requiring a
     client certificate from the cluster CA in group system:monitoring (or an admin's or a
     master's); for scraping from other hosts. Empty: off."""
+    k8s_api_listen: str = ""
+    """HOST:PORT for the Kubernetes REST API (kubectl, client libraries; HTTPS with client
+    certificates, as the gRPC API). Empty: the gRPC API's host, port + 1 (6444 beside the
+    default 6443); "off": not served."""
     history_size: int = 20000
     """Watch history kept, in events; older resourceVersions get OUT_OF_RANGE."""
     ready_interval: float = 0.5
@@ -160,6 +165,7 @@ class Master:
         self.raft: RaftNode | None = None
         self.objects: ObjectAPI | None = None
         self.api_port = 0
+        self.k8s_api_port = 0
         self.metrics_port = 0
         self._http: ThreadingHTTPServer | None = None
         self._https: ThreadingHTTPServer | None = None
@@ -679,9 +685,8 @@ class Master:
             audit=audit_log,
             flow=FlowControl(s.flow, self.metrics.registry),
         )
-        server.extra_services[AUTHORIZATION_SERVICE] = ReviewServicer(authorizer).handlers(
-            server.unary
-        )
+        review = ReviewServicer(authorizer)
+        server.extra_services[AUTHORIZATION_SERVICE] = review.handlers(server.unary)
         ops = OpsServicer(
             name=s.name,
             raft_address=s.raft_listen,
@@ -706,14 +711,45 @@ class Master:
                 f"hakube master: cannot listen on {s.api_listen} for the API: {exc}"
             ) from exc
         await server.set_serving(False)
+        rest: RestServer | None = None
+        if s.k8s_api_listen != "off":
+            rest = RestServer(
+                server,
+                server.authenticator,
+                tls,
+                review=review.access_review,
+                logs=proxy.log_stream,
+                exec_=proxy.exec_as_caller,
+            )
+            listen = s.k8s_api_listen or default_listen(s.api_listen)
+            try:
+                self.k8s_api_port = await rest.start(listen)
+            except OSError as exc:
+                if not s.k8s_api_listen:
+                    # Only the derived default is taken: the master serves on without it.
+                    log.warning(
+                        "master %s: the Kubernetes API is off: cannot listen on %s (%s); "
+                        "choose an address with --k8s-api-listen",
+                        s.name,
+                        listen,
+                        exc,
+                    )
+                    rest = None
+                else:
+                    await server.stop(0)
+                    self.raft.stop()
+                    raise SystemExit(
+                        f"hakube master: cannot listen on {listen} for the Kubernetes API: {exc}"
+                    ) from exc
         self._start_http()
         if self.on_serving is not None:
             assert self.pki is not None
             self.on_serving(self.pki, self.metrics.registry)
         log.info(
-            "master %s: api %s, raft %s, metrics %s, peers %s",
+            "master %s: api %s, kubernetes api %s, raft %s, metrics %s, peers %s",
             s.name,
             s.api_listen,
+            s.k8s_api_listen or default_listen(s.api_listen),
             s.raft_listen,
             s.metrics_listen or "off",
             peers,
@@ -734,6 +770,8 @@ class Master:
         finally:
             for t in tasks:
                 t.cancel()
+            if rest is not None:
+                await rest.stop()
             await server.stop(0.5)
             self.raft.stop()
             for http in (self._http, self._https):

@@ -51,7 +51,12 @@ class Authenticator:
                 "no client certificate: the API requires a certificate "
                 "from the cluster CA (see docs/security.md)"
             )
-        identity, issuer = identity_of_pem(pem[0])
+        return self.identify_certificate(pem[0])
+
+    def identify_certificate(self, pem: bytes) -> Identity:
+        """The identity of a verified client certificate (PEM), or Unauthenticated when its
+        issuer is neither the cluster CA nor a live bootstrap token's."""
+        identity, issuer = identity_of_pem(pem)
         if issuer == self.ca_name:
             return identity
         if self.bootstrap is not None:

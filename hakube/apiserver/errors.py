@@ -19,6 +19,9 @@ ApiError (code, message)
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
 import grpc
 
 from hakube.store import errors as store_errors
@@ -81,3 +84,17 @@ def from_store(exc: store_errors.StoreError) -> ApiError:
     if isinstance(exc, store_errors.OutcomeUnknown):
         return Unavailable(f"{exc} (outcome unknown: retry with the same request id)")
     return Unavailable(str(exc))
+
+
+T = TypeVar("T")
+
+
+async def relay(stream: AsyncIterator[T], ctx: grpc.aio.ServicerContext) -> AsyncIterator[T]:
+    """A server stream's items passed on to a gRPC call; an ApiError ends the call with its
+    status (the gRPC door of a stream that the REST door also serves)."""
+    try:
+        async for item in stream:
+            yield item
+    except ApiError as exc:
+        # a flow-control refusal carries its retry hint (``trailers``) to the client
+        await ctx.abort(exc.code, exc.message, trailing_metadata=getattr(exc, "trailers", ()))

@@ -18,7 +18,7 @@ closes the upstream channel, which cancels the agent's side.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -34,6 +34,7 @@ from hakube.apiserver.errors import (
     Invalid,
     NotFound,
     TooLarge,
+    relay,
 )
 from hakube.pki import names
 from hakube.pki.certs import Identity
@@ -138,6 +139,11 @@ class NodeProxyServicer:
             except grpc.aio.AioRpcError as e:
                 raise self._failed(e, link) from e
 
+    async def exec_as_caller(self, req: agent_pb2.ExecRequest) -> agent_pb2.ExecResponse:
+        """``exec`` for the authorized caller of this request (either door); nodes refused."""
+        refuse_nodes(_current())
+        return await self.exec(req)
+
     async def exec(self, req: agent_pb2.ExecRequest) -> agent_pb2.ExecResponse:
         node = self._pod_node(req.namespace, req.pod)
         req.namespace = req.namespace or "default"
@@ -155,29 +161,34 @@ class NodeProxyServicer:
             req = agent_pb2.LogsRequest.FromString(raw)
         except Exception as e:  # noqa: BLE001 - any decode failure is the caller's
             await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed LogsRequest: {e}")
-        try:
-            self._check_caller("Logs", ctx, req)
-            node = self._pod_node(req.namespace, req.pod)
-            req.namespace = req.namespace or "default"
-            self._take_slot()
-            async with self._slots:
-                link = self._link(node)
-                try:
-                    async with link as channel:
-                        call = agent_pb2_grpc.NodeAgentStub(channel).Logs(req)
-                        async for chunk in call:
-                            yield chunk
-                except AgentDialError as e:
-                    raise AgentError(AGENT_TROUBLE, str(e)) from e
-                except grpc.aio.AioRpcError as e:
-                    raise self._failed(e, link) from e
-        except ApiError as exc:
-            await ctx.abort(exc.code, exc.message)
+        stream = self.log_stream(req, lambda: self._check_caller("Logs", ctx, req))
+        async for chunk in relay(stream, ctx):
+            yield chunk
 
-    def _check_caller(self, method: str, ctx: grpc.aio.ServicerContext, req: Any) -> None:
+    async def log_stream(
+        self, req: agent_pb2.LogsRequest, admit: Callable[[], Identity]
+    ) -> AsyncGenerator[Any, None]:
+        """A pod's log chunks from its node's agent, for either door: ``admit`` authenticates
+        and authorizes the caller; nodes are refused; failures raise ApiError."""
+        refuse_nodes(admit())
+        node = self._pod_node(req.namespace, req.pod)
+        req.namespace = req.namespace or "default"
+        self._take_slot()
+        async with self._slots:
+            link = self._link(node)
+            try:
+                async with link as channel:
+                    call = agent_pb2_grpc.NodeAgentStub(channel).Logs(req)
+                    async for chunk in call:
+                        yield chunk
+            except AgentDialError as e:
+                raise AgentError(AGENT_TROUBLE, str(e)) from e
+            except grpc.aio.AioRpcError as e:
+                raise self._failed(e, link) from e
+
+    def _check_caller(self, method: str, ctx: grpc.aio.ServicerContext, req: Any) -> Identity:
         assert self.authenticate is not None
-        identity = self.authenticate(method, ctx, req)
-        refuse_nodes(identity)
+        return self.authenticate(method, ctx, req)
 
     def handlers(
         self,
@@ -188,17 +199,13 @@ class NodeProxyServicer:
         ``authenticate`` is ApiServer.authenticate, for the log stream."""
         self.authenticate = authenticate
 
-        async def exec_(req: agent_pb2.ExecRequest) -> agent_pb2.ExecResponse:
-            refuse_nodes(_current())
-            return await self.exec(req)
-
         async def stats(req: nodeproxy_pb2.NodeStatsRequest) -> agent_pb2.StatsResponse:
             refuse_nodes(_current())
             return await self.stats(req)
 
         methods = {
             "Logs": grpc.unary_stream_rpc_method_handler(self.logs, response_serializer=_serialize),
-            "Exec": unary("ProxyExec", exec_, agent_pb2.ExecRequest),
+            "Exec": unary("ProxyExec", self.exec_as_caller, agent_pb2.ExecRequest),
             "Stats": unary("ProxyStats", stats, nodeproxy_pb2.NodeStatsRequest),
         }
         return [grpc.method_handlers_generic_handler(NODE_PROXY_SERVICE, methods)]

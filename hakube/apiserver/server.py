@@ -19,13 +19,15 @@ through the same ``authenticate``, so no handler decides on its own who may call
 Then every request of the object, cluster and lease services (and the services registered
 through ``unary``) takes a seat of its priority level (hakube.apiserver.flowcontrol), or waits
 in a fair queue, or is refused with RESOURCE_EXHAUSTED and a ``retry-after-ms`` hint. A watch
-holds a seat only while it starts, and counts against its client's cap of open streams.
+holds a seat only while it starts, and counts against its client's cap of open streams. Both
+doors -- gRPC and the Kubernetes REST API -- pass through the same seats (``invoke``, ``watch``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -39,7 +41,7 @@ from hakube.apiserver import authn
 from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.authz.attributes import METHODS, Attributes
 from hakube.apiserver.authz.authorizer import Authorizer
-from hakube.apiserver.errors import ApiError, Forbidden, Invalid
+from hakube.apiserver.errors import ApiError, Forbidden, Invalid, relay
 from hakube.apiserver.flowcontrol import FlowControl, Settings, TooBusy
 from hakube.apiserver.leases import LeaseAPI
 from hakube.apiserver.metrics import MasterMetrics, kind_label
@@ -75,7 +77,17 @@ def _no_kind(req: Any) -> str:
 
 
 def _kind_getter(req_type: Any) -> Callable[[Any], str]:
-    """How the metrics' ``kind`` label is read from a request type, decided once per method."""
+    """How the metrics' ``kind`` label is read from a request type, decided once per type."""
+    getter = _KIND_GETTERS.get(req_type)
+    if getter is None:
+        getter = _KIND_GETTERS[req_type] = _pick_kind_getter(req_type)
+    return getter
+
+
+_KIND_GETTERS: dict[Any, Callable[[Any], str]] = {}
+
+
+def _pick_kind_getter(req_type: Any) -> Callable[[Any], str]:
     fields = req_type.DESCRIPTOR.fields_by_name
     if "kind" in fields and fields["kind"].type == fields["kind"].TYPE_STRING:
         return _kind_field
@@ -86,19 +98,6 @@ def _kind_getter(req_type: Any) -> Callable[[Any], str]:
     return _no_kind
 
 
-def _final_code(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
-    """The status of a call ended by something other than an ApiError: what ``ctx.abort`` set
-    (e.g. PERMISSION_DENIED from an authorizer), else UNKNOWN. Metrics and audit use it."""
-    code = ctx.code()
-    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-
-
-async def _abort(ctx: grpc.aio.ServicerContext, exc: ApiError) -> None:
-    """End the call with the error's status (and a refusal's retry hint)."""
-    trailers = exc.trailers if isinstance(exc, TooBusy) else ()
-    await ctx.abort(exc.code, exc.message, trailing_metadata=trailers)
-
-
 async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
     try:
         return req_type.FromString(raw)
@@ -106,6 +105,12 @@ async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> A
         await ctx.abort(
             grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
         )
+
+
+async def _abort(ctx: grpc.aio.ServicerContext, exc: ApiError) -> None:
+    """End the call with the error's status (and a refusal's retry hint)."""
+    trailers = exc.trailers if isinstance(exc, TooBusy) else ()
+    await ctx.abort(exc.code, exc.message, trailing_metadata=trailers)
 
 
 class ApiServer:
@@ -140,17 +145,34 @@ class ApiServer:
         self.extra_services: dict[str, list[grpc.GenericRpcHandler]] = {}
         """Further services (name -> handlers) registered by the master, e.g. OpsService."""
 
+    @functools.cached_property
+    def calls(self) -> dict[str, tuple[Callable[[Any], Awaitable[Any]], Any]]:
+        """The object service's unary methods (name -> handler, request type), served by the
+        gRPC door (``handlers``) and by the Kubernetes REST door (``invoke``) alike."""
+        api = self.api
+        return {
+            "Create": (api.create, api_pb2.CreateRequest),
+            "Get": (api.get, api_pb2.GetRequest),
+            "Update": (lambda r: api.update(r, status=False), api_pb2.UpdateRequest),
+            "UpdateStatus": (lambda r: api.update(r, status=True), api_pb2.UpdateRequest),
+            "Delete": (api.delete, api_pb2.DeleteRequest),
+            "List": (api.list, api_pb2.ListRequest),
+            "Bind": (api.bind, api_pb2.BindRequest),
+        }
+
     def authenticate(self, method: str, ctx: grpc.aio.ServicerContext, req: Any = None) -> Identity:
         """The caller of ``method`` with request ``req``, authorized; Unauthenticated or
         Forbidden (an ApiError) if it may not make this call. Sets ``authn.current`` for the
-        rest of the request. A method without an entry in ``METHODS`` is refused."""
-        return self._authorize(method, ctx, req)[0]
-
-    def _authorize(
-        self, method: str, ctx: grpc.aio.ServicerContext, req: Any
-    ) -> tuple[Identity, Attributes | None]:
-        """``authenticate``, also returning the request's attributes (flow control reads them)."""
+        rest of the request."""
         identity = self.authenticator.identify(ctx)
+        self.authorize(method, identity, req)
+        return identity
+
+    def authorize(self, method: str, identity: Identity, req: Any = None) -> Attributes | None:
+        """Forbidden (an ApiError) unless ``identity`` may call ``method`` with ``req``; sets
+        ``authn.current``; returns the request's attributes (flow control classifies by them).
+        Both doors (gRPC and the Kubernetes REST API) come through here. A method without an
+        entry in ``METHODS`` is refused."""
         if authn.is_bootstrap(identity) and method not in self.bootstrap_methods:
             raise Forbidden(f'"{identity.user}" is a bootstrap token: it may only join a node')
         try:
@@ -162,19 +184,51 @@ class ApiServer:
             attrs = attributes_of(req)
             self.authorizer.check(identity, attrs)
         authn.current.set(identity)
-        return identity, attrs
+        return attrs
+
+    async def invoke(
+        self,
+        method: str,
+        caller: Identity | Callable[[], Identity],
+        req: Any,
+        fn: Callable[[Any], Awaitable[Any]] | None = None,
+        kind_of: Callable[[Any], str] | None = None,
+    ) -> Any:
+        """One call through either door: the caller (an Identity, or how to learn it)
+        authorized for ``method``, ``fn`` run (default: the object service's handler of
+        ``method``), the request measured and audited; an ApiError is raised for the door to
+        encode (gRPC status or Kubernetes Status)."""
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            identity = caller() if callable(caller) else caller
+            attrs = self.authorize(method, identity, req)
+            level = await self.flow.admit(identity, attrs)
+            try:
+                return await (fn or self.calls[method][0])(req)
+            finally:
+                self.flow.done(level)
+        except ApiError as exc:
+            code = exc.code.name
+            raise
+        except Exception:
+            code = grpc.StatusCode.UNKNOWN.name
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            self.metrics.observe_request(
+                method, (kind_of or _kind_getter(type(req)))(req), code, elapsed
+            )
+            if self.audit is not None:
+                self.audit.record(method, req, code, elapsed)
 
     def unary(
         self, method: str, fn: Callable[[Any], Awaitable[Any]], req_type: Any
     ) -> grpc.RpcMethodHandler:
-        # One coroutine per request (decode, call, metrics): every extra await layer is
-        # measurable at thousands of requests per second.
         parse = req_type.FromString
         kind_of = _kind_getter(req_type)
-        observe = self.metrics.observe_request
-        clock = time.perf_counter
-        audit = self.audit
-        flow = self.flow
+        identify = self.authenticator.identify
+        invoke = self.invoke
 
         async def handler(raw: bytes, ctx: grpc.aio.ServicerContext) -> Any:
             # Requests arrive as bytes and are decoded here, so that a corrupt message is
@@ -185,35 +239,31 @@ class ApiServer:
                 await ctx.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
                 )
-            start = clock()
-            code = "OK"
             try:
-                identity, attrs = self._authorize(method, ctx, req)
-                level = await flow.admit(identity, attrs)
-                try:
-                    return await fn(req)
-                finally:
-                    flow.done(level)
+                return await invoke(method, lambda: identify(ctx), req, fn, kind_of)
             except ApiError as exc:
-                code = exc.code.name
                 await _abort(ctx, exc)
-            except Exception:
-                code = _final_code(ctx).name
-                raise
-            finally:
-                elapsed = clock() - start
-                observe(method, kind_of(req), code, elapsed)
-                if audit is not None:
-                    audit.record(method, req, code, elapsed)
 
         return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
 
     async def _watch(self, raw: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         req = await _decode(api_pb2.WatchRequest, raw, ctx)
+        identify = self.authenticator.identify
+        async for data in relay(self.watch(req, lambda: identify(ctx)), ctx):
+            yield data
+
+    async def watch(
+        self, req: api_pb2.WatchRequest, caller: Callable[[], Identity]
+    ) -> AsyncGenerator[bytes, None]:
+        """A watch stream of serialized ``WatchEvent`` for either door: ``caller`` says who asks
+        (raising an ApiError when it cannot); the caller is authorized, holds a seat while the
+        watch starts and one of its stream slots while it runs; errors are raised as
+        ApiError, and the request is counted and audited when the stream ends."""
         code = grpc.StatusCode.OK
         start = time.perf_counter()
         try:
-            identity, attrs = self._authorize("Watch", ctx, req)
+            identity = caller()
+            attrs = self.authorize("Watch", identity, req)
             with self.flow.stream(identity):
                 # A seat while the watch starts, none while it streams (see flowcontrol).
                 level = await self.flow.admit(identity, attrs)
@@ -229,9 +279,9 @@ class ApiServer:
                     yield data
         except ApiError as exc:
             code = exc.code
-            await _abort(ctx, exc)
+            raise
         except Exception:
-            code = _final_code(ctx)
+            code = grpc.StatusCode.UNKNOWN
             raise
         finally:
             self.metrics.requests.labels("Watch", kind_label(req.kind), code.name).inc()
@@ -258,21 +308,11 @@ class ApiServer:
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         api = self.api
         objects = {
-            "Create": self.unary("Create", api.create, api_pb2.CreateRequest),
-            "Get": self.unary("Get", api.get, api_pb2.GetRequest),
-            "Update": self.unary(
-                "Update", lambda r: api.update(r, status=False), api_pb2.UpdateRequest
-            ),
-            "UpdateStatus": self.unary(
-                "UpdateStatus", lambda r: api.update(r, status=True), api_pb2.UpdateRequest
-            ),
-            "Delete": self.unary("Delete", api.delete, api_pb2.DeleteRequest),
-            "List": self.unary("List", api.list, api_pb2.ListRequest),
-            "Bind": self.unary("Bind", api.bind, api_pb2.BindRequest),
-            "Watch": grpc.unary_stream_rpc_method_handler(
-                self._watch, response_serializer=_serialize
-            ),
+            name: self.unary(name, fn, req_type) for name, (fn, req_type) in self.calls.items()
         }
+        objects["Watch"] = grpc.unary_stream_rpc_method_handler(
+            self._watch, response_serializer=_serialize
+        )
 
         async def status(req: Any) -> Any:
             return self.cluster_status()

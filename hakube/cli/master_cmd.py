@@ -51,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         help="the other masters: NAME=HOST:PORT,... (their Raft addresses)",
     )
     p.add_argument(
+        "--k8s-api-listen",
+        default="",
+        help="HOST:PORT for the Kubernetes REST API (kubectl); default: the gRPC API's host "
+        "with port + 1 (6444); 'off': not served",
+    )
+    p.add_argument(
         "--metrics-listen",
         default="",
         help="HOST:PORT for /metrics, /healthz and /readyz (empty: off)",
@@ -245,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
         peers=args.peers,
         metrics_listen=args.metrics_listen,
         metrics_tls_listen=args.metrics_tls_listen,
+        k8s_api_listen=args.k8s_api_listen,
         history_size=args.history_size,
         raft=raft,
         force_new_cluster=args.force_new_cluster,

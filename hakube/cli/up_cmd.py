@@ -153,13 +153,14 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 
 def _choose_ports(n: int, base: int) -> list[dict[str, str]]:
-    ports = list(range(base, base + 3 * n)) if base else free_ports(3 * n)
+    ports = list(range(base, base + 4 * n)) if base else free_ports(4 * n)
     return [
         {
             "name": f"m{i + 1}",
             "api": f"127.0.0.1:{ports[i]}",
             "raft": f"127.0.0.1:{ports[n + i]}",
             "metrics": f"127.0.0.1:{ports[2 * n + i]}",
+            "k8s_api": f"127.0.0.1:{ports[3 * n + i]}",
         }
         for i in range(n)
     ]
@@ -173,8 +174,17 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
             with open(path) as f:
                 state = yaml.safe_load(f) or {}
             recorded = [
-                {k: str(m[k]) for k in ("name", "api", "raft", "metrics")} for m in state["masters"]
+                {k: str(m[k]) for k in ("name", "api", "raft", "metrics", "k8s_api") if k in m}
+                for m in state["masters"]
             ]
+            for k in ("name", "api", "raft", "metrics"):
+                if any(k not in r for r in recorded):
+                    raise KeyError(k)
+            # Data dirs from before the Kubernetes REST API: its port is chosen now (and
+            # recorded below, so later runs keep it).
+            missing = [r for r in recorded if "k8s_api" not in r]
+            for r, port in zip(missing, free_ports(len(missing)), strict=True):
+                r["k8s_api"] = f"127.0.0.1:{port}"
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
             raise UpError(
                 f"{path} is damaged ({exc}); move the data dir away to start afresh"
@@ -184,14 +194,20 @@ def load_or_create_state(data_dir: str, masters: int, base_port: int) -> list[di
                 f"{data_dir} holds a {len(recorded)}-master cluster; run with "
                 f"--masters {len(recorded)}, or use another --data-dir"
             )
+        if missing:
+            _record(path, recorded)
         return recorded
     chosen = _choose_ports(masters, base_port)
+    _record(path, chosen)
+    return chosen
+
+
+def _record(path: str, chosen: list[dict[str, str]]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("# Ports of this cluster, chosen on its first start; hakube up reuses them.\n")
         yaml.safe_dump({"masters": chosen}, f, sort_keys=False)
     os.replace(tmp, path)
-    return chosen
 
 
 def _port_free(addr: str) -> bool:
@@ -306,6 +322,7 @@ class Up:
                 api=m["api"],
                 raft=m["raft"],
                 metrics=m["metrics"],
+                k8s_api=m["k8s_api"],
                 data_dir=os.path.join(data_dir, m["name"]),
                 log_path=os.path.join(data_dir, f"{m['name']}.log"),
                 extra_args=[
@@ -318,6 +335,7 @@ class Up:
             for m in masters
         ]
         self.client_config = config_path(args.client_config or None)
+        self.kubeconfig = os.path.join(data_dir, "kubeconfig")
         self.stopping = threading.Event()
         self.supervisor = Supervisor(
             RestartPolicy(restart=not args.no_restart, delay=args.restart_delay)
@@ -457,6 +475,8 @@ class Up:
         # The scheduler and controller-manager started below find their credentials here,
         # whichever --client-config the user chose.
         os.environ[ENV_CONFIG] = copy
+        # The same admin for kubectl, through the first master's Kubernetes REST API.
+        self.kubeconfig = self.cluster.kubeconfig(os.path.join(self.data_dir, "kubeconfig"))
 
     def _metrics_addresses(self) -> dict[str, str]:
         """Metrics addresses of the agents and components, recorded in cluster.yaml."""
@@ -494,7 +514,8 @@ class Up:
         for m in c.masters:
             pid = m.proc.pid if m.proc else "-"
             print(
-                f"  {m.name}  api {m.api}  raft {m.raft}  metrics http://{m.metrics}/metrics"
+                f"  {m.name}  api {m.api}  kubernetes api https://{m.k8s_api}  raft {m.raft}"
+                f"  metrics http://{m.metrics}/metrics"
                 f"  pid {pid}  log {m.log_path}",
                 flush=True,
             )
@@ -502,6 +523,10 @@ class Up:
             print(line, flush=True)
         print(f"prometheus config: {os.path.join(self.data_dir, 'prometheus.yml')}", flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
+        print(
+            f"kubeconfig: {self.kubeconfig} - try `KUBECONFIG={self.kubeconfig} kubectl get pods`",
+            flush=True,
+        )
         for a in self.agents.agents:
             print(
                 f"  {a.name}  agent ({self.args.runtime})  pid {a.pid}  log {a.log_path}",

@@ -28,6 +28,7 @@ from hakube.api.v1 import api_pb2, api_pb2_grpc
 from hakube.client import Client, HakubeError
 from hakube.client.config import ClientConfig, tls_settings, write_client_config
 from hakube.local import procs
+from hakube.local.kubeconfig import write_kubeconfig
 from hakube.pki import files
 from hakube.pki.layout import Pki
 from hakube.pki.tls import Credentials, channel_credentials
@@ -75,6 +76,8 @@ class MasterProc:
     api: str
     raft: str
     metrics: str
+    k8s_api: str
+    """The Kubernetes REST API's address (kubectl)."""
     data_dir: str
     log_path: str
     proc: subprocess.Popen[bytes] | None = None
@@ -101,16 +104,17 @@ class LocalCluster:
         ``base_dir/pki`` for a cluster with its own CA)."""
         self.base_dir = base_dir
         self._ca = ca
-        ports = free_ports(3 * n)
+        ports = free_ports(4 * n)
         self.masters: list[MasterProc] = []
         for i in range(n):
             name = f"m{i + 1}"
             self.masters.append(
                 MasterProc(
                     name=name,
-                    api=f"127.0.0.1:{ports[3 * i]}",
-                    raft=f"127.0.0.1:{ports[3 * i + 1]}",
-                    metrics=f"127.0.0.1:{ports[3 * i + 2]}",
+                    api=f"127.0.0.1:{ports[4 * i]}",
+                    raft=f"127.0.0.1:{ports[4 * i + 1]}",
+                    metrics=f"127.0.0.1:{ports[4 * i + 2]}",
+                    k8s_api=f"127.0.0.1:{ports[4 * i + 3]}",
                     data_dir=os.path.join(base_dir, name),
                     log_path=os.path.join(base_dir, f"{name}.log"),
                     extra_args=list(extra_args or []),
@@ -134,6 +138,24 @@ class LocalCluster:
         if self._credentials is None:
             self._credentials = self.prepare_pki().user_tls("admin").load()
         return self._credentials
+
+    def kubeconfig(
+        self,
+        path: str = "",
+        *,
+        master: MasterProc | None = None,
+        credentials: Credentials | None = None,
+    ) -> str:
+        """A kubeconfig for ``kubectl`` naming one master's REST API (default: the first),
+        with ``credentials`` (default: the admin's); written to ``path`` (default
+        ``base_dir/kubeconfig``)."""
+        m = master or self.masters[0]
+        path = path or os.path.join(self.base_dir, "kubeconfig")
+        return write_kubeconfig(path, m.k8s_api, credentials or self.credentials)
+
+    def k8s_endpoints(self) -> list[str]:
+        """The masters' Kubernetes REST API addresses."""
+        return [m.k8s_api for m in self.masters]
 
     def client(self, **kwargs: Any) -> Client:
         """A Client of this cluster as its admin (close it, or use it as a context manager)."""
@@ -161,6 +183,8 @@ class LocalCluster:
             peers,
             "--metrics-listen",
             m.metrics,
+            "--k8s-api-listen",
+            m.k8s_api,
             "--pki-dir",
             self.pki.root,
             *m.extra_args,

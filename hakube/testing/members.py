@@ -38,12 +38,13 @@ def hakube(*args: str) -> subprocess.CompletedProcess[str]:
 
 def new_master(cluster: LocalCluster, name: str) -> MasterProc:
     """A master with fresh ports and data dir, listed in the cluster but not started."""
-    api, raft, metrics = (f"127.0.0.1:{p}" for p in free_ports(3))
+    api, raft, metrics, k8s_api = (f"127.0.0.1:{p}" for p in free_ports(4))
     m = MasterProc(
         name=name,
         api=api,
         raft=raft,
         metrics=metrics,
+        k8s_api=k8s_api,
         data_dir=os.path.join(cluster.base_dir, name),
         log_path=os.path.join(cluster.base_dir, f"{name}.log"),
     )

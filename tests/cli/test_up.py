@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,6 +116,18 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
             stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\n",
         )
         assert r.stdout.strip() == "configmap/kept created", r.stderr
+        # The real kubectl, through the Kubernetes API, with the kubeconfig hakube up wrote.
+        kubeconfig = os.path.join(data, "kubeconfig")
+        up.expect(f"kubeconfig: {kubeconfig} - try `KUBECONFIG={kubeconfig} kubectl get pods`")
+        assert os.stat(kubeconfig).st_mode & 0o777 == 0o600
+        if shutil.which("kubectl"):
+            got = subprocess.run(
+                ["kubectl", "--kubeconfig", kubeconfig, "get", "cm", "kept", "-o", "name"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert got.stdout.strip() == "configmap/kept", got.stderr
         # Secure by default: a key file (0600) names every master's encryption config, and
         # each master keeps an audit log.
         keys = os.path.join(data, "encryption.yaml")

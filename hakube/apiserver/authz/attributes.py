@@ -7,6 +7,8 @@ hakube's methods and the Kubernetes requests they stand for:
 ============================  ===============================================================
 Create / Get / List / Watch   create / get / list / watch on the object's resource
 Update / Delete               update / delete
+Patch / PatchStatus           patch on the resource / ``<resource>/status`` (REST API only)
+UpdateScale / PatchScale      update / patch on ``<resource>/scale`` (REST API only)
 UpdateStatus                  update on ``<resource>/status``
 Bind                          create on ``pods/binding`` (the pod's name)
 Logs / Exec (node proxy)      get ``pods/log`` / create ``pods/exec`` (the pod's name)
@@ -162,6 +164,10 @@ METHODS: dict[str, AttributesOf] = {
     "List": _collection("list"),
     "Watch": _collection("watch"),
     "Bind": _bind,
+    "Patch": _object("patch"),
+    "PatchStatus": _object("patch", "status"),
+    "UpdateScale": _object("update", "scale"),
+    "PatchScale": _object("patch", "scale"),
     "Status": PUBLIC,
     "LeaseGrant": _fixed("create", "ttlleases"),
     "LeaseKeepAlive": _fixed("update", "ttlleases"),
