@@ -33,6 +33,9 @@ STORED: dict[str, str] = {
     "Container.resizePolicy": "no in-place resize of running containers",
     "PodSpec.serviceAccountName": "no ServiceAccount tokens yet",
     "Volume.persistentVolumeClaim": "the agent mounts no persistent volumes yet",
+    "ServiceSpec.externalIPs": "the service proxy does not program external IPs",
+    "ServiceSpec.externalTrafficPolicy": "every endpoint serves from every node (no Local)",
+    "ServiceSpec.internalTrafficPolicy": "every endpoint serves from every node (no Local)",
 }
 """Type.field -> why it is accepted and kept but has no effect yet."""
 
