@@ -105,6 +105,8 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
         up.expect("3 masters ready")
         servers = yaml.safe_load(open(cfg))["servers"]
         assert len(servers) == 3
+        kubeconfig = os.path.join(data, "kubeconfig")
+        up.expect(f"kubeconfig: {kubeconfig} - try `KUBECONFIG={kubeconfig} kubectl get pods`")
         up.expect("Ctrl-C stops the cluster")
         scrape_config = open(os.path.join(data, "prometheus.yml")).read()
         r = hakubectl(
@@ -117,8 +119,6 @@ def test_up_runs_a_cluster_that_outlives_a_master_and_resumes_on_restart(tmp_pat
         )
         assert r.stdout.strip() == "configmap/kept created", r.stderr
         # The real kubectl, through the Kubernetes API, with the kubeconfig hakube up wrote.
-        kubeconfig = os.path.join(data, "kubeconfig")
-        up.expect(f"kubeconfig: {kubeconfig} - try `KUBECONFIG={kubeconfig} kubectl get pods`")
         assert os.stat(kubeconfig).st_mode & 0o777 == 0o600
         if shutil.which("kubectl"):
             got = subprocess.run(

@@ -4,8 +4,9 @@ records, gets NXDOMAIN for unknown cluster names, and an answer within 2 s for a
 when cluster DNS has no upstream.
 
 ``hakube dns`` runs on node n1 (in its network namespace, on its node address, port 53, as
-``system:hakube-dns``); the agents hand pods that address as their ClusterFirst nameserver
-(``--cluster-dns``), so pods on n1 and on n2 (across the host-gw route) query it.
+``system:hakube-dns``), named by the ``kube-system/kube-dns`` Service (10.96.0.10) and its
+Endpoints; every node runs ``hakube proxy``, and pods get the default ClusterFirst nameserver
+10.96.0.10, so every query from n1 and n2 goes through the Service rules to the DNS process.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import pytest
 
 from hakube.api import convert
 from hakube.client import Client, NotFound
-from hakube.local.dns import DnsAddress, LocalDns
+from hakube.local.dns import DnsAddress, LocalDns, ensure_kube_dns
 from hakube.testing import pki as testpki
 from hakube.testing.netmasters import env as source_env
 from hakube.testing.netnodes import NET_IMAGE, NetCluster
+from hakube.testing.nodeproxy import NodeProxies
 from hakube.testing.wait import wait_for
 from tests.dns.conftest import answers
 from tests.net.conftest import prerequisites
@@ -39,12 +41,14 @@ def net() -> Iterator[tuple[NetCluster, DnsAddress]]:
         n1 = c.add_node("n1", start_agent=False)
         n2 = c.add_node("n2", start_agent=False)
         for node in (n1, n2):
-            node.agent_extra = ["--cluster-dns", n1.ip]
             node.start_agent(wait_ready=False)
         for node in (n1, n2):
             wait_for(node.ready, 60, f"node {node.name} Ready", interval=0.2)
         dns = LocalDns(str(c.workdir), c.servers, pki=testpki.shared())
         addr = DnsAddress(n1.ip, 53)
+        ensure_kube_dns(c.client, [addr])
+        proxies = NodeProxies(c)
+        proxies.start_all()
         try:
             dns.start("dns-n1", addr, "--upstream", "none", prefix=n1.argv([]), env=source_env())
             try:  # the host namespace reaches n1's address over the bridge
@@ -60,6 +64,7 @@ def net() -> Iterator[tuple[NetCluster, DnsAddress]]:
                     raise TimeoutError(f"{e}; its log:\n{f.read()[-3000:]}") from None
             yield c, addr
         finally:
+            proxies.close()
             dns.stop()
 
 
@@ -170,7 +175,7 @@ def test_pods_resolve_cluster_names_through_their_cluster_first_resolv_conf(
     for node in ("n1", "n2"):
         res = c.nodes[node].pod_exec(f"client-{node}", ["cat", "/etc/resolv.conf"], namespace=NS)
         conf = res.stdout.decode()
-        assert f"nameserver {dns.ip}" in conf, conf
+        assert "nameserver 10.96.0.10" in conf, conf
         assert f"search {ZONE} svc.cluster.local cluster.local" in conf, conf
         assert "ndots:5" in conf, conf
 

@@ -31,8 +31,7 @@ def test_in_master_components_are_served_on_the_masters_metrics(tmp_path: str) -
             )
 
         wait_for(leading_both, 30, "the in-master components to lead", interval=0.2)
-        body = text()
-        for name in (
+        wanted = (
             "hakube_raft_has_leader",
             'hakube_scheduler_schedule_attempts_total{result="scheduled"}',
             'hakube_scheduler_pending_pods{queue="active"}',
@@ -40,5 +39,14 @@ def test_in_master_components_are_served_on_the_masters_metrics(tmp_path: str) -
             'hakube_controller_queue_depth{controller="replicaset"}',
             "process_cpu_seconds_total",
             "python_info",
-        ):
-            assert name in body, name
+        )
+
+        def missing() -> list[str]:
+            body = text()
+            return [name for name in wanted if name not in body]
+
+        # a component's series appear once its loop ran after it took the lease
+        try:
+            wait_for(lambda: not missing(), 30, "every component's series", interval=0.2)
+        except TimeoutError as e:
+            raise AssertionError(f"{e}: missing {missing()}") from None
