@@ -170,6 +170,8 @@ def host_vars(root: Path, host: Host, name: str) -> dict[str, object]:
         "hakube_log_dir": str(base / "log"),
         "hakube_keepalived_dir": str(base / "keepalived"),
         "hakube_client_config_path": str(base / "client/config"),
+        # hakube_host writes this host's /etc files below its own directory.
+        "hakube_root": str(base / "root"),
     }
 
 
@@ -197,6 +199,11 @@ def write_inventory(root: Path, hosts: dict[str, Host], build_dir: Path) -> Path
         "hakube_vip_interface": "eth0",
         "hakube_client_config_local": str(root / "client-config"),
         "hakube_agent_runtime": "simulated",
+        # Host preparation writes its files only (no modprobe, swapoff, sysctl, hostname).
+        "hakube_host_live": False,
+        # These hosts run in this machine's network namespace (local connection): its other
+        # listeners are not theirs to refuse.
+        "hakube_preflight_ports": [],
     }
     node_name, _ = NODE
     inventory = {
