@@ -7,11 +7,14 @@ that key only; no passwords, no PAM). The control node verifies host keys: the l
 ``known_hosts`` with every host's key, and ssh runs with ``StrictHostKeyChecking=yes`` against it.
 Everything lives in the network's workdir and goes with it; the sshds are processes of the
 network, killed when it closes. The one thing made outside: sshd's privilege-separation directory
-``/run/sshd`` (empty, what the openssh-server package's own unit creates), if it is missing.
+``/run/sshd`` (empty, what the openssh-server package's own unit creates), if it is missing. Each
+sshd runs in a mount namespace of its own in which root's ``~/.bashrc`` is an empty file: the
+sessions of a test host do not run this machine's login set-up.
 """
 
 from __future__ import annotations
 
+import pwd
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -85,7 +88,19 @@ class SshLab:
             "StrictModes no\n"
             "Subsystem sftp internal-sftp\n"
         )
-        host.spawn([str(SSHD), "-D", "-e", "-f", str(config)], log=self.dir / f"{name}-sshd.log")
+        # sshd runs root's shell, which reads this machine's ~root/.bashrc for every session
+        # (bash does so when sshd starts it): a developer's login set-up is not the test host's
+        # (one that waits on a stale pyenv lock costs every Ansible task a minute, and writes
+        # into its output). sshd gets a mount namespace of its own where that file is empty.
+        argv = [str(SSHD), "-D", "-e", "-f", str(config)]
+        bashrc = Path(pwd.getpwnam("root").pw_dir) / ".bashrc"
+        if bashrc.exists():
+            empty = self.dir / "empty-bashrc"
+            empty.write_text("")
+            script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+            argv += [str(empty), str(bashrc), str(SSHD), "-D", "-e", "-f", str(config)]
+        host.spawn(argv, log=self.dir / f"{name}-sshd.log")
         with self.known_hosts.open("a") as f:
             f.write(f"{host.ip} {' '.join(public.split()[:2])}\n")
         wait_for(lambda: self._listening(host.ip), 30, f"sshd on {name}", interval=0.2)

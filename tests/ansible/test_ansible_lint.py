@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.test_ansible_deploy import PLAYBOOK_DIR, ansible_env
-from tests.ansible.tools import ansible_tool
+from tests.ansible.tools import PLAYBOOK_DIR, ansible_env, ansible_tool
 from tests.conftest import require
 
 PLAYBOOKS = sorted(p.name for p in PLAYBOOK_DIR.glob("*.yml") if p.name != "inventory.example.yml")

@@ -32,8 +32,7 @@ from hakube.testing.netns import Host, Network, unavailable_reason
 from hakube.testing.wait import wait_for
 from tests.ansible.sshlab import SshLab
 from tests.ansible.sshlab import unavailable_reason as ssh_unavailable
-from tests.ansible.test_ansible_deploy import PLAYBOOK_DIR, ansible_env, recap
-from tests.ansible.tools import ansible_tool
+from tests.ansible.tools import ansible_tool, recap, run_playbook
 from tests.conftest import require
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(300)]
@@ -93,28 +92,6 @@ class Lab:
     def play(self, inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
         """ansible-playbook prepare.yml from the control namespace, over SSH."""
         return run_playbook(self.ssh, self.control_dir, self.root, inventory, "prepare.yml", *args)
-
-
-def ssh_ansible_env(lab: SshLab, control_dir: Path, workdir: Path) -> dict[str, str]:
-    """ansible_env plus the lab's ssh options (host keys verified, the test's key)."""
-    env = ansible_env(workdir)
-    env["ANSIBLE_SSH_ARGS"] = lab.ssh_args(control_dir)
-    return env
-
-
-def run_playbook(
-    lab: SshLab, control_dir: Path, workdir: Path, inventory: Path, playbook: str, *args: str
-) -> subprocess.CompletedProcess[str]:
-    tool = ansible_tool("ansible-playbook") or "ansible-playbook"
-    argv = [tool, "-i", str(inventory), str(PLAYBOOK_DIR / playbook), *args]
-    # ip netns exec runs the command with this environment; cwd is the playbook directory.
-    argv = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(PLAYBOOK_DIR), *argv]
-    proc = lab.control.run(
-        argv, timeout=240, check=False, env=ssh_ansible_env(lab, control_dir, workdir)
-    )
-    with (workdir / "playbook.log").open("a") as log:
-        log.write(proc.stdout + proc.stderr)
-    return proc
 
 
 def failure_line(output: str) -> str:
