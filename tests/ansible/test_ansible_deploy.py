@@ -1,19 +1,28 @@
-"""ansible/site.yml deploys a real three-master cluster behind a keepalived VIP, and a node.
+"""ansible/site.yml deploys a real three-master cluster behind a keepalived VIP, and a node,
+over real SSH.
 
-Each Ansible "host" is this machine (``ansible_connection=local``) with its own directories, and
-the playbook's process mode runs its services inside a network namespace of the test's own
-(``hakube_exec_prefix: ip netns exec NS``): three masters on 192.0.2.11-13, each with its
-keepalived guarding 192.0.2.100, and a node agent (simulated runtime) on 192.0.2.21. A client in
-a fifth namespace talks only to what the playbook wrote: the VIP, or one master at a time.
+Each Ansible "host" is a network namespace of the test's own running Debian's sshd (its own
+host key, the test's authorised key; tests/ansible/sshlab.py): three masters on 192.0.2.11-13,
+each with its keepalived guarding 192.0.2.100, and a node agent (simulated runtime) on
+192.0.2.21. ansible-playbook runs in a control namespace and connects as root with the test's
+key, verifying host keys against the known_hosts the test wrote. The hosts share this machine's
+file system, so each has its own directories (hakube_root for the host preparation's files,
+hakube_host_live off: nothing of this machine's kernel, swap or hostname is touched) and the
+playbook's process mode runs the services, which start in the host's namespace because the
+SSH session does. A client in a further namespace talks only to what the playbook wrote: the
+VIP, or one master at a time. The wheel is built before the run (the control namespace has no
+way out to a package index) and given as hakube_package.
 
-What it proves: the playbook installs hakube from a wheel it builds from this tree, creates the
+What it proves: the preflight and the host preparation run first (hosts entries for the VIP's
+name on every host); the playbook installs hakube from the wheel, creates the
 cluster PKI on the first master and gives each master only the CA and its own certificate (which
 names the VIP), keys 0600 in 0700 directories, and the client the admin's credentials; the
 masters form one cluster with a leader that hakubectl reaches over TLS, keepalived accepted the
 rendered configuration and exactly one master holds the VIP, a write through one master is read
 from another, the node joined with a bootstrap token and is Ready, a second run changes nothing
-(no certificate or token made again), and after kill -9 of the master holding the VIP, writes
-through the VIP succeed again. A non-loopback metrics address is refused unless asked for.
+(no certificate or token made again), --check changes nothing either, and after kill -9 of the
+master holding the VIP, writes through the VIP succeed again. A non-loopback metrics address is
+refused unless asked for.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,32 +49,36 @@ import yaml
 from hakube.pki import certs
 from hakube.testing.netns import Host, Network
 from hakube.testing.wait import wait_for
-from tests.ansible.tools import ansible_tool
+from tests.ansible.sshlab import SshLab
+from tests.ansible.sshlab import unavailable_reason as ssh_unavailable
+from tests.ansible.tools import MODULE_PYTHON, REPO, recap, run_playbook
+from tests.conftest import require
 
-# Builds a wheel, runs the playbook three times over five netns hosts: minutes on a busy
-# 2-core machine (7 min seen while other suites ran), so the bound is generous.
-pytestmark = [pytest.mark.netns, pytest.mark.timeout(900)]
+# Each test runs playbooks over SSH against up to six netns hosts: minutes each on a 2-core
+# machine, and a first deployment took 13 min while a dozen other suites ran (load 18), so the
+# bound per test is generous.
+pytestmark = [pytest.mark.netns, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK_DIR = REPO / "ansible"
 VIP = "192.0.2.100"
 MASTERS = {"m1": "192.0.2.11", "m2": "192.0.2.12", "m3": "192.0.2.13"}
 NODE = ("n1", "192.0.2.21")
+# Added and removed again by the grow/shrink test.
+EXTRA_MASTERS = {"m4": "192.0.2.14", "m5": "192.0.2.15"}
 API = 6443
 VIP_API = f"{VIP}:{API}"
-# Ansible's modules need only the standard library. Debian's python3 starts several times faster
-# than a Python whose site-packages hold the dev tools, and every task of every host starts one.
-MODULE_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 @dataclass
 class Deployment:
     net: Network
+    lab: SshLab
     hosts: dict[str, Host]
     client: Host
     root: Path
     inventory: Path
     build_dir: Path
+    control_dir: Path
+    wheel: Path
     last_ctl: str = ""
 
     def wait(self, cond: Callable[[], object], timeout: float, what: str) -> None:
@@ -83,22 +98,28 @@ class Deployment:
         return proc
 
     def try_play(self, *args: str, **extra_vars: object) -> subprocess.CompletedProcess[str]:
-        env = ansible_env(self.root)
-        playbook = ansible_tool("ansible-playbook") or "ansible-playbook"
-        argv = [playbook, "-i", str(self.inventory), str(PLAYBOOK_DIR / "site.yml")]
-        argv += args
-        proc = subprocess.run(
-            argv + (["-e", json.dumps(extra_vars)] if extra_vars else []),
-            cwd=PLAYBOOK_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+        """site.yml from the control namespace over SSH."""
+        return self.run("site.yml", *args, extra_vars=extra_vars)
+
+    def run(
+        self,
+        playbook: str,
+        *args: str,
+        inventory: Path | None = None,
+        extra_vars: dict[str, object] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """``playbook`` from the control namespace over SSH, with the test's inventory or
+        ``inventory``."""
+        return run_playbook(
+            self.lab,
+            self.control_dir,
+            self.root,
+            inventory or self.inventory,
+            playbook,
+            *args,
+            extra_vars=extra_vars,
+            timeout=900,
         )
-        with (self.root / "playbook.log").open("a") as log:
-            log.write(proc.stdout + proc.stderr)
-        return proc
 
     def ctl(self, *args: str, server: str = "", check: bool = True) -> str:
         """hakubectl as the playbook installed it, run from the client namespace, with the
@@ -133,36 +154,14 @@ class Deployment:
         return [n for n in MASTERS if self.hosts[n].has_address(VIP)]
 
 
-def ansible_env(workdir: Path) -> dict[str, str]:
-    """Ansible's environment for a test: this tree's ansible.cfg, its state kept in
-    ``workdir``, nothing inherited that would change what hakube or Ansible do."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HAKUBE_", "ANSIBLE_"))}
-    env.update(
-        ANSIBLE_CONFIG=str(PLAYBOOK_DIR / "ansible.cfg"),
-        ANSIBLE_HOME=str(workdir / "ansible-home"),
-        ANSIBLE_LOCAL_TEMP=str(workdir / "ansible-tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCALHOST_WARNING="false",
-    )
-    return env
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host: {"m1": {"ok": 20, "changed": 0, ...}}."""
-    found = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
-        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return found
-
-
 def host_vars(root: Path, host: Host, name: str) -> dict[str, object]:
-    """What differs between the Ansible hosts on this one machine: directories, address, netns."""
+    """What differs between the Ansible hosts on this one machine: directories, address."""
     base = root / name
     return {
-        "ansible_connection": "local",
+        "ansible_user": "root",
         "ansible_python_interpreter": MODULE_PYTHON,
         "ansible_host": host.ip,
-        "hakube_exec_prefix": f"ip netns exec {host.netns}",
+        "ansible_remote_tmp": str(base / "ansible-tmp"),
         "hakube_venv": str(base / "venv"),
         "hakube_config_dir": str(base / "etc"),
         "hakube_data_dir": str(base / "data"),
@@ -170,6 +169,8 @@ def host_vars(root: Path, host: Host, name: str) -> dict[str, object]:
         "hakube_log_dir": str(base / "log"),
         "hakube_keepalived_dir": str(base / "keepalived"),
         "hakube_client_config_path": str(base / "client/config"),
+        # hakube_host writes this host's /etc files below its own directory.
+        "hakube_root": str(base / "root"),
     }
 
 
@@ -184,41 +185,50 @@ def make_venv_seeing_our_packages(venv: Path) -> None:
         (site / "_hakube_test_outer.pth").write_text("\n".join(sorted(ours)) + "\n")
 
 
-def write_inventory(root: Path, hosts: dict[str, Host], build_dir: Path) -> Path:
+def write_inventory(
+    root: Path,
+    hosts: dict[str, Host],
+    wheel: Path,
+    *,
+    masters: tuple[str, ...] = tuple(MASTERS),
+    removed: tuple[str, ...] = (),
+    name: str = "inventory.yml",
+) -> Path:
+    """The test's inventory: ``masters`` in the masters group, the node, and ``removed`` in a
+    group of their own (reachable, but no longer masters)."""
     common = {
         "hakube_service_mode": "process",  # no systemd in the test machine's containers
         "hakube_install_os_packages": False,  # scripts/install/keepalived.sh did that
         "hakube_python": sys.executable,  # its site-packages hold hakube's dependencies
         "hakube_venv_site_packages": True,
         "hakube_link_dir": "",
-        "hakube_build_dir": str(build_dir),
-        "hakube_source_dir": str(REPO),
+        "hakube_package": str(wheel),
         "hakube_vip": f"{VIP}/24",
         "hakube_vip_interface": "eth0",
         "hakube_client_config_local": str(root / "client-config"),
         "hakube_agent_runtime": "simulated",
+        # Host preparation writes its files only (no modprobe, swapoff, sysctl, hostname).
+        "hakube_host_live": False,
     }
     node_name, _ = NODE
     inventory = {
         "all": {
             "vars": common,
             "children": {
-                "masters": {"hosts": {n: host_vars(root, hosts[n], n) for n in MASTERS}},
+                "masters": {"hosts": {n: host_vars(root, hosts[n], n) for n in masters}},
+                "masters_removed": {"hosts": {n: host_vars(root, hosts[n], n) for n in removed}},
                 "nodes": {
                     "hosts": {
                         node_name: {
                             **host_vars(root, hosts[node_name], node_name),
                             "hakube_agent_settings": {"node-ip": hosts[node_name].ip},
-                            # m1's: the node's play runs after the masters', and a venv of
-                            # its own would cost the test ~10 s more.
-                            "hakube_venv": str(root / "m1/venv"),
                         }
                     }
                 },
             },
         }
     }
-    path = root / "inventory.yml"
+    path = root / name
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path
 
@@ -287,32 +297,56 @@ def check_pki(dep: Deployment) -> None:
     assert agent["servers"] == VIP_API
 
 
-@pytest.fixture
-def deployment(deploy_prerequisites: None, tmp_path: Path) -> Iterator[Deployment]:
-    with Network() as net:
-        hosts = {n: net.add_host(n, f"{a}/24") for n, a in [*MASTERS.items(), NODE]}
-        client = net.add_host("c1", "192.0.2.50/24")
-        # The network's workdir is world-traversable: keepalived's check runs as nobody.
-        root = net.workdir
-        build_dir = tmp_path / "build"
-        for name in MASTERS:
-            make_venv_seeing_our_packages(root / name / "venv")
-        dep = Deployment(
-            net, hosts, client, root, write_inventory(root, hosts, build_dir), build_dir
-        )
-        try:
-            yield dep
-        finally:
-            # Everything the playbook started, by the pids its control scripts recorded; then
-            # Network.close() kills whatever is left in the namespaces and removes the workdir.
-            for pidfile in root.glob("*/run/*.pid"):
-                try:
-                    os.kill(int(pidfile.read_text()), signal.SIGKILL)
-                except (ValueError, ProcessLookupError):
-                    pass
-            for log in [*root.glob("*/log/*.log"), root / "playbook.log"]:
-                if log.exists():
-                    shutil.copy(log, tmp_path / f"{log.parent.parent.name}-{log.name}")
+@pytest.fixture(scope="module")
+def deployment(
+    deploy_prerequisites: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One deployment for the module's tests, in order: the deploy test leaves three masters
+    (one killed) and the node; the grow/shrink test starts by running the playbook again."""
+    require(ssh_unavailable())
+    tmp_path = tmp_path_factory.mktemp("deploy")
+    # The wheel the playbook installs, built as the role would build it on a controller with
+    # access to a package index (pip fetches the build backend).
+    build_dir = tmp_path / "build"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(build_dir), str(REPO)],
+        check=True,
+        timeout=300,
+    )
+    wheel = next(build_dir.glob("hakube-*.whl"))
+    # ssh's multiplexing sockets: a short path (a unix socket's is at most 107 bytes).
+    control_dir = Path(tempfile.mkdtemp(prefix="hks", dir="/tmp"))
+    try:
+        with Network() as net:
+            lab = SshLab(net)
+            every = [*MASTERS.items(), *EXTRA_MASTERS.items(), NODE]
+            hosts = {n: lab.add_host(n, f"{a}/24") for n, a in every}
+            client = net.add_host("c1", "192.0.2.50/24")
+            # The network's workdir is world-traversable: keepalived's check runs as nobody.
+            root = net.workdir
+            # The node has a venv of its own too: the upgrade test restarts what it upgrades.
+            for name in [*MASTERS, *EXTRA_MASTERS, NODE[0]]:
+                make_venv_seeing_our_packages(root / name / "venv")
+            inventory = write_inventory(root, hosts, wheel)
+            dep = Deployment(
+                net, lab, hosts, client, root, inventory, build_dir, control_dir, wheel
+            )
+            try:
+                yield dep
+            finally:
+                # Everything the playbook started, by the pids its control scripts recorded;
+                # then Network.close() kills whatever is left in the namespaces (the sshds and
+                # ssh's multiplexing masters too) and removes the workdir.
+                for pidfile in root.glob("*/run/*.pid"):
+                    try:
+                        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+                    except (ValueError, ProcessLookupError):
+                        pass
+                for log in [*root.glob("*/log/*.log"), root / "playbook.log"]:
+                    if log.exists():
+                        shutil.copy(log, tmp_path / f"{log.parent.parent.name}-{log.name}")
+    finally:
+        shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> None:
@@ -327,8 +361,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     # Metrics are plain HTTP: a non-loopback metrics host without the variable that accepts
     # that is refused before anything of the master is written. (This run installs hakube on
     # the other masters, which the next run would do anyway.)
-    wheel = str(next(dep.build_dir.glob("hakube-*.whl")))
-    exposed = dep.try_play(hakube_metrics_host="0.0.0.0", hakube_package=wheel)
+    exposed = dep.try_play(hakube_metrics_host="0.0.0.0")
     assert exposed.returncode != 0, exposed.stdout[-3000:]
     assert "Set hakube_metrics_allow_unauthenticated: true" in " ".join(exposed.stdout.split())
     assert not any((dep.dirs(n) / "etc/master.yaml").exists() for n in MASTERS)
@@ -338,6 +371,12 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     first_run = time.monotonic() - started
     check_pki(dep)
     pki_files = snapshot(dep.dirs("m1") / "etc/cluster-pki")
+    # The host preparation ran first, on every host (tests/ansible/test_ansible_ssh_prepare.py
+    # checks the rest of it).
+    for name in [*MASTERS, NODE[0]]:
+        hosts_file = (dep.dirs(name) / "root/etc/hosts").read_text().splitlines()
+        assert f"{VIP} master.k8s.io" in hosts_file and f"{NODE[1]} {NODE[0]}" in hosts_file
+    assert (dep.dirs(NODE[0]) / "root/etc/containerd/config.toml").exists()
 
     # hakubectl's config names the VIP and every master; through it, all three are one healthy
     # cluster with a leader.
@@ -407,6 +446,10 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     # node that has joined (that task runs for n1, so it would count there).
     assert "TASK [hakube_master : Create the cluster CA" in second.stdout
     assert snapshot(dep.dirs("m1") / "etc/cluster-pki") == pki_files
+    # --check on the deployed cluster: nothing would change.
+    checked = dep.play("--check")
+    changed = {host: counts["changed"] for host, counts in recap(checked.stdout).items()}
+    assert changed == {name: 0 for name in [*MASTERS, NODE[0]]}, checked.stdout[-3000:]
 
     # A changed setting restarts the masters one at a time (each ready before the next goes);
     # a changed keepalived.conf is reloaded, not restarted. Only the masters' play runs.
@@ -414,9 +457,7 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
     keepalived_before = {n: dep.pid(n, "hakube-keepalived") for n in MASTERS}
     started = time.monotonic()
     changes = {"hakube_master_settings": {"history-size": 30000}, "hakube_vip_advert_int": 0.2}
-    # The wheel the second run rebuilt is the same; no need to build it a third time.
-    wheel = str(next(dep.build_dir.glob("hakube-*.whl")))
-    third = dep.play("--limit", "masters", **changes, hakube_package=wheel)
+    third = dep.play("--limit", "masters", **changes)
     third_run = time.monotonic() - started
     changed = {host: counts["changed"] for host, counts in recap(third.stdout).items()}
     assert sorted(changed) == sorted(MASTERS) and min(changed.values()) >= 3, changed
@@ -455,4 +496,204 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
         f"\nfirst run {first_run:.1f} s, second run {second_run:.1f} s (changed=0), "
         f"third run (rolling restart) {third_run:.1f} s, "
         f"write via the VIP {write_again:.1f} s after kill -9 of {holder}"
+    )
+
+
+class Writer:
+    """A client writing ConfigMaps through the VIP, one after the other, in a thread; it keeps
+    the names whose write was acknowledged (hakubectl exit 0)."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.acked: list[str] = []
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vip-writer", daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            name = f"w-{i}"
+            argv = [str(self.dep.dirs("m1") / "venv/bin/hakubectl")]
+            argv += ["--config", str(self.dep.root / "client-config"), "--server", VIP_API]
+            argv += ["--timeout", "10", "apply", "-f", str(self.dep.manifest(name))]
+            done = self.dep.client.run(argv, timeout=60, check=False)
+            if done.returncode == 0:
+                self.acked.append(name)
+            else:
+                self.failed += 1
+            i += 1
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+
+def test_masters_grow_to_five_and_back_to_three_through_the_playbooks(
+    deployment: Deployment,
+) -> None:
+    dep = deployment
+    five = (*MASTERS, *EXTRA_MASTERS)
+
+    def status() -> dict[str, Any]:
+        out = dep.ctl("cluster", "status", "-o", "json", check=False)
+        return json.loads(out) if out else {}
+
+    def healthy_with(names: tuple[str, ...]) -> bool:
+        report = status()
+        ready = {m["name"] for m in report.get("masters", []) if m["reachable"] and m["ready"]}
+        return bool(report.get("healthy")) and ready == set(names)
+
+    def unicast_peers(name: str) -> set[str]:
+        conf = (dep.dirs(name) / "keepalived/keepalived.conf").read_text()
+        block = conf.split("unicast_peer", 1)[1].split("}", 1)[0]
+        return set(block.replace("{", " ").split())
+
+    # The deploy test killed a master; the grow run (site.yml inside) starts it again first.
+    started = time.monotonic()
+    with Writer(dep) as writer:
+        # Grow 3 -> 5 through master-add.yml.
+        inventory5 = write_inventory(dep.root, dep.hosts, dep.wheel, masters=five, name="inv5.yml")
+        grown = dep.run("master-add.yml", inventory=inventory5, extra_vars={"hakube_add": "m4,m5"})
+        assert grown.returncode == 0, grown.stdout[-6000:]
+        grow_s = time.monotonic() - started
+        dep.wait(lambda: healthy_with(five), 90, "five healthy masters")
+        assert unicast_peers("m1") == {
+            a for n, a in {**MASTERS, **EXTRA_MASTERS}.items() if n != "m1"
+        }
+        assert unicast_peers("m5") == {
+            a for n, a in {**MASTERS, **EXTRA_MASTERS}.items() if n != "m5"
+        }
+        acked_after_grow = len(writer.acked)
+
+        # Shrink 5 -> 3 through master-remove.yml, m4 and m5 moved out of the masters group.
+        inventory3 = write_inventory(
+            dep.root,
+            dep.hosts,
+            dep.wheel,
+            removed=tuple(EXTRA_MASTERS),
+            name="inv3.yml",
+        )
+        started = time.monotonic()
+        shrunk = dep.run(
+            "master-remove.yml", inventory=inventory3, extra_vars={"hakube_remove": "m4,m5"}
+        )
+        assert shrunk.returncode == 0, shrunk.stdout[-6000:]
+        shrink_s = time.monotonic() - started
+        dep.wait(lambda: healthy_with(tuple(MASTERS)), 90, "three healthy masters again")
+        # A few writes after the shrink, through the VIP on one of the three.
+        count = len(writer.acked)
+        dep.wait(lambda: len(writer.acked) >= count + 3, 60, "writes after the shrink")
+    assert unicast_peers("m1") == {MASTERS["m2"], MASTERS["m3"]}
+    for name in EXTRA_MASTERS:
+        assert not (dep.dirs(name) / "run/hakube-master.pid").exists(), name
+        assert not (dep.dirs(name) / "run/hakube-keepalived.pid").exists(), name
+    wait_for(lambda: len(dep.vip_holders()) == 1, 30, "one VIP holder", interval=0.1)
+
+    # No acknowledged write lost.
+    listed = json.loads(dep.ctl("get", "configmaps", "-o", "json"))
+    present = {item["metadata"]["name"] for item in listed["items"]}
+    missing = [n for n in writer.acked if n not in present]
+    assert not missing, f"acknowledged but lost: {missing}"
+    assert acked_after_grow > 0
+    print(
+        f"\ngrow 3->5 {grow_s:.1f} s, shrink 5->3 {shrink_s:.1f} s; "
+        f"{len(writer.acked)} writes acknowledged through the VIP, {writer.failed} refused"
+    )
+
+
+def test_snapshot_playbook_copies_a_verified_snapshot_to_the_controller(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    dep = deployment
+    dep.ctl("apply", "-f", str(dep.manifest("before-snapshot")), server=VIP_API)
+    local = tmp_path / "backups"
+    done = dep.run(
+        "snapshot.yml",
+        extra_vars={
+            "hakube_snapshot_local_dir": str(local),
+            "hakube_snapshot_dir": str(dep.dirs("m1") / "backups"),
+        },
+    )
+    assert done.returncode == 0, done.stdout[-4000:]
+    (snap,) = local.glob("hakube-*.snap")
+    inspect = subprocess.run(
+        [str(dep.dirs("m1") / "venv/bin/hakube"), "snapshot", "inspect", str(snap), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    meta = json.loads(inspect.stdout)
+    assert meta["objects_total"] > 0 and {m["name"] for m in meta["members"]} == set(MASTERS)
+    assert (dep.dirs("m1") / "backups").stat().st_mode & 0o777 == 0o700
+
+
+def build_bumped_wheel(out: Path, version: str) -> Path:
+    """A wheel of this tree with ``version`` instead of its own: a copy of the package and its
+    build files with the version changed, built as the playbook's controller would."""
+    src = out / "src"
+    shutil.copytree(REPO / "hakube", src / "hakube", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for rel in ("pyproject.toml", "hakube/__init__.py"):
+        path = src / rel
+        text = path.read_text()
+        bumped = re.sub(r'^(_*version_* = )"[^"]+"', rf'\1"{version}"', text, count=1, flags=re.M)
+        assert bumped != text, f"no version line in {rel}"
+        path.write_text(bumped)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+        check=True,
+        timeout=300,
+    )
+    return next(out.glob(f"hakube-{version}-*.whl"))
+
+
+def installed_version(dep: Deployment, venv_of: str) -> str:
+    code = "import importlib.metadata as m; print(m.version('hakube'))"
+    done = subprocess.run(
+        [str(dep.dirs(venv_of) / "venv/bin/python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_rolling_upgrade_through_the_playbook_keeps_every_acknowledged_write(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    dep = deployment
+    wheel = build_bumped_wheel(tmp_path, "0.1.1")
+    before = {n: dep.pid(n) for n in MASTERS}
+    node_before = dep.pid("n1", "hakube-agent")
+    started = time.monotonic()
+    with Writer(dep) as writer:
+        done = dep.run("upgrade.yml", extra_vars={"hakube_package": str(wheel)})
+        assert done.returncode == 0, done.stdout[-6000:]
+        upgrade_s = time.monotonic() - started
+        count = len(writer.acked)
+        dep.wait(lambda: len(writer.acked) >= count + 3, 60, "writes after the upgrade")
+    # One master at a time (serial: 1), the node last; every one restarted on 0.1.1.
+    plays = re.findall(r"^PLAY \[(.+?)\]", done.stdout, re.MULTILINE)
+    assert plays == ["Upgrade the masters, one at a time"] * 3 + [
+        "Upgrade the nodes, one at a time"
+    ]
+    for name in MASTERS:
+        assert installed_version(dep, name) == "0.1.1", name
+        assert dep.pid(name) != before[name], name
+    assert dep.pid("n1", "hakube-agent") != node_before
+    listed = json.loads(dep.ctl("get", "configmaps", "-o", "json"))
+    present = {item["metadata"]["name"] for item in listed["items"]}
+    missing = [n for n in writer.acked if n not in present]
+    assert not missing, f"acknowledged but lost: {missing}"
+    print(
+        f"\nrolling upgrade {upgrade_s:.1f} s; {len(writer.acked)} writes acknowledged through "
+        f"the VIP, {writer.failed} refused"
     )

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.ansible.test_ansible_deploy import PLAYBOOK_DIR, ansible_env
-from tests.ansible.tools import ansible_tool
+from tests.ansible.tools import PLAYBOOK_DIR, ansible_env, ansible_tool
 from tests.conftest import require
 
 TEMPLATE = PLAYBOOK_DIR / "roles/hakube_install/templates/service.unit.j2"
