@@ -11,12 +11,15 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from google.protobuf.json_format import MessageToDict
 
 from hakube.api.v1 import ops_pb2
 from hakube.client import errors
 from hakube.client.ops import OpsClient, split_servers
+
+T = TypeVar("T")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -56,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
                 req = ops_pb2.AddMemberRequest(
                     name=args.name, raft_address=args.raft, api_address=args.api
                 )
-                resp = ops.on_leader(lambda s, t: s.AddMember(req, timeout=t), what="add member")
+                resp = _while_committing(
+                    ops,
+                    lambda: ops.on_leader(
+                        lambda s, t: s.AddMember(req, timeout=t), what="add member"
+                    ),
+                )
             elif cmd == "remove":
                 resp = _remove(ops, args.name)
             else:
@@ -73,14 +81,34 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+COMMITTING = "another membership change may still be committing"
+
+
+def _while_committing(ops: OpsClient, change: Callable[[], T]) -> T:
+    """``change``, tried again while Raft refuses it because the previous membership change
+    (e.g. the one just made) has not committed yet -- one change at a time is Raft's rule, and
+    the wait is short -- until the command's timeout."""
+    deadline = time.monotonic() + ops.timeout
+    while True:
+        try:
+            return change()
+        except errors.Conflict as exc:
+            if COMMITTING not in exc.message or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
 def _remove(ops: OpsClient, name: str) -> ops_pb2.MemberChangeResponse:
     req = ops_pb2.RemoveMemberRequest(name=name)
     deadline = time.monotonic() + ops.timeout
     while True:
         members = ops.list_members()
         if members.leader != name:
-            resp: ops_pb2.MemberChangeResponse = ops.on_leader(
-                lambda s, t: s.RemoveMember(req, timeout=t), what=f"remove member {name}"
+            resp: ops_pb2.MemberChangeResponse = _while_committing(
+                ops,
+                lambda: ops.on_leader(
+                    lambda s, t: s.RemoveMember(req, timeout=t), what=f"remove member {name}"
+                ),
             )
             return resp
         if time.monotonic() > deadline:
