@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.client.client import Client
-from hakube.httpendpoint import serve_http
+from hakube.httpendpoint import add_metrics_flags, serve_from_flags
 from hakube.proxy import Proxier, ProxyConfig
 
 NAME = "proxy"
@@ -59,16 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         help="seconds between checks that the table exists (a deleted one is rebuilt)",
     )
     p.add_argument("--nft", default=d.nft, help="the nft binary")
-    p.add_argument(
-        "--metrics-listen",
-        default="",
-        help="HOST:PORT for /metrics, /healthz, /readyz (empty: off)",
-    )
-    p.add_argument(
-        "--allow-unauthenticated-metrics",
-        action="store_true",
-        help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
-    )
+    add_metrics_flags(p, "/metrics, /healthz, /readyz")
     return {NAME: run}
 
 
@@ -91,18 +82,7 @@ def run(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     gctune.install()
     proxier = Proxier(client, config, registry=registry)
-    try:
-        if args.metrics_listen:
-            serve_http(
-                args.metrics_listen,
-                registry,
-                what,
-                remote_ok=args.allow_unauthenticated_metrics,
-                ready=proxier.synced.is_set,
-            )
-    except SystemExit as exc:
-        print(exc.code, file=sys.stderr)
-        return 1
+    serve_from_flags(args, registry, what, ready=proxier.synced.is_set)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("%s: signal %d, stopping (the table stays in force)", what, signum)

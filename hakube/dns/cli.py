@@ -19,8 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.dns.config import DEFAULT_LISTEN, DnsSettings
-from hakube.httpendpoint import serve_http
-from hakube.lifecycle import StartupError
+from hakube.httpendpoint import add_metrics_flags, serve_from_flags
 
 WHAT = "hakube dns"
 
@@ -62,14 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
     p.add_argument(
         "--cache-size", type=int, default=d.cache_size, help="answers kept ready (0: none)"
     )
-    p.add_argument(
-        "--metrics-listen", default="", help="HOST:PORT for /metrics and /healthz (empty: off)"
-    )
-    p.add_argument(
-        "--allow-unauthenticated-metrics",
-        action="store_true",
-        help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
-    )
+    add_metrics_flags(p)
     return {"dns": run}
 
 
@@ -103,19 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     registry = CollectorRegistry()
     dns = ClusterDns(client, settings, registry=registry)
-    try:
-        if args.metrics_listen:
-            serve_http(
-                args.metrics_listen,
-                registry,
-                WHAT,
-                remote_ok=args.allow_unauthenticated_metrics,
-                ready=dns.synced,
-                not_ready=b"informers not synced\n",
-            )
-    except StartupError as e:
-        print(e, file=sys.stderr)
-        return e.exit_code
+    serve_from_flags(args, registry, WHAT, ready=dns.synced, not_ready=b"informers not synced\n")
     gctune.install()
     # A query waits for the GIL whenever another thread (an informer applying a change, the
     # metrics endpoint) holds it; a short switch interval bounds that wait well under the 5 ms

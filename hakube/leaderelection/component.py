@@ -22,9 +22,8 @@ from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.client.client import Client
-from hakube.httpendpoint import new_registry, serve_http
+from hakube.httpendpoint import add_metrics_flags, new_registry, serve_from_flags
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
-from hakube.lifecycle import StartupError
 
 log = logging.getLogger("hakube.component")
 
@@ -64,14 +63,7 @@ def add_component_flags(p: argparse.ArgumentParser, *, lease: str) -> None:
         default=0.5,
         help="seconds between attempts to acquire or renew",
     )
-    p.add_argument(
-        "--metrics-listen", default="", help="HOST:PORT for /metrics and /healthz (empty: off)"
-    )
-    p.add_argument(
-        "--allow-unauthenticated-metrics",
-        action="store_true",
-        help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
-    )
+    add_metrics_flags(p)
 
 
 def election_config(args: argparse.Namespace) -> ElectionConfig:
@@ -146,14 +138,7 @@ def run_component(
         return 2
     registry = registry if registry is not None else new_registry()
     gctune.install()
-    try:
-        if args.metrics_listen:
-            serve_http(
-                args.metrics_listen, registry, what, remote_ok=args.allow_unauthenticated_metrics
-            )
-    except StartupError as exc:
-        print(exc, file=sys.stderr)
-        return exc.exit_code
+    serve_from_flags(args, registry, what)
     comp = Component(client, config, work, registry=registry)
 
     def on_signal(signum: int, _frame: object) -> None:
