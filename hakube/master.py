@@ -738,7 +738,7 @@ class Master:
                 else:
                     await server.stop(0)
                     self.raft.stop()
-                    raise SystemExit(
+                    raise StartupError(
                         f"hakube master: cannot listen on {listen} for the Kubernetes API: {exc}"
                     ) from exc
         self._start_http()
