@@ -16,8 +16,14 @@ from hakube.api.v1 import pod_pb2
 
 _KINDS = (("livenessProbe", "liveness_probe"), ("readinessProbe", "readiness_probe"),
           ("startupProbe", "startup_probe"))  # fmt: skip
-_TIMINGS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
-            "failureThreshold")  # fmt: skip
+_TIMINGS = (
+    ("initialDelaySeconds", "initial_delay_seconds"),
+    ("timeoutSeconds", "timeout_seconds"),
+    ("periodSeconds", "period_seconds"),
+    ("successThreshold", "success_threshold"),
+    ("failureThreshold", "failure_threshold"),
+)
+"""A probe's timing fields: (JSON name, message attribute)."""
 
 
 def _handlers(p: pod_pb2.Probe) -> list[str]:
@@ -91,8 +97,7 @@ def _probes(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
             yield where, f"may not specify more than 1 handler type ({', '.join(handlers)})"
         if probe.HasField("grpc") and not 0 < probe.grpc.port < 65536:
             yield f"{where}.grpc.port", "must be between 1 and 65535"
-        for name in _TIMINGS:
-            attr = "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)
+        for name, attr in _TIMINGS:
             if getattr(probe, attr) < 0:
                 yield f"{where}.{name}", "must be greater than or equal to 0"
         if field != "readiness_probe" and probe.success_threshold > 1:
