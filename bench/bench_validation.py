@@ -10,6 +10,9 @@ benchmark times exactly them, for the same Pod manifests, in two trees: ``--base
 commit before the fields work began) extracted with ``git archive`` into a temporary directory,
 and this checkout. Rounds alternate base and head in separate processes; each round reports the
 CPU time (not wall time) per Pod of each step, and the report keeps the median round of each.
+The third figure is a whole create through the API server's object layer (``ObjectAPI.create``
+with a state machine that applies each write at once): the master's own work per Pod create,
+without the gRPC transport and Raft replication that the store benchmark adds on top.
 Target (the issue): head costs at most 10 % more than base. Foreign CPU is reported per round.
 """
 
@@ -96,20 +99,28 @@ PODS = [
 ]
 
 CHILD = r"""
-import json, sys, time
+import asyncio, concurrent.futures, json, sys, time
 from hakube.api import convert, kinds
+from hakube.api.v1 import api_pb2
+from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.validation import default_and_validate
+from hakube.store.fsm import StoreFSM
 pods, iterations = json.loads(sys.argv[1]), int(sys.argv[2])
 kind = kinds.BY_NAME["Pod"]
 parsed = [convert.from_dict(doc) for doc in pods]
-def copies():
+
+
+def copies(n):
     out = []
-    for _ in range(iterations):
+    for i in range(n):
         for m in parsed:
             c = type(m)()
             c.CopyFrom(m)
+            c.metadata.name = f"{m.metadata.name}-{i}"
             out.append(c)
     return out
+
+
 for doc in pods * 50:
     default_and_validate(kind, convert.from_dict(doc))  # warm up
 t0 = time.process_time()
@@ -117,12 +128,42 @@ for _ in range(iterations):
     for doc in pods:
         convert.from_dict(doc)
 convert_us = (time.process_time() - t0) / (iterations * len(pods)) * 1e6
-batch = copies()
+batch = copies(iterations)
 t0 = time.process_time()
 for m in batch:
     default_and_validate(kind, m)
 validate_us = (time.process_time() - t0) / len(batch) * 1e6
-print(json.dumps([convert_us, validate_us]))
+
+
+class ApplyNow:
+    # The state machine applies each write at once: the API's own work without Raft.
+    def __init__(self, fsm):
+        self.fsm = fsm
+
+    def submit(self, op):
+        fut = concurrent.futures.Future()
+        fut.set_result(self.fsm.apply_batch([op], _doApply=True)[0])
+        return fut
+
+
+async def creates():
+    fsm = StoreFSM()
+    api = ObjectAPI(fsm, ApplyNow(fsm), clock=time.time)
+    ns = convert.from_dict(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
+    )
+    await api.create(api_pb2.CreateRequest(object=kinds.wrap(ns)))
+    reqs = [api_pb2.CreateRequest(object=kinds.wrap(m)) for m in copies(iterations)]
+    for r in reqs[:50]:
+        await api.create(r)  # warm up
+    t0 = time.process_time()
+    for r in reqs[50:]:
+        await api.create(r)
+    return (time.process_time() - t0) / (len(reqs) - 50) * 1e6
+
+
+create_us = asyncio.run(creates())
+print(json.dumps([convert_us, validate_us, create_us]))
 """
 
 
@@ -135,8 +176,8 @@ def extract(rev: str, into: Path) -> Path:
     return into
 
 
-def measure(tree: Path, iterations: int) -> tuple[float, float]:
-    """(conversion, defaulting + validation) CPU µs per Pod in ``tree``."""
+def measure(tree: Path, iterations: int) -> tuple[float, ...]:
+    """(conversion, defaulting + validation, API create) CPU µs per Pod in ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(PODS), str(iterations)],
@@ -146,8 +187,7 @@ def measure(tree: Path, iterations: int) -> tuple[float, float]:
         text=True,
         cwd=tempfile.gettempdir(),
     ).stdout
-    convert_us, validate_us = json.loads(out)
-    return float(convert_us), float(validate_us)
+    return tuple(float(x) for x in json.loads(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hakube-bench-validation-"))
     try:
         base = extract(args.base, tmp)
-        results: dict[str, list[tuple[float, float]]] = {"base": [], "head": []}
+        results: dict[str, list[tuple[float, ...]]] = {"base": [], "head": []}
         for r in range(args.rounds):
             order = [("base", base), ("head", ROOT)]
             if r % 2:
@@ -167,12 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, tree in order:
                 meter = CpuMeter()
                 meter.start()
-                conv, val = measure(tree, args.iterations)
+                conv, val, create = measure(tree, args.iterations)
                 cpu = meter.stop()
-                results[name].append((conv, val))
+                results[name].append((conv, val, create))
                 print(
-                    f"round {r + 1} {name}: convert {conv:.1f} µs/pod, default+validate "
-                    f"{val:.1f} µs/pod  (foreign CPU {cpu.foreign:.2f} cores)"
+                    f"round {r + 1} {name}: convert {conv:.1f}, default+validate {val:.1f}, "
+                    f"API create {create:.1f} µs/pod (foreign CPU {cpu.foreign:.2f} cores)"
                 )
         print(f"\nmedians (CPU µs per Pod), base = {args.base}:")
         for i, what in enumerate(

@@ -53,7 +53,7 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
             yield from _container(c, where)
             continue
         for json_name, field in _KINDS:
-            if getattr(c, field).ByteSize():
+            if c.HasField(field):
                 yield f"{where}.{json_name}", "may not be set for init containers (only sidecars)"
         if c.HasField("lifecycle"):
             yield f"{where}.lifecycle", "may not be set for init containers (only sidecars)"
@@ -65,8 +65,8 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
 
 
 def _container(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
-    for hook in ("post_start", "pre_stop"):
-        if not c.HasField("lifecycle") or not c.lifecycle.HasField(hook):
+    for hook in ("post_start", "pre_stop") if c.HasField("lifecycle") else ():
+        if not c.lifecycle.HasField(hook):
             continue
         handler: pod_pb2.LifecycleHandler = getattr(c.lifecycle, hook)
         where = f"{path}.lifecycle.{'postStart' if hook == 'post_start' else 'preStop'}"
@@ -86,9 +86,9 @@ def _container(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
 
 def _probes(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
     for json_name, field in _KINDS:
-        probe: pod_pb2.Probe = getattr(c, field)
-        if not probe.ByteSize():
+        if not c.HasField(field):
             continue
+        probe: pod_pb2.Probe = getattr(c, field)
         where = f"{path}.{json_name}"
         handlers = _handlers(probe)
         if not handlers:
