@@ -9,14 +9,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import ssl
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hakube.agent.satokens import PodTokens
 from hakube.api.v1 import core_pb2, pod_pb2, token_pb2
@@ -29,6 +32,8 @@ from hakube.testing.clock import FakeClock
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
+from tests.conftest import require
+from tests.kubeapi.conftest import Kubectl
 
 pytestmark = pytest.mark.timeout(120)
 AUDIENCE = "https://kubernetes.default.svc"
@@ -408,3 +413,36 @@ def test_the_agent_side_asks_again_at_80_percent_of_a_tokens_lifetime(
     assert tokens.token(pod, src) != first and asked == [1000, 1000]
     tokens.forget(pod.metadata.uid)
     assert tokens.refresh_in(pod.metadata.uid) is None
+
+
+def test_kubectl_create_token_and_kubectl_with_that_token(
+    cluster: LocalCluster, admin: Client, tmp_path: Path
+) -> None:
+    require(None if shutil.which("kubectl") else "kubectl is not installed")
+    ns = _namespace(admin)
+    admin.create(core_pb2.ServiceAccount(metadata={"name": "robot", "namespace": ns}))
+    kubectl = Kubectl(cluster.kubeconfig(str(tmp_path / "admin")))
+    token = kubectl.ok("create", "token", "robot", "-n", ns, "--duration=10m").strip()
+    claims = jwt.verify(token, jwt.derive_signing_key(cluster.pki.load_ca().key).public_key())  # type: ignore[arg-type]
+    assert claims["exp"] - claims["iat"] == 600
+    # A kubeconfig with the token and no client certificate, as a pod's client would use.
+    doc = yaml.safe_load(Path(kubectl.kubeconfig).read_text())
+    doc["users"][0]["user"] = {"token": token}
+    as_robot = Kubectl(str(tmp_path / "robot"))
+    Path(as_robot.kubeconfig).write_text(yaml.safe_dump(doc))
+    r = as_robot("get", "pods", "-n", ns)
+    assert r.returncode == 1 and "Forbidden" in r.stderr, r.stderr
+    assert f"system:serviceaccount:{ns}:robot" in r.stderr
+    binding = f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: robot-view, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}}
+subjects: [{{kind: ServiceAccount, name: robot, namespace: {ns}}}]
+"""
+    kubectl.ok("apply", "-f", "-", stdin=binding)
+    assert "No resources found" in as_robot("get", "pods", "-n", ns).stderr
+    doc["users"][0]["user"] = {"token": token[:-4] + "AAAA"}
+    Path(as_robot.kubeconfig).write_text(yaml.safe_dump(doc))
+    r = as_robot("get", "pods", "-n", ns)
+    assert r.returncode == 1 and "You must be logged in" in r.stderr, r.stderr  # 401
