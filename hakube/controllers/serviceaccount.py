@@ -58,11 +58,7 @@ class ServiceAccountController(Controller):
         ns = self.namespaces.get(key)
         if ns is None or ns.metadata.deletion_timestamp or ns.status.phase == "Terminating":
             return
-        if self.accounts.get(DEFAULT_ACCOUNT, key) is None:
-            account = core_pb2.ServiceAccount(
-                metadata=meta_pb2.ObjectMeta(name=DEFAULT_ACCOUNT, namespace=key)
-            )
-            self._create(self.client.serviceaccounts, account)
+        # The ConfigMap first: a pod admitted once the account exists projects it.
         cm = self.configmaps.get(ROOT_CA_CONFIGMAP, key)
         if cm is None:
             made = core_pb2.ConfigMap(
@@ -80,6 +76,11 @@ class ServiceAccountController(Controller):
                 self.client.configmaps.update(fixed)
             except errors.NotFound:
                 self.queue.add(key)
+        if self.accounts.get(DEFAULT_ACCOUNT, key) is None:
+            account = core_pb2.ServiceAccount(
+                metadata=meta_pb2.ObjectMeta(name=DEFAULT_ACCOUNT, namespace=key)
+            )
+            self._create(self.client.serviceaccounts, account)
 
     def _create(self, resource: Any, obj: Any) -> None:
         try:
