@@ -19,7 +19,8 @@ apply of the original manifest) gets them back from the stored pod.
 
 from __future__ import annotations
 
-import random
+import hashlib
+import os
 from typing import Any
 
 from hakube.api.v1 import core_pb2, pod_pb2
@@ -58,6 +59,21 @@ def token_volume(name: str) -> pod_pb2.Volume:
     return v
 
 
+_VOLUME = token_volume("")
+"""The volume's template: copying it is cheaper than building it for every pod."""
+
+
+def _suffix(seed: str, taken: set[str]) -> str:
+    """Five characters for the volume name, from the request id when there is one (so a
+    retried create names the same volume) and not already a volume of the pod."""
+    digest = hashlib.sha256(seed.encode() if seed else os.urandom(16)).digest()
+    for i in range(0, len(digest) - 4):
+        name = VOLUME_PREFIX + "".join(_CHARS[b % len(_CHARS)] for b in digest[i : i + 5])
+        if name not in taken:
+            return name
+    return _suffix(digest.hex(), taken)
+
+
 def _injected(spec: Any) -> Any:
     for v in spec.volumes:
         if v.name.startswith(VOLUME_PREFIX) and v.HasField("projected"):
@@ -86,16 +102,15 @@ def admit_create(fsm: StoreFSM, pod: pod_pb2.Pod, *, seed: str = "") -> None:
         return
     if _injected(spec) is not None:
         return
-    rnd = random.Random(seed) if seed else random.Random()
-    names = {v.name for v in spec.volumes}
-    name = VOLUME_PREFIX + "".join(rnd.choices(_CHARS, k=5))
-    while name in names:
-        name = VOLUME_PREFIX + "".join(rnd.choices(_CHARS, k=5))
-    spec.volumes.append(token_volume(name))
+    name = _suffix(seed, {v.name for v in spec.volumes})
+    vol = spec.volumes.add()
+    vol.CopyFrom(_VOLUME)
+    vol.name = name
+    mount = pod_pb2.VolumeMount(name=name, read_only=True, mount_path=MOUNT_PATH)
     for c in (*spec.init_containers, *spec.containers):
         if any(m.mount_path.rstrip("/") == MOUNT_PATH for m in c.volume_mounts):
             continue
-        c.volume_mounts.add(name=name, read_only=True, mount_path=MOUNT_PATH)
+        c.volume_mounts.append(mount)
 
 
 def keep_on_update(old: pod_pb2.Pod, new: pod_pb2.Pod) -> None:

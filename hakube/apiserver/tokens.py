@@ -21,6 +21,7 @@ process in a pod calls the REST door (docs/kubernetes-api.md).
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,10 @@ class Tokens:
         self.audiences = audiences or (issuer,)
         """The API's own audiences: a token for none of them does not authenticate here."""
         self.clock = clock
+        self._verified = functools.lru_cache(maxsize=4096)(self._verify)
+        """Claims of tokens whose signature verified, by the token's exact text: a client sends
+        the same token with every request, and the signature check is the costly part. Times,
+        audience and the objects' existence are checked on every request all the same."""
 
     def _get(self, kind: str, ns: str, name: str, msg: Any) -> Any:
         rec = self.fsm.get(kind, ns, name)
@@ -156,10 +161,13 @@ class Tokens:
 
     # -- authenticating -----------------------------------------------------------------------
 
+    def _verify(self, token: str) -> dict[str, Any]:
+        return jwt.verify(token, self.public)
+
     def authenticate(self, token: str) -> Identity:
         """The ServiceAccount identity of a bearer token; Unauthenticated saying why not."""
         try:
-            claims = jwt.verify(token, self.public)
+            claims = self._verified(token)
         except jwt.TokenError as exc:
             raise Unauthenticated(f"invalid bearer token: {exc}") from exc
         now = self.clock()
