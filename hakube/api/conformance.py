@@ -31,6 +31,7 @@ REFUSED: dict[str, str] = {
 
 STORED: dict[str, str] = {
     "Container.resizePolicy": "no in-place resize of running containers",
+    "ServiceAccount.secrets": "hakube makes and reads no token Secrets (tokens are requested)",
     "Volume.persistentVolumeClaim": "the agent mounts no persistent volumes yet",
     "ServiceSpec.externalIPs": "the service proxy does not program external IPs",
     "ServiceSpec.externalTrafficPolicy": "every endpoint serves from every node (no Local)",

@@ -7,6 +7,7 @@ On create:
   field. The ``default`` account is made by the controller-manager when the namespace appears
   (``hakube.controllers.serviceaccount``); a pod created before it exists is admitted without a
   token volume instead of refused, so a cluster without a controller-manager still runs pods;
+* a pod without ``imagePullSecrets`` gets the account's;
 * unless ``automountServiceAccountToken`` is false (on the pod, else on the account), the pod
   gets Kubernetes' projected volume ``kube-api-access-<5 chars>`` -- a bound token of its
   account (``expirationSeconds`` 3607), ``ca.crt`` from ConfigMap ``kube-root-ca.crt`` and the
@@ -95,6 +96,8 @@ def admit_create(fsm: StoreFSM, pod: pod_pb2.Pod, *, seed: str = "") -> None:
             f'pods "{pod.metadata.name}" is forbidden: spec.serviceAccountName: '
             f'serviceaccount "{spec.service_account_name}" not found in namespace "{ns}"'
         )
+    if not spec.image_pull_secrets:
+        spec.image_pull_secrets.extend(sa.image_pull_secrets)
     if spec.HasField("automount_service_account_token"):
         if not spec.automount_service_account_token:
             return
@@ -114,9 +117,12 @@ def admit_create(fsm: StoreFSM, pod: pod_pb2.Pod, *, seed: str = "") -> None:
 
 
 def keep_on_update(old: pod_pb2.Pod, new: pod_pb2.Pod) -> None:
-    """Give ``new`` the account and token volume admission gave ``old`` when it left them out."""
+    """Give ``new`` the account, pull secrets and token volume admission gave ``old`` when it
+    left them out."""
     if not new.spec.service_account_name:
         new.spec.service_account_name = old.spec.service_account_name
+    if not new.spec.image_pull_secrets:
+        new.spec.image_pull_secrets.extend(old.spec.image_pull_secrets)
     vol = _injected(old.spec)
     if vol is None:
         return

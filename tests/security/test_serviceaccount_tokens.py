@@ -196,8 +196,11 @@ def test_pod_admission_defaults_checks_and_mounts_the_account(admin: Client) -> 
     assert not admin.create(off).spec.volumes
     quiet = core_pb2.ServiceAccount(metadata={"name": "quiet", "namespace": ns})
     quiet.automount_service_account_token = False
+    quiet.image_pull_secrets.add(name="regcred")
     admin.create(quiet)
-    assert not admin.create(_pod("quiet", ns, account="quiet")).spec.volumes
+    made = admin.create(_pod("quiet", ns, account="quiet"))
+    assert not made.spec.volumes
+    assert [s.name for s in made.spec.image_pull_secrets] == ["regcred"]  # the account's
 
 
 def test_manifests_with_accounts_and_token_volumes_apply_unchanged(admin: Client) -> None:
