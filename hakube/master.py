@@ -56,6 +56,7 @@ from hakube.pki import certs as pki_certs
 from hakube.pki.layout import Pki, PkiError, listen_hosts
 from hakube.pki.tls import TlsFiles, scrape_refusal, server_context
 from hakube.store import datadir
+from hakube.store import ops as store_ops
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
 from hakube.store.raft import RaftNode, RaftSettings
@@ -318,10 +319,14 @@ class Master:
                 continue
             try:
                 if self.fsm.members.get(s.name) != (s.raft_listen, self.api_advertise):
-                    await api.propose(("ms", s.name, s.raft_listen, self.api_advertise))
+                    await api.propose(
+                        store_ops.MemberSelf(s.name, s.raft_listen, self.api_advertise)
+                    )
                 if not self.fsm.cluster_id:
                     assert self.membership is not None
-                    await api.propose(("mc", self.membership.cluster_id or uuid.uuid4().hex[:16]))
+                    await api.propose(
+                        store_ops.ClusterId(self.membership.cluster_id or uuid.uuid4().hex[:16])
+                    )
             except ApiError as exc:
                 log.info("member registration deferred: %s", exc)
 
@@ -527,7 +532,7 @@ class Master:
             expired = self.leases.expired()
             if expired:
                 try:
-                    await api.propose(("lx", expired))
+                    await api.propose(store_ops.LeasesExpired(expired))
                 except ApiError:
                     pass
 

@@ -22,6 +22,7 @@ from hakube.api import kinds
 from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.store import fsm as store
+from hakube.store.ops import Create
 from hakube.testing import pki as testpki
 from hakube.testing.wait import wait_for
 
@@ -76,7 +77,9 @@ class InProcessMaster:
         value = obj.SerializeToString(deterministic=True)
         fields = kinds.selectable_fields(kind, obj)
         assert self.master.raft is not None
-        op = ("c", "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields, 0)
+        op = Create(
+            "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields
+        ).wire()
         code, _, _ = self.master.raft.proposer.submit(op).result(10)
         assert code == store.OK, f"raw create of {kind.name} {meta.name}: store answered {code}"
         return str(meta.uid)
