@@ -48,6 +48,7 @@ from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.ops import OPS_SERVICE, OpsServicer
 from hakube.apiserver.rest.server import RestServer, default_listen
 from hakube.apiserver.server import ApiServer
+from hakube.apiserver.tokens import DEFAULT_ISSUER, TOKEN_SERVICE, Tokens
 from hakube.apiserver.watch import WatchHub
 from hakube.httpendpoint import Heartbeats, serve_http
 from hakube.lifecycle import StartupError
@@ -136,6 +137,10 @@ class MasterSettings:
     the Raft log; every master needs the same file. Empty: Secrets are stored in clear."""
     audit: AuditSettings = field(default_factory=AuditSettings)
     """The audit log (off unless ``audit.path`` is set)."""
+    service_account_issuer: str = DEFAULT_ISSUER
+    """The ``iss`` of the ServiceAccount tokens this cluster signs (and accepts)."""
+    api_audiences: list[str] = field(default_factory=list)
+    """Audiences a bearer token must name one of to authenticate here (empty: the issuer)."""
 
 
 class Master:
@@ -671,6 +676,17 @@ class Master:
         )
         self.objects = api
         tokens = BootstrapTokens(self.fsm, transformer=transformer)
+        assert self.pki is not None
+        try:
+            sa_tokens = Tokens(
+                self.fsm,
+                self.pki.token_signing_key(),
+                issuer=s.service_account_issuer,
+                audiences=tuple(s.api_audiences),
+            )
+        except PkiError as exc:
+            self.raft.stop()
+            raise StartupError(f"hakube master: {exc}") from exc
         authorizer = Authorizer(self.fsm, s.authorization_mode)
         if s.authorization_mode == "AlwaysAllow":
             log.warning(
@@ -685,7 +701,9 @@ class Master:
             hub,
             self.metrics,
             self.cluster_status,
-            authenticator=Authenticator(ca_name, bootstrap=tokens.identity),
+            authenticator=Authenticator(
+                ca_name, bootstrap=tokens.identity, tokens=sa_tokens.authenticate
+            ),
             authorizer=authorizer,
             audit=audit_log,
             flow=FlowControl(s.flow, self.metrics.registry),
@@ -704,6 +722,7 @@ class Master:
         assert self.pki is not None
         server.extra_services[JOIN_SERVICE] = JoinServicer(self.pki).handlers(server.unary)
         server.bootstrap_methods.update(BOOTSTRAP_METHODS)
+        server.extra_services[TOKEN_SERVICE] = sa_tokens.handlers(server.unary)
         proxy = NodeProxyServicer(self.fsm, tls)
         server.extra_services[NODE_PROXY_SERVICE] = proxy.handlers(
             server.unary, server.authenticate
@@ -725,6 +744,7 @@ class Master:
                 review=review.access_review,
                 logs=proxy.log_stream,
                 exec_=proxy.exec_as_caller,
+                create_token=sa_tokens.create,
             )
             listen = s.k8s_api_listen or default_listen(s.api_listen)
             try:

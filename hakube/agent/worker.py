@@ -49,11 +49,13 @@ from hakube.agent.runtime import (
     grace_seconds,
     sandbox_config,
 )
+from hakube.agent.satokens import PodTokens
 from hakube.api import podpaths, quantity
 from hakube.api.containerhandlers import is_sidecar
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.client import Client, Conflict, NotFound
+from hakube.client import Client, Conflict, HakubeError, NotFound
 from hakube.client.events import EventRecorder
+from hakube.client.tokens import create_token
 from hakube.cri import specs
 from hakube.cri.errors import CriError, ImagePullFailed
 from hakube.cri.errors import NotFound as CriNotFound
@@ -114,6 +116,8 @@ class PodSyncer:
         self.pod_network = pod_network
         self.pod_lookup = pod_lookup
         self.node_capacity = node_capacity
+        self.tokens = PodTokens(lambda ns, name, tr: create_token(client.transport, ns, name, tr))
+        """The ServiceAccount tokens of the pods' projected volumes, refreshed at 80 %."""
         self.backoff = BackOff(
             settings.backoff_base, settings.backoff_max, reset=settings.backoff_reset
         )
@@ -185,6 +189,7 @@ class PodSyncer:
         with self._lock:
             self._memory.pop(uid, None)
         self.probes.retain(uid, set())
+        self.tokens.forget(uid)
         self.backoff.forget(uid + "/")
         volumes.remove(self.s.root_dir, uid)
 
@@ -240,9 +245,13 @@ class PodSyncer:
                 self._lookup,
                 facts,
                 secrets_on_disk=self.s.secret_volumes_on_disk,
+                tokens=self._token,
             )
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
+        refresh = self.tokens.refresh_in(uid)
+        if refresh is not None:
+            wake.append(max(refresh, 1.0))
         ctx.etc_hosts = self._etc_hosts(pod, pod_ip, host_net)
         if not status.init_done(pod, rec):
             self._run_init(ctx, rec, mem, wake)
@@ -556,6 +565,13 @@ class PodSyncer:
             log.warning("pod %s: /etc/hosts not written: %s", pod.metadata.name, e)
             return ""
         return path
+
+    def _token(self, pod: pod_pb2.Pod, src: pod_pb2.ServiceAccountTokenProjection) -> bytes:
+        try:
+            return self.tokens.token(pod, src)
+        except HakubeError as e:
+            account = pod.spec.service_account_name or "default"
+            raise envmod.ConfigError(f'serviceaccount "{account}" token: {e}') from e
 
     def _lookup(self, kind: str, ns: str, name: str) -> Any:
         try:

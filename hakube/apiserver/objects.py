@@ -35,6 +35,7 @@ from hakube.api.labels import (
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import errors as api_errors
+from hakube.apiserver import serviceaccounts
 from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.encryption import ENCRYPTABLE, Transformer
 from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
@@ -250,6 +251,8 @@ class ObjectAPI:
         if kind.name == "Service":
             self.node_ports.assign(msg, None, seed=req.request_id)
         await self._check_namespace(kind, meta.namespace)
+        if kind.name == "Pod":
+            serviceaccounts.admit_create(self.fsm, msg, seed=req.request_id)
         self.pod_security.admit(kind, msg)
         meta.uid = uid
         meta.creation_timestamp = now_rfc3339(self.clock())
@@ -344,6 +347,8 @@ class ObjectAPI:
             raise Invalid(f"{kind.name} has no status")
 
         def mutate(old: Any) -> Any:
+            if kind.name == "Pod" and not status:
+                serviceaccounts.keep_on_update(old, msg)
             new = _merge_update(kind, old, msg, status=status)
             if not status:
                 self.pod_security.admit(kind, new, old)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.apiserver.audit import AuditSettings
+from hakube.apiserver.tokens import DEFAULT_ISSUER
 from hakube.cli import master_flow
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
@@ -149,6 +150,19 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "authorization at all; only to measure what it costs)",
     )
     p.add_argument(
+        "--service-account-issuer",
+        default=DEFAULT_ISSUER,
+        metavar="URL",
+        help="the iss claim of the ServiceAccount tokens the masters sign "
+        f"(default {DEFAULT_ISSUER})",
+    )
+    p.add_argument(
+        "--api-audiences",
+        default="",
+        metavar="AUD[,AUD...]",
+        help="audiences a bearer token must name to authenticate (default: the issuer)",
+    )
+    p.add_argument(
         "--rbac-reconcile-interval",
         type=float,
         default=5.0,
@@ -264,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
         quota_bytes=args.quota_bytes,
         flow=flow,
         authorization_mode=args.authorization_mode,
+        service_account_issuer=args.service_account_issuer,
+        api_audiences=[a for a in args.api_audiences.split(",") if a],
         rbac_reconcile_interval=args.rbac_reconcile_interval,
         pod_security_default=args.pod_security_default,
         encryption_provider_config=args.encryption_provider_config,

@@ -13,6 +13,7 @@ UpdateStatus                  update on ``<resource>/status``
 Bind                          create on ``pods/binding`` (the pod's name)
 Logs / Exec (node proxy)      get ``pods/log`` / create ``pods/exec`` (the pod's name)
 Stats (node proxy)            get ``nodes/stats`` (the node's name)
+CreateToken (TokenService)    create ``serviceaccounts/token`` (the account's name)
 Join / Renew                  create ``certificatesigningrequests`` (/``selfnodeclient``),
                               group certificates.k8s.io
 ops API                       group ``hakube.io``, cluster-scoped: SaveSnapshot get
@@ -151,6 +152,12 @@ def _bind(req: Any) -> Attributes:
     return Attributes("create", "", "pods", "binding", req.namespace or "default", req.name)
 
 
+def _token(req: Any) -> Attributes:
+    return Attributes(
+        "create", "", "serviceaccounts", "token", req.namespace or "default", req.name
+    )
+
+
 def _node_stats(req: Any) -> Attributes:
     return Attributes("get", "", "nodes", "stats", "", req.node)
 
@@ -187,4 +194,5 @@ METHODS: dict[str, AttributesOf] = {
     "ProxyStats": _node_stats,
     "AccessReview": PUBLIC,
     "WhoAmI": PUBLIC,
+    "CreateToken": _token,
 }

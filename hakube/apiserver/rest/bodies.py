@@ -41,17 +41,20 @@ class NoAliasLoader(yaml.SafeLoader):
 
 def read_body(req: Request) -> Any:
     """A request's body as JSON data (YAML for server-side apply; the protobuf of a
-    SelfSubjectAccessReview); BadRequest or UnsupportedMediaType otherwise."""
+    SelfSubjectAccessReview or a TokenRequest); BadRequest or UnsupportedMediaType otherwise."""
     ctype = req.headers.get("content-type", JSON).split(";")[0].strip()
     if ctype == PROTOBUF:
         try:
             _, kind, raw = k8sproto.unwrap(req.body)
             if kind == "SelfSubjectAccessReview":
                 return k8sproto.self_subject_access_review(raw)
+            if kind == "TokenRequest":
+                return k8sproto.token_request(raw)
         except k8sproto.ProtoError as exc:
             raise BadRequest(f"the protobuf body does not decode: {exc}") from exc
         raise UnsupportedMediaType(
-            f"{ctype} bodies are read for SelfSubjectAccessReview only: send application/json"
+            f"{ctype} bodies are read for SelfSubjectAccessReview and TokenRequest only: "
+            "send application/json"
         )
     try:
         if ctype == APPLY_PATCH:

@@ -38,7 +38,7 @@ from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
-from hakube.apiserver.rest import codec, openapi, patch, routes
+from hakube.apiserver.rest import codec, openapi, patch, routes, tokenrequest
 from hakube.apiserver.rest.bodies import (
     APPLY_PATCH,
     JSON,
@@ -74,8 +74,11 @@ class RestApi(Subresources):
         review: Callable[[authz_pb2.AccessReviewRequest], Awaitable[Any]] | None = None,
         logs: Callable[..., AsyncGenerator[Any, None]] | None = None,
         exec_: Callable[[Any], Awaitable[Any]] | None = None,
+        create_token: tokenrequest.CreateToken | None = None,
     ) -> None:
         self.server = server
+        self.create_token = create_token
+        """The token service's CreateToken (``serviceaccounts/token``; None: not served)."""
         self.exec = exec_
         """The node proxy's Exec for the authorized caller (``kubectl exec``)."""
         self.api = server.api
@@ -90,9 +93,12 @@ class RestApi(Subresources):
 
     async def handle(self, req: Request) -> Response:
         try:
-            identity = self.authenticator.identify_certificate(
-                ssl.DER_cert_to_PEM_cert(req.peer_cert).encode()
-            )
+            if req.peer_cert:
+                identity = self.authenticator.identify_certificate(
+                    ssl.DER_cert_to_PEM_cert(req.peer_cert).encode()
+                )
+            else:
+                identity = self.authenticator.identify_bearer(req.headers.get("authorization", ""))
         except ApiError as exc:
             return error_response(exc)
         try:
@@ -117,6 +123,13 @@ class RestApi(Subresources):
                 name=route.name if route else "",
                 group=kind.group if kind else "",
             )
+
+    async def _token(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
+        if self.create_token is None:
+            raise MethodNotAllowed("serviceaccounts/token is not served by this master")
+        return await tokenrequest.create_token(
+            self.server, self.create_token, req, identity, ns, name
+        )
 
     async def _route(self, req: Request, identity: Identity) -> Response:
         path = req.path.rstrip("/") or "/"
@@ -198,6 +211,8 @@ class RestApi(Subresources):
             return await self._logs(req, identity, ns, route.name)
         elif sub == "exec" and kind.name == "Pod" and m in ("GET", "POST"):
             return await self._exec(req, identity, ns, route.name)
+        elif sub == "token" and kind.name == "ServiceAccount" and m == "POST":
+            return await self._token(req, identity, ns, route.name)
         raise MethodNotAllowed(f"{m} is not supported on {kind.plural}/{sub or route.name}")
 
     async def _fetch(self, identity: Identity, kind: Kind, ns: str, name: str) -> Message:
