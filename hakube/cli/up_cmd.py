@@ -49,7 +49,8 @@ from hakube.client.config import (
     tls_settings,
     write_client_config,
 )
-from hakube.local.agents import LocalAgents
+from hakube.cri.client import DEFAULT_ENDPOINT
+from hakube.local.agents import DEFAULT_CNI_CONF_DIR, LocalAgents
 from hakube.local.cluster import LocalCluster, MasterProc, free_ports
 from hakube.local.components import COMPONENTS, UpComponents
 from hakube.local.dns import DnsAddress, LocalDns, ensure_kube_dns, listen_address
@@ -97,6 +98,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         choices=["simulated", "containerd"],
         default="simulated",
         help="container runtime for the node agents",
+    )
+    p.add_argument(
+        "--cri-endpoint",
+        default=DEFAULT_ENDPOINT,
+        help=f"with --runtime containerd: its CRI socket (default {DEFAULT_ENDPOINT})",
+    )
+    p.add_argument(
+        "--cni-conf-dir",
+        default=DEFAULT_CNI_CONF_DIR,
+        help="with --runtime containerd: the directory its CRI plugin reads CNI configs from "
+        f"(its cni conf_dir; default {DEFAULT_CNI_CONF_DIR}), where node-1 writes the pod "
+        "network's",
     )
     p.add_argument(
         "--client-config",
@@ -407,6 +420,8 @@ class Up:
             self.data_dir,
             self.cluster.endpoints(),
             runtime=self.args.runtime,
+            cri_endpoint=self.args.cri_endpoint,
+            cni_conf_dir=self.args.cni_conf_dir,
             token=token,
             ca_hash=ca_hash,
             supervisor=self.supervisor,
