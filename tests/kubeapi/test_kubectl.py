@@ -127,6 +127,28 @@ def test_get_prints_tables_documents_and_selections(kubectl: Kubectl) -> None:
     assert any(line.split()[:2] == ["default", "web-config"] for line in all_cms[1:] if line)
 
 
+def test_get_reads_a_table_in_one_request_and_json_lists_in_pages(kubectl: Kubectl) -> None:
+    ns = f"pages-{uuid.uuid4().hex[:6]}"
+    docs = [f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"] + [
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}, namespace: {ns}}}\n"
+        for i in range(5)
+    ]
+    kubectl.ok("apply", "-f", "-", stdin="---\n".join(docs))
+    r = kubectl("get", "cm", "-n", ns, "--chunk-size=2", "-v=6")
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()[1:]]
+    assert sorted(n for n in names if n.startswith("cm-")) == [f"cm-{i}" for i in range(5)]
+    # A Table is served whole (kubectl's own rate limit makes pages cost 200 ms each) ...
+    assert r.stderr.count(f"/namespaces/{ns}/configmaps?") == 1
+    # ... and a JSON list honours limit and continue.
+    r = kubectl("get", "cm", "-n", ns, "--chunk-size=2", "-o", "name", "-v=6")
+    assert r.returncode == 0, r.stderr
+    listed = sorted(n for n in r.stdout.split() if n.startswith("configmap/cm-"))
+    assert listed == [f"configmap/cm-{i}" for i in range(5)]
+    assert r.stderr.count(f"/namespaces/{ns}/configmaps?") >= 3
+    kubectl.ok("delete", "namespace", ns, "--wait=false")
+
+
 def test_get_watch_prints_a_change(kubectl: Kubectl) -> None:
     name = f"watched-{uuid.uuid4().hex[:6]}"
     kubectl.ok("apply", "-f", "-", stdin=_configmap(name))

@@ -3,11 +3,14 @@ Tables and the OpenAPI schemas (no cluster)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import pytest
+from google.protobuf.message import Message
 
-from hakube.api import kinds
+from hakube.api import convert, kinds
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.apiserver import errors
 from hakube.apiserver.rest import codec, k8sproto, openapi, patch, routes, status
@@ -172,6 +175,32 @@ def test_tables_use_hakubectls_columns() -> None:
     assert t["rows"][0]["object"]["metadata"]["name"] == "web"
     doc = codec.object_doc(d)
     assert doc["status"] == {}  # Kubernetes always writes it
+
+
+def test_a_streamed_table_is_one_document_of_every_page() -> None:
+    pods = []
+    for i in range(5):
+        p = pod_pb2.Pod()
+        p.metadata.name, p.metadata.namespace, p.metadata.generation = f"p{i}", "ns", 2
+        p.metadata.labels["app"] = "x"
+        pods.append(p)
+    kind = kinds.BY_NAME["Pod"]
+
+    async def pages() -> AsyncIterator[list[Message]]:
+        for page in ([pods[0], pods[1]], [], pods[2:]):
+            yield page
+
+    async def collect() -> bytes:
+        head = codec.table_head(kind, resource_version="7")
+        return b"".join([c async for c in codec.table_stream(kind, head, pages(), "Metadata")])
+
+    doc = json.loads(asyncio.run(collect()))
+    assert doc == {**codec.table_doc(kind, pods, resource_version="7"), "rows": doc["rows"]}
+    assert doc["rows"] == codec.table_doc(kind, pods)["rows"]
+    assert [r["cells"][0] for r in doc["rows"]] == ["p0", "p1", "p2", "p3", "p4"]
+    # The fast metadata copy is the general conversion's result.
+    assert codec.meta_doc(pods[0].metadata) == convert.to_dict(pods[0].metadata)
+    assert doc["rows"][0]["object"]["metadata"]["generation"] == 2
 
 
 def test_openapi_describes_kinds_and_merge_keys() -> None:
