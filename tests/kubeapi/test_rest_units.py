@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from hakube.api import convert, kinds
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.apiserver import errors
-from hakube.apiserver.rest import codec, k8sproto, openapi, patch, routes, status
+from hakube.apiserver.rest import codec, k8sproto, openapi, patch, protoschema, routes, status
 
 POD = pod_pb2.Pod.DESCRIPTOR
 DEPLOY = workloads_pb2.Deployment.DESCRIPTOR
@@ -245,6 +245,75 @@ def test_a_protobuf_access_review_is_read() -> None:
     }
     with pytest.raises(k8sproto.ProtoError):
         k8sproto.unwrap(b"{}")
+
+
+def _pb(n: int, data: bytes | int) -> bytes:
+    """One protobuf field: a varint for an int, length-delimited for bytes."""
+
+    def varint(v: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+            v >>= 7
+            if not v:
+                return out
+
+    if isinstance(data, int):
+        return varint(n << 3) + varint(data % (1 << 64))
+    return varint((n << 3) | 2) + varint(len(data)) + data
+
+
+def _k8s_body(api_version: str, kind: str, raw: bytes) -> bytes:
+    type_meta = _pb(1, api_version.encode()) + _pb(2, kind.encode())
+    return k8sproto.MAGIC + _pb(1, type_meta) + _pb(2, raw)
+
+
+def test_protobuf_objects_decode_to_manifests_and_unread_fields_are_refused() -> None:
+    meta = _pb(1, b"cfg") + _pb(2, b"") + _pb(8, b"") + _pb(11, _pb(1, b"app") + _pb(2, b"x"))
+    secret = _pb(1, meta) + _pb(2, _pb(1, b"pw") + _pb(2, b"\x00hunter2")) + _pb(3, b"Opaque")
+    doc = k8sproto.decode("Secret", "v1", k8sproto.unwrap(_k8s_body("v1", "Secret", secret))[2])
+    assert doc == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "cfg", "labels": {"app": "x"}},
+        "data": {"pw": "AGh1bnRlcjI="},
+        "type": "Opaque",
+    }
+    port = _pb(3, 80) + _pb(4, _pb(1, 0) + _pb(2, 8080))
+    named = _pb(3, 81) + _pb(4, _pb(1, 1) + _pb(3, b"http"))
+    svc = _pb(1, meta) + _pb(2, _pb(1, port) + _pb(1, named)) + _pb(3, _pb(1, b""))
+    spec = k8sproto.decode("Service", "v1", svc)["spec"]
+    assert spec["ports"] == [{"port": 80, "targetPort": 8080}, {"port": 81, "targetPort": "http"}]
+    # A pointer field keeps its zero (replicas: 0); a negative int32 is a 10-byte varint.
+    deploy = _pb(1, meta) + _pb(2, _pb(1, 0) + _pb(5, -1))
+    assert k8sproto.decode("Deployment", "apps/v1", deploy)["spec"] == {
+        "replicas": 0,
+        "minReadySeconds": -1,
+    }
+    # Every type named in the table exists.
+    for fields in protoschema.MESSAGES.values():
+        for _, typ in fields.values():
+            name = typ.lstrip("*^")
+            assert name in protoschema.MESSAGES or name in (
+                "s",
+                "y",
+                "i",
+                "i!",
+                "b",
+                "b!",
+                "t",
+                "io",
+                "x",
+                "{s}",
+                "{y}",
+                "{q}",
+            ), typ
+    # A set field hakube does not read is refused by number; an empty one is a Go zero value.
+    with pytest.raises(k8sproto.Unmapped, match=r"ConfigMap.metadata: field 17 is set"):
+        k8sproto.decode("ConfigMap", "v1", _pb(1, meta + _pb(17, _pb(1, b"kubectl"))))
+    assert k8sproto.decode("ConfigMap", "v1", _pb(1, meta + _pb(4, b""))) is not None
+    with pytest.raises(k8sproto.ProtoError):
+        k8sproto.decode("ConfigMap", "v1", _pb(1, b"\x0a\x05ab"))
 
 
 def test_a_renewed_master_certificate_serves_new_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
