@@ -102,6 +102,32 @@ def test_server_side_apply_creates_and_updates(kubectl: Kubectl) -> None:
     assert kubectl.ok("delete", "deploy/ssa", "svc/ssa", "cm/ssa-config").count("deleted") == 3
 
 
+def test_server_side_apply_conflicts_force_and_removes_dropped_fields(kubectl: Kubectl) -> None:
+    name = f"owned-{uuid.uuid4().hex[:6]}"
+
+    def cm(labels: str, data: str) -> str:
+        return (
+            f"apiVersion: v1\nkind: ConfigMap\n"
+            f"metadata: {{name: {name}, labels: {{{labels}}}}}\ndata: {{{data}}}\n"
+        )
+
+    def apply(manager: str, doc: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return kubectl(
+            "apply", "--server-side", f"--field-manager={manager}", *extra, "-f", "-", stdin=doc
+        )
+
+    assert apply("team-a", cm("team: a, tier: web", "x: '1', w: '2'")).returncode == 0
+    r = apply("team-b", cm("", "x: '9'"))
+    assert r.returncode != 0 and 'conflict with "team-a": .data.x' in r.stderr
+    assert kubectl.ok("get", "cm", name, "-o", "jsonpath={.data.x}") == "1"  # unchanged
+    assert apply("team-b", cm("", "x: '9'"), "--force-conflicts").returncode == 0
+    # team-a drops the tier label and w; x is team-b's now, so team-a leaves it out too.
+    assert apply("team-a", cm("team: a", "v: '3'")).returncode == 0
+    got = json.loads(kubectl.ok("get", "cm", name, "-o", "json"))
+    assert got["data"] == {"x": "9", "v": "3"} and got["metadata"]["labels"] == {"team": "a"}
+    kubectl.ok("delete", "cm", name)
+
+
 def test_get_prints_tables_documents_and_selections(kubectl: Kubectl) -> None:
     wide = kubectl.ok("get", "deploy", "web", "-o", "wide").split("\n")
     assert wide[0].split() == [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from google.protobuf.message import Message
@@ -13,7 +14,16 @@ from google.protobuf.message import Message
 from hakube.api import convert, kinds
 from hakube.api.v1 import pod_pb2, workloads_pb2
 from hakube.apiserver import errors
-from hakube.apiserver.rest import codec, k8sproto, openapi, patch, protoschema, routes, status
+from hakube.apiserver.rest import (
+    codec,
+    fieldowners,
+    k8sproto,
+    openapi,
+    patch,
+    protoschema,
+    routes,
+    status,
+)
 
 POD = pod_pb2.Pod.DESCRIPTOR
 DEPLOY = workloads_pb2.Deployment.DESCRIPTOR
@@ -372,3 +382,50 @@ def test_server_side_apply_bodies_refuse_yaml_aliases() -> None:
     bomb = b"a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
     with pytest.raises(yaml.YAMLError, match="aliases are not accepted"):
         yaml.load(bomb, Loader=NoAliasLoader)  # noqa: S506
+
+
+def _apply(live: dict[str, Any], applied: dict[str, Any], manager: str, force: bool = False) -> Any:
+    merged = patch.strategic_merge(live, applied, DEPLOY)
+    return fieldowners.apply(live, applied, merged, DEPLOY, manager, force=force)
+
+
+def test_server_side_apply_owns_fields_per_manager() -> None:
+    def config(replicas: int | None, *containers: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "template": {
+                "spec": {"containers": [{"name": c, "image": f"{c}:1"} for c in containers]}
+            }
+        }
+        if replicas is not None:
+            spec["replicas"] = replicas
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": spec,
+        }
+
+    live = _apply({}, config(2, "web", "side"), "a")
+    assert ("spec", "template", "spec", "containers", 'k:{"name":"side"}', "image") in (
+        fieldowners.owners(live)["a"]
+    )
+    # Another manager changing a field "a" set: refused, naming both ...
+    with pytest.raises(fieldowners.ConflictError, match=r'conflict with "a": \.spec\.replicas'):
+        _apply(live, config(3), "b")
+    # ... the same value is shared ownership, not a conflict ...
+    assert _apply(live, config(2), "b")["spec"]["replicas"] == 2
+    # ... and force moves the field to the new manager.
+    live = _apply(live, config(3), "b", force=True)
+    assert live["spec"]["replicas"] == 3 and ("spec", "replicas") in fieldowners.owners(live)["b"]
+    # "a" drops the side container and replicas: the container goes; replicas ("b"'s) stays.
+    live = _apply(live, config(None, "web"), "a")
+    assert [c["name"] for c in live["spec"]["template"]["spec"]["containers"]] == ["web"]
+    assert live["spec"]["replicas"] == 3
+    conflict = 'conflict with "a": .spec.template.spec.containers[name="web"].image'
+    with pytest.raises(fieldowners.ConflictError) as exc:
+        _apply(
+            live,
+            {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}}},
+            "c",
+        )
+    assert conflict in str(exc.value)

@@ -38,7 +38,7 @@ from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
-from hakube.apiserver.rest import codec, openapi, patch, routes
+from hakube.apiserver.rest import codec, fieldowners, openapi, patch, routes
 from hakube.apiserver.rest.bodies import (
     APPLY_PATCH,
     JSON,
@@ -409,7 +409,8 @@ class RestApi(Subresources):
             )
         body = read_body(req)
         method = "PatchStatus" if status else "Patch"
-        if ctype == APPLY_PATCH and not req.arg("fieldManager"):
+        manager = req.arg("fieldManager")
+        if ctype == APPLY_PATCH and not manager:
             raise BadRequest("fieldManager is required for apply requests")
         # Authorized before the object is read, so a caller who may not patch learns nothing.
         self.server.authorize(method, identity, named_update(kind, ns, name))
@@ -421,6 +422,9 @@ class RestApi(Subresources):
                 if ctype != APPLY_PATCH or status:
                     raise
                 # Server-side apply of a new object is a create (authorized as one).
+                if isinstance(body, dict):
+                    desc = kind.message.DESCRIPTOR
+                    fieldowners.record(body, {manager: fieldowners.fields(body, desc)})
                 msg = self._message(body, kind, ns, name)
                 cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=dry_run(req))
                 raw = await self.server.invoke("Create", identity, cr)
@@ -428,15 +432,23 @@ class RestApi(Subresources):
             doc = codec.object_doc(current)
             try:
                 if ctype == APPLY_PATCH:
-                    # Server-side apply without field ownership: the applied configuration
-                    # merged into the live object as a strategic merge patch (see the docs).
-                    patched = patch.strategic_merge(doc, body, kind.message.DESCRIPTOR)
+                    # Server-side apply: the applied configuration merged into the live
+                    # object, with the field ownership of apply managers (fieldowners).
+                    desc = kind.message.DESCRIPTOR
+                    if not isinstance(body, dict):
+                        raise BadRequest("an applied configuration must be an object")
+                    merged = patch.strategic_merge(doc, body, desc)
+                    patched = fieldowners.apply(
+                        doc, body, merged, desc, manager, force=req.flag("force")
+                    )
                 elif ctype == MERGE_PATCH:
                     patched = patch.merge_patch(doc, body)
                 elif ctype == JSON_PATCH:
                     patched = patch.json_patch(doc, body)
                 else:
                     patched = patch.strategic_merge(doc, body, kind.message.DESCRIPTOR)
+            except fieldowners.ConflictError as exc:
+                raise Conflict(str(exc)) from exc
             except patch.PatchError as exc:
                 if exc.test_failed:
                     raise Conflict(f'{kind.plural} "{name}": {exc}') from exc
