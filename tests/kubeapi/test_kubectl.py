@@ -367,6 +367,7 @@ def test_create_generators_send_protobuf_that_is_read(
         ["cronjob", f"gen-{sfx}", f"--image={IMAGE}", "--schedule=*/5 * * * *", "--", "true"],
         ["role", f"gen-{sfx}", "--verb=get", "--resource=pods"],
         ["rolebinding", f"gen-{sfx}", f"--role=gen-{sfx}", "--user=bob"],
+        ["priorityclass", f"gen-{sfx}", "--value=7", "--description=generated"],
     ):
         assert "created" in kubectl.ok("create", *args)
     d = json.loads(kubectl.ok("get", "deploy", f"gen-{sfx}", "-o", "json"))
@@ -388,6 +389,12 @@ def test_create_generators_send_protobuf_that_is_read(
     assert cj["spec"]["schedule"] == "*/5 * * * *"
     rb = json.loads(kubectl.ok("get", "rolebinding", f"gen-{sfx}", "-o", "json"))
     assert rb["subjects"][0]["name"] == "bob" and rb["roleRef"]["name"] == f"gen-{sfx}"
+    pc = json.loads(kubectl.ok("get", "priorityclass", f"gen-{sfx}", "-o", "json"))
+    assert (pc["value"], pc["description"]) == (7, "generated")
+    r = kubectl("run", f"gen-{sfx}", f"--image={IMAGE}", "--env=A=b", "--", "sleep", "1")
+    assert r.returncode == 0, r.stderr
+    pod = json.loads(kubectl.ok("get", "pod", f"gen-{sfx}", "-o", "json"))["spec"]
+    assert pod["containers"][0]["env"] == [{"name": "A", "value": "b"}]
     # A malformed protobuf body: 400 with a one-line message, nothing created.
     status, body = _post_raw(
         cluster, tmp_path, "/api/v1/namespaces/default/configmaps", b"k8s\x00\x0a\x05ab"

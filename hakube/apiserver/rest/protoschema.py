@@ -1,11 +1,11 @@
 """Field numbers of the Kubernetes protobuf messages hakube reads, as JSON names and types.
 
 The numbers are those of Kubernetes' published ``generated.proto`` files (k8s.io/api core,
-apps, batch and rbac v1; k8s.io/apimachinery meta v1, intstr, resource). Only the messages
-``kubectl create <generator>`` sends are here (deployment, configmap, secret generic,
-service, namespace, job, cronjob, serviceaccount, role, clusterrole, rolebinding,
-clusterrolebinding), each with the fields hakube serves; ``k8sproto.decode`` refuses a
-body that sets any other field rather than dropping it.
+apps, batch, scheduling and rbac v1; k8s.io/apimachinery meta v1, intstr, resource). Only
+the messages ``kubectl create <generator>`` sends are here (deployment, configmap, secret,
+service, namespace, job, cronjob, serviceaccount, priorityclass, role, clusterrole,
+rolebinding, clusterrolebinding), each with the fields hakube serves; ``k8sproto.decode``
+refuses a body that sets any other field rather than dropping it.
 
 A field is ``number: (json name, type)``. Types:
 
@@ -202,6 +202,14 @@ MESSAGES: dict[str, Fields] = {
         7: ("failedJobsHistoryLimit", "i!"),
     },
     "JobTemplateSpec": {**_META, 2: ("spec", "JobSpec")},
+    # scheduling.k8s.io/v1
+    "PriorityClass": {
+        **_META,
+        2: ("value", "i!"),
+        3: ("globalDefault", "b"),
+        4: ("description", "s"),
+        5: ("preemptionPolicy", "s"),
+    },
     # rbac.authorization.k8s.io/v1
     "Role": {**_META, 2: ("rules", "*PolicyRule")},
     "ClusterRole": {**_META, 2: ("rules", "*PolicyRule")},
@@ -230,6 +238,7 @@ OBJECTS = {
     "Deployment",
     "Job",
     "CronJob",
+    "PriorityClass",
     "Role",
     "ClusterRole",
     "RoleBinding",
