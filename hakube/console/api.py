@@ -18,6 +18,7 @@ from hakube.client.cluster import cluster_report
 from hakube.client.edit import modify
 from hakube.client.nodeproxy import through_masters
 from hakube.client.transport import Stubs
+from hakube.console import alerts as alerts_mod
 
 WATCHABLE = (
     "nodes", "pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs",
@@ -51,6 +52,7 @@ def http_status(exc: errors.HakubeError) -> int:
 
 
 def kind_of(plural: str) -> Kind:
+    """The kind a page may watch or list; 404 for any other."""
     kind = lookup(plural) if plural in WATCHABLE else None
     if kind is None:
         raise ApiError(404, f'the console does not show "{plural}"')
@@ -67,14 +69,25 @@ def listing(client: Client, plural: str, namespace: str | None) -> dict[str, Any
 
 
 def watch_events(
-    client: Client, plurals: list[str], namespace: str | None, stop: threading.Event
+    client: Client,
+    plurals: list[str],
+    namespace: str | None,
+    stop: threading.Event,
+    alerts: alerts_mod.AlertSource | None = None,
 ) -> Iterator[dict[str, Any] | None]:
     """For each kind a snapshot event, then every change of any of them, each tagged with its
     kind (one stream for a whole page: a browser opens only six connections to one host);
     None now and then while nothing happens (the caller writes a heartbeat). Ends when
-    ``stop`` is set or a watch fails for good."""
-    kinds = [kind_of(p) for p in plurals]
+    ``stop`` is set or a watch fails for good. The pseudo-kind ``alerts`` adds Prometheus'
+    alerts from ``alerts`` (or says none is configured)."""
     events: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+    want_alerts = alerts_mod.KIND in plurals
+    plurals = [p for p in plurals if p != alerts_mod.KIND]
+    kinds = [kind_of(p) for p in plurals]
+    if want_alerts and alerts is None:
+        yield alerts_mod.NOT_CONFIGURED
+    elif want_alerts and alerts is not None:
+        alerts.subscribe(events)
     watches = []
     for plural, kind in zip(plurals, kinds, strict=True):
         ns = namespace if kind.namespaced else None
@@ -100,6 +113,9 @@ def watch_events(
             except queue.Empty:
                 yield None
                 continue
+            if plural == alerts_mod.KIND:
+                yield ev
+                continue
             if isinstance(ev, errors.HakubeError):
                 yield {"kind": plural, "type": "ERROR", "message": ev.message}
                 return
@@ -107,6 +123,8 @@ def watch_events(
                 continue
             yield {"kind": plural, "type": ev.type, "object": convert.to_dict(ev.object)}
     finally:
+        if alerts is not None:
+            alerts.unsubscribe(events)
         for w in watches:
             w.stop()
 

@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hakube.api.convert import from_dict
 from hakube.client import Client
 from hakube.client.cluster import cluster_report
 from hakube.client.edit import modify
 from hakube.local.cluster import write_config
+from hakube.local.monitoring import JOBS, Target, prometheus_config
 from hakube.testing.cluster import LocalCluster
+from hakube.testing.prometheus import Prometheus
 from hakube.testing.wait import wait_for
 from tests.agent.conftest import running_sim_agent
 from tests.conftest import require
+from tests.observability.conftest import RULES, need
 from tests.rbac.test_rbac_cluster import user_config
 
 pytestmark = pytest.mark.timeout(240)
@@ -54,11 +58,11 @@ def node(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 class ConsoleProc:
-    def __init__(self, config: str, log: Path) -> None:
+    def __init__(self, config: str, log: Path, *extra: str) -> None:
         self.log = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hakube", "console", "--listen", "127.0.0.1:0",
-             "--client-config", config],
+             "--client-config", config, *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -202,6 +206,8 @@ def test_the_overview_names_the_masters_and_the_leader(
     rows = browser.find_elements("css selector", "#masters tbody tr")
     assert sorted(r.get_attribute("data-name") for r in rows) == ["m1", "m2", "m3"]
     wait_for(lambda: "healthy" in text_of(browser, "#health"), 10, "health line")
+    wait_for(lambda: "No Prometheus configured" in text_of(browser, "#alerts-status"), 10,
+             "how to configure alerts")  # fmt: skip
     shoot(browser, "overview", tmp_path)
 
 
@@ -290,3 +296,53 @@ def test_the_console_refuses_to_listen_beyond_loopback(
     )  # fmt: skip
     assert r.returncode == 1
     assert "serves loopback only" in r.stderr.strip().splitlines()[-1]
+
+
+def test_alerts_from_a_real_prometheus_come_and_go_on_the_overview(
+    browser: Any, cluster: LocalCluster, client: Client, tmp_path: Path
+) -> None:
+    """A real Prometheus scrapes the masters and evaluates the shipped HakubeTargetDown rule
+    (its ``for`` shortened from 5m to 1s, so the test need not wait 5 minutes): before
+    Prometheus runs the overview says it is unreachable; a killed follower's alert appears
+    without a reload, and goes once the follower is back. Runs last: it kills a master."""
+    need("prometheus")
+    with open(RULES) as f:
+        shipped = yaml.safe_load(f)
+    rule = next(r for g in shipped["groups"] for r in g["rules"]
+                if r.get("alert") == "HakubeTargetDown")  # fmt: skip
+    rules = tmp_path / "rules.yml"
+    short = dict(rule, **{"for": "1s"})
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "console-test", "rules": [short]}]}))
+    targets = [Target(JOBS["master"], m.name, m.metrics) for m in cluster.masters]
+    prom = Prometheus(str(tmp_path / "prometheus"), prometheus_config(targets),
+                      rule_files=[str(rules)])  # fmt: skip
+    config = write_config(str(tmp_path / "admin.conf"), cluster.prepare_pki(), cluster.endpoints())
+    console = ConsoleProc(config, tmp_path / "console.log", "--prometheus-url",
+                          f"http://{prom.address}", "--prometheus-interval", "0.5")  # fmt: skip
+    follower = next(m for m in cluster.masters if m.name != cluster_report(client)["leader"])
+    status = "#alerts-status"
+    row = '#alerts tr[data-alert="HakubeTargetDown"][data-state="firing"]'
+    try:
+        open_page(browser, console, "overview")
+        wait_for(lambda: "unreachable" in text_of(browser, status), 20, "Prometheus unreachable")
+        assert len(text_of(browser, status).splitlines()) == 1
+        browser.execute_script("window.__marker = 1")  # gone if the page reloads
+        prom.start()
+        wait_for(lambda: all(t["health"] == "up" for t in prom.targets()) and prom.targets(),
+                 30, "every master scraped")  # fmt: skip
+        wait_for(lambda: text_of(browser, status) == "No alerts firing or pending.", 30,
+                 "no alerts while every master is up")  # fmt: skip
+        cluster.kill(follower)
+        wait_for(lambda: follower.name in text_of(browser, row), 60, "the alert on the page")
+        assert "cannot be scraped" in text_of(browser, row)
+        shoot(browser, "overview-alerts", tmp_path)
+        cluster.start(follower)
+        cluster.wait_ready([follower], timeout=60)
+        wait_for(lambda: text_of(browser, status) == "No alerts firing or pending.", 60,
+                 "the alert gone once the follower is back")  # fmt: skip
+        assert browser.execute_script("return window.__marker") == 1
+    finally:
+        console.stop()
+        prom.stop()
+        if not follower.alive:
+            cluster.start(follower)
