@@ -7,7 +7,6 @@ and nothing answers without the console's token."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -26,6 +25,7 @@ from hakube.client.edit import modify
 from hakube.local.cluster import write_config
 from hakube.local.monitoring import JOBS, Target, prometheus_config
 from hakube.testing.cluster import LocalCluster
+from hakube.testing.console import BrowserMissing, ConsoleProc, chromium
 from hakube.testing.prometheus import Prometheus
 from hakube.testing.wait import wait_for
 from tests.agent.conftest import running_sim_agent
@@ -34,7 +34,6 @@ from tests.observability.conftest import RULES, need
 from tests.rbac.test_rbac_cluster import user_config
 
 pytestmark = pytest.mark.timeout(240)
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TALK = "echo one; sleep 2; echo two; sleep 2; echo three; sleep 3600"
 
 
@@ -55,30 +54,6 @@ def client(cluster: LocalCluster) -> Iterator[Client]:
 def node(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_sim_agent(cluster.endpoints(), tmp_path_factory.mktemp("node"), cluster) as a:
         yield a.s.node_name
-
-
-class ConsoleProc:
-    def __init__(self, config: str, log: Path, *extra: str) -> None:
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hakube", "console", "--listen", "127.0.0.1:0",
-             "--client-config", config, *extra],
-            stdout=subprocess.PIPE, stderr=self.log, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "open http://" in line, f"console did not start: {line!r} {log.read_text()}"
-        self.url = line.split("open ", 1)[1].strip()
-        self.base = self.url.split("/login")[0]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,23 +85,10 @@ def viewer_console(
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    require(
-        None
-        if CHROMIUM and DRIVER
-        else "chromium/chromedriver missing (scripts/install/chromium.sh)"
-    )
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        require("selenium is not installed (pip install -e .[dev])")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):  # fmt: skip
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+        driver = chromium(str(tmp_path_factory.mktemp("chromium")))
+    except BrowserMissing as exc:
+        require(str(exc))
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
