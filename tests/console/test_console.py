@@ -266,7 +266,9 @@ def test_alerts_from_a_real_prometheus_come_and_go_on_the_overview(
     """A real Prometheus scrapes the masters and evaluates the shipped HakubeTargetDown rule
     (its ``for`` shortened from 5m to 1s, so the test need not wait 5 minutes): before
     Prometheus runs the overview says it is unreachable; a killed follower's alert appears
-    without a reload, and goes once the follower is back. Runs last: it kills a master."""
+    without a reload, and goes once the follower is back. A second rule firing with it carries
+    markup in its summary and a javascript: runbook: shown as text, never run or linked. Runs
+    last: it kills a master."""
     need("prometheus")
     with open(RULES) as f:
         shipped = yaml.safe_load(f)
@@ -274,7 +276,10 @@ def test_alerts_from_a_real_prometheus_come_and_go_on_the_overview(
                 if r.get("alert") == "HakubeTargetDown")  # fmt: skip
     rules = tmp_path / "rules.yml"
     short = dict(rule, **{"for": "1s"})
-    rules.write_text(yaml.safe_dump({"groups": [{"name": "console-test", "rules": [short]}]}))
+    markup = {"alert": "ConsoleMarkup", "expr": rule["expr"], "annotations": {
+        "summary": "<img id=xss src=x onerror=window.__xss=1>",
+        "runbook_url": "javascript:window.__xss=2"}}  # fmt: skip
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [short, markup]}]}))
     targets = [Target(JOBS["master"], m.name, m.metrics) for m in cluster.masters]
     prom = Prometheus(str(tmp_path / "prometheus"), prometheus_config(targets),
                       rule_files=[str(rules)])  # fmt: skip
@@ -297,6 +302,10 @@ def test_alerts_from_a_real_prometheus_come_and_go_on_the_overview(
         cluster.kill(follower)
         wait_for(lambda: follower.name in text_of(browser, row), 60, "the alert on the page")
         assert "cannot be scraped" in text_of(browser, row)
+        bad = '#alerts tr[data-alert="ConsoleMarkup"]'
+        wait_for(lambda: "<img id=xss" in text_of(browser, bad), 10, "markup shown as text")
+        assert not browser.find_elements("css selector", f"#xss, {bad} a")
+        assert browser.execute_script("return window.__xss") is None
         shoot(browser, "overview-alerts", tmp_path)
         cluster.start(follower)
         cluster.wait_ready([follower], timeout=60)
