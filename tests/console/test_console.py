@@ -6,6 +6,7 @@ and nothing answers without the console's token."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -258,6 +259,43 @@ def test_the_console_refuses_to_listen_beyond_loopback(
     )  # fmt: skip
     assert r.returncode == 1
     assert "serves loopback only" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_prometheus_url_is_refused_at_start(cluster: LocalCluster) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "hakube", "console", "--listen", "127.0.0.1:0", "-s",
+         ",".join(cluster.endpoints()), "--prometheus-url", "prometheus:9090"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "--prometheus-url 'prometheus:9090'" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_long_pod_list_is_drawn_a_page_at_a_time(
+    browser: Any, admin_console: ConsoleProc, client: Client
+) -> None:
+    """205 pods bound to a node that does not exist (nothing runs them): the page draws 200
+    rows, says how many there are, and Next shows the rest."""
+    ns = "many"
+    client.create(from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+
+    def create(i: int) -> None:
+        client.create(from_dict({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p-{i:03}", "namespace": ns},
+            "spec": {"nodeName": "nowhere", "containers": [{"name": "c", "image": "busybox:1"}]},
+        }))  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(205)))
+    total = len(client.pods.list().items)
+    open_page(browser, admin_console, "pods")
+    wait_for(lambda: text_of(browser, "#pods-count") == str(total), 30, f"{total} pods counted")
+    rows = "#pods tbody tr[data-name]"
+    assert len(browser.find_elements("css selector", rows)) == 200
+    assert text_of(browser, "#pods-range") == f"1–200 of {total}"
+    click(browser, 'button[data-action="page"]:not([disabled])[data-to="1"]')
+    wait_for(lambda: len(browser.find_elements("css selector", rows)) == total - 200, 10,
+             "the second page")  # fmt: skip
 
 
 def test_alerts_from_a_real_prometheus_come_and_go_on_the_overview(
