@@ -84,29 +84,29 @@ def watch_events(
     want_alerts = alerts_mod.KIND in plurals
     plurals = [p for p in plurals if p != alerts_mod.KIND]
     kinds = [kind_of(p) for p in plurals]
-    if want_alerts and alerts is None:
-        yield alerts_mod.NOT_CONFIGURED
-    elif want_alerts and alerts is not None:
-        alerts.subscribe(events)
-    watches = []
-    for plural, kind in zip(plurals, kinds, strict=True):
-        ns = namespace if kind.namespaced else None
-        try:
-            lst = client.list(kind, namespace=ns)
-        except errors.Forbidden as exc:  # the user may not see this kind; the others go on
-            yield {"kind": plural, "type": "FORBIDDEN", "message": exc.message}
-            continue
-        yield {
-            "kind": plural,
-            "type": "SNAPSHOT",
-            "items": [convert.to_dict(o) for o in lst.items],
-        }
-        w = client.watch(kind, namespace=ns, resource_version=lst.resource_version)
-        watches.append(w)
-        threading.Thread(
-            target=_pump, args=(plural, w, events), name=f"console-watch-{plural}", daemon=True
-        ).start()
+    watches: list[Any] = []
     try:
+        if want_alerts and alerts is None:
+            yield alerts_mod.NOT_CONFIGURED
+        elif want_alerts and alerts is not None:
+            alerts.subscribe(events)
+        for plural, kind in zip(plurals, kinds, strict=True):
+            ns = namespace if kind.namespaced else None
+            try:
+                lst = client.list(kind, namespace=ns)
+            except errors.Forbidden as exc:  # the user may not see this kind; the others go on
+                yield {"kind": plural, "type": "FORBIDDEN", "message": exc.message}
+                continue
+            yield {
+                "kind": plural,
+                "type": "SNAPSHOT",
+                "items": [convert.to_dict(o) for o in lst.items],
+            }
+            w = client.watch(kind, namespace=ns, resource_version=lst.resource_version)
+            watches.append(w)
+            threading.Thread(
+                target=_pump, args=(plural, w, events), name=f"console-watch-{plural}", daemon=True
+            ).start()
         while not stop.is_set():
             try:
                 plural, ev = events.get(timeout=HEARTBEAT)
