@@ -53,7 +53,7 @@ class PrometheusSettings:
     """Seconds one ask may take before Prometheus counts as unreachable."""
 
 
-def _ssl_context(s: PrometheusSettings) -> ssl.SSLContext | None:
+def ssl_context(s: PrometheusSettings) -> ssl.SSLContext | None:
     """The TLS context for ``s.url`` (None for http); a StartupError naming the flag for
     settings that cannot work."""
     if not s.interval > 0:
@@ -108,7 +108,7 @@ class AlertSource:
 
     def __init__(self, settings: PrometheusSettings) -> None:
         self.settings = settings
-        self._ctx = _ssl_context(settings)
+        self._ctx = ssl_context(settings)
         self._lock = threading.Lock()
         self._listeners: set[queue.Queue[Any]] = set()
         self._latest: dict[str, Any] | None = None

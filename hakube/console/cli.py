@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from hakube.client import Client
 from hakube.client.config import ConfigError, load_client_config
-from hakube.console.alerts import PrometheusSettings
+from hakube.console.alerts import PrometheusSettings, ssl_context
 from hakube.console.server import Console
 
 
@@ -58,6 +58,15 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
 
 
 def run(args: argparse.Namespace) -> int:
+    prometheus = PrometheusSettings(
+        url=args.prometheus_url,
+        ca_file=args.prometheus_ca_file,
+        cert_file=args.prometheus_cert_file,
+        key_file=args.prometheus_key_file,
+        interval=args.prometheus_interval,
+    )
+    if prometheus.url:
+        ssl_context(prometheus)  # settings that cannot work fail before anything connects
     try:
         cfg = load_client_config(args.client_config, server=args.server)
         creds = cfg.credentials()
@@ -65,13 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"hakube console: {exc}", file=sys.stderr)
         return 2
     with Client(cfg.servers, credentials=creds, timeout=cfg.timeout) as client:
-        prometheus = PrometheusSettings(
-            url=args.prometheus_url,
-            ca_file=args.prometheus_ca_file,
-            cert_file=args.prometheus_cert_file,
-            key_file=args.prometheus_key_file,
-            interval=args.prometheus_interval,
-        )
         console = Console(client, args.listen, prometheus)
         print(f"hakube console: open {console.url}", flush=True)
         stop = threading.Event()
