@@ -30,6 +30,7 @@ from hakube.agent import join, network, volumes, vxlan
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.metrics import AgentMetrics
+from hakube.agent.podcgroup import PodCgroups
 from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
 from hakube.agent.routes import PodRoutes
@@ -101,6 +102,12 @@ class Agent:
             self.cri = CriClient(self._sim.endpoint)
         else:
             self.cri = CriClient(settings.cri_endpoint)
+        self.cgroups: PodCgroups | None = None
+        if settings.pod_cgroup_parent and self._sim is None and settings.runtime != "simulated":
+            try:
+                self.cgroups = PodCgroups(settings.pod_cgroup_parent, settings.node_name)
+            except ValueError as e:
+                raise StartupError(f"--pod-cgroup-parent: {e}") from e
         self.client = Client(list(settings.servers), credentials=credentials)
         self.renewer = join.CertRenewer(
             node_pki,
@@ -219,6 +226,7 @@ class Agent:
             pod_lookup=self._pod,
             node_capacity=(self.capacity.cpu_millis, self.capacity.memory_bytes),
             on_started=self.metrics.pod_start.observe,
+            cgroups=self.cgroups,
         )
         self.metrics.waiting_source = self.syncer.waiting_reasons
         self.probes.start()
@@ -229,11 +237,14 @@ class Agent:
         while not self._stop.is_set() and not self.pods.wait_for_sync(1):
             pass
         if self.pods.wait_for_sync(0):  # a complete list: what is not in it is gone
-            gone = volumes.sweep(self.s.root_dir, {p.metadata.uid for p in self.pods.list()})
+            live = {p.metadata.uid for p in self.pods.list()}
+            gone = volumes.sweep(self.s.root_dir, live)
             if gone:
                 log.info(
                     "removed the volumes of %d pods deleted while the agent was away", len(gone)
                 )
+            if self.cgroups is not None and (gone := self.cgroups.sweep(live)):
+                log.info("removed the cgroups of %d pods deleted while away", len(gone))
         for i in range(self.s.workers):
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")

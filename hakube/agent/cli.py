@@ -202,6 +202,12 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         "tmpfs cannot be mounted waits with the error)",
     )
     p.add_argument(
+        "--pod-cgroup-parent",
+        default="",
+        help="give each pod a cgroup <parent>/<node>/pod<uid> limited by its spec.resources "
+        "(cgroupfs driver paths, e.g. /hakube; real runtimes, as root; default: off)",
+    )
+    p.add_argument(
         "--seccomp-default",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -279,6 +285,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         seccomp_default=args.seccomp_default,
         seccomp_profile_root=args.seccomp_profile_root,
         secret_volumes_on_disk=args.secret_volumes_on_disk,
+        pod_cgroup_parent=args.pod_cgroup_parent,
         token=args.token,
         ca_cert_hash=args.ca_cert_hash,
         cert_renew_before=args.cert_renew_before,

@@ -39,6 +39,7 @@ from hakube.agent import env as envmod
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
 from hakube.agent.dns import dns_config
+from hakube.agent.podcgroup import CgroupError, PodCgroups, limits_of
 from hakube.agent.probes import ProbeManager
 from hakube.agent.runtime import (
     ANNOTATION_GRACE,
@@ -102,9 +103,12 @@ class PodSyncer:
         pod_lookup: Callable[[str], pod_pb2.Pod | None],
         node_capacity: tuple[int, int] = (0, 0),
         on_started: Callable[[float], None] | None = None,
+        cgroups: PodCgroups | None = None,
     ) -> None:
-        """``on_started(seconds)``: a pod this agent started has turned Running (metrics)."""
+        """``on_started(seconds)``: a pod this agent started has turned Running (metrics).
+        ``cgroups``: the pods' own cgroups (None: the runtime's default placement)."""
         self.s = settings
+        self.cgroups = cgroups
         self.on_started = on_started
         self.client = client
         self.view = view
@@ -192,6 +196,8 @@ class PodSyncer:
         self.tokens.forget(uid)
         self.backoff.forget(uid + "/")
         volumes.remove(self.s.root_dir, uid)
+        if self.cgroups is not None:
+            self.cgroups.remove(uid)  # a busy one is left for the sweep at the next start
 
     # -- running --------------------------------------------------------------------------------
 
@@ -207,7 +213,7 @@ class PodSyncer:
         if sandbox is None:
             try:
                 self._run_sandbox(pod, rec)
-            except CriError as e:
+            except (CriError, CgroupError) as e:
                 self.events.emit(
                     pod,
                     "FailedCreatePodSandBox",
@@ -230,6 +236,7 @@ class PodSyncer:
             host_network=host_net,
             log_directory=self._log_dir(pod),
             dns=dns_config(pod, self.s),
+            **self._cgroup(pod, create=False),
         )
         facts = envmod.PodFacts(
             pod_ip=pod_ip,
@@ -293,8 +300,17 @@ class PodSyncer:
             host_network=host_net,
             log_directory=self._log_dir(pod),
             dns=dns_config(pod, self.s),
+            **self._cgroup(pod, create=True),
         )
         self.cri.run_pod_sandbox(cfg)
+
+    def _cgroup(self, pod: pod_pb2.Pod, *, create: bool) -> dict[str, Any]:
+        """The sandbox's cgroup_parent and pod-level resources; ``create``: make the pod
+        cgroup and write its limits first (before a new sandbox)."""
+        if self.cgroups is None:
+            return {}
+        path = self.cgroups.ensure(pod) if create else self.cgroups.path(pod.metadata.uid)
+        return {"cgroup_parent": path, "resources": limits_of(pod).cri()}
 
     def _log_dir(self, pod: pod_pb2.Pod) -> str:
         m = pod.metadata

@@ -539,6 +539,11 @@ class Up:
         print(f"prometheus config: {os.path.join(self.data_dir, 'prometheus.yml')}", flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
         print(
+            f"console: hakube console --client-config {self.client_config} (with "
+            "--prometheus-url of a Prometheus run on prometheus.yml: alerts on the overview)",
+            flush=True,
+        )
+        print(
             f"kubeconfig: {self.kubeconfig} - try `KUBECONFIG={self.kubeconfig} kubectl get pods`",
             flush=True,
         )
