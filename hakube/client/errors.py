@@ -160,8 +160,13 @@ def from_rpc_error(exc: grpc.RpcError) -> HakubeError:
         hint = retry_after(exc)
         if hint is not None:
             return TooManyRequests(details, code=code, retry_after=hint)
+    return from_code(code, details)
+
+
+def from_code(code: grpc.StatusCode, message: str) -> HakubeError:
+    """The hakube exception for a status code and its message (e.g. one item of a batch)."""
     cls = _BY_CODE.get(code, ServerError)
-    return cls(details, code=code)
+    return cls(message, code=code)
 
 
 _INVALID = re.compile(r"is invalid: (.*)$")
