@@ -5,9 +5,11 @@ batches are in flight (the client fails over and names the writes whose outcome 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +158,39 @@ def test_writes_a_hung_master_never_answers_are_each_reported_indefinite(
             except errors.AlreadyExists:
                 pytest.fail(f"{name}: a retry with its request id was not recognised")
         assert len(_names(admin, "hung-")) == 11
+
+
+def test_each_item_takes_a_seat_and_is_audited_as_its_own_request(tmp_path: Path) -> None:
+    """Few seats and short queues: 256 creates of one user in one batch do not get in together
+    (the items beyond the user's flow's seats and queues are refused with a hint, and the writer
+    sends them again after it), and the audit log has one Create record per item attempt."""
+    audit = tmp_path / "audit.log"
+    args = ["--max-requests-inflight", "30", "--flow-queue-length", "4"]
+    c = LocalCluster(str(tmp_path / "c"), 3, extra_args=args)
+    c.masters[0].extra_args += ["--audit-log-path", str(audit)]
+    with c:
+        with c.client() as admin:
+            grant_configmap_writes(admin, ["batch-apf"])
+        creds = user_credentials(c, "batch-apf")
+        with Client([c.masters[0].api], credentials=creds, timeout=60) as user:
+            with BatchWriter(user.transport, max_items=256, timeout=60) as w:
+                with w.together():
+                    futures = [w.create(_cm(f"apf-{i}")) for i in range(256)]
+                for f in futures:
+                    f.result(90)
+                calls = w.calls
+
+        def records() -> list[dict[str, Any]]:
+            lines = audit.read_text().splitlines() if audit.exists() else []
+            return [
+                r
+                for r in map(json.loads, lines)
+                if r["user"] == "batch-apf" and r["method"] == "Create"
+            ]
+
+        wait_for(lambda: sum(r["code"] == "OK" for r in records()) == 256, 30, "audit records")
+        refused = [r for r in records() if r["code"] == "RESOURCE_EXHAUSTED"]
+        assert refused, "every item got a seat at once: flow control did not see the items"
+        assert calls > 1
+        assert {r["name"] for r in records()} == {f"apf-{i}" for i in range(256)}
+        print(f"256 items: {len(refused)} refusals retried over {calls} calls")
