@@ -159,7 +159,12 @@ def from_rpc_error(exc: grpc.RpcError) -> HakubeError:
         hint = retry_after(exc)
         if hint is not None:
             return TooManyRequests(details, code=code, retry_after=hint)
-    return _class_of(code)(details, code=code)
+    return from_code(code, details)
+
+
+def from_code(code: grpc.StatusCode, message: str) -> HakubeError:
+    """The hakube exception for a status code and its message (e.g. one item of a batch)."""
+    return _class_of(code)(message, code=code)
 
 
 parse_causes = failures.parse_causes

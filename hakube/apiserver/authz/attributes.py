@@ -171,6 +171,7 @@ METHODS: dict[str, AttributesOf] = {
     "List": _collection("list"),
     "Watch": _collection("watch"),
     "Bind": _bind,
+    "Batch": PUBLIC,  # each item is authorized as its own unary method (apiserver/batch.py)
     "Patch": _object("patch"),
     "PatchStatus": _object("patch", "status"),
     "UpdateScale": _object("update", "scale"),
