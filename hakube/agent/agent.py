@@ -145,6 +145,8 @@ class Agent:
 
     def run(self) -> None:
         try:
+            if self._stop.is_set():
+                return  # stopped before it ran: only release what __init__ made
             self._start()
             self._stop.wait()
         finally:
