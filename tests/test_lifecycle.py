@@ -21,8 +21,10 @@ from prometheus_client import CollectorRegistry
 
 from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
+from hakube.agent.probes import ProbeManager
 from hakube.client import Client
 from hakube.console.server import Console
+from hakube.cri.client import CriClient
 from hakube.dns import ClusterDns, DnsSettings
 from hakube.httpendpoint import serve_http
 from hakube.leaderelection import Component, ElectionConfig
@@ -140,6 +142,11 @@ def _agent(api: str, tmp: Path) -> Agent:
     )
 
 
+def _probes(api: str, tmp: Path) -> ProbeManager:
+    # The agent's probe schedule (no container registered: it never calls the runtime).
+    return ProbeManager(CriClient(str(tmp / "no-runtime.sock")), lambda *_: None)
+
+
 SERVICES: dict[str, tuple[Callable[[str, Path], Service], bool]] = {
     # name: (factory, becomes ready in this process)
     "master": (_master, True),
@@ -148,15 +155,19 @@ SERVICES: dict[str, tuple[Callable[[str, Path], Service], bool]] = {
     "proxy": (_proxier, False),
     "console": (_console, True),
     "agent": (_agent, True),
+    "agent probes": (_probes, True),
 }
 BOUND = 15.0
 """Seconds a stopped service may take to return from run()."""
 
 
 def _close(service: Service) -> None:
-    client = getattr(service, "client", None)
-    if isinstance(client, Client):
-        client.close()
+    """Close the connections a test made for the service (a service never closes what it was
+    given)."""
+    for name in ("client", "cri"):
+        conn = getattr(service, name, None)
+        if isinstance(conn, Client | CriClient) and not isinstance(service, Agent):
+            conn.close()
 
 
 @pytest.mark.timeout(120)
