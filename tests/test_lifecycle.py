@@ -33,6 +33,7 @@ from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.proxy.proxier import Proxier, ProxyConfig
 from hakube.scheduler import Scheduler
+from hakube.store import fsm as store
 from hakube.testing import pki as testpki
 from hakube.testing.join import token_for
 from hakube.testing.rawstore import InProcessMaster
@@ -252,3 +253,24 @@ def test_run_until_signal_raises_what_run_raised(api: str, tmp_path: Path) -> No
             run_until_signal(second, what="hakube master")
     finally:
         assert running.stop(BOUND)
+
+
+@pytest.mark.timeout(60)
+def test_a_master_removed_from_the_cluster_ends_its_run_with_the_reason(
+    api: str, tmp_path: Path
+) -> None:
+    """A master stops itself (a removed member must never serve stale data): run() returns by
+    raising StartupError with the one line the CLI prints."""
+    master = _master(api, tmp_path)
+    running = Running.start(master)
+    try:
+        assert running.wait_ready(60), repr(running.error)
+        assert master.raft is not None
+        tombstone = ("mr", "m1", master.settings.raft_listen)
+        code, _, _ = master.raft.proposer.submit(tombstone).result(10)
+        assert code == store.OK
+        assert running.join(BOUND), "the removed master kept running"
+        assert isinstance(running.error, StartupError), repr(running.error)
+        assert "m1 was removed from the cluster" in str(running.error)
+    finally:
+        running.stop(BOUND)
