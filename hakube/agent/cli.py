@@ -8,7 +8,6 @@ machine where ``hakube up`` ran, ``hakube agent --node-name n1 --runtime simulat
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from hakube import gctune
 from hakube.agent.config import POD_ROUTE_MODES, AgentSettings, parse_labels, parse_taints
 from hakube.cri.client import DEFAULT_ENDPOINT
+from hakube.lifecycle import run_until_signal
 
 DEFAULT_ROOT = "/var/lib/hakube-agent"
 
@@ -312,14 +312,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 1
     gctune.install()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        agent.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
-        agent.run()
+        run_until_signal(agent, what=f"hakube agent {settings.node_name}")
     except OSError as e:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 1

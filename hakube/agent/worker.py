@@ -725,8 +725,8 @@ class PodSyncer:
     def _write_status(self, pod: pod_pb2.Pod, rec: PodRecord, pod_ip: str, mem: _PodMemory) -> None:
         obs = status.Observed(
             waiting=dict(mem.waiting),
-            ready=self.probes.ready(),
-            started=self.probes.started(),
+            ready=self.probes.ready_results(),
+            started=self.probes.started_results(),
             pod_ip=pod_ip,
             host_ip=self.host_ip,
             runtime=self.runtime_name,

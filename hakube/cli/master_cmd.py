@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -15,7 +16,8 @@ from hakube.apiserver.tokens import DEFAULT_ISSUER
 from hakube.cli import master_flow
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
-from hakube.master import MasterSettings, serve
+from hakube.lifecycle import Running, run_until_signal
+from hakube.master import Master, MasterSettings, tune_process
 from hakube.pki.layout import Pki
 from hakube.store.raft import RaftSettings
 
@@ -290,16 +292,20 @@ def run(args: argparse.Namespace) -> int:
             policy_file=args.audit_policy_file,
         ),
     )
-    comps: list[Component] = []
+    running: list[Running[Component]] = []
 
     def components(pki: Pki, registry: CollectorRegistry) -> None:
         # Started once the master has its PKI (it may have just created the CA); their metrics
         # are served with the master's.
-        comps.extend(start_in_process(args.name, args.api_listen, pki, registry=registry))
+        running.extend(start_in_process(args.name, args.api_listen, pki, registry=registry))
 
     gctune.install()
+    tune_process()
+    master = Master(settings, on_serving=components if args.with_controllers else None)
     try:
-        serve(settings, on_serving=components if args.with_controllers else None)
+        run_until_signal(
+            master, what="hakube master", handlers={signal.SIGHUP: master.reload_encryption}
+        )
     finally:  # a StartupError goes on to hakube.cli.main, which prints it
-        stop_all(comps)
+        stop_all(running)
     return 0

@@ -4,15 +4,14 @@ config (``~/.hakube/config`` by default, as hakubectl)."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Callable
 
 from hakube.client import Client
 from hakube.client.config import ConfigError, load_client_config
 from hakube.console.alerts import PrometheusSettings, ssl_context
 from hakube.console.server import Console
+from hakube.lifecycle import run_until_signal
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -76,13 +75,5 @@ def run(args: argparse.Namespace) -> int:
     with Client(cfg.servers, credentials=creds, timeout=cfg.timeout) as client:
         console = Console(client, args.listen, prometheus)
         print(f"hakube console: open {console.url}", flush=True)
-        stop = threading.Event()
-
-        def on_signal(signum: int, _frame: object) -> None:
-            stop.set()
-            threading.Thread(target=console.stop, daemon=True).start()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        console.serve()
+        run_until_signal(console, what="hakube console")
     return 0

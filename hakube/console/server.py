@@ -48,7 +48,8 @@ MAX_BODY = 64 * 1024
 
 
 class Console:
-    """``hakube console``: serve until ``stop()``."""
+    """``hakube console``, a ``hakube.lifecycle.Service``: ``run()`` serves until
+    ``stop()``."""
 
     def __init__(
         self,
@@ -68,6 +69,9 @@ class Console:
         )
         self.token = secrets.token_urlsafe(24)
         self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self._serving = False
+        self._stop_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"console": self})
         try:
             self.httpd = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
@@ -82,15 +86,31 @@ class Console:
         host, port = str(self.httpd.server_address[0]), self.httpd.server_address[1]
         return f"http://{host}:{port}/login?token={self.token}"
 
-    def serve(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.5)
+    def run(self) -> None:
+        """Serve until ``stop()`` (the socket is bound by the constructor)."""
+        try:
+            with self._stop_lock:  # a stop() sees either a server to shut down or none
+                if self.stopping.is_set():
+                    return
+                self._serving = True
+            self.ready.set()
+            self.httpd.serve_forever(poll_interval=0.5)
+        finally:
+            self.httpd.server_close()
 
     def stop(self) -> None:
-        self.stopping.set()
+        """Idempotent, from any thread (not from a request handler: it waits for the loop)."""
+        with self._stop_lock:
+            if self.stopping.is_set():
+                return
+            self.stopping.set()
+            serving = self._serving
         if self.alerts is not None:
             self.alerts.stop()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if serving:
+            self.httpd.shutdown()
+        else:
+            self.httpd.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
