@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.bench_validation import PODS
 from hakube.api import convert
 from hakube.api.kinds import BY_NAME
 from hakube.api.v1 import core_pb2, pod_pb2, token_pb2
@@ -51,22 +52,8 @@ class _Store:
         return self.items.get((kind, ns, name))
 
 
-POD = {
-    "apiVersion": "v1",
-    "kind": "Pod",
-    "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
-    "spec": {
-        "containers": [
-            {
-                "name": "web",
-                "image": "nginx:1.27",
-                "ports": [{"containerPort": 80}],
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                "readinessProbe": {"httpGet": {"path": "/", "port": 80}},
-            }
-        ]
-    },
-}
+POD = PODS[0]
+"""A typical Deployment's pod, as the validation benchmark measures it."""
 
 
 def _per_op(fn: Callable[[], object], n: int) -> float:

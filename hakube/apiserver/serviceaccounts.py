@@ -64,12 +64,16 @@ _VOLUME = token_volume("")
 """The volume's template: copying it is cheaper than building it for every pod."""
 
 
+_TABLE = bytes(ord(_CHARS[i % len(_CHARS)]) for i in range(256))
+_MOUNT = pod_pb2.VolumeMount(read_only=True, mount_path=MOUNT_PATH)
+
+
 def _suffix(seed: str, taken: set[str]) -> str:
     """Five characters for the volume name, from the request id when there is one (so a
     retried create names the same volume) and not already a volume of the pod."""
-    digest = hashlib.sha256(seed.encode() if seed else os.urandom(16)).digest()
+    digest = hashlib.blake2s(seed.encode() if seed else os.urandom(16), digest_size=32).digest()
     for i in range(0, len(digest) - 4):
-        name = VOLUME_PREFIX + "".join(_CHARS[b % len(_CHARS)] for b in digest[i : i + 5])
+        name = VOLUME_PREFIX + digest[i : i + 5].translate(_TABLE).decode()
         if name not in taken:
             return name
     return _suffix(digest.hex(), taken)
@@ -109,11 +113,15 @@ def admit_create(fsm: StoreFSM, pod: pod_pb2.Pod, *, seed: str = "") -> None:
     vol = spec.volumes.add()
     vol.CopyFrom(_VOLUME)
     vol.name = name
-    mount = pod_pb2.VolumeMount(name=name, read_only=True, mount_path=MOUNT_PATH)
-    for c in (*spec.init_containers, *spec.containers):
-        if any(m.mount_path.rstrip("/") == MOUNT_PATH for m in c.volume_mounts):
-            continue
-        c.volume_mounts.append(mount)
+    for containers in (spec.init_containers, spec.containers):
+        for c in containers:
+            if c.volume_mounts and any(
+                m.mount_path.rstrip("/") == MOUNT_PATH for m in c.volume_mounts
+            ):
+                continue
+            mount = c.volume_mounts.add()
+            mount.CopyFrom(_MOUNT)
+            mount.name = name
 
 
 def keep_on_update(old: pod_pb2.Pod, new: pod_pb2.Pod) -> None:

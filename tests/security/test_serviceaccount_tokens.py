@@ -27,6 +27,7 @@ from hakube.apiserver import serviceaccounts as sa_admission
 from hakube.client import Client, Forbidden, Invalid
 from hakube.client.tokens import create_token
 from hakube.pki import certs, jwt
+from hakube.pki.layout import Pki, PkiError
 from hakube.pki.tls import Credentials
 from hakube.testing.clock import FakeClock
 from hakube.testing.cluster import LocalCluster
@@ -449,3 +450,13 @@ subjects: [{{kind: ServiceAccount, name: robot, namespace: {ns}}}]
     Path(as_robot.kubeconfig).write_text(yaml.safe_dump(doc))
     r = as_robot("get", "pods", "-n", ns)
     assert r.returncode == 1 and "You must be logged in" in r.stderr, r.stderr  # 401
+
+
+def test_the_token_key_is_refused_when_the_ca_key_is_readable_by_others(tmp_path: Path) -> None:
+    pki = Pki(str(tmp_path / "pki"))
+    pki.init_ca()
+    first = jwt.key_id(pki.token_signing_key().public_key())
+    assert jwt.key_id(pki.token_signing_key().public_key()) == first  # derived, not random
+    os.chmod(pki.ca_key, 0o644)
+    with pytest.raises(PkiError, match=r"ca\.key is readable by others .*chmod 600"):
+        pki.token_signing_key()
