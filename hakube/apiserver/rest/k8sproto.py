@@ -205,7 +205,9 @@ def _map(typ: str, entries: list[bytes | int], where: str) -> dict[str, Any]:
 
 
 def _empty(v: bytes | int) -> bool:
-    """The encoding of a Go zero value: 0, an empty string, or a message of empty fields."""
+    """The encoding of a Go zero value: 0, an empty string, or a message of empty fields
+    (Go's protobuf writes every non-pointer struct, so ``status: {}`` arrives as bytes; a
+    string whose bytes happen to read as such a message, e.g. "\\n\\0", would pass too)."""
     if isinstance(v, int):
         return v == 0
     if not v:
