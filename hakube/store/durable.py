@@ -315,7 +315,9 @@ class DurableJournal:
                 match = so._SyncObj__raftMatchIndex
                 with self._state:
                     allowed = durable_commit_index(
-                        self._committed,
+                        # Never below what is applied (so never backwards): the stored value
+                        # may predate hooks installed just after pysyncobj's thread started.
+                        max(self._committed, int(so._SyncObj__raftLastApplied)),
                         index,
                         self.synced_index,
                         [match.get(n, 0) for n in so._SyncObj__otherNodes],
