@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hakube.api import convert, rollout
+from hakube.api import convert, failures, rollout
 from hakube.api.agent.v1 import agent_pb2
 from hakube.api.kinds import Kind, lookup
 from hakube.api.timestamps import rfc3339
@@ -26,15 +26,6 @@ WATCHABLE = (
 HEARTBEAT = 10.0
 """Seconds between comment lines on an idle event stream (a closed browser is noticed)."""
 
-STATUS = {
-    errors.NotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.Conflict: 409,
-    errors.Invalid: 422,
-    errors.Forbidden: 403,
-    errors.Unavailable: 503,
-}
-
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -44,10 +35,8 @@ class ApiError(Exception):
 
 
 def http_status(exc: errors.HakubeError) -> int:
-    for cls, code in STATUS.items():
-        if isinstance(exc, cls):
-            return code
-    return 500
+    """The HTTP status the API's own REST door gives the same failure."""
+    return failures.of_code(exc.code).http if exc.code is not None else 500
 
 
 def kind_of(plural: str) -> Kind:

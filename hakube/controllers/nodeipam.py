@@ -17,8 +17,9 @@ The allocation is therefore a compare-and-swap on one record in the store, the C
 2. only then set ``spec.podCIDR``/``podCIDRs`` on the Node, again conditional on its
    resourceVersion.
 
-A Node that came with a podCIDR of its own (``hakube agent --pod-cidr``) has it recorded, so
-the allocator never hands it out (a Warning event if another Node holds an overlapping range).
+A Node that came with a podCIDR of its own (``hakube agent --pod-cidr``) has it recorded, and
+until then the allocator counts the ranges of the Nodes it knows as taken, so it never hands it
+out (a Warning event if another Node holds an overlapping range).
 Entries whose Node is gone -- deleted, or replaced by a new object of the same name -- are
 released after a fresh list of Nodes shows no owner with that uid; that runs whenever a Node is
 deleted and at the start of every term. A full cluster CIDR is a Warning event
@@ -199,7 +200,11 @@ class NodeIpamController(Controller):
         if mine:
             cidr = mine[0]
         else:
-            free = lowest_free(self.network, self.mask, _networks(record.data))
+            # Ranges Nodes brought with them count as taken even before their entry is
+            # recorded (their own sync may come after this one, e.g. right after a start).
+            given = [n.spec.pod_cidr for n in self.nodes.list() if n.metadata.uid != uid]
+            taken = _networks(record.data) + _networks(_key(c) for c in given if c)
+            free = lowest_free(self.network, self.mask, taken)
             if free is None:
                 msg = (
                     f"no free /{self.mask} left in the cluster CIDR {self.network} for node "

@@ -18,6 +18,7 @@ from hakube.apiserver.objects import ObjectAPI
 from hakube.master.readiness import Readiness
 from hakube.master.settings import MasterSettings, api_advertise
 from hakube.store import datadir
+from hakube.store import ops as store_ops
 from hakube.store.fsm import StoreFSM
 from hakube.store.raft import RaftNode
 
@@ -84,8 +85,10 @@ class MembershipKeeper:
                 continue
             try:
                 if self.fsm.members.get(s.name) != (s.raft_listen, advertise):
-                    await api.propose(("ms", s.name, s.raft_listen, advertise))
+                    await api.propose(store_ops.MemberSelf(s.name, s.raft_listen, advertise))
                 if not self.fsm.cluster_id:
-                    await api.propose(("mc", self.membership.cluster_id or uuid.uuid4().hex[:16]))
+                    await api.propose(
+                        store_ops.ClusterId(self.membership.cluster_id or uuid.uuid4().hex[:16])
+                    )
             except ApiError as exc:
                 log.info("member registration deferred: %s", exc)

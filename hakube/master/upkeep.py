@@ -28,6 +28,7 @@ from hakube.apiserver.ops import OpsServicer
 from hakube.master import keys
 from hakube.master.readiness import Readiness
 from hakube.master.settings import BOOTSTRAP_NAMESPACES, MasterSettings
+from hakube.store import ops as store_ops
 from hakube.store.fsm import StoreFSM
 from hakube.store.leases import LeaseKeeper
 from hakube.store.snapshot import SnapshotError, read_meta
@@ -88,7 +89,7 @@ async def lease_loop(leases: LeaseKeeper, api: ObjectAPI) -> None:
         expired = leases.expired()
         if expired:
             try:
-                await api.propose(("lx", expired))
+                await api.propose(store_ops.LeasesExpired(expired))
             except ApiError:
                 pass
 

@@ -21,6 +21,7 @@ from hakube.lifecycle import Running
 from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.store import fsm as store
+from hakube.store.ops import Create
 from hakube.testing import pki as testpki
 
 
@@ -67,7 +68,9 @@ class InProcessMaster:
         value = obj.SerializeToString(deterministic=True)
         fields = kinds.selectable_fields(kind, obj)
         assert self.master.raft is not None
-        op = ("c", "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields, 0)
+        op = Create(
+            "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields
+        ).wire()
         code, _, _ = self.master.raft.proposer.submit(op).result(10)
         assert code == store.OK, f"raw create of {kind.name} {meta.name}: store answered {code}"
         return str(meta.uid)

@@ -199,8 +199,13 @@ def test_the_overview_names_the_masters_and_the_leader(
     assert leader
     wait_for(lambda: text_of(browser, f'#masters tr[data-name="{leader}"] .role') == "leader",
              30, "the leader marked on the overview")  # fmt: skip
-    rows = browser.find_elements("css selector", "#masters tbody tr")
-    assert sorted(r.get_attribute("data-name") for r in rows) == ["m1", "m2", "m3"]
+
+    def masters() -> list[str]:
+        rows = browser.find_elements("css selector", "#masters tbody tr")
+        return sorted(r.get_attribute("data-name") for r in rows)
+
+    # the rows arrive with the page's live updates, not all in one paint
+    wait_for(lambda: masters() == ["m1", "m2", "m3"], 30, "all three masters listed")
     wait_for(lambda: "healthy" in text_of(browser, "#health"), 10, "health line")
     shoot(browser, "overview", tmp_path)
 

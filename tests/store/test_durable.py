@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from hakube.store import fsm as store
+from hakube.store import ops
 from hakube.store.durable import DurableJournal
 from hakube.testing.raft import InProcessCluster
 from hakube.testing.wait import wait_for
@@ -22,8 +23,8 @@ from hakube.testing.wait import wait_for
 pytestmark = pytest.mark.timeout(120)
 
 
-def submit_all(node: Any, ops: list[store.Op], timeout: float = 20) -> list[store.Result]:
-    futs = [node.proposer.submit(op) for op in ops]
+def submit_all(node: Any, batch: list[store.Op], timeout: float = 20) -> list[store.Result]:
+    futs = [node.proposer.submit(op) for op in batch]
     return [f.result(timeout) for f in futs]
 
 
@@ -57,10 +58,11 @@ def test_no_message_leaves_a_member_before_its_journal_is_synced(
         durables[name] = durable
     leader = c.leader()
     for round_ in range(5):
-        ops = [
-            ("c", "", "Pod", "default", f"p{round_}-{i}", b"x" * 200, {}, {}, 0) for i in range(200)
+        batch = [
+            ops.Create("", "Pod", "default", f"p{round_}-{i}", b"x" * 200, {}, {}, 0).wire()
+            for i in range(200)
         ]
-        assert all(r[0] == store.OK for r in submit_all(leader, ops))
+        assert all(r[0] == store.OK for r in submit_all(leader, batch))
     for node in c.nodes.values():
         wait_for(lambda n=node: n.fsm.revision == 1000, 10, "replicas to apply")
     assert not violations, violations[:3]
@@ -80,8 +82,10 @@ def test_fsync_members_restart_with_every_acknowledged_write(
     leader = c.leader()
     acked = 0
     for i in range(40):  # past the compaction threshold: the dump is synced before the drop
-        ops = [("c", "", "Pod", "default", f"q{i}-{j}", b"y", {}, {}, 0) for j in range(5)]
-        acked += sum(r[0] == store.OK for r in submit_all(leader, ops))
+        batch = [
+            ops.Create("", "Pod", "default", f"q{i}-{j}", b"y", {}, {}, 0).wire() for j in range(5)
+        ]
+        acked += sum(r[0] == store.OK for r in submit_all(leader, batch))
     assert acked == 200
     assert all(n.durable is not None and n.durable.syncs > 0 for n in c.nodes.values())
     c.restart_all_and_expect("Pod", 200)
@@ -96,7 +100,9 @@ def test_a_lone_member_syncs_every_append_before_it_commits(
     wait_for(lambda: node.is_leader(), 10, "the lone member to lead")
     assert node.durable is not None
     for i in range(20):
-        [res] = submit_all(node, [("c", "", "Pod", "default", f"p{i}", b"x", {}, {}, 0)])
+        [res] = submit_all(
+            node, [ops.Create("", "Pod", "default", f"p{i}", b"x", {}, {}, 0).wire()]
+        )
         assert res[0] == store.OK
         assert not node.durable.dirty, f"write {i} acknowledged with an unsynced journal"
     assert node.durable.syncs >= 20
