@@ -10,6 +10,7 @@ import pytest
 from hakube.local.cluster import write_config
 from hakube.testing import pki as testpki
 from hakube.testing.cluster import LocalCluster
+from tests.netshared import shared_netcluster  # noqa: F401  (a session fixture for every area)
 
 
 @pytest.fixture(scope="session", autouse=True)

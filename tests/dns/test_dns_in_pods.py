@@ -26,7 +26,6 @@ from hakube.testing.netnodes import NET_IMAGE, NetCluster
 from hakube.testing.nodeproxy import NodeProxies
 from hakube.testing.wait import wait_for
 from tests.dns.conftest import answers
-from tests.net.conftest import prerequisites
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(240)]
 
@@ -35,37 +34,30 @@ ZONE = f"{NS}.svc.cluster.local"
 
 
 @pytest.fixture(scope="module")
-def net() -> Iterator[tuple[NetCluster, DnsAddress]]:
-    prerequisites()
-    with NetCluster(nodes=0) as c:
-        n1 = c.add_node("n1", start_agent=False)
-        n2 = c.add_node("n2", start_agent=False)
-        for node in (n1, n2):
-            node.start_agent(wait_ready=False)
-        for node in (n1, n2):
-            wait_for(node.ready, 60, f"node {node.name} Ready", interval=0.2)
-        dns = LocalDns(str(c.workdir), c.servers, pki=testpki.shared())
-        addr = DnsAddress(n1.ip, 53)
-        ensure_kube_dns(c.client, [addr])
-        proxies = NodeProxies(c)
-        proxies.start_all()
-        try:
-            dns.start("dns-n1", addr, "--upstream", "none", prefix=n1.argv([]), env=source_env())
-            try:  # the host namespace reaches n1's address over the bridge
-                wait_for(
-                    lambda: (
-                        answers(addr, "kubernetes.default.svc.cluster.local.", "SOA") is not None
-                    ),
-                    30,
-                    "cluster DNS on n1",
-                )
-            except TimeoutError as e:
-                with open(dns.log_path("dns-n1"), errors="replace") as f:
-                    raise TimeoutError(f"{e}; its log:\n{f.read()[-3000:]}") from None
-            yield c, addr
-        finally:
-            proxies.close()
-            dns.stop()
+def net(shared_netcluster: NetCluster) -> Iterator[tuple[NetCluster, DnsAddress]]:
+    """The session's shared nodes (tests/netshared.py), with this module's proxies and DNS."""
+    c = shared_netcluster
+    n1 = c.nodes["n1"]
+    dns = LocalDns(str(c.workdir), c.servers, pki=testpki.shared())
+    addr = DnsAddress(n1.ip, 53)
+    ensure_kube_dns(c.client, [addr])
+    proxies = NodeProxies(c)
+    proxies.start_all()
+    try:
+        dns.start("dns-n1", addr, "--upstream", "none", prefix=n1.argv([]), env=source_env())
+        try:  # the host namespace reaches n1's address over the bridge
+            wait_for(
+                lambda: answers(addr, "kubernetes.default.svc.cluster.local.", "SOA") is not None,
+                30,
+                "cluster DNS on n1",
+            )
+        except TimeoutError as e:
+            with open(dns.log_path("dns-n1"), errors="replace") as f:
+                raise TimeoutError(f"{e}; its log:\n{f.read()[-3000:]}") from None
+        yield c, addr
+    finally:
+        proxies.close()
+        dns.stop()
 
 
 def apply(client: Client, body: dict[str, Any]) -> None:

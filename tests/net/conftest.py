@@ -3,7 +3,9 @@
 
 Other test directories use it too: ``from tests.net.conftest import netcluster_fixture`` and
 ``netcluster = netcluster_fixture(nodes=3)`` in their own conftest or module; tests/net/pods.py
-has pod helpers (a web server naming its pod, waiting for a pod's address). Under CI=true a
+has pod helpers (a web server naming its pod, waiting for a pod's address). Modules that need no
+cluster of their own share one for the whole session instead (tests/netshared.py,
+``shared_netcluster_fixture()``): a cluster costs far more than most tests. Under CI=true a
 missing prerequisite fails the tests; elsewhere it skips them (tests/conftest.py ``require``).
 """
 

@@ -14,12 +14,13 @@ from hakube.api.v1 import pod_pb2
 from hakube.testing.netnodes import NetCluster
 from hakube.testing.netns import ip
 from hakube.testing.wait import wait_for
-from tests.net.conftest import netcluster_fixture, prerequisites
+from tests.net.conftest import prerequisites
+from tests.netshared import SHARED_POD_CIDRS, shared_netcluster_fixture
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(240)]
 
-CIDRS = ["10.244.101.0/24", "10.244.102.0/24"]
-netcluster = netcluster_fixture(nodes=2, pod_cidrs=CIDRS)
+CIDRS = SHARED_POD_CIDRS
+netcluster = shared_netcluster_fixture()
 
 
 def test_each_node_is_its_own_namespace_with_its_own_address_and_runtime(

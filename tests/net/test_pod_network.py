@@ -126,9 +126,20 @@ def test_a_restarted_agent_resyncs_only_its_own_routes(netcluster: NetCluster) -
     )
     n1.run(["ip", "route", "add", "10.244.251.0/24", "via", netcluster.nodes["n2"].ip])
     n1.start_agent()
-    wait_for(
-        lambda: owned_routes(n1) == expected_routes(netcluster, n1), 10, "n1 resynced", interval=0.1
-    )
+    # Within a resync or two (2 s each here); 30 s leaves room for a loaded 2-core machine,
+    # where other test clusters' agents are running too.
+    try:
+        wait_for(
+            lambda: owned_routes(n1) == expected_routes(netcluster, n1),
+            30,
+            "n1 resynced",
+            interval=0.1,
+        )
+    except TimeoutError as e:
+        raise AssertionError(
+            f"{e}: routes {n1.routes()}, expected {expected_routes(netcluster, n1)}\n"
+            f"{n1.agent_log()}"
+        ) from None
     assert any(r.startswith("10.244.251.0/24 ") for r in n1.routes())
     n1.run(["ip", "route", "del", "10.244.251.0/24"])
 

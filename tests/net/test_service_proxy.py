@@ -22,12 +22,12 @@ from hakube.testing import nsthread
 from hakube.testing.netnodes import NET_IMAGE, NetCluster, NetNode
 from hakube.testing.nodeproxy import NodeProxies
 from hakube.testing.wait import wait_for
-from tests.net.conftest import netcluster_fixture
+from tests.netshared import SHARED_POD_CIDRS, shared_netcluster_fixture
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(420)]
 
-POD_CIDRS = ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]
-netcluster = netcluster_fixture(nodes=3, pod_cidrs=POD_CIDRS)
+POD_CIDRS = SHARED_POD_CIDRS
+netcluster = shared_netcluster_fixture()
 
 # Serves its pod name on 8080. A preStop pause keeps a pod serving for 4 s after its deletion
 # (as Kubernetes users do for graceful endpoint removal), so "terminating" and "gone" are apart.

@@ -68,9 +68,12 @@ class Machine:
         return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv]
 
     def close(self) -> None:
-        kill_namespace(self.netns)
+        """After ``hakube up`` is gone: containerd removes its sandboxes (their netns files,
+        mounts, cgroups) and stops; then whatever still runs in the namespace is killed, and
+        the namespace -- with the pod bridge, routes and the proxy's nft table -- deleted."""
         if self.containerd is not None:
             self.containerd.stop()
+        kill_namespace(self.netns)
         for m in tmpfs.mounts_under(self.workdir):
             tmpfs.unmount(m)
         ip("netns", "del", self.netns, check=False)
