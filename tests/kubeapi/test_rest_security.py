@@ -108,3 +108,26 @@ def test_the_cluster_ca_admin_is_served_and_errors_are_status_objects(
         404,
     )
     assert status["details"] == {"name": "none", "kind": "pods"}
+
+
+def test_a_request_without_credentials_is_refused_before_its_body_is_read(
+    cluster: LocalCluster,
+) -> None:
+    """No certificate and no bearer token: 401 at once, without waiting for the body it
+    announces (an anonymous peer cannot make a master buffer anything)."""
+    host, _, port = cluster.masters[0].k8s_api.rpartition(":")
+    ctx = _context(cluster.credentials.ca, None)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            s.sendall(
+                b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+            )
+            data = b""
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 401"), data[:200]
+    assert b'"reason": "Unauthorized"' in data

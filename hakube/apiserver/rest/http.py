@@ -21,6 +21,7 @@ each request head within ``timeout`` seconds, an idle keep-alive connection clos
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +55,21 @@ REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+_NO_CREDENTIALS = json.dumps(
+    {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "no client certificate and no bearer token: the API requires a certificate "
+        "from the cluster CA or a ServiceAccount token (see docs/security.md)",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
+).encode()
+"""The answer to a request that carries no credential at all (the handler's words for it)."""
 
 
 @dataclass
@@ -190,6 +206,10 @@ class HttpServer:
                     headers[k.strip().lower()] = v.strip()
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 await _send(writer, Response(411, b"chunked request bodies are not accepted\n"))
+                return
+            if not cert and not headers.get("authorization", "").lower().startswith("bearer "):
+                # Neither credential: refused before a byte of the body is read.
+                await _send(writer, Response(401, _NO_CREDENTIALS), close=True)
                 return
             try:
                 size = int(headers.get("content-length", "0"))
