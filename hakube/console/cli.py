@@ -8,34 +8,38 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hakube.client import Client
 from hakube.client.config import ConfigError, load_client_config
 from hakube.console.server import Console
+from hakube.settings import add_flags, setting
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """``hakube console``."""
+
+    listen: str = "127.0.0.1:8001"
+    """Loopback HOST:PORT to serve on (port 0 picks one)."""
+    client_config: str = setting("", metavar="FILE")
+    """Client config whose user the console acts as (empty: ~/.hakube/config)."""
+    server: str = setting("", aliases=("-s",), metavar="HOST:PORT")
+    """Masters HOST:PORT[,...], overriding the client config's."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[ConsoleSettings], int]]:
     p = sub.add_parser(
         "console",
         help="serve the web console on loopback, acting with a client config's credentials",
     )
-    p.add_argument(
-        "--listen",
-        default="127.0.0.1:8001",
-        help="loopback HOST:PORT to serve on (port 0 picks one; default 127.0.0.1:8001)",
-    )
-    p.add_argument(
-        "--client-config",
-        default=None,
-        help="client config whose user the console acts as (default: ~/.hakube/config)",
-    )
-    p.add_argument("-s", "--server", default=None, help="masters HOST:PORT[,...] (overrides)")
+    add_flags(p, ConsoleSettings)
     return {"console": run}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: ConsoleSettings) -> int:
     try:
-        cfg = load_client_config(args.client_config, server=args.server)
+        cfg = load_client_config(args.client_config or None, server=args.server or None)
         creds = cfg.credentials()
     except ConfigError as exc:
         print(f"hakube console: {exc}", file=sys.stderr)
