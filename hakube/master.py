@@ -68,10 +68,8 @@ log = logging.getLogger("hakube.master")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def parse_peers(text: str | dict[str, str]) -> dict[str, str]:
-    """``n2=127.0.0.1:7002,n3=127.0.0.1:7003`` (or that YAML mapping) -> {"n2": ...}."""
-    if isinstance(text, dict):
-        text = ",".join(f"{k}={v}" for k, v in text.items())
+def parse_peers(text: str) -> dict[str, str]:
+    """``n2=127.0.0.1:7002,n3=127.0.0.1:7003`` -> {"n2": "127.0.0.1:7002", ...}."""
     peers: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, addr = part.partition("=")

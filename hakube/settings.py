@@ -73,6 +73,9 @@ class Spec:
     valued: bool = False
     """A bool flag that takes a value (``--x=false``), as Kubernetes' components have them."""
     metavar: str = ""
+    fallback: Callable[[], Any] | None = None
+    """Computes the value when no flag, variable or file sets it (e.g. from the client
+    config); document it with ``shown``."""
     shown: str = ""
     """The default as documented, when the value depends on the machine (e.g. its cores)."""
 
@@ -236,7 +239,7 @@ def _metavar(leaf: Leaf) -> str:
     if leaf.kind is int:
         return "N"
     if leaf.kind is float:
-        return "SECONDS" if "second" in leaf.help.lower() else "X"
+        return "SECONDS" if "second" in leaf.help.lower() else "NUMBER"
     last = leaf.name.split("-")[-1]
     named = {"listen": "HOST:PORT", "servers": "HOST:PORT,...", "dir": "DIR", "path": "FILE"}
     return named.get(last, "FILE" if last in ("file", "config") else last.upper())
@@ -310,6 +313,9 @@ def resolve(
             raw, source = environ[leaf.env], leaf.env
         elif leaf.key in file_values:
             raw, source = file_values[leaf.key], f"config file {file_name}".strip()
+        elif leaf.spec.fallback is not None:
+            values[leaf.path] = leaf.spec.fallback()
+            continue
         else:
             continue
         values[leaf.path] = _checked(leaf, _convert(leaf, raw, source), source)
@@ -330,6 +336,8 @@ def _where(leaf: Leaf, source: str) -> str:
 def _convert(leaf: Leaf, raw: Any, source: str) -> Any:
     try:
         if leaf.spec.parse is not None:
+            if isinstance(raw, dict):  # a YAML mapping for a NAME=VALUE,... setting
+                raw = ",".join(f"{k}={v}" for k, v in raw.items())
             if isinstance(raw, list):
                 raw = ",".join(map(str, raw))
             return leaf.spec.parse(raw)

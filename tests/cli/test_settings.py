@@ -31,11 +31,22 @@ SAMPLES = {
     "controllers": "job,podgc",
     "peers": "m2=127.0.0.1:7002,m3=127.0.0.1:7003",
     "cert-sans": "10.0.0.100,vip.example",
+    "servers": "10.0.0.1:6443,10.0.0.2:6443",
+    "labels": "zone=a,rack=r1",
+    "register-with-taints": "gpu=yes:NoSchedule",
+    "cluster-dns": "10.96.0.11",
+    "pod-cidr": "10.244.5.0/24",
 }
 
 # Settings a daemon requires, given as flags unless the one under test is among them.
 REQUIRED = {
-    "master": {"--name": "m1", "--data-dir": "/var/lib/m1", "--raft-listen": "127.0.0.1:7001"}
+    "master": {"--name": "m1", "--data-dir": "/var/lib/m1", "--raft-listen": "127.0.0.1:7001"},
+    "agent": {"--node-name": "n1", "--servers": "127.0.0.1:6443"},
+}
+# Settings that only go together: testing one gives the other too.
+COMPANIONS = {
+    "--token": ("--ca-cert-hash", "sha256:" + "0" * 64),
+    "--ca-cert-hash": ("--token", "abcdef.0123456789abcdef"),
 }
 
 DAEMONS = [(name, cls) for name, cls in daemons() if not name.startswith("(")]
@@ -87,6 +98,8 @@ def settings_of(argv: list[str], leaf: Leaf | None = None) -> Any:
         if leaf is None or f != leaf.flag
         for w in (f, v)
     ]
+    if leaf is not None and leaf.flag in COMPANIONS:
+        extra += COMPANIONS[leaf.flag]
     i = argv.index(command) + 1
     return parse([*argv[:i], *extra, *argv[i:]], PARSER)[2]
 
