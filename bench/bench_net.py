@@ -7,7 +7,16 @@ in network namespaces on one bridge, each with its own containerd and agent), th
 * node-to-node: ``iperf3 -s`` in node 2's namespace, ``iperf3 -c`` from node 1's, to node 2's
   address -- the bridge path every packet between nodes takes;
 * pod-to-pod: the same between a pod on node 1 and a pod on node 2, by pod address: the
-  packets also cross each node's pod bridge and veth and are routed by the host-gw routes.
+  packets also cross each node's pod bridge and veth and are routed by the host-gw routes;
+* pod-to-Service: from the pod on node 1 to the ClusterIP of a Service whose one endpoint is
+  the pod on node 2: the first packet of the connection is DNATed by ``hakube proxy``'s
+  nftables rules, the rest by conntrack.
+
+Every node runs ``hakube proxy`` (as a real node would; ``--no-proxy`` leaves it out and the
+pod-to-Service path with it), so the pod paths pay for its hooks and for conntrack.
+``--bridge-nf-call-iptables 0|1`` sets that sysctl in every node namespace first (the kernel's
+default with br_netfilter loaded is 1: bridged frames traverse the IP netfilter hooks, which
+Services need when a pod reaches a Service endpoint on its own bridge).
 
 iperf3 is the host's (Debian ``iperf3``, scripts/install/iperf3.sh), run inside each pod's
 network namespace with ``nsenter`` (the test image has no iperf3; ``NetNode.pod_argv``). The
@@ -34,6 +43,7 @@ from hakube.client.config import ENV_CONFIG
 from hakube.local.cluster import write_config
 from hakube.testing import pki as testpki
 from hakube.testing.netnodes import NET_IMAGE, NetCluster, missing_prerequisites
+from hakube.testing.nodeproxy import NodeProxies
 from hakube.testing.wait import wait_for
 
 TARGET_COST = 0.10
@@ -74,7 +84,7 @@ def _sleeper(name: str, node: str) -> object:
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name, "namespace": "default", "labels": {"bench": name}},
             "spec": {
                 "nodeName": node,
                 "terminationGracePeriodSeconds": 1,
@@ -84,9 +94,45 @@ def _sleeper(name: str, node: str) -> object:
     )
 
 
-def run(duration: float, rounds: int) -> dict[str, object]:
+def _service(client: object, target: str) -> str:
+    """A Service whose one endpoint is pod ``target`` (iperf3's port); its ClusterIP once it
+    is allocated and the Endpoints list the pod."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "iperf", "namespace": "default"},
+        "spec": {"selector": {"bench": target}, "ports": [{"port": PORT, "targetPort": PORT}]},
+    }
+    client.apply(body)  # type: ignore[attr-defined]
+
+    def ready() -> bool:
+        try:
+            ep = client.endpoints.get("iperf", namespace="default")  # type: ignore[attr-defined]
+        except Exception:
+            return False
+        svc = client.services.get("iperf", namespace="default")  # type: ignore[attr-defined]
+        return bool(svc.spec.cluster_ip) and any(s.addresses for s in ep.subsets)
+
+    wait_for(ready, 60, "the iperf Service's ClusterIP and endpoint", 0.2)
+    svc = client.services.get("iperf", namespace="default")  # type: ignore[attr-defined]
+    return str(svc.spec.cluster_ip)
+
+
+def _set_bridge_nf(c: NetCluster, value: str) -> None:
+    for node in c.nodes.values():
+        node.run(["sysctl", "-qw", f"net.bridge.bridge-nf-call-iptables={value}"])
+
+
+def run(
+    duration: float, rounds: int, *, proxy: bool = True, bridge_nf: str = ""
+) -> dict[str, object]:
     with NetCluster(nodes=2) as c:
         n1, n2 = c.nodes["n1"], c.nodes["n2"]
+        if bridge_nf:
+            _set_bridge_nf(c, bridge_nf)
+        proxies = NodeProxies(c)
+        if proxy:
+            proxies.start_all()
         for node in ("n1", "n2"):
             c.client.pods.create(_sleeper(f"iperf-{node}", node))  # type: ignore[arg-type]
 
@@ -98,22 +144,42 @@ def run(duration: float, rounds: int) -> dict[str, object]:
             wait_for(lambda node=node: running(f"iperf-{node}"), 60, f"pod on {node}", 0.2)
         pod_ip = c.client.pods.get("iperf-n2", namespace="default").status.pod_ip
         into_pod = {n: c.nodes[n].pod_argv(f"iperf-{n}", []) for n in ("n1", "n2")}
+        service_ip = _service(c.client, "iperf-n2") if proxy else ""
+        if proxy:  # the proxies of both nodes have the Service programmed
+            want = f"{service_ip} . tcp . {PORT}"
+            for node in (n1, n2):
+                wait_for(
+                    lambda node=node: want in node.run(["nft", "list", "ruleset"]).stdout,
+                    30,
+                    f"the Service programmed on {node.name}",
+                    0.2,
+                )
         cpu = CpuMeter()
         cpu.start()
-        nodes, pods = [], []
+        paths: dict[str, list[float]] = {"node": [], "pod": [], "service": []}
         for _ in range(rounds):
-            nodes.append(_iperf(n2.argv([]), n1.argv([]), n2.ip, duration))
-            pods.append(_iperf(into_pod["n2"], into_pod["n1"], pod_ip, duration))
+            paths["node"].append(_iperf(n2.argv([]), n1.argv([]), n2.ip, duration))
+            paths["pod"].append(_iperf(into_pod["n2"], into_pod["n1"], pod_ip, duration))
+            if proxy:
+                paths["service"].append(
+                    _iperf(into_pod["n2"], into_pod["n1"], service_ip, duration)
+                )
         foreign = round(cpu.stop().foreign, 2)
-    node_bps, pod_bps = statistics.median(nodes), statistics.median(pods)
+        proxies.close()
+    node_bps, pod_bps = statistics.median(paths["node"]), statistics.median(paths["pod"])
+    svc_bps = statistics.median(paths["service"]) if paths["service"] else 0.0
     cost = 1 - pod_bps / node_bps
     return {
         "node_to_node_gbit_s": round(node_bps / 1e9, 3),
         "pod_to_pod_gbit_s": round(pod_bps / 1e9, 3),
+        "pod_to_service_gbit_s": round(svc_bps / 1e9, 3),
         "cost": round(cost, 4),
+        "service_cost": round(1 - svc_bps / node_bps, 4) if svc_bps else None,
         "target_cost": TARGET_COST,
         "met": cost <= TARGET_COST,
-        "rounds": {"node": nodes, "pod": pods},
+        "proxy": proxy,
+        "bridge_nf_call_iptables": bridge_nf or "default",
+        "rounds": paths,
         "duration_s": duration,
         "foreign_cpu": foreign,
     }
@@ -124,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per iperf3 run")
     p.add_argument("--rounds", type=int, default=3, help="runs per path (median kept)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
+    p.add_argument(
+        "--no-proxy", action="store_true", help="no hakube proxy on the nodes (no Service path)"
+    )
+    p.add_argument(
+        "--bridge-nf-call-iptables",
+        choices=["0", "1"],
+        default="",
+        help="set net.bridge.bridge-nf-call-iptables in the node namespaces first",
+    )
     args = p.parse_args(argv)
     missing = missing_prerequisites() + ([] if shutil.which("iperf3") else ["iperf3"])
     if missing:
@@ -133,14 +208,20 @@ def main(argv: list[str] | None = None) -> int:
         conf = os.path.join(tmp, "admin.conf")  # agents join with a token made as the admin
         write_config(conf, testpki.shared(), [])
         os.environ[ENV_CONFIG] = conf
-        result = run(args.duration, args.rounds)
+        result = run(
+            args.duration,
+            args.rounds,
+            proxy=not args.no_proxy,
+            bridge_nf=args.bridge_nf_call_iptables,
+        )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
             f"node-to-node {result['node_to_node_gbit_s']} Gbit/s, pod-to-pod "
             f"{result['pod_to_pod_gbit_s']} Gbit/s: cost {float(result['cost']):.1%} "  # type: ignore[arg-type]
-            f"(target <= {TARGET_COST:.0%}; foreign CPU {result['foreign_cpu']} cores)"
+            f"(target <= {TARGET_COST:.0%}), pod-to-Service {result['pod_to_service_gbit_s']} "
+            f"Gbit/s; foreign CPU {result['foreign_cpu']} cores"
         )
     return 0
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 
 from bench import machine
 from bench.etcd_cluster import EtcdSystem
+from bench.hakube_batch import HakubeBatchSystem
 from bench.hakube_system import PLAIN_REV, HakubePlainSystem, HakubeSystem
 from bench.report import (
     TlsPair,
@@ -53,6 +54,7 @@ from bench.target import System
 
 SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
     "hakube": lambda args: HakubeSystem(data_root=args.data_root),
+    "hakube-batch": lambda args: HakubeBatchSystem(data_root=args.data_root),
     "hakube-plain": lambda args: HakubePlainSystem(
         data_root=args.data_root, tree=args.plain_tree, rev=args.plain_rev
     ),
@@ -62,14 +64,15 @@ SYSTEMS: dict[str, Callable[[argparse.Namespace], System]] = {
 """Systems the benchmark can run, by report name; each factory gets the parsed arguments.
 A system with a ``close()`` method has it called once the run is over, however it ends."""
 
-REPORT_SYSTEMS = ("hakube", "hakube-plain", "etcd-tls", "etcd")
+REPORT_SYSTEMS = ("hakube", "hakube-batch", "hakube-plain", "etcd-tls", "etcd")
 """Columns of the report, whether or not each system ran."""
 
 BASELINE = "etcd"
 """The peer every other system is expressed as a multiple of."""
 
-RATIOS = (("hakube", "etcd-tls"), ("hakube-plain", "etcd"))
-"""The load table's ratios: each hakube against the etcd with the same transport security."""
+RATIOS = (("hakube", "etcd-tls"), ("hakube-plain", "etcd"), ("hakube-batch", "etcd-tls"))
+"""The load table's ratios: each hakube against the etcd with the same transport security
+(hakube-batch: hakube's client coalescing writes into Batch calls, against etcd's stubs)."""
 
 TLS_PAIRS = (
     TlsPair("hakube", tls="hakube", plain="hakube-plain"),

@@ -148,6 +148,7 @@ class HakubeSystem:
     name = "hakube"
     version = hakube.__version__
     fsync_modes: Sequence[bool] = (True, False)
+    cluster_class: type[HakubeCluster] = HakubeCluster
 
     def __init__(self, data_root: str | None = None) -> None:
         self.data_root = data_root
@@ -158,7 +159,7 @@ class HakubeSystem:
             local = LocalCluster(d, 3, extra_args=["--fsync"] if fsync else ["--no-fsync"])
             try:
                 await asyncio.to_thread(local.start_all, 60.0)
-                cluster = HakubeCluster(local, credentials=local.credentials, name=self.name)
+                cluster = self.cluster_class(local, credentials=local.credentials, name=self.name)
                 await cluster.wait_writable()
                 yield cluster
             finally:

@@ -24,12 +24,13 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from hakube.agent import join, network, volumes, vxlan
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.metrics import AgentMetrics
+from hakube.agent.podcgroup import PodCgroups
 from hakube.agent.probes import ProbeManager
 from hakube.agent.queue import WorkQueue
 from hakube.agent.routes import PodRoutes
@@ -45,11 +46,12 @@ from hakube.cri.errors import CriError
 from hakube.cri.simulated import SimulatedCri, SimulatedRuntime
 from hakube.cri.v1 import api_pb2 as cri_pb
 from hakube.httpendpoint import new_registry, serve_http
-from hakube.lifecycle import StartupError
+from hakube.lifecycle import Running, Service, StartupError, stop_all
 from hakube.pki.layout import NodePki
 from hakube.pki.tls import scrape_refusal, server_context
 
 log = logging.getLogger("hakube.agent")
+P = TypeVar("P", bound=Service)
 
 RUNNING = cri_pb.CONTAINER_RUNNING
 SANDBOX_READY = cri_pb.SANDBOX_READY
@@ -76,6 +78,8 @@ class Agent:
         self.s = settings
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._parts: list[Running[Any]] = []
+        """The agent's own services (API server, probes, pod routes), stopped together."""
         self._sim: SimulatedCri | None = None
         self.host_ip = nodemod.node_ip(settings.node_ip)
         # The node's certificate first (joining with the token if it has none): a failed join
@@ -101,6 +105,12 @@ class Agent:
             self.cri = CriClient(self._sim.endpoint)
         else:
             self.cri = CriClient(settings.cri_endpoint)
+        self.cgroups: PodCgroups | None = None
+        if settings.pod_cgroup_parent and self._sim is None and settings.runtime != "simulated":
+            try:
+                self.cgroups = PodCgroups(settings.pod_cgroup_parent, settings.node_name)
+            except ValueError as e:
+                raise StartupError(f"--pod-cgroup-parent: {e}") from e
         self.client = Client(list(settings.servers), credentials=credentials)
         self.renewer = join.CertRenewer(
             node_pki,
@@ -145,6 +155,8 @@ class Agent:
 
     def run(self) -> None:
         try:
+            if self._stop.is_set():
+                return  # stopped before it ran: only release what __init__ made
             self._start()
             self._stop.wait()
         finally:
@@ -177,7 +189,7 @@ class Agent:
         self._start_metrics()
         version = self._wait_runtime()
         self.runtime_name = version.runtime_name
-        port = self.server.start()
+        port = self._start_part(self.server, "agent-api").port
         self.reporter = nodemod.NodeReporter(
             self.client,
             self.s,
@@ -206,7 +218,7 @@ class Agent:
                 on_own_cidr=self._setup_network,
                 mode=self.s.pod_routes,
             )
-            self.routes.start()
+            self._parts.append(Running.start(self.routes, name="pod-routes"))
         self.syncer = PodSyncer(
             settings=self.s,
             client=self.client,
@@ -219,9 +231,10 @@ class Agent:
             pod_lookup=self._pod,
             node_capacity=(self.capacity.cpu_millis, self.capacity.memory_bytes),
             on_started=self.metrics.pod_start.observe,
+            cgroups=self.cgroups,
         )
         self.metrics.waiting_source = self.syncer.waiting_reasons
-        self.probes.start()
+        self._start_part(self.probes, "probes")
         self.pods.add_handlers(
             on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod
         )
@@ -229,11 +242,14 @@ class Agent:
         while not self._stop.is_set() and not self.pods.wait_for_sync(1):
             pass
         if self.pods.wait_for_sync(0):  # a complete list: what is not in it is gone
-            gone = volumes.sweep(self.s.root_dir, {p.metadata.uid for p in self.pods.list()})
+            live = {p.metadata.uid for p in self.pods.list()}
+            gone = volumes.sweep(self.s.root_dir, live)
             if gone:
                 log.info(
                     "removed the volumes of %d pods deleted while the agent was away", len(gone)
                 )
+            if self.cgroups is not None and (gone := self.cgroups.sweep(live)):
+                log.info("removed the cgroups of %d pods deleted while away", len(gone))
         for i in range(self.s.workers):
             self._spawn(self._work, f"pod-worker-{i}")
         self._spawn(self._relist, "relist")
@@ -333,6 +349,15 @@ class Agent:
                 if self._stop.wait(2):
                     raise StartupError("stopped while waiting for the runtime") from e
 
+    def _start_part(self, part: P, name: str) -> P:
+        """Run one of the agent's own services on a thread; returns it once it serves (what
+        it raised if it could not start)."""
+        running = Running.start(part, name=name)
+        self._parts.append(running)
+        if not running.wait_ready(30):
+            raise running.error or StartupError(f"hakube agent: {name} did not start in 30 s")
+        return part
+
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
@@ -345,11 +370,8 @@ class Agent:
         self.pods.stop()
         for t in self._threads:
             t.join(5)
-        self.probes.stop()
+        stop_all(self._parts, 5)  # the probes, the agent API, the pod routes
         self.events.close()
-        self.server.stop()
-        if self.routes is not None:
-            self.routes.stop()
         for http in self._http:
             http.shutdown()
         if self.syncer is not None:

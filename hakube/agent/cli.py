@@ -9,14 +9,13 @@ config's masters, so on a machine where ``hakube up`` ran,
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from hakube import gctune
 from hakube.agent.config import AgentSettings
+from hakube.lifecycle import run_until_signal
 from hakube.settings import add_flags, group
 
 
@@ -55,14 +54,8 @@ def run(args: AgentCommandSettings) -> int:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 1
     gctune.install()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        agent.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
-        agent.run()
+        run_until_signal(agent, what=f"hakube agent {settings.node_name}")
     except OSError as e:
         print(f"hakube agent: {e}", file=sys.stderr)
         return 1

@@ -162,6 +162,12 @@ class AgentSettings:
     development and the simulated runtime, where the agent may not be root. Off: a pod whose
     secret volume cannot get a tmpfs waits with the error (Secrets never touch the disk)."""
 
+    pod_cgroup_parent: str = ""
+    """Where each pod gets a cgroup of its own, ``<parent>/<node>/pod<uid>`` (cgroupfs
+    paths, e.g. "/hakube"), limited by the pod's ``spec.resources`` (hakube.agent.podcgroup).
+    Empty: off, the runtime places containers itself and pod-level limits are only reserved
+    by the scheduler. Real runtimes only; needs root and containerd's cgroupfs driver."""
+
     usage_interval: float = 15.0
     """Seconds between writes of pods' CPU usage annotations for the autoscaler; 0: off."""
 

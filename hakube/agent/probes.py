@@ -65,7 +65,8 @@ class ProbeManager:
         self._workers: dict[tuple[str, str], _Worker] = {}
         self._seq = 0
         self._stopped = False
-        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        """Set once the schedule runs (a ``hakube.lifecycle.Service``)."""
         self.on_result: Callable[[str, bool], None] | None = None
         """Called with (probe kind, passed) after every probe run (metrics)."""
 
@@ -77,11 +78,11 @@ class ProbeManager:
             w = self._workers.get((cid, kind))
             return None if w is None else w.result
 
-    def ready(self) -> dict[str, bool]:
+    def ready_results(self) -> dict[str, bool]:
         with self._cond:
             return {cid: w.result for (cid, k), w in self._workers.items() if k == "readiness"}
 
-    def started(self) -> dict[str, bool]:
+    def started_results(self) -> dict[str, bool]:
         with self._cond:
             return {cid: w.result for (cid, k), w in self._workers.items() if k == "startup"}
 
@@ -132,28 +133,32 @@ class ProbeManager:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="probes", daemon=True)
-        self._thread.start()
+    def run(self) -> None:
+        """Run probes when due until ``stop()`` (the agent runs it with ``Running``)."""
+        try:
+            with self._cond:
+                if self._stopped:
+                    return
+                self.ready.set()
+                self._schedule()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self) -> None:
-        with self._cond:
-            while not self._stopped:
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, w = heapq.heappop(self._heap)
-                    if not w.stopped:
-                        self._pool.submit(self._probe, w)
-                wait = self._heap[0][0] - now if self._heap else None
-                self._cond.wait(wait)
+    def _schedule(self) -> None:
+        """The loop of ``run()``; called holding ``_cond``, which it releases while it waits."""
+        while not self._stopped:
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, w = heapq.heappop(self._heap)
+                if not w.stopped:
+                    self._pool.submit(self._probe, w)
+            wait = self._heap[0][0] - now if self._heap else None
+            self._cond.wait(wait)
 
     def _probe(self, w: _Worker) -> None:
         ok, message = run_probe(self.cri, w.cid, w.container, w.probe, w.host)

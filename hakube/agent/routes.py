@@ -89,8 +89,9 @@ def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
 
 
 class PodRoutes:
-    """See the module docstring. ``start()`` returns at once; ``stop()`` is idempotent. The
-    routes stay when the agent stops (pods keep running and reachable while it is away)."""
+    """See the module docstring. A ``hakube.lifecycle.Service``: ``run()`` keeps the routes
+    until ``stop()``; ``ready`` once the node cache synced. The routes stay when the agent
+    stops (pods keep running and reachable while it is away)."""
 
     def __init__(
         self,
@@ -114,25 +115,26 @@ class PodRoutes:
         self.nodes: Any = client.nodes.informer()
         self._dirty = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()
         self._failed: dict[str, str] = {}
         self._forwarding = False
         self.own_cidr = ""
 
-    def start(self) -> None:
+    def run(self) -> None:
+        if self._stop.is_set():
+            return
         self.nodes.add_handlers(
             on_add=self._changed, on_update=self._updated, on_delete=self._changed
         )
         self.nodes.start()
-        self._thread = threading.Thread(target=self._run, name="pod-routes", daemon=True)
-        self._thread.start()
+        try:
+            self._keep()
+        finally:
+            self.nodes.stop()
 
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
-        self.nodes.stop()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _changed(self, node: core_pb2.Node) -> None:
         self._dirty.set()
@@ -142,9 +144,11 @@ class PodRoutes:
         if (old.spec.pod_cidr, internal_ip(old)) != (new.spec.pod_cidr, internal_ip(new)):
             self._dirty.set()
 
-    def _run(self) -> None:
+    def _keep(self) -> None:
         while not self._stop.is_set() and not self.nodes.wait_for_sync(1):
             pass
+        if not self._stop.is_set():
+            self.ready.set()
         while not self._stop.is_set():
             try:
                 self.sync()

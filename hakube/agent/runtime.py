@@ -108,7 +108,11 @@ def sandbox_config(
     host_network: bool,
     log_directory: str,
     dns: pb.DNSConfig | None = None,
+    cgroup_parent: str = "",
+    resources: pb.LinuxContainerResources | None = None,
 ) -> pb.PodSandboxConfig:
+    """The sandbox of ``pod``; ``cgroup_parent``/``resources``: its pod cgroup
+    (hakube.agent.podcgroup), empty when pod cgroups are off."""
     ports = [
         pb.PortMapping(
             protocol={"UDP": pb.UDP, "SCTP": pb.SCTP}.get(p.protocol, pb.TCP),
@@ -132,6 +136,8 @@ def sandbox_config(
         port_mappings=ports,
         dns=dns,
         share_pid=pod.spec.share_process_namespace,
+        cgroup_parent=cgroup_parent,
+        resources=resources,
     )
 
 

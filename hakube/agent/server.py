@@ -17,6 +17,7 @@ that the API no longer knows, or of an instance before a restart (``previous``),
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -38,6 +39,7 @@ from hakube.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.cri.errors import CriError, NotFound
 from hakube.cri.logs import parse
 from hakube.cri.v1 import api_pb2 as pb
+from hakube.lifecycle import StartupError
 from hakube.pki import certs, files, names
 from hakube.pki.layout import NodePki, normalize_host
 from hakube.pki.tls import TlsFiles, identity_of_pem, server_credentials
@@ -221,9 +223,9 @@ def serving_files(pki: NodePki, node: str, address: str) -> TlsFiles:
 
 
 class AgentServer:
-    """The NodeAgent gRPC server; ``port`` is known after ``start()``. It serves TLS with the
-    node's certificate from ``pki``. ``address``: the node address the masters dial (for the
-    certificate check)."""
+    """The NodeAgent gRPC server, a ``hakube.lifecycle.Service``; ``port`` is known once
+    ``ready``. It serves TLS with the node's certificate from ``pki``. ``address``: the node
+    address the masters dial (for the certificate check)."""
 
     def __init__(
         self,
@@ -239,6 +241,8 @@ class AgentServer:
         self.pki = pki
         self.address = address
         self.port = 0
+        self.ready = threading.Event()
+        self._stop = threading.Event()
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-api")
         )
@@ -246,13 +250,20 @@ class AgentServer:
         self.usage = UsageSampler(view.cri, view.node, simulated=simulated)
         agent_pb2_grpc.add_NodeAgentServicer_to_server(_Servicer(view, self.usage), self._server)
 
-    def start(self) -> int:
+    def run(self) -> None:
+        """Serve until ``stop()``; ``StartupError`` if the address cannot be used."""
+        if self._stop.is_set():
+            return
         tls = serving_files(self.pki, self.view.node, self.address)
         self.port = self._server.add_secure_port(self.listen, server_credentials(tls))
         if not self.port:
-            raise OSError(f"agent API: cannot listen on {self.listen}")
+            raise StartupError(f"hakube agent: cannot listen on {self.listen} for the agent API")
         self._server.start()
-        return self.port
+        self.ready.set()
+        try:
+            self._stop.wait()
+        finally:
+            self._server.stop(1).wait(5)
 
     def stop(self) -> None:
-        self._server.stop(1).wait(5)
+        self._stop.set()

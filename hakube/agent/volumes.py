@@ -8,10 +8,11 @@ agent writes these directories; containers see configMap, secret, projected and 
 volumes read-only.
 
 Secret data stays off the node's disk: a secret volume, and a projected volume with a secret
-source, is a tmpfs mounted on its directory (``hakube.agent.tmpfs``) before anything is written,
-and its files are 0400 unless the pod gives a mode. If the tmpfs cannot be mounted, the pod's
-containers wait with that error, unless the agent runs with ``secret_volumes_on_disk`` (a
-development and simulated-runtime setting). ``remove`` and ``sweep`` unmount before deleting.
+or a ServiceAccount token source (``hakube.agent.satokens``), is a tmpfs mounted on its
+directory (``hakube.agent.tmpfs``) before anything is written, and its files are 0400 unless
+the pod gives a mode. If the tmpfs cannot be mounted, the pod's containers wait with that
+error, unless the agent runs with ``secret_volumes_on_disk`` (a development and
+simulated-runtime setting). ``remove`` and ``sweep`` unmount before deleting.
 
 A missing ConfigMap or Secret that is not optional raises ``env.ConfigError``: the container
 waits with reason CreateContainerConfigError until it exists.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +149,13 @@ def _downward(
 
 
 def holds_secrets(v: pod_pb2.Volume) -> bool:
-    """Whether the volume's files come (partly) from a Secret."""
+    """Whether the volume's files come (partly) from a Secret or are a ServiceAccount token."""
     return v.HasField("secret") or (
-        v.HasField("projected") and any(src.HasField("secret") for src in v.projected.sources)
+        v.HasField("projected")
+        and any(
+            src.HasField("secret") or src.HasField("service_account_token")
+            for src in v.projected.sources
+        )
     )
 
 
@@ -172,11 +178,23 @@ def _secret_dir(d: Path, volume: str, on_disk: bool) -> None:
         ) from e
 
 
+TokenSource = Callable[[pod_pb2.Pod, pod_pb2.ServiceAccountTokenProjection], bytes]
+"""The current ServiceAccount token for a projection (hakube.agent.satokens); ConfigError when
+the masters refuse one."""
+
+
 def prepare(
-    pod: pod_pb2.Pod, root: str, lookup: Lookup, facts: PodFacts, *, secrets_on_disk: bool = False
+    pod: pod_pb2.Pod,
+    root: str,
+    lookup: Lookup,
+    facts: PodFacts,
+    *,
+    secrets_on_disk: bool = False,
+    tokens: TokenSource | None = None,
 ) -> dict[str, HostVolume]:
     """Create or refresh every volume of ``pod``; returns volume name -> host directory.
-    ``secrets_on_disk``: write secret volumes to plain directories instead of tmpfs."""
+    ``secrets_on_disk``: write secret volumes to plain directories instead of tmpfs.
+    ``tokens``: where ServiceAccount tokens come from (None: a pod with a token volume waits)."""
     base = pod_dir(root, pod.metadata.uid) / "volumes"
     ns = pod.metadata.namespace
     out: dict[str, HostVolume] = {}
@@ -232,6 +250,13 @@ def prepare(
                     )
                 elif src.HasField("downward_api"):
                     files.update(_downward(pod, list(src.downward_api.items), mode, facts))
+                elif src.HasField("service_account_token"):
+                    if tokens is None:
+                        raise ConfigError(
+                            f'volume "{v.name}": this agent cannot request ServiceAccount tokens'
+                        )
+                    sat = src.service_account_token
+                    files[sat.path] = (tokens(pod, sat), mode)
             _write_files(d, files)
         elif v.HasField("downward_api"):
             _write_files(d, _downward(pod, list(v.downward_api.items), DEFAULT_MODE, facts))

@@ -39,6 +39,7 @@ from hakube.agent import env as envmod
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
 from hakube.agent.dns import dns_config
+from hakube.agent.podcgroup import CgroupError, PodCgroups, limits_of
 from hakube.agent.probes import ProbeManager
 from hakube.agent.runtime import (
     ANNOTATION_GRACE,
@@ -49,11 +50,13 @@ from hakube.agent.runtime import (
     grace_seconds,
     sandbox_config,
 )
+from hakube.agent.satokens import PodTokens
 from hakube.api import podpaths, quantity
 from hakube.api.containerhandlers import is_sidecar
 from hakube.api.v1 import core_pb2, pod_pb2
-from hakube.client import Client, Conflict, NotFound
+from hakube.client import Client, Conflict, HakubeError, NotFound
 from hakube.client.events import EventRecorder
+from hakube.client.tokens import create_token
 from hakube.cri import specs
 from hakube.cri.errors import CriError, ImagePullFailed
 from hakube.cri.errors import NotFound as CriNotFound
@@ -100,9 +103,12 @@ class PodSyncer:
         pod_lookup: Callable[[str], pod_pb2.Pod | None],
         node_capacity: tuple[int, int] = (0, 0),
         on_started: Callable[[float], None] | None = None,
+        cgroups: PodCgroups | None = None,
     ) -> None:
-        """``on_started(seconds)``: a pod this agent started has turned Running (metrics)."""
+        """``on_started(seconds)``: a pod this agent started has turned Running (metrics).
+        ``cgroups``: the pods' own cgroups (None: the runtime's default placement)."""
         self.s = settings
+        self.cgroups = cgroups
         self.on_started = on_started
         self.client = client
         self.view = view
@@ -114,6 +120,8 @@ class PodSyncer:
         self.pod_network = pod_network
         self.pod_lookup = pod_lookup
         self.node_capacity = node_capacity
+        self.tokens = PodTokens(lambda ns, name, tr: create_token(client.transport, ns, name, tr))
+        """The ServiceAccount tokens of the pods' projected volumes, refreshed at 80 %."""
         self.backoff = BackOff(
             settings.backoff_base, settings.backoff_max, reset=settings.backoff_reset
         )
@@ -185,8 +193,11 @@ class PodSyncer:
         with self._lock:
             self._memory.pop(uid, None)
         self.probes.retain(uid, set())
+        self.tokens.forget(uid)
         self.backoff.forget(uid + "/")
         volumes.remove(self.s.root_dir, uid)
+        if self.cgroups is not None:
+            self.cgroups.remove(uid)  # a busy one is left for the sweep at the next start
 
     # -- running --------------------------------------------------------------------------------
 
@@ -202,7 +213,7 @@ class PodSyncer:
         if sandbox is None:
             try:
                 self._run_sandbox(pod, rec)
-            except CriError as e:
+            except (CriError, CgroupError) as e:
                 self.events.emit(
                     pod,
                     "FailedCreatePodSandBox",
@@ -225,6 +236,7 @@ class PodSyncer:
             host_network=host_net,
             log_directory=self._log_dir(pod),
             dns=dns_config(pod, self.s),
+            **self._cgroup(pod, create=False),
         )
         facts = envmod.PodFacts(
             pod_ip=pod_ip,
@@ -240,9 +252,13 @@ class PodSyncer:
                 self._lookup,
                 facts,
                 secrets_on_disk=self.s.secret_volumes_on_disk,
+                tokens=self._token,
             )
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
+        refresh = self.tokens.refresh_in(uid)
+        if refresh is not None:
+            wake.append(max(refresh, 1.0))
         ctx.etc_hosts = self._etc_hosts(pod, pod_ip, host_net)
         if not status.init_done(pod, rec):
             self._run_init(ctx, rec, mem, wake)
@@ -284,8 +300,17 @@ class PodSyncer:
             host_network=host_net,
             log_directory=self._log_dir(pod),
             dns=dns_config(pod, self.s),
+            **self._cgroup(pod, create=True),
         )
         self.cri.run_pod_sandbox(cfg)
+
+    def _cgroup(self, pod: pod_pb2.Pod, *, create: bool) -> dict[str, Any]:
+        """The sandbox's cgroup_parent and pod-level resources; ``create``: make the pod
+        cgroup and write its limits first (before a new sandbox)."""
+        if self.cgroups is None:
+            return {}
+        path = self.cgroups.ensure(pod) if create else self.cgroups.path(pod.metadata.uid)
+        return {"cgroup_parent": path, "resources": limits_of(pod).cri()}
 
     def _log_dir(self, pod: pod_pb2.Pod) -> str:
         m = pod.metadata
@@ -557,6 +582,13 @@ class PodSyncer:
             return ""
         return path
 
+    def _token(self, pod: pod_pb2.Pod, src: pod_pb2.ServiceAccountTokenProjection) -> bytes:
+        try:
+            return self.tokens.token(pod, src)
+        except HakubeError as e:
+            account = pod.spec.service_account_name or "default"
+            raise envmod.ConfigError(f'serviceaccount "{account}" token: {e}') from e
+
     def _lookup(self, kind: str, ns: str, name: str) -> Any:
         try:
             if kind == "Secret":
@@ -693,8 +725,8 @@ class PodSyncer:
     def _write_status(self, pod: pod_pb2.Pod, rec: PodRecord, pod_ip: str, mem: _PodMemory) -> None:
         obs = status.Observed(
             waiting=dict(mem.waiting),
-            ready=self.probes.ready(),
-            started=self.probes.started(),
+            ready=self.probes.ready_results(),
+            started=self.probes.started_results(),
             pod_ip=pod_ip,
             host_ip=self.host_ip,
             runtime=self.runtime_name,

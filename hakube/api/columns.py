@@ -289,6 +289,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("DATA", lambda c: str(len(c.data) + len(c.binary_data)), False),
         ("AGE", _age, False),
     ],
+    "ServiceAccount": [("SECRETS", lambda a: str(len(a.secrets)), False), ("AGE", _age, False)],
     "Secret": [
         ("TYPE", lambda s: s.type or "Opaque", False),
         ("DATA", lambda s: str(len(s.data) + len(s.string_data)), False),

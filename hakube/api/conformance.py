@@ -31,7 +31,7 @@ REFUSED: dict[str, str] = {
 
 STORED: dict[str, str] = {
     "Container.resizePolicy": "no in-place resize of running containers",
-    "PodSpec.serviceAccountName": "no ServiceAccount tokens yet",
+    "ServiceAccount.secrets": "hakube makes and reads no token Secrets (tokens are requested)",
     "Volume.persistentVolumeClaim": "the agent mounts no persistent volumes yet",
     "ServiceSpec.externalIPs": "the service proxy does not program external IPs",
     "ServiceSpec.externalTrafficPolicy": "every endpoint serves from every node (no Local)",
@@ -43,7 +43,7 @@ UNKNOWN: dict[str, tuple[str, ...]] = {
     "PodSpec": ("hostPID", "hostIPC",
                 "readinessGates", "runtimeClassName", "overhead", "ephemeralContainers", "os",
                 "hostUsers", "setHostnameAsFQDN", "enableServiceLinks",
-                "automountServiceAccountToken", "resourceClaims"),
+                "resourceClaims"),
     "Container": ("volumeDevices", "stdinOnce"),
     "SecurityContext": ("procMount", "seLinuxOptions"),
     "PodSecurityContext": ("sysctls", "seLinuxOptions", "fsGroupChangePolicy",

@@ -16,8 +16,14 @@ from hakube.api.v1 import pod_pb2
 
 _KINDS = (("livenessProbe", "liveness_probe"), ("readinessProbe", "readiness_probe"),
           ("startupProbe", "startup_probe"))  # fmt: skip
-_TIMINGS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
-            "failureThreshold")  # fmt: skip
+_TIMINGS = (
+    ("initialDelaySeconds", "initial_delay_seconds"),
+    ("timeoutSeconds", "timeout_seconds"),
+    ("periodSeconds", "period_seconds"),
+    ("successThreshold", "success_threshold"),
+    ("failureThreshold", "failure_threshold"),
+)
+"""A probe's timing fields: (JSON name, message attribute)."""
 
 
 def _handlers(p: pod_pb2.Probe) -> list[str]:
@@ -47,7 +53,7 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
             yield from _container(c, where)
             continue
         for json_name, field in _KINDS:
-            if getattr(c, field).ByteSize():
+            if c.HasField(field):
                 yield f"{where}.{json_name}", "may not be set for init containers (only sidecars)"
         if c.HasField("lifecycle"):
             yield f"{where}.lifecycle", "may not be set for init containers (only sidecars)"
@@ -59,8 +65,8 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
 
 
 def _container(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
-    for hook in ("post_start", "pre_stop"):
-        if not c.HasField("lifecycle") or not c.lifecycle.HasField(hook):
+    for hook in ("post_start", "pre_stop") if c.HasField("lifecycle") else ():
+        if not c.lifecycle.HasField(hook):
             continue
         handler: pod_pb2.LifecycleHandler = getattr(c.lifecycle, hook)
         where = f"{path}.lifecycle.{'postStart' if hook == 'post_start' else 'preStop'}"
@@ -80,9 +86,9 @@ def _container(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
 
 def _probes(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
     for json_name, field in _KINDS:
-        probe: pod_pb2.Probe = getattr(c, field)
-        if not probe.ByteSize():
+        if not c.HasField(field):
             continue
+        probe: pod_pb2.Probe = getattr(c, field)
         where = f"{path}.{json_name}"
         handlers = _handlers(probe)
         if not handlers:
@@ -91,8 +97,7 @@ def _probes(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
             yield where, f"may not specify more than 1 handler type ({', '.join(handlers)})"
         if probe.HasField("grpc") and not 0 < probe.grpc.port < 65536:
             yield f"{where}.grpc.port", "must be between 1 and 65535"
-        for name in _TIMINGS:
-            attr = "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)
+        for name, attr in _TIMINGS:
             if getattr(probe, attr) < 0:
                 yield f"{where}.{name}", "must be greater than or equal to 0"
         if field != "readiness_probe" and probe.success_threshold > 1:

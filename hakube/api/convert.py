@@ -81,46 +81,95 @@ as a number, which Kubernetes accepts, while the typed message holds the quantit
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
 
+# What ``_prepare`` does with one field: the JSON/proto name it is found under, the action, and
+# the message type to descend into (for MESSAGE, LIST and MAP_MESSAGE).
+_QTY, _QTY_MAP, _B64, _B64_MAP, _MESSAGE, _LIST, _MAP_MESSAGE = range(7)
+_Plan = dict[str, tuple[int, Any]]
+_plans: dict[str, _Plan] = {}
+
+
+def _plan(desc: Any) -> _Plan:
+    """The fields of ``desc`` that can hold a quantity or bytes, at any depth, and what to do
+    with each: computed once per message type, so a manifest's walk skips every subtree that
+    has none (probes, env, metadata, ...)."""
+    plan = _plans.get(desc.full_name)
+    if plan is not None:
+        return plan
+    plan = _plans[desc.full_name] = {}  # in place before descending (hakube's types do not
+    # recurse; one that did would see itself as having nothing to prepare)
+    for fd in desc.fields:
+        step: tuple[int, Any] | None = None
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
+            vfd = fd.message_type.fields_by_name["value"]
+            if (desc.name, fd.json_name) in _QUANTITY_FIELDS:
+                step = (_QTY_MAP, None)
+            elif vfd.type == FieldDescriptor.TYPE_BYTES:
+                step = (_B64_MAP, None)
+            elif vfd.type == FieldDescriptor.TYPE_MESSAGE and _plan(vfd.message_type):
+                step = (_MAP_MESSAGE, vfd.message_type)
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            sub = fd.message_type
+            if not sub.full_name.startswith("google.protobuf.") and _plan(sub):
+                step = (_LIST if _is_repeated(fd) else _MESSAGE, sub)
+        elif fd.type == FieldDescriptor.TYPE_BYTES and not _is_repeated(fd):
+            step = (_B64, None)
+        elif (desc.name, fd.json_name) in _QUANTITY_FIELDS:
+            step = (_QTY, None)
+        if step is not None:
+            plan[fd.json_name] = step
+            plan[fd.name] = step
+    return plan
+
+
 def _prepare(value: Any, desc: Any, path: str) -> Any:
     """The manifest with numbers in quantity fields turned into their text, after checking that
     bytes fields hold standard base64 (protobuf's parser would also take URL-safe characters and
-    drop what it does not know, storing bytes the author never wrote)."""
+    drop what it does not know, storing bytes the author never wrote). Dicts are copied only
+    where something changes."""
     if not isinstance(value, dict):
         return value
-    out = dict(value)
-    by_json = {fd.json_name: fd for fd in desc.fields}
-    for key, item in value.items():
-        fd = by_json.get(key) or desc.fields_by_name.get(key)
-        if fd is None or item is None:
+    plan = _plan(desc)
+    out = value
+    for key, (action, sub) in plan.items():
+        item = value.get(key)
+        if item is None:
             continue
-        where = f"{path}.{key}" if path else key
-        if fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
-            vfd = fd.message_type.fields_by_name["value"]
-            if not isinstance(item, dict):
-                continue
-            if (desc.name, fd.json_name) in _QUANTITY_FIELDS:
-                out[key] = {k: _quantity_text(v) for k, v in item.items()}
-            elif vfd.type == FieldDescriptor.TYPE_BYTES:
-                for k, v in item.items():
-                    _check_base64(v, f"{where}[{k}]")
-            elif vfd.type == FieldDescriptor.TYPE_MESSAGE:
-                out[key] = {
-                    k: _prepare(v, vfd.message_type, f"{where}[{k}]") for k, v in item.items()
-                }
-        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-            if fd.message_type.full_name.startswith("google.protobuf."):
-                continue
-            if _is_repeated(fd) and isinstance(item, list):
-                out[key] = [
-                    _prepare(v, fd.message_type, f"{where}[{i}]") for i, v in enumerate(item)
-                ]
+        new = item
+        if action == _MESSAGE:
+            new = _prepare(item, sub, _at(path, key))
+        elif action == _LIST:
+            if isinstance(item, list):
+                where = _at(path, key)
+                parts = [_prepare(v, sub, f"{where}[{i}]") for i, v in enumerate(item)]
+                if any(p is not v for p, v in zip(parts, item, strict=True)):
+                    new = parts
             else:
-                out[key] = _prepare(item, fd.message_type, where)
-        elif fd.type == FieldDescriptor.TYPE_BYTES and not _is_repeated(fd):
-            _check_base64(item, where)
-        elif (desc.name, fd.json_name) in _QUANTITY_FIELDS:
-            out[key] = _quantity_text(item)
+                new = _prepare(item, sub, _at(path, key))
+        elif action == _QTY:
+            new = _quantity_text(item)
+        elif action == _B64:
+            _check_base64(item, _at(path, key))
+        elif isinstance(item, dict):
+            if action == _QTY_MAP:
+                if any(_quantity_text(v) is not v for v in item.values()):
+                    new = {k: _quantity_text(v) for k, v in item.items()}
+            elif action == _B64_MAP:
+                for k, v in item.items():
+                    _check_base64(v, f"{_at(path, key)}[{k}]")
+            else:  # _MAP_MESSAGE
+                where = _at(path, key)
+                parts_map = {k: _prepare(v, sub, f"{where}[{k}]") for k, v in item.items()}
+                if any(parts_map[k] is not v for k, v in item.items()):
+                    new = parts_map
+        if new is not item:
+            if out is value:
+                out = dict(value)
+            out[key] = new
     return out
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _quantity_text(v: Any) -> Any:

@@ -134,6 +134,16 @@ KINDS: tuple[Kind, ...] = (
         extra_fields=_secret_fields,
     ),
     Kind(
+        "ServiceAccount",
+        core_pb2.ServiceAccount,
+        "service_account",
+        "v1",
+        "serviceaccounts",
+        True,
+        ("sa",),
+        has_status=False,
+    ),
+    Kind(
         "Lease",
         core_pb2.Lease,
         "lease",

@@ -52,6 +52,9 @@ def _is_ip(text: str) -> bool:
 
 def problems(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, str]]:
     """(field path, why) for every rule ``spec``'s DNS settings break."""
+    if spec.dns_policy in POLICIES and spec.dns_policy != "None":
+        if not spec.HasField("dns_config") and not spec.host_aliases:
+            return  # nothing more to check (most pods)
     if spec.dns_policy not in POLICIES:
         yield (
             f"{path}.dnsPolicy",

@@ -89,6 +89,8 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]
                     out += _items(list(src.secret.items), f"{sp}.secret")
                 if src.HasField("downward_api"):
                     out += _items(list(src.downward_api.items), f"{sp}.downwardAPI")
+                if src.HasField("service_account_token"):
+                    out += _token(src.service_account_token, f"{sp}.serviceAccountToken")
     for field, containers in (
         ("initContainers", spec.init_containers),
         ("containers", spec.containers),
@@ -98,6 +100,30 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]
                 if m.sub_path and (why := path_problem(m.sub_path, item=False)):
                     out.append((f"{path}.{field}[{i}].volumeMounts[{j}].subPath", why))
     return out
+
+
+MIN_TOKEN_SECONDS = 600
+"""The shortest lifetime a ServiceAccount token may be asked for (Kubernetes' rule)."""
+MAX_TOKEN_SECONDS = 2**32
+"""The longest (Kubernetes' bound for a projected token)."""
+
+
+def token_seconds_problem(seconds: int) -> str | None:
+    """Why a token lifetime may not be asked for, or None."""
+    if seconds < MIN_TOKEN_SECONDS:
+        return f"may not specify a duration less than {MIN_TOKEN_SECONDS} seconds"
+    if seconds > MAX_TOKEN_SECONDS:
+        return f"may not specify a duration larger than {MAX_TOKEN_SECONDS} seconds"
+    return None
+
+
+def _token(src: pod_pb2.ServiceAccountTokenProjection, path: str) -> Iterator[tuple[str, str]]:
+    if why := path_problem(src.path, item=True):
+        yield f"{path}.path", why
+    if src.HasField("expiration_seconds") and (
+        why := token_seconds_problem(src.expiration_seconds)
+    ):
+        yield f"{path}.expirationSeconds", why
 
 
 def name_problem(name: str) -> str | None:

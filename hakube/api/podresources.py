@@ -39,6 +39,8 @@ def _amount(name: str, text: str) -> int:
 def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, str]]:
     """(field path, message) for each broken rule above."""
     yield from _resize_policies(spec, path)
+    if not spec.HasField("resources"):
+        return
     res = spec.resources
     where = f"{path}.resources"
     pod: dict[str, dict[str, int]] = {"requests": {}, "limits": {}}

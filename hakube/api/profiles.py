@@ -39,9 +39,9 @@ def _check(profile: Profile, path: str, seccomp: bool) -> Iterator[tuple[str, st
 
 def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, str]]:
     """(field path, message) for each invalid profile in a pod spec."""
-    contexts: list[tuple[str, pod_pb2.PodSecurityContext | pod_pb2.SecurityContext]] = [
-        (f"{path}.securityContext", spec.security_context)
-    ]
+    contexts: list[tuple[str, pod_pb2.PodSecurityContext | pod_pb2.SecurityContext]] = []
+    if spec.HasField("security_context"):
+        contexts.append((f"{path}.securityContext", spec.security_context))
     for field, containers in (
         ("initContainers", spec.init_containers),
         ("containers", spec.containers),
@@ -49,6 +49,7 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
         contexts += [
             (f"{path}.{field}[{i}].securityContext", c.security_context)
             for i, c in enumerate(containers)
+            if c.HasField("security_context")
         ]
     for where, sc in contexts:
         if sc.HasField("seccomp_profile"):

@@ -1,4 +1,4 @@
-"""API errors and their gRPC status codes: the one place where the mapping lives.
+"""API errors raised by the server; their codes come from the shared table in hakube.api.failures.
 
 ApiError (code, message)
 ├── Invalid            INVALID_ARGUMENT   message names the object and the field path
@@ -20,15 +20,24 @@ ApiError (code, message)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
+from hakube.api import failures
 from hakube.store import errors as store_errors
 
 
 class ApiError(Exception):
-    code = grpc.StatusCode.UNKNOWN
+    """A failure the API reports; ``failure`` (from the shared table) gives its gRPC code, HTTP
+    status and Kubernetes reason, ``code`` is the gRPC one."""
+
+    failure: failures.Failure = failures.UNKNOWN
+    code: grpc.StatusCode = failures.UNKNOWN.code
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = cls.failure.code
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -36,47 +45,47 @@ class ApiError(Exception):
 
 
 class Invalid(ApiError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    failure = failures.INVALID
 
 
 class Unauthenticated(ApiError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    failure = failures.UNAUTHENTICATED
 
 
 class NotFound(ApiError):
-    code = grpc.StatusCode.NOT_FOUND
+    failure = failures.NOT_FOUND
 
 
 class AlreadyExists(ApiError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    failure = failures.ALREADY_EXISTS
 
 
 class Conflict(ApiError):
-    code = grpc.StatusCode.ABORTED
+    failure = failures.CONFLICT
 
 
 class Gone(ApiError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+    failure = failures.GONE
 
 
 class TooLarge(ApiError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    failure = failures.TOO_LARGE
 
 
 class Unavailable(ApiError):
-    code = grpc.StatusCode.UNAVAILABLE
+    failure = failures.UNAVAILABLE
 
 
 class Forbidden(ApiError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    failure = failures.FORBIDDEN
 
 
 class FailedPrecondition(ApiError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    failure = failures.FAILED_PRECONDITION
 
 
 class Internal(ApiError):
-    code = grpc.StatusCode.INTERNAL
+    failure = failures.INTERNAL
 
 
 def from_store(exc: store_errors.StoreError) -> ApiError:

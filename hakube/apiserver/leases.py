@@ -19,6 +19,7 @@ from hakube.api.v1 import api_pb2
 from hakube.apiserver.errors import AlreadyExists, Invalid, NotFound
 from hakube.apiserver.objects import ObjectAPI
 from hakube.store import fsm as store
+from hakube.store import ops
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 """Upper bound on a TTL (ten years): larger values are surely a unit mistake."""
@@ -47,7 +48,9 @@ class LeaseAPI:
         if req.id < 0:
             raise Invalid(f"lease: id {req.id} must be positive (or 0 to let the server choose)")
         lease_id = req.id or lease_id_for(req.request_id)
-        code, _, ttl = await self.objects.propose(("lg", req.request_id, lease_id, req.ttl_seconds))
+        code, _, ttl = await self.objects.propose(
+            ops.LeaseGrant(req.request_id, lease_id, req.ttl_seconds)
+        )
         if code == store.EXISTS:
             raise AlreadyExists(f"lease {lease_id} already exists")
         return api_pb2.LeaseGrantResponse(id=lease_id, ttl_seconds=ttl)
@@ -55,13 +58,13 @@ class LeaseAPI:
     async def keep_alive(
         self, req: api_pb2.LeaseKeepAliveRequest
     ) -> api_pb2.LeaseKeepAliveResponse:
-        code, _, ttl = await self.objects.propose(("lk", req.id))
+        code, _, ttl = await self.objects.propose(ops.LeaseKeepalive(req.id))
         if code == store.LEASE_NOT_FOUND:
             raise NotFound(f"lease {req.id} not found (expired or revoked)")
         return api_pb2.LeaseKeepAliveResponse(id=req.id, ttl_seconds=ttl)
 
     async def revoke(self, req: api_pb2.LeaseRevokeRequest) -> api_pb2.LeaseRevokeResponse:
-        code, _, deleted = await self.objects.propose(("lr", req.id))
+        code, _, deleted = await self.objects.propose(ops.LeaseRevoke(req.id))
         if code == store.LEASE_NOT_FOUND:
             raise NotFound(f"lease {req.id} not found (expired or revoked)")
         return api_pb2.LeaseRevokeResponse(deleted=deleted)

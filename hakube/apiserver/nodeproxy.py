@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 
+from hakube.api import failures
 from hakube.api.agent.v1 import agent_pb2, agent_pb2_grpc
 from hakube.api.v1 import core_pb2, nodeproxy_pb2, pod_pb2
 from hakube.apiserver import authn
@@ -57,6 +58,7 @@ class AgentError(ApiError):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.failure = failures.of_code(code)
 
 
 def agent_endpoint(node: core_pb2.Node) -> tuple[str, int] | None:

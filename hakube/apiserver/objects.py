@@ -35,6 +35,7 @@ from hakube.api.labels import (
 from hakube.api.timestamps import rfc3339
 from hakube.api.v1 import api_pb2
 from hakube.apiserver import errors as api_errors
+from hakube.apiserver import serviceaccounts
 from hakube.apiserver.admission import PodSecurity
 from hakube.apiserver.encryption import ENCRYPTABLE, Transformer
 from hakube.apiserver.errors import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound
@@ -42,6 +43,7 @@ from hakube.apiserver.nodeports import NodePorts
 from hakube.apiserver.validation import default_and_validate
 from hakube.apiserver.wire import list_response_bytes, object_bytes
 from hakube.store import fsm as store
+from hakube.store import ops
 from hakube.store.errors import StoreError
 from hakube.store.fsm import OutOfRange, Record, StoreFSM
 from hakube.store.proposer import Proposer
@@ -117,15 +119,15 @@ class ObjectAPI:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    async def propose(self, op: store.Op) -> store.Result:
+    async def propose(self, op: ops.StoreOp) -> store.Result:
         try:
-            return await self._submit_async(op)
+            return await self._submit_async(op.wire())
         except StoreError as exc:
             raise api_errors.from_store(exc) from exc
 
     async def barrier(self) -> int:
         """Wait until this replica has applied everything committed before now."""
-        return (await self.propose(("b",)))[1]
+        return (await self.propose(ops.Barrier()))[1]
 
     def plain(self, kind: Kind, ns: str, name: str, rec: Record) -> bytes:
         """A record's value as the client sees it (decrypted); Internal if it cannot be."""
@@ -249,6 +251,8 @@ class ObjectAPI:
         if kind.name == "Service":
             self.node_ports.assign(msg, None, seed=req.request_id)
         await self._check_namespace(kind, meta.namespace)
+        if kind.name == "Pod":
+            serviceaccounts.admit_create(self.fsm, msg, seed=req.request_id)
         self.pod_security.admit(kind, msg)
         meta.uid = uid
         meta.creation_timestamp = now_rfc3339(self.clock())
@@ -261,8 +265,7 @@ class ObjectAPI:
             raise Invalid(f"lease: id {req.lease} must be positive (or 0 for none)")
         sealed = self._seal(kind, meta.namespace, meta.name, value)
         code, rev, _ = await self.propose(
-            (
-                "c",
+            ops.Create(
                 req.request_id,
                 kind.name,
                 meta.namespace,
@@ -344,6 +347,8 @@ class ObjectAPI:
             raise Invalid(f"{kind.name} has no status")
 
         def mutate(old: Any) -> Any:
+            if kind.name == "Pod" and not status:
+                serviceaccounts.keep_on_update(old, msg)
             new = _merge_update(kind, old, msg, status=status)
             if not status:
                 self.pod_security.admit(kind, new, old)
@@ -425,11 +430,10 @@ class ObjectAPI:
                 and not (kind.name == "Pod" and new.metadata.deletion_grace_period_seconds)
             )
             if finalize:
-                op: store.Op = ("d", rid, kind.name, ns, name, rec.mod_rev)
+                op: ops.StoreOp = ops.Delete(rid, kind.name, ns, name, rec.mod_rev)
             else:
                 labels, fields = self._index(kind, new)
-                op = (
-                    "u",
+                op = ops.Update(
                     rid,
                     kind.name,
                     ns,
@@ -492,7 +496,9 @@ class ObjectAPI:
                     return api_pb2.DeleteResponse(
                         object=_wrap_bytes(kind, plain, rec.mod_rev), deleted=True
                     )
-                code, rev, _ = await self.propose(("d", rid, kind.name, ns, req.name, rec.mod_rev))
+                code, rev, _ = await self.propose(
+                    ops.Delete(rid, kind.name, ns, req.name, rec.mod_rev)
+                )
                 if code == store.OK:
                     obj.metadata.resource_version = str(rev)
                     return api_pb2.DeleteResponse(object=kinds_mod.wrap(obj), deleted=True)
@@ -503,7 +509,7 @@ class ObjectAPI:
                 labels, fields = self._index(kind, marked)
                 sealed = self._seal(kind, ns, req.name, value)
                 code, rev, _ = await self.propose(
-                    ("u", rid, kind.name, ns, req.name, sealed, labels, fields, rec.mod_rev)
+                    ops.Update(rid, kind.name, ns, req.name, sealed, labels, fields, rec.mod_rev)
                 )
                 if code == store.OK:
                     marked.metadata.resource_version = str(rev)

@@ -24,6 +24,7 @@ from hakube.api.v1 import ops_pb2
 from hakube.apiserver.errors import AlreadyExists, ApiError, FailedPrecondition, Invalid, NotFound
 from hakube.apiserver.objects import ObjectAPI
 from hakube.store import fsm as store
+from hakube.store import ops as store_ops
 from hakube.store import snapshot
 from hakube.store.fsm import StoreFSM
 from hakube.store.raft import MembershipError, RaftNode, check_hostport
@@ -174,7 +175,7 @@ class OpsServicer:
         )
         return len(peers) + 1, alive + 1
 
-    async def _propose_member(self, op: tuple[Any, ...]) -> store.Result:
+    async def _propose_member(self, op: store_ops.StoreOp) -> store.Result:
         return await self.api.propose(op)
 
     async def _raft_change(self, start: Callable[[], Any], what: str) -> None:
@@ -240,7 +241,7 @@ class OpsServicer:
                     f"cluster needs it to reach a quorum of {quorum(n + 1)}, but nothing "
                     f"listens on {raft_addr}"
                 )
-            res = await self._propose_member(("ma", name, raft_addr, api_addr))
+            res = await self._propose_member(store_ops.MemberAdd(name, raft_addr, api_addr))
             if res[0] != store.OK:
                 raise FailedPrecondition(f'member "{name}" not registered: {res[0]}')
             if raft_addr not in voters:
@@ -284,7 +285,7 @@ class OpsServicer:
                 await self._raft_change(
                     lambda: self.raft.remove_member(target.raft_address), f'removing "{name}"'
                 )
-            res = await self._propose_member(("mr", name, target.raft_address))
+            res = await self._propose_member(store_ops.MemberRemove(name, target.raft_address))
             if res[0] != store.OK:
                 raise FailedPrecondition(
                     f'member "{name}" removed from Raft but its tombstone '

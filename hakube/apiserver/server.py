@@ -37,7 +37,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
-from hakube.apiserver import authn
+from hakube.apiserver import authn, batch
 from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.authz.attributes import METHODS, Attributes
 from hakube.apiserver.authz.authorizer import Authorizer
@@ -313,6 +313,7 @@ class ApiServer:
         objects["Watch"] = grpc.unary_stream_rpc_method_handler(
             self._watch, response_serializer=_serialize
         )
+        objects["Batch"] = batch.handler(self)
 
         async def status(req: Any) -> Any:
             return self.cluster_status()

@@ -212,14 +212,13 @@ def _not_enabled(spec: pod_pb2.PodSpec, path: str, probs: Problems) -> None:
         ("containers", spec.containers),
     ):
         for i, c in enumerate(containers):
-            cp = f"{path}.{field}[{i}]"
             if c.resources.claims:
                 probs.add(
-                    f"{cp}.resources.claims",
+                    f"{path}.{field}[{i}].resources.claims",
                     "not supported on this cluster: dynamic resource allocation is not enabled",
                 )
-            if c.security_context.HasField("windows_options"):
-                probs.add(f"{cp}.securityContext.windowsOptions", linux)
+            if c.HasField("security_context") and c.security_context.HasField("windows_options"):
+                probs.add(f"{path}.{field}[{i}].securityContext.windowsOptions", linux)
     for i, v in enumerate(spec.volumes):
         if v.HasField("image"):
             probs.add(

@@ -28,8 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
-import grpc
-
+from hakube.api import failures
 from hakube.api.kinds import Kind
 from hakube.api.labels import Matcher
 from hakube.apiserver.encryption import Transformer
@@ -43,7 +42,7 @@ from hakube.store.fsm import Event, OutOfRange, Record, StoreFSM
 class TooSlow(ApiError):
     """The watcher could not keep up; it must watch again from its last revision."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    failure = failures.TOO_MANY_REQUESTS
 
 
 class Watcher:

@@ -13,20 +13,22 @@ import uuid
 
 from prometheus_client import CollectorRegistry
 
+from hakube import lifecycle
 from hakube.client.client import Client
 from hakube.controllers import all as _all  # noqa: F401 - registers the controllers
 from hakube.controllers.manager import ControllerManager, select
 from hakube.leaderelection import Component, ElectionConfig, ElectionMetrics
+from hakube.lifecycle import Running
 from hakube.pki.layout import Pki
 from hakube.scheduler import Scheduler
 
 
 def start_in_process(
     name: str, api: str, pki: Pki, *, registry: CollectorRegistry | None = None
-) -> list[Component]:
-    """Start both components against ``api``, each with its own identity from ``pki``
-    (issued from the CA there if missing); stop them with ``stop_all``. Their metrics go into
-    ``registry`` (the master's, so its /metrics serves them too)."""
+) -> list[Running[Component]]:
+    """Start both components against ``api`` on threads of their own, each with its own
+    identity from ``pki`` (issued from the CA there if missing); stop them with ``stop_all``.
+    Their metrics go into ``registry`` (the master's, so its /metrics serves them too)."""
     registry = registry if registry is not None else CollectorRegistry()
     election = ElectionMetrics(registry)
     host, _, port = api.rpartition(":")
@@ -53,12 +55,11 @@ def start_in_process(
                 election_metrics=election,
             )
         )
-    for c in comps:
-        c.start()
-    return comps
+    return [Running.start(c, name=c.config.name) for c in comps]
 
 
-def stop_all(comps: list[Component]) -> None:
-    for c in comps:
-        c.stop()
-        c.client.close()
+def stop_all(running: list[Running[Component]]) -> None:
+    """Stop the components (each releases its lease), then close their clients."""
+    lifecycle.stop_all(running)
+    for r in running:
+        r.service.client.close()

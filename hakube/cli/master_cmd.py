@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from hakube import gctune
 from hakube.apiserver.flowcontrol.configfile import apply_file
 from hakube.cli.in_process import start_in_process, stop_all
 from hakube.leaderelection import Component
-from hakube.master import MasterSettings, serve
+from hakube.lifecycle import Running, run_until_signal
+from hakube.master import Master, MasterSettings, tune_process
 from hakube.pki.layout import Pki
 from hakube.settings import add_flags, group, setting
 from hakube.store.raft import RaftSettings
@@ -78,16 +80,20 @@ def run(command: MasterCommandSettings) -> int:
         print(f"hakube master: {exc}", file=sys.stderr)
         return 2
     settings = dataclasses.replace(m, raft=raft, flow=flow)
-    comps: list[Component] = []
+    running: list[Running[Component]] = []
 
     def components(pki: Pki, registry: CollectorRegistry) -> None:
         # Started once the master has its PKI (it may have just created the CA); their metrics
         # are served with the master's.
-        comps.extend(start_in_process(m.name, m.api_listen, pki, registry=registry))
+        running.extend(start_in_process(m.name, m.api_listen, pki, registry=registry))
 
     gctune.install()
+    tune_process()
+    master = Master(settings, on_serving=components if command.with_controllers else None)
     try:
-        serve(settings, on_serving=components if command.with_controllers else None)
+        run_until_signal(
+            master, what="hakube master", handlers={signal.SIGHUP: master.reload_encryption}
+        )
     finally:  # a StartupError goes on to hakube.cli.main, which prints it
-        stop_all(comps)
+        stop_all(running)
     return 0

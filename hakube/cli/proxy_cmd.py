@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from hakube import gctune
 from hakube.client.client import Client
 from hakube.httpendpoint import MetricsSettings
+from hakube.lifecycle import run_until_signal
 from hakube.proxy import Proxier, ProxyConfig
 from hakube.settings import add_flags, group
 
@@ -55,18 +54,11 @@ def run(settings: ProxySettings) -> int:
     registry = CollectorRegistry()
     gctune.install()
     proxier = Proxier(client, config, registry=registry)
-    settings.metrics.serve(registry, what, ready=proxier.synced.is_set)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s: signal %d, stopping (the table stays in force)", what, signum)
-        proxier.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    settings.metrics.serve(registry, what, ready=proxier.ready.is_set)
     log.info("%s: programming table ip %s via %s", what, config.table, ",".join(client.servers))
-    thread = threading.Thread(target=proxier.run, name="proxy-sync", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.5)
-    client.close()
+    try:
+        # A stop leaves the table in force: services keep working while the proxy restarts.
+        run_until_signal(proxier, what=what)
+    finally:
+        client.close()
     return 0

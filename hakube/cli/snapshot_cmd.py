@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from hakube.client import errors
 from hakube.client.ops import OpsClient, split_servers
-from hakube.master import parse_peers
+from hakube.master.settings import parse_peers
 from hakube.pki.tls import TlsFiles
 from hakube.store import datadir, snapshot
 from hakube.store.raft import RaftSettings

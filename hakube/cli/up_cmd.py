@@ -35,7 +35,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import yaml
 
@@ -49,7 +48,9 @@ from hakube.client.config import (
     tls_settings,
     write_client_config,
 )
-from hakube.local.agents import LocalAgents
+from hakube.cri.client import DEFAULT_ENDPOINT
+from hakube.lifecycle import StartupError, run_until_signal
+from hakube.local.agents import DEFAULT_CNI_CONF_DIR, LocalAgents
 from hakube.local.cluster import LocalCluster, MasterProc, free_ports
 from hakube.local.components import COMPONENTS, UpComponents
 from hakube.local.dns import DnsAddress, LocalDns, ensure_kube_dns, listen_address
@@ -97,6 +98,18 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.
         choices=["simulated", "containerd"],
         default="simulated",
         help="container runtime for the node agents",
+    )
+    p.add_argument(
+        "--cri-endpoint",
+        default=DEFAULT_ENDPOINT,
+        help=f"with --runtime containerd: its CRI socket (default {DEFAULT_ENDPOINT})",
+    )
+    p.add_argument(
+        "--cni-conf-dir",
+        default=DEFAULT_CNI_CONF_DIR,
+        help="with --runtime containerd: the directory its CRI plugin reads CNI configs from "
+        f"(its cni conf_dir; default {DEFAULT_CNI_CONF_DIR}), where node-1 writes the pod "
+        "network's",
     )
     p.add_argument(
         "--client-config",
@@ -297,13 +310,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"hakube up: {exc}", file=sys.stderr)
         return 1
     try:
-        return Up(args, data_dir, masters).run()
+        run_until_signal(Up(args, data_dir, masters), what="hakube up")
     finally:
         os.close(lock_fd)
+    return 0
 
 
 class Up:
-    """Start, report, supervise (restart the dead), stop on a signal."""
+    """Start, report, supervise (restart the dead) until ``stop()``: a
+    ``hakube.lifecycle.Service`` (``ready`` once the cluster is up and reported); a cluster
+    that cannot come up is stopped again and ``run()`` raises ``StartupError``."""
 
     def __init__(
         self, args: argparse.Namespace, data_dir: str, masters: list[dict[str, str]]
@@ -337,6 +353,7 @@ class Up:
         self.client_config = config_path(args.client_config or None)
         self.kubeconfig = os.path.join(data_dir, "kubeconfig")
         self.stopping = threading.Event()
+        self.ready = threading.Event()
         self.supervisor = Supervisor(
             RestartPolicy(restart=not args.no_restart, delay=args.restart_delay)
         )
@@ -357,7 +374,8 @@ class Up:
             data_dir, self.cluster.endpoints(), pki=self.cluster.pki, supervisor=self.supervisor
         )
 
-    def _signal(self, signum: int, frame: Any) -> None:
+    def stop(self) -> None:
+        """Idempotent, from any thread: ``run()`` stops every child and returns."""
         self.stopping.set()
 
     def _pid_file(self, m: MasterProc) -> str:
@@ -373,9 +391,15 @@ class Up:
 
         return start
 
-    def run(self) -> int:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._signal)
+    def run(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self._run()
+        finally:
+            self._stop()
+
+    def _run(self) -> None:
         with open(os.path.join(self.data_dir, "up.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
         c = self.cluster
@@ -385,28 +409,21 @@ class Up:
         try:
             self._wait_ready()
         except (RuntimeError, TimeoutError) as exc:
-            print(f"hakube up: {exc}", file=sys.stderr, flush=True)
-            self._stop()
-            return 1
+            raise StartupError(f"hakube up: {exc}") from exc
         if self.stopping.is_set():
-            self._stop()
-            return 0
+            return
         self._write_client_config()
         try:
             token, ca_hash = self._join_token() if self.args.nodes else ("", "")
         except HakubeError as exc:
-            print(
-                f"hakube up: cannot create a token for the nodes: {exc}",
-                file=sys.stderr,
-                flush=True,
-            )
-            self._stop()
-            return 1
+            raise StartupError(f"hakube up: cannot create a token for the nodes: {exc}") from exc
         metrics = self._metrics_addresses()
         self.agents = LocalAgents(
             self.data_dir,
             self.cluster.endpoints(),
             runtime=self.args.runtime,
+            cri_endpoint=self.args.cri_endpoint,
+            cni_conf_dir=self.args.cni_conf_dir,
             token=token,
             ca_hash=ca_hash,
             supervisor=self.supervisor,
@@ -415,20 +432,17 @@ class Up:
         try:
             self._start_dns()  # before the ClusterIP allocator can hand out 10.96.0.10
         except (HakubeError, ValueError) as exc:
-            print(f"hakube up: cluster DNS: {exc}", file=sys.stderr, flush=True)
-            self._stop()
-            return 1
+            raise StartupError(f"hakube up: cluster DNS: {exc}") from exc
         self.agents.start(self.args.nodes)
         if not self.args.no_components:
             self.components.metrics = metrics
             self.components.start()
         self._write_prometheus_config(metrics)
         self._report()
+        self.ready.set()
         while not self.stopping.wait(0.25):
             for line in self.supervisor.poll():
                 print(f"hakube up: {line}", flush=True)
-        self._stop()
-        return 0
 
     def _start_dns(self) -> None:
         """One ``hakube dns`` (hakube.local.dns) and the kube-dns Service naming it."""
@@ -523,6 +537,11 @@ class Up:
             print(line, flush=True)
         print(f"prometheus config: {os.path.join(self.data_dir, 'prometheus.yml')}", flush=True)
         print(f"client config: {self.client_config} - try `hakubectl cluster status`", flush=True)
+        print(
+            f"console: hakube console --client-config {self.client_config} (with "
+            "--prometheus-url of a Prometheus run on prometheus.yml: alerts on the overview)",
+            flush=True,
+        )
         print(
             f"kubeconfig: {self.kubeconfig} - try `KUBECONFIG={self.kubeconfig} kubectl get pods`",
             flush=True,

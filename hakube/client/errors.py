@@ -15,7 +15,9 @@
     │                           caller retry it safely later (the store deduplicates by it)
     └── ServerError             any other status (INTERNAL, UNIMPLEMENTED, ...)
 
-Callers catch the hakube class and never need ``grpc``; the gRPC error stays reachable as
+Which status becomes which class is the shared table in ``hakube.api.failures`` (the server's
+errors and the REST door read the same one). Callers catch the hakube class and never need
+``grpc``; the gRPC error stays reachable as
 ``__cause__`` (the client raises ``... from rpc_error``) for debugging.
 
 ``retried`` is set when the error came back on a retry that followed a possibly-applied
@@ -25,9 +27,9 @@ answer finds nothing to delete) instead of reporting a confusing failure.
 
 from __future__ import annotations
 
-import re
-
 import grpc
+
+from hakube.api import failures
 
 
 class HakubeError(Exception):
@@ -44,41 +46,41 @@ class HakubeError(Exception):
 
 
 class NotFound(HakubeError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = failures.NOT_FOUND.code
 
 
 class AlreadyExists(HakubeError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = failures.ALREADY_EXISTS.code
 
 
 class Conflict(HakubeError):
-    code = grpc.StatusCode.ABORTED
+    code = failures.CONFLICT.code
 
 
 class Invalid(HakubeError):
     """The server refused the object; ``field`` is the first offending field path, if named."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = failures.INVALID.code
 
     def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
         super().__init__(message, code=code)
-        self.causes: list[tuple[str, str]] = parse_causes(message)
+        self.causes: list[tuple[str, str]] = failures.parse_causes(message)
         self.field: str | None = self.causes[0][0] if self.causes else None
 
 
 class Gone(HakubeError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = failures.GONE.code
 
 
 class TooLarge(HakubeError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = failures.TOO_LARGE.code
 
 
 class TooManyRequests(HakubeError):
     """The master refused the request for overload (API priority and fairness) and kept
     refusing until the call's deadline; nothing was applied. ``retry_after`` is its last hint."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = failures.TOO_MANY_REQUESTS.code
 
     def __init__(
         self, message: str, *, retry_after: float = 0.0, code: grpc.StatusCode | None = None
@@ -87,8 +89,7 @@ class TooManyRequests(HakubeError):
         self.retry_after = retry_after
 
 
-RETRY_AFTER_KEY = "retry-after-ms"
-"""The trailing metadata key of a master's retry hint (milliseconds)."""
+RETRY_AFTER_KEY = failures.RETRY_AFTER_KEY
 
 
 def retry_after(exc: grpc.RpcError) -> float | None:
@@ -107,13 +108,13 @@ def retry_after(exc: grpc.RpcError) -> float | None:
 
 
 class Forbidden(HakubeError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = failures.FORBIDDEN.code
 
 
 class Unavailable(HakubeError):
     """No master could serve the call before the deadline."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = failures.UNAVAILABLE.code
 
     def __init__(
         self, message: str, *, code: grpc.StatusCode | None = None, endpoints: tuple[str, ...] = ()
@@ -138,18 +139,16 @@ class ServerError(HakubeError):
     """A status the API does not use for ordinary failures (a server bug or a wrong address)."""
 
 
-_BY_CODE: dict[grpc.StatusCode, type[HakubeError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.ABORTED: Conflict,
-    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
-    grpc.StatusCode.INVALID_ARGUMENT: Invalid,
-    grpc.StatusCode.OUT_OF_RANGE: Gone,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: TooLarge,
-    grpc.StatusCode.PERMISSION_DENIED: Forbidden,
-    grpc.StatusCode.UNAUTHENTICATED: Forbidden,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
+_CLASSES: dict[str, type[HakubeError]] = {
+    cls.__name__: cls
+    for cls in (NotFound, AlreadyExists, Conflict, Invalid, Gone, TooLarge, TooManyRequests)
+    + (Forbidden, Unavailable, ServerError)
 }
+
+
+def _class_of(code: grpc.StatusCode) -> type[HakubeError]:
+    """The exception a gRPC status becomes, as the shared table names it."""
+    return _CLASSES[failures.of_code(code).client]
 
 
 def from_rpc_error(exc: grpc.RpcError) -> HakubeError:
@@ -160,23 +159,12 @@ def from_rpc_error(exc: grpc.RpcError) -> HakubeError:
         hint = retry_after(exc)
         if hint is not None:
             return TooManyRequests(details, code=code, retry_after=hint)
-    cls = _BY_CODE.get(code, ServerError)
-    return cls(details, code=code)
+    return from_code(code, details)
 
 
-_INVALID = re.compile(r"is invalid: (.*)$")
-_CAUSE = re.compile(r"^\s*([A-Za-z][\w.\[\]/-]*): (.+)$")
+def from_code(code: grpc.StatusCode, message: str) -> HakubeError:
+    """The hakube exception for a status code and its message (e.g. one item of a batch)."""
+    return _class_of(code)(message, code=code)
 
 
-def parse_causes(message: str) -> list[tuple[str, str]]:
-    """``Pod "web" is invalid: spec.x: bad; metadata.name: required`` -> [(path, problem)...]."""
-    m = _INVALID.search(message)
-    if not m:
-        return []
-    text = re.sub(r" \(and \d+ more\)$", "", m.group(1))
-    out = []
-    for part in text.split("; "):
-        c = _CAUSE.match(part)
-        if c:
-            out.append((c.group(1), c.group(2)))
-    return out
+parse_causes = failures.parse_causes

@@ -98,6 +98,10 @@ class TypedResources:
         return self.resource(core_pb2.Secret)
 
     @property
+    def serviceaccounts(self) -> Resource[core_pb2.ServiceAccount]:
+        return self.resource(core_pb2.ServiceAccount)
+
+    @property
     def leases(self) -> Resource[core_pb2.Lease]:
         return self.resource(core_pb2.Lease)
 

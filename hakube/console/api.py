@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hakube.api import convert, rollout
+from hakube.api import convert, failures, rollout
 from hakube.api.agent.v1 import agent_pb2
 from hakube.api.kinds import Kind, lookup
 from hakube.api.timestamps import rfc3339
@@ -18,6 +18,7 @@ from hakube.client.cluster import cluster_report
 from hakube.client.edit import modify
 from hakube.client.nodeproxy import through_masters
 from hakube.client.transport import Stubs
+from hakube.console import alerts as alerts_mod
 
 WATCHABLE = (
     "nodes", "pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs",
@@ -25,15 +26,6 @@ WATCHABLE = (
 )  # fmt: skip
 HEARTBEAT = 10.0
 """Seconds between comment lines on an idle event stream (a closed browser is noticed)."""
-
-STATUS = {
-    errors.NotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.Conflict: 409,
-    errors.Invalid: 422,
-    errors.Forbidden: 403,
-    errors.Unavailable: 503,
-}
 
 
 class ApiError(Exception):
@@ -44,13 +36,12 @@ class ApiError(Exception):
 
 
 def http_status(exc: errors.HakubeError) -> int:
-    for cls, code in STATUS.items():
-        if isinstance(exc, cls):
-            return code
-    return 500
+    """The HTTP status the API's own REST door gives the same failure."""
+    return failures.of_code(exc.code).http if exc.code is not None else 500
 
 
 def kind_of(plural: str) -> Kind:
+    """The kind a page may watch or list; 404 for any other."""
     kind = lookup(plural) if plural in WATCHABLE else None
     if kind is None:
         raise ApiError(404, f'the console does not show "{plural}"')
@@ -67,38 +58,52 @@ def listing(client: Client, plural: str, namespace: str | None) -> dict[str, Any
 
 
 def watch_events(
-    client: Client, plurals: list[str], namespace: str | None, stop: threading.Event
+    client: Client,
+    plurals: list[str],
+    namespace: str | None,
+    stop: threading.Event,
+    alerts: alerts_mod.AlertSource | None = None,
 ) -> Iterator[dict[str, Any] | None]:
     """For each kind a snapshot event, then every change of any of them, each tagged with its
     kind (one stream for a whole page: a browser opens only six connections to one host);
     None now and then while nothing happens (the caller writes a heartbeat). Ends when
-    ``stop`` is set or a watch fails for good."""
-    kinds = [kind_of(p) for p in plurals]
+    ``stop`` is set or a watch fails for good. The pseudo-kind ``alerts`` adds Prometheus'
+    alerts from ``alerts`` (or says none is configured)."""
     events: queue.Queue[Any] = queue.Queue(maxsize=10_000)
-    watches = []
-    for plural, kind in zip(plurals, kinds, strict=True):
-        ns = namespace if kind.namespaced else None
-        try:
-            lst = client.list(kind, namespace=ns)
-        except errors.Forbidden as exc:  # the user may not see this kind; the others go on
-            yield {"kind": plural, "type": "FORBIDDEN", "message": exc.message}
-            continue
-        yield {
-            "kind": plural,
-            "type": "SNAPSHOT",
-            "items": [convert.to_dict(o) for o in lst.items],
-        }
-        w = client.watch(kind, namespace=ns, resource_version=lst.resource_version)
-        watches.append(w)
-        threading.Thread(
-            target=_pump, args=(plural, w, events), name=f"console-watch-{plural}", daemon=True
-        ).start()
+    want_alerts = alerts_mod.KIND in plurals
+    plurals = [p for p in plurals if p != alerts_mod.KIND]
+    kinds = [kind_of(p) for p in plurals]
+    watches: list[Any] = []
     try:
+        if want_alerts and alerts is None:
+            yield alerts_mod.NOT_CONFIGURED
+        elif want_alerts and alerts is not None:
+            alerts.subscribe(events)
+        for plural, kind in zip(plurals, kinds, strict=True):
+            ns = namespace if kind.namespaced else None
+            try:
+                lst = client.list(kind, namespace=ns)
+            except errors.Forbidden as exc:  # the user may not see this kind; the others go on
+                yield {"kind": plural, "type": "FORBIDDEN", "message": exc.message}
+                continue
+            yield {
+                "kind": plural,
+                "type": "SNAPSHOT",
+                "items": [convert.to_dict(o) for o in lst.items],
+            }
+            w = client.watch(kind, namespace=ns, resource_version=lst.resource_version)
+            watches.append(w)
+            threading.Thread(
+                target=_pump, args=(plural, w, events), name=f"console-watch-{plural}", daemon=True
+            ).start()
         while not stop.is_set():
             try:
                 plural, ev = events.get(timeout=HEARTBEAT)
             except queue.Empty:
                 yield None
+                continue
+            if plural == alerts_mod.KIND:
+                yield ev
                 continue
             if isinstance(ev, errors.HakubeError):
                 yield {"kind": plural, "type": "ERROR", "message": ev.message}
@@ -107,6 +112,8 @@ def watch_events(
                 continue
             yield {"kind": plural, "type": ev.type, "object": convert.to_dict(ev.object)}
     finally:
+        if alerts is not None:
+            alerts.unsubscribe(events)
         for w in watches:
             w.stop()
 

@@ -4,16 +4,16 @@ config (``~/.hakube/config`` by default, as hakubectl)."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hakube.client import Client
 from hakube.client.config import ConfigError, load_client_config
+from hakube.console.alerts import PrometheusSettings, ssl_context
 from hakube.console.server import Console
-from hakube.settings import add_flags, setting
+from hakube.lifecycle import run_until_signal
+from hakube.settings import add_flags, group, setting
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ConsoleSettings:
     """Client config whose user the console acts as (empty: ~/.hakube/config)."""
     server: str = setting("", aliases=("-s",), metavar="HOST:PORT")
     """Masters HOST:PORT[,...], overriding the client config's."""
+    prometheus: PrometheusSettings = group(PrometheusSettings)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[ConsoleSettings], int]]:
@@ -38,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[ConsoleSe
 
 
 def run(args: ConsoleSettings) -> int:
+    prometheus = args.prometheus
+    if prometheus.url:
+        ssl_context(prometheus)  # settings that cannot work fail before anything connects
     try:
         cfg = load_client_config(args.client_config or None, server=args.server or None)
         creds = cfg.credentials()
@@ -45,15 +49,7 @@ def run(args: ConsoleSettings) -> int:
         print(f"hakube console: {exc}", file=sys.stderr)
         return 2
     with Client(cfg.servers, credentials=creds, timeout=cfg.timeout) as client:
-        console = Console(client, args.listen)
+        console = Console(client, args.listen, prometheus)
         print(f"hakube console: open {console.url}", flush=True)
-        stop = threading.Event()
-
-        def on_signal(signum: int, _frame: object) -> None:
-            stop.set()
-            threading.Thread(target=console.stop, daemon=True).start()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        console.serve()
+        run_until_signal(console, what="hakube console")
     return 0

@@ -7,7 +7,8 @@ browser to ``/``; every other path wants that cookie. ``/console/api/...``:
 * ``GET list/<plural>[?namespace=]``       current objects
 * ``GET watch?kinds=<plural>,...``          one event stream for them all: a snapshot of
   each, then every change (a browser opens only six connections to a host, so a page
-  holds one stream, not one per kind)
+  holds one stream, not one per kind); the pseudo-kind ``alerts`` adds Prometheus' alerts
+  (``alerts.py``)
 * ``GET logs/<ns>/<pod>[?container=]``     event stream of the log, followed
 * ``POST action/<scale|restart|cordon|delete-pod>`` with a JSON body, and the header
   ``X-Hakube-Console: 1`` (a page of another site cannot send it without the browser asking)
@@ -31,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hakube.client import Client, errors
-from hakube.console import api
+from hakube.console import alerts, api
 from hakube.httpendpoint import is_loopback
 from hakube.lifecycle import StartupError
 
@@ -47,9 +48,15 @@ MAX_BODY = 64 * 1024
 
 
 class Console:
-    """``hakube console``: serve until ``stop()``."""
+    """``hakube console``, a ``hakube.lifecycle.Service``: ``run()`` serves until
+    ``stop()``."""
 
-    def __init__(self, client: Client, listen: str = "127.0.0.1:8001") -> None:
+    def __init__(
+        self,
+        client: Client,
+        listen: str = "127.0.0.1:8001",
+        prometheus: alerts.PrometheusSettings | None = None,
+    ) -> None:
         host, _, port = listen.rpartition(":")
         if not is_loopback(host):
             raise StartupError(
@@ -57,8 +64,14 @@ class Console:
                 "and serves loopback only (reach it remotely through an SSH tunnel)"
             )
         self.client = client
+        self.alerts = (
+            alerts.AlertSource(prometheus) if prometheus is not None and prometheus.url else None
+        )
         self.token = secrets.token_urlsafe(24)
         self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self._serving = False
+        self._stop_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"console": self})
         try:
             self.httpd = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
@@ -73,13 +86,31 @@ class Console:
         host, port = str(self.httpd.server_address[0]), self.httpd.server_address[1]
         return f"http://{host}:{port}/login?token={self.token}"
 
-    def serve(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.5)
+    def run(self) -> None:
+        """Serve until ``stop()`` (the socket is bound by the constructor)."""
+        try:
+            with self._stop_lock:  # a stop() sees either a server to shut down or none
+                if self.stopping.is_set():
+                    return
+                self._serving = True
+            self.ready.set()
+            self.httpd.serve_forever(poll_interval=0.5)
+        finally:
+            self.httpd.server_close()
 
     def stop(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        """Idempotent, from any thread (not from a request handler: it waits for the loop)."""
+        with self._stop_lock:
+            if self.stopping.is_set():
+                return
+            self.stopping.set()
+            serving = self._serving
+        if self.alerts is not None:
+            self.alerts.stop()
+        if serving:
+            self.httpd.shutdown()
+        else:
+            self.httpd.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -194,8 +225,13 @@ class _Handler(BaseHTTPRequestHandler):
             elif parts == ["watch"]:
                 plurals = [p for p in query.get("kinds", "").split(",") if p]
                 for plural in plurals:
-                    api.kind_of(plural)  # a 404 before the stream starts
-                self._events(api.watch_events(client, plurals, ns, self.console.stopping))
+                    if plural != alerts.KIND:
+                        api.kind_of(plural)  # a 404 before the stream starts
+                self._events(
+                    api.watch_events(
+                        client, plurals, ns, self.console.stopping, self.console.alerts
+                    )
+                )
             elif len(parts) == 3 and parts[0] == "logs":
                 lines = api.log_lines(client, parts[1], parts[2], query.get("container", ""), True)
                 self._events({"line": chunk} if chunk else None for chunk in lines)

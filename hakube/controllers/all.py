@@ -16,5 +16,6 @@ import hakube.controllers.nodeipam  # noqa: F401
 import hakube.controllers.nodelifecycle  # noqa: F401
 import hakube.controllers.podgc  # noqa: F401
 import hakube.controllers.replicaset  # noqa: F401
+import hakube.controllers.serviceaccount  # noqa: F401
 import hakube.controllers.statefulset  # noqa: F401
 import hakube.controllers.tokencleaner  # noqa: F401

@@ -49,6 +49,7 @@ _NOT_COPIED = (
     du.DESIRED,
     du.MAX_REPLICAS,
     "kubectl.kubernetes.io/last-applied-configuration",
+    "hakube.io/applied-fields",  # server-side apply field owners (apiserver.rest.fieldowners)
 )
 
 

@@ -62,6 +62,7 @@ def sandbox_config(
     port_mappings: Iterable[pb.PortMapping] = (),
     privileged: bool = False,
     share_pid: bool = False,
+    resources: pb.LinuxContainerResources | None = None,
 ) -> pb.PodSandboxConfig:
     """A PodSandboxConfig. For a host-network pod ``hostname`` must stay empty (the runtime
     rejects it, the pod sees the node's name). ``share_pid``: one PID namespace for the pod's
@@ -88,6 +89,8 @@ def sandbox_config(
     )
     if dns is not None:
         cfg.dns_config.CopyFrom(dns)
+    if resources is not None:  # pod-level resources (the cgroup_parent carries them too)
+        cfg.linux.resources.CopyFrom(resources)
     return cfg
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -52,6 +50,7 @@ def run(args: DnsCommandSettings) -> int:
     from hakube.client.client import Client
     from hakube.dns.component import ClusterDns
     from hakube.dns.server import ListenError
+    from hakube.lifecycle import run_until_signal
 
     try:
         settings = args.dns
@@ -68,15 +67,10 @@ def run(args: DnsCommandSettings) -> int:
     # latency target (Python's default is 5 ms).
     sys.setswitchinterval(0.0005)
 
-    def on_signal(signum: int, frame: Any) -> None:
-        dns.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if args.identity:
         logging.getLogger("hakube.dns").info("instance %s", args.identity)
     try:
-        dns.run()
+        run_until_signal(dns, what=WHAT)
     except ListenError as e:
         print(f"{WHAT}: {e}", file=sys.stderr)
         return e.exit_code

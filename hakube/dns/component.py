@@ -46,7 +46,8 @@ def upstreams(settings: DnsSettings) -> list[tuple[str, int]]:
 
 
 class ClusterDns:
-    """Constructed with its dependencies; ``run()`` blocks, ``stop()`` is idempotent."""
+    """A ``hakube.lifecycle.Service``: constructed with its dependencies; ``run()`` blocks,
+    ``stop()`` is idempotent from any thread; ``ready`` once every address is bound."""
 
     def __init__(
         self,
@@ -74,6 +75,7 @@ class ClusterDns:
         self.metrics.rrsets.set_function(lambda: z.counts()[1])
         self.metrics.updates.set_function(lambda: z.generation)
         self._stopped = threading.Event()
+        self.ready = self.server.ready
 
     def synced(self) -> bool:
         return self.services.has_synced and self.endpoints.has_synced

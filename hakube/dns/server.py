@@ -107,8 +107,8 @@ class DnsServer:
         self.resolver = resolver
         self.metrics = metrics
         self.ready = threading.Event()
+        """Set once every address is bound and served."""
         self.bound: list[tuple[str, int]] = []
-        self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stopped = threading.Event()
@@ -137,13 +137,7 @@ class DnsServer:
 
     def run(self) -> None:
         """Serve until ``stop()``; ListenError if an address cannot be bound."""
-        try:
-            asyncio.run(self._main())
-        except BaseException as e:
-            self.error = e
-            raise
-        finally:
-            self.ready.set()  # a waiter looks at ``error``
+        asyncio.run(self._main())
 
     def stop(self) -> None:
         self._stopped.set()

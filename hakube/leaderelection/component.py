@@ -4,13 +4,13 @@ A component is a function ``work(client, leading)`` that does its job until the 
 event is set. :class:`Component` wraps it in a :class:`LeaderElector` on a thread, so the same
 component runs as its own process (``hakube scheduler``) or inside another one (``hakube up``,
 ``hakube master --with-controllers``). The process form adds an HTTP endpoint with /metrics
-and /healthz, and stops cleanly on SIGTERM/SIGINT, releasing the lease for a fast handover.
+and /healthz, and stops cleanly on SIGTERM/SIGINT (``hakube.lifecycle.run_until_signal``),
+releasing the lease for a fast handover.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import sys
 import threading
@@ -24,6 +24,7 @@ from hakube import gctune
 from hakube.client.client import Client
 from hakube.httpendpoint import MetricsSettings, new_registry
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
+from hakube.lifecycle import run_until_signal
 from hakube.settings import group, setting
 
 log = logging.getLogger("hakube.component")
@@ -81,7 +82,9 @@ class ComponentSettings:
 
 
 class Component:
-    """One leader-elected component on a background thread."""
+    """One leader-elected component, a ``hakube.lifecycle.Service``: ``run()`` campaigns for
+    the lease and does the work while leading, until ``stop()``, which releases the lease (a
+    fast handover). Run it with ``hakube.lifecycle.Running.start`` in-process."""
 
     def __init__(
         self,
@@ -104,26 +107,17 @@ class Component:
             metrics=election_metrics or ElectionMetrics(self.registry),
         )
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self.elector.run, args=(self._stop,), name=f"elector-{config.name}", daemon=True
-        )
+        self.ready = threading.Event()
+        """Set once the component campaigns (a candidate serves by standing by)."""
 
-    def start(self) -> Component:
-        self._thread.start()
-        return self
+    def run(self) -> None:
+        if self._stop.is_set():
+            return
+        self.ready.set()
+        self.elector.run(self._stop)
 
-    def request_stop(self) -> None:
-        """Ask the component to stop, without waiting for it (safe in a signal handler)."""
+    def stop(self) -> None:
         self._stop.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop working, release the lease, and wait (bounded) for the thread."""
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def wait(self) -> None:
-        while self._thread.is_alive():
-            self._thread.join(0.5)
 
 
 def run_component(
@@ -143,13 +137,6 @@ def run_component(
     gctune.install()
     settings.metrics.serve(registry, what)
     comp = Component(client, config, work, registry=registry)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s: signal %d, stopping", what, signum)
-        comp.request_stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info(
         "%s: %s campaigning for lease %s/%s via %s",
         what,
@@ -158,7 +145,8 @@ def run_component(
         config.name,
         ",".join(client.servers),
     )
-    comp.start()
-    comp.wait()
-    client.close()
+    try:
+        run_until_signal(comp, what=what)
+    finally:
+        client.close()
     return 0

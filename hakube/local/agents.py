@@ -2,9 +2,10 @@
 
 Each agent is its own ``hakube agent`` process (node ``node-1`` ... ``node-M``) with its root
 dir, log (``node-N.log``) and pid file (``node-N.pid``) in the cluster's data dir, its API on a
-free loopback port, and the runtime it was given (simulated by default; containerd at the
-default CRI socket; there node-1's pods get addresses from its podCIDR, which the
-controller-manager allocates, and the other nodes' pods use the host network). Each joins the
+free loopback port, and the runtime it was given (simulated by default; containerd at the CRI
+socket and CNI config directory it is given, by default containerd's own; there node-1's pods
+get addresses from its podCIDR, which the controller-manager allocates, and the other nodes'
+pods use the host network). Each joins the
 cluster with the bootstrap token it is given, on its first start; a restarted agent has its
 certificate already and adopts the pods it was running.
 The agents are children of a ``hakube.local.supervisor.Supervisor`` (kind ``agent``), so
@@ -20,6 +21,8 @@ from hakube.local import procs
 from hakube.local.supervisor import Child, RestartPolicy, Supervisor
 
 KIND = "agent"
+DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
+"""Where containerd's CRI plugin reads CNI configs unless its config says otherwise."""
 
 
 class LocalAgents:
@@ -30,6 +33,7 @@ class LocalAgents:
         *,
         runtime: str = "simulated",
         cri_endpoint: str = DEFAULT_ENDPOINT,
+        cni_conf_dir: str = DEFAULT_CNI_CONF_DIR,
         token: str = "",
         ca_hash: str = "",
         extra_args: list[str] | None = None,
@@ -47,6 +51,7 @@ class LocalAgents:
         self.ca_hash = ca_hash
         self.runtime = runtime
         self.cri_endpoint = cri_endpoint
+        self.cni_conf_dir = cni_conf_dir
         self.extra_args = list(extra_args or [])
         self.supervisor = supervisor or Supervisor(RestartPolicy(restart=False))
 
@@ -75,7 +80,7 @@ class LocalAgents:
         if name in self.metrics:
             cmd += ["--metrics-listen", self.metrics[name]]
         if self.runtime == "containerd":
-            cmd += ["--cri-endpoint", self.cri_endpoint]
+            cmd += ["--cri-endpoint", self.cri_endpoint, "--cni-conf-dir", self.cni_conf_dir]
             if index > 1:
                 # One machine, one containerd, one CNI config: node-1 builds the pod network
                 # from the podCIDR the controller-manager gives it; the others' pods share the

@@ -20,9 +20,10 @@ import os
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from hakube.pki import certs, files, names
+from hakube.pki import certs, files, jwt, names
 from hakube.pki.tls import TlsFiles
 
 USERS = {
@@ -90,6 +91,21 @@ class Pki:
             return certs.CA.load(cert, key)
         except certs.CertError as exc:
             raise PkiError(f"cluster CA in {self.root}: {exc}") from exc
+
+    def token_signing_key(self) -> ec.EllipticCurvePrivateKey:
+        """The ServiceAccount token key, derived from ``ca.key`` (hakube.pki.jwt): the same on
+        every master. PkiError if the CA key is missing or readable by group or others."""
+        try:
+            mode = os.stat(self.ca_key).st_mode
+        except OSError as exc:
+            raise PkiError(f"cluster CA: {self.ca_key}: {exc.strerror}") from exc
+        if mode & 0o077:
+            raise PkiError(
+                f"{self.ca_key} is readable by others (mode {mode & 0o777:o}): chmod 600 it"
+            )
+        ca = self.load_ca()
+        assert ca.key is not None
+        return jwt.derive_signing_key(ca.key)
 
     def init_ca(self) -> certs.CA:
         """Create the CA unless it exists; return it."""

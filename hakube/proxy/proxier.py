@@ -104,7 +104,8 @@ class ProxyMetrics:
 
 
 class Proxier:
-    """One node's service proxy. ``run()`` blocks until ``stop()``."""
+    """One node's service proxy, a ``hakube.lifecycle.Service``: ``run()`` blocks until
+    ``stop()``; ``ready`` once the first sync has programmed the table."""
 
     def __init__(
         self,
@@ -125,8 +126,8 @@ class Proxier:
         self._applied: Ruleset | None = None  # None: the next sync is a full one
         self._dirty = threading.Event()
         self._stop = threading.Event()
-        self.synced = threading.Event()
-        """Set after the first successful sync (readiness)."""
+        self.ready = threading.Event()
+        """Set after the first successful sync (/readyz)."""
         self.services = client.informer(core_pb2.Service)
         self.endpoints = client.informer(core_pb2.Endpoints)
         for inf in (self.services, self.endpoints):
@@ -137,6 +138,8 @@ class Proxier:
             )
 
     def run(self) -> None:
+        if self._stop.is_set():
+            return
         self.services.start()
         self.endpoints.start()
         try:
@@ -220,5 +223,5 @@ class Proxier:
                 want.service_ports,
                 want.endpoints,
             )
-        self.synced.set()
+        self.ready.set()
         return True

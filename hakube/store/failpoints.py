@@ -12,7 +12,12 @@ Points (see where ``hit`` is called):
 - ``snapshot-before-rename``, ``snapshot-after-rename``: a follower has received the leader's
   snapshot, before / after it replaces its dump;
 - ``compaction-before-journal-drop``: the new dump is in place and the journal still holds the
-  entries it replaces.
+  entries it replaces;
+- ``leader-before-sync``: the leader has sent new entries to its followers and not yet synced
+  them to its own journal (hakube/store/durable.py, leader-parallel sync).
+
+``name@N`` arms a point for its N-th hit instead of its first: a point reached on every write
+(``leader-before-sync``) then fires after some writes have been acknowledged.
 """
 
 from __future__ import annotations
@@ -21,7 +26,24 @@ import os
 import signal
 
 ENV = "HAKUBE_FAILPOINTS"
-_armed = frozenset(p.strip() for p in os.environ.get(ENV, "").split(",") if p.strip())
+
+
+def _parse(value: str) -> dict[str, int]:
+    points: dict[str, int] = {}
+    for item in (p.strip() for p in value.split(",")):
+        if not item:
+            continue
+        name, _, nth = item.partition("@")
+        if nth and not (nth.isdigit() and int(nth) > 0):
+            raise RuntimeError(
+                f"{ENV}: {item!r}: the hit number after @ must be a positive integer"
+            )
+        points[name] = int(nth) if nth else 1
+    return points
+
+
+_armed = _parse(os.environ.get(ENV, ""))
+_hits: dict[str, int] = {}
 _owner = os.getpid()
 """The process that read the variable: the master, whose forked children die with it."""
 
@@ -32,11 +54,12 @@ NAMES = frozenset(
         "snapshot-before-rename",
         "snapshot-after-rename",
         "compaction-before-journal-drop",
+        "leader-before-sync",
     }
 )
-if _armed - NAMES:
+if _armed.keys() - NAMES:
     raise RuntimeError(
-        f"{ENV}: unknown point(s) {', '.join(sorted(_armed - NAMES))}; "
+        f"{ENV}: unknown point(s) {', '.join(sorted(_armed.keys() - NAMES))}; "
         f"known: {', '.join(sorted(NAMES))}"
     )
 
@@ -46,8 +69,11 @@ def armed() -> bool:
 
 
 def hit(name: str) -> None:
-    """Die here if ``name`` is armed."""
+    """Die here if ``name`` is armed (and this is the hit it is armed for)."""
     if name not in _armed:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] < _armed[name]:
         return
     if os.getpid() != _owner:
         os.kill(_owner, signal.SIGKILL)

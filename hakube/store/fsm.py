@@ -27,6 +27,8 @@ from typing import Any
 
 from pysyncobj import SyncObjConsumer, replicated
 
+from hakube.store import ops
+
 Labels = dict[str, str]
 Fields = dict[str, str]
 ObjKey = tuple[str, str]  # (namespace, name) inside one kind
@@ -102,24 +104,9 @@ class Event:
         (self.rev, self.type, self.kind, self.namespace, self.name, self.new, self.prev) = state
 
 
-# Operations are plain tuples (cheap to pickle into the Raft log):
-#   ("c", request_id, kind, ns, name, value, labels, fields, lease_id)   create
-#   ("u", request_id, kind, ns, name, value, labels, fields, expect_rev) update (CAS)
-#   ("d", request_id, kind, ns, name, expect_rev)                          delete (0: any rev)
-#   ("b",)                                                                  barrier (read index)
-#   ("lg", request_id, lease_id, ttl_seconds)                               lease grant
-#   ("lk", lease_id)                                                        lease keepalive
-#   ("lr", lease_id)                                                        lease revoke
-#   ("lx", (lease_id, ...))                                                 lease expiry (leader)
-#     (lr and lx answer with the number of objects deleted with the leases as the detail)
-#   ("ms", name, raft_address, api_address)     a master registers or updates its own addresses
-#   ("ma", name, raft_address, api_address)     members add: a new name (never a removed one)
-#   ("mr", name, raft_address)                  members remove: the name becomes a tombstone
-#   ("mc", cluster_id)                          set the cluster id (the first proposal wins)
-# Results are tuples (code, revision, detail): revision is the object's mod_rev for writes (the
-# current one on CONFLICT), the store revision for barriers.
-Op = tuple[Any, ...]
-Result = tuple[str, int, Any]
+# Operations and results: ``hakube.store.ops`` (typed classes; the log carries plain tuples).
+Op = ops.Op
+Result = ops.Result
 
 
 class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
@@ -190,51 +177,64 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
         return results
 
     def _apply_one(self, op: Op, events: list[Event]) -> Result:
-        code = op[0]
-        if code == "b":
-            return (OK, self.revision, None)
-        if code == "lk":
-            lease = self.leases.get(op[1])
-            if lease is None:
-                return (LEASE_NOT_FOUND, self.revision, None)
-            if self.lease_touched is not None:
-                self.lease_touched(op[1])
-            return (OK, self.revision, lease[0])
-        if code in ("lr", "lx"):
-            ids = (op[1],) if code == "lr" else op[1]
-            found, deleted = False, 0
-            for lease_id in ids:
-                lease = self.leases.pop(lease_id, None)
+        typed = ops.decode(op)
+        match typed:
+            case ops.Barrier():
+                return (OK, self.revision, None)
+            case ops.LeaseKeepalive(lease_id):
+                lease = self.leases.get(lease_id)
                 if lease is None:
-                    continue
-                found = True
-                for kind, ns, name in sorted(lease[1]):
-                    deleted += self._delete(kind, ns, name, 0, events)[0] == OK
-            return (OK if found else LEASE_NOT_FOUND, self.revision, deleted)
-        if code[0] == "m":
-            return self._member_op(op)
-        request_id = op[1]
+                    return (LEASE_NOT_FOUND, self.revision, None)
+                if self.lease_touched is not None:
+                    self.lease_touched(lease_id)
+                return (OK, self.revision, lease[0])
+            case ops.LeaseRevoke(lease_id):
+                return self._drop_leases((lease_id,), events)
+            case ops.LeasesExpired(lease_ids):
+                return self._drop_leases(lease_ids, events)
+            case ops.MemberSelf() | ops.MemberAdd() | ops.MemberRemove() | ops.ClusterId():
+                return self._member_op(typed)
+            case ops.Create() | ops.Update() | ops.Delete() | ops.LeaseGrant():
+                return self._deduplicated(typed, events)
+        raise AssertionError(typed)  # decode returns only the classes above
+
+    def _drop_leases(self, ids: tuple[int, ...], events: list[Event]) -> Result:
+        found, deleted = False, 0
+        for lease_id in ids:
+            lease = self.leases.pop(lease_id, None)
+            if lease is None:
+                continue
+            found = True
+            for kind, ns, name in sorted(lease[1]):
+                deleted += self._delete(kind, ns, name, 0, events)[0] == OK
+        return (OK if found else LEASE_NOT_FOUND, self.revision, deleted)
+
+    def _deduplicated(
+        self, op: ops.Create | ops.Update | ops.Delete | ops.LeaseGrant, events: list[Event]
+    ) -> Result:
+        """Apply a write once per request id: a retried request gets the first answer."""
+        request_id = op.request_id
         if request_id:
             seen = self.requests.get(request_id)
             if seen is not None:
                 return seen
-        if code == "c":
-            result = self._create(*op[2:], events=events)
-        elif code == "u":
-            result = self._update(*op[2:], events=events)
-        elif code == "d":
-            result = self._delete(op[2], op[3], op[4], op[5], events)
-        elif code == "lg":
-            lease_id, ttl = op[2], op[3]
-            if lease_id in self.leases:
-                result = (EXISTS, self.revision, None)
-            else:
-                self.leases[lease_id] = (ttl, set())
-                if self.lease_touched is not None:
-                    self.lease_touched(lease_id)
-                result = (OK, self.revision, ttl)
-        else:
-            raise ValueError(f"unknown store operation {code!r}")
+        match op:
+            case ops.Create(_, kind, ns, name, value, labels, fields, lease):
+                result = self._create(kind, ns, name, value, labels, fields, lease, events=events)
+            case ops.Update(_, kind, ns, name, value, labels, fields, expect_rev):
+                result = self._update(
+                    kind, ns, name, value, labels, fields, expect_rev, events=events
+                )
+            case ops.Delete(_, kind, ns, name, expect_rev):
+                result = self._delete(kind, ns, name, expect_rev, events)
+            case ops.LeaseGrant(_, lease_id, ttl):
+                if lease_id in self.leases:
+                    result = (EXISTS, self.revision, None)
+                else:
+                    self.leases[lease_id] = (ttl, set())
+                    if self.lease_touched is not None:
+                        self.lease_touched(lease_id)
+                    result = (OK, self.revision, ttl)
         if request_id:
             self.requests[request_id] = result
             if len(self.requests) > self._dedupe_size:
@@ -310,27 +310,28 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
         events.append(Event(self.revision, DELETED, kind, ns, name, None, current))
         return (OK, self.revision, current.create_rev)
 
-    def _member_op(self, op: Op) -> Result:
-        code = op[0]
-        if code == "mc":
+    def _member_op(
+        self, op: ops.MemberSelf | ops.MemberAdd | ops.MemberRemove | ops.ClusterId
+    ) -> Result:
+        if isinstance(op, ops.ClusterId):
             if not self.cluster_id:
-                self.cluster_id = op[1]
+                self.cluster_id = op.cluster_id
             return (OK, self.revision, self.cluster_id)
-        name = op[1]
+        name = op.name
         if name in self.removed:
             return (REMOVED, self.revision, self.removed[name])
-        if code == "mr":
+        if isinstance(op, ops.MemberRemove):
             entry = self.members.pop(name, None)
-            self.removed[name] = entry[0] if entry is not None else op[2]
+            self.removed[name] = entry[0] if entry is not None else op.raft_address
             return (OK, self.revision, self.removed[name])
-        raft, api = op[2], op[3]
+        raft, api = op.raft_address, op.api_address
         for other, (other_raft, _) in self.members.items():
             if other != name and other_raft == raft:
                 return (EXISTS, self.revision, other)
         current = self.members.get(name)
-        if code == "ma" and current is not None and current[0] != raft:
+        if isinstance(op, ops.MemberAdd) and current is not None and current[0] != raft:
             return (EXISTS, self.revision, name)
-        if code == "ms" and current is not None and not api:
+        if isinstance(op, ops.MemberSelf) and current is not None and not api:
             api = current[1]
         self.members[name] = (raft, api)
         return (OK, self.revision, None)

@@ -41,7 +41,7 @@ from typing import Any
 from pysyncobj import FAIL_REASON
 
 from hakube.store.errors import NotApplied, OutcomeUnknown, StoreError, Unavailable
-from hakube.store.fsm import Op, Result
+from hakube.store.ops import Op, Result, payload_bytes
 
 # Failures after which the command is known not to be (and never to become) committed.
 _NOT_APPLIED = {
@@ -250,10 +250,7 @@ def _take(
     return chunk, size
 
 
-def _op_bytes(op: Op) -> int:
-    # Creates and updates carry the object bytes at position 5; the rest are small.
-    value = op[5] if len(op) > 5 and isinstance(op[5], bytes) else b""
-    return len(value) + 64
+_op_bytes = payload_bytes
 
 
 Outcome = Result | BaseException

@@ -22,10 +22,11 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   lets its dump override the configured peers; the master therefore persists the resulting
   configuration itself (hakube.store.datadir) instead of trusting flags on restart.
 * Journal durability: pysyncobj's journal is an mmap that is never fsynced, so acknowledged writes
-  survive a process crash, not a power loss. ``fsync`` (on by default) makes every member sync its
-  journal before any message leaves it, so a write is on a majority's disks before it is
-  acknowledged (see durable.py). ``sync_journal`` (older, weaker) msyncs the journal on every tick,
-  bounding loss on power failure to about one tick.
+  survive a process crash, not a power loss. ``fsync`` (on by default) makes a follower sync its
+  journal before any message leaves it, and the leader sync in parallel with sending new entries
+  and count itself towards a commit only for what it has synced, so a write is on a majority's
+  disks before it is acknowledged (see durable.py). ``sync_journal`` (older, weaker) msyncs the
+  journal on every tick, bounding loss on power failure to about one tick.
 * Transport: always mutual TLS with the cluster CA (hakube.store.transport). A peer is accepted
   only if its certificate names a current member (``addr_to_name``), and is tied to that member's
   address; pysyncobj's read-only peers and network utility commands are refused, frames are
@@ -92,7 +93,8 @@ class RaftSettings:
     sync_journal: bool = False
     """msync the journal every tick (bounds power-loss to ~one tick; not before acknowledging)."""
     fsync: bool = True
-    """Sync the journal before any message leaves this member: acknowledged writes are on a
+    """Sync the journal before a follower acknowledges, and on the leader in parallel with
+    replication (it counts itself only for synced entries): acknowledged writes are on a
     majority's disks (power-loss durability, as etcd's default). Off: writes survive a crash of
     any or all masters, not a power loss of a majority."""
     batch_timeout: float = 5.0
@@ -447,6 +449,8 @@ class RaftNode:
 
     def stop(self) -> None:
         """Stop the Raft thread and close the journal (idempotent)."""
+        if self.durable is not None:
+            self.durable.close()
         try:
             self.syncobj.destroy()
         except Exception:

@@ -59,6 +59,12 @@ DEFAULT_APPLETS: tuple[str, ...] = (
 )
 """Applets linked into /bin; enough for shell-scripted test containers."""
 
+NET_APPLETS: tuple[str, ...] = (
+    *DEFAULT_APPLETS,
+    *("httpd", "wget", "nc", "nslookup", "ip", "ping", "route", "printf", "chmod"),
+)
+"""DEFAULT_APPLETS and the network ones (a web server, a client, a resolver, ip)."""
+
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -58,18 +58,15 @@ from hakube.pki.layout import Pki
 from hakube.testing import containerd as ctdmod
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs, scheduler_procs
-from hakube.testing.images import DEFAULT_APPLETS, OciImage, build_image, busybox_layer
+from hakube.testing.images import OciImage
 from hakube.testing.join import agent_args
 from hakube.testing.netmasters import env as source_env
 from hakube.testing.netns import NetnsError, cleanup_stale, ip, kill_namespace, netns_pids
+from hakube.testing.sampleimages import sample_image
 from hakube.testing.wait import wait_for
 
 NET_IMAGE = "hakube.test/net:1"
 """busybox with the network applets (httpd, wget, nc, nslookup, ip, ping), for pods of tests."""
-NET_APPLETS = (
-    *DEFAULT_APPLETS,
-    *("httpd", "wget", "nc", "nslookup", "ip", "ping", "route", "printf", "chmod"),
-)
 
 AGENT_FAST = [
     "--node-lease-interval",
@@ -138,7 +135,7 @@ def free_subnet() -> ipaddress.IPv4Network:
 
 
 def net_image() -> OciImage:
-    return build_image(NET_IMAGE, rootfs_tar=busybox_layer(applets=NET_APPLETS), cmd=("sh",))
+    return sample_image(NET_IMAGE)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -41,7 +42,11 @@ class Prometheus:
         *,
         rule_files: list[str] | None = None,
         interval: str = "1s",
+        web_config: dict[str, Any] | None = None,
+        ready_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``web_config``: Prometheus' ``--web.config.file`` (e.g. ``tls_server_config``);
+        then ``ready_context`` is how this harness reaches it over https."""
         self.work_dir = work_dir
         os.makedirs(work_dir, exist_ok=True)
         config = dict(config)
@@ -52,6 +57,13 @@ class Prometheus:
         with open(self.config_path, "w") as f:
             yaml.safe_dump(config, f, sort_keys=False)
         self.address = f"127.0.0.1:{free_ports(1)[0]}"
+        self.web_config_path = ""
+        if web_config is not None:
+            self.web_config_path = os.path.join(work_dir, "web.yml")
+            with open(self.web_config_path, "w") as f:
+                yaml.safe_dump(web_config, f)
+        self.ready_context = ready_context
+        self.url = f"{'https' if web_config else 'http'}://{self.address}"
         self.log_path = os.path.join(work_dir, "prometheus.log")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +76,11 @@ class Prometheus:
                     f"--storage.tsdb.path={os.path.join(self.work_dir, 'data')}",
                     f"--web.listen-address={self.address}",
                     "--log.level=warn",
+                    *(
+                        [f"--web.config.file={self.web_config_path}"]
+                        if self.web_config_path
+                        else []
+                    ),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -74,7 +91,9 @@ class Prometheus:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"prometheus exited: {self.tail()}")
             try:
-                with urllib.request.urlopen(f"http://{self.address}/-/ready", timeout=1) as r:
+                with urllib.request.urlopen(
+                    f"{self.url}/-/ready", timeout=1, context=self.ready_context
+                ) as r:
                     if r.status == 200:
                         return self
             except OSError:
@@ -110,7 +129,9 @@ class Prometheus:
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the ``data`` of a successful answer."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"http://{self.address}/api/v1/{path}{query}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"{self.url}/api/v1/{path}{query}", timeout=5, context=self.ready_context
+        ) as r:
             body = json.loads(r.read())
         if body.get("status") != "success":
             raise RuntimeError(f"prometheus {path}: {body}")

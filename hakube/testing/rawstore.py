@@ -10,20 +10,19 @@ in is holding the ``Master`` object, i.e. being the master process.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 import uuid
 from types import TracebackType
 from typing import Any
 
 from hakube.api import kinds
+from hakube.lifecycle import Running
 from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.store import fsm as store
+from hakube.store.ops import Create
 from hakube.testing import pki as testpki
-from hakube.testing.wait import wait_for
 
 
 class InProcessMaster:
@@ -44,27 +43,20 @@ class InProcessMaster:
                 pki_dir=pki_dir,
             )
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, name="inprocess-master", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            await self.master.run()
-
-        asyncio.run(main())
+        self._running: Running | None = None
 
     def __enter__(self) -> InProcessMaster:
-        self._thread.start()
-        wait_for(lambda: self.master.ready, 30, "the in-process master to be ready")
+        self._running = Running.start(self.master, name="inprocess-master")
+        if not self._running.wait_ready(30):
+            self._running.stop(15)
+            raise AssertionError(f"the in-process master is not ready: {self._running.error!r}")
         return self
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.master.stop)
-        self._thread.join(15)
+        if self._running is not None:
+            self._running.stop(15)
 
     def write_raw(self, obj: Any) -> str:
         """Store ``obj`` as it is (no defaulting, validation or admission); returns its uid."""
@@ -76,7 +68,9 @@ class InProcessMaster:
         value = obj.SerializeToString(deterministic=True)
         fields = kinds.selectable_fields(kind, obj)
         assert self.master.raft is not None
-        op = ("c", "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields, 0)
+        op = Create(
+            "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields
+        ).wire()
         code, _, _ = self.master.raft.proposer.submit(op).result(10)
         assert code == store.OK, f"raw create of {kind.name} {meta.name}: store answered {code}"
         return str(meta.uid)

@@ -3,17 +3,10 @@
 # touches apt only when one is missing; under CI=true a missing browser that cannot be
 # installed fails the run.
 set -euo pipefail
+# shellcheck source=../lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
 
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-    echo "chromium and chromedriver present"
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "missing chromium/chromedriver; run as root to install them" >&2
-    [ "${CI:-}" = "true" ] && exit 1
-    exit 0
-fi
-echo "installing chromium and chromium-driver"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+install_missing "chromium and chromedriver" "${missing[@]}"

@@ -3,17 +3,9 @@
 # Only the benchmark needs it, so a machine without it still runs the tests: idempotent, touches
 # apt only when iperf3 is missing; under CI=true a failed install fails the run.
 set -euo pipefail
+# shellcheck source=../lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
 
-if command -v iperf3 >/dev/null 2>&1; then
-    echo "iperf3 present"
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "missing iperf3; run as root to install it" >&2
-    [ "${CI:-}" = "true" ] && exit 1
-    exit 0
-fi
-echo "installing iperf3"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends iperf3 >/dev/null
+missing=()
+command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
+install_missing "iperf3" "${missing[@]}"

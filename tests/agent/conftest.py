@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from hakube.cli.ctl import main as hakubectl
 from hakube.client import Client, NotFound
 from hakube.cri.client import CriClient
 from hakube.cri.errors import CriError
+from hakube.lifecycle import Running
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.containerd import Containerd, ContainerdUnavailable
 from hakube.testing.images import busybox_image
@@ -262,15 +262,12 @@ def running_sim_agent(
         backoff_max=2,
         usage_interval=0.5,
     )
-    agent = Agent(settings)
-    t = threading.Thread(target=agent.run, daemon=True)
-    t.start()
+    running = Running.start(Agent(settings))
     try:
-        assert agent.ready.wait(30), "simulated agent did not become ready"
-        yield agent
+        assert running.wait_ready(30), f"simulated agent did not become ready: {running.error!r}"
+        yield running.service
     finally:
-        agent.stop()
-        t.join(15)
+        running.stop(15)
 
 
 @pytest.fixture

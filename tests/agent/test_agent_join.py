@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ from hakube.agent.config import AgentSettings
 from hakube.api.v1 import api_pb2, api_pb2_grpc, join_pb2, join_pb2_grpc
 from hakube.cli.token_cmd import create_token
 from hakube.client import Client
+from hakube.lifecycle import Running
 from hakube.pki import bootstrap, certs, files
 from hakube.pki.layout import NodePki, node_identity
 from hakube.pki.tls import Credentials, channel_credentials
@@ -225,12 +225,10 @@ def test_an_agent_renews_a_certificate_near_its_expiry_and_keeps_working(
         cert_renew_before=2 * 3600.0,
         cert_check_interval=0.5,
     )
-    agent = Agent(settings)
-
-    t = threading.Thread(target=agent.run, daemon=True)
-    t.start()
+    running = Running.start(Agent(settings))
+    agent = running.service
     try:
-        assert agent.ready.wait(30)
+        assert running.wait_ready(30), f"agent did not become ready: {running.error!r}"
 
         def renewed() -> bool:
             got = certs.load_cert(files.read(pki.cert))
@@ -243,5 +241,4 @@ def test_an_agent_renews_a_certificate_near_its_expiry_and_keeps_working(
         assert agent.client.transport.credentials.cert == files.read(pki.cert)
         wait_for(lambda: node_ready(client, name), 20, f"node {name} Ready")
     finally:
-        agent.stop()
-        t.join(15)
+        running.stop(15)

@@ -3,7 +3,6 @@ lease, init containers, restart policies, config errors. Fast (no containers, in
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from hakube.agent.stats import USAGE_ANNOTATION
 from hakube.client import Client
 from hakube.cri.simulated import SimulatedFleet, SimulatedRuntime
 from hakube.cri.v1 import api_pb2 as pb
+from hakube.lifecycle import Running, stop_all
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.join import token_for
 from hakube.testing.wait import wait_for
@@ -251,7 +251,7 @@ def test_many_simulated_agents_in_one_process_share_one_cri_server(
 ) -> None:
     names = [f"fleet-{i}-{uuid.uuid4().hex[:4]}" for i in range(10)]
     token, ca_hash = token_for(cluster.endpoints())
-    agents: list[tuple[Agent, threading.Thread]] = []
+    agents: list[Running[Agent]] = []
     with SimulatedFleet() as fleet:
         try:
             for name in names:
@@ -271,11 +271,9 @@ def test_many_simulated_agents_in_one_process_share_one_cri_server(
                     ),
                     cri=fleet.client(name),
                 )
-                t = threading.Thread(target=agent.run, daemon=True)
-                t.start()
-                agents.append((agent, t))
-            for agent, _ in agents:
-                assert agent.ready.wait(30)
+                agents.append(Running.start(agent))
+            for running in agents:
+                assert running.wait_ready(30), repr(running.error)
             for name in names:
                 client.pods.create(
                     make_pod(
@@ -294,10 +292,7 @@ def test_many_simulated_agents_in_one_process_share_one_cri_server(
                     == 1
                 )
         finally:
-            for agent, _ in agents:
-                agent.stop()
-            for _, t in agents:
-                t.join(15)
+            stop_all(agents, 15)
 
 
 def test_top_shows_what_pods_and_the_node_use(client: Client, sim_agent: Agent) -> None:

@@ -30,6 +30,7 @@ from hakube.client.transport import RetryPolicy, Transport
 from hakube.pki import names
 from hakube.pki.certs import Identity
 from hakube.pki.tls import server_credentials
+from hakube.store import ops
 from hakube.store import proposer as proposer_mod
 from hakube.store.proposer import Proposer
 from hakube.testing import pki as testpki
@@ -220,12 +221,14 @@ def test_urgent_writes_go_first_and_their_batch_stays_small() -> None:
 
     p = Proposer(apply_batch, can_propose=lambda: True, max_inflight=1)
     big = b"x" * (1024 * 1024)
-    p.submit(("c", "r0", "ConfigMap", "ns", "first", big, {}, {}, 0))
+    p.submit(ops.Create("r0", "ConfigMap", "ns", "first", big, {}, {}, 0).wire())
     for i in range(10):
-        p.submit(("c", f"r{i + 1}", "ConfigMap", "ns", f"cm{i}", big, {}, {}, 0))
+        p.submit(ops.Create(f"r{i + 1}", "ConfigMap", "ns", f"cm{i}", big, {}, {}, 0).wire())
     ctx = contextvars.copy_context()
     ctx.run(proposer_mod.urgent.set, True)
-    renewal = ctx.run(p.submit, ("u", "lease", "Lease", "kube-node-lease", "n1", b"l", {}, {}, 0))
+    renewal = ctx.run(
+        p.submit, ops.Update("lease", "Lease", "kube-node-lease", "n1", b"l", {}, {}, 0).wire()
+    )
     # The pipeline is full for bulk writes, but the renewal goes out at once, first, with at
     # most 256 KiB of bulk writes beside it.
     assert len(sent) == 2

@@ -23,6 +23,7 @@ from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import ObjectAPI
 from hakube.apiserver.watch import WatchHub
 from hakube.store import fsm as store
+from hakube.store import ops
 from hakube.store.errors import OutcomeUnknown
 from hakube.store.fsm import StoreFSM
 
@@ -176,7 +177,8 @@ def test_a_watch_from_a_revision_ahead_of_this_replica_skips_what_the_client_saw
 
         def write(name: str) -> None:
             fsm.apply_batch(
-                [("c", "", "ConfigMap", "default", name, value, {}, {}, 0)], _doApply=True
+                [ops.Create("", "ConfigMap", "default", name, value, {}, {}, 0).wire()],
+                _doApply=True,
             )
 
         write("a")  # this replica is at revision 1; the client has seen up to revision 3

@@ -18,6 +18,7 @@ from hakube.api.v1 import api_pb2
 from hakube.apiserver.metrics import MasterMetrics
 from hakube.apiserver.objects import compile_selectors
 from hakube.apiserver.watch import Watcher, WatchHub
+from hakube.store import ops
 from hakube.store.fsm import StoreFSM
 
 pytestmark = pytest.mark.timeout(30)
@@ -60,19 +61,24 @@ def test_indexed_watchers_get_exactly_their_events_in_order() -> None:
         def put(code: str, name: str, labels: dict[str, str], rev: int = 0) -> None:
             if code == "c":
                 write(
-                    fsm, ("c", "", "ConfigMap", "default", name, value(name, labels), labels, {}, 0)
+                    fsm,
+                    ops.Create(
+                        "", "ConfigMap", "default", name, value(name, labels), labels, {}, 0
+                    ).wire(),
                 )
             else:
                 write(
                     fsm,
-                    ("u", "", "ConfigMap", "default", name, value(name, labels), labels, {}, rev),
+                    ops.Update(
+                        "", "ConfigMap", "default", name, value(name, labels), labels, {}, rev
+                    ).wire(),
                 )
 
         put("c", "x", {"shard": "a"})
         put("c", "y", {"shard": "b", "tier": "db"})  # b's selector excludes it
         put("u", "x", {"shard": "b"})  # leaves a, enters b
         put("c", "z", {"other": "1"})
-        write(fsm, ("d", "", "ConfigMap", "default", "x", 0))
+        write(fsm, ops.Delete("", "ConfigMap", "default", "x", 0).wire())
         await asyncio.sleep(0)  # dispatch runs on the loop
         await asyncio.sleep(0)
 

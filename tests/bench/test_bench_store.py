@@ -119,17 +119,19 @@ def test_the_load_table_pairs_each_hakube_with_the_etcd_of_the_same_security() -
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     cells = [c.strip() for c in table.splitlines()[2].strip("|").split("|")]
 
-    assert header[-4:] == [
+    assert header[-6:] == [
         "hakube/etcd-tls ops/s",
         "hakube/etcd-tls p50",
         "hakube-plain/etcd ops/s",
         "hakube-plain/etcd p50",
+        "hakube-batch/etcd-tls ops/s",
+        "hakube-batch/etcd-tls p50",
     ]
-    assert cells[-4:] == ["1.25", "0.80", "1.25", "0.80"]
+    assert cells[-6:] == ["1.25", "0.80", "1.25", "0.80", "—", "—"]
 
 
-def test_all_four_systems_run_by_default() -> None:
+def test_every_system_runs_by_default() -> None:
     args = parse_args([])
-    assert args.systems.split(",") == ["hakube", "hakube-plain", "etcd-tls", "etcd"]
+    assert args.systems.split(",") == ["hakube", "hakube-batch", "hakube-plain", "etcd-tls", "etcd"]
     assert set(REPORT_SYSTEMS) == set(SYSTEMS)
     assert args.plain_rev == PLAIN_REV and args.plain_tree is None

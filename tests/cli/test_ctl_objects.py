@@ -44,7 +44,7 @@ def test_apply_get_delete_round_trip_of_the_example(ctl: Ctl) -> None:
     assert deploy.lines[1].split()[:4] == ["web", "0/2", "0", "0"]
     svc = ctl("get", "svc/web", "-n", "demo", "-o", "json")
     assert json.loads(svc.out)["spec"]["ports"] == [
-        {"port": 80, "targetPort": 8080, "protocol": "TCP"}
+        {"port": 8080, "targetPort": 8080, "protocol": "TCP"}
     ]
     gone = ctl("delete", "-f", os.path.join(EXAMPLES, "hello.yaml"))
     assert gone.rc == 0, gone.err

@@ -31,6 +31,7 @@ SAMPLES = {
     "controllers": "job,podgc",
     "peers": "m2=127.0.0.1:7002,m3=127.0.0.1:7003",
     "cert-sans": "10.0.0.100,vip.example",
+    "api-audiences": "hakube,vault",
     "servers": "10.0.0.1:6443,10.0.0.2:6443",
     "labels": "zone=a,rack=r1",
     "register-with-taints": "gpu=yes:NoSchedule",

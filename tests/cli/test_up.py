@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import pytest
 import yaml
@@ -21,10 +22,11 @@ pytestmark = pytest.mark.timeout(120)
 class Up:
     """A running ``hakube up`` with its output readable line by line."""
 
-    def __init__(self, home: str, *args: str) -> None:
+    def __init__(self, home: str, *args: str, prefix: Sequence[str] = ()) -> None:
+        """``prefix``: a command that runs the rest (e.g. nsenter into a network namespace)."""
         self.env = ctl_env(home)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hakube", "up", *args],
+            [*prefix, sys.executable, "-m", "hakube", "up", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -6,8 +6,8 @@ and nothing answers without the console's token."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -17,20 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hakube.api.convert import from_dict
 from hakube.client import Client
 from hakube.client.cluster import cluster_report
 from hakube.client.edit import modify
 from hakube.local.cluster import write_config
+from hakube.local.monitoring import JOBS, Target, prometheus_config
 from hakube.testing.cluster import LocalCluster
+from hakube.testing.console import BrowserMissing, ConsoleProc, chromium
+from hakube.testing.prometheus import Prometheus
 from hakube.testing.wait import wait_for
 from tests.agent.conftest import running_sim_agent
 from tests.conftest import require
+from tests.observability.conftest import RULES, need
 from tests.rbac.test_rbac_cluster import user_config
 
 pytestmark = pytest.mark.timeout(240)
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TALK = "echo one; sleep 2; echo two; sleep 2; echo three; sleep 3600"
 
 
@@ -51,30 +55,6 @@ def client(cluster: LocalCluster) -> Iterator[Client]:
 def node(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_sim_agent(cluster.endpoints(), tmp_path_factory.mktemp("node"), cluster) as a:
         yield a.s.node_name
-
-
-class ConsoleProc:
-    def __init__(self, config: str, log: Path) -> None:
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hakube", "console", "--listen", "127.0.0.1:0",
-             "--client-config", config],
-            stdout=subprocess.PIPE, stderr=self.log, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "open http://" in line, f"console did not start: {line!r} {log.read_text()}"
-        self.url = line.split("open ", 1)[1].strip()
-        self.base = self.url.split("/login")[0]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -106,23 +86,10 @@ def viewer_console(
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    require(
-        None
-        if CHROMIUM and DRIVER
-        else "chromium/chromedriver missing (scripts/install/chromium.sh)"
-    )
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        require("selenium is not installed (pip install -e .[dev])")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):  # fmt: skip
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+        driver = chromium(str(tmp_path_factory.mktemp("chromium")))
+    except BrowserMissing as exc:
+        require(str(exc))
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
@@ -195,13 +162,25 @@ def test_the_overview_names_the_masters_and_the_leader(
     browser: Any, admin_console: ConsoleProc, client: Client, node: str, tmp_path: Path
 ) -> None:
     open_page(browser, admin_console, "overview")
-    leader = cluster_report(client)["leader"]
-    assert leader
-    wait_for(lambda: text_of(browser, f'#masters tr[data-name="{leader}"] .role') == "leader",
-             30, "the leader marked on the overview")  # fmt: skip
-    rows = browser.find_elements("css selector", "#masters tbody tr")
-    assert sorted(r.get_attribute("data-name") for r in rows) == ["m1", "m2", "m3"]
-    wait_for(lambda: "healthy" in text_of(browser, "#health"), 10, "health line")
+
+    def leader_marked() -> bool:  # asked each time: a loaded machine may elect a new one
+        leader = cluster_report(client)["leader"]
+        return (
+            bool(leader)
+            and text_of(browser, f'#masters tr[data-name="{leader}"] .role') == "leader"
+        )
+
+    wait_for(leader_marked, 30, "the leader marked on the overview")
+
+    def masters() -> list[str]:
+        rows = browser.find_elements("css selector", "#masters tbody tr")
+        return sorted(r.get_attribute("data-name") for r in rows)
+
+    # the rows arrive with the page's live updates, not all in one paint
+    wait_for(lambda: masters() == ["m1", "m2", "m3"], 30, "all three masters listed")
+    wait_for(lambda: "healthy" in text_of(browser, "#health"), 30, "health line")
+    wait_for(lambda: "No Prometheus configured" in text_of(browser, "#alerts-status"), 30,
+             "how to configure alerts")  # fmt: skip
     shoot(browser, "overview", tmp_path)
 
 
@@ -290,3 +269,99 @@ def test_the_console_refuses_to_listen_beyond_loopback(
     )  # fmt: skip
     assert r.returncode == 1
     assert "serves loopback only" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_prometheus_url_is_refused_at_start(cluster: LocalCluster) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "hakube", "console", "--listen", "127.0.0.1:0", "-s",
+         ",".join(cluster.endpoints()), "--prometheus-url", "prometheus:9090"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "--prometheus-url 'prometheus:9090'" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_long_pod_list_is_drawn_a_page_at_a_time(
+    browser: Any, admin_console: ConsoleProc, client: Client
+) -> None:
+    """205 pods bound to a node that does not exist (nothing runs them): the page draws 200
+    rows, says how many there are, and Next shows the rest."""
+    ns = "many"
+    client.create(from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+
+    def create(i: int) -> None:
+        client.create(from_dict({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p-{i:03}", "namespace": ns},
+            "spec": {"nodeName": "nowhere", "containers": [{"name": "c", "image": "busybox:1"}]},
+        }))  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(205)))
+    total = len(client.pods.list().items)
+    open_page(browser, admin_console, "pods")
+    wait_for(lambda: text_of(browser, "#pods-count") == str(total), 30, f"{total} pods counted")
+    rows = "#pods tbody tr[data-name]"
+    assert len(browser.find_elements("css selector", rows)) == 200
+    assert text_of(browser, "#pods-range") == f"1–200 of {total}"
+    click(browser, 'button[data-action="page"]:not([disabled])[data-to="1"]')
+    wait_for(lambda: len(browser.find_elements("css selector", rows)) == total - 200, 10,
+             "the second page")  # fmt: skip
+
+
+def test_alerts_from_a_real_prometheus_come_and_go_on_the_overview(
+    browser: Any, cluster: LocalCluster, client: Client, tmp_path: Path
+) -> None:
+    """A real Prometheus scrapes the masters and evaluates the shipped HakubeTargetDown rule
+    (its ``for`` shortened from 5m to 1s, so the test need not wait 5 minutes): before
+    Prometheus runs the overview says it is unreachable; a killed follower's alert appears
+    without a reload, and goes once the follower is back. A second rule firing with it carries
+    markup in its summary and a javascript: runbook: shown as text, never run or linked. Runs
+    last: it kills a master."""
+    need("prometheus")
+    with open(RULES) as f:
+        shipped = yaml.safe_load(f)
+    rule = next(r for g in shipped["groups"] for r in g["rules"]
+                if r.get("alert") == "HakubeTargetDown")  # fmt: skip
+    rules = tmp_path / "rules.yml"
+    short = dict(rule, **{"for": "1s"})
+    markup = {"alert": "ConsoleMarkup", "expr": rule["expr"], "annotations": {
+        "summary": "<img id=xss src=x onerror=window.__xss=1>",
+        "runbook_url": "javascript:window.__xss=2"}}  # fmt: skip
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [short, markup]}]}))
+    targets = [Target(JOBS["master"], m.name, m.metrics) for m in cluster.masters]
+    prom = Prometheus(str(tmp_path / "prometheus"), prometheus_config(targets),
+                      rule_files=[str(rules)])  # fmt: skip
+    config = write_config(str(tmp_path / "admin.conf"), cluster.prepare_pki(), cluster.endpoints())
+    console = ConsoleProc(config, tmp_path / "console.log", "--prometheus-url",
+                          f"http://{prom.address}", "--prometheus-interval", "0.5")  # fmt: skip
+    follower = next(m for m in cluster.masters if m.name != cluster_report(client)["leader"])
+    status = "#alerts-status"
+    row = '#alerts tr[data-alert="HakubeTargetDown"][data-state="firing"]'
+    try:
+        open_page(browser, console, "overview")
+        wait_for(lambda: "unreachable" in text_of(browser, status), 20, "Prometheus unreachable")
+        assert len(text_of(browser, status).splitlines()) == 1
+        browser.execute_script("window.__marker = 1")  # gone if the page reloads
+        prom.start()
+        wait_for(lambda: all(t["health"] == "up" for t in prom.targets()) and prom.targets(),
+                 30, "every master scraped")  # fmt: skip
+        wait_for(lambda: text_of(browser, status) == "No alerts firing or pending.", 30,
+                 "no alerts while every master is up")  # fmt: skip
+        cluster.kill(follower)
+        wait_for(lambda: follower.name in text_of(browser, row), 60, "the alert on the page")
+        assert "cannot be scraped" in text_of(browser, row)
+        bad = '#alerts tr[data-alert="ConsoleMarkup"]'
+        wait_for(lambda: "<img id=xss" in text_of(browser, bad), 10, "markup shown as text")
+        assert not browser.find_elements("css selector", f"#xss, {bad} a")
+        assert browser.execute_script("return window.__xss") is None
+        shoot(browser, "overview-alerts", tmp_path)
+        cluster.start(follower)
+        cluster.wait_ready([follower], timeout=60)
+        wait_for(lambda: text_of(browser, status) == "No alerts firing or pending.", 60,
+                 "the alert gone once the follower is back")  # fmt: skip
+        assert browser.execute_script("return window.__marker") == 1
+    finally:
+        console.stop()
+        prom.stop()
+        if not follower.alive:
+            cluster.start(follower)

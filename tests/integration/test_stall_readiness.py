@@ -5,8 +5,6 @@ directly."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hakube.httpendpoint import Heartbeats
+from hakube.lifecycle import Running
 from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.testing import pki as testpki
@@ -61,20 +60,11 @@ def test_a_wedged_loop_or_raft_thread_turns_readyz_false(tmp_path: Path) -> None
             raft={"fsync": False},
         )
     )
-    loops: list[asyncio.AbstractEventLoop] = []
-
-    def run() -> None:
-        async def main() -> None:
-            loops.append(asyncio.get_running_loop())
-            await master.run()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    running = Running.start(master)
     try:
         wait_for(lambda: _readyz(metrics) == 200, 60, "the master to be ready")
-        loops[0].call_soon_threadsafe(time.sleep, 6)  # wedge the event loop
+        assert master.loop is not None
+        master.loop.call_soon_threadsafe(time.sleep, 6)  # wedge the event loop
         wait_for(lambda: _readyz(metrics) == 503, 5, "/readyz to report the stalled loop")
         wait_for(lambda: _readyz(metrics) == 200, 20, "/readyz to recover after the stall")
         assert master.raft is not None
@@ -82,6 +72,4 @@ def test_a_wedged_loop_or_raft_thread_turns_readyz_false(tmp_path: Path) -> None
         wait_for(lambda: _readyz(metrics) == 503, 5, "/readyz to report the stalled Raft thread")
         wait_for(lambda: _readyz(metrics) == 200, 20, "/readyz to recover")
     finally:
-        if loops:
-            loops[0].call_soon_threadsafe(master.stop)
-        thread.join(30)
+        assert running.stop(30), "the master did not stop"

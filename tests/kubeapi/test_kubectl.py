@@ -5,10 +5,14 @@ The tests share one cluster and run in file order; the last one kills a master."
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import ssl
 import subprocess
 import time
 import uuid
+from typing import Any
 
 import pytest
 import yaml
@@ -98,6 +102,32 @@ def test_server_side_apply_creates_and_updates(kubectl: Kubectl) -> None:
     assert kubectl.ok("delete", "deploy/ssa", "svc/ssa", "cm/ssa-config").count("deleted") == 3
 
 
+def test_server_side_apply_conflicts_force_and_removes_dropped_fields(kubectl: Kubectl) -> None:
+    name = f"owned-{uuid.uuid4().hex[:6]}"
+
+    def cm(labels: str, data: str) -> str:
+        return (
+            f"apiVersion: v1\nkind: ConfigMap\n"
+            f"metadata: {{name: {name}, labels: {{{labels}}}}}\ndata: {{{data}}}\n"
+        )
+
+    def apply(manager: str, doc: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return kubectl(
+            "apply", "--server-side", f"--field-manager={manager}", *extra, "-f", "-", stdin=doc
+        )
+
+    assert apply("team-a", cm("team: a, tier: web", "x: '1', w: '2'")).returncode == 0
+    r = apply("team-b", cm("", "x: '9'"))
+    assert r.returncode != 0 and 'conflict with "team-a": .data.x' in r.stderr
+    assert kubectl.ok("get", "cm", name, "-o", "jsonpath={.data.x}") == "1"  # unchanged
+    assert apply("team-b", cm("", "x: '9'"), "--force-conflicts").returncode == 0
+    # team-a drops the tier label and w; x is team-b's now, so team-a leaves it out too.
+    assert apply("team-a", cm("team: a", "v: '3'")).returncode == 0
+    got = json.loads(kubectl.ok("get", "cm", name, "-o", "json"))
+    assert got["data"] == {"x": "9", "v": "3"} and got["metadata"]["labels"] == {"team": "a"}
+    kubectl.ok("delete", "cm", name)
+
+
 def test_get_prints_tables_documents_and_selections(kubectl: Kubectl) -> None:
     wide = kubectl.ok("get", "deploy", "web", "-o", "wide").split("\n")
     assert wide[0].split() == [
@@ -125,6 +155,28 @@ def test_get_prints_tables_documents_and_selections(kubectl: Kubectl) -> None:
     all_cms = kubectl.ok("get", "cm", "-A").split("\n")
     assert all_cms[0].split()[:2] == ["NAMESPACE", "NAME"]
     assert any(line.split()[:2] == ["default", "web-config"] for line in all_cms[1:] if line)
+
+
+def test_get_reads_a_table_in_one_request_and_json_lists_in_pages(kubectl: Kubectl) -> None:
+    ns = f"pages-{uuid.uuid4().hex[:6]}"
+    docs = [f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"] + [
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}, namespace: {ns}}}\n"
+        for i in range(5)
+    ]
+    kubectl.ok("apply", "-f", "-", stdin="---\n".join(docs))
+    r = kubectl("get", "cm", "-n", ns, "--chunk-size=2", "-v=6")
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()[1:]]
+    assert sorted(n for n in names if n.startswith("cm-")) == [f"cm-{i}" for i in range(5)]
+    # A Table is served whole (kubectl's own rate limit makes pages cost 200 ms each) ...
+    assert r.stderr.count(f"/namespaces/{ns}/configmaps?") == 1
+    # ... and a JSON list honours limit and continue.
+    r = kubectl("get", "cm", "-n", ns, "--chunk-size=2", "-o", "name", "-v=6")
+    assert r.returncode == 0, r.stderr
+    listed = sorted(n for n in r.stdout.split() if n.startswith("configmap/cm-"))
+    assert listed == [f"configmap/cm-{i}" for i in range(5)]
+    assert r.stderr.count(f"/namespaces/{ns}/configmaps?") >= 3
+    kubectl.ok("delete", "namespace", ns, "--wait=false")
 
 
 def test_get_watch_prints_a_change(kubectl: Kubectl) -> None:
@@ -295,6 +347,82 @@ def test_delete_with_cascade(kubectl: Kubectl, components: None) -> None:
         "the replica set to go with its deployment",
     )
     assert kubectl.ok("delete", "svc/gone", "cm/gone-config").count("deleted") == 2
+
+
+def test_create_generators_send_protobuf_that_is_read(
+    kubectl: Kubectl,
+    cluster: LocalCluster,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """``kubectl create <generator>`` sends protobuf bodies; each lands as its JSON would."""
+    sfx = uuid.uuid4().hex[:6]
+    canary = f"pw-{uuid.uuid4().hex}"
+    for args in (
+        ["deployment", f"gen-{sfx}", f"--image={IMAGE}", "--replicas=2", "--port=80"],
+        ["configmap", f"gen-{sfx}", "--from-literal=a=b", "--from-literal=c=d"],
+        ["secret", "generic", f"gen-{sfx}", f"--from-literal=pw={canary}"],
+        ["service", "clusterip", f"gen-{sfx}", "--tcp=80:8080"],
+        ["namespace", f"gen-{sfx}"],
+        ["job", f"gen-{sfx}", f"--image={IMAGE}", "--", "echo", "hi"],
+        ["cronjob", f"gen-{sfx}", f"--image={IMAGE}", "--schedule=*/5 * * * *", "--", "true"],
+        ["role", f"gen-{sfx}", "--verb=get", "--resource=pods"],
+        ["rolebinding", f"gen-{sfx}", f"--role=gen-{sfx}", "--user=bob"],
+        ["priorityclass", f"gen-{sfx}", "--value=7", "--description=generated"],
+    ):
+        assert "created" in kubectl.ok("create", *args)
+    d = json.loads(kubectl.ok("get", "deploy", f"gen-{sfx}", "-o", "json"))
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    assert d["spec"]["replicas"] == 2 and d["spec"]["selector"]["matchLabels"] == {
+        "app": f"gen-{sfx}"
+    }
+    assert (c["image"], c["ports"][0]["containerPort"]) == (IMAGE, 80)
+    cm = json.loads(kubectl.ok("get", "cm", f"gen-{sfx}", "-o", "json"))
+    assert cm["data"] == {"a": "b", "c": "d"}
+    path = "{.data.pw}"
+    stored = kubectl.ok("get", "secret", f"gen-{sfx}", "-o", f"jsonpath={path}")
+    assert base64.b64decode(stored).decode() == canary
+    svc = json.loads(kubectl.ok("get", "svc", f"gen-{sfx}", "-o", "json"))["spec"]
+    assert (svc["ports"][0]["port"], svc["ports"][0]["targetPort"]) == (80, 8080)
+    job = json.loads(kubectl.ok("get", "job", f"gen-{sfx}", "-o", "json"))
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
+    cj = json.loads(kubectl.ok("get", "cronjob", f"gen-{sfx}", "-o", "json"))
+    assert cj["spec"]["schedule"] == "*/5 * * * *"
+    rb = json.loads(kubectl.ok("get", "rolebinding", f"gen-{sfx}", "-o", "json"))
+    assert rb["subjects"][0]["name"] == "bob" and rb["roleRef"]["name"] == f"gen-{sfx}"
+    pc = json.loads(kubectl.ok("get", "priorityclass", f"gen-{sfx}", "-o", "json"))
+    assert (pc["value"], pc["description"]) == (7, "generated")
+    r = kubectl("run", f"gen-{sfx}", f"--image={IMAGE}", "--env=A=b", "--", "sleep", "1")
+    assert r.returncode == 0, r.stderr
+    pod = json.loads(kubectl.ok("get", "pod", f"gen-{sfx}", "-o", "json"))["spec"]
+    assert pod["containers"][0]["env"] == [{"name": "A", "value": "b"}]
+    # A malformed protobuf body: 400 with a one-line message, nothing created.
+    status, body = _post_raw(
+        cluster, tmp_path, "/api/v1/namespaces/default/configmaps", b"k8s\x00\x0a\x05ab"
+    )
+    assert status == 400 and "protobuf body does not decode" in body["message"]
+    assert "\n" not in body["message"]
+    kubectl.ok("delete", "namespace", f"gen-{sfx}", "--wait=false")
+
+
+def _post_raw(
+    cluster: LocalCluster, tmp: Any, path: str, body: bytes
+) -> tuple[int, dict[str, Any]]:
+    """POST a protobuf body as the cluster admin; (status, decoded Status)."""
+    creds = cluster.credentials
+    ctx = ssl.create_default_context(cadata=creds.ca.decode())
+    ctx.check_hostname = False
+    cert, key = tmp / "admin.crt", tmp / "admin.key"
+    cert.write_bytes(creds.cert)
+    key.write_bytes(creds.key)
+    ctx.load_cert_chain(str(cert), str(key))
+    host, _, port = cluster.masters[0].k8s_api.rpartition(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/vnd.kubernetes.protobuf"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
 
 
 def test_kubectl_keeps_working_on_a_surviving_master(

@@ -181,3 +181,64 @@ def _creates(core: Any, ns: str, name: str) -> bool:
         return False
     except Exception:  # noqa: BLE001 - connection errors while the cluster re-elects
         return False
+
+
+def test_a_watch_on_the_master_that_dies_resumes_on_another_from_its_last_version(
+    api: Any,
+    cluster: LocalCluster,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The master a Watch() streams from is killed (SIGKILL): the stream breaks, and a new
+    Watch() on another master from the last resourceVersion the first one delivered gets
+    every change made meanwhile, none twice."""
+    for m in cluster.masters:  # an earlier test may have killed one: three again
+        if not m.alive:
+            cluster.start(m)
+    cluster.wait_ready()
+    doomed = cluster.masters[1]
+    path = cluster.kubeconfig(str(tmp_path / "kubeconfig"), master=doomed)
+    core = k8s.CoreV1Api(api)  # masters[0], which survives
+    ns = f"failover-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    start = core.list_namespaced_config_map(ns).metadata.resource_version
+    seen: list[tuple[str, str]] = []
+    last = [start]
+    ended: list[BaseException] = []
+
+    with k8s_config.new_client_from_config(config_file=path) as doomed_api:
+        w = k8s_watch.Watch()
+
+        def follow() -> None:
+            try:
+                doomed_core = k8s.CoreV1Api(doomed_api)
+                for ev in w.stream(
+                    doomed_core.list_namespaced_config_map, ns, resource_version=start
+                ):
+                    seen.append((ev["type"], ev["object"].metadata.name))
+                    last[0] = ev["object"].metadata.resource_version
+            except Exception as exc:  # noqa: BLE001 - the broken stream, whatever urllib3 says
+                ended.append(exc)
+
+        t = threading.Thread(target=follow, daemon=True)
+        t.start()
+        core.create_namespaced_config_map(ns, {"metadata": {"name": "before"}})
+        wait_for(lambda: ("ADDED", "before") in seen, 20, "the event on the doomed master")
+        cluster.kill(doomed)
+        t.join(30)
+        assert not t.is_alive() and ended, "the watch on the killed master did not end"
+    wait_for(lambda: _creates(core, ns, "during"), 30, "a write through the survivor")
+    core.delete_namespaced_config_map("before", ns)
+
+    resumed: list[tuple[str, str]] = []
+    w2 = k8s_watch.Watch()
+    for ev in w2.stream(
+        core.list_namespaced_config_map, ns, resource_version=last[0], timeout_seconds=10
+    ):
+        resumed.append((ev["type"], ev["object"].metadata.name))
+        if len(resumed) == 2:
+            w2.stop()
+            break
+    assert seen == [("ADDED", "before")]
+    assert resumed == [("ADDED", "during"), ("DELETED", "before")]
+    cluster.start(doomed)
+    cluster.wait_ready()

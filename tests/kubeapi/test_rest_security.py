@@ -1,5 +1,6 @@
-"""The Kubernetes REST API's door: HTTPS only, a client certificate from the cluster CA, the
-same identities as the gRPC API. Each test tries a way in without one and checks that no data
+"""The Kubernetes REST API's door: HTTPS only, a client certificate from the cluster CA (or a
+ServiceAccount bearer token: tests/security/test_serviceaccount_tokens.py), the same identities
+as the gRPC API. Each test tries a way in without one and checks that no data
 comes back."""
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ def test_plain_http_gets_no_answer(cluster: LocalCluster) -> None:
     assert b"namespaces" not in data and not data.startswith(b"HTTP/1.1 200")
 
 
-def test_a_client_without_a_certificate_is_refused_at_the_handshake(
+def test_a_client_without_a_certificate_or_a_token_is_unauthorized(
     cluster: LocalCluster,
 ) -> None:
     ctx = _context(cluster.credentials.ca, None)
-    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-        _get(cluster.masters[0].k8s_api, ctx)
+    code, body = _get(cluster.masters[0].k8s_api, ctx)
+    status = json.loads(body)
+    assert (code, status["reason"]) == (401, "Unauthorized")
+    assert "items" not in status and "default" not in body.decode()
 
 
 def test_a_certificate_from_another_ca_is_refused(cluster: LocalCluster) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from hakube.client import Client
 from hakube.leaderelection import Component, ElectionConfig
+from hakube.lifecycle import Running
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 
@@ -70,10 +71,12 @@ def config(lease: str, identity: str) -> ElectionConfig:
     )
 
 
-def component(endpoints: list[str], lease: str, identity: str) -> tuple[Component, Recorder]:
+def component(
+    endpoints: list[str], lease: str, identity: str
+) -> tuple[Running[Component], Recorder]:
     rec = Recorder()
     client = Client(endpoints, timeout=5)
-    return Component(client, config(lease, identity), rec).start(), rec
+    return Running.start(Component(client, config(lease, identity), rec)), rec
 
 
 def holder(client: Client, lease: str) -> str:
@@ -101,7 +104,7 @@ def test_one_leader_and_a_clean_stop_hands_over_at_once(cluster: LocalCluster) -
         first, second, rec_second = (a, b, rec_b) if rec_a.leading else (b, a, rec_a)
         assert [rec_a.leading, rec_b.leading].count(True) == 1
         with Client(eps) as c:
-            assert holder(c, "le-handover") == first.config.identity
+            assert holder(c, "le-handover") == first.service.config.identity
         at = time.monotonic()
         first.stop()
         wait_for(lambda: rec_second.leading, 10, "the other candidate to lead")
@@ -110,7 +113,7 @@ def test_one_leader_and_a_clean_stop_hands_over_at_once(cluster: LocalCluster) -
         assert took < LEASE  # released, not expired
         with Client(eps) as c:
             lease = c.leases.get("le-handover", namespace="kube-system")
-        assert lease.spec.holder_identity == second.config.identity
+        assert lease.spec.holder_identity == second.service.config.identity
         assert lease.spec.lease_transitions == 1
     finally:
         a.stop()
@@ -126,7 +129,7 @@ def work(client, leading):
     leading.wait()
 cfg = ElectionConfig(name=sys.argv[2], identity="victim", lease_duration=int(sys.argv[3]),
                      renew_deadline=float(sys.argv[4]), retry_period=float(sys.argv[5]))
-Component(Client(sys.argv[1].split(",")), cfg, work).start().wait()
+Component(Client(sys.argv[1].split(",")), cfg, work).run()
 """
 
 
@@ -183,10 +186,10 @@ def test_a_holder_cut_off_from_the_masters_stops_before_anyone_else_starts(
         cluster.kill(only)  # a's only way to the cluster is gone; b fails over
         wait_for(lambda: rec_b.leading, 20, "b to take over")
         assert rec_a.stopped, "a never stopped leading"
-        assert not a.elector.is_leader()
+        assert not a.service.elector.is_leader()
         gap = rec_b.started[0] - rec_a.stopped[0]
         print(f"leader election: fenced holder stopped {gap:.2f} s before the successor started")
         assert gap > 0
     finally:
-        a.stop(timeout=5)
+        a.stop(5)
         b.stop()

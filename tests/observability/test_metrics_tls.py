@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import os
 import ssl
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ import pytest
 from hakube.agent.agent import Agent
 from hakube.agent.config import AgentSettings
 from hakube.httpendpoint import new_registry, serve_http
-from hakube.lifecycle import StartupError
+from hakube.lifecycle import Running, StartupError
 from hakube.local.cluster import free_ports
 from hakube.local.monitoring import JOBS, ScrapeTls, Target, prometheus_config
 from hakube.pki.layout import Pki
@@ -146,11 +145,10 @@ def test_an_agent_serves_https_metrics_with_its_node_certificate_to_scrapers_onl
         ca_cert_hash=ca_hash,
         metrics_tls_listen="127.0.0.1:0",
     )
-    agent = Agent(settings)
-    t = threading.Thread(target=agent.run, daemon=True)
-    t.start()
+    running = Running.start(Agent(settings))
+    agent = running.service
     try:
-        assert agent.ready.wait(30), "agent did not become ready"
+        assert running.wait_ready(30), f"agent did not become ready: {running.error!r}"
         (port,) = agent.metrics_ports
         address = f"127.0.0.1:{port}"
         status, body = _get(address, _context(cluster.pki, "prometheus"))
@@ -162,5 +160,4 @@ def test_an_agent_serves_https_metrics_with_its_node_certificate_to_scrapers_onl
         with pytest.raises((http.client.HTTPException, OSError)):
             _get(address, None)
     finally:
-        agent.stop()
-        t.join(15)
+        running.stop(15)

@@ -16,6 +16,7 @@ from hakube.apiserver.encryption import (
     new_config,
     parse_config,
 )
+from hakube.store import ops
 
 KEY = base64.b64encode(os.urandom(32)).decode()
 HEAD = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
@@ -96,7 +97,11 @@ def test_bootstrap_tokens_are_read_from_sealed_secrets() -> None:
     )
     fsm = StoreFSM()
     fsm.apply_batch(
-        [("c", "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed, {}, {}, 0)],
+        [
+            ops.Create(
+                "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed, {}, {}, 0
+            ).wire()
+        ],
         _doApply=True,
     )
     assert set(BootstrapTokens(fsm, transformer=t).tokens()) == {token.id}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pysyncobj.pickle as ps_pickle
 
-from hakube.store import datadir
+from hakube.store import datadir, ops
 from hakube.store import fsm as store
 from hakube.testing.raft import InProcessCluster
 from hakube.testing.wait import wait_for
@@ -41,9 +41,12 @@ def test_a_large_value_crosses_to_each_follower_about_once(
 
     transport.send = counting_send
     blob = os.urandom(VALUE)  # incompressible, and mostly bytes >= 0x80
-    ops = [("c", "", "ConfigMap", "default", f"big-{i}", blob, {}, {}, 0) for i in range(WRITES)]
+    batch = [
+        ops.Create("", "ConfigMap", "default", f"big-{i}", blob, {}, {}, 0).wire()
+        for i in range(WRITES)
+    ]
     with ThreadPoolExecutor(4) as pool:  # several in flight: the pipeline is exercised
-        results = list(pool.map(lambda op: leader.proposer.submit(op).result(60), ops))
+        results = list(pool.map(lambda op: leader.proposer.submit(op).result(60), batch))
     assert all(r[0] == store.OK for r in results)
     for node in c.nodes.values():
         wait_for(lambda n=node: n.fsm.count("ConfigMap") == WRITES, 30, "replicas to apply")
@@ -56,7 +59,7 @@ def test_a_large_value_crosses_to_each_follower_about_once(
 
 def test_a_dump_written_by_stock_pysyncobj_still_loads(tmp_path: Any) -> None:
     fsm = store.StoreFSM()
-    op = ("c", "", "ConfigMap", "default", "old", b"\xff" * 100, {}, {}, 0)
+    op = ops.Create("", "ConfigMap", "default", "old", b"\xff" * 100, {}, {}, 0).wire()
     fsm.apply_batch([op], _doApply=True)
     d = str(tmp_path / "m1")
     datadir.seed(

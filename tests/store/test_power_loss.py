@@ -5,6 +5,8 @@ keep across a cut only what was synced. A kill -9 keeps the page cache; these te
   the cluster comes back.
 - The same with ``--no-fsync``: the acknowledged writes are lost — the test can fail, and the
   flag's help says what it costs.
+- The leader killed between sending new entries and syncing them (leader-parallel sync), its
+  unsynced data then dropped: the followers' durable copies carry every acknowledged write.
 - One member cut (a follower, then the leader) while the others go on: it rejoins with every
   write and no two members ever lead in one term (the term and vote are synced before a vote).
 """
@@ -111,6 +113,33 @@ def test_a_power_cut_of_every_master_loses_no_acknowledged_write(cluster: LazyCl
     dumps = [os.path.exists(os.path.join(d.backing, "raft.dump")) for d in cluster.disks.values()]
     assert all(dumps) == ("--compaction-min-entries" in cluster.masters[0].extra_args)
     print(f"--fsync: {len(acked)} acknowledged before the cut, 0 lost")
+
+
+def test_a_leader_cut_between_its_send_and_its_sync_loses_no_acknowledged_write(
+    tmp_path: Path,
+) -> None:
+    """Each master dies at its 200th sync as leader, after sending the entries it covers and
+    before syncing them (failpoint ``leader-before-sync``); its disk then loses whatever it had
+    not synced. Writes go on under the next leader, then every master loses its power."""
+    armed = {"HAKUBE_FAILPOINTS": "leader-before-sync@200"}
+    with LazyCluster(str(tmp_path), 3, env=armed) as c:
+        with c.client(timeout=3) as cl, Writer(cl) as w:
+            wait_for(lambda: any(not m.alive for m in c.masters), 90, "a leader to reach the point")
+            died = [m for m in c.masters if not m.alive]
+            before = len(w.acked)
+            for m in died:
+                c.disks[m.name].cut()  # the power of the dead leader: its unsynced writes gone
+            seen = len(w.acked)
+            wait_for(lambda: len(w.acked) >= seen + 10, 60, "writes under the next leader")
+            c.power_cut([m for m in c.masters if m.alive])
+        acked = w.acked
+        c.env = {k: v for k, v in c.env.items() if k != "HAKUBE_FAILPOINTS"}
+        c.start_all(wait=90)
+        missing = acked - _names(c)
+        assert not missing, f"lost {len(missing)} of {len(acked)} acknowledged writes: {missing}"
+        assert before > 0, "the leader died before any write was acknowledged"
+        print(f"leader-before-sync: {[m.name for m in died]} died after {before} acknowledged")
+        print(f"writes; {len(acked)} acknowledged in all, 0 lost")
 
 
 @pytest.mark.parametrize("cluster", [["--no-fsync"]], indirect=True)

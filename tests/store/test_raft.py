@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from hakube.store import fsm as store
+from hakube.store import ops
 from hakube.store.errors import OutcomeUnknown, Unavailable
 from hakube.store.proposer import Proposer
 from hakube.testing.raft import InProcessCluster
@@ -17,8 +18,8 @@ from hakube.testing.wait import wait_for
 pytestmark = pytest.mark.timeout(120)
 
 
-def submit_all(node: object, ops: list[store.Op], timeout: float = 20) -> list[store.Result]:
-    futs = [node.proposer.submit(op) for op in ops]  # type: ignore[attr-defined]
+def submit_all(node: object, batch: list[store.Op], timeout: float = 20) -> list[store.Result]:
+    futs = [node.proposer.submit(op) for op in batch]  # type: ignore[attr-defined]
     return [f.result(timeout) for f in futs]
 
 
@@ -31,8 +32,10 @@ def test_concurrent_writes_are_group_committed_into_few_raft_commands(
     leader = c.leader()
     batches: list[int] = []
     leader.proposer._on_latency = lambda secs, n: batches.append(n)
-    ops = [("c", "", "Pod", "default", f"p{i}", b"x" * 100, {}, {}, 0) for i in range(2000)]
-    results = submit_all(leader, ops)
+    batch = [
+        ops.Create("", "Pod", "default", f"p{i}", b"x" * 100, {}, {}, 0).wire() for i in range(2000)
+    ]
+    results = submit_all(leader, batch)
     assert all(r[0] == store.OK for r in results)
     assert sorted(r[1] for r in results) == list(range(1, 2001))
     assert sum(batches) == 2000
@@ -52,7 +55,9 @@ def test_writes_through_a_follower_reach_every_replica(
         c.start(name)
     leader = c.leader()
     follower = next(n for n in c.nodes.values() if n is not leader)
-    res = submit_all(follower, [("c", "", "Pod", "default", "via-follower", b"v", {}, {}, 0)])
+    res = submit_all(
+        follower, [ops.Create("", "Pod", "default", "via-follower", b"v", {}, {}, 0).wire()]
+    )
     assert res[0][0] == store.OK
     # The callback fires after the follower applied it: a local read sees it at once.
     assert follower.fsm.get("Pod", "default", "via-follower") is not None
@@ -71,7 +76,7 @@ def test_a_minority_member_fails_fast_with_unavailable(
     survivor = c.nodes[names[2]]
     wait_for(lambda: not survivor.has_quorum(), 10, "the survivor to see it lost quorum")
     start = time.monotonic()
-    fut = survivor.proposer.submit(("b",))
+    fut = survivor.proposer.submit(ops.Barrier().wire())
     with pytest.raises(Unavailable):
         fut.result(5)
     assert time.monotonic() - start < 1
@@ -99,7 +104,7 @@ def test_a_proposal_that_never_commits_expires_as_outcome_unknown(tmp_path: obje
     )
     try:
         node.proposer._can_propose = lambda: True
-        futs = [node.proposer.submit(("b",)) for _ in range(3)]
+        futs = [node.proposer.submit(ops.Barrier().wire()) for _ in range(3)]
         for f in futs:
             with pytest.raises(OutcomeUnknown):
                 f.result(5)
@@ -117,8 +122,10 @@ def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
     leader = c.leader()
     acked = 0
     for i in range(30):  # 30 sequential batches -> well past the compaction threshold
-        ops = [("c", "", "Pod", "default", f"p{i}-{j}", b"x", {}, {}, 0) for j in range(10)]
-        acked += sum(r[0] == store.OK for r in submit_all(leader, ops))
+        batch = [
+            ops.Create("", "Pod", "default", f"p{i}-{j}", b"x", {}, {}, 0).wire() for j in range(10)
+        ]
+        acked += sum(r[0] == store.OK for r in submit_all(leader, batch))
     assert acked == 300
     for node in c.nodes.values():
         node.syncobj.forceLogCompaction()
@@ -133,4 +140,4 @@ def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
 def test_proposer_rejects_everything_when_it_cannot_propose() -> None:
     p = Proposer(lambda ops, callback: None, can_propose=lambda: False)
     with pytest.raises(Unavailable):
-        p.submit(("b",)).result(1)
+        p.submit(ops.Barrier().wire()).result(1)

@@ -21,6 +21,7 @@ from pysyncobj.node import TCPNode
 
 from hakube.pki import certs, names
 from hakube.store import fsm as store
+from hakube.store import ops
 from hakube.store.fsm import StoreFSM
 from hakube.store.raft import RaftNode, RaftSettings
 from hakube.store.transport import (
@@ -51,7 +52,7 @@ def counted(node: RaftNode, reason: str, at_least: int) -> None:
 
 def writes_work(c: InProcessCluster, key: str) -> None:
     leader = c.leader(20)
-    op = ("c", "", "ConfigMap", "default", key, b"x", {}, {}, 0)
+    op = ops.Create("", "ConfigMap", "default", key, b"x", {}, {}, 0).wire()
     assert leader.proposer.submit(op).result(20)[0] == store.OK
 
 
@@ -386,7 +387,11 @@ def test_log_commands_decode_membership_nodes_and_store_batches_but_no_other_glo
         entry = ["add", "127.0.0.1:7001", TCPNode("127.0.0.1:7001")]
         got = load(entry, protocol)
         assert isinstance(got, list) and got[2] == TCPNode("127.0.0.1:7001")
-        batch = (1, ([("c", "", "Pod", "default", "p", b"\x00\xff", {}, {"a": 1}, 0)],), {})
+        batch = (
+            1,
+            ([ops.Create("", "Pod", "default", "p", b"\x00\xff", {}, {"a": 1}, 0).wire()],),
+            {},
+        )
         assert load(batch, protocol) == batch
         with pytest.raises(pickle.UnpicklingError):
             load(rawraft.CreatesFile("/nonexistent/x"), protocol)

@@ -28,7 +28,7 @@ from hakube.api.v1 import workloads_pb2 as hakube_dot_api_dot_v1_dot_workloads__
 from hakube.api.v1 import rbac_pb2 as hakube_dot_api_dot_v1_dot_rbac__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hakube/api/v1/api.proto\x12\rhakube.api.v1\x1a\x17hakube/api/v1/pod.proto\x1a\x18hakube/api/v1/core.proto\x1a\x1dhakube/api/v1/workloads.proto\x1a\x18hakube/api/v1/rbac.proto\"\xbc\x08\n\x06Object\x12-\n\tnamespace\x18\x01 \x01(\x0b\x32\x18.hakube.api.v1.NamespaceH\x00\x12#\n\x04node\x18\x02 \x01(\x0b\x32\x13.hakube.api.v1.NodeH\x00\x12!\n\x03pod\x18\x03 \x01(\x0b\x32\x12.hakube.api.v1.PodH\x00\x12)\n\x07service\x18\x04 \x01(\x0b\x32\x16.hakube.api.v1.ServiceH\x00\x12-\n\tendpoints\x18\x05 \x01(\x0b\x32\x18.hakube.api.v1.EndpointsH\x00\x12.\n\nconfig_map\x18\x06 \x01(\x0b\x32\x18.hakube.api.v1.ConfigMapH\x00\x12\'\n\x06secret\x18\x07 \x01(\x0b\x32\x15.hakube.api.v1.SecretH\x00\x12%\n\x05lease\x18\x08 \x01(\x0b\x32\x14.hakube.api.v1.LeaseH\x00\x12%\n\x05\x65vent\x18\t \x01(\x0b\x32\x14.hakube.api.v1.EventH\x00\x12\x30\n\x0breplica_set\x18\n \x01(\x0b\x32\x19.hakube.api.v1.ReplicaSetH\x00\x12/\n\ndeployment\x18\x0b \x01(\x0b\x32\x19.hakube.api.v1.DeploymentH\x00\x12\x32\n\x0cstateful_set\x18\x0c \x01(\x0b\x32\x1a.hakube.api.v1.StatefulSetH\x00\x12.\n\ndaemon_set\x18\r \x01(\x0b\x32\x18.hakube.api.v1.DaemonSetH\x00\x12!\n\x03job\x18\x0e \x01(\x0b\x32\x12.hakube.api.v1.JobH\x00\x12*\n\x08\x63ron_job\x18\x0f \x01(\x0b\x32\x16.hakube.api.v1.CronJobH\x00\x12K\n\x19horizontal_pod_autoscaler\x18\x10 \x01(\x0b\x32&.hakube.api.v1.HorizontalPodAutoscalerH\x00\x12G\n\x17persistent_volume_claim\x18\x11 \x01(\x0b\x32$.hakube.api.v1.PersistentVolumeClaimH\x00\x12\x36\n\x0epriority_class\x18\x12 \x01(\x0b\x32\x1c.hakube.api.v1.PriorityClassH\x00\x12#\n\x04role\x18\x13 \x01(\x0b\x32\x13.hakube.api.v1.RoleH\x00\x12\x32\n\x0c\x63luster_role\x18\x14 \x01(\x0b\x32\x1a.hakube.api.v1.ClusterRoleH\x00\x12\x32\n\x0crole_binding\x18\x15 \x01(\x0b\x32\x1a.hakube.api.v1.RoleBindingH\x00\x12\x41\n\x14\x63luster_role_binding\x18\x16 \x01(\x0b\x32!.hakube.api.v1.ClusterRoleBindingH\x00\x42\x06\n\x04kind\"j\n\rCreateRequest\x12%\n\x06object\x18\x01 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\r\n\x05lease\x18\x04 \x01(\x03\"Q\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0cserializable\x18\x04 \x01(\x08\"[\n\rUpdateRequest\x12%\n\x06object\x18\x01 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"6\n\rPreconditions\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xf0\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x33\n\rpreconditions\x18\x04 \x01(\x0b\x32\x1c.hakube.api.v1.Preconditions\x12!\n\x14grace_period_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"H\n\x0e\x44\x65leteResponse\x12%\n\x06object\x18\x01 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\x95\x01\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\x12\x14\n\x0cserializable\x18\x07 \x01(\x08\"\x9c\x01\n\x0cListResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.hakube.api.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\x12!\n\x14remaining_item_count\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_remaining_item_count\"\xb5\x01\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\x12!\n\x19\x62ookmark_interval_seconds\x18\x07 \x01(\x05\"[\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12%\n\x06object\x18\x02 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"h\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"\x88\x01\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x03 \x01(\t\x12\x0e\n\x06leader\x18\x04 \x01(\x08\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x06 \x01(\x03\x12\r\n\x05voter\x18\x07 \x01(\x08\"\x16\n\x14\x43lusterStatusRequest\"\x88\x02\n\x15\x43lusterStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06leader\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x03\x12\x15\n\rapplied_index\x18\x05 \x01(\x03\x12\x10\n\x08revision\x18\x06 \x01(\x03\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x12\n\nraft_state\x18\x08 \x01(\t\x12&\n\x07members\x18\t \x03(\x0b\x32\x15.hakube.api.v1.Member\x12\x13\n\x0blog_entries\x18\n \x01(\x03\x12\x13\n\x0bstore_bytes\x18\x0b \x01(\x03\x12\x0f\n\x07objects\x18\x0c \x01(\x03\"H\n\x11LeaseGrantRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"5\n\x12LeaseGrantResponse\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\"#\n\x15LeaseKeepAliveRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"9\n\x16LeaseKeepAliveResponse\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\" \n\x12LeaseRevokeRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"&\n\x13LeaseRevokeResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x32\x91\x04\n\rObjectService\x12=\n\x06\x43reate\x12\x1c.hakube.api.v1.CreateRequest\x1a\x15.hakube.api.v1.Object\x12\x37\n\x03Get\x12\x19.hakube.api.v1.GetRequest\x1a\x15.hakube.api.v1.Object\x12=\n\x06Update\x12\x1c.hakube.api.v1.UpdateRequest\x1a\x15.hakube.api.v1.Object\x12\x43\n\x0cUpdateStatus\x12\x1c.hakube.api.v1.UpdateRequest\x1a\x15.hakube.api.v1.Object\x12\x45\n\x06\x44\x65lete\x12\x1c.hakube.api.v1.DeleteRequest\x1a\x1d.hakube.api.v1.DeleteResponse\x12?\n\x04List\x12\x1a.hakube.api.v1.ListRequest\x1a\x1b.hakube.api.v1.ListResponse\x12\x41\n\x05Watch\x12\x1b.hakube.api.v1.WatchRequest\x1a\x19.hakube.api.v1.WatchEvent0\x01\x12\x39\n\x04\x42ind\x12\x1a.hakube.api.v1.BindRequest\x1a\x15.hakube.api.v1.Object2e\n\x0e\x43lusterService\x12S\n\x06Status\x12#.hakube.api.v1.ClusterStatusRequest\x1a$.hakube.api.v1.ClusterStatusResponse2\x87\x02\n\x0cLeaseService\x12L\n\x05Grant\x12 .hakube.api.v1.LeaseGrantRequest\x1a!.hakube.api.v1.LeaseGrantResponse\x12X\n\tKeepAlive\x12$.hakube.api.v1.LeaseKeepAliveRequest\x1a%.hakube.api.v1.LeaseKeepAliveResponse\x12O\n\x06Revoke\x12!.hakube.api.v1.LeaseRevokeRequest\x1a\".hakube.api.v1.LeaseRevokeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hakube/api/v1/api.proto\x12\rhakube.api.v1\x1a\x17hakube/api/v1/pod.proto\x1a\x18hakube/api/v1/core.proto\x1a\x1dhakube/api/v1/workloads.proto\x1a\x18hakube/api/v1/rbac.proto\"\xf6\x08\n\x06Object\x12-\n\tnamespace\x18\x01 \x01(\x0b\x32\x18.hakube.api.v1.NamespaceH\x00\x12#\n\x04node\x18\x02 \x01(\x0b\x32\x13.hakube.api.v1.NodeH\x00\x12!\n\x03pod\x18\x03 \x01(\x0b\x32\x12.hakube.api.v1.PodH\x00\x12)\n\x07service\x18\x04 \x01(\x0b\x32\x16.hakube.api.v1.ServiceH\x00\x12-\n\tendpoints\x18\x05 \x01(\x0b\x32\x18.hakube.api.v1.EndpointsH\x00\x12.\n\nconfig_map\x18\x06 \x01(\x0b\x32\x18.hakube.api.v1.ConfigMapH\x00\x12\'\n\x06secret\x18\x07 \x01(\x0b\x32\x15.hakube.api.v1.SecretH\x00\x12%\n\x05lease\x18\x08 \x01(\x0b\x32\x14.hakube.api.v1.LeaseH\x00\x12%\n\x05\x65vent\x18\t \x01(\x0b\x32\x14.hakube.api.v1.EventH\x00\x12\x30\n\x0breplica_set\x18\n \x01(\x0b\x32\x19.hakube.api.v1.ReplicaSetH\x00\x12/\n\ndeployment\x18\x0b \x01(\x0b\x32\x19.hakube.api.v1.DeploymentH\x00\x12\x32\n\x0cstateful_set\x18\x0c \x01(\x0b\x32\x1a.hakube.api.v1.StatefulSetH\x00\x12.\n\ndaemon_set\x18\r \x01(\x0b\x32\x18.hakube.api.v1.DaemonSetH\x00\x12!\n\x03job\x18\x0e \x01(\x0b\x32\x12.hakube.api.v1.JobH\x00\x12*\n\x08\x63ron_job\x18\x0f \x01(\x0b\x32\x16.hakube.api.v1.CronJobH\x00\x12K\n\x19horizontal_pod_autoscaler\x18\x10 \x01(\x0b\x32&.hakube.api.v1.HorizontalPodAutoscalerH\x00\x12G\n\x17persistent_volume_claim\x18\x11 \x01(\x0b\x32$.hakube.api.v1.PersistentVolumeClaimH\x00\x12\x36\n\x0epriority_class\x18\x12 \x01(\x0b\x32\x1c.hakube.api.v1.PriorityClassH\x00\x12#\n\x04role\x18\x13 \x01(\x0b\x32\x13.hakube.api.v1.RoleH\x00\x12\x32\n\x0c\x63luster_role\x18\x14 \x01(\x0b\x32\x1a.hakube.api.v1.ClusterRoleH\x00\x12\x32\n\x0crole_binding\x18\x15 \x01(\x0b\x32\x1a.hakube.api.v1.RoleBindingH\x00\x12\x41\n\x14\x63luster_role_binding\x18\x16 \x01(\x0b\x32!.hakube.api.v1.ClusterRoleBindingH\x00\x12\x38\n\x0fservice_account\x18\x17 \x01(\x0b\x32\x1d.hakube.api.v1.ServiceAccountH\x00\x42\x06\n\x04kind\"j\n\rCreateRequest\x12%\n\x06object\x18\x01 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\r\n\x05lease\x18\x04 \x01(\x03\"Q\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0cserializable\x18\x04 \x01(\x08\"[\n\rUpdateRequest\x12%\n\x06object\x18\x01 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"6\n\rPreconditions\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xf0\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x33\n\rpreconditions\x18\x04 \x01(\x0b\x32\x1c.hakube.api.v1.Preconditions\x12!\n\x14grace_period_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"H\n\x0e\x44\x65leteResponse\x12%\n\x06object\x18\x01 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"\x95\x01\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\x12\x14\n\x0cserializable\x18\x07 \x01(\x08\"\x9c\x01\n\x0cListResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.hakube.api.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\x12!\n\x14remaining_item_count\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_remaining_item_count\"\xb5\x01\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\x12!\n\x19\x62ookmark_interval_seconds\x18\x07 \x01(\x05\"[\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12%\n\x06object\x18\x02 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"h\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"\xda\x01\n\tBatchItem\x12.\n\x06\x63reate\x18\x01 \x01(\x0b\x32\x1c.hakube.api.v1.CreateRequestH\x00\x12.\n\x06update\x18\x02 \x01(\x0b\x32\x1c.hakube.api.v1.UpdateRequestH\x00\x12\x35\n\rupdate_status\x18\x03 \x01(\x0b\x32\x1c.hakube.api.v1.UpdateRequestH\x00\x12.\n\x06\x64\x65lete\x18\x04 \x01(\x0b\x32\x1c.hakube.api.v1.DeleteRequestH\x00\x42\x06\n\x04\x63\x61ll\"7\n\x0c\x42\x61tchRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.hakube.api.v1.BatchItem\"\x9b\x01\n\x0b\x42\x61tchResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x06object\x18\x03 \x01(\x0b\x32\x15.hakube.api.v1.Object\x12.\n\x07\x64\x65leted\x18\x04 \x01(\x0b\x32\x1d.hakube.api.v1.DeleteResponse\x12\x16\n\x0eretry_after_ms\x18\x05 \x01(\x03\"<\n\rBatchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.hakube.api.v1.BatchResult\"\x88\x01\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x03 \x01(\t\x12\x0e\n\x06leader\x18\x04 \x01(\x08\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x06 \x01(\x03\x12\r\n\x05voter\x18\x07 \x01(\x08\"\x16\n\x14\x43lusterStatusRequest\"\x88\x02\n\x15\x43lusterStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06leader\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x03\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x03\x12\x15\n\rapplied_index\x18\x05 \x01(\x03\x12\x10\n\x08revision\x18\x06 \x01(\x03\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x12\n\nraft_state\x18\x08 \x01(\t\x12&\n\x07members\x18\t \x03(\x0b\x32\x15.hakube.api.v1.Member\x12\x13\n\x0blog_entries\x18\n \x01(\x03\x12\x13\n\x0bstore_bytes\x18\x0b \x01(\x03\x12\x0f\n\x07objects\x18\x0c \x01(\x03\"H\n\x11LeaseGrantRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\n\n\x02id\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"5\n\x12LeaseGrantResponse\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\"#\n\x15LeaseKeepAliveRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"9\n\x16LeaseKeepAliveResponse\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\" \n\x12LeaseRevokeRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"&\n\x13LeaseRevokeResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x32\xd5\x04\n\rObjectService\x12=\n\x06\x43reate\x12\x1c.hakube.api.v1.CreateRequest\x1a\x15.hakube.api.v1.Object\x12\x42\n\x05\x42\x61tch\x12\x1b.hakube.api.v1.BatchRequest\x1a\x1c.hakube.api.v1.BatchResponse\x12\x37\n\x03Get\x12\x19.hakube.api.v1.GetRequest\x1a\x15.hakube.api.v1.Object\x12=\n\x06Update\x12\x1c.hakube.api.v1.UpdateRequest\x1a\x15.hakube.api.v1.Object\x12\x43\n\x0cUpdateStatus\x12\x1c.hakube.api.v1.UpdateRequest\x1a\x15.hakube.api.v1.Object\x12\x45\n\x06\x44\x65lete\x12\x1c.hakube.api.v1.DeleteRequest\x1a\x1d.hakube.api.v1.DeleteResponse\x12?\n\x04List\x12\x1a.hakube.api.v1.ListRequest\x1a\x1b.hakube.api.v1.ListResponse\x12\x41\n\x05Watch\x12\x1b.hakube.api.v1.WatchRequest\x1a\x19.hakube.api.v1.WatchEvent0\x01\x12\x39\n\x04\x42ind\x12\x1a.hakube.api.v1.BindRequest\x1a\x15.hakube.api.v1.Object2e\n\x0e\x43lusterService\x12S\n\x06Status\x12#.hakube.api.v1.ClusterStatusRequest\x1a$.hakube.api.v1.ClusterStatusResponse2\x87\x02\n\x0cLeaseService\x12L\n\x05Grant\x12 .hakube.api.v1.LeaseGrantRequest\x1a!.hakube.api.v1.LeaseGrantResponse\x12X\n\tKeepAlive\x12$.hakube.api.v1.LeaseKeepAliveRequest\x1a%.hakube.api.v1.LeaseKeepAliveResponse\x12O\n\x06Revoke\x12!.hakube.api.v1.LeaseRevokeRequest\x1a\".hakube.api.v1.LeaseRevokeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,51 +36,59 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hakube.api.v1.api_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OBJECT']._serialized_start=151
-  _globals['_OBJECT']._serialized_end=1235
-  _globals['_CREATEREQUEST']._serialized_start=1237
-  _globals['_CREATEREQUEST']._serialized_end=1343
-  _globals['_GETREQUEST']._serialized_start=1345
-  _globals['_GETREQUEST']._serialized_end=1426
-  _globals['_UPDATEREQUEST']._serialized_start=1428
-  _globals['_UPDATEREQUEST']._serialized_end=1519
-  _globals['_PRECONDITIONS']._serialized_start=1521
-  _globals['_PRECONDITIONS']._serialized_end=1575
-  _globals['_DELETEREQUEST']._serialized_start=1578
-  _globals['_DELETEREQUEST']._serialized_end=1818
-  _globals['_DELETERESPONSE']._serialized_start=1820
-  _globals['_DELETERESPONSE']._serialized_end=1892
-  _globals['_LISTREQUEST']._serialized_start=1895
-  _globals['_LISTREQUEST']._serialized_end=2044
-  _globals['_LISTRESPONSE']._serialized_start=2047
-  _globals['_LISTRESPONSE']._serialized_end=2203
-  _globals['_WATCHREQUEST']._serialized_start=2206
-  _globals['_WATCHREQUEST']._serialized_end=2387
-  _globals['_WATCHEVENT']._serialized_start=2389
-  _globals['_WATCHEVENT']._serialized_end=2480
-  _globals['_BINDREQUEST']._serialized_start=2482
-  _globals['_BINDREQUEST']._serialized_end=2586
-  _globals['_MEMBER']._serialized_start=2589
-  _globals['_MEMBER']._serialized_end=2725
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=2727
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=2749
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=2752
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=3016
-  _globals['_LEASEGRANTREQUEST']._serialized_start=3018
-  _globals['_LEASEGRANTREQUEST']._serialized_end=3090
-  _globals['_LEASEGRANTRESPONSE']._serialized_start=3092
-  _globals['_LEASEGRANTRESPONSE']._serialized_end=3145
-  _globals['_LEASEKEEPALIVEREQUEST']._serialized_start=3147
-  _globals['_LEASEKEEPALIVEREQUEST']._serialized_end=3182
-  _globals['_LEASEKEEPALIVERESPONSE']._serialized_start=3184
-  _globals['_LEASEKEEPALIVERESPONSE']._serialized_end=3241
-  _globals['_LEASEREVOKEREQUEST']._serialized_start=3243
-  _globals['_LEASEREVOKEREQUEST']._serialized_end=3275
-  _globals['_LEASEREVOKERESPONSE']._serialized_start=3277
-  _globals['_LEASEREVOKERESPONSE']._serialized_end=3315
-  _globals['_OBJECTSERVICE']._serialized_start=3318
-  _globals['_OBJECTSERVICE']._serialized_end=3847
-  _globals['_CLUSTERSERVICE']._serialized_start=3849
-  _globals['_CLUSTERSERVICE']._serialized_end=3950
-  _globals['_LEASESERVICE']._serialized_start=3953
-  _globals['_LEASESERVICE']._serialized_end=4216
+  _globals['_OBJECT']._serialized_end=1293
+  _globals['_CREATEREQUEST']._serialized_start=1295
+  _globals['_CREATEREQUEST']._serialized_end=1401
+  _globals['_GETREQUEST']._serialized_start=1403
+  _globals['_GETREQUEST']._serialized_end=1484
+  _globals['_UPDATEREQUEST']._serialized_start=1486
+  _globals['_UPDATEREQUEST']._serialized_end=1577
+  _globals['_PRECONDITIONS']._serialized_start=1579
+  _globals['_PRECONDITIONS']._serialized_end=1633
+  _globals['_DELETEREQUEST']._serialized_start=1636
+  _globals['_DELETEREQUEST']._serialized_end=1876
+  _globals['_DELETERESPONSE']._serialized_start=1878
+  _globals['_DELETERESPONSE']._serialized_end=1950
+  _globals['_LISTREQUEST']._serialized_start=1953
+  _globals['_LISTREQUEST']._serialized_end=2102
+  _globals['_LISTRESPONSE']._serialized_start=2105
+  _globals['_LISTRESPONSE']._serialized_end=2261
+  _globals['_WATCHREQUEST']._serialized_start=2264
+  _globals['_WATCHREQUEST']._serialized_end=2445
+  _globals['_WATCHEVENT']._serialized_start=2447
+  _globals['_WATCHEVENT']._serialized_end=2538
+  _globals['_BINDREQUEST']._serialized_start=2540
+  _globals['_BINDREQUEST']._serialized_end=2644
+  _globals['_BATCHITEM']._serialized_start=2647
+  _globals['_BATCHITEM']._serialized_end=2865
+  _globals['_BATCHREQUEST']._serialized_start=2867
+  _globals['_BATCHREQUEST']._serialized_end=2922
+  _globals['_BATCHRESULT']._serialized_start=2925
+  _globals['_BATCHRESULT']._serialized_end=3080
+  _globals['_BATCHRESPONSE']._serialized_start=3082
+  _globals['_BATCHRESPONSE']._serialized_end=3142
+  _globals['_MEMBER']._serialized_start=3145
+  _globals['_MEMBER']._serialized_end=3281
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=3283
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=3305
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=3308
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=3572
+  _globals['_LEASEGRANTREQUEST']._serialized_start=3574
+  _globals['_LEASEGRANTREQUEST']._serialized_end=3646
+  _globals['_LEASEGRANTRESPONSE']._serialized_start=3648
+  _globals['_LEASEGRANTRESPONSE']._serialized_end=3701
+  _globals['_LEASEKEEPALIVEREQUEST']._serialized_start=3703
+  _globals['_LEASEKEEPALIVEREQUEST']._serialized_end=3738
+  _globals['_LEASEKEEPALIVERESPONSE']._serialized_start=3740
+  _globals['_LEASEKEEPALIVERESPONSE']._serialized_end=3797
+  _globals['_LEASEREVOKEREQUEST']._serialized_start=3799
+  _globals['_LEASEREVOKEREQUEST']._serialized_end=3831
+  _globals['_LEASEREVOKERESPONSE']._serialized_start=3833
+  _globals['_LEASEREVOKERESPONSE']._serialized_end=3871
+  _globals['_OBJECTSERVICE']._serialized_start=3874
+  _globals['_OBJECTSERVICE']._serialized_end=4471
+  _globals['_CLUSTERSERVICE']._serialized_start=4473
+  _globals['_CLUSTERSERVICE']._serialized_end=4574
+  _globals['_LEASESERVICE']._serialized_start=4577
+  _globals['_LEASESERVICE']._serialized_end=4840
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Object(_message.Message):
-    __slots__ = ("namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "lease", "event", "replica_set", "deployment", "stateful_set", "daemon_set", "job", "cron_job", "horizontal_pod_autoscaler", "persistent_volume_claim", "priority_class", "role", "cluster_role", "role_binding", "cluster_role_binding")
+    __slots__ = ("namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "lease", "event", "replica_set", "deployment", "stateful_set", "daemon_set", "job", "cron_job", "horizontal_pod_autoscaler", "persistent_volume_claim", "priority_class", "role", "cluster_role", "role_binding", "cluster_role_binding", "service_account")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class Object(_message.Message):
     CLUSTER_ROLE_FIELD_NUMBER: _ClassVar[int]
     ROLE_BINDING_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ROLE_BINDING_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     namespace: _core_pb2.Namespace
     node: _core_pb2.Node
     pod: _pod_pb2.Pod
@@ -56,7 +57,8 @@ class Object(_message.Message):
     cluster_role: _rbac_pb2.ClusterRole
     role_binding: _rbac_pb2.RoleBinding
     cluster_role_binding: _rbac_pb2.ClusterRoleBinding
-    def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., pod: _Optional[_Union[_pod_pb2.Pod, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., lease: _Optional[_Union[_core_pb2.Lease, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_workloads_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_workloads_pb2.Deployment, _Mapping]] = ..., stateful_set: _Optional[_Union[_workloads_pb2.StatefulSet, _Mapping]] = ..., daemon_set: _Optional[_Union[_workloads_pb2.DaemonSet, _Mapping]] = ..., job: _Optional[_Union[_workloads_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_workloads_pb2.CronJob, _Mapping]] = ..., horizontal_pod_autoscaler: _Optional[_Union[_workloads_pb2.HorizontalPodAutoscaler, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., priority_class: _Optional[_Union[_core_pb2.PriorityClass, _Mapping]] = ..., role: _Optional[_Union[_rbac_pb2.Role, _Mapping]] = ..., cluster_role: _Optional[_Union[_rbac_pb2.ClusterRole, _Mapping]] = ..., role_binding: _Optional[_Union[_rbac_pb2.RoleBinding, _Mapping]] = ..., cluster_role_binding: _Optional[_Union[_rbac_pb2.ClusterRoleBinding, _Mapping]] = ...) -> None: ...
+    service_account: _core_pb2.ServiceAccount
+    def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., pod: _Optional[_Union[_pod_pb2.Pod, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., lease: _Optional[_Union[_core_pb2.Lease, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_workloads_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_workloads_pb2.Deployment, _Mapping]] = ..., stateful_set: _Optional[_Union[_workloads_pb2.StatefulSet, _Mapping]] = ..., daemon_set: _Optional[_Union[_workloads_pb2.DaemonSet, _Mapping]] = ..., job: _Optional[_Union[_workloads_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_workloads_pb2.CronJob, _Mapping]] = ..., horizontal_pod_autoscaler: _Optional[_Union[_workloads_pb2.HorizontalPodAutoscaler, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., priority_class: _Optional[_Union[_core_pb2.PriorityClass, _Mapping]] = ..., role: _Optional[_Union[_rbac_pb2.Role, _Mapping]] = ..., cluster_role: _Optional[_Union[_rbac_pb2.ClusterRole, _Mapping]] = ..., role_binding: _Optional[_Union[_rbac_pb2.RoleBinding, _Mapping]] = ..., cluster_role_binding: _Optional[_Union[_rbac_pb2.ClusterRoleBinding, _Mapping]] = ..., service_account: _Optional[_Union[_core_pb2.ServiceAccount, _Mapping]] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
     __slots__ = ("object", "request_id", "dry_run", "lease")
@@ -197,6 +199,44 @@ class BindRequest(_message.Message):
     uid: str
     resource_version: str
     def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., node_name: _Optional[str] = ..., uid: _Optional[str] = ..., resource_version: _Optional[str] = ...) -> None: ...
+
+class BatchItem(_message.Message):
+    __slots__ = ("create", "update", "update_status", "delete")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    create: CreateRequest
+    update: UpdateRequest
+    update_status: UpdateRequest
+    delete: DeleteRequest
+    def __init__(self, create: _Optional[_Union[CreateRequest, _Mapping]] = ..., update: _Optional[_Union[UpdateRequest, _Mapping]] = ..., update_status: _Optional[_Union[UpdateRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ...) -> None: ...
+
+class BatchRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[BatchItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("code", "message", "object", "deleted", "retry_after_ms")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    object: Object
+    deleted: DeleteResponse
+    retry_after_ms: int
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., object: _Optional[_Union[Object, _Mapping]] = ..., deleted: _Optional[_Union[DeleteResponse, _Mapping]] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+
+class BatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("name", "raft_address", "api_address", "leader", "connected", "match_index", "voter")

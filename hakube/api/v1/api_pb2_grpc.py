@@ -39,6 +39,11 @@ class ObjectServiceStub:
                 request_serializer=hakube_dot_api_dot_v1_dot_api__pb2.CreateRequest.SerializeToString,
                 response_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.Object.FromString,
                 _registered_method=True)
+        self.Batch = channel.unary_unary(
+                '/hakube.api.v1.ObjectService/Batch',
+                request_serializer=hakube_dot_api_dot_v1_dot_api__pb2.BatchRequest.SerializeToString,
+                response_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.BatchResponse.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/hakube.api.v1.ObjectService/Get',
                 request_serializer=hakube_dot_api_dot_v1_dot_api__pb2.GetRequest.SerializeToString,
@@ -81,6 +86,13 @@ class ObjectServiceServicer:
 
     def Create(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Batch(self, request, context):
+        """Many creates/updates/deletes in one call; see BatchItem.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -134,6 +146,11 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.Create,
                     request_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.CreateRequest.FromString,
                     response_serializer=hakube_dot_api_dot_v1_dot_api__pb2.Object.SerializeToString,
+            ),
+            'Batch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Batch,
+                    request_deserializer=hakube_dot_api_dot_v1_dot_api__pb2.BatchRequest.FromString,
+                    response_serializer=hakube_dot_api_dot_v1_dot_api__pb2.BatchResponse.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
@@ -198,6 +215,33 @@ class ObjectService:
             '/hakube.api.v1.ObjectService/Create',
             hakube_dot_api_dot_v1_dot_api__pb2.CreateRequest.SerializeToString,
             hakube_dot_api_dot_v1_dot_api__pb2.Object.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Batch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hakube.api.v1.ObjectService/Batch',
+            hakube_dot_api_dot_v1_dot_api__pb2.BatchRequest.SerializeToString,
+            hakube_dot_api_dot_v1_dot_api__pb2.BatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,6 +13,7 @@ UpdateStatus                  update on ``<resource>/status``
 Bind                          create on ``pods/binding`` (the pod's name)
 Logs / Exec (node proxy)      get ``pods/log`` / create ``pods/exec`` (the pod's name)
 Stats (node proxy)            get ``nodes/stats`` (the node's name)
+CreateToken (TokenService)    create ``serviceaccounts/token`` (the account's name)
 Join / Renew                  create ``certificatesigningrequests`` (/``selfnodeclient``),
                               group certificates.k8s.io
 ops API                       group ``hakube.io``, cluster-scoped: SaveSnapshot get
@@ -151,6 +152,12 @@ def _bind(req: Any) -> Attributes:
     return Attributes("create", "", "pods", "binding", req.namespace or "default", req.name)
 
 
+def _token(req: Any) -> Attributes:
+    return Attributes(
+        "create", "", "serviceaccounts", "token", req.namespace or "default", req.name
+    )
+
+
 def _node_stats(req: Any) -> Attributes:
     return Attributes("get", "", "nodes", "stats", "", req.node)
 
@@ -164,6 +171,7 @@ METHODS: dict[str, AttributesOf] = {
     "List": _collection("list"),
     "Watch": _collection("watch"),
     "Bind": _bind,
+    "Batch": PUBLIC,  # each item is authorized as its own unary method (apiserver/batch.py)
     "Patch": _object("patch"),
     "PatchStatus": _object("patch", "status"),
     "UpdateScale": _object("update", "scale"),
@@ -187,4 +195,5 @@ METHODS: dict[str, AttributesOf] = {
     "ProxyStats": _node_stats,
     "AccessReview": PUBLIC,
     "WhoAmI": PUBLIC,
+    "CreateToken": _token,
 }

@@ -36,7 +36,14 @@ READ = ["get", "list", "watch"]
 WRITE = ["create", "update", "patch", "delete", "deletecollection"]
 ALL = READ + WRITE
 WORKLOADS = {
-    "": ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims"],
+    "": [
+        "pods",
+        "services",
+        "endpoints",
+        "configmaps",
+        "persistentvolumeclaims",
+        "serviceaccounts",
+    ],
     "apps": [
         "deployments",
         "deployments/scale",
@@ -132,7 +139,11 @@ CLUSTER_ROLES: dict[str, list[Rule]] = {
         # objects, Secrets' contents excepted, or creates anything but what controllers make.
         _rule(STORE_GROUPS + [RBAC_GROUP], ["*"], READ + ["delete", "deletecollection"]),
         _rule(["", "apps", "batch", "autoscaling"], ["*"], ["update", "patch"]),
-        _rule([""], ["pods", "configmaps", "endpoints", "persistentvolumeclaims"], ["create"]),
+        _rule(
+            [""],
+            ["pods", "configmaps", "endpoints", "persistentvolumeclaims", "serviceaccounts"],
+            ["create"],
+        ),
         _rule(["apps"], ["replicasets"], ["create"]),
         _rule(["batch"], ["jobs"], ["create"]),
         *EVENTS,

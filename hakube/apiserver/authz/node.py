@@ -9,7 +9,9 @@ may, beyond what RBAC gives the ``system:nodes`` group (events; renewing its cer
   the status of and delete only pods bound to it (a pod that does not exist may be asked for:
   the answer is NOT_FOUND either way);
 * get only the Secrets, ConfigMaps and PersistentVolumeClaims that a pod bound to it references
-  (volumes, projected volumes, env and envFrom, imagePullSecrets).
+  (volumes, projected volumes, env and envFrom, imagePullSecrets), and get, or create a token
+  (``serviceaccounts/token``) of, only the ServiceAccounts its pods run as (the token service
+  then insists on a token bound to such a pod).
 
 What it does not allow here falls through to RBAC (which gives nodes nothing more by default
 than reading every Node, as Kubernetes' system:node role does: each node routes the others'
@@ -85,6 +87,8 @@ def pod_refs(pod: pod_pb2.Pod) -> frozenset[Ref]:
     for s in spec.image_pull_secrets:
         if s.name:
             out.add(("secrets", ns, s.name))
+    if spec.service_account_name:
+        out.add(("serviceaccounts", ns, spec.service_account_name))
     return frozenset(out)
 
 
@@ -178,11 +182,13 @@ class NodeAuthorizer:
             return self._node(node, a)
         if a.group == "" and res == "pods" and a.subresource in ("", "status"):
             return self._pod(node, a)
-        if (
-            a.group == ""
-            and res in ("secrets", "configmaps", "persistentvolumeclaims")
-            and verb == "get"
-            and not a.subresource
+        if a.group == "" and (
+            (
+                res in ("secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts")
+                and verb == "get"
+                and not a.subresource
+            )
+            or (res == "serviceaccounts" and a.subresource == "token" and verb == "create")
         ):
             if self.graph.references(node, (res, a.namespace, a.name)):
                 return Decision.ALLOW

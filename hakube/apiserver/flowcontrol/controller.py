@@ -22,9 +22,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 from prometheus_client import CollectorRegistry
 
+from hakube.api import failures
 from hakube.apiserver.errors import ApiError
 from hakube.apiserver.flowcontrol.config import BY_NAMESPACE, PriorityLevel, Settings
 from hakube.apiserver.flowcontrol.fairqueue import QueueSet, Rejected
@@ -33,14 +33,13 @@ from hakube.pki import names
 from hakube.pki.certs import Identity
 from hakube.store import proposer
 
-RETRY_AFTER_KEY = "retry-after-ms"
-"""Trailing metadata key of the retry hint, in milliseconds."""
+RETRY_AFTER_KEY = failures.RETRY_AFTER_KEY
 
 
 class TooBusy(ApiError):
     """Refused by flow control: the caller should wait ``retry_after`` seconds and retry."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    failure = failures.TOO_MANY_REQUESTS
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -54,7 +53,7 @@ class TooBusy(ApiError):
 class TooManyStreams(ApiError):
     """A client already holds as many watch streams on this master as it may."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    failure = failures.TOO_MANY_REQUESTS
 
 
 class Level:

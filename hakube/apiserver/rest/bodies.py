@@ -40,19 +40,12 @@ class NoAliasLoader(yaml.SafeLoader):
 
 
 def read_body(req: Request) -> Any:
-    """A request's body as JSON data (YAML for server-side apply; the protobuf of a
-    SelfSubjectAccessReview); BadRequest or UnsupportedMediaType otherwise."""
+    """A request's body as JSON data (YAML for server-side apply; protobuf for a create, as
+    kubectl's generators send, and a SelfSubjectAccessReview); BadRequest or
+    UnsupportedMediaType otherwise."""
     ctype = req.headers.get("content-type", JSON).split(";")[0].strip()
     if ctype == PROTOBUF:
-        try:
-            _, kind, raw = k8sproto.unwrap(req.body)
-            if kind == "SelfSubjectAccessReview":
-                return k8sproto.self_subject_access_review(raw)
-        except k8sproto.ProtoError as exc:
-            raise BadRequest(f"the protobuf body does not decode: {exc}") from exc
-        raise UnsupportedMediaType(
-            f"{ctype} bodies are read for SelfSubjectAccessReview only: send application/json"
-        )
+        return _protobuf(req)
     try:
         if ctype == APPLY_PATCH:
             # Server-side apply bodies are YAML (or JSON); aliases are refused, as a small
@@ -61,3 +54,25 @@ def read_body(req: Request) -> Any:
         return json.loads(req.body or b"null")
     except (ValueError, RecursionError, yaml.YAMLError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+
+
+def _protobuf(req: Request) -> Any:
+    """A protobuf body as the JSON data it stands for: only creates (what kubectl's generators
+    send); an update or patch sent this way is refused rather than half read."""
+    try:
+        api_version, kind, raw = k8sproto.unwrap(req.body)
+        if kind == "SelfSubjectAccessReview":
+            return k8sproto.self_subject_access_review(raw)
+        if kind == "TokenRequest":
+            return k8sproto.token_request(raw)
+        if req.method == "POST":
+            return k8sproto.decode(kind, api_version, raw)
+    except k8sproto.ProtoError as exc:
+        raise BadRequest(f"the protobuf body does not decode: {exc}") from exc
+    except k8sproto.Unmapped as exc:
+        raise UnsupportedMediaType(
+            f"{PROTOBUF} body: {exc}; send it as application/json (kubectl create -f)"
+        ) from exc
+    raise UnsupportedMediaType(
+        f"{PROTOBUF} bodies are read for creates only: send application/json"
+    )

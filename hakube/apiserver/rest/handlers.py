@@ -38,7 +38,7 @@ from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
-from hakube.apiserver.rest import codec, openapi, patch, routes
+from hakube.apiserver.rest import codec, fieldowners, openapi, patch, routes, tokenrequest
 from hakube.apiserver.rest.bodies import (
     APPLY_PATCH,
     JSON,
@@ -62,6 +62,9 @@ from hakube.apiserver.rest.subresources import Subresources, named_update, scale
 from hakube.apiserver.server import ApiServer
 from hakube.pki.certs import Identity
 
+TABLE_PAGE = 1000
+"""Objects read from the store per List call while a Table list streams."""
+
 
 class RestApi(Subresources):
     """Answers one HTTP request; ``handle`` is the HttpServer's handler."""
@@ -74,8 +77,11 @@ class RestApi(Subresources):
         review: Callable[[authz_pb2.AccessReviewRequest], Awaitable[Any]] | None = None,
         logs: Callable[..., AsyncGenerator[Any, None]] | None = None,
         exec_: Callable[[Any], Awaitable[Any]] | None = None,
+        create_token: tokenrequest.CreateToken | None = None,
     ) -> None:
         self.server = server
+        self.create_token = create_token
+        """The token service's CreateToken (``serviceaccounts/token``; None: not served)."""
         self.exec = exec_
         """The node proxy's Exec for the authorized caller (``kubectl exec``)."""
         self.api = server.api
@@ -90,9 +96,12 @@ class RestApi(Subresources):
 
     async def handle(self, req: Request) -> Response:
         try:
-            identity = self.authenticator.identify_certificate(
-                ssl.DER_cert_to_PEM_cert(req.peer_cert).encode()
-            )
+            if req.peer_cert:
+                identity = self.authenticator.identify_certificate(
+                    ssl.DER_cert_to_PEM_cert(req.peer_cert).encode()
+                )
+            else:
+                identity = self.authenticator.identify_bearer(req.headers.get("authorization", ""))
         except ApiError as exc:
             return error_response(exc)
         try:
@@ -117,6 +126,13 @@ class RestApi(Subresources):
                 name=route.name if route else "",
                 group=kind.group if kind else "",
             )
+
+    async def _token(self, req: Request, identity: Identity, ns: str, name: str) -> Response:
+        if self.create_token is None:
+            raise MethodNotAllowed("serviceaccounts/token is not served by this master")
+        return await tokenrequest.create_token(
+            self.server, self.create_token, req, identity, ns, name
+        )
 
     async def _route(self, req: Request, identity: Identity) -> Response:
         path = req.path.rstrip("/") or "/"
@@ -198,6 +214,8 @@ class RestApi(Subresources):
             return await self._logs(req, identity, ns, route.name)
         elif sub == "exec" and kind.name == "Pod" and m in ("GET", "POST"):
             return await self._exec(req, identity, ns, route.name)
+        elif sub == "token" and kind.name == "ServiceAccount" and m == "POST":
+            return await self._token(req, identity, ns, route.name)
         raise MethodNotAllowed(f"{m} is not supported on {kind.plural}/{sub or route.name}")
 
     async def _fetch(self, identity: Identity, kind: Kind, ns: str, name: str) -> Message:
@@ -226,27 +244,59 @@ class RestApi(Subresources):
             limit = int(req.arg("limit") or 0)
         except ValueError as exc:
             raise BadRequest(f'limit "{req.arg("limit")}" is not a number') from exc
+        table = codec.wants_table(req.headers.get("accept", ""))
         lr = api_pb2.ListRequest(
             kind=kind.name,
             namespace=ns,
             label_selector=req.arg("labelSelector"),
             field_selector=req.arg("fieldSelector"),
-            limit=limit,
+            # A Table is served whole (see _table_list); it is read in pages all the same.
+            limit=TABLE_PAGE if table else limit,
             serializable=req.arg("resourceVersion") == "0",
         )
         setattr(lr, "continue", req.arg("continue"))
         resp = api_pb2.ListResponse.FromString(await self.server.invoke("List", identity, lr))
-        if codec.wants_table(req.headers.get("accept", "")):
-            return ok(
-                codec.table_doc(
-                    kind,
-                    [codec.object_msg(o) for o in resp.items],
-                    resource_version=resp.resource_version,
-                    cont=getattr(resp, "continue"),
-                    include_object=req.arg("includeObject", "Metadata"),
-                )
-            )
+        if table:
+            return self._table_list(req, identity, kind, lr, resp)
         return ok(codec.list_doc(kind, resp))
+
+    def _table_list(
+        self,
+        req: Request,
+        identity: Identity,
+        kind: Kind,
+        lr: api_pb2.ListRequest,
+        first: api_pb2.ListResponse,
+    ) -> Response:
+        """A list as a Table, every item in one streamed answer, ``limit`` not honoured.
+
+        Kubernetes lets a server ignore ``limit`` ("servers may choose not to support the
+        limit argument and will return all of the available results"), and for Tables this
+        one does: ``kubectl get`` asks for pages of 500 but its client allows itself 5
+        requests a second after a burst of 10, so 10,000 pods in 20 pages cost two seconds
+        of kubectl waiting on itself, whatever the server does. The rows are still read
+        from the store in pages of ``TABLE_PAGE`` (one snapshot, pinned by the continue
+        token) and sent as each page comes, so neither side holds the whole list as one
+        document. Plain JSON lists (informers, client libraries, ``-o json``) honour
+        ``limit`` and ``continue``.
+        """
+        head = codec.table_head(kind, resource_version=first.resource_version)
+
+        async def pages() -> AsyncIterator[list[Message]]:
+            resp = first
+            while True:
+                yield [codec.object_msg(o) for o in resp.items]
+                token = getattr(resp, "continue")
+                if not token:
+                    return
+                setattr(lr, "continue", token)
+                raw = await self.server.invoke("List", identity, lr)
+                resp = api_pb2.ListResponse.FromString(raw)
+
+        include = req.arg("includeObject", "Metadata")
+        return Response(
+            200, content_type=JSON, stream=codec.table_stream(kind, head, pages(), include)
+        )
 
     def _watch(self, req: Request, identity: Identity, kind: Kind, ns: str) -> Response:
         wr = api_pb2.WatchRequest(
@@ -374,7 +424,8 @@ class RestApi(Subresources):
             )
         body = read_body(req)
         method = "PatchStatus" if status else "Patch"
-        if ctype == APPLY_PATCH and not req.arg("fieldManager"):
+        manager = req.arg("fieldManager")
+        if ctype == APPLY_PATCH and not manager:
             raise BadRequest("fieldManager is required for apply requests")
         # Authorized before the object is read, so a caller who may not patch learns nothing.
         self.server.authorize(method, identity, named_update(kind, ns, name))
@@ -386,6 +437,9 @@ class RestApi(Subresources):
                 if ctype != APPLY_PATCH or status:
                     raise
                 # Server-side apply of a new object is a create (authorized as one).
+                if isinstance(body, dict):
+                    desc = kind.message.DESCRIPTOR
+                    fieldowners.record(body, {manager: fieldowners.fields(body, desc)})
                 msg = self._message(body, kind, ns, name)
                 cr = api_pb2.CreateRequest(object=kinds.wrap(msg), dry_run=dry_run(req))
                 raw = await self.server.invoke("Create", identity, cr)
@@ -393,15 +447,23 @@ class RestApi(Subresources):
             doc = codec.object_doc(current)
             try:
                 if ctype == APPLY_PATCH:
-                    # Server-side apply without field ownership: the applied configuration
-                    # merged into the live object as a strategic merge patch (see the docs).
-                    patched = patch.strategic_merge(doc, body, kind.message.DESCRIPTOR)
+                    # Server-side apply: the applied configuration merged into the live
+                    # object, with the field ownership of apply managers (fieldowners).
+                    desc = kind.message.DESCRIPTOR
+                    if not isinstance(body, dict):
+                        raise BadRequest("an applied configuration must be an object")
+                    merged = patch.strategic_merge(doc, body, desc)
+                    patched = fieldowners.apply(
+                        doc, body, merged, desc, manager, force=req.flag("force")
+                    )
                 elif ctype == MERGE_PATCH:
                     patched = patch.merge_patch(doc, body)
                 elif ctype == JSON_PATCH:
                     patched = patch.json_patch(doc, body)
                 else:
                     patched = patch.strategic_merge(doc, body, kind.message.DESCRIPTOR)
+            except fieldowners.ConflictError as exc:
+                raise Conflict(str(exc)) from exc
             except patch.PatchError as exc:
                 if exc.test_failed:
                     raise Conflict(f'{kind.plural} "{name}": {exc}') from exc

@@ -64,7 +64,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     peer_cert: bytes
-    """The client's certificate (DER), verified against the cluster CA by the handshake."""
+    """The client's certificate (DER), verified against the cluster CA by the handshake; empty
+    when it sent none (then only a bearer token can authenticate the request)."""
 
     def arg(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -143,10 +144,10 @@ class HttpServer:
         self._conns.add(task)
         try:
             ssl_obj = writer.get_extra_info("ssl_object")
-            cert = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
-            if not cert:
+            if ssl_obj is None:
                 return
-            await self._serve(reader, writer, cert)
+            # No certificate: the request must carry a bearer token (the handler decides).
+            await self._serve(reader, writer, ssl_obj.getpeercert(binary_form=True) or b"")
         except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -218,6 +219,9 @@ class HttpServer:
 
 def _context(tls: TlsFiles) -> ssl.SSLContext:
     ctx = server_context(tls)
+    # A client certificate is asked for and, when sent, verified against the cluster CA in the
+    # handshake; without one the request must carry a ServiceAccount bearer token.
+    ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 

@@ -1,14 +1,22 @@
 """Just enough of Kubernetes' protobuf encoding to read the bodies Go clients send that way.
 
 kubectl's typed clients send some requests as ``application/vnd.kubernetes.protobuf`` and do
-not retry with JSON when refused; ``kubectl auth can-i`` is one (a SelfSubjectAccessReview).
+not retry with JSON when refused: ``kubectl auth can-i`` (a SelfSubjectAccessReview) and the
+generators of ``kubectl create deployment/configmap/secret/service/namespace/job/...``.
 The format is the magic ``k8s\\0`` and a ``runtime.Unknown`` envelope whose ``raw`` field
 holds the object's own protobuf message. This module reads the protobuf wire format
 generically (no generated code) and picks the fields it needs by number, as Kubernetes'
-published ``generated.proto`` files number them.
+published ``generated.proto`` files number them; ``decode`` turns the objects the
+generators send into the manifest dicts of the JSON path, by the table in ``protoschema``.
 """
 
 from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from hakube.apiserver.rest import protoschema
 
 MAGIC = b"k8s\x00"
 
@@ -88,3 +96,140 @@ def self_subject_access_review(raw: bytes) -> dict[str, object]:
         "metadata": {},
         "spec": {"resourceAttributes": {k: v for k, v in ra.items() if v}},
     }
+
+
+def token_request(raw: bytes) -> dict[str, object]:
+    """An authentication.k8s.io/v1 TokenRequest (spec=2: audiences=1, boundObjectRef=3 with
+    kind, apiVersion, name, uid = 1-4, expirationSeconds=4) as JSON (``kubectl create token``)."""
+    spec = fields(_bytes(fields(raw), 2))
+    out: dict[str, object] = {
+        "audiences": [v.decode("utf-8", "replace") for v in spec.get(1, []) if isinstance(v, bytes)]
+    }
+    seconds = spec.get(4, [None])[-1]
+    if isinstance(seconds, int):
+        out["expirationSeconds"] = seconds
+    if 3 in spec:
+        ref = fields(_bytes(spec, 3))
+        names = ("kind", "apiVersion", "name", "uid")
+        out["boundObjectRef"] = {
+            n: _str(ref, i + 1) for i, n in enumerate(names) if _str(ref, i + 1)
+        }
+    return {"spec": out}
+
+
+class Unmapped(ValueError):
+    """A body that sets a field hakube does not read (refused, never silently dropped)."""
+
+
+def decode(kind: str, api_version: str, raw: bytes) -> dict[str, Any]:
+    """A Kubernetes object's protobuf message as the JSON manifest dict the JSON path reads,
+    driven by ``protoschema.MESSAGES``; Unmapped names a set field that is not read."""
+    if kind not in protoschema.OBJECTS:
+        raise Unmapped(f"{kind} bodies are not read as protobuf")
+    doc = _message(kind, raw, kind)
+    return {"apiVersion": api_version, "kind": kind, **doc}
+
+
+def _message(name: str, data: bytes, path: str) -> dict[str, Any]:
+    schema = protoschema.MESSAGES[name]
+    out: dict[str, Any] = {}
+    for number, values in fields(data).items():
+        spec = schema.get(number)
+        if spec is None:
+            if any(not _empty(v) for v in values):
+                raise Unmapped(f"{path}: field {number} is set but not read by hakube")
+            continue
+        key, typ = spec
+        where = f"{path}.{key}" if key else path
+        if typ.startswith("^"):
+            out.update(_message(typ[1:], _as_bytes(values[-1], where), where))
+            continue
+        value = _value(typ, values, where)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _value(typ: str, values: list[bytes | int], where: str) -> Any:
+    """One field's JSON value; None when it is the unset (zero) value of a non-pointer."""
+    last = values[-1]
+    if typ == "x":
+        return None
+    if typ in ("s", "y"):
+        raw = _as_bytes(last, where)
+        if not raw:
+            return None
+        return base64.b64encode(raw).decode() if typ == "y" else _text(raw, where)
+    if typ in ("i", "i!"):
+        n = _as_int(last, where)
+        return None if n == 0 and typ == "i" else n
+    if typ in ("b", "b!"):
+        flag = bool(_as_int(last, where))
+        return None if not flag and typ == "b" else flag
+    if typ == "*s":
+        return [_text(_as_bytes(v, where), where) for v in values] or None
+    if typ.startswith("{"):
+        return _map(typ, values, where) or None
+    if typ == "t":
+        t = fields(_as_bytes(last, where))
+        seconds = _as_int(t.get(1, [0])[-1], where)
+        if not seconds:
+            return None
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if typ == "io":
+        f = fields(_as_bytes(last, where))
+        if _as_int(f.get(1, [0])[-1], where) == 1:
+            return _text(_as_bytes(f.get(3, [b""])[-1], where), where) or None
+        return _as_int(f.get(2, [0])[-1], where) or None
+    if typ.startswith("*"):
+        return [
+            _message(typ[1:], _as_bytes(v, where), f"{where}[{i}]") for i, v in enumerate(values)
+        ]
+    doc = _message(typ, _as_bytes(last, where), where)
+    return doc or None
+
+
+def _map(typ: str, entries: list[bytes | int], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for entry in entries:
+        f = fields(_as_bytes(entry, where))
+        key = _text(_as_bytes(f.get(1, [b""])[-1], where), where)
+        raw = _as_bytes(f.get(2, [b""])[-1], where)
+        if typ == "{y}":
+            out[key] = base64.b64encode(raw).decode()
+        elif typ == "{q}":  # a Quantity message: its string is field 1
+            out[key] = _text(_as_bytes(fields(raw).get(1, [b""])[-1], where), where)
+        else:
+            out[key] = _text(raw, where)
+    return out
+
+
+def _empty(v: bytes | int) -> bool:
+    """The encoding of a Go zero value: 0, an empty string, or a message of empty fields."""
+    if isinstance(v, int):
+        return v == 0
+    if not v:
+        return True
+    try:
+        return all(_empty(x) for xs in fields(v).values() for x in xs)
+    except ProtoError:
+        return False
+
+
+def _as_bytes(v: bytes | int, where: str) -> bytes:
+    if not isinstance(v, bytes):
+        raise ProtoError(f"{where}: a number where a length-delimited field belongs")
+    return v
+
+
+def _as_int(v: bytes | int, where: str) -> int:
+    if not isinstance(v, int):
+        raise ProtoError(f"{where}: a length-delimited field where a number belongs")
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _text(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtoError(f"{where}: not UTF-8 text") from exc

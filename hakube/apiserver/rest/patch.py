@@ -73,7 +73,8 @@ def _field(desc: Any, key: str) -> FieldDescriptor | None:
     return None
 
 
-def _child(desc: Any, key: str) -> Any:
+def child_message(desc: Any, key: str) -> Any:
+    """The message of field ``key`` of ``desc`` (of a map's values), None for a scalar."""
     fd = _field(desc, key)
     if fd is None or fd.type != FieldDescriptor.TYPE_MESSAGE:
         return None
@@ -213,7 +214,7 @@ def strategic_merge(target: Any, patch: Any, desc: Any) -> Any:
         if v is None:
             out.pop(k, None)
             continue
-        child = _child(desc, k)
+        child = child_message(desc, k)
         if isinstance(v, list):
             key = merge_key(desc, k)
             if key is not None:

@@ -37,6 +37,7 @@ SUBRESOURCES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "Deployment": (("status", ("get", "patch", "update")), ("scale", ("get", "patch", "update"))),
     "ReplicaSet": (("status", ("get", "patch", "update")), ("scale", ("get", "patch", "update"))),
     "StatefulSet": (("status", ("get", "patch", "update")), ("scale", ("get", "patch", "update"))),
+    "ServiceAccount": (("token", ("create",)),),
 }
 """Subresources served beyond ``status`` (which every kind with a status has)."""
 
@@ -111,7 +112,7 @@ def _resource_doc(k: Kind) -> list[dict[str, Any]]:
     if k.has_status and not any(s == "status" for s, _ in subs):
         subs.insert(0, ("status", ("get", "patch", "update")))
     for sub, verbs in subs:
-        kind = "Scale" if sub == "scale" else "Binding" if sub == "binding" else k.name
+        kind = {"scale": "Scale", "binding": "Binding", "token": "TokenRequest"}.get(sub, k.name)
         out.append(
             {
                 "name": f"{k.plural}/{sub}",
@@ -120,6 +121,7 @@ def _resource_doc(k: Kind) -> list[dict[str, Any]]:
                 "kind": kind,
                 "verbs": list(verbs),
                 **({"group": "autoscaling", "version": "v1"} if sub == "scale" else {}),
+                **({"group": "authentication.k8s.io", "version": "v1"} if sub == "token" else {}),
             }
         )
     return out

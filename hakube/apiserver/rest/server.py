@@ -1,8 +1,8 @@
 """The Kubernetes REST door of one master: an HttpServer serving RestApi.
 
 Constructed with the master's ApiServer (whose authorization, object service and watch hub
-it calls), its Authenticator (client certificates from the cluster CA), and its TLS material;
-``start`` binds, ``stop`` is idempotent.
+it calls), its Authenticator (client certificates from the cluster CA, ServiceAccount bearer
+tokens), and its TLS material; ``start`` binds, ``stop`` is idempotent.
 """
 
 from __future__ import annotations
@@ -34,8 +34,16 @@ class RestServer:
         review: Callable[[Any], Awaitable[Any]] | None = None,
         logs: Callable[..., AsyncGenerator[Any, None]] | None = None,
         exec_: Callable[[Any], Awaitable[Any]] | None = None,
+        create_token: Callable[[Any], Awaitable[Any]] | None = None,
     ) -> None:
-        self.api = RestApi(server, authenticator, review=review, logs=logs, exec_=exec_)
+        self.api = RestApi(
+            server,
+            authenticator,
+            review=review,
+            logs=logs,
+            exec_=exec_,
+            create_token=create_token,
+        )
         self.http = HttpServer(self.api.handle, tls, max_body=MAX_REQUEST_BYTES)
 
     async def start(self, listen: str) -> int:

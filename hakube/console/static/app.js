@@ -10,8 +10,17 @@ let renderQueued = false;
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g,
   (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const keyOf = (o) => `${o.metadata.namespace || ""}/${o.metadata.name}`;
-const items = (plural) => [...(stores[plural]?.items.values() || [])]
-  .sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+// Sorted keys are kept per store and recomputed only when a key comes or goes (a status
+// change does not move a row): re-sorting 10,000 pods on every event would cost more than
+// drawing the page.
+function items(plural) {
+  const store = stores[plural];
+  if (!store) return [];
+  if (!store.sorted) store.sorted = [...store.items.keys()].sort();
+  return store.sorted.map((k) => store.items.get(k));
+}
+const PAGE_ROWS = 200;  // rows drawn per page of a long table (pods)
+let podPage = 0;
 
 let source = null;    // the one event stream, for every kind in `stores`
 
@@ -28,10 +37,16 @@ function watch(plurals) {
     if (!store) return;
     if (ev.type === "SNAPSHOT") {
       store.items = new Map(ev.items.map((o) => [keyOf(o), o]));
+      store.sorted = null;
     } else if (ev.type === "DELETED") {
       store.items.delete(keyOf(ev.object));
+      store.sorted = null;
     } else if (ev.type === "ADDED" || ev.type === "MODIFIED") {
-      store.items.set(keyOf(ev.object), ev.object);
+      const key = keyOf(ev.object);
+      if (!store.items.has(key)) store.sorted = null;
+      store.items.set(key, ev.object);
+    } else if (ev.type === "ALERTS") {
+      store.state = ev;
     } else if (ev.type === "FORBIDDEN") {
       store.forbidden = ev.message;
     } else if (ev.type === "ERROR") {
@@ -127,7 +142,7 @@ const pages = {
       `<h2>At a glance</h2><ul id="glance">` +
       `<li>Nodes: ${ready} of ${nodes.length} ready</li>` +
       `<li>Pods: ${running} of ${pods.length} running</li>` +
-      `<li>Deployments: ${items("deployments").length}</li></ul>`;
+      `<li>Deployments: ${items("deployments").length}</li></ul>` + alertsSection();
   },
 
   nodes() {
@@ -184,7 +199,11 @@ const pages = {
   },
 
   pods() {
-    const rows = items("pods").map((p) => {
+    const all = items("pods");
+    const pages = Math.max(1, Math.ceil(all.length / PAGE_ROWS));
+    podPage = Math.min(podPage, pages - 1);
+    const first = podPage * PAGE_ROWS;
+    const rows = all.slice(first, first + PAGE_ROWS).map((p) => {
       const cs = p.status?.containerStatuses || [];
       const ready = cs.filter((c) => c.ready).length;
       const restarts = cs.reduce((n, c) => n + (c.restartCount || 0), 0);
@@ -199,8 +218,16 @@ const pages = {
         `<td><button data-action="delete-pod" data-key="${esc(ns)}/${esc(name)}" ` +
         `aria-label="Delete pod ${esc(name)}">Delete</button></td></tr>`;
     });
-    return `<h2>Pods</h2>` + table("Pods", "pods",
-      ["Namespace", "Name", "Ready", "Status", "Restarts", "Node", "IP", "Actions"], rows);
+    const pager = pages < 2 ? "" : `<nav class="pager" aria-label="Pod pages">` +
+      `<button data-action="page" data-to="${podPage - 1}" ${podPage ? "" : "disabled"}>` +
+      `Previous</button> <span id="pods-range">${first + 1}–` +
+      `${Math.min(first + PAGE_ROWS, all.length)} of ${all.length}</span> ` +
+      `<button data-action="page" data-to="${podPage + 1}" ` +
+      `${podPage + 1 < pages ? "" : "disabled"}>Next</button></nav>`;
+    return `<h2>Pods <span class="count" id="pods-count">${all.length}</span></h2>` + pager +
+      table("Pods", "pods",
+        ["Namespace", "Name", "Ready", "Status", "Restarts", "Node", "IP", "Actions"], rows) +
+      pager;
   },
 
   pod(ns, name) {
@@ -243,8 +270,41 @@ const pages = {
   },
 };
 
+// Prometheus' alerts, asked for by the console server and pushed on the page's stream.
+function alertsSection() {
+  const st = stores.alerts?.state;
+  let body;
+  if (!st) {
+    body = `<p id="alerts-status">Asking Prometheus…</p>`;
+  } else if (!st.configured) {
+    body = `<p id="alerts-status">No Prometheus configured: start the console with ` +
+      `<code>--prometheus-url http://HOST:9090</code> to see alerts here.</p>`;
+  } else if (!st.reachable) {
+    body = `<p id="alerts-status" class="bad">${esc(st.error)}</p>`;
+  } else if (!st.alerts.length) {
+    body = `<p id="alerts-status" class="ok">No alerts firing or pending.</p>`;
+  } else {
+    const firing = st.alerts.filter((a) => a.state === "firing").length;
+    const rows = st.alerts.map((a) => {
+      const where = Object.entries(a.labels).filter(([k]) => k !== "job" && k !== "instance")
+        .map(([k, v]) => `${k}=${v}`).join(", ");
+      const runbook = /^https?:\/\//.test(a.runbook)
+        ? `<a href="${esc(a.runbook)}" rel="noopener noreferrer">runbook</a>` : esc(a.runbook);
+      return `<tr data-alert="${esc(a.name)}" data-state="${esc(a.state)}">` +
+        `<td>${esc(a.name)}</td><td class="${a.state === "firing" ? "bad" : "warn"}">` +
+        `${esc(a.state)}</td><td>${esc(a.severity)}</td><td>${esc(a.summary)}` +
+        `${where ? ` <small>(${esc(where)})</small>` : ""}</td>` +
+        `<td>${esc(String(a.since).replace(/\.\d+Z$/, "Z"))}</td><td>${runbook}</td></tr>`;
+    });
+    body = `<p id="alerts-status" class="bad">${firing} firing, ` +
+      `${st.alerts.length - firing} pending</p>` + table("Alerts", "alerts",
+      ["Alert", "State", "Severity", "Summary", "Since", "Runbook"], rows);
+  }
+  return `<h2>Alerts</h2>` + body;
+}
+
 const needs = {
-  overview: ["nodes", "pods", "deployments"], nodes: ["nodes", "pods"],
+  overview: ["nodes", "pods", "deployments", "alerts"], nodes: ["nodes", "pods"],
   workloads: ["deployments", "statefulsets", "daemonsets", "jobs", "cronjobs"],
   pods: ["pods"], pod: ["pods", "events"], services: ["services", "endpoints"],
   events: ["events"],
@@ -309,6 +369,11 @@ function route() {
 document.addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-action]");
   if (!b) return;
+  if (b.dataset.action === "page") {
+    podPage = Math.max(0, Number(b.dataset.to));
+    render();
+    return;
+  }
   const [ns, name] = (b.dataset.key || "/").split("/");
   if (b.dataset.action === "scale") {
     const input = document.querySelector(`input[data-scale="${CSS.escape(b.dataset.key)}"]`);

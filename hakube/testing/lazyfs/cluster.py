@@ -25,8 +25,15 @@ class LazyCluster(LocalCluster):
     """A LocalCluster whose master ``mN`` keeps its data on a lazy file system mounted at its
     data dir, backed by ``<base>/mN.disk``. Unmounts everything on exit, also on failure."""
 
-    def __init__(self, base_dir: str, n: int = 3, *, extra_args: list[str] | None = None) -> None:
-        super().__init__(base_dir, n, extra_args=extra_args)
+    def __init__(
+        self,
+        base_dir: str,
+        n: int = 3,
+        *,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(base_dir, n, extra_args=extra_args, env=env)
         self.disks = {
             m.name: LazyFS(os.path.join(base_dir, f"{m.name}.disk"), m.data_dir)
             for m in self.masters

@@ -18,6 +18,7 @@ from hakube.client import Client
 from hakube.controllers.cronjob import latest_time
 from hakube.controllers.manager import ControllerManager
 from hakube.leaderelection import Component, ElectionConfig
+from hakube.lifecycle import Running
 from hakube.testing import pki as testpki
 from hakube.testing.clock import FakeClock
 from hakube.testing.cluster import LocalCluster
@@ -48,7 +49,7 @@ class Managers:
 
     def __init__(self, cluster: LocalCluster, clock: Clock) -> None:
         self.cluster, self.clock = cluster, clock
-        self.running: dict[str, Component] = {}
+        self.running: dict[str, Running[Component]] = {}
 
     def start(self, who: str) -> None:
         client = Client(
@@ -65,12 +66,12 @@ class Managers:
             retry_period=0.2,
         )
         work = ControllerManager(["cronjob"], clock=self.clock)
-        self.running[who] = Component(client, config, work).start()
+        self.running[who] = Running.start(Component(client, config, work))
 
     def stop(self, who: str) -> None:
-        comp = self.running.pop(who)
-        comp.stop()
-        comp.client.close()
+        running = self.running.pop(who)
+        running.stop()
+        running.service.client.close()
 
     def close(self) -> None:
         for who in list(self.running):
