@@ -13,13 +13,13 @@ that stalls it holds one thread for at most ``HANDSHAKE_TIMEOUT``, not the accep
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -62,27 +62,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def add_metrics_flags(p: argparse.ArgumentParser, serves: str = "/metrics and /healthz") -> None:
-    """``--metrics-listen`` and ``--allow-unauthenticated-metrics``, as every component has
-    them (read back by ``serve_from_flags``)."""
-    p.add_argument("--metrics-listen", default="", help=f"HOST:PORT for {serves} (empty: off)")
-    p.add_argument(
-        "--allow-unauthenticated-metrics",
-        action="store_true",
-        help="serve /metrics on a non-loopback --metrics-listen (plain HTTP, no authentication)",
-    )
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The metrics endpoint of a daemon (a settings group of ``hakube.settings``)."""
 
+    metrics_listen: str = ""
+    """HOST:PORT for /metrics, /healthz and /readyz (empty: off)."""
+    allow_unauthenticated_metrics: bool = False
+    """Serve those endpoints on a non-loopback --metrics-listen (plain HTTP, no
+    authentication); without it only a loopback address is accepted."""
 
-def serve_from_flags(
-    args: argparse.Namespace, registry: CollectorRegistry, what: str, **kw: Any
-) -> ThreadingHTTPServer | None:
-    """``serve_http`` as ``add_metrics_flags``'s flags say (None when off); a StartupError
-    when the address cannot be used (``hakube.cli.main`` prints it)."""
-    if not args.metrics_listen:
-        return None
-    return serve_http(
-        args.metrics_listen, registry, what, remote_ok=args.allow_unauthenticated_metrics, **kw
-    )
+    def serve(
+        self, registry: CollectorRegistry, what: str, **kw: Any
+    ) -> ThreadingHTTPServer | None:
+        """``serve_http`` as these settings say (None when off); a StartupError when the
+        address cannot be used (``hakube.cli.main`` prints it)."""
+        if not self.metrics_listen:
+            return None
+        return serve_http(
+            self.metrics_listen,
+            registry,
+            what,
+            remote_ok=self.allow_unauthenticated_metrics,
+            **kw,
+        )
 
 
 def serve_http(

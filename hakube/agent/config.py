@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hakube.cri.client import DEFAULT_ENDPOINT
+from hakube.settings import internal, setting
 
 AGENT_PORT = 10250
 """The agent API's port when --listen is not given (the kubelet's)."""
@@ -29,20 +30,65 @@ class Taint:
     effect: str
 
 
+DEFAULT_ROOT = "/var/lib/hakube-agent"
+
+
+def client_config_servers() -> tuple[str, ...]:
+    """The masters of the client config (``$HAKUBE_CONFIG`` or ``~/.hakube/config``), when
+    ``--servers`` is not given; none if there is no usable client config."""
+    from hakube.client.config import ConfigError, load_client_config
+
+    try:
+        return tuple(load_client_config(None).servers)
+    except ConfigError:
+        return ()
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``a=b,c=d`` -> {"a": "b", "c": "d"}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f'label "{part}" is not KEY=VALUE')
+        out[key] = value
+    return out
+
+
+def parse_taints(text: str) -> tuple[Taint, ...]:
+    """``key=value:NoSchedule,key2:NoExecute`` -> taints (kubelet's --register-with-taints)."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kv, sep, effect = part.rpartition(":")
+        if not sep or effect not in TAINT_EFFECTS:
+            raise ValueError(
+                f'taint "{part}" is not KEY[=VALUE]:EFFECT with EFFECT one of '
+                f"{', '.join(TAINT_EFFECTS)}"
+            )
+        key, _, value = kv.partition("=")
+        if not key:
+            raise ValueError(f'taint "{part}" has no key')
+        out.append(Taint(key, value, effect))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     """How one node agent runs."""
 
-    node_name: str
+    node_name: str = ""
     """The Node object this agent registers and the pods it runs (spec.nodeName)."""
-    servers: tuple[str, ...]
-    """Master API endpoints (HOST:PORT); the client fails over between them."""
-    root_dir: str
+    servers: tuple[str, ...] = setting(
+        (), aliases=("--server",), fallback=client_config_servers, shown="the client config's"
+    )
+    """Master API endpoints HOST:PORT,... or one VIP; the client fails over between them."""
+    root_dir: str = DEFAULT_ROOT
     """Pod volumes (``pods/<uid>/volumes``) and container logs (``logs/``) live here."""
-    runtime: str = "containerd"
+    runtime: str = setting("containerd", choices=("containerd", "simulated"))
     """"containerd": drive the CRI at ``cri_endpoint``; "simulated": start an in-process
     simulated CRI runtime (no real containers; for scale and control-plane tests)."""
     cri_endpoint: str = DEFAULT_ENDPOINT
+    """The CRI socket of containerd."""
     node_ip: str = ""
     """The node's InternalIP (host IP of its pods); empty: the address of this host's name, or
     127.0.0.1 when that does not resolve."""
@@ -58,15 +104,19 @@ class AgentSettings:
     pki_dir: str = ""
     """The node's key material (hakube.pki.layout.NodePki: ca.crt, node.crt, node.key); empty:
     ``<root_dir>/pki``. The agent API serves TLS with node.crt and only to the masters."""
-    labels: dict[str, str] = field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
+    labels: dict[str, str] = setting({}, parse=parse_labels, metavar="KEY=VALUE,...")
+    """Extra labels of the Node: KEY=VALUE,..."""
+    taints: tuple[Taint, ...] = setting(
+        (), flag="register-with-taints", parse=parse_taints, metavar="KEY[=VALUE]:EFFECT,..."
+    )
+    """Taints the Node registers with: KEY[=VALUE]:EFFECT,... (kubelet's flag)."""
     max_pods: int = 110
     """The node's ``pods`` capacity (Kubernetes' default)."""
-    lease_interval: float = 10.0
+    lease_interval: float = setting(10.0, flag="node-lease-interval")
     """How often the node Lease in kube-node-lease is renewed (kubelet: 10 s)."""
-    lease_duration: int = 40
+    lease_duration: int = setting(40, flag="node-lease-duration")
     """leaseDurationSeconds written into the Lease (kubelet: 40 s)."""
-    status_interval: float = 10.0
+    status_interval: float = setting(10.0, flag="node-status-interval")
     """How often node conditions are recomputed (written when they change, or every minute)."""
     relist_interval: float = 1.0
     """How often the runtime is relisted to notice containers that exited (kubelet's PLEG)."""
@@ -76,7 +126,7 @@ class AgentSettings:
     """First delay before restarting a crashed container or re-pulling a missing image."""
     backoff_max: float = 300.0
     """The back-off doubles up to this (kubelet: 5 min)."""
-    backoff_reset: float = 600.0
+    backoff_reset: float = internal(600.0)
     """A container that ran this long without crashing restarts without delay (10 min)."""
     workers: int = 4
     """Pods reconciled in parallel."""
@@ -86,7 +136,7 @@ class AgentSettings:
     Unconfined, as Kubernetes nodes do unless told otherwise."""
     seccomp_profile_root: str = "/var/lib/hakube/seccomp"
     """Where ``Localhost`` seccomp profiles (``localhostProfile``, a relative path) are read."""
-    pod_network: str = "auto"
+    pod_network: str = setting("auto", choices=("auto", "host"))
     """"auto": pods that ask for their own network get one when the runtime reports
     NetworkReady (CNI configured), else they share the host's; "host": always the host's."""
 
@@ -101,7 +151,7 @@ class AgentSettings:
     """Seconds the agent waits at start, before it runs any pod, for its Node to get a podCIDR
     from the controller-manager (only without --pod-cidr and with a pod network): pods bound
     the moment the node registers would otherwise start on the host network. 0: do not wait."""
-    pod_routes: str = "host-gw"
+    pod_routes: str = setting("host-gw", choices=POD_ROUTE_MODES)
     """How this node reaches other nodes' pods (``hakube.agent.routes``), when it has a pod
     network: "host-gw" routes each podCIDR via that node's InternalIP (nodes on one L2
     segment); "vxlan" sends it over a VXLAN device (any IP network between the nodes); "off":
@@ -206,31 +256,3 @@ class AgentSettings:
             raise ValueError("--cluster-dns: at most 3 addresses (resolv.conf reads no more)")
         if self.workers < 1 or self.max_pods < 1:
             raise ValueError("--workers and --max-pods must be at least 1")
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    """``a=b,c=d`` -> {"a": "b", "c": "d"}."""
-    out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise ValueError(f'label "{part}" is not KEY=VALUE')
-        out[key] = value
-    return out
-
-
-def parse_taints(text: str) -> tuple[Taint, ...]:
-    """``key=value:NoSchedule,key2:NoExecute`` -> taints (kubelet's --register-with-taints)."""
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        kv, sep, effect = part.rpartition(":")
-        if not sep or effect not in TAINT_EFFECTS:
-            raise ValueError(
-                f'taint "{part}" is not KEY[=VALUE]:EFFECT with EFFECT one of '
-                f"{', '.join(TAINT_EFFECTS)}"
-            )
-        key, _, value = kv.partition("=")
-        if not key:
-            raise ValueError(f'taint "{part}" has no key')
-        out.append(Taint(key, value, effect))
-    return tuple(out)

@@ -34,6 +34,7 @@ import yaml
 
 from hakube.api import kinds as kinds_mod
 from hakube.apiserver import authn
+from hakube.settings import setting
 
 LEVELS = ("None", "Metadata")
 VERBS = {
@@ -86,14 +87,15 @@ class AuditError(Exception):
 class AuditSettings:
     """Audit log settings (flags ``--audit-log-path`` and friends)."""
 
-    path: str = ""
-    """File the JSON lines go to; empty: no audit log."""
-    max_size_mb: int = 100
-    """Rotate the file when it would grow past this many MiB."""
-    max_backups: int = 10
-    """Rotated files kept (``path.1`` is the newest)."""
-    policy_file: str = ""
-    """An ``audit.k8s.io/v1`` Policy file; empty: DEFAULT_POLICY."""
+    path: str = setting("", flag="audit-log-path")
+    """Append one JSON line per API request to this file (empty: no audit log)."""
+    max_size_mb: int = setting(100, flag="audit-log-maxsize", minimum=1)
+    """Rotate the audit log when it would grow past this many MiB."""
+    max_backups: int = setting(10, flag="audit-log-maxbackups", minimum=0)
+    """Rotated audit logs kept (path.1 is the newest)."""
+    policy_file: str = setting("", flag="audit-policy-file")
+    """An audit.k8s.io/v1 Policy file (levels None/Metadata; empty: Metadata for everything
+    but lease/event reads and lease renewals)."""
 
 
 @dataclass

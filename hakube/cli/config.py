@@ -1,4 +1,7 @@
-"""Flags that can also come from ``HAKUBE_*`` environment variables or a YAML config file.
+"""The tools' flags (``hakube up``, ``certs``, ...) from ``HAKUBE_*`` variables or a config file.
+
+The daemons' settings are dataclasses (``hakube.settings``), resolved by ``hakube.cli.main``;
+this fills a tool's plain argparse options by the same rules.
 
 Precedence: command-line flag > environment variable > config file > built-in default. The
 environment name of ``--api-listen`` is ``HAKUBE_API_LISTEN``; the config-file key is
@@ -11,11 +14,11 @@ import argparse
 import os
 from typing import Any
 
-import yaml
+from hakube.settings import SettingError
+from hakube.settings import load_config_file as _load
 
-
-class ConfigError(ValueError):
-    """A config file or environment value that cannot be used."""
+ConfigError = SettingError
+"""A config file or environment value that cannot be used."""
 
 
 def env_name(dest: str) -> str:
@@ -23,16 +26,7 @@ def env_name(dest: str) -> str:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: must be a mapping of flag names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {k.replace("-", "_"): v for k, v in _load(path).items()}
 
 
 def parse_with_env(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -46,9 +40,11 @@ def parse_with_env(parser: argparse.ArgumentParser, argv: list[str] | None) -> a
         if file_values.get("kind") == "ClientConfig" and not getattr(args, "config", None):
             # HAKUBE_CONFIG also names hakubectl's client config, which holds no flags.
             file_values = {}
-    known = {a.dest: a for a in _actions(parser, args)}
+    actions = _actions(parser, args)
+    known = {a.dest: a for a in actions if not a.dest.startswith("s__")}
+    generated = {a.dest.split("__")[-1] for a in actions if a.dest.startswith("s__")}
     for key in file_values:
-        if key not in known and key != "config":
+        if key not in known and key not in generated and key != "config":
             raise ConfigError(f'config file {config_path}: unknown setting "{key}"')
     for dest, action in known.items():
         if dest in explicit or dest in ("help", "config", "command"):

@@ -8,7 +8,6 @@ leases, stop acting (fencing), and a master that still has a quorum takes over.
 
 from __future__ import annotations
 
-import argparse
 import os
 import uuid
 
@@ -41,7 +40,7 @@ def start_in_process(
         ("scheduler", Scheduler(registry=registry), "hakube-scheduler"),
         (
             "controller-manager",
-            ControllerManager(select("*"), argparse.Namespace(), registry=registry),
+            ControllerManager(select("*"), registry=registry),
             "hakube-controller-manager",
         ),
     ):

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from hakube import settings as settings_mod
 from hakube.agent import cli as agent_cli
 from hakube.cli import (
     certs_cmd,
@@ -31,16 +35,24 @@ from hakube.dns import cli as dns_cli
 from hakube.lifecycle import StartupError
 from hakube.vip import cli as vip_cli
 
-Runner = Callable[[argparse.Namespace], int]
+Runner = Callable[[Any], int]
+"""A daemon's runner gets its settings object; a tool's gets the parsed ``argparse.Namespace``."""
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """Settings of every command, given before it (``hakube --log-level debug master ...``)."""
+
+    log_level: str = settings_mod.setting("info", choices=("debug", "info", "warning", "error"))
+    """The least severe log records written to stderr."""
+    log_format: str = settings_mod.setting("text", choices=("text", "json"))
+    """text: one readable line per record; json: one JSON object per line."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
     parser = argparse.ArgumentParser(prog="hakube", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="YAML file of flag values (env: HAKUBE_CONFIG)")
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument("--config", help="YAML file of settings (env: HAKUBE_CONFIG)")
+    settings_mod.add_flags(parser, GlobalSettings)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
     for module in (
@@ -70,17 +82,43 @@ def setup_logging(level: str, fmt: str) -> None:
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
 
 
+def parse(
+    argv: list[str], parser: argparse.ArgumentParser | None = None
+) -> tuple[argparse.Namespace, GlobalSettings, Any]:
+    """The parsed command line, the global settings, and what the command's runner gets: a
+    daemon's settings object (flags > HAKUBE_* > config file > defaults, validated), or for a
+    tool the namespace with its options filled the same way. ConfigError / SettingError: one
+    line naming the setting."""
+    parser = parser or build_parser()[0]
+    args = parser.parse_args(argv)
+    cls = getattr(args, "settings_class", GlobalSettings)
+    if cls is GlobalSettings:  # a tool: its options are plain argparse ones
+        args = parse_with_env(parser, argv)
+    path = args.config or os.environ.get("HAKUBE_CONFIG")
+    values = settings_mod.load_config_file(path) if path else {}
+    if values.get("kind") == "ClientConfig" and not args.config:
+        values, path = {}, None  # HAKUBE_CONFIG also names hakubectl's client config
+    top = settings_mod.resolve(GlobalSettings, args, file_values=values, file_name=path or "")
+    if cls is GlobalSettings:
+        return args, top, args
+    unknown = settings_mod.unknown_keys(values, GlobalSettings, cls)
+    if unknown:
+        raise settings_mod.SettingError(f'config file {path}: unknown setting "{unknown[0]}"')
+    return args, top, settings_mod.resolve(cls, args, file_values=values, file_name=path or "")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, runners = build_parser()
     try:
-        args = parse_with_env(parser, argv)
-    except ConfigError as exc:
-        print(f"hakube: {exc}", file=sys.stderr)
+        args, top, command_settings = parse(argv, parser)
+    except ConfigError as exc:  # a SettingError too
+        command = next((w for w in argv if w in runners), "")
+        print(f"hakube{' ' + command if command else ''}: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level, args.log_format)
+    setup_logging(top.log_level, top.log_format)
     try:
-        return runners[args.command](args)
+        return runners[args.command](command_settings)
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return exc.exit_code

@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Callable
 
-from hakube.cli.master_cmd import parse_peers
 from hakube.client import errors
 from hakube.client.ops import OpsClient, split_servers
+from hakube.master.settings import parse_peers
 from hakube.pki.tls import TlsFiles
 from hakube.store import datadir, snapshot
 from hakube.store.raft import RaftSettings

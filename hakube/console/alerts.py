@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hakube.lifecycle import StartupError
+from hakube.settings import internal, setting
 
 log = logging.getLogger("hakube.console.alerts")
 
@@ -39,17 +40,21 @@ NOT_CONFIGURED: dict[str, Any] = {"kind": KIND, "type": "ALERTS", "configured": 
 
 @dataclass(frozen=True)
 class PrometheusSettings:
-    url: str
-    """Base URL of Prometheus (``http(s)://host:port[/prefix]``); empty: no alerts shown."""
-    ca_file: str = ""
-    """CA bundle to verify an https Prometheus with (default: the system's trust store)."""
-    cert_file: str = ""
-    """Client certificate, for a Prometheus whose web config asks for one."""
-    key_file: str = ""
-    """Key of ``cert_file``."""
-    interval: float = 5.0
-    """Seconds between two asks while a page listens."""
-    timeout: float = 3.0
+    """Where the console reads alerts from (``hakube console``'s ``--prometheus-*`` flags)."""
+
+    url: str = setting("", flag="prometheus-url", metavar="URL")
+    """Prometheus to show firing and pending alerts from on the overview,
+    http(s)://HOST:PORT[/prefix] (empty: no alerts shown)."""
+    ca_file: str = setting("", flag="prometheus-ca-file", metavar="FILE")
+    """CA bundle to verify an https Prometheus with (empty: the system's trust store)."""
+    cert_file: str = setting("", flag="prometheus-cert-file", metavar="FILE")
+    """Client certificate, for a Prometheus whose web config asks for one (with
+    --prometheus-key-file)."""
+    key_file: str = setting("", flag="prometheus-key-file", metavar="FILE")
+    """Key of --prometheus-cert-file."""
+    interval: float = setting(5.0, flag="prometheus-interval")
+    """Seconds between two asks for alerts while a page is open."""
+    timeout: float = internal(3.0)
     """Seconds one ask may take before Prometheus counts as unreachable."""
 
 

@@ -6,68 +6,44 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hakube.client import Client
 from hakube.client.config import ConfigError, load_client_config
 from hakube.console.alerts import PrometheusSettings, ssl_context
 from hakube.console.server import Console
 from hakube.lifecycle import run_until_signal
+from hakube.settings import add_flags, group, setting
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """``hakube console``."""
+
+    listen: str = "127.0.0.1:8001"
+    """Loopback HOST:PORT to serve on (port 0 picks one)."""
+    client_config: str = setting("", metavar="FILE")
+    """Client config whose user the console acts as (empty: ~/.hakube/config)."""
+    server: str = setting("", aliases=("-s",), metavar="HOST:PORT")
+    """Masters HOST:PORT[,...], overriding the client config's."""
+    prometheus: PrometheusSettings = group(PrometheusSettings)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[ConsoleSettings], int]]:
     p = sub.add_parser(
         "console",
         help="serve the web console on loopback, acting with a client config's credentials",
     )
-    p.add_argument(
-        "--listen",
-        default="127.0.0.1:8001",
-        help="loopback HOST:PORT to serve on (port 0 picks one; default 127.0.0.1:8001)",
-    )
-    p.add_argument(
-        "--client-config",
-        default=None,
-        help="client config whose user the console acts as (default: ~/.hakube/config)",
-    )
-    p.add_argument("-s", "--server", default=None, help="masters HOST:PORT[,...] (overrides)")
-    p.add_argument(
-        "--prometheus-url",
-        default="",
-        help="Prometheus to show firing and pending alerts from on the overview, "
-        "http(s)://HOST:PORT (default: none)",
-    )
-    p.add_argument(
-        "--prometheus-ca-file",
-        default="",
-        help="CA bundle for an https Prometheus (default: the system's trust store)",
-    )
-    p.add_argument(
-        "--prometheus-cert-file",
-        default="",
-        help="client certificate for a Prometheus that asks for one (with --prometheus-key-file)",
-    )
-    p.add_argument("--prometheus-key-file", default="", help="key of --prometheus-cert-file")
-    p.add_argument(
-        "--prometheus-interval",
-        type=float,
-        default=5.0,
-        help="seconds between two asks for alerts while a page is open (default 5)",
-    )
+    add_flags(p, ConsoleSettings)
     return {"console": run}
 
 
-def run(args: argparse.Namespace) -> int:
-    prometheus = PrometheusSettings(
-        url=args.prometheus_url,
-        ca_file=args.prometheus_ca_file,
-        cert_file=args.prometheus_cert_file,
-        key_file=args.prometheus_key_file,
-        interval=args.prometheus_interval,
-    )
+def run(args: ConsoleSettings) -> int:
+    prometheus = args.prometheus
     if prometheus.url:
         ssl_context(prometheus)  # settings that cannot work fail before anything connects
     try:
-        cfg = load_client_config(args.client_config, server=args.server)
+        cfg = load_client_config(args.client_config or None, server=args.server or None)
         creds = cfg.credentials()
     except ConfigError as exc:
         print(f"hakube console: {exc}", file=sys.stderr)

@@ -13,7 +13,6 @@ ends; workers check it before every sync, and a controller's long operations sho
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.client.informer import Informer, Key
 from hakube.client.workqueue import ShutDown, WorkQueue
+from hakube.controllers.settings import ControllerSettings
 
 log = logging.getLogger("hakube.controllers")
 
@@ -170,15 +170,11 @@ class Context:
     leading: threading.Event
     """Set when the term ends: stop acting."""
     events: EventRecorder
-    settings: argparse.Namespace = field(default_factory=argparse.Namespace)
-    """Controller knobs (flags of ``hakube controller-manager``; defaults when absent)."""
+    settings: ControllerSettings = field(default_factory=ControllerSettings)
+    """Controller knobs (settings of ``hakube controller-manager``)."""
     metrics: ControllerMetrics | None = None
     clock: Clock = SYSTEM_CLOCK
     """Wall-clock time for decisions that follow the calendar (CronJob schedules)."""
-
-    def setting(self, name: str, default: Any) -> Any:
-        value = getattr(self.settings, name, None)
-        return default if value is None else value
 
 
 class Controller:
@@ -198,16 +194,6 @@ class Controller:
             self.queue.on_add = ctx.metrics.adds.labels(self.name).inc
             queue = self.queue
             ctx.metrics.depth.labels(self.name).set_function(lambda: len(queue))
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        """Add this controller's knobs to ``hakube controller-manager`` (read them with
-        ``ctx.setting``)."""
-
-    @classmethod
-    def check_settings(cls, settings: argparse.Namespace) -> None:
-        """Raise ValueError naming the flag if this controller's knobs cannot work together;
-        ``hakube controller-manager`` checks this before it starts."""
 
     def setup(self) -> None:
         """Get informers from ``ctx.informers`` and add handlers that enqueue keys."""

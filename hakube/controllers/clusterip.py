@@ -19,7 +19,6 @@ after a fresh list of Services shows no owner with that uid, so no address leaks
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 from typing import Any
 
@@ -31,16 +30,6 @@ from hakube.controllers.manager import register
 RECORD_NS = "kube-system"
 RECORD_NAME = "hakube-service-cluster-ips"
 _RECORD_KEY = ("", "\0record")  # a queue key no Service can have
-
-
-def _cidr(text: str) -> str:
-    try:
-        net = ipaddress.ip_network(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a CIDR: {exc}") from None
-    if net.num_addresses < 4:
-        raise argparse.ArgumentTypeError(f"{text} is too small for Services")
-    return str(net)
 
 
 def wants_ip(svc: core_pb2.Service) -> bool:
@@ -60,19 +49,8 @@ def _entry_uid(value: str) -> str:
 class ClusterIPController(Controller):
     name = "clusterip"
 
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--service-cluster-ip-range",
-            default=None,
-            type=_cidr,
-            help="CIDR Service clusterIPs come from (default 10.96.0.0/12)",
-        )
-
     def setup(self) -> None:
-        self.network = ipaddress.ip_network(
-            self.ctx.setting("service_cluster_ip_range", "10.96.0.0/12")
-        )
+        self.network = ipaddress.ip_network(self.ctx.settings.service_cluster_ip_range)
         self.services = self.ctx.informers.get(core_pb2.Service)
         self.services.add_handlers(
             on_add=self.enqueue,

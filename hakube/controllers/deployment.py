@@ -23,7 +23,6 @@ the informer caught up with our own write) waits instead of scaling the same ste
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -64,18 +63,9 @@ class DeploymentController(Controller):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.workers = int(ctx.setting("concurrent_deployment_syncs", 5))
+        self.workers = ctx.settings.concurrent_deployment_syncs
         self._written: dict[str, int] = {}
         self._written_lock = threading.Lock()
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--concurrent-deployment-syncs",
-            type=int,
-            metavar="N",
-            help="Deployments synced at once (default 5)",
-        )
 
     def setup(self) -> None:
         inf = self.ctx.informers

@@ -19,7 +19,6 @@ for their dependents) are removed from it instead of deleting it.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
@@ -46,17 +45,8 @@ class GarbageCollector(Controller):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.workers = int(ctx.setting("concurrent_gc_syncs", 5))
+        self.workers = ctx.settings.concurrent_gc_syncs
         self.graph = Graph(self.queue)
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--concurrent-gc-syncs",
-            type=int,
-            metavar="N",
-            help="objects the garbage collector works on at once (default 5)",
-        )
 
     def setup(self) -> None:
         self.caches: dict[str, Any] = {}

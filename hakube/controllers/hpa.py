@@ -18,7 +18,6 @@ replica count, so a failover never makes it scale down sooner than the window al
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from typing import Any
@@ -84,21 +83,9 @@ def desired_replicas(
 class HPAController(Controller):
     name = "horizontalpodautoscaling"
 
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--hpa-sync-period", type=float, default=None, help="seconds between HPA checks (15)"
-        )
-        parser.add_argument(
-            "--hpa-downscale-stabilization",
-            type=float,
-            default=None,
-            help="default scale-down stabilization window in seconds (300)",
-        )
-
     def setup(self) -> None:
-        self.period = float(self.ctx.setting("hpa_sync_period", 15.0))
-        self.window = float(self.ctx.setting("hpa_downscale_stabilization", 300.0))
+        self.period = self.ctx.settings.hpa_sync_period
+        self.window = self.ctx.settings.hpa_downscale_stabilization
         self.recommendations: dict[Any, list[tuple[float, int]]] = {}
         self.hpas = self.ctx.informers.get(workloads_pb2.HorizontalPodAutoscaler)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)

@@ -25,7 +25,6 @@ sync never counts too few and creates extras; a new leader starts from a fresh l
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -68,24 +67,9 @@ class JobController(Controller):
     name = "job"
     workers = 2
 
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--job-backoff-base",
-            type=float,
-            default=None,
-            help="seconds before re-creating a failed Job pod, doubling per failure (default 10)",
-        )
-        parser.add_argument(
-            "--job-backoff-max",
-            type=float,
-            default=None,
-            help="cap of the Job pod re-creation back-off in seconds (default 360)",
-        )
-
     def setup(self) -> None:
-        self.backoff_base = float(self.ctx.setting("job_backoff_base", 10.0))
-        self.backoff_max = float(self.ctx.setting("job_backoff_max", 360.0))
+        self.backoff_base = self.ctx.settings.job_backoff_base
+        self.backoff_max = self.ctx.settings.job_backoff_max
         self.expectations = PodNameExpectations()
         self.control = PodControl(self.client, self.events, self.expectations)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)

@@ -8,7 +8,6 @@ ends, so a new term starts from a full, current view and reconciles everything.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import socket
 import threading
@@ -19,6 +18,7 @@ from hakube.api.clock import SYSTEM_CLOCK, Clock
 from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.controllers.base import Context, Controller, ControllerMetrics, SharedInformers
+from hakube.controllers.settings import ControllerSettings
 
 log = logging.getLogger("hakube.controllers.manager")
 
@@ -53,14 +53,14 @@ class ControllerManager:
     def __init__(
         self,
         names: list[str],
-        settings: argparse.Namespace | None = None,
+        settings: ControllerSettings | None = None,
         *,
         registry: CollectorRegistry | None = None,
         sync_timeout: float = 60.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.names = names
-        self.settings = settings or argparse.Namespace()
+        self.settings = settings or ControllerSettings()
         self.metrics = ControllerMetrics(registry if registry is not None else CollectorRegistry())
         for name in names:
             self.metrics.declare(name)

@@ -33,7 +33,6 @@ pods out of the box. ``--allocate-node-cidrs=false`` turns the controller into a
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 from typing import Any
@@ -48,30 +47,12 @@ log = logging.getLogger("hakube.controllers.nodeipam")
 
 RECORD_NS = "kube-system"
 RECORD_NAME = "hakube-node-pod-cidrs"
-DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
-DEFAULT_MASK = 24
-DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 _RECORD_KEY = ("", "\0record")  # a queue key no Node can have
 _FULL_RETRY = 30.0
 """Seconds after which a Node that found the range full is tried again (also sooner: every
 release queues the Nodes still waiting)."""
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _cidr(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a CIDR: {exc}") from None
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r}: use true or false")
 
 
 def plan(cluster_cidr: str, mask: int, service_cidr: str) -> tuple[Net, int]:
@@ -126,41 +107,12 @@ def lowest_free(net: Net, mask: int, taken: list[Net]) -> Net | None:
 class NodeIpamController(Controller):
     name = "nodeipam"
 
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--allocate-node-cidrs",
-            type=_bool,
-            default=None,
-            help="give every Node a spec.podCIDR from --cluster-cidr (default true)",
-        )
-        parser.add_argument(
-            "--cluster-cidr",
-            type=_cidr,
-            default=None,
-            help=f"the pods' addresses, cut into per-node ranges (default {DEFAULT_CLUSTER_CIDR})",
-        )
-        parser.add_argument(
-            "--node-cidr-mask-size",
-            type=int,
-            default=None,
-            help=f"prefix length of each node's range (default {DEFAULT_MASK})",
-        )
-
-    @classmethod
-    def check_settings(cls, settings: argparse.Namespace) -> None:
-        plan(
-            getattr(settings, "cluster_cidr", None) or DEFAULT_CLUSTER_CIDR,
-            getattr(settings, "node_cidr_mask_size", None) or DEFAULT_MASK,
-            getattr(settings, "service_cluster_ip_range", None) or DEFAULT_SERVICE_CIDR,
-        )
-
     def setup(self) -> None:
-        self.enabled = bool(self.ctx.setting("allocate_node_cidrs", True))
+        self.enabled = self.ctx.settings.allocate_node_cidrs
         self.network, self.mask = plan(
-            self.ctx.setting("cluster_cidr", DEFAULT_CLUSTER_CIDR),
-            int(self.ctx.setting("node_cidr_mask_size", DEFAULT_MASK)),
-            self.ctx.setting("service_cluster_ip_range", DEFAULT_SERVICE_CIDR),
+            self.ctx.settings.cluster_cidr,
+            self.ctx.settings.node_cidr_mask_size,
+            self.ctx.settings.service_cluster_ip_range,
         )
         if not self.enabled:
             log.info("--allocate-node-cidrs=false: Nodes get no podCIDR from hakube")

@@ -23,7 +23,6 @@ never watched being renewed.
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from typing import Any
@@ -89,49 +88,14 @@ class NodeLifecycleController(Controller):
     name = "nodelifecycle"
     workers = 2
 
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--node-monitor-grace-period",
-            type=float,
-            default=None,
-            help="seconds without a lease renewal before a node is unreachable (default 40)",
-        )
-        parser.add_argument(
-            "--node-monitor-period",
-            type=float,
-            default=None,
-            help="seconds between checks of every node (default 1)",
-        )
-        parser.add_argument(
-            "--default-unreachable-toleration-seconds",
-            type=float,
-            default=None,
-            help="how long pods without a matching toleration "
-            "stay on an unreachable node (default 300)",
-        )
-        parser.add_argument(
-            "--default-not-ready-toleration-seconds",
-            type=float,
-            default=None,
-            help="how long pods without a matching toleration stay on a "
-            "not-ready node (default 300)",
-        )
-        parser.add_argument(
-            "--node-eviction-rate",
-            type=float,
-            default=None,
-            help="pods evicted per second across the cluster (default 10)",
-        )
-
     def setup(self) -> None:
-        self.grace = float(self.ctx.setting("node_monitor_grace_period", 40.0))
-        self.period = float(self.ctx.setting("node_monitor_period", 1.0))
+        self.grace = self.ctx.settings.node_monitor_grace_period
+        self.period = self.ctx.settings.node_monitor_period
         self.defaults = {
-            UNREACHABLE: float(self.ctx.setting("default_unreachable_toleration_seconds", 300.0)),
-            NOT_READY: float(self.ctx.setting("default_not_ready_toleration_seconds", 300.0)),
+            UNREACHABLE: self.ctx.settings.default_unreachable_toleration_seconds,
+            NOT_READY: self.ctx.settings.default_not_ready_toleration_seconds,
         }
-        rate = float(self.ctx.setting("node_eviction_rate", 10.0))
+        rate = self.ctx.settings.node_eviction_rate
         self.bucket = TokenBucket(rate, rate)
         self._seen: dict[str, tuple[str, float]] = {}
         """Node -> (lease renewTime last seen, monotonic time we saw it change)."""

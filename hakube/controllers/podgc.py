@@ -16,7 +16,6 @@ Deletes carry the pod's uid as a precondition, so a pod recreated under the same
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from typing import Any
@@ -37,31 +36,10 @@ class PodGCController(Controller):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.threshold = int(ctx.setting("terminated_pod_gc_threshold", 12500))
-        self.period = float(ctx.setting("pod_gc_period", 20.0))
-        self.orphan_delay = float(ctx.setting("pod_gc_orphan_delay", 40.0))
+        self.threshold = ctx.settings.terminated_pod_gc_threshold
+        self.period = ctx.settings.pod_gc_period
+        self.orphan_delay = ctx.settings.pod_gc_orphan_delay
         self._missing_since: dict[str, float] = {}
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--terminated-pod-gc-threshold",
-            type=int,
-            metavar="N",
-            help="terminated pods kept before the oldest are deleted (default 12500; 0: off)",
-        )
-        parser.add_argument(
-            "--pod-gc-period",
-            type=float,
-            metavar="SECONDS",
-            help="how often the pod garbage collector runs (default 20)",
-        )
-        parser.add_argument(
-            "--pod-gc-orphan-delay",
-            type=float,
-            metavar="SECONDS",
-            help="how long a node must be gone before its pods are deleted (default 40)",
-        )
 
     def setup(self) -> None:
         self.pods = self.ctx.informers.get(pod_pb2.Pod)

@@ -13,7 +13,6 @@ sync; the rest follow on the next one.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable
@@ -75,25 +74,10 @@ class ReplicaSetController(Controller):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.workers = int(ctx.setting("concurrent_replicaset_syncs", 5))
-        self.burst = int(ctx.setting("replicaset_burst", 500))
+        self.workers = ctx.settings.concurrent_replicaset_syncs
+        self.burst = ctx.settings.replicaset_burst
         self.expectations = Expectations()
         self.pool = ThreadPoolExecutor(64, thread_name_prefix="replicaset-write")
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--concurrent-replicaset-syncs",
-            type=int,
-            metavar="N",
-            help="ReplicaSets synced at once (default 5)",
-        )
-        parser.add_argument(
-            "--replicaset-burst",
-            type=int,
-            metavar="N",
-            help="most pods one ReplicaSet sync creates or deletes (default 500)",
-        )
 
     def setup(self) -> None:
         self.pods_by_ns = self.ctx.informers.by_namespace(pod_pb2.Pod)

@@ -9,7 +9,6 @@ with the Secret's uid as a precondition so that a token re-created under the sam
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 from typing import Any
@@ -30,16 +29,7 @@ class TokenCleanerController(Controller):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.period = float(ctx.setting("token_cleaner_period", 60.0))
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--token-cleaner-period",
-            type=float,
-            metavar="SECONDS",
-            help="how often expired bootstrap-token Secrets are deleted (default 60)",
-        )
+        self.period = ctx.settings.token_cleaner_period
 
     def setup(self) -> None:
         self.secrets = self.ctx.informers.get(core_pb2.Secret)

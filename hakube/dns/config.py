@@ -6,8 +6,15 @@ import ipaddress
 from dataclasses import dataclass
 
 from hakube.httpendpoint import is_loopback
+from hakube.settings import setting
 
 DEFAULT_LISTEN = "127.0.0.1:53"
+
+
+def parse_upstream(text: str) -> tuple[str, ...]:
+    """``--upstream``: ``IP[:PORT],...``; ``none`` (or nothing) is no resolver at all."""
+    words = [u.strip() for u in text.split(",") if u.strip()]
+    return () if words in ([], ["none"]) else tuple(words)
 
 
 @dataclass(frozen=True)
@@ -19,25 +26,26 @@ class DnsSettings:
     for pods, so an address pods reach is the operator's explicit choice (``--listen``)."""
     cluster_domain: str = "cluster.local"
     """The cluster zone (Kubernetes' default)."""
-    upstream: tuple[str, ...] | None = None
-    """Resolvers (HOST or HOST:PORT) for names outside the cluster zone; None: the
-    ``nameserver`` lines of ``resolv_conf``; empty: none (such names get SERVFAIL)."""
+    upstream: tuple[str, ...] | None = setting(None, parse=parse_upstream, metavar="IP[:PORT],...")
+    """Resolvers (IP or IP:PORT, comma-separated) for names outside the cluster zone; unset:
+    the nameserver lines of --resolv-conf; 'none': no resolvers (such names get SERVFAIL)."""
     resolv_conf: str = "/etc/resolv.conf"
-    """Where the node's resolvers are read from when ``upstream`` is None."""
+    """The node's resolv.conf, read for resolvers when --upstream is unset."""
     forward_timeout: float = 1.5
     """Seconds for all upstream attempts of one query together; then SERVFAIL (under 2 s, so
     a stub resolver's first retry is not wasted on us)."""
-    ttl: int = 5
+    ttl: int = setting(5, minimum=0, maximum=3600)
     """TTL of cluster answers and of negative answers (the SOA minimum), seconds: short, as
     Services and endpoints change; answers are precomputed, so a short TTL costs no work."""
-    cache_size: int = 10000
+    cache_size: int = setting(10000, minimum=0)
     """Answers kept ready (wire bytes per distinct query); the cache is emptied whenever the
     zone changes, and bounded so that a flood of distinct names cannot grow it."""
     max_forwards: int = 1000
     """Forwarded queries in flight at once; beyond it a query gets SERVFAIL at once."""
     max_tcp_clients: int = 256
-    """TCP connections at once; a TCP client idle for ``tcp_idle`` seconds is closed."""
+    """TCP connections served at once."""
     tcp_idle: float = 10.0
+    """Seconds after which an idle TCP client is closed."""
 
     def validate(self) -> None:
         """ValueError naming the flag and the rule it breaks."""
@@ -49,10 +57,6 @@ class DnsSettings:
             split_hostport(addr, "--upstream", default_port=53)
         if not 0 < self.forward_timeout <= 30:
             raise ValueError(f"--forward-timeout {self.forward_timeout}: must be in (0, 30]")
-        if not 0 <= self.ttl <= 3600:
-            raise ValueError(f"--ttl {self.ttl}: must be 0..3600 seconds")
-        if self.cache_size < 0:
-            raise ValueError(f"--cache-size {self.cache_size}: must be 0 or more")
         labels = self.cluster_domain.strip(".").split(".")
         if not all(0 < len(x) <= 63 for x in labels):
             raise ValueError(f"--cluster-domain {self.cluster_domain!r}: not a domain name")

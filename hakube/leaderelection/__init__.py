@@ -1,6 +1,6 @@
 """Leader election on Lease objects, and the runner for leader-elected components."""
 
-from hakube.leaderelection.component import Component, add_component_flags, run_component
+from hakube.leaderelection.component import Component, ComponentSettings, run_component
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
 
 __all__ = [
@@ -8,6 +8,6 @@ __all__ = [
     "ElectionConfig",
     "ElectionMetrics",
     "LeaderElector",
-    "add_component_flags",
+    "ComponentSettings",
     "run_component",
 ]

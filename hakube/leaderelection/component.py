@@ -1,4 +1,4 @@
-"""Running a leader-elected component (scheduler, controller-manager): flags, metrics, signals.
+"""Running a leader-elected component (scheduler, controller-manager): settings, metrics, signals.
 
 A component is a function ``work(client, leading)`` that does its job until the ``leading``
 event is set. :class:`Component` wraps it in a :class:`LeaderElector` on a thread, so the same
@@ -10,21 +10,22 @@ releasing the lease for a fast handover.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import socket
 import sys
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.client.client import Client
-from hakube.httpendpoint import add_metrics_flags, new_registry, serve_from_flags
+from hakube.httpendpoint import MetricsSettings, new_registry
 from hakube.leaderelection.elector import ElectionConfig, ElectionMetrics, LeaderElector
 from hakube.lifecycle import run_until_signal
+from hakube.settings import group, setting
 
 log = logging.getLogger("hakube.component")
 
@@ -36,46 +37,48 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-def add_component_flags(p: argparse.ArgumentParser, *, lease: str) -> None:
-    """Flags every leader-elected component shares (each also HAKUBE_* env / config file)."""
-    p.add_argument(
-        "--servers",
-        default="",
-        help="master API endpoints HOST:PORT,... (default: the client config)",
-    )
-    p.add_argument("--identity", default="", help="holder identity (default: host_random)")
-    p.add_argument("--lease-name", default=lease, help="name of the Lease object")
-    p.add_argument("--lease-namespace", default="kube-system")
-    p.add_argument(
-        "--lease-duration",
-        type=int,
-        default=4,
-        help="seconds a candidate waits after the last renewal it saw",
-    )
-    p.add_argument(
-        "--renew-deadline",
-        type=float,
-        default=3.0,
-        help="seconds after which a holder that could not renew stops acting",
-    )
-    p.add_argument(
-        "--retry-period",
-        type=float,
-        default=0.5,
-        help="seconds between attempts to acquire or renew",
-    )
-    add_metrics_flags(p)
+@dataclass(frozen=True)
+class ComponentSettings:
+    """What every leader-elected component shares: where the API is, the lease, the timing
+    (seconds) and the metrics endpoint. Each command sets its own ``lease_name`` default."""
 
+    servers: str = ""
+    """Master API endpoints HOST:PORT,... (empty: the client config's)."""
+    identity: str = ""
+    """Holder identity written into the Lease (empty: host name plus a random suffix)."""
+    lease_name: str = "hakube-component"
+    """Name of the Lease object the candidates compete for."""
+    lease_namespace: str = "kube-system"
+    """Namespace of that Lease."""
+    lease_duration: int = setting(4, minimum=1)
+    """Seconds a candidate waits after the last renewal it saw before taking over."""
+    renew_deadline: float = 3.0
+    """Seconds after which a holder that could not renew stops acting (fencing)."""
+    retry_period: float = 0.5
+    """Seconds between attempts to acquire or renew."""
+    metrics: MetricsSettings = group(MetricsSettings)
 
-def election_config(args: argparse.Namespace) -> ElectionConfig:
-    return ElectionConfig(
-        name=args.lease_name,
-        namespace=args.lease_namespace,
-        identity=args.identity or default_identity(),
-        lease_duration=args.lease_duration,
-        renew_deadline=args.renew_deadline,
-        retry_period=args.retry_period,
-    )
+    def validate(self) -> None:
+        if not 0 < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                f"--renew-deadline {self.renew_deadline}: must be > 0 and shorter than "
+                f"--lease-duration {self.lease_duration}"
+            )
+        if not 0 < self.retry_period < self.renew_deadline:
+            raise ValueError(
+                f"--retry-period {self.retry_period}: must be > 0 and shorter than "
+                f"--renew-deadline {self.renew_deadline}"
+            )
+
+    def election_config(self) -> ElectionConfig:
+        return ElectionConfig(
+            name=self.lease_name,
+            namespace=self.lease_namespace,
+            identity=self.identity or default_identity(),
+            lease_duration=self.lease_duration,
+            renew_deadline=self.renew_deadline,
+            retry_period=self.retry_period,
+        )
 
 
 class Component:
@@ -119,20 +122,20 @@ class Component:
 
 def run_component(
     what: str,
-    args: argparse.Namespace,
+    settings: ComponentSettings,
     work: ComponentWork,
     registry: CollectorRegistry | None = None,
 ) -> int:
     """The body of ``hakube scheduler`` / ``hakube controller-manager``: returns an exit code."""
     try:
-        config = election_config(args)
-        client = Client.from_config(server=args.servers or None)
+        config = settings.election_config()
+        client = Client.from_config(server=settings.servers or None)
     except (ValueError, OSError) as exc:
         print(f"{what}: {exc}", file=sys.stderr)
         return 2
     registry = registry if registry is not None else new_registry()
     gctune.install()
-    serve_from_flags(args, registry, what)
+    settings.metrics.serve(registry, what)
     comp = Component(client, config, work, registry=registry)
     log.info(
         "%s: %s campaigning for lease %s/%s via %s",

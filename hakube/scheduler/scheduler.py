@@ -36,28 +36,33 @@ from hakube.scheduler.metrics import SchedulerMetrics
 from hakube.scheduler.podinfo import PodKey, pod_info
 from hakube.scheduler.queue import QueuedPod, SchedulingQueue
 from hakube.scheduler.status import mark_unschedulable, set_nominated
+from hakube.settings import setting
 
 log = logging.getLogger("hakube.scheduler")
 
 
 @dataclass
 class SchedulerConfig:
-    """Knobs of ``hakube scheduler`` (each a flag)."""
+    """Knobs of ``hakube scheduler`` (each a setting: flag, HAKUBE_* variable, config key)."""
 
-    name: str = "default-scheduler"
-    """Pods whose spec.schedulerName is this are ours."""
-    bind_workers: int = 16
+    name: str = setting("default-scheduler", flag="scheduler-name")
+    """Schedule the pods whose spec.schedulerName is this."""
+    bind_workers: int = setting(16, minimum=1)
     """Concurrent writes (Bind, status, evictions); binds are I/O-bound Raft round trips."""
-    initial_backoff: float = 1.0
+    initial_backoff: float = setting(1.0, flag="pod-initial-backoff")
     """Seconds before the first retry of a pod that did not fit; doubles per attempt."""
-    max_backoff: float = 10.0
+    max_backoff: float = setting(10.0, flag="pod-max-backoff")
     """Cap of the retry back-off, seconds."""
-    max_unschedulable_wait: float = 30.0
-    """An unschedulable pod is retried at least this often even if nothing changes."""
-    sync_timeout: float = 60.0
-    """How long a new term waits for the informer caches."""
+    max_unschedulable_wait: float = setting(30.0, minimum=0)
+    """Seconds: an unschedulable pod is retried at least this often even if nothing changes."""
+    sync_timeout: float = setting(60.0, minimum=0)
+    """Seconds a new term waits for the informer caches."""
     events: bool = True
-    """Record Scheduled/FailedScheduling/Preempted events."""
+    """Record Scheduled/FailedScheduling/Preempted events (--no-events: do not)."""
+
+    def validate(self) -> None:
+        if self.initial_backoff <= 0 or self.max_backoff < self.initial_backoff:
+            raise ValueError("--pod-initial-backoff must be > 0 and <= --pod-max-backoff")
 
 
 def is_pending(pod: pod_pb2.Pod, scheduler_name: str) -> bool:

@@ -39,7 +39,6 @@ phases themselves.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import threading
@@ -119,7 +118,6 @@ class FakeKubelet:
             informers=SharedInformers(client),
             leading=threading.Event(),  # set on stop: the workers end
             events=EventRecorder(client, "fake-kubelet"),
-            settings=argparse.Namespace(),
         )
         self._pods = _PodWorker(self._ctx, self)
 

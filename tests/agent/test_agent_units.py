@@ -266,29 +266,27 @@ def test_secret_files_default_to_0400_and_an_agent_restart_sweeps_gone_pods(
 def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from hakube.agent.cli import settings_from
-    from hakube.cli.config import parse_with_env
-    from hakube.cli.main import build_parser, main
+    from hakube.cli.main import main, parse
 
     monkeypatch.setenv("HAKUBE_NODE_NAME", "from-env")
     monkeypatch.setenv("HAKUBE_SERVERS", "10.0.0.1:6443,10.0.0.2:6443")
     monkeypatch.setenv("HAKUBE_BACKOFF_BASE", "2")
     config = tmp_path / "agent.yaml"
     config.write_text("register-with-taints: gpu=yes:NoSchedule\nlabels: a=b\n")
-    args = parse_with_env(
-        build_parser()[0], ["--config", str(config), "agent", "--backoff-max", "8"]
-    )
-    s = settings_from(args)
+    s = parse(["--config", str(config), "agent", "--backoff-max", "8"])[2].agent
     assert (s.node_name, s.servers) == ("from-env", ("10.0.0.1:6443", "10.0.0.2:6443"))
     assert (s.backoff_base, s.backoff_max, s.labels) == (2.0, 8.0, {"a": "b"})
     assert [(t.key, t.value, t.effect) for t in s.taints] == [("gpu", "yes", "NoSchedule")]
     assert (s.listen, s.pki_dir) == ("", "")
-    s = settings_from(parse_with_env(build_parser()[0], ["agent", "--pki-dir", "/p"]))
+    s = parse(["agent", "--pki-dir", "/p"])[2].agent
     assert s.pki_dir == "/p"
     monkeypatch.delenv("HAKUBE_BACKOFF_BASE")
     assert main(["agent", "--backoff-max", "1", "--root-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["hakube agent: --backoff-max (1.0) must be >= --backoff-base (10.0)"]
+    config.write_text("labels: {a: b, c: d}\nregister-with-taints: [x:NoSchedule]\n")
+    s = parse(["--config", str(config), "agent"])[2].agent
+    assert s.labels == {"a": "b", "c": "d"} and [t.key for t in s.taints] == ["x"]
 
 
 def test_usage_is_published_under_the_name_the_autoscaler_reads_and_only_on_real_change() -> None:

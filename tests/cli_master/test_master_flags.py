@@ -129,8 +129,7 @@ def test_fsync_is_on_unless_turned_off(
     config: str,
     expected: bool,
 ) -> None:
-    from hakube.cli.config import parse_with_env
-    from hakube.cli.main import build_parser
+    from hakube.cli.main import parse
 
     monkeypatch.delenv("HAKUBE_CONFIG", raising=False)
     for k, v in env.items():
@@ -139,5 +138,6 @@ def test_fsync_is_on_unless_turned_off(
     if config:
         (tmp_path / "master.yaml").write_text(config)
         extra = ["--config", str(tmp_path / "master.yaml")]
-    args = parse_with_env(build_parser()[0], [*extra, "master", *argv])
-    assert args.fsync is expected
+    required = ["--name", "m1", "--data-dir", str(tmp_path), "--raft-listen", "127.0.0.1:7001"]
+    settings = parse([*extra, "master", *required, *argv])[2]
+    assert settings.raft.fsync is expected

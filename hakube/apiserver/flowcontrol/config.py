@@ -20,9 +20,10 @@ authenticated users, as in Kubernetes); anything unmatched to ``catch-all``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hakube.pki import names
+from hakube.settings import internal, setting
 
 BY_USER = "user"
 BY_NAMESPACE = "user+namespace"
@@ -148,20 +149,22 @@ def default_inflight() -> int:
 class Settings:
     """Flow control of one master (flags of ``hakube master``)."""
 
-    max_requests_inflight: int = field(default_factory=default_inflight)
-    """Seats shared by the non-exempt levels in proportion to their shares. 0 turns priority
-    and fairness off (every request runs at once, as before)."""
-    queue_wait: float = 5.0
-    """Seconds a request may wait in its queue before it is refused (RESOURCE_EXHAUSTED). Below
+    max_requests_inflight: int = setting(
+        default_factory=default_inflight, shown="150 per core, at least 300", minimum=0
+    )
+    """API requests running at once, shared by the priority levels in proportion to their
+    shares; 0 turns priority and fairness off (every request runs at once)."""
+    queue_wait: float = setting(5.0, flag="flow-queue-wait")
+    """Seconds a request may wait for a seat before it is refused (RESOURCE_EXHAUSTED); below
     the client's 8 s attempt timeout, so the client hears the refusal and backs off."""
-    queue_length: int = 0
-    """Overrides every level's ``queue_length`` when > 0."""
-    retry_after: float = 0.5
+    queue_length: int = setting(0, flag="flow-queue-length", minimum=0)
+    """Requests one fair queue holds (0: each level's own, 50)."""
+    retry_after: float = internal(0.5)
     """The retry hint sent with a refusal (``retry-after-ms``), in seconds."""
-    max_streams_per_client: int = 100
-    """Open watch streams one client identity may hold on one master (0: no cap)."""
-    levels: tuple[PriorityLevel, ...] = DEFAULT_LEVELS
-    schemas: tuple[FlowSchema, ...] = DEFAULT_SCHEMAS
+    max_streams_per_client: int = setting(100, flag="max-watches-per-client", minimum=0)
+    """Watch streams one client identity may hold open on one master (0: no cap)."""
+    levels: tuple[PriorityLevel, ...] = internal(DEFAULT_LEVELS)
+    schemas: tuple[FlowSchema, ...] = internal(DEFAULT_SCHEMAS)
 
     def validate(self) -> None:
         if self.max_requests_inflight < 0:
@@ -169,7 +172,7 @@ class Settings:
                 f"max requests in flight ({self.max_requests_inflight}) must be >= 0 (0: off)"
             )
         if self.queue_wait <= 0:
-            raise ValueError(f"queue wait ({self.queue_wait}) must be > 0 seconds")
+            raise ValueError(f"--flow-queue-wait {self.queue_wait}: must be > 0 seconds")
         if self.queue_length < 0 or self.max_streams_per_client < 0:
             raise ValueError("queue length and streams per client must be >= 0")
         if self.retry_after <= 0:
