@@ -119,7 +119,7 @@ def _dns(api: str, tmp: Path) -> ClusterDns:
 
 
 def _proxier(api: str, tmp: Path) -> Proxier:
-    # Never ready here: its first sync programs nftables (tests/proxy does that in a netns).
+    # A table of its own name; removed by _close (tests/proxy checks the rules in a netns).
     return Proxier(_client(api), ProxyConfig(table=f"lc-{uuid.uuid4().hex[:6]}"))
 
 
@@ -165,11 +165,18 @@ BOUND = 15.0
 
 def _close(service: Service) -> None:
     """Close the connections a test made for the service (a service never closes what it was
-    given)."""
+    given), and remove the nftables table a proxy may have programmed before it stopped (the
+    proxy keeps its table on exit, by design; the test must not leave it on the host)."""
     for name in ("client", "cri"):
         conn = getattr(service, name, None)
         if isinstance(conn, Client | CriClient) and not isinstance(service, Agent):
             conn.close()
+    if isinstance(service, Proxier):
+        subprocess.run(
+            ["nft", "delete", "table", "ip", service.config.table],
+            capture_output=True,
+            check=False,
+        )
 
 
 @pytest.mark.timeout(120)
