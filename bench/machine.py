@@ -51,7 +51,7 @@ def _ours(processes: dict[int, tuple[int, float]]) -> set[int]:
     return ours
 
 
-def _task_busy_s() -> float:
+def task_busy_s() -> float:
     """CPU seconds all tasks have run since boot (user + nice + system in /proc/stat), which
     unlike per-process times still counts processes that have exited."""
     with open("/proc/stat") as f:
@@ -84,11 +84,11 @@ class CpuMeter:
         self._cpu0: dict[int, float] = {}
 
     def start(self) -> None:
-        self._t0, self._busy0 = time.monotonic(), _task_busy_s()
+        self._t0, self._busy0 = time.monotonic(), task_busy_s()
         self._cpu0 = {pid: cpu for pid, (_, cpu) in _processes().items()}
 
     def stop(self) -> CpuSample:
-        busy = _task_busy_s() - self._busy0
+        busy = task_busy_s() - self._busy0
         wall = max(time.monotonic() - self._t0, 1e-9)
         processes = _processes()
         ours = _ours(processes)
