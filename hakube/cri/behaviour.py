@@ -7,8 +7,9 @@ decided once, at create time, from what the pod declared:
 * ``true`` / ``false``                 exits 0 / 1 at once
 * ``sh -c "echo hi; sleep 2; exit 3"`` a tiny subset of sh: ``echo``, ``sleep``, ``exit``,
                                        ``true``, ``false``, separated by ``;``, ``&&`` or
-                                       newlines; other commands count as instant successes
-                                       and ``while true``/``while :`` loops forever
+                                       newlines; other commands count as instant successes,
+                                       ``while true``/``while :`` loops forever and
+                                       ``exec CMD`` ends the script as CMD alone would run
 * anything else (``nginx``, no command) runs until stopped
 
 Annotations override the command (so a controller test can say "this pod fails after 2 s"
@@ -120,6 +121,14 @@ def _run_shell(script: str) -> ScriptResult:
             continue
         if words[0] == "while" and words[1:2] in (["true"], [":"]):
             return ScriptResult(math.inf, 0, tuple(out), forever=False)  # an endless loop
+        if words[0] == "exec" and len(words) > 1:
+            # The shell becomes the program: it behaves as that program run on its own (a
+            # server runs until stopped), after what the script did before.
+            step = _run_simple(words[1].rsplit("/", 1)[-1], words[2:], top_level=True)
+            out.extend(step.output)
+            if step.forever:
+                return ScriptResult(seconds, 0, tuple(out), forever=True)
+            return ScriptResult(seconds + step.seconds, step.exit_code, tuple(out), False)
         step = _run_simple(words[0], words[1:], top_level=False)
         seconds += step.seconds
         out.extend(step.output)

@@ -44,6 +44,15 @@ def test_an_unknown_program_is_a_server_that_runs_until_stopped():
     assert behaviour_of(["sleep", "infinity"], {}).run_seconds == math.inf
 
 
+def test_a_script_that_execs_a_program_behaves_as_that_program():
+    # examples/hello.yaml's web container: write a page, then become the web server.
+    page_then_server = 'echo "hi from $(hostname)" > /tmp/index.html && exec httpd -f -p 8080'
+    assert not behaviour_of(["sh", "-c", page_then_server], {}).finishes
+    assert behaviour_of(["sh", "-c", "sleep 1; exec sleep 2"], {}).run_seconds == 3
+    hello = behaviour_of(["sh", "-c", "echo hi; exec false"], {})
+    assert (hello.exit_code, hello.output) == (1, (("stdout", "hi"),))
+
+
 def test_annotations_override_the_command_line():
     b = behaviour_of(
         ["sleep", "100"],
