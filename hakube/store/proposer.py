@@ -240,7 +240,7 @@ def _take(
     when nothing was taken yet); also the new size."""
     count = 0
     for op, _ in queue[:most]:
-        grown = size + _op_bytes(op)
+        grown = size + payload_bytes(op)
         if (count or size) and grown > budget:
             break
         size = grown
@@ -248,9 +248,6 @@ def _take(
     chunk = queue[:count]
     del queue[:count]
     return chunk, size
-
-
-_op_bytes = payload_bytes
 
 
 Outcome = Result | BaseException
