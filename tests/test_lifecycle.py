@@ -34,7 +34,7 @@ from hakube.master import Master, MasterSettings
 from hakube.proxy.proxier import Proxier, ProxyConfig
 from hakube.scheduler import Scheduler
 from hakube.store import fsm as store
-from hakube.store.ops import MemberRemove
+from hakube.store.ops import MemberRemove, wire
 from hakube.testing import pki as testpki
 from hakube.testing.join import token_for
 from hakube.testing.rawstore import InProcessMaster
@@ -275,7 +275,7 @@ def test_a_master_removed_from_the_cluster_ends_its_run_with_the_reason(
         assert running.wait_ready(60), repr(running.error)
         assert master.raft is not None
         tombstone = MemberRemove("m1", master.settings.raft_listen)
-        code, _, _ = master.raft.proposer.submit(tombstone.wire()).result(10)
+        code, _, _ = master.raft.proposer.submit(wire(tombstone)).result(10)
         assert code == store.OK
         assert running.join(BOUND), "the removed master kept running"
         assert isinstance(running.error, StartupError), repr(running.error)

@@ -121,7 +121,7 @@ class ObjectAPI:
 
     async def propose(self, op: ops.StoreOp) -> store.Result:
         try:
-            return await self._submit_async(op.wire())
+            return await self._submit_async(ops.wire(op))
         except StoreError as exc:
             raise api_errors.from_store(exc) from exc
 

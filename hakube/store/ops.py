@@ -1,7 +1,7 @@
 """The store's operations, typed: one class per kind of change proposed to the Raft log.
 
 Callers build an operation (``Create(...)``), the store encodes it as a plain tuple whose first
-item is a short code (``op.wire()``), and the state machine decodes it back (``decode``). The
+item is a short code (``wire(op)``), and the state machine decodes it back (``decode``). The
 tuples are what the Raft log and the compaction dumps hold: small to pickle, and made only of
 builtins, so the restricted unpicklers (``hakube.store.transport``) need to allow no class, and
 journals written before these classes existed read the same. The classes exist so that no module
@@ -37,9 +37,6 @@ class Create(NamedTuple):
     fields: Fields
     lease: int = 0
 
-    def wire(self) -> Op:
-        return ("c", *self)
-
 
 class Update(NamedTuple):
     """Replace an object if its ``mod_rev`` is ``expect_rev`` (0: whatever it is)."""
@@ -53,9 +50,6 @@ class Update(NamedTuple):
     fields: Fields
     expect_rev: int
 
-    def wire(self) -> Op:
-        return ("u", *self)
-
 
 class Delete(NamedTuple):
     """Delete an object if its ``mod_rev`` is ``expect_rev`` (0: whatever it is); the detail of
@@ -67,15 +61,9 @@ class Delete(NamedTuple):
     name: str
     expect_rev: int = 0
 
-    def wire(self) -> Op:
-        return ("d", *self)
-
 
 class Barrier(NamedTuple):
     """Changes nothing; its result carries the revision at its place in the log (read index)."""
-
-    def wire(self) -> Op:
-        return ("b",)
 
 
 class LeaseGrant(NamedTuple):
@@ -83,17 +71,11 @@ class LeaseGrant(NamedTuple):
     lease_id: int
     ttl_seconds: int
 
-    def wire(self) -> Op:
-        return ("lg", *self)
-
 
 class LeaseKeepalive(NamedTuple):
     """Detail: the lease's TTL."""
 
     lease_id: int
-
-    def wire(self) -> Op:
-        return ("lk", *self)
 
 
 class LeaseRevoke(NamedTuple):
@@ -101,17 +83,11 @@ class LeaseRevoke(NamedTuple):
 
     lease_id: int
 
-    def wire(self) -> Op:
-        return ("lr", *self)
-
 
 class LeasesExpired(NamedTuple):
     """Proposed by the leader for leases whose TTL ran out; detail as ``LeaseRevoke``."""
 
     lease_ids: tuple[int, ...]
-
-    def wire(self) -> Op:
-        return ("lx", self.lease_ids)
 
 
 class MemberSelf(NamedTuple):
@@ -122,9 +98,6 @@ class MemberSelf(NamedTuple):
     raft_address: str
     api_address: str
 
-    def wire(self) -> Op:
-        return ("ms", *self)
-
 
 class MemberAdd(NamedTuple):
     """``hakube members add``: a new name, never a removed one."""
@@ -133,9 +106,6 @@ class MemberAdd(NamedTuple):
     raft_address: str
     api_address: str
 
-    def wire(self) -> Op:
-        return ("ma", *self)
-
 
 class MemberRemove(NamedTuple):
     """``hakube members remove``: the name becomes a tombstone."""
@@ -143,17 +113,11 @@ class MemberRemove(NamedTuple):
     name: str
     raft_address: str
 
-    def wire(self) -> Op:
-        return ("mr", *self)
-
 
 class ClusterId(NamedTuple):
     """Set the cluster id; the first proposal wins, later ones read it back."""
 
     cluster_id: str
-
-    def wire(self) -> Op:
-        return ("mc", *self)
 
 
 StoreOp = (
@@ -185,6 +149,14 @@ _BY_CODE: dict[str, Any] = {
     "mr": MemberRemove,
     "mc": ClusterId,
 }
+
+
+_CODE_OF: dict[type, str] = {cls: code for code, cls in _BY_CODE.items()}
+
+
+def wire(op: StoreOp) -> Op:
+    """The tuple the Raft log carries for ``op``: its code, then its fields in order."""
+    return (_CODE_OF[type(op)], *op)
 
 
 def decode(op: Op) -> StoreOp:

@@ -21,7 +21,7 @@ from hakube.lifecycle import Running
 from hakube.local.cluster import cluster_pki, free_ports
 from hakube.master import Master, MasterSettings
 from hakube.store import fsm as store
-from hakube.store.ops import Create
+from hakube.store.ops import Create, wire
 from hakube.testing import pki as testpki
 
 
@@ -68,9 +68,9 @@ class InProcessMaster:
         value = obj.SerializeToString(deterministic=True)
         fields = kinds.selectable_fields(kind, obj)
         assert self.master.raft is not None
-        op = Create(
-            "", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields
-        ).wire()
+        op = wire(
+            Create("", kind.name, meta.namespace, meta.name, value, dict(meta.labels), fields)
+        )
         code, _, _ = self.master.raft.proposer.submit(op).result(10)
         assert code == store.OK, f"raw create of {kind.name} {meta.name}: store answered {code}"
         return str(meta.uid)

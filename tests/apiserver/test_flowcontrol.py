@@ -221,13 +221,13 @@ def test_urgent_writes_go_first_and_their_batch_stays_small() -> None:
 
     p = Proposer(apply_batch, can_propose=lambda: True, max_inflight=1)
     big = b"x" * (1024 * 1024)
-    p.submit(ops.Create("r0", "ConfigMap", "ns", "first", big, {}, {}, 0).wire())
+    p.submit(ops.wire(ops.Create("r0", "ConfigMap", "ns", "first", big, {}, {}, 0)))
     for i in range(10):
-        p.submit(ops.Create(f"r{i + 1}", "ConfigMap", "ns", f"cm{i}", big, {}, {}, 0).wire())
+        p.submit(ops.wire(ops.Create(f"r{i + 1}", "ConfigMap", "ns", f"cm{i}", big, {}, {}, 0)))
     ctx = contextvars.copy_context()
     ctx.run(proposer_mod.urgent.set, True)
     renewal = ctx.run(
-        p.submit, ops.Update("lease", "Lease", "kube-node-lease", "n1", b"l", {}, {}, 0).wire()
+        p.submit, ops.wire(ops.Update("lease", "Lease", "kube-node-lease", "n1", b"l", {}, {}, 0))
     )
     # The pipeline is full for bulk writes, but the renewal goes out at once, first, with at
     # most 256 KiB of bulk writes beside it.

@@ -177,7 +177,7 @@ def test_a_watch_from_a_revision_ahead_of_this_replica_skips_what_the_client_saw
 
         def write(name: str) -> None:
             fsm.apply_batch(
-                [ops.Create("", "ConfigMap", "default", name, value, {}, {}, 0).wire()],
+                [ops.wire(ops.Create("", "ConfigMap", "default", name, value, {}, {}, 0))],
                 _doApply=True,
             )
 

@@ -62,23 +62,27 @@ def test_indexed_watchers_get_exactly_their_events_in_order() -> None:
             if code == "c":
                 write(
                     fsm,
-                    ops.Create(
-                        "", "ConfigMap", "default", name, value(name, labels), labels, {}, 0
-                    ).wire(),
+                    ops.wire(
+                        ops.Create(
+                            "", "ConfigMap", "default", name, value(name, labels), labels, {}, 0
+                        )
+                    ),
                 )
             else:
                 write(
                     fsm,
-                    ops.Update(
-                        "", "ConfigMap", "default", name, value(name, labels), labels, {}, rev
-                    ).wire(),
+                    ops.wire(
+                        ops.Update(
+                            "", "ConfigMap", "default", name, value(name, labels), labels, {}, rev
+                        )
+                    ),
                 )
 
         put("c", "x", {"shard": "a"})
         put("c", "y", {"shard": "b", "tier": "db"})  # b's selector excludes it
         put("u", "x", {"shard": "b"})  # leaves a, enters b
         put("c", "z", {"other": "1"})
-        write(fsm, ops.Delete("", "ConfigMap", "default", "x", 0).wire())
+        write(fsm, ops.wire(ops.Delete("", "ConfigMap", "default", "x", 0)))
         await asyncio.sleep(0)  # dispatch runs on the loop
         await asyncio.sleep(0)
 

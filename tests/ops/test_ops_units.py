@@ -16,13 +16,15 @@ def apply(fsm: StoreFSM, *ops: tuple[object, ...]) -> list[tuple[str, int, objec
 
 def test_a_removed_name_can_never_be_added_or_registered_again() -> None:
     fsm = StoreFSM()
-    assert apply(fsm, ops.MemberAdd("m4", "h:1", "h:2").wire())[0][0] == OK
-    assert apply(fsm, ops.MemberRemove("m4", "h:1").wire())[0][0] == OK
+    assert apply(fsm, ops.wire(ops.MemberAdd("m4", "h:1", "h:2")))[0][0] == OK
+    assert apply(fsm, ops.wire(ops.MemberRemove("m4", "h:1")))[0][0] == OK
     assert fsm.removed == {"m4": "h:1"} and "m4" not in fsm.members
     codes = [
         r[0]
         for r in apply(
-            fsm, ops.MemberAdd("m4", "h:9", "h:8").wire(), ops.MemberSelf("m4", "h:1", "h:2").wire()
+            fsm,
+            ops.wire(ops.MemberAdd("m4", "h:9", "h:8")),
+            ops.wire(ops.MemberSelf("m4", "h:1", "h:2")),
         )
     ]
     assert codes == [REMOVED, REMOVED]
@@ -30,9 +32,9 @@ def test_a_removed_name_can_never_be_added_or_registered_again() -> None:
 
 def test_two_members_cannot_share_a_raft_address_and_the_first_cluster_id_wins() -> None:
     fsm = StoreFSM()
-    apply(fsm, ops.MemberSelf("m1", "h:1", "a:1").wire())
-    assert apply(fsm, ops.MemberAdd("m2", "h:1", "a:2").wire())[0][:3:2] == (EXISTS, "m1")
-    assert apply(fsm, ops.ClusterId("one").wire(), ops.ClusterId("two").wire())[1][2] == "one"
+    apply(fsm, ops.wire(ops.MemberSelf("m1", "h:1", "a:1")))
+    assert apply(fsm, ops.wire(ops.MemberAdd("m2", "h:1", "a:2")))[0][:3:2] == (EXISTS, "m1")
+    assert apply(fsm, ops.wire(ops.ClusterId("one")), ops.wire(ops.ClusterId("two")))[1][2] == "one"
     # Member operations change no object revision (watchers see nothing).
     assert fsm.revision == 0
 
@@ -41,12 +43,12 @@ def test_a_snapshot_round_trips_and_any_flipped_byte_is_caught(tmp_path: Path) -
     fsm = StoreFSM()
     apply(
         fsm,
-        ops.LeaseGrant("r1", 7, 30).wire(),
-        ops.Create(
-            "r2", "ConfigMap", "default", "a", b"\x00bytes", {"l": "v"}, {"f": "x"}, 7
-        ).wire(),
-        ops.Create("r3", "Namespace", "", "default", b"ns", {}, {}, 0).wire(),
-        ops.MemberSelf("m1", "h:1", "a:1").wire(),
+        ops.wire(ops.LeaseGrant("r1", 7, 30)),
+        ops.wire(
+            ops.Create("r2", "ConfigMap", "default", "a", b"\x00bytes", {"l": "v"}, {"f": "x"}, 7)
+        ),
+        ops.wire(ops.Create("r3", "Namespace", "", "default", b"ns", {}, {}, 0)),
+        ops.wire(ops.MemberSelf("m1", "h:1", "a:1")),
     )
     data = snapshot.encode(fsm.capture(), term=3, raft_index=9, created_by="m1")
     snap = snapshot.decode(data)
@@ -66,7 +68,7 @@ def test_a_snapshot_round_trips_and_any_flipped_byte_is_caught(tmp_path: Path) -
 
 def test_a_seeded_data_dir_reads_back_offline_with_all_objects(tmp_path: Path) -> None:
     fsm = StoreFSM()
-    apply(fsm, ops.Create("r", "ConfigMap", "default", "a", b"v", {}, {}, 0).wire())
+    apply(fsm, ops.wire(ops.Create("r", "ConfigMap", "default", "a", b"v", {}, {}, 0)))
     datadir.seed(str(tmp_path), fsm.capture(), name="m1", raft="h:1", api="", peers={"m2": "h:2"},
                  term=4, cluster_id="c1")  # fmt: skip
     local = datadir.load_local(str(tmp_path))

@@ -98,9 +98,11 @@ def test_bootstrap_tokens_are_read_from_sealed_secrets() -> None:
     fsm = StoreFSM()
     fsm.apply_batch(
         [
-            ops.Create(
-                "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed, {}, {}, 0
-            ).wire()
+            ops.wire(
+                ops.Create(
+                    "", "Secret", bootstrap.SECRET_NAMESPACE, token.secret_name, sealed, {}, {}, 0
+                )
+            )
         ],
         _doApply=True,
     )

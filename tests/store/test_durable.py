@@ -66,7 +66,7 @@ def test_no_message_leaves_a_member_before_its_journal_is_synced(
     leader = c.leader()
     for round_ in range(5):
         batch = [
-            ops.Create("", "Pod", "default", f"p{round_}-{i}", b"x" * 200, {}, {}, 0).wire()
+            ops.wire(ops.Create("", "Pod", "default", f"p{round_}-{i}", b"x" * 200, {}, {}, 0))
             for i in range(200)
         ]
         assert all(r[0] == store.OK for r in submit_all(leader, batch))
@@ -120,15 +120,19 @@ def test_an_unsynced_leader_commits_only_with_both_followers(
     leader = c.leader()
     d = leader.durable
     assert d is not None
-    op = ops.Create("", "Pod", "default", "warm", b"x", {}, {}).wire()
+    op = ops.wire(ops.Create("", "Pod", "default", "warm", b"x", {}, {}))
     assert submit_all(leader, [op])[0][0] == store.OK
     with d._sync_lock:  # the leader cannot sync: both followers are needed
-        [res] = submit_all(leader, [ops.Create("", "Pod", "default", "both", b"x", {}, {}).wire()])
+        [res] = submit_all(
+            leader, [ops.wire(ops.Create("", "Pod", "default", "both", b"x", {}, {}))]
+        )
         assert res[0] == store.OK
         assert d.dirty, "the leader synced although its sync lock was held"
         follower = next(n for n, node in c.nodes.items() if node is not leader)
         c.stop(follower)
-        fut = leader.proposer.submit(ops.Create("", "Pod", "default", "one", b"x", {}, {}).wire())
+        fut = leader.proposer.submit(
+            ops.wire(ops.Create("", "Pod", "default", "one", b"x", {}, {}))
+        )
         with pytest.raises(TimeoutError):
             fut.result(1.5)  # one follower of two and an unsynced leader: no majority on disk
         assert leader.syncobj.raftCommitIndex < leader.last_log_index()
@@ -146,7 +150,8 @@ def test_fsync_members_restart_with_every_acknowledged_write(
     acked = 0
     for i in range(40):  # past the compaction threshold: the dump is synced before the drop
         batch = [
-            ops.Create("", "Pod", "default", f"q{i}-{j}", b"y", {}, {}, 0).wire() for j in range(5)
+            ops.wire(ops.Create("", "Pod", "default", f"q{i}-{j}", b"y", {}, {}, 0))
+            for j in range(5)
         ]
         acked += sum(r[0] == store.OK for r in submit_all(leader, batch))
     assert acked == 200
@@ -164,7 +169,7 @@ def test_a_lone_member_syncs_every_append_before_it_commits(
     assert node.durable is not None
     for i in range(20):
         [res] = submit_all(
-            node, [ops.Create("", "Pod", "default", f"p{i}", b"x", {}, {}, 0).wire()]
+            node, [ops.wire(ops.Create("", "Pod", "default", f"p{i}", b"x", {}, {}, 0))]
         )
         assert res[0] == store.OK
         assert not node.durable.dirty, f"write {i} acknowledged with an unsynced journal"

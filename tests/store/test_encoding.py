@@ -42,7 +42,7 @@ def test_a_large_value_crosses_to_each_follower_about_once(
     transport.send = counting_send
     blob = os.urandom(VALUE)  # incompressible, and mostly bytes >= 0x80
     batch = [
-        ops.Create("", "ConfigMap", "default", f"big-{i}", blob, {}, {}, 0).wire()
+        ops.wire(ops.Create("", "ConfigMap", "default", f"big-{i}", blob, {}, {}, 0))
         for i in range(WRITES)
     ]
     with ThreadPoolExecutor(4) as pool:  # several in flight: the pipeline is exercised
@@ -59,7 +59,7 @@ def test_a_large_value_crosses_to_each_follower_about_once(
 
 def test_a_dump_written_by_stock_pysyncobj_still_loads(tmp_path: Any) -> None:
     fsm = store.StoreFSM()
-    op = ops.Create("", "ConfigMap", "default", "old", b"\xff" * 100, {}, {}, 0).wire()
+    op = ops.wire(ops.Create("", "ConfigMap", "default", "old", b"\xff" * 100, {}, {}, 0))
     fsm.apply_batch([op], _doApply=True)
     d = str(tmp_path / "m1")
     datadir.seed(

@@ -25,9 +25,9 @@ def create(
     labels: dict[str, str] | None = None,
     lease: int = 0,
 ) -> store.Op:
-    return ops.Create(
-        rid, "Pod", ns, name, value, labels or {}, {"metadata.name": name}, lease
-    ).wire()
+    return ops.wire(
+        ops.Create(rid, "Pod", ns, name, value, labels or {}, {"metadata.name": name}, lease)
+    )
 
 
 def test_create_then_create_again_is_exists() -> None:
@@ -42,7 +42,7 @@ def test_create_then_create_again_is_exists() -> None:
 def test_update_is_compare_and_swap_on_the_modification_revision() -> None:
     f = StoreFSM()
     apply(f, create("a"))
-    upd = ops.Update("", "Pod", "default", "a", b"v2", {}, {}, 1).wire()
+    upd = ops.wire(ops.Update("", "Pod", "default", "a", b"v2", {}, {}, 1))
     assert apply(f, upd)[0][:2] == (store.OK, 2)
     assert apply(f, upd)[0][:2] == (store.CONFLICT, 2)  # stale expectation
     rec = f.get("Pod", "default", "a")
@@ -52,26 +52,26 @@ def test_update_is_compare_and_swap_on_the_modification_revision() -> None:
 def test_update_and_delete_of_missing_object_are_not_found() -> None:
     f = StoreFSM()
     assert (
-        apply(f, ops.Update("", "Pod", "default", "x", b"", {}, {}, 0).wire())[0][0]
+        apply(f, ops.wire(ops.Update("", "Pod", "default", "x", b"", {}, {}, 0)))[0][0]
         == store.NOT_FOUND
     )
-    assert apply(f, ops.Delete("", "Pod", "default", "x", 0).wire())[0][0] == store.NOT_FOUND
+    assert apply(f, ops.wire(ops.Delete("", "Pod", "default", "x", 0)))[0][0] == store.NOT_FOUND
     assert f.revision == 0
 
 
 def test_delete_with_stale_revision_conflicts_and_keeps_object() -> None:
     f = StoreFSM()
-    apply(f, create("a"), ops.Update("", "Pod", "default", "a", b"v2", {}, {}, 1).wire())
-    assert apply(f, ops.Delete("", "Pod", "default", "a", 1).wire())[0][0] == store.CONFLICT
+    apply(f, create("a"), ops.wire(ops.Update("", "Pod", "default", "a", b"v2", {}, {}, 1)))
+    assert apply(f, ops.wire(ops.Delete("", "Pod", "default", "a", 1)))[0][0] == store.CONFLICT
     assert f.get("Pod", "default", "a") is not None
-    assert apply(f, ops.Delete("", "Pod", "default", "a", 2).wire())[0][0] == store.OK
+    assert apply(f, ops.wire(ops.Delete("", "Pod", "default", "a", 2)))[0][0] == store.OK
     assert f.get("Pod", "default", "a") is None
 
 
 def test_a_retried_request_id_returns_the_first_result_without_applying_twice() -> None:
     f = StoreFSM()
     first = apply(f, create("a", rid="req-1"))
-    apply(f, ops.Update("", "Pod", "default", "a", b"changed", {}, {}, 1).wire())
+    apply(f, ops.wire(ops.Update("", "Pod", "default", "a", b"changed", {}, {}, 1)))
     again = apply(f, create("a", rid="req-1"))
     assert again == first
     assert f.revision == 2
@@ -98,8 +98,8 @@ def test_history_keeps_events_in_order_and_reports_compaction() -> None:
 def test_snapshot_at_an_older_revision_undoes_later_changes() -> None:
     f = StoreFSM()
     apply(f, create("a", b"a1"), create("b", b"b1"))  # revs 1, 2
-    apply(f, ops.Update("", "Pod", "default", "a", b"a2", {}, {}, 1).wire())  # rev 3
-    apply(f, ops.Delete("", "Pod", "default", "b", 0).wire())  # rev 4
+    apply(f, ops.wire(ops.Update("", "Pod", "default", "a", b"a2", {}, {}, 1)))  # rev 3
+    apply(f, ops.wire(ops.Delete("", "Pod", "default", "b", 0)))  # rev 4
     apply(f, create("c", b"c1"))  # rev 5
     rev, items = f.snapshot("Pod", "default", 2)
     assert rev == 2
@@ -119,20 +119,20 @@ def test_revoking_or_expiring_a_lease_deletes_attached_objects() -> None:
     f = StoreFSM()
     touched: list[int] = []
     f.lease_touched = touched.append
-    assert apply(f, ops.LeaseGrant("g1", 7, 10).wire())[0][0] == store.OK
+    assert apply(f, ops.wire(ops.LeaseGrant("g1", 7, 10)))[0][0] == store.OK
     assert apply(f, create("held", lease=7), create("free"))[0][0] == store.OK
     assert apply(f, create("orphan", lease=99))[0][0] == store.LEASE_NOT_FOUND
-    assert apply(f, ops.LeaseKeepalive(7).wire())[0][0] == store.OK
+    assert apply(f, ops.wire(ops.LeaseKeepalive(7)))[0][0] == store.OK
     assert touched == [7, 7]
-    code, _, deleted = apply(f, ops.LeasesExpired((7,)).wire())[0]
+    code, _, deleted = apply(f, ops.wire(ops.LeasesExpired((7,))))[0]
     assert (code, deleted) == (store.OK, 1)  # the answer counts the objects deleted
     assert f.get("Pod", "default", "held") is None
     assert f.get("Pod", "default", "free") is not None
-    assert apply(f, ops.LeaseKeepalive(7).wire())[0][0] == store.LEASE_NOT_FOUND
+    assert apply(f, ops.wire(ops.LeaseKeepalive(7)))[0][0] == store.LEASE_NOT_FOUND
     assert [e.type for e in f.history][-1] == store.DELETED
-    apply(f, ops.LeaseGrant("g2", 8, 10).wire(), create("a", lease=8), create("b", lease=8))
-    assert apply(f, ops.LeaseRevoke(8).wire())[0] == (store.OK, f.revision, 2)
-    assert apply(f, ops.LeaseRevoke(8).wire())[0][0] == store.LEASE_NOT_FOUND
+    apply(f, ops.wire(ops.LeaseGrant("g2", 8, 10)), create("a", lease=8), create("b", lease=8))
+    assert apply(f, ops.wire(ops.LeaseRevoke(8)))[0] == (store.OK, f.revision, 2)
+    assert apply(f, ops.wire(ops.LeaseRevoke(8)))[0][0] == store.LEASE_NOT_FOUND
 
 
 def test_listener_sees_each_batch_once_with_its_revision() -> None:
@@ -140,7 +140,7 @@ def test_listener_sees_each_batch_once_with_its_revision() -> None:
     seen: list[tuple[list[str], int]] = []
     f.listener = lambda events, rev: seen.append(([e.name for e in events], rev))
     apply(f, create("a"), create("b"))
-    apply(f, ops.Barrier().wire())  # barriers produce no events
+    apply(f, ops.wire(ops.Barrier()))  # barriers produce no events
     assert seen == [(["a", "b"], 2)]
 
 
@@ -169,7 +169,7 @@ def test_two_replicas_fed_the_same_log_end_identical() -> None:
                     )
                 )
             else:
-                batch.append(ops.Delete("", "Pod", "default", name, 0).wire())
+                batch.append(ops.wire(ops.Delete("", "Pod", "default", name, 0)))
         log.append(batch)
     a, b = StoreFSM(history_size=50), StoreFSM(history_size=50)
     ra = [apply(a, *batch) for batch in log]
@@ -180,7 +180,7 @@ def test_two_replicas_fed_the_same_log_end_identical() -> None:
 
 def test_dump_round_trip_restores_everything() -> None:
     a = StoreFSM()
-    apply(a, create("a", rid="x"), ops.LeaseGrant("", 3, 5).wire(), create("b", lease=3))
+    apply(a, create("a", rid="x"), ops.wire(ops.LeaseGrant("", 3, 5)), create("b", lease=3))
     b = StoreFSM()
     b._deserialize(pickle.loads(pickle.dumps(a._serialize())))
     assert b.revision == a.revision

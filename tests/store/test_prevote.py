@@ -78,7 +78,7 @@ def test_a_member_cut_off_from_a_healthy_leader_rejoins_without_an_election(
     assert node.prevote is not None and node.prevote.elections_allowed == 0
     wait_for(lambda: node.leader_name() == leader.settings.name, 10, f"{victim} to follow again")
     res = leader.proposer.submit(
-        ops.Create("", "Pod", "default", "after", b"v", {}, {}, 0).wire()
+        ops.wire(ops.Create("", "Pod", "default", "after", b"v", {}, {}, 0))
     ).result(10)
     assert res[0] == store.OK
     wait_for(lambda: node.fsm.get("Pod", "default", "after") is not None, 10, "catch-up")
@@ -105,7 +105,7 @@ def test_members_still_elect_a_leader_when_the_leader_dies(
     new = c.leader(10)
     assert new is not leader
     assert new.prevote is not None and new.prevote.elections_allowed >= 1
-    res = new.proposer.submit(ops.Create("", "Pod", "default", "x", b"v", {}, {}, 0).wire()).result(
-        10
-    )
+    res = new.proposer.submit(
+        ops.wire(ops.Create("", "Pod", "default", "x", b"v", {}, {}, 0))
+    ).result(10)
     assert res[0] == store.OK

@@ -33,7 +33,8 @@ def test_concurrent_writes_are_group_committed_into_few_raft_commands(
     batches: list[int] = []
     leader.proposer._on_latency = lambda secs, n: batches.append(n)
     batch = [
-        ops.Create("", "Pod", "default", f"p{i}", b"x" * 100, {}, {}, 0).wire() for i in range(2000)
+        ops.wire(ops.Create("", "Pod", "default", f"p{i}", b"x" * 100, {}, {}, 0))
+        for i in range(2000)
     ]
     results = submit_all(leader, batch)
     assert all(r[0] == store.OK for r in results)
@@ -56,7 +57,7 @@ def test_writes_through_a_follower_reach_every_replica(
     leader = c.leader()
     follower = next(n for n in c.nodes.values() if n is not leader)
     res = submit_all(
-        follower, [ops.Create("", "Pod", "default", "via-follower", b"v", {}, {}, 0).wire()]
+        follower, [ops.wire(ops.Create("", "Pod", "default", "via-follower", b"v", {}, {}, 0))]
     )
     assert res[0][0] == store.OK
     # The callback fires after the follower applied it: a local read sees it at once.
@@ -76,7 +77,7 @@ def test_a_minority_member_fails_fast_with_unavailable(
     survivor = c.nodes[names[2]]
     wait_for(lambda: not survivor.has_quorum(), 10, "the survivor to see it lost quorum")
     start = time.monotonic()
-    fut = survivor.proposer.submit(ops.Barrier().wire())
+    fut = survivor.proposer.submit(ops.wire(ops.Barrier()))
     with pytest.raises(Unavailable):
         fut.result(5)
     assert time.monotonic() - start < 1
@@ -104,7 +105,7 @@ def test_a_proposal_that_never_commits_expires_as_outcome_unknown(tmp_path: obje
     )
     try:
         node.proposer._can_propose = lambda: True
-        futs = [node.proposer.submit(ops.Barrier().wire()) for _ in range(3)]
+        futs = [node.proposer.submit(ops.wire(ops.Barrier())) for _ in range(3)]
         for f in futs:
             with pytest.raises(OutcomeUnknown):
                 f.result(5)
@@ -123,7 +124,8 @@ def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
     acked = 0
     for i in range(30):  # 30 sequential batches -> well past the compaction threshold
         batch = [
-            ops.Create("", "Pod", "default", f"p{i}-{j}", b"x", {}, {}, 0).wire() for j in range(10)
+            ops.wire(ops.Create("", "Pod", "default", f"p{i}-{j}", b"x", {}, {}, 0))
+            for j in range(10)
         ]
         acked += sum(r[0] == store.OK for r in submit_all(leader, batch))
     assert acked == 300
@@ -140,4 +142,4 @@ def test_acknowledged_writes_survive_restart_of_every_member_after_compaction(
 def test_proposer_rejects_everything_when_it_cannot_propose() -> None:
     p = Proposer(lambda ops, callback: None, can_propose=lambda: False)
     with pytest.raises(Unavailable):
-        p.submit(ops.Barrier().wire()).result(1)
+        p.submit(ops.wire(ops.Barrier())).result(1)

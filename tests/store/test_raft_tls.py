@@ -52,7 +52,7 @@ def counted(node: RaftNode, reason: str, at_least: int) -> None:
 
 def writes_work(c: InProcessCluster, key: str) -> None:
     leader = c.leader(20)
-    op = ops.Create("", "ConfigMap", "default", key, b"x", {}, {}, 0).wire()
+    op = ops.wire(ops.Create("", "ConfigMap", "default", key, b"x", {}, {}, 0))
     assert leader.proposer.submit(op).result(20)[0] == store.OK
 
 
@@ -389,7 +389,7 @@ def test_log_commands_decode_membership_nodes_and_store_batches_but_no_other_glo
         assert isinstance(got, list) and got[2] == TCPNode("127.0.0.1:7001")
         batch = (
             1,
-            ([ops.Create("", "Pod", "default", "p", b"\x00\xff", {}, {"a": 1}, 0).wire()],),
+            ([ops.wire(ops.Create("", "Pod", "default", "p", b"\x00\xff", {}, {"a": 1}, 0))],),
             {},
         )
         assert load(batch, protocol) == batch
