@@ -110,9 +110,11 @@ class CriClient:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _call(
-        self, method: Any, name: str, request: Any, *, timeout: float | None, subject: str = ""
-    ) -> Any:
+    def _call(self, request: Any, *, timeout: float | None, subject: str = "") -> Any:
+        """Send ``request`` to the RPC it is named after (``XRequest`` goes to ``X``) with a
+        deadline; report it to ``on_call``; gRPC errors become ``CriError``s naming ``subject``."""
+        name = type(request).DESCRIPTOR.name.removesuffix("Request")
+        method = getattr(self.runtime, name, None) or getattr(self.images, name)
         observe = self.on_call
         started = time.monotonic()
         try:
@@ -131,13 +133,11 @@ class CriClient:
 
     def version(self, *, timeout: float | None = None) -> pb.VersionResponse:
         """Runtime name and version; the cheapest liveness probe."""
-        return self._call(
-            self.runtime.Version, "Version", pb.VersionRequest(version=CRI_VERSION), timeout=timeout
-        )
+        return self._call(pb.VersionRequest(version=CRI_VERSION), timeout=timeout)
 
     def status(self, *, timeout: float | None = None) -> pb.RuntimeStatus:
         """Runtime conditions (RuntimeReady, NetworkReady)."""
-        resp = self._call(self.runtime.Status, "Status", pb.StatusRequest(), timeout=timeout)
+        resp = self._call(pb.StatusRequest(), timeout=timeout)
         return resp.status
 
     def conditions(self, *, timeout: float | None = None) -> dict[str, bool]:
@@ -155,8 +155,6 @@ class CriClient:
     ) -> str:
         """Create and start a sandbox; returns its id."""
         resp = self._call(
-            self.runtime.RunPodSandbox,
-            "RunPodSandbox",
             pb.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler),
             timeout=timeout or self.timeouts.sandbox,
             subject=_pod_subject(config.metadata),
@@ -166,8 +164,6 @@ class CriClient:
     def stop_pod_sandbox(self, sandbox_id: str, *, timeout: float | None = None) -> None:
         """Kill all processes of the sandbox; succeeds if already stopped."""
         self._call(
-            self.runtime.StopPodSandbox,
-            "StopPodSandbox",
             pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
             timeout=timeout or self.timeouts.sandbox,
             subject=f"sandbox {sandbox_id}",
@@ -176,8 +172,6 @@ class CriClient:
     def remove_pod_sandbox(self, sandbox_id: str, *, timeout: float | None = None) -> None:
         """Remove the sandbox and its containers; succeeds if already gone."""
         self._call(
-            self.runtime.RemovePodSandbox,
-            "RemovePodSandbox",
             pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
             timeout=timeout or self.timeouts.sandbox,
             subject=f"sandbox {sandbox_id}",
@@ -188,8 +182,6 @@ class CriClient:
     ) -> pb.PodSandboxStatusResponse:
         """Status of one sandbox; raises NotFound if it does not exist."""
         return self._call(
-            self.runtime.PodSandboxStatus,
-            "PodSandboxStatus",
             pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=verbose),
             timeout=timeout,
             subject=f"sandbox {sandbox_id}",
@@ -208,8 +200,6 @@ class CriClient:
         if state is not None:
             f.state.state = state
         resp = self._call(
-            self.runtime.ListPodSandbox,
-            "ListPodSandbox",
             pb.ListPodSandboxRequest(filter=f),
             timeout=timeout,
         )
@@ -227,8 +217,6 @@ class CriClient:
     ) -> str:
         """Create (not start) a container in a sandbox; returns its id."""
         resp = self._call(
-            self.runtime.CreateContainer,
-            "CreateContainer",
             pb.CreateContainerRequest(
                 pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config
             ),
@@ -239,8 +227,6 @@ class CriClient:
 
     def start_container(self, container_id: str, *, timeout: float | None = None) -> None:
         self._call(
-            self.runtime.StartContainer,
-            "StartContainer",
             pb.StartContainerRequest(container_id=container_id),
             timeout=timeout or self.timeouts.create,
             subject=f"container {container_id}",
@@ -251,8 +237,6 @@ class CriClient:
     ) -> None:
         """SIGTERM (or the image's stop signal), SIGKILL after ``grace_seconds``; idempotent."""
         self._call(
-            self.runtime.StopContainer,
-            "StopContainer",
             pb.StopContainerRequest(container_id=container_id, timeout=grace_seconds),
             timeout=timeout or grace_seconds + self.timeouts.stop_margin,
             subject=f"container {container_id}",
@@ -261,8 +245,6 @@ class CriClient:
     def remove_container(self, container_id: str, *, timeout: float | None = None) -> None:
         """Remove a container (killing it if it runs); idempotent."""
         self._call(
-            self.runtime.RemoveContainer,
-            "RemoveContainer",
             pb.RemoveContainerRequest(container_id=container_id),
             timeout=timeout or self.timeouts.create,
             subject=f"container {container_id}",
@@ -285,8 +267,6 @@ class CriClient:
         if state is not None:
             f.state.state = state
         resp = self._call(
-            self.runtime.ListContainers,
-            "ListContainers",
             pb.ListContainersRequest(filter=f),
             timeout=timeout,
         )
@@ -297,8 +277,6 @@ class CriClient:
     ) -> pb.ContainerStatus:
         """Status of one container; raises NotFound if it does not exist."""
         resp = self._call(
-            self.runtime.ContainerStatus,
-            "ContainerStatus",
             pb.ContainerStatusRequest(container_id=container_id, verbose=verbose),
             timeout=timeout,
             subject=f"container {container_id}",
@@ -315,8 +293,6 @@ class CriClient:
     ) -> ExecResult:
         """Run ``cmd`` in a running container; a non-zero exit is a result, not an error."""
         resp = self._call(
-            self.runtime.ExecSync,
-            "ExecSync",
             pb.ExecSyncRequest(container_id=container_id, cmd=list(cmd), timeout=timeout_seconds),
             timeout=timeout or (timeout_seconds or 3600) + self.timeouts.exec_margin,
             subject=f"container {container_id}",
@@ -329,8 +305,6 @@ class CriClient:
         self, container_id: str, *, timeout: float | None = None
     ) -> pb.ContainerStats:
         resp = self._call(
-            self.runtime.ContainerStats,
-            "ContainerStats",
             pb.ContainerStatsRequest(container_id=container_id),
             timeout=timeout,
             subject=f"container {container_id}",
@@ -346,8 +320,6 @@ class CriClient:
     ) -> list[pb.ContainerStats]:
         f = pb.ContainerStatsFilter(pod_sandbox_id=sandbox_id, label_selector=dict(labels or {}))
         resp = self._call(
-            self.runtime.ListContainerStats,
-            "ListContainerStats",
             pb.ListContainerStatsRequest(filter=f),
             timeout=timeout,
         )
@@ -358,8 +330,6 @@ class CriClient:
     ) -> pb.PodSandboxStats:
         """Sandbox-level usage; containerd needs the sandbox to have a cgroup_parent."""
         resp = self._call(
-            self.runtime.PodSandboxStats,
-            "PodSandboxStats",
             pb.PodSandboxStatsRequest(pod_sandbox_id=sandbox_id),
             timeout=timeout,
             subject=f"sandbox {sandbox_id}",
@@ -371,8 +341,6 @@ class CriClient:
     ) -> list[pb.PodSandboxStats]:
         f = pb.PodSandboxStatsFilter(label_selector=dict(labels or {}))
         resp = self._call(
-            self.runtime.ListPodSandboxStats,
-            "ListPodSandboxStats",
             pb.ListPodSandboxStatsRequest(filter=f),
             timeout=timeout,
         )
@@ -396,8 +364,6 @@ class CriClient:
         if sandbox_config is not None:
             req.sandbox_config.CopyFrom(sandbox_config)
         resp = self._call(
-            self.images.PullImage,
-            "PullImage",
             req,
             timeout=timeout or self.timeouts.pull,
             subject=image,
@@ -407,8 +373,6 @@ class CriClient:
     def image_status(self, image: str, *, timeout: float | None = None) -> pb.Image | None:
         """The image if present on the node, else None."""
         resp = self._call(
-            self.images.ImageStatus,
-            "ImageStatus",
             pb.ImageStatusRequest(image=pb.ImageSpec(image=image)),
             timeout=timeout,
             subject=image,
@@ -416,25 +380,19 @@ class CriClient:
         return resp.image if resp.HasField("image") else None
 
     def list_images(self, *, timeout: float | None = None) -> list[pb.Image]:
-        resp = self._call(
-            self.images.ListImages, "ListImages", pb.ListImagesRequest(), timeout=timeout
-        )
+        resp = self._call(pb.ListImagesRequest(), timeout=timeout)
         return list(resp.images)
 
     def remove_image(self, image: str, *, timeout: float | None = None) -> None:
         """Remove an image; succeeds if it is not there."""
         self._call(
-            self.images.RemoveImage,
-            "RemoveImage",
             pb.RemoveImageRequest(image=pb.ImageSpec(image=image)),
             timeout=timeout or self.timeouts.create,
             subject=image,
         )
 
     def image_fs_info(self, *, timeout: float | None = None) -> list[pb.FilesystemUsage]:
-        resp = self._call(
-            self.images.ImageFsInfo, "ImageFsInfo", pb.ImageFsInfoRequest(), timeout=timeout
-        )
+        resp = self._call(pb.ImageFsInfoRequest(), timeout=timeout)
         return list(resp.image_filesystems)
 
 
