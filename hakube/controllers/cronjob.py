@@ -32,7 +32,7 @@ from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.job import finished
 from hakube.controllers.manager import register
-from hakube.controllers.owned import live_copy, on_any_change, owner_enqueuer
+from hakube.controllers.owned import delete_exact, live_copy, on_any_change, owner_enqueuer
 from hakube.controllers.podutil import owned_by, owner_reference
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -187,13 +187,5 @@ class CronJobController(Controller):
 
     def _delete_job(self, cj: workloads_pb2.CronJob, job: Any, reason: str, what: str) -> None:
         """Delete one of the CronJob's Jobs (its pods follow through garbage collection)."""
-        try:
-            self.client.jobs.delete(
-                job.metadata.name,
-                namespace=job.metadata.namespace,
-                uid=job.metadata.uid,
-                propagation_policy="Background",
-            )
-        except (errors.NotFound, errors.Conflict):
-            return
-        self.events.normal(cj, reason, f"{what} {job.metadata.name}")
+        if delete_exact(self.client, job, propagation_policy="Background"):
+            self.events.normal(cj, reason, f"{what} {job.metadata.name}")

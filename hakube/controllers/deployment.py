@@ -37,6 +37,7 @@ from hakube.controllers import deployutil as du
 from hakube.controllers.base import Context, Controller, key_of
 from hakube.controllers.claim import Claimer
 from hakube.controllers.manager import register
+from hakube.controllers.owned import delete_exact
 from hakube.controllers.podutil import TERMINAL, owner_ref_to, selector_matcher
 
 log = logging.getLogger("hakube.controllers.deployment")
@@ -401,12 +402,7 @@ class DeploymentController(Controller):
         ]
         extra = len(idle) - d.spec.revision_history_limit
         for rs in sorted(idle, key=rollout.revision)[: max(0, extra)]:
-            try:
-                self.client.replicasets.delete(
-                    rs.metadata.name, namespace=rs.metadata.namespace, uid=rs.metadata.uid
-                )
-            except (errors.NotFound, errors.Conflict):
-                pass
+            delete_exact(self.client, rs)
 
     # -- status -------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from hakube.controllers.jobfailure import judge
 from hakube.controllers.manager import register
 from hakube.controllers.owned import (
     PodControl,
+    delete_exact,
     live_copy,
     on_any_change,
     owner_enqueuer,
@@ -312,12 +313,4 @@ class JobController(Controller):
                 self.client.pods.delete(p.metadata.name, namespace=p.metadata.namespace)
             except errors.NotFound:
                 pass
-        try:
-            self.client.jobs.delete(
-                job.metadata.name,
-                namespace=job.metadata.namespace,
-                uid=job.metadata.uid,
-                propagation_policy="Background",
-            )
-        except (errors.NotFound, errors.Conflict):
-            return
+        delete_exact(self.client, job, propagation_policy="Background")

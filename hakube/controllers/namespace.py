@@ -16,6 +16,7 @@ from hakube.api.v1 import core_pb2
 from hakube.client import errors
 from hakube.controllers.base import Controller
 from hakube.controllers.manager import register
+from hakube.controllers.owned import delete_exact
 
 FINALIZER = "kubernetes"
 
@@ -69,10 +70,5 @@ class NamespaceController(Controller):
                 left += 1
                 if obj.metadata.deletion_timestamp:
                     continue
-                try:
-                    self.client.delete(
-                        kind, obj.metadata.name, namespace=namespace, uid=obj.metadata.uid
-                    )
-                except (errors.NotFound, errors.Conflict):
-                    pass  # gone or replaced meanwhile; the next pass sees the truth
+                delete_exact(self.client, obj)
         return left

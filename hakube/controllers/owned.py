@@ -81,6 +81,24 @@ def on_any_change(informer: Any, fn: Callable[[Any], None]) -> None:
     informer.add_handlers(on_add=fn, on_update=lambda old, new: fn(new), on_delete=fn)
 
 
+def delete_exact(client: Any, obj: Any, *, propagation_policy: str = "") -> bool:
+    """Delete ``obj`` itself: the uid is a precondition, so a same-named successor created
+    meanwhile is never hit. False if it was already gone or replaced (the next pass sees the
+    truth)."""
+    meta = obj.metadata
+    try:
+        client.delete(
+            type(obj),
+            meta.name,
+            namespace=meta.namespace,
+            uid=meta.uid,
+            propagation_policy=propagation_policy,
+        )
+    except (errors.NotFound, errors.Conflict):
+        return False
+    return True
+
+
 class PodControl:
     """Creates and deletes a workload's pods: records expectations and the usual events."""
 
