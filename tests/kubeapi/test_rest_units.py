@@ -326,6 +326,22 @@ def test_protobuf_objects_decode_to_manifests_and_unread_fields_are_refused() ->
         k8sproto.decode("ConfigMap", "v1", _pb(1, b"\x0a\x05ab"))
 
 
+def test_a_protobuf_token_request_decodes_by_the_table() -> None:
+    """``kubectl create token`` sends its TokenRequest as protobuf; an expiry of 0 is kept
+    (a pointer in Go), and an empty bound reference is left out."""
+    ref = _pb(1, b"Pod") + _pb(2, b"v1") + _pb(3, b"web") + _pb(4, b"u-1")
+    spec = _pb(1, b"aud1") + _pb(1, b"aud2") + _pb(3, ref) + _pb(4, 600)
+    raw = k8sproto.unwrap(_k8s_body("authentication.k8s.io/v1", "TokenRequest", _pb(2, spec)))[2]
+    doc = k8sproto.decode("TokenRequest", "authentication.k8s.io/v1", raw)
+    assert doc["spec"] == {
+        "audiences": ["aud1", "aud2"],
+        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u-1"},
+        "expirationSeconds": 600,
+    }
+    zero = k8sproto.decode("TokenRequest", "authentication.k8s.io/v1", _pb(2, _pb(4, 0)))
+    assert zero["spec"] == {"expirationSeconds": 0}
+
+
 def test_a_renewed_master_certificate_serves_new_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The REST door re-reads its certificate for each new handshake (in the SNI callback,
     which runs for clients that send no server name too, as kubectl dialling an IP)."""

@@ -63,8 +63,6 @@ def _protobuf(req: Request) -> Any:
         api_version, kind, raw = k8sproto.unwrap(req.body)
         if kind == "SelfSubjectAccessReview":
             return k8sproto.self_subject_access_review(raw)
-        if kind == "TokenRequest":
-            return k8sproto.token_request(raw)
         if req.method == "POST":
             return k8sproto.decode(kind, api_version, raw)
     except k8sproto.ProtoError as exc:

@@ -98,25 +98,6 @@ def self_subject_access_review(raw: bytes) -> dict[str, object]:
     }
 
 
-def token_request(raw: bytes) -> dict[str, object]:
-    """An authentication.k8s.io/v1 TokenRequest (spec=2: audiences=1, boundObjectRef=3 with
-    kind, apiVersion, name, uid = 1-4, expirationSeconds=4) as JSON (``kubectl create token``)."""
-    spec = fields(_bytes(fields(raw), 2))
-    out: dict[str, object] = {
-        "audiences": [v.decode("utf-8", "replace") for v in spec.get(1, []) if isinstance(v, bytes)]
-    }
-    seconds = spec.get(4, [None])[-1]
-    if isinstance(seconds, int):
-        out["expirationSeconds"] = seconds
-    if 3 in spec:
-        ref = fields(_bytes(spec, 3))
-        names = ("kind", "apiVersion", "name", "uid")
-        out["boundObjectRef"] = {
-            n: _str(ref, i + 1) for i, n in enumerate(names) if _str(ref, i + 1)
-        }
-    return {"spec": out}
-
-
 class Unmapped(ValueError):
     """A body that sets a field hakube does not read (refused, never silently dropped)."""
 

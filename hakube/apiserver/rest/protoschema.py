@@ -1,11 +1,11 @@
 """Field numbers of the Kubernetes protobuf messages hakube reads, as JSON names and types.
 
 The numbers are those of Kubernetes' published ``generated.proto`` files (k8s.io/api core,
-apps, batch, scheduling and rbac v1; k8s.io/apimachinery meta v1, intstr, resource). Only
-the messages ``kubectl create <generator>`` sends are here (deployment, configmap, secret,
-service, namespace, job, cronjob, serviceaccount, priorityclass, role, clusterrole,
-rolebinding, clusterrolebinding), each with the fields hakube serves; ``k8sproto.decode``
-refuses a body that sets any other field rather than dropping it.
+apps, batch, scheduling, authentication and rbac v1; k8s.io/apimachinery meta v1, intstr,
+resource). Only the messages ``kubectl create <generator>`` sends are here (deployment,
+configmap, secret, service, namespace, job, cronjob, serviceaccount, priorityclass, role,
+clusterrole, rolebinding, clusterrolebinding, token), each with the fields hakube serves;
+``k8sproto.decode`` refuses a body that sets any other field rather than dropping it.
 
 A field is ``number: (json name, type)``. Types:
 
@@ -210,6 +210,19 @@ MESSAGES: dict[str, Fields] = {
         4: ("description", "s"),
         5: ("preemptionPolicy", "s"),
     },
+    # authentication.k8s.io/v1 (``kubectl create token``)
+    "TokenRequest": {**_META, 2: ("spec", "TokenRequestSpec"), **_STATUS},
+    "TokenRequestSpec": {
+        1: ("audiences", "*s"),
+        4: ("expirationSeconds", "i!"),
+        3: ("boundObjectRef", "BoundObjectReference"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "s"),
+        2: ("apiVersion", "s"),
+        3: ("name", "s"),
+        4: ("uid", "s"),
+    },
     # rbac.authorization.k8s.io/v1
     "Role": {**_META, 2: ("rules", "*PolicyRule")},
     "ClusterRole": {**_META, 2: ("rules", "*PolicyRule")},
@@ -243,5 +256,6 @@ OBJECTS = {
     "ClusterRole",
     "RoleBinding",
     "ClusterRoleBinding",
+    "TokenRequest",
 }
 """Kinds whose protobuf body is read (the top-level messages above)."""
