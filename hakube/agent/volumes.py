@@ -224,29 +224,14 @@ def prepare(
             )
             files: dict[str, tuple[bytes, int]] = {}
             for src in p.sources:
-                if src.HasField("config_map"):
-                    files.update(
-                        _keys(
-                            "ConfigMap",
-                            src.config_map.name,
-                            list(src.config_map.items),
-                            mode,
-                            lookup,
-                            ns,
-                            src.config_map.optional,
-                        )
+                if src.HasField("config_map") or src.HasField("secret"):
+                    kind, ref = (
+                        ("ConfigMap", src.config_map)
+                        if src.HasField("config_map")
+                        else ("Secret", src.secret)
                     )
-                elif src.HasField("secret"):
                     files.update(
-                        _keys(
-                            "Secret",
-                            src.secret.name,
-                            list(src.secret.items),
-                            mode,
-                            lookup,
-                            ns,
-                            src.secret.optional,
-                        )
+                        _keys(kind, ref.name, list(ref.items), mode, lookup, ns, ref.optional)
                     )
                 elif src.HasField("downward_api"):
                     files.update(_downward(pod, list(src.downward_api.items), mode, facts))

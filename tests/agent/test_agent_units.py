@@ -235,6 +235,41 @@ def test_config_and_secret_volumes_are_written_as_files(tmp_path: Path) -> None:
     assert not (tmp_path / "pods" / "uid1").exists() and not tmpfs.mounts_under(tmp_path)
 
 
+def test_a_projected_volume_merges_config_map_and_secret_sources(tmp_path: Path) -> None:
+    pod = make_pod(
+        "p",
+        "n",
+        [{"name": "c", "image": "i"}],
+        volumes=[
+            {
+                "name": "all",
+                "projected": {
+                    "defaultMode": 0o440,
+                    "sources": [
+                        {"configMap": {"name": "cm", "items": [{"key": "a", "path": "a.txt"}]}},
+                        {"secret": {"name": "s"}},
+                        {"configMap": {"name": "absent", "optional": True}},
+                    ],
+                },
+            }
+        ],
+    )
+    pod.metadata.uid = "uid2"
+    objs = {"cm": core_pb2.ConfigMap(data={"a": "A"}), "s": core_pb2.Secret(data={"k": b"V"})}
+    vols = volumes.prepare(
+        pod,
+        str(tmp_path),
+        lambda kind, ns, n: objs.get(n) if (kind == "Secret") == (n == "s") else None,
+        PodFacts(pod_ip="", host_ip=""),
+        secrets_on_disk=True,
+    )
+    d = Path(vols["all"].path)
+    assert sorted(p.name for p in d.iterdir()) == ["a.txt", "k"]
+    assert (d / "a.txt").read_text() == "A" and (d / "k").read_bytes() == b"V"
+    assert (d / "k").stat().st_mode & 0o777 == 0o440
+    volumes.remove(str(tmp_path), "uid2")
+
+
 def test_secret_files_default_to_0400_and_an_agent_restart_sweeps_gone_pods(
     tmp_path: Path,
 ) -> None:
