@@ -268,6 +268,16 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
         events.append(Event(self.revision, ADDED, kind, ns, name, rec, None))
         return (OK, self.revision, rec.create_rev)
 
+    def _replaceable(self, kind: str, ns: str, name: str, expect_rev: int) -> Record | Result:
+        """The stored object an update or delete may replace, or the failed result: NOT_FOUND,
+        or CONFLICT (with the current ``mod_rev``) when ``expect_rev`` (0: any) is not it."""
+        current = self.objects.get(kind, {}).get((ns, name))
+        if current is None:
+            return (NOT_FOUND, self.revision, None)
+        if expect_rev and current.mod_rev != expect_rev:
+            return (CONFLICT, current.mod_rev, None)
+        return current
+
     def _update(
         self,
         kind: str,
@@ -280,15 +290,12 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
         *,
         events: list[Event],
     ) -> Result:
-        bucket = self.objects.get(kind, {})
-        current = bucket.get((ns, name))
-        if current is None:
-            return (NOT_FOUND, self.revision, None)
-        if expect_rev and current.mod_rev != expect_rev:
-            return (CONFLICT, current.mod_rev, None)
+        current = self._replaceable(kind, ns, name, expect_rev)
+        if not isinstance(current, Record):
+            return current
         self.revision += 1
         rec = Record(value, current.create_rev, self.revision, labels, fields, current.lease)
-        bucket[(ns, name)] = rec
+        self.objects[kind][(ns, name)] = rec
         self.size_bytes += len(value) - len(current.value)
         events.append(Event(self.revision, MODIFIED, kind, ns, name, rec, current))
         return (OK, self.revision, rec.create_rev)
@@ -296,14 +303,11 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
     def _delete(
         self, kind: str, ns: str, name: str, expect_rev: int, events: list[Event]
     ) -> Result:
-        bucket = self.objects.get(kind, {})
-        current = bucket.get((ns, name))
-        if current is None:
-            return (NOT_FOUND, self.revision, None)
-        if expect_rev and current.mod_rev != expect_rev:
-            return (CONFLICT, current.mod_rev, None)
+        current = self._replaceable(kind, ns, name, expect_rev)
+        if not isinstance(current, Record):
+            return current
         self.revision += 1
-        del bucket[(ns, name)]
+        del self.objects[kind][(ns, name)]
         if current.lease and current.lease in self.leases:
             self.leases[current.lease][1].discard((kind, ns, name))
         self.size_bytes -= len(current.value)
