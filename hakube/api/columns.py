@@ -205,6 +205,13 @@ def _age(o: Any) -> str:
     return age(o.metadata.creation_timestamp)
 
 
+_TEMPLATE_WIDE: list[Column] = [
+    ("CONTAINERS", lambda w: _containers(w.spec.template), True),
+    ("IMAGES", lambda w: _images(w.spec.template), True),
+]
+"""The wide columns of a workload with a pod template."""
+_SELECTOR_WIDE: Column = ("SELECTOR", lambda w: selector_text(w.spec.selector), True)
+
 COLUMNS: dict[str, list[Column]] = {
     "Pod": [
         ("READY", _pod_ready, False),
@@ -225,24 +232,21 @@ COLUMNS: dict[str, list[Column]] = {
         ("UP-TO-DATE", lambda d: str(d.status.updated_replicas), False),
         ("AVAILABLE", lambda d: str(d.status.available_replicas), False),
         ("AGE", _age, False),
-        ("CONTAINERS", lambda d: _containers(d.spec.template), True),
-        ("IMAGES", lambda d: _images(d.spec.template), True),
-        ("SELECTOR", lambda d: selector_text(d.spec.selector), True),
+        *_TEMPLATE_WIDE,
+        _SELECTOR_WIDE,
     ],
     "ReplicaSet": [
         ("DESIRED", lambda r: str(_replicas(r.spec)), False),
         ("CURRENT", lambda r: str(r.status.replicas), False),
         ("READY", lambda r: str(r.status.ready_replicas), False),
         ("AGE", _age, False),
-        ("CONTAINERS", lambda r: _containers(r.spec.template), True),
-        ("IMAGES", lambda r: _images(r.spec.template), True),
-        ("SELECTOR", lambda r: selector_text(r.spec.selector), True),
+        *_TEMPLATE_WIDE,
+        _SELECTOR_WIDE,
     ],
     "StatefulSet": [
         ("READY", lambda s: f"{s.status.ready_replicas}/{_replicas(s.spec)}", False),
         ("AGE", _age, False),
-        ("CONTAINERS", lambda s: _containers(s.spec.template), True),
-        ("IMAGES", lambda s: _images(s.spec.template), True),
+        *_TEMPLATE_WIDE,
     ],
     "DaemonSet": [
         ("DESIRED", lambda d: str(d.status.desired_number_scheduled), False),
