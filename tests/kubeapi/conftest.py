@@ -3,8 +3,11 @@ simulated node agent, and the real ``kubectl`` pointed at it through a kubeconfi
 
 from __future__ import annotations
 
+import os
 import shutil
+import ssl
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,21 @@ class Kubectl:
         r = self(*args, stdin=stdin)
         assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}{r.stdout}"
         return r.stdout
+
+
+def rest_tls_context(ca: bytes, pair: tuple[bytes, bytes] | None) -> ssl.SSLContext:
+    """A client TLS context for the REST door: trusts ``ca``; presents the certificate and key
+    of ``pair`` (PEM) if given, else no client certificate."""
+    ctx = ssl.create_default_context(cadata=ca.decode())
+    ctx.check_hostname = False
+    if pair is not None:
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = os.path.join(d, "c"), os.path.join(d, "k")
+            for path, data in ((cert, pair[0]), (key, pair[1])):
+                with open(path, "wb") as f:
+                    f.write(data)
+            ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def user_credentials(cluster: LocalCluster, user: str) -> Credentials:

@@ -7,33 +7,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
-import tempfile
 
 import pytest
 
 from hakube.pki import certs
 from hakube.pki.tls import Credentials
 from hakube.testing.cluster import LocalCluster
-from tests.kubeapi.conftest import Kubectl
+from tests.kubeapi.conftest import Kubectl, rest_tls_context
 
 pytestmark = pytest.mark.timeout(60)
 ADMIN = certs.Identity("hakube-admin", ("system:masters",))
-
-
-def _context(ca: bytes, pair: tuple[bytes, bytes] | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cadata=ca.decode())
-    ctx.check_hostname = False
-    if pair is not None:
-        with tempfile.TemporaryDirectory() as d:
-            cert, key = os.path.join(d, "c"), os.path.join(d, "k")
-            for path, data in ((cert, pair[0]), (key, pair[1])):
-                with open(path, "wb") as f:
-                    f.write(data)
-            ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 def _get(address: str, ctx: ssl.SSLContext, path: str = "/api/v1/namespaces") -> tuple[int, bytes]:
@@ -61,7 +46,7 @@ def test_plain_http_gets_no_answer(cluster: LocalCluster) -> None:
 def test_a_client_without_a_certificate_or_a_token_is_unauthorized(
     cluster: LocalCluster,
 ) -> None:
-    ctx = _context(cluster.credentials.ca, None)
+    ctx = rest_tls_context(cluster.credentials.ca, None)
     code, body = _get(cluster.masters[0].k8s_api, ctx)
     status = json.loads(body)
     assert (code, status["reason"]) == (401, "Unauthorized")
@@ -70,7 +55,7 @@ def test_a_client_without_a_certificate_or_a_token_is_unauthorized(
 
 def test_a_certificate_from_another_ca_is_refused(cluster: LocalCluster) -> None:
     other = certs.CA.load(*certs.create_ca("another-ca"))
-    ctx = _context(cluster.credentials.ca, other.issue_pair(ADMIN))
+    ctx = rest_tls_context(cluster.credentials.ca, other.issue_pair(ADMIN))
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
         _get(cluster.masters[0].k8s_api, ctx)
 
@@ -96,7 +81,7 @@ def test_the_cluster_ca_admin_is_served_and_errors_are_status_objects(
     cluster: LocalCluster,
 ) -> None:
     c = cluster.credentials
-    ctx = _context(c.ca, (c.cert, c.key))
+    ctx = rest_tls_context(c.ca, (c.cert, c.key))
     code, body = _get(cluster.masters[1].k8s_api, ctx)
     assert code == 200 and "default" in [i["metadata"]["name"] for i in json.loads(body)["items"]]
     code, body = _get(cluster.masters[1].k8s_api, ctx, "/api/v1/namespaces/default/pods/none")
@@ -116,7 +101,7 @@ def test_a_request_without_credentials_is_refused_before_its_body_is_read(
     """No certificate and no bearer token: 401 at once, without waiting for the body it
     announces (an anonymous peer cannot make a master buffer anything)."""
     host, _, port = cluster.masters[0].k8s_api.rpartition(":")
-    ctx = _context(cluster.credentials.ca, None)
+    ctx = rest_tls_context(cluster.credentials.ca, None)
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname=host) as s:
             s.sendall(

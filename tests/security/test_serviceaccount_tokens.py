@@ -10,8 +10,6 @@ import http.client
 import json
 import os
 import shutil
-import ssl
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,7 +32,7 @@ from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.wait import wait_for
 from tests.conftest import require
-from tests.kubeapi.conftest import Kubectl
+from tests.kubeapi.conftest import Kubectl, rest_tls_context
 
 pytestmark = pytest.mark.timeout(120)
 AUDIENCE = "https://kubernetes.default.svc"
@@ -92,15 +90,7 @@ def _request(
     pair: tuple[bytes, bytes] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """One HTTPS request to the REST door, with a client certificate only if ``pair``."""
-    ctx = ssl.create_default_context(cadata=ca.decode())
-    ctx.check_hostname = False
-    if pair is not None:
-        with tempfile.TemporaryDirectory() as d:
-            cert, key = os.path.join(d, "c"), os.path.join(d, "k")
-            for name, data in ((cert, pair[0]), (key, pair[1])):
-                with open(name, "wb") as f:
-                    f.write(data)
-            ctx.load_cert_chain(cert, key)
+    ctx = rest_tls_context(ca, pair)
     host, _, port = address.rpartition(":")
     conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
     headers = {"Content-Type": "application/json"}
