@@ -74,7 +74,7 @@ def check_container(
         out += _hooks(c.lifecycle, where)
     for json_name, field in _KINDS:
         if has(field):
-            out += _probe(getattr(c, field), f"{where}.{json_name}", field)
+            _probe(getattr(c, field), f"{where}.{json_name}", field, out)
 
 
 def _hooks(lifecycle: pod_pb2.Lifecycle, path: str) -> Iterator[tuple[str, str]]:
@@ -96,15 +96,16 @@ def _hooks(lifecycle: pod_pb2.Lifecycle, path: str) -> Iterator[tuple[str, str]]
             yield f"{where}.sleep.seconds", "must be greater than 0"
 
 
-def _probe(probe: pod_pb2.Probe, where: str, field: str) -> Iterator[tuple[str, str]]:
+def _probe(probe: pod_pb2.Probe, where: str, field: str, out: list[tuple[str, str]]) -> None:
     handlers = _handlers(probe)
     if len(handlers) != 1:
         if not handlers:
-            yield where, "must specify a handler type (exec, httpGet, tcpSocket or grpc)"
+            out.append((where, "must specify a handler type (exec, httpGet, tcpSocket or grpc)"))
         else:
-            yield where, f"may not specify more than 1 handler type ({', '.join(handlers)})"
+            why = f"may not specify more than 1 handler type ({', '.join(handlers)})"
+            out.append((where, why))
     if probe.HasField("grpc") and not 0 < probe.grpc.port < 65536:
-        yield f"{where}.grpc.port", "must be between 1 and 65535"
+        out.append((f"{where}.grpc.port", "must be between 1 and 65535"))
     if (
         probe.initial_delay_seconds < 0
         or probe.timeout_seconds < 0
@@ -114,6 +115,6 @@ def _probe(probe: pod_pb2.Probe, where: str, field: str) -> Iterator[tuple[str, 
     ):
         for name, attr in _TIMINGS:
             if getattr(probe, attr) < 0:
-                yield f"{where}.{name}", "must be greater than or equal to 0"
+                out.append((f"{where}.{name}", "must be greater than or equal to 0"))
     if field != "readiness_probe" and probe.success_threshold > 1:
-        yield f"{where}.successThreshold", "must be 1"
+        out.append((f"{where}.successThreshold", "must be 1"))

@@ -77,8 +77,10 @@ def check_qualified_name(key: str, path: str, probs: Problems, what: str = "labe
 
 
 def check_labels(labels: Any, path: str, probs: Problems) -> None:
-    for key, value in labels.items():
-        check_qualified_name(key, f"{path}[{key}]", probs)
+    for key in labels:
+        value = labels[key]
+        if "/" in key or len(key) > 63 or not _QUALIFIED.match(key):  # else a valid plain key
+            check_qualified_name(key, f"{path}[{key}]", probs)
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             probs.add(f"{path}[{key}]", f'invalid label value "{value}"')
 
@@ -93,9 +95,11 @@ def validate_meta(kind: Kind, meta: meta_pb2.ObjectMeta, probs: Problems) -> Non
     elif meta.namespace:
         probs.add("metadata.namespace", f"{kind.name} is not namespaced")
     check_labels(meta.labels, "metadata.labels", probs)
-    size = sum(len(k) + len(v) for k, v in meta.annotations.items())
-    if size > MAX_ANNOTATIONS_BYTES:
-        probs.add("metadata.annotations", f"total size {size} exceeds {MAX_ANNOTATIONS_BYTES}")
+    annotations = meta.annotations
+    if annotations:
+        size = sum(len(k) + len(v) for k, v in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            probs.add("metadata.annotations", f"total size {size} exceeds {MAX_ANNOTATIONS_BYTES}")
 
 
 # -- pods ----------------------------------------------------------------------------------------
@@ -170,7 +174,8 @@ def check_pod_spec(
     for i, c in enumerate(containers):
         _container(c, f"{path}.containers[{i}]", False, names, volumes, probs)
     out += poddns.problems(spec, path)
-    out += podresources.problems(spec, path)
+    if spec.HasField("resources"):
+        out += podresources.problems(spec, path)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
             out.append((f"{path}.tolerations[{i}].operator", f'unsupported value "{t.operator}"'))
