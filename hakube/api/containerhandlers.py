@@ -27,14 +27,16 @@ _TIMINGS = (
 
 
 def _handlers(p: pod_pb2.Probe) -> list[str]:
+    """The handlers ``p`` sets (a set but empty handler does not count, as in Kubernetes)."""
     found = []
-    if p.exec.command:
+    has = p.HasField
+    if has("exec") and p.exec.command:
         found.append("exec")
-    if p.http_get.ByteSize():
+    if has("http_get") and p.http_get.ByteSize():
         found.append("httpGet")
-    if p.tcp_socket.ByteSize():
+    if has("tcp_socket") and p.tcp_socket.ByteSize():
         found.append("tcpSocket")
-    if p.HasField("grpc"):
+    if has("grpc"):
         found.append("grpc")
     return found
 
@@ -44,31 +46,42 @@ def is_sidecar(c: pod_pb2.Container) -> bool:
     return c.HasField("restart_policy") and c.restart_policy == "Always"
 
 
-def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, str]]:
-    for i, c in enumerate(spec.init_containers):
-        where = f"{path}.initContainers[{i}]"
-        if c.HasField("restart_policy") and c.restart_policy != "Always":
-            yield f"{where}.restartPolicy", f'unsupported value "{c.restart_policy}" (Always)'
-        if is_sidecar(c):
-            yield from _container(c, where)
-            continue
-        for json_name, field in _KINDS:
-            if c.HasField(field):
-                yield f"{where}.{json_name}", "may not be set for init containers (only sidecars)"
-        if c.HasField("lifecycle"):
-            yield f"{where}.lifecycle", "may not be set for init containers (only sidecars)"
-    for i, c in enumerate(spec.containers):
-        where = f"{path}.containers[{i}]"
-        if c.HasField("restart_policy"):
-            yield f"{where}.restartPolicy", "may only be set for init containers"
-        yield from _container(c, where)
+_NOT_FOR_INIT = "may not be set for init containers (only sidecars)"
+PROBES = tuple(field for _, field in _KINDS)
+"""The probe fields of a container (message attribute names)."""
 
 
-def _container(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
-    for hook in ("post_start", "pre_stop") if c.HasField("lifecycle") else ():
-        if not c.lifecycle.HasField(hook):
+def check_container(
+    c: pod_pb2.Container, where: str, out: list[tuple[str, str]], *, init: bool
+) -> None:
+    """Append (field path, message) for each broken rule of the probes, hooks and restart
+    policy of ``c``, the container at ``where`` (an init container when ``init``): the API
+    server calls this in its single pass over a pod's containers."""
+    has = c.HasField
+    if init:
+        if has("restart_policy") and c.restart_policy != "Always":
+            out.append(
+                (f"{where}.restartPolicy", f'unsupported value "{c.restart_policy}" (Always)')
+            )
+        if not is_sidecar(c):
+            for json_name, field in (*_KINDS, ("lifecycle", "lifecycle")):
+                if has(field):
+                    out.append((f"{where}.{json_name}", _NOT_FOR_INIT))
+            return
+    elif has("restart_policy"):
+        out.append((f"{where}.restartPolicy", "may only be set for init containers"))
+    if has("lifecycle"):
+        out += _hooks(c.lifecycle, where)
+    for json_name, field in _KINDS:
+        if has(field):
+            _probe(getattr(c, field), f"{where}.{json_name}", field, out)
+
+
+def _hooks(lifecycle: pod_pb2.Lifecycle, path: str) -> Iterator[tuple[str, str]]:
+    for hook in ("post_start", "pre_stop"):
+        if not lifecycle.HasField(hook):
             continue
-        handler: pod_pb2.LifecycleHandler = getattr(c.lifecycle, hook)
+        handler: pod_pb2.LifecycleHandler = getattr(lifecycle, hook)
         where = f"{path}.lifecycle.{'postStart' if hook == 'post_start' else 'preStop'}"
         kinds = [k for k, present in (("exec", bool(handler.exec.command)),
                  ("httpGet", handler.http_get.ByteSize() > 0),
@@ -81,24 +94,27 @@ def _container(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
             yield where, f"may not specify more than 1 handler type ({', '.join(kinds)})"
         if handler.HasField("sleep") and handler.sleep.seconds <= 0:
             yield f"{where}.sleep.seconds", "must be greater than 0"
-    yield from _probes(c, path)
 
 
-def _probes(c: pod_pb2.Container, path: str) -> Iterator[tuple[str, str]]:
-    for json_name, field in _KINDS:
-        if not c.HasField(field):
-            continue
-        probe: pod_pb2.Probe = getattr(c, field)
-        where = f"{path}.{json_name}"
-        handlers = _handlers(probe)
+def _probe(probe: pod_pb2.Probe, where: str, field: str, out: list[tuple[str, str]]) -> None:
+    handlers = _handlers(probe)
+    if len(handlers) != 1:
         if not handlers:
-            yield where, "must specify a handler type (exec, httpGet, tcpSocket or grpc)"
-        elif len(handlers) > 1:
-            yield where, f"may not specify more than 1 handler type ({', '.join(handlers)})"
-        if probe.HasField("grpc") and not 0 < probe.grpc.port < 65536:
-            yield f"{where}.grpc.port", "must be between 1 and 65535"
+            out.append((where, "must specify a handler type (exec, httpGet, tcpSocket or grpc)"))
+        else:
+            why = f"may not specify more than 1 handler type ({', '.join(handlers)})"
+            out.append((where, why))
+    if probe.HasField("grpc") and not 0 < probe.grpc.port < 65536:
+        out.append((f"{where}.grpc.port", "must be between 1 and 65535"))
+    if (
+        probe.initial_delay_seconds < 0
+        or probe.timeout_seconds < 0
+        or probe.period_seconds < 0
+        or probe.success_threshold < 0
+        or probe.failure_threshold < 0
+    ):
         for name, attr in _TIMINGS:
             if getattr(probe, attr) < 0:
-                yield f"{where}.{name}", "must be greater than or equal to 0"
-        if field != "readiness_probe" and probe.success_threshold > 1:
-            yield f"{where}.successThreshold", "must be 1"
+                out.append((f"{where}.{name}", "must be greater than or equal to 0"))
+    if field != "readiness_probe" and probe.success_threshold > 1:
+        out.append((f"{where}.successThreshold", "must be 1"))

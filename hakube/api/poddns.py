@@ -50,11 +50,15 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def problems(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, str]]:
+def problems(spec: pod_pb2.PodSpec, path: str) -> list[tuple[str, str]]:
     """(field path, why) for every rule ``spec``'s DNS settings break."""
     if spec.dns_policy in POLICIES and spec.dns_policy != "None":
         if not spec.HasField("dns_config") and not spec.host_aliases:
-            return  # nothing more to check (most pods)
+            return []  # nothing more to check (most pods)
+    return list(_problems(spec, path))
+
+
+def _problems(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, str]]:
     if spec.dns_policy not in POLICIES:
         yield (
             f"{path}.dnsPolicy",

@@ -66,38 +66,47 @@ def _default_mode(
         yield f"{path}.defaultMode", why
 
 
+def check_volume(v: pod_pb2.Volume, vp: str, out: list[tuple[str, str]]) -> None:
+    """Append (field path, message) for the file paths and modes of one volume at ``vp``."""
+    if v.HasField("config_map"):
+        out += _items(v.config_map.items, f"{vp}.configMap")
+        out += _default_mode(v.config_map, f"{vp}.configMap")
+    if v.HasField("secret"):
+        out += _items(v.secret.items, f"{vp}.secret")
+        out += _default_mode(v.secret, f"{vp}.secret")
+    if v.HasField("downward_api"):
+        out += _items(v.downward_api.items, f"{vp}.downwardAPI")
+    if v.HasField("projected"):
+        out += _default_mode(v.projected, f"{vp}.projected")
+        for k, src in enumerate(v.projected.sources):
+            sp = f"{vp}.projected.sources[{k}]"
+            if src.HasField("config_map"):
+                out += _items(src.config_map.items, f"{sp}.configMap")
+            if src.HasField("secret"):
+                out += _items(src.secret.items, f"{sp}.secret")
+            if src.HasField("downward_api"):
+                out += _items(src.downward_api.items, f"{sp}.downwardAPI")
+            if src.HasField("service_account_token"):
+                out += _token(src.service_account_token, f"{sp}.serviceAccountToken")
+
+
+def sub_path_problem(m: pod_pb2.VolumeMount) -> str | None:
+    """Why a volume mount's ``subPath`` may not be mounted, or None (also when it has none)."""
+    return path_problem(m.sub_path, item=False) if m.sub_path else None
+
+
 def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]:
     """Every (field path, message) about file paths and modes in ``spec``; empty when fine."""
     out: list[tuple[str, str]] = []
     for i, v in enumerate(spec.volumes):
-        vp = f"{path}.volumes[{i}]"
-        if v.HasField("config_map"):
-            out += _items(list(v.config_map.items), f"{vp}.configMap")
-            out += _default_mode(v.config_map, f"{vp}.configMap")
-        if v.HasField("secret"):
-            out += _items(list(v.secret.items), f"{vp}.secret")
-            out += _default_mode(v.secret, f"{vp}.secret")
-        if v.HasField("downward_api"):
-            out += _items(list(v.downward_api.items), f"{vp}.downwardAPI")
-        if v.HasField("projected"):
-            out += _default_mode(v.projected, f"{vp}.projected")
-            for k, src in enumerate(v.projected.sources):
-                sp = f"{vp}.projected.sources[{k}]"
-                if src.HasField("config_map"):
-                    out += _items(list(src.config_map.items), f"{sp}.configMap")
-                if src.HasField("secret"):
-                    out += _items(list(src.secret.items), f"{sp}.secret")
-                if src.HasField("downward_api"):
-                    out += _items(list(src.downward_api.items), f"{sp}.downwardAPI")
-                if src.HasField("service_account_token"):
-                    out += _token(src.service_account_token, f"{sp}.serviceAccountToken")
+        check_volume(v, f"{path}.volumes[{i}]", out)
     for field, containers in (
         ("initContainers", spec.init_containers),
         ("containers", spec.containers),
     ):
         for i, c in enumerate(containers):
             for j, m in enumerate(c.volume_mounts):
-                if m.sub_path and (why := path_problem(m.sub_path, item=False)):
+                if why := sub_path_problem(m):
                     out.append((f"{path}.{field}[{i}].volumeMounts[{j}].subPath", why))
     return out
 

@@ -37,8 +37,8 @@ def _amount(name: str, text: str) -> int:
 
 
 def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, str]]:
-    """(field path, message) for each broken rule above."""
-    yield from _resize_policies(spec, path)
+    """(field path, message) for each broken rule of pod-level ``resources``; the containers'
+    ``resizePolicy`` is checked per container (``check_resize``)."""
     if not spec.HasField("resources"):
         return
     res = spec.resources
@@ -79,24 +79,32 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
             )
 
 
-def _resize_policies(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, str]]:
-    for i, c in enumerate(spec.containers):
-        seen: set[str] = set()
-        for j, rp in enumerate(c.resize_policy):
-            where = f"{path}.containers[{i}].resizePolicy[{j}]"
-            if rp.resource_name not in POD_RESOURCES:
-                yield f"{where}.resourceName", f'unsupported value "{rp.resource_name}"'
-            elif rp.resource_name in seen:
-                yield f"{where}.resourceName", f'duplicate resource "{rp.resource_name}"'
-            seen.add(rp.resource_name)
-            if rp.restart_policy not in RESIZE_RESTART:
-                yield (
-                    f"{where}.restartPolicy",
+def check_resize(
+    c: pod_pb2.Container, where: str, out: list[tuple[str, str]], *, init: bool
+) -> None:
+    """Append (field path, message) for each broken rule of the ``resizePolicy`` of ``c``, the
+    container at ``where`` (an init container when ``init``)."""
+    policies = c.resize_policy
+    if not policies:
+        return
+    if init:
+        out.append((f"{where}.resizePolicy", "not supported for init containers"))
+        return
+    seen: set[str] = set()
+    for j, rp in enumerate(policies):
+        rp_where = f"{where}.resizePolicy[{j}]"
+        if rp.resource_name not in POD_RESOURCES:
+            out.append((f"{rp_where}.resourceName", f'unsupported value "{rp.resource_name}"'))
+        elif rp.resource_name in seen:
+            out.append((f"{rp_where}.resourceName", f'duplicate resource "{rp.resource_name}"'))
+        seen.add(rp.resource_name)
+        if rp.restart_policy not in RESIZE_RESTART:
+            out.append(
+                (
+                    f"{rp_where}.restartPolicy",
                     f'unsupported value "{rp.restart_policy}" ({", ".join(RESIZE_RESTART)})',
                 )
-    for i, c in enumerate(spec.init_containers):
-        if c.resize_policy:
-            yield f"{path}.initContainers[{i}].resizePolicy", "not supported for init containers"
+            )
 
 
 def pod_request(spec: pod_pb2.PodSpec, name: str) -> str | None:

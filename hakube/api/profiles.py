@@ -37,25 +37,32 @@ def _check(profile: Profile, path: str, seccomp: bool) -> Iterator[tuple[str, st
         yield f"{path}.localhostProfile", "may only be set when type is Localhost"
 
 
-def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, str]]:
+def check_context(
+    sc: pod_pb2.PodSecurityContext | pod_pb2.SecurityContext,
+    where: str,
+    out: list[tuple[str, str]],
+) -> None:
+    """Append (field path, message) for each invalid profile in one security context at
+    ``where`` (the API server's single pass over a pod's containers calls this per context)."""
+    if sc.HasField("seccomp_profile"):
+        out += _check(sc.seccomp_profile, f"{where}.seccompProfile", True)
+    if sc.HasField("app_armor_profile"):
+        out += _check(sc.app_armor_profile, f"{where}.appArmorProfile", False)
+
+
+def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> list[tuple[str, str]]:
     """(field path, message) for each invalid profile in a pod spec."""
-    contexts: list[tuple[str, pod_pb2.PodSecurityContext | pod_pb2.SecurityContext]] = []
+    out: list[tuple[str, str]] = []
     if spec.HasField("security_context"):
-        contexts.append((f"{path}.securityContext", spec.security_context))
+        check_context(spec.security_context, f"{path}.securityContext", out)
     for field, containers in (
         ("initContainers", spec.init_containers),
         ("containers", spec.containers),
     ):
-        contexts += [
-            (f"{path}.{field}[{i}].securityContext", c.security_context)
-            for i, c in enumerate(containers)
-            if c.HasField("security_context")
-        ]
-    for where, sc in contexts:
-        if sc.HasField("seccomp_profile"):
-            yield from _check(sc.seccomp_profile, f"{where}.seccompProfile", True)
-        if sc.HasField("app_armor_profile"):
-            yield from _check(sc.app_armor_profile, f"{where}.appArmorProfile", False)
+        for i, c in enumerate(containers):
+            if c.HasField("security_context"):
+                check_context(c.security_context, f"{path}.{field}[{i}].securityContext", out)
+    return out
 
 
 def seccomp_of(spec: pod_pb2.PodSpec, c: pod_pb2.Container) -> pod_pb2.SeccompProfile | None:

@@ -77,8 +77,10 @@ def check_qualified_name(key: str, path: str, probs: Problems, what: str = "labe
 
 
 def check_labels(labels: Any, path: str, probs: Problems) -> None:
-    for key, value in labels.items():
-        check_qualified_name(key, f"{path}[{key}]", probs)
+    for key in labels:
+        value = labels[key]
+        if "/" in key or len(key) > 63 or not _QUALIFIED.match(key):  # else a valid plain key
+            check_qualified_name(key, f"{path}[{key}]", probs)
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             probs.add(f"{path}[{key}]", f'invalid label value "{value}"')
 
@@ -93,9 +95,11 @@ def validate_meta(kind: Kind, meta: meta_pb2.ObjectMeta, probs: Problems) -> Non
     elif meta.namespace:
         probs.add("metadata.namespace", f"{kind.name} is not namespaced")
     check_labels(meta.labels, "metadata.labels", probs)
-    size = sum(len(k) + len(v) for k, v in meta.annotations.items())
-    if size > MAX_ANNOTATIONS_BYTES:
-        probs.add("metadata.annotations", f"total size {size} exceeds {MAX_ANNOTATIONS_BYTES}")
+    annotations = meta.annotations
+    if annotations:
+        size = sum(len(k) + len(v) for k, v in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            probs.add("metadata.annotations", f"total size {size} exceeds {MAX_ANNOTATIONS_BYTES}")
 
 
 # -- pods ----------------------------------------------------------------------------------------
@@ -108,130 +112,153 @@ def default_probe(p: pod_pb2.Probe) -> None:
     p.failure_threshold = p.failure_threshold or 3
 
 
-def default_pod_spec(spec: pod_pb2.PodSpec) -> None:
-    podresources.default(spec)
-    spec.restart_policy = spec.restart_policy or "Always"
-    spec.dns_policy = spec.dns_policy or "ClusterFirst"
-    spec.scheduler_name = spec.scheduler_name or "default-scheduler"
-    if not spec.HasField("termination_grace_period_seconds"):
-        spec.termination_grace_period_seconds = 30
-    for c in [*spec.init_containers, *spec.containers]:
-        if not c.image_pull_policy:
-            tag = c.image.rsplit("/", 1)[-1]
-            latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
-            c.image_pull_policy = "Always" if latest else "IfNotPresent"
-        c.termination_message_path = c.termination_message_path or "/dev/termination-log"
-        c.termination_message_policy = c.termination_message_policy or "File"
-        for port in c.ports:
-            port.protocol = port.protocol or "TCP"
-        for probe in (c.liveness_probe, c.readiness_probe, c.startup_probe):
-            if probe.ByteSize():
-                default_probe(probe)
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
+_NOT_LINUX = "not supported on this cluster: its nodes run Linux only"
 
 
-def validate_pod_spec(
+def check_pod_spec(
     spec: pod_pb2.PodSpec,
     path: str,
     probs: Problems,
     allowed_restart: tuple[str, ...] = ("Always", "OnFailure", "Never"),
     claim_volumes: tuple[str, ...] = (),
 ) -> None:
-    """``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
+    """Fill in a pod spec's defaults (in place) and validate it, in one pass over its volumes
+    and one over its containers: every create pays for this, so each container is visited once
+    for all its defaults and checks (``_container``), and a field's rules run only when the
+    field is set.
+
+    ``claim_volumes``: volumes a StatefulSet adds from its volumeClaimTemplates, which its
     containers mount by name without listing them among the pod's volumes."""
-    _not_enabled(spec, path, probs)
-    if not spec.containers:
-        probs.add(f"{path}.containers", "required value: at least one container")
+    out = probs.items
+    if spec.HasField("resources"):
+        podresources.default(spec)
+    spec.restart_policy = spec.restart_policy or "Always"
+    spec.dns_policy = spec.dns_policy or "ClusterFirst"
+    spec.scheduler_name = spec.scheduler_name or "default-scheduler"
+    if not spec.HasField("termination_grace_period_seconds"):
+        spec.termination_grace_period_seconds = 30
+    if spec.HasField("security_context"):
+        sc = spec.security_context
+        if sc.HasField("windows_options"):
+            out.append((f"{path}.securityContext.windowsOptions", _NOT_LINUX))
+        profiles.check_context(sc, f"{path}.securityContext", out)
+    containers = spec.containers
+    if not containers:
+        out.append((f"{path}.containers", "required value: at least one container"))
     if spec.restart_policy not in allowed_restart:
-        probs.add(
-            f"{path}.restartPolicy",
-            f'unsupported value "{spec.restart_policy}": one of {", ".join(allowed_restart)}',
+        out.append(
+            (
+                f"{path}.restartPolicy",
+                f'unsupported value "{spec.restart_policy}": one of {", ".join(allowed_restart)}',
+            )
         )
-    volumes = set()
+    volumes: set[str] = set()
     for i, v in enumerate(spec.volumes):
-        check_name(v.name, f"{path}.volumes[{i}].name", probs, label=True)
+        vp = f"{path}.volumes[{i}]"
+        check_name(v.name, f"{vp}.name", probs, label=True)
         if v.name in volumes:
-            probs.add(f"{path}.volumes[{i}].name", f'duplicate volume "{v.name}"')
+            out.append((f"{vp}.name", f'duplicate volume "{v.name}"'))
         volumes.add(v.name)
+        if v.HasField("image"):
+            out.append(
+                (f"{vp}.image", "not supported on this cluster: image volumes are not enabled")
+            )
+        podpaths.check_volume(v, vp, out)
+    if claim_volumes:
+        volumes.update(claim_volumes)
     names: set[str] = set()
-    for field, containers in (
-        ("initContainers", spec.init_containers),
-        ("containers", spec.containers),
-    ):
-        for i, c in enumerate(containers):
-            cp = f"{path}.{field}[{i}]"
-            check_name(c.name, f"{cp}.name", probs, label=True)
-            if c.name in names:
-                probs.add(f"{cp}.name", f'duplicate container name "{c.name}"')
-            names.add(c.name)
-            if not c.image:
-                probs.add(f"{cp}.image", "required value")
-            if c.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
-                probs.add(f"{cp}.imagePullPolicy", f'unsupported value "{c.image_pull_policy}"')
-            for j, port in enumerate(c.ports):
-                if not 0 < port.container_port < 65536:
-                    probs.add(f"{cp}.ports[{j}].containerPort", "must be between 1 and 65535")
-                if port.host_port and not 0 < port.host_port < 65536:
-                    probs.add(f"{cp}.ports[{j}].hostPort", "must be between 1 and 65535")
-                if port.protocol not in ("TCP", "UDP", "SCTP"):
-                    probs.add(f"{cp}.ports[{j}].protocol", f'unsupported value "{port.protocol}"')
-            for j, env in enumerate(c.env):
-                if not _ENV_NAME.match(env.name):
-                    probs.add(f"{cp}.env[{j}].name", f'invalid environment variable "{env.name}"')
-            for j, m in enumerate(c.volume_mounts):
-                if m.name not in volumes and m.name not in claim_volumes:
-                    probs.add(f"{cp}.volumeMounts[{j}].name", f'volume "{m.name}" not found')
-                if not m.mount_path.startswith("/"):
-                    probs.add(f"{cp}.volumeMounts[{j}].mountPath", "must be an absolute path")
-            for rname in ("limits", "requests"):
-                for res, qty in getattr(c.resources, rname).items():
-                    if not _is_quantity(qty):
-                        probs.add(f"{cp}.resources.{rname}[{res}]", f'invalid quantity "{qty}"')
-    for fpath, why in [*podpaths.problems(spec, path), *poddns.problems(spec, path)]:
-        probs.add(fpath, why)
-    for fpath, why in profiles.problems(spec, path):
-        probs.add(fpath, why)
-    for fpath, why in podresources.problems(spec, path):
-        probs.add(fpath, why)
-    for fpath, why in containerhandlers.problems(spec, path):
-        probs.add(fpath, why)
+    for i, c in enumerate(spec.init_containers):
+        _container(c, f"{path}.initContainers[{i}]", True, names, volumes, probs)
+    for i, c in enumerate(containers):
+        _container(c, f"{path}.containers[{i}]", False, names, volumes, probs)
+    out += poddns.problems(spec, path)
+    if spec.HasField("resources"):
+        out += podresources.problems(spec, path)
     for i, t in enumerate(spec.tolerations):
         if t.operator not in ("", "Equal", "Exists"):
-            probs.add(f"{path}.tolerations[{i}].operator", f'unsupported value "{t.operator}"')
+            out.append((f"{path}.tolerations[{i}].operator", f'unsupported value "{t.operator}"'))
         if t.effect not in ("", "NoSchedule", "PreferNoSchedule", "NoExecute"):
-            probs.add(f"{path}.tolerations[{i}].effect", f'unsupported value "{t.effect}"')
+            out.append((f"{path}.tolerations[{i}].effect", f'unsupported value "{t.effect}"'))
 
 
-def _not_enabled(spec: pod_pb2.PodSpec, path: str, probs: Problems) -> None:
-    """Fields Kubernetes has that this cluster does not offer: refused by name and reason (as
-    Kubernetes answers for a feature a cluster does not enable), instead of "unknown field"."""
-    linux = "not supported on this cluster: its nodes run Linux only"
-    if spec.security_context.HasField("windows_options"):
-        probs.add(f"{path}.securityContext.windowsOptions", linux)
-    for field, containers in (
-        ("initContainers", spec.init_containers),
-        ("containers", spec.containers),
-    ):
-        for i, c in enumerate(containers):
-            if c.resources.claims:
-                probs.add(
-                    f"{path}.{field}[{i}].resources.claims",
+def _container(
+    c: pod_pb2.Container,
+    cp: str,
+    init: bool,
+    names: set[str],
+    volumes: set[str],
+    probs: Problems,
+) -> None:
+    """Default and validate one container at ``cp`` (see ``check_pod_spec``); ``names``: the
+    container names seen so far, ``volumes``: the names it may mount."""
+    out = probs.items
+    has = c.HasField
+    pull = c.image_pull_policy
+    if not pull:
+        tag = c.image.rsplit("/", 1)[-1]
+        latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
+        pull = c.image_pull_policy = "Always" if latest else "IfNotPresent"
+    if not c.termination_message_path:
+        c.termination_message_path = "/dev/termination-log"
+    if not c.termination_message_policy:
+        c.termination_message_policy = "File"
+    name = c.name
+    check_name(name, f"{cp}.name", probs, label=True)
+    if name in names:
+        out.append((f"{cp}.name", f'duplicate container name "{name}"'))
+    names.add(name)
+    if not c.image:
+        out.append((f"{cp}.image", "required value"))
+    if pull not in _PULL_POLICIES:
+        out.append((f"{cp}.imagePullPolicy", f'unsupported value "{pull}"'))
+    for j, port in enumerate(c.ports):
+        protocol = port.protocol
+        if not protocol:
+            protocol = port.protocol = "TCP"
+        if not 0 < port.container_port < 65536:
+            out.append((f"{cp}.ports[{j}].containerPort", "must be between 1 and 65535"))
+        if port.host_port and not 0 < port.host_port < 65536:
+            out.append((f"{cp}.ports[{j}].hostPort", "must be between 1 and 65535"))
+        if protocol not in _PROTOCOLS:
+            out.append((f"{cp}.ports[{j}].protocol", f'unsupported value "{protocol}"'))
+    for j, env in enumerate(c.env):
+        if not _ENV_NAME.match(env.name):
+            out.append((f"{cp}.env[{j}].name", f'invalid environment variable "{env.name}"'))
+    for j, m in enumerate(c.volume_mounts):
+        if m.name not in volumes:
+            out.append((f"{cp}.volumeMounts[{j}].name", f'volume "{m.name}" not found'))
+        if not m.mount_path.startswith("/"):
+            out.append((f"{cp}.volumeMounts[{j}].mountPath", "must be an absolute path"))
+        if why := podpaths.sub_path_problem(m):
+            out.append((f"{cp}.volumeMounts[{j}].subPath", why))
+    if has("resources"):
+        res = c.resources
+        for rname, amounts in (("limits", res.limits), ("requests", res.requests)):
+            for key, qty in amounts.items():
+                if not _QUANTITY.match(qty):
+                    out.append((f"{cp}.resources.{rname}[{key}]", f'invalid quantity "{qty}"'))
+        if res.claims:
+            out.append(
+                (
+                    f"{cp}.resources.claims",
                     "not supported on this cluster: dynamic resource allocation is not enabled",
                 )
-            if c.HasField("security_context") and c.security_context.HasField("windows_options"):
-                probs.add(f"{path}.{field}[{i}].securityContext.windowsOptions", linux)
-    for i, v in enumerate(spec.volumes):
-        if v.HasField("image"):
-            probs.add(
-                f"{path}.volumes[{i}].image",
-                "not supported on this cluster: image volumes are not enabled",
             )
+    if has("security_context"):
+        sc = c.security_context
+        if sc.HasField("windows_options"):
+            out.append((f"{cp}.securityContext.windowsOptions", _NOT_LINUX))
+        profiles.check_context(sc, f"{cp}.securityContext", out)
+    podresources.check_resize(c, cp, out, init=init)
+    for field in containerhandlers.PROBES:
+        if has(field) and (probe := getattr(c, field)).ByteSize():
+            default_probe(probe)
+    containerhandlers.check_container(c, cp, out, init=init)
 
 
 _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
-
-
-def _is_quantity(text: str) -> bool:
-    return bool(_QUANTITY.match(text))
 
 
 def check_template(
@@ -244,7 +271,6 @@ def check_template(
 ) -> None:
     """Selector present, template labels matching it, and a valid pod spec."""
     template = spec.template
-    default_pod_spec(template.spec)
     check_labels(template.metadata.labels, f"{path}.template.metadata.labels", probs)
     if not spec.HasField("selector") or not (
         spec.selector.match_labels or spec.selector.match_expressions
@@ -261,16 +287,16 @@ def check_template(
                 )
         except SelectorError as exc:
             probs.add(f"{path}.selector", str(exc))
-    validate_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart, claim_volumes)
+    check_pod_spec(template.spec, f"{path}.template.spec", probs, allowed_restart, claim_volumes)
 
 
 # -- per kind ------------------------------------------------------------------------------------
 
 
 def _pod(m: pod_pb2.Pod, probs: Problems) -> None:
-    default_pod_spec(m.spec)
-    validate_pod_spec(m.spec, "spec", probs)
-    _scheduling_gates(m, probs)
+    check_pod_spec(m.spec, "spec", probs)
+    if m.spec.scheduling_gates:
+        _scheduling_gates(m, probs)
     if not m.status.phase:
         m.status.phase = "Pending"
 
