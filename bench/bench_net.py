@@ -7,13 +7,25 @@ in network namespaces on one bridge, each with its own containerd and agent), th
 * node-to-node: ``iperf3 -s`` in node 2's namespace, ``iperf3 -c`` from node 1's, to node 2's
   address -- the bridge path every packet between nodes takes;
 * pod-to-pod: the same between a pod on node 1 and a pod on node 2, by pod address: the
-  packets also cross each node's pod bridge and veth and are routed by the host-gw routes;
+  packets also cross each node's pod veth (and, with ``--cni-mode bridge``, its pod bridge)
+  and are routed by the host-gw routes;
 * pod-to-Service: from the pod on node 1 to the ClusterIP of a Service whose one endpoint is
   the pod on node 2: the first packet of the connection is DNATed by ``hakube proxy``'s
   nftables rules, the rest by conntrack.
 
-Every node runs ``hakube proxy`` (as a real node would; ``--no-proxy`` leaves it out and the
-pod-to-Service path with it), so the pod paths pay for its hooks and for conntrack.
+The paths alternate within a round (node, pod, Service; then the reverse order), so a burst of
+other work on the machine hits all of them alike. Besides throughput, each run reports what it
+cost in CPU: the CPU seconds of the iperf3 client and server (iperf3's own ``getrusage``
+figures) per GB received. Without IRQ time accounting in the kernel
+(CONFIG_IRQ_TIME_ACCOUNTING off, as on this project's machines), the softirq work of veths,
+bridge, routing and netfilter -- which runs in the context of the task that sends or
+receives -- is charged to them; on a busy machine, where throughput mostly measures how much
+CPU the run got, CPU per GB still measures what a path costs (``cpu_cost``).
+
+``--cni-mode routed|bridge`` chooses how pods attach (the agents' ``--cni-mode``; routed, the
+default, has no bridge). Every node runs ``hakube proxy`` (as a real node would;
+``--no-proxy`` leaves it out and the pod-to-Service path with it), so the pod paths pay for
+its hooks and for conntrack.
 ``--bridge-nf-call-iptables 0|1`` sets that sysctl in every node namespace first (the kernel's
 default with br_netfilter loaded is 1: bridged frames traverse the IP netfilter hooks, which
 Services need when a pod reaches a Service endpoint on its own bridge).
@@ -50,8 +62,11 @@ TARGET_COST = 0.10
 PORT = 5201
 
 
-def _iperf(server: list[str], client: list[str], address: str, duration: float) -> float:
-    """Bits/s from ``client`` to an ``iperf3 -s`` started with ``server`` (argv prefixes)."""
+def _iperf(
+    server: list[str], client: list[str], address: str, duration: float
+) -> tuple[float, float]:
+    """(bits/s, CPU seconds per GB) from ``client`` to an ``iperf3 -s`` started with
+    ``server`` (argv prefixes)."""
     srv = subprocess.Popen(
         [*server, "iperf3", "-s", "-1", "-p", str(PORT)],
         stdout=subprocess.DEVNULL,
@@ -69,8 +84,11 @@ def _iperf(server: list[str], client: list[str], address: str, duration: float) 
             )
             out = res.stdout
             try:
-                return float(json.loads(out)["end"]["sum_received"]["bits_per_second"])
-            except (ValueError, KeyError):
+                end = json.loads(out)["end"]
+                got, cpu = end["sum_received"], end["cpu_utilization_percent"]
+                cpu_s = (cpu["host_total"] + cpu["remote_total"]) / 100 * float(got["seconds"])
+                return float(got["bits_per_second"]), cpu_s / (float(got["bytes"]) / 1e9)
+            except (ValueError, KeyError, ZeroDivisionError):
                 time.sleep(0.1)  # the server was not listening yet
         raise RuntimeError(f"iperf3 to {address} failed: {out[-300:]}")
     finally:
@@ -124,9 +142,14 @@ def _set_bridge_nf(c: NetCluster, value: str) -> None:
 
 
 def run(
-    duration: float, rounds: int, *, proxy: bool = True, bridge_nf: str = ""
+    duration: float,
+    rounds: int,
+    *,
+    proxy: bool = True,
+    bridge_nf: str = "",
+    cni_mode: str = "routed",
 ) -> dict[str, object]:
-    with NetCluster(nodes=2) as c:
+    with NetCluster(nodes=2, agent_extra=["--cni-mode", cni_mode]) as c:
         n1, n2 = c.nodes["n1"], c.nodes["n2"]
         if bridge_nf:
             _set_bridge_nf(c, bridge_nf)
@@ -156,30 +179,42 @@ def run(
                 )
         cpu = CpuMeter()
         cpu.start()
-        paths: dict[str, list[float]] = {"node": [], "pod": [], "service": []}
-        for _ in range(rounds):
-            paths["node"].append(_iperf(n2.argv([]), n1.argv([]), n2.ip, duration))
-            paths["pod"].append(_iperf(into_pod["n2"], into_pod["n1"], pod_ip, duration))
-            if proxy:
-                paths["service"].append(
-                    _iperf(into_pod["n2"], into_pod["n1"], service_ip, duration)
-                )
+        targets = {
+            "node": (n2.argv([]), n1.argv([]), n2.ip),
+            "pod": (into_pod["n2"], into_pod["n1"], pod_ip),
+        }
+        if proxy:
+            targets["service"] = (into_pod["n2"], into_pod["n1"], service_ip)
+        paths: dict[str, list[float]] = {name: [] for name in targets}
+        cpu_per_gb: dict[str, list[float]] = {name: [] for name in targets}
+        for i in range(rounds):
+            order = list(targets) if i % 2 == 0 else list(reversed(targets))
+            for name in order:
+                bps, cost_s = _iperf(*targets[name], duration)
+                paths[name].append(bps)
+                cpu_per_gb[name].append(round(cost_s, 4))
         foreign = round(cpu.stop().foreign, 2)
         proxies.close()
-    node_bps, pod_bps = statistics.median(paths["node"]), statistics.median(paths["pod"])
-    svc_bps = statistics.median(paths["service"]) if paths["service"] else 0.0
+    med = {name: statistics.median(v) for name, v in paths.items()}
+    cpu_med = {name: statistics.median(v) for name, v in cpu_per_gb.items()}
+    node_bps, pod_bps = med["node"], med["pod"]
+    svc_bps = med.get("service", 0.0)
     cost = 1 - pod_bps / node_bps
     return {
+        "cni_mode": cni_mode,
         "node_to_node_gbit_s": round(node_bps / 1e9, 3),
         "pod_to_pod_gbit_s": round(pod_bps / 1e9, 3),
         "pod_to_service_gbit_s": round(svc_bps / 1e9, 3),
         "cost": round(cost, 4),
         "service_cost": round(1 - svc_bps / node_bps, 4) if svc_bps else None,
+        "cpu_s_per_gb": {name: round(v, 4) for name, v in cpu_med.items()},
+        "cpu_cost": round(1 - cpu_med["node"] / cpu_med["pod"], 4),
         "target_cost": TARGET_COST,
         "met": cost <= TARGET_COST,
         "proxy": proxy,
         "bridge_nf_call_iptables": bridge_nf or "default",
         "rounds": paths,
+        "rounds_cpu_s_per_gb": cpu_per_gb,
         "duration_s": duration,
         "foreign_cpu": foreign,
     }
@@ -199,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="set net.bridge.bridge-nf-call-iptables in the node namespaces first",
     )
+    p.add_argument(
+        "--cni-mode",
+        choices=["routed", "bridge"],
+        default="routed",
+        help="how pods attach to their node (the agents' --cni-mode)",
+    )
     args = p.parse_args(argv)
     missing = missing_prerequisites() + ([] if shutil.which("iperf3") else ["iperf3"])
     if missing:
@@ -213,15 +254,17 @@ def main(argv: list[str] | None = None) -> int:
             args.rounds,
             proxy=not args.no_proxy,
             bridge_nf=args.bridge_nf_call_iptables,
+            cni_mode=args.cni_mode,
         )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"node-to-node {result['node_to_node_gbit_s']} Gbit/s, pod-to-pod "
+            f"{args.cni_mode}: node-to-node {result['node_to_node_gbit_s']} Gbit/s, pod-to-pod "
             f"{result['pod_to_pod_gbit_s']} Gbit/s: cost {float(result['cost']):.1%} "  # type: ignore[arg-type]
             f"(target <= {TARGET_COST:.0%}), pod-to-Service {result['pod_to_service_gbit_s']} "
-            f"Gbit/s; foreign CPU {result['foreign_cpu']} cores"
+            f"Gbit/s; in CPU per GB the pod path costs {float(result['cpu_cost']):.1%} "  # type: ignore[arg-type]
+            f"more; foreign CPU {result['foreign_cpu']} cores"
         )
     return 0
 

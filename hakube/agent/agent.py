@@ -301,7 +301,7 @@ class Agent:
         )
 
     def _setup_network(self, node_cidr: str) -> None:
-        """With a pod CIDR, give the runtime a CNI bridge config and wait (up to 10 s) for it
+        """With a pod CIDR, give the runtime a CNI config and wait (up to 10 s) for it
         to report NetworkReady; pods that start before it use the host network. Called at
         registration and again when the Node gets its podCIDR later (from the controller-
         manager, seen by the route keeper); once per CIDR."""
@@ -317,8 +317,10 @@ class Agent:
             self.s.cni_bridge,
             os.path.join(self.s.root_dir, "cni-ipam"),
             mtu=vxlan.MTU if self.s.pod_routes == "vxlan" else 0,
+            mode=self.s.cni_mode,
         )
-        log.info("pod network %s on bridge %s (CNI config %s)", cidr, self.s.cni_bridge, path)
+        where = "routed veths" if self.s.cni_mode == "routed" else f"bridge {self.s.cni_bridge}"
+        log.info("pod network %s on %s (CNI config %s)", cidr, where, path)
         deadline = time.monotonic() + 10
         while not self._check_network() and time.monotonic() < deadline:
             if self._stop.wait(0.2):

@@ -145,8 +145,12 @@ class AgentSettings:
     config for the runtime (``hakube.agent.network``). Empty: the Node's spec.podCIDR, if any."""
     cni_conf_dir: str = "/etc/cni/net.d"
     """Where the runtime reads CNI configs (containerd's ``plugins.cri.cni.conf_dir``)."""
+    cni_mode: str = setting("routed", choices=("routed", "bridge"))
+    """How pods attach to the node (``hakube.agent.network``): "routed", a veth per pod with a
+    /32 route on the node (CNI ptp; no bridge, the cheaper path); "bridge", every pod on one
+    node bridge (CNI bridge, ``--cni-bridge``). Change it only on a node without pods."""
     cni_bridge: str = "hakube0"
-    """Name of the node's pod bridge."""
+    """Name of the node's pod bridge (``--cni-mode bridge``)."""
     pod_cidr_wait: float = 10.0
     """Seconds the agent waits at start, before it runs any pod, for its Node to get a podCIDR
     from the controller-manager (only without --pod-cidr and with a pod network): pods bound
@@ -239,6 +243,8 @@ class AgentSettings:
             raise ValueError(f"--pod-routes {self.pod_routes!r}: use host-gw, vxlan or off")
         if self.pod_cidr_wait < 0:
             raise ValueError(f"--pod-cidr-wait ({self.pod_cidr_wait}) must be >= 0")
+        if self.cni_mode not in ("routed", "bridge"):
+            raise ValueError(f"--cni-mode {self.cni_mode!r}: use routed or bridge")
         if not 0 < len(self.cni_bridge) <= 15:
             raise ValueError(f"--cni-bridge {self.cni_bridge!r}: 1 to 15 characters")
         if bool(self.token) != bool(self.ca_cert_hash):

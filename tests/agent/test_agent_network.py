@@ -1,6 +1,7 @@
-"""Pod networks through CNI: with --pod-cidr the agent configures a bridge for containerd, and
-pods that do not ask for the host network get their own address from the node's CIDR, their
-own hostname, and reach each other and the node over the bridge."""
+"""Pod networks through CNI: with --pod-cidr and --cni-mode bridge the agent configures a bridge
+for containerd, and pods that do not ask for the host network get their own address from the
+node's CIDR, their own hostname, and reach each other and the node over the bridge. (The
+default, routed pod veths, is what tests/net runs on its nodes.)"""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def test_pods_get_their_own_addresses_on_a_bridge_from_the_node_pod_cidr(
                 cidr,
                 "--cni-conf-dir",
                 str(own_containerd.cni_conf_dir),
+                "--cni-mode",
+                "bridge",
                 "--cni-bridge",
                 bridge,
             ],
@@ -128,6 +131,10 @@ def test_pods_get_their_own_addresses_on_a_bridge_from_the_node_pod_cidr(
             f"http://{web.status.pod_ip}:8080/index.html",
         )
         assert (code, out) == (0, "hello\n"), err
+        ports = subprocess.run(
+            ["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True
+        ).stdout
+        assert len(ports.splitlines()) == 2, ports  # the two pods' veths are on the bridge
     finally:
         if agent is not None:
             agent.kill()  # before containerd stops, so no sandbox is made while it does

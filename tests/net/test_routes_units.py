@@ -3,6 +3,8 @@ CNI config the agent writes: no cluster, no root."""
 
 from __future__ import annotations
 
+import pytest
+
 from hakube.agent.network import cni_config
 from hakube.agent.routes import desired_routes
 from hakube.agent.vxlan import gateway, vtep_mac
@@ -36,17 +38,27 @@ def test_a_node_routes_every_other_node_with_a_range_and_an_address_but_itself()
     }
 
 
-def test_the_cni_config_has_a_bridge_without_masquerade_and_port_mappings() -> None:
+def test_the_cni_config_routes_pod_veths_without_masquerade_and_maps_ports() -> None:
     conf = cni_config("10.244.3.0/24", "hakube0", "/var/lib/hakube/cni-ipam")
     plugins = conf["plugins"]
     assert isinstance(plugins, list)
-    assert [p["type"] for p in plugins] == ["bridge", "portmap"]
-    assert plugins[0]["ipMasq"] is False and plugins[0]["bridge"] == "hakube0"
+    assert [p["type"] for p in plugins] == ["ptp", "portmap"]
+    assert plugins[0]["ipMasq"] is False and "bridge" not in plugins[0]
     assert plugins[0]["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}]]
     assert plugins[1]["capabilities"] == {"portMappings": True}
     assert "mtu" not in plugins[0]
     tunnel = cni_config("10.244.3.0/24", "hakube0", "/tmp/ipam", mtu=1450)["plugins"]
     assert isinstance(tunnel, list) and tunnel[0]["mtu"] == 1450
+
+
+def test_the_bridge_mode_puts_pods_on_the_named_bridge_with_hairpin() -> None:
+    plugins = cni_config("10.244.3.0/24", "hakube0", "/tmp/ipam", mode="bridge")["plugins"]
+    assert isinstance(plugins, list)
+    assert [p["type"] for p in plugins] == ["bridge", "portmap"]
+    assert plugins[0]["bridge"] == "hakube0" and plugins[0]["hairpinMode"] is True
+    assert plugins[0]["ipMasq"] is False
+    with pytest.raises(ValueError, match="--cni-mode 'macvlan'"):
+        cni_config("10.244.3.0/24", "hakube0", "/tmp/ipam", mode="macvlan")
 
 
 def test_a_vxlan_peer_is_known_by_its_address_alone() -> None:

@@ -208,6 +208,25 @@ def test_a_deployment_behind_a_service_answers_from_a_pod_and_via_nodeport(
     assert seen <= pods and len(seen) > 1, seen
 
 
+def test_a_pod_reaches_itself_through_its_service(netcluster: NetCluster, web: str) -> None:
+    """Hairpin on the real pod network: the web pod on n1 asks its own Service, whose spread
+    sends a third of the requests back to it (the proxy masquerades those, so the reply
+    returns through the node). With routed pod veths the node routes them like any other
+    packet; on a bridge this needs the port's hairpin mode. 30 requests miss the pod itself
+    with a chance of (2/3)^30, about 5e-6."""
+    client = netcluster.client
+    n1 = netcluster.nodes["n1"]
+    mine = next(
+        p.metadata.name
+        for p in client.pods.list(namespace="default", label_selector="app=web").items
+        if p.spec.node_name == "n1" and not p.metadata.deletion_timestamp
+    )
+    script = f"for i in $(seq 30); do wget -qO- http://{web}:80/ || echo FAIL; done"
+    answers = n1.pod_exec(mine, ["sh", "-c", script], timeout=100).stdout.decode().split()
+    assert len(answers) == 30 and "FAIL" not in answers, answers
+    assert mine in answers, answers
+
+
 def test_killing_the_proxy_keeps_traffic_and_a_restart_rebuilds_the_same_table(
     netcluster: NetCluster, proxies: NodeProxies, web: str
 ) -> None:
