@@ -9,7 +9,7 @@ into one call of 32), so the Python client coalesces concurrent writes into one 
 (hakube.client.batch).
 
 The call is only a transport. Every item goes through ``ApiServer.invoke`` with the method the
-unary call would have (Create, Update, UpdateStatus, Delete): authorized for its own verb,
+unary call would have (Create, Update, UpdateStatus, Delete, Bind): authorized for its own verb,
 resource and namespace, admitted by priority and fairness with a seat of its own (so a batch of
 200 counts as 200 requests towards its flow's share and queues like them), run, measured and
 audited as one request each. Items run concurrently and independently: there is no
@@ -44,6 +44,7 @@ METHOD_OF_FIELD = {
     "update": "Update",
     "update_status": "UpdateStatus",
     "delete": "Delete",
+    "bind": "Bind",
 }
 """BatchItem's oneof field -> the unary method whose rules the item follows."""
 
@@ -67,7 +68,7 @@ async def _run_item(
     if field is None:
         return api_pb2.BatchResult(
             code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-            message=f"batch: items[{index}]: no call (create, update, update_status or delete)",
+            message=f"batch: items[{index}]: no call ({', '.join(METHOD_OF_FIELD)})",
         )
     method = METHOD_OF_FIELD[field]
     fn: Callable[[Any], Awaitable[Any]] = server.calls[method][0]

@@ -14,6 +14,11 @@ twice. When the batch's deadline passes without an answer, each write whose outc
 fails with ``OutcomeUnknown`` naming its own request id — the caller learns exactly which writes
 are indefinite. An item refused by priority and fairness (RESOURCE_EXHAUSTED with a hint) was not
 run: it is queued again after the hint, until its deadline.
+
+Fencing: a leader-elected component passes ``fence`` (a callable that is true once its term has
+ended); every batch checks it just before it leaves, and a fenced writer fails its queued writes
+with ``Unavailable`` instead of sending them, so a component that lost its lease stops writing
+at the same point a unary write would (the caller's own check before it queues).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +73,7 @@ class BatchWriter:
         namespace: str = "default",
         max_items: int = 128,
         timeout: float | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         if not 1 <= max_items <= MAX_ITEMS:
             raise ValueError(f"max_items: {max_items} must be between 1 and {MAX_ITEMS}")
@@ -75,6 +81,8 @@ class BatchWriter:
         self.namespace = namespace
         self.max_items = max_items
         self.timeout = timeout if timeout is not None else transport.policy.timeout
+        self.fence = fence
+        """True once the writes may no longer be sent (a leader-elected caller's ended term)."""
         self.calls = 0
         """Batch calls sent (tests, metrics)."""
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -104,17 +112,49 @@ class BatchWriter:
         return self._submit(item, "update", msg, rid)
 
     def delete(
-        self, kind: str, name: str, *, namespace: str = "", request_id: str = ""
+        self,
+        kind: str,
+        name: str,
+        *,
+        namespace: str = "",
+        uid: str = "",
+        grace_period_seconds: int | None = None,
+        request_id: str = "",
     ) -> concurrent.futures.Future[Any]:
-        """Queue a delete; the future gives the DeleteResponse."""
+        """Queue a delete (``uid``: only of that object, Conflict if the name now holds
+        another); the future gives the DeleteResponse."""
         rid = request_id or uuid.uuid4().hex
         req = api_pb2.DeleteRequest(
-            kind=kind, namespace=namespace or self.namespace, name=name, request_id=rid
+            kind=kind,
+            namespace=namespace or self.namespace,
+            name=name,
+            request_id=rid,
+            preconditions=api_pb2.Preconditions(uid=uid),
         )
+        if grace_period_seconds is not None:
+            req.grace_period_seconds = grace_period_seconds
         pending = _Pending(
             api_pb2.BatchItem(delete=req),
             f"delete {kind}/{name}",
             rid,
+            time.monotonic() + self.timeout,
+        )
+        return self._enqueue(pending)
+
+    def bind(
+        self, name: str, node_name: str, *, namespace: str = "", uid: str = ""
+    ) -> concurrent.futures.Future[Any]:
+        """Queue a Bind of pod ``name`` to ``node_name`` (a compare-and-swap on the pod, as the
+        unary call: Conflict when it is on another node); the future gives the bound pod. A
+        Conflict that follows an attempt which may have been applied has ``retried`` set, as
+        ``Client.bind`` reads it."""
+        req = api_pb2.BindRequest(
+            namespace=namespace or self.namespace, name=name, node_name=node_name, uid=uid
+        )
+        pending = _Pending(
+            api_pb2.BatchItem(bind=req),
+            f"bind pods/{name} to node {node_name}",
+            uuid.uuid4().hex,
             time.monotonic() + self.timeout,
         )
         return self._enqueue(pending)
@@ -186,6 +226,12 @@ class BatchWriter:
     def _send(self, batch: list[_Pending]) -> list[_Pending]:
         """One Batch call (with the transport's retries and failover); resolves each future;
         returns the items refused by flow control, to send again after their hint."""
+        if self.fence is not None and self.fence():
+            for p in batch:
+                p.future.set_exception(
+                    errors.Unavailable(f"{p.what}: not sent, the writer's term has ended")
+                )
+            return []
         req = api_pb2.BatchRequest(items=[p.item for p in batch])
         deadline = min(p.deadline for p in batch)
 
@@ -233,7 +279,9 @@ class BatchWriter:
                 else:
                     p.future.set_exception(_unknown(p, result.message))
             else:
-                p.future.set_exception(errors.from_code(code, f"{p.what}: {result.message}"))
+                err = errors.from_code(code, f"{p.what}: {result.message}")
+                err.retried = p.maybe_applied
+                p.future.set_exception(err)
         return again
 
     def close(self) -> None:

@@ -8,6 +8,10 @@ background thread writes. Repeats of the same (object, type, reason, message) wi
 update one Event's ``count`` and ``lastTimestamp`` instead of creating another, as Kubernetes'
 recorder does, so a crash-looping pod does not flood the store. When the queue is full, events
 are dropped (and counted) rather than blocking.
+
+Given a ``BatchWriter`` (a component that writes many events, such as the scheduler's one per
+bound pod), the thread sends everything queued at once through it, many events per call, and
+waits for their answers before the next round; without one it writes one event per call.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from hakube.api.timestamps import micro_time
 from hakube.api.v1 import core_pb2, meta_pb2
 from hakube.client import errors
 from hakube.client.base import resolve_kind
+from hakube.client.batch import BatchWriter
 from hakube.client.client import Client
 
 log = logging.getLogger("hakube.events")
@@ -49,16 +55,23 @@ class EventRecorder:
     """Writes Events for ``component`` (e.g. ``default-scheduler``) from a background thread."""
 
     def __init__(
-        self, client: Client, component: str, *, host: str = "", max_pending: int = 1000
+        self,
+        client: Client,
+        component: str,
+        *,
+        host: str = "",
+        max_pending: int = 1000,
+        writer: BatchWriter | None = None,
     ) -> None:
         self.client = client
+        self.writer = writer
         self.component = component
         self.host = host
         self.dropped = 0
         self._pending: queue.Queue[tuple[meta_pb2.ObjectReference, str, str, str] | None] = (
             queue.Queue(max_pending)
         )
-        self._seen: dict[tuple[str, str, str, str, str], tuple[core_pb2.Event, float]] = {}
+        self._seen: dict[_Key, tuple[core_pb2.Event, float]] = {}
         self._thread = threading.Thread(target=self._run, name=f"events-{component}", daemon=True)
         self._thread.start()
 
@@ -92,34 +105,83 @@ class EventRecorder:
 
     def _run(self) -> None:
         while True:
-            item = self._pending.get()
+            items = [self._pending.get()]
+            while self.writer is not None and items[-1] is not None and len(items) < _ROUND:
+                try:
+                    items.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                if item is None:
-                    return
-                self._write(*item)
+                self._write_round(items)
+            except Exception:
+                log.exception("events not written")
+            finally:
+                for _ in items:
+                    self._pending.task_done()
+            if items[-1] is None:
+                return
+
+    def _write_round(
+        self, items: list[tuple[meta_pb2.ObjectReference, str, str, str] | None]
+    ) -> None:
+        """Send every event of ``items`` (a repeat of one already in flight waits for it, so
+        it updates that event), then note what was written."""
+        flight: dict[_Key, tuple[Future[Any], core_pb2.Event, bool]] = {}
+        for item in items:
+            if item is None:
+                break
+            ref, type_, reason, message = item
+            key = (ref.namespace, ref.uid or ref.name, type_, reason, message)
+            if key in flight:
+                self._settle(flight)
+            ev, update = self._event(key, ref, type_, reason, message)
+            flight[key] = (self._send(ev, update), ev, update)
+        self._settle(flight)
+
+    def _settle(self, flight: dict[_Key, tuple[Future[Any], core_pb2.Event, bool]]) -> None:
+        now = time.monotonic()
+        for key, (f, ev, update) in flight.items():
+            try:
+                try:
+                    self._seen[key] = (f.result(), now)
+                except errors.NotFound:
+                    if not update:
+                        raise
+                    self._seen.pop(key, None)  # deleted meanwhile: create a fresh one
+                    ns, name, type_, reason, message = key
+                    fresh, _ = self._event(key, ev.involved_object, type_, reason, message)
+                    self._seen[key] = (self._send(fresh, False).result(), now)
             except errors.HakubeError as exc:
                 log.debug("event not written: %s", exc)
-            except Exception:
-                log.exception("event not written")
-            finally:
-                self._pending.task_done()
+        flight.clear()
+        if len(self._seen) > 4096:
+            cutoff = now - _AGGREGATE_WINDOW
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= cutoff}
 
-    def _write(self, ref: meta_pb2.ObjectReference, type_: str, reason: str, message: str) -> None:
-        now = time.monotonic()
+    def _send(self, ev: core_pb2.Event, update: bool) -> Future[Any]:
+        if self.writer is not None:
+            return self.writer.update(ev) if update else self.writer.create(ev)
+        f: Future[Any] = Future()
+        try:
+            f.set_result(self.client.events.update(ev) if update else self.client.events.create(ev))
+        except errors.HakubeError as exc:
+            f.set_exception(exc)
+        return f
+
+    def _event(
+        self, key: _Key, ref: meta_pb2.ObjectReference, type_: str, reason: str, message: str
+    ) -> tuple[core_pb2.Event, bool]:
+        """The write for one occurrence: the aggregated event with its count raised (True), or
+        a new event (False)."""
         stamp = micro_time()
-        key = (ref.namespace, ref.uid or ref.name, type_, reason, message)
         seen = self._seen.get(key)
-        if seen is not None and now - seen[1] < _AGGREGATE_WINDOW:
+        if seen is not None and time.monotonic() - seen[1] < _AGGREGATE_WINDOW:
             ev = core_pb2.Event()
             ev.CopyFrom(seen[0])
             ev.count += 1
             ev.last_timestamp = stamp
             ev.metadata.resource_version = ""
-            try:
-                self._seen[key] = (self.client.events.update(ev), now)
-                return
-            except errors.NotFound:
-                pass  # deleted meanwhile: create a fresh one
+            return ev, True
         ns = ref.namespace or "default"
         ev = core_pb2.Event(
             metadata=meta_pb2.ObjectMeta(name=f"{ref.name}.{time.time_ns():x}", namespace=ns),
@@ -135,7 +197,9 @@ class EventRecorder:
             reporting_component=self.component,
             reporting_instance=self.host,
         )
-        self._seen[key] = (self.client.events.create(ev), now)
-        if len(self._seen) > 4096:
-            cutoff = now - _AGGREGATE_WINDOW
-            self._seen = {k: v for k, v in self._seen.items() if v[1] >= cutoff}
+        return ev, False
+
+
+_Key = tuple[str, str, str, str, str]
+_ROUND = 128
+"""Events sent together in one round through a BatchWriter."""

@@ -23,11 +23,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hakube.api.clock import SYSTEM_CLOCK, Clock
 from hakube.client.base import KindLike, resolve_kind
+from hakube.client.batch import BatchWriter
 from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.client.informer import Informer, Key
 from hakube.client.workqueue import ShutDown, WorkQueue
 from hakube.controllers.settings import ControllerSettings
+from hakube.controllers.writes import Writes
 
 log = logging.getLogger("hakube.controllers")
 
@@ -175,6 +177,9 @@ class Context:
     metrics: ControllerMetrics | None = None
     clock: Clock = SYSTEM_CLOCK
     """Wall-clock time for decisions that follow the calendar (CronJob schedules)."""
+    writer: BatchWriter | None = None
+    """Coalesces the many writes of one term (pod creates and deletes, events) into Batch calls,
+    fenced by ``leading``; None: write one call at a time through ``client``."""
 
 
 class Controller:
@@ -188,6 +193,8 @@ class Controller:
         self.ctx = ctx
         self.client = ctx.client
         self.events = ctx.events
+        self.writes = Writes(ctx.client, ctx.writer)
+        """Pod creates and deletes, coalesced with the other workers' (writes.py)."""
         self.queue: WorkQueue[Any] = WorkQueue()
         if ctx.metrics is not None:
             self.queue.on_wait = ctx.metrics.queue_seconds.labels(self.name).observe

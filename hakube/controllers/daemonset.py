@@ -75,7 +75,7 @@ class DaemonSetController(Controller):
 
     def setup(self) -> None:
         self.expectations = PodNameExpectations()
-        self.control = PodControl(self.client, self.events, self.expectations)
+        self.control = PodControl(self.writes, self.events, self.expectations)
         self.daemonsets = self.ctx.informers.get(workloads_pb2.DaemonSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
         self.nodes = self.ctx.informers.get(core_pb2.Node)

@@ -72,7 +72,7 @@ class JobController(Controller):
         self.backoff_base = self.ctx.settings.job_backoff_base
         self.backoff_max = self.ctx.settings.job_backoff_max
         self.expectations = PodNameExpectations()
-        self.control = PodControl(self.client, self.events, self.expectations)
+        self.control = PodControl(self.writes, self.events, self.expectations)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
         self.jobs.add_handlers(

@@ -15,6 +15,7 @@ import threading
 from prometheus_client import CollectorRegistry
 
 from hakube.api.clock import SYSTEM_CLOCK, Clock
+from hakube.client.batch import BatchWriter
 from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.controllers.base import Context, Controller, ControllerMetrics, SharedInformers
@@ -69,7 +70,10 @@ class ControllerManager:
 
     def __call__(self, client: Client, leading: threading.Event) -> None:
         informers = SharedInformers(client)
-        events = EventRecorder(client, "controller-manager", host=socket.gethostname())
+        writer = BatchWriter(client.transport, fence=leading.is_set)
+        events = EventRecorder(
+            client, "controller-manager", host=socket.gethostname(), writer=writer
+        )
         ctx = Context(
             client=client,
             informers=informers,
@@ -78,6 +82,7 @@ class ControllerManager:
             settings=self.settings,
             metrics=self.metrics,
             clock=self.clock,
+            writer=writer,
         )
         controllers = [REGISTRY[n](ctx) for n in self.names]
         try:
@@ -94,5 +99,6 @@ class ControllerManager:
                 c.stop()
             informers.stop()
             events.close()
+            writer.close()
         for t in threads:
             t.join(10)

@@ -16,6 +16,7 @@ from hakube.api.v1 import pod_pb2
 from hakube.client import errors
 from hakube.controllers import podutil
 from hakube.controllers.expectations import PodNameExpectations
+from hakube.controllers.writes import Writes
 
 
 def pod_from_template(
@@ -102,15 +103,15 @@ def delete_exact(client: Any, obj: Any, *, propagation_policy: str = "") -> bool
 class PodControl:
     """Creates and deletes a workload's pods: records expectations and the usual events."""
 
-    def __init__(self, client: Any, events: Any, expectations: PodNameExpectations) -> None:
-        self.client = client
+    def __init__(self, writes: Writes, events: Any, expectations: PodNameExpectations) -> None:
+        self.writes = writes
         self.events = events
         self.expectations = expectations
 
     def create(self, owner: Any, pod: pod_pb2.Pod) -> pod_pb2.Pod:
         """Create ``pod`` for ``owner``; a failure is recorded as FailedCreate and raised."""
         try:
-            made: pod_pb2.Pod = self.client.pods.create(pod)
+            made = self.writes.create(pod)
         except errors.HakubeError as exc:
             self.events.warning(owner, "FailedCreate", f"Error creating: {exc}")
             raise
@@ -123,12 +124,7 @@ class PodControl:
         if pod.metadata.deletion_timestamp and not force:
             return False
         try:
-            self.client.pods.delete(
-                pod.metadata.name,
-                namespace=pod.metadata.namespace,
-                uid=pod.metadata.uid,
-                grace_period_seconds=0 if force else None,
-            )
+            self.writes.delete(pod, uid=pod.metadata.uid, grace_period_seconds=0 if force else None)
         except (errors.NotFound, errors.Conflict):
             return False
         self.expectations.expect(_key(owner), deleted=[pod.metadata.name])

@@ -208,7 +208,7 @@ class ReplicaSetController(Controller):
     def _create(self, rs: workloads_pb2.ReplicaSet) -> None:
         if self.ctx.leading.is_set():
             raise SyncError("no longer leading")
-        pod = self.client.pods.create(pod_from_template(rs.spec.template, rs))
+        pod = self.writes.create(pod_from_template(rs.spec.template, rs))
         self.events.normal(rs, "SuccessfulCreate", f"Created pod: {pod.metadata.name}")
 
     def _delete(self, rs: workloads_pb2.ReplicaSet, pod: pod_pb2.Pod) -> Exception | None:
@@ -217,9 +217,7 @@ class ReplicaSetController(Controller):
             self.expectations.deletion_observed(key, key_of(pod))
             return SyncError("no longer leading")
         try:
-            self.client.pods.delete(
-                pod.metadata.name, namespace=pod.metadata.namespace, uid=pod.metadata.uid
-            )
+            self.writes.delete(pod, uid=pod.metadata.uid)
         except (errors.NotFound, errors.Conflict):
             self.expectations.deletion_observed(key, key_of(pod))  # already gone or replaced
             return None

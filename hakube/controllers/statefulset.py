@@ -61,7 +61,7 @@ class StatefulSetController(Controller):
         self.expectations = PodNameExpectations()
         self._saved: set[str] = set()
         self._kept: dict[str, set[str]] = {}
-        self.control = PodControl(self.client, self.events, self.expectations)
+        self.control = PodControl(self.writes, self.events, self.expectations)
         self.sets = self.ctx.informers.get(workloads_pb2.StatefulSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))

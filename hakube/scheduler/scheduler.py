@@ -3,8 +3,11 @@
 ``Scheduler`` is the ``work(client, leading)`` of a leader-elected Component. Every term starts
 from scratch: fresh informers (pods, nodes, priority classes), a fresh cache and queue, so
 whatever happened during a failover is seen. One thread decides (decisions must see each other:
-each is assumed into the cache before the next); a small pool writes the results (Bind, status,
-deletions for preemption), so a slow write never stalls decisions.
+each is assumed into the cache before the next). Binds and events leave through one
+``BatchWriter`` (many binds per Batch call, each still its own Bind: authorized, admitted and
+audited as the unary call), its future's callback finishing each pod, so a slow write never
+stalls decisions; a small pool writes the rarer results (status, deletions for preemption). The
+writer is fenced by the term: once leadership is lost, nothing queued is sent.
 
 A pod is ours when it has no node, its schedulerName is ours, and it is neither terminating nor
 finished. Bind is a compare-and-swap on the pod (uid precondition; the API refuses a pod that is
@@ -18,13 +21,14 @@ import logging
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import errors
+from hakube.client.batch import BatchWriter
 from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.client.informer import Informer
@@ -40,6 +44,9 @@ from hakube.settings import setting
 
 log = logging.getLogger("hakube.scheduler")
 
+BIND_TIMEOUT = 10.0
+"""Seconds a Bind (or the scheduler's event) may take, retries included."""
+
 
 @dataclass
 class SchedulerConfig:
@@ -48,7 +55,7 @@ class SchedulerConfig:
     name: str = setting("default-scheduler", flag="scheduler-name")
     """Schedule the pods whose spec.schedulerName is this."""
     bind_workers: int = setting(16, minimum=1)
-    """Concurrent writes (Bind, status, evictions); binds are I/O-bound Raft round trips."""
+    """Concurrent status and eviction writes (binds and events are batched instead)."""
     initial_backoff: float = setting(1.0, flag="pod-initial-backoff")
     """Seconds before the first retry of a pod that did not fit; doubles per attempt."""
     max_backoff: float = setting(10.0, flag="pod-max-backoff")
@@ -93,6 +100,7 @@ class Term:
             timeout=client.settings.policy.timeout,
         )
         self.leading = leading
+        self.writer = BatchWriter(self.client.transport, timeout=BIND_TIMEOUT, fence=leading.is_set)
         self.classes: Informer[core_pb2.PriorityClass] = client.informer(core_pb2.PriorityClass)
         self.nodes: Informer[core_pb2.Node] = client.informer(core_pb2.Node)
         self.pods: Informer[pod_pb2.Pod] = client.informer(pod_pb2.Pod)
@@ -104,7 +112,7 @@ class Term:
             max_wait=self.cfg.max_unschedulable_wait,
         )
         self.events = (
-            EventRecorder(client, self.cfg.name, host=socket.gethostname())
+            EventRecorder(client, self.cfg.name, host=socket.gethostname(), writer=self.writer)
             if self.cfg.events
             else None
         )
@@ -195,6 +203,7 @@ class Term:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.events is not None:
             self.events.close()
+        self.writer.close()
         self.client.close()
 
     # -- the loop -----------------------------------------------------------------------------
@@ -235,7 +244,7 @@ class Term:
                 )
         self.s.metrics.algorithm.observe(time.monotonic() - started)
         if d.node is not None:
-            self.pool.submit(self._bind, qp, d.node)
+            self._bind(qp, d.node)
             return
         self.s.metrics.attempts.labels("unschedulable").inc()
         message = fit_error(total, {n: r for n, (_, r) in d.failures.items()})
@@ -245,15 +254,42 @@ class Term:
         self.pool.submit(self._unschedulable, qp, message)
         self.queue.requeue(qp, unschedulable=True)
 
-    # -- writes (pool threads) ----------------------------------------------------------------
+    # -- writes (binds through the batch writer, the rest on the pool) ------------------------
 
     def _bind(self, qp: QueuedPod, node: str) -> None:
+        """Queue the Bind; ``_bound`` finishes the pod when its answer comes."""
         ns, name = qp.key
         if self.leading.is_set():
             self.cache.forget(qp.key)
             return
         try:
-            self.client.bind(name, node, namespace=ns, uid=qp.pod.metadata.uid, timeout=10)
+            f = self.writer.bind(name, node, namespace=ns, uid=qp.pod.metadata.uid)
+        except errors.Unavailable:  # the writer closed: the term is ending
+            self.cache.forget(qp.key)
+            return
+        f.add_done_callback(lambda f: self._answered(qp, node, f))
+
+    def _answered(self, qp: QueuedPod, node: str, f: Future[pod_pb2.Pod]) -> None:
+        """Runs on the writer's thread: anything that must read the API goes to the pool."""
+        exc = f.exception()
+        if isinstance(exc, errors.Conflict) and exc.retried:
+            try:
+                self.pool.submit(self._bound, qp, node, f)
+                return
+            except RuntimeError:  # the pool is shut down: the term is over
+                pass
+        self._bound(qp, node, f)
+
+    def _bound(self, qp: QueuedPod, node: str, f: Future[pod_pb2.Pod]) -> None:
+        """A Bind's answer, as the unary call's: NotFound drops the pod, a Conflict that our own
+        earlier attempt explains is success, any other error requeues it."""
+        ns, name = qp.key
+        try:
+            try:
+                f.result()
+            except errors.Conflict as exc:
+                if not (exc.retried and self._bound_here(qp, node)):
+                    raise
         except errors.NotFound:
             self.cache.forget(qp.key)
             self.queue.done(qp.key)
@@ -269,6 +305,14 @@ class Term:
         self.s.metrics.latency.observe(time.monotonic() - qp.queued_at)
         if self.events is not None:
             self.events.normal(qp.pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
+
+    def _bound_here(self, qp: QueuedPod, node: str) -> bool:
+        ns, name = qp.key
+        try:
+            pod = self.client.pods.get(name, namespace=ns, timeout=BIND_TIMEOUT)
+        except errors.HakubeError:
+            return False
+        return pod.spec.node_name == node and pod.metadata.uid == qp.pod.metadata.uid
 
     def _unschedulable(self, qp: QueuedPod, message: str) -> None:
         if self.leading.is_set():

@@ -8,7 +8,11 @@ kubelet does with what is bound to them, no more:
 * **Nodes**: ``add_node`` registers a Node (Ready, with capacity, labels and taints) and its
   Lease in ``kube-node-lease``, renewed every ``renew_interval`` seconds. ``stop_node`` stops
   the renewals and the node's pods are left as they are (a dead node); ``resume_node`` brings it
-  back.
+  back. For scale runs, ``spread=True`` renews each node at its own moment of the interval (as
+  independent agents do, instead of all at once) from ``workers`` threads, and
+  ``status_interval`` posts each node's status (its Ready heartbeat) that often, as an agent
+  does when nothing changed; ``renew_errors`` and ``max_renew_gap`` say how well renewals kept
+  up.
 * **Running**: a pod bound to one of its live nodes (``spec.nodeName``; binding is the
   scheduler's job: run a real ``hakube scheduler`` or bind explicitly) that is Pending is
   marked Running ``ready_delay`` seconds after the fake kubelet first saw it bound, with the
@@ -26,8 +30,8 @@ kubelet does with what is bound to them, no more:
 alive and leaves pods alone. It is a controller on the controllers' own worker
 (``hakube.controllers.base``): level-triggered, with retries and back-off on errors.
 
-Nothing else: no containers, no probes, no volumes, no node status updates. To test the real
-path -- containers, probes, volumes, restarts, the agent's own API -- run ``hakube agent``
+Nothing else: no containers, no probes, no volumes, no node status beyond the heartbeat. To test
+the real path -- containers, probes, volumes, restarts, the agent's own API -- run ``hakube agent``
 processes on the simulated CRI (``hakube.local.agents.LocalAgents``, as ``hakube up`` does),
 or on containerd. Use the fake kubelet when a test is about a controller or the scheduler and
 needs pod phases on cue; use real agents when the test is about what happens on a node.
@@ -44,6 +48,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hakube.api.timestamps import micro_time, rfc3339
@@ -99,6 +104,10 @@ class FakeKubelet:
         stop_delay: float = 0.0,
         renew_interval: float = 1.0,
         run_pods: bool = True,
+        spread: bool = False,
+        workers: int = 4,
+        status_interval: float = 0.0,
+        pod_workers: int = 3,
     ) -> None:
         self.client = client
         self.namespaces = namespaces
@@ -107,6 +116,16 @@ class FakeKubelet:
         self.stop_delay = stop_delay
         self.renew_interval = renew_interval
         self.run_pods = run_pods
+        self.spread = spread
+        self.workers = workers
+        self.status_interval = status_interval
+        self.renew_errors = 0
+        """Renewals and status posts that failed."""
+        self.max_renew_gap = 0.0
+        """Longest time between two successful renewals of one node's lease, seconds."""
+        self._leases: dict[str, core_pb2.Lease] = {}
+        self._renewed: dict[str, float] = {}
+        self._status_at: dict[str, float] = {}
         self.alive: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -120,6 +139,7 @@ class FakeKubelet:
             events=EventRecorder(client, "fake-kubelet"),
         )
         self._pods = _PodWorker(self._ctx, self)
+        self._pods.workers = pod_workers
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -138,6 +158,8 @@ class FakeKubelet:
             self.alive.discard(name)
 
     def resume_node(self, name: str) -> None:
+        with self._lock:
+            self._renewed.pop(name, None)  # the gap while it was dead is not a renewal's
         self._renew(name)
         with self._lock:
             self.alive.add(name)
@@ -177,6 +199,9 @@ class FakeKubelet:
     # -- leases -------------------------------------------------------------------------------
 
     def _renew_loop(self) -> None:
+        if self.spread:
+            self._spread_loop()
+            return
         while not self._stop.wait(self.renew_interval):
             with self._lock:
                 names = sorted(self.alive)
@@ -186,8 +211,56 @@ class FakeKubelet:
                 except errors.HakubeError as exc:
                     log.info("lease of %s: %s", name, exc)
 
+    def _spread_loop(self) -> None:
+        """Each live node's renewal at its own point of the interval, written by a pool."""
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="fakekubelet-beat") as pool:
+            while not self._stop.is_set():
+                with self._lock:
+                    names = sorted(self.alive)
+                if not names:
+                    self._stop.wait(self.renew_interval)
+                    continue
+                step, t0 = self.renew_interval / len(names), time.monotonic()
+                for i, name in enumerate(names):
+                    if self._stop.wait(max(0.0, t0 + i * step - time.monotonic())):
+                        return
+                    pool.submit(self._beat, name)
+                self._stop.wait(max(0.0, t0 + self.renew_interval - time.monotonic()))
+
+    def _beat(self, name: str) -> None:
+        """One node's heartbeat: its lease, and its status when that is due."""
+        if not self.is_alive(name):
+            return
+        try:
+            self._renew(name)
+            due = self._status_at.get(name, 0.0) + self.status_interval
+            if self.status_interval > 0 and time.monotonic() >= due:
+                self._post_status(name)
+        except errors.HakubeError as exc:
+            with self._lock:
+                self.renew_errors += 1
+            log.info("heartbeat of %s: %s", name, exc)
+
+    def _post_status(self, name: str) -> None:
+        node = self.client.nodes.get(name)
+        now = rfc3339()
+        for c in node.status.conditions:
+            c.last_heartbeat_time = now
+        self.client.nodes.update_status(node)
+        self._status_at[name] = time.monotonic()
+
     def _renew(self, name: str) -> None:
+        """Renew from the lease last written (one write, as an agent does); read it back only
+        when someone else changed it."""
         now = micro_time()
+        lease = self._leases.get(name)
+        if lease is not None:
+            lease.spec.renew_time = now
+            try:
+                self._renewed_now(name, self.client.leases.update(lease))
+                return
+            except (errors.Conflict, errors.NotFound):
+                pass
         try:
             lease = self.client.leases.get(name, namespace=LEASE_NS)
         except errors.NotFound:
@@ -195,10 +268,19 @@ class FakeKubelet:
             lease.spec.holder_identity = name
             lease.spec.lease_duration_seconds = 40
             lease.spec.renew_time = now
-            self.client.leases.create(lease)
+            self._renewed_now(name, self.client.leases.create(lease))
             return
         lease.spec.renew_time = now
-        self.client.leases.update(lease)
+        self._renewed_now(name, self.client.leases.update(lease))
+
+    def _renewed_now(self, name: str, lease: core_pb2.Lease) -> None:
+        at = time.monotonic()
+        with self._lock:
+            self._leases[name] = lease
+            last = self._renewed.get(name)
+            if last is not None and name in self.alive:
+                self.max_renew_gap = max(self.max_renew_gap, at - last)
+            self._renewed[name] = at
 
 
 class _PodWorker(Controller):

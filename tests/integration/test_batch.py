@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hakube.api.v1 import core_pb2
+from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.client.batch import BatchWriter
 from hakube.testing.cluster import LocalCluster
@@ -93,6 +93,64 @@ def test_each_write_in_a_batch_is_authorized_on_its_own(masters3: LocalCluster) 
             assert w.calls == 1, "the two writes were not sent in one call"
     with masters3.client() as admin, pytest.raises(errors.NotFound):
         admin.get(core_pb2.Secret, "batch-secret", namespace="default")
+
+
+def _pod(name: str) -> pod_pb2.Pod:
+    p = pod_pb2.Pod(metadata={"name": name, "namespace": "default"})
+    p.spec.containers.add(name="c", image="busybox:1")
+    return p
+
+
+def test_a_batched_bind_is_a_compare_and_swap(masters3: LocalCluster) -> None:
+    """Two writers (two schedulers that both think they lead) bind the same pods to different
+    nodes in batches: each pod is bound once, the other bind is a Conflict, and a bind to the
+    node the pod is already on is a no-op; a user without pods/binding is refused per item."""
+    names = [f"bind-{i}" for i in range(40)]
+    with masters3.client() as admin:
+        for n in names:
+            admin.pods.create(_pod(n))
+        with BatchWriter(admin.transport) as a, BatchWriter(admin.transport) as b:
+            fa = {n: a.bind(n, "node-a", namespace="default") for n in names}
+            fb = {n: b.bind(n, "node-b", namespace="default") for n in names}
+            won: dict[str, str] = {}
+            for n in names:
+                for node, f in (("node-a", fa[n]), ("node-b", fb[n])):
+                    try:
+                        pod = f.result(60)
+                    except errors.Conflict as exc:
+                        assert "already assigned" in exc.message, exc.message
+                        continue
+                    assert n not in won, f"{n} bound twice: {won[n]} and {node}"
+                    assert pod.spec.node_name == node
+                    won[n] = node
+            assert set(won) == set(names)
+            again = a.bind(names[0], won[names[0]], namespace="default").result(30)
+            assert again.spec.node_name == won[names[0]]
+            assert a.calls < len(names), f"{a.calls} calls for {len(names)} binds"
+        stored = {
+            p.metadata.name: p.spec.node_name for p in admin.pods.list(namespace="default").items
+        }
+        assert all(stored[n] == won[n] for n in names)
+        admin.pods.create(_pod("bind-refused"))
+        grant_configmap_writes(admin, ["bind-user"])
+    creds = user_credentials(masters3, "bind-user")
+    with Client(masters3.endpoints(), credentials=creds) as user, BatchWriter(user.transport) as w:
+        with pytest.raises(errors.Forbidden, match="binding"):
+            w.bind("bind-refused", "node-a", namespace="default").result(30)
+    with masters3.client() as admin:
+        assert not admin.pods.get("bind-refused", namespace="default").spec.node_name
+
+
+def test_a_fenced_writer_sends_nothing(masters3: LocalCluster) -> None:
+    """A component whose term ended (fence true) fails its queued writes without sending."""
+    ended = threading.Event()
+    with masters3.client() as admin, BatchWriter(admin.transport, fence=ended.is_set) as w:
+        assert w.create(_cm("fence-before")).result(30).metadata.name == "fence-before"
+        ended.set()
+        with pytest.raises(errors.Unavailable, match="term has ended"):
+            w.create(_cm("fence-after")).result(30)
+        assert w.calls == 1
+        assert _names(admin, "fence-") == {"fence-before"}
 
 
 def test_a_master_killed_mid_batch_fails_over_and_names_the_unknown_writes(
