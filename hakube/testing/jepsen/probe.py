@@ -15,6 +15,7 @@ import ctypes
 import os
 import socket
 import threading
+import time
 
 from hakube.testing.netmasters import METRICS_PORT
 from hakube.testing.netns import Host
@@ -59,14 +60,15 @@ def is_ready(host: Host) -> bool:
 
 
 def gauges(host: Host) -> dict[str, float]:
-    """The master's unlabelled gauges from /metrics (empty if it did not answer)."""
+    """The master's unlabelled gauges from /metrics, and the leader's per-follower lag
+    (``hakube_raft_follower_lag_entries{peer="m2"}``); empty if it did not answer."""
     status, body = http_get(host, "/metrics")
     if status != 200:
         return {}
     out = {}
     for line in body.splitlines():
         name, _, value = line.partition(" ")
-        if name and not name.startswith("#") and "{" not in name:
+        if name and not name.startswith("#") and ("{" not in name or "follower_lag" in name):
             try:
                 out[name] = float(value)
             except ValueError:
@@ -83,3 +85,50 @@ def leader(masters: list[Host]) -> str:
         if g.get("hakube_raft_is_leader") == 1 and g.get("hakube_raft_ready") == 1:
             best = max(best, (g.get("hakube_raft_term", 0.0), h.name))
     return best[1]
+
+
+def raft_line(h: Host) -> str:
+    """One master's Raft view in a line: term, leader?, in quorum?, commit and applied index,
+    and (on the leader) each follower's lag in entries; ``down`` if it did not answer."""
+    g = gauges(h)
+    if not g:
+        return f"{h.name} down"
+    parts = [
+        f"{k}={g[f'hakube_raft_{k}']:.0f}"
+        for k in ("term", "is_leader", "ready", "commit_index", "applied_index")
+        if f"hakube_raft_{k}" in g
+    ]
+    lag = [
+        f"{k.split('peer=')[1].strip('}').strip(chr(34))}:{v:.0f}"
+        for k, v in sorted(g.items())
+        if "follower_lag" in k
+    ]
+    if lag:
+        parts.append("lag=" + ",".join(lag))
+    return f"{h.name} " + " ".join(parts)
+
+
+class Monitor:
+    """Every ``every`` seconds, each master's :func:`raft_line` into ``path`` with the time:
+    the record that shows whether a master out of the quorum is catching up or stuck."""
+
+    def __init__(self, masters: list[Host], path: os.PathLike[str] | str, every: float = 5.0):
+        self.masters = masters
+        self.path = path
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="raft-monitor", daemon=True)
+
+    def start(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            line = " | ".join(raft_line(h) for h in self.masters)
+            with open(self.path, "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S', time.gmtime())} {line}\n")

@@ -157,6 +157,7 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyF
         *(["--serializable-reads"] if cfg.serializable_reads else []),
     ]
     workload = client.spawn(argv, log=net.workdir / "workload.log", env=env)
+    monitor = probe.Monitor(masters, net.workdir / "raft.log").start()
     try:
         _wait(
             lambda: (jdir / "ready").exists() or workload.poll() is not None, 120, "workload set up"
@@ -192,6 +193,7 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyF
         if workload.returncode != 0:
             raise RuntimeError(f"workload failed: {_tail(net.workdir)}")
     finally:
+        monitor.stop()
         if workload.poll() is None:
             workload.kill()
             workload.wait()
@@ -256,7 +258,8 @@ def _log_fault(workdir: Path, what: str, at: float) -> None:
     """The faults as they happen, in a log kept with the others (a run that fails before its
     report still shows what was done to the cluster)."""
     with open(workdir / "nemesis.log", "a") as f:
-        f.write(f"{at:9.2f}s {what}\n")
+        wall = time.strftime("%H:%M:%S", time.gmtime())  # to match with the masters' logs
+        f.write(f"{at:9.2f}s {wall} {what}\n")
 
 
 def _states(masters: list[Host]) -> str:
@@ -272,12 +275,7 @@ def _states(masters: list[Host]) -> str:
                 states.append(f"{pid}:{stat.rsplit(')', 1)[1].split()[0]}")
             except OSError:
                 continue
-        g = probe.gauges(h)
-        raft = " ".join(
-            f"{k}={g[f'hakube_raft_{k}']:.0f}"
-            for k in ("term", "is_leader", "ready", "commit_index", "applied_index")
-            if f"hakube_raft_{k}" in g
-        )
+        raft = probe.raft_line(h).split(" ", 1)[1]
         out.append(f"{h.name} ready={probe.is_ready(h)} pids={states or 'none'} {raft}")
     return "; ".join(out)
 
