@@ -12,8 +12,12 @@ the surviving disks and restarts them.
 Partitions and loss are nftables rules in a table of their own inside each master's namespace
 (dropped silently, as a pulled cable: the sender learns nothing). The client host is never cut,
 so clients keep talking to masters on both sides of a partition — which is exactly when a stale
-leader could serve an old read or accept a write. Delay and reordering would need the kernel's
-netem scheduler, which this machine's kernel does not have; they are not simulated.
+leader could serve an old read or accept a write.
+
+``delay`` and ``reorder`` hold the packets some masters send to the others for 20–200 ms each,
+in order or not (``delayer.py``: an NFQUEUE reader, since this machine's kernel has no netem):
+messages arrive late and, with ``reorder``, out of order at packet level, so TCP sees
+reordering and spurious retransmits and Raft sees slow, bunched heartbeats and replies.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hakube.testing.jepsen import delayer
 from hakube.testing.lazyfs.mount import LazyFS
 from hakube.testing.netmasters import master_pids
 from hakube.testing.netns import Host
@@ -104,11 +109,14 @@ class Nemesis:
         "pause",
         "pause-leader",
         "loss",
+        "delay",
+        "reorder",
     )
     timeline: list[Fault] = field(default_factory=list)
     _killed: list[Host] = field(default_factory=list)
     _paused: list[int] = field(default_factory=list)
     _queue: list[str] = field(default_factory=list)
+    _delayers: list[delayer.Delayer] = field(default_factory=list)
     disks: dict[str, Path] = field(default_factory=dict)
     """Masters whose data directory is a small tmpfs of its own: ``disk-full`` fills it."""
     lazy: dict[str, LazyFS] = field(default_factory=dict)
@@ -162,6 +170,16 @@ class Nemesis:
         for h in lossy:
             drop_between(h, [x for x in self.masters if x is not h], loss_percent=30)
         return [h.name for h in lossy]
+
+    def _delay(self, keep_order: bool = True) -> list[str]:
+        """Some masters (one to all) send late: every packet to another master waits."""
+        slow = self.rng.sample(self.masters, self.rng.randint(1, len(self.masters)))
+        seed = self.rng.randrange(1 << 30)
+        self._delayers += delayer.start(slow, self.masters, keep_order=keep_order, seed=seed)
+        return [h.name for h in slow]
+
+    def _reorder(self) -> list[str]:
+        return self._delay(keep_order=False)
 
     def _kill(self, leader: bool = False) -> list[str]:
         victim = self._victim(leader)
@@ -226,6 +244,9 @@ class Nemesis:
 
     def heal(self) -> None:
         """End every fault: links back, paused masters continued, killed masters restarted."""
+        for d in self._delayers:
+            d.stop()
+        self._delayers.clear()
         for h in self.masters:
             clear(h)
         for pid in self._paused:

@@ -21,7 +21,7 @@ from typing import Any
 from hakube.local.cluster import write_config
 from hakube.pki.layout import Pki
 from hakube.testing import netmasters
-from hakube.testing.jepsen import checks, linear, timeline
+from hakube.testing.jepsen import checks, linear, probe, timeline
 from hakube.testing.jepsen.history import Op
 from hakube.testing.jepsen.nemesis import POWER_CUTS, Fault, Nemesis
 from hakube.testing.jepsen.workload import INITIAL
@@ -134,7 +134,7 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyF
 
     for h in masters:
         start(h)
-    _wait(lambda: all(netmasters.is_ready(h) for h in masters), 120, "masters ready")
+    _wait(lambda: all(probe.is_ready(h) for h in masters), 120, "masters ready")
     jdir = net.workdir / "jepsen"
     jdir.mkdir()
     servers = [f"{h.ip}:{netmasters.API_PORT}" for h in masters]
@@ -157,6 +157,7 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyF
         *(["--serializable-reads"] if cfg.serializable_reads else []),
     ]
     workload = client.spawn(argv, log=net.workdir / "workload.log", env=env)
+    monitor = probe.Monitor(masters, net.workdir / "raft.log").start()
     try:
         _wait(
             lambda: (jdir / "ready").exists() or workload.poll() is not None, 120, "workload set up"
@@ -165,7 +166,7 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyF
             raise RuntimeError(f"workload exited early: {_tail(net.workdir)}")
         t0 = time.monotonic()
         nemesis = Nemesis(
-            masters, start, lambda: _leader(client, masters), rng, lambda: time.monotonic() - t0
+            masters, start, lambda: probe.leader(masters), rng, lambda: time.monotonic() - t0
         )
         nemesis.disks = disks
         nemesis.lazy = lazy
@@ -186,24 +187,19 @@ def _run(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyF
             nemesis.heal()
             _log_fault(net.workdir, "healed", nemesis.clock())
         nemesis.heal()
-        try:
-            _wait(
-                lambda: all(netmasters.is_ready(h) for h in masters),
-                120,
-                "masters ready after the heal",
-            )
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}: {_states(masters)}") from None
+        converged = _await_convergence(net.workdir, masters, nemesis, 120)
         (jdir / "healed").write_text("")
         workload.wait(timeout=300 + cfg.seconds / 4)  # final reads grow with the run
         if workload.returncode != 0:
             raise RuntimeError(f"workload failed: {_tail(net.workdir)}")
     finally:
+        monitor.stop()
         if workload.poll() is None:
             workload.kill()
             workload.wait()
     history = json.loads((jdir / "history.json").read_text())
     result = judge(history, nemesis)
+    result.report += f"\nconverged: every master ready {converged:.1f} s after the final heal"
     if cfg.out is not None:
         cfg.out.mkdir(parents=True, exist_ok=True)
         (cfg.out / "report.txt").write_text(result.report + "\n")
@@ -262,11 +258,14 @@ def _log_fault(workdir: Path, what: str, at: float) -> None:
     """The faults as they happen, in a log kept with the others (a run that fails before its
     report still shows what was done to the cluster)."""
     with open(workdir / "nemesis.log", "a") as f:
-        f.write(f"{at:9.2f}s {what}\n")
+        wall = time.strftime("%H:%M:%S", time.gmtime())  # to match with the masters' logs
+        f.write(f"{at:9.2f}s {wall} {what}\n")
 
 
 def _states(masters: list[Host]) -> str:
-    """Each master's readiness and process states (R running, S sleeping, T stopped…)."""
+    """Each master's readiness, process states (R running, S sleeping, T stopped…) and Raft
+    view (term, leader?, in quorum?, commit and applied index): what tells a master that is
+    catching up from one that is stuck."""
     out = []
     for h in masters:
         states = []
@@ -276,8 +275,33 @@ def _states(masters: list[Host]) -> str:
                 states.append(f"{pid}:{stat.rsplit(')', 1)[1].split()[0]}")
             except OSError:
                 continue
-        out.append(f"{h.name} ready={netmasters.is_ready(h)} pids={states or 'none'}")
+        raft = probe.raft_line(h).split(" ", 1)[1]
+        out.append(f"{h.name} ready={probe.is_ready(h)} pids={states or 'none'} {raft}")
     return "; ".join(out)
+
+
+def _await_convergence(
+    workdir: Path, masters: list[Host], nemesis: Nemesis, timeout: float
+) -> float:
+    """Seconds until every master is ready after the final heal. Each master's state goes to
+    the nemesis log at the heal and every 20 s until then, so a master that stays out shows
+    whether it is stuck or catching up; TimeoutError (with the states) after ``timeout``."""
+    start = time.monotonic()
+    _log_fault(workdir, f"final heal; {_states(masters)}", nemesis.clock())
+    logged = start
+    while not all(probe.is_ready(h) for h in masters):
+        now = time.monotonic()
+        if now - start > timeout:
+            raise TimeoutError(
+                f"masters ready after the heal: not within {timeout:.0f} s: {_states(masters)}"
+            )
+        if now - logged >= 20:
+            logged = now
+            _log_fault(workdir, f"not converged: {_states(masters)}", nemesis.clock())
+        time.sleep(0.2)
+    took = time.monotonic() - start
+    _log_fault(workdir, f"every master ready {took:.1f} s after the final heal", nemesis.clock())
+    return took
 
 
 def _calm(jdir: Path, seconds: float) -> bool:
@@ -288,17 +312,6 @@ def _calm(jdir: Path, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def _leader(client: Host, masters: list[Host]) -> str:
-    for h in masters:
-        try:
-            st = netmasters.status_via(client, h.ip, timeout=1.0)
-        except subprocess.TimeoutExpired:
-            continue
-        if st is not None and st.leader:
-            return st.leader
-    return ""
 
 
 def _tail(workdir: Path) -> str:
