@@ -15,4 +15,5 @@ for f in scripts/install/*.sh; do
 done
 # Lint, types and import layers first: a wrong-way import fails the run before any test.
 bash scripts/check
-"$PY" -m pytest -q -p no:cacheprovider "$@"
+# --durations: every run says where the time goes (the suite must stay under ~30 minutes).
+"$PY" -m pytest -q -p no:cacheprovider --durations=30 "$@"

@@ -7,6 +7,7 @@ so components stay in their own packages and this file stays a table.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -15,25 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hakube import settings as settings_mod
-from hakube.agent import cli as agent_cli
-from hakube.cli import (
-    certs_cmd,
-    controller_manager_cmd,
-    logfmt,
-    master_cmd,
-    members_cmd,
-    proxy_cmd,
-    scheduler_cmd,
-    secrets_cmd,
-    snapshot_cmd,
-    token_cmd,
-    up_cmd,
-)
+from hakube.cli import logfmt
 from hakube.cli.config import ConfigError, parse_with_env
-from hakube.console import cli as console_cli
-from hakube.dns import cli as dns_cli
 from hakube.lifecycle import StartupError
-from hakube.vip import cli as vip_cli
 
 Runner = Callable[[Any], int]
 """A daemon's runner gets its settings object; a tool's gets the parsed ``argparse.Namespace``."""
@@ -49,29 +34,57 @@ class GlobalSettings:
     """text: one readable line per record; json: one JSON object per line."""
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
+COMMANDS = {
+    "master": "hakube.cli.master_cmd",
+    "up": "hakube.cli.up_cmd",
+    "keepalived": "hakube.vip.cli",
+    "agent": "hakube.agent.cli",
+    "dns": "hakube.dns.cli",
+    "scheduler": "hakube.cli.scheduler_cmd",
+    "controller-manager": "hakube.cli.controller_manager_cmd",
+    "proxy": "hakube.cli.proxy_cmd",
+    "snapshot": "hakube.cli.snapshot_cmd",
+    "members": "hakube.cli.members_cmd",
+    "certs": "hakube.cli.certs_cmd",
+    "token": "hakube.cli.token_cmd",
+    "secrets": "hakube.cli.secrets_cmd",
+    "console": "hakube.console.cli",
+}
+"""Each command and the module whose ``add_parser`` registers it. A module is imported only
+when its command runs (or for ``--help``): importing all of them cost every process -- a
+master, an agent, each CLI call -- about a second of CPU before it did anything."""
+
+_GLOBAL_VALUE_FLAGS = ("--config", "--log-level", "--log-format")
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command named on this command line (skipping the global flags and their values),
+    or None (no command, ``--help``, or an unknown word)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in _GLOBAL_VALUE_FLAGS:
+            i += 2
+            continue
+        if word.startswith("-"):
+            if word in ("-h", "--help"):
+                return None
+            i += 1
+            continue
+        return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
+    """The parser of every command, or of command ``only`` alone (one module imported)."""
     parser = argparse.ArgumentParser(prog="hakube", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="YAML file of settings (env: HAKUBE_CONFIG)")
     settings_mod.add_flags(parser, GlobalSettings)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Runner] = {}
-    for module in (
-        master_cmd,
-        up_cmd,
-        vip_cli,
-        agent_cli,
-        dns_cli,
-        scheduler_cmd,
-        controller_manager_cmd,
-        proxy_cmd,
-        snapshot_cmd,
-        members_cmd,
-        certs_cmd,
-        token_cmd,
-        secrets_cmd,
-        console_cli,
-    ):
-        runners.update(module.add_parser(sub))
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            runners.update(importlib.import_module(module).add_parser(sub))
     return parser, runners
 
 
@@ -109,7 +122,7 @@ def parse(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, runners = build_parser()
+    parser, runners = build_parser(command_word(argv))
     try:
         args, top, command_settings = parse(argv, parser)
     except ConfigError as exc:  # a SettingError too
