@@ -51,6 +51,25 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+class Children:
+    """A labelled metric's children, each looked up once: ``labels()`` checks the values and
+    takes a lock on every call, too slow for a per-request path. At most ``limit`` are kept;
+    past that a child is looked up each time (still right, only slower)."""
+
+    def __init__(self, metric: Any, limit: int = 4096) -> None:
+        self._metric = metric
+        self._limit = limit
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._cache.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._cache) < self._limit:
+                self._cache[values] = child
+        return child
+
+
 def is_loopback(host: str) -> bool:
     """Only this host can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
     host = host.strip("[]")

@@ -10,7 +10,6 @@ series as one with ten.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 from hakube.agent import stats
 from hakube.agent.node import meminfo
 from hakube.agent.probes import KINDS
+from hakube.httpendpoint import Children
 
 WAITING_REASONS = (
     "CrashLoopBackOff",
@@ -61,7 +61,8 @@ class AgentMetrics:
             ["method"],
             registry=r,
         )
-        self._cri_children: dict[str, tuple[Any, Any]] = {}
+        self._cri_latency = Children(self.cri_latency)
+        self._cri_errors = Children(self.cri_errors)
         self.relist = Histogram(
             "hakube_agent_relist_duration_seconds",
             "Time to list the runtime's containers and sandboxes (the PLEG relist).",
@@ -101,13 +102,10 @@ class AgentMetrics:
         """A CRI call ended (``code``: the gRPC status name of a failure, None on success).
         A method's error series starts at 0 with its first call, so rates see the first
         error."""
-        children = self._cri_children.get(method)
-        if children is None:
-            children = (self.cri_latency.labels(method), self.cri_errors.labels(method))
-            self._cri_children[method] = children
-        children[0].observe(seconds)
+        self._cri_latency(method).observe(seconds)
+        errors = self._cri_errors(method)
         if code is not None:
-            children[1].inc()
+            errors.inc()
 
     def observe_probe(self, kind: str, ok: bool) -> None:
         self.probes.labels(kind, "success" if ok else "failure").inc()

@@ -54,6 +54,17 @@ def test_apply_get_delete_round_trip_of_the_example(ctl: Ctl) -> None:
     assert missing.err.strip() == 'Error from server (NotFound): deployments "web" not found'
 
 
+def test_create_makes_each_object_once_and_reports_the_rest(ctl: Ctl) -> None:
+    docs = POD.format(name="made", app="made", tier="a")
+    first = ctl("create", "-f", "-", stdin=docs)
+    assert (first.rc, first.lines) == (0, ["pod/made created"]), first.err
+    both = docs + "---\n" + POD.format(name="made-2", app="made", tier="a")
+    again = ctl("create", "-f", "-", "-o", "name", stdin=both)
+    assert again.rc == 1 and again.lines == ["pod/made-2"]
+    assert "AlreadyExists" in again.err and "pod/made" in again.err
+    assert ctl("delete", "pod", "made", "made-2").rc == 0
+
+
 def test_yaml_output_re_applies_as_unchanged(ctl: Ctl, tmp_path: object) -> None:
     assert ctl("apply", "-f", "-", stdin=POD.format(name="rt", app="rt", tier="a")).rc == 0
     one = ctl("get", "pod", "rt", "-o", "yaml")

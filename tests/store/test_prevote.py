@@ -59,6 +59,8 @@ def cut_follower_for_a_while(c: InProcessCluster) -> tuple[RaftNode, str, int]:
     leader = c.leader()
     before = term(leader)
     victim = next(n for n, node in c.nodes.items() if node is not leader)
+    # A loaded machine may not have told the victim the leader's term yet; cut it only after.
+    wait_for(lambda: term(c.nodes[victim]) == before, 10, f"{victim} to learn term {before}")
     cut = Cut(c, victim)
     node = c.nodes[victim]
     # The victim's election timer runs out again and again (0.4-1.4 s each).

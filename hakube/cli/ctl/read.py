@@ -11,7 +11,7 @@ from hakube.api.kinds import Kind
 from hakube.cli import printers
 from hakube.cli.ctl.common import Ctx, UsageError, error_line, targets
 from hakube.cli.describe import describe
-from hakube.client import RELIST, NotFound
+from hakube.client import RELIST, Client, NotFound
 from hakube.client.cluster import cluster_report
 
 OUTPUTS = ("wide", "yaml", "json", "name")
@@ -49,6 +49,21 @@ def add_get(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _get_named(
+    ctx: Ctx, client: Client, kind: Kind, names: list[str], *, ignore_not_found: bool = False
+) -> list[Any]:
+    """The named objects of ``kind`` that exist; a missing one prints its NotFound line (unless
+    ``ignore_not_found``) and the command goes on."""
+    objs = []
+    for name in names:
+        try:
+            objs.append(client.get(kind, name, namespace=ctx.namespace))
+        except NotFound as exc:
+            if not ignore_not_found:
+                ctx.error(error_line(exc))
+    return objs
+
+
 def run_get(ctx: Ctx) -> int:
     a = ctx.args
     groups = targets(a.resources)
@@ -61,13 +76,7 @@ def run_get(ctx: Ctx) -> int:
     named = any(names for _, names in groups)
     for kind, names in groups:
         if names:
-            objs = []
-            for name in names:
-                try:
-                    objs.append(client.get(kind, name, namespace=ctx.namespace))
-                except NotFound as exc:
-                    if not a.ignore_not_found:
-                        ctx.error(error_line(exc))
+            objs = _get_named(ctx, client, kind, names, ignore_not_found=a.ignore_not_found)
             found.append((kind, objs, ""))
         elif not a.watch_only:
             lst = client.list(
@@ -198,12 +207,7 @@ def run_describe(ctx: Ctx) -> int:
     first = True
     for kind, names in targets(ctx.args.resources):
         if names:
-            objs = []
-            for name in names:
-                try:
-                    objs.append(client.get(kind, name, namespace=ctx.namespace))
-                except NotFound as exc:
-                    ctx.error(error_line(exc))
+            objs = _get_named(ctx, client, kind, names)
         else:
             objs = client.list(
                 kind, namespace=_scope(ctx, kind), label_selector=ctx.args.selector

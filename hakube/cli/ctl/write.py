@@ -82,36 +82,38 @@ def add_apply(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", choices=("name",), help="print only TYPE/NAME")
 
 
-def run_apply(ctx: Ctx) -> int:
+add_create = add_apply
+"""create takes the same flags as apply."""
+
+
+def _write_each(ctx: Ctx, write: Callable[[Client, dict[str, Any]], tuple[Any, str]]) -> int:
+    """``write`` every manifest (in its namespace); print ``TYPE/NAME ACTION`` for each, or the
+    failure's line and go on with the rest."""
     client = ctx.client()
     for m in _manifests(ctx):
         try:
-            result = client.apply(_in_namespace(ctx, m))
+            obj, action = write(client, _in_namespace(ctx, m))
         except (HakubeError, convert.ManifestError) as exc:
             ctx.error(error_line(exc, context=f"{_label(m.kind, m.name)} from {m.source}"))
             continue
-        label = _label(m.kind, result.object.metadata.name)
-        ctx.print(label if ctx.args.output == "name" else f"{label} {result.action}")
+        label = _label(m.kind, obj.metadata.name)
+        ctx.print(label if ctx.args.output == "name" else f"{label} {action}")
     return 0
 
 
-def add_create(p: argparse.ArgumentParser) -> None:
-    add_file_args(p, required=True)
-    p.add_argument("-o", "--output", choices=("name",), help="print only TYPE/NAME")
+def run_apply(ctx: Ctx) -> int:
+    def apply(client: Client, doc: dict[str, Any]) -> tuple[Any, str]:
+        result = client.apply(doc)
+        return result.object, result.action
+
+    return _write_each(ctx, apply)
 
 
 def run_create(ctx: Ctx) -> int:
-    client = ctx.client()
-    for m in _manifests(ctx):
-        doc, _ = strip_manifest(_in_namespace(ctx, m))
-        try:
-            obj: Any = client.create(convert.from_dict(doc))
-        except HakubeError as exc:
-            ctx.error(error_line(exc, context=f"{_label(m.kind, m.name)} from {m.source}"))
-            continue
-        label = _label(m.kind, obj.metadata.name)
-        ctx.print(label if ctx.args.output == "name" else f"{label} created")
-    return 0
+    def create(client: Client, doc: dict[str, Any]) -> tuple[Any, str]:
+        return client.create(convert.from_dict(strip_manifest(doc)[0])), "created"
+
+    return _write_each(ctx, create)
 
 
 # -- delete ------------------------------------------------------------------------------------
@@ -236,6 +238,20 @@ def _named(ctx: Ctx) -> list[tuple[Kind, str]]:
     return out
 
 
+def _modified(
+    ctx: Ctx, kind: Kind, name: str, change: Callable[[Any], bool]
+) -> tuple[bool, Any | None]:
+    """``modify`` one object: (True, its new state or None if unchanged), or (False, None)
+    after printing the failure's line (a refusal by ``change`` names the object)."""
+    try:
+        return True, modify(ctx, kind, name, change)
+    except HakubeError as exc:
+        ctx.error(error_line(exc))
+    except CommandError as exc:
+        ctx.error(error_line(exc, context=_label(kind, name)))
+    return False, None
+
+
 def add_scale(p: argparse.ArgumentParser) -> None:
     p.add_argument("resources", nargs="+", metavar="KIND NAME | KIND/NAME...")
     p.add_argument("--replicas", type=int, required=True, help="the new number of replicas")
@@ -270,15 +286,9 @@ def run_scale(ctx: Ctx) -> int:
             )
             continue
 
-        try:
-            modify(ctx, kind, name, _scale_to(a.replicas, a.current_replicas))
-        except HakubeError as exc:
-            ctx.error(error_line(exc))
-            continue
-        except CommandError as exc:
-            ctx.error(error_line(exc, context=_label(kind, name)))
-            continue
-        ctx.print(f"{_label(kind, name)} scaled")
+        ok, _ = _modified(ctx, kind, name, _scale_to(a.replicas, a.current_replicas))
+        if ok:
+            ctx.print(f"{_label(kind, name)} scaled")
     return 0
 
 
@@ -314,15 +324,9 @@ def run_label(ctx: Ctx) -> int:
     sets = dict(w.split("=", 1) for w in changes if "=" in w)
     removes = [w[:-1] for w in changes if "=" not in w]
     for kind, name in _named(ctx):
-        try:
-            out = modify(ctx, kind, name, _relabel(sets, removes, ctx.args.overwrite))
-        except HakubeError as exc:
-            ctx.error(error_line(exc))
-            continue
-        except CommandError as exc:
-            ctx.error(error_line(exc, context=_label(kind, name)))
-            continue
-        ctx.print(f"{_label(kind, name)} {'labeled' if out is not None else 'not labeled'}")
+        ok, out = _modified(ctx, kind, name, _relabel(sets, removes, ctx.args.overwrite))
+        if ok:
+            ctx.print(f"{_label(kind, name)} {'labeled' if out is not None else 'not labeled'}")
     return 0
 
 
