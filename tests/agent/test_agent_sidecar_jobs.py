@@ -2,12 +2,15 @@
 containerd: a Job whose pod has a sidecar completes (the sidecar, still running when the main
 container exits, is stopped and does not hold the Job open), and a ``preStop`` hook (here the
 ``sleep`` handler) runs within the pod's grace period -- the pod is gone once the grace period
-is over, however long the hook would take."""
+is over, however long the hook would take; ``httpGet`` hooks reach their server (here one the
+test runs on loopback, named by the hook's ``host``) with their path and headers."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,54 @@ def test_a_pre_stop_sleep_is_cut_at_the_grace_period(
     took = time.monotonic() - t0
     assert took >= grace - 0.5, f"removed after {took:.1f}s: the preStop sleep did not run"
     assert took < 60, f"removed after {took:.1f}s: the hook outlived the grace period"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+        self.seen.append((self.path, self.headers.get("X-Hook", "")))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook_server() -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    """An HTTP server on loopback recording (path, X-Hook header) of each request."""
+    handler = type("Recorder", (_Recorder,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], handler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_http_get_hooks_reach_their_server_with_path_and_headers(
+    client: Client, start_agent: StartAgent, hook_server: tuple[int, list[tuple[str, str]]]
+) -> None:
+    port, seen = hook_server
+    agent = start_agent()
+
+    def hook(path: str, tag: str) -> dict[str, object]:
+        get = {"host": "127.0.0.1", "port": port, "path": path}
+        return {"httpGet": {**get, "httpHeaders": [{"name": "X-Hook", "value": tag}]}}
+
+    app = {
+        "name": "app",
+        "image": BUSYBOX_IMAGE,
+        "command": ["sh", "-c", LOOP],
+        "lifecycle": {"postStart": hook("/started", "post"), "preStop": hook("/stopping", "pre")},
+    }
+    client.pods.create(make_pod("http-hooks", agent.node, [app]))
+    wait_pod(client, "http-hooks", lambda p: p.status.phase == "Running", 40, "Running")
+    assert seen == [("/started", "post")]
+    client.pods.delete("http-hooks", namespace="default")
+    wait_for(lambda: get_pod(client, "http-hooks") is None, 40, "pod removed")
+    assert seen == [("/started", "post"), ("/stopping", "pre")]
