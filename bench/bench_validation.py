@@ -241,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
         print(f"\nmedians (CPU µs per Pod), base = {args.base}:")
         for i, what in enumerate(
-            ("manifest -> object (REST door, hakubectl)", "default+validate (every create)")
+            (
+                "manifest -> object (REST door, hakubectl)",
+                "default+validate (every create)",
+                "API create without Raft (incl. admission)",
+            )
         ):
             b = statistics.median(x[i] for x in results["base"])
             h = statistics.median(x[i] for x in results["head"])

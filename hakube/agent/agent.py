@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any, TypeVar
 
-from hakube.agent import join, network, volumes, vxlan
+from hakube.agent import cgroupdriver, join, network, volumes, vxlan
 from hakube.agent import node as nodemod
 from hakube.agent.config import AgentSettings
 from hakube.agent.metrics import AgentMetrics
@@ -189,6 +189,8 @@ class Agent:
         self._start_metrics()
         version = self._wait_runtime()
         self.runtime_name = version.runtime_name
+        if self.cgroups is not None:
+            self._check_cgroup_driver()
         port = self._start_part(self.server, "agent-api").port
         self.reporter = nodemod.NodeReporter(
             self.client,
@@ -339,6 +341,18 @@ class Agent:
             return self._network_ready
         self._network_ready = self.s.pod_network == "auto" and ready
         return self._network_ready
+
+    def _check_cgroup_driver(self) -> None:
+        """Pod cgroups are cgroupfs paths: refuse to start on a runtime with the systemd
+        driver (its containers would fail one by one instead)."""
+        try:
+            info = self.cri.info(timeout=5)
+        except CriError as e:
+            log.warning("cgroup driver of %s unknown: %s", self.cri.endpoint, e)
+            return
+        why = cgroupdriver.refusal(info, self.cri.endpoint)
+        if why:
+            raise StartupError(why)
 
     def _wait_runtime(self) -> Any:
         while True:

@@ -86,49 +86,66 @@ def _containers(spec: pod_pb2.PodSpec, path: str) -> Iterator[tuple[str, pod_pb2
             yield f"{path}.{field}[{i}]", c
 
 
+def _profile_violations(
+    sc: pod_pb2.PodSecurityContext | pod_pb2.SecurityContext, where: str, out: list[Violation]
+) -> None:
+    if sc.HasField("seccomp_profile") and sc.seccomp_profile.type == UNCONFINED:
+        out.append((f"{where}.seccompProfile.type", 'seccomp profile "Unconfined" is not allowed'))
+    if sc.HasField("app_armor_profile") and sc.app_armor_profile.type == UNCONFINED:
+        out.append(
+            (f"{where}.appArmorProfile.type", 'AppArmor profile "Unconfined" is not allowed')
+        )
+
+
 def _baseline(
     spec: pod_pb2.PodSpec, annotations: Mapping[str, str], path: str, meta_path: str
-) -> Iterator[Violation]:
+) -> list[Violation]:
+    """One pass over the containers (every pod create pays for it): a context's rules run
+    only when it is set. Profiles (pod, then containers) are reported before the containers'
+    other violations."""
+    out: list[Violation] = []
     if spec.host_network:
-        yield f"{path}.hostNetwork", "host namespaces are not allowed"
+        out.append((f"{path}.hostNetwork", "host namespaces are not allowed"))
     for i, v in enumerate(spec.volumes):
         if v.HasField("host_path"):
-            yield f"{path}.volumes[{i}].hostPath", "hostPath volumes are not allowed"
-    psc = spec.security_context
-    profiles = [(f"{path}.securityContext", psc)] + [
-        (f"{cp}.securityContext", c.security_context) for cp, c in _containers(spec, path)
-    ]
-    for where, sc_ in profiles:
-        if sc_.seccomp_profile.type == UNCONFINED:
-            yield f"{where}.seccompProfile.type", 'seccomp profile "Unconfined" is not allowed'
-        if sc_.app_armor_profile.type == UNCONFINED:
-            yield f"{where}.appArmorProfile.type", 'AppArmor profile "Unconfined" is not allowed'
-    for cp, c in _containers(spec, path):
-        sc = c.security_context
-        if sc.privileged:
-            yield f"{cp}.securityContext.privileged", "privileged containers are not allowed"
-        for j, cap in enumerate(sc.capabilities.add):
-            if cap not in BASELINE_CAPABILITIES:
-                yield (
-                    f"{cp}.securityContext.capabilities.add[{j}]",
-                    f'adding capability "{cap}" is not allowed',
-                )
-        for j, port in enumerate(c.ports):
-            if port.host_port:
-                yield f"{cp}.ports[{j}].hostPort", "host ports are not allowed"
-    for key, value in sorted(annotations.items()):
+            out.append((f"{path}.volumes[{i}].hostPath", "hostPath volumes are not allowed"))
+    if spec.HasField("security_context"):
+        _profile_violations(spec.security_context, f"{path}.securityContext", out)
+    rest: list[Violation] = []
+    for field, cs in (("initContainers", spec.init_containers), ("containers", spec.containers)):
+        for i, c in enumerate(cs):
+            if c.HasField("security_context"):
+                scp = f"{path}.{field}[{i}].securityContext"
+                sc = c.security_context
+                _profile_violations(sc, scp, out)
+                if sc.privileged:
+                    rest.append((f"{scp}.privileged", "privileged containers are not allowed"))
+                for j, cap in enumerate(sc.capabilities.add):
+                    if cap not in BASELINE_CAPABILITIES:
+                        why = f'adding capability "{cap}" is not allowed'
+                        rest.append((f"{scp}.capabilities.add[{j}]", why))
+            for j, port in enumerate(c.ports):
+                if port.host_port:
+                    why = "host ports are not allowed"
+                    rest.append((f"{path}.{field}[{i}].ports[{j}].hostPort", why))
+    out += rest
+    for key, value in sorted(annotations.items()) if annotations else ():
         if (
             key.startswith(_APPARMOR_PREFIX)
             and value
             and value != "runtime/default"
             and not value.startswith("localhost/")
         ):
-            yield (
-                f"{meta_path}.annotations[{key}]",
-                f'AppArmor profile "{value}" is not allowed (runtime/default or localhost/*)',
+            out.append(
+                (
+                    f"{meta_path}.annotations[{key}]",
+                    f'AppArmor profile "{value}" is not allowed (runtime/default or localhost/*)',
+                )
             )
         if (key == _SECCOMP_POD or key.startswith(_SECCOMP_PREFIX)) and value == "unconfined":
-            yield f"{meta_path}.annotations[{key}]", 'seccomp profile "unconfined" is not allowed'
+            why = 'seccomp profile "unconfined" is not allowed'
+            out.append((f"{meta_path}.annotations[{key}]", why))
+    return out
 
 
 def _restricted(spec: pod_pb2.PodSpec, path: str) -> Iterator[Violation]:
@@ -184,7 +201,7 @@ def violations(
     """What ``level`` forbids in a pod spec (and its annotations); empty when it may run."""
     if level == PRIVILEGED:
         return []
-    out = list(_baseline(spec, annotations, path, meta_path))
+    out = _baseline(spec, annotations, path, meta_path)
     if level == RESTRICTED:
         out += _restricted(spec, path)
     return out

@@ -140,6 +140,12 @@ class CriClient:
         resp = self._call(pb.StatusRequest(), timeout=timeout)
         return resp.status
 
+    def info(self, *, timeout: float | None = None) -> dict[str, str]:
+        """The runtime's verbose status details (containerd: ``config``, its configuration as
+        JSON, among others)."""
+        req = pb.StatusRequest(verbose=True)
+        return dict(self._call(self.runtime.Status, "Status", req, timeout=timeout).info)
+
     def conditions(self, *, timeout: float | None = None) -> dict[str, bool]:
         """Runtime conditions as ``{type: status}``."""
         return {c.type: c.status for c in self.status(timeout=timeout).conditions}

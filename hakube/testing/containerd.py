@@ -77,6 +77,9 @@ class ContainerdSettings:
     sandbox_image: str = SANDBOX_IMAGE
     """Image of the pause container; built and imported by ``load_test_images``."""
     log_level: str = "info"
+    systemd_cgroup: bool = False
+    """runc with the systemd cgroup driver (``SystemdCgroup = true``, as the Ansible role
+    configures it); only the agent's driver check uses it here (no container is run)."""
     netns: str = ""
     """Run containerd inside this network namespace (a name under /run/netns), so that the CNI
     plugins it runs build the pod network there; empty: the caller's. Only the network
@@ -334,6 +337,7 @@ disabled_plugins = [{disabled}]
       runtime_type = "io.containerd.runc.v2"
       [{cri}.containerd.runtimes.runc.options]
         Root = "{b / "runc"}"
+        SystemdCgroup = {"true" if self.settings.systemd_cgroup else "false"}
   [{cri}.cni]
     bin_dir = "{b / "cni-bin"}"
     conf_dir = "{b / "cni-conf"}"

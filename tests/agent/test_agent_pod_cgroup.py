@@ -6,16 +6,30 @@ containerd harness's own cgroup root, so nothing outside it is touched."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from hakube.agent import cgroupdriver
 from hakube.agent.podcgroup import PodCgroups
 from hakube.api.v1 import pod_pb2
 from hakube.client import Client
-from hakube.testing.containerd import BUSYBOX_IMAGE, Containerd
+from hakube.testing.cluster import LocalCluster
+from hakube.testing.containerd import BUSYBOX_IMAGE, Containerd, ContainerdSettings
+from hakube.testing.join import agent_args
 from hakube.testing.wait import wait_for
-from tests.agent.conftest import StartAgent, ctl_endpoints, get_pod, make_pod, wait_pod
+from tests.agent.conftest import (
+    FAST,
+    ROOT,
+    StartAgent,
+    ctl_endpoints,
+    get_pod,
+    make_pod,
+    wait_pod,
+)
 
 MI64 = 64 * 1024 * 1024
 CGROUP = Path("/sys/fs/cgroup")
@@ -84,3 +98,43 @@ def test_a_pods_containers_run_in_its_cgroup_limited_by_pod_level_resources(
     assert _exists(plain_path)
     start_agent(node=agent.node, root=tmp_path / agent.node, extra=["--pod-cgroup-parent", parent])
     wait_for(lambda: not _exists(plain_path), 20, "the gone pod's cgroup swept at start")
+
+
+@pytest.mark.containerd
+@pytest.mark.timeout(120)
+def test_pod_cgroups_are_refused_at_start_on_a_systemd_driver_runtime(
+    cluster: LocalCluster, containerd: Containerd, tmp_path: Path
+) -> None:
+    """The agent's pod cgroups are cgroupfs paths; on a containerd whose runc uses the systemd
+    driver (as the Ansible role configures it) every container would fail, so the agent
+    refuses to start, in one line naming the flag and the driver."""
+    assert containerd.endpoint  # the shared one (cgroupfs) ran the tests above
+    with Containerd(ContainerdSettings(systemd_cgroup=True)) as systemd_ctd:
+        with systemd_ctd.client() as cri:
+            assert cgroupdriver.driver_of(cri.info()) == cgroupdriver.SYSTEMD
+        with containerd.client() as cri:
+            assert cgroupdriver.driver_of(cri.info()) == cgroupdriver.CGROUPFS
+        node = f"n-systemd-{os.getpid()}"
+        args = [
+            "--node-name", node,
+            "--servers", ",".join(cluster.endpoints()),
+            "--root-dir", str(tmp_path / node),
+            "--listen", "127.0.0.1:0",
+            "--node-ip", "127.0.0.1",
+            *agent_args(cluster.endpoints()),
+            *FAST,
+            "--cri-endpoint", systemd_ctd.endpoint,
+            "--pod-cgroup-parent", f"{systemd_ctd.cgroup_root}/agents",
+        ]  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "hakube", "agent", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            timeout=90,
+        )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "--pod-cgroup-parent needs the cgroupfs cgroup driver" in last, done.stderr
+    assert "systemd driver (containerd: SystemdCgroup = true)" in last, done.stderr

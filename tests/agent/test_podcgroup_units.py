@@ -5,10 +5,12 @@ removal that never leaves the node's own subtree."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from hakube.agent import cgroupdriver
 from hakube.agent.podcgroup import PodCgroups, cpu_weight
 from hakube.api.convert import from_dict
 from hakube.api.v1 import pod_pb2
@@ -65,3 +67,27 @@ def test_cgroup_v1_limits_and_removal_stay_in_the_nodes_subtree(tmp_path: Path) 
 def test_a_parent_that_could_leave_the_tree_is_refused(parent: str) -> None:
     with pytest.raises(ValueError, match="absolute path"):
         PodCgroups(parent, "n1")
+
+
+@pytest.mark.parametrize(
+    ("config", "driver"),
+    [
+        (
+            {"containerd": {"defaultRuntimeName": "runc",
+                            "runtimes": {"runc": {"options": {"SystemdCgroup": True}}}}},
+            "systemd",
+        ),
+        ({"containerd": {"runtimes": {"runc": {"options": {"Root": "/r"}}}}}, "cgroupfs"),
+        ({"systemdCgroup": True}, "systemd"),  # the runc v1 shim's plugin-wide setting
+        ({"containerd": {"defaultRuntimeName": "kata", "runtimes": {}}}, None),
+        ("not json", None),
+    ],
+)  # fmt: skip
+def test_the_cgroup_driver_is_read_from_the_runtime_status(
+    config: object, driver: str | None
+) -> None:
+    text = config if isinstance(config, str) else json.dumps(config)
+    assert cgroupdriver.driver_of({"config": text}) == driver
+    assert (cgroupdriver.refusal({"config": text}, "unix:///c.sock") is None) == (
+        driver != "systemd"
+    )
