@@ -269,6 +269,7 @@ def measure(args: argparse.Namespace, base: str, logs: str) -> dict[str, Any]:
             renew_interval=args.lease_renew,
             status_interval=args.status_interval,
             spread=True,
+            workers=args.node_workers,
             pod_workers=args.pod_workers,
         )
         per_node = max(110, 2 * math.ceil(args.pods / max(args.nodes, 1)))
@@ -358,6 +359,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-renew", type=float, default=10.0, help="node lease renewal, s")
     p.add_argument("--status-interval", type=float, default=60.0, help="node status post, s")
     p.add_argument("--pod-workers", type=int, default=8, help="fake kubelet pod workers")
+    p.add_argument(
+        "--node-workers", type=int, default=16, help="threads writing node leases and status"
+    )
     p.add_argument("--standbys", type=int, default=0, help="standby scheduler/cm each")
     p.add_argument("--rest", type=float, default=30.0, help="seconds measured at rest")
     p.add_argument("--probe-interval", type=float, default=0.1)
