@@ -58,7 +58,6 @@ from bench.scheduler_bench import DEFAULT_ELECTION, add_nodes, lease, pct, print
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
 from hakube.client.config import ENV_CONFIG
-from hakube.local.cluster import free_ports
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.fakekubelet import FakeKubelet
@@ -234,11 +233,22 @@ def roll(client: Client, count: int) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods}
+    """The run in a fresh directory; the components' logs are kept in
+    $TMPDIR/bench-scale-last-logs, the rest removed, also when the run fails."""
     base = tempfile.mkdtemp(prefix="bench-scale-")
     logs = os.path.join(base, "components")
     os.makedirs(logs)
-    sched_addr, cm_addr = (f"127.0.0.1:{p}" for p in free_ports(2))
+    try:
+        return measure(args, base, logs)
+    finally:
+        keep = os.path.join(tempfile.gettempdir(), "bench-scale-last-logs")
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(logs, keep)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, base: str, logs: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods}
     with (
         LocalCluster(os.path.join(base, "c"), 3) as cluster,
         cluster.client(timeout=60) as client,
@@ -259,14 +269,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             renew_interval=args.lease_renew,
             status_interval=args.status_interval,
             spread=True,
+            workers=args.node_workers,
             pod_workers=args.pod_workers,
         )
         per_node = max(110, 2 * math.ceil(args.pods / max(args.nodes, 1)))
         out["node_registration_s"] = add_nodes(kubelet, args.nodes, 16, "sim-", "256Gi", per_node)
         kubelet.start()
         procs = [Proc(m.name, m.proc.pid) for m in cluster.masters if m.proc is not None]
-        procs.append(Proc("scheduler", sched.start("sched-a", "--metrics-listen", sched_addr).pid))
-        procs.append(Proc("controller-manager", cms.start("cm-a", "--metrics-listen", cm_addr).pid))
+        procs.append(Proc("scheduler", sched.start("sched-a").pid))
+        procs.append(Proc("controller-manager", cms.start("cm-a").pid))
         procs.append(Proc("bench (nodes)", os.getpid()))
         for name in COMPONENTS:
             wait_for(lambda n=name: lease(client, n)[0], 60, f"{name} to lead")  # type: ignore[misc]
@@ -336,10 +347,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["node_renew_errors"] = kubelet.renew_errors
         out["node_max_renew_gap_s"] = kubelet.max_renew_gap
         kubelet.stop()
-    keep = os.path.join(tempfile.gettempdir(), "bench-scale-last-logs")
-    shutil.rmtree(keep, ignore_errors=True)
-    shutil.copytree(logs, keep)
-    shutil.rmtree(base, ignore_errors=True)
     return out
 
 
@@ -352,6 +359,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-renew", type=float, default=10.0, help="node lease renewal, s")
     p.add_argument("--status-interval", type=float, default=60.0, help="node status post, s")
     p.add_argument("--pod-workers", type=int, default=8, help="fake kubelet pod workers")
+    p.add_argument(
+        "--node-workers", type=int, default=16, help="threads writing node leases and status"
+    )
     p.add_argument("--standbys", type=int, default=0, help="standby scheduler/cm each")
     p.add_argument("--rest", type=float, default=30.0, help="seconds measured at rest")
     p.add_argument("--probe-interval", type=float, default=0.1)

@@ -224,7 +224,10 @@ class FakeKubelet:
                 for i, name in enumerate(names):
                     if self._stop.wait(max(0.0, t0 + i * step - time.monotonic())):
                         return
-                    pool.submit(self._beat, name)
+                    try:
+                        pool.submit(self._beat, name)
+                    except RuntimeError:  # the interpreter is exiting
+                        return
                 self._stop.wait(max(0.0, t0 + self.renew_interval - time.monotonic()))
 
     def _beat(self, name: str) -> None:
