@@ -174,6 +174,7 @@ def operands(cls: type) -> list[Leaf]:
     return [leaf for leaf in _all(cls) if leaf.spec.operand]
 
 
+@functools.cache
 def _all(cls: type) -> list[Leaf]:
     out: list[Leaf] = []
     _walk(cls, cls(), (), out)
@@ -378,16 +379,18 @@ def resolve(
         else:
             continue
         values[leaf.path] = _checked(leaf, _convert(leaf, raw, source), source)
-    missing = [
-        leaf.usage
-        for leaf in _all(cls)
-        if leaf.spec.required and values.get(leaf.path) in (None, "", [], (), {})
-    ]
+    obj = _build(cls, cls(), (), values)
+    missing = [leaf.usage for leaf in _all(cls) if leaf.spec.required and _empty(obj, leaf.path)]
     if missing:
         raise SettingError(f"missing required setting {', '.join(missing)}")
-    obj = _build(cls, cls(), (), values)
     _validate_all(obj)
     return obj
+
+
+def _empty(obj: Any, path: tuple[str, ...]) -> bool:
+    for name in path:
+        obj = getattr(obj, name)
+    return obj is None or (isinstance(obj, str | list | tuple | dict) and not obj)
 
 
 def unknown_keys(file_values: Mapping[str, Any], *classes: type) -> list[str]:
