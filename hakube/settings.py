@@ -13,6 +13,10 @@ help (the field's docstring, or ``setting(help=...)``) are written once, and fro
 - the key ``field-name`` of the YAML file given by ``hakube --config FILE`` (or
   ``HAKUBE_CONFIG``), ``field_name`` also accepted; a list may be a YAML list.
 
+A tool's operands (``hakube snapshot save FILE``) are fields too, marked
+``setting(operand=True)``: positional arguments, never read from the environment or a file.
+A tool with actions (``hakube certs init|renew|...``) has one settings dataclass per action.
+
 Precedence, per setting: flag > environment > config file > default. A field whose type is
 itself a settings dataclass is flattened into its parent (the scheduler's settings are its own
 knobs, the leader-election ones and the metrics endpoint's), so flag names are unique per
@@ -78,6 +82,15 @@ class Spec:
     config); document it with ``shown``."""
     shown: str = ""
     """The default as documented, when the value depends on the machine (e.g. its cores)."""
+    required: bool = False
+    """Must be set (flag, variable or file) to something non-empty; the missing ones are named
+    together in one error."""
+    repeatable: bool = False
+    """The flag may be given again, its values joined with commas (a list's always may)."""
+    operand: bool = False
+    """Not a setting but an operand of the command line (a file, a name): a positional
+    argument, with no variable or config key; a list takes any number (``required``: one or
+    more). :func:`operands` lists them, :func:`leaves` does not."""
 
 
 def setting(
@@ -125,6 +138,11 @@ class Leaf:
         return "--" + self.name
 
     @property
+    def usage(self) -> str:
+        """How the usage line and errors name it: the flag, or an operand's metavar."""
+        return (self.spec.metavar or self.name.upper()) if self.spec.operand else self.flag
+
+    @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.replace("-", "_").upper()
 
@@ -139,14 +157,27 @@ class Leaf:
 
 @functools.cache
 def leaves(cls: type) -> list[Leaf]:
-    """Every setting of ``cls`` (nested settings dataclasses flattened), in field order."""
-    out: list[Leaf] = []
-    _walk(cls, cls(), (), out)
+    """Every setting of ``cls`` (nested settings dataclasses flattened), in field order; not
+    its operands."""
+    out = [leaf for leaf in _all(cls) if not leaf.spec.operand]
     seen: dict[str, Leaf] = {}
     for leaf in out:
         if leaf.name in seen:
             raise TypeError(f"{cls.__name__}: two settings named {leaf.flag}")
         seen[leaf.name] = leaf
+    return out
+
+
+@functools.cache
+def operands(cls: type) -> list[Leaf]:
+    """The operands of ``cls`` (``setting(operand=True)``), in field order."""
+    return [leaf for leaf in _all(cls) if leaf.spec.operand]
+
+
+@functools.cache
+def _all(cls: type) -> list[Leaf]:
+    out: list[Leaf] = []
+    _walk(cls, cls(), (), out)
     return out
 
 
@@ -211,8 +242,19 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add ``cls``'s flags to ``parser``; ``hakube.cli.main`` builds the object with
-    :func:`resolve` (the parser remembers ``cls``)."""
+    """Add ``cls``'s flags (and operands) to ``parser``; ``hakube.cli.main`` builds the object
+    with :func:`resolve` (the parser remembers ``cls``)."""
+    for leaf in operands(cls):
+        nargs = None if leaf.spec.required else "?"
+        if leaf.kind is list:
+            nargs = "+" if leaf.spec.required else "*"
+        parser.add_argument(
+            leaf.dest,
+            nargs=nargs,
+            default=argparse.SUPPRESS,
+            metavar=leaf.usage,
+            help=leaf.help.replace("%", "%%"),
+        )
     for leaf in leaves(cls):
         names = [leaf.flag, *leaf.spec.aliases]
         kw: dict[str, Any] = {"dest": leaf.dest, "default": argparse.SUPPRESS}
@@ -229,10 +271,24 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
             kw["metavar"] = leaf.spec.metavar or (
                 "{" + ",".join(leaf.spec.choices) + "}" if leaf.spec.choices else _metavar(leaf)
             )
-            if leaf.kind is list:
+            if leaf.kind is list or leaf.spec.repeatable:
                 kw["action"] = "append"
         parser.add_argument(*names, **kw)
     parser.set_defaults(settings_class=cls)
+
+
+def add_actions(
+    sub: argparse._SubParsersAction,
+    command: str,
+    help_text: str,
+    actions: Mapping[str, tuple[type, str]],
+) -> None:
+    """``hakube COMMAND ACTION``: a tool whose actions each have their own settings class;
+    ``actions`` maps each action's name to (settings class, help)."""
+    top = sub.add_parser(command, help=help_text)
+    choices = top.add_subparsers(dest=f"{command}_command", required=True, metavar="ACTION")
+    for name, (cls, text) in actions.items():
+        add_flags(choices.add_parser(name, help=text), cls)
 
 
 def _metavar(leaf: Leaf) -> str:
@@ -304,6 +360,10 @@ def resolve(
     file_values = file_values or {}
     given = vars(flags) if isinstance(flags, argparse.Namespace) else dict(flags or {})
     values: dict[tuple[str, ...], Any] = {}
+    for leaf in operands(cls):
+        raw = given.get(leaf.dest, given.get(leaf.name))
+        if raw is not None:
+            values[leaf.path] = _checked(leaf, _convert(leaf, raw, "op"), "op")
     for leaf in leaves(cls):
         if leaf.dest in given:
             raw, source = given[leaf.dest], "flag"
@@ -320,8 +380,17 @@ def resolve(
             continue
         values[leaf.path] = _checked(leaf, _convert(leaf, raw, source), source)
     obj = _build(cls, cls(), (), values)
+    missing = [leaf.usage for leaf in _all(cls) if leaf.spec.required and _empty(obj, leaf.path)]
+    if missing:
+        raise SettingError(f"missing required setting {', '.join(missing)}")
     _validate_all(obj)
     return obj
+
+
+def _empty(obj: Any, path: tuple[str, ...]) -> bool:
+    for name in path:
+        obj = getattr(obj, name)
+    return obj is None or (isinstance(obj, str | list | tuple | dict) and not obj)
 
 
 def unknown_keys(file_values: Mapping[str, Any], *classes: type) -> list[str]:
@@ -330,6 +399,8 @@ def unknown_keys(file_values: Mapping[str, Any], *classes: type) -> list[str]:
 
 
 def _where(leaf: Leaf, source: str) -> str:
+    if source == "op":
+        return leaf.usage
     return leaf.flag if source == "flag" else f"{leaf.flag} (from {source})"
 
 
@@ -442,7 +513,7 @@ def reference(daemons: Iterable[tuple[str, type]]) -> str:
         "",
         "Every setting is a flag, a `HAKUBE_*` environment variable and a key of the YAML file "
         "given by `hakube --config FILE` (or `HAKUBE_CONFIG`); a flag wins over the variable, "
-        "the variable over the file, the file over the default. A bad value stops the daemon "
+        "the variable over the file, the file over the default. A bad value stops the command "
         "with one line naming the flag and exit status 2.",
     ]
     for command, cls in daemons:
@@ -450,8 +521,11 @@ def reference(daemons: Iterable[tuple[str, type]]) -> str:
             "",
             f"## hakube {command}",
             "",
-            "| Flag | Variable | Config key | Default | Meaning |",
         ]
+        for leaf in operands(cls):
+            lines.append(f"Operand `{leaf.usage}`: {leaf.help}")
+            lines.append("")
+        lines.append("| Flag | Variable | Config key | Default | Meaning |")
         lines.append("|---|---|---|---|---|")
         for leaf in leaves(cls):
             flag = f"`{leaf.flag}`" + "".join(f", `{a}`" for a in leaf.spec.aliases)

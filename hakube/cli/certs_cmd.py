@@ -14,73 +14,105 @@ import datetime
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hakube.cli.printers import human_duration
 from hakube.pki import certs, files
 from hakube.pki.layout import RENEW_BEFORE, Pki, PkiError
+from hakube.settings import add_actions, setting
 
 
-def _master(text: str) -> tuple[str, list[str]]:
-    name, sep, hosts = text.partition("=")
-    if not sep or not name or not hosts.strip(","):
-        raise argparse.ArgumentTypeError(f'--master "{text}" is not NAME=HOST[,HOST...]')
-    return name, [h.strip() for h in hosts.split(",") if h.strip()]
+def parse_masters(text: str) -> dict[str, list[str]]:
+    """``NAME=HOST[,HOST...]`` for each master, as one text (repeated ``--master`` flags are
+    joined with commas): a word with ``=`` starts a master, the words after it are more of its
+    names and addresses."""
+    out: dict[str, list[str]] = {}
+    name = ""
+    for word in (w.strip() for w in text.split(",")):
+        if not word:
+            continue
+        if "=" in word:
+            name, _, host = word.partition("=")
+            if not name or not host or name in out:
+                raise ValueError(
+                    f'"{word}": ' + ("a master named twice" if name in out else "not NAME=HOST")
+                )
+            out[name] = [host]
+        elif not name:
+            raise ValueError(f'"{word}" is not NAME=HOST[,HOST...]')
+        else:
+            out[name].append(word)
+    return out
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    top = sub.add_parser("certs", help="create, inspect and renew the cluster's certificates")
-    actions = top.add_subparsers(dest="certs_command", required=True, metavar="ACTION")
-    p = actions.add_parser(
-        "init",
-        help="create the CA, the masters' and the users' certificates (existing files are kept)",
+@dataclass(frozen=True)
+class PkiDir:
+    """The directory every certs action works on."""
+
+    pki_dir: str = setting("", required=True, metavar="DIR")
+    """The cluster PKI directory."""
+
+
+@dataclass(frozen=True)
+class CertsInit(PkiDir):
+    """``hakube certs init``."""
+
+    master: dict[str, list[str]] = setting(
+        {}, parse=parse_masters, repeatable=True, metavar="NAME=HOST[,HOST...]"
     )
-    p.add_argument("--pki-dir", required=True, help="the cluster PKI directory")
-    p.add_argument(
-        "--master",
-        action="append",
-        type=_master,
-        default=[],
-        metavar="NAME=HOST[,HOST...]",
-        help="a master and the names/addresses its certificate is for (repeat)",
-    )
-    p.add_argument(
-        "--vip", default="", help="virtual IP or name every master's certificate also names"
-    )
-    p = actions.add_parser("check-expiration", help="when each certificate expires")
-    p.add_argument("--pki-dir", required=True)
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    p = actions.add_parser("renew", help="re-issue certificates (same identity, names, key)")
-    p.add_argument(
-        "names",
-        nargs="*",
-        default=["all"],
-        metavar="all|NAME",
-        help="masters/<name>, users/<user>, or just the name (default all)",
-    )
-    p.add_argument("--pki-dir", required=True)
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help=f"renew even if more than {RENEW_BEFORE.days} days are left",
-    )
+    """A master and the names/addresses its certificate is for (repeat the flag per master)."""
+    vip: str = ""
+    """Virtual IP or name every master's certificate also names."""
+
+
+@dataclass(frozen=True)
+class CertsCheck(PkiDir):
+    """``hakube certs check-expiration``."""
+
+    output: str = setting("table", aliases=("-o",), choices=("table", "json"))
+    """table: for people; json: one object per certificate."""
+
+
+@dataclass(frozen=True)
+class CertsRenew(PkiDir):
+    """``hakube certs renew``."""
+
+    names: list[str] = setting(["all"], operand=True, metavar="all|NAME")
+    """masters/<name>, users/<user>, or just the name (default all)."""
+    force: bool = setting(False, help=f"Renew even if more than {RENEW_BEFORE.days} days are left.")
+
+
+ACTIONS: dict[str, tuple[type, str]] = {
+    "init": (
+        CertsInit,
+        "create the CA, the masters' and the users' certificates (existing files are kept)",
+    ),
+    "check-expiration": (CertsCheck, "when each certificate expires"),
+    "renew": (CertsRenew, "re-issue certificates (same identity, names, key)"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[PkiDir], int]]:
+    add_actions(sub, "certs", "create, inspect and renew the cluster's certificates", ACTIONS)
     return {"certs": run}
 
 
-def run(args: argparse.Namespace) -> int:
-    pki = Pki(args.pki_dir)
+def run(s: PkiDir) -> int:
+    pki = Pki(s.pki_dir)
     try:
-        if args.certs_command == "init":
-            return _init(pki, args)
-        if args.certs_command == "check-expiration":
-            return _check(pki, args.output)
-        return _renew(pki, args.names, args.force)
+        if isinstance(s, CertsInit):
+            return _init(pki, s)
+        if isinstance(s, CertsCheck):
+            return _check(pki, s.output)
+        assert isinstance(s, CertsRenew)
+        return _renew(pki, s.names, s.force)
     except (PkiError, certs.CertError, OSError) as exc:
         print(f"hakube certs: {exc}", file=sys.stderr)
         return 1
 
 
-def _init(pki: Pki, args: argparse.Namespace) -> int:
-    masters = {name: [*hosts, *([args.vip] if args.vip else [])] for name, hosts in args.master}
+def _init(pki: Pki, s: CertsInit) -> int:
+    masters = {name: [*hosts, *([s.vip] if s.vip else [])] for name, hosts in s.master.items()}
     written = pki.init(masters)
     for path in written:
         print(f"wrote {path}")

@@ -17,11 +17,10 @@ from typing import Any
 
 from hakube import settings as settings_mod
 from hakube.cli import logfmt
-from hakube.cli.config import ConfigError, parse_with_env
 from hakube.lifecycle import StartupError
 
 Runner = Callable[[Any], int]
-"""A daemon's runner gets its settings object; a tool's gets the parsed ``argparse.Namespace``."""
+"""A command's runner gets its settings object (a tool with actions: the chosen action's)."""
 
 
 @dataclass(frozen=True)
@@ -98,26 +97,30 @@ def setup_logging(level: str, fmt: str) -> None:
 def parse(
     argv: list[str], parser: argparse.ArgumentParser | None = None
 ) -> tuple[argparse.Namespace, GlobalSettings, Any]:
-    """The parsed command line, the global settings, and what the command's runner gets: a
-    daemon's settings object (flags > HAKUBE_* > config file > defaults, validated), or for a
-    tool the namespace with its options filled the same way. ConfigError / SettingError: one
+    """The parsed command line, the global settings, and what the command's runner gets: its
+    settings object (flags > HAKUBE_* > config file > defaults, validated). SettingError: one
     line naming the setting."""
     parser = parser or build_parser()[0]
     args = parser.parse_args(argv)
-    cls = getattr(args, "settings_class", GlobalSettings)
-    if cls is GlobalSettings:  # a tool: its options are plain argparse ones
-        args = parse_with_env(parser, argv)
+    cls = args.settings_class
     path = args.config or os.environ.get("HAKUBE_CONFIG")
     values = settings_mod.load_config_file(path) if path else {}
     if values.get("kind") == "ClientConfig" and not args.config:
         values, path = {}, None  # HAKUBE_CONFIG also names hakubectl's client config
     top = settings_mod.resolve(GlobalSettings, args, file_values=values, file_name=path or "")
-    if cls is GlobalSettings:
-        return args, top, args
     unknown = settings_mod.unknown_keys(values, GlobalSettings, cls)
     if unknown:
         raise settings_mod.SettingError(f'config file {path}: unknown setting "{unknown[0]}"')
     return args, top, settings_mod.resolve(cls, args, file_values=values, file_name=path or "")
+
+
+def command_prog(parser: argparse.ArgumentParser, argv: list[str]) -> str:
+    """``hakube COMMAND [ACTION]`` as far as ``argv`` names them, for an error's first words."""
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and word in subs[0].choices:
+            parser = subs[0].choices[word]
+    return parser.prog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser, runners = build_parser(command_word(argv))
     try:
         args, top, command_settings = parse(argv, parser)
-    except ConfigError as exc:  # a SettingError too
-        command = next((w for w in argv if w in runners), "")
-        print(f"hakube{' ' + command if command else ''}: {exc}", file=sys.stderr)
+    except settings_mod.SettingError as exc:
+        print(f"{command_prog(parser, argv)}: {exc}", file=sys.stderr)
         return 2
     setup_logging(top.log_level, top.log_format)
     try:

@@ -11,51 +11,83 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.json_format import MessageToDict
 
 from hakube.api.v1 import ops_pb2
+from hakube.cli.admin import MastersSettings
 from hakube.client import errors
 from hakube.client.ops import OpsClient, split_servers
+from hakube.settings import add_actions, setting
 
 T = TypeVar("T")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    top = sub.add_parser("members", help="list and change the masters of the cluster")
-    actions = top.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+@dataclass(frozen=True)
+class Members(MastersSettings):
+    """What every ``hakube members`` action takes."""
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-s", "--server", help="master API address(es), HOST:PORT[,...]")
-        p.add_argument("--timeout", type=float, default=15.0, help="seconds (15)")
+    timeout: float = setting(15.0, minimum=0)
+    """Seconds the action may take."""
 
-    p = actions.add_parser("list", help="members with their role, contact and log lag")
-    common(p)
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    p = actions.add_parser("add", help="add a master (start it right after)")
-    common(p)
-    p.add_argument("name")
-    p.add_argument("--raft", required=False, help="the new master's Raft HOST:PORT")
-    p.add_argument("--api", required=False, help="the new master's API HOST:PORT")
-    p = actions.add_parser("remove", help="remove a master (refused if quorum would be lost)")
-    common(p)
-    p.add_argument("name")
-    p = actions.add_parser("transfer-leader", help="move leadership (default: best follower)")
-    common(p)
-    p.add_argument("name", nargs="?", default="")
+
+@dataclass(frozen=True)
+class MembersList(Members):
+    """``hakube members list``."""
+
+    output: str = setting("table", aliases=("-o",), choices=("table", "json"))
+    """table: for people; json: the whole answer as one object."""
+
+
+@dataclass(frozen=True)
+class MembersAdd(Members):
+    """``hakube members add``."""
+
+    name: str = setting("", operand=True, required=True)
+    """The new master's name."""
+    raft: str = setting("", required=True, metavar="HOST:PORT")
+    """The new master's Raft HOST:PORT."""
+    api: str = setting("", required=True, metavar="HOST:PORT")
+    """The new master's API HOST:PORT."""
+
+
+@dataclass(frozen=True)
+class MembersRemove(Members):
+    """``hakube members remove``."""
+
+    name: str = setting("", operand=True, required=True)
+    """The master to remove."""
+
+
+@dataclass(frozen=True)
+class MembersTransfer(Members):
+    """``hakube members transfer-leader``."""
+
+    name: str = setting("", operand=True)
+    """The master to lead (empty: the best follower)."""
+
+
+ACTIONS: dict[str, tuple[type, str]] = {
+    "list": (MembersList, "members with their role, contact and log lag"),
+    "add": (MembersAdd, "add a master (start it right after)"),
+    "remove": (MembersRemove, "remove a master (refused if quorum would be lost)"),
+    "transfer-leader": (MembersTransfer, "move leadership (default: best follower)"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[Members], int]]:
+    add_actions(sub, "members", "list and change the masters of the cluster", ACTIONS)
     return {"members": run}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Members) -> int:
     try:
-        cmd = args.members_command
-        if cmd == "add" and not (args.raft and args.api):
-            raise errors.HakubeError("members add needs --raft HOST:PORT and --api HOST:PORT")
         with OpsClient(split_servers(args.server), timeout=args.timeout) as ops:
-            if cmd == "list":
+            if isinstance(args, MembersList):
                 return _list(ops, args)
-            if cmd == "add":
+            if isinstance(args, MembersAdd):
                 req = ops_pb2.AddMemberRequest(
                     name=args.name, raft_address=args.raft, api_address=args.api
                 )
@@ -65,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
                         lambda s, t: s.AddMember(req, timeout=t), what="add member"
                     ),
                 )
-            elif cmd == "remove":
+            elif isinstance(args, MembersRemove):
                 resp = _remove(ops, args.name)
             else:
+                assert isinstance(args, MembersTransfer)
                 treq = ops_pb2.TransferLeaderRequest(
                     name=args.name, timeout_seconds=min(args.timeout, 10.0)
                 )
@@ -77,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{resp.message} ({resp.seconds:.2f}s)")
         return 0
     except errors.HakubeError as exc:
-        print(f"hakube members {args.members_command}: {exc}", file=sys.stderr)
+        action = next(n for n, (cls, _) in ACTIONS.items() if cls is type(args))
+        print(f"hakube members {action}: {exc}", file=sys.stderr)
         return 1
 
 
@@ -121,7 +155,7 @@ def _remove(ops: OpsClient, name: str) -> ops_pb2.MemberChangeResponse:
         )
 
 
-def _list(ops: OpsClient, args: argparse.Namespace) -> int:
+def _list(ops: OpsClient, args: MembersList) -> int:
     resp = ops.list_members()
     if args.output == "json":
         print(

@@ -15,35 +15,40 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hakube.api.v1 import core_pb2
 from hakube.apiserver.encryption import new_config
-from hakube.client import Client, Conflict, HakubeError, NotFound
-from hakube.client.config import ConfigError, load_client_config
+from hakube.cli.admin import AdminSettings
+from hakube.client import ConfigError, Conflict, HakubeError, NotFound
+from hakube.settings import add_actions, setting
 from hakube.store.datadir import write_private
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    top = sub.add_parser("secrets", help="encryption at rest: key files and re-encryption")
-    actions = top.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
-    p = actions.add_parser("new-config", help="write an encryption config with a new key (0600)")
-    p.add_argument("file")
-    p.add_argument("--key-name", default="key1", help="the key's name (key1)")
-    p = actions.add_parser(
-        "reencrypt", help="rewrite every Secret with the masters' current first key"
-    )
-    p.add_argument(
-        "-s",
-        "--server",
-        help="master API address(es), HOST:PORT[,...] (default: the client config's)",
-    )
-    p.add_argument(
-        "--client-config",
-        default=None,
-        help="client config with the admin's credentials (default: $HAKUBE_CONFIG "
-        "or ~/.hakube/config)",
-    )
+@dataclass(frozen=True)
+class NewConfig:
+    """``hakube secrets new-config``."""
+
+    file: str = setting("", operand=True, required=True)
+    """Where to write the encryption config (refused if it exists)."""
+    key_name: str = "key1"
+    """The key's name."""
+
+
+@dataclass(frozen=True)
+class Reencrypt(AdminSettings):
+    """``hakube secrets reencrypt``."""
+
+
+ACTIONS: dict[str, tuple[type, str]] = {
+    "new-config": (NewConfig, "write an encryption config with a new key (0600)"),
+    "reencrypt": (Reencrypt, "rewrite every Secret with the masters' current first key"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[Any], int]]:
+    add_actions(sub, "secrets", "encryption at rest: key files and re-encryption", ACTIONS)
     return {"secrets": run}
 
 
@@ -71,27 +76,31 @@ def reencrypt(client: Any, attempts: int = 10) -> int:
     return count
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.secrets_command == "new-config":
-        if os.path.exists(args.file):
-            print(
-                f"hakube secrets new-config: {args.file} exists; not overwriting a key file",
-                file=sys.stderr,
-            )
-            return 1
-        try:
-            write_private(args.file, new_config(args.key_name).encode())
-        except OSError as exc:
-            print(f"hakube secrets new-config: {args.file}: {exc.strerror}", file=sys.stderr)
-            return 1
-        print(f"wrote {args.file} (key {args.key_name!r}); copy it to every master (0600)")
-        return 0
+def run(s: NewConfig | Reencrypt) -> int:
+    if isinstance(s, NewConfig):
+        return _new_config(s)
     try:
-        cfg = load_client_config(args.client_config, server=args.server)
-        with Client(cfg.servers, credentials=cfg.credentials(), timeout=cfg.timeout) as client:
+        _, conn = s.connect()
+        with conn as client:
             n = reencrypt(client)
     except (ConfigError, HakubeError) as exc:
         print(f"hakube secrets reencrypt: {exc}", file=sys.stderr)
         return 1
     print(f"re-encrypted: {n} secrets checked; every one is sealed with the current key")
+    return 0
+
+
+def _new_config(s: NewConfig) -> int:
+    if os.path.exists(s.file):
+        print(
+            f"hakube secrets new-config: {s.file} exists; not overwriting a key file",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        write_private(s.file, new_config(s.key_name).encode())
+    except OSError as exc:
+        print(f"hakube secrets new-config: {s.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {s.file} (key {s.key_name!r}); copy it to every master (0600)")
     return 0

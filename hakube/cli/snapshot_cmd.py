@@ -14,58 +14,100 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from hakube.cli.admin import MastersSettings
 from hakube.client import errors
 from hakube.client.ops import OpsClient, split_servers
 from hakube.master.settings import parse_peers
 from hakube.pki.tls import TlsFiles
+from hakube.settings import add_actions, setting
 from hakube.store import datadir, snapshot
 from hakube.store.raft import RaftSettings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    top = sub.add_parser("snapshot", help="save, inspect and restore store snapshots")
-    actions = top.add_subparsers(dest="snapshot_command", required=True, metavar="ACTION")
-    p = actions.add_parser("save", help="save a snapshot from a running master")
-    p.add_argument("file", help="where to write the snapshot")
-    p.add_argument("-s", "--server", help="master API address(es), HOST:PORT[,HOST:PORT...]")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds (120)")
-    p = actions.add_parser("inspect", help="verify a snapshot and show its metadata")
-    p.add_argument("file")
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    p = actions.add_parser("restore", help="seed an empty data dir from a snapshot")
-    p.add_argument("file")
-    p.add_argument("--data-dir", required=False, help="new data dir (must hold no Raft data)")
-    p.add_argument("--name", help="this master's name in the new cluster")
-    p.add_argument("--raft-listen", help="this master's Raft HOST:PORT in the new cluster")
-    p.add_argument(
-        "--peers",
-        type=parse_peers,
-        default={},
-        help="the other new masters: NAME=HOST:PORT,... (Raft addresses)",
-    )
+@dataclass(frozen=True)
+class SnapshotSave(MastersSettings):
+    """``hakube snapshot save``."""
+
+    file: str = setting("", operand=True, required=True)
+    """Where to write the snapshot."""
+    timeout: float = setting(120.0, minimum=0)
+    """Seconds the save may take."""
+
+
+@dataclass(frozen=True)
+class SnapshotInspect:
+    """``hakube snapshot inspect``."""
+
+    file: str = setting("", operand=True, required=True)
+    """The snapshot to verify and describe."""
+    output: str = setting("table", aliases=("-o",), choices=("table", "json"))
+    """table: for people; json: the metadata as one object."""
+
+
+@dataclass(frozen=True)
+class SnapshotRestore:
+    """``hakube snapshot restore``: the new member's names and addresses are checked as the
+    master checks its own (``RaftSettings.validate``)."""
+
+    file: str = setting("", operand=True, required=True)
+    """The snapshot to seed the data dir from."""
+    data_dir: str = setting("", required=True, metavar="DIR")
+    """The new data dir (must hold no Raft data)."""
+    name: str = setting("", required=True)
+    """This master's name in the new cluster."""
+    raft_listen: str = setting("", required=True, metavar="HOST:PORT")
+    """This master's Raft HOST:PORT in the new cluster."""
+    peers: dict[str, str] = setting({}, parse=parse_peers, metavar="NAME=HOST:PORT,...")
+    """The other new masters: NAME=HOST:PORT,... (their Raft addresses)."""
+
+    def validate(self) -> None:
+        # Only the names and addresses are checked here; no TLS material is read.
+        RaftSettings(
+            name=self.name,
+            raft_address=self.raft_listen,
+            peers=self.peers,
+            data_dir=self.data_dir,
+            tls=TlsFiles("", "", ""),
+        ).validate()
+
+
+Action = SnapshotSave | SnapshotInspect | SnapshotRestore
+
+
+ACTIONS: dict[str, tuple[type, str]] = {
+    "save": (SnapshotSave, "save a snapshot from a running master"),
+    "inspect": (SnapshotInspect, "verify a snapshot and show its metadata"),
+    "restore": (SnapshotRestore, "seed an empty data dir from a snapshot"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[Action], int]]:
+    add_actions(sub, "snapshot", "save, inspect and restore store snapshots", ACTIONS)
     return {"snapshot": run}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(s: Action) -> int:
+    what = next(name for name, (cls, _) in ACTIONS.items() if cls is type(s))
     try:
-        if args.snapshot_command == "save":
-            return _save(args)
-        if args.snapshot_command == "inspect":
-            return _inspect(args)
-        return _restore(args)
+        if isinstance(s, SnapshotSave):
+            return _save(s)
+        if isinstance(s, SnapshotInspect):
+            return _inspect(s)
+        return _restore(s)
     except (errors.HakubeError, snapshot.SnapshotError, datadir.DataDirError) as exc:
-        print(f"hakube snapshot {args.snapshot_command}: {exc}", file=sys.stderr)
+        print(f"hakube snapshot {what}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. the target directory does not exist or is not writable
         print(
-            f"hakube snapshot {args.snapshot_command}: {exc.filename or args.file}: {exc.strerror}",
+            f"hakube snapshot {what}: {exc.filename or s.file}: {exc.strerror}",
             file=sys.stderr,
         )
         return 1
 
 
-def _save(args: argparse.Namespace) -> int:
+def _save(args: SnapshotSave) -> int:
     with OpsClient(split_servers(args.server), timeout=args.timeout) as ops:
         server, data = ops.save_snapshot()
     meta, _ = snapshot.read_meta(data, f"snapshot from {server}")
@@ -77,7 +119,7 @@ def _save(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
+def _inspect(args: SnapshotInspect) -> int:
     snap = snapshot.load(args.file)
     meta = snap.meta
     if args.output == "json":
@@ -101,25 +143,7 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _restore(args: argparse.Namespace) -> int:
-    missing = [
-        f"--{n.replace('_', '-')}"
-        for n in ("data_dir", "name", "raft_listen")
-        if not getattr(args, n)
-    ]
-    if missing:
-        raise errors.HakubeError(f"missing required setting {', '.join(missing)}")
-    try:
-        # Only the names and addresses are checked here; no TLS material is read.
-        RaftSettings(
-            name=args.name,
-            raft_address=args.raft_listen,
-            peers=args.peers,
-            data_dir=args.data_dir,
-            tls=TlsFiles("", "", ""),
-        ).validate()
-    except ValueError as exc:
-        raise errors.HakubeError(str(exc)) from exc
+def _restore(args: SnapshotRestore) -> int:
     snap = snapshot.load(args.file)
     if os.path.isdir(args.data_dir) and datadir.has_raft_data(args.data_dir):
         raise datadir.DataDirError(

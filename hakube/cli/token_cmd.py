@@ -14,13 +14,15 @@ import datetime
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hakube.api.v1 import core_pb2
+from hakube.cli.admin import AdminSettings
 from hakube.cli.printers import human_duration
-from hakube.client import Client, HakubeError
-from hakube.client.config import ConfigError, load_client_config
+from hakube.client import Client, ConfigError, HakubeError
 from hakube.pki import bootstrap, certs
+from hakube.settings import add_actions, setting
 
 
 def create_token(
@@ -54,78 +56,58 @@ def join_command(servers: list[str], token: bootstrap.Token, ca_pem: bytes) -> s
     )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    top = sub.add_parser("token", help="bootstrap tokens that let nodes join")
-    actions = top.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+@dataclass(frozen=True)
+class TokenCreate(AdminSettings):
+    """``hakube token create``."""
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-s",
-            "--server",
-            help="master API address(es), HOST:PORT[,...] (default: the client config's)",
-        )
-        p.add_argument(
-            "--client-config",
-            default=None,
-            help="client config with the admin's credentials (default: "
-            "$HAKUBE_CONFIG or ~/.hakube/config)",
-        )
+    ttl: str = setting("24h", check=bootstrap.parse_ttl, metavar="DURATION")
+    """How long the token may be used: 24h, 90m, 2h30m; 0: forever."""
+    description: str = ""
+    """What the token is for."""
+    output: str = setting("text", aliases=("-o",), choices=("text", "json"))
+    """json: one object with token, caCertHash, expires, joinCommand (for scripts and the
+    Ansible playbook)."""
 
-    p = actions.add_parser("create", help="create a token; prints it and the join command")
-    common(p)
-    p.add_argument(
-        "--ttl",
-        default="24h",
-        help="how long the token may be used: 24h, 90m, 2h30m; 0: forever (24h)",
-    )
-    p.add_argument("--description", default="", help="what the token is for")
-    p.add_argument(
-        "-o",
-        "--output",
-        choices=["text", "json"],
-        default="text",
-        help="json: one object with token, caCertHash, expires, joinCommand "
-        "(for scripts and the Ansible playbook)",
-    )
-    p = actions.add_parser("list", help="the bootstrap tokens and when they expire")
-    common(p)
-    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    p = actions.add_parser("delete", help="delete tokens (by id or whole token)")
-    common(p)
-    p.add_argument("tokens", nargs="+", metavar="ID")
+
+@dataclass(frozen=True)
+class TokenList(AdminSettings):
+    """``hakube token list``."""
+
+    output: str = setting("table", aliases=("-o",), choices=("table", "json"))
+    """table: for people; json: one object per token."""
+
+
+@dataclass(frozen=True)
+class TokenDelete(AdminSettings):
+    """``hakube token delete``."""
+
+    tokens: list[str] = setting([], operand=True, required=True, metavar="ID")
+    """The tokens to delete, by id or whole token."""
+
+
+ACTIONS: dict[str, tuple[type, str]] = {
+    "create": (TokenCreate, "create a token; prints it and the join command"),
+    "list": (TokenList, "the bootstrap tokens and when they expire"),
+    "delete": (TokenDelete, "delete tokens (by id or whole token)"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[AdminSettings], int]]:
+    add_actions(sub, "token", "bootstrap tokens that let nodes join", ACTIONS)
     return {"token": run}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(s: AdminSettings) -> int:
     try:
-        cfg = load_client_config(args.client_config, server=args.server)
-        ca = cfg.credentials().ca
-        with Client(cfg.servers, credentials=cfg.credentials(), timeout=cfg.timeout) as client:
-            if args.token_command == "create":
-                ttl = bootstrap.parse_ttl(args.ttl)
-                token, expiration = create_token(client, ttl, args.description)
-                expires = bootstrap.format_time(expiration) if expiration else None
-                if args.output == "json":
-                    print(
-                        json.dumps(
-                            {
-                                "token": str(token),
-                                "caCertHash": certs.ca_hash(ca),
-                                "expires": expires,
-                                "joinCommand": join_command(cfg.servers, token, ca),
-                            },
-                            indent=2,
-                        )
-                    )
-                else:
-                    print(token)
-                    print(f"ca-cert-hash: {certs.ca_hash(ca)}")
-                    print(f"expires: {expires or 'never'}")
-                    print(f"join a node: {join_command(cfg.servers, token, ca)}")
-            elif args.token_command == "list":
-                _print_list(list_tokens(client), args.output)
+        cfg, conn = s.connect()
+        with conn as client:
+            if isinstance(s, TokenCreate):
+                _create(client, cfg.servers, cfg.credentials().ca, s)
+            elif isinstance(s, TokenList):
+                _print_list(list_tokens(client), s.output)
             else:
-                for text in args.tokens:
+                assert isinstance(s, TokenDelete)
+                for text in s.tokens:
                     token_id = text.partition(".")[0]
                     client.secrets.delete(
                         bootstrap.SECRET_PREFIX + token_id, namespace=bootstrap.SECRET_NAMESPACE
@@ -135,6 +117,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"hakube token: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _create(client: Client, servers: list[str], ca: bytes, s: TokenCreate) -> None:
+    token, expiration = create_token(client, bootstrap.parse_ttl(s.ttl), s.description)
+    expires = bootstrap.format_time(expiration) if expiration else None
+    if s.output == "json":
+        print(
+            json.dumps(
+                {
+                    "token": str(token),
+                    "caCertHash": certs.ca_hash(ca),
+                    "expires": expires,
+                    "joinCommand": join_command(servers, token, ca),
+                },
+                indent=2,
+            )
+        )
+        return
+    print(token)
+    print(f"ca-cert-hash: {certs.ca_hash(ca)}")
+    print(f"expires: {expires or 'never'}")
+    print(f"join a node: {join_command(servers, token, ca)}")
 
 
 def _print_list(tokens: list[bootstrap.StoredToken], output: str) -> None:

@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import yaml
 
@@ -64,6 +65,7 @@ from hakube.local.monitoring import (
 from hakube.local.supervisor import RestartPolicy, Supervisor
 from hakube.pki import certs, files
 from hakube.pki.layout import Pki, PkiError
+from hakube.settings import add_flags, setting
 from hakube.store.datadir import write_private
 
 DEFAULT_DATA_DIR = "~/.hakube/cluster"
@@ -75,90 +77,73 @@ class UpError(Exception):
     """Why the cluster cannot be started; printed as one line."""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+def _dns_listen(text: str) -> None:
+    ip, _, port = text.rpartition(":")
+    if text and (not ip or not port.isdigit()):
+        raise ValueError(f"{text!r}: expected IP:PORT")
+
+
+@dataclass(frozen=True)
+class UpSettings:
+    """``hakube up``: how many masters and nodes, where their state lives, what else runs."""
+
+    masters: int = 3
+    """Number of masters (1, 3, 5 or 7)."""
+    nodes: int = 2
+    """Number of node agents (hakube agent processes node-1..node-N)."""
+    data_dir: str = setting(DEFAULT_DATA_DIR, metavar="DIR")
+    """Where state, logs and ports are kept."""
+    runtime: str = setting("simulated", choices=("simulated", "containerd"))
+    """Container runtime for the node agents."""
+    cri_endpoint: str = setting(DEFAULT_ENDPOINT, metavar="ENDPOINT")
+    """With --runtime containerd: its CRI socket."""
+    cni_conf_dir: str = setting(DEFAULT_CNI_CONF_DIR, metavar="DIR")
+    """With --runtime containerd: the directory its CRI plugin reads CNI configs from (its cni
+    conf_dir), where node-1 writes the pod network's."""
+    client_config: str = setting("", metavar="FILE")
+    """Client config to write for hakubectl (empty: where hakubectl looks, $HAKUBE_CONFIG or
+    ~/.hakube/config)."""
+    base_port: int = 0
+    """First of the ports to use on a new data dir (API ports, then Raft, then metrics, N
+    each); 0: any free ports."""
+    no_restart: bool = False
+    """Leave a master, agent or component that dies down instead of starting it again."""
+    restart_delay: float = setting(5.0, minimum=0)
+    """Seconds before a dead process is started again (doubling with each death in a row, up
+    to 60)."""
+    proxy_mode: str = setting("nftables", choices=("nftables", "none"))
+    """With --runtime containerd, run hakube proxy (Services through this host's nftables
+    table hakube-proxy; needs root) or not."""
+    no_components: bool = False
+    """Do not start the scheduler, the controller-manager (and the proxy)."""
+    no_dns: bool = False
+    """Do not start cluster DNS (hakube dns) nor create the kube-dns Service."""
+    dns_listen: str = setting("", check=_dns_listen, metavar="IP:PORT")
+    """IP:PORT for cluster DNS (empty: a loopback port with the simulated runtime, the host's
+    address port 53 with containerd, where pods reach it via 10.96.0.10)."""
+
+    def validate(self) -> None:
+        if self.nodes < 0:
+            raise ValueError(f"--nodes {self.nodes}: must be 0 or more")
+        if self.masters not in (1, 3, 5, 7):
+            raise ValueError(
+                f"--masters {self.masters}: use 1, 3, 5 or 7 (an odd number: an even "
+                "one tolerates no more failures than the odd number below it)"
+            )
+        if self.base_port and not 1024 <= self.base_port <= 65535 - 3 * self.masters:
+            raise ValueError(
+                f"--base-port {self.base_port}: must leave room for {3 * self.masters} "
+                "ports below 65536 and be at least 1024"
+            )
+
+
+def add_parser(sub: argparse._SubParsersAction) -> dict[str, Callable[[UpSettings], int]]:
     p = sub.add_parser(
         "up",
         help="run a local HA cluster in the foreground",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    p.add_argument("--masters", type=int, default=3, help="number of masters (1, 3, 5 or 7)")
-    p.add_argument(
-        "--nodes",
-        type=int,
-        default=2,
-        help="number of node agents (hakube agent processes node-1..node-N; default 2)",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=DEFAULT_DATA_DIR,
-        help=f"where state, logs and ports are kept (default {DEFAULT_DATA_DIR})",
-    )
-    p.add_argument(
-        "--runtime",
-        choices=["simulated", "containerd"],
-        default="simulated",
-        help="container runtime for the node agents",
-    )
-    p.add_argument(
-        "--cri-endpoint",
-        default=DEFAULT_ENDPOINT,
-        help=f"with --runtime containerd: its CRI socket (default {DEFAULT_ENDPOINT})",
-    )
-    p.add_argument(
-        "--cni-conf-dir",
-        default=DEFAULT_CNI_CONF_DIR,
-        help="with --runtime containerd: the directory its CRI plugin reads CNI configs from "
-        f"(its cni conf_dir; default {DEFAULT_CNI_CONF_DIR}), where node-1 writes the pod "
-        "network's",
-    )
-    p.add_argument(
-        "--client-config",
-        default="",
-        help="client config to write for hakubectl (default: where hakubectl "
-        f"looks, $HAKUBE_CONFIG or {DEFAULT_CLIENT_CONFIG})",
-    )
-    p.add_argument(
-        "--base-port",
-        type=int,
-        default=0,
-        help="first of the ports to use on a new data dir (API ports, then Raft, "
-        "then metrics, N each); 0: any free ports",
-    )
-    p.add_argument(
-        "--no-restart",
-        action="store_true",
-        help="leave a master, agent or component that dies down instead of starting it again",
-    )
-    p.add_argument(
-        "--restart-delay",
-        type=float,
-        default=5.0,
-        help="seconds before a dead process is started again (doubling with each "
-        "death in a row, up to 60)",
-    )
-    p.add_argument(
-        "--proxy-mode",
-        choices=["nftables", "none"],
-        default="nftables",
-        help="with --runtime containerd, run hakube proxy (Services through this host's "
-        "nftables table hakube-proxy; needs root) or not",
-    )
-    p.add_argument(
-        "--no-components",
-        action="store_true",
-        help="do not start the scheduler, the controller-manager (and the proxy)",
-    )
-    p.add_argument(
-        "--no-dns",
-        action="store_true",
-        help="do not start cluster DNS (hakube dns) nor create the kube-dns Service",
-    )
-    p.add_argument(
-        "--dns-listen",
-        default="",
-        help="IP:PORT for cluster DNS (default: a loopback port with the simulated runtime, "
-        "the host's address port 53 with containerd, where pods reach it via 10.96.0.10)",
-    )
+    add_flags(p, UpSettings)
     return {"up": run}
 
 
@@ -262,21 +247,6 @@ def _stop_leftovers(data_dir: str, masters: list[dict[str, str]]) -> None:
 # -- run ---------------------------------------------------------------------------------------
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if args.nodes < 0:
-        raise UpError(f"--nodes {args.nodes}: must be 0 or more")
-    if args.masters not in (1, 3, 5, 7):
-        raise UpError(
-            f"--masters {args.masters}: use 1, 3, 5 or 7 (an odd number: an even "
-            "one tolerates no more failures than the odd number below it)"
-        )
-    if args.base_port and not 1024 <= args.base_port <= 65535 - 3 * args.masters:
-        raise UpError(
-            f"--base-port {args.base_port}: must leave room for {3 * args.masters} "
-            "ports below 65536 and be at least 1024"
-        )
-
-
 def _lock(data_dir: str) -> int:
     fd = os.open(os.path.join(data_dir, "up.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -287,9 +257,8 @@ def _lock(data_dir: str) -> int:
     return fd
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: UpSettings) -> int:
     try:
-        _check_args(args)
         data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
         os.makedirs(data_dir, exist_ok=True)
         lock_fd = _lock(data_dir)
@@ -321,9 +290,7 @@ class Up:
     ``hakube.lifecycle.Service`` (``ready`` once the cluster is up and reported); a cluster
     that cannot come up is stopped again and ``run()`` raises ``StartupError``."""
 
-    def __init__(
-        self, args: argparse.Namespace, data_dir: str, masters: list[dict[str, str]]
-    ) -> None:
+    def __init__(self, args: UpSettings, data_dir: str, masters: list[dict[str, str]]) -> None:
         self.args = args
         self.data_dir = data_dir
         self.cluster = LocalCluster(data_dir, 0, ca=Pki(os.path.join(data_dir, "pki")))
@@ -450,8 +417,6 @@ class Up:
             return
         if self.args.dns_listen:
             ip, _, port = self.args.dns_listen.rpartition(":")
-            if not ip or not port.isdigit():
-                raise ValueError(f"--dns-listen {self.args.dns_listen!r}: expected IP:PORT")
             addr = DnsAddress(ip.strip("[]"), int(port))
         else:
             addr = listen_address(self.data_dir, self.args.runtime)

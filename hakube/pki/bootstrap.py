@@ -208,6 +208,6 @@ def parse_ttl(text: str) -> datetime.timedelta | None:
         return None
     parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", text)
     if not parts or "".join(n + u for n, u in parts) != text:
-        raise TokenError(f"--ttl {text!r}: use a duration like 24h, 90m, 30s (0: no expiry)")
+        raise TokenError(f"{text!r} is not a duration like 24h, 90m, 30s (0: no expiry)")
     unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
     return datetime.timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))

@@ -199,4 +199,5 @@ def test_up_refuses_what_it_cannot_do_yet(tmp_path: object, args: list[str], mes
         timeout=30,
         cwd=REPO,
     )
-    assert r.returncode == 1 and message in r.stderr
+    # A bad setting, like every command's: one line naming it, exit status 2.
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr

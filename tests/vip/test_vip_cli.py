@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from hakube.cli.main import main
 from hakube.vip import cli
 
 
 def hakube(argv: list[str]) -> int:
-    """Parse and run as hakube's main CLI does with the table add_parser returns."""
-    parser = argparse.ArgumentParser(prog="hakube")
-    sub = parser.add_subparsers(dest="command", required=True)
-    runners = cli.add_parser(sub)
-    args = parser.parse_args(argv)
-    return runners[args.command](args)
+    """Parse and run as hakube's main CLI does (flags > HAKUBE_* > config file; a bad setting
+    is one line and exit status 2)."""
+    return main(argv)
 
 
 def render_argv(out: Path, **flags: str) -> list[str]:
@@ -68,9 +66,10 @@ def test_vrrp2_with_password(tmp_path: Path) -> None:
 BAD = [
     ({"vip": "192.0.3.100"}, "--vip: 192.0.3.100 is not inside 192.0.2.0/24"),
     ({"vip": "192.0.2.100/40"}, "--vip: 40 is not within 1..32"),
+    ({"vip": "192.0.2.100/x"}, "--vip: 'x' is not a whole number"),
     ({"interface_address": "192.0.2.11"}, "--interface-address: '192.0.2.11' needs a prefix"),
-    ({"interface": None}, "missing --interface"),
-    ({"vip": None, "peers": None}, "missing --vip, --peers"),
+    ({"interface": None}, "missing required setting --interface"),
+    ({"vip": None, "peers": None}, "missing required setting --vip, --peers"),
     ({"peers": "192.0.2.12,192.0.2.12"}, "--peers: 192.0.2.12 is listed twice"),
     ({"peers": "192.0.2.12,192.0.2.11"}, "--peers: 192.0.2.11 is this master's own address"),
     ({"router_id": "0"}, "--router-id: 0 is not within 1..255"),
@@ -78,7 +77,7 @@ BAD = [
     ({"router_id": "fifty"}, "--router-id: 'fifty' is not a whole number"),
     ({"priority": "255"}, "--priority: 255 is not within 1..254"),
     ({"advert_int": "0"}, "--advert-int: 0.0 is not a positive number"),
-    ({"advert_int": "soon"}, "--advert-int: 'soon' is not a number of seconds"),
+    ({"advert_int": "soon"}, "--advert-int: 'soon' is not a number"),
     ({"vrrp_version": "2", "advert_int": "0.5"}, "--advert-int: 0.5 is not whole seconds"),
     ({"auth_pass": "hakube1"}, "--auth-pass: VRRPv3 has no authentication"),
     ({"readyz_url": "localhost:9100"}, "--readyz-url: 'localhost:9100' is not an http(s) URL"),
