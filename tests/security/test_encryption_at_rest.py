@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -23,6 +24,8 @@ import yaml
 
 from hakube.api.v1 import core_pb2
 from hakube.apiserver.encryption import API_VERSION, PREFIX
+from hakube.client import Client
+from hakube.client.ops import OpsClient
 from hakube.local import procs
 from hakube.local.cluster import LocalCluster as Cluster
 from hakube.local.cluster import MasterProc
@@ -176,21 +179,36 @@ def rolling_restart(c: Cluster) -> None:
         restart(c, m)
 
 
-def stored_prefixes(c: Cluster, path: str) -> set[bytes]:
-    snap = save_snapshot(c, path)
+def stored_prefixes(c: Cluster) -> set[bytes]:
+    """How the stored Secrets are sealed, from a snapshot (taken in this process: the CLI's
+    own test is in tests/ops)."""
+    with OpsClient(c.endpoints(), credentials=c.credentials) as ops:
+        _, data = ops.save_snapshot()
+    snap = snapshot.decode(data)
     return {rec.value[: len(PREFIX) + 15] for rec in snap.state["objects"]["Secret"].values()}
 
 
-def start_refused(c: Cluster, m: MasterProc) -> str:
-    """Start ``m`` expecting it to exit; its last log line."""
-    c.terminate(m)
-    size = os.path.getsize(m.log_path)
-    c.start(m)
-    assert m.proc is not None
-    assert m.proc.wait(60) == 1
-    with open(m.log_path) as f:
-        f.seek(size)
-        return f.read().strip().splitlines()[-1]
+def start_refused(c: Cluster, m: MasterProc, data_dir: str, extra: list[str]) -> Refusal:
+    """Start a master as ``m`` (stopped) but on ``data_dir`` and with ``extra`` flags instead of
+    its own, expecting it to exit with status 1."""
+    argv = c.command(m)
+    argv[argv.index("--data-dir") + 1] = data_dir
+    log = f"{data_dir}.refused.log"
+    if os.path.exists(log):
+        os.unlink(log)
+    return Refusal(procs.spawn([*argv, *extra], log, env=c.env), log)
+
+
+@dataclasses.dataclass
+class Refusal:
+    proc: subprocess.Popen[bytes]
+    log: str
+
+    def last_line(self) -> str:
+        """The refused master's last log line, once it has exited with status 1."""
+        assert self.proc.wait(60) == 1
+        with open(self.log) as f:
+            return f.read().strip().splitlines()[-1]
 
 
 def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
@@ -199,7 +217,7 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
     k1, k2 = os.urandom(32), os.urandom(32)
     conf = str(tmp_path / "enc.yaml")
     with key1_cluster(tmp_path, conf, k1) as (c, client):
-        assert stored_prefixes(c, str(tmp_path / "a.snap")) == {PREFIX + b"aesgcm:v1:key1:"}
+        assert stored_prefixes(c) == {PREFIX + b"aesgcm:v1:key1:"}
         # 1. key2 known everywhere (decrypt only), 2. key2 first, 3. re-encrypt, 4. drop key1.
         key_config(conf, [("key1", k1), ("key2", k2)])
         rolling_restart(c)
@@ -241,7 +259,7 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         assert len(last) == 5
         for name, value in last.items():
             assert client.get(core_pb2.Secret, name).data["password"] == value
-        assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        assert stored_prefixes(c) == {PREFIX + b"aesgcm:v1:key2:"}
         # A second run finds nothing to rewrite: no Secret gets a new revision.
         before = {
             s.metadata.name: s.metadata.resource_version for s in client.list(core_pb2.Secret).items
@@ -257,35 +275,42 @@ def test_keys_rotate_without_downtime_and_wrong_or_missing_keys_refuse_to_start(
         assert {
             s.metadata.name: s.metadata.resource_version for s in client.list(core_pb2.Secret).items
         } == before
+        # 4. key1 dropped: m1 and m2 restart with key2 alone; m3 first shows what a master
+        # refuses to start with, then restarts with key2 alone too.
         key_config(conf, [("key2", k2)])
-        rolling_restart(c)
+        m = c.masters[2]
+        for other in c.masters[:2]:
+            restart(c, other)
+        c.terminate(m)
+        m.extra_args = []
+        # The two refusals about the key file (checked before any data is read or any port
+        # bound) run on new data directories while m3 itself shows the two about its stored
+        # Secrets, one after the other (those come after it has caught up with the leader).
+        bad = key_config(str(tmp_path / "bad.yaml"), [("key2", os.urandom(32))])
+        readable = key_config(str(tmp_path / "readable.yaml"), [("key2", k2)])
+        os.chmod(readable, 0o644)
+        flag = "--encryption-provider-config"
+        # The key file is missing.
+        missing = start_refused(c, m, str(tmp_path / "new-1"), [flag, str(tmp_path / "no.yaml")])
+        # A key file others can read.
+        world = start_refused(c, m, str(tmp_path / "new-2"), [flag, readable])
+        # A key with the right name but another secret cannot open the stored Secrets.
+        line = start_refused(c, m, m.data_dir, [flag, bad]).last_line()
+        assert "cannot decrypt stored data" in line and "key2" in line, line
+        # No config at all: the stored Secrets are sealed, so it refuses too.
+        line = start_refused(c, m, m.data_dir, []).last_line()
+        assert "cannot decrypt stored data" in line, line
+        line = missing.last_line()
+        assert line.startswith("hakube master: encryption config") and "does not exist" in line
+        line = world.last_line()
+        assert "chmod 600" in line, line
+        m.extra_args = [flag, conf]
+        c.start(m)
+        c.wait_ready([m], timeout=60)
         assert {
             s.metadata.name: s.data["password"] for s in client.list(core_pb2.Secret).items
         } == {**last, **{f"s{i}": f"v{i}".encode() for i in range(5, 60)}, "new": b"fresh"}
-
-        m = c.masters[2]
-        # A key with the right name but another secret cannot open the stored Secrets.
-        bad = key_config(str(tmp_path / "bad.yaml"), [("key2", os.urandom(32))])
-        m.extra_args = ["--encryption-provider-config", bad]
-        line = start_refused(c, m)
-        assert "cannot decrypt stored data" in line and "key2" in line, line
-        # No config at all: the stored Secrets are sealed, so it refuses too.
-        m.extra_args = []
-        line = start_refused(c, m)
-        assert "cannot decrypt stored data" in line, line
-        # The key file is missing.
-        m.extra_args = ["--encryption-provider-config", str(tmp_path / "missing.yaml")]
-        line = start_refused(c, m)
-        assert line.startswith("hakube master: encryption config") and "does not exist" in line
-        # A key file others can read.
-        os.chmod(conf, 0o644)
-        m.extra_args = ["--encryption-provider-config", conf]
-        line = start_refused(c, m)
-        assert "chmod 600" in line, line
-        os.chmod(conf, 0o600)
-        c.start(m)
-        c.wait_ready([m], timeout=60)
-        with c.client() as again:
+        with Client([m.api], credentials=c.credentials) as again:  # through m3 itself
             assert again.get(core_pb2.Secret, "s7").data["password"] == b"v7"
 
 
@@ -324,14 +349,14 @@ def test_keys_rotate_on_sighup_and_a_bad_reload_keeps_the_old_keys(tmp_path: Any
             env=c.env,
         )
         assert out.returncode == 0, out.stderr
-        assert stored_prefixes(c, str(tmp_path / "a.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        assert stored_prefixes(c) == {PREFIX + b"aesgcm:v1:key2:"}
         # A config without key2 cannot open what is stored: refused, key2 stays in use.
         key_config(conf, [("key1", k1)])
         sighup_all(c, "encryption config not reloaded, the old keys stay in use")
         client.create(secret("after-bad", b"x"))
         key_config(conf, [("key2", k2)])
         sighup_all(c, 'writes use Secret: aesgcm key "key2"')
-        assert stored_prefixes(c, str(tmp_path / "b.snap")) == {PREFIX + b"aesgcm:v1:key2:"}
+        assert stored_prefixes(c) == {PREFIX + b"aesgcm:v1:key2:"}
         assert {
             s.metadata.name: s.data["password"] for s in client.list(core_pb2.Secret).items
         } == {**{f"s{i}": f"v{i}".encode() for i in range(5)}, "after-bad": b"x"}
