@@ -144,7 +144,7 @@ class CriClient:
         """The runtime's verbose status details (containerd: ``config``, its configuration as
         JSON, among others)."""
         req = pb.StatusRequest(verbose=True)
-        return dict(self._call(self.runtime.Status, "Status", req, timeout=timeout).info)
+        return dict(self._call(req, timeout=timeout).info)
 
     def conditions(self, *, timeout: float | None = None) -> dict[str, bool]:
         """Runtime conditions as ``{type: status}``."""
