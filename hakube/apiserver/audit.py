@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import logging
 import os
 import queue
 import threading
@@ -35,6 +36,8 @@ import yaml
 from hakube.api import kinds as kinds_mod
 from hakube.apiserver import authn
 from hakube.settings import setting
+
+log = logging.getLogger("hakube.audit")
 
 LEVELS = ("None", "Metadata")
 VERBS = {
@@ -297,7 +300,7 @@ class AuditLog:
         while True:
             entry = self._queue.get()
             if entry is None:
-                self._file.flush()
+                self._file.close()
                 return
             entry["time"] = datetime.datetime.fromtimestamp(entry["time"], datetime.UTC).isoformat(
                 timespec="milliseconds"
@@ -332,8 +335,11 @@ class AuditLog:
             time.sleep(0.005)
 
     def close(self) -> None:
-        """Write what is queued and stop the writer (idempotent)."""
+        """Write what is queued and stop the writer (idempotent). The writer closes the file
+        itself when it has written the queue: closing it here after a bounded join lost the
+        records still queued (and raised in the writer) when the machine was slow."""
         if self._thread.is_alive():
             self._queue.put(None)
-            self._thread.join(5)
-            self._file.close()
+            self._thread.join(60)
+            if self._thread.is_alive():
+                log.warning("audit log %s: writer still draining after 60s", self.settings.path)
