@@ -157,7 +157,8 @@ def check_pod_spec(
     volumes: set[str] = set()
     for i, v in enumerate(spec.volumes):
         vp = f"{path}.volumes[{i}]"
-        check_name(v.name, f"{vp}.name", probs, label=True)
+        if not (v.name and len(v.name) <= 63 and _DNS_LABEL.match(v.name)):
+            check_name(v.name, f"{vp}.name", probs, label=True)
         if v.name in volumes:
             out.append((f"{vp}.name", f'duplicate volume "{v.name}"'))
         volumes.add(v.name)
@@ -205,7 +206,8 @@ def _container(
     if not c.termination_message_policy:
         c.termination_message_policy = "File"
     name = c.name
-    check_name(name, f"{cp}.name", probs, label=True)
+    if not (name and len(name) <= 63 and _DNS_LABEL.match(name)):  # else valid: no path built
+        check_name(name, f"{cp}.name", probs, label=True)
     if name in names:
         out.append((f"{cp}.name", f'duplicate container name "{name}"'))
     names.add(name)
@@ -236,8 +238,8 @@ def _container(
     if has("resources"):
         res = c.resources
         for rname, amounts in (("limits", res.limits), ("requests", res.requests)):
-            for key, qty in amounts.items():
-                if not _QUANTITY.match(qty):
+            for key in amounts:  # (a map's items() view is slower than its keys)
+                if not _QUANTITY.match(qty := amounts[key]):
                     out.append((f"{cp}.resources.{rname}[{key}]", f'invalid quantity "{qty}"'))
         if res.claims:
             out.append(
