@@ -284,12 +284,20 @@ class LeaderElector:
         new.CopyFrom(last)
         new.spec.renew_time = micro_time()
         new.spec.lease_duration_seconds = cfg.lease_duration
+        return self._write(
+            lambda: self.client.leases.update(new, timeout=cfg.request_timeout),
+            "renewing from the last record",
+            started,
+        )
+
+    def _write(self, write: Callable[[], core_pb2.Lease], what: str, started: float) -> bool:
+        """One write of the lease; True (and the lease noted as ours) when it succeeded."""
         try:
-            updated = self.client.leases.update(new, timeout=cfg.request_timeout)
+            lease = write()
         except errors.HakubeError as exc:
-            log.debug("%s: renewing from the last record failed: %s", cfg.name, exc)
+            log.debug("%s: %s failed: %s", self.config.name, what, exc)
             return False
-        return self._won(updated, started)
+        return self._won(lease, started)
 
     def _create(self, started: float) -> bool:
         cfg = self.config
@@ -304,12 +312,11 @@ class LeaderElector:
                 lease_transitions=0,
             ),
         )
-        try:
-            created = self.client.leases.create(lease, timeout=cfg.request_timeout)
-        except errors.HakubeError as exc:
-            log.debug("%s: creating the lease failed: %s", cfg.name, exc)
-            return False
-        return self._won(created, started)
+        return self._write(
+            lambda: self.client.leases.create(lease, timeout=cfg.request_timeout),
+            "creating the lease",
+            started,
+        )
 
     def _won(self, lease: core_pb2.Lease, started: float) -> bool:
         with self._lock:
