@@ -126,6 +126,8 @@ class FakeKubelet:
         self._leases: dict[str, core_pb2.Lease] = {}
         self._renewed: dict[str, float] = {}
         self._status_at: dict[str, float] = {}
+        self._nodes: dict[str, core_pb2.Node] = {}
+        self._beating: set[str] = set()
         self.alive: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -146,6 +148,7 @@ class FakeKubelet:
     def add_node(self, name: str, **kw: Any) -> core_pb2.Node:
         """Register a node (``node_object(name, **kw)``, and its lease) and keep it alive."""
         node = self.client.nodes.create(node_object(name, **kw))
+        self._nodes[name] = node
         self._renew(name)
         with self._lock:
             self.alive.add(name)
@@ -224,6 +227,10 @@ class FakeKubelet:
                 for i, name in enumerate(names):
                     if self._stop.wait(max(0.0, t0 + i * step - time.monotonic())):
                         return
+                    with self._lock:
+                        if name in self._beating:
+                            continue  # its last beat is still queued: do not pile up
+                        self._beating.add(name)
                     try:
                         pool.submit(self._beat, name)
                     except RuntimeError:  # the interpreter is exiting
@@ -232,6 +239,13 @@ class FakeKubelet:
 
     def _beat(self, name: str) -> None:
         """One node's heartbeat: its lease, and its status when that is due."""
+        try:
+            self._beat_once(name)
+        finally:
+            with self._lock:
+                self._beating.discard(name)
+
+    def _beat_once(self, name: str) -> None:
         if not self.is_alive(name):
             return
         try:
@@ -245,11 +259,20 @@ class FakeKubelet:
             log.info("heartbeat of %s: %s", name, exc)
 
     def _post_status(self, name: str) -> None:
-        node = self.client.nodes.get(name)
-        now = rfc3339()
-        for c in node.status.conditions:
-            c.last_heartbeat_time = now
-        self.client.nodes.update_status(node)
+        """The Ready heartbeat, written from the node last written (read only on a conflict)."""
+        node = self._nodes.get(name)
+        for attempt in range(2):
+            if node is None or attempt:
+                node = self.client.nodes.get(name)
+            now = rfc3339()
+            for c in node.status.conditions:
+                c.last_heartbeat_time = now
+            try:
+                self._nodes[name] = self.client.nodes.update_status(node)
+                break
+            except errors.Conflict:
+                if attempt:
+                    raise
         self._status_at[name] = time.monotonic()
 
     def _renew(self, name: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hakube.client import Client
+from hakube.client import Client, errors
 from hakube.leaderelection import Component, ElectionConfig
 from hakube.lifecycle import Running
 from hakube.testing.cluster import LocalCluster
@@ -122,7 +122,7 @@ def test_one_leader_and_a_clean_stop_hands_over_at_once(cluster: LocalCluster) -
 
 _VICTIM = """
 import sys, threading
-from hakube.client import Client
+from hakube.client import Client, errors
 from hakube.leaderelection import Component, ElectionConfig
 def work(client, leading):
     print("LEADING", flush=True)
@@ -193,3 +193,36 @@ def test_a_holder_cut_off_from_the_masters_stops_before_anyone_else_starts(
     finally:
         a.stop(5)
         b.stop()
+
+
+def test_a_holder_whose_lease_was_taken_by_a_write_it_did_not_make_steps_down(
+    cluster: LocalCluster,
+) -> None:
+    """The holder renews from the record it last wrote (one write, no read); that write is a
+    compare-and-swap, so a lease someone else took in between is noticed, not overwritten."""
+    eps = cluster.endpoints()
+    a, rec = component(eps, "le-taken", "a")
+    try:
+        wait_for(lambda: rec.leading, 15, "a to lead")
+        with Client(eps) as c:
+            wait_for(
+                lambda: (
+                    c.leases.get("le-taken", namespace="kube-system").spec.renew_time
+                    != c.leases.get("le-taken", namespace="kube-system").spec.acquire_time
+                ),
+                15,
+                "a renewal",
+            )
+            for _ in range(20):  # the holder's renewals race this read-modify-write
+                lease = c.leases.get("le-taken", namespace="kube-system")
+                lease.spec.holder_identity = "intruder"
+                lease.spec.lease_duration_seconds = 3600
+                try:
+                    c.leases.update(lease)
+                    break
+                except errors.Conflict:
+                    continue
+            wait_for(lambda: not rec.leading, 2 * LEASE, "a to step down")
+            assert holder(c, "le-taken") == "intruder", "the holder overwrote someone's lease"
+    finally:
+        a.stop()

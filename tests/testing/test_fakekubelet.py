@@ -105,3 +105,34 @@ def test_a_deleted_pod_goes_when_its_containers_stop(client: Client) -> None:
         assert run_then_delete(k, "quick", 30) < 10  # not the 30 s grace
     with FakeKubelet(client, stop_delay=math.inf) as k:  # containers stop only when killed
         assert run_then_delete(k, "slow", 2) >= 2.0  # at the end of its grace
+
+
+def test_spread_heartbeats_renew_each_lease_and_post_each_status(client: Client) -> None:
+    """Scale mode: each node's lease renewed once per interval from a pool, its status
+    heartbeat posted every ``status_interval``, and a stopped node neither."""
+    with FakeKubelet(
+        client, spread=True, renew_interval=0.5, status_interval=0.5, run_pods=False
+    ) as k:
+        names = [f"spread-{i}" for i in range(3)]
+        for n in names:
+            k.add_node(n)
+        k.stop_node(names[2])
+
+        def heartbeats() -> dict[str, tuple[str, str]]:
+            out = {}
+            for n in names:
+                renew = client.leases.get(n, namespace="kube-node-lease").spec.renew_time
+                ready = [c for c in client.nodes.get(n).status.conditions if c.type == "Ready"]
+                out[n] = (renew, ready[0].last_heartbeat_time)
+            return out
+
+        def moved_since(before: dict[str, tuple[str, str]]) -> bool:
+            now = heartbeats()
+            return all(now[n][0] != before[n][0] and now[n][1] != before[n][1] for n in names[:2])
+
+        first = heartbeats()
+        wait_for(lambda: moved_since(first), 20, "leases renewed and statuses posted")
+        second = heartbeats()  # a beat of the stopped node in flight at stop_node has landed
+        wait_for(lambda: moved_since(second), 20, "the live nodes beating again")
+        assert heartbeats()[names[2]] == second[names[2]], "a stopped node kept beating"
+        assert k.renew_errors == 0 and 0 < k.max_renew_gap < 20
