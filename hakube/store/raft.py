@@ -173,6 +173,44 @@ def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
     message["entries"] = newer
 
 
+def _answer_stale_leader(
+    so: Any,
+    transport: Any,
+    raft_log: Any,
+    node: object,
+    answered: dict[object, float],
+    quiet: float,
+) -> None:
+    """A leader of an older term is still sending to us: tell it our term. Runs on the Raft
+    thread.
+
+    A member can hold a higher term than the leader without any leader of that term: it won a
+    pre-vote, raised its term, and its vote requests were lost (a partition starting, a
+    connection reset). pysyncobj ignores messages of an older term without answering, so the
+    leader never learns of the higher term; the member ignores the leader's entries; and its
+    pre-votes are refused because the others hear from that leader. It stays out of the quorum
+    until the leader happens to change (seen for minutes in the fault runs). Raft's answer is
+    to reply with the higher term; pysyncobj reacts to a higher term only in a vote request or
+    in entries, so the member repeats its vote request for its current term (legal in Raft:
+    it asks for a vote in the term it is in, with its true last entry). The leader steps down,
+    the cluster elects a leader in a newer term — one election, not a stream of them: at most
+    once per election timeout per sender, and only while that sender's term is behind."""
+    now = time.monotonic()
+    if now - answered.get(node, -quiet) < quiet or not len(raft_log):
+        return
+    answered[node] = now
+    _, last_idx, last_term = raft_log[-1]
+    transport.send(
+        node,
+        {
+            "type": "request_vote",
+            "term": so.raftCurrentTerm,
+            "last_log_index": last_idx,
+            "last_log_term": last_term,
+        },
+    )
+
+
 def check_hostport(what: str, value: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -262,9 +300,13 @@ class RaftNode:
         next_index: dict[object, int] = so._SyncObj__raftNextIndex
 
         prevote = self.prevote
+        answered: dict[object, float] = {}
+        quiet = self.settings.election_timeout_min
 
         def on_message(node: object, message: dict[str, object]) -> None:
             kind = message.get("type")
+            if kind == "append_entries" and message["term"] < so.raftCurrentTerm:
+                _answer_stale_leader(so, transport, raft_log, node, answered, quiet)
             if prevote is not None:
                 if kind in PREVOTE_TYPES:
                     prevote.receive(node, message)

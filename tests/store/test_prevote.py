@@ -3,6 +3,8 @@ rejoins without forcing an election; elections after a real leader loss still ha
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from hakube.store import fsm as store
 from hakube.store import ops
+from hakube.store import raft as raft_mod
 from hakube.store.raft import RaftNode
 from hakube.testing.raft import InProcessCluster
 from hakube.testing.wait import wait_for
@@ -111,3 +114,55 @@ def test_members_still_elect_a_leader_when_the_leader_dies(
         ops.wire(ops.Create("", "Pod", "default", "x", b"v", {}, {}, 0))
     ).result(10)
     assert res[0] == store.OK
+
+
+def _run_ahead(c: InProcessCluster) -> tuple[RaftNode, RaftNode, int]:
+    """Give a follower a term three ahead of the leader's with no leader in it — as when it
+    won a pre-vote and its vote requests were lost. Returns (leader, victim, its term)."""
+    leader = c.leader()
+    node = next(n for n in c.nodes.values() if n is not leader)
+    ahead = term(leader) + 3
+    done = threading.Event()
+
+    def bump() -> None:
+        node.syncobj._SyncObj__setCurrentTerm(ahead, None)  # type: ignore[attr-defined]
+        done.set()
+
+    node._on_raft_thread.append(bump)
+    wait_for(done.is_set, 5, "the term to be raised")
+    return leader, node, ahead
+
+
+def _write(c: InProcessCluster, name: str) -> None:
+    res = (
+        c.leader(15)
+        .proposer.submit(ops.Create("", "Pod", "default", name, b"v", {}, {}, 0).wire())
+        .result(10)
+    )
+    assert res[0] == store.OK
+
+
+def test_a_member_whose_term_ran_ahead_rejoins_at_once(
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
+    """Seen in the fault runs (docs/reliability.md): such a member ignored the leader's entries,
+    the leader never heard of the higher term, and pre-vote kept the member from forcing an
+    election — out of the quorum until the leader happened to change, for minutes."""
+    c = start3(raft_cluster)
+    _, node, ahead = _run_ahead(c)
+    wait_for(lambda: all(term(n) >= ahead for n in c.nodes.values()), 10, "the term to spread")
+    _write(c, "after")
+    wait_for(lambda: node.fsm.get("Pod", "default", "after") is not None, 10, "catch-up")
+
+
+def test_without_the_answer_a_member_whose_term_ran_ahead_stays_out(
+    raft_cluster: Callable[..., InProcessCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: the same without the answer to the stale leader (the test above can fail)."""
+    monkeypatch.setattr(raft_mod, "_answer_stale_leader", lambda *a: None)
+    c = start3(raft_cluster)
+    leader, node, ahead = _run_ahead(c)
+    _write(c, "after")
+    time.sleep(3)  # absence over a span of several election timeouts: nothing to wait for
+    assert node.fsm.get("Pod", "default", "after") is None
+    assert term(node) == ahead and term(leader) < ahead
