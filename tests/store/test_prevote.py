@@ -136,7 +136,7 @@ def _run_ahead(c: InProcessCluster) -> tuple[RaftNode, RaftNode, int]:
 def _write(c: InProcessCluster, name: str) -> None:
     res = (
         c.leader(15)
-        .proposer.submit(ops.Create("", "Pod", "default", name, b"v", {}, {}, 0).wire())
+        .proposer.submit(ops.wire(ops.Create("", "Pod", "default", name, b"v", {}, {}, 0)))
         .result(10)
     )
     assert res[0] == store.OK
