@@ -19,6 +19,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,13 +160,22 @@ def test_readme_tour_fetches_the_web_service_by_name_from_a_pod(
         except TimeoutError as e:
             raise explain(str(e)) from None
 
+        failures: list[str] = []
+
         def fetched() -> str:
             # (busybox-static's wget crashes with -T; the subprocess timeout bounds it instead)
+            start = time.monotonic()
             try:
                 r = ctl("exec", "hello", "--", "wget", "-qO-", URL, timeout=15)
             except subprocess.TimeoutExpired:
+                failures.append(f"timed out after {time.monotonic() - start:.1f}s")
                 return ""
-            return r.stdout if r.returncode == 0 else ""
+            if r.returncode != 0:
+                failures.append(
+                    f"exit {r.returncode} after {time.monotonic() - start:.1f}s: {r.stderr}"
+                )
+                return ""
+            return r.stdout
 
         first: list[str] = []
         try:
@@ -176,7 +186,7 @@ def test_readme_tour_fetches_the_web_service_by_name_from_a_pod(
         assert page.startswith("hello from hakube from web-"), page
         # Served by the Service's pods: both replicas of the Deployment answer in turn.
         servers = {fetched().strip() for _ in range(12)}
-        assert len(servers) == 2, servers
+        assert len(servers) == 2, (servers, failures)
         assert up.stop() == 0
     finally:
         up.close(data)
