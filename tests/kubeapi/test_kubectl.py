@@ -130,6 +130,19 @@ def test_resize_policy_is_stored_with_a_warning_kubectl_prints(kubectl: Kubectl)
     assert r.stderr.splitlines() == [warning]
     r = kubectl("apply", "-f", "-", stdin=doc.replace("resized", "plain"))
     assert r.returncode == 0 and r.stderr == "", r.stderr
+    # Two warnings travel in one header, comma-separated; kubectl prints each.
+    policy = "resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]"
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: resized-pod}\nspec:\n  containers:\n"
+        f"  - {{name: a, image: {IMAGE}, {policy}}}\n"
+        f"  - {{name: b, image: {IMAGE}, {policy}}}\n"
+    )
+    r = kubectl("create", "-f", "-", stdin=pod)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        warning.replace("template.spec.containers[0]", f"containers[{i}]") for i in (0, 1)
+    ]
+    kubectl.ok("delete", "pod/resized-pod", "deploy/resized", "deploy/ssa-resized", "deploy/plain")
 
 
 def test_server_side_apply_conflicts_force_and_removes_dropped_fields(kubectl: Kubectl) -> None:
