@@ -16,7 +16,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-METADATA_KEY = "warning"
+from hakube.api import failures
+
+METADATA_KEY = failures.WARNING_KEY
 """The gRPC trailing metadata key, one value per warning."""
 
 _current: ContextVar[list[str] | None] = ContextVar("hakube_api_warnings", default=None)

@@ -32,7 +32,7 @@ from typing import Any, overload
 
 from google.protobuf.message import Message
 
-from hakube.api import kinds
+from hakube.api import failures, kinds
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, pod_pb2
 from hakube.client import errors
@@ -72,15 +72,11 @@ def _unary(
     def attempt_warned(stubs: Stubs, timeout: float) -> Any:
         out, call = getattr(stubs.objects, method).with_call(req, timeout=timeout)
         for key, value in call.trailing_metadata() or ():
-            if key == WARNING_KEY:
+            if key == failures.WARNING_KEY:
                 on_warning(value)
         return out
 
     return attempt_warned
-
-
-WARNING_KEY = "warning"
-"""The trailing metadata key of the API server's warnings, one value per warning."""
 
 
 class _LogOnce:
