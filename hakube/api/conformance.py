@@ -30,7 +30,9 @@ REFUSED: dict[str, str] = {
 """Type.field -> why admission refuses it (the answer names the field and this reason)."""
 
 STORED: dict[str, str] = {
-    "Container.resizePolicy": "no in-place resize of running containers",
+    "Container.resizePolicy": (
+        "no in-place resize of running containers; a write that sets it gets a warning"
+    ),
     "ServiceAccount.secrets": "hakube makes and reads no token Secrets (tokens are requested)",
     "Volume.persistentVolumeClaim": "the agent mounts no persistent volumes yet",
     "ServiceSpec.externalIPs": "the service proxy does not program external IPs",

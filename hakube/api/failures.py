@@ -95,6 +95,10 @@ def of_code(code: grpc.StatusCode) -> Failure:
 RETRY_AFTER_KEY = "retry-after-ms"
 """Trailing metadata of a flow-control refusal: milliseconds to wait before retrying."""
 
+WARNING_KEY = "warning"
+"""Trailing metadata of an accepted write: one value per warning for its author (see
+docs/api.md, Warnings)."""
+
 _INVALID = re.compile(r" is invalid: (.*)$")
 _CAUSE = re.compile(r"^\s*([A-Za-z][\w.\[\]/-]*): (.+)$")
 

@@ -79,17 +79,31 @@ def problems(spec: pod_pb2.PodSpec, path: str = "spec") -> Iterator[tuple[str, s
             )
 
 
+RESIZE_WARNING = (
+    "in-place resize is not supported on this cluster; the policy is stored and has no effect"
+)
+"""Why a valid ``resizePolicy`` is accepted with a warning: pods are never resized in place
+(a resources change of a running pod is refused), so the policy is never consulted."""
+
+
 def check_resize(
-    c: pod_pb2.Container, where: str, out: list[tuple[str, str]], *, init: bool
+    c: pod_pb2.Container,
+    where: str,
+    out: list[tuple[str, str]],
+    warnings: list[str],
+    *,
+    init: bool,
 ) -> None:
     """Append (field path, message) for each broken rule of the ``resizePolicy`` of ``c``, the
-    container at ``where`` (an init container when ``init``)."""
+    container at ``where`` (an init container when ``init``), and to ``warnings`` that the
+    policy has no effect here."""
     policies = c.resize_policy
     if not policies:
         return
     if init:
         out.append((f"{where}.resizePolicy", "not supported for init containers"))
         return
+    warnings.append(f"{where}.resizePolicy: {RESIZE_WARNING}")
     seen: set[str] = set()
     for j, rp in enumerate(policies):
         rp_where = f"{where}.resizePolicy[{j}]"

@@ -37,7 +37,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hakube.api.v1 import api_pb2
-from hakube.apiserver import authn, batch
+from hakube.apiserver import apiwarnings, authn, batch
 from hakube.apiserver.audit import AuditLog
 from hakube.apiserver.authz.attributes import METHODS, Attributes
 from hakube.apiserver.authz.authorizer import Authorizer
@@ -240,9 +240,13 @@ class ApiServer:
                     grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
                 )
             try:
-                return await invoke(method, lambda: identify(ctx), req, fn, kind_of)
+                with apiwarnings.collect() as warnings:
+                    out = await invoke(method, lambda: identify(ctx), req, fn, kind_of)
             except ApiError as exc:
                 await _abort(ctx, exc)
+            if warnings:
+                ctx.set_trailing_metadata(tuple((apiwarnings.METADATA_KEY, w) for w in warnings))
+            return out
 
         return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
 

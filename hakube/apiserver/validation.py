@@ -18,6 +18,7 @@ from hakube.api import containerhandlers, poddns, podpaths, podresources, podsec
 from hakube.api.kinds import Kind
 from hakube.api.labels import SelectorError, from_label_selector, matcher
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2, workloads_pb2
+from hakube.apiserver import apiwarnings
 from hakube.apiserver.authz import validation as rbac_validation
 from hakube.apiserver.errors import Invalid
 from hakube.apiserver.validation_jobs import check_job_spec
@@ -35,10 +36,12 @@ _LABEL_NAME_KINDS = {"Namespace", "Service"}
 
 
 class Problems:
-    """Collects (path, message) pairs."""
+    """Collects (path, message) pairs, and warnings for an object that is accepted anyway
+    (``path: text``, sent back to the writer, see apiwarnings)."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
 
     def add(self, path: str, message: str) -> None:
         self.items.append((path, message))
@@ -253,7 +256,7 @@ def _container(
         if sc.HasField("windows_options"):
             out.append((f"{cp}.securityContext.windowsOptions", _NOT_LINUX))
         profiles.check_context(sc, f"{cp}.securityContext", out)
-    podresources.check_resize(c, cp, out, init=init)
+    podresources.check_resize(c, cp, out, probs.warnings, init=init)
     for field in containerhandlers.PROBES:
         if has(field) and (probe := getattr(c, field)).ByteSize():
             default_probe(probe)
@@ -650,3 +653,5 @@ def default_and_validate(kind: Kind, msg: Message, *, status_update: bool = Fals
     if status_update:
         probs.items = [(p, m) for p, m in probs.items if not p.startswith("spec")]
     probs.raise_for(kind, meta.name or meta.generate_name)
+    if probs.warnings and not status_update:
+        apiwarnings.add(probs.warnings)

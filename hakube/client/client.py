@@ -32,7 +32,7 @@ from typing import Any, overload
 
 from google.protobuf.message import Message
 
-from hakube.api import kinds
+from hakube.api import failures, kinds
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, pod_pb2
 from hakube.client import errors
@@ -56,13 +56,40 @@ log = logging.getLogger("hakube.client")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def _unary(method: str, req: Message) -> Callable[[Stubs, float], Any]:
-    """The attempt function for one ObjectService call (binds ``req`` now, not at call time)."""
+def _unary(
+    method: str, req: Message, on_warning: Callable[[str], None] | None = None
+) -> Callable[[Stubs, float], Any]:
+    """The attempt function for one ObjectService call (binds ``req`` now, not at call time).
+    With ``on_warning``, each warning the server attached to the answer (trailing metadata
+    ``warning``, see docs/api.md) is passed to it."""
 
     def attempt(stubs: Stubs, timeout: float) -> Any:
         return getattr(stubs.objects, method)(req, timeout=timeout)
 
-    return attempt
+    if on_warning is None:
+        return attempt
+
+    def attempt_warned(stubs: Stubs, timeout: float) -> Any:
+        out, call = getattr(stubs.objects, method).with_call(req, timeout=timeout)
+        for key, value in call.trailing_metadata() or ():
+            if key == failures.WARNING_KEY:
+                on_warning(value)
+        return out
+
+    return attempt_warned
+
+
+class _LogOnce:
+    """The default warning handler: each distinct warning logged once per client, so a
+    controller that creates many pods from one template logs its warning once."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, text: str) -> None:
+        if text not in self.seen:
+            self.seen.add(text)
+            log.warning("API warning: %s", text)
 
 
 def describe(kind: Kind, name: str, namespace: str = "") -> str:
@@ -87,11 +114,15 @@ class Client(TypedResources):
         timeout: float | None = None,
         policy: RetryPolicy | None = None,
         watch_idle_timeout: float = 20.0,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         """``endpoints``: master addresses ``HOST:PORT`` (a list, a comma-separated string, or
         one VIP). ``credentials``: the cluster CA and this client's certificate and key; when
         omitted they come from the client config file ($HAKUBE_CONFIG or ~/.hakube/config).
-        ``timeout`` overrides the policy's per-call deadline."""
+        ``timeout`` overrides the policy's per-call deadline. ``on_warning`` gets each warning
+        the server attaches to an accepted create or update (e.g. a field stored without
+        effect); by default each distinct one is logged once."""
+        self.on_warning: Callable[[str], None] = on_warning or _LogOnce()
         if credentials is None:
             from hakube.client.config import load_client_config
 
@@ -174,7 +205,7 @@ class Client(TypedResources):
             req = api_pb2.CreateRequest(object=kinds.wrap(msg), request_id=rid, dry_run=dry_run)
             try:
                 out = self.transport.call(
-                    _unary("Create", req),
+                    _unary("Create", req, self.on_warning),
                     what=f"create {describe(kind, meta.name)}",
                     timeout=timeout,
                     request_id=rid,
@@ -337,7 +368,9 @@ class Client(TypedResources):
         stub = "UpdateStatus" if status else "Update"
         what = f"update{' status of' if status else ''} {describe(kind, meta.name, ns)}"
         try:
-            out = self.transport.call(_unary(stub, req), what=what, timeout=timeout, request_id=rid)
+            out = self.transport.call(
+                _unary(stub, req, self.on_warning), what=what, timeout=timeout, request_id=rid
+            )
         except errors.Conflict as exc:
             if not (exc.retried and meta.resource_version):
                 raise

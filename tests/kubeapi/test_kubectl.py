@@ -102,6 +102,49 @@ def test_server_side_apply_creates_and_updates(kubectl: Kubectl) -> None:
     assert kubectl.ok("delete", "deploy/ssa", "svc/ssa", "cm/ssa-config").count("deleted") == 3
 
 
+def test_resize_policy_is_stored_with_a_warning_kubectl_prints(kubectl: Kubectl) -> None:
+    """The server's ``Warning: 299`` header reaches the user as kubectl's ``Warning:`` line,
+    for a client-side create and a server-side apply alike; nothing else warns."""
+    doc = _manifests(IMAGE, "resized").split("---")[1]
+    assert "kind: Deployment" in doc
+    resized = doc.replace(
+        "image:",
+        "resizePolicy: [{resourceName: memory, restartPolicy: RestartContainer}]\n        image:",
+        1,
+    )
+    assert resized != doc
+    warning = (
+        "Warning: spec.template.spec.containers[0].resizePolicy: in-place resize is not "
+        "supported on this cluster; the policy is stored and has no effect"
+    )
+    r = kubectl("apply", "-f", "-", stdin=resized)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "deployment.apps/resized created"
+    assert r.stderr.splitlines() == [warning]
+    path = "{.spec.template.spec.containers[0].resizePolicy[0].resourceName}"
+    assert kubectl.ok("get", "deploy", "resized", "-o", f"jsonpath={path}") == "memory"
+    r = kubectl(
+        "apply", "--server-side", "-f", "-", stdin=resized.replace("resized", "ssa-resized")
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [warning]
+    r = kubectl("apply", "-f", "-", stdin=doc.replace("resized", "plain"))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # Two warnings travel in one header, comma-separated; kubectl prints each.
+    policy = "resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]"
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: resized-pod}\nspec:\n  containers:\n"
+        f"  - {{name: a, image: {IMAGE}, {policy}}}\n"
+        f"  - {{name: b, image: {IMAGE}, {policy}}}\n"
+    )
+    r = kubectl("create", "-f", "-", stdin=pod)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        warning.replace("template.spec.containers[0]", f"containers[{i}]") for i in (0, 1)
+    ]
+    kubectl.ok("delete", "pod/resized-pod", "deploy/resized", "deploy/ssa-resized", "deploy/plain")
+
+
 def test_server_side_apply_conflicts_force_and_removes_dropped_fields(kubectl: Kubectl) -> None:
     name = f"owned-{uuid.uuid4().hex[:6]}"
 

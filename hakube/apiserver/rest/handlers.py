@@ -36,6 +36,7 @@ from hakube.api import convert, kinds
 from hakube.api.convert import ManifestError
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, authz_pb2
+from hakube.apiserver import apiwarnings
 from hakube.apiserver.authn import Authenticator
 from hakube.apiserver.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from hakube.apiserver.rest import codec, fieldowners, openapi, patch, routes, tokenrequest
@@ -111,7 +112,12 @@ class RestApi(Subresources):
                     f'user "{identity.user}": impersonation (kubectl --as) is not served by '
                     "hakube's Kubernetes API"
                 )
-            return await self._route(req, identity)
+            with apiwarnings.collect() as warnings:
+                resp = await self._route(req, identity)
+            if warnings:
+                # One header, comma-separated warnings (RFC 7234 allows a list; kubectl reads it).
+                resp.headers["Warning"] = ", ".join(map(apiwarnings.header_value, warnings))
+            return resp
         except ApiError as exc:
             route = routes.parse(req.path)
             kind = route.kind if route is not None else None

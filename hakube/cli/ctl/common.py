@@ -100,6 +100,7 @@ class Ctx:
     failed: bool = False
     _client: Client | None = None
     _namespace: str = ""
+    _warned: set[str] = field(default_factory=set)
 
     def client(self) -> Client:
         if self._client is None:
@@ -113,8 +114,16 @@ class Ctx:
                 credentials=cfg.credentials(),
                 namespace=cfg.namespace,
                 timeout=cfg.timeout,
+                on_warning=self.warn,
             )
         return self._client
+
+    def warn(self, text: str) -> None:
+        """Print a warning the server sent, as kubectl does (each text once per command: an
+        apply's dry-run probe and its update both carry it); the exit status is unchanged."""
+        if text not in self._warned:
+            self._warned.add(text)
+            print(f"Warning: {text}", file=self.err, flush=True)
 
     @property
     def namespace(self) -> str:
