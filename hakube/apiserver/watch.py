@@ -315,10 +315,17 @@ class WatchHub:
                     try:
                         data = await asyncio.wait_for(w.queue.get(), timeout=interval)
                     except TimeoutError:
-                        yield watch_event_bytes(
-                            "BOOKMARK", object_bytes(w.kind, b"", w.last_rev), w.last_rev
-                        )
-                        continue
+                        # ``last_rev`` already covers every event queued for this watcher, so a
+                        # bookmark is true only once the queue is empty. The timeout and a
+                        # dispatch can land in one loop turn (a master resuming from a pause, a
+                        # busy loop): then an event waits in the queue, and a bookmark sent
+                        # ahead of it would make the client drop it as already seen.
+                        if w.queue.empty():
+                            yield watch_event_bytes(
+                                "BOOKMARK", object_bytes(w.kind, b"", w.last_rev), w.last_rev
+                            )
+                            continue
+                        data = w.queue.get_nowait()
                 else:
                     data = await w.queue.get()
                 if data is None:

@@ -119,3 +119,36 @@ def test_compiled_single_equality_matches_like_the_generic_rule() -> None:
         assert m is not None
         for labels in cases:
             assert m(labels) == all(r.matches(labels) for r in reqs), (text, labels)
+
+
+def test_a_bookmark_never_overtakes_an_event_waiting_in_the_queue() -> None:
+    """The bookmark timeout and a dispatch landing in one loop turn (a master resuming from
+    SIGSTOP: the fault runs found a watcher missing one event this way). The hub raises
+    ``last_rev`` when it queues an event; a bookmark taken from it while the event still waits
+    would carry a revision above the event's, and the client drops events at or below the last
+    revision it saw. An interval of 0 makes the timeout win every race with the queued event."""
+
+    async def main() -> list[tuple[str, int]]:
+        fsm = StoreFSM()
+        hub = WatchHub(fsm, MasterMetrics())
+        hub.attach(asyncio.get_running_loop())
+        lm, fm = compile_selectors(CM, "", "")
+        w = hub.subscribe(CM, "default", lm, fm, 0)
+        labels = {"app": "x"}
+        op = ops.Create("", "ConfigMap", "default", "a", value("a", labels), labels, {}, 0)
+        write(fsm, ops.wire(op))
+        await asyncio.sleep(0)  # the dispatch: the event is queued, last_rev covers it
+        assert not w.queue.empty() and w.last_rev == fsm.revision
+        seen: list[tuple[str, int]] = []
+        stream = hub.stream(w, bookmarks=True, interval=0)
+        async for data in stream:
+            ev = api_pb2.WatchEvent.FromString(data)
+            seen.append((ev.type, int(ev.resource_version)))
+            if len(seen) == 2:
+                break
+        await stream.aclose()
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen[0][0] == "ADDED", f"a bookmark went ahead of the queued event: {seen}"
+    assert seen[1] == ("BOOKMARK", seen[0][1])
