@@ -83,6 +83,10 @@ class Informer(Generic[M]):
         self._cache: dict[Key, M] = {}
         self._lock = threading.Lock()
         self._handlers: builtins.list[Handlers[M]] = []
+        self._indexers: dict[str, Callable[[M], str]] = {}
+        self._indices: dict[str, dict[str, set[Key]]] = {}
+        """Per index: value -> keys of the cached objects ``_indexers[name]`` maps to it; kept
+        with the cache under ``_lock``."""
         self._synced = threading.Event()
         self._stopped = threading.Event()
         self._watch: Watch | None = None
@@ -109,7 +113,44 @@ class Informer(Generic[M]):
         for obj in late:
             self._call(h.on_add, obj)
 
+    def add_index(self, name: str, value_of: Callable[[M], str]) -> None:
+        """Keep the cache indexed by ``value_of(obj)`` (e.g. a pod's node name), so that
+        ``by_index`` finds the objects with one value without a scan of the whole kind. Adding
+        an index under a name already used replaces it (informers are shared)."""
+        with self._lock:
+            self._indexers[name] = value_of
+            self._indices[name] = self._build_index(value_of, self._cache)
+
+    @staticmethod
+    def _build_index(value_of: Callable[[M], str], cache: dict[Key, M]) -> dict[str, set[Key]]:
+        index: dict[str, set[Key]] = {}
+        for k, obj in cache.items():
+            index.setdefault(value_of(obj), set()).add(k)
+        return index
+
+    def _index_move(self, k: Key, old: M | None, new: M | None) -> None:
+        """Move ``k`` from ``old``'s index values to ``new``'s (caller holds ``_lock``)."""
+        for name, value_of in self._indexers.items():
+            index = self._indices[name]
+            before = value_of(old) if old is not None else None
+            after = value_of(new) if new is not None else None
+            if before == after:
+                continue
+            if before is not None:
+                keys = index.get(before)
+                if keys is not None:
+                    keys.discard(k)
+                    if not keys:
+                        del index[before]
+            if after is not None:
+                index.setdefault(after, set()).add(k)
+
     # -- cache reads (any thread) -------------------------------------------------------------
+
+    def by_index(self, name: str, value: str) -> builtins.list[M]:
+        """The cached objects whose index ``name`` (see ``add_index``) has ``value``."""
+        with self._lock:
+            return [self._cache[k] for k in self._indices[name].get(value, ())]
 
     def get(self, name: str, namespace: str = "") -> M | None:
         ns = namespace if self.kind.namespaced else ""
@@ -218,6 +259,7 @@ class Informer(Generic[M]):
         with self._lock:
             old = self._cache.get(k)
             self._cache[k] = obj
+            self._index_move(k, old, obj)
             handlers = list(self._handlers)
         for h in handlers:
             if old is None:
@@ -229,6 +271,7 @@ class Informer(Generic[M]):
         k = key_of(obj)
         with self._lock:
             old = self._cache.pop(k, None)
+            self._index_move(k, old, None)
             handlers = list(self._handlers)
         if old is None:
             return
@@ -241,6 +284,8 @@ class Informer(Generic[M]):
         with self._lock:
             old = self._cache
             self._cache = fresh
+            for name, value_of in self._indexers.items():
+                self._indices[name] = self._build_index(value_of, fresh)
             handlers = list(self._handlers)
             self.resource_version = rv
         for k, obj in old.items():

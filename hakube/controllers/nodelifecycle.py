@@ -39,6 +39,11 @@ LEASE_NS = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 UNKNOWN_REASON = "NodeStatusUnknown"
+POD_NODE_INDEX = "spec.nodeName"
+
+
+def _pod_node(pod: pod_pb2.Pod) -> str:
+    return pod.spec.node_name
 
 
 class TokenBucket:
@@ -103,6 +108,9 @@ class NodeLifecycleController(Controller):
         self.nodes = self.ctx.informers.get(core_pb2.Node)
         self.leases = self.ctx.informers.get(core_pb2.Lease)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        # A tainted node's pods are looked up on every check of it: by index, not by a scan of
+        # every pod (179 tainted nodes x 30,000 pods kept a core busy at rest in the scale run).
+        self.pods.add_index(POD_NODE_INDEX, _pod_node)
         self.nodes.add_handlers(on_add=self.enqueue, on_update=self._node_updated)
         self.leases.add_handlers(on_add=self._lease, on_update=lambda o, n: self._lease(n))
 
@@ -224,8 +232,8 @@ class NodeLifecycleController(Controller):
 
     def _evict(self, node: core_pb2.Node, taints: list[core_pb2.Taint]) -> None:
         now = time.time()
-        for pod in self.pods.list():
-            if pod.spec.node_name != node.metadata.name or pod.metadata.deletion_timestamp:
+        for pod in self.pods.by_index(POD_NODE_INDEX, node.metadata.name):
+            if pod.metadata.deletion_timestamp:
                 continue
             if pod.status.phase in ("Succeeded", "Failed"):
                 continue

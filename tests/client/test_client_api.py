@@ -188,6 +188,40 @@ def test_an_informer_mirrors_the_kind_and_tells_its_handlers(client: Client) -> 
     assert inf.resource_version
 
 
+def test_an_informer_index_follows_adds_moves_and_deletes(client: Client) -> None:
+    """``add_index``/``by_index`` (the node lifecycle controller finds a node's pods this way):
+    an index added after the first sync covers what is cached, and follows updates that move
+    an object to another value, deletions, and objects created later."""
+
+    def shard_cm(name: str, shard: str) -> core_pb2.ConfigMap:
+        return core_pb2.ConfigMap(
+            metadata={"name": name, "namespace": "default", "labels": {"ix": "1", "shard": shard}}
+        )
+
+    def names(inf: Any, shard: str) -> set[str]:
+        return {o.metadata.name for o in inf.by_index("shard", shard)}
+
+    client.create(shard_cm("ix-a", "1"))
+    client.create(shard_cm("ix-b", "2"))
+    inf = client.informer("configmaps", namespace="default", label_selector="ix=1")
+    inf.start()
+    try:
+        assert inf.wait_for_sync(10)
+        inf.add_index("shard", lambda o: o.metadata.labels.get("shard", ""))
+        assert names(inf, "1") == {"ix-a"} and names(inf, "2") == {"ix-b"}
+        moved = client.configmaps.get("ix-a")
+        moved.metadata.labels["shard"] = "2"
+        client.update(moved)
+        wait_for(lambda: names(inf, "2") == {"ix-a", "ix-b"}, 10, "ix-a to move to shard 2")
+        assert names(inf, "1") == set()
+        client.configmaps.delete("ix-b")
+        client.create(shard_cm("ix-c", "3"))
+        wait_for(lambda: names(inf, "3") == {"ix-c"}, 10, "ix-c in shard 3")
+        wait_for(lambda: names(inf, "2") == {"ix-a"}, 10, "ix-b gone from shard 2")
+    finally:
+        inf.stop()
+
+
 def test_apply_creates_then_reports_unchanged_then_merges_three_ways(client: Client) -> None:
     doc = {
         "apiVersion": "v1",
