@@ -83,11 +83,17 @@ class _LogOnce:
     """The default warning handler: each distinct warning logged once per client, so a
     controller that creates many pods from one template logs its warning once."""
 
+    LIMIT = 1024
+    """Distinct texts remembered; past it the memory starts again (a text may be logged anew),
+    so a long-lived client never grows without bound."""
+
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
     def __call__(self, text: str) -> None:
         if text not in self.seen:
+            if len(self.seen) >= self.LIMIT:
+                self.seen.clear()
             self.seen.add(text)
             log.warning("API warning: %s", text)
 
