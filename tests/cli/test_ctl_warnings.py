@@ -43,6 +43,12 @@ TEXT = EXPECTED.removeprefix("Warning: ")
 INVALID = "spec.replicas: must be greater than or equal to 0"
 
 
+def _refused_manifest(name: str) -> str:
+    """A Deployment with a resizePolicy (a warning) and replicas -1 (refused)."""
+    doc = DEPLOYMENT.format(name=name, extra=RESIZE)
+    return doc.replace("spec:\n", "spec:\n  replicas: -1\n", 1)
+
+
 def _deployment(name: str, extra: str = "", replicas: int = 1) -> Any:
     doc = yaml.safe_load(DEPLOYMENT.format(name=name, extra=extra))
     doc["spec"]["replicas"] = replicas
@@ -83,9 +89,7 @@ def test_python_client_passes_warnings_to_its_handler(cluster: LocalCluster) -> 
 
 
 def test_a_refused_apply_prints_the_warning_and_the_error_naming_the_field(ctl: Ctl) -> None:
-    doc = DEPLOYMENT.format(name="refused", extra=RESIZE).replace(
-        "spec:\n", "spec:\n  replicas: -1\n", 1
-    )
+    doc = _refused_manifest("refused")
     r = ctl("apply", "-f", "-", stdin=doc)
     assert r.rc != 0
     err = r.err.splitlines()
@@ -181,3 +185,21 @@ def test_a_request_sends_at_most_the_capped_warnings_over_grpc(cluster: LocalClu
             lambda stubs, timeout: stubs.objects.Batch(req, timeout=timeout), what="batch"
         )
     assert list(resp.results[0].warnings) == want
+
+
+def test_a_multi_document_apply_prints_each_warning_once_next_to_the_refusal(ctl: Ctl) -> None:
+    """hakubectl writes a file's documents one by one (unary calls, not Batch): the refused
+    one's warning and error are printed, the same warning from the next one is not repeated,
+    the other documents are still applied, and the exit status says something failed."""
+    refused = _refused_manifest("multi-refused")
+    warned = DEPLOYMENT.format(name="multi-warned", extra=RESIZE)
+    quiet = DEPLOYMENT.format(name="multi-quiet", extra="")
+    r = ctl("apply", "-f", "-", stdin="---\n".join([refused, warned, quiet]))
+    assert r.rc != 0
+    assert r.lines == [
+        "deployment.apps/multi-warned created",
+        "deployment.apps/multi-quiet created",
+    ]
+    err = r.err.splitlines()
+    assert err[0] == EXPECTED and len(err) == 2, r.err
+    assert err[1].endswith(f'Deployment "multi-refused" is invalid: {INVALID}'), r.err
