@@ -47,10 +47,11 @@ def of_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[str]
     ]
 
 
-def deliver(handler: Handler, texts: Iterable[str]) -> None:
+def deliver(handler: Handler, texts: Iterable[str], seen: set[str] | None = None) -> None:
     """Pass each distinct text of one answer (or one Batch call) to ``handler`` once, in order:
-    a batch of 100 writes from one template warns the handler once, not 100 times."""
-    seen: set[str] = set()
+    a batch of 100 writes from one template warns the handler once, not 100 times. ``seen``:
+    texts already delivered for the same call (its earlier attempts), updated."""
+    seen = set() if seen is None else seen
     for text in texts:
         if text not in seen:
             seen.add(text)

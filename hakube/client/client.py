@@ -70,6 +70,8 @@ def _unary(
     if on_warning is None:
         return attempt
 
+    delivered: set[str] = set()  # across attempts: a retried write warns once
+
     def attempt_warned(stubs: Stubs, timeout: float) -> Any:
         try:
             out, call = getattr(stubs.objects, method).with_call(req, timeout=timeout)
@@ -77,9 +79,11 @@ def _unary(
             # A refusal carries the warnings found before it (e.g. a field stored without
             # effect next to the field that was refused).
             if isinstance(exc, grpc.Call):
-                apiwarnings.deliver(on_warning, apiwarnings.of_metadata(exc.trailing_metadata()))
+                texts = apiwarnings.of_metadata(exc.trailing_metadata())
+                apiwarnings.deliver(on_warning, texts, delivered)
             raise
-        apiwarnings.deliver(on_warning, apiwarnings.of_metadata(call.trailing_metadata()))
+        texts = apiwarnings.of_metadata(call.trailing_metadata())
+        apiwarnings.deliver(on_warning, texts, delivered)
         return out
 
     return attempt_warned
