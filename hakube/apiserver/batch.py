@@ -13,8 +13,10 @@ unary call would have (Create, Update, UpdateStatus, Delete, Bind): authorized f
 resource and namespace, admitted by priority and fairness with a seat of its own (so a batch of
 200 counts as 200 requests towards its flow's share and queues like them), run, measured and
 audited as one request each. Items run concurrently and independently: there is no
-transaction, and one item's error is that item's result. The Batch call itself is refused to a
-bootstrap identity (as every method it is not registered for) and takes no seat: its items do.
+transaction, and one item's error is that item's result. Each result carries the warnings of its
+own item (OK or refused), as the unary call's trailing metadata would. The Batch call itself is
+refused to a bootstrap identity (as every method it is not registered for) and takes no seat:
+its items do.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from hakube.api.v1 import api_pb2
+from hakube.apiserver import apiwarnings
 from hakube.apiserver.errors import ApiError, Invalid
 from hakube.apiserver.flowcontrol.controller import TooBusy
 
@@ -62,6 +65,17 @@ async def run_batch(
 
 
 async def _run_item(
+    server: ApiServer, identity: Any, index: int, item: api_pb2.BatchItem
+) -> api_pb2.BatchResult:
+    """One item's result, with the warnings found while running it (gather runs each item in a
+    task of its own, so each collects into its own list)."""
+    with apiwarnings.collect() as warnings:
+        result = await _result_of(server, identity, index, item)
+    result.warnings.extend(warnings)
+    return result
+
+
+async def _result_of(
     server: ApiServer, identity: Any, index: int, item: api_pb2.BatchItem
 ) -> api_pb2.BatchResult:
     field = item.WhichOneof("call")

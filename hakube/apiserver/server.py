@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -107,10 +107,18 @@ async def _decode(req_type: Any, raw: bytes, ctx: grpc.aio.ServicerContext) -> A
         )
 
 
-async def _abort(ctx: grpc.aio.ServicerContext, exc: ApiError) -> None:
-    """End the call with the error's status (and a refusal's retry hint)."""
-    trailers = exc.trailers if isinstance(exc, TooBusy) else ()
+async def _abort(
+    ctx: grpc.aio.ServicerContext, exc: ApiError, warnings: Sequence[str] = ()
+) -> None:
+    """End the call with the error's status (and a refusal's retry hint), and the warnings
+    found before the refusal (apiwarnings)."""
+    trailers = tuple(exc.trailers) if isinstance(exc, TooBusy) else ()
+    trailers += _warning_trailers(warnings)
     await ctx.abort(exc.code, exc.message, trailing_metadata=trailers)
+
+
+def _warning_trailers(warnings: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    return tuple((apiwarnings.METADATA_KEY, w) for w in warnings)
 
 
 class ApiServer:
@@ -243,9 +251,9 @@ class ApiServer:
                 with apiwarnings.collect() as warnings:
                     out = await invoke(method, lambda: identify(ctx), req, fn, kind_of)
             except ApiError as exc:
-                await _abort(ctx, exc)
+                await _abort(ctx, exc, warnings)
             if warnings:
-                ctx.set_trailing_metadata(tuple((apiwarnings.METADATA_KEY, w) for w in warnings))
+                ctx.set_trailing_metadata(_warning_trailers(warnings))
             return out
 
         return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)

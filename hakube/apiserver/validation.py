@@ -652,6 +652,7 @@ def default_and_validate(kind: Kind, msg: Message, *, status_update: bool = Fals
         check(msg, probs)
     if status_update:
         probs.items = [(p, m) for p, m in probs.items if not p.startswith("spec")]
-    probs.raise_for(kind, meta.name or meta.generate_name)
     if probs.warnings and not status_update:
+        # Before the verdict: a refused write sends its warnings with its error.
         apiwarnings.add(probs.warnings)
+    probs.raise_for(kind, meta.name or meta.generate_name)

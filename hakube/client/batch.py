@@ -5,7 +5,8 @@ per-call cost once per write with unary calls; ``BatchWriter`` sends the writes 
 number of threads together, up to ``max_items`` per call, so that cost is paid once per batch
 (hakube/apiserver/batch.py says what the server does with each item: exactly what the unary call
 would). Each write gets a ``concurrent.futures.Future`` that resolves to its own result or its
-own error, as the unary call would have raised it.
+own error, as the unary call would have raised it; the warnings the master found for each item
+(accepted or refused) go to the writer's ``on_warning``, the Client's handler by default.
 
 Failover and retries go through the shared ``Transport`` like every call: a batch whose call
 fails for a reason a retry can fix is sent again (to the next master on UNAVAILABLE) with the
@@ -37,7 +38,7 @@ import grpc
 
 from hakube.api import kinds
 from hakube.api.v1 import api_pb2
-from hakube.client import errors
+from hakube.client import apiwarnings, errors
 from hakube.client.base import resolve_kind
 from hakube.client.transport import Stubs, Transport
 
@@ -74,7 +75,10 @@ class BatchWriter:
         max_items: int = 128,
         timeout: float | None = None,
         fence: Callable[[], bool] | None = None,
+        on_warning: apiwarnings.Handler | None = None,
     ) -> None:
+        """``on_warning`` gets the warnings of the items (each distinct text once per Batch
+        call); by default the transport's handler, i.e. the Client's ``on_warning``."""
         if not 1 <= max_items <= MAX_ITEMS:
             raise ValueError(f"max_items: {max_items} must be between 1 and {MAX_ITEMS}")
         self.transport = transport
@@ -82,6 +86,7 @@ class BatchWriter:
         self.max_items = max_items
         self.timeout = timeout if timeout is not None else transport.policy.timeout
         self.fence = fence
+        self.on_warning = on_warning or transport.on_warning
         """True once the writes may no longer be sent (a leader-elected caller's ended term)."""
         self.calls = 0
         """Batch calls sent (tests, metrics)."""
@@ -250,6 +255,7 @@ class BatchWriter:
             for p in batch:
                 p.future.set_exception(_item_error(p, exc))
             return []
+        apiwarnings.deliver(self.on_warning, (w for r in resp.results for w in r.warnings))
         again: list[_Pending] = []
         for p, result in zip(batch, resp.results, strict=True):
             code = _CODES.get(result.code, grpc.StatusCode.UNKNOWN)

@@ -30,12 +30,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
+import grpc
 from google.protobuf.message import Message
 
-from hakube.api import failures, kinds
+from hakube.api import kinds
 from hakube.api.kinds import Kind
 from hakube.api.v1 import api_pb2, pod_pb2
-from hakube.client import errors
+from hakube.client import apiwarnings, errors
 from hakube.client.apply import ApplyResult, apply
 from hakube.client.base import (
     ClientSettings,
@@ -60,8 +61,8 @@ def _unary(
     method: str, req: Message, on_warning: Callable[[str], None] | None = None
 ) -> Callable[[Stubs, float], Any]:
     """The attempt function for one ObjectService call (binds ``req`` now, not at call time).
-    With ``on_warning``, each warning the server attached to the answer (trailing metadata
-    ``warning``, see docs/api.md) is passed to it."""
+    With ``on_warning``, each warning the server attached to the answer, accepted or refused
+    (trailing metadata ``warning``, see docs/api.md), is passed to it."""
 
     def attempt(stubs: Stubs, timeout: float) -> Any:
         return getattr(stubs.objects, method)(req, timeout=timeout)
@@ -69,33 +70,23 @@ def _unary(
     if on_warning is None:
         return attempt
 
+    delivered: set[str] = set()  # across attempts: a retried write warns once
+
     def attempt_warned(stubs: Stubs, timeout: float) -> Any:
-        out, call = getattr(stubs.objects, method).with_call(req, timeout=timeout)
-        for key, value in call.trailing_metadata() or ():
-            if key == failures.WARNING_KEY:
-                on_warning(value)
+        try:
+            out, call = getattr(stubs.objects, method).with_call(req, timeout=timeout)
+        except grpc.RpcError as exc:
+            # A refusal carries the warnings found before it (e.g. a field stored without
+            # effect next to the field that was refused).
+            if isinstance(exc, grpc.Call):
+                texts = apiwarnings.of_metadata(exc.trailing_metadata())
+                apiwarnings.deliver(on_warning, texts, delivered)
+            raise
+        texts = apiwarnings.of_metadata(call.trailing_metadata())
+        apiwarnings.deliver(on_warning, texts, delivered)
         return out
 
     return attempt_warned
-
-
-class _LogOnce:
-    """The default warning handler: each distinct warning logged once per client, so a
-    controller that creates many pods from one template logs its warning once."""
-
-    LIMIT = 1024
-    """Distinct texts remembered; past it the memory starts again (a text may be logged anew),
-    so a long-lived client never grows without bound."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def __call__(self, text: str) -> None:
-        if text not in self.seen:
-            if len(self.seen) >= self.LIMIT:
-                self.seen.clear()
-            self.seen.add(text)
-            log.warning("API warning: %s", text)
 
 
 def describe(kind: Kind, name: str, namespace: str = "") -> str:
@@ -126,9 +117,9 @@ class Client(TypedResources):
         one VIP). ``credentials``: the cluster CA and this client's certificate and key; when
         omitted they come from the client config file ($HAKUBE_CONFIG or ~/.hakube/config).
         ``timeout`` overrides the policy's per-call deadline. ``on_warning`` gets each warning
-        the server attaches to an accepted create or update (e.g. a field stored without
-        effect); by default each distinct one is logged once."""
-        self.on_warning: Callable[[str], None] = on_warning or _LogOnce()
+        the server attaches to a create or update, accepted or refused (e.g. a field stored
+        without effect), and a BatchWriter on this client's transport passes it its items'
+        warnings; by default each distinct one is logged once."""
         if credentials is None:
             from hakube.client.config import load_client_config
 
@@ -143,7 +134,9 @@ class Client(TypedResources):
         self.settings = ClientSettings(
             namespace=namespace, policy=policy, watch_idle_timeout=watch_idle_timeout
         )
-        self.transport = Transport(endpoints, credentials=credentials, policy=policy)
+        self.transport = Transport(
+            endpoints, credentials=credentials, policy=policy, on_warning=on_warning
+        )
 
     @classmethod
     def from_config(
@@ -161,6 +154,16 @@ class Client(TypedResources):
         return cls(
             cfg.servers, credentials=cfg.credentials(), namespace=cfg.namespace, timeout=cfg.timeout
         )
+
+    @property
+    def on_warning(self) -> apiwarnings.Handler:
+        """The warning handler, shared with the transport (so a BatchWriter on this client's
+        transport delivers its items' warnings to it too)."""
+        return self.transport.on_warning
+
+    @on_warning.setter
+    def on_warning(self, handler: apiwarnings.Handler) -> None:
+        self.transport.on_warning = handler
 
     @property
     def servers(self) -> list[str]:

@@ -40,7 +40,7 @@ from typing import TypeVar
 import grpc
 
 from hakube.api.v1 import api_pb2_grpc, nodeproxy_pb2_grpc, ops_pb2_grpc
-from hakube.client import errors
+from hakube.client import apiwarnings, errors
 from hakube.pki import certs, tls
 
 T = TypeVar("T")
@@ -189,9 +189,13 @@ class Transport:
         *,
         credentials: tls.Credentials,
         policy: RetryPolicy | None = None,
+        on_warning: apiwarnings.Handler | None = None,
     ) -> None:
         """``credentials``: the CA every master is verified against, and the certificate and
-        key this client presents (there is no plaintext mode)."""
+        key this client presents (there is no plaintext mode). ``on_warning``: where the
+        warnings masters attach to answers go (hakube.client.apiwarnings; by default each
+        distinct text is logged once)."""
+        self.on_warning: apiwarnings.Handler = on_warning or apiwarnings.LogOnce()
         self.endpoints = parse_endpoints(endpoints)
         try:
             tls.check_client(credentials)

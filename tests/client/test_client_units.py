@@ -11,7 +11,7 @@ import pytest
 
 import hakube.client as hc
 from hakube.api import kinds
-from hakube.client import errors
+from hakube.client import apiwarnings, errors
 from hakube.client.apply import LAST_APPLIED, strip_manifest, three_way
 from hakube.client.config import ConfigError, load_client_config, read_config_file
 from hakube.client.resources import TypedResources
@@ -168,3 +168,25 @@ def test_unknown_kinds_are_refused_before_any_request() -> None:
     with pytest.raises(errors.Invalid, match='unknown kind "gizmos"'):
         c.get("gizmos", "x")
     c.close()
+
+
+def test_warnings_reach_the_handler_once_per_call_in_order() -> None:
+    got: list[str] = []
+    metadata = [("warning", "a"), ("retry-after-ms", "5"), ("warning", b"b"), ("warning", "a")]
+    texts = apiwarnings.of_metadata(metadata)
+    assert texts == ["a", "b", "a"]
+    seen: set[str] = set()
+    apiwarnings.deliver(got.append, texts, seen)
+    apiwarnings.deliver(got.append, ["b", "c"], seen)  # the same call's next attempt
+    assert got == ["a", "b", "c"]
+    apiwarnings.deliver(got.append, ["a"])  # another call
+    assert got == ["a", "b", "c", "a"]
+    assert apiwarnings.of_metadata(None) == []
+
+
+def test_the_default_handler_logs_each_text_once(caplog: pytest.LogCaptureFixture) -> None:
+    handler = apiwarnings.LogOnce()
+    with caplog.at_level("WARNING", logger="hakube.client"):
+        for text in ["a", "b", "a"]:
+            handler(text)
+    assert [r.getMessage() for r in caplog.records] == ["API warning: a", "API warning: b"]

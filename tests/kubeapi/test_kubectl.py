@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hakube.agent.agent import Agent
+from hakube.apiserver import apiwarnings
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.wait import wait_for
 from tests.kubeapi.conftest import IMAGE, Kubectl, user_credentials
@@ -102,21 +103,27 @@ def test_server_side_apply_creates_and_updates(kubectl: Kubectl) -> None:
     assert kubectl.ok("delete", "deploy/ssa", "svc/ssa", "cm/ssa-config").count("deleted") == 3
 
 
+RESIZE_WARNING = (
+    "Warning: spec.template.spec.containers[0].resizePolicy: in-place resize is not "
+    "supported on this cluster; the policy is stored and has no effect"
+)
+
+
+def _with_resize_policy(deployment: str) -> str:
+    """The Deployment manifest with a resizePolicy on its first container."""
+    policy = "resizePolicy: [{resourceName: memory, restartPolicy: RestartContainer}]"
+    out = deployment.replace("image:", f"{policy}\n        image:", 1)
+    assert out != deployment
+    return out
+
+
 def test_resize_policy_is_stored_with_a_warning_kubectl_prints(kubectl: Kubectl) -> None:
     """The server's ``Warning: 299`` header reaches the user as kubectl's ``Warning:`` line,
     for a client-side create and a server-side apply alike; nothing else warns."""
     doc = _manifests(IMAGE, "resized").split("---")[1]
     assert "kind: Deployment" in doc
-    resized = doc.replace(
-        "image:",
-        "resizePolicy: [{resourceName: memory, restartPolicy: RestartContainer}]\n        image:",
-        1,
-    )
-    assert resized != doc
-    warning = (
-        "Warning: spec.template.spec.containers[0].resizePolicy: in-place resize is not "
-        "supported on this cluster; the policy is stored and has no effect"
-    )
+    resized = _with_resize_policy(doc)
+    warning = RESIZE_WARNING
     r = kubectl("apply", "-f", "-", stdin=resized)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "deployment.apps/resized created"
@@ -143,6 +150,36 @@ def test_resize_policy_is_stored_with_a_warning_kubectl_prints(kubectl: Kubectl)
         warning.replace("template.spec.containers[0]", f"containers[{i}]") for i in (0, 1)
     ]
     kubectl.ok("delete", "pod/resized-pod", "deploy/resized", "deploy/ssa-resized", "deploy/plain")
+
+
+def test_a_refused_write_brings_its_warnings_kubectl_prints(kubectl: Kubectl) -> None:
+    """As Kubernetes: the warnings found before a refusal travel with it (code 422 and the
+    ``Warning`` header), kubectl prints them and the error naming the field, and exits 1;
+    a request cannot make the server send more than ``MAX_WARNINGS`` of them."""
+    doc = _with_resize_policy(_manifests(IMAGE, "refused").split("---")[1])
+    doc = doc.replace("replicas: 2", "replicas: -1", 1)
+    assert "replicas: -1" in doc
+    r = kubectl("apply", "-f", "-", stdin=doc)
+    assert r.returncode == 1
+    warning, error = r.stderr.splitlines()
+    assert warning == RESIZE_WARNING
+    assert 'Deployment "refused" is invalid: spec.replicas: must be greater than or equal' in error
+    assert kubectl("get", "deploy", "refused").returncode != 0  # nothing stored
+    policy = "resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]"
+    containers = "".join(f"  - {{name: c{i}, image: {IMAGE}, {policy}}}\n" for i in range(50))
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: many-warnings}\n"
+        f"spec:\n  restartPolicy: Sometimes\n  containers:\n{containers}"
+    )
+    r = kubectl("create", "-f", "-", stdin=pod)
+    assert r.returncode == 1
+    *warnings, error = r.stderr.splitlines()
+    assert warnings == [
+        f"Warning: spec.containers[{i}].resizePolicy: in-place resize is not supported on this "
+        "cluster; the policy is stored and has no effect"
+        for i in range(apiwarnings.MAX_WARNINGS)
+    ]
+    assert 'Pod "many-warnings" is invalid: spec.restartPolicy' in error, error
 
 
 def test_server_side_apply_conflicts_force_and_removes_dropped_fields(kubectl: Kubectl) -> None:

@@ -148,6 +148,7 @@ def test_errors_become_status_objects_with_kubernetes_codes() -> None:
         name="p",
     )
     assert (doc["code"], doc["reason"]) == (422, "Invalid")
+    assert (doc["details"]["kind"], doc["details"]["name"]) == ("Pod", "p")
     assert doc["details"]["causes"] == [
         {
             "reason": "FieldValueInvalid",
@@ -155,6 +156,13 @@ def test_errors_become_status_objects_with_kubernetes_codes() -> None:
             "field": "spec.containers[0].image",
         }
     ]
+    # A refused create (the path names no object): the message names it.
+    doc = status.of_error(
+        errors.Invalid('Deployment "web" is invalid: spec.replicas: must be >= 0'),
+        kind="deployments",
+        group="apps",
+    )
+    assert doc["details"]["name"] == "web" and doc["details"]["kind"] == "Deployment"
     cases = {
         errors.NotFound("x"): (404, "NotFound"),
         errors.AlreadyExists("x"): (409, "AlreadyExists"),

@@ -221,18 +221,20 @@ class BatchRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("code", "message", "object", "deleted", "retry_after_ms")
+    __slots__ = ("code", "message", "object", "deleted", "retry_after_ms", "warnings")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     object: Object
     deleted: DeleteResponse
     retry_after_ms: int
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., object: _Optional[_Union[Object, _Mapping]] = ..., deleted: _Optional[_Union[DeleteResponse, _Mapping]] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., object: _Optional[_Union[Object, _Mapping]] = ..., deleted: _Optional[_Union[DeleteResponse, _Mapping]] = ..., retry_after_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BatchResponse(_message.Message):
     __slots__ = ("results",)

@@ -105,6 +105,16 @@ class RestApi(Subresources):
                 identity = self.authenticator.identify_bearer(req.headers.get("authorization", ""))
         except ApiError as exc:
             return error_response(exc)
+        with apiwarnings.collect() as warnings:
+            resp = await self._answer(req, identity)
+        if warnings:
+            # One header, comma-separated warnings (RFC 7234 allows a list; kubectl reads it),
+            # on a refusal too: what was found before it is worth knowing while fixing it.
+            resp.headers["Warning"] = ", ".join(map(apiwarnings.header_value, warnings))
+        return resp
+
+    async def _answer(self, req: Request, identity: Identity) -> Response:
+        """The route's answer, or the Kubernetes Status of its error."""
         try:
             if any(h.startswith("impersonate-") for h in req.headers):
                 # Refused rather than ignored: the caller would believe it acted as another.
@@ -112,12 +122,7 @@ class RestApi(Subresources):
                     f'user "{identity.user}": impersonation (kubectl --as) is not served by '
                     "hakube's Kubernetes API"
                 )
-            with apiwarnings.collect() as warnings:
-                resp = await self._route(req, identity)
-            if warnings:
-                # One header, comma-separated warnings (RFC 7234 allows a list; kubectl reads it).
-                resp.headers["Warning"] = ", ".join(map(apiwarnings.header_value, warnings))
-            return resp
+            return await self._route(req, identity)
         except ApiError as exc:
             route = routes.parse(req.path)
             kind = route.kind if route is not None else None

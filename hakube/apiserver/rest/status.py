@@ -9,6 +9,7 @@ name fields (``Pod "x" is invalid: spec.containers[0].image: ...``) carry them a
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hakube.api import failures
@@ -51,6 +52,9 @@ def status_doc(
     return doc
 
 
+_INVALID_OBJECT = re.compile(r'^([A-Z][A-Za-z]*) "([^"]*)" is invalid: ')
+
+
 def of_error(
     exc: errors.ApiError, *, kind: str = "", name: str = "", group: str = ""
 ) -> dict[str, Any]:
@@ -64,6 +68,11 @@ def of_error(
     if group:
         details["group"] = group
     if exc.failure is failures.INVALID:
+        named = _INVALID_OBJECT.match(exc.message)
+        if named:
+            # As Kubernetes: an Invalid names the object by its Kind and name (a create's path
+            # has no name), which kubectl prints as 'The Deployment "web" is invalid: ...'.
+            details["kind"], details["name"] = named.group(1), named.group(2)
         causes = failures.parse_causes(exc.message)
         if causes:
             details["causes"] = [
