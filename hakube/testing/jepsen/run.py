@@ -88,6 +88,9 @@ def run(cfg: RunConfig) -> RunResult:
             subprocess.run(["umount", "-l", str(m)], capture_output=True, timeout=30)
         for fs in lazy.values():
             fs.close()
+        for m in [*mounts, *(Path(fs.mountpoint) for fs in lazy.values())]:
+            # The network removed its work directory while these were mounted on it.
+            shutil.rmtree(m.parent, ignore_errors=True)
 
 
 def _run_in(cfg: RunConfig, net: Network, mounts: list[Path], lazy: dict[str, LazyFS]) -> RunResult:
