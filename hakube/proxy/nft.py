@@ -129,7 +129,7 @@ _SKELETON: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-def _untracked(pod_cidr: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+def untracked_chains(pod_cidr: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """The chains that exempt pod-to-pod traffic in ``pod_cidr`` from conntrack (none if
     it is empty)."""
     if not pod_cidr:
@@ -197,7 +197,7 @@ def full(
     clients). Without it the table is deleted and made anew.
     """
     t = f"ip {table}"
-    skeleton = _SKELETON + _untracked(untracked)
+    skeleton = _SKELETON + untracked_chains(untracked)
     keep = {HAIRPIN, NAT_BACKENDS} if untracked else {HAIRPIN}
     out = [f"add table {t}"]
     if existing is None:
