@@ -23,6 +23,7 @@ from hakube.testing.netnodes import NET_IMAGE, NetCluster, NetNode
 from hakube.testing.nodeproxy import NodeProxies
 from hakube.testing.wait import wait_for
 from tests.net import pods as podlib
+from tests.net.conftest import privileged_namespace
 from tests.netshared import SHARED_POD_CIDRS, shared_netcluster_fixture
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(420)]
@@ -358,6 +359,29 @@ def test_pod_to_pod_traffic_skips_conntrack_while_a_service_connection_keeps_it(
         assert f"src={me} dst={web} " in n1.run(["cat", "/proc/net/nf_conntrack"]).stdout
     finally:
         client.pods.delete("plain", namespace="default")
+
+
+def test_a_host_port_reached_from_a_pod_on_another_node_answers_with_the_node_address(
+    netcluster: NetCluster, web: str
+) -> None:
+    """A hostPort is DNATed by the CNI ``portmap`` plugin, not by the proxy; its backend's
+    replies are pod-to-pod packets all the same, and the proxy learns that backend from the
+    translated connection, so they stay tracked and leave with the node's address (the client
+    would reset a reply from the pod's own address, and the GET would fail)."""
+    client = netcluster.client
+    n1, n2 = netcluster.nodes["n1"], netcluster.nodes["n2"]
+    privileged_namespace(client, "untrack")
+    serve = SERVE.replace("8080", "8081")
+    ports = [{"containerPort": 8081, "hostPort": 18081}]
+    client.pods.create(podlib.pod("hostport", "n2", serve, namespace="untrack", ports=ports))
+    try:
+        podlib.running(client, "hostport", namespace="untrack")
+        url = f"http://{n2.ip}:18081/"
+        wait_for(lambda: wget_loop(n1, url, 1) == ["hostport"], 30, "hostPort", interval=0.2)
+        assert wget_loop(n1, url, 3) == ["hostport"] * 3
+        assert "8081" in n2.run(["nft", "list", "set", "ip", "hakube-proxy", "nat-backends"]).stdout
+    finally:
+        client.namespaces.delete("untrack")
 
 
 def _answers(node: NetNode, ip: str, n: int) -> set[str]:
