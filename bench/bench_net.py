@@ -40,6 +40,7 @@ Foreign CPU during the run is reported: a busy machine makes the comparison mean
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from bench.machine import CpuMeter
 from hakube.api import convert
@@ -136,6 +138,22 @@ def _service(client: object, target: str) -> str:
     return str(svc.spec.cluster_ip)
 
 
+def iperf_pods(c: NetCluster) -> tuple[str, dict[str, list[str]]]:
+    """Pods ``iperf-n1`` and ``iperf-n2`` on nodes n1 and n2, running: the address of the one
+    on n2 and, per node, the argv prefix that runs a command in its pod's network."""
+    for node in ("n1", "n2"):
+        c.client.pods.create(_sleeper(f"iperf-{node}", node))  # type: ignore[arg-type]
+
+    def running(name: str) -> bool:
+        p = c.client.pods.get(name, namespace="default")
+        return p.status.phase == "Running" and bool(p.status.pod_ip)
+
+    for node in ("n1", "n2"):
+        wait_for(lambda node=node: running(f"iperf-{node}"), 60, f"pod on {node}", 0.2)
+    pod_ip = c.client.pods.get("iperf-n2", namespace="default").status.pod_ip
+    return pod_ip, {n: c.nodes[n].pod_argv(f"iperf-{n}", []) for n in ("n1", "n2")}
+
+
 def _set_bridge_nf(c: NetCluster, value: str) -> None:
     for node in c.nodes.values():
         node.run(["sysctl", "-qw", f"net.bridge.bridge-nf-call-iptables={value}"])
@@ -156,17 +174,7 @@ def run(
         proxies = NodeProxies(c)
         if proxy:
             proxies.start_all()
-        for node in ("n1", "n2"):
-            c.client.pods.create(_sleeper(f"iperf-{node}", node))  # type: ignore[arg-type]
-
-        def running(name: str) -> bool:
-            p = c.client.pods.get(name, namespace="default")
-            return p.status.phase == "Running" and bool(p.status.pod_ip)
-
-        for node in ("n1", "n2"):
-            wait_for(lambda node=node: running(f"iperf-{node}"), 60, f"pod on {node}", 0.2)
-        pod_ip = c.client.pods.get("iperf-n2", namespace="default").status.pod_ip
-        into_pod = {n: c.nodes[n].pod_argv(f"iperf-{n}", []) for n in ("n1", "n2")}
+        pod_ip, into_pod = iperf_pods(c)
         service_ip = _service(c.client, "iperf-n2") if proxy else ""
         if proxy:  # the proxies of both nodes have the Service programmed
             want = f"{service_ip} . tcp . {PORT}"
@@ -220,6 +228,17 @@ def run(
     }
 
 
+@contextlib.contextmanager
+def admin_config() -> Iterator[None]:
+    """HAKUBE_CONFIG naming an admin client config of the test CA while inside (the agents
+    join with a bootstrap token made as the admin)."""
+    with tempfile.TemporaryDirectory(prefix="bench-net-") as tmp:
+        conf = os.path.join(tmp, "admin.conf")
+        write_config(conf, testpki.shared(), [])
+        os.environ[ENV_CONFIG] = conf
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bench_net", description=__doc__)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per iperf3 run")
@@ -245,10 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print("bench_net: missing: " + "; ".join(missing), file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="bench-net-") as tmp:
-        conf = os.path.join(tmp, "admin.conf")  # agents join with a token made as the admin
-        write_config(conf, testpki.shared(), [])
-        os.environ[ENV_CONFIG] = conf
+    with admin_config():
         result = run(
             args.duration,
             args.rounds,

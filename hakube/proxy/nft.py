@@ -15,6 +15,20 @@ never holds half a sync:
   before what they point at is deleted; chains exist before rules jump to them).
 
 The table is never deleted on exit: while the proxy is down, the rules it left keep working.
+
+Pod-to-pod traffic skips conntrack (``notrack``, when :func:`full` is given the pod network):
+a packet between two pod addresses needs no connection state on a node unless that node
+translated its connection (a Service's or a hostPort's DNAT), and conntrack plus the NAT
+hooks are most of what a routed pod path costs over the node's own (docs/networking.md,
+"Pod-to-pod traffic without conntrack"). So a ``raw`` prerouting chain marks TCP and UDP
+between pod addresses untracked -- except packets coming *from* a DNAT backend (the replies of
+a translated connection, which must meet their conntrack entry to be translated back). The
+backends are learnt, not configured: every packet of a DNATed connection refreshes its
+translated destination (address . protocol . port) in the timeout set ``nat-backends``, for
+as long as conntrack keeps an established TCP connection (5 days), so a Service's, a
+hostPort's (the CNI ``portmap`` plugin's DNAT) and a since-removed endpoint's replies all stay
+tracked. A full sync keeps that set's entries (a restarted proxy must not forget a live
+connection's backend).
 """
 
 from __future__ import annotations
@@ -43,6 +57,17 @@ _MAP_TYPES = {
     NO_ENDPOINT_NODEPORTS: "inet_proto . inet_service",
     HAIRPIN: "ipv4_addr . ipv4_addr",
 }
+NAT_BACKENDS = "nat-backends"
+"""The learnt set of DNAT backends (address . protocol . port) whose replies stay tracked."""
+NAT_BACKEND_TIMEOUT = "5d"
+"""How long a backend stays in :data:`NAT_BACKENDS` after the last packet of a translated
+connection: the kernel's ``nf_conntrack_tcp_timeout_established`` default (432,000 s)."""
+NAT_BACKENDS_SIZE = 262144
+"""The set's bound; a node translating to more distinct backends within the timeout would
+fail to learn new ones (their replies would lose the translation back)."""
+RAW_CHAIN = "raw-prerouting"
+LEARN_CHAIN = "nat-backends-learn"
+
 _NODEPORT_DST = "fib daddr type local ip daddr != 127.0.0.0/8"
 """Addresses NodePorts answer on: the node's own, but loopback (DNAT from 127/8 does not
 route without route_localnet, which the proxy leaves alone)."""
@@ -104,6 +129,37 @@ _SKELETON: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+def untracked_chains(pod_cidr: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """The chains that exempt pod-to-pod traffic in ``pod_cidr`` from conntrack (none if
+    it is empty)."""
+    if not pod_cidr:
+        return ()
+    pods = f"ip saddr {pod_cidr} ip daddr {pod_cidr}"
+    backend = "ip saddr . meta l4proto . th sport"
+    return (
+        (
+            RAW_CHAIN,
+            "type filter hook prerouting priority raw",
+            (f"{pods} meta l4proto {{ tcp, udp }} {backend} != @{NAT_BACKENDS} notrack",),
+        ),
+        (
+            LEARN_CHAIN,
+            "type filter hook postrouting priority srcnat + 10",
+            (
+                "ct status dnat ct direction original update "
+                f"@{NAT_BACKENDS} {{ ip daddr . meta l4proto . th dport }}",
+            ),
+        ),
+    )
+
+
+def _backends_decl(t: str) -> str:
+    return (
+        f"add set {t} {NAT_BACKENDS} {{ typeof ip daddr . meta l4proto . th dport ; "
+        f"size {NAT_BACKENDS_SIZE} ; flags dynamic,timeout ; timeout {NAT_BACKEND_TIMEOUT} ; }}"
+    )
+
+
 class NftError(RuntimeError):
     """``nft`` refused a transaction or could not run; the message holds its first error."""
 
@@ -127,8 +183,13 @@ def _declare(t: str, m: str) -> str:
     return f"add map {t} {m} {{ type {_MAP_TYPES[m]} : verdict ; }}"
 
 
-def full(table: str, rs: Ruleset, existing: dict[str, Any] | None = None) -> str:
+def full(
+    table: str, rs: Ruleset, existing: dict[str, Any] | None = None, *, untracked: str = ""
+) -> str:
     """One transaction that makes ``table`` (family ip) the skeleton plus ``rs``.
+
+    ``untracked``: the pod network (a CIDR) whose pod-to-pod traffic skips conntrack (see the
+    module's docstring); empty: everything is tracked, and the chains and set for it go.
 
     ``existing``: the table as ``list_table`` read it. Then the table is emptied in place --
     every chain and map flushed, what is no longer wanted deleted -- and the affinity sets
@@ -136,23 +197,26 @@ def full(table: str, rs: Ruleset, existing: dict[str, Any] | None = None) -> str
     clients). Without it the table is deleted and made anew.
     """
     t = f"ip {table}"
+    skeleton = _SKELETON + untracked_chains(untracked)
+    keep = {HAIRPIN, NAT_BACKENDS} if untracked else {HAIRPIN}
     out = [f"add table {t}"]
     if existing is None:
         out += [f"delete table {t}", f"add table {t}"]
     else:
         chains, maps, sets = _objects(existing)
-        wanted = {name for name, _, _ in _SKELETON} | set(rs.chains)
+        wanted = {name for name, _, _ in skeleton} | set(rs.chains)
         out += [f"flush chain {t} {c}" for c in chains]
         out += [f"flush map {t} {m}" for m in maps]
         out += [f"flush set {t} {HAIRPIN}" for s in sets if s == HAIRPIN]
         out += [f"delete chain {t} {c}" for c in chains if c not in wanted]
         out += [f"delete map {t} {m}" for m in maps if m not in MAPS]
-        out += [f"delete set {t} {s}" for s in sets if s not in rs.sets and s != HAIRPIN]
+        out += [f"delete set {t} {s}" for s in sets if s not in rs.sets and s not in keep]
     out += [_declare(t, m) for m in MAPS]
+    out += [_backends_decl(t)] if untracked else []
     out += [f"add set {t} {name} {{ {spec} }}" for name, spec in sorted(rs.sets.items())]
-    out += [_chain_decl(t, name, hook) for name, hook, _ in _SKELETON]
+    out += [_chain_decl(t, name, hook) for name, hook, _ in skeleton]
     out += [f"add chain {t} {name}" for name in rs.chains]
-    for name, _, rules in _SKELETON:
+    for name, _, rules in skeleton:
         out += [f"add rule {t} {name} {r}" for r in rules]
     for name, rules in rs.chains.items():
         out += [f"add rule {t} {name} {r}" for r in rules]

@@ -46,6 +46,12 @@ class ProxyConfig:
     """The pod network (e.g. 10.244.0.0/16). When set, traffic to a ClusterIP from outside it
     (the node itself, other hosts) is masqueraded so replies return through this node; empty:
     only NodePort and hairpin traffic is."""
+    untrack_pod_traffic: bool = True
+    """With ``--cluster-cidr``: TCP and UDP between two pod addresses skip conntrack on this
+    node (a ``notrack`` rule in the proxy's table), except the replies of connections this
+    node translated (Services, hostPorts), which it learns. Conntrack and the NAT hooks are a
+    large part of what a routed pod path costs over the node's own path (docs/networking.md);
+    ``--no-untrack-pod-traffic`` tracks everything, as before."""
     min_sync_interval: float = 0.1
     """Seconds between two syncs at least: changes arriving within it share one transaction.
     Kubernetes' kube-proxy defaults to 1 s; 0.1 s keeps endpoint changes well under a second."""
@@ -199,7 +205,8 @@ class Proxier:
         try:
             if self._applied is None:
                 existing = nft.list_table(self.config.table, nft=self.config.nft)
-                text = nft.full(self.config.table, want, existing)
+                untracked = self.config.cluster_cidr if self.config.untrack_pod_traffic else ""
+                text = nft.full(self.config.table, want, existing, untracked=untracked)
             else:
                 text = nft.diff(self.config.table, self._applied, want)
             if text:

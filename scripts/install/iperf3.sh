@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# iperf3 for bench/bench_net.py (pod-to-pod and host-to-host throughput between netns nodes).
-# Only the benchmark needs it, so a machine without it still runs the tests: idempotent, touches
-# apt only when iperf3 is missing; under CI=true a failed install fails the run.
+# iperf3 for bench/bench_net.py (pod-to-pod and host-to-host throughput between netns nodes), and
+# ethtool for bench/bench_net_ab.py (its gro variant sets the pod veths' offloads).
+# Only the benchmarks need them, so a machine without them still runs the tests: idempotent, touches
+# apt only when one is missing; under CI=true a failed install fails the run.
 set -euo pipefail
 # shellcheck source=../lib/apt.sh
 . "$(dirname "$0")/../lib/apt.sh"
 
 missing=()
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
-install_missing "iperf3" "${missing[@]}"
+command -v ethtool >/dev/null 2>&1 || missing+=(ethtool)
+install_missing "iperf3 ethtool" "${missing[@]}"

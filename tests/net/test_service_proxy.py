@@ -22,6 +22,8 @@ from hakube.testing import nsthread
 from hakube.testing.netnodes import NET_IMAGE, NetCluster, NetNode
 from hakube.testing.nodeproxy import NodeProxies
 from hakube.testing.wait import wait_for
+from tests.net import pods as podlib
+from tests.net.conftest import privileged_namespace
 from tests.netshared import SHARED_POD_CIDRS, shared_netcluster_fixture
 
 pytestmark = [pytest.mark.containerd, pytest.mark.netns, pytest.mark.timeout(420)]
@@ -329,6 +331,57 @@ def test_scaling_down_moves_traffic_within_two_seconds_and_zero_refuses_fast(
         return False
 
     wait_for(refused_fast, 3, "connections to shrink refused fast", interval=0.05)
+
+
+def test_pod_to_pod_traffic_skips_conntrack_while_a_service_connection_keeps_it(
+    netcluster: NetCluster, web: str
+) -> None:
+    """The proxy's notrack rule (``--untrack-pod-traffic``, on by default with a
+    ``--cluster-cidr``): a connection from a pod to a pod on another node, by address, leaves
+    no conntrack entry on either node; one through the Service, DNATed on the client's node,
+    keeps its entry there (its replies are translated back) -- and both answer."""
+    client = netcluster.client
+    n1, n2 = netcluster.nodes["n1"], netcluster.nodes["n2"]
+    serve = SERVE.replace("8080", "8081")  # no Service's endpoint: its replies are not learnt
+    client.pods.create(podlib.pod("plain", "n2", serve, namespace="default"))
+    try:
+        ip = podlib.running(client, "plain", namespace="default").status.pod_ip
+        me = client.pods.get("client", namespace="default").status.pod_ip
+        url = f"http://{ip}:8081/"
+        wait_for(lambda: wget_loop(n1, url, 1) == ["plain"], 30, "plain serving", interval=0.2)
+        assert wget_loop(n1, url, 3) == ["plain"] * 3
+        for node in (n1, n2):
+            table = node.run(["cat", "/proc/net/nf_conntrack"]).stdout.splitlines()
+            mine = [line for line in table if f"src={me} dst={ip} " in line]
+            assert not mine, (node.name, mine)
+        answers = wget_loop(n1, f"http://{web}:80/", 3)
+        assert len(answers) == 3 and "FAIL" not in answers, answers
+        assert f"src={me} dst={web} " in n1.run(["cat", "/proc/net/nf_conntrack"]).stdout
+    finally:
+        client.pods.delete("plain", namespace="default")
+
+
+def test_a_host_port_reached_from_a_pod_on_another_node_answers_with_the_node_address(
+    netcluster: NetCluster, web: str
+) -> None:
+    """A hostPort is DNATed by the CNI ``portmap`` plugin, not by the proxy; its backend's
+    replies are pod-to-pod packets all the same, and the proxy learns that backend from the
+    translated connection, so they stay tracked and leave with the node's address (the client
+    would reset a reply from the pod's own address, and the GET would fail)."""
+    client = netcluster.client
+    n1, n2 = netcluster.nodes["n1"], netcluster.nodes["n2"]
+    privileged_namespace(client, "untrack")
+    serve = SERVE.replace("8080", "8081")
+    ports = [{"containerPort": 8081, "hostPort": 18081}]
+    client.pods.create(podlib.pod("hostport", "n2", serve, namespace="untrack", ports=ports))
+    try:
+        podlib.running(client, "hostport", namespace="untrack")
+        url = f"http://{n2.ip}:18081/"
+        wait_for(lambda: wget_loop(n1, url, 1) == ["hostport"], 30, "hostPort", interval=0.2)
+        assert wget_loop(n1, url, 3) == ["hostport"] * 3
+        assert "8081" in n2.run(["nft", "list", "set", "ip", "hakube-proxy", "nat-backends"]).stdout
+    finally:
+        client.namespaces.delete("untrack")
 
 
 def _answers(node: NetNode, ip: str, n: int) -> set[str]:

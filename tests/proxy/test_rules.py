@@ -257,3 +257,27 @@ def test_a_full_sync_over_an_existing_table_keeps_affinity_and_drops_the_rest(ne
     _apply(netns, nft.full(table, build(SCENARIO[3]), existing))
     assert "10.244.9.9" in str(_kernel(netns, table)[f"set {aff}"]["elem"])
     assert nsthread.call_in(netns, nft.list_table, "hkpx-none") is None
+
+
+def test_a_full_sync_keeps_the_learnt_nat_backends_and_untracking_can_be_turned_off(
+    netns: str,
+) -> None:
+    table = "hkpx-test"
+    cidr = "10.244.0.0/16"
+    _apply(netns, nft.full(table, build(SCENARIO[1]), untracked=cidr))
+    raw = _kernel(netns, table)[f"chain {nft.RAW_CHAIN}"]
+    assert "notrack" in str(raw) and cidr.split("/")[0] in str(raw)
+    backend = "10.244.0.2 . tcp . 8080"  # as the learn chain adds one: a live DNAT backend
+    _apply(netns, f"add element ip {table} {nft.NAT_BACKENDS} {{ {backend} }}\n")
+    existing = nsthread.call_in(netns, nft.list_table, table)
+    _apply(netns, nft.full(table, build(SCENARIO[3]), existing, untracked=cidr))
+    listed = ["ip", "netns", "exec", netns, "nft", "list", "set", "ip", table, nft.NAT_BACKENDS]
+    assert (
+        "10.244.0.2 . tcp . 8080" in subprocess.run(listed, capture_output=True, text=True).stdout
+    )
+    existing = nsthread.call_in(netns, nft.list_table, table)
+    _apply(netns, nft.full(table, build(SCENARIO[3]), existing))  # --no-untrack-pod-traffic
+    got = _kernel(netns, table)
+    assert not [k for k in got if nft.NAT_BACKENDS in k or nft.RAW_CHAIN in k or "learn" in k]
+    _apply(netns, nft.full(table, build(SCENARIO[3])))
+    assert _kernel(netns, table) == got
