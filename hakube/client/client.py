@@ -23,6 +23,7 @@ watches and informers are iterated or run on threads the caller owns (see watch.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import random
@@ -154,6 +155,21 @@ class Client(TypedResources):
         return cls(
             cfg.servers, credentials=cfg.credentials(), namespace=cfg.namespace, timeout=cfg.timeout
         )
+
+    def with_own_connection(self) -> Client:
+        """A new client for the same masters, identity and settings, on connections of its own
+        (close it separately): for calls that must not queue behind this client's streams and
+        bulk writes, such as a leader's lease renewals."""
+        twin = copy.copy(self)
+        t = self.transport
+        twin.transport = Transport(
+            t.endpoints,
+            credentials=t.credentials,
+            policy=t.policy,
+            on_warning=t.on_warning,
+            own_connection=True,
+        )
+        return twin
 
     @property
     def on_warning(self) -> apiwarnings.Handler:

@@ -57,6 +57,9 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
+OWN_SUBCHANNELS = "grpc.use_local_subchannel_pool"
+"""Channel option: connections of this channel only (see ``Transport(own_connection=True)``)."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -190,11 +193,15 @@ class Transport:
         credentials: tls.Credentials,
         policy: RetryPolicy | None = None,
         on_warning: apiwarnings.Handler | None = None,
+        own_connection: bool = False,
     ) -> None:
         """``credentials``: the CA every master is verified against, and the certificate and
         key this client presents (there is no plaintext mode). ``on_warning``: where the
         warnings masters attach to answers go (hakube.client.apiwarnings; by default each
-        distinct text is logged once)."""
+        distinct text is logged once). ``own_connection``: open this transport's own HTTP/2
+        connections instead of sharing the process's (gRPC shares one connection among
+        channels with the same target and options), so its calls never wait behind another
+        client's streams (a leader's lease renewals behind its bulk traffic)."""
         self.on_warning: apiwarnings.Handler = on_warning or apiwarnings.LogOnce()
         self.endpoints = parse_endpoints(endpoints)
         try:
@@ -205,6 +212,8 @@ class Transport:
         self._channel_credentials = tls.channel_credentials(credentials)
         self.policy = policy or RetryPolicy()
         self.policy.validate()
+        self._options = [*CHANNEL_OPTIONS, *([(OWN_SUBCHANNELS, 1)] if own_connection else [])]
+        self.own_connection = own_connection
         self._stubs: dict[str, Stubs] = {}
         self._retired: list[Stubs] = []
         self._lock = threading.Lock()
@@ -218,9 +227,7 @@ class Transport:
                 raise errors.HakubeError("client is closed")
             s = self._stubs.get(endpoint)
             if s is None:
-                ch = grpc.secure_channel(
-                    endpoint, self._channel_credentials, options=CHANNEL_OPTIONS
-                )
+                ch = grpc.secure_channel(endpoint, self._channel_credentials, options=self._options)
                 s = self._stubs[endpoint] = Stubs(endpoint, ch)
             return s
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -28,10 +29,12 @@ from hakube.client.client import Client
 from hakube.client.events import EventRecorder
 from hakube.client.informer import Informer, Key
 from hakube.client.workqueue import ShutDown, WorkQueue
+from hakube.controllers.ownerindex import OwnerIndex
 from hakube.controllers.settings import ControllerSettings
 from hakube.controllers.writes import Writes
 
 log = logging.getLogger("hakube.controllers")
+Ix = TypeVar("Ix")
 
 
 class SharedInformers:
@@ -42,6 +45,7 @@ class SharedInformers:
         self.resync_period = resync_period
         self._informers: dict[str, Informer[Any]] = {}
         self._indexes: dict[str, NamespaceIndex] = {}
+        self._owner_indexes: dict[str, OwnerIndex] = {}
         self._lock = threading.Lock()
 
     def get(self, kind: KindLike) -> Informer[Any]:
@@ -56,11 +60,22 @@ class SharedInformers:
     def by_namespace(self, kind: KindLike) -> NamespaceIndex:
         """A shared per-namespace index of ``kind``'s informer (call from ``setup``, before the
         informers start, so the index sees every object before later handlers do)."""
+        return self._shared(kind, self._indexes, NamespaceIndex)
+
+    def by_owner(self, kind: KindLike) -> OwnerIndex:
+        """A shared index of ``kind``'s informer by controller uid (orphans by namespace), so
+        a workload's sync reads its own objects rather than every object of the kind."""
+        return self._shared(kind, self._owner_indexes, OwnerIndex)
+
+    def _shared(
+        self, kind: KindLike, made: dict[str, Ix], make: Callable[[Informer[Any]], Ix]
+    ) -> Ix:
+        """The index ``make`` builds on ``kind``'s informer, built once per term."""
         inf = self.get(kind)
         with self._lock:
-            idx = self._indexes.get(inf.kind.name)
+            idx = made.get(inf.kind.name)
             if idx is None:
-                idx = self._indexes[inf.kind.name] = NamespaceIndex(inf)
+                idx = made[inf.kind.name] = make(inf)
             return idx
 
     def start(self) -> None:

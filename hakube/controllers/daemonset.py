@@ -33,7 +33,7 @@ from hakube.controllers.owned import (
     owner_enqueuer,
     pod_from_template,
 )
-from hakube.controllers.podutil import owned_by, pod_ready
+from hakube.controllers.podutil import pod_ready
 
 DAEMON_TOLERATIONS = [
     ("node.kubernetes.io/not-ready", "NoExecute"),
@@ -78,6 +78,7 @@ class DaemonSetController(Controller):
         self.control = PodControl(self.writes, self.events, self.expectations)
         self.daemonsets = self.ctx.informers.get(workloads_pb2.DaemonSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.owned_pods = self.ctx.informers.by_owner(pod_pb2.Pod)
         self.nodes = self.ctx.informers.get(core_pb2.Node)
         self.daemonsets.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
         on_any_change(self.pods, owner_enqueuer(self.queue, "DaemonSet"))
@@ -93,7 +94,7 @@ class DaemonSetController(Controller):
         ds = self.daemonsets.get(key[1], key[0])
         if ds is None or ds.metadata.deletion_timestamp:
             return
-        pods = owned_by(self.pods.list(), ds)
+        pods = self.owned_pods.owned(ds)
         if not self.expectations.met(key, pods):
             self.queue.add_after(key, 0.2)
             return

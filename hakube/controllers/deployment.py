@@ -71,7 +71,7 @@ class DeploymentController(Controller):
     def setup(self) -> None:
         inf = self.ctx.informers
         self.rs_by_ns = inf.by_namespace(workloads_pb2.ReplicaSet)
-        self.pods_by_ns = inf.by_namespace(pod_pb2.Pod)
+        self.pods_by_owner = inf.by_owner(pod_pb2.Pod)
         self.deploys_by_ns = inf.by_namespace(workloads_pb2.Deployment)
         self.deploys = inf.get(workloads_pb2.Deployment)
         self.deploys.add_handlers(on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new))
@@ -374,10 +374,8 @@ class DeploymentController(Controller):
             old = [self._scale(rs, 0, d) for rs in old]
             self._write_status(d, [*old, *([new] if new else [])], new)
             return
-        old_uids = {rs.metadata.uid for rs in old}
-        for pod in self.pods_by_ns.list(d.metadata.namespace):
-            ref = controller_ref(pod.metadata)
-            if ref is not None and ref.uid in old_uids and pod.status.phase not in TERMINAL:
+        for pod in (p for rs in old for p in self.pods_by_owner.owned(rs)):
+            if pod.status.phase not in TERMINAL:
                 self._write_status(d, rss, new)
                 return  # old pods still going; their deletion re-queues us
         created = False

@@ -108,6 +108,7 @@ class EndpointsController(Controller):
     def setup(self) -> None:
         self.services = self.ctx.informers.get(core_pb2.Service)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.pods_by_ns = self.ctx.informers.by_namespace(pod_pb2.Pod)
         self.endpoints = self.ctx.informers.get(core_pb2.Endpoints)
         on_any_change(self.services, self.enqueue)
         self.pods.add_handlers(
@@ -135,7 +136,7 @@ class EndpointsController(Controller):
             return
         if not svc.spec.selector or svc.spec.type == "ExternalName":
             return  # someone else's Endpoints, or a DNS alias that has none
-        pods = [p for p in self.pods.list() if _selected(svc, p)]
+        pods = [p for p in self.pods_by_ns.list(ns) if _selected(svc, p)]
         subsets = desired_subsets(svc, pods)
         if current is None:
             ep = core_pb2.Endpoints(

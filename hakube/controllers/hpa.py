@@ -88,7 +88,7 @@ class HPAController(Controller):
         self.window = self.ctx.settings.hpa_downscale_stabilization
         self.recommendations: dict[Any, list[tuple[float, int]]] = {}
         self.hpas = self.ctx.informers.get(workloads_pb2.HorizontalPodAutoscaler)
-        self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.pods = self.ctx.informers.by_namespace(pod_pb2.Pod)
         self.hpas.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
 
     def sync(self, key: Any) -> None:
@@ -121,10 +121,8 @@ class HPAController(Controller):
         )
         pods = [
             p
-            for p in self.pods.list()
-            if p.metadata.namespace == hpa.metadata.namespace
-            and is_active(p)
-            and selects(target.spec.selector, p.metadata.labels)
+            for p in self.pods.list(hpa.metadata.namespace)
+            if is_active(p) and selects(target.spec.selector, p.metadata.labels)
         ]
         requests = {p.metadata.name: pod_request(p) for p in pods}
         usage = {}

@@ -46,7 +46,7 @@ from hakube.controllers.owned import (
     pod_from_template,
     set_condition,
 )
-from hakube.controllers.podutil import failed_at, is_active, owned_by, pod_ready
+from hakube.controllers.podutil import failed_at, is_active, pod_ready
 
 
 def finished(job: workloads_pb2.Job) -> bool:
@@ -75,6 +75,7 @@ class JobController(Controller):
         self.control = PodControl(self.writes, self.events, self.expectations)
         self.jobs = self.ctx.informers.get(workloads_pb2.Job)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.owned_pods = self.ctx.informers.by_owner(pod_pb2.Pod)
         self.jobs.add_handlers(
             on_add=self.enqueue,
             on_update=lambda old, new: self.enqueue(new),
@@ -91,7 +92,7 @@ class JobController(Controller):
         if found is None:
             return
         cached, job = found
-        pods = owned_by(self.pods.list(), job)
+        pods = self.owned_pods.owned(job)
         if not self.expectations.met(key, pods):
             self.queue.add_after(key, 0.2)
             return
@@ -308,7 +309,7 @@ class JobController(Controller):
         if left > 0:
             self.queue.add_after((job.metadata.namespace, job.metadata.name), left + 0.05)
             return
-        for p in owned_by(self.pods.list(), job):
+        for p in self.owned_pods.owned(job):
             try:
                 self.client.pods.delete(p.metadata.name, namespace=p.metadata.namespace)
             except errors.NotFound:

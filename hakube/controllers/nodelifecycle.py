@@ -16,6 +16,10 @@ seconds after the taint was added; a pod with no matching toleration gets the de
 cluster are rate-limited (``--node-eviction-rate`` pods per second) so that a partition that
 makes many nodes look dead at once does not empty the cluster in one go.
 
+A node that looks stale is checked against the API before it is marked: when its Lease (or
+Ready heartbeat) there is newer than what the informers delivered, this controller is behind,
+not the node, and the renewal counts as seen now. A controller that is behind never evicts.
+
 Observation times are per term and start at the term's beginning: after a control-plane
 failover, the new leader gives every node a fresh grace period instead of judging leases it
 never watched being renewed.
@@ -32,7 +36,7 @@ from hakube.api.scheduling import find_toleration
 from hakube.api.timestamps import parse_time, rfc3339
 from hakube.api.v1 import core_pb2, meta_pb2, pod_pb2
 from hakube.client import errors
-from hakube.controllers.base import Controller
+from hakube.controllers.base import Controller, key_of
 from hakube.controllers.manager import register
 
 LEASE_NS = "kube-node-lease"
@@ -105,6 +109,8 @@ class NodeLifecycleController(Controller):
         self._seen: dict[str, tuple[str, float]] = {}
         """Node -> (lease renewTime last seen, monotonic time we saw it change)."""
         self._seen_lock = threading.Lock()
+        self.caught_up = 0
+        """Nodes found renewed by an API read after the informers made them look stale."""
         self.nodes = self.ctx.informers.get(core_pb2.Node)
         self.leases = self.ctx.informers.get(core_pb2.Lease)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
@@ -134,7 +140,9 @@ class NodeLifecycleController(Controller):
             if changed:
                 self._seen[name] = (renewed, time.monotonic())
         if changed and last is not None:
-            self.queue.add(("", name))
+            node = self.nodes.get(name)
+            if node is not None and self._needs_check(node):
+                self.queue.add(("", name))  # a marked node renewed: heal it now
 
     def run(self) -> list[threading.Thread]:
         threads = super().run()
@@ -143,10 +151,26 @@ class NodeLifecycleController(Controller):
         return [*threads, monitor]
 
     def _monitor(self) -> None:
-        """Every period, check every node (leases that stop changing raise no event)."""
+        """Every period, queue the nodes a sync could change (leases that stop changing raise
+        no event). Healthy nodes are judged here, from the cache, and not queued: queueing all
+        1,000 nodes every second kept the controller-manager busy at rest in the scale run."""
         while not self.ctx.leading.wait(self.period):
-            for key in self.nodes.keys():
-                self.queue.add(key)
+            for node in self.nodes.list():
+                if self._needs_check(node):
+                    self.queue.add(key_of(node))
+
+    def _needs_check(self, node: core_pb2.Node) -> bool:
+        """Whether a sync of ``node`` may have something to do: it carries our NoExecute taints
+        (pods to evict, or taints to lift), its Ready condition is not True (to taint, or to
+        restore), or its lease is stale (to mark)."""
+        if any(
+            t.effect == "NoExecute" and t.key in (UNREACHABLE, NOT_READY) for t in node.spec.taints
+        ):
+            return True
+        ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.status != "True":
+            return True
+        return not self._lease_fresh(node.metadata.name)
 
     # -- reconcile ----------------------------------------------------------------------------
 
@@ -156,13 +180,38 @@ class NodeLifecycleController(Controller):
             seen = self._seen.setdefault(name, ("", now))  # fresh grace for a node new to us
         return now - seen[1] <= self.grace
 
+    def _renewed_unseen(self, node: core_pb2.Node) -> bool:
+        """Before a node is judged unreachable: has it renewed behind our informers' back?
+
+        The informers can fall behind (a watch resuming, a busy process delivering pod events);
+        a controller that is behind must not declare nodes dead and evict their pods. So the
+        Lease and the Node are read from the API, and a renewTime or Ready heartbeat newer than
+        what the informers delivered counts as a renewal seen now. An API failure raises: the
+        key is retried and nothing is marked meanwhile."""
+        name = node.metadata.name
+        with self._seen_lock:
+            seen_renew = self._seen.get(name, ("", 0.0))[0]
+        try:
+            renew = self.client.leases.get(name, namespace=LEASE_NS).spec.renew_time
+        except errors.NotFound:
+            renew = seen_renew  # no lease: only the status heartbeat can speak for the node
+        live = self.client.nodes.get(name)
+        if renew == seen_renew and _heartbeat(live) == _heartbeat(node):
+            return False
+        with self._seen_lock:
+            self._seen[name] = (renew, time.monotonic())
+        self.caught_up += 1
+        return True
+
     def sync(self, key: Any) -> None:
         node = self.nodes.get(key[1])
         if node is None:
             return
         name = node.metadata.name
-        fresh = self._lease_fresh(name)
         ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
+        fresh = self._lease_fresh(name)
+        if not fresh and not (ready is not None and ready.reason == UNKNOWN_REASON):
+            fresh = self._renewed_unseen(node)
         if not fresh:
             want = UNREACHABLE
         elif ready is not None and ready.status == "False":
@@ -232,6 +281,7 @@ class NodeLifecycleController(Controller):
 
     def _evict(self, node: core_pb2.Node, taints: list[core_pb2.Taint]) -> None:
         now = time.time()
+        confirmed = not any(t.key == UNREACHABLE for t in taints)
         for pod in self.pods.by_index(POD_NODE_INDEX, node.metadata.name):
             if pod.metadata.deletion_timestamp:
                 continue
@@ -240,6 +290,10 @@ class NodeLifecycleController(Controller):
             due = eviction_time(pod, taints, self.defaults, now)
             if due is None or due > now:
                 continue
+            if not confirmed:
+                if self._renewed_unseen(node):
+                    return  # we were behind, not the node: the next sync heals it
+                confirmed = True
             if not self.bucket.take():
                 return  # rate limit: the next check continues
             ns, name = pod.metadata.namespace, pod.metadata.name

@@ -1,7 +1,8 @@
 """ReplicaSet controller: keeps ``spec.replicas`` pods matching the selector.
 
-Each sync claims the active pods of the namespace (adopting matching orphans, releasing owned
-pods that stopped matching, see claim.py), then -- only when every create and delete of the
+Each sync claims the active pods it owns and the namespace's orphans, both found by index
+(ownerindex.py) -- adopting matching orphans, releasing owned pods that stopped matching, see
+claim.py, then -- only when every create and delete of the
 previous sync has been observed (expectations.py) -- creates the missing pods from the template
 or deletes the surplus, worst first (podutil.deletion_rank), and finally writes the status.
 
@@ -80,7 +81,9 @@ class ReplicaSetController(Controller):
         self.pool = ThreadPoolExecutor(64, thread_name_prefix="replicaset-write")
 
     def setup(self) -> None:
-        self.pods_by_ns = self.ctx.informers.by_namespace(pod_pb2.Pod)
+        # A sync reads the pods it owns and its namespace's orphans, by index: listing the
+        # namespace cost 30,000 pod reads per sync in the 30,000-pod scale run.
+        self.pods_by_owner = self.ctx.informers.by_owner(pod_pb2.Pod)
         self.rs_by_ns = self.ctx.informers.by_namespace(workloads_pb2.ReplicaSet)
         self.sets = self.ctx.informers.get(workloads_pb2.ReplicaSet)
         self.sets.add_handlers(
@@ -164,7 +167,7 @@ class ReplicaSetController(Controller):
             self.expectations.forget(key)
             return
         satisfied = self.expectations.satisfied(key)
-        active = [p for p in self.pods_by_ns.list(ns) if is_active(p)]
+        active = [p for p in self.pods_by_owner.candidates(rs) if is_active(p)]
         claimer = Claimer(
             self.client,
             rs,
@@ -235,16 +238,22 @@ class ReplicaSetController(Controller):
         failure: Exception | None,
         now: float,
     ) -> None:
-        template = dict(rs.spec.template.metadata.labels)
+        # One pass over the owned pods (a sync of a 1,000-replica set counts 1,000 of them).
+        template = dict(rs.spec.template.metadata.labels).items()
+        mrs = rs.spec.min_ready_seconds
+        labeled = ready = available = 0
+        for p in owned:
+            if template <= dict(p.metadata.labels).items():
+                labeled += 1
+            if is_ready(p):
+                ready += 1
+                if mrs <= 0 or is_available(p, mrs, now):
+                    available += 1
         st = workloads_pb2.ReplicaSetStatus(
             replicas=len(owned),
-            fully_labeled_replicas=sum(
-                1 for p in owned if template.items() <= dict(p.metadata.labels).items()
-            ),
-            ready_replicas=sum(1 for p in owned if is_ready(p)),
-            available_replicas=sum(
-                1 for p in owned if is_available(p, rs.spec.min_ready_seconds, now)
-            ),
+            fully_labeled_replicas=labeled,
+            ready_replicas=ready,
+            available_replicas=available,
             observed_generation=rs.metadata.generation,
         )
         old_failure = next((c for c in rs.status.conditions if c.type == "ReplicaFailure"), None)

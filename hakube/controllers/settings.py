@@ -53,7 +53,7 @@ class ControllerSettings:
     node_monitor_grace_period: float = setting(40.0, minimum=0.01)
     """Seconds without a lease renewal before a node is unreachable."""
     node_monitor_period: float = setting(1.0, minimum=0.01)
-    """Seconds between checks of every node."""
+    """Seconds between looks at every node (only those a check could change are checked)."""
     default_unreachable_toleration_seconds: float = setting(300.0, minimum=0)
     """How long pods without a matching toleration stay on an unreachable node, seconds."""
     default_not_ready_toleration_seconds: float = setting(300.0, minimum=0)

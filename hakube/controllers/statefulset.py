@@ -32,7 +32,7 @@ from hakube.controllers.deployutil import template_hash
 from hakube.controllers.expectations import PodNameExpectations
 from hakube.controllers.manager import register
 from hakube.controllers.owned import PodControl, on_any_change, owner_key, pod_from_template
-from hakube.controllers.podutil import controller_uid, owned_by, owner_reference, pod_ready
+from hakube.controllers.podutil import controller_uid, owner_reference, pod_ready
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 REVISION_OF = "statefulset.hakube.io/revision-of"
@@ -64,6 +64,7 @@ class StatefulSetController(Controller):
         self.control = PodControl(self.writes, self.events, self.expectations)
         self.sets = self.ctx.informers.get(workloads_pb2.StatefulSet)
         self.pods = self.ctx.informers.get(pod_pb2.Pod)
+        self.owned_pods = self.ctx.informers.by_owner(pod_pb2.Pod)
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
         on_any_change(self.pods, self._pod_changed)
 
@@ -78,7 +79,7 @@ class StatefulSetController(Controller):
         sts = self.sets.get(key[1], key[0])
         if sts is None or sts.metadata.deletion_timestamp:
             return
-        owned = owned_by(self.pods.list(), sts)
+        owned = self.owned_pods.owned(sts)
         if not self.expectations.met(key, owned):
             self.queue.add_after(key, 0.2)
             return

@@ -15,10 +15,12 @@ from hakube.api.convert import from_dict
 from hakube.api.timestamps import micro_time
 from hakube.api.v1 import core_pb2, pod_pb2
 from hakube.client import Client, errors
-from hakube.controllers.nodelifecycle import NOT_READY, UNREACHABLE
+from hakube.controllers.nodelifecycle import NOT_READY, UNREACHABLE, NodeLifecycleController
+from hakube.controllers.settings import ControllerSettings
 from hakube.testing.components import ComponentProcs
 from hakube.testing.fakekubelet import FakeKubelet
 from hakube.testing.wait import wait_for
+from tests.controllers.workloads import in_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -166,6 +168,37 @@ def test_a_new_leader_gives_every_node_a_fresh_grace_period(
     wait_for(lambda: taints(client, "quiet") == {UNREACHABLE}, 20, "the unreachable taint")
     # The lease was stale long before the term began, but a term judges only what it watched.
     assert time.monotonic() - started >= 2.0
+
+
+def test_a_controller_whose_lease_informer_is_behind_marks_no_node(
+    client: Client, sim: FakeKubelet
+) -> None:
+    """The lease informer stops delivering (as when a busy controller-manager falls behind);
+    the node keeps renewing. Before marking it, the controller reads the Lease from the API,
+    sees the renewal it missed, and leaves the node alone; once the node really stops, it is
+    marked as usual."""
+    sim.add_node("renewing")
+    settings = ControllerSettings(
+        node_monitor_grace_period=2.0,
+        node_monitor_period=0.2,
+        default_unreachable_toleration_seconds=2.0,
+    )
+    bound_pod(client, "on-renewing", "renewing", [])
+    with in_process(client, NodeLifecycleController, settings) as ctrl:
+        assert isinstance(ctrl, NodeLifecycleController)
+        ctrl.run()
+        wait_for(lambda: ready(client, "renewing") == "True", 10, "the node Ready")
+        ctrl.ctx.informers.get(core_pb2.Lease).stop()  # from now on the controller is behind
+        until = time.monotonic() + 4 * settings.node_monitor_grace_period
+        while time.monotonic() < until:
+            assert ready(client, "renewing") == "True", "a renewing node was marked"
+            assert not taints(client, "renewing")
+            time.sleep(0.2)
+        assert ctrl.caught_up >= 1  # it did look stale to the cache, and was checked
+        assert not evicted(client, "on-renewing")
+        sim.stop_node("renewing")
+        wait_for(lambda: taints(client, "renewing") == {UNREACHABLE}, 15, "the dead node's taint")
+        assert ready(client, "renewing") == "Unknown"
 
 
 def test_eviction_time_follows_tolerations() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -10,7 +12,10 @@ import pytest
 from hakube.api.owners import controller_ref
 from hakube.api.v1 import core_pb2, pod_pb2, workloads_pb2
 from hakube.client import Client, errors
+from hakube.client.events import EventRecorder
+from hakube.controllers.base import Context, Controller, SharedInformers
 from hakube.controllers.podutil import is_active, is_ready
+from hakube.controllers.settings import ControllerSettings
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 from hakube.testing.fakekubelet import FakeKubelet
@@ -28,6 +33,32 @@ def cm(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     ) as procs:
         procs.start("cm-a", "--controllers", CONTROLLERS, *FLAGS)
         yield procs
+
+
+@contextmanager
+def in_process(
+    client: Client, kind: type[Controller], settings: ControllerSettings | None = None
+) -> Iterator[Controller]:
+    """One controller of ``kind`` in this process, set up on shared informers that have synced
+    and ended with the block; the test calls ``sync`` itself or ``run()`` for the workers."""
+    ctx = Context(
+        client=client,
+        informers=SharedInformers(client),
+        leading=threading.Event(),
+        events=EventRecorder(client, "controller-manager-test", host="test"),
+        settings=settings or ControllerSettings(),
+    )
+    controller = kind(ctx)
+    controller.setup()
+    ctx.informers.start()
+    try:
+        assert ctx.informers.wait_synced(20), "informers did not sync"
+        yield controller
+    finally:
+        ctx.leading.set()
+        controller.stop()
+        ctx.informers.stop()
+        ctx.events.close()
 
 
 def namespace(client: Client, name: str) -> str:
