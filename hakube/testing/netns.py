@@ -33,6 +33,8 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hakube.testing.mounts import unmount_under
+
 TEST_NET = ipaddress.IPv4Network("192.0.2.0/24")
 IFNAME = "eth0"
 _BRIDGE = "br0"
@@ -152,6 +154,10 @@ class _Resources:
         for name in reversed(self.namespaces):
             ip("netns", "del", name, check=False)
         self.namespaces.clear()
+        if self.workdir:
+            # Last, once nothing runs that could mount: what the hosts' processes mounted in
+            # the shared mount namespace (an agent's Secret volumes) would outlive rmtree.
+            unmount_under(self.workdir)
         if self.workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
