@@ -119,7 +119,21 @@ def cleanup_stale() -> list[str]:
         kill_namespace(name)
         ip("netns", "del", name, check=False)
         removed.append(name)
+    unmount_stale()
     return removed
+
+
+def unmount_stale() -> list[Path]:
+    """Unmount what lies below harness work directories (``<tmp>/hk<pid>x...``) of runs whose
+    process is dead: a run killed before its teardown leaves its agents' tmpfs volumes mounted.
+    The directories stay (one kept for debugging must survive); returns what was unmounted."""
+    done: list[Path] = []
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.iterdir() if tmp.is_dir() else ():
+        m = _OURS.match(d.name)
+        if m and not _alive(int(m.group(1))) and d.is_dir():
+            done += unmount_under(d)
+    return done
 
 
 def _alive(pid: int) -> bool:

@@ -13,8 +13,10 @@ names the test, and unmounts it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -138,3 +140,22 @@ def test_a_run_that_leaves_a_mount_fails_and_names_the_test(tmp_path: Path) -> N
         assert not tmpfs.mounts_under(basetemp)  # unmounted by the check
     finally:
         mounts.unmount_under(tmp_path)
+
+
+def test_a_new_network_unmounts_what_a_dead_run_left_and_spares_a_live_one() -> None:
+    require(root_reason() or netns.unavailable_reason())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = Path(tempfile.mkdtemp(prefix=f"hk{gone.pid}x0000-"))
+    live = Path(tempfile.mkdtemp(prefix=f"hk{os.getpid()}x0000-"))
+    try:
+        for d in (dead, live):
+            (d / "vol").mkdir()
+            tmpfs.mount(d / "vol")
+        with netns.Network():
+            assert not tmpfs.mounts_under(dead) and dead.is_dir()  # kept: maybe for debugging
+            assert tmpfs.is_tmpfs(live / "vol")
+    finally:
+        for d in (dead, live):
+            mounts.unmount_under(d)
+            shutil.rmtree(d, ignore_errors=True)
