@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hakube.local.cluster import write_config
+from hakube.testing import mounts, reaper
 from hakube.testing import pki as testpki
-from hakube.testing import reaper
 from hakube.testing.cluster import LocalCluster
 from tests.netshared import shared_netcluster  # noqa: F401  (a session fixture for every area)
 
 _session: reaper.Session | None = None
 _leaked: list[reaper.Proc] = []
+_mounts = mounts.MountWatch()
+_leaked_mounts: list[tuple[Path, str]] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,14 +28,45 @@ def pytest_configure(config: pytest.Config) -> None:
     _session = reaper.start()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The run's base temporary directory: a mount below it at the end is this run's leak."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        _mounts.basetemp = factory.getbasetemp()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """After each test's teardown, note the mounts it made (to name it if one is left)."""
+    yield
+    _mounts.after(item.nodeid)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears down what -x left set up
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Every fixture is torn down by now: a process of this run that still runs leaked."""
+    """Every fixture is torn down by now: a process of this run that still runs leaked, and so
+    did a mount below the run's directories (which also fails the run: see
+    hakube.testing.mounts)."""
     if _session is not None:
         _leaked[:] = _session.leftovers()
         reaper.kill(_leaked)
+    _leaked_mounts[:] = _mounts.leftovers()
+    if _leaked_mounts:
+        mounts.detach([m for m, _ in _leaked_mounts])
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _leaked_mounts:
+        terminalreporter.section(
+            f"LEAKED MOUNTS: {len(_leaked_mounts)} outlived teardown (unmounted now; the run "
+            "fails)",
+            red=True,
+            bold=True,
+        )
+        for m, nodeid in _leaked_mounts:
+            terminalreporter.line(f"{m} (appeared during {nodeid or 'session teardown'})", red=True)
     if _leaked:
         terminalreporter.section(
             f"LEAKED PROCESSES: {len(_leaked)} still ran after teardown (killed now)",

@@ -382,6 +382,8 @@ class Agent:
     def _shutdown(self) -> None:
         """Stop our threads; containers keep running (a restarted agent adopts them)."""
         self._stop.set()
+        if self.syncer is not None:  # first: no tmpfs mounted from now on (hakube.agent.gate)
+            self.syncer.volume_gate.close(5)
         self.queue.close()
         self.pods.stop()
         for t in self._threads:

@@ -39,6 +39,7 @@ from hakube.agent import env as envmod
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings
 from hakube.agent.dns import dns_config
+from hakube.agent.gate import StopGate
 from hakube.agent.podcgroup import CgroupError, PodCgroups, limits_of
 from hakube.agent.probes import ProbeManager
 from hakube.agent.runtime import (
@@ -129,6 +130,8 @@ class PodSyncer:
         self._lock = threading.Lock()
         self._stopper = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
         self._hooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hook")
+        self.volume_gate = StopGate()
+        """Pods' volumes are prepared (tmpfs mounted) inside it; closed when the agent stops."""
 
     def close(self) -> None:
         self._stopper.shutdown(wait=False, cancel_futures=True)
@@ -245,6 +248,8 @@ class PodSyncer:
             node_memory_bytes=self.node_capacity[1],
         )
         ctx = _StartContext(pod, sandbox.id, sb_cfg, host_net, facts)
+        if not self.volume_gate.enter():
+            return None  # the agent is stopping: mount nothing that nobody would unmount
         try:
             ctx.volumes = volumes.prepare(
                 pod,
@@ -256,6 +261,8 @@ class PodSyncer:
             )
         except envmod.ConfigError as e:
             ctx.config_error = str(e)
+        finally:
+            self.volume_gate.leave()
         refresh = self.tokens.refresh_in(uid)
         if refresh is not None:
             wake.append(max(refresh, 1.0))

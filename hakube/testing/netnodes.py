@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hakube.agent import tmpfs
 from hakube.agent.runtime import LABEL_POD_NAME, LABEL_POD_NAMESPACE
 from hakube.client import Client, NotFound
 from hakube.cri.client import ExecResult
@@ -60,6 +59,7 @@ from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs, scheduler_procs
 from hakube.testing.images import OciImage
 from hakube.testing.join import agent_args
+from hakube.testing.mounts import unmount_under
 from hakube.testing.netmasters import env as source_env
 from hakube.testing.netns import NetnsError, cleanup_stale, ip, kill_namespace, netns_pids
 from hakube.testing.sampleimages import sample_image
@@ -171,8 +171,7 @@ class _Resources:
             ip("link", "del", self.bridge, check=False)
             self.bridge = ""
         if self.workdir:
-            for m in tmpfs.mounts_under(Path(self.workdir)):  # secret volumes of killed agents
-                tmpfs.unmount(m)
+            unmount_under(self.workdir)  # secret volumes of killed agents
             if not self.keep_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -33,6 +33,8 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hakube.testing.mounts import unmount_under
+
 TEST_NET = ipaddress.IPv4Network("192.0.2.0/24")
 IFNAME = "eth0"
 _BRIDGE = "br0"
@@ -117,7 +119,21 @@ def cleanup_stale() -> list[str]:
         kill_namespace(name)
         ip("netns", "del", name, check=False)
         removed.append(name)
+    unmount_stale()
     return removed
+
+
+def unmount_stale() -> list[Path]:
+    """Unmount what lies below harness work directories (``<tmp>/hk<pid>x...``) of runs whose
+    process is dead: a run killed before its teardown leaves its agents' tmpfs volumes mounted.
+    The directories stay (one kept for debugging must survive); returns what was unmounted."""
+    done: list[Path] = []
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.iterdir() if tmp.is_dir() else ():
+        m = _OURS.match(d.name)
+        if m and not _alive(int(m.group(1))) and d.is_dir():
+            done += unmount_under(d)
+    return done
 
 
 def _alive(pid: int) -> bool:
@@ -152,6 +168,10 @@ class _Resources:
         for name in reversed(self.namespaces):
             ip("netns", "del", name, check=False)
         self.namespaces.clear()
+        if self.workdir:
+            # Last, once nothing runs that could mount: what the hosts' processes mounted in
+            # the shared mount namespace (an agent's Secret volumes) would outlive rmtree.
+            unmount_under(self.workdir)
         if self.workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

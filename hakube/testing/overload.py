@@ -2,7 +2,9 @@
 agents do, and a quiet client whose latency is measured -- for the priority-and-fairness test
 (tests/integration/test_priority.py) and its benchmark (bench/bench_priority.py).
 
-* ``Storm`` runs in a child process (its CPU and GIL are not the measuring process's): one user
+* ``Storm`` runs in a child process (its CPU and GIL are not the measuring process's; a plain
+  ``python -m hakube.testing.overload`` subprocess, not ``multiprocessing``, whose "spawn"
+  start method leaves a resource-tracker process running until the runner exits): one user
   keeps ``inflight`` Updates of ``size``-byte ConfigMaps outstanding against one master through
   raw gRPC, re-sending as soon as an answer comes back and never backing off: the worst client.
   It reports how each request ended (status code counts; a RESOURCE_EXHAUSTED without a
@@ -20,7 +22,9 @@ lets users write ConfigMaps (RBAC), as a real cluster's admin would.
 from __future__ import annotations
 
 import collections
-import multiprocessing
+import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -108,10 +112,9 @@ def _storm_main(
     inflight: int,
     size: int,
     seconds: float,
-    out: Any,
-) -> None:
-    """Child process: keep ``inflight`` Updates outstanding for ``seconds``; send the counts of
-    status codes to ``out``."""
+) -> dict[str, int]:
+    """Child process: keep ``inflight`` Updates outstanding for ``seconds``; return the counts
+    of status codes."""
     channel = grpc.secure_channel(
         endpoint,
         channel_credentials(Credentials(*creds)),
@@ -144,9 +147,9 @@ def _storm_main(
         stub.Update.future(req, timeout=10).add_done_callback(finished)
     for _ in range(inflight):  # wait for the last answers
         slots.acquire(timeout=15)
-    with lock:
-        out.send(dict(counts))
     channel.close()
+    with lock:
+        return dict(counts)
 
 
 class Storm:
@@ -163,25 +166,22 @@ class Storm:
         size: int = 64 * 1024,
         seconds: float = 8.0,
     ) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._recv, send = ctx.Pipe(duplex=False)
         self.objects = objects
         self.namespace = namespace
         self.size = size
-        self.proc = ctx.Process(
-            target=_storm_main,
-            args=(
-                endpoint,
-                (creds.ca, creds.cert, creds.key),
-                namespace,
-                objects,
-                inflight,
-                size,
-                seconds,
-                send,
-            ),
-            daemon=True,
+        # On stdin, so the key never shows on a command line.
+        self._job = json.dumps(
+            {
+                "endpoint": endpoint,
+                "creds": [c.decode() for c in (creds.ca, creds.cert, creds.key)],
+                "namespace": namespace,
+                "objects": objects,
+                "inflight": inflight,
+                "size": size,
+                "seconds": seconds,
+            }
         )
+        self.proc: subprocess.Popen[str] | None = None
 
     def prepare(self, admin: Client) -> None:
         """Create the storm's objects (the storm updates them)."""
@@ -196,21 +196,37 @@ class Storm:
             )
 
     def start(self) -> Storm:
-        self.proc.start()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hakube.testing.overload"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(self._job)
+        self.proc.stdin.close()
         return self
 
     def result(self, timeout: float) -> dict[str, int]:
         """Status code counts, once the storm is over."""
-        if not self._recv.poll(timeout):
-            raise TimeoutError(f"the storm did not report within {timeout:g}s")
-        counts: dict[str, int] = self._recv.recv()
-        self.proc.join(5)
+        assert self.proc is not None and self.proc.stdout is not None, "the storm never started"
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"the storm did not report within {timeout:g}s") from None
+        out = self.proc.stdout.read()
+        if self.proc.returncode != 0 or not out:
+            raise RuntimeError(f"the storm failed: exit {self.proc.returncode}")
+        counts: dict[str, int] = json.loads(out)
         return counts
 
     def stop(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
 
 def storm_and_quiet(cluster: LocalCluster, admin: Client, endpoint: str, **storm: Any) -> Storm:
@@ -356,3 +372,23 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> None:
+    """The storm's child process: the job as JSON on stdin, the counts as JSON on stdout."""
+    job = json.load(sys.stdin)
+    creds = tuple(c.encode() for c in job["creds"])
+    counts = _storm_main(
+        job["endpoint"],
+        (creds[0], creds[1], creds[2]),
+        job["namespace"],
+        job["objects"],
+        job["inflight"],
+        job["size"],
+        job["seconds"],
+    )
+    json.dump(counts, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hakube.agent import status, tmpfs, volumes
 from hakube.agent.backoff import BackOff
 from hakube.agent.config import AgentSettings, parse_labels, parse_taints
-from hakube.agent.env import ConfigError, PodFacts, container_env, expand
+from hakube.agent.env import ConfigError, Lookup, PodFacts, container_env, expand
 from hakube.agent.queue import WorkQueue
 from hakube.agent.runtime import PodRecord
 from hakube.api import quantity
 from hakube.api.v1 import core_pb2
 from hakube.cri.v1 import api_pb2 as pb
+from hakube.testing import mounts
 from tests.agent.conftest import make_pod
 
 
@@ -189,113 +192,100 @@ def test_a_waiting_container_shows_its_last_termination() -> None:
     assert {c.type: c.status for c in st.conditions}["Ready"] == "False"
 
 
-def test_config_and_secret_volumes_are_written_as_files(tmp_path: Path) -> None:
-    pod = make_pod(
-        "p",
-        "n",
-        [{"name": "c", "image": "i"}],
-        volumes=[
-            {
-                "name": "cfg",
-                "configMap": {"name": "cm", "items": [{"key": "a", "path": "d/a.txt"}]},
-            },
-            {"name": "sec", "secret": {"secretName": "s", "defaultMode": 0o400}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
+SECRETS_ON_DISK = os.geteuid() != 0
+"""Root (as on a node) mounts a tmpfs for a secret volume; anyone else writes it to disk."""
+
+
+@pytest.fixture
+def vol_root(tmp_path: Path) -> Iterator[Path]:
+    """An agent root directory for volumes; whatever a failed test left mounted below it is
+    unmounted at teardown."""
+    yield tmp_path
+    mounts.unmount_under(tmp_path)
+
+
+def prepare_pod(
+    root: Path,
+    uid: str,
+    pod_volumes: list[dict[str, Any]],
+    lookup: Lookup,
+    *,
+    on_disk: bool = SECRETS_ON_DISK,
+) -> dict[str, volumes.HostVolume]:
+    """``volumes.prepare`` for a one-container pod ``n/p`` with ``uid`` and ``pod_volumes``."""
+    pod = make_pod("p", "n", [{"name": "c", "image": "i"}], volumes=pod_volumes)
+    pod.metadata.uid = uid
+    return volumes.prepare(
+        pod, str(root), lookup, PodFacts(pod_ip="", host_ip=""), secrets_on_disk=on_disk
     )
-    pod.metadata.uid = "uid1"
+
+
+def test_config_and_secret_volumes_are_written_as_files(vol_root: Path) -> None:
+    specs: list[dict[str, Any]] = [
+        {"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "a", "path": "d/a.txt"}]}},
+        {"name": "sec", "secret": {"secretName": "s", "defaultMode": 0o400}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     objs = {
         "cm": core_pb2.ConfigMap(data={"a": "A", "b": "B"}),
         "s": core_pb2.Secret(data={"k": b"V"}),
     }
-    on_disk = os.geteuid() != 0  # root (as on a node) mounts a tmpfs for the secret volume
-    vols = volumes.prepare(
-        pod,
-        str(tmp_path),
-        lambda kind, ns, n: objs.get(n),
-        PodFacts(pod_ip="", host_ip=""),
-        secrets_on_disk=on_disk,
-    )
+    vols = prepare_pod(vol_root, "uid1", specs, lambda kind, ns, n: objs.get(n))
     cfg, sec = Path(vols["cfg"].path), Path(vols["sec"].path)
-    assert tmpfs.is_tmpfs(sec) is not on_disk and not tmpfs.is_tmpfs(cfg)
+    assert tmpfs.is_tmpfs(sec) is not SECRETS_ON_DISK and not tmpfs.is_tmpfs(cfg)
     assert (cfg / "d" / "a.txt").read_text() == "A" and not (cfg / "b").exists()
     assert (cfg / "d" / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (sec / "k").read_bytes() == b"V" and (sec / "k").stat().st_mode & 0o777 == 0o400
     assert vols["cfg"].read_only and not vols["tmp"].read_only
     objs["s"] = core_pb2.Secret(data={"other": b"W"})
-    volumes.prepare(
-        pod,
-        str(tmp_path),
-        lambda kind, ns, n: objs.get(n),
-        PodFacts(pod_ip="", host_ip=""),
-        secrets_on_disk=on_disk,
-    )
+    prepare_pod(vol_root, "uid1", specs, lambda kind, ns, n: objs.get(n))
     assert sorted(p.name for p in sec.iterdir()) == ["other"]
-    volumes.remove(str(tmp_path), "uid1")
-    assert not (tmp_path / "pods" / "uid1").exists() and not tmpfs.mounts_under(tmp_path)
+    volumes.remove(str(vol_root), "uid1")
+    assert not (vol_root / "pods" / "uid1").exists() and not tmpfs.mounts_under(vol_root)
 
 
-def test_a_projected_volume_merges_config_map_and_secret_sources(tmp_path: Path) -> None:
-    pod = make_pod(
-        "p",
-        "n",
-        [{"name": "c", "image": "i"}],
-        volumes=[
-            {
-                "name": "all",
-                "projected": {
-                    "defaultMode": 0o440,
-                    "sources": [
-                        {"configMap": {"name": "cm", "items": [{"key": "a", "path": "a.txt"}]}},
-                        {"secret": {"name": "s"}},
-                        {"configMap": {"name": "absent", "optional": True}},
-                    ],
-                },
-            }
+def test_a_projected_volume_merges_config_map_and_secret_sources(vol_root: Path) -> None:
+    projected = {
+        "defaultMode": 0o440,
+        "sources": [
+            {"configMap": {"name": "cm", "items": [{"key": "a", "path": "a.txt"}]}},
+            {"secret": {"name": "s"}},
+            {"configMap": {"name": "absent", "optional": True}},
         ],
-    )
-    pod.metadata.uid = "uid2"
+    }
     objs = {"cm": core_pb2.ConfigMap(data={"a": "A"}), "s": core_pb2.Secret(data={"k": b"V"})}
-    vols = volumes.prepare(
-        pod,
-        str(tmp_path),
+    vols = prepare_pod(
+        vol_root,
+        "uid2",
+        [{"name": "all", "projected": projected}],
         lambda kind, ns, n: objs.get(n) if (kind == "Secret") == (n == "s") else None,
-        PodFacts(pod_ip="", host_ip=""),
-        secrets_on_disk=True,
+        on_disk=True,
     )
     d = Path(vols["all"].path)
     assert sorted(p.name for p in d.iterdir()) == ["a.txt", "k"]
     assert (d / "a.txt").read_text() == "A" and (d / "k").read_bytes() == b"V"
     assert (d / "k").stat().st_mode & 0o777 == 0o440
-    volumes.remove(str(tmp_path), "uid2")
+    volumes.remove(str(vol_root), "uid2")
 
 
 def test_secret_files_default_to_0400_and_an_agent_restart_sweeps_gone_pods(
-    tmp_path: Path,
+    vol_root: Path,
 ) -> None:
-    pod = make_pod(
-        "p",
-        "n",
-        [{"name": "c", "image": "i"}],
-        volumes=[{"name": "sec", "secret": {"secretName": "s"}}],
-    )
     for uid in ("live", "gone"):
-        pod.metadata.uid = uid
-        vols = volumes.prepare(
-            pod,
-            str(tmp_path),
+        vols = prepare_pod(
+            vol_root,
+            uid,
+            [{"name": "sec", "secret": {"secretName": "s"}}],
             lambda kind, ns, n: core_pb2.Secret(data={"k": b"V"}),
-            PodFacts(pod_ip="", host_ip=""),
-            secrets_on_disk=os.geteuid() != 0,
         )
         assert (Path(vols["sec"].path) / "k").stat().st_mode & 0o777 == 0o400
-    assert volumes.sweep(str(tmp_path), {"live"}) == ["gone"]
-    assert sorted(p.name for p in (tmp_path / "pods").iterdir()) == ["live"]
-    assert [m.parts[-3:] for m in tmpfs.mounts_under(tmp_path)] == (
-        [] if os.geteuid() else [("live", "volumes", "sec")]
+    assert volumes.sweep(str(vol_root), {"live"}) == ["gone"]
+    assert sorted(p.name for p in (vol_root / "pods").iterdir()) == ["live"]
+    assert [m.parts[-3:] for m in tmpfs.mounts_under(vol_root)] == (
+        [] if SECRETS_ON_DISK else [("live", "volumes", "sec")]
     )
-    volumes.remove(str(tmp_path), "live")
-    assert not tmpfs.mounts_under(tmp_path)
+    volumes.remove(str(vol_root), "live")
+    assert not tmpfs.mounts_under(vol_root)
 
 
 def test_agent_flags_come_from_the_environment_and_bad_ones_exit_2(

@@ -15,6 +15,7 @@ happen is the quiet writer queueing behind the storm (seconds, or refusals).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import urllib.request
@@ -27,7 +28,7 @@ import pytest
 from hakube.api.v1 import api_pb2, api_pb2_grpc, core_pb2
 from hakube.client import errors
 from hakube.pki.tls import channel_credentials
-from hakube.testing import overload
+from hakube.testing import overload, reaper
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.components import ComponentProcs
 
@@ -138,6 +139,11 @@ def test_a_write_storm_is_refused_while_leases_and_a_quiet_client_carry_on(
         time.sleep(1.0)  # the storm is in full swing
         loaded = prober.measure_for(5.0)
         counts = storm.result(timeout=30)
+        # The storm's child is gone with its answer, and nothing of it stays (multiprocessing's
+        # resource tracker did, until the runner exited).
+        assert storm.proc is not None and storm.proc.poll() == 0
+        assert not [p.cmd for p in reaper.session_processes(os.environ[reaper.ENV])
+                    if "multiprocessing" in p.cmd]  # fmt: skip
         stop.set()
         watcher.join(10)
         latencies, failures, gaps = renewers.snapshot()
