@@ -145,6 +145,26 @@ class WatchHub:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.fsm.listener = self.publish
+        self.fsm.replaced = self.replaced
+
+    def replaced(self, before: int, after: int) -> None:
+        """Store callback (Raft thread): the state was replaced by a snapshot from the leader,
+        so the changes between ``before`` and ``after`` were never published. Every stream ends
+        (after the events queued ahead of this call); its client resumes from the last revision
+        it received and gets those changes from the installed history, or Gone and a relist
+        when the history no longer reaches back. Found by a fault run: a follower paused past
+        the leader's log compaction installed a snapshot and its watchers silently skipped 38
+        changes."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            reason = (
+                f"this master replaced its state with the leader's snapshot (revision {before} "
+                f"to {after}); watch again from the last resourceVersion you received"
+            )
+            try:
+                loop.call_soon_threadsafe(self.close_all, reason)
+            except RuntimeError:
+                pass  # loop shutting down
 
     def publish(self, events: list[Event], revision: int) -> None:
         """Store listener (Raft thread): hand the batch to the loop."""

@@ -118,6 +118,11 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
         self.lock = threading.RLock()
         self.listener: Callable[[list[Event], int], None] | None = None
         self.lease_touched: Callable[[int], None] | None = None
+        self.replaced: Callable[[int, int], None] | None = None
+        """Called on the Raft thread with (old revision, new revision) after the whole state was
+        replaced from a dump: a snapshot the leader sent to this lagging follower. No events are
+        published for the revisions it skipped, so whoever follows changes incrementally (the
+        watch hub) must start over from the new state."""
         self._history_size = history_size
         self._dedupe_size = dedupe_size
         self._reset()
@@ -158,10 +163,13 @@ class StoreFSM(SyncObjConsumer):  # type: ignore[misc]  # pysyncobj has no types
 
     def _deserialize(self, data: dict[str, Any]) -> None:
         with self.lock:
+            before = self.revision
             self._reset()  # fields missing from dumps of older versions keep their defaults
             for k in self._STATE:
                 if k in data:
                     setattr(self, k, data[k])
+        if self.replaced is not None:
+            self.replaced(before, self.revision)
 
     # -- the one replicated entry point -----------------------------------------------------------
 

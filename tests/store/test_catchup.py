@@ -120,3 +120,31 @@ def test_without_the_hint_the_old_leader_stays_behind(
     old, new = _diverge(c)
     with pytest.raises(TimeoutError):
         _catch_up_while_writing(old, new, 8)
+
+
+def test_a_follower_behind_the_leaders_compaction_installs_a_snapshot_and_says_so(
+    raft_cluster: Callable[..., InProcessCluster],
+) -> None:
+    """The path a fault run's watch gap took (docs/reliability.md): a follower cut off while
+    the leader compacts its log past the follower's last entry catches up from a snapshot,
+    and its store reports the jump (the watch hub ends its streams on it:
+    tests/apiserver/test_watch_snapshot.py)."""
+    c = raft_cluster(3, compaction_min_entries=20)
+    for name in c.addrs:
+        c.start(name)
+    leader = c.leader()
+    victim = next(n for n in c.nodes.values() if n is not leader)
+    jumps: list[tuple[int, int]] = []
+    victim.fsm.replaced = lambda before, after: jumps.append((before, after))
+    cut = Cut(c, victim.settings.name)
+    for i in range(60):
+        assert _create(leader, f"p{i}").result(10)[0] == store.OK  # type: ignore[attr-defined]
+    leader.syncobj.forceLogCompaction()
+    wait_for(
+        lambda: leader.syncobj._SyncObj__raftLog[0][1] > _last(victim)[0],  # type: ignore[attr-defined]
+        30,
+        "the leader's log compacted past the cut-off follower's last entry",
+    )
+    cut.heal()
+    wait_for(lambda: victim.fsm.revision == leader.fsm.revision, 30, "the follower to catch up")
+    assert jumps and jumps[0][0] < jumps[0][1] <= leader.fsm.revision
