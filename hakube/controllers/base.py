@@ -97,31 +97,22 @@ class SharedInformers:
 
 
 class NamespaceIndex:
-    """The objects of one informer grouped by namespace, kept current by its handlers, so a
-    controller looking for "pods in namespace X" does not scan every pod in the cluster."""
+    """The objects of one informer grouped by namespace (an index inside the informer, kept
+    with its cache), so a controller looking for "pods in namespace X" does not scan every pod
+    in the cluster."""
+
+    INDEX = "namespace"
 
     def __init__(self, informer: Informer[Any]) -> None:
-        self._by_ns: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        informer.add_handlers(
-            on_add=self._put, on_update=lambda old, new: self._put(new), on_delete=self._drop
-        )
-
-    def _put(self, obj: Any) -> None:
-        with self._lock:
-            self._by_ns.setdefault(obj.metadata.namespace, {})[obj.metadata.name] = obj
-
-    def _drop(self, obj: Any) -> None:
-        with self._lock:
-            objs = self._by_ns.get(obj.metadata.namespace)
-            if objs is not None:
-                objs.pop(obj.metadata.name, None)
-                if not objs:
-                    del self._by_ns[obj.metadata.namespace]
+        self.informer = informer
+        informer.add_index(self.INDEX, _namespace_of)
 
     def list(self, namespace: str) -> list[Any]:
-        with self._lock:
-            return list(self._by_ns.get(namespace, {}).values())
+        return self.informer.by_index(self.INDEX, namespace)
+
+
+def _namespace_of(obj: Any) -> str:
+    return str(obj.metadata.namespace)
 
 
 class ControllerMetrics:
