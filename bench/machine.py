@@ -23,7 +23,10 @@ KTHREADD = 2
 
 
 def _stat(pid: str) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds used) of one process, None if it is gone."""
+    """(parent pid, CPU seconds used) of one process, None if it is gone. The CPU seconds
+    include those of its children that have exited and been waited for, so work done by
+    short-lived processes (a benchmark's iperf3 runs, an agent's ``nft`` calls) stays with
+    the process that started them."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             raw = f.read()
@@ -31,7 +34,7 @@ def _stat(pid: str) -> tuple[int, float] | None:
         return None
     # The command name (field 2) may contain spaces; everything after its ")" is fixed.
     rest = raw[raw.rindex(")") + 2 :].split()
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK
+    return int(rest[1]), sum(int(x) for x in rest[11:15]) / _TICK
 
 
 def _processes() -> dict[int, tuple[int, float]]:
@@ -74,9 +77,10 @@ class CpuSample:
 class CpuMeter:
     """Measures our and foreign CPU between ``start()`` and ``stop()``.
 
-    Foreign = all task time (/proc/stat) − ours − kernel threads'. A member killed during the
-    interval takes its CPU time with it, which would then look foreign: meter only intervals
-    without kills.
+    Foreign = all task time (/proc/stat) − ours − kernel threads'. A process of ours that
+    starts and ends within the interval counts as ours once its parent has waited for it; one
+    that was running at ``start()`` and is killed meanwhile has its whole life counted again in
+    its parent's children time: meter only intervals without kills.
     """
 
     def __init__(self) -> None:

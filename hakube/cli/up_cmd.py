@@ -49,6 +49,7 @@ from hakube.client.config import (
     tls_settings,
     write_client_config,
 )
+from hakube.controllers.settings import DEFAULT_CLUSTER_CIDR
 from hakube.cri.client import DEFAULT_ENDPOINT
 from hakube.lifecycle import StartupError, run_until_signal
 from hakube.local.agents import DEFAULT_CNI_CONF_DIR, LocalAgents
@@ -335,7 +336,9 @@ class Up:
             self.cluster.endpoints(),
             self.supervisor,
             pki=self.cluster.pki,
-            proxy_args=[] if proxy else None,
+            # The controller-manager's default pod network: ClusterIP traffic from outside it
+            # (the host, host-network pods) is masqueraded, as on a multi-node cluster.
+            proxy_args=["--cluster-cidr", DEFAULT_CLUSTER_CIDR] if proxy else None,
         )
         self.dns = LocalDns(
             data_dir, self.cluster.endpoints(), pki=self.cluster.pki, supervisor=self.supervisor

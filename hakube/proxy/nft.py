@@ -16,11 +16,12 @@ never holds half a sync:
 
 The table is never deleted on exit: while the proxy is down, the rules it left keep working.
 
-Pod-to-pod traffic skips conntrack (``notrack``, when :func:`full` is given the pod network):
-a packet between two pod addresses needs no connection state on a node unless that node
-translated its connection (a Service's or a hostPort's DNAT), and conntrack plus the NAT
-hooks are most of what a routed pod path costs over the node's own (docs/networking.md,
-"Pod-to-pod traffic without conntrack"). So a ``raw`` prerouting chain marks TCP and UDP
+Pod-to-pod traffic can skip conntrack (``notrack``, when :func:`full` is given the pod
+network: the proxy's ``--untrack-pod-traffic``, off by default): a packet between two pod
+addresses needs no connection state on a node unless that node translated its connection (a
+Service's or a hostPort's DNAT); on nodes where conntrack's table fills up, or its per-packet
+work shows, that is work for nothing (on the benchmark machine it measured within the noise,
+docs/benchmarks.md). So a ``raw`` prerouting chain marks TCP and UDP
 between pod addresses untracked -- except packets coming *from* a DNAT backend (the replies of
 a translated connection, which must meet their conntrack entry to be translated back). The
 backends are learnt, not configured: every packet of a DNATed connection refreshes its

@@ -31,7 +31,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hakube.api.v1 import core_pb2
 from hakube.proxy import nft
-from hakube.proxy.rules import Builder, Ruleset, ServicePort, service_ports
+from hakube.proxy.bpf import BpfError
+from hakube.proxy.fastpath import FastPath, clsact_devices
+from hakube.proxy.rules import HAIRPIN, Builder, Ruleset, ServicePort, service_ports
 
 log = logging.getLogger("hakube.proxy")
 
@@ -46,12 +48,19 @@ class ProxyConfig:
     """The pod network (e.g. 10.244.0.0/16). When set, traffic to a ClusterIP from outside it
     (the node itself, other hosts) is masqueraded so replies return through this node; empty:
     only NodePort and hairpin traffic is."""
-    untrack_pod_traffic: bool = True
+    untrack_pod_traffic: bool = False
     """With ``--cluster-cidr``: TCP and UDP between two pod addresses skip conntrack on this
     node (a ``notrack`` rule in the proxy's table), except the replies of connections this
-    node translated (Services, hostPorts), which it learns. Conntrack and the NAT hooks are a
-    large part of what a routed pod path costs over the node's own path (docs/networking.md);
-    ``--no-untrack-pod-traffic`` tracks everything, as before."""
+    node translated (Services, hostPorts), which it learns. Off by default: on the quiet
+    benchmark machine it saved no measurable CPU or throughput (docs/benchmarks.md), and on
+    its first start a reply on a translated connection opened before it can leave
+    untranslated (docs/networking.md). For nodes where conntrack's table or its cost matters."""
+    fast_path_device: str = ""
+    """With ``--cluster-cidr``: the node's uplink (e.g. eth0), on whose ingress a tc program
+    hands packets for this node's pods straight to them, skipping the node's IP forwarding
+    and netfilter -- except replies from addresses the proxy translates to, which still meet
+    conntrack (docs/networking.md, "Pod fast path"). Needs the routed pod network. Empty (the
+    default): off, and a program a previous run left is removed."""
     min_sync_interval: float = 0.1
     """Seconds between two syncs at least: changes arriving within it share one transaction.
     Kubernetes' kube-proxy defaults to 1 s; 0.1 s keeps endpoint changes well under a second."""
@@ -73,6 +82,8 @@ class ProxyConfig:
                 raise ValueError(f"--cluster-cidr {self.cluster_cidr!r}: {exc}") from None
             if net.version != 4:
                 raise ValueError(f"--cluster-cidr {self.cluster_cidr}: IPv4 only")
+        if self.fast_path_device and not self.cluster_cidr:
+            raise ValueError("--fast-path-device needs --cluster-cidr (the pods it may shortcut)")
         if self.min_sync_interval < 0 or self.retry_interval <= 0 or self.check_interval <= 0:
             raise ValueError(
                 "--min-sync-interval must be >= 0, --retry-interval and --check-interval > 0"
@@ -129,6 +140,7 @@ class Proxier:
         self._wall = wall
         self._clock = clock
         self._builder = Builder(cluster_cidr=config.cluster_cidr)
+        self._fast: FastPath | None = None
         self._applied: Ruleset | None = None  # None: the next sync is a full one
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -152,6 +164,7 @@ class Proxier:
             while not self._stop.is_set():
                 if self.services.wait_for_sync(0.5) and self.endpoints.wait_for_sync(0.5):
                     break
+            self._start_fast_path()
             last = -float("inf")
             checked = self._clock()
             self._dirty.set()
@@ -172,6 +185,21 @@ class Proxier:
         finally:
             self.services.stop()
             self.endpoints.stop()
+            if self._fast is not None:
+                self._fast.close()
+
+    def _start_fast_path(self) -> None:
+        """Attach the fast path (seeded with every backend programmed so far), or remove one a
+        previous run left when it is off."""
+        device = self.config.fast_path_device
+        if not device:
+            for dev in clsact_devices():
+                if FastPath.remove(dev):
+                    log.info("proxy: removed the pod fast path from %s", dev)
+            return
+        fast = FastPath(device, self.config.cluster_cidr)
+        fast.start()
+        self._fast = fast
 
     def stop(self) -> None:
         self._stop.set()
@@ -197,6 +225,13 @@ class Proxier:
             ports.extend(service_ports(svc, ep))
         return self._builder.build(ports)
 
+    def _exempt_backends(self, want: Ruleset) -> None:
+        assert self._fast is not None
+        try:
+            self._fast.add(key.split(" . ")[0] for key in want.elements[HAIRPIN])
+        except BpfError:
+            self._fast = None  # FastPath.add took it down: everything takes the stack
+
     def sync_once(self) -> bool:
         """Build the ruleset from the caches and apply it; False (and counted) on failure."""
         start = self._clock()
@@ -209,6 +244,8 @@ class Proxier:
                 text = nft.full(self.config.table, want, existing, untracked=untracked)
             else:
                 text = nft.diff(self.config.table, self._applied, want)
+            if self._fast is not None:  # before the rules that translate to them
+                self._exempt_backends(want)
             if text:
                 nft.apply(text, nft=self.config.nft)
         except nft.NftError as exc:

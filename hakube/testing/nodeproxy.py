@@ -15,6 +15,7 @@ from typing import Any
 from hakube.local import procs
 from hakube.local.cluster import write_config
 from hakube.proxy import nft
+from hakube.proxy.fastpath import PREF
 from hakube.testing import nsthread
 from hakube.testing import pki as testpki
 from hakube.testing.netmasters import env as source_env
@@ -23,12 +24,24 @@ from hakube.testing.proxylab import full_sync_count, normalised
 
 METRICS_PORT = 10249
 TABLE = "hakube-proxy"
+UPLINK = "eth0"
+"""Each harness node's link to the test bridge."""
 
 
 class NodeProxies:
-    def __init__(self, cluster: NetCluster, *, cluster_cidr: str = "10.244.0.0/16") -> None:
+    def __init__(
+        self,
+        cluster: NetCluster,
+        *,
+        cluster_cidr: str = "10.244.0.0/16",
+        untrack: bool = False,
+        fast_path: bool = False,
+    ) -> None:
         self.cluster = cluster
         self.cluster_cidr = cluster_cidr
+        self.untrack = untrack
+        self.fast_path = fast_path
+        """Run every proxy with ``--fast-path-device`` on the node's uplink (eth0)."""
         self.config = write_config(
             str(cluster.workdir / "proxy.conf"), testpki.shared(), cluster.servers, user="proxy"
         )
@@ -52,6 +65,8 @@ class NodeProxies:
             self.cluster_cidr,
             "--metrics-listen",
             f"127.0.0.1:{METRICS_PORT}",
+            *(["--untrack-pod-traffic"] if self.untrack else []),
+            *(["--fast-path-device", UPLINK] if self.fast_path else []),
         )
         with open(self.log_path(node), "ab") as log:
             proc = subprocess.Popen(
@@ -96,3 +111,9 @@ class NodeProxies:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(15)
+        if self.fast_path:  # the program outlives its proxy by design; not the harness' nodes
+            for node in self.cluster.nodes.values():
+                node.run(
+                    ["tc", "filter", "del", "dev", UPLINK, "ingress", "pref", str(PREF)],
+                    check=False,
+                )

@@ -62,6 +62,7 @@ PKI = {"--pki-dir": "/etc/hakube/pki"}
 REQUIRED = {
     "master": {"--name": "m1", "--data-dir": "/var/lib/m1", "--raft-listen": "127.0.0.1:7001"},
     "agent": {"--node-name": "n1", "--servers": "127.0.0.1:6443"},
+    "proxy": {"--cluster-cidr": "10.244.0.0/16"},  # what --fast-path-device needs
     "keepalived render": {
         "--vip": "192.0.2.100",
         "--interface": "eth0",

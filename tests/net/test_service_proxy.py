@@ -9,6 +9,7 @@ spread one pod per node behind a Service; a client pod on n1. Requests go from t
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import socket
 import threading
 import time
@@ -138,7 +139,7 @@ def node_routes(c: NetCluster) -> None:
 
 @pytest.fixture(scope="module")
 def proxies(netcluster: NetCluster) -> Iterator[NodeProxies]:
-    p = NodeProxies(netcluster, cluster_cidr="10.244.0.0/16")
+    p = NodeProxies(netcluster, cluster_cidr="10.244.0.0/16", untrack=True, fast_path=True)
     try:
         p.start_all()
         for node in netcluster.nodes.values():
@@ -336,8 +337,9 @@ def test_scaling_down_moves_traffic_within_two_seconds_and_zero_refuses_fast(
 def test_pod_to_pod_traffic_skips_conntrack_while_a_service_connection_keeps_it(
     netcluster: NetCluster, web: str
 ) -> None:
-    """The proxy's notrack rule (``--untrack-pod-traffic``, on by default with a
-    ``--cluster-cidr``): a connection from a pod to a pod on another node, by address, leaves
+    """The proxy's notrack rule (``--untrack-pod-traffic`` with a ``--cluster-cidr``; these
+    tests run every proxy with it and with the fast path, so the Service tests above check
+    they break nothing): a connection from a pod to a pod on another node, by address, leaves
     no conntrack entry on either node; one through the Service, DNATed on the client's node,
     keeps its entry there (its replies are translated back) -- and both answer."""
     client = netcluster.client
@@ -382,6 +384,64 @@ def test_a_host_port_reached_from_a_pod_on_another_node_answers_with_the_node_ad
         assert "8081" in n2.run(["nft", "list", "set", "ip", "hakube-proxy", "nat-backends"]).stdout
     finally:
         client.namespaces.delete("untrack")
+
+
+def _counted(node: NetNode, table: str, src: str, dst: str) -> int:
+    """Packets from ``src`` to ``dst`` node's netfilter saw since ``table`` was made."""
+    out = node.run(["nft", "list", "table", "ip", table]).stdout
+    line = next(x for x in out.splitlines() if f"ip saddr {src} ip daddr {dst}" in x)
+    return int(line.split("packets ")[1].split()[0])
+
+
+def test_the_fast_path_hands_pod_packets_to_the_pod_but_not_a_backends_replies(
+    netcluster: NetCluster, web: str, proxies: NodeProxies
+) -> None:
+    """With ``--fast-path-device``, a packet arriving at n2 for a pod there skips n2's IP
+    stack (its netfilter never sees it); a reply from a Service endpoint to the client pod
+    on n1, whose connection n1 DNATed, is left to n1's stack (conntrack turns its source
+    back into the ClusterIP) -- and both answer. A restarted proxy replaces its program: one
+    filter, still shortcutting."""
+    client = netcluster.client
+    n1, n2 = netcluster.nodes["n1"], netcluster.nodes["n2"]
+    serve = SERVE.replace("8080", "8082")  # not a Service's endpoint
+    client.pods.create(podlib.pod("fast", "n2", serve, namespace="default"))
+    table = f"hkfast{secrets.token_hex(3)}"
+    me = client.pods.get("client", namespace="default").status.pod_ip
+    on_n2 = [
+        p
+        for p in client.pods.list(namespace="default", label_selector="app=web").items
+        if p.spec.node_name == "n2"
+    ][0].status.pod_ip
+    try:
+        ip = podlib.running(client, "fast", namespace="default").status.pod_ip
+        url = f"http://{ip}:8082/"
+        wait_for(lambda: wget_loop(n1, url, 1) == ["fast"], 30, "fast serving", interval=0.2)
+        rules = [f"ip saddr {me} ip daddr {ip} counter", f"ip saddr {on_n2} ip daddr {me} counter"]
+        for node in (n1, n2):
+            node.run(["nft", "add", "table", "ip", table])
+            node.run(["nft", "add", "chain", "ip", table, "pre",
+                      "{ type filter hook prerouting priority -400 ; }"])  # fmt: skip
+            for rule in rules:
+                node.run(["nft", "add", "rule", "ip", table, "pre", *rule.split()])
+        assert wget_loop(n1, url, 5) == ["fast"] * 5
+        assert _counted(n2, table, me, ip) == 0  # never reached n2's stack
+        # The Service: replies from the endpoint on n2 need n1's conntrack.
+        deadline = time.monotonic() + 30
+        while _counted(n1, table, on_n2, me) == 0:  # the random spread reaches n2's pod
+            assert time.monotonic() < deadline, "no request reached web's pod on n2"
+            answers = wget_loop(n1, f"http://{web}:80/", 6)
+            assert len(answers) == 6 and "FAIL" not in answers, answers
+        proxies.kill(n2)
+        proxies.start(n2)
+        wait_for(lambda: proxies.full_syncs(n2) == 1, 30, "the restarted proxy's sync")
+        shown = n2.run(["tc", "filter", "show", "dev", "eth0", "ingress"]).stdout
+        assert shown.count("direct-action") == 1, shown
+        assert wget_loop(n1, url, 3) == ["fast"] * 3
+        assert _counted(n2, table, me, ip) == 0
+    finally:
+        for node in (n1, n2):
+            node.run(["nft", "delete", "table", "ip", table], check=False)
+        client.pods.delete("fast", namespace="default")
 
 
 def _answers(node: NetNode, ip: str, n: int) -> set[str]:
