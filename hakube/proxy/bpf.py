@@ -168,29 +168,47 @@ def _tc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["tc", *args], capture_output=True, text=True, timeout=30, check=False)
 
 
+def bpffs_mounts() -> list[str]:
+    """Where a bpffs is mounted (usually /sys/fs/bpf, which systemd mounts)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            return [line.split()[1] for line in f if line.split()[2:3] == ["bpf"]]
+    except OSError:
+        return []
+
+
 def attach_ingress(device: str, prog_fd: int, pref: int) -> None:
     """Attach a program to ``device``'s tc ingress hook (a ``clsact`` qdisc, added if
     missing), as the direct-action filter with priority ``pref``, replacing the one there --
     so a restarted proxy swaps its program in one step, with no moment without one.
 
-    ``tc`` takes programs by pinned path only: the program is pinned in a bpffs mounted for
-    the moment in a private directory, attached, and the pin removed (the filter keeps its
-    own reference)."""
+    ``tc`` takes programs by pinned path only: the program is pinned under a unique name in a
+    mounted bpffs (or one mounted for the moment in a private directory when there is none),
+    attached, and the pin removed (the filter keeps its own reference)."""
     _tc("qdisc", "add", "dev", device, "clsact")  # fails harmlessly when present
+    mounts = bpffs_mounts()
     with tempfile.TemporaryDirectory(prefix="hakube-bpf-") as tmp:
-        mount = subprocess.run(["mount", "-t", "bpf", "bpf", tmp], capture_output=True, text=True)
-        if mount.returncode != 0:
-            raise BpfError(0, f"mount -t bpf: {mount.stderr.strip()}")
+        if mounts:
+            base = mounts[0]
+        else:
+            mount = subprocess.run(
+                ["mount", "-t", "bpf", "bpf", tmp], capture_output=True, text=True, check=False
+            )
+            if mount.returncode != 0:
+                raise BpfError(0, f"mount -t bpf: {mount.stderr.strip()}")
+            base = tmp
+        path = os.path.join(base, f"hakube-{os.getpid()}-{os.path.basename(tmp)}")
         try:
-            path = os.path.join(tmp, "prog")
             pin(prog_fd, path)
             res = _tc(
                 "filter", "replace", "dev", device, "ingress", "pref", str(pref),
                 "handle", "1", "bpf", "da", "pinned", path,
             )  # fmt: skip
-            os.unlink(path)
         finally:
-            subprocess.run(["umount", tmp], capture_output=True, check=False)
+            if os.path.exists(path):
+                os.unlink(path)
+            if not mounts:
+                subprocess.run(["umount", tmp], capture_output=True, check=False)
     if res.returncode != 0:
         raise BpfError(0, f"tc filter replace dev {device}: {res.stderr.strip()}")
 

@@ -8,7 +8,9 @@ tests/net/test_service_proxy.py.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -91,3 +93,18 @@ def test_conntrack_seed_reads_the_backends_of_dnated_connections(tmp_path) -> No
     )
     assert conntrack_backends(str(table)) == {"10.244.1.7"}
     assert conntrack_backends(str(tmp_path / "missing")) == set()
+
+
+def test_a_mounted_bpffs_is_used_and_left_as_found(node: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Where a bpffs is mounted (systemd's /sys/fs/bpf), the program is pinned there for the
+    moment of attaching and the pin removed: nothing mounted, nothing left behind."""
+    subprocess.run(["mount", "-t", "bpf", "bpf", str(tmp_path)], check=True)
+    try:
+        assert str(tmp_path) in bpf.bpffs_mounts()
+        fast = FastPath("up0", CIDR)
+        nsthread.call_in(node, fast.start)
+        fast.close()
+        assert _filters(node, "up0") == [PREF]
+        assert not [n for n in os.listdir(tmp_path) if n.startswith("hakube-")]
+    finally:
+        subprocess.run(["umount", str(tmp_path)], check=True)
