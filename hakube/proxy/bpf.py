@@ -30,7 +30,11 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 class BpfError(OSError):
-    """The kernel refused a bpf(2) call (the message carries the verifier's log, if any)."""
+    """The kernel refused a bpf(2) call (the message carries the verifier's log, if any), or
+    ``tc`` refused to attach."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def ins(op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:

@@ -30,6 +30,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hakube.api.v1 import core_pb2
+from hakube.lifecycle import StartupError
 from hakube.proxy import nft
 from hakube.proxy.bpf import BpfError
 from hakube.proxy.fastpath import FastPath, clsact_devices
@@ -158,13 +159,13 @@ class Proxier:
     def run(self) -> None:
         if self._stop.is_set():
             return
+        self._start_fast_path()
         self.services.start()
         self.endpoints.start()
         try:
             while not self._stop.is_set():
                 if self.services.wait_for_sync(0.5) and self.endpoints.wait_for_sync(0.5):
                     break
-            self._start_fast_path()
             last = -float("inf")
             checked = self._clock()
             self._dirty.set()
@@ -198,7 +199,12 @@ class Proxier:
                     log.info("proxy: removed the pod fast path from %s", dev)
             return
         fast = FastPath(device, self.config.cluster_cidr)
-        fast.start()
+        try:
+            fast.start()
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        except BpfError as exc:
+            raise StartupError(f"--fast-path-device {device}: {exc}") from None
         self._fast = fast
 
     def stop(self) -> None:

@@ -57,6 +57,7 @@ def test_up_components_run_the_proxy_as_its_own_identity(
         (["--min-sync-interval", "-1"], "--min-sync-interval must be >= 0"),
         (["--cluster-cidr", "10.244.0.0/33"], "--cluster-cidr '10.244.0.0/33'"),
         (["--cluster-cidr", "fd00::/64"], "IPv4 only"),
+        (["--fast-path-device", "eth0"], "--fast-path-device needs --cluster-cidr"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(
@@ -76,3 +77,13 @@ def test_metrics_on_a_non_loopback_address_need_an_explicit_flag(
     assert main([*argv, "--metrics-listen", f"0.0.0.0:{port}"]) == 1
     err = capsys.readouterr().err.strip()
     assert "--allow-unauthenticated-metrics" in err and len(err.splitlines()) == 1
+
+
+def test_a_fast_path_that_cannot_attach_stops_the_start_with_the_flag_named(
+    cluster: LocalCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["proxy", "--servers", cluster.endpoints()[0], "--nft", "/nonexistent/nft"]
+    flags = ["--cluster-cidr", "10.244.0.0/16", "--fast-path-device", "hknosuchdev0"]
+    assert main([*argv, *flags]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the start-up log line
+    assert last.startswith("--fast-path-device hknosuchdev0: ") and "hknosuchdev0" in last[20:]
