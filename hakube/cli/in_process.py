@@ -17,6 +17,7 @@ from hakube import lifecycle
 from hakube.client.client import Client
 from hakube.controllers import all as _all  # noqa: F401 - registers the controllers
 from hakube.controllers.manager import ControllerManager, select
+from hakube.controllers.settings import ControllerSettings
 from hakube.leaderelection import Component, ElectionConfig, ElectionMetrics
 from hakube.lifecycle import Running
 from hakube.pki.layout import Pki
@@ -24,11 +25,18 @@ from hakube.scheduler import Scheduler
 
 
 def start_in_process(
-    name: str, api: str, pki: Pki, *, registry: CollectorRegistry | None = None
+    name: str,
+    api: str,
+    pki: Pki,
+    *,
+    registry: CollectorRegistry | None = None,
+    settings: ControllerSettings | None = None,
 ) -> list[Running[Component]]:
     """Start both components against ``api`` on threads of their own, each with its own
     identity from ``pki`` (issued from the CA there if missing); stop them with ``stop_all``.
-    Their metrics go into ``registry`` (the master's, so its /metrics serves them too)."""
+    Their metrics go into ``registry`` (the master's, so its /metrics serves them too);
+    ``settings``: the controllers' knobs (``hakube master``'s flags of
+    ``hakube controller-manager``: --cluster-cidr and the rest)."""
     registry = registry if registry is not None else CollectorRegistry()
     election = ElectionMetrics(registry)
     host, _, port = api.rpartition(":")
@@ -40,7 +48,7 @@ def start_in_process(
         ("scheduler", Scheduler(registry=registry), "hakube-scheduler"),
         (
             "controller-manager",
-            ControllerManager(select("*"), registry=registry),
+            ControllerManager(select("*"), settings, registry=registry),
             "hakube-controller-manager",
         ),
     ):

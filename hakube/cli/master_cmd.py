@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from hakube import gctune
 from hakube.apiserver.flowcontrol.configfile import apply_file
+from hakube.controllers.settings import ControllerSettings
 from hakube.leaderelection import Component
 from hakube.lifecycle import Running, run_until_signal
 from hakube.master import Master, MasterSettings, tune_process
@@ -51,6 +52,7 @@ class MasterCommandSettings:
     with_controllers: bool = False
     """Also run the scheduler and the controllers in this process (leader-elected: one
     master's copy is active)."""
+    controllers: ControllerSettings = group(ControllerSettings)
 
 
 def add_parser(
@@ -87,7 +89,11 @@ def run(command: MasterCommandSettings) -> int:
         # a third of a master's start-up CPU, wasted without --with-controllers.
         from hakube.cli.in_process import start_in_process
 
-        running.extend(start_in_process(m.name, m.api_listen, pki, registry=registry))
+        running.extend(
+            start_in_process(
+                m.name, m.api_listen, pki, registry=registry, settings=command.controllers
+            )
+        )
 
     gctune.install()
     tune_process()

@@ -51,6 +51,7 @@ import yaml
 
 from hakube.pki import certs
 from hakube.testing import containerd as ctdmod
+from hakube.testing.netnodes import NET_IMAGE, net_image
 from hakube.testing.netns import Host, Network
 from hakube.testing.wait import wait_for
 from tests.ansible.sshlab import SshLab
@@ -72,6 +73,9 @@ pytestmark = [pytest.mark.netns, pytest.mark.timeout(1800)]
 VIP = "192.0.2.100"
 MASTERS = {"m1": "192.0.2.11", "m2": "192.0.2.12", "m3": "192.0.2.13"}
 NODE = ("n1", "192.0.2.21")
+# The web pod's port, and the kube-dns ClusterIP (the agent's --cluster-dns default).
+WEB_PORT = 8080
+CLUSTER_DNS = "10.96.0.10"
 # Added and removed again by the grow/shrink test.
 EXTRA_MASTERS = {"m4": "192.0.2.14", "m5": "192.0.2.15"}
 API = 6443
@@ -334,16 +338,23 @@ def check_pki(dep: Deployment) -> None:
     assert agent["servers"] == VIP_API
 
 
-def check_container_on_the_node(dep: Deployment) -> None:
+def check_container_on_the_node(dep: Deployment) -> str:
     """A Deployment runs a real container on the node the playbook set up: its pod Running
-    with an address from the node's pod network, its log read through the masters."""
+    with an address from the node's pod network, its log read through the masters. Returns
+    the pod's name."""
     manifest = dep.root / "web.yaml"
     labels = {"app": "ansible-web"}
     container = {
         "name": "web",
-        "image": ctdmod.BUSYBOX_IMAGE,
+        "image": NET_IMAGE,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["sh", "-c", "echo hello from $(hostname); exec sleep 3600"],
+        # A web server answering with the pod's name, for the Service checks that follow.
+        "command": [
+            "sh",
+            "-c",
+            "echo hello from $(hostname); mkdir /www; hostname >/www/index.html;"
+            f" exec httpd -f -p {WEB_PORT} -h /www",
+        ],
     }
     deployment = {
         "apiVersion": "apps/v1",
@@ -375,6 +386,121 @@ def check_container_on_the_node(dep: Deployment) -> None:
         lambda: dep.ctl("logs", name, check=False) == f"hello from {name}\n",
         30,
         f"the log of pod {name}",
+    )
+    return name
+
+
+def dns_query(host: Host, server: str, name: str) -> list[str]:
+    """The A records of ``name`` that ``server`` (port 53, UDP) answers, asked from inside
+    ``host`` ([] for an empty answer; the error if nothing answered)."""
+    code = (
+        "import sys, dns.message, dns.query, dns.rdatatype\n"
+        "q = dns.message.make_query(sys.argv[2], 'A')\n"
+        "r = dns.query.udp(q, sys.argv[1], timeout=2)\n"
+        "print(' '.join(sorted(a.address for s in r.answer for a in s"
+        " if s.rdtype == dns.rdatatype.A)))\n"
+    )
+    done = host.run([sys.executable, "-I", "-c", code, server, name], timeout=30, check=False)
+    assert done.returncode == 0, f"DNS query {name} @{server}: {done.stderr.strip()[-500:]}"
+    return done.stdout.split()
+
+
+def check_proxy_and_dns_on_the_node(dep: Deployment, pod: str) -> None:
+    """The node's service proxy and cluster DNS, as the playbook deployed them: each with its
+    own identity (its credentials only on the node, and no right to write); the proxy's nft
+    table on the node; a ClusterIP Service in front of the web pod answers through it, from
+    the node and from the pod itself by name (the pod's resolv.conf names 10.96.0.10, which
+    the proxy sends to the node's DNS instance); and that instance answers for the Services."""
+    node = dep.hosts[NODE[0]]
+    etc = dep.dirs(NODE[0]) / "etc"
+    staging = dep.dirs("m1") / "etc/cluster-pki"
+    for user, cn in (("proxy", "system:kube-proxy"), ("dns", "system:hakube-dns")):
+        assert_private(etc / user)
+        assert {p.name for p in (etc / user).iterdir()} == {
+            "ca.crt",
+            f"{user}.crt",
+            f"{user}.key",
+            "config",
+        }
+        assert (etc / user / f"{user}.key").read_bytes() == (
+            staging / f"users/{user}.key"
+        ).read_bytes()
+        cert = certs.load_cert((etc / user / f"{user}.crt").read_bytes())
+        assert certs.identity_of(cert).user == cn
+        # Least privilege: its credentials cannot write (RBAC answers PERMISSION_DENIED).
+        denied = dep.client.run(
+            [str(dep.dirs("m1") / "venv/bin/hakubectl"), "--config", str(etc / user / "config")]
+            + ["apply", "-f", str(dep.manifest(f"by-{user}"))],
+            timeout=60,
+            check=False,
+        )
+        assert denied.returncode != 0 and f'user "{cn}" cannot' in denied.stderr, denied.stderr
+    proxy_yaml = yaml.safe_load((etc / "proxy.yaml").read_text())
+    assert proxy_yaml["cluster-cidr"] == "10.244.0.0/16" and proxy_yaml["servers"] == VIP_API
+    for name in MASTERS:  # the controllers cut the same range into podCIDRs
+        master_yaml = yaml.safe_load((dep.dirs(name) / "etc/master.yaml").read_text())
+        assert master_yaml["cluster-cidr"] == proxy_yaml["cluster-cidr"]
+    assert not list(etc.glob("*/admin.key")) and not list(etc.glob("**/ca.key"))
+
+    # The proxy's table in the node's kernel.
+    dep.wait(
+        lambda: (
+            node.run(["nft", "list", "table", "ip", "hakube-proxy"], check=False).returncode == 0
+        ),
+        60,
+        "the proxy's nft table on the node",
+    )
+    # A Service in front of the web pod; its Endpoints from the masters' controllers.
+    service = dep.root / "web-service.yaml"
+    service.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "ansible-web"},
+                "spec": {
+                    "selector": {"app": "ansible-web"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": WEB_PORT}],
+                },
+            }
+        )
+    )
+    dep.ctl("apply", "-f", str(service))
+    got: dict[str, Any] = {}
+
+    def allocated() -> bool:  # by the masters' ClusterIP allocator
+        out = dep.ctl("get", "service", "ansible-web", "-o", "json", check=False)
+        got.update(json.loads(out)["spec"] if out else {})
+        return bool(got.get("clusterIP"))
+
+    dep.wait(allocated, 30, "a ClusterIP for the web Service")
+    cluster_ip = got["clusterIP"]
+    # The node reaches ClusterIPs by its default route (a real host has one; this namespace
+    # has none): the proxy's DNAT in nat-output picks the endpoint after that route lookup.
+    node.run(["ip", "route", "add", "10.96.0.0/12", "dev", "eth0"])
+    url = f"http://{cluster_ip}/"
+    dep.wait(
+        lambda: node.fetch(url, timeout=2) == (200, f"{pod}\n"),
+        60,
+        f"the web pod through ClusterIP {cluster_ip} from the node",
+    )
+
+    # The cluster DNS behind 10.96.0.10: the kube-dns Service names the node's instance...
+    eps = json.loads(dep.ctl("get", "endpoints", "kube-dns", "-n", "kube-system", "-o", "json"))
+    assert [a["ip"] for s in eps["subsets"] for a in s["addresses"]] == [NODE[1]]
+    # ... which answers there and, through the proxy, at the ClusterIP.
+    assert dns_query(node, NODE[1], "kube-dns.kube-system.svc.cluster.local") == [CLUSTER_DNS]
+    for server in (NODE[1], CLUSTER_DNS):
+        assert dns_query(node, server, "ansible-web.default.svc.cluster.local") == [cluster_ip]
+    # The pod itself, by the Service's short name: its resolv.conf, the DNS through the
+    # ClusterIP, then the Service's ClusterIP back to itself (hairpin).
+    dep.wait(
+        lambda: (
+            dep.ctl("exec", pod, "--", "wget", "-qO-", "http://ansible-web/", check=False)
+            == f"{pod}\n"
+        ),
+        60,
+        "the web Service by name from inside the pod",
     )
 
 
@@ -496,6 +622,7 @@ def deployment(
             try:
                 ctd.start()
                 ctd.load_test_images()
+                ctd.import_image(net_image())  # httpd, wget, nslookup for the Service checks
                 yield dep
             finally:
                 # Everything the playbook started, by the pids its control scripts recorded;
@@ -603,7 +730,8 @@ def test_playbook_deploys_three_masters_behind_a_vip(deployment: Deployment) -> 
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
     dep.wait(node_ready, 60, f"node {NODE[0]} Ready")
-    check_container_on_the_node(dep)
+    pod = check_container_on_the_node(dep)
+    check_proxy_and_dns_on_the_node(dep, pod)
     check_kubeconfig(dep)
     check_prometheus(dep)
 

@@ -138,3 +138,43 @@ def test_the_agent_stays_root_in_the_host_mount_namespace_with_what_hardening_fi
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+
+
+def test_the_proxy_and_dns_units_keep_one_capability_each_and_name_their_identity(
+    tmp_path: Path,
+) -> None:
+    """Both run as root (their key files are root's) but keep a single capability: the proxy
+    CAP_NET_ADMIN for nftables, the DNS CAP_NET_BIND_SERVICE for port 53; each finds its own
+    client config (its identity) through HAKUBE_CONFIG."""
+    hakube = Path(sys.prefix) / "bin/hakube"
+    for name, role, capability in (
+        ("proxy", "hakube_proxy", "CAP_NET_ADMIN"),
+        ("dns", "hakube_dns", "CAP_NET_BIND_SERVICE"),
+    ):
+        unit = _render(
+            tmp_path,
+            f"hakube-{name}",
+            ["hakube_install", role],
+            {
+                "svc_name": f"hakube-{name}",
+                "svc_description": f"hakube {name}",
+                "svc_argv": [str(hakube), "--config", f"/etc/hakube/{name}.yaml", name],
+                "svc_env": {"HAKUBE_CONFIG": f"{{{{ hakube_{name}_pki_dir }}}}/config"},
+                "svc_hardening": f"{{{{ hakube_{name}_hardening }}}}",
+            },
+        )
+        text = unit.read_text()
+        for line in (
+            f'Environment="HAKUBE_CONFIG=/etc/hakube/{name}/config"',
+            f"CapabilityBoundingSet={capability}",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "UMask=0077",
+        ):
+            assert f"\n{line}\n" in text, (name, line)
+        assert "\nUser=" not in text
+        verify = subprocess.run(
+            ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+        )
+        assert (verify.returncode, verify.stdout + verify.stderr) == (0, ""), name
+        assert _exposure(unit) <= 5.0, name  # root, but one capability and a read-only system

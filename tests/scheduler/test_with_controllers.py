@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from hakube.api.convert import from_dict
+from hakube.cli.main import main
 from hakube.client import Client, errors
 from hakube.testing.cluster import LocalCluster
 from hakube.testing.fakekubelet import FakeKubelet
@@ -86,3 +87,26 @@ def test_killing_the_master_under_the_scheduler_hands_over(cluster: LocalCluster
         assert took <= 8.0, f"scheduling resumed only after {took:.1f} s"
         # Bind is compare-and-swap: a pod that is bound never moves.
         assert all(node_of(client, n) in ("n0", "n1") for n in names)
+
+
+def test_a_master_gives_its_controllers_the_cluster_cidr_it_is_started_with(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hakube master --with-controllers --cluster-cidr`` (the Ansible playbook's
+    hakube_cluster_cidr, which the nodes' proxies get too): a Node gets its podCIDR from that
+    range; one overlapping the Service range is refused with one line naming both, exit 2."""
+    required = ["--name", "m1", "--data-dir", "/nonexistent", "--raft-listen", "127.0.0.1:1"]
+    assert main(["master", *required, "--cluster-cidr", "10.96.0.0/16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--cluster-cidr 10.96.0.0/16" in err and "10.96.0.0/12" in err
+    d = str(tmp_path_factory.mktemp("cidr"))
+    with (
+        LocalCluster(
+            d, 1, extra_args=["--with-controllers", "--cluster-cidr", "10.77.0.0/16"]
+        ) as c,
+        Client(c.endpoints(), timeout=20) as client,
+        FakeKubelet(client, run_pods=False) as sim,
+    ):
+        sim.add_node("n0")
+        wait_for(lambda: client.nodes.get("n0").spec.pod_cidr, 30, "a podCIDR for n0")
+        assert client.nodes.get("n0").spec.pod_cidr == "10.77.0.0/24"
