@@ -34,7 +34,7 @@ from hakube.lifecycle import StartupError
 from hakube.proxy import nft
 from hakube.proxy.bpf import BpfError
 from hakube.proxy.fastpath import FastPath, clsact_devices
-from hakube.proxy.rules import HAIRPIN, Builder, Ruleset, ServicePort, service_ports
+from hakube.proxy.rules import Builder, Ruleset, ServicePort, service_ports
 
 log = logging.getLogger("hakube.proxy")
 
@@ -234,9 +234,10 @@ class Proxier:
     def _exempt_backends(self, want: Ruleset) -> None:
         assert self._fast is not None
         try:
-            self._fast.add(key.split(" . ")[0] for key in want.elements[HAIRPIN])
-        except BpfError:
-            self._fast = None  # FastPath.add took it down: everything takes the stack
+            self._fast.add(want.backends)
+        except BpfError:  # FastPath.add took it down: everything takes the stack
+            self._fast.close()
+            self._fast = None
 
     def sync_once(self) -> bool:
         """Build the ruleset from the caches and apply it; False (and counted) on failure."""

@@ -161,6 +161,8 @@ class Ruleset:
     elements: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in MAPS})
     service_ports: int = 0
     endpoints: int = 0
+    backends: set[str] = field(default_factory=set)
+    """Every endpoint address a service port translates to (the fast path's exceptions)."""
 
     def rule_count(self) -> int:
         return sum(len(r) for r in self.chains.values())
@@ -251,6 +253,7 @@ class Builder:
                 out.elements[m][key] = verdict
             out.service_ports += 1
             out.endpoints += len(sp.endpoints)
+            out.backends.update(ep.ip for ep in sp.endpoints)
         self._cache = cache
         return out
 

@@ -8,6 +8,7 @@ selector and an explicit ClusterIP, and their Endpoints are written by the test 
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from hakube.client import Client
 from hakube.local.cluster import write_config
 from hakube.testing import pki as testpki
 from hakube.testing.cluster import LocalCluster
-from hakube.testing.netns import unavailable_reason
+from hakube.testing.netns import ip, unavailable_reason
 from hakube.testing.proxylab import ProxyLab
 from hakube.testing.wait import wait_for
 from tests.conftest import require
@@ -62,3 +63,15 @@ def lab(
             yield lab
         finally:
             print(Path(workdir, "proxy.log").read_text()[-2000:] if lab.proxy else "")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A fresh network namespace (root, nft), deleted afterwards."""
+    require_nft()
+    name = f"hkpx{secrets.token_hex(3)}"
+    ip("netns", "add", name)
+    try:
+        yield name
+    finally:
+        ip("netns", "del", name, check=False)

@@ -9,9 +9,7 @@ tests/net/test_service_proxy.py.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,27 +18,20 @@ from hakube.proxy.fastpath import PREF, FastPath, clsact_devices, conntrack_back
 from hakube.proxy.proxier import ProxyConfig
 from hakube.testing import nsthread
 from hakube.testing.netns import ip
-from tests.proxy.conftest import require_nft
 
 CIDR = "10.244.0.0/16"
 
 
 @pytest.fixture
-def node() -> Iterator[str]:
-    """A network namespace with an uplink (one end of a veth pair) and a pod route."""
-    require_nft()
-    name = f"hkfp{secrets.token_hex(3)}"
-    ip("netns", "add", name)
-    try:
-        for cmd in (
-            ["link", "add", "up0", "type", "veth", "peer", "name", "up1"],
-            ["link", "set", "up0", "up"],
-            ["addr", "add", "10.0.0.1/24", "dev", "up0"],
-        ):
-            ip("-n", name, *cmd)
-        yield name
-    finally:
-        ip("netns", "del", name, check=False)
+def node(netns: str) -> str:
+    """A network namespace with an uplink (one end of a veth pair)."""
+    for cmd in (
+        ["link", "add", "up0", "type", "veth", "peer", "name", "up1"],
+        ["link", "set", "up0", "up"],
+        ["addr", "add", "10.0.0.1/24", "dev", "up0"],
+    ):
+        ip("-n", netns, *cmd)
+    return netns
 
 
 def _filters(ns: str, dev: str) -> list[int]:

@@ -7,9 +7,7 @@ holds, so a diff that nft would refuse, or that drifts from a full rebuild, fail
 
 from __future__ import annotations
 
-import secrets
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -32,9 +30,7 @@ from hakube.proxy.rules import (
     svc_chain,
 )
 from hakube.testing import nsthread
-from hakube.testing.netns import ip
 from hakube.testing.proxylab import normalised
-from tests.proxy.conftest import require_nft
 
 
 def _svc(**spec: object) -> core_pb2.Service:
@@ -173,17 +169,6 @@ def test_the_builder_reuses_fragments_of_unchanged_service_ports() -> None:
 
 
 # -- with the kernel ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    require_nft()
-    name = f"hkpx{secrets.token_hex(3)}"
-    ip("netns", "add", name)
-    try:
-        yield name
-    finally:
-        ip("netns", "del", name, check=False)
 
 
 def _apply(ns: str, text: str) -> None:
